@@ -1,0 +1,31 @@
+# The front door: a thin layer over Meson + Ninja.
+#   make run    build and initialise/start the embedded default instance (./var)
+#   make test   build with ASan+UBSan and run unit, system and fuzz tests
+#   make bench  release build and benchmarks against notmuch and mu
+.PHONY: all deps build run test bench clean
+
+BUILD ?= build
+DATA_DIR ?= $(CURDIR)/var
+
+all: build
+
+deps:
+	@tools/deps.sh build
+
+build: deps
+	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) >/dev/null
+	@ninja -C $(BUILD)
+
+run: build
+	@tools/run.sh $(BUILD)/mailvault "$(DATA_DIR)"
+
+test:
+	@tools/deps.sh test
+	@tools/test.sh
+
+bench:
+	@tools/deps.sh bench
+	@bench/run.sh
+
+clean:
+	rm -rf build build-asan build-fuzz build-release

@@ -1,0 +1,281 @@
+/* base: error domain, stderr logging, and file helpers.
+ *
+ * The file helpers exist so that no caller can forget a short write, an
+ * EINTR or a failed fsync: each loops or fails with a GError that names the
+ * path and the operation, and maps ENOSPC/EDQUOT to MV_ERR_NO_SPACE so that
+ * a full disk is reported as such all the way up. */
+#include "base/base.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+G_DEFINE_QUARK(mailvault-error-quark, mv_error)
+
+static bool log_debug_on;
+static bool log_quiet_on;
+
+void mv_set_errno_error(GError **error, int errnum, const char *op, const char *path)
+{
+	int code = (errnum == ENOSPC || errnum == EDQUOT) ? MV_ERR_NO_SPACE : MV_ERR_IO;
+	g_set_error(error, MV_ERROR, code, "%s %s: %s", op, path, g_strerror(errnum));
+}
+
+void mv_log_set_debug(bool on) { log_debug_on = on; }
+void mv_log_set_quiet(bool on) { log_quiet_on = on; }
+
+static void log_line(const char *level, const char *fmt, va_list ap)
+{
+	char *msg = g_strdup_vprintf(fmt, ap);
+	fprintf(stderr, "mailvault: %s%s\n", level, msg);
+	g_free(msg);
+}
+
+void mv_log_debug(const char *fmt, ...)
+{
+	if (!log_debug_on)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_line("debug: ", fmt, ap);
+	va_end(ap);
+}
+
+void mv_log_info(const char *fmt, ...)
+{
+	if (log_quiet_on)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_line("", fmt, ap);
+	va_end(ap);
+}
+
+void mv_log_warn(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_line("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+int mv_pwrite_all(int fd, const void *buf, size_t len, off_t offset, const char *path, GError **error)
+{
+	const uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, offset);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			mv_set_errno_error(error, errno, "write", path);
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		offset += n;
+	}
+	return 0;
+}
+
+int mv_pread_exact(int fd, void *buf, size_t len, off_t offset, const char *path, GError **error)
+{
+	uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, offset);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			mv_set_errno_error(error, errno, "read", path);
+			return -1;
+		}
+		if (n == 0) {
+			g_set_error(error, MV_ERROR, MV_ERR_CORRUPT,
+			            "read %s: unexpected end of file at offset %lld", path, (long long)offset);
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		offset += n;
+	}
+	return 0;
+}
+
+int mv_fsync_fd(int fd, const char *path, GError **error)
+{
+	if (fsync(fd) == 0)
+		return 0;
+	mv_set_errno_error(error, errno, "fsync", path);
+	return -1;
+}
+
+int mv_fsync_dir(const char *dir, GError **error)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		mv_set_errno_error(error, errno, "open", dir);
+		return -1;
+	}
+	int rc = mv_fsync_fd(fd, dir, error);
+	close(fd);
+	return rc;
+}
+
+int mv_mkdir_p(const char *path, GError **error)
+{
+	if (g_mkdir_with_parents(path, 0700) == 0)
+		return 0;
+	mv_set_errno_error(error, errno, "mkdir", path);
+	return -1;
+}
+
+int mv_read_file(const char *path, size_t max_len, GByteArray **data_r, GError **error)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		mv_set_errno_error(error, errno, "open", path);
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		mv_set_errno_error(error, errno, "stat", path);
+		close(fd);
+		return -1;
+	}
+	if (st.st_size < 0 || (uint64_t)st.st_size > max_len) {
+		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "%s: %lld bytes is larger than the limit of %zu bytes",
+		            path, (long long)st.st_size, max_len);
+		close(fd);
+		return -1;
+	}
+	GByteArray *data = g_byte_array_sized_new((guint)st.st_size + 1);
+	g_byte_array_set_size(data, (guint)st.st_size);
+	int rc = mv_pread_exact(fd, data->data, (size_t)st.st_size, 0, path, error);
+	close(fd);
+	if (rc < 0) {
+		g_byte_array_unref(data);
+		return -1;
+	}
+	*data_r = data;
+	return 0;
+}
+
+int mv_write_file_atomic(const char *path, const void *data, size_t len, int mode, GError **error)
+{
+	char *tmp = g_strdup_printf("%s.tmp", path);
+	char *dir = g_path_get_dirname(path);
+	int rc = -1;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0) {
+		mv_set_errno_error(error, errno, "create", tmp);
+		goto out;
+	}
+	if (mv_pwrite_all(fd, data, len, 0, tmp, error) < 0 || mv_fsync_fd(fd, tmp, error) < 0) {
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	close(fd);
+	if (rename(tmp, path) < 0) {
+		mv_set_errno_error(error, errno, "rename", tmp);
+		unlink(tmp);
+		goto out;
+	}
+	rc = mv_fsync_dir(dir, error);
+out:
+	g_free(tmp);
+	g_free(dir);
+	return rc;
+}
+
+static uint64_t usage_walk(const char *path, int depth)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return 0;
+	uint64_t total = (uint64_t)st.st_blocks * 512u;
+	if (!S_ISDIR(st.st_mode) || depth > 32)
+		return total;
+	DIR *d = opendir(path);
+	if (!d)
+		return total;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char *child = g_build_filename(path, e->d_name, NULL);
+		total += usage_walk(child, depth + 1);
+		g_free(child);
+	}
+	closedir(d);
+	return total;
+}
+
+uint64_t mv_disk_usage(const char *path)
+{
+	return usage_walk(path, 0);
+}
+
+char *mv_hex(const uint8_t *bytes, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	char *out = g_malloc(len * 2 + 1);
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[bytes[i] >> 4];
+		out[2 * i + 1] = digits[bytes[i] & 15];
+	}
+	out[len * 2] = '\0';
+	return out;
+}
+
+bool mv_unhex(const char *hex, uint8_t *out, size_t out_len)
+{
+	if (!hex || strlen(hex) != out_len * 2)
+		return false;
+	for (size_t i = 0; i < out_len; i++) {
+		int hi = g_ascii_xdigit_value(hex[2 * i]);
+		int lo = g_ascii_xdigit_value(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+int64_t mv_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+double mv_monotonic(void)
+{
+	return (double)g_get_monotonic_time() / 1e6;
+}
+
+char *mv_format_time_utc(int64_t t)
+{
+	GDateTime *dt = g_date_time_new_from_unix_utc(t);
+	if (!dt)
+		return g_strdup("invalid-date");
+	char *s = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
+	g_date_time_unref(dt);
+	return s;
+}
+
+char *mv_utf8_sanitize(const char *s, gssize len)
+{
+	if (!s)
+		return g_strdup("");
+	char *valid = g_utf8_make_valid(s, len);
+	for (char *p = valid; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			*p = ' ';
+	}
+	return valid;
+}

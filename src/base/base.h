@@ -1,0 +1,70 @@
+/* base: the few things every module needs — error domain, logging, file
+ * helpers that never ignore a return code, and small text utilities.
+ *
+ * Errors travel as GLib GError (GLib comes with GMime): one well-kept error
+ * type instead of a home-made one.  Every fallible function takes a
+ * `GError **error` last and returns -1 / NULL on failure with the error set. */
+#ifndef MV_BASE_H
+#define MV_BASE_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MV_ERROR (mv_error_quark())
+GQuark mv_error_quark(void);
+
+typedef enum {
+	MV_ERR_IO = 1,       /* a system call failed */
+	MV_ERR_INVALID,      /* bad input from outside: named in the message */
+	MV_ERR_CORRUPT,      /* stored data failed a check */
+	MV_ERR_NOT_FOUND,
+	MV_ERR_EXISTS,
+	MV_ERR_NO_SPACE,     /* ENOSPC / EDQUOT: stop, nothing corrupted */
+	MV_ERR_LIMIT,        /* an input exceeds a configured bound */
+} mv_error_code;
+
+/* Sets *error from errno, naming the path and the operation. */
+void mv_set_errno_error(GError **error, int errnum, const char *op, const char *path);
+
+/* Logging to stderr, one line each; debug only when enabled. */
+void mv_log_set_debug(bool on);
+void mv_log_set_quiet(bool on);
+void mv_log_debug(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+void mv_log_info(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+void mv_log_warn(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+/* Writes all of buf at offset (pwrite loop). */
+int mv_pwrite_all(int fd, const void *buf, size_t len, off_t offset, const char *path, GError **error);
+/* Reads exactly len bytes at offset; a short read is MV_ERR_CORRUPT. */
+int mv_pread_exact(int fd, void *buf, size_t len, off_t offset, const char *path, GError **error);
+int mv_fsync_fd(int fd, const char *path, GError **error);
+/* fsyncs a directory so that a created or renamed entry survives a crash. */
+int mv_fsync_dir(const char *dir, GError **error);
+/* mkdir -p with mode 0700 for new components. */
+int mv_mkdir_p(const char *path, GError **error);
+/* Reads a whole file, refusing files larger than max_len. */
+int mv_read_file(const char *path, size_t max_len, GByteArray **data_r, GError **error);
+/* Writes a whole file atomically: temp file, fsync, rename, fsync dir. */
+int mv_write_file_atomic(const char *path, const void *data, size_t len, int mode, GError **error);
+/* Disk usage in bytes of a file or a directory tree (allocated blocks). */
+uint64_t mv_disk_usage(const char *path);
+
+/* Lower-case hex of bytes into a new string. */
+char *mv_hex(const uint8_t *bytes, size_t len);
+/* Parses hex into out (exactly out_len bytes); false on bad input. */
+bool mv_unhex(const char *hex, uint8_t *out, size_t out_len);
+
+/* Wall clock in seconds, and a monotonic clock in seconds (double). */
+int64_t mv_now(void);
+double mv_monotonic(void);
+/* ISO 8601 UTC ("2002-08-22T11:36:16Z") into a new string. */
+char *mv_format_time_utc(int64_t t);
+
+/* Replaces invalid UTF-8 and control characters (except \t) so that a string
+ * taken from mail can be printed or stored as text.  Returns a new string. */
+char *mv_utf8_sanitize(const char *s, gssize len);
+
+#endif

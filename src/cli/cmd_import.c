@@ -1,0 +1,277 @@
+/* cli/cmd_import: `mailvault init` and `mailvault import`.
+ *
+ * import is a thin loop: a reader (mime/) yields messages, the one ingest
+ * pipeline archives them.  What this file adds is what a person at a
+ * terminal needs — the folder each message lands in, a live progress line,
+ * Ctrl-C that stops cleanly after making everything read so far durable,
+ * and a summary whose exit status says whether anything was refused. */
+#include "cli/cli.h"
+#include "ingest/ingest.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+int mv_cmd_init(const mv_cli_globals *g, int argc, char **argv)
+{
+	GOptionEntry entries[] = { { NULL } };
+	if (!mv_cli_parse("init", "", "Create a mailvault instance in the data directory.", entries, &argc, &argv))
+		return MV_EXIT_USAGE;
+	char *dir = mv_data_dir_resolve(g->data_dir);
+	char *recovery = NULL;
+	GError *err = NULL;
+	if (mv_instance_init(dir, &recovery, &err) < 0) {
+		g_free(dir);
+		return mv_cli_fail(err);
+	}
+	printf("Initialised mailvault instance in %s\n", dir);
+	printf("Archive store: store1 (current)\n");
+	printf("Recovery key: %s\n", recovery);
+	printf("Write the recovery key down and keep it safe: it is shown only this once, and it is\n"
+	       "what opens these stores on another instance if master.key is lost.\n");
+	g_free(recovery);
+	g_free(dir);
+	return MV_EXIT_OK;
+}
+
+/* ---- import ------------------------------------------------------------------------ */
+
+typedef struct import_args {
+	char *archive;
+	char *folder;
+	char *format;
+	char *ext;
+	gboolean no_subfolders;
+	gboolean json;
+	gboolean quiet;
+} import_args;
+
+static char *default_root(const char *path, mv_format fmt, const import_args *a)
+{
+	if (a->folder)
+		return g_strdup(a->folder);
+	if (fmt == MV_FORMAT_MAILDIR)
+		return g_strdup("Inbox");
+	if (fmt == MV_FORMAT_MBOX || fmt == MV_FORMAT_MBOXO) {
+		char *base = g_path_get_basename(path);
+		char *dot = strrchr(base, '.');
+		if (dot && dot != base)
+			*dot = '\0';
+		return base;
+	}
+	return g_strdup("");
+}
+
+/* Folder of a message: root, then the source's subfolder.  A Maildir without
+ * --folder keeps its Maildir++ subfolders beside Inbox, as IMAP shows them. */
+static char *message_folder(const char *root, const char *sub, mv_format fmt, bool explicit_root)
+{
+	if (!sub || !*sub)
+		return g_strdup(root);
+	if (!*root || (fmt == MV_FORMAT_MAILDIR && !explicit_root))
+		return g_strdup(sub);
+	return g_strconcat(root, "/", sub, NULL);
+}
+
+static char **parse_extensions(const char *ext)
+{
+	if (!ext)
+		return NULL;
+	char **parts = g_strsplit(ext, ",", -1);
+	GPtrArray *out = g_ptr_array_new();
+	for (char **p = parts; *p; p++) {
+		char *e = g_strstrip(*p);
+		while (*e == '.')
+			e++;
+		if (*e)
+			g_ptr_array_add(out, g_ascii_strdown(e, -1));
+	}
+	g_strfreev(parts);
+	g_ptr_array_add(out, NULL);
+	return (char **)g_ptr_array_free(out, FALSE);
+}
+
+static void progress_line(mv_ingest *ing, mv_reader *r, double started)
+{
+	mv_ingest_counts c;
+	mv_ingest_get_counts(ing, &c);
+	uint64_t done = 0, total = 0;
+	mv_reader_progress(r, &done, &total);
+	double secs = mv_monotonic() - started;
+	double rate = secs > 0 ? (double)(c.imported + c.duplicates) / secs : 0;
+	double mbs = secs > 0 ? (double)done / secs / 1e6 : 0;
+	char eta[32] = "--";
+	if (total > done && mbs > 0)
+		g_snprintf(eta, sizeof eta, "%.0fs", (double)(total - done) / 1e6 / mbs);
+	fprintf(stderr, "\r%llu messages, %.1f MB of %.1f MB, %.0f msg/s, %.1f MB/s, ETA %s   ",
+	        (unsigned long long)(c.imported + c.duplicates), done / 1e6, total / 1e6, rate, mbs, eta);
+	fflush(stderr);
+}
+
+static void print_summary(mv_ingest *ing, const import_args *a, double secs)
+{
+	mv_ingest_counts c;
+	mv_ingest_get_counts(ing, &c);
+	const GPtrArray *refusals = mv_ingest_refusals(ing);
+	if (a->json) {
+		json_t *list = json_array();
+		for (guint i = 0; i < refusals->len; i++) {
+			const mv_refusal *r = refusals->pdata[i];
+			json_array_append_new(list, json_pack("{s:s, s:s}", "origin", r->origin, "reason", r->reason));
+		}
+		json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:o}",
+		                      "imported", (json_int_t)c.imported, "duplicates", (json_int_t)c.duplicates,
+		                      "malformed", (json_int_t)c.malformed, "refused", (json_int_t)c.refused,
+		                      "bytes", (json_int_t)c.bytes, "seconds", secs, "refusals", list);
+		char *text = json_dumps(o, JSON_COMPACT);
+		printf("%s\n", text);
+		free(text);
+		json_decref(o);
+		return;
+	}
+	printf("imported %llu, already archived %llu, archived but malformed %llu, refused %llu (%.1f MB in %.1f s)\n",
+	       (unsigned long long)c.imported, (unsigned long long)c.duplicates, (unsigned long long)c.malformed,
+	       (unsigned long long)c.refused, c.bytes / 1e6, secs);
+	for (guint i = 0; i < refusals->len; i++) {
+		const mv_refusal *r = refusals->pdata[i];
+		printf("refused: %s: %s\n", r->origin, r->reason);
+	}
+}
+
+/* Reads every message of r into ing.  Returns -1 on a fatal error. */
+static int import_loop(mv_reader *r, mv_ingest *ing, const char *path, const import_args *a, GError **error)
+{
+	mv_format fmt = mv_reader_format(r);
+	char *root = default_root(path, fmt, a);
+	const char *source = mv_format_name(fmt);
+	bool live = !a->quiet && !a->json && isatty(STDERR_FILENO);
+	double started = mv_monotonic(), last = 0;
+	int rc = 0;
+	while (rc == 0 && !interrupted) {
+		mv_source_message msg = { 0 };
+		GError *item_err = NULL;
+		mv_read_result res = mv_reader_next(r, &msg, &item_err);
+		if (res == MV_READ_END)
+			break;
+		if (res == MV_READ_FATAL) {
+			g_propagate_error(error, item_err);
+			rc = -1;
+			break;
+		}
+		if (res == MV_READ_SKIPPED) {
+			mv_ingest_refuse(ing, msg.origin ? msg.origin : path, item_err ? item_err->message : "unreadable");
+			g_clear_error(&item_err);
+			continue;
+		}
+		char *folder = message_folder(root, msg.folder, fmt, a->folder != NULL);
+		mv_ingest_message m = {
+			.archive = a->archive, .folder = folder, .data = msg.data->data, .len = msg.data->len,
+			.source = source, .origin = msg.origin, .mail_flags = msg.mail_flags,
+		};
+		rc = mv_ingest_add(ing, &m, error);
+		g_free(folder);
+		if (live && mv_monotonic() - last > 0.25) {
+			last = mv_monotonic();
+			progress_line(ing, r, started);
+		}
+	}
+	if (live)
+		fprintf(stderr, "\n");
+	g_free(root);
+	return rc;
+}
+
+static bool check_import_args(const import_args *a, mv_reader_options *ro, int argc)
+{
+	if (argc != 2) {
+		fprintf(stderr, "mailvault: import needs exactly one PATH (see 'mailvault import --help')\n");
+		return false;
+	}
+	if (!a->archive || !*a->archive) {
+		fprintf(stderr, "mailvault: import needs --archive NAME (the user archive to import into)\n");
+		return false;
+	}
+	if (a->format && !mv_format_from_name(a->format, &ro->format)) {
+		fprintf(stderr, "mailvault: unknown --format '%s' (expected eml, emldir, mbox, mboxrd, mboxo or maildir)\n",
+		        a->format);
+		return false;
+	}
+	return true;
+}
+
+int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
+{
+	import_args a = { 0 };
+	GOptionEntry entries[] = {
+		{ "archive", 0, 0, G_OPTION_ARG_STRING, &a.archive, "user archive to import into (required)", "NAME" },
+		{ "folder", 0, 0, G_OPTION_ARG_STRING, &a.folder, "folder inside the archive", "F" },
+		{ "format", 0, 0, G_OPTION_ARG_STRING, &a.format, "eml, emldir, mbox, mboxrd, mboxo or maildir (default: detect)", "FMT" },
+		{ "ext", 0, 0, G_OPTION_ARG_STRING, &a.ext, "EML directories: file extensions to import (default eml)", "eml,txt" },
+		{ "no-subfolders", 0, 0, G_OPTION_ARG_NONE, &a.no_subfolders, "EML directories: do not descend", NULL },
+		{ "json", 0, 0, G_OPTION_ARG_NONE, &a.json, "print the summary as JSON", NULL },
+		{ "quiet", 'q', 0, G_OPTION_ARG_NONE, &a.quiet, "no progress line", NULL },
+		{ NULL },
+	};
+	if (!mv_cli_parse("import", "PATH", "Archive messages from an EML file or directory, an mbox file or a Maildir.",
+	                  entries, &argc, &argv))
+		return MV_EXIT_USAGE;
+	mv_reader_options ro = { .format = MV_FORMAT_AUTO, .recursive = true };
+	int status = MV_EXIT_USAGE;
+	mv_instance *inst = NULL;
+	mv_reader *r = NULL;
+	mv_ingest *ing = NULL;
+	GError *err = NULL;
+	if (!check_import_args(&a, &ro, argc))
+		goto out;
+	ro.recursive = !a.no_subfolders;
+	ro.extensions = parse_extensions(a.ext);
+	status = MV_EXIT_FAIL;
+	if (!(inst = mv_cli_open_instance(g)))
+		goto out;
+	if (!(r = mv_reader_open(argv[1], &ro, &err)) || !(ing = mv_ingest_begin(inst, &err))) {
+		status = mv_cli_fail(err);
+		goto out;
+	}
+	signal(SIGINT, on_sigint);
+	signal(SIGTERM, on_sigint);
+	double started = mv_monotonic();
+	int rc = import_loop(r, ing, argv[1], &a, &err);
+	GError *flush_err = NULL;
+	int flushed = mv_ingest_flush(ing, &flush_err);
+	print_summary(ing, &a, mv_monotonic() - started);
+	if (rc < 0 || flushed < 0) {
+		status = mv_cli_fail(rc < 0 ? err : flush_err);
+		if (rc < 0)
+			g_clear_error(&flush_err);
+		goto out;
+	}
+	if (interrupted) {
+		fprintf(stderr, "mailvault: interrupted; everything counted above is archived — run the same import again to continue\n");
+		status = MV_EXIT_FAIL;
+		goto out;
+	}
+	mv_ingest_counts c;
+	mv_ingest_get_counts(ing, &c);
+	status = c.refused ? MV_EXIT_REFUSED : MV_EXIT_OK;
+out:
+	if (ing && mv_ingest_end(&ing, &err) < 0)
+		g_clear_error(&err);
+	mv_reader_close(&r);
+	mv_instance_close(&inst);
+	g_strfreev(ro.extensions);
+	g_free(a.archive);
+	g_free(a.folder);
+	g_free(a.format);
+	g_free(a.ext);
+	return status;
+}

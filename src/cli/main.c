@@ -1,0 +1,92 @@
+/* cli/main: the `mailvault` command — global options and subcommand dispatch.
+ *
+ * Each subcommand lives in a cmd_*.c file with the signature of mv_cli_cmd;
+ * this file only finds the data directory and the subcommand.  Global
+ * options may stand before or after the subcommand name, so both
+ * `mailvault --data-dir D import ...` and `mailvault import ... --data-dir D`
+ * work. */
+#include "cli/cli.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+	const char *name;
+	mv_cli_cmd fn;
+	const char *summary;
+} commands[] = {
+	{ "init", mv_cmd_init, "create an instance in the data directory" },
+	{ "import", mv_cmd_import, "archive messages from an EML file or directory, an mbox or a Maildir" },
+	{ "search", mv_cmd_search, "find messages" },
+	{ "show", mv_cmd_show, "print a message exactly as archived" },
+	{ "stats", mv_cmd_stats, "counts and disk use per store" },
+	{ "folders", mv_cmd_folders, "archives and folders with message counts" },
+	{ "search-bench", mv_cmd_search_bench, "time a list of queries in one process (for bench/)" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: mailvault [--data-dir DIR] [--debug] COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+		fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nThe data directory is --data-dir, else $MAILVAULT_DATA_DIR, else ./var.\n"
+	        "'mailvault COMMAND --help' describes a command.\n");
+}
+
+/* Removes global options from argv wherever they stand; returns new argc. */
+static int take_globals(int argc, char **argv, mv_cli_globals *g, GError **error)
+{
+	int out = 1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--debug") == 0) {
+			g->debug = true;
+			continue;
+		}
+		if (strcmp(a, "--data-dir") == 0) {
+			if (i + 1 >= argc) {
+				g_set_error(error, MV_ERROR, MV_ERR_INVALID, "--data-dir needs a directory");
+				return -1;
+			}
+			g->data_dir = argv[++i];
+			continue;
+		}
+		if (g_str_has_prefix(a, "--data-dir=")) {
+			g->data_dir = a + strlen("--data-dir=");
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			while (i < argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		argv[out++] = argv[i];
+	}
+	argv[out] = NULL;
+	return out;
+}
+
+int main(int argc, char **argv)
+{
+	setlocale(LC_ALL, "");
+	mv_cli_globals g = { 0 };
+	GError *err = NULL;
+	argc = take_globals(argc, argv, &g, &err);
+	if (argc < 0) {
+		fprintf(stderr, "mailvault: %s\n", err->message);
+		g_error_free(err);
+		return MV_EXIT_USAGE;
+	}
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? MV_EXIT_USAGE : MV_EXIT_OK;
+	}
+	mv_log_set_debug(g.debug);
+	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(&g, argc - 1, argv + 1);
+	fprintf(stderr, "mailvault: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return MV_EXIT_USAGE;
+}

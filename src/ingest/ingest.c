@@ -1,0 +1,342 @@
+/* ingest: batching, parallel parsing and the committer thread.
+ *
+ * Shape: the caller's thread fills a batch; when it is full the batch is
+ * parsed on a thread pool (every core), then queued to one committer thread
+ * that owns the store connection and calls mv_store_add_batch.  At most one
+ * batch is being committed while the next is filled and parsed, so memory is
+ * bounded by two batches whatever the source size.  The committer is the only
+ * thread that touches SQLite, so the store needs no locking of its own. */
+#include "ingest/ingest.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#define BATCH_MESSAGES 512
+#define BATCH_BYTES (32u * 1024u * 1024u)
+#define ZSTD_LEVEL 3
+
+typedef struct item {
+	GByteArray *data;
+	char *archive, *folder, *source, *origin, *mail_flags;
+	int64_t archived_at;
+	mv_parsed *parsed;
+	uint8_t hash[MV_HASH_BYTES];
+} item;
+
+typedef struct batch {
+	GPtrArray *items;  /* of item* */
+	size_t bytes;
+} batch;
+
+struct mv_ingest {
+	mv_instance *inst;
+	mv_store *store;
+	batch *filling;
+	GThreadPool *parsers;
+	GThread *committer;
+	GAsyncQueue *to_commit;   /* batch*, or the sentinel to stop */
+	GMutex lock;
+	GCond idle;               /* signalled when in_flight drops */
+	int in_flight;            /* batches queued or committing */
+	GError *fatal;            /* first commit error; stops the ingest */
+	mv_ingest_counts counts;
+	GPtrArray *refusals;
+	/* parse latch */
+	GMutex parse_lock;
+	GCond parse_done;
+	guint parse_left;
+};
+
+static batch stop_sentinel;
+
+static void item_free(item *it)
+{
+	if (!it)
+		return;
+	g_byte_array_unref(it->data);
+	g_free(it->archive);
+	g_free(it->folder);
+	g_free(it->source);
+	g_free(it->origin);
+	g_free(it->mail_flags);
+	mv_parsed_free(it->parsed);
+	g_free(it);
+}
+
+static batch *batch_new(void)
+{
+	batch *b = g_new0(batch, 1);
+	b->items = g_ptr_array_new_with_free_func((GDestroyNotify)item_free);
+	return b;
+}
+
+static void batch_free(batch *b)
+{
+	if (!b)
+		return;
+	g_ptr_array_free(b->items, TRUE);
+	g_free(b);
+}
+
+static void refusal_free(mv_refusal *r)
+{
+	g_free(r->origin);
+	g_free(r->reason);
+	g_free(r);
+}
+
+/* ---- committing ------------------------------------------------------------------ */
+
+static void fill_store_item(mv_store_item *si, item *it)
+{
+	mv_parsed *p = it->parsed;
+	*si = (mv_store_item){
+		.archive = it->archive, .folder = it->folder, .raw = it->data->data, .raw_len = it->data->len,
+		.archived_at = it->archived_at, .source = it->source, .origin = it->origin,
+		.mail_flags = it->mail_flags, .subject = p->subject, .from = p->from, .from_addrs = p->from_addrs,
+		.to = p->to, .to_addrs = p->to_addrs, .cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs,
+		.message_id = p->message_id, .date = p->date, .date_source = (int)p->date_source,
+		.parse_flags = p->flags, .has_attachment = p->has_attachment, .text = p->text->str,
+		.attachment_names = p->attachment_names->str,
+	};
+	memcpy(si->hash, it->hash, MV_HASH_BYTES);
+}
+
+static void commit_batch(mv_ingest *ing, batch *b)
+{
+	size_t n = b->items->len;
+	mv_store_item *items = g_new0(mv_store_item, n);
+	for (size_t i = 0; i < n; i++)
+		fill_store_item(&items[i], b->items->pdata[i]);
+	GError *err = NULL;
+	int rc = mv_store_add_batch(ing->store, items, n, ZSTD_LEVEL, &err);
+	g_mutex_lock(&ing->lock);
+	ing->counts.pending -= n;
+	if (rc < 0) {
+		if (!ing->fatal)
+			ing->fatal = err;
+		else
+			g_error_free(err);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			ing->counts.bytes += items[i].raw_len;
+			if (items[i].duplicate) {
+				ing->counts.duplicates++;
+				continue;
+			}
+			ing->counts.imported++;
+			if (items[i].parse_flags & MV_MALFORMED_FLAGS)
+				ing->counts.malformed++;
+		}
+	}
+	g_mutex_unlock(&ing->lock);
+	g_free(items);
+}
+
+static gpointer committer_main(gpointer data)
+{
+	mv_ingest *ing = data;
+	for (;;) {
+		batch *b = g_async_queue_pop(ing->to_commit);
+		if (b == &stop_sentinel)
+			break;
+		g_mutex_lock(&ing->lock);
+		bool failed = ing->fatal != NULL;
+		g_mutex_unlock(&ing->lock);
+		/* After a fatal error nothing more is written: the caller reports
+		 * it, and re-running the import picks up where this stopped. */
+		if (!failed)
+			commit_batch(ing, b);
+		else {
+			g_mutex_lock(&ing->lock);
+			ing->counts.pending -= b->items->len;
+			g_mutex_unlock(&ing->lock);
+		}
+		batch_free(b);
+		g_mutex_lock(&ing->lock);
+		ing->in_flight--;
+		g_cond_broadcast(&ing->idle);
+		g_mutex_unlock(&ing->lock);
+	}
+	return NULL;
+}
+
+/* ---- parsing --------------------------------------------------------------------- */
+
+static void parse_one(gpointer data, gpointer user)
+{
+	item *it = data;
+	mv_ingest *ing = user;
+	crypto_generichash(it->hash, MV_HASH_BYTES, it->data->data, it->data->len, NULL, 0);
+	it->parsed = mv_parse_message(it->data->data, it->data->len, it->archived_at);
+	g_mutex_lock(&ing->parse_lock);
+	if (--ing->parse_left == 0)
+		g_cond_signal(&ing->parse_done);
+	g_mutex_unlock(&ing->parse_lock);
+}
+
+static int parse_batch(mv_ingest *ing, batch *b, GError **error)
+{
+	g_mutex_lock(&ing->parse_lock);
+	ing->parse_left = b->items->len;
+	g_mutex_unlock(&ing->parse_lock);
+	for (guint i = 0; i < b->items->len; i++) {
+		if (!g_thread_pool_push(ing->parsers, b->items->pdata[i], error)) {
+			/* Items not pushed are parsed here so the latch still drains. */
+			for (; i < b->items->len; i++)
+				parse_one(b->items->pdata[i], ing);
+			break;
+		}
+	}
+	g_clear_error(error);
+	g_mutex_lock(&ing->parse_lock);
+	while (ing->parse_left > 0)
+		g_cond_wait(&ing->parse_done, &ing->parse_lock);
+	g_mutex_unlock(&ing->parse_lock);
+	return 0;
+}
+
+/* Hands the filling batch to the committer, waiting while one is already
+ * queued so that at most two batches are in memory. */
+static int submit(mv_ingest *ing, GError **error)
+{
+	batch *b = ing->filling;
+	if (!b || b->items->len == 0)
+		return 0;
+	ing->filling = NULL;
+	parse_batch(ing, b, error);
+	g_mutex_lock(&ing->lock);
+	while (ing->in_flight >= 1 && !ing->fatal)
+		g_cond_wait(&ing->idle, &ing->lock);
+	ing->in_flight++;
+	g_mutex_unlock(&ing->lock);
+	g_async_queue_push(ing->to_commit, b);
+	return 0;
+}
+
+static int check_fatal(mv_ingest *ing, GError **error)
+{
+	g_mutex_lock(&ing->lock);
+	int rc = 0;
+	if (ing->fatal) {
+		g_propagate_error(error, g_error_copy(ing->fatal));
+		rc = -1;
+	}
+	g_mutex_unlock(&ing->lock);
+	return rc;
+}
+
+/* ---- public ----------------------------------------------------------------------- */
+
+mv_ingest *mv_ingest_begin(mv_instance *inst, GError **error)
+{
+	mv_mime_init();
+	int store_id = 0;
+	if (mv_instance_current_store(inst, &store_id, error) < 0)
+		return NULL;
+	mv_store *store = mv_instance_open_store(inst, store_id, MV_STORE_WRITE, error);
+	if (!store)
+		return NULL;
+	mv_ingest *ing = g_new0(mv_ingest, 1);
+	ing->inst = inst;
+	ing->store = store;
+	ing->refusals = g_ptr_array_new_with_free_func((GDestroyNotify)refusal_free);
+	ing->to_commit = g_async_queue_new();
+	g_mutex_init(&ing->lock);
+	g_cond_init(&ing->idle);
+	g_mutex_init(&ing->parse_lock);
+	g_cond_init(&ing->parse_done);
+	int threads = (int)g_get_num_processors();
+	ing->parsers = g_thread_pool_new(parse_one, ing, threads > 0 ? threads : 1, FALSE, NULL);
+	ing->committer = g_thread_new("committer", committer_main, ing);
+	return ing;
+}
+
+int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
+{
+	if (check_fatal(ing, error) < 0)
+		return -1;
+	if (msg->len > MV_MAX_MESSAGE_SIZE) {
+		char *why = g_strdup_printf("message of %zu bytes exceeds the limit of %u bytes", msg->len, MV_MAX_MESSAGE_SIZE);
+		mv_ingest_refuse(ing, msg->origin, why);
+		g_free(why);
+		return 0;
+	}
+	if (!ing->filling)
+		ing->filling = batch_new();
+	item *it = g_new0(item, 1);
+	it->data = g_byte_array_sized_new((guint)msg->len);
+	g_byte_array_append(it->data, msg->data, (guint)msg->len);
+	it->archive = g_strdup(msg->archive);
+	it->folder = g_strdup(msg->folder ? msg->folder : "");
+	it->source = g_strdup(msg->source ? msg->source : "");
+	it->origin = g_strdup(msg->origin ? msg->origin : "");
+	it->mail_flags = g_strdup(msg->mail_flags ? msg->mail_flags : "");
+	it->archived_at = mv_now();
+	g_ptr_array_add(ing->filling->items, it);
+	ing->filling->bytes += msg->len;
+	g_mutex_lock(&ing->lock);
+	ing->counts.pending++;
+	g_mutex_unlock(&ing->lock);
+	if (ing->filling->items->len >= BATCH_MESSAGES || ing->filling->bytes >= BATCH_BYTES)
+		return submit(ing, error);
+	return 0;
+}
+
+void mv_ingest_refuse(mv_ingest *ing, const char *origin, const char *reason)
+{
+	mv_refusal *r = g_new0(mv_refusal, 1);
+	r->origin = g_strdup(origin ? origin : "");
+	r->reason = g_strdup(reason ? reason : "unknown reason");
+	g_mutex_lock(&ing->lock);
+	ing->counts.refused++;
+	g_ptr_array_add(ing->refusals, r);
+	g_mutex_unlock(&ing->lock);
+}
+
+int mv_ingest_flush(mv_ingest *ing, GError **error)
+{
+	if (submit(ing, error) < 0)
+		return -1;
+	g_mutex_lock(&ing->lock);
+	while (ing->in_flight > 0)
+		g_cond_wait(&ing->idle, &ing->lock);
+	g_mutex_unlock(&ing->lock);
+	return check_fatal(ing, error);
+}
+
+void mv_ingest_get_counts(mv_ingest *ing, mv_ingest_counts *c)
+{
+	g_mutex_lock(&ing->lock);
+	*c = ing->counts;
+	g_mutex_unlock(&ing->lock);
+}
+
+const GPtrArray *mv_ingest_refusals(mv_ingest *ing)
+{
+	return ing->refusals;
+}
+
+int mv_ingest_end(mv_ingest **ip, GError **error)
+{
+	mv_ingest *ing = *ip;
+	if (!ing)
+		return 0;
+	*ip = NULL;
+	int rc = mv_ingest_flush(ing, error);
+	g_async_queue_push(ing->to_commit, &stop_sentinel);
+	g_thread_join(ing->committer);
+	g_thread_pool_free(ing->parsers, FALSE, TRUE);
+	g_async_queue_unref(ing->to_commit);
+	batch_free(ing->filling);
+	mv_store_close(&ing->store);
+	if (ing->fatal)
+		g_error_free(ing->fatal);
+	g_ptr_array_free(ing->refusals, TRUE);
+	g_mutex_clear(&ing->lock);
+	g_cond_clear(&ing->idle);
+	g_mutex_clear(&ing->parse_lock);
+	g_cond_clear(&ing->parse_done);
+	g_free(ing);
+	return rc;
+}

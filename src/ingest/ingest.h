@@ -1,0 +1,57 @@
+/* ingest: the one entry point through which every source (files now;
+ * mailboxes, SMTP and cloud APIs later) hands messages to the archive.
+ *
+ * A caller adds messages one at a time; ingest batches them, parses each
+ * batch on all cores, and commits it to the current store on a committer
+ * thread while the caller reads the next batch.  A message counts as
+ * archived only once its batch is durable (mv_ingest_flush / _end return). */
+#ifndef MV_INGEST_H
+#define MV_INGEST_H
+
+#include "archive/archive.h"
+#include "mime/mime.h"
+
+typedef struct mv_ingest mv_ingest;
+
+typedef struct mv_ingest_message {
+	const char *archive;    /* user archive, e.g. "john.doe" */
+	const char *folder;     /* folder path inside it, "" = archive root */
+	const uint8_t *data;    /* raw RFC 5322 bytes (copied) */
+	size_t len;
+	const char *source;     /* "eml", "mbox", "maildir", ... */
+	const char *origin;     /* file path, "mbox@offset": names the item in errors */
+	const char *mail_flags; /* "" or Maildir flags */
+} mv_ingest_message;
+
+typedef struct mv_ingest_counts {
+	uint64_t imported;      /* newly archived (including malformed) */
+	uint64_t malformed;     /* archived but flagged as malformed */
+	uint64_t duplicates;    /* already archived in that folder */
+	uint64_t refused;       /* not archived: see refusals */
+	uint64_t bytes;         /* raw bytes of messages committed or skipped */
+	uint64_t pending;       /* handed in, not yet durable */
+} mv_ingest_counts;
+
+typedef struct mv_refusal {
+	char *origin;
+	char *reason;
+} mv_refusal;
+
+/* Parse flags that make a message count as "archived but malformed". */
+#define MV_MALFORMED_FLAGS (MV_PARSE_NO_HEADERS | MV_PARSE_BAD_MIME | MV_PARSE_TOO_DEEP | MV_PARSE_NUL_BYTES)
+
+mv_ingest *mv_ingest_begin(mv_instance *inst, GError **error);
+/* Hands one message in.  Fails only on a fatal error (e.g. disk full in a
+ * previous batch's commit); bad messages are archived flagged or refused. */
+int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error);
+/* Records an item the source could not even read (named, with a reason). */
+void mv_ingest_refuse(mv_ingest *ing, const char *origin, const char *reason);
+/* Waits until everything handed in is durable. */
+int mv_ingest_flush(mv_ingest *ing, GError **error);
+void mv_ingest_get_counts(mv_ingest *ing, mv_ingest_counts *c);
+/* Refusals so far (array of mv_refusal*, owned by ing). */
+const GPtrArray *mv_ingest_refusals(mv_ingest *ing);
+/* Flushes and releases; returns the flush result. */
+int mv_ingest_end(mv_ingest **ing, GError **error);
+
+#endif

@@ -1,0 +1,192 @@
+/* extract: turning a decoded MIME part into indexable UTF-8 text.
+ *
+ * A small table of extractors, each saying which parts it accepts and how to
+ * read them, so that later issues add PDF and Office readers by registering
+ * one more entry instead of touching the parser.  Built in: text/plain (any
+ * charset, to UTF-8) and text/html (charset, then tags stripped). */
+#include "mime/mime.h"
+
+#include <gmime/gmime.h>
+#include <string.h>
+
+#define MAX_EXTRACTORS 32
+
+static const mv_text_extractor *extractors[MAX_EXTRACTORS];
+static size_t n_extractors;
+static GMutex registry_lock;
+
+/* Converts bytes in `charset` to UTF-8; undecodable input falls back to a
+ * Latin-1 reading (every byte maps) and reports failure. */
+static int to_utf8(const uint8_t *data, size_t len, const char *charset, GString *out, GError **error)
+{
+	if (len == 0)
+		return 0;
+	const char *cs = charset && *charset ? g_mime_charset_iconv_name(charset) : NULL;
+	if (!cs && g_utf8_validate((const char *)data, (gssize)len, NULL)) {
+		g_string_append_len(out, (const char *)data, (gssize)len);
+		return 0;
+	}
+	gsize written = 0;
+	GError *err = NULL;
+	char *conv = cs ? g_convert_with_fallback((const char *)data, (gssize)len, "UTF-8", cs, "?", NULL, &written, &err) : NULL;
+	if (conv) {
+		char *clean = mv_utf8_sanitize(conv, (gssize)written);
+		g_string_append(out, clean);
+		g_free(clean);
+		g_free(conv);
+		return 0;
+	}
+	g_clear_error(&err);
+	conv = g_convert((const char *)data, (gssize)len, "UTF-8", "ISO-8859-1", NULL, &written, NULL);
+	if (conv) {
+		char *clean = mv_utf8_sanitize(conv, (gssize)written);
+		g_string_append(out, clean);
+		g_free(clean);
+		g_free(conv);
+	}
+	if (cs) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "text in charset '%s' could not be converted", charset);
+		return -1;
+	}
+	return 0;
+}
+
+static bool accepts_plain(const char *type, const char *filename)
+{
+	return strcmp(type, "text/plain") == 0 || strcmp(type, "text/enriched") == 0 ||
+	       (strcmp(type, "text/csv") == 0);
+}
+
+static int extract_plain(const uint8_t *data, size_t len, const char *charset, GString *out, size_t limit, GError **error)
+{
+	int rc = to_utf8(data, len > limit ? limit : len, charset, out, error);
+	return rc;
+}
+
+static bool accepts_html(const char *type, const char *filename)
+{
+	return strcmp(type, "text/html") == 0;
+}
+
+static int extract_html(const uint8_t *data, size_t len, const char *charset, GString *out, size_t limit, GError **error)
+{
+	GString *utf8 = g_string_new(NULL);
+	int rc = to_utf8(data, len, charset, utf8, error);
+	mv_html_to_text(utf8->str, utf8->len, out, limit);
+	g_string_free(utf8, TRUE);
+	return rc;
+}
+
+static const mv_text_extractor builtin_plain = { "text/plain", accepts_plain, extract_plain };
+static const mv_text_extractor builtin_html = { "text/html", accepts_html, extract_html };
+
+void mv_text_extractor_register(const mv_text_extractor *ex)
+{
+	g_mutex_lock(&registry_lock);
+	if (n_extractors < MAX_EXTRACTORS)
+		extractors[n_extractors++] = ex;
+	g_mutex_unlock(&registry_lock);
+}
+
+const mv_text_extractor *mv_text_extractor_find(const char *mime_type, const char *filename)
+{
+	if (accepts_plain(mime_type, filename))
+		return &builtin_plain;
+	if (accepts_html(mime_type, filename))
+		return &builtin_html;
+	const mv_text_extractor *found = NULL;
+	g_mutex_lock(&registry_lock);
+	for (size_t i = 0; i < n_extractors && !found; i++)
+		if (extractors[i]->accepts(mime_type, filename))
+			found = extractors[i];
+	g_mutex_unlock(&registry_lock);
+	return found;
+}
+
+/* ---- HTML to text --------------------------------------------------------------- */
+
+static const struct { const char *name; gunichar ch; } entities[] = {
+	{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' }, { "apos", '\'' },
+	{ "nbsp", ' ' }, { "copy", 0xA9 }, { "reg", 0xAE }, { "euro", 0x20AC }, { "auml", 0xE4 },
+	{ "ouml", 0xF6 }, { "uuml", 0xFC }, { "Auml", 0xC4 }, { "Ouml", 0xD6 }, { "Uuml", 0xDC },
+	{ "szlig", 0xDF }, { "eacute", 0xE9 }, { "egrave", 0xE8 }, { "agrave", 0xE0 }, { "ccedil", 0xE7 },
+	{ "mdash", 0x2014 }, { "ndash", 0x2013 }, { "hellip", 0x2026 }, { "laquo", 0xAB }, { "raquo", 0xBB },
+};
+
+/* Decodes the entity starting after '&'; returns bytes consumed (0 = not one). */
+static size_t decode_entity(const char *p, const char *end, GString *out)
+{
+	const char *semi = memchr(p, ';', (size_t)(end - p) < 12 ? (size_t)(end - p) : 12);
+	if (!semi || semi == p)
+		return 0;
+	gunichar ch = 0;
+	if (*p == '#') {
+		char *stop = NULL;
+		guint64 v = (p[1] == 'x' || p[1] == 'X') ? g_ascii_strtoull(p + 2, &stop, 16) : g_ascii_strtoull(p + 1, &stop, 10);
+		if (stop != semi || v == 0 || v > 0x10FFFF)
+			return 0;
+		ch = (gunichar)v;
+	} else {
+		for (size_t i = 0; i < G_N_ELEMENTS(entities) && !ch; i++)
+			if ((size_t)(semi - p) == strlen(entities[i].name) && strncmp(p, entities[i].name, (size_t)(semi - p)) == 0)
+				ch = entities[i].ch;
+	}
+	if (!ch || !g_unichar_validate(ch))
+		return 0;
+	g_string_append_unichar(out, ch);
+	return (size_t)(semi - p) + 1;
+}
+
+static bool tag_is(const char *p, const char *end, const char *name)
+{
+	size_t n = strlen(name);
+	return (size_t)(end - p) > n && g_ascii_strncasecmp(p, name, n) == 0 &&
+	       !g_ascii_isalnum(p[n]);
+}
+
+/* Skips to the end of a raw-text element such as <script>…</script>. */
+static const char *skip_element(const char *p, const char *end, const char *closing)
+{
+	size_t n = strlen(closing);
+	for (; p + n <= end; p++)
+		if (*p == '<' && g_ascii_strncasecmp(p, closing, n) == 0) {
+			const char *gt = memchr(p, '>', (size_t)(end - p));
+			return gt ? gt + 1 : end;
+		}
+	return end;
+}
+
+void mv_html_to_text(const char *html, size_t len, GString *out, size_t limit)
+{
+	const char *p = html, *end = html + len;
+	while (p < end && out->len < limit) {
+		if (*p == '<') {
+			const char *name = p + 1;
+			if (end - p >= 4 && strncmp(p, "<!--", 4) == 0) {
+				const char *close = g_strstr_len(p + 4, end - p - 4, "-->");
+				p = close ? close + 3 : end;
+				continue;
+			}
+			if (tag_is(name, end, "script") || tag_is(name, end, "style")) {
+				p = skip_element(name, end, tag_is(name, end, "script") ? "</script" : "</style");
+				continue;
+			}
+			const char *gt = memchr(p, '>', (size_t)(end - p));
+			p = gt ? gt + 1 : end;
+			g_string_append_c(out, ' ');
+			continue;
+		}
+		if (*p == '&') {
+			size_t used = decode_entity(p + 1, end, out);
+			if (used) {
+				p += used + 1;
+				continue;
+			}
+		}
+		g_string_append_c(out, *p++);
+	}
+	if (out->len > limit) {
+		const char *cut = g_utf8_find_prev_char(out->str, out->str + limit);
+		g_string_truncate(out, cut ? (gsize)(cut - out->str) : 0);
+	}
+}

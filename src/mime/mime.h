@@ -1,0 +1,155 @@
+/* mime: everything that reads mail from outside — parsing one message into
+ * the fields the archive indexes (GMime underneath), address and date
+ * normalisation, text extraction behind a pluggable extractor table, and the
+ * message sources (EML file or directory, mbox, Maildir) behind one reader
+ * interface, shaped like Redis's rio: one struct of function pointers, one
+ * implementation per source kind. */
+#ifndef MV_MIME_H
+#define MV_MIME_H
+
+#include "base/base.h"
+
+/* Bounds for hostile input. */
+#define MV_MAX_MESSAGE_SIZE   (512u * 1024u * 1024u) /* larger is refused */
+#define MV_MAX_MIME_DEPTH     64    /* deeper parts are not descended into */
+#define MV_MAX_TEXT_PER_MESSAGE (4u * 1024u * 1024u) /* indexed text cap */
+
+void mv_mime_init(void);
+void mv_mime_shutdown(void);
+
+/* ---- parsed message ---------------------------------------------------- */
+
+typedef enum {
+	MV_DATE_FROM_HEADER = 0,
+	MV_DATE_FROM_RECEIVED = 1, /* Date missing or unparsable */
+	MV_DATE_FROM_ARCHIVE = 2,  /* no usable date at all: archive time */
+} mv_date_source;
+
+typedef enum {
+	MV_PARSE_OK = 0,
+	MV_PARSE_NO_HEADERS = 1 << 0,   /* no header block could be read */
+	MV_PARSE_BAD_MIME = 1 << 1,     /* structure broken (truncated, bad boundary) */
+	MV_PARSE_TOO_DEEP = 1 << 2,     /* nesting beyond MV_MAX_MIME_DEPTH skipped */
+	MV_PARSE_BAD_CHARSET = 1 << 3,  /* text in an unknown/invalid charset */
+	MV_PARSE_NUL_BYTES = 1 << 4,
+	MV_PARSE_TEXT_TRUNCATED = 1 << 5,
+	MV_PARSE_BAD_DATE = 1 << 6,
+} mv_parse_flags;
+
+typedef struct mv_parsed {
+	char *subject;        /* decoded, UTF-8, never NULL */
+	char *from;           /* display form "Name <addr>" of first From, UTF-8 */
+	char *from_addrs;     /* normalised addresses, space separated */
+	char *to;             /* display form, comma separated */
+	char *to_addrs;
+	char *cc_addrs;
+	char *bcc_addrs;
+	char *message_id;     /* without angle brackets, "" if none */
+	int64_t date;         /* unix seconds UTC */
+	mv_date_source date_source;
+	GString *text;        /* extracted body text (plain + html-as-text) */
+	GString *attachment_names; /* file names, one per line */
+	bool has_attachment;
+	unsigned flags;       /* mv_parse_flags */
+} mv_parsed;
+
+/* Parses raw RFC 5322 bytes.  Never fails: what cannot be read is flagged in
+ * ->flags and left empty.  archived_at is the fallback date. */
+mv_parsed *mv_parse_message(const uint8_t *data, size_t len, int64_t archived_at);
+void mv_parsed_free(mv_parsed *p);
+
+/* Normalises one address: trimmed, lower-cased domain and local part,
+ * surrounding angle brackets removed.  Returns a new string, "" if empty. */
+char *mv_address_normalize(const char *addr);
+/* Parses an RFC 5322 date (lenient, like GMime); false if unusable. */
+bool mv_date_parse(const char *value, int64_t *t_r);
+/* The date of the newest (topmost) Received header's ";" part, if any. */
+bool mv_date_from_received(const char *received_value, int64_t *t_r);
+
+/* ---- text extraction (plug-in table) ----------------------------------- */
+
+typedef struct mv_text_extractor {
+	const char *name;
+	/* true if this extractor reads the part (lower-case type/subtype). */
+	bool (*accepts)(const char *mime_type, const char *filename);
+	/* Appends text (UTF-8) to out; at most `limit` bytes added. */
+	int (*extract)(const uint8_t *data, size_t len, const char *charset,
+	               GString *out, size_t limit, GError **error);
+} mv_text_extractor;
+
+/* Registers an extractor (later issues: PDF, Office).  Built in: text/plain
+ * and text/html. */
+void mv_text_extractor_register(const mv_text_extractor *ex);
+const mv_text_extractor *mv_text_extractor_find(const char *mime_type, const char *filename);
+/* Strips tags, scripts and styles and decodes entities: HTML to plain text. */
+void mv_html_to_text(const char *html, size_t len, GString *out, size_t limit);
+
+/* ---- message sources ----------------------------------------------------- */
+
+typedef enum {
+	MV_FORMAT_AUTO = 0,
+	MV_FORMAT_EML,      /* one file */
+	MV_FORMAT_EMLDIR,   /* directory tree of files */
+	MV_FORMAT_MBOX,     /* mboxrd unquoting (default for mbox) */
+	MV_FORMAT_MBOXO,    /* mboxo: only ">From " is unquoted */
+	MV_FORMAT_MAILDIR,
+} mv_format;
+
+/* Parses a --format name; false on unknown. */
+bool mv_format_from_name(const char *name, mv_format *fmt_r);
+const char *mv_format_name(mv_format fmt);
+/* Decides the format of a path (file or directory). */
+int mv_format_detect(const char *path, mv_format *fmt_r, GError **error);
+
+typedef struct mv_source_message {
+	GByteArray *data;   /* owned by the reader; valid until the next call */
+	char *folder;       /* relative folder ("" = the import root), owned by reader */
+	char *origin;       /* file path or "mbox:OFFSET", for messages and errors */
+	char *mail_flags;   /* Maildir flags ("RS") or "", owned by reader */
+} mv_source_message;
+
+typedef enum {
+	MV_READ_END = 0,
+	MV_READ_MESSAGE = 1,
+	MV_READ_SKIPPED = 2, /* an item was refused: *error names it and why; go on */
+	MV_READ_FATAL = -1,
+} mv_read_result;
+
+typedef struct mv_reader mv_reader;
+
+typedef struct mv_reader_options {
+	mv_format format;
+	bool recursive;        /* EML directories: descend (default true) */
+	char **extensions;     /* EML directories: NULL-terminated, lower-case, without dot */
+} mv_reader_options;
+
+mv_reader *mv_reader_open(const char *path, const mv_reader_options *opts, GError **error);
+/* Next message.  MV_READ_MESSAGE fills *msg (reader-owned). */
+mv_read_result mv_reader_next(mv_reader *r, mv_source_message *msg, GError **error);
+/* Bytes of the source consumed so far and in total (for progress). */
+void mv_reader_progress(mv_reader *r, uint64_t *done_r, uint64_t *total_r);
+mv_format mv_reader_format(mv_reader *r);
+void mv_reader_close(mv_reader **r);
+
+/* True if the bytes look like an RFC 5322 message (a header field first);
+ * else *why_r is set to a static reason. */
+bool mv_looks_like_message(const uint8_t *data, size_t len, const char **why_r);
+
+/* ---- mbox splitting (a push parser, independent of files) ---------------- */
+
+typedef struct mv_mbox_splitter mv_mbox_splitter;
+/* Called once per message with its unquoted bytes; offset = byte offset of
+ * its "From " line in the stream.  Return false to stop. */
+typedef bool (*mv_mbox_message_cb)(void *ctx, const uint8_t *msg, size_t len, uint64_t offset);
+
+mv_mbox_splitter *mv_mbox_splitter_new(bool mboxrd, mv_mbox_message_cb cb, void *ctx);
+/* Feeds bytes; calls cb for each message completed.  -1 if a message exceeds
+ * MV_MAX_MESSAGE_SIZE (error set) — the splitter then skips to the next one. */
+int mv_mbox_splitter_feed(mv_mbox_splitter *s, const uint8_t *buf, size_t len, GError **error);
+/* Ends the stream: flushes the last message. */
+int mv_mbox_splitter_finish(mv_mbox_splitter *s, GError **error);
+void mv_mbox_splitter_free(mv_mbox_splitter **s);
+/* True if line (without its newline) is an mbox separator "From addr date". */
+bool mv_mbox_is_separator(const char *line, size_t len);
+
+#endif

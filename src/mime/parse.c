@@ -1,0 +1,392 @@
+/* parse: one raw message into the fields the archive stores and indexes.
+ *
+ * GMime does the MIME work; this file decides what an archive needs from it
+ * and makes it total: every message yields a result, whatever is broken in
+ * it is recorded as a flag, and nothing about the input can make the walk
+ * unbounded — the part tree is walked iteratively with a depth bound, a
+ * message whose nesting would make GMime itself recurse deeply is parsed for
+ * its headers only, and extracted text is capped. */
+#include "mime/mime.h"
+
+#include <gmime/gmime.h>
+#include <string.h>
+
+/* More multipart declarations than this and only the header is parsed:
+ * GMime's parser recurses per nesting level. */
+#define MAX_MULTIPART_MARKERS 512
+
+static gsize init_once;
+
+void mv_mime_init(void)
+{
+	if (g_once_init_enter(&init_once)) {
+		g_mime_init();
+		g_once_init_leave(&init_once, 1);
+	}
+}
+
+void mv_mime_shutdown(void)
+{
+	/* g_mime_shutdown is not safe to call while other threads parse; the
+	 * process exit releases everything. */
+}
+
+void mv_parsed_free(mv_parsed *p)
+{
+	if (!p)
+		return;
+	g_free(p->subject);
+	g_free(p->from);
+	g_free(p->from_addrs);
+	g_free(p->to);
+	g_free(p->to_addrs);
+	g_free(p->cc_addrs);
+	g_free(p->bcc_addrs);
+	g_free(p->message_id);
+	g_string_free(p->text, TRUE);
+	g_string_free(p->attachment_names, TRUE);
+	g_free(p);
+}
+
+char *mv_address_normalize(const char *addr)
+{
+	if (!addr)
+		return g_strdup("");
+	char *s = g_strstrip(g_strdup(addr));
+	size_t len = strlen(s);
+	if (len >= 2 && s[0] == '<' && s[len - 1] == '>') {
+		memmove(s, s + 1, len - 2);
+		s[len - 2] = '\0';
+		g_strstrip(s);
+	}
+	char *lower = g_utf8_strdown(s, -1);
+	g_free(s);
+	return lower;
+}
+
+bool mv_date_parse(const char *value, int64_t *t_r)
+{
+	if (!value || !*value)
+		return false;
+	GDateTime *dt = g_mime_utils_header_decode_date(value);
+	if (!dt)
+		return false;
+	*t_r = g_date_time_to_unix(dt);
+	g_date_time_unref(dt);
+	/* GMime maps unparsable dates to the epoch. */
+	return *t_r > 0;
+}
+
+bool mv_date_from_received(const char *received_value, int64_t *t_r)
+{
+	if (!received_value)
+		return false;
+	const char *semi = strrchr(received_value, ';');
+	return semi && mv_date_parse(semi + 1, t_r);
+}
+
+/* ---- addresses -------------------------------------------------------------- */
+
+static void collect_addrs(InternetAddressList *list, GString *addrs, int depth)
+{
+	if (!list || depth > 4)
+		return;
+	int n = internet_address_list_length(list);
+	for (int i = 0; i < n; i++) {
+		InternetAddress *ia = internet_address_list_get_address(list, i);
+		if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+			collect_addrs(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), addrs, depth + 1);
+			continue;
+		}
+		if (!INTERNET_ADDRESS_IS_MAILBOX(ia))
+			continue;
+		char *norm = mv_address_normalize(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)));
+		if (*norm) {
+			if (addrs->len)
+				g_string_append_c(addrs, ' ');
+			g_string_append(addrs, norm);
+		}
+		g_free(norm);
+	}
+}
+
+static char *display_list(InternetAddressList *list)
+{
+	if (!list || internet_address_list_length(list) == 0)
+		return g_strdup("");
+	char *s = internet_address_list_to_string(list, NULL, FALSE);
+	char *clean = mv_utf8_sanitize(s, -1);
+	g_free(s);
+	return clean;
+}
+
+static char *addr_list(InternetAddressList *list)
+{
+	GString *s = g_string_new(NULL);
+	collect_addrs(list, s, 0);
+	return g_string_free(s, FALSE);
+}
+
+/* ---- text of parts -------------------------------------------------------------- */
+
+static GByteArray *part_content(GMimePart *part)
+{
+	GMimeDataWrapper *w = g_mime_part_get_content(part);
+	if (!w)
+		return NULL;
+	GByteArray *buf = g_byte_array_new();
+	GMimeStream *mem = g_mime_stream_mem_new_with_byte_array(buf);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
+	g_mime_data_wrapper_write_to_stream(w, mem);
+	g_object_unref(mem);
+	return buf;
+}
+
+static void append_limited(GString *out, const char *text, size_t limit, mv_parsed *p)
+{
+	if (out->len >= limit) {
+		p->flags |= MV_PARSE_TEXT_TRUNCATED;
+		return;
+	}
+	if (out->len)
+		g_string_append_c(out, '\n');
+	g_string_append(out, text);
+	if (out->len > limit) {
+		/* Cut on a character boundary. */
+		const char *end = g_utf8_find_prev_char(out->str, out->str + limit);
+		g_string_truncate(out, end ? (gsize)(end - out->str) : 0);
+		p->flags |= MV_PARSE_TEXT_TRUNCATED;
+	}
+}
+
+static void extract_part(GMimePart *part, const char *type, const char *filename, GString *out, mv_parsed *p)
+{
+	const mv_text_extractor *ex = mv_text_extractor_find(type, filename);
+	if (!ex || out->len >= MV_MAX_TEXT_PER_MESSAGE)
+		return;
+	GByteArray *data = part_content(part);
+	if (!data)
+		return;
+	if (data->len == 0) {
+		g_byte_array_unref(data);
+		return;
+	}
+	if (memchr(data->data, '\0', data->len))
+		p->flags |= MV_PARSE_NUL_BYTES;
+	const char *charset = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+	GString *text = g_string_new(NULL);
+	GError *err = NULL;
+	if (ex->extract(data->data, data->len, charset, text, MV_MAX_TEXT_PER_MESSAGE, &err) < 0) {
+		p->flags |= MV_PARSE_BAD_CHARSET;
+		g_clear_error(&err);
+	}
+	append_limited(out, text->str, MV_MAX_TEXT_PER_MESSAGE, p);
+	g_string_free(text, TRUE);
+	g_byte_array_unref(data);
+}
+
+static void visit_leaf(GMimePart *part, mv_parsed *p)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
+	char *type = ct ? g_mime_content_type_get_mime_type(ct) : g_strdup("text/plain");
+	char *lower = g_ascii_strdown(type, -1);
+	g_free(type);
+	const char *filename = g_mime_part_get_filename(part);
+	bool attachment = g_mime_part_is_attachment(part) || (filename && *filename);
+	if (attachment) {
+		p->has_attachment = true;
+		if (filename && *filename) {
+			char *clean = mv_utf8_sanitize(filename, -1);
+			if (p->attachment_names->len)
+				g_string_append_c(p->attachment_names, '\n');
+			g_string_append(p->attachment_names, clean);
+			g_free(clean);
+		}
+		/* Attachment text goes to the attachment column (names and content). */
+		extract_part(part, lower, filename, p->attachment_names, p);
+	} else {
+		extract_part(part, lower, filename, p->text, p);
+	}
+	g_free(lower);
+}
+
+typedef struct walk_item {
+	GMimeObject *obj;
+	int depth;
+} walk_item;
+
+/* Iterative depth-first walk: the depth bound is explicit, not the C stack. */
+static void walk_parts(GMimeObject *root, mv_parsed *p)
+{
+	GArray *stack = g_array_new(FALSE, FALSE, sizeof(walk_item));
+	walk_item first = { root, 0 };
+	g_array_append_val(stack, first);
+	while (stack->len) {
+		walk_item it = g_array_index(stack, walk_item, stack->len - 1);
+		g_array_set_size(stack, stack->len - 1);
+		if (!it.obj)
+			continue;
+		if (it.depth > MV_MAX_MIME_DEPTH) {
+			p->flags |= MV_PARSE_TOO_DEEP;
+			continue;
+		}
+		if (GMIME_IS_MULTIPART(it.obj)) {
+			GMimeMultipart *mp = GMIME_MULTIPART(it.obj);
+			for (int i = g_mime_multipart_get_count(mp) - 1; i >= 0; i--) {
+				walk_item child = { g_mime_multipart_get_part(mp, i), it.depth + 1 };
+				g_array_append_val(stack, child);
+			}
+		} else if (GMIME_IS_MESSAGE_PART(it.obj)) {
+			GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(it.obj));
+			if (inner) {
+				const char *subj = g_mime_message_get_subject(inner);
+				if (subj)
+					append_limited(p->text, subj, MV_MAX_TEXT_PER_MESSAGE, p);
+				walk_item child = { g_mime_message_get_mime_part(inner), it.depth + 1 };
+				g_array_append_val(stack, child);
+			}
+		} else if (GMIME_IS_PART(it.obj)) {
+			visit_leaf(GMIME_PART(it.obj), p);
+		}
+	}
+	g_array_free(stack, TRUE);
+}
+
+/* ---- the message ---------------------------------------------------------------- */
+
+static size_t count_multipart_markers(const uint8_t *data, size_t len)
+{
+	size_t n = 0;
+	const uint8_t *p = data, *end = data + len;
+	while (p < end && (p = memchr(p, 'm', (size_t)(end - p))) != NULL) {
+		if ((size_t)(end - p) >= 10 && g_ascii_strncasecmp((const char *)p, "multipart/", 10) == 0)
+			n++;
+		p++;
+	}
+	return n;
+}
+
+static size_t header_block_length(const uint8_t *data, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (data[i] == '\n' && (data[i + 1] == '\n' || (data[i + 1] == '\r' && i + 2 < len && data[i + 2] == '\n')))
+			return i + 1;
+	}
+	return len;
+}
+
+static void fill_dates(GMimeMessage *msg, mv_parsed *p, int64_t archived_at)
+{
+	GDateTime *dt = g_mime_message_get_date(msg);
+	if (dt && g_date_time_to_unix(dt) > 0) {
+		p->date = g_date_time_to_unix(dt);
+		p->date_source = MV_DATE_FROM_HEADER;
+		return;
+	}
+	p->flags |= MV_PARSE_BAD_DATE;
+	const char *received = g_mime_object_get_header(GMIME_OBJECT(msg), "Received");
+	if (mv_date_from_received(received, &p->date)) {
+		p->date_source = MV_DATE_FROM_RECEIVED;
+		return;
+	}
+	p->date = archived_at;
+	p->date_source = MV_DATE_FROM_ARCHIVE;
+}
+
+static void fill_headers(GMimeMessage *msg, mv_parsed *p)
+{
+	p->subject = mv_utf8_sanitize(g_mime_message_get_subject(msg), -1);
+	InternetAddressList *from = g_mime_message_get_from(msg);
+	p->from = display_list(from);
+	p->from_addrs = addr_list(from);
+	p->to = display_list(g_mime_message_get_to(msg));
+	p->to_addrs = addr_list(g_mime_message_get_to(msg));
+	p->cc_addrs = addr_list(g_mime_message_get_cc(msg));
+	p->bcc_addrs = addr_list(g_mime_message_get_bcc(msg));
+	const char *mid = g_mime_message_get_message_id(msg);
+	p->message_id = mv_utf8_sanitize(mid ? mid : "", -1);
+}
+
+static mv_parsed *parsed_new(void)
+{
+	mv_parsed *p = g_new0(mv_parsed, 1);
+	p->text = g_string_new(NULL);
+	p->attachment_names = g_string_new(NULL);
+	return p;
+}
+
+static void fill_empty(mv_parsed *p)
+{
+	if (!p->subject) p->subject = g_strdup("");
+	if (!p->from) p->from = g_strdup("");
+	if (!p->from_addrs) p->from_addrs = g_strdup("");
+	if (!p->to) p->to = g_strdup("");
+	if (!p->to_addrs) p->to_addrs = g_strdup("");
+	if (!p->cc_addrs) p->cc_addrs = g_strdup("");
+	if (!p->bcc_addrs) p->bcc_addrs = g_strdup("");
+	if (!p->message_id) p->message_id = g_strdup("");
+}
+
+static void on_parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer user_data)
+{
+	mv_parsed *p = user_data;
+	switch (code) {
+	case GMIME_WARN_MALFORMED_MULTIPART:
+	case GMIME_WARN_TRUNCATED_MESSAGE:
+	case GMIME_WARN_MALFORMED_MESSAGE:
+	case GMIME_CRIT_INVALID_HEADER_NAME:
+	case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY:
+	case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT:
+		p->flags |= MV_PARSE_BAD_MIME;
+		break;
+	case GMIME_CRIT_NESTING_OVERFLOW:
+		p->flags |= MV_PARSE_TOO_DEEP;
+		break;
+	case GMIME_WARN_INVALID_RFC2047_HEADER_VALUE:
+		p->flags |= MV_PARSE_BAD_CHARSET;
+		break;
+	default:
+		break;
+	}
+}
+
+mv_parsed *mv_parse_message(const uint8_t *data, size_t len, int64_t archived_at)
+{
+	mv_mime_init();
+	mv_parsed *p = parsed_new();
+	size_t parse_len = len;
+	if (count_multipart_markers(data, len) > MAX_MULTIPART_MARKERS) {
+		p->flags |= MV_PARSE_TOO_DEEP;
+		parse_len = header_block_length(data, len);
+	}
+	if (len > 0 && memchr(data, '\0', len))
+		p->flags |= MV_PARSE_NUL_BYTES;
+
+	GMimeStream *stream = g_mime_stream_mem_new_with_buffer((const char *)data, parse_len);
+	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	GMimeParserOptions *options = g_mime_parser_options_new();
+	g_mime_parser_options_set_warning_callback(options, on_parser_warning, p);
+	GMimeMessage *msg = g_mime_parser_construct_message(parser, options);
+	g_mime_parser_options_free(options);
+	g_object_unref(parser);
+	g_object_unref(stream);
+
+	if (!msg) {
+		p->flags |= MV_PARSE_NO_HEADERS;
+		p->date = archived_at;
+		p->date_source = MV_DATE_FROM_ARCHIVE;
+		fill_empty(p);
+		return p;
+	}
+	fill_headers(msg, p);
+	fill_dates(msg, p, archived_at);
+	GMimeObject *body = g_mime_message_get_mime_part(msg);
+	if (body && !(p->flags & MV_PARSE_TOO_DEEP))
+		walk_parts(body, p);
+	if (GMIME_IS_MULTIPART(body) && !g_mime_multipart_get_boundary(GMIME_MULTIPART(body)))
+		p->flags |= MV_PARSE_BAD_MIME;
+	fill_empty(p);
+	g_object_unref(msg);
+	return p;
+}

@@ -1,0 +1,494 @@
+/* search: planning a query tree onto one store, and fanning out over stores.
+ *
+ * The plan keeps as much of the query as possible inside one FTS5 MATCH
+ * expression, because FTS5 intersects posting lists far faster than SQL can
+ * filter rows afterwards: words, phrases, prefixes, field terms, archive and
+ * folder scopes (as synthetic scope tokens) and has:attachment all become
+ * MATCH syntax.  Only what FTS5 cannot express (dates, sizes, a pure
+ * negation, an OR mixing text with dates) becomes SQL, with a MATCH
+ * sub-select where a text term sits inside such an expression. */
+#include "search/search.h"
+
+#include <string.h>
+
+struct mv_searcher {
+	mv_instance *inst;
+	GPtrArray *stores; /* mv_store* */
+};
+
+void mv_search_hit_free(mv_search_hit *h)
+{
+	if (!h)
+		return;
+	g_free(h->from);
+	g_free(h->to);
+	g_free(h->subject);
+	g_free(h->archive);
+	g_free(h->folder);
+	g_free(h->message_id);
+	g_free(h);
+}
+
+bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r)
+{
+	if (!text)
+		return false;
+	char *end = NULL;
+	guint64 store = g_ascii_strtoull(text, &end, 10);
+	if (end == text || *end != ':' || store == 0 || store > G_MAXINT)
+		return false;
+	const char *n = end + 1;
+	guint64 num = g_ascii_strtoull(n, &end, 10);
+	if (end == n || *end != '\0' || num == 0 || num > G_MAXINT64)
+		return false;
+	*store_r = (int)store;
+	*num_r = (int64_t)num;
+	return true;
+}
+
+/* ---- plan ------------------------------------------------------------------------ */
+
+typedef struct plan {
+	mv_store *store;
+	GString *sql;        /* WHERE clause (SQL), "" = none */
+	GPtrArray *params;   /* char* text params for '?' in order of appearance in sql */
+	GArray *int_params;  /* parallel: which params are integers */
+} plan;
+
+static const char *field_columns(mv_query_field f)
+{
+	switch (f) {
+	case MV_F_FROM: return "sender";
+	case MV_F_TO: return "recipients";
+	case MV_F_CC: return "cc";
+	case MV_F_BCC: return "bcc";
+	case MV_F_SUBJECT: return "subject";
+	case MV_F_BODY: return "body";
+	case MV_F_ATTACHMENT: return "attachment";
+	case MV_F_MESSAGEID: return "messageid";
+	default: return "{subject sender recipients cc bcc body attachment}";
+	}
+}
+
+static void append_fts_string(GString *out, const char *text)
+{
+	g_string_append_c(out, '"');
+	for (const char *p = text; *p; p++) {
+		if (*p == '"')
+			g_string_append_c(out, '"');
+		g_string_append_c(out, *p);
+	}
+	g_string_append_c(out, '"');
+}
+
+/* True when the whole subtree can be said in FTS5 syntax. */
+static bool fts_pure(const mv_query *q)
+{
+	switch (q->kind) {
+	case MV_Q_TERM:
+	case MV_Q_PHRASE:
+	case MV_Q_HAS_ATTACHMENT:
+		return true;
+	case MV_Q_AND:
+	case MV_Q_OR: {
+		bool any_positive = false;
+		for (guint i = 0; i < q->children->len; i++) {
+			const mv_query *c = q->children->pdata[i];
+			if (c->kind == MV_Q_NOT && q->kind == MV_Q_AND) {
+				if (!fts_pure(c->children->pdata[0]))
+					return false;
+				continue;
+			}
+			if (!fts_pure(c))
+				return false;
+			any_positive = true;
+		}
+		return any_positive;
+	}
+	default:
+		return false;
+	}
+}
+
+static int scope_folder_expr(plan *p, const mv_query *q, GString *out, GError **error)
+{
+	sqlite3 *db = mv_store_db(p->store);
+	sqlite3_stmt *st;
+	const char *sql = q->prefix ?
+		"SELECT id FROM folders WHERE lower(path) LIKE lower(?1) || '%' ESCAPE '\\'"
+		" OR lower(archive || '/' || path) LIKE lower(?1) || '%' ESCAPE '\\'" :
+		"SELECT id FROM folders WHERE lower(path) = lower(?1) OR lower(path) LIKE lower(?2) || '/%' ESCAPE '\\'"
+		" OR lower(archive || '/' || path) = lower(?1) OR lower(archive || '/' || path) LIKE lower(?2) || '/%' ESCAPE '\\'"
+		" OR lower(path) LIKE '%/' || lower(?2) ESCAPE '\\'";
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		mv_sql_set_error(error, db, "folder lookup");
+		return -1;
+	}
+	GString *escaped = g_string_new(NULL);
+	for (const char *c = q->text; *c; c++) {
+		if (*c == '%' || *c == '_' || *c == '\\')
+			g_string_append_c(escaped, '\\');
+		g_string_append_c(escaped, *c);
+	}
+	sqlite3_bind_text(st, 1, q->prefix ? escaped->str : q->text, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, escaped->str, -1, SQLITE_TRANSIENT);
+	g_string_free(escaped, TRUE);
+	int n = 0;
+	g_string_append(out, "(");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char *tok = mv_scope_folder_token(sqlite3_column_int64(st, 0));
+		g_string_append_printf(out, "%sscope : %s", n++ ? " OR " : "", tok);
+		g_free(tok);
+	}
+	sqlite3_finalize(st);
+	if (n == 0)
+		g_string_append(out, "scope : znomatch");
+	g_string_append(out, ")");
+	return 0;
+}
+
+static int fts_expr(plan *p, const mv_query *q, GString *out, GError **error);
+
+static int fts_term(plan *p, const mv_query *q, GString *out, GError **error)
+{
+	if (q->kind == MV_Q_HAS_ATTACHMENT) {
+		g_string_append(out, "scope : " MV_SCOPE_HAS_ATTACHMENT);
+		return 0;
+	}
+	if (q->field == MV_F_FOLDER)
+		return scope_folder_expr(p, q, out, error);
+	if (q->field == MV_F_ARCHIVE && !q->prefix) {
+		char *tok = mv_scope_archive_token(q->text);
+		g_string_append_printf(out, "scope : %s", tok);
+		g_free(tok);
+		return 0;
+	}
+	const char *col = q->field == MV_F_ARCHIVE ? "archive" : field_columns(q->field);
+	const char *text = q->text;
+	char *stripped = NULL;
+	if (q->field == MV_F_MESSAGEID) {
+		stripped = g_strdup(text);
+		g_strstrip(g_strdelimit(stripped, "<>", ' '));
+		text = stripped;
+	}
+	g_string_append_printf(out, "%s : ", col);
+	append_fts_string(out, text);
+	if (q->prefix)
+		g_string_append_c(out, '*');
+	g_free(stripped);
+	return 0;
+}
+
+static int fts_expr(plan *p, const mv_query *q, GString *out, GError **error)
+{
+	if (q->kind == MV_Q_TERM || q->kind == MV_Q_PHRASE || q->kind == MV_Q_HAS_ATTACHMENT)
+		return fts_term(p, q, out, error);
+	/* AND / OR: positives joined, then "NOT x" for each negated child. */
+	const char *op = q->kind == MV_Q_AND ? " AND " : " OR ";
+	int n = 0;
+	g_string_append_c(out, '(');
+	for (guint i = 0; i < q->children->len; i++) {
+		const mv_query *c = q->children->pdata[i];
+		if (c->kind == MV_Q_NOT)
+			continue;
+		if (n++)
+			g_string_append(out, op);
+		if (fts_expr(p, c, out, error) < 0)
+			return -1;
+	}
+	for (guint i = 0; i < q->children->len; i++) {
+		const mv_query *c = q->children->pdata[i];
+		if (c->kind != MV_Q_NOT)
+			continue;
+		g_string_append(out, " NOT ");
+		if (fts_expr(p, c->children->pdata[0], out, error) < 0)
+			return -1;
+	}
+	g_string_append_c(out, ')');
+	return 0;
+}
+
+static void add_text_param(plan *p, char *text)
+{
+	g_ptr_array_add(p->params, text);
+	int is_int = 0;
+	g_array_append_val(p->int_params, is_int);
+}
+
+static void add_int_param(plan *p, int64_t v)
+{
+	g_ptr_array_add(p->params, g_strdup_printf("%lld", (long long)v));
+	int is_int = 1;
+	g_array_append_val(p->int_params, is_int);
+}
+
+static const char *cmp_sql(mv_query_cmp c)
+{
+	switch (c) {
+	case MV_CMP_LT: return "<";
+	case MV_CMP_LE: return "<=";
+	case MV_CMP_GT: return ">";
+	case MV_CMP_GE: return ">=";
+	default: return "=";
+	}
+}
+
+/* Generic SQL for any subtree; text parts become MATCH sub-selects. */
+static int sql_expr(plan *p, const mv_query *q, GString *out, GError **error)
+{
+	switch (q->kind) {
+	case MV_Q_DATE:
+		g_string_append_printf(out, "m.date %s ?", cmp_sql(q->cmp));
+		add_int_param(p, q->value);
+		return 0;
+	case MV_Q_SIZE:
+		g_string_append_printf(out, "m.size %s ?", cmp_sql(q->cmp));
+		add_int_param(p, q->value);
+		return 0;
+	case MV_Q_NOT:
+		g_string_append(out, "NOT (");
+		if (sql_expr(p, q->children->pdata[0], out, error) < 0)
+			return -1;
+		g_string_append_c(out, ')');
+		return 0;
+	case MV_Q_AND:
+	case MV_Q_OR:
+		if (fts_pure(q))
+			break;
+		g_string_append_c(out, '(');
+		for (guint i = 0; i < q->children->len; i++) {
+			if (i)
+				g_string_append(out, q->kind == MV_Q_AND ? " AND " : " OR ");
+			if (sql_expr(p, q->children->pdata[i], out, error) < 0)
+				return -1;
+		}
+		g_string_append_c(out, ')');
+		return 0;
+	default:
+		break;
+	}
+	GString *match = g_string_new(NULL);
+	if (fts_expr(p, q, match, error) < 0) {
+		g_string_free(match, TRUE);
+		return -1;
+	}
+	g_string_append(out, "m.num IN (SELECT rowid FROM ix.fts WHERE fts MATCH ?)");
+	add_text_param(p, g_string_free(match, FALSE));
+	return 0;
+}
+
+/* Splits the root into the FTS-pure conjuncts (one MATCH) and the rest (SQL). */
+static int build_plan(plan *p, const mv_query *root, const mv_search_options *opts,
+                      GString *match, GError **error)
+{
+	GPtrArray *conj = g_ptr_array_new();
+	if (root->kind == MV_Q_AND)
+		for (guint i = 0; i < root->children->len; i++)
+			g_ptr_array_add(conj, root->children->pdata[i]);
+	else
+		g_ptr_array_add(conj, (gpointer)root);
+
+	int rc = 0;
+	int positives = 0;
+	for (guint i = 0; i < conj->len && rc == 0; i++) {
+		const mv_query *c = conj->pdata[i];
+		if (c->kind != MV_Q_NOT && fts_pure(c)) {
+			if (positives++)
+				g_string_append(match, " AND ");
+			rc = fts_expr(p, c, match, error);
+		}
+	}
+	if (opts->archive && *opts->archive) {
+		char *tok = mv_scope_archive_token(opts->archive);
+		g_string_append_printf(match, "%sscope : %s", positives++ ? " AND " : "", tok);
+		g_free(tok);
+	}
+	for (guint i = 0; i < conj->len && rc == 0; i++) {
+		const mv_query *c = conj->pdata[i];
+		if (c->kind != MV_Q_NOT && fts_pure(c))
+			continue;
+		if (c->kind == MV_Q_NOT && positives > 0 && fts_pure(c->children->pdata[0])) {
+			g_string_append(match, " NOT ");
+			rc = fts_expr(p, c->children->pdata[0], match, error);
+			continue;
+		}
+		if (p->sql->len)
+			g_string_append(p->sql, " AND ");
+		rc = sql_expr(p, c, p->sql, error);
+	}
+	g_ptr_array_free(conj, TRUE);
+	return rc;
+}
+
+static mv_search_hit *hit_from_row(sqlite3_stmt *st, int store_id)
+{
+	mv_search_hit *h = g_new0(mv_search_hit, 1);
+	h->store_id = store_id;
+	h->number = sqlite3_column_int64(st, 0);
+	h->date = sqlite3_column_int64(st, 1);
+	h->size = sqlite3_column_int64(st, 2);
+	h->from = g_strdup((const char *)sqlite3_column_text(st, 3));
+	h->to = g_strdup((const char *)sqlite3_column_text(st, 4));
+	h->subject = g_strdup((const char *)sqlite3_column_text(st, 5));
+	h->message_id = g_strdup((const char *)sqlite3_column_text(st, 6));
+	h->archive = g_strdup((const char *)sqlite3_column_text(st, 7));
+	h->folder = g_strdup((const char *)sqlite3_column_text(st, 8));
+	h->rank = sqlite3_column_double(st, 9);
+	return h;
+}
+
+static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts,
+                     GPtrArray *hits, GError **error)
+{
+	plan p = { .store = store, .sql = g_string_new(NULL),
+	           .params = g_ptr_array_new_with_free_func(g_free),
+	           .int_params = g_array_new(FALSE, FALSE, sizeof(int)) };
+	GString *match = g_string_new(NULL);
+	GString *sql = g_string_new(NULL);
+	int rc = build_plan(&p, q, opts, match, error);
+	if (rc < 0)
+		goto out;
+	bool use_fts = match->len > 0;
+	g_string_append(sql, "SELECT m.num, m.date, m.size, m.sender, m.recipients, m.subject, m.message_id,"
+	                " f.archive, f.path, ");
+	g_string_append(sql, use_fts ? "bm25(fts)" : "0.0");
+	g_string_append(sql, use_fts ? " FROM ix.fts JOIN messages m ON m.num = fts.rowid" : " FROM messages m");
+	g_string_append(sql, " JOIN folders f ON f.id = m.folder_id WHERE m.deleted = 0");
+	if (use_fts)
+		g_string_append(sql, " AND fts MATCH ?");
+	if (p.sql->len)
+		g_string_append_printf(sql, " AND (%s)", p.sql->str);
+	if (!use_fts && opts->archive && *opts->archive)
+		g_string_append(sql, " AND f.archive = ?");
+	g_string_append(sql, opts->sort == MV_SORT_RELEVANCE && use_fts ?
+	                " ORDER BY bm25(fts), m.date DESC" : " ORDER BY m.date DESC, m.num DESC");
+	if (opts->limit > 0)
+		g_string_append_printf(sql, " LIMIT %lld", (long long)opts->limit);
+
+	sqlite3 *db = mv_store_db(store);
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql->str, -1, &st, NULL) != SQLITE_OK) {
+		mv_sql_set_error(error, db, "search");
+		rc = -1;
+		goto out;
+	}
+	int idx = 1;
+	if (use_fts)
+		sqlite3_bind_text(st, idx++, match->str, -1, SQLITE_STATIC);
+	for (guint i = 0; i < p.params->len; i++, idx++) {
+		if (g_array_index(p.int_params, int, i))
+			sqlite3_bind_int64(st, idx, g_ascii_strtoll(p.params->pdata[i], NULL, 10));
+		else
+			sqlite3_bind_text(st, idx, p.params->pdata[i], -1, SQLITE_STATIC);
+	}
+	if (!use_fts && opts->archive && *opts->archive)
+		sqlite3_bind_text(st, idx++, opts->archive, -1, SQLITE_STATIC);
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW)
+		g_ptr_array_add(hits, hit_from_row(st, mv_store_id(store)));
+	if (step != SQLITE_DONE) {
+		mv_sql_set_error(error, db, "search");
+		rc = -1;
+	}
+	sqlite3_finalize(st);
+	mv_log_debug("store %d: match=[%s] sql=[%s]", mv_store_id(store), match->str, p.sql->str);
+out:
+	g_string_free(match, TRUE);
+	g_string_free(sql, TRUE);
+	g_string_free(p.sql, TRUE);
+	g_ptr_array_free(p.params, TRUE);
+	g_array_free(p.int_params, TRUE);
+	return rc;
+}
+
+/* ---- fan-out ---------------------------------------------------------------------- */
+
+mv_searcher *mv_searcher_open(mv_instance *inst, GError **error)
+{
+	GPtrArray *infos = mv_instance_stores(inst, error);
+	if (!infos)
+		return NULL;
+	mv_searcher *s = g_new0(mv_searcher, 1);
+	s->inst = inst;
+	s->stores = g_ptr_array_new();
+	for (guint i = 0; i < infos->len; i++) {
+		const mv_store_info *info = infos->pdata[i];
+		if (strcmp(info->state, "disabled") == 0)
+			continue;
+		GError *err = NULL;
+		mv_store *st = mv_instance_open_store(inst, info->id, MV_STORE_READ, &err);
+		if (!st) {
+			/* One unreadable store must not hide the others' mail. */
+			mv_log_warn("store %d (%s) not searched: %s", info->id, info->name, err->message);
+			g_error_free(err);
+			continue;
+		}
+		g_ptr_array_add(s->stores, st);
+	}
+	g_ptr_array_free(infos, TRUE);
+	return s;
+}
+
+void mv_searcher_close(mv_searcher **sp)
+{
+	mv_searcher *s = *sp;
+	if (!s)
+		return;
+	*sp = NULL;
+	for (guint i = 0; i < s->stores->len; i++) {
+		mv_store *st = s->stores->pdata[i];
+		mv_store_close(&st);
+	}
+	g_ptr_array_free(s->stores, TRUE);
+	g_free(s);
+}
+
+mv_store *mv_searcher_store(mv_searcher *s, int store_id)
+{
+	for (guint i = 0; i < s->stores->len; i++)
+		if (mv_store_id(s->stores->pdata[i]) == store_id)
+			return s->stores->pdata[i];
+	return NULL;
+}
+
+static gint by_date_desc(gconstpointer a, gconstpointer b)
+{
+	const mv_search_hit *x = *(mv_search_hit *const *)a, *y = *(mv_search_hit *const *)b;
+	if (x->date != y->date)
+		return x->date > y->date ? -1 : 1;
+	if (x->store_id != y->store_id)
+		return x->store_id > y->store_id ? -1 : 1;
+	return x->number > y->number ? -1 : (x->number < y->number);
+}
+
+static gint by_rank(gconstpointer a, gconstpointer b)
+{
+	const mv_search_hit *x = *(mv_search_hit *const *)a, *y = *(mv_search_hit *const *)b;
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	return by_date_desc(a, b);
+}
+
+int mv_searcher_run(mv_searcher *s, const char *query, const mv_search_options *opts,
+                    GPtrArray **hits_r, GError **error)
+{
+	mv_query *q = mv_query_parse(query, error);
+	if (!q)
+		return -1;
+	GPtrArray *hits = g_ptr_array_new_with_free_func((GDestroyNotify)mv_search_hit_free);
+	int rc = 0;
+	for (guint i = 0; i < s->stores->len && rc == 0; i++)
+		rc = run_store(s->stores->pdata[i], q, opts, hits, error);
+	mv_query_free(q);
+	if (rc < 0) {
+		g_ptr_array_free(hits, TRUE);
+		return -1;
+	}
+	if (s->stores->len > 1) {
+		g_ptr_array_sort(hits, opts->sort == MV_SORT_RELEVANCE ? by_rank : by_date_desc);
+		if (opts->limit > 0 && hits->len > (guint)opts->limit)
+			g_ptr_array_set_size(hits, (guint)opts->limit);
+	}
+	*hits_r = hits;
+	return 0;
+}

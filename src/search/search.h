@@ -1,0 +1,42 @@
+/* search: a parsed query planned onto each store's FTS5 index and metadata,
+ * fanned out over the readable stores, merged into one ranked list. */
+#ifndef MV_SEARCH_H
+#define MV_SEARCH_H
+
+#include "archive/archive.h"
+#include "search/query.h"
+
+typedef enum { MV_SORT_DATE = 0, MV_SORT_RELEVANCE = 1 } mv_sort;
+
+typedef struct mv_search_options {
+	const char *archive;   /* NULL = all archives */
+	int64_t limit;         /* 0 = no limit */
+	mv_sort sort;
+} mv_search_options;
+
+typedef struct mv_search_hit {
+	int store_id;
+	int64_t number;
+	int64_t date;
+	int64_t size;
+	double rank;           /* bm25: lower is better */
+	char *from, *to, *subject, *archive, *folder, *message_id;
+} mv_search_hit;
+
+void mv_search_hit_free(mv_search_hit *h);
+
+typedef struct mv_searcher mv_searcher;
+
+/* Opens every readable store of the instance for searching. */
+mv_searcher *mv_searcher_open(mv_instance *inst, GError **error);
+void mv_searcher_close(mv_searcher **s);
+/* Runs a query; *hits_r is an array of mv_search_hit* (caller frees). */
+int mv_searcher_run(mv_searcher *s, const char *query, const mv_search_options *opts,
+                    GPtrArray **hits_r, GError **error);
+/* The store with that id among the open ones, or NULL. */
+mv_store *mv_searcher_store(mv_searcher *s, int store_id);
+
+/* Parses "<store>:<num>". */
+bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r);
+
+#endif

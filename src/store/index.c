@@ -1,0 +1,70 @@
+/* index: the full-text side of a store — index/index.sqlite, one contentless
+ * FTS5 table whose rowid is the message number.
+ *
+ * Contentless because every column's text is derivable from content/ and the
+ * metadata db already keeps what result lists show: the index holds only
+ * postings, so it costs a fraction of the raw bytes.  The `scope` column
+ * carries synthetic tokens (archive, folder, has-attachment) so that the
+ * usual scoped search is one FTS intersection rather than a post-filter over
+ * a huge hit list. */
+#include "store/store.h"
+
+#include <sodium.h>
+#include <string.h>
+
+static const char index_schema[] =
+	"CREATE VIRTUAL TABLE IF NOT EXISTS %s.fts USING fts5("
+	" subject, sender, recipients, cc, bcc, body, attachment, folder, archive, messageid, scope,"
+	" content='', tokenize='unicode61 remove_diacritics 2');";
+
+int mv_index_init_schema(sqlite3 *db, const char *schema, GError **error)
+{
+	char *sql = g_strdup_printf(index_schema, schema);
+	int rc = mv_sql_exec(db, sql, error);
+	g_free(sql);
+	return rc;
+}
+
+char *mv_scope_archive_token(const char *archive)
+{
+	/* Archive names contain dots and other separators the tokenizer would
+	 * split on; a hash gives one stable alphanumeric token per archive. */
+	uint8_t h[8];
+	char *lower = g_utf8_strdown(archive, -1);
+	crypto_generichash(h, sizeof h, (const uint8_t *)lower, strlen(lower), NULL, 0);
+	g_free(lower);
+	char *hex = mv_hex(h, sizeof h);
+	char *tok = g_strconcat("zarc", hex, NULL);
+	g_free(hex);
+	return tok;
+}
+
+char *mv_scope_folder_token(int64_t folder_id)
+{
+	return g_strdup_printf("zfld%lld", (long long)folder_id);
+}
+
+int mv_index_insert(sqlite3 *db, sqlite3_stmt **cache, const mv_index_doc *doc, GError **error)
+{
+	static const char sql[] =
+		"INSERT INTO fts(rowid, subject, sender, recipients, cc, bcc, body, attachment,"
+		" folder, archive, messageid, scope) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
+	if (!*cache && sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, cache, NULL) != SQLITE_OK) {
+		mv_sql_set_error(error, db, "prepare index insert");
+		return -1;
+	}
+	sqlite3_stmt *st = *cache;
+	const char *cols[] = { doc->subject, doc->from, doc->to, doc->cc, doc->bcc, doc->body,
+	                       doc->attachments, doc->folder, doc->archive, doc->message_id, doc->scope };
+	sqlite3_bind_int64(st, 1, doc->number);
+	for (int i = 0; i < (int)G_N_ELEMENTS(cols); i++)
+		sqlite3_bind_text(st, i + 2, cols[i] ? cols[i] : "", -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE) {
+		mv_sql_set_error(error, db, "index insert");
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,855 @@
+/* store: opening a store, adding messages durably, reading them back.
+ *
+ * The write path is one function, mv_store_add_batch, because durability is
+ * a property of the whole sequence, not of any step:
+ *   1. BEGIN IMMEDIATE on the metadata db — the store's write lock;
+ *   2. cut the current segment back to its committed length (bytes a crashed
+ *      writer appended were never acknowledged);
+ *   3. append records, fsync the segment (and its directory if new);
+ *   4. insert rows, record the new committed length, COMMIT (synchronous=FULL);
+ *   5. insert the index rows and commit the index.
+ * A crash before 4 leaves bytes past the committed length, cut by the next
+ * writer; a crash between 4 and 5 leaves index rows missing for a suffix of
+ * message numbers, which mv_store_index_catch_up restores from content/. */
+#include "store/store.h"
+#include "mime/mime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SEGMENT_MAGIC "MVSEG001"
+#define SEGMENT_HEADER_BYTES 16
+
+struct mv_store {
+	int id;
+	mv_store_mode mode;
+	mv_store_paths paths;
+	uint8_t key[MV_KEY_BYTES];
+	sqlite3 *db;          /* metadata; index attached as "ix" for reads */
+	sqlite3 *index_db;    /* separate connection for index writes (own commit) */
+	sqlite3_stmt *index_insert;
+	GHashTable *segment_fds; /* segment id -> fd (GINT_TO_POINTER(fd + 1)) */
+	GHashTable *folder_ids;  /* "archive\x1fpath" -> folder id */
+};
+
+static const char store_schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS segments(id INTEGER PRIMARY KEY, committed_len INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS folders(id INTEGER PRIMARY KEY, archive TEXT NOT NULL,"
+	" path TEXT NOT NULL, UNIQUE(archive, path));"
+	"CREATE TABLE IF NOT EXISTS contents(id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
+	" segment INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, size INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS messages(num INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" content_id INTEGER NOT NULL REFERENCES contents(id), folder_id INTEGER NOT NULL REFERENCES folders(id),"
+	" date INTEGER NOT NULL, date_source INTEGER NOT NULL, archived_at INTEGER NOT NULL,"
+	" size INTEGER NOT NULL, parse_flags INTEGER NOT NULL, has_attachment INTEGER NOT NULL,"
+	" mail_flags TEXT NOT NULL, subject TEXT NOT NULL, sender TEXT NOT NULL, recipients TEXT NOT NULL,"
+	" message_id TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, UNIQUE(folder_id, content_id));"
+	"CREATE INDEX IF NOT EXISTS messages_date ON messages(date);"
+	"CREATE INDEX IF NOT EXISTS messages_folder_date ON messages(folder_id, date);";
+
+/* ---- SQLite helpers -------------------------------------------------------- */
+
+void mv_sql_set_error(GError **error, sqlite3 *db, const char *what)
+{
+	int code = sqlite3_errcode(db);
+	int kind = (code == SQLITE_FULL) ? MV_ERR_NO_SPACE :
+	           (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) ? MV_ERR_CORRUPT : MV_ERR_IO;
+	g_set_error(error, MV_ERROR, kind, "%s (%s): %s", what, sqlite3_db_filename(db, "main") ?
+	            sqlite3_db_filename(db, "main") : "sqlite", sqlite3_errmsg(db));
+}
+
+int mv_sql_exec(sqlite3 *db, const char *sql, GError **error)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	int code = sqlite3_errcode(db);
+	g_set_error(error, MV_ERROR, code == SQLITE_FULL ? MV_ERR_NO_SPACE : MV_ERR_IO,
+	            "%s: %s", sqlite3_db_filename(db, "main"), msg ? msg : "error");
+	sqlite3_free(msg);
+	return -1;
+}
+
+int mv_sql_open(const char *path, bool create, bool readonly, sqlite3 **db_r, GError **error)
+{
+	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "open database %s: %s", path,
+		            db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return -1;
+	}
+	/* Writers wait for each other instead of failing: that is how two
+	 * imports on one data directory serialise. */
+	sqlite3_busy_timeout(db, 600000);
+	*db_r = db;
+	return 0;
+}
+
+static int sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, GError **error)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK)
+		return 0;
+	mv_sql_set_error(error, db, "prepare");
+	return -1;
+}
+
+/* ---- paths ------------------------------------------------------------------ */
+
+static char *db_file(const mv_store_paths *p) { return g_build_filename(p->db_dir, "store.sqlite", NULL); }
+static char *index_file(const mv_store_paths *p) { return g_build_filename(p->index_dir, "index.sqlite", NULL); }
+
+static char *segment_file(const mv_store *s, int64_t seg)
+{
+	char name[32];
+	g_snprintf(name, sizeof name, "seg-%08lld.mvs", (long long)seg);
+	return g_build_filename(s->paths.content_dir, name, NULL);
+}
+
+static int setup_db(sqlite3 *db, bool synchronous_full, GError **error)
+{
+	const char *sql = synchronous_full ?
+		"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;" :
+		"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;";
+	return mv_sql_exec(db, sql, error);
+}
+
+int mv_store_create(const mv_store_paths *paths, GError **error)
+{
+	if (mv_mkdir_p(paths->db_dir, error) < 0 || mv_mkdir_p(paths->content_dir, error) < 0 ||
+	    mv_mkdir_p(paths->index_dir, error) < 0)
+		return -1;
+	char *dbp = db_file(paths), *ixp = index_file(paths);
+	sqlite3 *db = NULL, *ix = NULL;
+	int rc = -1;
+	if (mv_sql_open(dbp, true, false, &db, error) < 0 || setup_db(db, true, error) < 0 ||
+	    mv_sql_exec(db, store_schema, error) < 0)
+		goto out;
+	char *meta = g_strdup_printf("INSERT OR IGNORE INTO meta VALUES('format_version','%d');",
+	                             MV_STORE_FORMAT_VERSION);
+	rc = mv_sql_exec(db, meta, error);
+	g_free(meta);
+	if (rc < 0)
+		goto out;
+	rc = -1;
+	if (mv_sql_open(ixp, true, false, &ix, error) < 0 || setup_db(ix, false, error) < 0 ||
+	    mv_index_init_schema(ix, "main", error) < 0)
+		goto out;
+	rc = mv_fsync_dir(paths->db_dir, error);
+out:
+	sqlite3_close(db);
+	sqlite3_close(ix);
+	g_free(dbp);
+	g_free(ixp);
+	return rc;
+}
+
+static int check_format(mv_store *s, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sql_prepare(s->db, "SELECT value FROM meta WHERE key='format_version'", &st, error) < 0)
+		return -1;
+	int version = 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = atoi((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (version < 1 || version > MV_STORE_FORMAT_VERSION) {
+		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "store %s has format version %d; this build reads 1 to %d",
+		            s->paths.db_dir, version, MV_STORE_FORMAT_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+static void close_fd(gpointer p)
+{
+	close(GPOINTER_TO_INT(p) - 1);
+}
+
+mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
+                        const uint8_t data_key[MV_KEY_BYTES], mv_store_mode mode, GError **error)
+{
+	mv_store *s = g_new0(mv_store, 1);
+	s->id = store_id;
+	s->mode = mode;
+	s->paths.db_dir = g_strdup(paths->db_dir);
+	s->paths.content_dir = g_strdup(paths->content_dir);
+	s->paths.index_dir = g_strdup(paths->index_dir);
+	memcpy(s->key, data_key, MV_KEY_BYTES);
+	s->segment_fds = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, close_fd);
+	s->folder_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+
+	char *dbp = db_file(paths), *ixp = index_file(paths);
+	int rc = -1;
+	if (!g_file_test(dbp, G_FILE_TEST_EXISTS)) {
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "store database %s is missing", dbp);
+		goto out;
+	}
+	if (mv_sql_open(dbp, false, false, &s->db, error) < 0 || setup_db(s->db, true, error) < 0 ||
+	    check_format(s, error) < 0)
+		goto out;
+	char *attach = sqlite3_mprintf("ATTACH DATABASE %Q AS ix", ixp);
+	rc = mv_sql_exec(s->db, attach, error);
+	sqlite3_free(attach);
+	if (rc < 0)
+		goto out;
+	rc = mv_index_init_schema(s->db, "ix", error);
+	if (rc == 0 && mode == MV_STORE_WRITE) {
+		rc = -1;
+		if (mv_sql_open(ixp, false, false, &s->index_db, error) == 0 &&
+		    setup_db(s->index_db, false, error) == 0)
+			rc = mv_store_index_catch_up(s, error);
+	}
+out:
+	g_free(dbp);
+	g_free(ixp);
+	if (rc < 0)
+		mv_store_close(&s);
+	return s;
+}
+
+void mv_store_close(mv_store **sp)
+{
+	mv_store *s = *sp;
+	if (!s)
+		return;
+	*sp = NULL;
+	sqlite3_finalize(s->index_insert);
+	sqlite3_close(s->index_db);
+	sqlite3_close(s->db);
+	g_hash_table_destroy(s->segment_fds);
+	g_hash_table_destroy(s->folder_ids);
+	sodium_memzero(s->key, sizeof s->key);
+	g_free(s->paths.db_dir);
+	g_free(s->paths.content_dir);
+	g_free(s->paths.index_dir);
+	g_free(s);
+}
+
+int mv_store_id(const mv_store *s) { return s->id; }
+sqlite3 *mv_store_db(mv_store *s) { return s->db; }
+
+/* ---- segments ---------------------------------------------------------------- */
+
+static int segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
+{
+	gpointer v = g_hash_table_lookup(s->segment_fds, &seg);
+	if (v)
+		return GPOINTER_TO_INT(v) - 1;
+	char *path = segment_file(s, seg);
+	int flags = (s->mode == MV_STORE_WRITE ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	int fd = open(path, flags | (create ? O_CREAT | O_EXCL : 0), 0600);
+	if (fd < 0) {
+		mv_set_errno_error(error, errno, "open segment", path);
+		g_free(path);
+		return -1;
+	}
+	if (create) {
+		uint8_t hdr[SEGMENT_HEADER_BYTES] = { 0 };
+		memcpy(hdr, SEGMENT_MAGIC, 8);
+		hdr[8] = MV_STORE_FORMAT_VERSION;
+		if (mv_pwrite_all(fd, hdr, sizeof hdr, 0, path, error) < 0 ||
+		    mv_fsync_fd(fd, path, error) < 0 || mv_fsync_dir(s->paths.content_dir, error) < 0) {
+			close(fd);
+			unlink(path);
+			g_free(path);
+			return -1;
+		}
+	}
+	g_free(path);
+	int64_t *k = g_new(int64_t, 1);
+	*k = seg;
+	g_hash_table_insert(s->segment_fds, k, GINT_TO_POINTER(fd + 1));
+	return fd;
+}
+
+/* Picks the segment to append `need` bytes to, creating one when the current
+ * is full or none exists; returns its id and committed length. */
+static int segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sql_prepare(s->db, "SELECT id, committed_len FROM segments ORDER BY id DESC LIMIT 1", &st, error) < 0)
+		return -1;
+	int64_t seg = 0, len = 0;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		seg = sqlite3_column_int64(st, 0);
+		len = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	bool fresh = seg == 0 || (len > SEGMENT_HEADER_BYTES && (uint64_t)len + need > MV_SEGMENT_MAX_BYTES);
+	if (fresh) {
+		seg++;
+		char *path = segment_file(s, seg);
+		/* A file without a segments row is debris from a crash between its
+		 * creation and the commit that would have recorded it. */
+		if (g_file_test(path, G_FILE_TEST_EXISTS))
+			unlink(path);
+		g_free(path);
+		if (segment_fd(s, seg, true, error) < 0)
+			return -1;
+		len = SEGMENT_HEADER_BYTES;
+	}
+	*seg_r = seg;
+	*len_r = len;
+	return 0;
+}
+
+static int segment_append(mv_store *s, int64_t seg, int64_t at, const GByteArray *bytes, GError **error)
+{
+	int fd = segment_fd(s, seg, false, error);
+	if (fd < 0)
+		return -1;
+	char *path = segment_file(s, seg);
+	int rc = -1;
+	if (ftruncate(fd, at) < 0) {
+		mv_set_errno_error(error, errno, "truncate", path);
+		goto out;
+	}
+	if (mv_pwrite_all(fd, bytes->data, bytes->len, at, path, error) < 0 ||
+	    mv_fsync_fd(fd, path, error) < 0) {
+		/* Leave nothing half-written for readers to trip on. */
+		if (ftruncate(fd, at) < 0)
+			mv_log_warn("could not cut %s back after a failed write", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	g_free(path);
+	return rc;
+}
+
+/* ---- folders ------------------------------------------------------------------ */
+
+static int folder_id(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error)
+{
+	char *key = g_strdup_printf("%s\x1f%s", archive, path);
+	int64_t *cached = g_hash_table_lookup(s->folder_ids, key);
+	if (cached) {
+		*id_r = *cached;
+		g_free(key);
+		return 0;
+	}
+	sqlite3_stmt *st;
+	int rc = sql_prepare(s->db, "INSERT INTO folders(archive, path) VALUES(?1, ?2)"
+	                     " ON CONFLICT(archive, path) DO UPDATE SET path=excluded.path RETURNING id", &st, error);
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*id_r = sqlite3_column_int64(st, 0);
+		} else {
+			mv_sql_set_error(error, s->db, "create folder");
+			rc = -1;
+		}
+		sqlite3_finalize(st);
+	}
+	if (rc == 0) {
+		int64_t *v = g_new(int64_t, 1);
+		*v = *id_r;
+		g_hash_table_insert(s->folder_ids, key, v);
+	} else {
+		g_free(key);
+	}
+	return rc;
+}
+
+/* ---- adding ---------------------------------------------------------------------- */
+
+static char *record_meta(const mv_store_item *it)
+{
+	char *hash = mv_hex(it->hash, MV_HASH_BYTES);
+	json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:i}",
+	                      "v", 1, "hash", hash, "archive", it->archive, "folder", it->folder,
+	                      "archived_at", (json_int_t)it->archived_at, "source", it->source ? it->source : "",
+	                      "origin", it->origin ? it->origin : "", "mail_flags", it->mail_flags ? it->mail_flags : "",
+	                      "date", (json_int_t)it->date, "date_source", it->date_source);
+	g_free(hash);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return text;
+}
+
+static int encode_item(mv_store *s, const mv_store_item *it, bool with_body, int level,
+                       GByteArray *out, GError **error)
+{
+	char *meta = record_meta(it);
+	if (!meta) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: metadata not encodable", it->origin);
+		return -1;
+	}
+	int rc = mv_record_encode(s->key, with_body ? MV_RECORD_MESSAGE : MV_RECORD_REFERENCE,
+	                          (const uint8_t *)meta, strlen(meta),
+	                          with_body ? it->raw : NULL, with_body ? it->raw_len : 0, level, out, error);
+	free(meta);
+	return rc;
+}
+
+static int lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sql_prepare(s->db, "SELECT id FROM contents WHERE hash=?", &st, error) < 0)
+		return -1;
+	sqlite3_bind_blob(st, 1, hash, MV_HASH_BYTES, SQLITE_STATIC);
+	*id_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int message_exists(mv_store *s, int64_t folder, int64_t content, bool *exists_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sql_prepare(s->db, "SELECT 1 FROM messages WHERE folder_id=? AND content_id=?", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, content);
+	*exists_r = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int mv_store_has_message(mv_store *s, const char *archive, const char *folder,
+                         const uint8_t hash[MV_HASH_BYTES], bool *present_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sql_prepare(s->db, "SELECT 1 FROM messages m JOIN contents c ON c.id=m.content_id"
+	                " JOIN folders f ON f.id=m.folder_id WHERE c.hash=? AND f.archive=? AND f.path=?",
+	                &st, error) < 0)
+		return -1;
+	sqlite3_bind_blob(st, 1, hash, MV_HASH_BYTES, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, folder, -1, SQLITE_STATIC);
+	*present_r = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* What one item of a batch turned into, decided under the write lock. */
+typedef struct planned {
+	int64_t folder_id;
+	int64_t content_id;    /* existing content, or 0 = new (written in this batch) */
+	int64_t new_content;   /* index into the batch's new contents, when content_id == 0 */
+	int64_t record_offset; /* where its record starts (message or reference) */
+	size_t record_len;
+} planned;
+
+static int insert_content(mv_store *s, const mv_store_item *it, int64_t seg, int64_t off, size_t len,
+                          int64_t *id_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sql_prepare(s->db, "INSERT INTO contents(hash, segment, offset, length, size) VALUES(?,?,?,?,?)",
+	                &st, error) < 0)
+		return -1;
+	sqlite3_bind_blob(st, 1, it->hash, MV_HASH_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, seg);
+	sqlite3_bind_int64(st, 3, off);
+	sqlite3_bind_int64(st, 4, (int64_t)len);
+	sqlite3_bind_int64(st, 5, (int64_t)it->raw_len);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		mv_sql_set_error(error, s->db, "insert content");
+		return -1;
+	}
+	*id_r = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+static int insert_message(mv_store *s, mv_store_item *it, int64_t folder, int64_t content, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sql_prepare(s->db, "INSERT INTO messages(content_id, folder_id, date, date_source, archived_at, size,"
+	                " parse_flags, has_attachment, mail_flags, subject, sender, recipients, message_id)"
+	                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, content);
+	sqlite3_bind_int64(st, 2, folder);
+	sqlite3_bind_int64(st, 3, it->date);
+	sqlite3_bind_int(st, 4, it->date_source);
+	sqlite3_bind_int64(st, 5, it->archived_at);
+	sqlite3_bind_int64(st, 6, (int64_t)it->raw_len);
+	sqlite3_bind_int(st, 7, (int)it->parse_flags);
+	sqlite3_bind_int(st, 8, it->has_attachment);
+	sqlite3_bind_text(st, 9, it->mail_flags ? it->mail_flags : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, it->subject ? it->subject : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, it->from ? it->from : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, it->to ? it->to : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 13, it->message_id ? it->message_id : "", -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		mv_sql_set_error(error, s->db, "insert message");
+		return -1;
+	}
+	it->number = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+/* Decides, under the lock, what each item becomes, and encodes the records
+ * into `out` (offsets relative to its start). */
+static int plan_batch(mv_store *s, mv_store_item *items, size_t n, int level, planned *plan,
+                      GByteArray *out, GError **error)
+{
+	/* hash -> index of the first item in this batch that writes that content */
+	GHashTable *batch_new = g_hash_table_new(g_bytes_hash, g_bytes_equal);
+	GHashTable *batch_pairs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	GPtrArray *keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		mv_store_item *it = &items[i];
+		planned *p = &plan[i];
+		it->number = 0;
+		it->duplicate = false;
+		p->record_len = 0;
+		if ((rc = folder_id(s, it->archive, it->folder, &p->folder_id, error)) < 0 ||
+		    (rc = lookup_content(s, it->hash, &p->content_id, error)) < 0)
+			break;
+		char *hex = mv_hex(it->hash, MV_HASH_BYTES);
+		char *pair = g_strdup_printf("%lld:%s", (long long)p->folder_id, hex);
+		g_free(hex);
+		bool exists = false;
+		if (p->content_id && (rc = message_exists(s, p->folder_id, p->content_id, &exists, error)) < 0) {
+			g_free(pair);
+			break;
+		}
+		if (exists || g_hash_table_contains(batch_pairs, pair)) {
+			it->duplicate = true;
+			g_free(pair);
+			continue;
+		}
+		g_hash_table_add(batch_pairs, pair);
+		GBytes *key = g_bytes_new(it->hash, MV_HASH_BYTES);
+		g_ptr_array_add(keys, key);
+		bool known = p->content_id || g_hash_table_contains(batch_new, key);
+		if (!known)
+			g_hash_table_insert(batch_new, key, GSIZE_TO_POINTER(i + 1));
+		p->new_content = known && !p->content_id ? (int64_t)GPOINTER_TO_SIZE(g_hash_table_lookup(batch_new, key)) - 1 : -1;
+		p->record_offset = out->len;
+		rc = encode_item(s, it, !known, level, out, error);
+		p->record_len = out->len - (size_t)p->record_offset;
+	}
+	g_hash_table_destroy(batch_new);
+	g_hash_table_destroy(batch_pairs);
+	g_ptr_array_free(keys, TRUE);
+	return rc;
+}
+
+static int write_rows(mv_store *s, mv_store_item *items, size_t n, planned *plan,
+                      int64_t seg, int64_t base, GError **error)
+{
+	int64_t *content_of = g_new0(int64_t, n);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (items[i].duplicate)
+			continue;
+		planned *p = &plan[i];
+		int64_t content = p->content_id;
+		if (!content && p->new_content >= 0)
+			content = content_of[p->new_content];
+		if (!content)
+			rc = insert_content(s, &items[i], seg, base + p->record_offset, p->record_len, &content, error);
+		content_of[i] = content;
+		if (rc == 0)
+			rc = insert_message(s, &items[i], p->folder_id, content, error);
+	}
+	g_free(content_of);
+	return rc;
+}
+
+static int set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sql_prepare(s->db, "INSERT INTO segments(id, committed_len) VALUES(?1, ?2)"
+	                " ON CONFLICT(id) DO UPDATE SET committed_len=excluded.committed_len", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, seg);
+	sqlite3_bind_int64(st, 2, len);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		mv_sql_set_error(error, s->db, "record segment length");
+		return -1;
+	}
+	return 0;
+}
+
+static void fill_scope(GString *scope, const char *archive, int64_t folder, bool has_attachment)
+{
+	char *a = mv_scope_archive_token(archive);
+	char *f = mv_scope_folder_token(folder);
+	g_string_printf(scope, "%s %s%s", a, f, has_attachment ? " " MV_SCOPE_HAS_ATTACHMENT : "");
+	g_free(a);
+	g_free(f);
+}
+
+static int index_items(mv_store *s, mv_store_item *items, size_t n, planned *plan, GError **error)
+{
+	if (mv_sql_exec(s->index_db, "BEGIN", error) < 0)
+		return -1;
+	GString *scope = g_string_new(NULL);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		mv_store_item *it = &items[i];
+		if (it->duplicate)
+			continue;
+		fill_scope(scope, it->archive, plan[i].folder_id, it->has_attachment);
+		/* Names and normalised addresses both, so from:alice and
+		 * from:alice@example.com find the same message. */
+		char *from_all = g_strconcat(it->from ? it->from : "", " ", it->from_addrs ? it->from_addrs : "", NULL);
+		char *to_all = g_strconcat(it->to ? it->to : "", " ", it->to_addrs ? it->to_addrs : "", NULL);
+		mv_index_doc doc = {
+			.number = it->number, .subject = it->subject, .from = from_all, .to = to_all,
+			.cc = it->cc_addrs, .bcc = it->bcc_addrs, .body = it->text,
+			.attachments = it->attachment_names, .folder = it->folder, .archive = it->archive,
+			.message_id = it->message_id, .scope = scope->str,
+		};
+		rc = mv_index_insert(s->index_db, &s->index_insert, &doc, error);
+		g_free(from_all);
+		g_free(to_all);
+	}
+	g_string_free(scope, TRUE);
+	if (rc == 0)
+		return mv_sql_exec(s->index_db, "COMMIT", error);
+	sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_level, GError **error)
+{
+	if (s->mode != MV_STORE_WRITE) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "store %d is open read-only", s->id);
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	if (mv_sql_exec(s->db, "BEGIN IMMEDIATE", error) < 0)
+		return -1;
+	/* The cache may name folders a rolled-back batch created. */
+	g_hash_table_remove_all(s->folder_ids);
+	planned *plan = g_new0(planned, n);
+	GByteArray *out = g_byte_array_new();
+	int64_t seg = 0, base = 0;
+	GError *index_error = NULL;
+	int rc = plan_batch(s, items, n, zstd_level, plan, out, error);
+	if (rc == 0)
+		rc = segment_for_append(s, out->len, &seg, &base, error);
+	if (rc == 0 && out->len > 0)
+		rc = segment_append(s, seg, base, out, error);
+	if (rc == 0)
+		rc = write_rows(s, items, n, plan, seg, base, error);
+	if (rc == 0)
+		rc = set_committed_len(s, seg, base + (int64_t)out->len, error);
+	if (rc == 0)
+		rc = mv_sql_exec(s->db, "COMMIT", error);
+	if (rc < 0) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		g_hash_table_remove_all(s->folder_ids);
+		for (size_t i = 0; i < n; i++)
+			items[i].number = 0;
+	} else if (index_items(s, items, n, plan, &index_error) < 0) {
+		/* The messages are durable; the index gap is a suffix of message
+		 * numbers that the next writer's catch-up fills from content/. */
+		mv_log_warn("store %d: index update failed (%s); it is completed when the store is next opened for writing",
+		            s->id, index_error->message);
+		g_clear_error(&index_error);
+	}
+	g_byte_array_unref(out);
+	g_free(plan);
+	return rc;
+}
+
+/* ---- reading ------------------------------------------------------------------------ */
+
+static int read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByteArray **rec_r, GError **error)
+{
+	if (len < MV_RECORD_HEADER_BYTES || (uint64_t)len > MV_RECORD_HEADER_BYTES + (uint64_t)MV_RECORD_MAX_PAYLOAD) {
+		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "record length %lld out of range", (long long)len);
+		return -1;
+	}
+	int fd = segment_fd(s, seg, false, error);
+	if (fd < 0)
+		return -1;
+	GByteArray *rec = g_byte_array_sized_new((guint)len);
+	g_byte_array_set_size(rec, (guint)len);
+	char *path = segment_file(s, seg);
+	int rc = mv_pread_exact(fd, rec->data, (size_t)len, off, path, error);
+	g_free(path);
+	if (rc < 0) {
+		g_byte_array_unref(rec);
+		return -1;
+	}
+	*rec_r = rec;
+	return 0;
+}
+
+int mv_store_read_message(mv_store *s, int64_t number, GByteArray **raw_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sql_prepare(s->db, "SELECT c.hash, c.segment, c.offset, c.length, c.size FROM messages m"
+	                " JOIN contents c ON c.id = m.content_id WHERE m.num = ? AND m.deleted = 0", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, number);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "message %d:%lld does not exist", s->id, (long long)number);
+		return -1;
+	}
+	uint8_t want[MV_HASH_BYTES];
+	memcpy(want, sqlite3_column_blob(st, 0), MV_HASH_BYTES);
+	int64_t seg = sqlite3_column_int64(st, 1), off = sqlite3_column_int64(st, 2);
+	int64_t len = sqlite3_column_int64(st, 3);
+	sqlite3_finalize(st);
+
+	GByteArray *rec = NULL, *plain = NULL;
+	mv_record_header h;
+	const uint8_t *meta, *body;
+	size_t meta_len, body_len;
+	if (read_record(s, seg, off, len, &rec, error) < 0)
+		return -1;
+	int rc = mv_record_decode(s->key, rec->data, rec->len, &h, &plain, &meta, &meta_len, &body, &body_len, error);
+	g_byte_array_unref(rec);
+	if (rc < 0) {
+		g_prefix_error(error, "message %d:%lld: ", s->id, (long long)number);
+		return -1;
+	}
+	uint8_t got[MV_HASH_BYTES];
+	crypto_generichash(got, sizeof got, body, body_len, NULL, 0);
+	if (h.type != MV_RECORD_MESSAGE || sodium_memcmp(got, want, MV_HASH_BYTES) != 0) {
+		g_byte_array_unref(plain);
+		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "message %d:%lld: content hash mismatch", s->id, (long long)number);
+		return -1;
+	}
+	GByteArray *raw = g_byte_array_sized_new((guint)body_len + 1);
+	g_byte_array_append(raw, body, (guint)body_len);
+	g_byte_array_unref(plain);
+	*raw_r = raw;
+	return 0;
+}
+
+/* ---- statistics and index catch-up -------------------------------------------------- */
+
+static int64_t scalar(mv_store *s, const char *sql)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return v;
+}
+
+int mv_store_get_stats(mv_store *s, mv_store_stats *st, GError **error)
+{
+	st->messages = scalar(s, "SELECT count(*) FROM messages WHERE deleted=0");
+	st->contents = scalar(s, "SELECT count(*) FROM contents");
+	st->raw_bytes = scalar(s, "SELECT coalesce(sum(size),0) FROM contents");
+	if (st->messages < 0 || st->contents < 0 || st->raw_bytes < 0) {
+		mv_sql_set_error(error, s->db, "statistics");
+		return -1;
+	}
+	st->disk_content = mv_disk_usage(s->paths.content_dir);
+	st->disk_db = mv_disk_usage(s->paths.db_dir);
+	st->disk_index = mv_disk_usage(s->paths.index_dir);
+	return 0;
+}
+
+void mv_folder_stats_free(mv_folder_stats *f)
+{
+	if (!f)
+		return;
+	g_free(f->archive);
+	g_free(f->path);
+	g_free(f);
+}
+
+int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sql_prepare(s->db, "SELECT f.archive, f.path, count(m.num), coalesce(sum(m.size),0) FROM folders f"
+	                " LEFT JOIN messages m ON m.folder_id = f.id AND m.deleted = 0"
+	                " WHERE ?1 IS NULL OR f.archive = ?1 GROUP BY f.id ORDER BY f.archive, f.path", &st, error) < 0)
+		return -1;
+	if (archive)
+		sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)mv_folder_stats_free);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		mv_folder_stats *f = g_new0(mv_folder_stats, 1);
+		f->archive = g_strdup((const char *)sqlite3_column_text(st, 0));
+		f->path = g_strdup((const char *)sqlite3_column_text(st, 1));
+		f->messages = sqlite3_column_int64(st, 2);
+		f->bytes = sqlite3_column_int64(st, 3);
+		g_ptr_array_add(list, f);
+	}
+	sqlite3_finalize(st);
+	*folders_r = list;
+	return 0;
+}
+
+static int reindex_one(mv_store *s, int64_t num, const char *archive, const char *folder, int64_t folder_id,
+                       const char *mail_flags, GError **error)
+{
+	GByteArray *raw = NULL;
+	if (mv_store_read_message(s, num, &raw, error) < 0)
+		return -1;
+	mv_parsed *p = mv_parse_message(raw->data, raw->len, 0);
+	GString *scope = g_string_new(NULL);
+	fill_scope(scope, archive, folder_id, p->has_attachment);
+	char *from_all = g_strconcat(p->from, " ", p->from_addrs, NULL);
+	char *to_all = g_strconcat(p->to, " ", p->to_addrs, NULL);
+	mv_index_doc doc = {
+		.number = num, .subject = p->subject, .from = from_all, .to = to_all, .cc = p->cc_addrs,
+		.bcc = p->bcc_addrs, .body = p->text->str, .attachments = p->attachment_names->str,
+		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = scope->str,
+	};
+	(void)mail_flags;
+	int rc = mv_index_insert(s->index_db, &s->index_insert, &doc, error);
+	g_free(from_all);
+	g_free(to_all);
+	g_string_free(scope, TRUE);
+	mv_parsed_free(p);
+	g_byte_array_unref(raw);
+	return rc;
+}
+
+int mv_store_index_catch_up(mv_store *s, GError **error)
+{
+	int64_t indexed = 0;
+	sqlite3_stmt *st;
+	if (sql_prepare(s->index_db, "SELECT coalesce(max(rowid),0) FROM fts", &st, error) < 0)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		indexed = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.mail_flags FROM messages m"
+	                " JOIN folders f ON f.id = m.folder_id WHERE m.num > ? ORDER BY m.num", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, indexed);
+	int rc = 0;
+	int64_t done = 0;
+	if (mv_sql_exec(s->index_db, "BEGIN", error) < 0) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		rc = reindex_one(s, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+		                 (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3),
+		                 (const char *)sqlite3_column_text(st, 4), error);
+		done++;
+	}
+	sqlite3_finalize(st);
+	if (rc == 0 && mv_sql_exec(s->index_db, "COMMIT", error) == 0) {
+		if (done)
+			mv_log_info("store %d: indexed %lld messages a crash had left unindexed", s->id, (long long)done);
+		return 0;
+	}
+	sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}

@@ -1,0 +1,177 @@
+/* store: one archive store — the unit that holds mail.
+ *
+ *   content/  append-only segment files of records (record.c): each record is
+ *             a fixed header + XChaCha20-Poly1305 ciphertext over zstd bytes.
+ *             Message records carry the raw message plus a metadata block;
+ *             reference records point a further folder at known content;
+ *             together they are the recovery records the db can be rebuilt from.
+ *   db/       store.sqlite (WAL): folders, contents, messages, segments.
+ *   index/    index.sqlite: a contentless FTS5 table, rowid = message number.
+ *
+ * Writers serialise on the metadata db's write lock (BEGIN IMMEDIATE): inside
+ * it a writer cuts any uncommitted segment tail, appends, fsyncs, then
+ * commits the db.  A segment's committed length lives in the db, so bytes a
+ * crashed writer left past it are never visible and are cut by the next one. */
+#ifndef MV_STORE_H
+#define MV_STORE_H
+
+#include "base/base.h"
+#include <sqlite3.h>
+
+#define MV_STORE_FORMAT_VERSION 1
+#define MV_KEY_BYTES 32
+#define MV_HASH_BYTES 32              /* BLAKE2b-256 of the raw message */
+#define MV_SEGMENT_MAX_BYTES (256u * 1024u * 1024u)
+
+/* ---- records ---------------------------------------------------------- */
+
+#define MV_RECORD_MAGIC "MVR1"
+#define MV_RECORD_HEADER_BYTES 40
+#define MV_RECORD_MAX_PAYLOAD (MV_MAX_RECORD_PLAIN + 64u * 1024u)
+#define MV_MAX_RECORD_PLAIN (600u * 1024u * 1024u)
+
+typedef enum {
+	MV_RECORD_MESSAGE = 1,    /* metadata + raw bytes */
+	MV_RECORD_REFERENCE = 2,  /* metadata only: known content in another folder */
+	MV_RECORD_TOMBSTONE = 3,  /* a deletion, with reason */
+} mv_record_type;
+
+typedef struct mv_record_header {
+	uint8_t version;
+	uint8_t type;
+	uint32_t cipher_len;      /* bytes after the header */
+	uint32_t plain_len;       /* decompressed payload length */
+	uint8_t nonce[24];
+} mv_record_header;
+
+/* Encodes one record (header + ciphertext) and appends it to out.
+ * payload = meta_len(u32 LE) + meta JSON + body. */
+int mv_record_encode(const uint8_t key[MV_KEY_BYTES], mv_record_type type,
+                     const uint8_t *meta, size_t meta_len,
+                     const uint8_t *body, size_t body_len,
+                     int zstd_level, GByteArray *out, GError **error);
+/* Parses and checks a header (magic, version, type, lengths). */
+int mv_record_parse_header(const uint8_t *buf, size_t len, mv_record_header *h, GError **error);
+/* Decrypts (authenticating header and ciphertext) and decompresses a whole
+ * record.  *meta_r and *body_r point into *plain_r, which the caller frees. */
+int mv_record_decode(const uint8_t key[MV_KEY_BYTES], const uint8_t *rec, size_t len,
+                     mv_record_header *h_r, GByteArray **plain_r,
+                     const uint8_t **meta_r, size_t *meta_len_r,
+                     const uint8_t **body_r, size_t *body_len_r, GError **error);
+
+/* ---- keys --------------------------------------------------------------- */
+
+/* Wraps a data key with a key-encryption key: nonce || ciphertext. */
+GByteArray *mv_key_wrap(const uint8_t kek[MV_KEY_BYTES], const uint8_t key[MV_KEY_BYTES]);
+int mv_key_unwrap(const uint8_t kek[MV_KEY_BYTES], const uint8_t *wrapped, size_t len,
+                  uint8_t key_r[MV_KEY_BYTES], GError **error);
+/* Derives a key-encryption key from the recovery key text (Argon2id). */
+int mv_key_from_recovery(const char *recovery_key, const uint8_t salt[16],
+                         uint8_t kek_r[MV_KEY_BYTES], GError **error);
+/* A new random recovery key in display form "XXXXX-XXXXX-..." (base32). */
+char *mv_recovery_key_new(void);
+/* Canonicalises what a user typed (case, spaces, dashes) to the display form. */
+char *mv_recovery_key_normalize(const char *typed);
+
+/* ---- the store ------------------------------------------------------------ */
+
+typedef struct mv_store mv_store;
+
+typedef struct mv_store_paths {
+	char *db_dir;       /* absolute */
+	char *content_dir;
+	char *index_dir;
+} mv_store_paths;
+
+typedef enum {
+	MV_STORE_READ = 0,
+	MV_STORE_WRITE = 1,
+} mv_store_mode;
+
+/* Creates the directories and empty db/index of a new store. */
+int mv_store_create(const mv_store_paths *paths, GError **error);
+mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
+                        const uint8_t data_key[MV_KEY_BYTES], mv_store_mode mode, GError **error);
+void mv_store_close(mv_store **s);
+int mv_store_id(const mv_store *s);
+sqlite3 *mv_store_db(mv_store *s);         /* metadata db; index attached as "ix" */
+
+/* One message to be added in a batch. */
+typedef struct mv_store_item {
+	const char *archive;
+	const char *folder;
+	const uint8_t *raw;
+	size_t raw_len;
+	uint8_t hash[MV_HASH_BYTES];
+	int64_t archived_at;
+	const char *source;      /* "file", "mbox", "maildir", ... */
+	const char *origin;      /* file path or mbox offset */
+	const char *mail_flags;
+	/* parsed fields (from mime), borrowed: */
+	const char *subject, *from, *from_addrs, *to, *to_addrs, *cc_addrs, *bcc_addrs;
+	const char *message_id;
+	int64_t date;
+	int date_source;
+	unsigned parse_flags;
+	bool has_attachment;
+	const char *text;            /* body text for the index */
+	const char *attachment_names;
+	/* filled by the store: */
+	int64_t number;              /* message number, 0 if it was a duplicate */
+	bool duplicate;              /* already in that folder */
+} mv_store_item;
+
+/* Adds items in one durable transaction: records appended and fsync'd, db
+ * committed, index committed.  Items already present in their folder (same
+ * content hash) are marked duplicate and add nothing. */
+int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_level, GError **error);
+
+/* True if (archive, folder, hash) is already present (for early skipping). */
+int mv_store_has_message(mv_store *s, const char *archive, const char *folder,
+                         const uint8_t hash[MV_HASH_BYTES], bool *present_r, GError **error);
+
+/* Reads a message's raw bytes, checking the content hash. */
+int mv_store_read_message(mv_store *s, int64_t number, GByteArray **raw_r, GError **error);
+
+typedef struct mv_store_stats {
+	int64_t messages, contents, raw_bytes;
+	uint64_t disk_content, disk_db, disk_index;
+} mv_store_stats;
+int mv_store_get_stats(mv_store *s, mv_store_stats *st, GError **error);
+
+typedef struct mv_folder_stats {
+	char *archive, *path;
+	int64_t messages, bytes;
+} mv_folder_stats;
+void mv_folder_stats_free(mv_folder_stats *f);
+/* Folders of the store (optionally of one archive) with their counts. */
+int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_r, GError **error);
+
+/* Indexes messages whose rows exist but whose index entries were lost (a
+ * crash between the db and index commits). */
+int mv_store_index_catch_up(mv_store *s, GError **error);
+
+/* Index text for one message (internal to store/, exposed for catch-up). */
+typedef struct mv_index_doc {
+	int64_t number;
+	const char *subject, *from, *to, *cc, *bcc, *body, *attachments;
+	const char *folder, *archive, *message_id;
+	const char *scope;           /* scope tokens: archive, folder, flags */
+} mv_index_doc;
+
+/* Scope tokens (see index.c): one FTS token per archive and folder so that
+ * scoped searches are an FTS intersection, not a post-filter. */
+char *mv_scope_archive_token(const char *archive);
+char *mv_scope_folder_token(int64_t folder_id);
+#define MV_SCOPE_HAS_ATTACHMENT "zhasattach"
+
+int mv_index_init_schema(sqlite3 *db, const char *schema, GError **error);
+/* Inserts one document; *cache holds the prepared statement (finalize it). */
+int mv_index_insert(sqlite3 *db, sqlite3_stmt **cache, const mv_index_doc *doc, GError **error);
+
+/* SQLite helpers shared by store/, archive/, search/. */
+int mv_sql_exec(sqlite3 *db, const char *sql, GError **error);
+void mv_sql_set_error(GError **error, sqlite3 *db, const char *what);
+int mv_sql_open(const char *path, bool create, bool readonly, sqlite3 **db_r, GError **error);
+
+#endif

@@ -1,0 +1,165 @@
+/* Unit tests: message parsing — addresses, dates, RFC 2047, bodies, the
+ * malformed-input flags, and HTML to text. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mime/mime.h"
+#include <string.h>
+
+static mv_parsed *parse(const char *text)
+{
+	return mv_parse_message((const uint8_t *)text, strlen(text), 1000);
+}
+
+static void test_address_normalize(void **state)
+{
+	char *a = mv_address_normalize("  <John.Doe@Example.COM> ");
+	assert_string_equal(a, "john.doe@example.com");
+	g_free(a);
+	a = mv_address_normalize("");
+	assert_string_equal(a, "");
+	g_free(a);
+	a = mv_address_normalize(NULL);
+	assert_string_equal(a, "");
+	g_free(a);
+}
+
+static void test_dates(void **state)
+{
+	int64_t t = 0;
+	assert_true(mv_date_parse("Thu, 22 Aug 2002 07:36:16 -0400", &t));
+	assert_int_equal(t, 1030016176);
+	assert_false(mv_date_parse("not a date", &t));
+	assert_false(mv_date_parse("", &t));
+	assert_true(mv_date_from_received("from x by y; Thu, 22 Aug 2002 12:36:16 +0100 (IST)", &t));
+	assert_int_equal(t, 1030016176);
+	assert_false(mv_date_from_received("from x by y", &t));
+}
+
+static void test_headers(void **state)
+{
+	mv_parsed *p = parse("From: \"Jörg\" <Joerg@Example.org>\n"
+	                     "To: a@x.org, Bob <B@Y.ORG>\nCc: c@z.org\n"
+	                     "Subject: =?UTF-8?B?R3LDvMOfZQ==?= again\n"
+	                     "Message-ID: <abc@host>\nDate: Thu, 22 Aug 2002 07:36:16 -0400\n\nhello body\n");
+	assert_string_equal(p->subject, "Grüße again");
+	assert_string_equal(p->from_addrs, "joerg@example.org");
+	assert_string_equal(p->to_addrs, "a@x.org b@y.org");
+	assert_string_equal(p->cc_addrs, "c@z.org");
+	assert_string_equal(p->message_id, "abc@host");
+	assert_int_equal(p->date, 1030016176);
+	assert_int_equal(p->date_source, MV_DATE_FROM_HEADER);
+	assert_non_null(strstr(p->text->str, "hello body"));
+	assert_int_equal(p->flags & MV_PARSE_BAD_DATE, 0);
+	mv_parsed_free(p);
+}
+
+static void test_date_fallbacks(void **state)
+{
+	mv_parsed *p = parse("Received: from a by b; Thu, 22 Aug 2002 12:36:16 +0100\nSubject: x\n\nbody\n");
+	assert_int_equal(p->date_source, MV_DATE_FROM_RECEIVED);
+	assert_int_equal(p->date, 1030016176);
+	assert_true(p->flags & MV_PARSE_BAD_DATE);
+	mv_parsed_free(p);
+	p = parse("Subject: x\nDate: garbage\n\nbody\n");
+	assert_int_equal(p->date_source, MV_DATE_FROM_ARCHIVE);
+	assert_int_equal(p->date, 1000);
+	mv_parsed_free(p);
+}
+
+static void test_multipart(void **state)
+{
+	mv_parsed *p = parse("Subject: m\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b1\"\n\n"
+	                     "--b1\nContent-Type: multipart/alternative; boundary=\"b2\"\n\n"
+	                     "--b2\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\n"
+	                     "caf=E9 plain\n--b2\nContent-Type: text/html\n\n<p>html&amp;<b>bold</b></p><script>var x;</script>\n--b2--\n"
+	                     "--b1\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=\"report.pdf\"\n"
+	                     "Content-Transfer-Encoding: base64\n\nAAAA\n--b1\nContent-Type: message/rfc822\n\n"
+	                     "Subject: inner subject\n\ninner body\n--b1--\n");
+	assert_non_null(strstr(p->text->str, "café plain"));
+	assert_non_null(strstr(p->text->str, "html&"));
+	assert_non_null(strstr(p->text->str, "bold"));
+	assert_null(strstr(p->text->str, "var x"));
+	assert_non_null(strstr(p->text->str, "inner subject"));
+	assert_non_null(strstr(p->text->str, "inner body"));
+	assert_true(p->has_attachment);
+	assert_non_null(strstr(p->attachment_names->str, "report.pdf"));
+	assert_int_equal(p->flags & (MV_PARSE_BAD_MIME | MV_PARSE_TOO_DEEP), 0);
+	mv_parsed_free(p);
+}
+
+static void test_truncated_mime(void **state)
+{
+	mv_parsed *p = parse("Subject: cut\nContent-Type: multipart/mixed; boundary=\"zz\"\n\n--zz\nContent-Type: text/plain\n\npartial te");
+	assert_true(p->flags & MV_PARSE_BAD_MIME);
+	assert_string_equal(p->subject, "cut");
+	mv_parsed_free(p);
+}
+
+static void test_deep_nesting(void **state)
+{
+	GString *s = g_string_new("Subject: deep\n");
+	for (int i = 0; i < 5000; i++)
+		g_string_append_printf(s, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n", i, i);
+	g_string_append(s, "Content-Type: text/plain\n\nleaf\n");
+	mv_parsed *p = mv_parse_message((const uint8_t *)s->str, s->len, 1);
+	assert_true(p->flags & MV_PARSE_TOO_DEEP);
+	assert_string_equal(p->subject, "deep");
+	mv_parsed_free(p);
+	g_string_free(s, TRUE);
+}
+
+static void test_garbage(void **state)
+{
+	const uint8_t junk[] = { 0, 1, 2, 0xff, 0xfe, '\n', 0, 'x' };
+	mv_parsed *p = mv_parse_message(junk, sizeof junk, 5);
+	assert_non_null(p->subject);
+	assert_true(p->flags & MV_PARSE_NUL_BYTES);
+	assert_int_equal(p->date, 5);
+	mv_parsed_free(p);
+	p = mv_parse_message((const uint8_t *)"", 0, 5);
+	assert_string_equal(p->subject, "");
+	mv_parsed_free(p);
+}
+
+static void test_bad_charset(void **state)
+{
+	mv_parsed *p = parse("Subject: =?x-unknown-foo?Q?caf=E9?= plain\nContent-Type: text/plain; charset=x-bogus\n\nabc\xe9\xff def\n");
+	assert_true(g_utf8_validate(p->subject, -1, NULL));
+	assert_non_null(strstr(p->subject, "plain"));
+	assert_true(g_utf8_validate(p->text->str, -1, NULL));
+	assert_non_null(strstr(p->text->str, "def"));
+	mv_parsed_free(p);
+}
+
+static void test_html_to_text(void **state)
+{
+	GString *out = g_string_new(NULL);
+	const char *html = "<html><style>p{}</style><!-- c --><p>A&nbsp;&lt;b&gt; &#233;&#x41;</p>&bogus;</html>";
+	mv_html_to_text(html, strlen(html), out, 1000);
+	assert_non_null(strstr(out->str, "A <b> éA"));
+	assert_non_null(strstr(out->str, "&bogus;"));
+	assert_null(strstr(out->str, "p{}"));
+	g_string_free(out, TRUE);
+}
+
+int main(void)
+{
+	mv_mime_init();
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_address_normalize),
+		cmocka_unit_test(test_dates),
+		cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_date_fallbacks),
+		cmocka_unit_test(test_multipart),
+		cmocka_unit_test(test_truncated_mime),
+		cmocka_unit_test(test_deep_nesting),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_bad_charset),
+		cmocka_unit_test(test_html_to_text),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

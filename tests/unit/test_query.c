@@ -1,0 +1,420 @@
+/* Unit tests for search/query: every construct of the language and every
+ * error, checked through the canonical to_string rendering and the exact
+ * error message, because both are part of the contract (tests, --debug and
+ * users reading "position N: reason"). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "search/query.h"
+
+static void check_parse(const char *text, const char *expected)
+{
+	GError *err = NULL;
+	mv_query *q = mv_query_parse(text, &err);
+	if (q == NULL)
+		fail_msg("'%s' failed: %s", text, err != NULL ? err->message : "(no error)");
+	assert_null(err);
+	char *s = mv_query_to_string(q);
+	if (strcmp(s, expected) != 0)
+		fail_msg("'%s' gave %s, expected %s", text, s, expected);
+	g_free(s);
+	mv_query_free(q);
+}
+
+static void check_error(const char *text, const char *expected)
+{
+	GError *err = NULL;
+	mv_query *q = mv_query_parse(text, &err);
+	if (q != NULL) {
+		char *s = mv_query_to_string(q);
+		fail_msg("'%s' parsed as %s, expected error %s", text, s, expected);
+	}
+	assert_non_null(err);
+	assert_true(g_error_matches(err, MV_ERROR, MV_ERR_INVALID));
+	if (strcmp(err->message, expected) != 0)
+		fail_msg("'%s' gave error '%s', expected '%s'", text, err->message, expected);
+	g_error_free(err);
+}
+
+static void test_words(void **state)
+{
+	(void)state;
+	check_parse("hello", "TERM(hello)");
+	check_parse("  hello  ", "TERM(hello)");
+	check_parse("hello world", "AND(TERM(hello), TERM(world))");
+	check_parse("a\tb\nc", "AND(TERM(a), TERM(b), TERM(c))");
+	check_parse("Grüße café", "AND(TERM(Grüße), TERM(café))");
+	check_parse("a-b", "TERM(a-b)");
+	check_parse("foo-", "TERM(foo-)");
+	check_parse("or and", "AND(TERM(or), TERM(and))");
+	check_parse("Or", "TERM(Or)");
+	check_parse("ORANGE ANDROID", "AND(TERM(ORANGE), TERM(ANDROID))");
+	check_parse("http://x.org/a", "TERM(http://x.org/a)");
+	check_parse("12:30", "TERM(12:30)");
+	check_parse("foo:bar", "TERM(foo:bar)");
+	check_parse(":x", "TERM(:x)");
+	check_parse("a(b)c", "AND(TERM(a), TERM(b), TERM(c))");
+}
+
+static void test_prefix(void **state)
+{
+	(void)state;
+	check_parse("john*", "TERM(john*)");
+	check_parse("from:john*", "TERM(from:john*)");
+	check_parse("x* y", "AND(TERM(x*), TERM(y))");
+	check_error("*", "position 1: '*' without a prefix");
+	check_error("a *", "position 3: '*' without a prefix");
+	check_error("from:*", "position 6: '*' without a prefix");
+	check_error("fo*o", "position 3: '*' is only allowed at the end of a word");
+	check_error("*foo", "position 1: '*' is only allowed at the end of a word");
+	check_error("foo**", "position 4: '*' is only allowed at the end of a word");
+	check_error("\"a b\"*", "position 6: '*' without a prefix");
+}
+
+static void test_phrases(void **state)
+{
+	(void)state;
+	check_parse("\"hello world\"", "PHRASE(\"hello world\")");
+	check_parse("\"  hello \t  world  \"", "PHRASE(\"hello world\")");
+	check_parse("\"one\"", "PHRASE(\"one\")");
+	check_parse("\"a (b) OR c*\"", "PHRASE(\"a (b) OR c*\")");
+	check_parse("x\"a b\"y", "AND(TERM(x), PHRASE(\"a b\"), TERM(y))");
+	check_parse("subject:\"a  b\"", "PHRASE(subject:\"a b\")");
+	check_parse("-\"a b\"", "NOT(PHRASE(\"a b\"))");
+	check_error("hello \"world", "position 7: unterminated phrase");
+	check_error("\"a\" \"b", "position 5: unterminated phrase");
+	check_error("subject:\"abc", "position 9: unterminated phrase");
+	check_error("\"\"", "position 1: empty phrase");
+	check_error("a \"   \"", "position 3: empty phrase");
+	check_error("to:\"\"", "position 4: empty phrase");
+}
+
+static void test_fields(void **state)
+{
+	(void)state;
+	check_parse("from:john", "TERM(from:john)");
+	check_parse("FROM:John", "TERM(from:John)");
+	check_parse("to:a cc:b bcc:c", "AND(TERM(to:a), TERM(cc:b), TERM(bcc:c))");
+	check_parse("subject:hi body:there", "AND(TERM(subject:hi), TERM(body:there))");
+	check_parse("attachment:report.pdf", "TERM(attachment:report.pdf)");
+	check_parse("folder:INBOX/Sent.2024", "TERM(folder:INBOX/Sent.2024)");
+	check_parse("archive:old/2019", "TERM(archive:old/2019)");
+	check_parse("folder:\"Sent Items/2024\"", "PHRASE(folder:\"Sent Items/2024\")");
+	check_parse("messageid:<abc@x.org>", "TERM(messageid:<abc@x.org>)");
+	check_parse("MessageId:a", "TERM(messageid:a)");
+	check_parse("from:a:b", "TERM(from:a:b)");
+	check_parse("from:-x", "TERM(from:-x)");
+	check_parse("from:OR", "TERM(from:OR)");
+	check_error("from:", "position 6: missing value after 'from:'");
+	check_error("a from: b", "position 8: missing value after 'from:'");
+	check_error("subject:(a)", "position 9: missing value after 'subject:'");
+	check_error("size:", "position 6: missing value after 'size:'");
+	check_error("after:", "position 7: missing value after 'after:'");
+}
+
+static void test_field_names(void **state)
+{
+	(void)state;
+	assert_string_equal(mv_query_field_name(MV_F_ANY), "any");
+	assert_string_equal(mv_query_field_name(MV_F_FROM), "from");
+	assert_string_equal(mv_query_field_name(MV_F_TO), "to");
+	assert_string_equal(mv_query_field_name(MV_F_CC), "cc");
+	assert_string_equal(mv_query_field_name(MV_F_BCC), "bcc");
+	assert_string_equal(mv_query_field_name(MV_F_SUBJECT), "subject");
+	assert_string_equal(mv_query_field_name(MV_F_BODY), "body");
+	assert_string_equal(mv_query_field_name(MV_F_ATTACHMENT), "attachment");
+	assert_string_equal(mv_query_field_name(MV_F_FOLDER), "folder");
+	assert_string_equal(mv_query_field_name(MV_F_ARCHIVE), "archive");
+	assert_string_equal(mv_query_field_name(MV_F_MESSAGEID), "messageid");
+}
+
+static void test_tree_fields(void **state)
+{
+	(void)state;
+	GError *err = NULL;
+	mv_query *q = mv_query_parse("from:jo* \"a  b\" size:>=2k", &err);
+	assert_non_null(q);
+	assert_int_equal(q->kind, MV_Q_AND);
+	assert_int_equal(q->children->len, 3);
+	mv_query *t = g_ptr_array_index(q->children, 0);
+	assert_int_equal(t->kind, MV_Q_TERM);
+	assert_int_equal(t->field, MV_F_FROM);
+	assert_string_equal(t->text, "jo");
+	assert_true(t->prefix);
+	mv_query *ph = g_ptr_array_index(q->children, 1);
+	assert_int_equal(ph->kind, MV_Q_PHRASE);
+	assert_int_equal(ph->field, MV_F_ANY);
+	assert_string_equal(ph->text, "a b");
+	mv_query *sz = g_ptr_array_index(q->children, 2);
+	assert_int_equal(sz->kind, MV_Q_SIZE);
+	assert_int_equal(sz->cmp, MV_CMP_GE);
+	assert_int_equal(sz->value, 2048);
+	mv_query_free(q);
+	mv_query_free(NULL);
+}
+
+static void test_precedence(void **state)
+{
+	(void)state;
+	check_parse("a b OR c", "AND(TERM(a), OR(TERM(b), TERM(c)))");
+	check_parse("a OR b c", "AND(OR(TERM(a), TERM(b)), TERM(c))");
+	check_parse("a OR b OR c", "OR(TERM(a), TERM(b), TERM(c))");
+	check_parse("a or b", "AND(TERM(a), TERM(or), TERM(b))");
+	check_parse("a AND b", "AND(TERM(a), TERM(b))");
+	check_parse("a AND b OR c", "AND(TERM(a), OR(TERM(b), TERM(c)))");
+	check_parse("(a b) OR c", "OR(AND(TERM(a), TERM(b)), TERM(c))");
+	check_parse("((a))", "TERM(a)");
+	check_parse("(a OR b) (c OR d)", "AND(OR(TERM(a), TERM(b)), OR(TERM(c), TERM(d)))");
+	check_parse("-a OR b", "OR(NOT(TERM(a)), TERM(b))");
+	check_parse("x (a b)", "AND(TERM(x), AND(TERM(a), TERM(b)))");
+}
+
+static void test_negation(void **state)
+{
+	(void)state;
+	check_parse("-spam", "NOT(TERM(spam))");
+	check_parse("a -b", "AND(TERM(a), NOT(TERM(b)))");
+	check_parse("-from:x", "NOT(TERM(from:x))");
+	check_parse("-(a OR b)", "NOT(OR(TERM(a), TERM(b)))");
+	check_parse("--a", "NOT(NOT(TERM(a)))");
+	check_parse("-has:attachment", "NOT(HAS(attachment))");
+	check_parse("-5", "NOT(TERM(5))");
+	check_error("-", "position 1: '-' without a term to negate");
+	check_error("a - b", "position 3: '-' without a term to negate");
+	check_error("(a -)", "position 4: '-' without a term to negate");
+	check_error("-- a", "position 2: '-' without a term to negate");
+	check_error("-OR", "position 2: unexpected 'OR'");
+}
+
+static void test_structure_errors(void **state)
+{
+	(void)state;
+	check_error("", "position 1: empty query");
+	check_error("   \t ", "position 1: empty query");
+	check_error("abc)", "position 4: unexpected ')'");
+	check_error("a b)", "position 4: unexpected ')'");
+	check_error(")", "position 1: unexpected ')'");
+	check_error("(a) b)", "position 6: unexpected ')'");
+	check_error("(abc def", "position 9: missing ')'");
+	check_error("(", "position 2: missing ')'");
+	check_error("((a)", "position 5: missing ')'");
+	check_error("()", "position 2: empty parentheses");
+	check_error("a ( ) b", "position 5: empty parentheses");
+	check_error("OR a", "position 1: unexpected 'OR'");
+	check_error("a OR", "position 5: unexpected end of query");
+	check_error("a OR OR b", "position 6: unexpected 'OR'");
+	check_error("(a OR)", "position 6: unexpected ')'");
+	check_error("AND a", "position 1: unexpected 'AND'");
+	check_error("a AND", "position 6: unexpected end of query");
+	check_error("a AND AND b", "position 7: unexpected 'AND'");
+	check_error("a AND OR b", "position 7: unexpected 'OR'");
+	check_error("a OR AND b", "position 6: unexpected 'AND'");
+	check_error("(AND a)", "position 2: unexpected 'AND'");
+	/* positions count characters, not bytes */
+	check_error("äöü )", "position 5: unexpected ')'");
+	check_error("\"€ x", "position 1: unterminated phrase");
+	check_error("€€ \"x", "position 4: unterminated phrase");
+}
+
+static void test_utf8(void **state)
+{
+	(void)state;
+	check_error("ab\xff", "position 3: invalid UTF-8");
+	check_error("é \xc3", "position 3: invalid UTF-8");
+	check_error("\xc0\x80", "position 1: invalid UTF-8");
+}
+
+static void test_dates(void **state)
+{
+	(void)state;
+	check_parse("after:2024-01-01", "DATE(>=1704067200)");
+	check_parse("before:2024-01-01", "DATE(<1704067200)");
+	check_parse("AFTER:1970-01-01", "DATE(>=0)");
+	check_parse("after:1969-12-31", "DATE(>=-86400)");
+	check_parse("after:2024-02-29", "DATE(>=1709164800)");
+	check_parse("after:2000-02-29", "DATE(>=951782400)");
+	check_parse("after:2000-03-01", "DATE(>=951868800)");
+	check_parse("before:9999-12-31", "DATE(<253402214400)");
+	check_parse("after:2024-01-01 before:2024-02-01",
+	            "AND(DATE(>=1704067200), DATE(<1706745600))");
+	const char *bad[] = {
+		"2023-02-29", "1900-02-29", "2024-02-30", "2024-04-31", "2024-13-01",
+		"2024-00-10", "2024-01-00", "2024-1-01", "24-01-01", "2024-01-011",
+		"2024/01/01", "2024-01-0x", "yesterday", "2024-01-01*", "+024-01-01",
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		char *q = g_strdup_printf("after:%s", bad[i]);
+		check_error(q, "position 7: invalid date 'YYYY-MM-DD' expected");
+		g_free(q);
+	}
+	check_error("x before:2024-02-30", "position 10: invalid date 'YYYY-MM-DD' expected");
+	check_error("after:\"2024-01-01\"", "position 7: invalid date 'YYYY-MM-DD' expected");
+}
+
+static void test_sizes(void **state)
+{
+	(void)state;
+	check_parse("size:>1M", "SIZE(>1048576)");
+	check_parse("size:<10k", "SIZE(<10240)");
+	check_parse("size:>=500", "SIZE(>=500)");
+	check_parse("size:<=2K", "SIZE(<=2048)");
+	check_parse("size:=7", "SIZE(=7)");
+	check_parse("size:7", "SIZE(=7)");
+	check_parse("size:1m", "SIZE(=1048576)");
+	check_parse("size:3g", "SIZE(=3221225472)");
+	check_parse("SIZE:>2G", "SIZE(>2147483648)");
+	check_parse("size:0", "SIZE(=0)");
+	check_parse("size:9223372036854775807", "SIZE(=9223372036854775807)");
+	check_parse("size:8589934591G", "SIZE(=9223372035781033984)");
+	check_error("size:9223372036854775808", "position 6: size out of range");
+	check_error("size:8589934592G", "position 6: size out of range");
+	check_error("size:>99999999999999999999999", "position 6: size out of range");
+	const char *bad[] = {
+		">", ">=", "=", "k", ">k", "1x", "1kb", "1.5M", "=>1", "<>1", "-1", "1*",
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		char *q = g_strdup_printf("size:%s", bad[i]);
+		check_error(q, "position 6: invalid size, [<|<=|>|>=|=]N[k|M|G] expected");
+		g_free(q);
+	}
+	check_error("size:\"1\"", "position 6: invalid size, [<|<=|>|>=|=]N[k|M|G] expected");
+}
+
+static void test_has(void **state)
+{
+	(void)state;
+	check_parse("has:attachment", "HAS(attachment)");
+	check_parse("HAS:Attachment", "HAS(attachment)");
+	check_error("has:attachments", "position 5: only 'has:attachment' is known");
+	check_error("has:star", "position 5: only 'has:attachment' is known");
+	check_error("has:attach*", "position 5: only 'has:attachment' is known");
+	check_error("has:\"attachment\"", "position 5: only 'has:attachment' is known");
+	check_error("has:", "position 5: missing value after 'has:'");
+}
+
+/* Builds "((((...x...))))" with n levels. */
+static char *nested(int n, const char *inner)
+{
+	GString *s = g_string_new(NULL);
+	for (int i = 0; i < n; i++)
+		g_string_append_c(s, '(');
+	g_string_append(s, inner);
+	for (int i = 0; i < n; i++)
+		g_string_append_c(s, ')');
+	return g_string_free(s, FALSE);
+}
+
+static void test_depth(void **state)
+{
+	(void)state;
+	char *ok = nested(MV_QUERY_MAX_DEPTH, "a -b");
+	check_parse(ok, "AND(TERM(a), NOT(TERM(b)))");
+	g_free(ok);
+	char *deep = nested(MV_QUERY_MAX_DEPTH + 1, "a");
+	check_error(deep, "position 33: parentheses nested deeper than 32");
+	g_free(deep);
+	char *huge = nested(2000, "a");
+	check_error(huge, "position 33: parentheses nested deeper than 32");
+	g_free(huge);
+
+	GString *nots = g_string_new(NULL);
+	for (int i = 0; i < MV_QUERY_MAX_DEPTH; i++)
+		g_string_append_c(nots, '-');
+	g_string_append_c(nots, 'x');
+	GError *err = NULL;
+	mv_query *q = mv_query_parse(nots->str, &err);
+	assert_non_null(q);
+	mv_query_free(q);
+	g_string_insert_c(nots, 0, '-');
+	check_error(nots->str, "position 33: negations nested deeper than 32");
+	g_string_free(nots, TRUE);
+	/* negations inside groups count along the whole path */
+	GString *mixed = g_string_new(NULL);
+	for (int i = 0; i < 20; i++)
+		g_string_append(mixed, "-(");
+	for (int i = 0; i < 13; i++)
+		g_string_append_c(mixed, '-');
+	g_string_append_c(mixed, 'x');
+	for (int i = 0; i < 20; i++)
+		g_string_append_c(mixed, ')');
+	check_error(mixed->str, "position 53: negations nested deeper than 32");
+	g_string_free(mixed, TRUE);
+}
+
+static void test_length(void **state)
+{
+	(void)state;
+	char *max = g_malloc(MV_QUERY_MAX_LEN + 2);
+	memset(max, 'a', MV_QUERY_MAX_LEN);
+	max[MV_QUERY_MAX_LEN] = '\0';
+	char *s = NULL;
+	GError *err = NULL;
+	mv_query *q = mv_query_parse(max, &err);
+	assert_non_null(q);
+	s = mv_query_to_string(q);
+	assert_int_equal(strlen(s), MV_QUERY_MAX_LEN + strlen("TERM()"));
+	g_free(s);
+	mv_query_free(q);
+	max[MV_QUERY_MAX_LEN] = 'a';
+	max[MV_QUERY_MAX_LEN + 1] = '\0';
+	check_error(max, "position 1: query longer than 4096 bytes");
+	g_free(max);
+}
+
+static void test_terms(void **state)
+{
+	(void)state;
+	GString *s = g_string_new(NULL);
+	for (int i = 0; i < MV_QUERY_MAX_TERMS; i++)
+		g_string_append(s, i % 2 ? "a " : "size:1 ");
+	GError *err = NULL;
+	mv_query *q = mv_query_parse(s->str, &err);
+	assert_non_null(q);
+	assert_int_equal(q->children->len, MV_QUERY_MAX_TERMS);
+	mv_query_free(q);
+	size_t at = s->len;
+	g_string_append(s, "\"over the\" limit");
+	char *want = g_strdup_printf("position %zu: more than 256 terms", at + 1);
+	check_error(s->str, want);
+	g_free(want);
+	g_string_free(s, TRUE);
+}
+
+static void test_null_error(void **state)
+{
+	(void)state;
+	assert_null(mv_query_parse("(", NULL));
+	assert_null(mv_query_parse(NULL, NULL));
+	char *s = mv_query_to_string(NULL);
+	assert_string_equal(s, "");
+	g_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_words),
+		cmocka_unit_test(test_prefix),
+		cmocka_unit_test(test_phrases),
+		cmocka_unit_test(test_fields),
+		cmocka_unit_test(test_field_names),
+		cmocka_unit_test(test_tree_fields),
+		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_negation),
+		cmocka_unit_test(test_structure_errors),
+		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_dates),
+		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_has),
+		cmocka_unit_test(test_depth),
+		cmocka_unit_test(test_length),
+		cmocka_unit_test(test_terms),
+		cmocka_unit_test(test_null_error),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

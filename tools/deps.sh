@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs the Debian packages mailvault needs to build, test and benchmark.
+# As root it runs apt-get for whatever is missing; otherwise it names exactly
+# what is missing and fails.  Usage: tools/deps.sh [build|test|bench]
+set -eu
+what=${1:-build}
+build="gcc meson ninja-build pkg-config libgmime-3.0-dev libglib2.0-dev libsqlite3-dev libsodium-dev libzstd-dev libjansson-dev"
+test_pkgs="libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev npm"
+bench_pkgs="notmuch maildir-utils time"
+case "$what" in
+  build) pkgs="$build" ;;
+  test) pkgs="$build $test_pkgs" ;;
+  bench) pkgs="$build $bench_pkgs" ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+missing=""
+for p in $pkgs; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "mailvault: missing Debian packages:$missing" >&2
+  echo "install them with: sudo apt-get install$missing" >&2
+  exit 1
+fi
+echo "mailvault: installing missing Debian packages:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,83 @@
+#!/bin/bash
+# `make test`: builds mailvault under ASan+UBSan, runs the cmocka unit tests,
+# the pytest system tests against the real binary, and each libFuzzer target
+# for a bounded time; ends with one line "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+root=$PWD
+passed=0
+failed=0
+failures=()
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=0"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export LSAN_OPTIONS="suppressions=$root/tools/lsan.supp:print_suppressions=0"
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+
+note() { printf '\n== %s\n' "$*"; }
+count() { passed=$((passed + $1)); failed=$((failed + $2)); }
+fail_step() { failures+=("$1"); count 0 1; }
+
+note "build (ASan + UBSan)"
+if [ ! -f build-asan/build.ninja ]; then
+  meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || { fail_step "meson setup"; }
+fi
+if ! ninja -C build-asan; then
+  fail_step "build"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+
+note "unit tests (cmocka)"
+for t in build-asan/tests/unit/test_*; do
+  [ -f "$t" ] && [ -x "$t" ] || continue
+  out=$(CMOCKA_MESSAGE_OUTPUT=stdout "$t" 2>&1); rc=$?
+  echo "$out" | grep -E '^\[  (PASSED|FAILED) |^\[  ERROR|^\[==========\]' || true
+  p=$(echo "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+  f=$(echo "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+  p=${p:-0}; f=${f:-0}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "$out" | tail -30; fi
+  [ "$f" -ne 0 ] && failures+=("$(basename "$t")")
+  count "$p" "$f"
+done
+
+note "system tests (pytest)"
+export MAILVAULT_BIN="$root/build-asan/mailvault"
+out=$(python3 -m pytest -q -p no:cacheprovider tests/system 2>&1); rc=$?
+echo "$out" | tail -40
+line=$(echo "$out" | grep -E '[0-9]+ (passed|failed)' | tail -1)
+p=$(echo "$line" | sed -n 's/.* \{0,1\}\([0-9][0-9]*\) passed.*/\1/p'); p=${p:-0}
+f=$(echo "$line" | sed -n 's/.*[^0-9]\([0-9][0-9]*\) failed.*/\1/p'); [ -z "$f" ] && f=$(echo "$line" | sed -n 's/^\([0-9][0-9]*\) failed.*/\1/p'); f=${f:-0}
+e=$(echo "$line" | sed -n 's/.*[^0-9]\([0-9][0-9]*\) error.*/\1/p'); e=${e:-0}
+f=$((f + e))
+if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+[ "$f" -ne 0 ] && failures+=("system tests")
+count "$p" "$f"
+
+note "fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each)"
+if [ ! -f build-fuzz/build.ninja ]; then
+  CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true >/dev/null
+fi
+if ninja -C build-fuzz >/dev/null; then
+  for t in fuzz_mime fuzz_mbox fuzz_query; do
+    work=$(mktemp -d)
+    [ -d "fuzz/corpus/$t" ] && cp -r "fuzz/corpus/$t/." "$work/"
+    if build-fuzz/fuzz/$t -max_total_time="$FUZZ_SECONDS" -max_len=65536 -rss_limit_mb=2048 "$work" >"$work.log" 2>&1; then
+      echo "$t: ok ($(grep -o 'Done [0-9]* runs' "$work.log" | tail -1))"
+      count 1 0
+    else
+      echo "$t: FAILED"; tail -40 "$work.log"
+      fail_step "$t"
+    fi
+    rm -rf "$work" "$work.log"
+  done
+else
+  fail_step "fuzz build"
+fi
+
+if [ ${#failures[@]} -gt 0 ]; then
+  echo
+  echo "failed: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
