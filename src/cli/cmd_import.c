@@ -24,7 +24,7 @@ static void on_sigint(int sig)
 
 int mv_cmd_init(const mv_cli_globals *g, int argc, char **argv)
 {
-	GOptionEntry entries[] = { { NULL } };
+	GOptionEntry entries[] = { G_OPTION_ENTRY_NULL };
 	if (!mv_cli_parse("init", "", "Create a mailvault instance in the data directory.", entries, &argc, &argv))
 		return MV_EXIT_USAGE;
 	char *dir = mv_data_dir_resolve(g->data_dir);
@@ -220,7 +220,7 @@ int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
 		{ "no-subfolders", 0, 0, G_OPTION_ARG_NONE, &a.no_subfolders, "EML directories: do not descend", NULL },
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &a.json, "print the summary as JSON", NULL },
 		{ "quiet", 'q', 0, G_OPTION_ARG_NONE, &a.quiet, "no progress line", NULL },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	if (!mv_cli_parse("import", "PATH", "Archive messages from an EML file or directory, an mbox file or a Maildir.",
 	                  entries, &argc, &argv))

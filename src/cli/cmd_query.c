@@ -76,7 +76,7 @@ int mv_cmd_search(const mv_cli_globals *g, int argc, char **argv)
 		{ "limit", 0, 0, G_OPTION_ARG_INT64, &limit, "at most N results (default 50, 0 = all)", "N" },
 		{ "sort", 0, 0, G_OPTION_ARG_STRING, &sort_name, "date (newest first, default) or relevance", "ORDER" },
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "print results as a JSON array", NULL },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	if (!mv_cli_parse("search", "QUERY...", "Find messages. Query language: see README.md.", entries, &argc, &argv))
 		return MV_EXIT_USAGE;
@@ -142,7 +142,7 @@ int mv_cmd_show(const mv_cli_globals *g, int argc, char **argv)
 	GOptionEntry entries[] = {
 		{ "headers", 0, 0, G_OPTION_ARG_NONE, &headers, "decoded main headers instead of the raw bytes", NULL },
 		{ "text", 0, 0, G_OPTION_ARG_NONE, &text, "decoded headers and the body text", NULL },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	if (!mv_cli_parse("show", "ID", "Print a message exactly as archived (its hash is checked first).",
 	                  entries, &argc, &argv))
@@ -202,7 +202,7 @@ int mv_cmd_stats(const mv_cli_globals *g, int argc, char **argv)
 	gboolean json = FALSE;
 	GOptionEntry entries[] = {
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "print as JSON", NULL },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	if (!mv_cli_parse("stats", "", "Message counts and disk use per store.", entries, &argc, &argv))
 		return MV_EXIT_USAGE;
@@ -312,7 +312,7 @@ int mv_cmd_folders(const mv_cli_globals *g, int argc, char **argv)
 	gboolean json = FALSE;
 	GOptionEntry entries[] = {
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "print as JSON", NULL },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	if (!mv_cli_parse("folders", "[ARCHIVE]", "Archives and folders with message counts and sizes.",
 	                  entries, &argc, &argv))
@@ -409,7 +409,7 @@ int mv_cmd_search_bench(const mv_cli_globals *g, int argc, char **argv)
 		{ "rounds", 0, 0, G_OPTION_ARG_INT, &rounds, "runs per query (default 20)", "N" },
 		{ "limit", 0, 0, G_OPTION_ARG_INT64, &limit, "result limit per query (default 50)", "N" },
 		{ "archive", 0, 0, G_OPTION_ARG_STRING, &archive, "scope every query to one archive", "NAME" },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	if (!mv_cli_parse("search-bench", "FILE", "Time each query line of FILE, warm, in one process.", entries, &argc, &argv))
 		return MV_EXIT_USAGE;

@@ -20,7 +20,7 @@ typedef struct item {
 	char *archive, *folder, *source, *origin, *mail_flags;
 	int64_t archived_at;
 	mv_parsed *parsed;
-	uint8_t hash[MV_HASH_BYTES];
+	mv_store_item si;    /* filled by the parsing thread */
 } item;
 
 typedef struct batch {
@@ -60,6 +60,8 @@ static void item_free(item *it)
 	g_free(it->origin);
 	g_free(it->mail_flags);
 	mv_parsed_free(it->parsed);
+	if (it->si.prepared)
+		g_byte_array_unref(it->si.prepared);
 	g_free(it);
 }
 
@@ -89,6 +91,8 @@ static void refusal_free(mv_refusal *r)
 
 static void fill_store_item(mv_store_item *si, item *it)
 {
+	uint8_t hash[MV_HASH_BYTES];
+	memcpy(hash, si->hash, MV_HASH_BYTES);
 	mv_parsed *p = it->parsed;
 	*si = (mv_store_item){
 		.archive = it->archive, .folder = it->folder, .raw = it->data->data, .raw_len = it->data->len,
@@ -99,7 +103,7 @@ static void fill_store_item(mv_store_item *si, item *it)
 		.parse_flags = p->flags, .has_attachment = p->has_attachment, .text = p->text->str,
 		.attachment_names = p->attachment_names->str,
 	};
-	memcpy(si->hash, it->hash, MV_HASH_BYTES);
+	memcpy(si->hash, hash, MV_HASH_BYTES);
 }
 
 static void commit_batch(mv_ingest *ing, batch *b)
@@ -107,7 +111,7 @@ static void commit_batch(mv_ingest *ing, batch *b)
 	size_t n = b->items->len;
 	mv_store_item *items = g_new0(mv_store_item, n);
 	for (size_t i = 0; i < n; i++)
-		fill_store_item(&items[i], b->items->pdata[i]);
+		items[i] = ((item *)b->items->pdata[i])->si;
 	GError *err = NULL;
 	int rc = mv_store_add_batch(ing->store, items, n, ZSTD_LEVEL, &err);
 	g_mutex_lock(&ing->lock);
@@ -167,8 +171,12 @@ static void parse_one(gpointer data, gpointer user)
 {
 	item *it = data;
 	mv_ingest *ing = user;
-	crypto_generichash(it->hash, MV_HASH_BYTES, it->data->data, it->data->len, NULL, 0);
+	crypto_generichash(it->si.hash, MV_HASH_BYTES, it->data->data, it->data->len, NULL, 0);
 	it->parsed = mv_parse_message(it->data->data, it->data->len, it->archived_at);
+	fill_store_item(&it->si, it);
+	/* A failed encode is retried under the lock, where its error is reported. */
+	if (mv_store_prepare_item(ing->store, &it->si, ZSTD_LEVEL, NULL) < 0)
+		it->si.prepared = NULL;
 	g_mutex_lock(&ing->parse_lock);
 	if (--ing->parse_left == 0)
 		g_cond_signal(&ing->parse_done);
@@ -302,7 +310,16 @@ int mv_ingest_flush(mv_ingest *ing, GError **error)
 	while (ing->in_flight > 0)
 		g_cond_wait(&ing->idle, &ing->lock);
 	g_mutex_unlock(&ing->lock);
-	return check_fatal(ing, error);
+	if (check_fatal(ing, error) < 0)
+		return -1;
+	/* The committer is idle: this thread may use the store.  Committing the
+	 * index makes the batches searchable and lets other writers in. */
+	GError *sync_err = NULL;
+	if (mv_store_sync(ing->store, &sync_err) < 0) {
+		mv_log_warn("%s", sync_err->message);
+		g_error_free(sync_err);
+	}
+	return 0;
 }
 
 void mv_ingest_get_counts(mv_ingest *ing, mv_ingest_counts *c)

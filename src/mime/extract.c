@@ -7,6 +7,7 @@
 #include "mime/mime.h"
 
 #include <gmime/gmime.h>
+#include <iconv.h>
 #include <string.h>
 
 #define MAX_EXTRACTORS 32
@@ -15,6 +16,44 @@ static const mv_text_extractor *extractors[MAX_EXTRACTORS];
 static size_t n_extractors;
 static GMutex registry_lock;
 
+/* iconv descriptors per thread and charset: opening one loads a gconv
+ * module, far too slow to do per message part. */
+static void close_cd(gpointer cd)
+{
+	if ((iconv_t)cd != (iconv_t)-1)
+		iconv_close((iconv_t)cd);
+}
+
+static void free_cache(gpointer table)
+{
+	g_hash_table_destroy(table);
+}
+
+static GPrivate cd_cache = G_PRIVATE_INIT(free_cache);
+
+static iconv_t utf8_converter(const char *charset)
+{
+	GHashTable *cache = g_private_get(&cd_cache);
+	if (!cache) {
+		cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, close_cd);
+		g_private_set(&cd_cache, cache);
+	}
+	gpointer cd = NULL;
+	if (g_hash_table_lookup_extended(cache, charset, NULL, &cd))
+		return (iconv_t)cd;
+	/* Unknown charsets are remembered too, so each costs one failed open. */
+	iconv_t opened = iconv_open("UTF-8", charset);
+	g_hash_table_insert(cache, g_strdup(charset), opened);
+	return opened;
+}
+
+static void append_clean(GString *out, const char *text, gssize len)
+{
+	char *clean = mv_utf8_sanitize(text, len);
+	g_string_append(out, clean);
+	g_free(clean);
+}
+
 /* Converts bytes in `charset` to UTF-8; undecodable input falls back to a
  * Latin-1 reading (every byte maps) and reports failure. */
 static int to_utf8(const uint8_t *data, size_t len, const char *charset, GString *out, GError **error)
@@ -22,29 +61,31 @@ static int to_utf8(const uint8_t *data, size_t len, const char *charset, GString
 	if (len == 0)
 		return 0;
 	const char *cs = charset && *charset ? g_mime_charset_iconv_name(charset) : NULL;
-	if (!cs && g_utf8_validate((const char *)data, (gssize)len, NULL)) {
-		g_string_append_len(out, (const char *)data, (gssize)len);
+	bool is_utf8 = !cs || g_ascii_strcasecmp(cs, "UTF-8") == 0 || g_ascii_strcasecmp(cs, "us-ascii") == 0;
+	if (is_utf8 && g_utf8_validate((const char *)data, (gssize)len, NULL)) {
+		append_clean(out, (const char *)data, (gssize)len);
 		return 0;
 	}
-	gsize written = 0;
-	GError *err = NULL;
-	char *conv = cs ? g_convert_with_fallback((const char *)data, (gssize)len, "UTF-8", cs, "?", NULL, &written, &err) : NULL;
-	if (conv) {
-		char *clean = mv_utf8_sanitize(conv, (gssize)written);
-		g_string_append(out, clean);
-		g_free(clean);
-		g_free(conv);
-		return 0;
+	iconv_t cd = cs ? utf8_converter(cs) : (iconv_t)-1;
+	if (cd != (iconv_t)-1) {
+		char *conv = g_mime_iconv_strndup(cd, (const char *)data, len);
+		iconv(cd, NULL, NULL, NULL, NULL);
+		if (conv) {
+			append_clean(out, conv, -1);
+			g_free(conv);
+			return 0;
+		}
 	}
-	g_clear_error(&err);
-	conv = g_convert((const char *)data, (gssize)len, "UTF-8", "ISO-8859-1", NULL, &written, NULL);
-	if (conv) {
-		char *clean = mv_utf8_sanitize(conv, (gssize)written);
-		g_string_append(out, clean);
-		g_free(clean);
+	/* Latin-1 maps every byte: a lossless last resort. */
+	iconv_t latin1 = utf8_converter("ISO-8859-1");
+	if (latin1 != (iconv_t)-1) {
+		char *conv = g_mime_iconv_strndup(latin1, (const char *)data, len);
+		iconv(latin1, NULL, NULL, NULL, NULL);
+		if (conv)
+			append_clean(out, conv, -1);
 		g_free(conv);
 	}
-	if (cs) {
+	if (cs && !is_utf8) {
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "text in charset '%s' could not be converted", charset);
 		return -1;
 	}

@@ -18,6 +18,33 @@
 
 #define ABYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
 
+/* One compression and one decompression context per thread: creating them
+ * per record costs more than compressing a typical message. */
+static void free_cctx(gpointer c) { ZSTD_freeCCtx(c); }
+static void free_dctx(gpointer d) { ZSTD_freeDCtx(d); }
+static GPrivate cctx_key = G_PRIVATE_INIT(free_cctx);
+static GPrivate dctx_key = G_PRIVATE_INIT(free_dctx);
+
+static ZSTD_CCtx *thread_cctx(void)
+{
+	ZSTD_CCtx *c = g_private_get(&cctx_key);
+	if (!c) {
+		c = ZSTD_createCCtx();
+		g_private_set(&cctx_key, c);
+	}
+	return c;
+}
+
+static ZSTD_DCtx *thread_dctx(void)
+{
+	ZSTD_DCtx *d = g_private_get(&dctx_key);
+	if (!d) {
+		d = ZSTD_createDCtx();
+		g_private_set(&dctx_key, d);
+	}
+	return d;
+}
+
 static void put_u32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)v;
@@ -62,7 +89,9 @@ int mv_record_encode(const uint8_t key[MV_KEY_BYTES], mv_record_type type,
 
 	size_t bound = ZSTD_compressBound(plain_len);
 	uint8_t *packed = g_malloc(bound);
-	size_t packed_len = ZSTD_compress(packed, bound, plain, plain_len, zstd_level);
+	ZSTD_CCtx *cctx = thread_cctx();
+	size_t packed_len = cctx ? ZSTD_compressCCtx(cctx, packed, bound, plain, plain_len, zstd_level) :
+	                           ZSTD_compress(packed, bound, plain, plain_len, zstd_level);
 	g_free(plain);
 	if (ZSTD_isError(packed_len)) {
 		g_set_error(error, MV_ERROR, MV_ERR_IO, "zstd: %s", ZSTD_getErrorName(packed_len));
@@ -145,7 +174,9 @@ int mv_record_decode(const uint8_t key[MV_KEY_BYTES], const uint8_t *rec, size_t
 	}
 	GByteArray *plain = g_byte_array_sized_new(h.plain_len);
 	g_byte_array_set_size(plain, h.plain_len);
-	size_t got = ZSTD_decompress(plain->data, h.plain_len, packed, (size_t)packed_len);
+	ZSTD_DCtx *dctx = thread_dctx();
+	size_t got = dctx ? ZSTD_decompressDCtx(dctx, plain->data, h.plain_len, packed, (size_t)packed_len) :
+	                    ZSTD_decompress(plain->data, h.plain_len, packed, (size_t)packed_len);
 	g_free(packed);
 	if (ZSTD_isError(got) || got != h.plain_len) {
 		g_byte_array_unref(plain);

@@ -116,15 +116,29 @@ typedef struct mv_store_item {
 	bool has_attachment;
 	const char *text;            /* body text for the index */
 	const char *attachment_names;
+	/* optional: the message record encoded ahead (mv_store_prepare_item),
+	 * owned by the caller */
+	GByteArray *prepared;
 	/* filled by the store: */
 	int64_t number;              /* message number, 0 if it was a duplicate */
 	bool duplicate;              /* already in that folder */
 } mv_store_item;
 
 /* Adds items in one durable transaction: records appended and fsync'd, db
- * committed, index committed.  Items already present in their folder (same
+ * committed; when it returns 0 the items are archived.  Index rows go into
+ * an index transaction committed every few thousand messages and by
+ * mv_store_sync.  The first call takes the store's write lock, held until
+ * mv_store_sync or close.  Items already present in their folder (same
  * content hash) are marked duplicate and add nothing. */
 int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_level, GError **error);
+
+/* Encodes an item's message record ahead of mv_store_add_batch, so that
+ * compression and encryption run on the parsing threads rather than under
+ * the write lock.  Thread-safe (reads only the immutable key). */
+int mv_store_prepare_item(mv_store *s, mv_store_item *it, int zstd_level, GError **error);
+
+/* Commits the open index transaction and releases the write lock. */
+int mv_store_sync(mv_store *s, GError **error);
 
 /* True if (archive, folder, hash) is already present (for early skipping). */
 int mv_store_has_message(mv_store *s, const char *archive, const char *folder,
@@ -148,7 +162,7 @@ void mv_folder_stats_free(mv_folder_stats *f);
 int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_r, GError **error);
 
 /* Indexes messages whose rows exist but whose index entries were lost (a
- * crash between the db and index commits). */
+ * crash between the db and index commits).  Call under the write lock. */
 int mv_store_index_catch_up(mv_store *s, GError **error);
 
 /* Index text for one message (internal to store/, exposed for catch-up). */
