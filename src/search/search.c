@@ -50,6 +50,7 @@ bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r)
 
 typedef struct plan {
 	mv_store *store;
+	int64_t docid_lo, docid_hi; /* rowid range from top-level dates: [lo, hi) */
 	GString *sql;        /* WHERE clause (SQL), "" = none */
 	GPtrArray *params;   /* char* text params for '?' in order of appearance in sql */
 	GArray *int_params;  /* parallel: which params are integers */
@@ -277,6 +278,30 @@ static int sql_expr(plan *p, const mv_query *q, GString *out, GError **error)
 	return 0;
 }
 
+/* A date conjunct also bounds the FTS rowid, which is date-ordered
+ * (mv_index_docid): FTS5 then skips hits outside the range by rowid. */
+static void narrow_docids(plan *p, const mv_query *c)
+{
+	if (c->kind != MV_Q_DATE || c->value > MV_INDEX_MAX_DATE - 1)
+		return;
+	int64_t lo = INT64_MIN, hi = INT64_MAX;
+	switch (c->cmp) {
+	case MV_CMP_GE: lo = mv_index_docid(c->value, 0); break;
+	case MV_CMP_GT: lo = mv_index_docid(c->value + 1, 0); break;
+	case MV_CMP_LT: hi = mv_index_docid(c->value, 0); break;
+	case MV_CMP_LE: hi = mv_index_docid(c->value + 1, 0); break;
+	case MV_CMP_EQ:
+		lo = mv_index_docid(c->value, 0);
+		hi = mv_index_docid(c->value + 1, 0);
+		break;
+	}
+	/* Dates before 1970 share docid date 0: the SQL filter decides those. */
+	if (c->value <= 0)
+		return;
+	p->docid_lo = MAX(p->docid_lo, lo);
+	p->docid_hi = MIN(p->docid_hi, hi);
+}
+
 /* Splits the root into the FTS-pure conjuncts (one MATCH) and the rest (SQL). */
 static int build_plan(plan *p, const mv_query *root, const mv_search_options *opts,
                       GString *match, GError **error)
@@ -303,6 +328,8 @@ static int build_plan(plan *p, const mv_query *root, const mv_search_options *op
 		g_string_append_printf(match, "%sscope : %s", positives++ ? " AND " : "", tok);
 		g_free(tok);
 	}
+	for (guint i = 0; i < conj->len; i++)
+		narrow_docids(p, conj->pdata[i]);
 	for (guint i = 0; i < conj->len && rc == 0; i++) {
 		const mv_query *c = conj->pdata[i];
 		if (c->kind != MV_Q_NOT && fts_pure(c))
@@ -337,10 +364,58 @@ static mv_search_hit *hit_from_row(sqlite3_stmt *st, int store_id)
 	return h;
 }
 
+static void append_select(GString *sql, const plan *p, bool use_fts, const mv_search_options *opts)
+{
+	g_string_append(sql, "SELECT m.num, m.date, m.size, m.sender, m.recipients, m.subject, m.message_id,"
+	                " f.archive, f.path, ");
+	if (use_fts) {
+		/* CROSS JOIN keeps the FTS table as the outer loop, so that the
+		 * date-ordered rowid gives "newest first" without a sort. */
+		g_string_append_printf(sql, "bm25(fts) FROM ix.fts CROSS JOIN messages m ON m.num = (fts.rowid & %lld)",
+		                       (long long)MV_INDEX_NUMBER_MASK);
+	} else {
+		g_string_append(sql, "0.0 FROM messages m");
+	}
+	g_string_append(sql, " JOIN folders f ON f.id = m.folder_id WHERE m.deleted = 0");
+	if (use_fts)
+		g_string_append(sql, " AND fts MATCH ? AND fts.rowid >= ? AND fts.rowid < ?");
+	if (p->sql->len)
+		g_string_append_printf(sql, " AND (%s)", p->sql->str);
+	if (!use_fts && opts->archive && *opts->archive)
+		g_string_append(sql, " AND f.archive = ?");
+	if (use_fts && opts->sort == MV_SORT_RELEVANCE)
+		g_string_append(sql, " ORDER BY bm25(fts), fts.rowid DESC");
+	else if (use_fts)
+		g_string_append(sql, " ORDER BY fts.rowid DESC");
+	else
+		g_string_append(sql, " ORDER BY m.date DESC, m.num DESC");
+	if (opts->limit > 0)
+		g_string_append_printf(sql, " LIMIT %lld", (long long)opts->limit);
+}
+
+static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const char *match,
+                        const mv_search_options *opts)
+{
+	int idx = 1;
+	if (use_fts) {
+		sqlite3_bind_text(st, idx++, match, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, idx++, p->docid_lo);
+		sqlite3_bind_int64(st, idx++, p->docid_hi);
+	}
+	for (guint i = 0; i < p->params->len; i++, idx++) {
+		if (g_array_index(p->int_params, int, i))
+			sqlite3_bind_int64(st, idx, g_ascii_strtoll(p->params->pdata[i], NULL, 10));
+		else
+			sqlite3_bind_text(st, idx, p->params->pdata[i], -1, SQLITE_STATIC);
+	}
+	if (!use_fts && opts->archive && *opts->archive)
+		sqlite3_bind_text(st, idx++, opts->archive, -1, SQLITE_STATIC);
+}
+
 static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts,
                      GPtrArray *hits, GError **error)
 {
-	plan p = { .store = store, .sql = g_string_new(NULL),
+	plan p = { .store = store, .docid_lo = INT64_MIN, .docid_hi = INT64_MAX, .sql = g_string_new(NULL),
 	           .params = g_ptr_array_new_with_free_func(g_free),
 	           .int_params = g_array_new(FALSE, FALSE, sizeof(int)) };
 	GString *match = g_string_new(NULL);
@@ -349,22 +424,7 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 	if (rc < 0)
 		goto out;
 	bool use_fts = match->len > 0;
-	g_string_append(sql, "SELECT m.num, m.date, m.size, m.sender, m.recipients, m.subject, m.message_id,"
-	                " f.archive, f.path, ");
-	g_string_append(sql, use_fts ? "bm25(fts)" : "0.0");
-	g_string_append(sql, use_fts ? " FROM ix.fts JOIN messages m ON m.num = fts.rowid" : " FROM messages m");
-	g_string_append(sql, " JOIN folders f ON f.id = m.folder_id WHERE m.deleted = 0");
-	if (use_fts)
-		g_string_append(sql, " AND fts MATCH ?");
-	if (p.sql->len)
-		g_string_append_printf(sql, " AND (%s)", p.sql->str);
-	if (!use_fts && opts->archive && *opts->archive)
-		g_string_append(sql, " AND f.archive = ?");
-	g_string_append(sql, opts->sort == MV_SORT_RELEVANCE && use_fts ?
-	                " ORDER BY bm25(fts), m.date DESC" : " ORDER BY m.date DESC, m.num DESC");
-	if (opts->limit > 0)
-		g_string_append_printf(sql, " LIMIT %lld", (long long)opts->limit);
-
+	append_select(sql, &p, use_fts, opts);
 	sqlite3 *db = mv_store_db(store);
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(db, sql->str, -1, &st, NULL) != SQLITE_OK) {
@@ -372,17 +432,7 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 		rc = -1;
 		goto out;
 	}
-	int idx = 1;
-	if (use_fts)
-		sqlite3_bind_text(st, idx++, match->str, -1, SQLITE_STATIC);
-	for (guint i = 0; i < p.params->len; i++, idx++) {
-		if (g_array_index(p.int_params, int, i))
-			sqlite3_bind_int64(st, idx, g_ascii_strtoll(p.params->pdata[i], NULL, 10));
-		else
-			sqlite3_bind_text(st, idx, p.params->pdata[i], -1, SQLITE_STATIC);
-	}
-	if (!use_fts && opts->archive && *opts->archive)
-		sqlite3_bind_text(st, idx++, opts->archive, -1, SQLITE_STATIC);
+	bind_params(st, &p, use_fts, match->str, opts);
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW)
 		g_ptr_array_add(hits, hit_from_row(st, mv_store_id(store)));
@@ -391,7 +441,7 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 		rc = -1;
 	}
 	sqlite3_finalize(st);
-	mv_log_debug("store %d: match=[%s] sql=[%s]", mv_store_id(store), match->str, p.sql->str);
+	mv_log_debug("store %d: match=[%s] sql=[%s]", mv_store_id(store), match->str, sql->str);
 out:
 	g_string_free(match, TRUE);
 	g_string_free(sql, TRUE);

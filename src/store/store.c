@@ -547,6 +547,11 @@ static int insert_message(mv_store *s, mv_store_item *it, int64_t folder, int64_
 		return -1;
 	}
 	it->number = sqlite3_last_insert_rowid(s->db);
+	if (it->number > MV_STORE_MAX_MESSAGE_NUMBER) {
+		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "store %d is full (%lld messages): create a new store",
+		            s->id, (long long)MV_STORE_MAX_MESSAGE_NUMBER);
+		return -1;
+	}
 	return 0;
 }
 
@@ -652,6 +657,8 @@ static void fill_scope(GString *scope, const char *archive, int64_t folder, bool
 
 /* ---- the write lock and the open index transaction ----------------------------------- */
 
+static int set_indexed_upto(mv_store *s, int64_t upto, GError **error);
+
 static int write_lock(mv_store *s, GError **error)
 {
 	if (s->lock_fd >= 0)
@@ -720,7 +727,7 @@ static int index_items(mv_store *s, mv_store_item *items, size_t n, planned *pla
 		char *from_all = g_strconcat(it->from ? it->from : "", " ", it->from_addrs ? it->from_addrs : "", NULL);
 		char *to_all = g_strconcat(it->to ? it->to : "", " ", it->to_addrs ? it->to_addrs : "", NULL);
 		mv_index_doc doc = {
-			.number = it->number, .subject = it->subject, .from = from_all, .to = to_all,
+			.number = it->number, .date = it->date, .subject = it->subject, .from = from_all, .to = to_all,
 			.cc = it->cc_addrs, .bcc = it->bcc_addrs, .body = it->text,
 			.attachments = it->attachment_names, .folder = it->folder, .archive = it->archive,
 			.message_id = it->message_id, .scope = scope->str,
@@ -731,6 +738,11 @@ static int index_items(mv_store *s, mv_store_item *items, size_t n, planned *pla
 		s->index_pending++;
 	}
 	g_string_free(scope, TRUE);
+	int64_t last = 0;
+	for (size_t i = 0; i < n; i++)
+		last = MAX(last, items[i].number);
+	if (rc == 0 && last)
+		rc = set_indexed_upto(s, last, error);
 	if (rc < 0) {
 		/* Drop the whole open index transaction: catch-up redoes it. */
 		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
@@ -930,23 +942,27 @@ int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_
 	return 0;
 }
 
-static int reindex_one(mv_store *s, int64_t num, const char *archive, const char *folder, int64_t folder_id,
-                       const char *mail_flags, GError **error)
+/* Indexes one message from its content (catch-up and rebuilds). */
+static int reindex_one(mv_store *s, sqlite3_stmt *row, GError **error)
 {
+	int64_t num = sqlite3_column_int64(row, 0);
+	const char *archive = (const char *)sqlite3_column_text(row, 1);
+	const char *folder = (const char *)sqlite3_column_text(row, 2);
+	int64_t folder_id = sqlite3_column_int64(row, 3);
+	int64_t date = sqlite3_column_int64(row, 4);
 	GByteArray *raw = NULL;
 	if (mv_store_read_message(s, num, &raw, error) < 0)
 		return -1;
-	mv_parsed *p = mv_parse_message(raw->data, raw->len, 0);
+	mv_parsed *p = mv_parse_message(raw->data, raw->len, date);
 	GString *scope = g_string_new(NULL);
 	fill_scope(scope, archive, folder_id, p->has_attachment);
 	char *from_all = g_strconcat(p->from, " ", p->from_addrs, NULL);
 	char *to_all = g_strconcat(p->to, " ", p->to_addrs, NULL);
 	mv_index_doc doc = {
-		.number = num, .subject = p->subject, .from = from_all, .to = to_all, .cc = p->cc_addrs,
+		.number = num, .date = date, .subject = p->subject, .from = from_all, .to = to_all, .cc = p->cc_addrs,
 		.bcc = p->bcc_addrs, .body = p->text->str, .attachments = p->attachment_names->str,
 		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = scope->str,
 	};
-	(void)mail_flags;
 	int rc = mv_index_insert(s->index_db, &s->index_insert, &doc, error);
 	g_free(from_all);
 	g_free(to_all);
@@ -956,34 +972,49 @@ static int reindex_one(mv_store *s, int64_t num, const char *archive, const char
 	return rc;
 }
 
+static int indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sql_prepare(s->index_db, "SELECT value FROM index_state WHERE key='indexed_upto'", &st, error) < 0)
+		return -1;
+	*upto_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int set_indexed_upto(mv_store *s, int64_t upto, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sql_prepare(s->index_db, "INSERT INTO index_state VALUES('indexed_upto', ?1)"
+	                " ON CONFLICT(key) DO UPDATE SET value=max(value, excluded.value)", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, upto);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	if (rc < 0)
+		mv_sql_set_error(error, s->index_db, "record index progress");
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int mv_store_index_catch_up(mv_store *s, GError **error)
 {
-	int64_t indexed = 0;
+	int64_t upto = 0, done = 0, last = 0;
 	sqlite3_stmt *st;
-	/* ORDER BY rowid DESC LIMIT 1 reads one row of FTS5's docsize table;
-	 * max(rowid) would scan them all. */
-	if (sql_prepare(s->index_db, "SELECT rowid FROM fts ORDER BY rowid DESC LIMIT 1", &st, error) < 0)
+	if (indexed_upto(s, &upto, error) < 0)
 		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		indexed = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	if (sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.mail_flags FROM messages m"
+	if (sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date FROM messages m"
 	                " JOIN folders f ON f.id = m.folder_id WHERE m.num > ? ORDER BY m.num", &st, error) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, indexed);
-	int rc = 0;
-	int64_t done = 0;
-	if (mv_sql_exec(s->index_db, "BEGIN", error) < 0) {
-		sqlite3_finalize(st);
-		return -1;
-	}
+	sqlite3_bind_int64(st, 1, upto);
+	int rc = mv_sql_exec(s->index_db, "BEGIN", error);
 	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		rc = reindex_one(s, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-		                 (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3),
-		                 (const char *)sqlite3_column_text(st, 4), error);
+		rc = reindex_one(s, st, error);
+		last = sqlite3_column_int64(st, 0);
 		done++;
 	}
 	sqlite3_finalize(st);
+	if (rc == 0 && done)
+		rc = set_indexed_upto(s, last, error);
 	if (rc == 0 && mv_sql_exec(s->index_db, "COMMIT", error) == 0) {
 		if (done)
 			mv_log_info("store %d: indexed %lld messages a crash had left unindexed", s->id, (long long)done);

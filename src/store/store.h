@@ -168,6 +168,7 @@ int mv_store_index_catch_up(mv_store *s, GError **error);
 /* Index text for one message (internal to store/, exposed for catch-up). */
 typedef struct mv_index_doc {
 	int64_t number;
+	int64_t date;
 	const char *subject, *from, *to, *cc, *bcc, *body, *attachments;
 	const char *folder, *archive, *message_id;
 	const char *scope;           /* scope tokens: archive, folder, flags */
@@ -178,6 +179,16 @@ typedef struct mv_index_doc {
 char *mv_scope_archive_token(const char *archive);
 char *mv_scope_folder_token(int64_t folder_id);
 #define MV_SCOPE_HAS_ATTACHMENT "zhasattach"
+
+/* FTS rowid of a message: (date << 25) | number, so rowid order is date
+ * order.  Message numbers must stay below 2^25 (the reference's limit of
+ * 30,000,000 messages per store fits); dates are clamped to [0, 2^38). */
+#define MV_INDEX_NUMBER_BITS 25
+#define MV_INDEX_NUMBER_MASK ((INT64_C(1) << MV_INDEX_NUMBER_BITS) - 1)
+#define MV_INDEX_MAX_DATE ((INT64_C(1) << 37) - 1)
+#define MV_STORE_MAX_MESSAGE_NUMBER MV_INDEX_NUMBER_MASK
+int64_t mv_index_docid(int64_t date, int64_t number);
+int64_t mv_index_docid_number(int64_t docid);
 
 int mv_index_init_schema(sqlite3 *db, const char *schema, GError **error);
 /* Inserts one document; *cache holds the prepared statement (finalize it). */
