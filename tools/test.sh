@@ -43,7 +43,7 @@ done
 
 note "system tests (pytest)"
 export MAILVAULT_BIN="$root/build-asan/mailvault"
-out=$(python3 -m pytest -q -p no:cacheprovider tests/system 2>&1); rc=$?
+out=$(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system 2>&1); rc=$?
 echo "$out" | tail -40
 line=$(echo "$out" | grep -E '[0-9]+ (passed|failed)' | tail -1)
 p=$(echo "$line" | sed -n 's/.* \{0,1\}\([0-9][0-9]*\) passed.*/\1/p'); p=${p:-0}

@@ -293,6 +293,25 @@ static void fill_dates(GMimeMessage *msg, mv_parsed *p, int64_t archived_at)
 	p->date_source = MV_DATE_FROM_ARCHIVE;
 }
 
+/* The Message-ID as written between its angle brackets: GMime's parsed form
+ * normalises (drops a trailing dot, for one), and an archive must find a
+ * message by the id it actually carries. */
+static char *message_id_of(GMimeMessage *msg)
+{
+	const char *raw = g_mime_object_get_header(GMIME_OBJECT(msg), "Message-Id");
+	if (!raw) {
+		const char *parsed = g_mime_message_get_message_id(msg);
+		return mv_utf8_sanitize(parsed ? parsed : "", -1);
+	}
+	const char *open = strchr(raw, '<');
+	const char *close = open ? strchr(open + 1, '>') : NULL;
+	char *id = open && close ? g_strndup(open + 1, (gsize)(close - open - 1)) : g_strdup(raw);
+	g_strstrip(id);
+	char *clean = mv_utf8_sanitize(id, -1);
+	g_free(id);
+	return clean;
+}
+
 static void fill_headers(GMimeMessage *msg, mv_parsed *p)
 {
 	p->subject = mv_utf8_sanitize(g_mime_message_get_subject(msg), -1);
@@ -303,8 +322,7 @@ static void fill_headers(GMimeMessage *msg, mv_parsed *p)
 	p->to_addrs = addr_list(g_mime_message_get_to(msg));
 	p->cc_addrs = addr_list(g_mime_message_get_cc(msg));
 	p->bcc_addrs = addr_list(g_mime_message_get_bcc(msg));
-	const char *mid = g_mime_message_get_message_id(msg);
-	p->message_id = mv_utf8_sanitize(mid ? mid : "", -1);
+	p->message_id = message_id_of(msg);
 }
 
 static mv_parsed *parsed_new(void)

@@ -146,6 +146,24 @@ static bool starts_with_field(const uint8_t *p, size_t len)
 	return i < len && p[i] == ':';
 }
 
+static bool mostly_binary(const uint8_t *data, size_t len)
+{
+	size_t bad = 0;
+	for (size_t i = 0; i < len; i++)
+		bad += !is_text_byte(data[i]);
+	return bad * 10 > len;
+}
+
+/* The header block's length within the first n bytes (up to a blank line). */
+static size_t header_span(const uint8_t *data, size_t n)
+{
+	const uint8_t *blank = memmem(data, n, "\n\n", 2);
+	const uint8_t *blank_crlf = memmem(data, n, "\r\n\r\n", 4);
+	if (blank_crlf && (!blank || blank_crlf < blank))
+		blank = blank_crlf;
+	return blank ? (size_t)(blank - data) : n;
+}
+
 bool mv_looks_like_message(const uint8_t *data, size_t len, const char **why_r)
 {
 	const char *why_dummy;
@@ -156,26 +174,23 @@ bool mv_looks_like_message(const uint8_t *data, size_t len, const char **why_r)
 		return false;
 	}
 	size_t sniff = len < BINARY_SNIFF_LEN ? len : BINARY_SNIFF_LEN;
-	size_t bad = 0;
-	for (size_t i = 0; i < sniff; i++)
-		bad += !is_text_byte(data[i]);
-	if (bad * 10 > sniff) {
-		*why_r = "binary data, not a mail message";
-		return false;
-	}
+	const uint8_t *start = data;
+	size_t rest = len;
 	/* A leading mbox "From " line is tolerated: mail saved from an mbox
 	 * by hand often keeps it. */
-	if (len >= 5 && memcmp(data, "From ", 5) == 0) {
-		const uint8_t *nl = memchr(data, '\n', len);
-		if (!nl) {
-			*why_r = "no header field at the start";
-			return false;
-		}
-		len -= (size_t)(nl + 1 - data);
-		data = nl + 1;
+	if (rest >= 5 && memcmp(start, "From ", 5) == 0) {
+		const uint8_t *nl = memchr(start, '\n', rest);
+		rest = nl ? rest - (size_t)(nl + 1 - start) : 0;
+		start = nl ? nl + 1 : start + len;
 	}
-	if (!starts_with_field(data, len)) {
-		*why_r = "no header field at the start";
+	if (!starts_with_field(start, rest)) {
+		*why_r = mostly_binary(data, sniff) ? "binary data, not a mail message" : "no header field at the start";
+		return false;
+	}
+	/* Binary is judged on the header block only: a body full of NULs is
+	 * still mail (archived and flagged), a PNG is not. */
+	if (mostly_binary(data, header_span(data, sniff))) {
+		*why_r = "binary data, not a mail message";
 		return false;
 	}
 	return true;
@@ -263,7 +278,7 @@ static mv_read_result offer(mv_reader *r, GByteArray *data, char *origin, const 
 			why = "empty message";
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: %s", origin, why);
 		g_byte_array_unref(data);
-		g_free(origin);
+		r->origin = origin; /* names the refused item */
 		return MV_READ_SKIPPED;
 	}
 	r->data = data;
@@ -318,8 +333,10 @@ static mv_read_result eml_next(mv_reader *r, GError **error)
 	GByteArray *data = NULL;
 	int rc = read_message_file(r->path, &data, error);
 	r->done = eml_total(r);
-	if (rc < 0)
+	if (rc < 0) {
+		r->origin = g_strdup(r->path);
 		return MV_READ_SKIPPED;
+	}
 	return offer(r, data, g_strdup(r->path), "", "", error);
 }
 
@@ -572,6 +589,7 @@ static mv_read_result dir_next(mv_reader *r, GError **error)
 	mv_read_result rr;
 	if (read_message_file(it.path, &data, error) < 0) {
 		rr = MV_READ_SKIPPED;
+		r->origin = g_strdup(it.path);
 	} else {
 		rr = offer(r, data, it.path, it.folder, it.flags, error);
 		it.path = NULL; /* offer took it */
@@ -867,6 +885,8 @@ mv_read_result mv_reader_next(mv_reader *r, mv_source_message *msg, GError **err
 		msg->origin = r->origin;
 		msg->mail_flags = r->flags;
 	}
+	if (res == MV_READ_SKIPPED)
+		msg->origin = r->origin ? r->origin : r->path;
 	return res;
 }
 
