@@ -1,0 +1,483 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run.sh (python3 stdlib only).  Not a benchmark by itself.
+
+  benchlib.py querymix MAILDIR OUT_PREFIX [--sample N] [--seed S]
+        Picks words that exist in the corpus (from a sample of its messages) and
+        writes OUT_PREFIX.mailvault (one mailvault query per line, for
+        `mailvault search-bench`) and OUT_PREFIX.json (the same queries with their
+        notmuch translations and the sampled document frequencies).
+  benchlib.py notmuch-search CONFIG MIX_JSON OUT_JSON [--rounds N]
+        Times `notmuch count QUERY` and `notmuch search --output=messages
+        --limit=50 QUERY` for each query (wall time of the whole command, process
+        start included).
+  benchlib.py rawbytes PATH...      Total bytes of the regular files under PATHs.
+  benchlib.py timefile FILE         Parses `/usr/bin/time -f '%M %e'` output into JSON.
+  benchlib.py report OUT_DIR        Merges OUT_DIR/work/*/ *.json into OUT_DIR/results.json
+                                    and prints the tables.
+"""
+import email
+import email.policy
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+STOP = set("""a an and are as at be but by for from had has have he her his i if in into
+is it its me my no not of on or our she so that the their them then there these they this
+to was we were what when which who will with you your re fwd wrote""".split())
+WORD = re.compile(r"[a-z]{3,20}")
+
+
+def _text_of(msg):
+    out = []
+    for part in msg.walk():
+        if part.get_content_type() == "text/plain" and not part.get_filename():
+            try:
+                out.append(part.get_content())
+            except Exception:
+                pass
+    return "\n".join(out)
+
+
+def _sample_files(maildir, n, rng):
+    files = []
+    for sub in ("cur", "new"):
+        d = os.path.join(maildir, sub)
+        if os.path.isdir(d):
+            files.extend(os.path.join(d, f) for f in os.listdir(d))
+    files.sort()
+    if len(files) > n:
+        files = rng.sample(files, n)
+    return files
+
+
+def querymix(args):
+    maildir, prefix = args[0], args[1]
+    sample = int(_opt(args, "--sample", "3000"))
+    rng = random.Random(int(_opt(args, "--seed", "7")))
+    files = _sample_files(maildir, sample, rng)
+    df = {}
+    sdf = {}
+    senders = {}
+    dates = []
+    bodies = []
+    for path in files:
+        with open(path, "rb") as f:
+            raw = f.read(2_000_000)
+        try:
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
+            subj = str(msg.get("subject", "") or "")
+            frm = msg.get("from")
+            addrs = getattr(frm, "addresses", ()) if frm is not None else ()
+            dt = msg.get("date")
+            d = getattr(dt, "datetime", None) if dt is not None else None
+            text = _text_of(msg)
+        except Exception:
+            continue
+        if d is not None and 1990 <= d.year <= 2030:
+            dates.append(d.strftime("%Y-%m-%d"))
+        for a in addrs:
+            if a.addr_spec and "@" in a.addr_spec and a.addr_spec.isascii():
+                senders[a.addr_spec.lower()] = senders.get(a.addr_spec.lower(), 0) + 1
+        for w in set(WORD.findall(subj.lower())):
+            sdf[w] = sdf.get(w, 0) + 1
+        words = set(WORD.findall((subj + "\n" + text).lower()))
+        for w in words:
+            df[w] = df.get(w, 0) + 1
+        if text:
+            bodies.append(text)
+    n = max(1, len(files))
+    cands = sorted((w for w in df if w not in STOP), key=lambda w: (-df[w], w))
+
+    def pick(lo, hi, avoid=()):
+        """A word present in a fraction lo..hi of the sampled messages."""
+        pool = [w for w in cands if lo <= df[w] / n <= hi and w not in avoid]
+        if not pool:
+            pool = [w for w in cands if w not in avoid] or ["message"]
+            # nearest to the band's middle
+            mid = (lo + hi) / 2
+            pool.sort(key=lambda w: abs(df[w] / n - mid))
+            return pool[0]
+        return pool[rng.randrange(len(pool))] if len(pool) > 1 else pool[0]
+
+    common = pick(0.10, 0.40)
+    medium = pick(0.01, 0.05, {common})
+    rare = pick(0.001, 0.005, {common, medium})
+    medium2 = pick(0.01, 0.05, {common, medium, rare})
+    # A phrase: two adjacent non-stop words from a sampled body, both fairly common.
+    phrase = None
+    for text in rng.sample(bodies, min(len(bodies), 400)):
+        toks = re.findall(r"[A-Za-z]+", text)
+        for a, b in zip(toks, toks[1:]):
+            la, lb = a.lower(), b.lower()
+            if (la not in STOP and lb not in STOP and WORD.fullmatch(la) and WORD.fullmatch(lb)
+                    and df.get(la, 0) / n >= 0.02 and df.get(lb, 0) / n >= 0.02 and la != lb):
+                phrase = f"{la} {lb}"
+                break
+        if phrase:
+            break
+    phrase = phrase or f"{common} {medium}"
+    # A word seen in 0.5-5% of the sampled subjects (else the medium word).
+    spool = sorted((w for w in sdf if w not in STOP and 0.005 <= sdf[w] / n <= 0.05),
+                   key=lambda w: (-sdf[w], w))
+    subjw = spool[rng.randrange(len(spool))] if spool else medium
+    sender = max(senders, key=lambda s: (senders[s], s)) if senders else "example.com"
+    dates.sort()
+    if dates:
+        mid = dates[len(dates) // 2]
+        year = int(mid[:4])
+    else:
+        year = 2005
+    after, before = f"{year}-01-01", f"{year + 1}-01-01"
+    nm_range = f"date:{year}-01-01..{year}-12-31"
+    qs = [
+        ("one word (common)", common, common),
+        ("one word (medium)", medium, medium),
+        ("one word (rare)", rare, rare),
+        ("two words", f"{medium} {medium2}", f"{medium} and {medium2}"),
+        ("two words (common+rare)", f"{common} {rare}", f"{common} and {rare}"),
+        ("phrase", f'"{phrase}"', f'"{phrase}"'),
+        ("field from:", f"from:{sender}", f"from:{sender}"),
+        ("field subject:", f"subject:{subjw}", f"subject:{subjw}"),
+        ("date range", f"after:{after} before:{before}", nm_range),
+        ("word + date range", f"{medium} after:{after} before:{before}",
+         f"{medium} and {nm_range}"),
+        ("OR", f"{rare} OR {medium2}", f"{rare} or {medium2}"),
+        ("prefix", f"{medium[:4]}*", f"{medium[:4]}*"),
+        ("scoped archive:", f"archive:bench {medium}", None),
+    ]
+    with open(prefix + ".mailvault", "w") as f:
+        for _, q, _ in qs:
+            f.write(q + "\n")
+    meta = {"sampled": n, "df": {w: round(df.get(w, 0) / n, 4) for w in
+                                  (common, medium, medium2, rare)},
+            "queries": [{"label": l, "mailvault": q, "notmuch": nq} for l, q, nq in qs]}
+    with open(prefix + ".json", "w") as f:
+        json.dump(meta, f, indent=1)
+    for l, q, _ in qs:
+        print(f"  {l:24} {q}")
+
+
+def _pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    k = (len(xs) - 1) * p
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def notmuch_search(args):
+    config, mix, out = args[0], args[1], args[2]
+    rounds = int(_opt(args, "--rounds", "10"))
+    env = dict(os.environ, NOTMUCH_CONFIG=config)
+    qs = [q for q in json.load(open(mix))["queries"] if q["notmuch"]]
+
+    def timed(cmd):
+        t = time.perf_counter()
+        p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return (time.perf_counter() - t) * 1000.0, p
+
+    # Process start + database open, for reference.
+    base = [timed(["notmuch", "count", "id:no-such-message@nowhere"])[0] for _ in range(rounds)]
+    res = {"rounds": rounds, "note": "wall time of a whole notmuch command, process start and "
+           "database open included", "startup_p50_ms": _pct(base, .5), "queries": []}
+    all_count, all_search = [], []
+    for q in qs:
+        tc, ts = [], []
+        hits = None
+        for _ in range(rounds):
+            ms, p = timed(["notmuch", "count", q["notmuch"]])
+            tc.append(ms)
+            if hits is None:
+                try:
+                    hits = int(p.stdout.strip() or 0)
+                except ValueError:
+                    hits = None
+            ms, _ = timed(["notmuch", "search", "--output=messages", "--sort=newest-first",
+                           "--limit=50", q["notmuch"]])
+            ts.append(ms)
+        all_count.extend(tc)
+        all_search.extend(ts)
+        res["queries"].append({"label": q["label"], "query": q["notmuch"], "hits": hits,
+                               "count_p50_ms": _pct(tc, .5), "count_p95_ms": _pct(tc, .95),
+                               "search50_p50_ms": _pct(ts, .5), "search50_p95_ms": _pct(ts, .95)})
+    res.update({"count_p50_ms": _pct(all_count, .5), "count_p95_ms": _pct(all_count, .95),
+                "search50_p50_ms": _pct(all_search, .5), "search50_p95_ms": _pct(all_search, .95)})
+    json.dump(res, open(out, "w"), indent=1)
+
+
+def rawbytes(args):
+    total = 0
+    files = 0
+    for p in args:
+        if os.path.isfile(p):
+            total += os.path.getsize(p)
+            files += 1
+            continue
+        for dp, dn, fn in os.walk(p):
+            if ".notmuch" in dn:
+                dn.remove(".notmuch")
+            for f in fn:
+                total += os.path.getsize(os.path.join(dp, f))
+                files += 1
+    print(json.dumps({"bytes": total, "files": files}))
+
+
+def timefile(args):
+    """`/usr/bin/time -f '%M %e'` writes other lines first if the command was killed."""
+    rss = secs = None
+    try:
+        for line in open(args[0]):
+            m = re.fullmatch(r"\s*(\d+|-) (\d+(?:\.\d+)?)\s*", line)
+            if m:
+                rss = None if m.group(1) == "-" else int(m.group(1))
+                secs = float(m.group(2))
+    except OSError:
+        pass
+    print(json.dumps({"peak_rss_kb": rss, "wall_s": secs}))
+
+
+# ----------------------------------------------------------------------------- report
+
+def _load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _fmt(x, unit="", digits=1):
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}{unit}"
+    return f"{x:,}{unit}"
+
+
+def _mb(b):
+    return None if b is None else b / 1e6
+
+
+def _ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def _rc(d, name):
+    j = _load(os.path.join(d, f"{name}.rc.json")) or {}
+    return j.get("rc"), j.get("loadavg_before")
+
+
+def corpus_result(d):
+    """Everything run.sh left in one corpus' work directory, as a dict."""
+    r = {"name": os.path.basename(d)}
+    meta = _load(os.path.join(d, "corpus.json")) or {}
+    r.update(meta)
+    n = meta.get("messages")
+    raw = meta.get("raw_bytes")
+    imp = {}
+    for fmt in ("emldir", "maildir", "mbox"):
+        j = _load(os.path.join(d, f"mv-import-{fmt}.json"))
+        t = _load(os.path.join(d, f"mv-import-{fmt}.time.json")) or {}
+        st = _load(os.path.join(d, f"mv-stats-{fmt}.json"))
+        if j is None and not t:
+            continue
+        rc, load = _rc(d, f"mv-import-{fmt}")
+        e = {"exit": rc, "loadavg_before": load,
+             "peak_rss_kb": t.get("peak_rss_kb"), "wall_s": t.get("wall_s")}
+        if j:
+            e.update({k: j.get(k) for k in ("imported", "duplicates", "malformed", "refused",
+                                            "bytes", "seconds")})
+        secs = e.get("wall_s") or e.get("seconds")
+        cnt = e.get("imported") if e.get("imported") is not None else n
+        if secs:
+            e["msgs_per_s"] = cnt / secs if cnt else None
+            b = e.get("bytes") or raw
+            e["mb_per_s"] = b / 1e6 / secs if b else None
+        if st:
+            tot = st.get("total", {})
+            disk = {"content": 0, "db": 0, "index": 0}
+            for s in st.get("stores", []):
+                for k in disk:
+                    disk[k] += (s.get("disk") or {}).get(k, 0) or 0
+            e["disk"] = disk
+            e["disk_bytes"] = tot.get("disk_bytes")
+            e["stats_raw_bytes"] = tot.get("raw_bytes")
+            e["disk_vs_raw"] = _ratio(tot.get("disk_bytes"), tot.get("raw_bytes") or raw)
+        imp[fmt] = e
+    r["mailvault_import"] = imp
+    sb = _load(os.path.join(d, "mv-search.json"))
+    sbt = _load(os.path.join(d, "mv-search.time.json")) or {}
+    if sb:
+        sb["peak_rss_kb"] = sbt.get("peak_rss_kb")
+    r["mailvault_search"] = sb
+    sba = _load(os.path.join(d, "mv-search-archive.json"))
+    r["mailvault_search_archive"] = sba
+    r["query_mix"] = _load(os.path.join(d, "querymix.json"))
+    for tool in ("notmuch", "mu"):
+        t = _load(os.path.join(d, f"{tool}-index.time.json"))
+        if not t:
+            continue
+        e = dict(t)
+        e["exit"], e["loadavg_before"] = _rc(d, f"{tool}-index")
+        e["db_bytes"] = (_load(os.path.join(d, f"{tool}-db.json")) or {}).get("bytes")
+        if e.get("wall_s") and n:
+            e["msgs_per_s"] = n / e["wall_s"]
+            e["mb_per_s"] = raw / 1e6 / e["wall_s"] if raw else None
+        e["db_vs_raw"] = _ratio(e.get("db_bytes"), raw)
+        r[f"{tool}_index"] = e
+    r["notmuch_search"] = _load(os.path.join(d, "notmuch-search.json"))
+    mv = imp.get("maildir", {})
+    r["ratios"] = {
+        "ingest_mailvault_maildir_over_notmuch": _ratio(mv.get("msgs_per_s"),
+                                                        (r.get("notmuch_index") or {}).get("msgs_per_s")),
+        "ingest_mailvault_maildir_over_mu": _ratio(mv.get("msgs_per_s"),
+                                                   (r.get("mu_index") or {}).get("msgs_per_s")),
+        "disk_mailvault_over_raw": mv.get("disk_vs_raw"),
+        "search_p50_notmuch_count_over_mailvault": _ratio(
+            (r.get("notmuch_search") or {}).get("count_p50_ms"), (sb or {}).get("p50_ms")),
+    }
+    return r
+
+
+def report(args):
+    out = args[0]
+    work = os.path.join(out, "work")
+    order = _load(os.path.join(out, "work", "order.json")) or sorted(os.listdir(work))
+    corpora = [corpus_result(os.path.join(work, c)) for c in order
+               if os.path.isdir(os.path.join(work, c))]
+    run = _load(os.path.join(work, "run.json")) or {}
+    for c in corpora:
+        for k in ("mailvault_search", "mailvault_search_archive"):
+            if c.get(k) is not None:
+                c[k].setdefault("rounds", run.get("search_bench_rounds"))
+    mem = None
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    res = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "machine": {"cpus": os.cpu_count(), "mem_bytes": mem, "kernel": platform.release(),
+                       "python": platform.python_version()},
+           "run": run, "corpora": corpora,
+           "targets": {"ingest_msgs_per_s_spamassassin": 5000, "ingest_over_notmuch": 8,
+                       "disk_over_raw_max": 1.0, "search_p50_ms_1m": 5, "search_p95_ms_1m": 50,
+                       "import_peak_rss_mb_max": 300}}
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    print_tables(res)
+    print(f"\nmachine-readable: {os.path.join(out, 'results.json')}")
+
+
+def print_tables(res):
+    m = res["machine"]
+    print(f"\n== mailvault benchmarks ({res['when']}, {m['cpus']} CPUs, "
+          f"{_fmt(_mb(m['mem_bytes']) and _mb(m['mem_bytes']) / 1000, ' GB')} RAM) ==")
+    for c in res["corpora"]:
+        n = c.get("messages")
+        print(f"\n-- corpus {c['name']}: {_fmt(n)} messages, "
+              f"{_fmt(_mb(c.get('raw_bytes')), ' MB')} raw --")
+        print(f"{'ingest':34} {'msgs/s':>10} {'MB/s':>8} {'wall s':>8} {'peak RSS MB':>12} "
+              f"{'on disk/raw':>12}")
+        rows = []
+        for fmt, e in c["mailvault_import"].items():
+            extra = ""
+            if e.get("exit") == 124:
+                extra = "  (timed out: --step-timeout)"
+            elif e.get("exit") not in (0, 3, None):
+                extra = f"  (exit {e['exit']})"
+            if e.get("refused"):
+                extra += f"  ({e['refused']} refused)"
+            rows.append((f"mailvault import {fmt}", e.get("msgs_per_s"), e.get("mb_per_s"),
+                         e.get("wall_s"), e.get("peak_rss_kb"), e.get("disk_vs_raw"), extra))
+        for tool, label in (("notmuch", "notmuch new (same Maildir)"),
+                            ("mu", "mu index (same Maildir)")):
+            e = c.get(f"{tool}_index")
+            if e:
+                extra = "" if e.get("exit") in (0, None) else f"  (exit {e['exit']})"
+                rows.append((label, e.get("msgs_per_s"), e.get("mb_per_s"), e.get("wall_s"),
+                             e.get("peak_rss_kb"), e.get("db_vs_raw"), extra))
+        busy = [e.get("loadavg_before") for e in list(c["mailvault_import"].values()) +
+                [c.get("notmuch_index") or {}, c.get("mu_index") or {}]]
+        busy = [x for x in busy if isinstance(x, (int, float))]
+        if busy and max(busy) > 0.5 * (os.cpu_count() or 1):
+            print(f"WARNING: machine busy (load average up to {max(busy):.1f} before timed "
+                  f"steps): timings are noisy, compare ratios with care")
+        for label, mps, mbs, wall, rss, dr, extra in rows:
+            print(f"{label:34} {_fmt(mps, '', 0):>10} {_fmt(mbs):>8} {_fmt(wall, '', 2):>8} "
+                  f"{_fmt(rss and rss / 1024, '', 0):>12} {_fmt(dr and dr * 100, '%', 0):>12}"
+                  f"{extra}")
+        mv = c["mailvault_import"].get("maildir") or {}
+        if mv.get("disk"):
+            d = mv["disk"]
+            print(f"mailvault bytes on disk (maildir import): content {_fmt(_mb(d['content']), ' MB')}, "
+                  f"db {_fmt(_mb(d['db']), ' MB')}, index {_fmt(_mb(d['index']), ' MB')}, "
+                  f"total {_fmt(_mb(mv.get('disk_bytes')), ' MB')} = "
+                  f"{_fmt(mv.get('disk_vs_raw') and mv['disk_vs_raw'] * 100, '%', 0)} of raw")
+        r = c["ratios"]
+        print(f"ratios: ingest mailvault/notmuch {_fmt(r['ingest_mailvault_maildir_over_notmuch'], 'x', 2)}"
+              f" (target >= 8x), mailvault/mu {_fmt(r['ingest_mailvault_maildir_over_mu'], 'x', 2)}")
+        sb = c.get("mailvault_search")
+        ns = c.get("notmuch_search") or {}
+        nsq = {q["label"]: q for q in ns.get("queries", [])}
+        mix = (c.get("query_mix") or {}).get("queries", [])
+        if sb or ns:
+            print(f"{'search (ms)':26} {'query':38} {'mv hits':>8} {'mv p50':>7} {'mv p95':>7} "
+                  f"{'nm hits':>8} {'nm cnt p50':>10} {'nm s50 p50':>10}")
+            sbq = (sb or {}).get("queries", [])
+            for k, q in enumerate(mix):
+                mq = sbq[k] if k < len(sbq) else {}
+                nq = nsq.get(q["label"], {})
+                print(f"{q['label'][:26]:26} {q['mailvault'][:38]:38} {_fmt(mq.get('hits')):>8} "
+                      f"{_fmt(mq.get('p50_ms'), '', 2):>7} {_fmt(mq.get('p95_ms'), '', 2):>7} "
+                      f"{_fmt(nq.get('hits')):>8} {_fmt(nq.get('count_p50_ms'), '', 1):>10} "
+                      f"{_fmt(nq.get('search50_p50_ms'), '', 1):>10}")
+            if sb:
+                sa = c.get("mailvault_search_archive") or {}
+                print(f"mailvault search-bench (in-process, warm, {sb.get('rounds', '?')} rounds): "
+                      f"p50 {_fmt(sb.get('p50_ms'), ' ms', 2)}, p95 {_fmt(sb.get('p95_ms'), ' ms', 2)}"
+                      f", peak RSS {_fmt(sb.get('peak_rss_kb') and sb['peak_rss_kb'] / 1024, ' MB', 0)}"
+                      f"; with --archive bench: p50 {_fmt(sa.get('p50_ms'), ' ms', 2)}, "
+                      f"p95 {_fmt(sa.get('p95_ms'), ' ms', 2)}")
+            if ns:
+                print(f"notmuch (whole command, process start included; bare start+open "
+                      f"{_fmt(ns.get('startup_p50_ms'), ' ms')}): count p50 "
+                      f"{_fmt(ns.get('count_p50_ms'), ' ms')} p95 {_fmt(ns.get('count_p95_ms'), ' ms')}; "
+                      f"search --limit=50 p50 {_fmt(ns.get('search50_p50_ms'), ' ms')} "
+                      f"p95 {_fmt(ns.get('search50_p95_ms'), ' ms')}")
+
+
+def _opt(args, name, default):
+    if name in args:
+        i = args.index(name)
+        if i + 1 < len(args):
+            return args[i + 1]
+    return default
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    cmd, args = sys.argv[1], sys.argv[2:]
+    fn = {"querymix": querymix, "notmuch-search": notmuch_search, "rawbytes": rawbytes,
+          "timefile": timefile, "report": report}.get(cmd)
+    if fn is None:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    fn(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,456 @@
+"""Searches over the imported corpus, checked against answers computed here
+by reading the corpus files with Python (the oracle in mvtest.Corpus).
+
+Exactness: the oracle is exact only for headers it can read unambiguously
+(plain-ASCII Subject/From without encoded-words, strict RFC 5322 dates).
+Search terms are therefore chosen so that they provably cannot occur in any
+header the oracle skips (the word is not even a substring of the raw or
+decoded header there); with that, expected sets are exact, not bounds."""
+
+import collections
+import datetime
+import email.utils
+import os
+import random
+import re
+
+import pytest
+
+from mvtest import contains_seq, import_json, mv, search_ids, search_json, tokens
+
+ARCHIVE = "corpus"
+SECOND = "second"
+SECOND_GROUP = "hard-ham-1"
+
+
+class Oracle:
+    def __init__(self, corpus):
+        self.corpus = corpus
+        ms = list(corpus.messages.values())
+        self.subj_certain = [m for m in ms if m.subject_certain]
+        self.subj_uncertain = [m for m in ms if not m.subject_certain]
+        self.df = collections.defaultdict(set)          # subject token -> rels
+        for m in self.subj_certain:
+            for t in set(m.subject_toks):
+                self.df[t].add(m.rel)
+
+    def absent_elsewhere(self, text):
+        """True if text (lower-case) occurs in no subject the oracle skips."""
+        return not any(text in m.subject_loose for m in self.subj_uncertain)
+
+    def subject_word(self, w):
+        return set(self.df.get(w.lower(), set()))
+
+    def subject_prefix(self, p):
+        out = set()
+        for t, rels in self.df.items():
+            if t.startswith(p):
+                out |= rels
+        return out
+
+    def subject_phrase(self, words):
+        seq = [w.lower() for w in words]
+        return {m.rel for m in self.subj_certain if contains_seq(m.subject_toks, seq)}
+
+    def words(self, lo, hi, minlen=5):
+        """Alphabetic subject words in lo..hi messages, absent elsewhere (sorted)."""
+        return sorted(w for w, rels in self.df.items()
+                      if w.isalpha() and len(w) >= minlen and lo <= len(rels) <= hi
+                      and self.absent_elsewhere(w))
+
+
+@pytest.fixture(scope="module")
+def oracle(corpus):
+    return Oracle(corpus)
+
+
+@pytest.fixture(scope="module")
+def env(corpus, eml_import, eml_index):
+    """The EML import (archive "corpus") plus archive "second" holding the
+    hard-ham-1 group again (same contents: references)."""
+    if SECOND not in eml_import.archives:
+        s, _ = import_json(os.path.join(corpus.eml_dir, SECOND_GROUP), SECOND, eml_import.data_dir)
+        n = sum(1 for rel in corpus.sums if rel.split("/")[1] == SECOND_GROUP)
+        assert (s["imported"], s["refused"]) == (n, 0), s
+        eml_import.archives[SECOND] = n
+    missing = set(eml_index.rel_id.keys()) ^ set(corpus.sums)
+    assert not missing, "the archive does not hold every corpus message exactly; see test_import_corpus"
+    return eml_import, eml_index
+
+
+def rels(query, env, archive=ARCHIVE):
+    imp, index = env
+    return index.rels_of(search_ids(query, imp.data_dir, archive=archive))
+
+
+def fmt(s, n=8):
+    return "%d: %s" % (len(s), sorted(s)[:n])
+
+
+def check_exact(query, env, want):
+    got = rels(query, env)
+    assert got == want, "query %r\n  missing %s\n  unexpected %s" % (query, fmt(want - got), fmt(got - want))
+
+
+# ---- field lookups -------------------------------------------------------------
+
+def test_messageid_lookups(corpus, env):
+    """messageid: for 20 sampled messages returns exactly that message.  The
+    sample avoids ids whose token sequence occurs inside another message's
+    Message-ID, so an exact-match and a phrase-match implementation must
+    agree on the answer."""
+    imp, index = env
+    ms = list(corpus.messages.values())
+    id_toks = {m.rel: tokens(m.msgid_loose) for m in ms}
+    cands = [m for m in ms if m.message_id
+             and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@$%+=-]*[A-Za-z0-9]", m.message_id)]
+    rng = random.Random(1001)
+    rng.shuffle(cands)
+    sample = []
+    for m in cands:
+        seq = tokens(m.message_id)
+        if all(r == m.rel or not contains_seq(t, seq) for r, t in id_toks.items()):
+            sample.append(m)
+        if len(sample) == 20:
+            break
+    assert len(sample) == 20
+    for m in sample:
+        hits = search_json("messageid:" + m.message_id, imp.data_dir, archive=ARCHIVE)
+        assert [index.id_rel.get(h["id"]) for h in hits] == [m.rel], (m.message_id, hits)
+        assert hits[0]["message_id"] == m.message_id
+
+
+def test_subject_rare_words(oracle, env):
+    words = random.Random(1234).sample(oracle.words(3, 12), 5)
+    for w in words:
+        want = oracle.subject_word(w)
+        assert 3 <= len(want) <= 12
+        check_exact("subject:" + w, env, want)
+    # field names are case-insensitive and so is matching
+    w = words[0]
+    check_exact("SUBJECT:" + w.upper(), env, oracle.subject_word(w))
+    # an unqualified word searches every field, the subject among them
+    imp, index = env
+    anywhere = rels(w, env)
+    assert oracle.subject_word(w) <= anywhere, "word %r: subject hits missing from an all-fields search" % w
+
+
+def test_subject_phrase(oracle, env):
+    """A quoted phrase needs the words adjacent and in order.  Picks a phrase
+    whose words also co-occur non-adjacently somewhere, so the phrase answer
+    is a strict subset of the AND answer."""
+    best = None
+    for m in sorted(oracle.subj_certain, key=lambda m: m.rel):
+        t = m.subject_toks
+        for a, b in zip(t, t[1:]):
+            if not (a.isalpha() and b.isalpha() and len(a) >= 4 and len(b) >= 4 and a != b):
+                continue
+            if not (oracle.absent_elsewhere(a) and oracle.absent_elsewhere(b)):
+                continue
+            both = oracle.subject_word(a) & oracle.subject_word(b)
+            phrase = oracle.subject_phrase([a, b])
+            if 2 <= len(phrase) <= 40 and phrase < both:
+                best = (a, b, phrase, both)
+                break
+        if best:
+            break
+    assert best, "no suitable phrase in the corpus"
+    a, b, phrase, both = best
+    check_exact('subject:"%s %s"' % (a, b), env, phrase)
+    check_exact("subject:%s subject:%s" % (a, b), env, both)
+    check_exact('subject:"%s %s"' % (b, a), env, oracle.subject_phrase([b, a]))
+
+
+def test_or_and_precedence(oracle, env):
+    """`x y OR z` is x AND (y OR z), not (x AND y) OR z."""
+    common = oracle.words(20, 300, minlen=4)
+    rare = oracle.words(2, 40, minlen=4)
+    choice = None
+    for x in common:
+        X = oracle.subject_word(x)
+        for y in rare:
+            Y = oracle.subject_word(y)
+            if y == x or not (X & Y) or Y <= X:
+                continue
+            for z in rare:
+                Z = oracle.subject_word(z)
+                if z in (x, y) or not (X & Z) or Z <= X or (Y & Z):
+                    continue
+                choice = (x, y, z, X, Y, Z)
+                break
+            if choice:
+                break
+        if choice:
+            break
+    assert choice, "no suitable words"
+    x, y, z, X, Y, Z = choice
+    check_exact("subject:%s OR subject:%s" % (y, z), env, Y | Z)
+    want = X & (Y | Z)
+    assert want != (X & Y) | Z
+    check_exact("subject:%s subject:%s OR subject:%s" % (x, y, z), env, want)
+    check_exact("(subject:%s subject:%s) OR subject:%s" % (x, y, z), env, (X & Y) | Z)
+
+
+def test_negation(oracle, env):
+    """-term removes exactly the messages matching it."""
+    for x in oracle.words(20, 300, minlen=4):
+        X = oracle.subject_word(x)
+        ys = [y for y in oracle.words(2, 200, minlen=4)
+              if y != x and 0 < len(X & oracle.subject_word(y)) < len(X)]
+        if ys:
+            y = ys[0]
+            break
+    else:
+        pytest.fail("no suitable words")
+    Y = oracle.subject_word(y)
+    check_exact("subject:%s" % x, env, X)
+    check_exact("subject:%s -subject:%s" % (x, y), env, X - Y)
+    # a negated (one-word) phrase
+    check_exact('subject:%s -subject:"%s"' % (x, y), env, X - Y)
+
+
+def test_prefix(oracle, env):
+    """word* matches every token starting with word (more than the word)."""
+    found = None
+    for w in oracle.words(3, 40, minlen=6):
+        p = w[:5]
+        if not oracle.absent_elsewhere(p):
+            continue
+        toks = {t for t in oracle.df if t.startswith(p)}
+        want = oracle.subject_prefix(p)
+        if len(toks) >= 2 and 5 <= len(want) <= 80 and want != oracle.subject_word(p):
+            found = (p, want)
+            break
+    assert found, "no suitable prefix"
+    p, want = found
+    check_exact("subject:%s*" % p, env, want)
+    check_exact("subject:%s" % p, env, oracle.subject_word(p))
+
+
+def test_from_address(corpus, env):
+    """from: an address, quoted as a phrase and bare.  The address is chosen
+    so that the messages whose From header contains its token sequence are
+    exactly the messages sent from it, and it occurs in no From header the
+    oracle cannot read."""
+    ms = list(corpus.messages.values())
+    certain = [m for m in ms if m.from_certain]
+    uncertain = [m for m in ms if not m.from_certain]
+    by_addr = collections.defaultdict(set)
+    for m in certain:
+        a = email.utils.parseaddr(m.from_raw)[1].lower()
+        if re.fullmatch(r"[a-z0-9._-]+@[a-z0-9.-]+\.[a-z]+", a):
+            by_addr[a].add(m.rel)
+    chosen = []
+    for a in sorted(by_addr):
+        sent = by_addr[a]
+        if not 3 <= len(sent) <= 30 or any(a in m.from_loose for m in uncertain):
+            continue
+        seq = tokens(a)
+        if {m.rel for m in certain if contains_seq(m.from_toks, seq)} == sent:
+            chosen.append(a)
+    assert len(chosen) >= 3
+    for a in random.Random(77).sample(chosen, 3):
+        check_exact('from:"%s"' % a, env, by_addr[a])
+        check_exact("from:%s" % a, env, by_addr[a])
+
+
+def test_folder_field(corpus, env):
+    want = {rel for rel in corpus.sums if rel.split("/")[1] == "spam-1"}
+    check_exact("folder:spam-1", env, want)
+
+
+# ---- dates -----------------------------------------------------------------------
+
+def iso(dt):
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def date_key(s):
+    """A reported date "YYYY-MM-DDTHH:MM:SSZ" as a comparable tuple (not via
+    datetime: a spam Date of year 102 must not break the test itself)."""
+    m = re.fullmatch(r"(-?\d+)-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z", s)
+    assert m, "date not in YYYY-MM-DDTHH:MM:SSZ form: %r" % s
+    return tuple(int(g) for g in m.groups())
+
+
+def dt_key(dt):
+    return (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
+
+
+def test_dates_from_headers(corpus, env):
+    """For every message with a strict RFC 5322 Date, the date shown is that
+    date in UTC."""
+    imp, index = env
+    wrong, checked = [], 0
+    for i, rel in index.id_rel.items():
+        dt = corpus.messages[rel].date_utc
+        if dt is None:
+            continue
+        checked += 1
+        if index.by_id[i]["date"] != iso(dt):
+            wrong.append((rel, index.by_id[i]["date"], iso(dt)))
+    assert checked > 5000
+    assert not wrong, "%d wrong dates, e.g. %s" % (len(wrong), wrong[:5])
+
+
+def day(s):
+    return datetime.datetime.strptime(s, "%Y-%m-%d").replace(tzinfo=datetime.timezone.utc)
+
+
+@pytest.mark.parametrize("after,before", [
+    ("2002-08-01", "2002-09-01"),
+    ("2002-08-28", "2002-08-29"),   # the busiest single day
+    ("2002-10-01", None),
+    (None, "2002-06-01"),
+    ("2002-07-24", "2002-07-24"),   # empty: after is inclusive, before exclusive
+])
+def test_date_ranges(corpus, env, after, before):
+    """after:/before: against the Date headers.  Messages whose Date header
+    is not strict RFC 5322 (about 10% of this corpus: bad zones like -1600,
+    no zone, 3-digit years...) get whatever date the engine's lenient parser
+    or the Received fallback gives them, which this test cannot predict:
+    they may be in or out.  For the others the answer is exact.  And for ALL
+    messages the answer must agree with the date the engine itself reports."""
+    imp, index = env
+    lo = day(after) if after else None
+    hi = day(before) if before else None
+
+    def inside(dt):
+        k = dt if isinstance(dt, tuple) else dt_key(dt)
+        return (lo is None or k >= dt_key(lo)) and (hi is None or k < dt_key(hi))
+
+    q = " ".join(p for p in (after and "after:" + after, before and "before:" + before) if p)
+    got_ids = search_ids(q, imp.data_dir, archive=ARCHIVE)
+    got = index.rels_of(got_ids)
+    clean = {rel: m.date_utc for rel, m in corpus.messages.items() if m.date_utc}
+    clean_in = {rel for rel, dt in clean.items() if inside(dt)}
+    clean_out = set(clean) - clean_in
+    assert clean_in <= got, "%s: clean-dated messages missing: %s" % (q, fmt(clean_in - got))
+    assert not (got & clean_out), "%s: clean-dated messages out of range returned: %s" % (q, fmt(got & clean_out))
+    if after == before:
+        assert got == set()
+    else:
+        assert clean_in and clean_out
+    # self-consistency over the whole corpus, unparsable dates included
+    for i, hit in index.by_id.items():
+        assert inside(date_key(hit["date"])) == (i in got_ids), "%s: message %s dated %s" % (q, i, hit["date"])
+
+
+# ---- size --------------------------------------------------------------------------
+
+def test_size(corpus, env):
+    ms = corpus.messages.values()
+    check_exact("size:>20000", env, {m.rel for m in ms if m.raw_len > 20000})
+    check_exact("size:>100k", env, {m.rel for m in ms if m.raw_len > 100 * 1024})
+    check_exact("size:<1k", env, {m.rel for m in ms if m.raw_len < 1024})
+    # boundaries at an exact message size
+    sizes = sorted(m.raw_len for m in ms)
+    n = sizes[len(sizes) // 2]
+    check_exact("size:>=%d" % n, env, {m.rel for m in ms if m.raw_len >= n})
+    check_exact("size:>%d" % n, env, {m.rel for m in ms if m.raw_len > n})
+    check_exact("size:>2k size:<3k", env, {m.rel for m in ms if 2048 < m.raw_len < 3072})
+
+
+# ---- order, limit, scope -------------------------------------------------------------
+
+def test_default_sort_newest_first(oracle, env):
+    imp, index = env
+    dates = [date_key(h["date"]) for h in index.hits]  # `size:>0 --limit 0`, default sort
+    assert len(dates) == len(index.by_id)
+    assert dates == sorted(dates, reverse=True), "not newest first"
+    w = max(oracle.words(50, 400, minlen=4), key=lambda w: len(oracle.subject_word(w)))
+    hits = search_json("subject:" + w, imp.data_dir, archive=ARCHIVE, limit=0)
+    d = [date_key(h["date"]) for h in hits]
+    assert len(d) == len(oracle.subject_word(w)) and d == sorted(d, reverse=True)
+    # --sort relevance changes the order, not the set
+    rel_hits = search_json("subject:" + w, imp.data_dir, archive=ARCHIVE, limit=0,
+                           extra=("--sort", "relevance"))
+    assert sorted(h["id"] for h in rel_hits) == sorted(h["id"] for h in hits)
+    date_hits = search_json("subject:" + w, imp.data_dir, archive=ARCHIVE, limit=0,
+                            extra=("--sort", "date"))
+    assert [date_key(h["date"]) for h in date_hits] == d
+
+
+def test_limit(env):
+    imp, index = env
+    all_dates = [h["date"] for h in index.hits]
+    default = search_json("size:>0", imp.data_dir, archive=ARCHIVE, limit=None)
+    assert len(default) == 50, "default limit is 50"
+    assert [h["date"] for h in default] == all_dates[:50]
+    assert len({h["id"] for h in default}) == 50 and {h["id"] for h in default} <= set(index.by_id)
+    seven = search_json("size:>0", imp.data_dir, archive=ARCHIVE, limit=7)
+    assert [h["date"] for h in seven] == all_dates[:7]
+    # plain output: one line per message, starting with its id
+    cp = mv("search", "size:>0", "--archive", ARCHIVE, "--limit", "3", data_dir=imp.data_dir)
+    lines = cp.stdout.decode("utf-8", "replace").splitlines()
+    assert len(lines) == 3, lines
+    assert all(l.split()[0] in index.by_id for l in lines), lines
+    assert all(l.rstrip().endswith("[%s/%s]" % (ARCHIVE, index.by_id[l.split()[0]]["folder"]))
+               for l in lines), lines
+
+
+def test_archive_scoping(corpus, oracle, env):
+    imp, index = env
+    n_all = len(corpus.sums)
+    n_second = imp.archives[SECOND]
+    second = search_json("size:>0", imp.data_dir, archive=SECOND, limit=0)
+    assert len(second) == n_second and {h["archive"] for h in second} == {SECOND}
+    assert collections.Counter(h["size"] for h in second) == collections.Counter(
+        m.raw_len for m in corpus.messages.values() if m.group == SECOND_GROUP)
+    everything = search_json("size:>0", imp.data_dir, archive=None, limit=0)
+    assert len(everything) == n_all + n_second
+    assert {h["id"] for h in second} <= {h["id"] for h in everything}
+    assert not ({h["id"] for h in second} & set(index.by_id)), "archives share message ids"
+    # the archive: field scopes the same way
+    assert {h["id"] for h in search_json("archive:%s size:>0" % SECOND, imp.data_dir, limit=0)} == \
+        {h["id"] for h in second}
+    # a word whose hits lie partly in hard-ham-1: doubled there, only there
+    for w in oracle.words(3, 60, minlen=5):
+        W = oracle.subject_word(w)
+        in_group = {r for r in W if r.split("/")[1] == SECOND_GROUP}
+        if in_group and in_group != W:
+            break
+    else:
+        pytest.fail("no suitable word")
+    hits_all = search_json("subject:" + w, imp.data_dir, limit=0)
+    hits_second = search_json("subject:" + w, imp.data_dir, archive=SECOND, limit=0)
+    hits_corpus = search_json("subject:" + w, imp.data_dir, archive=ARCHIVE, limit=0)
+    assert index.rels_of({h["id"] for h in hits_corpus}) == W
+    assert len(hits_second) == len(in_group) and {h["archive"] for h in hits_second} == {SECOND}
+    assert len(hits_all) == len(W) + len(in_group)
+    assert sorted(h["size"] for h in hits_second) == sorted(corpus.messages[r].raw_len for r in in_group)
+
+
+# ---- malformed queries ------------------------------------------------------------------
+
+@pytest.mark.parametrize("query", [
+    '"unterminated phrase',
+    "(",
+    "after:2002-13-45",
+    "size:>abc",
+])
+def test_malformed_query(data_dir, query):
+    cp = mv("search", query, "--json", data_dir=data_dir, check=2)
+    err = cp.stderr.decode("utf-8", "replace")
+    assert "position " in err, err
+    assert re.search(r"^mailvault: invalid query: position \d+: \S", err, re.M), err
+    assert cp.stdout == b""
+
+
+def test_malformed_query_positions(data_dir):
+    """The position is 1-based and points into the query."""
+    for query, lo, hi in (("after:2002-13-45", 1, 16), ("ham (", 5, 6), ('spam "eggs', 6, 11)):
+        cp = mv("search", query, data_dir=data_dir, check=2)
+        m = re.search(rb"position (\d+): ", cp.stderr)
+        assert m and lo <= int(m.group(1)) <= hi, (query, cp.stderr)
+
+
+def test_query_limits(data_dir):
+    """Nesting beyond 32, a query over 4096 bytes, and an empty query are errors."""
+    deep = "(" * 40 + "spam" + ")" * 40
+    mv("search", deep, data_dir=data_dir, check=2)
+    mv("search", "spam " * 1000, data_dir=data_dir, check=2)
+    mv("search", "   ", data_dir=data_dir, check=2)
+    # within the bounds it is fine
+    ok = "(" * 10 + "spam" + ")" * 10
+    assert search_json(ok, data_dir) == []
