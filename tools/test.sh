@@ -32,7 +32,7 @@ note "unit tests (cmocka)"
 for t in build-asan/tests/unit/test_*; do
   [ -f "$t" ] && [ -x "$t" ] || continue
   out=$(CMOCKA_MESSAGE_OUTPUT=stdout "$t" 2>&1); rc=$?
-  echo "$out" | grep -E '^\[  (PASSED|FAILED) |^\[  ERROR|^\[==========\]' || true
+  echo "$out" | grep -E '^\[  (PASSED|FAILED)  \]|^\[  ERROR|^\[==========\]' || true
   p=$(echo "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
   f=$(echo "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
   p=${p:-0}; f=${f:-0}
@@ -45,10 +45,11 @@ note "system tests (pytest)"
 export MAILVAULT_BIN="$root/build-asan/mailvault"
 out=$(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system 2>&1); rc=$?
 echo "$out" | tail -40
-line=$(echo "$out" | grep -E '[0-9]+ (passed|failed)' | tail -1)
-p=$(echo "$line" | sed -n 's/.* \{0,1\}\([0-9][0-9]*\) passed.*/\1/p'); p=${p:-0}
-f=$(echo "$line" | sed -n 's/.*[^0-9]\([0-9][0-9]*\) failed.*/\1/p'); [ -z "$f" ] && f=$(echo "$line" | sed -n 's/^\([0-9][0-9]*\) failed.*/\1/p'); f=${f:-0}
-e=$(echo "$line" | sed -n 's/.*[^0-9]\([0-9][0-9]*\) error.*/\1/p'); e=${e:-0}
+line=$(echo "$out" | grep -E '[0-9]+ (passed|failed|error)' | tail -1)
+pick() { echo "$line" | grep -oE "[0-9]+ $1" | grep -oE '[0-9]+' | head -1; }
+p=$(pick passed); p=${p:-0}
+f=$(pick failed); f=${f:-0}
+e=$(pick error); e=${e:-0}
 f=$((f + e))
 if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
 [ "$f" -ne 0 ] && failures+=("system tests")

@@ -750,14 +750,10 @@ static int index_items(mv_store *s, mv_store_item *items, size_t n, planned *pla
 		s->index_pending = 0;
 		return -1;
 	}
-	if (s->index_pending >= INDEX_COMMIT_DOCS || mv_monotonic() - s->index_since >= INDEX_COMMIT_SECONDS) {
-		s->index_txn = false;
-		s->index_pending = 0;
-		if (mv_sql_exec(s->index_db, "COMMIT", error) < 0) {
-			sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
-			return -1;
-		}
-	}
+	/* Committing also releases the lock, so that concurrent writers take
+	 * turns rather than wait for a whole import. */
+	if (s->index_pending >= INDEX_COMMIT_DOCS || mv_monotonic() - s->index_since >= INDEX_COMMIT_SECONDS)
+		return mv_store_sync(s, error);
 	return 0;
 }
 
