@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 
 #include <locale.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -70,6 +71,11 @@ static int take_globals(int argc, char **argv, mv_cli_globals *g, GError **error
 int main(int argc, char **argv)
 {
 	setlocale(LC_ALL, "");
+	/* Messages are allocated and freed by the thousand: keep freed memory
+	 * for reuse instead of returning it to the kernel and faulting it back
+	 * in (a quarter of the import's kernel time otherwise). */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024);
 	mv_cli_globals g = { 0 };
 	GError *err = NULL;
 	argc = take_globals(argc, argv, &g, &err);
