@@ -4,6 +4,8 @@
 
 #include "archive/archive.h"
 
+#include <jansson.h>
+
 enum {
 	MV_EXIT_OK = 0,
 	MV_EXIT_FAIL = 1,
@@ -34,5 +36,7 @@ bool mv_cli_parse(const char *name, const char *params, const char *summary, GOp
 /* Opens the instance of the resolved data directory, printing any error. */
 mv_instance *mv_cli_open_instance(const mv_cli_globals *g);
 int mv_cli_fail(GError *err);
+/* Prints a JSON value on one line of stdout and releases the reference. */
+void mv_cli_print_json(json_t *value);
 
 #endif

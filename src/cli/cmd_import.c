@@ -133,10 +133,7 @@ static void print_summary(mv_ingest *ing, const import_args *a, double secs)
 		                      "imported", (json_int_t)c.imported, "duplicates", (json_int_t)c.duplicates,
 		                      "malformed", (json_int_t)c.malformed, "refused", (json_int_t)c.refused,
 		                      "bytes", (json_int_t)c.bytes, "seconds", secs, "refusals", list);
-		char *text = json_dumps(o, JSON_COMPACT);
-		printf("%s\n", text);
-		free(text);
-		json_decref(o);
+		mv_cli_print_json(o);
 		return;
 	}
 	printf("imported %llu, already archived %llu, archived but malformed %llu, refused %llu (%.1f MB in %.1f s)\n",

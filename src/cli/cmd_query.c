@@ -32,10 +32,7 @@ static void print_hits(const GPtrArray *hits, bool json)
 		json_t *arr = json_array();
 		for (guint i = 0; i < hits->len; i++)
 			json_array_append_new(arr, hit_json(hits->pdata[i]));
-		char *text = json_dumps(arr, JSON_COMPACT);
-		printf("%s\n", text);
-		free(text);
-		json_decref(arr);
+		mv_cli_print_json(arr);
 		return;
 	}
 	for (guint i = 0; i < hits->len; i++) {
@@ -242,10 +239,7 @@ int mv_cmd_stats(const mv_cli_globals *g, int argc, char **argv)
 		json_t *o = json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "stores", json_incref(stores), "total",
 		                      "messages", (json_int_t)total.messages, "contents", (json_int_t)total.contents,
 		                      "raw_bytes", (json_int_t)total.raw_bytes, "disk_bytes", (json_int_t)total.disk_content);
-		char *text = json_dumps(o, JSON_COMPACT);
-		printf("%s\n", text);
-		free(text);
-		json_decref(o);
+		mv_cli_print_json(o);
 	} else if (status == MV_EXIT_OK) {
 		printf("total: %lld messages, %.1f MB raw, %.1f MB on disk (%.0f%% of raw)\n", (long long)total.messages,
 		       total.raw_bytes / 1e6, total.disk_content / 1e6,
@@ -299,12 +293,10 @@ static void print_folders(GPtrArray *order, bool json)
 			printf("%s%s%s  %lld  %lld\n", f->archive, *f->path ? "/" : "", f->path,
 			       (long long)f->messages, (long long)f->bytes);
 	}
-	if (json) {
-		char *text = json_dumps(arr, JSON_COMPACT);
-		printf("%s\n", text);
-		free(text);
-	}
-	json_decref(arr);
+	if (json)
+		mv_cli_print_json(arr);
+	else
+		json_decref(arr);
 }
 
 int mv_cmd_folders(const mv_cli_globals *g, int argc, char **argv)
@@ -446,10 +438,7 @@ int mv_cmd_search_bench(const mv_cli_globals *g, int argc, char **argv)
 	}
 	if (searcher) {
 		json_t *o = json_pack("{s:O, s:f, s:f}", "queries", list, "p50_ms", percentile(all, 50), "p95_ms", percentile(all, 95));
-		char *text = json_dumps(o, JSON_COMPACT);
-		printf("%s\n", text);
-		free(text);
-		json_decref(o);
+		mv_cli_print_json(o);
 		status = MV_EXIT_OK;
 	}
 out:

@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 bool mv_cli_parse(const char *name, const char *params, const char *summary, GOptionEntry *entries,
                   int *argc, char ***argv)
@@ -41,4 +42,13 @@ mv_instance *mv_cli_open_instance(const mv_cli_globals *g)
 	if (!inst)
 		mv_cli_fail(err);
 	return inst;
+}
+
+void mv_cli_print_json(json_t *value)
+{
+	char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (text)
+		printf("%s\n", text);
+	free(text);
+	json_decref(value);
 }
