@@ -40,6 +40,10 @@ char *mv_data_dir_resolve(const char *explicit_dir)
 static char *master_db_path(const char *dir) { return g_build_filename(dir, "master.sqlite", NULL); }
 static char *master_key_path(const char *dir) { return g_build_filename(dir, "master.key", NULL); }
 
+/* master.key = 8-byte magic and format version, then the 32-byte key. */
+#define MASTER_KEY_MAGIC "MVKEY001"
+#define MASTER_KEY_FILE_BYTES (8 + MV_KEY_BYTES)
+
 static char *absolute_in(const char *data_dir, const char *stored)
 {
 	return g_path_is_absolute(stored) ? g_strdup(stored) : g_build_filename(data_dir, stored, NULL);
@@ -105,10 +109,15 @@ int mv_instance_init(const char *data_dir, char **recovery_key_r, GError **error
 	}
 	if (mv_mkdir_p(data_dir, error) < 0)
 		goto out;
-	uint8_t master[MV_KEY_BYTES];
+	uint8_t master[MV_KEY_BYTES], key_file[MASTER_KEY_FILE_BYTES];
 	randombytes_buf(master, sizeof master);
-	if (mv_write_file_atomic(keyp, master, sizeof master, 0600, error) < 0)
+	memcpy(key_file, MASTER_KEY_MAGIC, 8);
+	memcpy(key_file + 8, master, MV_KEY_BYTES);
+	rc = mv_write_file_atomic(keyp, key_file, sizeof key_file, 0600, error);
+	sodium_memzero(key_file, sizeof key_file);
+	if (rc < 0)
 		goto out;
+	rc = -1;
 	recovery = mv_recovery_key_new();
 	char *store_dir = g_build_filename(data_dir, "stores", "store1", NULL);
 	mv_store_paths paths = {
@@ -163,14 +172,14 @@ mv_instance *mv_instance_open(const char *data_dir, GError **error)
 	}
 	if (mv_read_file(keyp, 4096, &key, error) < 0)
 		goto out;
-	if (key->len != MV_KEY_BYTES) {
-		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "%s: master key has %u bytes, expected %d",
-		            keyp, key->len, MV_KEY_BYTES);
+	if (key->len != MASTER_KEY_FILE_BYTES || memcmp(key->data, MASTER_KEY_MAGIC, 8) != 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "%s: not a mailvault master key file of format %s",
+		            keyp, MASTER_KEY_MAGIC);
 		goto out;
 	}
 	inst = g_new0(mv_instance, 1);
 	inst->data_dir = g_strdup(data_dir);
-	memcpy(inst->master_key, key->data, MV_KEY_BYTES);
+	memcpy(inst->master_key, key->data + 8, MV_KEY_BYTES);
 	if (mv_sql_open(dbp, false, false, &inst->db, error) < 0 ||
 	    mv_sql_exec(inst->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", error) < 0)
 		mv_instance_close(&inst);

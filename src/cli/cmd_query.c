@@ -38,8 +38,8 @@ static void print_hits(const GPtrArray *hits, bool json)
 	for (guint i = 0; i < hits->len; i++) {
 		const mv_search_hit *h = hits->pdata[i];
 		char *date = mv_format_time_utc(h->date);
-		printf("%d:%lld  %s  %s  %s  [%s/%s]\n", h->store_id, (long long)h->number, date,
-		       h->from, h->subject, h->archive, h->folder);
+		printf("%d:%lld  %s  %s  %s  [%s%s%s]\n", h->store_id, (long long)h->number, date,
+		       h->from, h->subject, h->archive, *h->folder ? "/" : "", h->folder);
 		g_free(date);
 	}
 }

@@ -20,7 +20,8 @@ static const char index_schema[] =
 	" subject, sender, recipients, cc, bcc, body, attachment, folder, archive, messageid, scope,"
 	" content='', tokenize='unicode61 remove_diacritics 2');"
 	/* indexed_upto: every message numbered up to it is in fts. */
-	"CREATE TABLE IF NOT EXISTS %s.index_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+	"CREATE TABLE IF NOT EXISTS %s.index_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO %s.index_state VALUES('format_version', 1);";
 
 int64_t mv_index_docid(int64_t date, int64_t number)
 {
@@ -37,7 +38,7 @@ int64_t mv_index_docid_number(int64_t docid)
 
 int mv_index_init_schema(sqlite3 *db, const char *schema, GError **error)
 {
-	char *sql = g_strdup_printf(index_schema, schema, schema);
+	char *sql = g_strdup_printf(index_schema, schema, schema, schema);
 	int rc = mv_sql_exec(db, sql, error);
 	g_free(sql);
 	return rc;
