@@ -1,11 +1,12 @@
 /* ingest: batching, parallel parsing and the committer thread.
  *
- * Shape: the caller's thread fills a batch; when it is full the batch is
- * parsed on a thread pool (every core), then queued to one committer thread
- * that owns the store connection and calls mv_store_add_batch.  At most one
- * batch is being committed while the next is filled and parsed, so memory is
- * bounded by two batches whatever the source size.  The committer is the only
- * thread that touches SQLite, so the store needs no locking of its own. */
+ * Shape: the caller's thread fills a batch; when it is full the batch's
+ * messages go to a thread pool (every core) for parsing and record encoding,
+ * and the batch itself straight to the queue of one committer thread, which
+ * waits for the batch's parses to finish and then calls mv_store_add_batch.
+ * So reading batch k+2, parsing k+1 and committing k overlap, and memory is
+ * bounded by three batches whatever the source size.  The committer is the
+ * only thread that touches SQLite, so the store needs no locking of its own. */
 #include "ingest/ingest.h"
 
 #include <sodium.h>
@@ -17,7 +18,10 @@
  * level 3 (15.1 vs 14.8 MB on the SpamAssassin corpus) for less CPU. */
 #define ZSTD_LEVEL 1
 
+typedef struct batch batch;
+
 typedef struct item {
+	batch *owner;
 	GByteArray *data;
 	char *archive, *folder, *source, *origin, *mail_flags;
 	int64_t archived_at;
@@ -25,10 +29,13 @@ typedef struct item {
 	mv_store_item si;    /* filled by the parsing thread */
 } item;
 
-typedef struct batch {
+struct batch {
 	GPtrArray *items;  /* of item* */
 	size_t bytes;
-} batch;
+	GMutex lock;       /* latch: parses still running */
+	GCond parsed;
+	guint unparsed;
+};
 
 struct mv_ingest {
 	mv_instance *inst;
@@ -43,10 +50,6 @@ struct mv_ingest {
 	GError *fatal;            /* first commit error; stops the ingest */
 	mv_ingest_counts counts;
 	GPtrArray *refusals;
-	/* parse latch */
-	GMutex parse_lock;
-	GCond parse_done;
-	guint parse_left;
 };
 
 static batch stop_sentinel;
@@ -71,6 +74,8 @@ static batch *batch_new(void)
 {
 	batch *b = g_new0(batch, 1);
 	b->items = g_ptr_array_new_with_free_func((GDestroyNotify)item_free);
+	g_mutex_init(&b->lock);
+	g_cond_init(&b->parsed);
 	return b;
 }
 
@@ -79,6 +84,8 @@ static void batch_free(batch *b)
 	if (!b)
 		return;
 	g_ptr_array_free(b->items, TRUE);
+	g_mutex_clear(&b->lock);
+	g_cond_clear(&b->parsed);
 	g_free(b);
 }
 
@@ -146,6 +153,10 @@ static gpointer committer_main(gpointer data)
 		batch *b = g_async_queue_pop(ing->to_commit);
 		if (b == &stop_sentinel)
 			break;
+		g_mutex_lock(&b->lock);
+		while (b->unparsed > 0)
+			g_cond_wait(&b->parsed, &b->lock);
+		g_mutex_unlock(&b->lock);
 		g_mutex_lock(&ing->lock);
 		bool failed = ing->fatal != NULL;
 		g_mutex_unlock(&ing->lock);
@@ -179,48 +190,39 @@ static void parse_one(gpointer data, gpointer user)
 	/* A failed encode is retried under the lock, where its error is reported. */
 	if (mv_store_prepare_item(ing->store, &it->si, ZSTD_LEVEL, NULL) < 0)
 		it->si.prepared = NULL;
-	g_mutex_lock(&ing->parse_lock);
-	if (--ing->parse_left == 0)
-		g_cond_signal(&ing->parse_done);
-	g_mutex_unlock(&ing->parse_lock);
+	batch *b = it->owner;
+	g_mutex_lock(&b->lock);
+	if (--b->unparsed == 0)
+		g_cond_signal(&b->parsed);
+	g_mutex_unlock(&b->lock);
 }
 
-static int parse_batch(mv_ingest *ing, batch *b, GError **error)
-{
-	g_mutex_lock(&ing->parse_lock);
-	ing->parse_left = b->items->len;
-	g_mutex_unlock(&ing->parse_lock);
-	for (guint i = 0; i < b->items->len; i++) {
-		if (!g_thread_pool_push(ing->parsers, b->items->pdata[i], error)) {
-			/* Items not pushed are parsed here so the latch still drains. */
-			for (; i < b->items->len; i++)
-				parse_one(b->items->pdata[i], ing);
-			break;
-		}
-	}
-	g_clear_error(error);
-	g_mutex_lock(&ing->parse_lock);
-	while (ing->parse_left > 0)
-		g_cond_wait(&ing->parse_done, &ing->parse_lock);
-	g_mutex_unlock(&ing->parse_lock);
-	return 0;
-}
-
-/* Hands the filling batch to the committer, waiting while one is already
- * queued so that at most two batches are in memory. */
+/* Hands the filling batch to the parsers and the committer, first waiting
+ * while two batches are already in flight (memory bound). */
 static int submit(mv_ingest *ing, GError **error)
 {
 	batch *b = ing->filling;
 	if (!b || b->items->len == 0)
 		return 0;
 	ing->filling = NULL;
-	parse_batch(ing, b, error);
 	g_mutex_lock(&ing->lock);
-	while (ing->in_flight >= 1 && !ing->fatal)
+	while (ing->in_flight >= 2 && !ing->fatal)
 		g_cond_wait(&ing->idle, &ing->lock);
 	ing->in_flight++;
 	g_mutex_unlock(&ing->lock);
+	b->unparsed = b->items->len;
+	GError *push_error = NULL;
+	for (guint i = 0; i < b->items->len; i++) {
+		if (!g_thread_pool_push(ing->parsers, b->items->pdata[i], &push_error)) {
+			/* Items not pushed are parsed here so the latch still drains. */
+			for (; i < b->items->len; i++)
+				parse_one(b->items->pdata[i], ing);
+			g_clear_error(&push_error);
+			break;
+		}
+	}
 	g_async_queue_push(ing->to_commit, b);
+	(void)error;
 	return 0;
 }
 
@@ -254,8 +256,6 @@ mv_ingest *mv_ingest_begin(mv_instance *inst, GError **error)
 	ing->to_commit = g_async_queue_new();
 	g_mutex_init(&ing->lock);
 	g_cond_init(&ing->idle);
-	g_mutex_init(&ing->parse_lock);
-	g_cond_init(&ing->parse_done);
 	int threads = (int)g_get_num_processors();
 	ing->parsers = g_thread_pool_new(parse_one, ing, threads > 0 ? threads : 1, FALSE, NULL);
 	ing->committer = g_thread_new("committer", committer_main, ing);
@@ -275,6 +275,7 @@ int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
 	if (!ing->filling)
 		ing->filling = batch_new();
 	item *it = g_new0(item, 1);
+	it->owner = ing->filling;
 	it->data = g_byte_array_sized_new((guint)msg->len);
 	g_byte_array_append(it->data, msg->data, (guint)msg->len);
 	it->archive = g_strdup(msg->archive);
@@ -354,8 +355,6 @@ int mv_ingest_end(mv_ingest **ip, GError **error)
 	g_ptr_array_free(ing->refusals, TRUE);
 	g_mutex_clear(&ing->lock);
 	g_cond_clear(&ing->idle);
-	g_mutex_clear(&ing->parse_lock);
-	g_cond_clear(&ing->parse_done);
 	g_free(ing);
 	return rc;
 }

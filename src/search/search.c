@@ -8,6 +8,7 @@
  * negation, an OR mixing text with dates) becomes SQL, with a MATCH
  * sub-select where a text term sits inside such an expression. */
 #include "search/search.h"
+#include "mime/mime.h"
 
 #include <string.h>
 
@@ -150,6 +151,18 @@ static int scope_folder_expr(plan *p, const mv_query *q, GString *out, GError **
 
 static int fts_expr(plan *p, const mv_query *q, GString *out, GError **error);
 
+static bool is_address_field(mv_query_field f)
+{
+	return f == MV_F_FROM || f == MV_F_TO || f == MV_F_CC || f == MV_F_BCC;
+}
+
+/* local@domain without spaces: matched as one address token. */
+static bool looks_like_address(const char *text)
+{
+	const char *at = strchr(text, '@');
+	return at && at != text && at[1] && !strchr(at + 1, '@') && !strpbrk(text, " \t<>");
+}
+
 static int fts_term(plan *p, const mv_query *q, GString *out, GError **error)
 {
 	if (q->kind == MV_Q_HAS_ATTACHMENT) {
@@ -165,6 +178,14 @@ static int fts_term(plan *p, const mv_query *q, GString *out, GError **error)
 		return 0;
 	}
 	const char *col = q->field == MV_F_ARCHIVE ? "archive" : field_columns(q->field);
+	if (is_address_field(q->field) && !q->prefix && looks_like_address(q->text)) {
+		char *norm = mv_address_normalize(q->text);
+		char *tok = mv_address_token(norm);
+		g_string_append_printf(out, "%s : %s", col, tok);
+		g_free(tok);
+		g_free(norm);
+		return 0;
+	}
 	const char *text = q->text;
 	char *stripped = NULL;
 	if (q->field == MV_F_MESSAGEID) {

@@ -58,6 +58,38 @@ char *mv_scope_archive_token(const char *archive)
 	return tok;
 }
 
+char *mv_address_token(const char *addr)
+{
+	uint8_t h[8];
+	crypto_generichash(h, sizeof h, (const uint8_t *)addr, strlen(addr), NULL, 0);
+	char *hex = mv_hex(h, sizeof h);
+	char *tok = g_strconcat("zadr", hex, NULL);
+	g_free(hex);
+	return tok;
+}
+
+/* Column text for an address field: the display form (names), the
+ * addresses, and one token per address. */
+static char *address_column(const char *display, const char *addrs)
+{
+	GString *out = g_string_new(display ? display : "");
+	if (!addrs || !*addrs)
+		return g_string_free(out, FALSE);
+	g_string_append_c(out, ' ');
+	g_string_append(out, addrs);
+	char **list = g_strsplit(addrs, " ", -1);
+	for (char **a = list; *a; a++) {
+		if (!**a)
+			continue;
+		char *tok = mv_address_token(*a);
+		g_string_append_c(out, ' ');
+		g_string_append(out, tok);
+		g_free(tok);
+	}
+	g_strfreev(list);
+	return g_string_free(out, FALSE);
+}
+
 char *mv_scope_folder_token(int64_t folder_id)
 {
 	return g_strdup_printf("zfld%lld", (long long)folder_id);
@@ -73,12 +105,20 @@ int mv_index_insert(sqlite3 *db, sqlite3_stmt **cache, const mv_index_doc *doc, 
 		return -1;
 	}
 	sqlite3_stmt *st = *cache;
-	const char *cols[] = { doc->subject, doc->from, doc->to, doc->cc, doc->bcc, doc->body,
+	char *from = address_column(doc->from, doc->from_addrs);
+	char *to = address_column(doc->to, doc->to_addrs);
+	char *cc = address_column(NULL, doc->cc_addrs);
+	char *bcc = address_column(NULL, doc->bcc_addrs);
+	const char *cols[] = { doc->subject, from, to, cc, bcc, doc->body,
 	                       doc->attachments, doc->folder, doc->archive, doc->message_id, doc->scope };
 	sqlite3_bind_int64(st, 1, mv_index_docid(doc->date, doc->number));
 	for (int i = 0; i < (int)G_N_ELEMENTS(cols); i++)
 		sqlite3_bind_text(st, i + 2, cols[i] ? cols[i] : "", -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
+	g_free(from);
+	g_free(to);
+	g_free(cc);
+	g_free(bcc);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE) {

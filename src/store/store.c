@@ -722,19 +722,14 @@ static int index_items(mv_store *s, mv_store_item *items, size_t n, planned *pla
 		if (it->duplicate)
 			continue;
 		fill_scope(scope, it->archive, plan[i].folder_id, it->has_attachment);
-		/* Names and normalised addresses both, so from:alice and
-		 * from:alice@example.com find the same message. */
-		char *from_all = g_strconcat(it->from ? it->from : "", " ", it->from_addrs ? it->from_addrs : "", NULL);
-		char *to_all = g_strconcat(it->to ? it->to : "", " ", it->to_addrs ? it->to_addrs : "", NULL);
 		mv_index_doc doc = {
-			.number = it->number, .date = it->date, .subject = it->subject, .from = from_all, .to = to_all,
-			.cc = it->cc_addrs, .bcc = it->bcc_addrs, .body = it->text,
+			.number = it->number, .date = it->date, .subject = it->subject, .body = it->text,
+			.from = it->from, .to = it->to, .from_addrs = it->from_addrs, .to_addrs = it->to_addrs,
+			.cc_addrs = it->cc_addrs, .bcc_addrs = it->bcc_addrs,
 			.attachments = it->attachment_names, .folder = it->folder, .archive = it->archive,
 			.message_id = it->message_id, .scope = scope->str,
 		};
 		rc = mv_index_insert(s->index_db, &s->index_insert, &doc, error);
-		g_free(from_all);
-		g_free(to_all);
 		s->index_pending++;
 	}
 	g_string_free(scope, TRUE);
@@ -952,16 +947,13 @@ static int reindex_one(mv_store *s, sqlite3_stmt *row, GError **error)
 	mv_parsed *p = mv_parse_message(raw->data, raw->len, date);
 	GString *scope = g_string_new(NULL);
 	fill_scope(scope, archive, folder_id, p->has_attachment);
-	char *from_all = g_strconcat(p->from, " ", p->from_addrs, NULL);
-	char *to_all = g_strconcat(p->to, " ", p->to_addrs, NULL);
 	mv_index_doc doc = {
-		.number = num, .date = date, .subject = p->subject, .from = from_all, .to = to_all, .cc = p->cc_addrs,
-		.bcc = p->bcc_addrs, .body = p->text->str, .attachments = p->attachment_names->str,
+		.number = num, .date = date, .subject = p->subject, .body = p->text->str,
+		.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
+		.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
 		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = scope->str,
 	};
 	int rc = mv_index_insert(s->index_db, &s->index_insert, &doc, error);
-	g_free(from_all);
-	g_free(to_all);
 	g_string_free(scope, TRUE);
 	mv_parsed_free(p);
 	g_byte_array_unref(raw);

@@ -169,7 +169,9 @@ int mv_store_index_catch_up(mv_store *s, GError **error);
 typedef struct mv_index_doc {
 	int64_t number;
 	int64_t date;
-	const char *subject, *from, *to, *cc, *bcc, *body, *attachments;
+	const char *subject, *body, *attachments;
+	const char *from, *to;              /* display forms */
+	const char *from_addrs, *to_addrs, *cc_addrs, *bcc_addrs; /* normalised, space separated */
 	const char *folder, *archive, *message_id;
 	const char *scope;           /* scope tokens: archive, folder, flags */
 } mv_index_doc;
@@ -178,6 +180,9 @@ typedef struct mv_index_doc {
  * scoped searches are an FTS intersection, not a post-filter. */
 char *mv_scope_archive_token(const char *archive);
 char *mv_scope_folder_token(int64_t folder_id);
+/* One token standing for a whole normalised address, so that from:a@b.c is
+ * a single posting-list lookup rather than a phrase over "a b c". */
+char *mv_address_token(const char *normalised_address);
 #define MV_SCOPE_HAS_ATTACHMENT "zhasattach"
 
 /* FTS rowid of a message: (date << 25) | number, so rowid order is date
