@@ -299,26 +299,25 @@ static int sql_expr(plan *p, const mv_query *q, GString *out, GError **error)
 	return 0;
 }
 
-/* A date conjunct also bounds the FTS rowid, which is date-ordered
- * (mv_index_docid): FTS5 then skips hits outside the range by rowid. */
+/* A date conjunct also bounds the FTS rowid, which orders by date (newest
+ * first, mv_index_docid): FTS5 then skips hits outside the range by rowid.
+ * base(d) is the smallest rowid of date d; date d spans [base(d), base(d-1)). */
 static void narrow_docids(plan *p, const mv_query *c)
 {
-	if (c->kind != MV_Q_DATE || c->value > MV_INDEX_MAX_DATE - 1)
+	/* Dates before 1970 share docid date 0: the SQL filter decides those. */
+	if (c->kind != MV_Q_DATE || c->value <= 1 || c->value > MV_INDEX_MAX_DATE - 1)
 		return;
-	int64_t lo = INT64_MIN, hi = INT64_MAX;
+	int64_t v = c->value, lo = INT64_MIN, hi = INT64_MAX;
 	switch (c->cmp) {
-	case MV_CMP_GE: lo = mv_index_docid(c->value, 0); break;
-	case MV_CMP_GT: lo = mv_index_docid(c->value + 1, 0); break;
-	case MV_CMP_LT: hi = mv_index_docid(c->value, 0); break;
-	case MV_CMP_LE: hi = mv_index_docid(c->value + 1, 0); break;
+	case MV_CMP_GE: hi = mv_index_docid(v - 1, 0); break;       /* date >= v */
+	case MV_CMP_GT: hi = mv_index_docid(v, 0); break;           /* date >= v + 1 */
+	case MV_CMP_LT: lo = mv_index_docid(v - 1, 0); break;       /* date <= v - 1 */
+	case MV_CMP_LE: lo = mv_index_docid(v, 0); break;           /* date <= v */
 	case MV_CMP_EQ:
-		lo = mv_index_docid(c->value, 0);
-		hi = mv_index_docid(c->value + 1, 0);
+		lo = mv_index_docid(v, 0);
+		hi = mv_index_docid(v - 1, 0);
 		break;
 	}
-	/* Dates before 1970 share docid date 0: the SQL filter decides those. */
-	if (c->value <= 0)
-		return;
 	p->docid_lo = MAX(p->docid_lo, lo);
 	p->docid_hi = MIN(p->docid_hi, hi);
 }
@@ -405,9 +404,9 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 	if (!use_fts && opts->archive && *opts->archive)
 		g_string_append(sql, " AND f.archive = ?");
 	if (use_fts && opts->sort == MV_SORT_RELEVANCE)
-		g_string_append(sql, " ORDER BY bm25(fts), fts.rowid DESC");
+		g_string_append(sql, " ORDER BY bm25(fts), fts.rowid");
 	else if (use_fts)
-		g_string_append(sql, " ORDER BY fts.rowid DESC");
+		g_string_append(sql, " ORDER BY fts.rowid");
 	else
 		g_string_append(sql, " ORDER BY m.date DESC, m.num DESC");
 	if (opts->limit > 0)

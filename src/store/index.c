@@ -1,8 +1,8 @@
 /* index: the full-text side of a store — index/index.sqlite, one contentless
- * FTS5 table whose rowid is a date-ordered key embedding the message number
- * (mv_index_docid): FTS5 walks a hit list in rowid order for free, so
- * "newest first, first 50" reads 50 hits instead of sorting all of them, and
- * a date range is a rowid range.
+ * FTS5 table whose rowid is a key embedding the message number, ascending
+ * from newest to oldest (mv_index_docid): FTS5 walks a hit list in rowid
+ * order for free, so "newest first, first 50" reads 50 hits instead of
+ * sorting all of them, and a date range is a rowid range.
  *
  * Contentless because every column's text is derivable from content/ and the
  * metadata db already keeps what result lists show: the index holds only
@@ -28,7 +28,9 @@ int64_t mv_index_docid(int64_t date, int64_t number)
 	int64_t d = date < 0 ? 0 : date;
 	if (d > MV_INDEX_MAX_DATE)
 		d = MV_INDEX_MAX_DATE;
-	return (d << MV_INDEX_NUMBER_BITS) | (number & MV_INDEX_NUMBER_MASK);
+	/* Newest first is ascending rowid: FTS5 walks doclists forward with
+	 * skipping, but must buffer a whole doclist to walk it backwards. */
+	return ((MV_INDEX_MAX_DATE - d) << MV_INDEX_NUMBER_BITS) | (number & MV_INDEX_NUMBER_MASK);
 }
 
 int64_t mv_index_docid_number(int64_t docid)

@@ -185,8 +185,8 @@ char *mv_scope_folder_token(int64_t folder_id);
 char *mv_address_token(const char *normalised_address);
 #define MV_SCOPE_HAS_ATTACHMENT "zhasattach"
 
-/* FTS rowid of a message: (date << 25) | number, so rowid order is date
- * order.  Message numbers must stay below 2^25 (the reference's limit of
+/* FTS rowid of a message: ((MAX_DATE - date) << 25) | number, so ascending
+ * rowid order is newest first.  Message numbers must stay below 2^25 (the reference's limit of
  * 30,000,000 messages per store fits); dates are clamped to [0, 2^38). */
 #define MV_INDEX_NUMBER_BITS 25
 #define MV_INDEX_NUMBER_MASK ((INT64_C(1) << MV_INDEX_NUMBER_BITS) - 1)

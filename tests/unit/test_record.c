@@ -151,17 +151,19 @@ static void test_recovery_key(void **state)
 	g_free(k);
 }
 
-/* The FTS rowid orders by date first and gives the message number back. */
+/* The FTS rowid orders newest first and gives the message number back. */
 static void test_docid(void **state)
 {
 	int64_t a = mv_index_docid(1000, 7), b = mv_index_docid(1001, 3), c = mv_index_docid(1001, 4);
-	assert_true(a < b && b < c);
+	assert_true(b < c && c < a);
 	assert_int_equal(mv_index_docid_number(a), 7);
 	assert_int_equal(mv_index_docid_number(c), 4);
 	assert_int_equal(mv_index_docid_number(mv_index_docid(0, MV_STORE_MAX_MESSAGE_NUMBER)), MV_STORE_MAX_MESSAGE_NUMBER);
 	assert_int_equal(mv_index_docid(-5, 1), mv_index_docid(0, 1));
-	assert_true(mv_index_docid(INT64_MAX, 1) > 0);
+	assert_true(mv_index_docid(INT64_MAX, 1) >= 0);
 	assert_int_equal(mv_index_docid(INT64_MAX, 1), mv_index_docid(MV_INDEX_MAX_DATE, 1));
+	/* every rowid of date d lies in [docid(d, 0), docid(d - 1, 0)) */
+	assert_true(mv_index_docid(1001, MV_STORE_MAX_MESSAGE_NUMBER) < mv_index_docid(1000, 0));
 }
 
 int main(void)
