@@ -47,9 +47,8 @@ struct mv_store {
 	GHashTable *folder_ids;  /* "archive\x1fpath" -> folder id */
 	GHashTable *stmts;       /* SQL text (static) -> prepared statement */
 	int lock_fd;             /* content/.writelock, -1 when not held */
-	bool index_txn;          /* an index transaction is open */
-	int64_t index_pending;   /* documents in it */
-	double index_since;      /* when it was opened */
+	GPtrArray *index_queue;  /* queued_doc*: committed messages awaiting the index */
+	double index_since;      /* when the first of them was queued */
 };
 
 static const char store_schema[] =
@@ -209,6 +208,8 @@ static int check_format(mv_store *s, GError **error)
 	return 0;
 }
 
+static void queued_doc_free(gpointer p);
+
 static void close_fd(gpointer p)
 {
 	close(GPOINTER_TO_INT(p) - 1);
@@ -227,6 +228,7 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 	s->segment_fds = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, close_fd);
 	s->folder_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	s->lock_fd = -1;
+	s->index_queue = g_ptr_array_new_with_free_func(queued_doc_free);
 	s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, finalize_stmt);
 
 	char *dbp = db_file(paths), *ixp = index_file(paths);
@@ -270,6 +272,7 @@ void mv_store_close(mv_store **sp)
 		g_error_free(err);
 	}
 	sqlite3_finalize(s->index_insert);
+	g_ptr_array_free(s->index_queue, TRUE);
 	g_hash_table_destroy(s->stmts);
 	sqlite3_close(s->index_db);
 	sqlite3_close(s->db);
@@ -688,18 +691,80 @@ out:
 	return rc;
 }
 
+/* A document waiting for the index, owning its text.  Documents are queued
+ * and inserted sorted by rowid at flush time: FTS5 flushes its in-memory
+ * segment whenever a rowid is not larger than the previous one, and rowids
+ * follow message dates, not arrival order — unsorted inserts made a segment
+ * per message and doubled the index build time. */
+typedef struct queued_doc {
+	int64_t docid;
+	mv_index_doc doc;
+	char *text[13];
+} queued_doc;
+
+static void queued_doc_free(gpointer p)
+{
+	queued_doc *q = p;
+	for (size_t i = 0; i < G_N_ELEMENTS(q->text); i++)
+		g_free(q->text[i]);
+	g_free(q);
+}
+
+static void queue_doc(mv_store *s, const mv_index_doc *doc)
+{
+	queued_doc *q = g_new0(queued_doc, 1);
+	const char *src[] = { doc->subject, doc->body, doc->attachments, doc->from, doc->to, doc->from_addrs,
+	                      doc->to_addrs, doc->cc_addrs, doc->bcc_addrs, doc->folder, doc->archive,
+	                      doc->message_id, doc->scope };
+	G_STATIC_ASSERT(G_N_ELEMENTS(src) == G_N_ELEMENTS(((queued_doc *)0)->text));
+	for (size_t i = 0; i < G_N_ELEMENTS(src); i++)
+		q->text[i] = g_strdup(src[i] ? src[i] : "");
+	q->doc = (mv_index_doc){
+		.number = doc->number, .date = doc->date, .subject = q->text[0], .body = q->text[1],
+		.attachments = q->text[2], .from = q->text[3], .to = q->text[4], .from_addrs = q->text[5],
+		.to_addrs = q->text[6], .cc_addrs = q->text[7], .bcc_addrs = q->text[8], .folder = q->text[9],
+		.archive = q->text[10], .message_id = q->text[11], .scope = q->text[12],
+	};
+	q->docid = mv_index_docid(doc->date, doc->number);
+	if (s->index_queue->len == 0)
+		s->index_since = mv_monotonic();
+	g_ptr_array_add(s->index_queue, q);
+}
+
+static gint by_docid(gconstpointer a, gconstpointer b)
+{
+	const queued_doc *x = *(queued_doc *const *)a, *y = *(queued_doc *const *)b;
+	return x->docid < y->docid ? -1 : x->docid > y->docid;
+}
+
+/* Inserts the queued documents in rowid order in one index transaction. */
+static int flush_index(mv_store *s, GError **error)
+{
+	if (s->index_queue->len == 0)
+		return 0;
+	g_ptr_array_sort(s->index_queue, by_docid);
+	int64_t last = 0;
+	int rc = mv_sql_exec(s->index_db, "BEGIN", error);
+	for (guint i = 0; i < s->index_queue->len && rc == 0; i++) {
+		const queued_doc *q = s->index_queue->pdata[i];
+		rc = mv_index_insert(s->index_db, &s->index_insert, &q->doc, error);
+		last = MAX(last, q->doc.number);
+	}
+	if (rc == 0)
+		rc = set_indexed_upto(s, last, error);
+	if (rc == 0)
+		rc = mv_sql_exec(s->index_db, "COMMIT", error);
+	if (rc < 0) {
+		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
+		g_prefix_error(error, "index update failed (the next writer re-indexes what is missing): ");
+	}
+	g_ptr_array_set_size(s->index_queue, 0);
+	return rc;
+}
+
 int mv_store_sync(mv_store *s, GError **error)
 {
-	int rc = 0;
-	if (s->index_txn) {
-		s->index_txn = false;
-		s->index_pending = 0;
-		if (mv_sql_exec(s->index_db, "COMMIT", error) < 0) {
-			sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
-			g_prefix_error(error, "index commit failed (the next writer re-indexes what is missing): ");
-			rc = -1;
-		}
-	}
+	int rc = flush_index(s, error);
 	if (s->lock_fd >= 0) {
 		close(s->lock_fd); /* releases the flock */
 		s->lock_fd = -1;
@@ -707,17 +772,10 @@ int mv_store_sync(mv_store *s, GError **error)
 	return rc;
 }
 
-static int index_items(mv_store *s, mv_store_item *items, size_t n, planned *plan, GError **error)
+static void index_items(mv_store *s, mv_store_item *items, size_t n, planned *plan)
 {
-	if (!s->index_txn) {
-		if (mv_sql_exec(s->index_db, "BEGIN", error) < 0)
-			return -1;
-		s->index_txn = true;
-		s->index_since = mv_monotonic();
-	}
 	GString *scope = g_string_new(NULL);
-	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	for (size_t i = 0; i < n; i++) {
 		mv_store_item *it = &items[i];
 		if (it->duplicate)
 			continue;
@@ -729,27 +787,21 @@ static int index_items(mv_store *s, mv_store_item *items, size_t n, planned *pla
 			.attachments = it->attachment_names, .folder = it->folder, .archive = it->archive,
 			.message_id = it->message_id, .scope = scope->str,
 		};
-		rc = mv_index_insert(s->index_db, &s->index_insert, &doc, error);
-		s->index_pending++;
+		queue_doc(s, &doc);
 	}
 	g_string_free(scope, TRUE);
-	int64_t last = 0;
-	for (size_t i = 0; i < n; i++)
-		last = MAX(last, items[i].number);
-	if (rc == 0 && last)
-		rc = set_indexed_upto(s, last, error);
-	if (rc < 0) {
-		/* Drop the whole open index transaction: catch-up redoes it. */
-		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
-		s->index_txn = false;
-		s->index_pending = 0;
-		return -1;
+}
+
+/* Commits the queued index documents and lets other writers in.  A failure
+ * does not undo the batch — its messages are durable — and the gap it leaves
+ * is a suffix of message numbers that the next writer's catch-up fills. */
+static void sync_after_batch(mv_store *s)
+{
+	GError *err = NULL;
+	if (mv_store_sync(s, &err) < 0) {
+		mv_log_warn("store %d: %s", s->id, err->message);
+		g_error_free(err);
 	}
-	/* Committing also releases the lock, so that concurrent writers take
-	 * turns rather than wait for a whole import. */
-	if (s->index_pending >= INDEX_COMMIT_DOCS || mv_monotonic() - s->index_since >= INDEX_COMMIT_SECONDS)
-		return mv_store_sync(s, error);
-	return 0;
 }
 
 int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_level, GError **error)
@@ -770,7 +822,6 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 		expected += items[i].prepared ? items[i].prepared->len : 512;
 	GByteArray *out = g_byte_array_sized_new((guint)MIN(expected, (size_t)G_MAXUINT / 2));
 	int64_t seg = 0, base = 0;
-	GError *index_error = NULL;
 	double t0 = mv_monotonic();
 	int rc = plan_batch(s, items, n, zstd_level, plan, out, error);
 	double t_plan = mv_monotonic();
@@ -791,12 +842,10 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 		g_hash_table_remove_all(s->folder_ids);
 		for (size_t i = 0; i < n; i++)
 			items[i].number = 0;
-	} else if (index_items(s, items, n, plan, &index_error) < 0) {
-		/* The messages are durable; the index gap is a suffix of message
-		 * numbers that the next writer's catch-up fills from content/. */
-		mv_log_warn("store %d: index update failed (%s); the next writer completes it from content/",
-		            s->id, index_error->message);
-		g_clear_error(&index_error);
+	} else {
+		index_items(s, items, n, plan);
+		if (s->index_queue->len >= INDEX_COMMIT_DOCS || mv_monotonic() - s->index_since >= INDEX_COMMIT_SECONDS)
+			sync_after_batch(s);
 	}
 	mv_log_debug("store %d: batch of %zu: plan %.0f ms, append+fsync %.0f ms, rows+commit %.0f ms, index %.0f ms",
 	             s->id, n, (t_plan - t0) * 1e3, (t_append - t_plan) * 1e3, (t_commit - t_append) * 1e3,
@@ -953,11 +1002,11 @@ static int reindex_one(mv_store *s, sqlite3_stmt *row, GError **error)
 		.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
 		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = scope->str,
 	};
-	int rc = mv_index_insert(s->index_db, &s->index_insert, &doc, error);
+	queue_doc(s, &doc);
 	g_string_free(scope, TRUE);
 	mv_parsed_free(p);
 	g_byte_array_unref(raw);
-	return rc;
+	return 0;
 }
 
 static int indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
@@ -986,7 +1035,7 @@ static int set_indexed_upto(mv_store *s, int64_t upto, GError **error)
 
 int mv_store_index_catch_up(mv_store *s, GError **error)
 {
-	int64_t upto = 0, done = 0, last = 0;
+	int64_t upto = 0, done = 0;
 	sqlite3_stmt *st;
 	if (indexed_upto(s, &upto, error) < 0)
 		return -1;
@@ -994,20 +1043,18 @@ int mv_store_index_catch_up(mv_store *s, GError **error)
 	                " JOIN folders f ON f.id = m.folder_id WHERE m.num > ? ORDER BY m.num", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, upto);
-	int rc = mv_sql_exec(s->index_db, "BEGIN", error);
+	int rc = 0;
 	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		rc = reindex_one(s, st, error);
-		last = sqlite3_column_int64(st, 0);
 		done++;
+		if (rc == 0 && s->index_queue->len >= INDEX_COMMIT_DOCS)
+			rc = flush_index(s, error);
 	}
 	sqlite3_finalize(st);
+	if (rc == 0)
+		rc = flush_index(s, error);
+	g_ptr_array_set_size(s->index_queue, 0);
 	if (rc == 0 && done)
-		rc = set_indexed_upto(s, last, error);
-	if (rc == 0 && mv_sql_exec(s->index_db, "COMMIT", error) == 0) {
-		if (done)
-			mv_log_info("store %d: indexed %lld messages a crash had left unindexed", s->id, (long long)done);
-		return 0;
-	}
-	sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
-	return -1;
+		mv_log_info("store %d: indexed %lld messages a crash had left unindexed", s->id, (long long)done);
+	return rc;
 }
