@@ -51,6 +51,7 @@ bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r)
 
 typedef struct plan {
 	mv_store *store;
+	bool archive_is_whole_store; /* --archive names the only archive here */
 	int64_t docid_lo, docid_hi; /* rowid range from top-level dates: [lo, hi) */
 	GString *sql;        /* WHERE clause (SQL), "" = none */
 	GPtrArray *params;   /* char* text params for '?' in order of appearance in sql */
@@ -343,7 +344,9 @@ static int build_plan(plan *p, const mv_query *root, const mv_search_options *op
 			rc = fts_expr(p, c, match, error);
 		}
 	}
-	if (opts->archive && *opts->archive) {
+	/* The scope token is dropped where it would match every message: its
+	 * posting list is as long as the store and costs a full intersection. */
+	if (opts->archive && *opts->archive && !p->archive_is_whole_store) {
 		char *tok = mv_scope_archive_token(opts->archive);
 		g_string_append_printf(match, "%sscope : %s", positives++ ? " AND " : "", tok);
 		g_free(tok);
@@ -401,7 +404,7 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 		g_string_append(sql, " AND fts MATCH ? AND fts.rowid >= ? AND fts.rowid < ?");
 	if (p->sql->len)
 		g_string_append_printf(sql, " AND (%s)", p->sql->str);
-	if (!use_fts && opts->archive && *opts->archive)
+	if (!use_fts && opts->archive && *opts->archive && !p->archive_is_whole_store)
 		g_string_append(sql, " AND f.archive = ?");
 	if (use_fts && opts->sort == MV_SORT_RELEVANCE)
 		g_string_append(sql, " ORDER BY bm25(fts), fts.rowid");
@@ -428,14 +431,37 @@ static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const cha
 		else
 			sqlite3_bind_text(st, idx, p->params->pdata[i], -1, SQLITE_STATIC);
 	}
-	if (!use_fts && opts->archive && *opts->archive)
+	if (!use_fts && opts->archive && *opts->archive && !p->archive_is_whole_store)
 		sqlite3_bind_text(st, idx++, opts->archive, -1, SQLITE_STATIC);
+}
+
+/* How the --archive scope relates to this store: absent (nothing to search
+ * here), the only archive in it, or one of several. */
+typedef enum { SCOPE_ABSENT, SCOPE_WHOLE, SCOPE_PART } archive_scope;
+
+static archive_scope scope_in_store(mv_store *store, const char *archive)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(mv_store_db(store), "SELECT count(*), coalesce(sum(archive = ?), 0)"
+	                       " FROM (SELECT DISTINCT archive FROM folders)", -1, &st, NULL) != SQLITE_OK)
+		return SCOPE_PART;
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	archive_scope scope = SCOPE_PART;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t archives = sqlite3_column_int64(st, 0), matching = sqlite3_column_int64(st, 1);
+		scope = matching == 0 ? SCOPE_ABSENT : archives == 1 ? SCOPE_WHOLE : SCOPE_PART;
+	}
+	sqlite3_finalize(st);
+	return scope;
 }
 
 static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts,
                      GPtrArray *hits, GError **error)
 {
-	plan p = { .store = store, .docid_lo = INT64_MIN, .docid_hi = INT64_MAX, .sql = g_string_new(NULL),
+	archive_scope scope = opts->archive && *opts->archive ? scope_in_store(store, opts->archive) : SCOPE_PART;
+	if (scope == SCOPE_ABSENT)
+		return 0;
+	plan p = { .store = store, .archive_is_whole_store = scope == SCOPE_WHOLE, .docid_lo = INT64_MIN, .docid_hi = INT64_MAX, .sql = g_string_new(NULL),
 	           .params = g_ptr_array_new_with_free_func(g_free),
 	           .int_params = g_array_new(FALSE, FALSE, sizeof(int)) };
 	GString *match = g_string_new(NULL);
