@@ -323,6 +323,26 @@ static void narrow_docids(plan *p, const mv_query *c)
 	p->docid_hi = MIN(p->docid_hi, hi);
 }
 
+/* How the --archive scope relates to this store: absent (nothing to search
+ * here), the only archive in it, or one of several. */
+typedef enum { SCOPE_ABSENT, SCOPE_WHOLE, SCOPE_PART } archive_scope;
+
+static archive_scope scope_in_store(mv_store *store, const char *archive)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(mv_store_db(store), "SELECT count(*), coalesce(sum(archive = ?), 0)"
+	                       " FROM (SELECT DISTINCT archive FROM folders)", -1, &st, NULL) != SQLITE_OK)
+		return SCOPE_PART;
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	archive_scope scope = SCOPE_PART;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t archives = sqlite3_column_int64(st, 0), matching = sqlite3_column_int64(st, 1);
+		scope = matching == 0 ? SCOPE_ABSENT : archives == 1 ? SCOPE_WHOLE : SCOPE_PART;
+	}
+	sqlite3_finalize(st);
+	return scope;
+}
+
 /* Splits the root into the FTS-pure conjuncts (one MATCH) and the rest (SQL). */
 static int build_plan(plan *p, const mv_query *root, const mv_search_options *opts,
                       GString *match, GError **error)
@@ -333,6 +353,14 @@ static int build_plan(plan *p, const mv_query *root, const mv_search_options *op
 			g_ptr_array_add(conj, root->children->pdata[i]);
 	else
 		g_ptr_array_add(conj, (gpointer)root);
+	/* archive:X where X is all this store holds selects everything: leave
+	 * it out rather than intersect a posting list as long as the store. */
+	for (guint i = conj->len; i-- > 0;) {
+		const mv_query *c = conj->pdata[i];
+		if (c->kind == MV_Q_TERM && c->field == MV_F_ARCHIVE && !c->prefix &&
+		    scope_in_store(p->store, c->text) == SCOPE_WHOLE)
+			g_ptr_array_remove_index(conj, i);
+	}
 
 	int rc = 0;
 	int positives = 0;
@@ -433,26 +461,6 @@ static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const cha
 	}
 	if (!use_fts && opts->archive && *opts->archive && !p->archive_is_whole_store)
 		sqlite3_bind_text(st, idx++, opts->archive, -1, SQLITE_STATIC);
-}
-
-/* How the --archive scope relates to this store: absent (nothing to search
- * here), the only archive in it, or one of several. */
-typedef enum { SCOPE_ABSENT, SCOPE_WHOLE, SCOPE_PART } archive_scope;
-
-static archive_scope scope_in_store(mv_store *store, const char *archive)
-{
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(mv_store_db(store), "SELECT count(*), coalesce(sum(archive = ?), 0)"
-	                       " FROM (SELECT DISTINCT archive FROM folders)", -1, &st, NULL) != SQLITE_OK)
-		return SCOPE_PART;
-	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
-	archive_scope scope = SCOPE_PART;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		int64_t archives = sqlite3_column_int64(st, 0), matching = sqlite3_column_int64(st, 1);
-		scope = matching == 0 ? SCOPE_ABSENT : archives == 1 ? SCOPE_WHOLE : SCOPE_PART;
-	}
-	sqlite3_finalize(st);
-	return scope;
 }
 
 static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts,
