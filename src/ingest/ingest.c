@@ -199,11 +199,11 @@ static void parse_one(gpointer data, gpointer user)
 
 /* Hands the filling batch to the parsers and the committer, first waiting
  * while two batches are already in flight (memory bound). */
-static int submit(mv_ingest *ing, GError **error)
+static void submit(mv_ingest *ing)
 {
 	batch *b = ing->filling;
 	if (!b || b->items->len == 0)
-		return 0;
+		return;
 	ing->filling = NULL;
 	g_mutex_lock(&ing->lock);
 	while (ing->in_flight >= 2 && !ing->fatal)
@@ -222,8 +222,6 @@ static int submit(mv_ingest *ing, GError **error)
 		}
 	}
 	g_async_queue_push(ing->to_commit, b);
-	(void)error;
-	return 0;
 }
 
 static int check_fatal(mv_ingest *ing, GError **error)
@@ -290,7 +288,7 @@ int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
 	ing->counts.pending++;
 	g_mutex_unlock(&ing->lock);
 	if (ing->filling->items->len >= BATCH_MESSAGES || ing->filling->bytes >= BATCH_BYTES)
-		return submit(ing, error);
+		submit(ing);
 	return 0;
 }
 
@@ -307,8 +305,7 @@ void mv_ingest_refuse(mv_ingest *ing, const char *origin, const char *reason)
 
 int mv_ingest_flush(mv_ingest *ing, GError **error)
 {
-	if (submit(ing, error) < 0)
-		return -1;
+	submit(ing);
 	g_mutex_lock(&ing->lock);
 	while (ing->in_flight > 0)
 		g_cond_wait(&ing->idle, &ing->lock);

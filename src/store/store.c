@@ -477,22 +477,6 @@ static int message_exists(mv_store *s, int64_t folder, int64_t content, bool *ex
 	return 0;
 }
 
-int mv_store_has_message(mv_store *s, const char *archive, const char *folder,
-                         const uint8_t hash[MV_HASH_BYTES], bool *present_r, GError **error)
-{
-	sqlite3_stmt *st;
-	if (sql_prepare(s->db, "SELECT 1 FROM messages m JOIN contents c ON c.id=m.content_id"
-	                " JOIN folders f ON f.id=m.folder_id WHERE c.hash=? AND f.archive=? AND f.path=?",
-	                &st, error) < 0)
-		return -1;
-	sqlite3_bind_blob(st, 1, hash, MV_HASH_BYTES, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, archive, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, folder, -1, SQLITE_STATIC);
-	*present_r = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_reset(st);
-	return 0;
-}
-
 /* What one item of a batch turned into, decided under the write lock. */
 typedef struct planned {
 	int64_t folder_id;

@@ -140,9 +140,6 @@ int mv_store_prepare_item(mv_store *s, mv_store_item *it, int zstd_level, GError
 /* Commits the open index transaction and releases the write lock. */
 int mv_store_sync(mv_store *s, GError **error);
 
-/* True if (archive, folder, hash) is already present (for early skipping). */
-int mv_store_has_message(mv_store *s, const char *archive, const char *folder,
-                         const uint8_t hash[MV_HASH_BYTES], bool *present_r, GError **error);
 
 /* Reads a message's raw bytes, checking the content hash. */
 int mv_store_read_message(mv_store *s, int64_t number, GByteArray **raw_r, GError **error);
