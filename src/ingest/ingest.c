@@ -100,8 +100,6 @@ static void refusal_free(mv_refusal *r)
 
 static void fill_store_item(mv_store_item *si, item *it)
 {
-	uint8_t hash[MV_HASH_BYTES];
-	memcpy(hash, si->hash, MV_HASH_BYTES);
 	mv_parsed *p = it->parsed;
 	*si = (mv_store_item){
 		.archive = it->archive, .folder = it->folder, .raw = it->data->data, .raw_len = it->data->len,
@@ -112,7 +110,6 @@ static void fill_store_item(mv_store_item *si, item *it)
 		.parse_flags = p->flags, .has_attachment = p->has_attachment, .text = p->text->str,
 		.attachment_names = p->attachment_names->str,
 	};
-	memcpy(si->hash, hash, MV_HASH_BYTES);
 }
 
 static void commit_batch(mv_ingest *ing, batch *b)
@@ -184,9 +181,9 @@ static void parse_one(gpointer data, gpointer user)
 {
 	item *it = data;
 	mv_ingest *ing = user;
-	crypto_generichash(it->si.hash, MV_HASH_BYTES, it->data->data, it->data->len, NULL, 0);
 	it->parsed = mv_parse_message(it->data->data, it->data->len, it->archived_at);
 	fill_store_item(&it->si, it);
+	crypto_generichash(it->si.hash, MV_HASH_BYTES, it->data->data, it->data->len, NULL, 0);
 	/* A failed encode is retried under the lock, where its error is reported. */
 	if (mv_store_prepare_item(ing->store, &it->si, ZSTD_LEVEL, NULL) < 0)
 		it->si.prepared = NULL;
