@@ -24,6 +24,9 @@ typedef enum {
 	MV_ERR_EXISTS,
 	MV_ERR_NO_SPACE,     /* ENOSPC / EDQUOT: stop, nothing corrupted */
 	MV_ERR_LIMIT,        /* an input exceeds a configured bound */
+	MV_ERR_CANCELLED,    /* the caller asked a long-running action to stop */
+	MV_ERR_STATE,        /* refused in the current state (write-protected store, locked store, ...) */
+	MV_ERR_UNSUPPORTED,  /* a valid request this build does not do (e.g. store type SQLServer) */
 } mv_error_code;
 
 /* Sets *error from errno, naming the path and the operation. */

@@ -97,6 +97,8 @@ char *mv_scope_folder_token(int64_t folder_id)
 	return g_strdup_printf("zfld%lld", (long long)folder_id);
 }
 
+static int index_write(sqlite3 *db, sqlite3_stmt *st, const mv_index_doc *doc, GError **error);
+
 int mv_index_insert(sqlite3 *db, sqlite3_stmt **cache, const mv_index_doc *doc, GError **error)
 {
 	static const char sql[] =
@@ -106,7 +108,27 @@ int mv_index_insert(sqlite3 *db, sqlite3_stmt **cache, const mv_index_doc *doc, 
 		mv_sql_set_error(error, db, "prepare index insert");
 		return -1;
 	}
-	sqlite3_stmt *st = *cache;
+	return index_write(db, *cache, doc, error);
+}
+
+int mv_index_delete(sqlite3 *db, const mv_index_doc *doc, GError **error)
+{
+	static const char sql[] =
+		"INSERT INTO fts(fts, rowid, subject, sender, recipients, cc, bcc, body, attachment,"
+		" folder, archive, messageid, scope) VALUES ('delete',?,?,?,?,?,?,?,?,?,?,?,?)";
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		mv_sql_set_error(error, db, "prepare index delete");
+		return -1;
+	}
+	int rc = index_write(db, st, doc, error);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Binds a document's columns (rowid first) and steps. */
+static int index_write(sqlite3 *db, sqlite3_stmt *st, const mv_index_doc *doc, GError **error)
+{
 	char *from = address_column(doc->from, doc->from_addrs);
 	char *to = address_column(doc->to, doc->to_addrs);
 	char *cc = address_column(NULL, doc->cc_addrs);

@@ -100,7 +100,7 @@ int mv_record_encode(const uint8_t key[MV_KEY_BYTES], mv_record_type type,
 	}
 
 	mv_record_header hdr = {
-		.version = MV_STORE_FORMAT_VERSION,
+		.version = MV_RECORD_VERSION,
 		.type = (uint8_t)type,
 		.cipher_len = (uint32_t)(packed_len + ABYTES),
 		.plain_len = (uint32_t)plain_len,
@@ -134,11 +134,11 @@ int mv_record_parse_header(const uint8_t *buf, size_t len, mv_record_header *h, 
 	h->cipher_len = get_u32(buf + 8);
 	h->plain_len = get_u32(buf + 12);
 	memcpy(h->nonce, buf + 16, 24);
-	if (h->version < 1 || h->version > MV_STORE_FORMAT_VERSION) {
+	if (h->version != MV_RECORD_VERSION) {
 		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "unsupported record format version %u", h->version);
 		return -1;
 	}
-	if (h->type < MV_RECORD_MESSAGE || h->type > MV_RECORD_TOMBSTONE || buf[6] || buf[7]) {
+	if (h->type < MV_RECORD_MESSAGE || h->type > MV_RECORD_TYPE_MAX || buf[6] || buf[7]) {
 		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "bad record type %u", h->type);
 		return -1;
 	}

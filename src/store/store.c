@@ -18,7 +18,7 @@
  * Because the lock covers step 6 too, the messages missing from the index
  * after a crash are always a suffix of message numbers, which the next
  * writer's catch-up indexes from content/ before writing anything. */
-#include "store/store.h"
+#include "store/internal.h"
 #include "mime/mime.h"
 
 #include <errno.h>
@@ -29,27 +29,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define SEGMENT_MAGIC "MVSEG001"
-#define SEGMENT_HEADER_BYTES 16
-#define INDEX_COMMIT_DOCS 4096      /* index commit after this many documents */
-#define INDEX_COMMIT_SECONDS 2.0    /* ... or this long after the first */
-
-struct mv_store {
-	int id;
-	mv_store_mode mode;
-	mv_store_paths paths;
-	uint8_t key[MV_KEY_BYTES];
-	sqlite3 *db;          /* metadata; index attached as "ix" for reads */
-	sqlite3 *index_db;    /* separate connection for index writes (own commit) */
-	sqlite3_stmt *index_insert;
-	GHashTable *segment_fds; /* segment id -> fd (GINT_TO_POINTER(fd + 1)) */
-	GHashTable *folder_ids;  /* "archive\x1fpath" -> folder id */
-	GHashTable *stmts;       /* SQL text (static) -> prepared statement */
-	int lock_fd;             /* content/.writelock, -1 when not held */
-	GPtrArray *index_queue;  /* queued_doc*: committed messages awaiting the index */
-	double index_since;      /* when the first of them was queued */
-};
 
 static const char store_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -63,9 +42,12 @@ static const char store_schema[] =
 	" date INTEGER NOT NULL, date_source INTEGER NOT NULL, archived_at INTEGER NOT NULL,"
 	" size INTEGER NOT NULL, parse_flags INTEGER NOT NULL, has_attachment INTEGER NOT NULL,"
 	" mail_flags TEXT NOT NULL, subject TEXT NOT NULL, sender TEXT NOT NULL, recipients TEXT NOT NULL,"
-	" message_id TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, UNIQUE(folder_id, content_id));"
+	" message_id TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, deleted_at INTEGER, deleted_reason TEXT,"
+	" UNIQUE(folder_id, content_id));"
 	"CREATE INDEX IF NOT EXISTS messages_date ON messages(date);"
 	"CREATE INDEX IF NOT EXISTS messages_folder_date ON messages(folder_id, date);";
+
+const char *mv_st_schema(void) { return store_schema; }
 
 /* ---- SQLite helpers -------------------------------------------------------- */
 
@@ -109,7 +91,7 @@ int mv_sql_open(const char *path, bool create, bool readonly, sqlite3 **db_r, GE
 	return 0;
 }
 
-static int sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, GError **error)
+int mv_st_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, GError **error)
 {
 	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK)
 		return 0;
@@ -125,7 +107,7 @@ static void finalize_stmt(gpointer st)
 /* A prepared statement from the store's cache (keyed by the address of a
  * static SQL string), reset and unbound.  Callers reset it after stepping so
  * that no read transaction stays open. */
-static sqlite3_stmt *stmt_get(mv_store *s, const char *sql, GError **error)
+sqlite3_stmt *mv_st_stmt_get(mv_store *s, const char *sql, GError **error)
 {
 	sqlite3_stmt *st = g_hash_table_lookup(s->stmts, sql);
 	if (st) {
@@ -143,17 +125,17 @@ static sqlite3_stmt *stmt_get(mv_store *s, const char *sql, GError **error)
 
 /* ---- paths ------------------------------------------------------------------ */
 
-static char *db_file(const mv_store_paths *p) { return g_build_filename(p->db_dir, "store.sqlite", NULL); }
-static char *index_file(const mv_store_paths *p) { return g_build_filename(p->index_dir, "index.sqlite", NULL); }
+char *mv_st_db_file(const mv_store_paths *p) { return g_build_filename(p->db_dir, "store.sqlite", NULL); }
+char *mv_st_index_file(const mv_store_paths *p) { return g_build_filename(p->index_dir, "index.sqlite", NULL); }
 
-static char *segment_file(const mv_store *s, int64_t seg)
+char *mv_st_segment_file(const mv_store *s, int64_t seg)
 {
 	char name[32];
 	g_snprintf(name, sizeof name, "seg-%08lld.mvs", (long long)seg);
 	return g_build_filename(s->paths.content_dir, name, NULL);
 }
 
-static int setup_db(sqlite3 *db, bool synchronous_full, GError **error)
+int mv_st_setup_db(sqlite3 *db, bool synchronous_full, GError **error)
 {
 	const char *sql = synchronous_full ?
 		"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;" :
@@ -166,22 +148,31 @@ int mv_store_create(const mv_store_paths *paths, GError **error)
 	if (mv_mkdir_p(paths->db_dir, error) < 0 || mv_mkdir_p(paths->content_dir, error) < 0 ||
 	    mv_mkdir_p(paths->index_dir, error) < 0)
 		return -1;
-	char *dbp = db_file(paths), *ixp = index_file(paths);
+	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
 	sqlite3 *db = NULL, *ix = NULL;
 	int rc = -1;
-	if (mv_sql_open(dbp, true, false, &db, error) < 0 || setup_db(db, true, error) < 0 ||
+	if (mv_sql_open(dbp, true, false, &db, error) < 0 || mv_st_setup_db(db, true, error) < 0 ||
 	    mv_sql_exec(db, store_schema, error) < 0)
 		goto out;
-	char *meta = g_strdup_printf("INSERT OR IGNORE INTO meta VALUES('format_version','%d');",
-	                             MV_STORE_FORMAT_VERSION);
+	char *gen = mv_store_new_generation();
+	char *meta = g_strdup_printf("INSERT OR IGNORE INTO meta VALUES('format_version','%d');"
+	                             "INSERT OR IGNORE INTO meta VALUES('index_generation','%s');",
+	                             MV_STORE_FORMAT_VERSION, gen);
 	rc = mv_sql_exec(db, meta, error);
 	g_free(meta);
-	if (rc < 0)
+	if (rc < 0) {
+		g_free(gen);
 		goto out;
+	}
 	rc = -1;
-	if (mv_sql_open(ixp, true, false, &ix, error) < 0 || setup_db(ix, false, error) < 0 ||
-	    mv_index_init_schema(ix, "main", error) < 0)
+	char *ixgen = g_strdup_printf("INSERT OR REPLACE INTO index_state VALUES('generation','%s');", gen);
+	g_free(gen);
+	if (mv_sql_open(ixp, true, false, &ix, error) < 0 || mv_st_setup_db(ix, false, error) < 0 ||
+	    mv_index_init_schema(ix, "main", error) < 0 || mv_sql_exec(ix, ixgen, error) < 0) {
+		g_free(ixgen);
 		goto out;
+	}
+	g_free(ixgen);
 	rc = mv_fsync_dir(paths->db_dir, error);
 out:
 	sqlite3_close(db);
@@ -194,7 +185,7 @@ out:
 static int check_format(mv_store *s, GError **error)
 {
 	sqlite3_stmt *st;
-	if (sql_prepare(s->db, "SELECT value FROM meta WHERE key='format_version'", &st, error) < 0)
+	if (mv_st_sql_prepare(s->db, "SELECT value FROM meta WHERE key='format_version'", &st, error) < 0)
 		return -1;
 	int version = 0;
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -203,6 +194,13 @@ static int check_format(mv_store *s, GError **error)
 	if (version < 1 || version > MV_STORE_FORMAT_VERSION) {
 		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "store %s has format version %d; this build reads 1 to %d",
 		            s->paths.db_dir, version, MV_STORE_FORMAT_VERSION);
+		return -1;
+	}
+	s->format_version = version;
+	if (s->mode == MV_STORE_WRITE && version < MV_STORE_FORMAT_VERSION) {
+		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d (%s) has format version %d and is read-only until"
+		            " upgraded to version %d: run UpgradeStore --id=%d", s->id, s->paths.db_dir, version,
+		            MV_STORE_FORMAT_VERSION, s->id);
 		return -1;
 	}
 	return 0;
@@ -231,23 +229,33 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 	s->index_queue = g_ptr_array_new_with_free_func(queued_doc_free);
 	s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, finalize_stmt);
 
-	char *dbp = db_file(paths), *ixp = index_file(paths);
+	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
 	int rc = -1;
 	if (!g_file_test(dbp, G_FILE_TEST_EXISTS)) {
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "store database %s is missing", dbp);
 		goto out;
 	}
-	if (mv_sql_open(dbp, false, false, &s->db, error) < 0 || setup_db(s->db, true, error) < 0 ||
+	if (mv_sql_open(dbp, false, false, &s->db, error) < 0 || mv_st_setup_db(s->db, true, error) < 0 ||
 	    check_format(s, error) < 0)
 		goto out;
 	if (mode == MV_STORE_WRITE) {
 		/* Writers keep the index on its own connection: attached, it would
 		 * be write-locked by every BEGIN IMMEDIATE on the metadata db. */
 		rc = -1;
-		if (mv_sql_open(ixp, false, false, &s->index_db, error) == 0 &&
-		    setup_db(s->index_db, false, error) == 0)
+		if (mv_sql_open(ixp, true, false, &s->index_db, error) == 0 &&
+		    mv_st_setup_db(s->index_db, false, error) == 0 && mv_index_init_schema(s->index_db, "main", error) == 0)
 			rc = 0;
 		goto out;
+	}
+	/* A reader must not create what a writer would: an index file that is
+	 * missing is made (empty, stale) only so that queries fail softly. */
+	if (!g_file_test(ixp, G_FILE_TEST_EXISTS)) {
+		sqlite3 *ix = NULL;
+		rc = mv_sql_open(ixp, true, false, &ix, error) == 0 && mv_st_setup_db(ix, false, error) == 0 &&
+		     mv_index_init_schema(ix, "main", error) == 0 ? 0 : -1;
+		sqlite3_close(ix);
+		if (rc < 0)
+			goto out;
 	}
 	char *attach = sqlite3_mprintf("ATTACH DATABASE %Q AS ix", ixp);
 	rc = mv_sql_exec(s->db, attach, error);
@@ -290,12 +298,12 @@ sqlite3 *mv_store_db(mv_store *s) { return s->db; }
 
 /* ---- segments ---------------------------------------------------------------- */
 
-static int segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
+int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
 {
 	gpointer v = g_hash_table_lookup(s->segment_fds, &seg);
 	if (v)
 		return GPOINTER_TO_INT(v) - 1;
-	char *path = segment_file(s, seg);
+	char *path = mv_st_segment_file(s, seg);
 	int flags = (s->mode == MV_STORE_WRITE ? O_RDWR : O_RDONLY) | O_CLOEXEC;
 	int fd = open(path, flags | (create ? O_CREAT | O_EXCL : 0), 0600);
 	if (fd < 0) {
@@ -306,7 +314,7 @@ static int segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
 	if (create) {
 		uint8_t hdr[SEGMENT_HEADER_BYTES] = { 0 };
 		memcpy(hdr, SEGMENT_MAGIC, 8);
-		hdr[8] = MV_STORE_FORMAT_VERSION;
+		hdr[8] = 1; /* segment layout version, unchanged since format 1 */
 		if (mv_pwrite_all(fd, hdr, sizeof hdr, 0, path, error) < 0 ||
 		    mv_fsync_fd(fd, path, error) < 0 || mv_fsync_dir(s->paths.content_dir, error) < 0) {
 			close(fd);
@@ -324,10 +332,10 @@ static int segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
 
 /* Picks the segment to append `need` bytes to, creating one when the current
  * is full or none exists; returns its id and committed length. */
-static int segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error)
+int mv_st_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (sql_prepare(s->db, "SELECT id, committed_len FROM segments ORDER BY id DESC LIMIT 1", &st, error) < 0)
+	if (mv_st_sql_prepare(s->db, "SELECT id, committed_len FROM segments ORDER BY id DESC LIMIT 1", &st, error) < 0)
 		return -1;
 	int64_t seg = 0, len = 0;
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -338,13 +346,13 @@ static int segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t 
 	bool fresh = seg == 0 || (len > SEGMENT_HEADER_BYTES && (uint64_t)len + need > MV_SEGMENT_MAX_BYTES);
 	if (fresh) {
 		seg++;
-		char *path = segment_file(s, seg);
+		char *path = mv_st_segment_file(s, seg);
 		/* A file without a segments row is debris from a crash between its
 		 * creation and the commit that would have recorded it. */
 		if (g_file_test(path, G_FILE_TEST_EXISTS))
 			unlink(path);
 		g_free(path);
-		if (segment_fd(s, seg, true, error) < 0)
+		if (mv_st_segment_fd(s, seg, true, error) < 0)
 			return -1;
 		len = SEGMENT_HEADER_BYTES;
 	}
@@ -353,12 +361,12 @@ static int segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t 
 	return 0;
 }
 
-static int segment_append(mv_store *s, int64_t seg, int64_t at, const GByteArray *bytes, GError **error)
+int mv_st_segment_append(mv_store *s, int64_t seg, int64_t at, const GByteArray *bytes, GError **error)
 {
-	int fd = segment_fd(s, seg, false, error);
+	int fd = mv_st_segment_fd(s, seg, false, error);
 	if (fd < 0)
 		return -1;
-	char *path = segment_file(s, seg);
+	char *path = mv_st_segment_file(s, seg);
 	int rc = -1;
 	if (ftruncate(fd, at) < 0) {
 		mv_set_errno_error(error, errno, "truncate", path);
@@ -379,7 +387,7 @@ out:
 
 /* ---- folders ------------------------------------------------------------------ */
 
-static int folder_id(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error)
+int mv_st_folder_id(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error)
 {
 	char *key = g_strdup_printf("%s\x1f%s", archive, path);
 	int64_t *cached = g_hash_table_lookup(s->folder_ids, key);
@@ -389,7 +397,7 @@ static int folder_id(mv_store *s, const char *archive, const char *path, int64_t
 		return 0;
 	}
 	sqlite3_stmt *st;
-	int rc = (st = stmt_get(s, "INSERT INTO folders(archive, path) VALUES(?1, ?2)"
+	int rc = (st = mv_st_stmt_get(s, "INSERT INTO folders(archive, path) VALUES(?1, ?2)"
 	                     " ON CONFLICT(archive, path) DO UPDATE SET path=excluded.path RETURNING id", error)) ? 0 : -1;
 	if (rc == 0) {
 		sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
@@ -454,10 +462,10 @@ int mv_store_prepare_item(mv_store *s, mv_store_item *it, int zstd_level, GError
 	return 0;
 }
 
-static int lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GError **error)
+int mv_st_lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = stmt_get(s, "SELECT id FROM contents WHERE hash=?", error)))
+	if (!(st = mv_st_stmt_get(s, "SELECT id FROM contents WHERE hash=?", error)))
 		return -1;
 	sqlite3_bind_blob(st, 1, hash, MV_HASH_BYTES, SQLITE_STATIC);
 	*id_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
@@ -468,7 +476,7 @@ static int lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GErro
 static int message_exists(mv_store *s, int64_t folder, int64_t content, bool *exists_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = stmt_get(s, "SELECT 1 FROM messages WHERE folder_id=? AND content_id=?", error)))
+	if (!(st = mv_st_stmt_get(s, "SELECT 1 FROM messages WHERE folder_id=? AND content_id=?", error)))
 		return -1;
 	sqlite3_bind_int64(st, 1, folder);
 	sqlite3_bind_int64(st, 2, content);
@@ -490,7 +498,7 @@ static int insert_content(mv_store *s, const mv_store_item *it, int64_t seg, int
                           int64_t *id_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = stmt_get(s, "INSERT INTO contents(hash, segment, offset, length, size) VALUES(?,?,?,?,?)", error)))
+	if (!(st = mv_st_stmt_get(s, "INSERT INTO contents(hash, segment, offset, length, size) VALUES(?,?,?,?,?)", error)))
 		return -1;
 	sqlite3_bind_blob(st, 1, it->hash, MV_HASH_BYTES, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, seg);
@@ -510,7 +518,7 @@ static int insert_content(mv_store *s, const mv_store_item *it, int64_t seg, int
 static int insert_message(mv_store *s, mv_store_item *it, int64_t folder, int64_t content, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = stmt_get(s, "INSERT INTO messages(content_id, folder_id, date, date_source, archived_at, size,"
+	if (!(st = mv_st_stmt_get(s, "INSERT INTO messages(content_id, folder_id, date, date_source, archived_at, size,"
 	                " parse_flags, has_attachment, mail_flags, subject, sender, recipients, message_id)"
 	                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", error)))
 		return -1;
@@ -558,8 +566,8 @@ static int plan_batch(mv_store *s, mv_store_item *items, size_t n, int level, pl
 		it->number = 0;
 		it->duplicate = false;
 		p->record_len = 0;
-		if ((rc = folder_id(s, it->archive, it->folder, &p->folder_id, error)) < 0 ||
-		    (rc = lookup_content(s, it->hash, &p->content_id, error)) < 0)
+		if ((rc = mv_st_folder_id(s, it->archive, it->folder, &p->folder_id, error)) < 0 ||
+		    (rc = mv_st_lookup_content(s, it->hash, &p->content_id, error)) < 0)
 			break;
 		char *hex = mv_hex(it->hash, MV_HASH_BYTES);
 		char *pair = g_strdup_printf("%lld:%s", (long long)p->folder_id, hex);
@@ -594,6 +602,55 @@ static int plan_batch(mv_store *s, mv_store_item *items, size_t n, int level, pl
 	return rc;
 }
 
+/* The next message number AUTOINCREMENT will hand out. */
+static int next_number(mv_store *s, int64_t *next_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (!(st = mv_st_stmt_get(s, "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'), 0),"
+	                          " coalesce((SELECT max(num) FROM messages), 0))", error)))
+		return -1;
+	int rc = sqlite3_step(st);
+	*next_r = (rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0) + 1;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		mv_sql_set_error(error, s->db, "read message sequence");
+		return -1;
+	}
+	return 0;
+}
+
+/* A batch starts with a marker naming the number its first new message
+ * gets, so that content/ alone tells which record is which message even
+ * after compaction has left gaps. */
+static int append_batch_marker(mv_store *s, GByteArray *out, GError **error)
+{
+	int64_t next;
+	if (next_number(s, &next, error) < 0)
+		return -1;
+	char *meta = g_strdup_printf("{\"v\":1,\"first\":%lld}", (long long)next);
+	int rc = mv_record_encode(s->key, MV_RECORD_BATCH, (const uint8_t *)meta, strlen(meta), NULL, 0, 1, out, error);
+	g_free(meta);
+	return rc;
+}
+
+/* The marker promised consecutive numbers from `first`; a gap would make
+ * content/ name the wrong messages, so it aborts the batch. */
+static int check_numbering(const mv_store_item *items, size_t n, int64_t first, GError **error)
+{
+	int64_t want = first;
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].duplicate)
+			continue;
+		if (items[i].number != want) {
+			g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "message numbering broke: expected %lld, got %lld",
+			            (long long)want, (long long)items[i].number);
+			return -1;
+		}
+		want++;
+	}
+	return 0;
+}
+
 static int write_rows(mv_store *s, mv_store_item *items, size_t n, planned *plan,
                       int64_t seg, int64_t base, GError **error)
 {
@@ -616,10 +673,10 @@ static int write_rows(mv_store *s, mv_store_item *items, size_t n, planned *plan
 	return rc;
 }
 
-static int set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **error)
+int mv_st_set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **error)
 {
 	sqlite3_stmt *st;
-	if (sql_prepare(s->db, "INSERT INTO segments(id, committed_len) VALUES(?1, ?2)"
+	if (mv_st_sql_prepare(s->db, "INSERT INTO segments(id, committed_len) VALUES(?1, ?2)"
 	                " ON CONFLICT(id) DO UPDATE SET committed_len=excluded.committed_len", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, seg);
@@ -633,7 +690,7 @@ static int set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **err
 	return 0;
 }
 
-static void fill_scope(GString *scope, const char *archive, int64_t folder, bool has_attachment)
+void mv_st_fill_scope(GString *scope, const char *archive, int64_t folder, bool has_attachment)
 {
 	char *a = mv_scope_archive_token(archive);
 	char *f = mv_scope_folder_token(folder);
@@ -644,34 +701,50 @@ static void fill_scope(GString *scope, const char *archive, int64_t folder, bool
 
 /* ---- the write lock and the open index transaction ----------------------------------- */
 
-static int set_indexed_upto(mv_store *s, int64_t upto, GError **error);
+int mv_st_set_indexed_upto(mv_store *s, int64_t upto, GError **error);
 
-static int write_lock(mv_store *s, GError **error)
+int mv_st_flock(mv_store *s, GError **error)
 {
 	if (s->lock_fd >= 0)
 		return 0;
 	char *path = g_build_filename(s->paths.content_dir, ".writelock", NULL);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	int rc = -1;
 	if (fd < 0) {
 		mv_set_errno_error(error, errno, "open", path);
-		goto out;
+		g_free(path);
+		return -1;
 	}
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
 			mv_set_errno_error(error, errno, "lock", path);
 			close(fd);
-			goto out;
+			g_free(path);
+			return -1;
 		}
 	}
+	g_free(path);
 	s->lock_fd = fd;
-	rc = mv_store_index_catch_up(s, error);
+	return 0;
+}
+
+int mv_st_write_lock(mv_store *s, GError **error)
+{
+	if (s->lock_fd >= 0)
+		return 0;
+	if (mv_st_flock(s, error) < 0)
+		return -1;
+	bool stale = false;
+	int rc = mv_st_index_generation_check(s, &stale, error);
+	if (rc == 0 && stale) {
+		mv_log_info("store %d: the index belongs to another state of the store; rebuilding it", s->id);
+		rc = mv_st_index_reset(s, error);
+	}
+	if (rc == 0)
+		rc = mv_store_index_catch_up(s, error);
 	if (rc < 0) {
-		close(fd);
+		close(s->lock_fd);
 		s->lock_fd = -1;
 	}
-out:
-	g_free(path);
 	return rc;
 }
 
@@ -694,7 +767,7 @@ static void queued_doc_free(gpointer p)
 	g_free(q);
 }
 
-static void queue_doc(mv_store *s, const mv_index_doc *doc)
+void mv_st_queue_doc(mv_store *s, const mv_index_doc *doc)
 {
 	queued_doc *q = g_new0(queued_doc, 1);
 	const char *src[] = { doc->subject, doc->body, doc->attachments, doc->from, doc->to, doc->from_addrs,
@@ -722,7 +795,7 @@ static gint by_docid(gconstpointer a, gconstpointer b)
 }
 
 /* Inserts the queued documents in rowid order in one index transaction. */
-static int flush_index(mv_store *s, GError **error)
+int mv_st_flush_index(mv_store *s, GError **error)
 {
 	if (s->index_queue->len == 0)
 		return 0;
@@ -735,7 +808,7 @@ static int flush_index(mv_store *s, GError **error)
 		last = MAX(last, q->doc.number);
 	}
 	if (rc == 0)
-		rc = set_indexed_upto(s, last, error);
+		rc = mv_st_set_indexed_upto(s, last, error);
 	if (rc == 0)
 		rc = mv_sql_exec(s->index_db, "COMMIT", error);
 	if (rc < 0) {
@@ -748,7 +821,7 @@ static int flush_index(mv_store *s, GError **error)
 
 int mv_store_sync(mv_store *s, GError **error)
 {
-	int rc = flush_index(s, error);
+	int rc = mv_st_flush_index(s, error);
 	if (s->lock_fd >= 0) {
 		close(s->lock_fd); /* releases the flock */
 		s->lock_fd = -1;
@@ -763,7 +836,7 @@ static void index_items(mv_store *s, mv_store_item *items, size_t n, planned *pl
 		mv_store_item *it = &items[i];
 		if (it->duplicate)
 			continue;
-		fill_scope(scope, it->archive, plan[i].folder_id, it->has_attachment);
+		mv_st_fill_scope(scope, it->archive, plan[i].folder_id, it->has_attachment);
 		mv_index_doc doc = {
 			.number = it->number, .date = it->date, .subject = it->subject, .body = it->text,
 			.from = it->from, .to = it->to, .from_addrs = it->from_addrs, .to_addrs = it->to_addrs,
@@ -771,7 +844,7 @@ static void index_items(mv_store *s, mv_store_item *items, size_t n, planned *pl
 			.attachments = it->attachment_names, .folder = it->folder, .archive = it->archive,
 			.message_id = it->message_id, .scope = scope->str,
 		};
-		queue_doc(s, &doc);
+		mv_st_queue_doc(s, &doc);
 	}
 	g_string_free(scope, TRUE);
 }
@@ -796,7 +869,7 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 	}
 	if (n == 0)
 		return 0;
-	if (write_lock(s, error) < 0 || mv_sql_exec(s->db, "BEGIN IMMEDIATE", error) < 0)
+	if (mv_st_write_lock(s, error) < 0 || mv_sql_exec(s->db, "BEGIN IMMEDIATE", error) < 0)
 		return -1;
 	/* The cache may name folders a rolled-back batch created. */
 	g_hash_table_remove_all(s->folder_ids);
@@ -807,17 +880,28 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 	GByteArray *out = g_byte_array_sized_new((guint)MIN(expected, (size_t)G_MAXUINT / 2));
 	int64_t seg = 0, base = 0;
 	double t0 = mv_monotonic();
-	int rc = plan_batch(s, items, n, zstd_level, plan, out, error);
+	int rc = append_batch_marker(s, out, error);
+	size_t marker_len = out->len;
+	if (rc == 0)
+		rc = plan_batch(s, items, n, zstd_level, plan, out, error);
+	/* All duplicates: nothing to number, no marker. */
+	if (rc == 0 && out->len == marker_len)
+		g_byte_array_set_size(out, 0);
 	double t_plan = mv_monotonic();
 	if (rc == 0)
-		rc = segment_for_append(s, out->len, &seg, &base, error);
+		rc = mv_st_segment_for_append(s, out->len, &seg, &base, error);
 	if (rc == 0 && out->len > 0)
-		rc = segment_append(s, seg, base, out, error);
+		rc = mv_st_segment_append(s, seg, base, out, error);
 	double t_append = mv_monotonic();
+	int64_t first = 0;
+	if (rc == 0 && out->len > 0)
+		rc = next_number(s, &first, error);
 	if (rc == 0)
 		rc = write_rows(s, items, n, plan, seg, base, error);
+	if (rc == 0 && out->len > 0)
+		rc = check_numbering(items, n, first, error);
 	if (rc == 0)
-		rc = set_committed_len(s, seg, base + (int64_t)out->len, error);
+		rc = mv_st_set_committed_len(s, seg, base + (int64_t)out->len, error);
 	if (rc == 0)
 		rc = mv_sql_exec(s->db, "COMMIT", error);
 	double t_commit = mv_monotonic();
@@ -841,18 +925,18 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 
 /* ---- reading ------------------------------------------------------------------------ */
 
-static int read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByteArray **rec_r, GError **error)
+int mv_st_read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByteArray **rec_r, GError **error)
 {
 	if (len < MV_RECORD_HEADER_BYTES || (uint64_t)len > MV_RECORD_HEADER_BYTES + (uint64_t)MV_RECORD_MAX_PAYLOAD) {
 		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "record length %lld out of range", (long long)len);
 		return -1;
 	}
-	int fd = segment_fd(s, seg, false, error);
+	int fd = mv_st_segment_fd(s, seg, false, error);
 	if (fd < 0)
 		return -1;
 	GByteArray *rec = g_byte_array_sized_new((guint)len);
 	g_byte_array_set_size(rec, (guint)len);
-	char *path = segment_file(s, seg);
+	char *path = mv_st_segment_file(s, seg);
 	int rc = mv_pread_exact(fd, rec->data, (size_t)len, off, path, error);
 	g_free(path);
 	if (rc < 0) {
@@ -863,10 +947,28 @@ static int read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByte
 	return 0;
 }
 
+static int read_message_once(mv_store *s, int64_t number, GByteArray **raw_r, bool *moved_r, GError **error);
+
+/* A compaction may move a message's record between our reading its row and
+ * opening its segment; the row read again names the new place. */
 int mv_store_read_message(mv_store *s, int64_t number, GByteArray **raw_r, GError **error)
 {
+	bool moved = false;
+	GError *first = NULL;
+	if (read_message_once(s, number, raw_r, &moved, &first) == 0)
+		return 0;
+	if (!moved) {
+		g_propagate_error(error, first);
+		return -1;
+	}
+	g_error_free(first);
+	return read_message_once(s, number, raw_r, &moved, error);
+}
+
+static int read_message_once(mv_store *s, int64_t number, GByteArray **raw_r, bool *moved_r, GError **error)
+{
 	sqlite3_stmt *st;
-	if (!(st = stmt_get(s, "SELECT c.hash, c.segment, c.offset, c.length, c.size FROM messages m"
+	if (!(st = mv_st_stmt_get(s, "SELECT c.hash, c.segment, c.offset, c.length, c.size FROM messages m"
 	                " JOIN contents c ON c.id = m.content_id WHERE m.num = ? AND m.deleted = 0", error)))
 		return -1;
 	sqlite3_bind_int64(st, 1, number);
@@ -885,8 +987,12 @@ int mv_store_read_message(mv_store *s, int64_t number, GByteArray **raw_r, GErro
 	mv_record_header h;
 	const uint8_t *meta, *body;
 	size_t meta_len, body_len;
-	if (read_record(s, seg, off, len, &rec, error) < 0)
+	if (mv_st_read_record(s, seg, off, len, &rec, error) < 0) {
+		char *path = mv_st_segment_file(s, seg);
+		*moved_r = !g_file_test(path, G_FILE_TEST_EXISTS);
+		g_free(path);
 		return -1;
+	}
 	int rc = mv_record_decode(s->key, rec->data, rec->len, &h, &plain, &meta, &meta_len, &body, &body_len, error);
 	g_byte_array_unref(rec);
 	if (rc < 0) {
@@ -934,6 +1040,11 @@ int mv_store_get_stats(mv_store *s, mv_store_stats *st, GError **error)
 	return 0;
 }
 
+int64_t mv_store_message_count(mv_store *s)
+{
+	return scalar(s, "SELECT coalesce(max(num), 0) FROM messages");
+}
+
 void mv_folder_stats_free(mv_folder_stats *f)
 {
 	if (!f)
@@ -946,7 +1057,7 @@ void mv_folder_stats_free(mv_folder_stats *f)
 int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (sql_prepare(s->db, "SELECT f.archive, f.path, count(m.num), coalesce(sum(m.size),0) FROM folders f"
+	if (mv_st_sql_prepare(s->db, "SELECT f.archive, f.path, count(m.num), coalesce(sum(m.size),0) FROM folders f"
 	                " LEFT JOIN messages m ON m.folder_id = f.id AND m.deleted = 0"
 	                " WHERE ?1 IS NULL OR f.archive = ?1 GROUP BY f.id ORDER BY f.archive, f.path", &st, error) < 0)
 		return -1;
@@ -967,7 +1078,7 @@ int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_
 }
 
 /* Indexes one message from its content (catch-up and rebuilds). */
-static int reindex_one(mv_store *s, sqlite3_stmt *row, GError **error)
+int mv_st_reindex_one(mv_store *s, sqlite3_stmt *row, GError **error)
 {
 	int64_t num = sqlite3_column_int64(row, 0);
 	const char *archive = (const char *)sqlite3_column_text(row, 1);
@@ -979,34 +1090,34 @@ static int reindex_one(mv_store *s, sqlite3_stmt *row, GError **error)
 		return -1;
 	mv_parsed *p = mv_parse_message(raw->data, raw->len, date);
 	GString *scope = g_string_new(NULL);
-	fill_scope(scope, archive, folder_id, p->has_attachment);
+	mv_st_fill_scope(scope, archive, folder_id, p->has_attachment);
 	mv_index_doc doc = {
 		.number = num, .date = date, .subject = p->subject, .body = p->text->str,
 		.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
 		.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
 		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = scope->str,
 	};
-	queue_doc(s, &doc);
+	mv_st_queue_doc(s, &doc);
 	g_string_free(scope, TRUE);
 	mv_parsed_free(p);
 	g_byte_array_unref(raw);
 	return 0;
 }
 
-static int indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
+int mv_st_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (sql_prepare(s->index_db, "SELECT value FROM index_state WHERE key='indexed_upto'", &st, error) < 0)
+	if (mv_st_sql_prepare(s->index_db, "SELECT value FROM index_state WHERE key='indexed_upto'", &st, error) < 0)
 		return -1;
 	*upto_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
 	return 0;
 }
 
-static int set_indexed_upto(mv_store *s, int64_t upto, GError **error)
+int mv_st_set_indexed_upto(mv_store *s, int64_t upto, GError **error)
 {
 	sqlite3_stmt *st;
-	if (sql_prepare(s->index_db, "INSERT INTO index_state VALUES('indexed_upto', ?1)"
+	if (mv_st_sql_prepare(s->index_db, "INSERT INTO index_state VALUES('indexed_upto', ?1)"
 	                " ON CONFLICT(key) DO UPDATE SET value=max(value, excluded.value)", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, upto);
@@ -1021,22 +1132,22 @@ int mv_store_index_catch_up(mv_store *s, GError **error)
 {
 	int64_t upto = 0, done = 0;
 	sqlite3_stmt *st;
-	if (indexed_upto(s, &upto, error) < 0)
+	if (mv_st_indexed_upto(s, &upto, error) < 0)
 		return -1;
-	if (sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date FROM messages m"
+	if (mv_st_sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date FROM messages m"
 	                " JOIN folders f ON f.id = m.folder_id WHERE m.num > ? ORDER BY m.num", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, upto);
 	int rc = 0;
 	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		rc = reindex_one(s, st, error);
+		rc = mv_st_reindex_one(s, st, error);
 		done++;
 		if (rc == 0 && s->index_queue->len >= INDEX_COMMIT_DOCS)
-			rc = flush_index(s, error);
+			rc = mv_st_flush_index(s, error);
 	}
 	sqlite3_finalize(st);
 	if (rc == 0)
-		rc = flush_index(s, error);
+		rc = mv_st_flush_index(s, error);
 	g_ptr_array_set_size(s->index_queue, 0);
 	if (rc == 0 && done)
 		mv_log_info("store %d: indexed %lld messages a crash had left unindexed", s->id, (long long)done);

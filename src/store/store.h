@@ -16,9 +16,12 @@
 #define MV_STORE_H
 
 #include "base/base.h"
+#include <jansson.h>
 #include <sqlite3.h>
 
-#define MV_STORE_FORMAT_VERSION 1
+/* 1: the first format.  2: batch markers (explicit message numbers in
+ * content/), tombstones and folder-move records, deleted_at/deleted_reason. */
+#define MV_STORE_FORMAT_VERSION 2
 #define MV_KEY_BYTES 32
 #define MV_HASH_BYTES 32              /* BLAKE2b-256 of the raw message */
 #define MV_SEGMENT_MAX_BYTES (256u * 1024u * 1024u)
@@ -26,6 +29,7 @@
 /* ---- records ---------------------------------------------------------- */
 
 #define MV_RECORD_MAGIC "MVR1"
+#define MV_RECORD_VERSION 1          /* record layout; unchanged by store format 2 */
 #define MV_RECORD_HEADER_BYTES 40
 #define MV_RECORD_MAX_PAYLOAD (MV_MAX_RECORD_PLAIN + 64u * 1024u)
 #define MV_MAX_RECORD_PLAIN (600u * 1024u * 1024u)
@@ -33,8 +37,11 @@
 typedef enum {
 	MV_RECORD_MESSAGE = 1,    /* metadata + raw bytes */
 	MV_RECORD_REFERENCE = 2,  /* metadata only: known content in another folder */
-	MV_RECORD_TOMBSTONE = 3,  /* a deletion, with reason */
+	MV_RECORD_TOMBSTONE = 3,  /* a deletion, with reason: {"number","hash","reason","at"} */
+	MV_RECORD_BATCH = 4,      /* {"first": N}: the next message/reference records are N, N+1, ... */
+	MV_RECORD_FOLDER_MOVE = 5,/* {"from_archive","from","to_archive","to","at"} */
 } mv_record_type;
+#define MV_RECORD_TYPE_MAX MV_RECORD_FOLDER_MOVE
 
 typedef struct mv_record_header {
 	uint8_t version;
@@ -137,9 +144,80 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
  * the write lock.  Thread-safe (reads only the immutable key). */
 int mv_store_prepare_item(mv_store *s, mv_store_item *it, int zstd_level, GError **error);
 
+/* A random token tying an index to the db it describes (meta
+ * 'index_generation' = index_state 'generation'). */
+char *mv_store_new_generation(void);
+
 /* Commits the open index transaction and releases the write lock. */
 int mv_store_sync(mv_store *s, GError **error);
 
+
+/* ---- a store's own small values (closed store, by path) -------------------
+ * A store carries its wrapped keys and owning instance in its own db (table
+ * meta) so that it can be detached and attached elsewhere.  Keys used by
+ * archive/: "instance_id", "key_master", "key_recovery", "recovery_salt". */
+int mv_store_meta_get(const mv_store_paths *paths, const char *key, GBytes **value_r, GError **error);
+int mv_store_meta_set(const mv_store_paths *paths, const char *key, const void *data, size_t len, GError **error);
+/* The db's format version (1 = before tombstones and batch markers). */
+int mv_store_format_version(const mv_store_paths *paths, int *version_r, GError **error);
+
+/* Copies the store into dest (directories created): the index first, then
+ * the db (SQLite online backup), then each segment up to the committed
+ * length the copied db records — so the copy is consistent while writers
+ * run, and its index is never ahead of its db.  with_index false leaves an
+ * empty index that the first writer rebuilds. */
+int mv_store_backup(mv_store *s, const mv_store_paths *dest, bool with_index, GError **error);
+/* Takes the write lock (which indexes whatever the index lacks) and releases it. */
+int mv_store_refresh_index(mv_store *s, GError **error);
+
+/* ---- maintenance (maint.c) ------------------------------------------------
+ * Long operations report progress and stop at a safe point when *cancel
+ * becomes non-zero (failing with MV_ERR_CANCELLED); task may be NULL. */
+typedef struct mv_store_task {
+	void (*progress)(void *opaque, int percent, const char *text);
+	void *opaque;
+	volatile gint *cancel;
+} mv_store_task;
+
+/* VerifyStore: every record's tag and hash, db against content (rows
+ * without records, records without rows, contents pointing at damaged or
+ * wrong records) and, with include_index, the index against the db.
+ * Changes nothing; holds the write lock so that the three agree.  The report
+ * is {"clean", "recordsScanned", "messagesChecked", "damagedMessageIds",
+ * "problems": [{"kind","detail","messageIds"?}], ...}. */
+int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, json_t **report_r, GError **error);
+/* RebuildStoreIndex: a new index from content/ (the old one is emptied). */
+int mv_store_rebuild_index(mv_store *s, const mv_store_task *task, GError **error);
+/* CompactStore: rewrites segments without the records nothing live needs
+ * (contents of deleted messages no other folder references, their reference
+ * records and tombstones).  Crash-safe: new segments are written and fsync'd,
+ * one db commit switches to them, then the old files go. */
+int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error);
+/* RecoverStore: rebuilds db/ (and then the index) from content/ alone, into
+ * temporary files renamed into place at the end.  Works without a db. */
+int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t key[MV_KEY_BYTES],
+                     bool recover_deleted, const mv_store_task *task, json_t **report_r, GError **error);
+/* RecreateRecoveryRecords: appends a fresh reference record for every live
+ * message whose own record is missing or damaged while its content is
+ * intact; messages whose content itself is damaged are reported. */
+int mv_store_recreate_records(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error);
+/* UpgradeStore: brings a store's db to MV_STORE_FORMAT_VERSION in place. */
+int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **error);
+/* RepairStoreDatabase / MaintainFileSystemDatabases. */
+int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error);
+int mv_store_maintain_db(mv_store *s, GError **error);
+
+/* DeleteMessage: hides the message, removes it from the index and appends a
+ * tombstone carrying the reason. */
+int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GError **error);
+/* MoveFolder inside a store: the folder and its subfolders get the new
+ * archive/path; *moved_r counts folders.  A folder-move record keeps the
+ * change recoverable from content/. */
+int mv_store_move_folder(mv_store *s, const char *from_archive, const char *from_path,
+                         const char *to_archive, const char *to_path, int *moved_r, GError **error);
+/* DeleteEmptyFolders: folders (under archive/prefix when given) without
+ * live messages and without subfolders that hold any. */
+int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *prefix, int *deleted_r, GError **error);
 
 /* Reads a message's raw bytes, checking the content hash. */
 int mv_store_read_message(mv_store *s, int64_t number, GByteArray **raw_r, GError **error);
@@ -149,6 +227,8 @@ typedef struct mv_store_stats {
 	uint64_t disk_content, disk_db, disk_index;
 } mv_store_stats;
 int mv_store_get_stats(mv_store *s, mv_store_stats *st, GError **error);
+/* Messages ever numbered in the store (deleted ones included): cheap. */
+int64_t mv_store_message_count(mv_store *s);
 
 typedef struct mv_folder_stats {
 	char *archive, *path;
@@ -195,6 +275,9 @@ int64_t mv_index_docid_number(int64_t docid);
 int mv_index_init_schema(sqlite3 *db, const char *schema, GError **error);
 /* Inserts one document; *cache holds the prepared statement (finalize it). */
 int mv_index_insert(sqlite3 *db, sqlite3_stmt **cache, const mv_index_doc *doc, GError **error);
+/* Removes a document from the contentless index: FTS5 needs the exact
+ * values it was inserted with, which the caller rebuilds from content. */
+int mv_index_delete(sqlite3 *db, const mv_index_doc *doc, GError **error);
 
 /* SQLite helpers shared by store/, archive/, search/. */
 int mv_sql_exec(sqlite3 *db, const char *sql, GError **error);

@@ -1,0 +1,65 @@
+/* store/internal: what the files of store/ share and nothing outside sees —
+ * the store struct and the helpers store.c (the write path and reads) lends
+ * to maint.c (verify, recover, compact, ...).  Not a public header. */
+#ifndef MV_STORE_INTERNAL_H
+#define MV_STORE_INTERNAL_H
+
+#include "store/store.h"
+
+#define SEGMENT_MAGIC "MVSEG001"
+#define SEGMENT_HEADER_BYTES 16
+#define INDEX_COMMIT_DOCS 4096      /* index commit after this many documents */
+#define INDEX_COMMIT_SECONDS 2.0    /* ... or this long after the first */
+
+struct mv_store {
+	int id;
+	int format_version;
+	mv_store_mode mode;
+	mv_store_paths paths;
+	uint8_t key[MV_KEY_BYTES];
+	sqlite3 *db;          /* metadata; index attached as "ix" for reads */
+	sqlite3 *index_db;    /* separate connection for index writes (own commit) */
+	sqlite3_stmt *index_insert;
+	GHashTable *segment_fds; /* segment id -> fd (GINT_TO_POINTER(fd + 1)) */
+	GHashTable *folder_ids;  /* "archive\x1fpath" -> folder id */
+	GHashTable *stmts;       /* SQL text (static) -> prepared statement */
+	int lock_fd;             /* content/.writelock, -1 when not held */
+	GPtrArray *index_queue;  /* queued_doc*: committed messages awaiting the index */
+	double index_since;      /* when the first of them was queued */
+};
+
+int mv_st_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, GError **error);
+sqlite3_stmt *mv_st_stmt_get(mv_store *s, const char *sql, GError **error);
+char *mv_st_db_file(const mv_store_paths *p);
+char *mv_st_index_file(const mv_store_paths *p);
+char *mv_st_segment_file(const mv_store *s, int64_t seg);
+int mv_st_setup_db(sqlite3 *db, bool synchronous_full, GError **error);
+int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error);
+int mv_st_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error);
+int mv_st_segment_append(mv_store *s, int64_t seg, int64_t at, const GByteArray *bytes, GError **error);
+int mv_st_set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **error);
+int mv_st_folder_id(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error);
+int mv_st_lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GError **error);
+void mv_st_fill_scope(GString *scope, const char *archive, int64_t folder, bool has_attachment);
+const char *mv_st_schema(void);
+/* Takes the write lock only (no index work): recovery, upgrade. */
+int mv_st_flock(mv_store *s, GError **error);
+/* Takes the write lock and brings the index up to date (catch-up). */
+int mv_st_write_lock(mv_store *s, GError **error);
+void mv_st_queue_doc(mv_store *s, const mv_index_doc *doc);
+int mv_st_flush_index(mv_store *s, GError **error);
+int mv_st_read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByteArray **rec_r, GError **error);
+/* row: num, archive, path, folder id, date (see catch-up's SELECT). */
+int mv_st_reindex_one(mv_store *s, sqlite3_stmt *row, GError **error);
+int mv_st_indexed_upto(mv_store *s, int64_t *upto_r, GError **error);
+int mv_st_set_indexed_upto(mv_store *s, int64_t upto, GError **error);
+/* Appends one control record (tombstone, folder move) inside the caller's
+ * open BEGIN IMMEDIATE transaction, fsync'd before it returns. */
+int mv_st_append_record(mv_store *s, mv_record_type type, const char *meta_json, GError **error);
+/* The index's generation must equal the db's; a mismatch (db recovered, index
+ * restored from elsewhere) means the index describes other message numbers. */
+int mv_st_index_generation_check(mv_store *s, bool *stale_r, GError **error);
+/* Empties the index and sets its generation to the db's (under the lock). */
+int mv_st_index_reset(mv_store *s, GError **error);
+
+#endif

@@ -1,0 +1,2281 @@
+/* store/maint: everything that reads or rewrites a store as a whole —
+ * verification, index rebuild, compaction, recovery from content/ alone,
+ * recreating recovery records, format upgrade, backup — and the content
+ * changes that must leave a trace in content/ (deletion, folder moves).
+ *
+ * All of it rests on one idea: content/ is the journal of the store.  Read
+ * front to back, its records say which message got which number (batch
+ * markers), what was archived where (message and reference records), what
+ * was deleted and why (tombstones) and which folders were renamed (folder
+ * moves).  scan_segments walks that journal; verify compares it with the
+ * db, recover replays it into a new db, compact rewrites it without what
+ * nothing live needs, keeping the order that gives replay its meaning. */
+#include "store/internal.h"
+#include "mime/mime.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_PROBLEMS 1000   /* listed in a report; the counts stay exact */
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+char *mv_store_new_generation(void)
+{
+	uint8_t b[16];
+	randombytes_buf(b, sizeof b);
+	return mv_hex(b, sizeof b);
+}
+
+static bool task_cancelled(const mv_store_task *t)
+{
+	return t && t->cancel && g_atomic_int_get(t->cancel) != 0;
+}
+
+static void task_progress(const mv_store_task *t, int percent, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void task_progress(const mv_store_task *t, int percent, const char *fmt, ...)
+{
+	if (!t || !t->progress)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	t->progress(t->opaque, percent, text);
+	g_free(text);
+}
+
+static int cancelled_error(GError **error, const char *what)
+{
+	g_set_error(error, MV_ERROR, MV_ERR_CANCELLED, "%s cancelled; nothing was left half-done", what);
+	return -1;
+}
+
+static char *text_query(sqlite3 *db, const char *sql, const char *arg)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	if (arg)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	char *v = NULL;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = g_strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int64_t int_query(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return v;
+}
+
+static char *message_id_text(int store_id, int64_t num)
+{
+	return g_strdup_printf("%d:%lld", store_id, (long long)num);
+}
+
+/* Problems go into a report as {"kind","detail","messageIds"?}, at most
+ * MAX_PROBLEMS of them; "problemCount" stays exact. */
+typedef struct report {
+	json_t *problems;
+	int64_t count;
+} report;
+
+static void report_problem(report *r, const char *kind, json_t *ids, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+static void report_problem(report *r, const char *kind, json_t *ids, const char *fmt, ...)
+{
+	r->count++;
+	if (json_array_size(r->problems) >= MAX_PROBLEMS) {
+		json_decref(ids);
+		return;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	char *detail = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	json_t *p = json_pack("{s:s, s:s}", "kind", kind, "detail", detail);
+	if (ids)
+		json_object_set_new(p, "messageIds", ids);
+	json_array_append_new(r->problems, p);
+	g_free(detail);
+}
+
+/* ---- a store's own values, by path ----------------------------------------------- */
+
+static int open_db_at(const mv_store_paths *paths, bool readonly, sqlite3 **db_r, GError **error)
+{
+	char *dbp = mv_st_db_file(paths);
+	int rc = -1;
+	if (!g_file_test(dbp, G_FILE_TEST_EXISTS))
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "store database %s is missing", dbp);
+	else
+		rc = mv_sql_open(dbp, false, readonly, db_r, error);
+	g_free(dbp);
+	return rc;
+}
+
+int mv_store_meta_get(const mv_store_paths *paths, const char *key, GBytes **value_r, GError **error)
+{
+	sqlite3 *db = NULL;
+	*value_r = NULL;
+	if (open_db_at(paths, true, &db, error) < 0)
+		return -1;
+	sqlite3_stmt *st;
+	int rc = mv_st_sql_prepare(db, "SELECT value FROM meta WHERE key=?", &st, error);
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+			*value_r = g_bytes_new(sqlite3_column_blob(st, 0), (gsize)sqlite3_column_bytes(st, 0));
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return rc;
+}
+
+int mv_store_meta_set(const mv_store_paths *paths, const char *key, const void *data, size_t len, GError **error)
+{
+	sqlite3 *db = NULL;
+	if (open_db_at(paths, false, &db, error) < 0 || mv_st_setup_db(db, true, error) < 0) {
+		sqlite3_close(db);
+		return -1;
+	}
+	sqlite3_stmt *st;
+	int rc = mv_st_sql_prepare(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", &st, error);
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, data, (int)len, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			mv_sql_set_error(error, db, "write store meta");
+			rc = -1;
+		}
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return rc;
+}
+
+int mv_store_format_version(const mv_store_paths *paths, int *version_r, GError **error)
+{
+	sqlite3 *db = NULL;
+	if (open_db_at(paths, true, &db, error) < 0)
+		return -1;
+	char *v = text_query(db, "SELECT value FROM meta WHERE key='format_version'", NULL);
+	sqlite3_close(db);
+	*version_r = v ? atoi(v) : 0;
+	g_free(v);
+	if (*version_r < 1) {
+		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "%s: not a mailvault store (no format version)", paths->db_dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- index generation ------------------------------------------------------------------ */
+
+int mv_st_index_generation_check(mv_store *s, bool *stale_r, GError **error)
+{
+	char *db_gen = text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", NULL);
+	char *ix_gen = text_query(s->index_db, "SELECT value FROM index_state WHERE key='generation'", NULL);
+	*stale_r = g_strcmp0(db_gen, ix_gen) != 0;
+	g_free(db_gen);
+	g_free(ix_gen);
+	return 0;
+}
+
+int mv_st_index_reset(mv_store *s, GError **error)
+{
+	char *gen = text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", NULL);
+	if (!gen) {
+		gen = mv_store_new_generation();
+		char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta VALUES('index_generation', %Q)", gen);
+		int rc = mv_sql_exec(s->db, sql, error);
+		sqlite3_free(sql);
+		if (rc < 0) {
+			g_free(gen);
+			return -1;
+		}
+	}
+	g_ptr_array_set_size(s->index_queue, 0);
+	char *sql = sqlite3_mprintf("BEGIN; INSERT INTO fts(fts) VALUES('delete-all');"
+	                            " DELETE FROM index_state WHERE key='indexed_upto';"
+	                            " INSERT OR REPLACE INTO index_state VALUES('generation', %Q); COMMIT;", gen);
+	int rc = mv_sql_exec(s->index_db, sql, error);
+	sqlite3_free(sql);
+	g_free(gen);
+	if (rc < 0)
+		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int mv_store_refresh_index(mv_store *s, GError **error)
+{
+	if (mv_st_write_lock(s, error) < 0)
+		return -1;
+	return mv_store_sync(s, error);
+}
+
+int mv_store_rebuild_index(mv_store *s, const mv_store_task *task, GError **error)
+{
+	if (s->mode != MV_STORE_WRITE) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "store %d is open read-only", s->id);
+		return -1;
+	}
+	if (mv_st_flock(s, error) < 0)
+		return -1;
+	task_progress(task, 0, "store %d: emptying the index", s->id);
+	int rc = mv_st_index_reset(s, error);
+	if (rc == 0) {
+		task_progress(task, -1, "store %d: indexing every message from content", s->id);
+		rc = mv_store_index_catch_up(s, error);
+	}
+	GError *err = NULL;
+	if (mv_store_sync(s, rc == 0 ? error : &err) < 0)
+		rc = -1;
+	g_clear_error(&err);
+	if (rc == 0)
+		task_progress(task, 100, "store %d: index rebuilt", s->id);
+	return rc;
+}
+
+/* ---- control records ---------------------------------------------------------------------- */
+
+int mv_st_append_record(mv_store *s, mv_record_type type, const char *meta_json, GError **error)
+{
+	GByteArray *out = g_byte_array_new();
+	int64_t seg = 0, base = 0;
+	int rc = mv_record_encode(s->key, type, (const uint8_t *)meta_json, strlen(meta_json), NULL, 0, 1, out, error);
+	if (rc == 0)
+		rc = mv_st_segment_for_append(s, out->len, &seg, &base, error);
+	if (rc == 0)
+		rc = mv_st_segment_append(s, seg, base, out, error);
+	if (rc == 0)
+		rc = mv_st_set_committed_len(s, seg, base + (int64_t)out->len, error);
+	g_byte_array_unref(out);
+	return rc;
+}
+
+/* ---- the journal walk ------------------------------------------------------------------------ */
+
+typedef struct scan_segment {
+	int64_t id;
+	int64_t end;          /* committed length (db) or file size (recovery) */
+	int64_t valid_end;    /* filled by the scan: end of the last whole record */
+} scan_segment;
+
+typedef struct scan_rec {
+	int64_t segment, offset, length;
+	int type;             /* from the header; trustworthy only when ok */
+	bool ok;              /* authenticated and decompressed */
+	int64_t number;       /* message/reference: its number (0 = unknown); tombstone: the deleted one */
+	json_t *meta;         /* when ok */
+	const uint8_t *body;
+	size_t body_len;
+	const char *problem;  /* when !ok */
+} scan_rec;
+
+typedef int (*scan_fn)(void *opaque, scan_rec *r, GError **error);
+
+static gint by_segment_id(gconstpointer a, gconstpointer b)
+{
+	const scan_segment *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static GArray *segments_from_db(sqlite3 *db, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_st_sql_prepare(db, "SELECT id, committed_len FROM segments ORDER BY id", &st, error) < 0)
+		return NULL;
+	GArray *segs = g_array_new(FALSE, TRUE, sizeof(scan_segment));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		scan_segment sg = { .id = sqlite3_column_int64(st, 0), .end = sqlite3_column_int64(st, 1) };
+		g_array_append_val(segs, sg);
+	}
+	sqlite3_finalize(st);
+	return segs;
+}
+
+static bool parse_segment_name(const char *name, int64_t *id_r)
+{
+	if (!g_str_has_prefix(name, "seg-") || !g_str_has_suffix(name, ".mvs") || strlen(name) != 16)
+		return false;
+	int64_t id = 0;
+	for (int i = 4; i < 12; i++) {
+		if (!g_ascii_isdigit(name[i]))
+			return false;
+		id = id * 10 + (name[i] - '0');
+	}
+	*id_r = id;
+	return id > 0;
+}
+
+static GArray *segments_from_dir(const char *dir, GError **error)
+{
+	DIR *d = opendir(dir);
+	if (!d) {
+		mv_set_errno_error(error, errno, "open directory", dir);
+		return NULL;
+	}
+	GArray *segs = g_array_new(FALSE, TRUE, sizeof(scan_segment));
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		scan_segment sg = { 0 };
+		if (!parse_segment_name(e->d_name, &sg.id))
+			continue;
+		char *path = g_build_filename(dir, e->d_name, NULL);
+		struct stat stt;
+		if (stat(path, &stt) == 0 && S_ISREG(stt.st_mode)) {
+			sg.end = stt.st_size;
+			g_array_append_val(segs, sg);
+		}
+		g_free(path);
+	}
+	closedir(d);
+	g_array_sort(segs, by_segment_id);
+	return segs;
+}
+
+typedef struct scan_state {
+	int64_t next;         /* number of the next message/reference record */
+	bool certain;         /* false after unreadable bytes, until the next marker */
+	uint64_t total, done; /* bytes, for progress */
+} scan_state;
+
+/* Finds the next offset after `from` where a record header parses. */
+static int64_t resync(const uint8_t *map, int64_t from, int64_t end)
+{
+	for (int64_t p = from; p + MV_RECORD_HEADER_BYTES <= end; p++) {
+		const uint8_t *hit = memmem(map + p, (size_t)(end - p), MV_RECORD_MAGIC, 4);
+		if (!hit)
+			return end;
+		p = hit - map;
+		mv_record_header h;
+		if (p + MV_RECORD_HEADER_BYTES <= end && mv_record_parse_header(map + p, (size_t)(end - p), &h, NULL) == 0 &&
+		    p + MV_RECORD_HEADER_BYTES + (int64_t)h.cipher_len <= end)
+			return p;
+	}
+	return end;
+}
+
+static void assign_number(scan_state *st, scan_rec *r)
+{
+	if (r->type == MV_RECORD_MESSAGE || r->type == MV_RECORD_REFERENCE)
+		r->number = st->certain ? st->next++ : 0;
+	else if (r->type == MV_RECORD_TOMBSTONE && r->ok)
+		r->number = json_integer_value(json_object_get(r->meta, "number"));
+	else if (r->type == MV_RECORD_BATCH && r->ok) {
+		json_int_t first = json_integer_value(json_object_get(r->meta, "first"));
+		if (first > 0) {
+			st->next = first;
+			st->certain = true;
+		}
+	}
+}
+
+static int scan_one_segment(mv_store *s, scan_segment *sg, scan_state *st, const mv_store_task *task,
+                            scan_fn fn, void *opaque, GError **error)
+{
+	char *path = mv_st_segment_file(s, sg->id);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		mv_set_errno_error(error, errno, "open segment", path);
+		g_free(path);
+		return -1;
+	}
+	struct stat stt;
+	int64_t end = sg->end;
+	if (fstat(fd, &stt) == 0 && stt.st_size < end)
+		end = stt.st_size;  /* shorter than the db says: the rest is reported missing */
+	sg->valid_end = SEGMENT_HEADER_BYTES;
+	const uint8_t *map = NULL;
+	if (end > 0) {
+		map = mmap(NULL, (size_t)end, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			mv_set_errno_error(error, errno, "map segment", path);
+			close(fd);
+			g_free(path);
+			return -1;
+		}
+		madvise((void *)map, (size_t)end, MADV_SEQUENTIAL);
+	}
+	close(fd);
+	int rc = 0;
+	int64_t pos = SEGMENT_HEADER_BYTES;
+	if (end < SEGMENT_HEADER_BYTES || memcmp(map, SEGMENT_MAGIC, 8) != 0) {
+		scan_rec r = { .segment = sg->id, .offset = 0, .length = MIN(end, SEGMENT_HEADER_BYTES),
+		               .problem = "segment header damaged" };
+		rc = fn(opaque, &r, error);
+	}
+	while (rc == 0 && pos + MV_RECORD_HEADER_BYTES <= end) {
+		if (task_cancelled(task)) {
+			rc = cancelled_error(error, "the scan");
+			break;
+		}
+		mv_record_header h;
+		scan_rec r = { .segment = sg->id, .offset = pos };
+		if (mv_record_parse_header(map + pos, (size_t)(end - pos), &h, NULL) < 0 ||
+		    pos + MV_RECORD_HEADER_BYTES + (int64_t)h.cipher_len > end) {
+			int64_t next = resync(map, pos + 1, end);
+			r.length = next - pos;
+			r.type = 0;
+			r.problem = next == end ? "unreadable or torn bytes up to the segment's end" : "unreadable bytes";
+			st->certain = false;
+			rc = fn(opaque, &r, error);
+			pos = next;
+			continue;
+		}
+		r.length = MV_RECORD_HEADER_BYTES + (int64_t)h.cipher_len;
+		r.type = h.type;
+		GByteArray *plain = NULL;
+		const uint8_t *meta;
+		size_t meta_len;
+		GError *derr = NULL;
+		if (mv_record_decode(s->key, map + pos, (size_t)r.length, &h, &plain, &meta, &meta_len, &r.body,
+		                     &r.body_len, &derr) == 0) {
+			json_error_t jerr;
+			r.meta = json_loadb((const char *)meta, meta_len, 0, &jerr);
+			r.ok = r.meta != NULL;
+			if (!r.ok)
+				r.problem = "record metadata is not JSON";
+		} else {
+			r.problem = "authentication failed (bytes changed)";
+		}
+		g_clear_error(&derr);
+		assign_number(st, &r);
+		rc = fn(opaque, &r, error);
+		json_decref(r.meta);
+		if (plain)
+			g_byte_array_unref(plain);
+		pos += r.length;
+		sg->valid_end = pos;
+		st->done += (uint64_t)r.length;
+		if ((st->done & 0xfffff) < (uint64_t)r.length && st->total)
+			task_progress(task, (int)(st->done * 99 / st->total), "segment %lld", (long long)sg->id);
+	}
+	if (map)
+		munmap((void *)map, (size_t)end);
+	g_free(path);
+	return rc;
+}
+
+static int scan_segments(mv_store *s, GArray *segs, const mv_store_task *task, scan_fn fn, void *opaque,
+                         GError **error)
+{
+	scan_state st = { .next = 1, .certain = true };
+	for (guint i = 0; i < segs->len; i++)
+		st.total += (uint64_t)g_array_index(segs, scan_segment, i).end;
+	for (guint i = 0; i < segs->len; i++)
+		if (scan_one_segment(s, &g_array_index(segs, scan_segment, i), &st, task, fn, opaque, error) < 0)
+			return -1;
+	return 0;
+}
+
+static bool meta_hash(json_t *meta, uint8_t out[MV_HASH_BYTES])
+{
+	const char *hex = json_string_value(json_object_get(meta, "hash"));
+	return hex && mv_unhex(hex, out, MV_HASH_BYTES);
+}
+
+static bool body_matches(const scan_rec *r)
+{
+	uint8_t want[MV_HASH_BYTES], got[MV_HASH_BYTES];
+	if (!r->ok || !meta_hash(r->meta, want))
+		return false;
+	crypto_generichash(got, sizeof got, r->body, r->body_len, NULL, 0);
+	return sodium_memcmp(want, got, MV_HASH_BYTES) == 0;
+}
+
+/* ---- VerifyStore ---------------------------------------------------------------------------- */
+
+enum { NUM_NONE = 0, NUM_MESSAGE, NUM_REFERENCE, NUM_DAMAGED };
+
+typedef struct numrec {
+	uint8_t state;
+	uint8_t tombstone;
+	uint8_t seen;         /* a db row claimed it */
+	uint8_t hash[MV_HASH_BYTES];
+} numrec;
+
+typedef struct verify_ctx {
+	mv_store *s;
+	report rep;
+	GArray *nums;         /* numrec by message number */
+	sqlite3_stmt *contents; /* cursor: id, segment, offset, length, hash ordered by place */
+	bool have_content;
+	GArray *damaged_contents; /* content ids */
+	int64_t records, damaged_records;
+} verify_ctx;
+
+static numrec *num_slot(GArray *nums, int64_t n)
+{
+	if (n <= 0 || n > MV_STORE_MAX_MESSAGE_NUMBER)
+		return NULL;
+	if ((guint)n >= nums->len)
+		g_array_set_size(nums, (guint)n + 1 + nums->len / 2);
+	return &g_array_index(nums, numrec, n);
+}
+
+static void contents_advance(verify_ctx *v)
+{
+	v->have_content = sqlite3_step(v->contents) == SQLITE_ROW;
+}
+
+/* A contents row that points at no record start. */
+static void content_lost(verify_ctx *v, const char *why)
+{
+	int64_t id = sqlite3_column_int64(v->contents, 0);
+	g_array_append_val(v->damaged_contents, id);
+	report_problem(&v->rep, "contentMissing", NULL, "content %lld (segment %lld offset %lld): %s", (long long)id,
+	               (long long)sqlite3_column_int64(v->contents, 1), (long long)sqlite3_column_int64(v->contents, 2), why);
+}
+
+static bool content_before(verify_ctx *v, const scan_rec *r)
+{
+	int64_t seg = sqlite3_column_int64(v->contents, 1), off = sqlite3_column_int64(v->contents, 2);
+	return seg < r->segment || (seg == r->segment && off < r->offset);
+}
+
+static void check_content_at(verify_ctx *v, const scan_rec *r)
+{
+	while (v->have_content && content_before(v, r)) {
+		content_lost(v, "no record starts there");
+		contents_advance(v);
+	}
+	if (!v->have_content || sqlite3_column_int64(v->contents, 1) != r->segment ||
+	    sqlite3_column_int64(v->contents, 2) != r->offset)
+		return;
+	int64_t id = sqlite3_column_int64(v->contents, 0);
+	bool same_hash = sqlite3_column_bytes(v->contents, 4) == MV_HASH_BYTES;
+	uint8_t want[MV_HASH_BYTES];
+	if (same_hash && r->ok && meta_hash(r->meta, want))
+		same_hash = sodium_memcmp(want, sqlite3_column_blob(v->contents, 4), MV_HASH_BYTES) == 0;
+	if (!r->ok || r->type != MV_RECORD_MESSAGE || !body_matches(r) || !same_hash ||
+	    sqlite3_column_int64(v->contents, 3) != r->length)
+		g_array_append_val(v->damaged_contents, id);
+	contents_advance(v);
+}
+
+static int verify_record(void *opaque, scan_rec *r, GError **error)
+{
+	verify_ctx *v = opaque;
+	v->records++;
+	check_content_at(v, r);
+	if (!r->ok) {
+		v->damaged_records++;
+		json_t *ids = NULL;
+		if (r->number > 0)
+			ids = json_pack("[o]", json_string_nocheck(message_id_text(v->s->id, r->number)));
+		report_problem(&v->rep, "recordDamaged", ids, "segment %lld offset %lld (%lld bytes): %s",
+		               (long long)r->segment, (long long)r->offset, (long long)r->length, r->problem);
+		numrec *slot = num_slot(v->nums, r->number);
+		if (slot)
+			slot->state = NUM_DAMAGED;
+		return 0;
+	}
+	numrec *slot = num_slot(v->nums, r->number);
+	if ((r->type == MV_RECORD_MESSAGE || r->type == MV_RECORD_REFERENCE) && slot) {
+		slot->state = r->type == MV_RECORD_MESSAGE ? NUM_MESSAGE : NUM_REFERENCE;
+		if (!meta_hash(r->meta, slot->hash) || (r->type == MV_RECORD_MESSAGE && !body_matches(r)))
+			slot->state = NUM_DAMAGED;
+	} else if (r->type == MV_RECORD_TOMBSTONE && slot) {
+		slot->tombstone = 1;
+	}
+	return 0;
+}
+
+static json_t *id_list(int store_id, GArray *numbers)
+{
+	json_t *ids = json_array();
+	for (guint i = 0; i < numbers->len; i++)
+		json_array_append_new(ids, json_string_nocheck(message_id_text(store_id, g_array_index(numbers, int64_t, i))));
+	return ids;
+}
+
+static gint cmp_i64(gconstpointer a, gconstpointer b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Every db row against what content/ says about its number. */
+static int verify_rows(verify_ctx *v, GHashTable *damaged_ids, GError **error)
+{
+	GHashTable *bad_content = g_hash_table_new(g_int64_hash, g_int64_equal);
+	for (guint i = 0; i < v->damaged_contents->len; i++)
+		g_hash_table_add(bad_content, &g_array_index(v->damaged_contents, int64_t, i));
+	sqlite3_stmt *st;
+	if (mv_st_sql_prepare(v->s->db, "SELECT m.num, m.deleted, m.content_id, c.hash FROM messages m"
+	                      " LEFT JOIN contents c ON c.id = m.content_id ORDER BY m.num", &st, error) < 0) {
+		g_hash_table_destroy(bad_content);
+		return -1;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t num = sqlite3_column_int64(st, 0), content = sqlite3_column_int64(st, 2);
+		bool deleted = sqlite3_column_int(st, 1) != 0;
+		numrec *slot = num_slot(v->nums, num);
+		char *id = message_id_text(v->s->id, num);
+		if (!slot) {
+			report_problem(&v->rep, "badNumber", json_pack("[s]", id), "message number out of range");
+		} else {
+			slot->seen = 1;
+			if (deleted) {
+				if (!slot->tombstone && slot->state != NUM_NONE)
+					report_problem(&v->rep, "tombstoneMissing", json_pack("[s]", id),
+					               "deleted in the db but content/ holds no tombstone for it");
+			} else if (slot->state == NUM_NONE) {
+				report_problem(&v->rep, "recordMissing", json_pack("[s]", id), "no recovery record in content/");
+			} else if (slot->state == NUM_DAMAGED) {
+				g_hash_table_add(damaged_ids, g_strdup(id));
+			} else if (slot->tombstone) {
+				report_problem(&v->rep, "deletedInContent", json_pack("[s]", id),
+				               "content/ holds a tombstone but the db shows it live");
+			} else if (sqlite3_column_bytes(st, 3) != MV_HASH_BYTES ||
+			           sodium_memcmp(slot->hash, sqlite3_column_blob(st, 3), MV_HASH_BYTES) != 0) {
+				report_problem(&v->rep, "contentMismatch", json_pack("[s]", id),
+				               "the db row and the recovery record name different content");
+			}
+			if (!deleted && g_hash_table_contains(bad_content, &content))
+				g_hash_table_add(damaged_ids, g_strdup(id));
+		}
+		g_free(id);
+	}
+	sqlite3_finalize(st);
+	g_hash_table_destroy(bad_content);
+	/* Records that no row claims (and no tombstone explains). */
+	GArray *orphans = g_array_new(FALSE, FALSE, sizeof(int64_t));
+	for (guint n = 1; n < v->nums->len; n++) {
+		const numrec *r = &g_array_index(v->nums, numrec, n);
+		if ((r->state == NUM_MESSAGE || r->state == NUM_REFERENCE) && !r->seen && !r->tombstone) {
+			int64_t num = n;
+			g_array_append_val(orphans, num);
+		}
+	}
+	if (orphans->len)
+		report_problem(&v->rep, "rowMissing", id_list(v->s->id, orphans),
+		               "%u recovery records have no db row (RecoverStore brings them back)", orphans->len);
+	g_array_free(orphans, TRUE);
+	return 0;
+}
+
+/* The index connection and the schema prefix its tables need. */
+static sqlite3 *index_conn(mv_store *s, const char **prefix_r)
+{
+	*prefix_r = s->index_db ? "" : "ix.";
+	return s->index_db ? s->index_db : s->db;
+}
+
+static int index_rowids(mv_store *s, const char *archive, GArray *out, GError **error)
+{
+	const char *prefix;
+	sqlite3 *ix = index_conn(s, &prefix);
+	char *tok = mv_scope_archive_token(archive);
+	char *match = g_strdup_printf("scope : %s", tok);
+	char *sql = g_strdup_printf("SELECT rowid FROM %sfts WHERE fts MATCH ? ORDER BY rowid", prefix);
+	sqlite3_stmt *st;
+	int rc = mv_st_sql_prepare(ix, sql, &st, error);
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+		int step;
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(st, 0);
+			g_array_append_val(out, id);
+		}
+		if (step != SQLITE_DONE) {
+			mv_sql_set_error(error, ix, "read index");
+			rc = -1;
+		}
+		sqlite3_finalize(st);
+	}
+	g_free(sql);
+	g_free(match);
+	g_free(tok);
+	return rc;
+}
+
+static int db_docids(mv_store *s, const char *archive, GArray *out, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_st_sql_prepare(s->db, "SELECT m.num, m.date FROM messages m JOIN folders f ON f.id = m.folder_id"
+	                      " WHERE f.archive = ? AND m.deleted = 0", &st, error) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t id = mv_index_docid(sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 0));
+		g_array_append_val(out, id);
+	}
+	sqlite3_finalize(st);
+	g_array_sort(out, cmp_i64);
+	return 0;
+}
+
+static int verify_index_archive(verify_ctx *v, const char *archive, GError **error)
+{
+	GArray *want = g_array_new(FALSE, FALSE, sizeof(int64_t)), *have = g_array_new(FALSE, FALSE, sizeof(int64_t));
+	GArray *missing = g_array_new(FALSE, FALSE, sizeof(int64_t)), *extra = g_array_new(FALSE, FALSE, sizeof(int64_t));
+	int rc = db_docids(v->s, archive, want, error);
+	if (rc == 0)
+		rc = index_rowids(v->s, archive, have, error);
+	guint i = 0, j = 0;
+	while (rc == 0 && (i < want->len || j < have->len)) {
+		int64_t a = i < want->len ? g_array_index(want, int64_t, i) : INT64_MAX;
+		int64_t b = j < have->len ? g_array_index(have, int64_t, j) : INT64_MAX;
+		int64_t num;
+		if (a == b) {
+			i++, j++;
+		} else if (a < b) {
+			num = mv_index_docid_number(a);
+			g_array_append_val(missing, num);
+			i++;
+		} else {
+			num = mv_index_docid_number(b);
+			g_array_append_val(extra, num);
+			j++;
+		}
+	}
+	if (missing->len)
+		report_problem(&v->rep, "notIndexed", id_list(v->s->id, missing), "archive %s: %u messages are not in the index",
+		               archive, missing->len);
+	if (extra->len)
+		report_problem(&v->rep, "indexedNotLive", id_list(v->s->id, extra),
+		               "archive %s: %u index entries name no live message", archive, extra->len);
+	g_array_free(want, TRUE);
+	g_array_free(have, TRUE);
+	g_array_free(missing, TRUE);
+	g_array_free(extra, TRUE);
+	return rc;
+}
+
+static int verify_index(verify_ctx *v, GError **error)
+{
+	const char *prefix;
+	sqlite3 *ix = index_conn(v->s, &prefix);
+	char *sql = g_strdup_printf("INSERT INTO %sfts(fts) VALUES('integrity-check')", prefix);
+	char *msg = NULL;
+	if (sqlite3_exec(ix, sql, NULL, NULL, &msg) != SQLITE_OK)
+		report_problem(&v->rep, "indexDamaged", NULL, "FTS5 integrity check: %s", msg ? msg : "failed");
+	sqlite3_free(msg);
+	g_free(sql);
+	sqlite3_stmt *st;
+	if (mv_st_sql_prepare(v->s->db, "SELECT DISTINCT archive FROM folders ORDER BY archive", &st, error) < 0)
+		return -1;
+	GPtrArray *archives = g_ptr_array_new_with_free_func(g_free);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		g_ptr_array_add(archives, g_strdup((const char *)sqlite3_column_text(st, 0)));
+	sqlite3_finalize(st);
+	int rc = 0;
+	for (guint i = 0; i < archives->len && rc == 0; i++)
+		rc = verify_index_archive(v, archives->pdata[i], error);
+	g_ptr_array_free(archives, TRUE);
+	return rc;
+}
+
+static json_t *damaged_list(GHashTable *ids)
+{
+	GList *keys = g_list_sort(g_hash_table_get_keys(ids), (GCompareFunc)g_strcmp0);
+	json_t *list = json_array();
+	for (GList *l = keys; l; l = l->next)
+		json_array_append_new(list, json_string(l->data));
+	g_list_free(keys);
+	return list;
+}
+
+int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, json_t **report_r, GError **error)
+{
+	/* The lock keeps writers out so that content, db and index are compared
+	 * at one instant; verification itself writes nothing. */
+	bool locked = s->mode == MV_STORE_WRITE;
+	if (locked && mv_st_write_lock(s, error) < 0)
+		return -1;
+	verify_ctx v = { .s = s, .rep.problems = json_array(), .nums = g_array_new(FALSE, TRUE, sizeof(numrec)),
+	                 .damaged_contents = g_array_new(FALSE, FALSE, sizeof(int64_t)) };
+	GHashTable *damaged_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	GArray *segs = segments_from_db(s->db, error);
+	int rc = segs ? 0 : -1;
+	if (rc == 0)
+		rc = mv_st_sql_prepare(s->db, "SELECT id, segment, offset, length, hash FROM contents ORDER BY segment, offset",
+		                       &v.contents, error);
+	if (rc == 0) {
+		contents_advance(&v);
+		task_progress(task, 0, "store %d: checking every record", s->id);
+		rc = scan_segments(s, segs, task, verify_record, &v, error);
+	}
+	while (rc == 0 && v.have_content) {
+		content_lost(&v, "past the end of its segment's committed data");
+		contents_advance(&v);
+	}
+	sqlite3_finalize(v.contents);
+	if (rc == 0) {
+		task_progress(task, 99, "store %d: checking the db against content", s->id);
+		rc = verify_rows(&v, damaged_ids, error);
+	}
+	if (rc == 0 && include_index) {
+		task_progress(task, 99, "store %d: checking the index against the db", s->id);
+		rc = verify_index(&v, error);
+	}
+	if (rc == 0) {
+		int64_t messages = int_query(s->db, "SELECT count(*) FROM messages WHERE deleted=0");
+		json_t *r = json_pack("{s:i, s:b, s:I, s:I, s:I, s:I, s:b, s:o, s:I, s:o}", "storeId", s->id,
+		                      "clean", v.rep.count == 0 && g_hash_table_size(damaged_ids) == 0,
+		                      "recordsScanned", (json_int_t)v.records, "damagedRecords", (json_int_t)v.damaged_records,
+		                      "messagesChecked", (json_int_t)messages,
+		                      "contentsDamaged", (json_int_t)v.damaged_contents->len, "indexChecked", include_index,
+		                      "damagedMessageIds", damaged_list(damaged_ids), "problemCount", (json_int_t)v.rep.count,
+		                      "problems", v.rep.problems);
+		v.rep.problems = NULL;
+		*report_r = r;
+	}
+	json_decref(v.rep.problems);
+	g_hash_table_destroy(damaged_ids);
+	g_array_free(v.nums, TRUE);
+	g_array_free(v.damaged_contents, TRUE);
+	if (segs)
+		g_array_free(segs, TRUE);
+	if (locked) {
+		GError *err = NULL;
+		if (mv_store_sync(s, rc == 0 ? error : &err) < 0)
+			rc = -1;
+		g_clear_error(&err);
+	}
+	return rc;
+}
+
+/* ---- documents for the index, rebuilt from content ------------------------------------------ */
+
+/* An index document with everything it points into. */
+typedef struct doc_holder {
+	mv_index_doc doc;
+	mv_parsed *parsed;
+	GString *scope;
+	GByteArray *raw;
+} doc_holder;
+
+static void doc_holder_clear(doc_holder *h)
+{
+	mv_parsed_free(h->parsed);
+	if (h->scope)
+		g_string_free(h->scope, TRUE);
+	if (h->raw)
+		g_byte_array_unref(h->raw);
+	memset(h, 0, sizeof *h);
+}
+
+/* The exact document the index holds (or would hold) for a message — what
+ * FTS5's contentless 'delete' needs. */
+static int doc_for(mv_store *s, int64_t num, const char *archive, const char *folder, int64_t folder_id,
+                   int64_t date, doc_holder *h, GError **error)
+{
+	memset(h, 0, sizeof *h);
+	if (mv_store_read_message(s, num, &h->raw, error) < 0)
+		return -1;
+	h->parsed = mv_parse_message(h->raw->data, h->raw->len, date);
+	h->scope = g_string_new(NULL);
+	mv_st_fill_scope(h->scope, archive, folder_id, h->parsed->has_attachment);
+	mv_parsed *p = h->parsed;
+	h->doc = (mv_index_doc){
+		.number = num, .date = date, .subject = p->subject, .body = p->text->str,
+		.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
+		.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
+		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = h->scope->str,
+	};
+	return 0;
+}
+
+/* ---- DeleteMessage ------------------------------------------------------------------------- */
+
+typedef struct message_place {
+	int64_t num, folder_id, date, archived_at;
+	char *archive, *folder;
+	uint8_t hash[MV_HASH_BYTES];
+	bool deleted;
+} message_place;
+
+static void message_place_clear(message_place *m)
+{
+	g_free(m->archive);
+	g_free(m->folder);
+	memset(m, 0, sizeof *m);
+}
+
+static int message_place_get(mv_store *s, int64_t num, message_place *m, GError **error)
+{
+	sqlite3_stmt *st;
+	memset(m, 0, sizeof *m);
+	if (mv_st_sql_prepare(s->db, "SELECT m.folder_id, m.date, m.archived_at, f.archive, f.path, c.hash, m.deleted"
+	                      " FROM messages m JOIN folders f ON f.id = m.folder_id"
+	                      " LEFT JOIN contents c ON c.id = m.content_id WHERE m.num = ?", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, num);
+	int rc = -1;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		m->num = num;
+		m->folder_id = sqlite3_column_int64(st, 0);
+		m->date = sqlite3_column_int64(st, 1);
+		m->archived_at = sqlite3_column_int64(st, 2);
+		m->archive = g_strdup((const char *)sqlite3_column_text(st, 3));
+		m->folder = g_strdup((const char *)sqlite3_column_text(st, 4));
+		if (sqlite3_column_bytes(st, 5) == MV_HASH_BYTES)
+			memcpy(m->hash, sqlite3_column_blob(st, 5), MV_HASH_BYTES);
+		m->deleted = sqlite3_column_int(st, 6) != 0;
+		rc = 0;
+	} else {
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "message %d:%lld does not exist", s->id, (long long)num);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int index_remove(mv_store *s, const mv_index_doc *doc, GError **error)
+{
+	if (mv_st_flush_index(s, error) < 0)
+		return -1;
+	if (mv_sql_exec(s->index_db, "BEGIN", error) < 0)
+		return -1;
+	if (mv_index_delete(s->index_db, doc, error) < 0 || mv_sql_exec(s->index_db, "COMMIT", error) < 0) {
+		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static int require_writer(mv_store *s, GError **error)
+{
+	if (s->mode == MV_STORE_WRITE)
+		return 0;
+	g_set_error(error, MV_ERROR, MV_ERR_INVALID, "store %d is open read-only", s->id);
+	return -1;
+}
+
+static int finish_locked(mv_store *s, int rc, GError **error)
+{
+	GError *err = NULL;
+	if (mv_store_sync(s, rc == 0 ? error : &err) < 0)
+		rc = -1;
+	g_clear_error(&err);
+	return rc;
+}
+
+int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GError **error)
+{
+	if (require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+		return -1;
+	message_place m;
+	doc_holder h = { 0 };
+	int rc = message_place_get(s, number, &m, error);
+	if (rc == 0 && m.deleted) {
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "message %d:%lld is already deleted", s->id, (long long)number);
+		rc = -1;
+	}
+	/* The document must be rebuilt before the row is hidden: reads skip
+	 * deleted messages. */
+	bool have_doc = rc == 0 && doc_for(s, number, m.archive, m.folder, m.folder_id, m.date, &h, NULL) == 0;
+	if (rc == 0)
+		rc = mv_sql_exec(s->db, "BEGIN IMMEDIATE", error);
+	if (rc == 0) {
+		int64_t now = mv_now();
+		char *hash = mv_hex(m.hash, MV_HASH_BYTES);
+		json_t *meta = json_pack("{s:i, s:I, s:s, s:s, s:I}", "v", 1, "number", (json_int_t)number, "hash", hash,
+		                         "reason", reason ? reason : "", "at", (json_int_t)now);
+		char *text = json_dumps(meta, JSON_COMPACT);
+		json_decref(meta);
+		g_free(hash);
+		sqlite3_stmt *st = NULL;
+		rc = mv_st_sql_prepare(s->db, "UPDATE messages SET deleted=1, deleted_at=?, deleted_reason=? WHERE num=?",
+		                       &st, error);
+		if (rc == 0) {
+			sqlite3_bind_int64(st, 1, now);
+			sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, number);
+			if (sqlite3_step(st) != SQLITE_DONE) {
+				mv_sql_set_error(error, s->db, "delete message");
+				rc = -1;
+			}
+		}
+		sqlite3_finalize(st);
+		if (rc == 0)
+			rc = mv_st_append_record(s, MV_RECORD_TOMBSTONE, text, error);
+		free(text);
+		if (rc == 0)
+			rc = mv_sql_exec(s->db, "COMMIT", error);
+		if (rc < 0)
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	if (rc == 0 && have_doc) {
+		GError *err = NULL;
+		if (index_remove(s, &h.doc, &err) < 0) {
+			mv_log_warn("store %d: message %lld deleted but still in the index (hidden from results): %s", s->id,
+			            (long long)number, err->message);
+			g_error_free(err);
+		}
+	}
+	doc_holder_clear(&h);
+	message_place_clear(&m);
+	return finish_locked(s, rc, error);
+}
+
+/* ---- MoveFolder and DeleteEmptyFolders -------------------------------------------------------- */
+
+/* Renames archive/from (and everything under it) to to_archive/to in db. */
+static int rename_folders(sqlite3 *db, const char *from_archive, const char *from, const char *to_archive,
+                          const char *to, GError **error)
+{
+	sqlite3_stmt *st;
+	/* path = to || substr(path, len(from)+1) keeps each subfolder's tail. */
+	if (mv_st_sql_prepare(db, "UPDATE folders SET archive = ?3, path = CASE WHEN ?2 = '' AND path <> '' THEN"
+	                      " (CASE WHEN ?4 = '' THEN path ELSE ?4 || '/' || path END)"
+	                      " ELSE ?4 || substr(path, length(?2) + 1) END"
+	                      " WHERE archive = ?1 AND (?2 = '' OR path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+	                      &st, error) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, from_archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, to_archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, to, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	if (rc < 0)
+		mv_sql_set_error(error, db, "rename folders");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static const char folder_scope_sql[] =
+	" archive = ?1 AND (?2 = '' OR path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')";
+
+static int count_folders(sqlite3 *db, const char *archive, const char *path, int *n_r, GError **error)
+{
+	char *sql = g_strconcat("SELECT count(*) FROM folders WHERE", folder_scope_sql, NULL);
+	sqlite3_stmt *st;
+	int rc = mv_st_sql_prepare(db, sql, &st, error);
+	g_free(sql);
+	if (rc < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	*n_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Live messages under a folder, for re-indexing after a move between archives. */
+static GArray *messages_under(mv_store *s, const char *archive, const char *path, GError **error)
+{
+	char *sql = g_strconcat("SELECT m.num FROM messages m WHERE m.deleted = 0 AND m.folder_id IN"
+	                        " (SELECT id FROM folders WHERE", folder_scope_sql, ") ORDER BY m.num", NULL);
+	sqlite3_stmt *st;
+	int rc = mv_st_sql_prepare(s->db, sql, &st, error);
+	g_free(sql);
+	if (rc < 0)
+		return NULL;
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	GArray *nums = g_array_new(FALSE, FALSE, sizeof(int64_t));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t n = sqlite3_column_int64(st, 0);
+		g_array_append_val(nums, n);
+	}
+	sqlite3_finalize(st);
+	return nums;
+}
+
+static GPtrArray *docs_for(mv_store *s, GArray *nums, GError **error)
+{
+	GPtrArray *docs = g_ptr_array_new();
+	for (guint i = 0; i < nums->len; i++) {
+		message_place m;
+		doc_holder *h = g_new0(doc_holder, 1);
+		int64_t num = g_array_index(nums, int64_t, i);
+		if (message_place_get(s, num, &m, error) < 0 || doc_for(s, num, m.archive, m.folder, m.folder_id, m.date, h, error) < 0) {
+			message_place_clear(&m);
+			g_free(h);
+			for (guint j = 0; j < docs->len; j++) {
+				doc_holder_clear(docs->pdata[j]);
+				g_free(docs->pdata[j]);
+			}
+			g_ptr_array_free(docs, TRUE);
+			return NULL;
+		}
+		message_place_clear(&m);
+		g_ptr_array_add(docs, h);
+	}
+	return docs;
+}
+
+static void docs_free(GPtrArray *docs)
+{
+	if (!docs)
+		return;
+	for (guint j = 0; j < docs->len; j++) {
+		doc_holder_clear(docs->pdata[j]);
+		g_free(docs->pdata[j]);
+	}
+	g_ptr_array_free(docs, TRUE);
+}
+
+/* Replaces old documents by new ones in one index transaction. */
+static int index_replace(mv_store *s, GPtrArray *old_docs, GPtrArray *new_docs, GError **error)
+{
+	if (mv_st_flush_index(s, error) < 0 || mv_sql_exec(s->index_db, "BEGIN", error) < 0)
+		return -1;
+	int rc = 0;
+	for (guint i = 0; i < old_docs->len && rc == 0; i++)
+		rc = mv_index_delete(s->index_db, &((doc_holder *)old_docs->pdata[i])->doc, error);
+	for (guint i = 0; i < new_docs->len && rc == 0; i++)
+		rc = mv_index_insert(s->index_db, &s->index_insert, &((doc_holder *)new_docs->pdata[i])->doc, error);
+	if (rc == 0)
+		rc = mv_sql_exec(s->index_db, "COMMIT", error);
+	if (rc < 0)
+		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int append_move_record(mv_store *s, const char *from_archive, const char *from, const char *to_archive,
+                              const char *to, GError **error)
+{
+	json_t *meta = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I}", "v", 1, "from_archive", from_archive, "from", from,
+	                         "to_archive", to_archive, "to", to, "at", (json_int_t)mv_now());
+	char *text = json_dumps(meta, JSON_COMPACT);
+	json_decref(meta);
+	int rc = mv_st_append_record(s, MV_RECORD_FOLDER_MOVE, text, error);
+	free(text);
+	return rc;
+}
+
+int mv_store_move_folder(mv_store *s, const char *from_archive, const char *from_path,
+                         const char *to_archive, const char *to_path, int *moved_r, GError **error)
+{
+	*moved_r = 0;
+	if (require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+		return -1;
+	int n = 0, clash = 0;
+	bool cross = strcmp(from_archive, to_archive) != 0;
+	GArray *nums = NULL;
+	GPtrArray *old_docs = NULL, *new_docs = NULL;
+	int rc = count_folders(s->db, from_archive, from_path, &n, error);
+	if (rc == 0 && n > 0)
+		rc = count_folders(s->db, to_archive, to_path, &clash, error);
+	if (rc == 0 && n > 0 && clash > 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_EXISTS, "store %d: folder %s/%s already exists", s->id, to_archive, to_path);
+		rc = -1;
+	}
+	if (rc == 0 && n > 0 && cross && (!(nums = messages_under(s, from_archive, from_path, error)) ||
+	                                  !(old_docs = docs_for(s, nums, error))))
+		rc = -1;
+	if (rc == 0 && n > 0) {
+		rc = mv_sql_exec(s->db, "BEGIN IMMEDIATE", error);
+		if (rc == 0)
+			rc = rename_folders(s->db, from_archive, from_path, to_archive, to_path, error);
+		if (rc == 0)
+			rc = append_move_record(s, from_archive, from_path, to_archive, to_path, error);
+		if (rc == 0)
+			rc = mv_sql_exec(s->db, "COMMIT", error);
+		if (rc < 0)
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		g_hash_table_remove_all(s->folder_ids);
+	}
+	/* The archive is part of every document (its scope token): re-index
+	 * what moved to another archive.  The move itself is already durable; a
+	 * failure here leaves documents VerifyStore reports and a rebuild fixes. */
+	if (rc == 0 && old_docs && old_docs->len) {
+		GError *err = NULL;
+		if (!(new_docs = docs_for(s, nums, &err)) || index_replace(s, old_docs, new_docs, &err) < 0) {
+			mv_log_warn("store %d: folder moved but the index still files %u messages under %s: %s (run RebuildStoreIndex)",
+			            s->id, nums->len, from_archive, err ? err->message : "?");
+			g_clear_error(&err);
+		}
+	}
+	if (rc == 0)
+		*moved_r = n;
+	if (nums)
+		g_array_free(nums, TRUE);
+	docs_free(old_docs);
+	docs_free(new_docs);
+	return finish_locked(s, rc, error);
+}
+
+int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *prefix, int *deleted_r, GError **error)
+{
+	*deleted_r = 0;
+	if (require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+		return -1;
+	/* Empty = no live message in it or below it.  The rows of its deleted
+	 * messages go too (their tombstones stay in content/), so that no row
+	 * points at a folder id SQLite could hand out again. */
+	static const char empty_sql[] =
+		"CREATE TEMP TABLE IF NOT EXISTS empty_folders(id INTEGER PRIMARY KEY);"
+		"DELETE FROM empty_folders;";
+	static const char pick_sql[] =
+		"INSERT INTO empty_folders SELECT f.id FROM folders f WHERE (?1 IS NULL OR (f.archive = ?1 AND (?2 IS NULL OR"
+		" f.path = ?2 OR substr(f.path, 1, length(?2) + 1) = ?2 || '/'))) AND NOT EXISTS (SELECT 1 FROM messages m"
+		" JOIN folders g ON g.id = m.folder_id WHERE m.deleted = 0 AND g.archive = f.archive AND (f.path = '' OR"
+		" g.path = f.path OR substr(g.path, 1, length(f.path) + 1) = f.path || '/'))";
+	int rc = mv_sql_exec(s->db, "BEGIN IMMEDIATE", error);
+	if (rc == 0)
+		rc = mv_sql_exec(s->db, empty_sql, error);
+	sqlite3_stmt *st = NULL;
+	if (rc == 0 && (rc = mv_st_sql_prepare(s->db, pick_sql, &st, error)) == 0) {
+		if (archive)
+			sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+		if (prefix && *prefix)
+			sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			mv_sql_set_error(error, s->db, "find empty folders");
+			rc = -1;
+		}
+		sqlite3_finalize(st);
+	}
+	if (rc == 0) {
+		*deleted_r = (int)int_query(s->db, "SELECT count(*) FROM empty_folders");
+		rc = mv_sql_exec(s->db, "DELETE FROM messages WHERE folder_id IN (SELECT id FROM empty_folders);"
+		                 "DELETE FROM folders WHERE id IN (SELECT id FROM empty_folders); COMMIT;", error);
+	}
+	if (rc < 0) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		*deleted_r = 0;
+	}
+	g_hash_table_remove_all(s->folder_ids);
+	return finish_locked(s, rc, error);
+}
+
+/* ---- CompactStore ------------------------------------------------------------------------------ */
+
+typedef struct moved_content {
+	int64_t content_id, segment, offset, length;
+} moved_content;
+
+typedef struct compact_ctx {
+	mv_store *s;
+	sqlite3_stmt *live_content;  /* id of a content with a live message, by place */
+	sqlite3_stmt *number_live;   /* is message N live */
+	GArray *kept_numbers;        /* uint8 by number: its record was kept */
+	GArray *moved;               /* moved_content */
+	int64_t first_rewritten;     /* segments before it are kept as they are */
+	int64_t out_seg, out_len;    /* the segment being written */
+	int out_fd;
+	int64_t next_number;         /* the number the next kept message record gets without a marker */
+	GArray *new_segments;        /* scan_segment {id, end} */
+	int64_t kept, dropped, bytes_before, bytes_after;
+} compact_ctx;
+
+static int out_segment_open(compact_ctx *c, GError **error)
+{
+	if (c->out_fd >= 0) {
+		char *path = mv_st_segment_file(c->s, c->out_seg);
+		int rc = mv_fsync_fd(c->out_fd, path, error);
+		g_free(path);
+		close(c->out_fd);
+		c->out_fd = -1;
+		scan_segment sg = { .id = c->out_seg, .end = c->out_len };
+		g_array_append_val(c->new_segments, sg);
+		if (rc < 0)
+			return -1;
+	}
+	c->out_seg++;
+	char *path = mv_st_segment_file(c->s, c->out_seg);
+	unlink(path);
+	c->out_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	uint8_t hdr[SEGMENT_HEADER_BYTES] = { 0 };
+	memcpy(hdr, SEGMENT_MAGIC, 8);
+	hdr[8] = 1;
+	int rc = c->out_fd < 0 ? (mv_set_errno_error(error, errno, "create segment", path), -1) :
+	         mv_pwrite_all(c->out_fd, hdr, sizeof hdr, 0, path, error);
+	g_free(path);
+	c->out_len = SEGMENT_HEADER_BYTES;
+	return rc;
+}
+
+static int out_write(compact_ctx *c, const uint8_t *bytes, size_t len, int64_t *off_r, GError **error)
+{
+	if (c->out_fd < 0 || (c->out_len > SEGMENT_HEADER_BYTES && (uint64_t)c->out_len + len > MV_SEGMENT_MAX_BYTES))
+		if (out_segment_open(c, error) < 0)
+			return -1;
+	char *path = mv_st_segment_file(c->s, c->out_seg);
+	int rc = mv_pwrite_all(c->out_fd, bytes, len, c->out_len, path, error);
+	g_free(path);
+	if (rc == 0) {
+		*off_r = c->out_len;
+		c->out_len += (int64_t)len;
+	}
+	return rc;
+}
+
+static bool number_is_live(compact_ctx *c, int64_t num)
+{
+	sqlite3_reset(c->number_live);
+	sqlite3_bind_int64(c->number_live, 1, num);
+	bool live = sqlite3_step(c->number_live) == SQLITE_ROW;
+	sqlite3_reset(c->number_live);
+	return live;
+}
+
+/* The live content (if any) whose record starts at r. */
+static int64_t live_content_at(compact_ctx *c, const scan_rec *r)
+{
+	sqlite3_reset(c->live_content);
+	sqlite3_bind_int64(c->live_content, 1, r->segment);
+	sqlite3_bind_int64(c->live_content, 2, r->offset);
+	int64_t id = sqlite3_step(c->live_content) == SQLITE_ROW ? sqlite3_column_int64(c->live_content, 0) : 0;
+	sqlite3_reset(c->live_content);
+	return id;
+}
+
+static int compact_record(void *opaque, scan_rec *r, GError **error)
+{
+	compact_ctx *c = opaque;
+	if (r->segment < c->first_rewritten)
+		return 0;
+	int64_t content = 0;
+	bool keep = false;
+	if (!r->ok) {
+		keep = r->type != 0;   /* damaged records stay for the admin to see; unreadable bytes do not */
+	} else if (r->type == MV_RECORD_MESSAGE) {
+		content = live_content_at(c, r);
+		keep = content > 0 || (r->number > 0 && number_is_live(c, r->number));
+	} else if (r->type == MV_RECORD_REFERENCE) {
+		keep = r->number > 0 && number_is_live(c, r->number);
+	} else if (r->type == MV_RECORD_TOMBSTONE) {
+		keep = r->number > 0 && (guint)r->number < c->kept_numbers->len &&
+		       g_array_index(c->kept_numbers, uint8_t, r->number);
+	} else if (r->type == MV_RECORD_FOLDER_MOVE) {
+		keep = true;
+	}
+	/* Batch markers are not copied: a fresh one is written wherever the
+	 * kept records' numbers stop being consecutive. */
+	if (!keep || r->type == MV_RECORD_BATCH) {
+		if (r->type != MV_RECORD_BATCH)
+			c->dropped++;
+		return 0;
+	}
+	bool numbered = r->type == MV_RECORD_MESSAGE || r->type == MV_RECORD_REFERENCE;
+	if (numbered && r->number > 0 && r->number != c->next_number) {
+		GByteArray *m = g_byte_array_new();
+		char *meta = g_strdup_printf("{\"v\":1,\"first\":%lld}", (long long)r->number);
+		int64_t off;
+		int rc = mv_record_encode(c->s->key, MV_RECORD_BATCH, (const uint8_t *)meta, strlen(meta), NULL, 0, 1, m, error);
+		if (rc == 0)
+			rc = out_write(c, m->data, m->len, &off, error);
+		g_free(meta);
+		g_byte_array_unref(m);
+		if (rc < 0)
+			return -1;
+		c->next_number = r->number;
+	}
+	GByteArray *rec = NULL;
+	if (mv_st_read_record(c->s, r->segment, r->offset, r->length, &rec, error) < 0)
+		return -1;
+	int64_t off;
+	int rc = out_write(c, rec->data, rec->len, &off, error);
+	g_byte_array_unref(rec);
+	if (rc < 0)
+		return -1;
+	c->kept++;
+	if (numbered) {
+		c->next_number++;
+		if (r->number > 0) {
+			if ((guint)r->number >= c->kept_numbers->len)
+				g_array_set_size(c->kept_numbers, (guint)r->number + 1 + c->kept_numbers->len / 2);
+			g_array_index(c->kept_numbers, uint8_t, r->number) = 1;
+		}
+	}
+	if (content > 0) {
+		moved_content mc = { content, c->out_seg, off, r->length };
+		g_array_append_val(c->moved, mc);
+	}
+	return 0;
+}
+
+/* The first segment holding something to drop: from there on everything is
+ * rewritten (order carries meaning), before it nothing is touched. */
+static int first_segment_to_rewrite(mv_store *s, int64_t *seg_r, GError **error)
+{
+	*seg_r = int_query(s->db, "SELECT coalesce(min(seg), 0) FROM ("
+	                   " SELECT c.segment AS seg FROM contents c WHERE NOT EXISTS"
+	                   "  (SELECT 1 FROM messages m WHERE m.content_id = c.id AND m.deleted = 0)"
+	                   " UNION ALL SELECT c.segment FROM messages m JOIN contents c ON c.id = m.content_id"
+	                   "  WHERE m.deleted = 1)");
+	if (*seg_r < 0) {
+		mv_sql_set_error(error, s->db, "plan compaction");
+		return -1;
+	}
+	return 0;
+}
+
+static int compact_commit(compact_ctx *c, GArray *old_segs, GError **error)
+{
+	int rc = mv_sql_exec(c->s->db, "BEGIN IMMEDIATE", error);
+	sqlite3_stmt *up = NULL, *seg = NULL, *del = NULL;
+	if (rc == 0)
+		rc = mv_st_sql_prepare(c->s->db, "UPDATE contents SET segment=?, offset=?, length=? WHERE id=?", &up, error);
+	for (guint i = 0; rc == 0 && i < c->moved->len; i++) {
+		moved_content *m = &g_array_index(c->moved, moved_content, i);
+		sqlite3_reset(up);
+		sqlite3_bind_int64(up, 1, m->segment);
+		sqlite3_bind_int64(up, 2, m->offset);
+		sqlite3_bind_int64(up, 3, m->length);
+		sqlite3_bind_int64(up, 4, m->content_id);
+		if (sqlite3_step(up) != SQLITE_DONE) {
+			mv_sql_set_error(error, c->s->db, "move content");
+			rc = -1;
+		}
+	}
+	if (rc == 0)
+		rc = mv_sql_exec(c->s->db, "DELETE FROM contents WHERE NOT EXISTS (SELECT 1 FROM messages m"
+		                 " WHERE m.content_id = contents.id AND m.deleted = 0)", error);
+	if (rc == 0)
+		rc = mv_st_sql_prepare(c->s->db, "DELETE FROM segments WHERE id=?", &del, error);
+	for (guint i = 0; rc == 0 && i < old_segs->len; i++) {
+		const scan_segment *sg = &g_array_index(old_segs, scan_segment, i);
+		if (sg->id < c->first_rewritten)
+			continue;
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, sg->id);
+		rc = sqlite3_step(del) == SQLITE_DONE ? 0 : -1;
+	}
+	if (rc == 0)
+		rc = mv_st_sql_prepare(c->s->db, "INSERT INTO segments(id, committed_len) VALUES(?, ?)", &seg, error);
+	for (guint i = 0; rc == 0 && i < c->new_segments->len; i++) {
+		const scan_segment *sg = &g_array_index(c->new_segments, scan_segment, i);
+		sqlite3_reset(seg);
+		sqlite3_bind_int64(seg, 1, sg->id);
+		sqlite3_bind_int64(seg, 2, sg->end);
+		rc = sqlite3_step(seg) == SQLITE_DONE ? 0 : -1;
+		if (rc < 0)
+			mv_sql_set_error(error, c->s->db, "record compacted segment");
+	}
+	sqlite3_finalize(up);
+	sqlite3_finalize(seg);
+	sqlite3_finalize(del);
+	if (rc == 0)
+		rc = mv_sql_exec(c->s->db, "COMMIT", error);
+	if (rc < 0)
+		sqlite3_exec(c->s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* Segment files no db row names: debris of a crash inside a compaction
+ * (before its commit: the new files; after it: the old ones). */
+static void remove_debris(mv_store *s)
+{
+	GArray *files = segments_from_dir(s->paths.content_dir, NULL);
+	if (!files)
+		return;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM segments WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
+		for (guint i = 0; i < files->len; i++) {
+			int64_t id = g_array_index(files, scan_segment, i).id;
+			sqlite3_reset(st);
+			sqlite3_bind_int64(st, 1, id);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				continue;
+			char *path = mv_st_segment_file(s, id);
+			g_hash_table_remove(s->segment_fds, &id);
+			if (unlink(path) == 0)
+				mv_log_info("store %d: removed %s, left by an interrupted compaction", s->id, path);
+			g_free(path);
+		}
+		sqlite3_finalize(st);
+	}
+	g_array_free(files, TRUE);
+}
+
+int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error)
+{
+	if (require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+		return -1;
+	remove_debris(s);
+	compact_ctx c = { .s = s, .out_fd = -1, .kept_numbers = g_array_new(FALSE, TRUE, 1),
+	                  .moved = g_array_new(FALSE, FALSE, sizeof(moved_content)),
+	                  .new_segments = g_array_new(FALSE, TRUE, sizeof(scan_segment)) };
+	GArray *segs = segments_from_db(s->db, error);
+	int rc = segs ? first_segment_to_rewrite(s, &c.first_rewritten, error) : -1;
+	bool nothing = rc == 0 && c.first_rewritten == 0;
+	for (guint i = 0; rc == 0 && i < segs->len; i++) {
+		const scan_segment *sg = &g_array_index(segs, scan_segment, i);
+		c.bytes_before += sg->end;
+		c.out_seg = MAX(c.out_seg, sg->id);
+	}
+	if (rc == 0 && !nothing) {
+		/* The numbering must be known from the first segment on, so the scan
+		 * starts there; records before first_rewritten are only counted. */
+		c.next_number = -1;
+		rc = mv_st_sql_prepare(s->db, "SELECT c.id FROM contents c WHERE c.segment = ? AND c.offset = ? AND EXISTS"
+		                       " (SELECT 1 FROM messages m WHERE m.content_id = c.id AND m.deleted = 0)",
+		                       &c.live_content, error);
+		if (rc == 0)
+			rc = mv_st_sql_prepare(s->db, "SELECT 1 FROM messages WHERE num = ? AND deleted = 0", &c.number_live, error);
+		if (rc == 0) {
+			task_progress(task, 0, "store %d: rewriting segments from %lld on", s->id, (long long)c.first_rewritten);
+			rc = scan_segments(s, segs, task, compact_record, &c, error);
+		}
+		if (rc == 0 && c.out_fd < 0)
+			rc = out_segment_open(&c, error);   /* everything dropped: one empty segment */
+		if (rc == 0)
+			rc = out_segment_open(&c, error);   /* closes (fsyncs) the last one */
+		if (c.out_fd >= 0) {
+			char *path = mv_st_segment_file(s, c.out_seg);
+			close(c.out_fd);
+			unlink(path);   /* the spare one out_segment_open made */
+			g_free(path);
+			c.out_fd = -1;
+		}
+		if (rc == 0)
+			rc = mv_fsync_dir(s->paths.content_dir, error);
+		if (rc == 0)
+			rc = compact_commit(&c, segs, error);
+		if (rc == 0)
+			remove_debris(s);
+		else
+			remove_debris(s);  /* the new files: the db still names the old ones */
+	}
+	sqlite3_finalize(c.live_content);
+	sqlite3_finalize(c.number_live);
+	if (rc == 0) {
+		for (guint i = 0; i < segs->len; i++) {
+			const scan_segment *sg = &g_array_index(segs, scan_segment, i);
+			if (sg->id < c.first_rewritten || nothing)
+				c.bytes_after += sg->end;
+		}
+		for (guint i = 0; i < c.new_segments->len; i++)
+			c.bytes_after += g_array_index(c.new_segments, scan_segment, i).end;
+		*report_r = json_pack("{s:i, s:I, s:I, s:I, s:I}", "storeId", s->id, "recordsKept", (json_int_t)c.kept,
+		                      "recordsDropped", (json_int_t)c.dropped, "bytesBefore", (json_int_t)c.bytes_before,
+		                      "bytesAfter", (json_int_t)c.bytes_after);
+	}
+	if (segs)
+		g_array_free(segs, TRUE);
+	g_array_free(c.kept_numbers, TRUE);
+	g_array_free(c.moved, TRUE);
+	g_array_free(c.new_segments, TRUE);
+	return finish_locked(s, rc, error);
+}
+
+/* ---- RecoverStore ----------------------------------------------------------------------------- */
+
+typedef struct recover_ctx {
+	mv_store *s;               /* segments and key only: no db */
+	sqlite3 *db;               /* the db being rebuilt */
+	bool recover_deleted;
+	GHashTable *folders;       /* "archive\x1fpath" -> id */
+	report rep;
+	int64_t messages, deleted, restored_deleted, damaged, max_number;
+	GArray *unnumbered;        /* scan_rec places (segment, offset, length) to add at the end */
+} recover_ctx;
+
+static int exec_stmt(sqlite3 *db, sqlite3_stmt *st, const char *what, GError **error)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return 0;
+	mv_sql_set_error(error, db, what);
+	return -1;
+}
+
+static int recover_folder(recover_ctx *c, const char *archive, const char *path, int64_t *id_r, GError **error)
+{
+	char *key = g_strdup_printf("%s\x1f%s", archive, path);
+	gpointer v = g_hash_table_lookup(c->folders, key);
+	if (v) {
+		*id_r = GPOINTER_TO_SIZE(v);
+		g_free(key);
+		return 0;
+	}
+	sqlite3_stmt *st;
+	int rc = mv_st_sql_prepare(c->db, "INSERT INTO folders(archive, path) VALUES(?1, ?2) ON CONFLICT(archive, path)"
+	                           " DO UPDATE SET path = excluded.path RETURNING id", &st, error);
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			*id_r = sqlite3_column_int64(st, 0);
+		else
+			rc = -1, mv_sql_set_error(error, c->db, "recreate folder");
+		sqlite3_finalize(st);
+	}
+	if (rc == 0)
+		g_hash_table_insert(c->folders, key, GSIZE_TO_POINTER((gsize)*id_r));
+	else
+		g_free(key);
+	return rc;
+}
+
+/* The content row for a hash (inserting it for a message record); a later
+ * record of the same content wins, so that segments a compaction left
+ * behind by a crash lose to the ones it wrote. */
+static int recover_content(recover_ctx *c, const scan_rec *r, const uint8_t hash[MV_HASH_BYTES], int64_t *id_r,
+                           GError **error)
+{
+	sqlite3_stmt *st;
+	int rc;
+	if (r->type == MV_RECORD_MESSAGE) {
+		rc = mv_st_sql_prepare(c->db, "INSERT INTO contents(hash, segment, offset, length, size) VALUES(?,?,?,?,?)"
+		                       " ON CONFLICT(hash) DO UPDATE SET segment=excluded.segment, offset=excluded.offset,"
+		                       " length=excluded.length RETURNING id", &st, error);
+		if (rc < 0)
+			return -1;
+		sqlite3_bind_blob(st, 1, hash, MV_HASH_BYTES, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, r->segment);
+		sqlite3_bind_int64(st, 3, r->offset);
+		sqlite3_bind_int64(st, 4, r->length);
+		sqlite3_bind_int64(st, 5, (int64_t)r->body_len);
+	} else {
+		rc = mv_st_sql_prepare(c->db, "SELECT id FROM contents WHERE hash = ?", &st, error);
+		if (rc < 0)
+			return -1;
+		sqlite3_bind_blob(st, 1, hash, MV_HASH_BYTES, SQLITE_STATIC);
+	}
+	*id_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static const char *meta_str(json_t *meta, const char *key)
+{
+	const char *v = json_string_value(json_object_get(meta, key));
+	return v ? v : "";
+}
+
+static int64_t meta_int(json_t *meta, const char *key)
+{
+	return (int64_t)json_integer_value(json_object_get(meta, key));
+}
+
+/* Subject, sender, ... of a message: parsed from its body, or for a
+ * reference copied from the message that stored the content. */
+static int recover_message_row(recover_ctx *c, const scan_rec *r, int64_t num, int64_t folder, int64_t content,
+                               GError **error)
+{
+	json_t *m = r->meta;
+	sqlite3_stmt *st;
+	const char *sql = r->type == MV_RECORD_MESSAGE ?
+		"INSERT OR REPLACE INTO messages(num, content_id, folder_id, date, date_source, archived_at, size, parse_flags,"
+		" has_attachment, mail_flags, subject, sender, recipients, message_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)" :
+		"INSERT OR REPLACE INTO messages(num, content_id, folder_id, date, date_source, archived_at, size, parse_flags,"
+		" has_attachment, mail_flags, subject, sender, recipients, message_id) SELECT ?,?,?,?,?,?, size, parse_flags,"
+		" has_attachment, ?, subject, sender, recipients, message_id FROM messages WHERE content_id = ?2 LIMIT 1";
+	if (mv_st_sql_prepare(c->db, sql, &st, error) < 0)
+		return -1;
+	if (num > 0)
+		sqlite3_bind_int64(st, 1, num);
+	sqlite3_bind_int64(st, 2, content);
+	sqlite3_bind_int64(st, 3, folder);
+	sqlite3_bind_int64(st, 4, meta_int(m, "date"));
+	sqlite3_bind_int64(st, 5, meta_int(m, "date_source"));
+	sqlite3_bind_int64(st, 6, meta_int(m, "archived_at"));
+	mv_parsed *p = NULL;
+	if (r->type == MV_RECORD_MESSAGE) {
+		p = mv_parse_message(r->body, r->body_len, meta_int(m, "date"));
+		sqlite3_bind_int64(st, 7, (int64_t)r->body_len);
+		sqlite3_bind_int(st, 8, (int)p->flags);
+		sqlite3_bind_int(st, 9, p->has_attachment);
+		sqlite3_bind_text(st, 10, meta_str(m, "mail_flags"), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 11, p->subject, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 12, p->from ? p->from : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 13, p->to ? p->to : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 14, p->message_id ? p->message_id : "", -1, SQLITE_STATIC);
+	} else {
+		sqlite3_bind_text(st, 7, meta_str(m, "mail_flags"), -1, SQLITE_STATIC);
+	}
+	int rc = exec_stmt(c->db, st, "recreate message", error);
+	sqlite3_finalize(st);
+	mv_parsed_free(p);
+	if (rc == 0) {
+		int64_t n = sqlite3_last_insert_rowid(c->db);
+		c->max_number = MAX(c->max_number, n);
+		c->messages++;
+	}
+	return rc;
+}
+
+static int recover_numbered(recover_ctx *c, const scan_rec *r, int64_t num, GError **error)
+{
+	uint8_t hash[MV_HASH_BYTES];
+	int64_t folder = 0, content = 0;
+	if (!meta_hash(r->meta, hash) || (r->type == MV_RECORD_MESSAGE && !body_matches(r))) {
+		report_problem(&c->rep, "recordDamaged", NULL, "segment %lld offset %lld: content does not match its hash",
+		               (long long)r->segment, (long long)r->offset);
+		c->damaged++;
+		return 0;
+	}
+	if (recover_folder(c, meta_str(r->meta, "archive"), meta_str(r->meta, "folder"), &folder, error) < 0 ||
+	    recover_content(c, r, hash, &content, error) < 0)
+		return -1;
+	if (!content) {
+		report_problem(&c->rep, "contentMissing", NULL, "segment %lld offset %lld: reference to content never stored",
+		               (long long)r->segment, (long long)r->offset);
+		c->damaged++;
+		return 0;
+	}
+	return recover_message_row(c, r, num, folder, content, error);
+}
+
+static int recover_tombstone(recover_ctx *c, const scan_rec *r, GError **error)
+{
+	if (c->recover_deleted) {
+		c->restored_deleted++;
+		return 0;
+	}
+	sqlite3_stmt *st;
+	if (mv_st_sql_prepare(c->db, "UPDATE messages SET deleted=1, deleted_at=?, deleted_reason=? WHERE num=?", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, meta_int(r->meta, "at"));
+	sqlite3_bind_text(st, 2, meta_str(r->meta, "reason"), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, r->number);
+	int rc = exec_stmt(c->db, st, "replay deletion", error);
+	sqlite3_finalize(st);
+	if (rc == 0 && sqlite3_changes(c->db) > 0)
+		c->deleted++;
+	return rc;
+}
+
+static int recover_record(void *opaque, scan_rec *r, GError **error)
+{
+	recover_ctx *c = opaque;
+	if (!r->ok) {
+		c->damaged++;
+		report_problem(&c->rep, "recordDamaged", NULL, "segment %lld offset %lld (%lld bytes): %s",
+		               (long long)r->segment, (long long)r->offset, (long long)r->length, r->problem);
+		return 0;
+	}
+	switch (r->type) {
+	case MV_RECORD_MESSAGE:
+	case MV_RECORD_REFERENCE:
+		if (r->number <= 0) {
+			scan_segment place = { .id = r->segment, .end = r->offset, .valid_end = r->length };
+			g_array_append_val(c->unnumbered, place);
+			return 0;
+		}
+		return recover_numbered(c, r, r->number, error);
+	case MV_RECORD_TOMBSTONE:
+		return recover_tombstone(c, r, error);
+	case MV_RECORD_FOLDER_MOVE:
+		g_hash_table_remove_all(c->folders);
+		return rename_folders(c->db, meta_str(r->meta, "from_archive"), meta_str(r->meta, "from"),
+		                      meta_str(r->meta, "to_archive"), meta_str(r->meta, "to"), error);
+	default:
+		return 0;
+	}
+}
+
+/* Records whose number was lost with the bytes before them get new
+ * numbers after every known one. */
+static int recover_unnumbered(recover_ctx *c, GError **error)
+{
+	for (guint i = 0; i < c->unnumbered->len; i++) {
+		const scan_segment *p = &g_array_index(c->unnumbered, scan_segment, i);
+		GByteArray *rec = NULL, *plain = NULL;
+		mv_record_header h;
+		const uint8_t *meta;
+		size_t meta_len;
+		scan_rec r = { .segment = p->id, .offset = p->end, .length = p->valid_end };
+		if (mv_st_read_record(c->s, r.segment, r.offset, r.length, &rec, error) < 0)
+			return -1;
+		int rc = mv_record_decode(c->s->key, rec->data, rec->len, &h, &plain, &meta, &meta_len, &r.body, &r.body_len, error);
+		g_byte_array_unref(rec);
+		if (rc < 0)
+			return -1;
+		r.type = h.type;
+		r.ok = true;
+		r.meta = json_loadb((const char *)meta, meta_len, 0, NULL);
+		rc = r.meta ? recover_numbered(c, &r, ++c->max_number, error) : 0;
+		json_decref(r.meta);
+		g_byte_array_unref(plain);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static char *sibling(const char *file, const char *suffix)
+{
+	return g_strconcat(file, suffix, NULL);
+}
+
+static void remove_db_files(const char *file)
+{
+	const char *suffixes[] = { "", "-wal", "-shm", "-journal" };
+	for (size_t i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+		char *p = sibling(file, suffixes[i]);
+		unlink(p);
+		g_free(p);
+	}
+}
+
+/* Copies meta rows other than the format's own from the old db, if it can
+ * still be read: they carry the store's wrapped keys. */
+static void carry_meta(sqlite3 *newdb, const char *old_file)
+{
+	if (!g_file_test(old_file, G_FILE_TEST_EXISTS))
+		return;
+	char *sql = sqlite3_mprintf("ATTACH DATABASE %Q AS old; INSERT OR IGNORE INTO meta SELECT key, value FROM old.meta"
+	                            " WHERE key NOT IN ('format_version', 'index_generation'); DETACH DATABASE old;", old_file);
+	if (sqlite3_exec(newdb, sql, NULL, NULL, NULL) != SQLITE_OK)
+		mv_log_warn("the old store database %s is unreadable; the store's own key copies are re-created by the instance",
+		            old_file);
+	sqlite3_free(sql);
+}
+
+static int recover_finish_db(recover_ctx *c, GArray *segs, const char *gen, GError **error)
+{
+	sqlite3_stmt *st;
+	int rc = mv_st_sql_prepare(c->db, "INSERT INTO segments(id, committed_len) VALUES(?, ?)", &st, error);
+	for (guint i = 0; rc == 0 && i < segs->len; i++) {
+		const scan_segment *sg = &g_array_index(segs, scan_segment, i);
+		sqlite3_bind_int64(st, 1, sg->id);
+		sqlite3_bind_int64(st, 2, sg->valid_end);
+		rc = exec_stmt(c->db, st, "record segment", error);
+	}
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return -1;
+	char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta VALUES('format_version', '%d');"
+	                            "INSERT OR REPLACE INTO meta VALUES('index_generation', %Q);"
+	                            "DELETE FROM sqlite_sequence WHERE name='messages';"
+	                            "INSERT INTO sqlite_sequence(name, seq) VALUES('messages', %lld);",
+	                            MV_STORE_FORMAT_VERSION, gen, (long long)c->max_number);
+	rc = mv_sql_exec(c->db, sql, error);
+	sqlite3_free(sql);
+	return rc;
+}
+
+/* Cuts torn tails: bytes after the last whole record of each segment. */
+static int cut_torn_tails(recover_ctx *c, GArray *segs, int64_t *cut_r, GError **error)
+{
+	for (guint i = 0; i < segs->len; i++) {
+		scan_segment *sg = &g_array_index(segs, scan_segment, i);
+		if (sg->valid_end >= sg->end)
+			continue;
+		char *path = mv_st_segment_file(c->s, sg->id);
+		int rc = truncate(path, sg->valid_end);
+		if (rc < 0)
+			mv_set_errno_error(error, errno, "cut torn tail of", path);
+		g_free(path);
+		if (rc < 0)
+			return -1;
+		(*cut_r)++;
+	}
+	return 0;
+}
+
+int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t key[MV_KEY_BYTES],
+                     bool recover_deleted, const mv_store_task *task, json_t **report_r, GError **error)
+{
+	mv_store shell = { .id = store_id, .mode = MV_STORE_WRITE, .paths = *paths, .lock_fd = -1 };
+	memcpy(shell.key, key, MV_KEY_BYTES);
+	shell.segment_fds = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	recover_ctx c = { .s = &shell, .recover_deleted = recover_deleted, .rep.problems = json_array(),
+	                  .folders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
+	                  .unnumbered = g_array_new(FALSE, TRUE, sizeof(scan_segment)) };
+	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
+	char *tmp = sibling(dbp, ".recovering"), *ixtmp = sibling(ixp, ".recovering");
+	char *gen = mv_store_new_generation();
+	GArray *segs = NULL;
+	int64_t cut = 0;
+	int rc = mv_mkdir_p(paths->db_dir, error) == 0 && mv_mkdir_p(paths->index_dir, error) == 0 ? mv_st_flock(&shell, error) : -1;
+	if (rc == 0) {
+		remove_db_files(tmp);
+		remove_db_files(ixtmp);
+		rc = mv_sql_open(tmp, true, false, &c.db, error) == 0 &&
+		     mv_sql_exec(c.db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;", error) == 0 &&
+		     mv_sql_exec(c.db, mv_st_schema(), error) == 0 ? 0 : -1;
+	}
+	if (rc == 0 && !(segs = segments_from_dir(paths->content_dir, error)))
+		rc = -1;
+	if (rc == 0) {
+		task_progress(task, 0, "store %d: replaying %u segments", store_id, segs->len);
+		rc = scan_segments(&shell, segs, task, recover_record, &c, error);
+	}
+	if (rc == 0)
+		rc = recover_unnumbered(&c, error);
+	if (rc == 0)
+		rc = recover_finish_db(&c, segs, gen, error);
+	if (rc == 0) {
+		carry_meta(c.db, dbp);
+		rc = mv_sql_exec(c.db, "COMMIT", error);
+	}
+	sqlite3_close(c.db);
+	c.db = NULL;
+	/* A fresh, empty index with the new generation; filled below. */
+	sqlite3 *ix = NULL;
+	if (rc == 0) {
+		char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('generation', %Q)", gen);
+		rc = mv_sql_open(ixtmp, true, false, &ix, error) == 0 && mv_st_setup_db(ix, false, error) == 0 &&
+		     mv_index_init_schema(ix, "main", error) == 0 && mv_sql_exec(ix, sql, error) == 0 ? 0 : -1;
+		sqlite3_free(sql);
+		sqlite3_close(ix);
+	}
+	int fd = rc == 0 ? open(tmp, O_RDONLY | O_CLOEXEC) : -1;
+	if (rc == 0 && (fd < 0 || mv_fsync_fd(fd, tmp, error) < 0))
+		rc = -1;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		rc = cut_torn_tails(&c, segs, &cut, error);
+	/* The swap: the old db's WAL must go before the new file takes its name,
+	 * or SQLite would replay it onto the new db. */
+	if (rc == 0) {
+		char *ixwal = sibling(ixp, "-wal"), *ixshm = sibling(ixp, "-shm");
+		unlink(ixwal), unlink(ixshm);
+		g_free(ixwal), g_free(ixshm);
+		if (rename(ixtmp, ixp) < 0)
+			rc = -1, mv_set_errno_error(error, errno, "rename", ixtmp);
+	}
+	if (rc == 0) {
+		char *wal = sibling(dbp, "-wal"), *shm = sibling(dbp, "-shm");
+		unlink(wal), unlink(shm);
+		g_free(wal), g_free(shm);
+		if (rename(tmp, dbp) < 0)
+			rc = -1, mv_set_errno_error(error, errno, "rename", tmp);
+	}
+	if (rc == 0)
+		rc = mv_fsync_dir(paths->db_dir, error) == 0 && mv_fsync_dir(paths->index_dir, error) == 0 ? 0 : -1;
+	if (shell.lock_fd >= 0)
+		close(shell.lock_fd);
+	if (rc < 0) {
+		remove_db_files(tmp);
+		remove_db_files(ixtmp);
+	}
+	/* The index: built from the recovered db by the ordinary catch-up. */
+	if (rc == 0) {
+		task_progress(task, 99, "store %d: indexing the recovered messages", store_id);
+		mv_store *s = mv_store_open(store_id, paths, key, MV_STORE_WRITE, error);
+		rc = s ? mv_store_refresh_index(s, error) : -1;
+		mv_store_close(&s);
+	}
+	if (rc == 0)
+		*report_r = json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "storeId", store_id,
+		                      "messagesRecovered", (json_int_t)c.messages, "deletedMessages", (json_int_t)c.deleted,
+		                      "deletedMessagesRestored", (json_int_t)c.restored_deleted,
+		                      "foldersRecovered", (json_int_t)g_hash_table_size(c.folders),
+		                      "damagedRecords", (json_int_t)c.damaged, "tornTailsCut", (json_int_t)cut,
+		                      "problemCount", (json_int_t)c.rep.count, "problems", c.rep.problems);
+	else
+		json_decref(c.rep.problems);
+	if (segs)
+		g_array_free(segs, TRUE);
+	g_array_free(c.unnumbered, TRUE);
+	g_hash_table_destroy(c.folders);
+	GHashTableIter it;
+	gpointer k, v;
+	g_hash_table_iter_init(&it, shell.segment_fds);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		close(GPOINTER_TO_INT(v) - 1);
+	g_hash_table_destroy(shell.segment_fds);
+	sodium_memzero(shell.key, sizeof shell.key);
+	g_free(gen);
+	g_free(tmp);
+	g_free(ixtmp);
+	g_free(dbp);
+	g_free(ixp);
+	return rc;
+}
+
+/* ---- UpgradeStore ------------------------------------------------------------------------------ */
+
+int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **error)
+{
+	int version = 0;
+	if (mv_store_format_version(paths, &version, error) < 0)
+		return -1;
+	*from_version_r = version;
+	if (version == MV_STORE_FORMAT_VERSION)
+		return 0;
+	if (version > MV_STORE_FORMAT_VERSION) {
+		g_set_error(error, MV_ERROR, MV_ERR_UNSUPPORTED, "%s has format version %d, newer than this build's %d",
+		            paths->db_dir, version, MV_STORE_FORMAT_VERSION);
+		return -1;
+	}
+	mv_store shell = { .paths = *paths, .lock_fd = -1 };
+	sqlite3 *db = NULL, *ix = NULL;
+	char *ixp = mv_st_index_file(paths);
+	char *gen = mv_store_new_generation();
+	int rc = mv_st_flock(&shell, error) == 0 && open_db_at(paths, false, &db, error) == 0 &&
+	         mv_st_setup_db(db, true, error) == 0 ? 0 : -1;
+	/* 1 -> 2: columns for deletions and the index generation.  Format 1
+	 * content has no batch markers, which the scan reads as numbering from
+	 * 1 without gaps — exactly what format 1 wrote.  The index is kept: its
+	 * generation is set first, so a crash before the db commit only costs a
+	 * rebuild. */
+	if (rc == 0 && g_file_test(ixp, G_FILE_TEST_EXISTS)) {
+		char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('generation', %Q)", gen);
+		rc = mv_sql_open(ixp, false, false, &ix, error) == 0 && mv_sql_exec(ix, sql, error) == 0 ? 0 : -1;
+		sqlite3_free(sql);
+	}
+	if (rc == 0) {
+		char *sql = sqlite3_mprintf("BEGIN IMMEDIATE;"
+		                            "ALTER TABLE messages ADD COLUMN deleted_at INTEGER;"
+		                            "ALTER TABLE messages ADD COLUMN deleted_reason TEXT;"
+		                            "INSERT OR REPLACE INTO meta VALUES('index_generation', %Q);"
+		                            "INSERT OR REPLACE INTO meta VALUES('format_version', '2');"
+		                            "COMMIT;", gen);
+		rc = mv_sql_exec(db, sql, error);
+		sqlite3_free(sql);
+		if (rc < 0)
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	sqlite3_close(ix);
+	sqlite3_close(db);
+	if (shell.lock_fd >= 0)
+		close(shell.lock_fd);
+	g_free(ixp);
+	g_free(gen);
+	return rc;
+}
+
+/* ---- RepairStoreDatabase, MaintainFileSystemDatabases ---------------------------------------------- */
+
+int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error)
+{
+	if (require_writer(s, error) < 0 || mv_st_flock(s, error) < 0)
+		return -1;
+	json_t *findings = json_array();
+	sqlite3_stmt *st;
+	int rc = mv_st_sql_prepare(s->db, "PRAGMA integrity_check", &st, error);
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		const char *line = (const char *)sqlite3_column_text(st, 0);
+		if (strcmp(line, "ok") != 0)
+			json_array_append_new(findings, json_string(line));
+	}
+	if (rc == 0)
+		sqlite3_finalize(st);
+	/* What RepairStoreDatabase is for: missing or broken db indexes. */
+	if (rc == 0)
+		rc = mv_sql_exec(s->db, mv_st_schema(), error);
+	if (rc == 0)
+		rc = mv_sql_exec(s->db, "REINDEX", error);
+	int64_t orphans = rc == 0 ? int_query(s->db, "SELECT count(*) FROM messages m WHERE m.deleted = 0 AND NOT EXISTS"
+	                                      " (SELECT 1 FROM contents c WHERE c.id = m.content_id)") : 0;
+	if (rc == 0)
+		*report_r = json_pack("{s:i, s:o, s:b, s:I}", "storeId", s->id, "integrityFindings", findings,
+		                      "indexesRebuilt", true, "rowsWithoutContent", (json_int_t)orphans);
+	else
+		json_decref(findings);
+	return finish_locked(s, rc, error);
+}
+
+int mv_store_maintain_db(mv_store *s, GError **error)
+{
+	if (require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+		return -1;
+	int rc = mv_sql_exec(s->db, "ANALYZE; PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);", error);
+	if (rc == 0)
+		rc = mv_sql_exec(s->index_db, "INSERT INTO fts(fts) VALUES('optimize'); PRAGMA wal_checkpoint(TRUNCATE);", error);
+	return finish_locked(s, rc, error);
+}
+
+/* ---- RecreateRecoveryRecords ---------------------------------------------------------------------- */
+
+typedef struct recreate_ctx {
+	verify_ctx v;
+} recreate_ctx;
+
+static int append_reference_for(mv_store *s, int64_t num, int64_t *written, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_st_sql_prepare(s->db, "SELECT f.archive, f.path, m.archived_at, m.mail_flags, m.date, m.date_source, c.hash"
+	                      " FROM messages m JOIN folders f ON f.id = m.folder_id JOIN contents c ON c.id = m.content_id"
+	                      " WHERE m.num = ?", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, num);
+	int rc = 0;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		char *hash = mv_hex(sqlite3_column_blob(st, 6), MV_HASH_BYTES);
+		json_t *meta = json_pack("{s:i, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:i}", "v", 1, "hash", hash,
+		                         "archive", (const char *)sqlite3_column_text(st, 0),
+		                         "folder", (const char *)sqlite3_column_text(st, 1),
+		                         "archived_at", (json_int_t)sqlite3_column_int64(st, 2), "source", "recreated",
+		                         "origin", "", "mail_flags", (const char *)sqlite3_column_text(st, 3),
+		                         "date", (json_int_t)sqlite3_column_int64(st, 4), "date_source", sqlite3_column_int(st, 5));
+		char *text = json_dumps(meta, JSON_COMPACT);
+		char *marker = g_strdup_printf("{\"v\":1,\"first\":%lld}", (long long)num);
+		json_decref(meta);
+		g_free(hash);
+		GByteArray *out = g_byte_array_new();
+		int64_t seg = 0, base = 0;
+		rc = mv_record_encode(s->key, MV_RECORD_BATCH, (const uint8_t *)marker, strlen(marker), NULL, 0, 1, out, error);
+		if (rc == 0)
+			rc = mv_record_encode(s->key, MV_RECORD_REFERENCE, (const uint8_t *)text, strlen(text), NULL, 0, 1, out, error);
+		if (rc == 0)
+			rc = mv_sql_exec(s->db, "BEGIN IMMEDIATE", error);
+		if (rc == 0) {
+			rc = mv_st_segment_for_append(s, out->len, &seg, &base, error) == 0 &&
+			     mv_st_segment_append(s, seg, base, out, error) == 0 &&
+			     mv_st_set_committed_len(s, seg, base + (int64_t)out->len, error) == 0 &&
+			     mv_sql_exec(s->db, "COMMIT", error) == 0 ? 0 : -1;
+			if (rc < 0)
+				sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		}
+		g_byte_array_unref(out);
+		free(text);
+		g_free(marker);
+		if (rc == 0)
+			(*written)++;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int mv_store_recreate_records(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error)
+{
+	if (require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+		return -1;
+	verify_ctx v = { .s = s, .rep.problems = json_array(), .nums = g_array_new(FALSE, TRUE, sizeof(numrec)),
+	                 .damaged_contents = g_array_new(FALSE, FALSE, sizeof(int64_t)) };
+	GArray *segs = segments_from_db(s->db, error);
+	int rc = segs ? mv_st_sql_prepare(s->db, "SELECT id, segment, offset, length, hash FROM contents"
+	                                  " ORDER BY segment, offset", &v.contents, error) : -1;
+	if (rc == 0) {
+		contents_advance(&v);
+		rc = scan_segments(s, segs, task, verify_record, &v, error);
+	}
+	while (rc == 0 && v.have_content) {
+		content_lost(&v, "past the committed end");
+		contents_advance(&v);
+	}
+	sqlite3_finalize(v.contents);
+	GHashTable *bad = g_hash_table_new(g_int64_hash, g_int64_equal);
+	for (guint i = 0; i < v.damaged_contents->len; i++)
+		g_hash_table_add(bad, &g_array_index(v.damaged_contents, int64_t, i));
+	int64_t written = 0;
+	GArray *lost = g_array_new(FALSE, FALSE, sizeof(int64_t));
+	sqlite3_stmt *st = NULL;
+	if (rc == 0)
+		rc = mv_st_sql_prepare(s->db, "SELECT num, content_id FROM messages WHERE deleted = 0 ORDER BY num", &st, error);
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		int64_t num = sqlite3_column_int64(st, 0), content = sqlite3_column_int64(st, 1);
+		numrec *slot = num_slot(v.nums, num);
+		bool own_ok = slot && (slot->state == NUM_MESSAGE || slot->state == NUM_REFERENCE);
+		if (g_hash_table_contains(bad, &content))
+			g_array_append_val(lost, num);
+		else if (!own_ok)
+			rc = append_reference_for(s, num, &written, error);
+	}
+	sqlite3_finalize(st);
+	if (rc == 0)
+		*report_r = json_pack("{s:i, s:I, s:o}", "storeId", s->id, "recordsRecreated", (json_int_t)written,
+		                      "unrecoverableMessageIds", id_list(s->id, lost));
+	g_array_free(lost, TRUE);
+	g_hash_table_destroy(bad);
+	json_decref(v.rep.problems);
+	g_array_free(v.nums, TRUE);
+	g_array_free(v.damaged_contents, TRUE);
+	if (segs)
+		g_array_free(segs, TRUE);
+	return finish_locked(s, rc, error);
+}
+
+/* ---- backup --------------------------------------------------------------------------------------- */
+
+static int sqlite_copy(sqlite3 *src, const char *schema, const char *dest_file, GError **error)
+{
+	sqlite3 *dst = NULL;
+	remove_db_files(dest_file);
+	if (mv_sql_open(dest_file, true, false, &dst, error) < 0)
+		return -1;
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, schema);
+	int rc = -1;
+	if (b) {
+		int step;
+		while ((step = sqlite3_backup_step(b, 4096)) == SQLITE_OK || step == SQLITE_BUSY || step == SQLITE_LOCKED)
+			if (step != SQLITE_OK)
+				g_usleep(10000);
+		rc = sqlite3_backup_finish(b) == SQLITE_OK && step == SQLITE_DONE ? 0 : -1;
+	}
+	if (rc < 0)
+		mv_sql_set_error(error, dst, "online backup");
+	if (rc == 0)
+		rc = mv_sql_exec(dst, "PRAGMA journal_mode=DELETE", error);
+	sqlite3_close(dst);
+	if (rc == 0) {
+		int fd = open(dest_file, O_RDONLY | O_CLOEXEC);
+		rc = fd >= 0 && mv_fsync_fd(fd, dest_file, error) == 0 ? 0 : -1;
+		if (fd < 0)
+			mv_set_errno_error(error, errno, "open", dest_file);
+		else
+			close(fd);
+	}
+	return rc;
+}
+
+static int copy_prefix(const char *src, const char *dst, int64_t len, GError **error)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		mv_set_errno_error(error, errno, "open", src);
+		return -1;
+	}
+	int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0) {
+		mv_set_errno_error(error, errno, "create", dst);
+		close(in);
+		return -1;
+	}
+	size_t chunk = 1u << 20;
+	uint8_t *buf = g_malloc(chunk);
+	int rc = 0;
+	for (int64_t off = 0; off < len && rc == 0; off += (int64_t)chunk) {
+		size_t n = (size_t)MIN((int64_t)chunk, len - off);
+		rc = mv_pread_exact(in, buf, n, off, src, error) == 0 && mv_pwrite_all(out, buf, n, off, dst, error) == 0 ? 0 : -1;
+	}
+	if (rc == 0)
+		rc = mv_fsync_fd(out, dst, error);
+	g_free(buf);
+	close(in);
+	close(out);
+	return rc;
+}
+
+int mv_store_backup(mv_store *s, const mv_store_paths *dest, bool with_index, GError **error)
+{
+	if (mv_mkdir_p(dest->db_dir, error) < 0 || mv_mkdir_p(dest->content_dir, error) < 0 ||
+	    mv_mkdir_p(dest->index_dir, error) < 0)
+		return -1;
+	char *dbp = mv_st_db_file(dest), *ixp = mv_st_index_file(dest);
+	const char *prefix;
+	sqlite3 *ix = index_conn(s, &prefix);
+	int rc = 0;
+	/* Index before db: the copy's index may lack the newest messages (the
+	 * first writer indexes them) but never names one its db lacks. */
+	if (with_index) {
+		rc = sqlite_copy(ix, *prefix ? "ix" : "main", ixp, error);
+	} else {
+		sqlite3 *empty = NULL;
+		rc = mv_sql_open(ixp, true, false, &empty, error) == 0 && mv_index_init_schema(empty, "main", error) == 0 ? 0 : -1;
+		sqlite3_close(empty);
+	}
+	if (rc == 0)
+		rc = sqlite_copy(s->db, "main", dbp, error);
+	sqlite3 *copy = NULL;
+	GArray *segs = NULL;
+	if (rc == 0 && (rc = mv_sql_open(dbp, false, true, &copy, error)) == 0 && !(segs = segments_from_db(copy, error)))
+		rc = -1;
+	sqlite3_close(copy);
+	for (guint i = 0; rc == 0 && i < segs->len; i++) {
+		const scan_segment *sg = &g_array_index(segs, scan_segment, i);
+		char *src = mv_st_segment_file(s, sg->id);
+		char *name = g_path_get_basename(src);
+		char *dst = g_build_filename(dest->content_dir, name, NULL);
+		rc = copy_prefix(src, dst, sg->end, error);
+		g_free(src);
+		g_free(name);
+		g_free(dst);
+	}
+	if (rc == 0)
+		rc = mv_fsync_dir(dest->db_dir, error) == 0 && mv_fsync_dir(dest->content_dir, error) == 0 &&
+		     mv_fsync_dir(dest->index_dir, error) == 0 ? 0 : -1;
+	if (segs)
+		g_array_free(segs, TRUE);
+	g_free(dbp);
+	g_free(ixp);
+	return rc;
+}
