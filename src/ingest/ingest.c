@@ -27,6 +27,7 @@ typedef struct item {
 	int64_t archived_at;
 	mv_parsed *parsed;
 	mv_store_item si;    /* filled by the parsing thread */
+	mv_store *encoded_for; /* whose key si.prepared was encoded with */
 } item;
 
 struct batch {
@@ -37,9 +38,16 @@ struct batch {
 	guint unparsed;
 };
 
+/* The reference's limit of messages per store; MV_STORE_MAX_MESSAGE_NUMBER
+ * is the format's hard one just above it. */
+#define STORE_MESSAGE_LIMIT INT64_C(30000000)
+
 struct mv_ingest {
 	mv_instance *inst;
-	mv_store *store;
+	mv_store *store;          /* written by the committer; parsers read it atomically */
+	GPtrArray *retired;       /* stores switched away from, closed at the end */
+	bool auto_switch;         /* current store: switch when full */
+	int64_t threshold;        /* messages; auto-create threshold or the limit */
 	batch *filling;
 	GThreadPool *parsers;
 	GThread *committer;
@@ -112,9 +120,47 @@ static void fill_store_item(mv_store_item *si, item *it)
 	};
 }
 
+/* After a switch of store, records encoded with the old store's key are
+ * dropped and encoded again, under the new store's key, by add_batch. */
+static void drop_foreign_records(mv_ingest *ing, batch *b)
+{
+	for (guint i = 0; i < b->items->len; i++) {
+		item *it = b->items->pdata[i];
+		if (it->encoded_for != ing->store && it->si.prepared) {
+			g_byte_array_unref(it->si.prepared);
+			it->si.prepared = NULL;
+		}
+	}
+}
+
+/* Past the threshold, a new store becomes current and takes the next batch. */
+static void maybe_switch_store(mv_ingest *ing)
+{
+	if (!ing->auto_switch || ing->threshold <= 0 || mv_store_message_count(ing->store) < ing->threshold)
+		return;
+	GError *err = NULL;
+	int id = 0;
+	if (mv_store_sync(ing->store, &err) < 0 || mv_instance_auto_create_store(ing->inst, &id, &err) < 0) {
+		mv_log_warn("store %d is full but a new store could not be created: %s", mv_store_id(ing->store), err->message);
+		g_error_free(err);
+		return;
+	}
+	mv_store *next = mv_instance_open_store(ing->inst, id, MV_STORE_WRITE, &err);
+	if (!next) {
+		mv_log_warn("new store %d could not be opened: %s", id, err->message);
+		g_error_free(err);
+		return;
+	}
+	mv_log_info("store %d reached %lld messages: archiving continues in new store %d", mv_store_id(ing->store),
+	            (long long)ing->threshold, id);
+	g_ptr_array_add(ing->retired, ing->store);
+	g_atomic_pointer_set(&ing->store, next);
+}
+
 static void commit_batch(mv_ingest *ing, batch *b)
 {
 	size_t n = b->items->len;
+	drop_foreign_records(ing, b);
 	mv_store_item *items = g_new0(mv_store_item, n);
 	for (size_t i = 0; i < n; i++)
 		items[i] = ((item *)b->items->pdata[i])->si;
@@ -141,6 +187,8 @@ static void commit_batch(mv_ingest *ing, batch *b)
 	}
 	g_mutex_unlock(&ing->lock);
 	g_free(items);
+	if (rc == 0)
+		maybe_switch_store(ing);
 }
 
 static gpointer committer_main(gpointer data)
@@ -185,7 +233,8 @@ static void parse_one(gpointer data, gpointer user)
 	fill_store_item(&it->si, it);
 	crypto_generichash(it->si.hash, MV_HASH_BYTES, it->data->data, it->data->len, NULL, 0);
 	/* A failed encode is retried under the lock, where its error is reported. */
-	if (mv_store_prepare_item(ing->store, &it->si, ZSTD_LEVEL, NULL) < 0)
+	it->encoded_for = g_atomic_pointer_get(&ing->store);
+	if (mv_store_prepare_item(it->encoded_for, &it->si, ZSTD_LEVEL, NULL) < 0)
 		it->si.prepared = NULL;
 	batch *b = it->owner;
 	g_mutex_lock(&b->lock);
@@ -235,18 +284,24 @@ static int check_fatal(mv_ingest *ing, GError **error)
 
 /* ---- public ----------------------------------------------------------------------- */
 
-mv_ingest *mv_ingest_begin(mv_instance *inst, GError **error)
+static mv_ingest *ingest_start(mv_instance *inst, int store_id, bool auto_switch, GError **error)
 {
 	mv_mime_init();
-	int store_id = 0;
-	if (mv_instance_current_store(inst, &store_id, error) < 0)
-		return NULL;
 	mv_store *store = mv_instance_open_store(inst, store_id, MV_STORE_WRITE, error);
 	if (!store)
 		return NULL;
 	mv_ingest *ing = g_new0(mv_ingest, 1);
 	ing->inst = inst;
 	ing->store = store;
+	ing->retired = g_ptr_array_new();
+	ing->auto_switch = auto_switch;
+	ing->threshold = STORE_MESSAGE_LIMIT;
+	mv_autocreate_config ac = { 0 };
+	GError *err = NULL;
+	if (auto_switch && mv_instance_get_autocreate(inst, &ac, &err) == 0 && ac.size_threshold > 0)
+		ing->threshold = MIN(ac.size_threshold, STORE_MESSAGE_LIMIT);
+	g_clear_error(&err);
+	mv_autocreate_config_clear(&ac);
 	ing->refusals = g_ptr_array_new_with_free_func((GDestroyNotify)refusal_free);
 	ing->to_commit = g_async_queue_new();
 	g_mutex_init(&ing->lock);
@@ -255,6 +310,26 @@ mv_ingest *mv_ingest_begin(mv_instance *inst, GError **error)
 	ing->parsers = g_thread_pool_new(parse_one, ing, threads > 0 ? threads : 1, FALSE, NULL);
 	ing->committer = g_thread_new("committer", committer_main, ing);
 	return ing;
+}
+
+mv_ingest *mv_ingest_begin(mv_instance *inst, GError **error)
+{
+	int store_id = 0;
+	if (mv_instance_current_store(inst, &store_id, error) < 0)
+		return NULL;
+	return ingest_start(inst, store_id, true, error);
+}
+
+mv_ingest *mv_ingest_begin_to(mv_instance *inst, int store_id, GError **error)
+{
+	if (mv_instance_require_modifiable(inst, store_id, error) < 0)
+		return NULL;
+	return ingest_start(inst, store_id, false, error);
+}
+
+int mv_ingest_store_id(mv_ingest *ing)
+{
+	return mv_store_id(g_atomic_pointer_get(&ing->store));
 }
 
 int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
@@ -278,7 +353,7 @@ int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
 	it->source = g_strdup(msg->source ? msg->source : "");
 	it->origin = g_strdup(msg->origin ? msg->origin : "");
 	it->mail_flags = g_strdup(msg->mail_flags ? msg->mail_flags : "");
-	it->archived_at = mv_now();
+	it->archived_at = msg->archived_at > 0 ? msg->archived_at : mv_now();
 	g_ptr_array_add(ing->filling->items, it);
 	ing->filling->bytes += msg->len;
 	g_mutex_lock(&ing->lock);
@@ -344,6 +419,11 @@ int mv_ingest_end(mv_ingest **ip, GError **error)
 	g_async_queue_unref(ing->to_commit);
 	batch_free(ing->filling);
 	mv_store_close(&ing->store);
+	for (guint i = 0; i < ing->retired->len; i++) {
+		mv_store *old = ing->retired->pdata[i];
+		mv_store_close(&old);
+	}
+	g_ptr_array_free(ing->retired, TRUE);
 	if (ing->fatal)
 		g_error_free(ing->fatal);
 	g_ptr_array_free(ing->refusals, TRUE);

@@ -21,6 +21,7 @@ typedef struct mv_ingest_message {
 	const char *source;     /* "eml", "mbox", "maildir", ... */
 	const char *origin;     /* file path, "mbox@offset": names the item in errors */
 	const char *mail_flags; /* "" or Maildir flags */
+	int64_t archived_at;    /* 0 = now; a transfer keeps the original */
 } mv_ingest_message;
 
 typedef struct mv_ingest_counts {
@@ -40,7 +41,14 @@ typedef struct mv_refusal {
 /* Parse flags that make a message count as "archived but malformed". */
 #define MV_MALFORMED_FLAGS (MV_PARSE_NO_HEADERS | MV_PARSE_BAD_MIME | MV_PARSE_TOO_DEEP | MV_PARSE_NUL_BYTES)
 
+/* Into the current store; when it reaches the auto-create threshold (or
+ * the per-store limit) a new store is created and becomes current, and the
+ * ingest goes on there without a pause for the caller. */
 mv_ingest *mv_ingest_begin(mv_instance *inst, GError **error);
+/* Into one given store, never switching (TransferStores --targetStore). */
+mv_ingest *mv_ingest_begin_to(mv_instance *inst, int store_id, GError **error);
+/* The store the next batch goes to. */
+int mv_ingest_store_id(mv_ingest *ing);
 /* Hands one message in.  Fails only on a fatal error (e.g. disk full in a
  * previous batch's commit); bad messages are archived flagged or refused. */
 int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error);
