@@ -28,6 +28,16 @@ int mv_cmd_show(const mv_cli_globals *g, int argc, char **argv);
 int mv_cmd_stats(const mv_cli_globals *g, int argc, char **argv);
 int mv_cmd_folders(const mv_cli_globals *g, int argc, char **argv);
 int mv_cmd_search_bench(const mv_cli_globals *g, int argc, char **argv);
+int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv);       /* cmd_cmd.c */
+int mv_cmd_restore(const mv_cli_globals *g, int argc, char **argv);   /* cmd_cmd.c */
+int mv_cmd_shell(const mv_cli_globals *g, int argc, char **argv);     /* shell.c */
+
+/* Runs one registry function from words "Function --arg=value ..." (the
+ * shell syntax; "--arg value" also accepted): prints the JSON envelope on
+ * stdout, progress on stderr when it is a terminal, and cancels the function
+ * safely on Ctrl-C.  Returns the exit status (0 succeeded, 1 failed or
+ * cancelled, 2 unknown function or bad arguments). */
+int mv_cli_run_function(mv_instance *inst, int argc, char **argv);
 
 /* Shared helpers (cli_util in cmd_query.c). */
 /* Parses options with GOptionContext; prints the error and returns false. */

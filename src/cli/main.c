@@ -23,6 +23,9 @@ static const struct {
 	{ "show", mv_cmd_show, "print a message exactly as archived" },
 	{ "stats", mv_cmd_stats, "counts and disk use per store" },
 	{ "folders", mv_cmd_folders, "archives and folders with message counts" },
+	{ "cmd", mv_cmd_cmd, "run one Administration API function (--list lists them)" },
+	{ "shell", mv_cmd_shell, "the interactive management shell" },
+	{ "restore", mv_cmd_restore, "restore a CreateBackup copy into an empty data directory" },
 	{ "search-bench", mv_cmd_search_bench, "time a list of queries in one process (for bench/)" },
 };
 

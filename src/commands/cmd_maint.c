@@ -1,0 +1,613 @@
+/* commands/cmd_maint: the Administration API functions that check, repair
+ * and rewrite stores — VerifyStore(s), CompactStore, RecoverStore,
+ * RecreateRecoveryRecords, RepairStoreDatabase, MaintainFileSystemDatabases,
+ * UpgradeStore(s), GetStoreIndexes, RebuildStoreIndex and the
+ * select-then-rebuild pair, RefreshAllStoreStatistics.
+ *
+ * Each handler resolves the store through the instance (state, lock, key)
+ * and hands the work to store/maint.c; progress and cancellation pass
+ * through mv_store_task so the same code serves the shell, the HTTP API and
+ * jobs. */
+#include "commands/commands.h"
+#include "ingest/ingest.h"
+#include "search/search.h"
+
+#include <sodium.h>
+#include <string.h>
+
+static void task_progress(void *opaque, int percent, const char *text)
+{
+	mv_command_ctx *ctx = opaque;
+	mv_command_progress(ctx, percent, "%s", text);
+}
+
+static mv_store_task task_of(mv_command_ctx *ctx)
+{
+	return (mv_store_task){ .progress = task_progress, .opaque = ctx, .cancel = ctx->cancel };
+}
+
+/* A store open for maintenance: it must exist and not be disabled. */
+static mv_store *open_for_maintenance(mv_command_ctx *ctx, int64_t id, GError **error)
+{
+	mv_store_info *info = mv_instance_store_info(ctx->inst, (int)id, error);
+	if (!info)
+		return NULL;
+	mv_store *s = NULL;
+	if (info->error)
+		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d (%s) cannot be opened: %s", info->id, info->name, info->error);
+	else if (strcmp(info->state, "disabled") == 0)
+		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d (%s) is disabled", info->id, info->name);
+	else
+		s = mv_instance_open_store(ctx->inst, (int)id, MV_STORE_WRITE, error);
+	mv_store_info_free(info);
+	return s;
+}
+
+static bool id_in_range(int64_t id, GError **error)
+{
+	if (id > 0 && id <= INT32_MAX)
+		return true;
+	g_set_error(error, MV_ERROR, MV_ERR_INVALID, "store id %lld is out of range", (long long)id);
+	return false;
+}
+
+/* ---- verify ---------------------------------------------------------------------------- */
+
+static json_t *verify_one(mv_command_ctx *ctx, int64_t id, bool with_index, GError **error)
+{
+	if (!id_in_range(id, error))
+		return NULL;
+	mv_store *s = open_for_maintenance(ctx, id, error);
+	if (!s)
+		return NULL;
+	mv_store_task t = task_of(ctx);
+	json_t *report = NULL;
+	int rc = mv_store_verify(s, with_index, &t, &report, error);
+	mv_store_close(&s);
+	if (rc < 0)
+		return NULL;
+	json_t *clean = json_object_get(report, "clean");
+	mv_command_log(ctx, "store %lld: %s (%lld records, %lld problems, %zu damaged messages)", (long long)id,
+	               json_is_true(clean) ? "clean" : "PROBLEMS FOUND",
+	               (long long)json_integer_value(json_object_get(report, "recordsScanned")),
+	               (long long)json_integer_value(json_object_get(report, "problemCount")),
+	               json_array_size(json_object_get(report, "damagedMessageIds")));
+	return report;
+}
+
+static json_t *verify_store(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	return verify_one(ctx, mv_arg_number(args, "id", 0), mv_arg_bool(args, "includeIndexes", true), error);
+}
+
+/* Stores that are in use: not disabled, openable. */
+static GArray *usable_store_ids(mv_command_ctx *ctx, GError **error)
+{
+	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
+	if (!infos)
+		return NULL;
+	GArray *ids = g_array_new(FALSE, FALSE, sizeof(int));
+	for (guint i = 0; i < infos->len; i++) {
+		const mv_store_info *info = infos->pdata[i];
+		if (strcmp(info->state, "disabled") == 0)
+			continue;
+		if (info->error) {
+			mv_command_log(ctx, "store %d (%s) skipped: %s", info->id, info->name, info->error);
+			continue;
+		}
+		g_array_append_val(ids, info->id);
+	}
+	g_ptr_array_free(infos, TRUE);
+	return ids;
+}
+
+static json_t *verify_stores(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	GArray *ids = usable_store_ids(ctx, error);
+	if (!ids)
+		return NULL;
+	json_t *list = json_array();
+	for (guint i = 0; i < ids->len && list; i++) {
+		json_t *r = verify_one(ctx, g_array_index(ids, int, i), mv_arg_bool(args, "includeIndexes", true), error);
+		if (r)
+			json_array_append_new(list, r);
+		else
+			json_decref(list), list = NULL;
+	}
+	g_array_free(ids, TRUE);
+	return list;
+}
+
+/* ---- the rewriting ones ------------------------------------------------------------------- */
+
+typedef int (*store_op)(mv_store *s, const mv_store_task *t, json_t **report_r, GError **error);
+
+static json_t *run_on_store(mv_command_ctx *ctx, json_t *args, store_op op, const char *what, GError **error)
+{
+	int64_t id = mv_arg_number(args, "id", 0);
+	if (!id_in_range(id, error))
+		return NULL;
+	mv_store *s = open_for_maintenance(ctx, id, error);
+	if (!s)
+		return NULL;
+	mv_store_task t = task_of(ctx);
+	json_t *report = NULL;
+	int rc = op(s, &t, &report, error);
+	mv_store_close(&s);
+	if (rc < 0)
+		return NULL;
+	mv_command_log(ctx, "store %lld: %s done", (long long)id, what);
+	return report ? report : json_null();
+}
+
+static json_t *compact_store(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	return run_on_store(ctx, args, mv_store_compact, "compaction", error);
+}
+
+static json_t *recreate_records(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	return run_on_store(ctx, args, mv_store_recreate_records, "recreating recovery records", error);
+}
+
+static int repair_op(mv_store *s, const mv_store_task *t, json_t **report_r, GError **error)
+{
+	return mv_store_repair_db(s, report_r, error);
+}
+
+static json_t *repair_store_database(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	return run_on_store(ctx, args, repair_op, "database repair", error);
+}
+
+static int rebuild_op(mv_store *s, const mv_store_task *t, json_t **report_r, GError **error)
+{
+	return mv_store_rebuild_index(s, t, error);
+}
+
+static json_t *rebuild_store_index(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	/* One index per store: a folder's entries are rebuilt with all of them. */
+	const char *folder = mv_arg_string(args, "folder");
+	if (folder && *folder)
+		mv_command_log(ctx, "the index is kept per store, so rebuilding for %s rebuilds the whole store's index", folder);
+	return run_on_store(ctx, args, rebuild_op, "index rebuild", error);
+}
+
+static json_t *recover_store(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	int64_t id = mv_arg_number(args, "id", 0);
+	if (!id_in_range(id, error))
+		return NULL;
+	mv_store_info *info = mv_instance_store_info(ctx->inst, (int)id, error);
+	if (!info)
+		return NULL;
+	json_t *report = NULL;
+	uint8_t key[MV_KEY_BYTES];
+	if (!info->error && strcmp(info->state, "disabled") != 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d (%s) is %s: RecoverStore needs it disabled"
+		            " (SetStoreRequestedState --id=%d --requestedState=disabled) or in an error state",
+		            info->id, info->name, info->state, info->id);
+	} else if (mv_arg_present(args, "encryptionKey")) {
+		g_set_error(error, MV_ERROR, MV_ERR_UNSUPPORTED, "encryptionKey: store keys are kept wrapped by the instance;"
+		            " for a store of another instance use UnlockStore with that instance's recovery key");
+	} else if (mv_instance_store_key(ctx->inst, info->id, key, error) == 0) {
+		mv_store_task t = task_of(ctx);
+		if (mv_store_recover(info->id, &info->paths, key, mv_arg_bool(args, "recoverDeletedMessages", false), &t,
+		                     &report, error) == 0)
+			mv_command_log(ctx, "store %d: %lld messages recovered from content", info->id,
+			               (long long)json_integer_value(json_object_get(report, "messagesRecovered")));
+	}
+	sodium_memzero(key, sizeof key);
+	mv_store_info_free(info);
+	return report;
+}
+
+static json_t *maintain_databases(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	GArray *ids = usable_store_ids(ctx, error);
+	if (!ids)
+		return NULL;
+	int rc = 0;
+	for (guint i = 0; i < ids->len && rc == 0; i++) {
+		mv_store *s = mv_instance_open_store(ctx->inst, g_array_index(ids, int, i), MV_STORE_WRITE, error);
+		rc = s ? mv_store_maintain_db(s, error) : -1;
+		mv_store_close(&s);
+		if (rc == 0)
+			mv_command_log(ctx, "store %d: database maintenance done", g_array_index(ids, int, i));
+	}
+	g_array_free(ids, TRUE);
+	return rc == 0 ? json_null() : NULL;
+}
+
+/* ---- upgrade ---------------------------------------------------------------------------------- */
+
+static int upgrade_one(mv_command_ctx *ctx, int id, GError **error)
+{
+	mv_store_info *info = mv_instance_store_info(ctx->inst, id, error);
+	if (!info)
+		return -1;
+	int from = 0;
+	int rc = mv_store_upgrade(&info->paths, &from, error);
+	if (rc == 0 && from != MV_STORE_FORMAT_VERSION)
+		mv_command_log(ctx, "store %d (%s): upgraded from format %d to %d", id, info->name, from, MV_STORE_FORMAT_VERSION);
+	else if (rc == 0)
+		mv_command_log(ctx, "store %d (%s): already at format %d", id, info->name, from);
+	mv_store_info_free(info);
+	return rc;
+}
+
+static json_t *upgrade_store(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	int64_t id = mv_arg_number(args, "id", 0);
+	if (!id_in_range(id, error) || upgrade_one(ctx, (int)id, error) < 0)
+		return NULL;
+	return json_null();
+}
+
+static json_t *upgrade_stores(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
+	if (!infos)
+		return NULL;
+	int rc = 0;
+	for (guint i = 0; i < infos->len && rc == 0; i++) {
+		const mv_store_info *info = infos->pdata[i];
+		if (info->locked)
+			continue;
+		rc = upgrade_one(ctx, info->id, error);
+	}
+	g_ptr_array_free(infos, TRUE);
+	return rc == 0 ? json_null() : NULL;
+}
+
+/* ---- indexes ------------------------------------------------------------------------------------ */
+
+/* Stores selected for rebuild live in the instance settings, so that the
+ * selection survives between the two calls (and a restart). */
+#define REBUILD_SETTING "stores_selected_for_index_rebuild"
+
+static json_t *get_store_indexes(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
+	if (!infos)
+		return NULL;
+	int64_t only = mv_arg_number(args, "id", 0);
+	json_t *list = json_array();
+	for (guint i = 0; i < infos->len; i++) {
+		const mv_store_info *info = infos->pdata[i];
+		if (only && info->id != only)
+			continue;
+		char *file = g_build_filename(info->paths.index_dir, "index.sqlite", NULL);
+		json_array_append_new(list, json_pack("{s:i, s:s, s:s, s:I, s:b}", "storeId", info->id, "name", "full text",
+		                                      "path", file, "size", (json_int_t)mv_disk_usage(info->paths.index_dir),
+		                                      "available", info->error == NULL));
+		g_free(file);
+	}
+	g_ptr_array_free(infos, TRUE);
+	return list;
+}
+
+static json_t *select_all_for_rebuild(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	GArray *ids = usable_store_ids(ctx, error);
+	if (!ids)
+		return NULL;
+	GString *text = g_string_new(NULL);
+	for (guint i = 0; i < ids->len; i++)
+		g_string_append_printf(text, "%s%d", i ? "," : "", g_array_index(ids, int, i));
+	int rc = mv_instance_set_setting(ctx->inst, REBUILD_SETTING, text->str, error);
+	mv_command_log(ctx, "selected for rebuild: stores %s", text->str);
+	g_string_free(text, TRUE);
+	g_array_free(ids, TRUE);
+	return rc == 0 ? json_null() : NULL;
+}
+
+static json_t *rebuild_selected(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	char *selected = NULL;
+	if (mv_instance_get_setting(ctx->inst, REBUILD_SETTING, &selected, error) < 0)
+		return NULL;
+	char **ids = g_strsplit(selected ? selected : "", ",", -1);
+	int rc = 0;
+	for (char **p = ids; *p && rc == 0; p++) {
+		if (!**p)
+			continue;
+		int id = atoi(*p);
+		mv_store *s = open_for_maintenance(ctx, id, error);
+		mv_store_task t = task_of(ctx);
+		rc = s ? mv_store_rebuild_index(s, &t, error) : -1;
+		mv_store_close(&s);
+		if (rc == 0)
+			mv_command_log(ctx, "store %d: index rebuilt", id);
+	}
+	g_strfreev(ids);
+	g_free(selected);
+	if (rc == 0)
+		rc = mv_instance_set_setting(ctx->inst, REBUILD_SETTING, "", error);
+	return rc == 0 ? json_null() : NULL;
+}
+
+static json_t *refresh_statistics(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	GArray *ids = usable_store_ids(ctx, error);
+	if (!ids)
+		return NULL;
+	json_t *list = json_array();
+	for (guint i = 0; i < ids->len; i++) {
+		int id = g_array_index(ids, int, i);
+		GError *err = NULL;
+		mv_store *s = mv_instance_open_store(ctx->inst, id, MV_STORE_READ, &err);
+		mv_store_stats st;
+		if (s && mv_store_get_stats(s, &st, &err) == 0)
+			json_array_append_new(list, json_pack("{s:i, s:I, s:I, s:I, s:I}", "storeId", id,
+			                                      "messages", (json_int_t)st.messages,
+			                                      "contentBytes", (json_int_t)st.disk_content,
+			                                      "databaseBytes", (json_int_t)st.disk_db,
+			                                      "indexBytes", (json_int_t)st.disk_index));
+		if (err) {
+			mv_command_log(ctx, "store %d: %s", id, err->message);
+			g_error_free(err);
+		}
+		mv_store_close(&s);
+	}
+	g_array_free(ids, TRUE);
+	return list;
+}
+
+/* ---- TransferStores and MergeStore ---------------------------------------------------------- */
+
+#define TRANSFER_LIMIT INT64_C(30000000)      /* messages per store (the reference) */
+#define TRANSFER_CHECKPOINT 10000             /* messages between durable checkpoints */
+
+typedef struct transfer {
+	mv_command_ctx *ctx;
+	GArray *sources;          /* int store ids, in the given order */
+	int target;               /* 0 = current, with auto-creation */
+	int start_store;          /* startIndex */
+	int64_t start_number;
+	mv_ingest *ing;
+	int64_t total, handed, checkpoint_store, checkpoint_number;
+} transfer;
+
+static char *resume_command(const transfer *t)
+{
+	GString *s = g_string_new("TransferStores --sourceStores=");
+	for (guint i = 0; i < t->sources->len; i++)
+		g_string_append_printf(s, "%s%d", i ? "," : "", g_array_index(t->sources, int, i));
+	if (t->target)
+		g_string_append_printf(s, " --targetStore=%d", t->target);
+	g_string_append_printf(s, " --startIndex=%lld:%lld", (long long)t->checkpoint_store, (long long)t->checkpoint_number);
+	return g_string_free(s, FALSE);
+}
+
+static int64_t live_count(mv_command_ctx *ctx, int id)
+{
+	mv_store *s = mv_instance_open_store(ctx->inst, id, MV_STORE_READ, NULL);
+	mv_store_stats st = { 0 };
+	int64_t n = s && mv_store_get_stats(s, &st, NULL) == 0 ? st.messages : 0;
+	mv_store_close(&s);
+	return n;
+}
+
+static bool parse_sources(const char *text, GArray *ids, GError **error)
+{
+	char **parts = g_strsplit(text, ",", -1);
+	bool ok = parts[0] != NULL;
+	for (char **p = parts; *p && ok; p++) {
+		char *end = NULL;
+		long long v = strtoll(g_strstrip(*p), &end, 10);
+		ok = **p && end && !*end && v > 0 && v <= INT32_MAX;
+		int id = (int)v;
+		for (guint i = 0; ok && i < ids->len; i++)
+			ok = g_array_index(ids, int, i) != id;
+		if (ok)
+			g_array_append_val(ids, id);
+	}
+	g_strfreev(parts);
+	if (!ok)
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "sourceStores: '%.100s' is not a comma-separated list of distinct store ids", text);
+	return ok;
+}
+
+static int check_transfer(transfer *t, bool require_write_protected, GError **error)
+{
+	int64_t sum = 0;
+	for (guint i = 0; i < t->sources->len; i++) {
+		int id = g_array_index(t->sources, int, i);
+		mv_store_info *info = mv_instance_store_info(t->ctx->inst, id, error);
+		if (!info)
+			return -1;
+		int rc = 0;
+		if (info->error)
+			g_set_error(error, MV_ERROR, MV_ERR_STATE, "source store %d (%s) is in an error state: %s", id, info->name, info->error), rc = -1;
+		else if (id == t->target)
+			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "store %d cannot be both source and target", id), rc = -1;
+		else if (strcmp(info->state, "current") == 0)
+			g_set_error(error, MV_ERROR, MV_ERR_STATE, "source store %d (%s) is current: make another store current first", id, info->name), rc = -1;
+		else if (require_write_protected && strcmp(info->state, "writeProtected") != 0)
+			g_set_error(error, MV_ERROR, MV_ERR_STATE, "source store %d (%s) is %s; set it writeProtected first"
+			            " (SetStoreRequestedState --id=%d --requestedState=writeProtected)", id, info->name, info->state, id), rc = -1;
+		mv_store_info_free(info);
+		if (rc < 0)
+			return -1;
+		sum += live_count(t->ctx, id);
+	}
+	t->total = sum;
+	if (t->target && mv_instance_require_modifiable(t->ctx->inst, t->target, error) < 0)
+		return -1;
+	if (t->target && live_count(t->ctx, t->target) + sum > TRANSFER_LIMIT) {
+		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "target store %d would hold more than %lld messages; leave out"
+		            " --targetStore to let new stores be created as needed", t->target, (long long)TRANSFER_LIMIT);
+		return -1;
+	}
+	return 0;
+}
+
+static int transfer_store(transfer *t, int id, int64_t from, GError **error)
+{
+	mv_store *src = mv_instance_open_store(t->ctx->inst, id, MV_STORE_READ, error);
+	if (!src)
+		return -1;
+	sqlite3_stmt *st;
+	int rc = 0;
+	if (sqlite3_prepare_v2(mv_store_db(src), "SELECT m.num, f.archive, f.path, m.archived_at, m.mail_flags FROM messages m"
+	                       " JOIN folders f ON f.id = m.folder_id WHERE m.deleted = 0 AND m.num >= ? ORDER BY m.num",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		mv_sql_set_error(error, mv_store_db(src), "list messages to transfer");
+		mv_store_close(&src);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, from);
+	t->checkpoint_store = id;
+	t->checkpoint_number = from;
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		int64_t num = sqlite3_column_int64(st, 0);
+		if (mv_command_cancelled(t->ctx) || t->handed % TRANSFER_CHECKPOINT == TRANSFER_CHECKPOINT - 1) {
+			/* Everything handed in so far becomes durable: the resume point. */
+			if ((rc = mv_ingest_flush(t->ing, error)) < 0)
+				break;
+			t->checkpoint_store = id;
+			t->checkpoint_number = num;
+			if (mv_command_cancelled(t->ctx)) {
+				g_set_error(error, MV_ERROR, MV_ERR_CANCELLED, "transfer cancelled");
+				rc = -1;
+				break;
+			}
+		}
+		GByteArray *raw = NULL;
+		GError *err = NULL;
+		if (mv_store_read_message(src, num, &raw, &err) < 0) {
+			mv_command_log(t->ctx, "message %d:%lld not transferred: %s", id, (long long)num, err->message);
+			g_error_free(err);
+			continue;
+		}
+		char *origin = g_strdup_printf("%d:%lld", id, (long long)num);
+		mv_ingest_message m = {
+			.archive = (const char *)sqlite3_column_text(st, 1), .folder = (const char *)sqlite3_column_text(st, 2),
+			.data = raw->data, .len = raw->len, .source = "transfer", .origin = origin,
+			.mail_flags = (const char *)sqlite3_column_text(st, 4), .archived_at = sqlite3_column_int64(st, 3),
+		};
+		rc = mv_ingest_add(t->ing, &m, error);
+		g_free(origin);
+		g_byte_array_unref(raw);
+		t->handed++;
+		if (t->handed % 500 == 0)
+			mv_command_progress(t->ctx, t->total ? (int)(t->handed * 100 / t->total) : -1,
+			                    "%lld of %lld messages (store %d)", (long long)t->handed, (long long)t->total, id);
+	}
+	sqlite3_finalize(st);
+	mv_store_close(&src);
+	return rc;
+}
+
+static json_t *run_transfer(transfer *t, GError **error)
+{
+	t->ing = t->target ? mv_ingest_begin_to(t->ctx->inst, t->target, error) : mv_ingest_begin(t->ctx->inst, error);
+	if (!t->ing)
+		return NULL;
+	int rc = 0;
+	bool started = t->start_store == 0;
+	for (guint i = 0; i < t->sources->len && rc == 0; i++) {
+		int id = g_array_index(t->sources, int, i);
+		started = started || id == t->start_store;
+		if (started)
+			rc = transfer_store(t, id, id == t->start_store ? t->start_number : 1, error);
+	}
+	if (rc == 0 && !started) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "startIndex: store %d is not among the source stores", t->start_store);
+		rc = -1;
+	}
+	GError *end_err = NULL;
+	if (mv_ingest_end(&t->ing, rc == 0 ? error : &end_err) < 0)
+		rc = -1;
+	g_clear_error(&end_err);
+	if (rc < 0) {
+		char *resume = resume_command(t);
+		mv_command_log(t->ctx, "the transfer stopped; messages up to the resume point are archived. Resume with: %s", resume);
+		g_prefix_error(error, "resume with: %s — ", resume);
+		g_free(resume);
+		return NULL;
+	}
+	mv_command_progress(t->ctx, 100, "%lld messages transferred", (long long)t->handed);
+	return json_pack("{s:I, s:I}", "messagesTransferred", (json_int_t)t->handed, "messagesInSources", (json_int_t)t->total);
+}
+
+static json_t *transfer_stores(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	transfer t = { .ctx = ctx, .sources = g_array_new(FALSE, FALSE, sizeof(int)),
+	               .target = (int)mv_arg_number(args, "targetStore", 0) };
+	json_t *result = NULL;
+	const char *start = mv_arg_string(args, "startIndex");
+	if (!parse_sources(mv_arg_string(args, "sourceStores"), t.sources, error))
+		goto out;
+	if (start && *start && !mv_message_id_parse(start, &t.start_store, &t.start_number)) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "startIndex: '%.100s' is not of the form store:message", start);
+		goto out;
+	}
+	if (check_transfer(&t, true, error) == 0)
+		result = run_transfer(&t, error);
+out:
+	g_array_free(t.sources, TRUE);
+	return result;
+}
+
+static json_t *merge_store(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	int64_t id = mv_arg_number(args, "id", 0), source = mv_arg_number(args, "sourceId", 0);
+	if (!id_in_range(id, error) || !id_in_range(source, error))
+		return NULL;
+	transfer t = { .ctx = ctx, .sources = g_array_new(FALSE, FALSE, sizeof(int)), .target = (int)id };
+	int src = (int)source;
+	g_array_append_val(t.sources, src);
+	json_t *result = NULL;
+	if (check_transfer(&t, false, error) == 0 && (result = run_transfer(&t, error))) {
+		/* Merged: the source is no longer needed by this instance; its files
+		 * stay for the admin to remove after checking. */
+		if (mv_instance_detach_store(ctx->inst, src, error) < 0) {
+			json_decref(result);
+			result = NULL;
+		} else {
+			mv_command_log(ctx, "store %d merged into store %lld and detached; its files were left in place", src, (long long)id);
+		}
+	}
+	g_array_free(t.sources, TRUE);
+	return result;
+}
+
+static const mv_command_arg args_none[] = { { NULL } };
+static const mv_command_arg args_id[] = { { "id", MV_ARG_NUMBER, false, NULL }, { NULL } };
+static const mv_command_arg args_verify[] = {
+	{ "id", MV_ARG_NUMBER, false, NULL }, { "includeIndexes", MV_ARG_BOOL, true, NULL }, { NULL } };
+static const mv_command_arg args_verify_all[] = { { "includeIndexes", MV_ARG_BOOL, true, NULL }, { NULL } };
+static const mv_command_arg args_recover[] = {
+	{ "id", MV_ARG_NUMBER, false, NULL }, { "encryptionKey", MV_ARG_STRING, true, NULL },
+	{ "recoverDeletedMessages", MV_ARG_BOOL, true, NULL }, { NULL } };
+static const mv_command_arg args_rebuild[] = {
+	{ "id", MV_ARG_NUMBER, false, NULL }, { "folder", MV_ARG_STRING, false, NULL }, { NULL } };
+static const mv_command_arg args_transfer[] = {
+	{ "sourceStores", MV_ARG_STRING, false, NULL }, { "targetStore", MV_ARG_NUMBER, true, NULL },
+	{ "startIndex", MV_ARG_STRING, true, NULL }, { NULL } };
+static const mv_command_arg args_merge[] = {
+	{ "id", MV_ARG_NUMBER, false, NULL }, { "sourceId", MV_ARG_NUMBER, false, NULL }, { NULL } };
+static const mv_command_arg args_indexes[] = { { "id", MV_ARG_NUMBER, true, NULL }, { NULL } };
+
+const mv_command mv_commands_maint[] = {
+	{ "VerifyStore", args_verify, "admin", true, verify_store, "check records, db and index of a store; changes nothing" },
+	{ "VerifyStores", args_verify_all, "admin", true, verify_stores, "VerifyStore for every store in use" },
+	{ "CompactStore", args_id, "admin", true, compact_store, "rewrite segments without what deleted messages left" },
+	{ "RecoverStore", args_recover, "admin", true, recover_store, "rebuild a store's db and index from its content" },
+	{ "RecreateRecoveryRecords", args_id, "admin", true, recreate_records, "rewrite missing or damaged recovery records" },
+	{ "RepairStoreDatabase", args_id, "admin", true, repair_store_database, "integrity check and index rebuild of a store db" },
+	{ "MaintainFileSystemDatabases", args_none, "admin", true, maintain_databases, "analyze, checkpoint and optimize every store" },
+	{ "UpgradeStore", args_id, "admin", true, upgrade_store, "upgrade a store to the current format" },
+	{ "UpgradeStores", args_none, "admin", true, upgrade_stores, "upgrade every store to the current format" },
+	{ "GetStoreIndexes", args_indexes, "admin", false, get_store_indexes, "the full-text indexes of the stores" },
+	{ "RebuildStoreIndex", args_rebuild, "admin", true, rebuild_store_index, "rebuild a store's full-text index from content" },
+	{ "SelectAllStoreIndexesForRebuild", args_none, "admin", false, select_all_for_rebuild, "mark every index for rebuild" },
+	{ "RebuildSelectedStoreIndexes", args_none, "admin", true, rebuild_selected, "rebuild the indexes marked for rebuild" },
+	{ "TransferStores", args_transfer, "admin", true, transfer_stores, "copy the messages of stores into another (resumable)" },
+	{ "MergeStore", args_merge, "admin", true, merge_store, "copy a store into another, then detach it" },
+	{ "RefreshAllStoreStatistics", args_none, "admin", false, refresh_statistics, "recount messages and sizes of every store" },
+	{ NULL },
+};

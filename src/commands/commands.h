@@ -1,0 +1,104 @@
+/* commands: the one registry of administrative actions — the Administration
+ * API functions of ../shared/reference/administration-api-function-reference.md,
+ * with their exact names and arguments.  The management shell (`mailvault
+ * cmd`, `mailvault shell`), the HTTP API and the job scheduler all reach an
+ * action only through this table; there is no second path.
+ *
+ * A call goes: text arguments (form fields or --name=value) ->
+ * mv_command_parse_args (types, nullability, allowed values; errors name the
+ * function, the argument and what was expected) -> the handler with a typed
+ * JSON object -> the JSON envelope of design.md §9. */
+#ifndef MV_COMMANDS_H
+#define MV_COMMANDS_H
+
+#include "archive/archive.h"
+
+#include <jansson.h>
+
+typedef enum {
+	MV_ARG_STRING,
+	MV_ARG_NUMBER,   /* an integer (int64) */
+	MV_ARG_BOOL,     /* "true" / "false" */
+	MV_ARG_JSON,     /* a JSON text in the field */
+} mv_arg_type;
+
+typedef struct mv_command_arg {
+	const char *name;
+	mv_arg_type type;
+	bool nullable;                 /* optional: may be absent */
+	const char *const *allowed;    /* NULL-terminated allowed strings, or NULL */
+} mv_command_arg;
+
+typedef struct mv_command_ctx mv_command_ctx;
+
+/* A handler gets validated arguments (a JSON object: strings, integers,
+ * booleans, parsed JSON; optional arguments absent when not given) and
+ * returns its result (a new reference; json_null() for none), or NULL with
+ * *error set.  Long-running handlers report progress and poll for
+ * cancellation through the context. */
+typedef json_t *(*mv_command_fn)(mv_command_ctx *ctx, json_t *args, GError **error);
+
+typedef struct mv_command {
+	const char *name;
+	const mv_command_arg *args;    /* terminated by an entry with name NULL */
+	const char *privilege;         /* a privilege of design.md §9, e.g. "admin" */
+	bool long_running;
+	mv_command_fn run;
+	const char *summary;           /* one line, for help and get-metadata users */
+} mv_command;
+
+/* Progress sink: percent is 0..100 or -1 when unknown. */
+typedef void (*mv_progress_fn)(void *opaque, int percent, const char *text);
+
+struct mv_command_ctx {
+	mv_instance *inst;
+	const char *user;              /* who is calling (audit; "admin" for the local shell) */
+	mv_progress_fn progress;       /* may be NULL */
+	void *progress_opaque;
+	volatile gint *cancel;         /* set non-zero to ask the handler to stop; may be NULL */
+	GString *log;                  /* logOutput: lines the handler wants the caller to see */
+};
+
+/* Reports progress (rate-limited by the sink, not here). */
+void mv_command_progress(mv_command_ctx *ctx, int percent, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+/* Appends one line to the call's logOutput (and logs it at info level). */
+void mv_command_log(mv_command_ctx *ctx, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* True once cancellation was requested; a handler that sees it stops at a
+ * safe point and fails with MV_ERR_CANCELLED. */
+bool mv_command_cancelled(mv_command_ctx *ctx);
+
+/* ---- the registry -------------------------------------------------------- */
+
+const mv_command *mv_command_find(const char *name);
+/* All functions, sorted by name. */
+const mv_command *const *mv_command_list(size_t *n_r);
+/* The get-metadata answer: [{"name":F,"args":[{"name","type","nullable"}]}]. */
+json_t *mv_command_metadata(void);
+
+/* Turns text arguments (name -> value; values as a form or --name=value
+ * gives them) into the typed object a handler takes.  Unknown argument,
+ * missing required argument, ill-typed value or a value outside the allowed
+ * set fail with MV_ERR_INVALID and a message naming function and argument. */
+json_t *mv_command_parse_args(const mv_command *cmd, GHashTable *text_args, GError **error);
+
+/* Runs a handler and wraps the outcome in the envelope of design.md §9:
+ * {"error","token","statusVersion","statusCode","percentProgress",
+ *  "statusText","result","logOutput"}.  Never NULL. */
+json_t *mv_command_invoke(const mv_command *cmd, mv_command_ctx *ctx, json_t *args);
+/* An error envelope (unknown function, bad arguments, ...). */
+json_t *mv_command_error_envelope(const char *message, const char *details);
+
+/* ---- argument accessors for handlers (arguments already validated) ---------- */
+
+const char *mv_arg_string(json_t *args, const char *name);          /* NULL if absent */
+int64_t mv_arg_number(json_t *args, const char *name, int64_t absent);
+bool mv_arg_bool(json_t *args, const char *name, bool absent);
+bool mv_arg_present(json_t *args, const char *name);
+
+/* Handler tables of the command files, joined by the registry. */
+extern const mv_command mv_commands_server[];   /* cmd_server.c, terminated by {NULL} */
+extern const mv_command mv_commands_stores[];   /* cmd_stores.c */
+extern const mv_command mv_commands_maint[];    /* cmd_maint.c */
+extern const mv_command mv_commands_folders[];  /* cmd_folders.c */
+
+#endif

@@ -1,0 +1,303 @@
+/* commands/registry: the table of Administration API functions and the one
+ * way to call them.
+ *
+ * Each cmd_*.c file contributes a table of entries; this file joins them,
+ * sorts them by name once, turns text arguments into typed values (the only
+ * place argument syntax is checked, so the shell, the HTTP API and jobs
+ * refuse the same inputs with the same words), and wraps a handler's outcome
+ * in the JSON envelope of design.md §9. */
+#include "commands/commands.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+
+#define MAX_ARG_VALUE_BYTES (16u * 1024u * 1024u)
+
+static const mv_command *const *sorted_table;
+static size_t sorted_count;
+
+static gint by_name(gconstpointer a, gconstpointer b)
+{
+	const mv_command *x = *(const mv_command *const *)a, *y = *(const mv_command *const *)b;
+	return strcmp(x->name, y->name);
+}
+
+static gpointer build_table(gpointer unused)
+{
+	const mv_command *tables[] = { mv_commands_server, mv_commands_stores, mv_commands_maint, mv_commands_folders };
+	GPtrArray *all = g_ptr_array_new();
+	for (size_t t = 0; t < G_N_ELEMENTS(tables); t++)
+		for (const mv_command *c = tables[t]; c->name; c++)
+			g_ptr_array_add(all, (gpointer)c);
+	g_ptr_array_sort(all, by_name);
+	sorted_count = all->len;
+	sorted_table = (const mv_command *const *)g_ptr_array_free(all, FALSE);
+	return NULL;
+}
+
+const mv_command *const *mv_command_list(size_t *n_r)
+{
+	static GOnce once = G_ONCE_INIT;
+	g_once(&once, build_table, NULL);
+	*n_r = sorted_count;
+	return sorted_table;
+}
+
+const mv_command *mv_command_find(const char *name)
+{
+	size_t n;
+	const mv_command *const *all = mv_command_list(&n);
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(name, all[mid]->name);
+		if (c == 0)
+			return all[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+static const char *type_name(mv_arg_type t)
+{
+	switch (t) {
+	case MV_ARG_STRING: return "string";
+	case MV_ARG_NUMBER: return "number";
+	case MV_ARG_BOOL: return "bool";
+	case MV_ARG_JSON: return "json";
+	}
+	return "string";
+}
+
+json_t *mv_command_metadata(void)
+{
+	size_t n;
+	const mv_command *const *all = mv_command_list(&n);
+	json_t *list = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *args = json_array();
+		for (const mv_command_arg *a = all[i]->args; a && a->name; a++)
+			json_array_append_new(args, json_pack("{s:s, s:s, s:b}", "name", a->name,
+			                                      "type", type_name(a->type), "nullable", a->nullable));
+		json_array_append_new(list, json_pack("{s:s, s:o}", "name", all[i]->name, "args", args));
+	}
+	return list;
+}
+
+/* ---- argument conversion ------------------------------------------------------ */
+
+static char *allowed_list(const char *const *allowed)
+{
+	GString *s = g_string_new(NULL);
+	for (const char *const *v = allowed; *v; v++)
+		g_string_append_printf(s, "%s%s", s->len ? ", " : "", *v);
+	return g_string_free(s, FALSE);
+}
+
+static json_t *convert_value(const mv_command *cmd, const mv_command_arg *a, const char *text, GError **error)
+{
+	switch (a->type) {
+	case MV_ARG_STRING:
+		if (!g_utf8_validate(text, -1, NULL)) {
+			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: argument '%s' is not valid UTF-8", cmd->name, a->name);
+			return NULL;
+		}
+		if (a->allowed) {
+			for (const char *const *v = a->allowed; *v; v++)
+				if (strcmp(*v, text) == 0)
+					return json_string(text);
+			char *list = allowed_list(a->allowed);
+			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: argument '%s' must be one of %s (got '%s')",
+			            cmd->name, a->name, list, text);
+			g_free(list);
+			return NULL;
+		}
+		return json_string(text);
+	case MV_ARG_NUMBER: {
+		char *end = NULL;
+		errno = 0;
+		long long v = strtoll(text, &end, 10);
+		if (!*text || errno || !end || *end || g_ascii_isspace(*text)) {
+			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: argument '%s' must be an integer number (got '%.64s')",
+			            cmd->name, a->name, text);
+			return NULL;
+		}
+		return json_integer(v);
+	}
+	case MV_ARG_BOOL:
+		if (strcmp(text, "true") == 0)
+			return json_true();
+		if (strcmp(text, "false") == 0)
+			return json_false();
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: argument '%s' must be true or false (got '%.64s')",
+		            cmd->name, a->name, text);
+		return NULL;
+	case MV_ARG_JSON: {
+		json_error_t jerr;
+		json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+		if (!v)
+			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: argument '%s' is not valid JSON: %s at position %d",
+			            cmd->name, a->name, jerr.text, jerr.position);
+		return v;
+	}
+	}
+	return NULL;
+}
+
+static const mv_command_arg *find_arg(const mv_command *cmd, const char *name)
+{
+	for (const mv_command_arg *a = cmd->args; a && a->name; a++)
+		if (strcmp(a->name, name) == 0)
+			return a;
+	return NULL;
+}
+
+static char *arg_names(const mv_command *cmd)
+{
+	GString *s = g_string_new(NULL);
+	for (const mv_command_arg *a = cmd->args; a && a->name; a++)
+		g_string_append_printf(s, "%s%s", s->len ? ", " : "", a->name);
+	return g_string_free(s, FALSE);
+}
+
+json_t *mv_command_parse_args(const mv_command *cmd, GHashTable *text_args, GError **error)
+{
+	json_t *out = json_object();
+	GHashTableIter it;
+	gpointer k, v;
+	if (text_args) {
+		g_hash_table_iter_init(&it, text_args);
+		while (g_hash_table_iter_next(&it, &k, &v)) {
+			const mv_command_arg *a = find_arg(cmd, k);
+			if (!a) {
+				char *names = arg_names(cmd);
+				g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: unknown argument '%.100s' (arguments: %s)",
+				            cmd->name, (const char *)k, *names ? names : "none");
+				g_free(names);
+				goto fail;
+			}
+			if (strlen(v) > MAX_ARG_VALUE_BYTES) {
+				g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "%s: argument '%s' is longer than %u bytes",
+				            cmd->name, a->name, MAX_ARG_VALUE_BYTES);
+				goto fail;
+			}
+			/* An empty optional value reads as absent, as HTML forms send it. */
+			if (a->nullable && a->type != MV_ARG_STRING && !*(const char *)v)
+				continue;
+			json_t *val = convert_value(cmd, a, v, error);
+			if (!val)
+				goto fail;
+			json_object_set_new(out, a->name, val);
+		}
+	}
+	for (const mv_command_arg *a = cmd->args; a && a->name; a++) {
+		if (!a->nullable && !json_object_get(out, a->name)) {
+			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: missing argument '%s' (%s)", cmd->name, a->name,
+			            type_name(a->type));
+			goto fail;
+		}
+	}
+	return out;
+fail:
+	json_decref(out);
+	return NULL;
+}
+
+/* ---- invocation ------------------------------------------------------------------ */
+
+static json_t *envelope(const char *status, json_t *error, json_t *result, const char *log)
+{
+	return json_pack("{s:o, s:n, s:i, s:s, s:n, s:n, s:o, s:o}", "error", error ? error : json_null(),
+	                 "token", "statusVersion", 0, "statusCode", status, "percentProgress", "statusText",
+	                 "result", result ? result : json_null(),
+	                 "logOutput", log && *log ? json_string(log) : json_null());
+}
+
+json_t *mv_command_error_envelope(const char *message, const char *details)
+{
+	json_t *err = json_pack("{s:s, s:o}", "message", message,
+	                        "details", details ? json_string(details) : json_null());
+	return envelope("failed", err, NULL, NULL);
+}
+
+json_t *mv_command_invoke(const mv_command *cmd, mv_command_ctx *ctx, json_t *args)
+{
+	GError *err = NULL;
+	GString *own_log = NULL;
+	if (!ctx->log)
+		ctx->log = own_log = g_string_new(NULL);
+	json_t *result = cmd->run(ctx, args, &err);
+	json_t *env;
+	if (result) {
+		env = envelope("succeeded", NULL, result, ctx->log->str);
+	} else {
+		const char *status = err && err->code == MV_ERR_CANCELLED ? "cancelled" : "failed";
+		json_t *e = json_pack("{s:s, s:n}", "message", err ? err->message : "failed without a reason", "details");
+		env = envelope(status, e, NULL, ctx->log->str);
+	}
+	if (err)
+		g_error_free(err);
+	if (own_log) {
+		g_string_free(own_log, TRUE);
+		ctx->log = NULL;
+	}
+	return env;
+}
+
+/* ---- handler helpers ------------------------------------------------------------------ */
+
+void mv_command_progress(mv_command_ctx *ctx, int percent, const char *fmt, ...)
+{
+	if (!ctx->progress)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	ctx->progress(ctx->progress_opaque, percent, text);
+	g_free(text);
+}
+
+void mv_command_log(mv_command_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	mv_log_info("%s", text);
+	if (ctx->log)
+		g_string_append_printf(ctx->log, "%s\n", text);
+	g_free(text);
+}
+
+bool mv_command_cancelled(mv_command_ctx *ctx)
+{
+	return ctx->cancel && g_atomic_int_get(ctx->cancel) != 0;
+}
+
+const char *mv_arg_string(json_t *args, const char *name)
+{
+	return json_string_value(json_object_get(args, name));
+}
+
+int64_t mv_arg_number(json_t *args, const char *name, int64_t absent)
+{
+	json_t *v = json_object_get(args, name);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : absent;
+}
+
+bool mv_arg_bool(json_t *args, const char *name, bool absent)
+{
+	json_t *v = json_object_get(args, name);
+	return json_is_boolean(v) ? json_is_true(v) : absent;
+}
+
+bool mv_arg_present(json_t *args, const char *name)
+{
+	return json_object_get(args, name) != NULL;
+}
