@@ -686,10 +686,9 @@ static char *files_problem(const mv_store_paths *p)
 		why = g_strdup_printf("store database %s is missing", dbf);
 	else if (!g_file_test(p->content_dir, G_FILE_TEST_IS_DIR))
 		why = g_strdup_printf("content directory %s is missing", p->content_dir);
-	else if (!g_file_test(p->index_dir, G_FILE_TEST_IS_DIR))
-		why = g_strdup_printf("index directory %s is missing", p->index_dir);
-	else if (!g_file_test(ixf, G_FILE_TEST_IS_REGULAR))
-		why = g_strdup_printf("search index %s is missing", ixf);
+	/* A missing index is not an error state: the store opens, searches
+	 * find nothing there until RebuildStoreIndex (or the next writer)
+	 * rebuilds it from content. */
 	if (!why) {
 		int version = 0;
 		GError *err = NULL;

@@ -187,7 +187,7 @@ int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv)
 
 int mv_cmd_restore(const mv_cli_globals *g, int argc, char **argv)
 {
-	GOptionEntry entries[] = { { NULL } };
+	GOptionEntry entries[] = { G_OPTION_ENTRY_NULL };
 	if (!mv_cli_parse("restore", "BACKUP", "Restore a CreateBackup copy into the data directory, which must not "
 	                  "hold an instance yet.", entries, &argc, &argv))
 		return MV_EXIT_USAGE;

@@ -365,14 +365,21 @@ static char **complete(const char *text, int start, int end)
 
 /* ---- reading from the terminal ------------------------------------------------------ */
 
+/* Set by the shell's signal handlers, which stay installed for the whole
+ * session (mv_cli_run_function puts its own SIGINT handler in place while a
+ * function runs and gives this one back), so a Ctrl-C between two prompts
+ * never kills the shell. */
 static volatile sig_atomic_t prompt_interrupted;
+static volatile sig_atomic_t terminal_resized;
 static char *completed_line;
 static bool line_complete;
 
-static void on_prompt_sigint(int sig)
+static void on_shell_signal(int sig)
 {
-	(void)sig;
-	prompt_interrupted = 1;
+	if (sig == SIGINT)
+		prompt_interrupted = 1;
+	else
+		terminal_resized = 1;
 }
 
 static void on_line(char *line)
@@ -396,24 +403,29 @@ static void discard_typed_line(void)
 	rl_callback_handler_install(SHELL_PROMPT, on_line);
 }
 
-static void wait_for_line(void)
+static void handle_prompt_signals(void)
 {
-	sigset_t unblocked_while_waiting;
-	if (sigprocmask(SIG_SETMASK, NULL, &unblocked_while_waiting) != 0)
-		sigemptyset(&unblocked_while_waiting);
-	sigdelset(&unblocked_while_waiting, SIGINT);
+	if (prompt_interrupted) {
+		prompt_interrupted = 0;
+		discard_typed_line();
+	}
+	if (terminal_resized) {
+		terminal_resized = 0;
+		rl_resize_terminal();
+	}
+}
+
+static void wait_for_line(const sigset_t *mask_while_waiting)
+{
 	int fd = fileno(rl_instream);
 	rl_callback_handler_install(SHELL_PROMPT, on_line);
 	while (!line_complete) {
 		fd_set readable;
 		FD_ZERO(&readable);
 		FD_SET(fd, &readable);
-		int ready = pselect(fd + 1, &readable, NULL, NULL, NULL, &unblocked_while_waiting);
+		int ready = pselect(fd + 1, &readable, NULL, NULL, NULL, mask_while_waiting);
 		if (ready < 0 && errno == EINTR) {
-			if (prompt_interrupted) {
-				prompt_interrupted = 0;
-				discard_typed_line();
-			}
+			handle_prompt_signals();
 			continue;
 		}
 		if (ready < 0) {
@@ -426,29 +438,52 @@ static void wait_for_line(void)
 }
 
 /* One line from the terminal (free() it), or NULL at the end of input.
- * SIGINT stays blocked except inside pselect, so a Ctrl-C can neither slip
- * in between checking the flag and waiting nor reach readline's own handler
- * mid-keystroke; the previous handler and mask come back before the line
- * runs, so Ctrl-C during a function is mv_cli_run_function's to handle. */
+ * SIGINT and SIGWINCH stay blocked except inside pselect, so neither slips
+ * in between checking the flags and waiting, nor reaches readline's own
+ * handlers mid-keystroke.  A Ctrl-C typed while the previous function's
+ * output was printed is old news and dropped. */
 static char *read_terminal_line(void)
 {
-	sigset_t sigint_only, previous_mask;
-	sigemptyset(&sigint_only);
-	sigaddset(&sigint_only, SIGINT);
-	struct sigaction on_interrupt = { .sa_handler = on_prompt_sigint }, previous_action;
-	sigemptyset(&on_interrupt.sa_mask);
-	if (sigprocmask(SIG_BLOCK, &sigint_only, &previous_mask) != 0 ||
-	    sigaction(SIGINT, &on_interrupt, &previous_action) != 0) {
-		fprintf(stderr, "mailvault shell: cannot take over Ctrl-C: %s\n", g_strerror(errno));
+	sigset_t prompt_signals, previous_mask;
+	sigemptyset(&prompt_signals);
+	sigaddset(&prompt_signals, SIGINT);
+	sigaddset(&prompt_signals, SIGWINCH);
+	if (sigprocmask(SIG_BLOCK, &prompt_signals, &previous_mask) != 0) {
+		fprintf(stderr, "mailvault shell: cannot block signals: %s\n", g_strerror(errno));
 		return NULL;
 	}
+	sigset_t mask_while_waiting = previous_mask;
+	sigdelset(&mask_while_waiting, SIGINT);
+	sigdelset(&mask_while_waiting, SIGWINCH);
 	prompt_interrupted = 0;
+	if (terminal_resized) {
+		terminal_resized = 0;
+		rl_reset_screen_size();
+	}
 	line_complete = false;
 	completed_line = NULL;
-	wait_for_line();
-	if (sigaction(SIGINT, &previous_action, NULL) != 0 || sigprocmask(SIG_SETMASK, &previous_mask, NULL) != 0)
-		fprintf(stderr, "mailvault shell: cannot give back Ctrl-C: %s\n", g_strerror(errno));
+	wait_for_line(&mask_while_waiting);
+	if (sigprocmask(SIG_SETMASK, &previous_mask, NULL) != 0)
+		fprintf(stderr, "mailvault shell: cannot unblock signals: %s\n", g_strerror(errno));
 	return completed_line;
+}
+
+/* Returns false, with the reason printed, if the handlers cannot be set. */
+static bool take_shell_signals(struct sigaction *previous_interrupt, struct sigaction *previous_resize)
+{
+	struct sigaction action = { .sa_handler = on_shell_signal };
+	sigemptyset(&action.sa_mask);
+	if (sigaction(SIGINT, &action, previous_interrupt) != 0 || sigaction(SIGWINCH, &action, previous_resize) != 0) {
+		fprintf(stderr, "mailvault shell: cannot handle Ctrl-C: %s\n", g_strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+static void give_back_signals(const struct sigaction *previous_interrupt, const struct sigaction *previous_resize)
+{
+	if (sigaction(SIGINT, previous_interrupt, NULL) != 0 || sigaction(SIGWINCH, previous_resize, NULL) != 0)
+		mv_log_debug("shell: signal handlers not restored: %s", g_strerror(errno));
 }
 
 static void setup_readline(void)
@@ -465,8 +500,13 @@ static void setup_readline(void)
 	rl_outstream = isatty(STDOUT_FILENO) ? stdout : stderr;
 }
 
-static void run_interactive(shell_session *s)
+/* On a terminal the user saw every outcome: the status only says whether
+ * the shell itself could run. */
+static int run_interactive(shell_session *s)
 {
+	struct sigaction previous_interrupt, previous_resize;
+	if (!take_shell_signals(&previous_interrupt, &previous_resize))
+		return MV_EXIT_FAIL;
 	setup_readline();
 	completion_candidates = g_ptr_array_new_with_free_func(g_free);
 	char *path = history_path();
@@ -489,6 +529,8 @@ static void run_interactive(shell_session *s)
 	g_ptr_array_unref(completion_candidates);
 	completion_candidates = NULL;
 	clear_history();
+	give_back_signals(&previous_interrupt, &previous_resize);
+	return MV_EXIT_OK;
 }
 
 int mv_cmd_shell(const mv_cli_globals *g, int argc, char **argv)
@@ -509,13 +551,14 @@ int mv_cmd_shell(const mv_cli_globals *g, int argc, char **argv)
 	if (!inst)
 		return MV_EXIT_FAIL;
 	shell_session session = { .inst = inst };
-	bool terminal = isatty(STDIN_FILENO) != 0;
-	if (terminal)
-		run_interactive(&session);
-	else
+	int rc;
+	if (isatty(STDIN_FILENO)) {
+		rc = run_interactive(&session);
+	} else {
 		run_plain(&session);
+		/* A script needs to know whether the last function succeeded. */
+		rc = session.last_status == MV_EXIT_OK ? MV_EXIT_OK : MV_EXIT_FAIL;
+	}
 	mv_instance_close(&inst);
-	if (terminal)
-		return MV_EXIT_OK;
-	return session.last_status == MV_EXIT_OK ? MV_EXIT_OK : MV_EXIT_FAIL;
+	return rc;
 }

@@ -354,13 +354,13 @@ static json_t *delete_message(mv_command_ctx *ctx, json_t *args, GError **error)
 }
 
 static const mv_command_arg args_children[] = {
-	{ "folder", MV_ARG_STRING, true, NULL }, { "maxLevels", MV_ARG_NUMBER, true, NULL }, { NULL } };
-static const mv_command_arg args_none[] = { { NULL } };
-static const mv_command_arg args_folder_opt[] = { { "folder", MV_ARG_STRING, true, NULL }, { NULL } };
+	{ "folder", MV_ARG_STRING, true, NULL }, { "maxLevels", MV_ARG_NUMBER, true, NULL }, { .name = NULL } };
+static const mv_command_arg args_none[] = { { .name = NULL } };
+static const mv_command_arg args_folder_opt[] = { { "folder", MV_ARG_STRING, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_move[] = {
-	{ "fromFolder", MV_ARG_STRING, false, NULL }, { "toFolder", MV_ARG_STRING, false, NULL }, { NULL } };
+	{ "fromFolder", MV_ARG_STRING, false, NULL }, { "toFolder", MV_ARG_STRING, false, NULL }, { .name = NULL } };
 static const mv_command_arg args_delete[] = {
-	{ "id", MV_ARG_STRING, false, NULL }, { "reason", MV_ARG_STRING, false, NULL }, { NULL } };
+	{ "id", MV_ARG_STRING, false, NULL }, { "reason", MV_ARG_STRING, false, NULL }, { .name = NULL } };
 
 const mv_command mv_commands_folders[] = {
 	{ "GetChildFolders", args_children, "admin", false, get_child_folders, "archives and folders below a folder" },
@@ -369,5 +369,5 @@ const mv_command mv_commands_folders[] = {
 	{ "MoveFolder", args_move, "admin", false, move_folder, "rename or move a folder (and its subfolders)" },
 	{ "DeleteEmptyFolders", args_folder_opt, "admin", false, delete_empty_folders, "remove folders without messages" },
 	{ "DeleteMessage", args_delete, "admin", false, delete_message, "delete one message, with the reason" },
-	{ NULL },
+	{ .name = NULL },
 };

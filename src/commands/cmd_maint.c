@@ -575,22 +575,22 @@ static json_t *merge_store(mv_command_ctx *ctx, json_t *args, GError **error)
 	return result;
 }
 
-static const mv_command_arg args_none[] = { { NULL } };
-static const mv_command_arg args_id[] = { { "id", MV_ARG_NUMBER, false, NULL }, { NULL } };
+static const mv_command_arg args_none[] = { { .name = NULL } };
+static const mv_command_arg args_id[] = { { "id", MV_ARG_NUMBER, false, NULL }, { .name = NULL } };
 static const mv_command_arg args_verify[] = {
-	{ "id", MV_ARG_NUMBER, false, NULL }, { "includeIndexes", MV_ARG_BOOL, true, NULL }, { NULL } };
-static const mv_command_arg args_verify_all[] = { { "includeIndexes", MV_ARG_BOOL, true, NULL }, { NULL } };
+	{ "id", MV_ARG_NUMBER, false, NULL }, { "includeIndexes", MV_ARG_BOOL, true, NULL }, { .name = NULL } };
+static const mv_command_arg args_verify_all[] = { { "includeIndexes", MV_ARG_BOOL, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_recover[] = {
 	{ "id", MV_ARG_NUMBER, false, NULL }, { "encryptionKey", MV_ARG_STRING, true, NULL },
-	{ "recoverDeletedMessages", MV_ARG_BOOL, true, NULL }, { NULL } };
+	{ "recoverDeletedMessages", MV_ARG_BOOL, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_rebuild[] = {
-	{ "id", MV_ARG_NUMBER, false, NULL }, { "folder", MV_ARG_STRING, false, NULL }, { NULL } };
+	{ "id", MV_ARG_NUMBER, false, NULL }, { "folder", MV_ARG_STRING, false, NULL }, { .name = NULL } };
 static const mv_command_arg args_transfer[] = {
 	{ "sourceStores", MV_ARG_STRING, false, NULL }, { "targetStore", MV_ARG_NUMBER, true, NULL },
-	{ "startIndex", MV_ARG_STRING, true, NULL }, { NULL } };
+	{ "startIndex", MV_ARG_STRING, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_merge[] = {
-	{ "id", MV_ARG_NUMBER, false, NULL }, { "sourceId", MV_ARG_NUMBER, false, NULL }, { NULL } };
-static const mv_command_arg args_indexes[] = { { "id", MV_ARG_NUMBER, true, NULL }, { NULL } };
+	{ "id", MV_ARG_NUMBER, false, NULL }, { "sourceId", MV_ARG_NUMBER, false, NULL }, { .name = NULL } };
+static const mv_command_arg args_indexes[] = { { "id", MV_ARG_NUMBER, true, NULL }, { .name = NULL } };
 
 const mv_command mv_commands_maint[] = {
 	{ "VerifyStore", args_verify, "admin", true, verify_store, "check records, db and index of a store; changes nothing" },
@@ -609,5 +609,5 @@ const mv_command mv_commands_maint[] = {
 	{ "TransferStores", args_transfer, "admin", true, transfer_stores, "copy the messages of stores into another (resumable)" },
 	{ "MergeStore", args_merge, "admin", true, merge_store, "copy a store into another, then detach it" },
 	{ "RefreshAllStoreStatistics", args_none, "admin", false, refresh_statistics, "recount messages and sizes of every store" },
-	{ NULL },
+	{ .name = NULL },
 };

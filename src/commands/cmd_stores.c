@@ -364,7 +364,7 @@ static json_t *create_backup(mv_command_ctx *ctx, json_t *args, GError **error)
 
 /* ---- the table ------------------------------------------------------------------------------------------ */
 
-#define NO_ARGS ((const mv_command_arg[]){ { NULL } })
+#define NO_ARGS ((const mv_command_arg[]){ { .name = NULL } })
 
 #define LOCATION_ARGS \
 	{ "databaseName", MV_ARG_STRING, true, NULL }, \
@@ -377,7 +377,7 @@ static json_t *create_backup(mv_command_ctx *ctx, json_t *args, GError **error)
 
 static const mv_command_arg get_stores_args[] = {
 	{ "includeSize", MV_ARG_BOOL, true, NULL },
-	{ NULL },
+	{ .name = NULL },
 };
 
 static const mv_command_arg create_store_args[] = {
@@ -385,7 +385,7 @@ static const mv_command_arg create_store_args[] = {
 	{ "type", MV_ARG_STRING, true, store_types },
 	LOCATION_ARGS,
 	{ "requestedState", MV_ARG_STRING, true, requested_states },
-	{ NULL },
+	{ .name = NULL },
 };
 
 static const mv_command_arg attach_store_args[] = {
@@ -393,48 +393,48 @@ static const mv_command_arg attach_store_args[] = {
 	{ "type", MV_ARG_STRING, false, store_types },
 	LOCATION_ARGS,
 	{ "requestedState", MV_ARG_STRING, true, requested_states },
-	{ NULL },
+	{ .name = NULL },
 };
 
 static const mv_command_arg id_args[] = {
 	{ "id", MV_ARG_NUMBER, false, NULL },
-	{ NULL },
+	{ .name = NULL },
 };
 
 static const mv_command_arg rename_store_args[] = {
 	{ "id", MV_ARG_NUMBER, false, NULL },
 	{ "name", MV_ARG_STRING, false, NULL },
-	{ NULL },
+	{ .name = NULL },
 };
 
 static const mv_command_arg set_store_properties_args[] = {
 	{ "id", MV_ARG_NUMBER, false, NULL },
 	{ "type", MV_ARG_STRING, true, store_types },
 	LOCATION_ARGS,
-	{ NULL },
+	{ .name = NULL },
 };
 
 static const mv_command_arg set_store_requested_state_args[] = {
 	{ "id", MV_ARG_NUMBER, false, NULL },
 	{ "requestedState", MV_ARG_STRING, true, requested_states },
-	{ NULL },
+	{ .name = NULL },
 };
 
 static const mv_command_arg set_autocreate_args[] = {
 	{ "config", MV_ARG_JSON, false, NULL },
-	{ NULL },
+	{ .name = NULL },
 };
 
 static const mv_command_arg unlock_store_args[] = {
 	{ "id", MV_ARG_NUMBER, false, NULL },
 	{ "passphrase", MV_ARG_STRING, false, NULL },
-	{ NULL },
+	{ .name = NULL },
 };
 
 static const mv_command_arg create_backup_args[] = {
 	{ "path", MV_ARG_STRING, false, NULL },
 	{ "excludeSearchIndexes", MV_ARG_BOOL, true, NULL },
-	{ NULL },
+	{ .name = NULL },
 };
 
 const mv_command mv_commands_stores[] = {
@@ -457,5 +457,5 @@ const mv_command mv_commands_stores[] = {
 	{ "SetStoreRequestedState", set_store_requested_state_args, "admin", false, set_store_requested_state,
 	  "Set state of archive store." },
 	{ "UnlockStore", unlock_store_args, "admin", false, unlock_store, "Unlock a foreign archive store." },
-	{ NULL },
+	{ .name = NULL },
 };

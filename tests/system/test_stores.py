@@ -261,7 +261,7 @@ def test_write_protected_store_refuses_modification(inst, tmp_path):
     ok(d, "CreateStore", name="b", requestedState="current")
     ok(d, "SetStoreRequestedState", id=1, requestedState="writeProtected")
     msg_id = hits(d, "keep")[0]["id"]
-    e = call(d, "DeleteMessage", id=msg_id)
+    e = call(d, "DeleteMessage", id=msg_id, reason="test")
     assert e["statusCode"] == "failed", e
     assert "write-protected" in e["error"]["message"] and "store 1" in e["error"]["message"], e
     assert len(hits(d, "keep")) == 1
@@ -623,6 +623,82 @@ def test_autocreate_configuration_round_trip(inst, tmp_path):
     msg = refused(d, "SetStoreAutoCreateConfiguration", config="{not json")
     assert "config" in msg, msg
     assert ok(d, "GetStoreAutoCreateConfiguration")["sizeThreshold"] is None
+
+
+def test_autocreate_makes_a_new_current_store_past_the_threshold(inst, tmp_path):
+    d, _ = inst
+    import datetime
+    config = {"sizeThreshold": 3, "databaseBaseDirectory": str(tmp_path / "dbs"),
+              "contentBaseDirectory": str(tmp_path / "contents"), "indexBaseDirectory": None}
+    ok(d, "SetStoreAutoCreateConfiguration", config=config)
+    import_mail(d, tmp_path, "overflow", 5)
+    s = stores(d, include_size=True)
+    assert len(s) == 2, s
+    new = s[2]
+    today = datetime.date.today().isoformat()
+    assert new["name"] == "store-" + today, new
+    assert current_ids(d) == [2]
+    assert new["databasePath"] == str(tmp_path / "dbs" / new["name"])
+    assert new["contentPath"] == str(tmp_path / "contents" / new["name"])
+    assert new["indexPath"] == new["databasePath"], "an unset base puts the index beside the database"
+    assert s[1]["size"]["messages"] + new["size"]["messages"] == 5
+    assert len(hits(d, "overflow")) == 5
+
+
+def make_pre_portable(d):
+    """Turns a fresh instance into what the first release wrote: no instance
+    id, key check, recovery KEK or store id counter in settings; none of the
+    later stores columns; no key records inside the stores.  (Its store keys
+    were wrapped by Argon2id(recovery key, per-store salt), which is the form
+    a fresh store1 has too.)"""
+    con = sqlite3.connect(os.path.join(str(d), "master.sqlite"))
+    con.execute("DELETE FROM settings WHERE key<>'format_version'")
+    for col in ("key_master_next", "owner_instance", "store_uid", "meta_synced"):
+        con.execute("ALTER TABLE stores DROP COLUMN %s" % col)
+    con.commit()
+    con.close()
+    st = sqlite3.connect(os.path.join(str(d), "stores", "store1", "db", "store.sqlite"))
+    st.execute("DELETE FROM meta WHERE key IN ('instance_id','key_master','key_recovery','recovery_salt','store_uid')")
+    st.commit()
+    st.close()
+
+
+def test_instance_from_before_portable_stores(tmp_path):
+    old, old_key = init(tmp_path / "old")
+    import_mail(old, tmp_path, "legacy", 3)
+    make_pre_portable(old)
+    before = bodies(old, "legacy")
+    assert len(before) == 3
+    # opening it added what was missing, and wrote the store's key records
+    con = sqlite3.connect(os.path.join(str(old), "master.sqlite"))
+    settings = dict(con.execute("SELECT key, value FROM settings"))
+    con.close()
+    assert settings.get("instance_id") and settings.get("master_key_check"), settings
+    meta = store_meta(os.path.join(str(old), "stores", "store1", "db"))
+    assert meta.get("instance_id") == settings["instance_id"] and meta.get("key_recovery"), meta
+    # a store made now has no recovery wrapping, and says so
+    cp = mv("cmd", "CreateStore", "--name=new", "--requestedState=current", data_dir=old)
+    assert b"no recovery-key wrapping" in cp.stderr, cp.stderr
+    import_mail(old, tmp_path, "fresh", 1)
+    ok(old, "RenewMasterKey")
+    assert bodies(old, "legacy") == before
+    # store1 still moves with the recovery key shown at init
+    ok(old, "DetachStore", id=1)
+    other, _ = init(tmp_path / "other")
+    base = os.path.join(str(old), "stores", "store1")
+    s = ok(other, "AttachStore", name="legacy", type="FileSystemInternal", databasePath=os.path.join(base, "db"),
+           contentPath=os.path.join(base, "content"), indexPath=os.path.join(base, "index"))
+    assert s["state"] == "locked"
+    ok(other, "UnlockStore", id=s["id"], passphrase=old_key)
+    assert len(hits(other, "legacy")) == 3
+    # the store made without a recovery wrapping cannot be unlocked elsewhere
+    ok(old, "CreateStore", name="third", requestedState="current")
+    ok(old, "DetachStore", id=2)
+    base = os.path.join(str(old), "stores", "new")
+    s = ok(other, "AttachStore", name="new", type="FileSystemInternal", databasePath=os.path.join(base, "db"),
+           contentPath=os.path.join(base, "content"), indexPath=os.path.join(base, "index"))
+    msg = refused(other, "UnlockStore", id=s["id"], passphrase=old_key)
+    assert "no recovery-key wrapping" in msg, msg
 
 
 def test_compact_master_database(inst):
