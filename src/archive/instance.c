@@ -675,10 +675,24 @@ static bool row_key(mv_instance *inst, const store_row *r, uint8_t key_r[MV_KEY_
 
 /* Why the store's files cannot be used now, or NULL.  Cheap: stat calls and
  * one read of the db's format version. */
+static char *format_problem(const mv_store_paths *p, const char *dbf)
+{
+	int version = 0;
+	GError *err = NULL;
+	char *why = NULL;
+	if (mv_store_format_version(p, &version, &err) < 0) {
+		why = g_strdup_printf("cannot read %s: %s", dbf, err->message);
+		g_error_free(err);
+	} else if (version > MV_STORE_FORMAT_VERSION) {
+		why = g_strdup_printf("%s has format version %d, newer than this build reads (1 to %d)", dbf, version,
+		                      MV_STORE_FORMAT_VERSION);
+	}
+	return why;
+}
+
 static char *files_problem(const mv_store_paths *p)
 {
 	char *dbf = g_build_filename(p->db_dir, "store.sqlite", NULL);
-	char *ixf = g_build_filename(p->index_dir, "index.sqlite", NULL);
 	char *why = NULL;
 	if (!g_file_test(p->db_dir, G_FILE_TEST_IS_DIR))
 		why = g_strdup_printf("database directory %s is missing", p->db_dir);
@@ -686,24 +700,12 @@ static char *files_problem(const mv_store_paths *p)
 		why = g_strdup_printf("store database %s is missing", dbf);
 	else if (!g_file_test(p->content_dir, G_FILE_TEST_IS_DIR))
 		why = g_strdup_printf("content directory %s is missing", p->content_dir);
+	else
+		why = format_problem(p, dbf);
 	/* A missing index is not an error state: the store opens, searches
 	 * find nothing there until RebuildStoreIndex (or the next writer)
 	 * rebuilds it from content. */
-	if (!why) {
-		int version = 0;
-		GError *err = NULL;
-		if (mv_store_format_version(p, &version, &err) < 0) {
-			why = g_strdup_printf("cannot read %s: %s", dbf, err->message);
-			g_error_free(err);
-		} else if (version > MV_STORE_FORMAT_VERSION) {
-			why = g_strdup_printf("%s has format version %d, newer than this build reads (1 to %d)", dbf,
-			                      version, MV_STORE_FORMAT_VERSION);
-		} else if (version < 1) {
-			why = g_strdup_printf("%s has no valid format version", dbf);
-		}
-	}
 	g_free(dbf);
-	g_free(ixf);
 	return why;
 }
 
@@ -1112,6 +1114,14 @@ static int drop_next_values(mv_instance *inst, GError **error)
 	return 0;
 }
 
+static int remove_if_present(const char *path, GError **error)
+{
+	if (unlink(path) == 0 || errno == ENOENT)
+		return 0;
+	mv_set_errno_error(error, errno, "remove", path);
+	return -1;
+}
+
 /* A renewal that stopped before renaming master.key.new: the old key is
  * still the key; forget the new one. */
 static int abandon_renewal(mv_instance *inst, GError **error)
@@ -1120,11 +1130,7 @@ static int abandon_renewal(mv_instance *inst, GError **error)
 		return -1;
 	char *next_file = next_key_path(inst->data_dir);
 	char *next_tmp = g_strdup_printf("%s.tmp", next_file);
-	int rc = 0;
-	if ((unlink(next_file) < 0 && errno != ENOENT) || (unlink(next_tmp) < 0 && errno != ENOENT)) {
-		mv_set_errno_error(error, errno, "remove", next_file);
-		rc = -1;
-	}
+	int rc = remove_if_present(next_file, error) == 0 && remove_if_present(next_tmp, error) == 0 ? 0 : -1;
 	g_free(next_file);
 	g_free(next_tmp);
 	if (rc == 0)
@@ -1446,9 +1452,7 @@ out:
 
 /* ---- RenewMasterKey ---------------------------------------------------------------- */
 
-/* Step 2 of a renewal: every store key this instance opens, the key check
- * and the recovery KEK, wrapped by the new key into the *_next places. */
-static int wrap_next_values(mv_instance *inst, const uint8_t next[MV_KEY_BYTES], GError **error)
+static int rewrap_store_keys(mv_instance *inst, const uint8_t next[MV_KEY_BYTES], GError **error)
 {
 	GPtrArray *rows = load_rows(inst, -1, error);
 	if (!rows)
@@ -1471,21 +1475,21 @@ static int wrap_next_values(mv_instance *inst, const uint8_t next[MV_KEY_BYTES],
 		g_bytes_unref(w);
 	}
 	g_ptr_array_free(rows, TRUE);
-	if (rc < 0)
-		return -1;
-	GBytes *check = new_key_check(next);
-	rc = setting_put_bytes(inst->db, SETTING_KEY_CHECK_NEXT, check, error);
-	g_bytes_unref(check);
+	return rc;
+}
+
+static int rewrap_recovery_kek(mv_instance *inst, const uint8_t next[MV_KEY_BYTES], GError **error)
+{
 	GBytes *kek_wrapped = NULL;
-	if (rc < 0 || setting_get_bytes(inst->db, SETTING_RECOVERY_KEK, &kek_wrapped, error) < 0)
+	if (setting_get_bytes(inst->db, SETTING_RECOVERY_KEK, &kek_wrapped, error) < 0)
 		return -1;
 	if (!kek_wrapped)
-		return 0;
+		return 0; /* an instance made before it kept one */
 	uint8_t kek[MV_KEY_BYTES];
+	int rc = -1;
 	if (!mv_archive_unwrap(inst, kek_wrapped, kek)) {
 		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT,
 		            "master.sqlite: the recovery key-encryption key does not open with master.key");
-		rc = -1;
 	} else {
 		GBytes *w = wrap_with(next, kek);
 		rc = setting_put_bytes(inst->db, SETTING_RECOVERY_KEK_NEXT, w, error);
@@ -1493,6 +1497,18 @@ static int wrap_next_values(mv_instance *inst, const uint8_t next[MV_KEY_BYTES],
 	}
 	sodium_memzero(kek, sizeof kek);
 	g_bytes_unref(kek_wrapped);
+	return rc;
+}
+
+/* Step 2 of a renewal: every store key this instance opens, the key check
+ * and the recovery KEK, wrapped by the new key into the *_next places. */
+static int wrap_next_values(mv_instance *inst, const uint8_t next[MV_KEY_BYTES], GError **error)
+{
+	if (rewrap_store_keys(inst, next, error) < 0 || rewrap_recovery_kek(inst, next, error) < 0)
+		return -1;
+	GBytes *check = new_key_check(next);
+	int rc = setting_put_bytes(inst->db, SETTING_KEY_CHECK_NEXT, check, error);
+	g_bytes_unref(check);
 	return rc;
 }
 

@@ -273,11 +273,12 @@ static int check_free_for_new_store(const mv_store_paths *p, GError **error)
 	return rc;
 }
 
-/* The directories must hold a mailvault store this build can read. */
+/* The directories must hold a mailvault store this build can read.  The
+ * index may be missing: opening the store makes an empty one, which the next
+ * writer or RebuildStoreIndex fills from content. */
 static int check_holds_store(const mv_store_paths *p, GError **error)
 {
 	char *dbf = g_build_filename(p->db_dir, "store.sqlite", NULL);
-	char *ixf = g_build_filename(p->index_dir, "index.sqlite", NULL);
 	int rc = -1, version = 0;
 	if (!g_file_test(p->db_dir, G_FILE_TEST_IS_DIR))
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "databasePath %s: no such directory", p->db_dir);
@@ -286,9 +287,6 @@ static int check_holds_store(const mv_store_paths *p, GError **error)
 		            "databasePath %s does not hold a mailvault store (no store.sqlite)", p->db_dir);
 	else if (!g_file_test(p->content_dir, G_FILE_TEST_IS_DIR))
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "contentPath %s: no such directory", p->content_dir);
-	else if (!g_file_test(ixf, G_FILE_TEST_IS_REGULAR))
-		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND,
-		            "indexPath %s does not hold the store's search index (no index.sqlite)", p->index_dir);
 	else if (mv_store_format_version(p, &version, error) < 0)
 		g_prefix_error(error, "databasePath %s: not a readable mailvault store: ", p->db_dir);
 	else if (version < 1 || version > MV_STORE_FORMAT_VERSION)
@@ -298,7 +296,6 @@ static int check_holds_store(const mv_store_paths *p, GError **error)
 	else
 		rc = 0;
 	g_free(dbf);
-	g_free(ixf);
 	return rc;
 }
 

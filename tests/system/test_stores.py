@@ -377,7 +377,12 @@ def test_store_moves_to_another_instance(tmp_path):
     # attaching the same store twice is refused
     msg = refused(b, "AttachStore", name="travel2", type="FileSystemInternal", databasePath=moved / "db",
                   contentPath=moved / "content", indexPath=moved / "index")
-    assert "already" in msg, msg
+    assert "already uses" in msg, msg
+    # ... and so is a copy of it (same store identity, other directories)
+    shutil.copytree(str(moved), str(tmp_path / "copy"))
+    msg = refused(b, "AttachStore", name="copy", type="FileSystemInternal", databasePath=tmp_path / "copy" / "db",
+                  contentPath=tmp_path / "copy" / "content", indexPath=tmp_path / "copy" / "index")
+    assert "already attached as store %d (travel)" % sid in msg, msg
 
     # the wrong recovery key changes nothing
     row_before = master_rows(b)[sid]
@@ -631,7 +636,9 @@ def test_autocreate_makes_a_new_current_store_past_the_threshold(inst, tmp_path)
     config = {"sizeThreshold": 3, "databaseBaseDirectory": str(tmp_path / "dbs"),
               "contentBaseDirectory": str(tmp_path / "contents"), "indexBaseDirectory": None}
     ok(d, "SetStoreAutoCreateConfiguration", config=config)
+    # the switch happens between batches: a second import finds store1 full
     import_mail(d, tmp_path, "overflow", 5)
+    import_mail(d, tmp_path, "spill", 2)
     s = stores(d, include_size=True)
     assert len(s) == 2, s
     new = s[2]
@@ -641,7 +648,8 @@ def test_autocreate_makes_a_new_current_store_past_the_threshold(inst, tmp_path)
     assert new["databasePath"] == str(tmp_path / "dbs" / new["name"])
     assert new["contentPath"] == str(tmp_path / "contents" / new["name"])
     assert new["indexPath"] == new["databasePath"], "an unset base puts the index beside the database"
-    assert s[1]["size"]["messages"] + new["size"]["messages"] == 5
+    assert s[1]["size"]["messages"] + new["size"]["messages"] == 7
+    assert {h["id"].split(":")[0] for h in hits(d, "spill")} == {"2"}
     assert len(hits(d, "overflow")) == 5
 
 

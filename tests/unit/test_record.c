@@ -31,7 +31,7 @@ static void test_roundtrip(void **state)
 	GError *err = NULL;
 	assert_int_equal(mv_record_decode(key, rec->data, rec->len, &h, &plain, &meta, &ml, &body, &bl, &err), 0);
 	assert_int_equal(h.type, MV_RECORD_MESSAGE);
-	assert_int_equal(h.version, MV_STORE_FORMAT_VERSION);
+	assert_int_equal(h.version, MV_RECORD_VERSION);
 	assert_int_equal(ml, 7);
 	assert_memory_equal(meta, "{\"a\":1}", 7);
 	assert_int_equal(bl, strlen("Subject: hi\r\n\r\nbody\r\n"));
