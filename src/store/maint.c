@@ -591,6 +591,14 @@ static int verify_record(void *opaque, scan_rec *r, GError **error)
 			slot->state = NUM_DAMAGED;
 	} else if (r->type == MV_RECORD_TOMBSTONE && slot) {
 		slot->tombstone = 1;
+	} else if (r->type == MV_RECORD_RESTORE) {
+		json_t *n;
+		size_t i;
+		json_array_foreach(json_object_get(r->meta, "numbers"), i, n) {
+			numrec *restored = num_slot(v->nums, json_integer_value(n));
+			if (restored)
+				restored->tombstone = 0;
+		}
 	}
 	return 0;
 }
@@ -1346,7 +1354,7 @@ static int compact_record(void *opaque, scan_rec *r, GError **error)
 	} else if (r->type == MV_RECORD_TOMBSTONE) {
 		keep = r->number > 0 && (guint)r->number < c->kept_numbers->len &&
 		       g_array_index(c->kept_numbers, uint8_t, r->number);
-	} else if (r->type == MV_RECORD_FOLDER_MOVE) {
+	} else if (r->type == MV_RECORD_FOLDER_MOVE || r->type == MV_RECORD_RESTORE) {
 		keep = true;
 	}
 	/* Batch markers are not copied: a fresh one is written wherever the
@@ -1569,6 +1577,7 @@ typedef struct recover_ctx {
 	report rep;
 	int64_t messages, deleted, restored_deleted, damaged, max_number;
 	GArray *unnumbered;        /* scan_rec places (segment, offset, length) to add at the end */
+	GArray *restored;          /* int64 numbers whose tombstones recover_deleted ignored */
 } recover_ctx;
 
 static int exec_stmt(sqlite3 *db, sqlite3_stmt *st, const char *what, GError **error)
@@ -1723,6 +1732,7 @@ static int recover_tombstone(recover_ctx *c, const scan_rec *r, GError **error)
 {
 	if (c->recover_deleted) {
 		c->restored_deleted++;
+		g_array_append_val(c->restored, r->number);
 		return 0;
 	}
 	sqlite3_stmt *st;
@@ -1735,6 +1745,27 @@ static int recover_tombstone(recover_ctx *c, const scan_rec *r, GError **error)
 	sqlite3_finalize(st);
 	if (rc == 0 && sqlite3_changes(c->db) > 0)
 		c->deleted++;
+	return rc;
+}
+
+/* An earlier recovery brought these back: their tombstones no longer count. */
+static int recover_restore(recover_ctx *c, const scan_rec *r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_st_sql_prepare(c->db, "UPDATE messages SET deleted=0, deleted_at=NULL, deleted_reason=NULL WHERE num=?",
+	                      &st, error) < 0)
+		return -1;
+	json_t *n;
+	size_t i;
+	int rc = 0;
+	json_array_foreach(json_object_get(r->meta, "numbers"), i, n) {
+		if (rc < 0)
+			break;
+		sqlite3_bind_int64(st, 1, json_integer_value(n));
+		if ((rc = exec_stmt(c->db, st, "replay restore", error)) == 0 && sqlite3_changes(c->db) > 0)
+			c->deleted--;
+	}
+	sqlite3_finalize(st);
 	return rc;
 }
 
@@ -1758,6 +1789,8 @@ static int recover_record(void *opaque, scan_rec *r, GError **error)
 		return recover_numbered(c, r, r->number, error);
 	case MV_RECORD_TOMBSTONE:
 		return recover_tombstone(c, r, error);
+	case MV_RECORD_RESTORE:
+		return recover_restore(c, r, error);
 	case MV_RECORD_FOLDER_MOVE:
 		g_hash_table_remove_all(c->folders);
 		return rename_folders(c->db, meta_str(r->meta, "from_archive"), meta_str(r->meta, "from"),
@@ -1867,6 +1900,31 @@ static int cut_torn_tails(recover_ctx *c, GArray *segs, int64_t *cut_r, GError *
 	return 0;
 }
 
+/* Messages brought back despite their tombstones get a restore record, so
+ * that content/ — and any later recovery or verification — agrees with the
+ * db that they are live. */
+static int append_restore(mv_store *s, GArray *numbers, GError **error)
+{
+	if (numbers->len == 0)
+		return 0;
+	json_t *list = json_array();
+	for (guint i = 0; i < numbers->len; i++)
+		json_array_append_new(list, json_integer(g_array_index(numbers, int64_t, i)));
+	json_t *meta = json_pack("{s:i, s:o, s:I}", "v", 1, "numbers", list, "at", (json_int_t)mv_now());
+	char *text = json_dumps(meta, JSON_COMPACT);
+	json_decref(meta);
+	int rc = mv_st_flock(s, error) == 0 && mv_sql_exec(s->db, "BEGIN IMMEDIATE", error) == 0 ? 0 : -1;
+	if (rc == 0) {
+		rc = mv_st_append_record(s, MV_RECORD_RESTORE, text, error);
+		if (rc == 0)
+			rc = mv_sql_exec(s->db, "COMMIT", error);
+		if (rc < 0)
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	free(text);
+	return rc;
+}
+
 int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t key[MV_KEY_BYTES],
                      bool recover_deleted, const mv_store_task *task, json_t **report_r, GError **error)
 {
@@ -1875,7 +1933,8 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	shell.segment_fds = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 	recover_ctx c = { .s = &shell, .recover_deleted = recover_deleted, .rep.problems = json_array(),
 	                  .folders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
-	                  .unnumbered = g_array_new(FALSE, TRUE, sizeof(scan_segment)) };
+	                  .unnumbered = g_array_new(FALSE, TRUE, sizeof(scan_segment)),
+	                  .restored = g_array_new(FALSE, FALSE, sizeof(int64_t)) };
 	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
 	char *tmp = sibling(dbp, ".recovering"), *ixtmp = sibling(ixp, ".recovering");
 	char *gen = mv_store_new_generation();
@@ -1899,8 +1958,10 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 		rc = recover_unnumbered(&c, error);
 	if (rc == 0)
 		rc = recover_finish_db(&c, segs, gen, error);
+	int64_t folders = 0;
 	if (rc == 0) {
 		carry_meta(c.db, dbp);
+		folders = int_query(c.db, "SELECT count(*) FROM folders");
 		rc = mv_sql_exec(c.db, "COMMIT", error);
 	}
 	sqlite3_close(c.db);
@@ -1949,14 +2010,16 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	if (rc == 0) {
 		task_progress(task, 99, "store %d: indexing the recovered messages", store_id);
 		mv_store *s = mv_store_open(store_id, paths, key, MV_STORE_WRITE, error);
-		rc = s ? mv_store_refresh_index(s, error) : -1;
+		rc = s ? append_restore(s, c.restored, error) : -1;
+		if (rc == 0)
+			rc = mv_store_refresh_index(s, error);
 		mv_store_close(&s);
 	}
 	if (rc == 0)
 		*report_r = json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "storeId", store_id,
 		                      "messagesRecovered", (json_int_t)c.messages, "deletedMessages", (json_int_t)c.deleted,
 		                      "deletedMessagesRestored", (json_int_t)c.restored_deleted,
-		                      "foldersRecovered", (json_int_t)g_hash_table_size(c.folders),
+		                      "foldersRecovered", (json_int_t)folders,
 		                      "damagedRecords", (json_int_t)c.damaged, "tornTailsCut", (json_int_t)cut,
 		                      "problemCount", (json_int_t)c.rep.count, "problems", c.rep.problems);
 	else
@@ -1964,6 +2027,7 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	if (segs)
 		g_array_free(segs, TRUE);
 	g_array_free(c.unnumbered, TRUE);
+	g_array_free(c.restored, TRUE);
 	g_hash_table_destroy(c.folders);
 	GHashTableIter it;
 	gpointer k, v;

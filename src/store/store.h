@@ -40,8 +40,9 @@ typedef enum {
 	MV_RECORD_TOMBSTONE = 3,  /* a deletion, with reason: {"number","hash","reason","at"} */
 	MV_RECORD_BATCH = 4,      /* {"first": N}: the next message/reference records are N, N+1, ... */
 	MV_RECORD_FOLDER_MOVE = 5,/* {"from_archive","from","to_archive","to","at"} */
+	MV_RECORD_RESTORE = 6,    /* {"numbers":[...],"at"}: their tombstones are revoked (RecoverStore --recoverDeletedMessages) */
 } mv_record_type;
-#define MV_RECORD_TYPE_MAX MV_RECORD_FOLDER_MOVE
+#define MV_RECORD_TYPE_MAX MV_RECORD_RESTORE
 
 typedef struct mv_record_header {
 	uint8_t version;
