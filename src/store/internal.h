@@ -49,8 +49,8 @@ int mv_st_write_lock(mv_store *s, GError **error);
 void mv_st_queue_doc(mv_store *s, const mv_index_doc *doc);
 int mv_st_flush_index(mv_store *s, GError **error);
 int mv_st_read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByteArray **rec_r, GError **error);
-/* row: num, archive, path, folder id, date (see catch-up's SELECT). */
-int mv_st_reindex_one(mv_store *s, sqlite3_stmt *row, GError **error);
+/* Runs fn(job, user) for every job on all cores and waits for all. */
+void mv_st_parallel(GPtrArray *jobs, GFunc fn, gpointer user);
 int mv_st_indexed_upto(mv_store *s, int64_t *upto_r, GError **error);
 int mv_st_set_indexed_upto(mv_store *s, int64_t upto, GError **error);
 /* Appends one control record (tombstone, folder move) inside the caller's

@@ -1578,7 +1578,31 @@ typedef struct recover_ctx {
 	int64_t messages, deleted, restored_deleted, damaged, max_number;
 	GArray *unnumbered;        /* scan_rec places (segment, offset, length) to add at the end */
 	GArray *restored;          /* int64 numbers whose tombstones recover_deleted ignored */
+	GPtrArray *pending;        /* pending_rec*: records waiting for the parallel parse */
+	mv_parsed *cur_parsed;     /* the record being applied, parsed ahead (or NULL) */
+	int cur_hash_ok;           /* its body checked ahead: 1/0, or -1 = check now */
 } recover_ctx;
+
+/* A record copied out of the scan so that a chunk of them can be parsed on
+ * all cores, then applied strictly in journal order. */
+typedef struct pending_rec {
+	scan_rec r;
+	GByteArray *body;
+	mv_parsed *parsed;
+	int hash_ok;
+} pending_rec;
+
+static void pending_rec_free(gpointer p)
+{
+	pending_rec *q = p;
+	json_decref(q->r.meta);
+	if (q->body)
+		g_byte_array_unref(q->body);
+	mv_parsed_free(q->parsed);
+	g_free(q);
+}
+
+#define RECOVER_CHUNK 256
 
 static int exec_stmt(sqlite3 *db, sqlite3_stmt *st, const char *what, GError **error)
 {
@@ -1683,7 +1707,7 @@ static int recover_message_row(recover_ctx *c, const scan_rec *r, int64_t num, i
 	sqlite3_bind_int64(st, 6, meta_int(m, "archived_at"));
 	mv_parsed *p = NULL;
 	if (r->type == MV_RECORD_MESSAGE) {
-		p = mv_parse_message(r->body, r->body_len, meta_int(m, "date"));
+		p = c->cur_parsed ? c->cur_parsed : mv_parse_message(r->body, r->body_len, meta_int(m, "date"));
 		sqlite3_bind_int64(st, 7, (int64_t)r->body_len);
 		sqlite3_bind_int(st, 8, (int)p->flags);
 		sqlite3_bind_int(st, 9, p->has_attachment);
@@ -1697,7 +1721,8 @@ static int recover_message_row(recover_ctx *c, const scan_rec *r, int64_t num, i
 	}
 	int rc = exec_stmt(c->db, st, "recreate message", error);
 	sqlite3_finalize(st);
-	mv_parsed_free(p);
+	if (p != c->cur_parsed)
+		mv_parsed_free(p);
 	if (rc == 0) {
 		int64_t n = sqlite3_last_insert_rowid(c->db);
 		c->max_number = MAX(c->max_number, n);
@@ -1710,7 +1735,8 @@ static int recover_numbered(recover_ctx *c, const scan_rec *r, int64_t num, GErr
 {
 	uint8_t hash[MV_HASH_BYTES];
 	int64_t folder = 0, content = 0;
-	if (!meta_hash(r->meta, hash) || (r->type == MV_RECORD_MESSAGE && !body_matches(r))) {
+	bool body_ok = r->type != MV_RECORD_MESSAGE || (c->cur_hash_ok >= 0 ? c->cur_hash_ok == 1 : body_matches(r));
+	if (!meta_hash(r->meta, hash) || !body_ok) {
 		report_problem(&c->rep, "recordDamaged", NULL, "segment %lld offset %lld: content does not match its hash",
 		               (long long)r->segment, (long long)r->offset);
 		c->damaged++;
@@ -1769,9 +1795,8 @@ static int recover_restore(recover_ctx *c, const scan_rec *r, GError **error)
 	return rc;
 }
 
-static int recover_record(void *opaque, scan_rec *r, GError **error)
+static int apply_record(recover_ctx *c, scan_rec *r, GError **error)
 {
-	recover_ctx *c = opaque;
 	if (!r->ok) {
 		c->damaged++;
 		report_problem(&c->rep, "recordDamaged", NULL, "segment %lld offset %lld (%lld bytes): %s",
@@ -1798,6 +1823,51 @@ static int recover_record(void *opaque, scan_rec *r, GError **error)
 	default:
 		return 0;
 	}
+}
+
+static void pending_parse(gpointer data, gpointer user)
+{
+	pending_rec *q = data;
+	if (!q->r.ok || q->r.type != MV_RECORD_MESSAGE)
+		return;
+	q->r.body = q->body->data;
+	q->r.body_len = q->body->len;
+	q->hash_ok = body_matches(&q->r);
+	if (q->hash_ok)
+		q->parsed = mv_parse_message(q->r.body, q->r.body_len, meta_int(q->r.meta, "date"));
+}
+
+static int flush_pending(recover_ctx *c, GError **error)
+{
+	mv_st_parallel(c->pending, pending_parse, NULL);
+	int rc = 0;
+	for (guint i = 0; i < c->pending->len && rc == 0; i++) {
+		pending_rec *q = c->pending->pdata[i];
+		c->cur_parsed = q->parsed;
+		c->cur_hash_ok = q->r.type == MV_RECORD_MESSAGE && q->r.ok ? q->hash_ok : -1;
+		rc = apply_record(c, &q->r, error);
+	}
+	c->cur_parsed = NULL;
+	c->cur_hash_ok = -1;
+	g_ptr_array_set_size(c->pending, 0);
+	return rc;
+}
+
+static int recover_record(void *opaque, scan_rec *r, GError **error)
+{
+	recover_ctx *c = opaque;
+	pending_rec *q = g_new0(pending_rec, 1);
+	q->r = *r;
+	q->r.meta = json_incref(r->meta);
+	q->r.body = NULL;
+	q->r.body_len = 0;
+	q->hash_ok = -1;
+	if (r->ok && r->type == MV_RECORD_MESSAGE) {
+		q->body = g_byte_array_sized_new((guint)r->body_len);
+		g_byte_array_append(q->body, r->body, (guint)r->body_len);
+	}
+	g_ptr_array_add(c->pending, q);
+	return c->pending->len >= RECOVER_CHUNK ? flush_pending(c, error) : 0;
 }
 
 /* Records whose number was lost with the bytes before them get new
@@ -1934,7 +2004,8 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	recover_ctx c = { .s = &shell, .recover_deleted = recover_deleted, .rep.problems = json_array(),
 	                  .folders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
 	                  .unnumbered = g_array_new(FALSE, TRUE, sizeof(scan_segment)),
-	                  .restored = g_array_new(FALSE, FALSE, sizeof(int64_t)) };
+	                  .restored = g_array_new(FALSE, FALSE, sizeof(int64_t)),
+	                  .pending = g_ptr_array_new_with_free_func(pending_rec_free), .cur_hash_ok = -1 };
 	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
 	char *tmp = sibling(dbp, ".recovering"), *ixtmp = sibling(ixp, ".recovering");
 	char *gen = mv_store_new_generation();
@@ -1954,6 +2025,8 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 		task_progress(task, 0, "store %d: replaying %u segments", store_id, segs->len);
 		rc = scan_segments(&shell, segs, task, recover_record, &c, error);
 	}
+	if (rc == 0)
+		rc = flush_pending(&c, error);
 	if (rc == 0)
 		rc = recover_unnumbered(&c, error);
 	if (rc == 0)
@@ -2028,6 +2101,7 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 		g_array_free(segs, TRUE);
 	g_array_free(c.unnumbered, TRUE);
 	g_array_free(c.restored, TRUE);
+	g_ptr_array_free(c.pending, TRUE);
 	g_hash_table_destroy(c.folders);
 	GHashTableIter it;
 	gpointer k, v;

@@ -1077,31 +1077,140 @@ int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_
 	return 0;
 }
 
-/* Indexes one message from its content (catch-up and rebuilds). */
-int mv_st_reindex_one(mv_store *s, sqlite3_stmt *row, GError **error)
+/* ---- parallel work --------------------------------------------------------------------- */
+
+typedef struct parallel_call {
+	GMutex lock;
+	GCond done;
+	guint left;
+	GFunc fn;
+	gpointer user;
+} parallel_call;
+
+typedef struct parallel_task {
+	parallel_call *call;
+	gpointer job;
+} parallel_task;
+
+static void parallel_run(gpointer data, gpointer unused)
 {
-	int64_t num = sqlite3_column_int64(row, 0);
-	const char *archive = (const char *)sqlite3_column_text(row, 1);
-	const char *folder = (const char *)sqlite3_column_text(row, 2);
-	int64_t folder_id = sqlite3_column_int64(row, 3);
-	int64_t date = sqlite3_column_int64(row, 4);
-	GByteArray *raw = NULL;
-	if (mv_store_read_message(s, num, &raw, error) < 0)
-		return -1;
-	mv_parsed *p = mv_parse_message(raw->data, raw->len, date);
+	parallel_task *t = data;
+	t->call->fn(t->job, t->call->user);
+	g_mutex_lock(&t->call->lock);
+	if (--t->call->left == 0)
+		g_cond_signal(&t->call->done);
+	g_mutex_unlock(&t->call->lock);
+	g_free(t);
+}
+
+static gpointer make_pool(gpointer unused)
+{
+	int n = (int)g_get_num_processors();
+	return g_thread_pool_new(parallel_run, NULL, n > 0 ? n : 1, FALSE, NULL);
+}
+
+void mv_st_parallel(GPtrArray *jobs, GFunc fn, gpointer user)
+{
+	static GOnce once = G_ONCE_INIT;
+	GThreadPool *pool = g_once(&once, make_pool, NULL);
+	parallel_call call = { .left = jobs->len, .fn = fn, .user = user };
+	g_mutex_init(&call.lock);
+	g_cond_init(&call.done);
+	for (guint i = 0; i < jobs->len; i++) {
+		parallel_task *t = g_new(parallel_task, 1);
+		*t = (parallel_task){ &call, jobs->pdata[i] };
+		if (!pool || !g_thread_pool_push(pool, t, NULL))
+			parallel_run(t, NULL);   /* no pool: do it here; the latch still drains */
+	}
+	g_mutex_lock(&call.lock);
+	while (call.left > 0)
+		g_cond_wait(&call.done, &call.lock);
+	g_mutex_unlock(&call.lock);
+	g_mutex_clear(&call.lock);
+	g_cond_clear(&call.done);
+}
+
+/* ---- index catch-up -------------------------------------------------------------------- */
+
+#define CATCH_UP_CHUNK 256
+
+/* One message to index: its record is read here, in order; decrypting,
+ * checking and parsing run on all cores (mv_st_parallel). */
+typedef struct reindex_job {
+	int64_t num, folder_id, date;
+	char *archive, *folder;
+	uint8_t hash[MV_HASH_BYTES];
+	GByteArray *record;
+	mv_parsed *parsed;
+	GError *error;
+} reindex_job;
+
+static void reindex_job_free(gpointer p)
+{
+	reindex_job *j = p;
+	g_free(j->archive);
+	g_free(j->folder);
+	if (j->record)
+		g_byte_array_unref(j->record);
+	mv_parsed_free(j->parsed);
+	if (j->error)
+		g_error_free(j->error);
+	g_free(j);
+}
+
+static void reindex_parse(gpointer data, gpointer user)
+{
+	reindex_job *j = data;
+	mv_store *s = user;
+	GByteArray *plain = NULL;
+	mv_record_header h;
+	const uint8_t *meta, *body;
+	size_t meta_len, body_len;
+	if (j->error)
+		return;   /* the record could not even be read */
+	if (mv_record_decode(s->key, j->record->data, j->record->len, &h, &plain, &meta, &meta_len, &body, &body_len,
+	                     &j->error) < 0) {
+		g_prefix_error(&j->error, "message %d:%lld: ", s->id, (long long)j->num);
+		return;
+	}
+	uint8_t got[MV_HASH_BYTES];
+	crypto_generichash(got, sizeof got, body, body_len, NULL, 0);
+	if (h.type != MV_RECORD_MESSAGE || sodium_memcmp(got, j->hash, MV_HASH_BYTES) != 0)
+		g_set_error(&j->error, MV_ERROR, MV_ERR_CORRUPT, "message %d:%lld: content hash mismatch", s->id, (long long)j->num);
+	else
+		j->parsed = mv_parse_message(body, body_len, j->date);
+	g_byte_array_unref(plain);
+}
+
+/* Indexes a chunk: records read in order, parsed in parallel, queued in order. */
+static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
+{
+	mv_st_parallel(jobs, reindex_parse, s);
 	GString *scope = g_string_new(NULL);
-	mv_st_fill_scope(scope, archive, folder_id, p->has_attachment);
-	mv_index_doc doc = {
-		.number = num, .date = date, .subject = p->subject, .body = p->text->str,
-		.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
-		.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
-		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = scope->str,
-	};
-	mv_st_queue_doc(s, &doc);
+	int rc = 0;
+	for (guint i = 0; i < jobs->len && rc == 0; i++) {
+		reindex_job *j = jobs->pdata[i];
+		if (j->error) {
+			/* A damaged record must not stop the index of every other
+			 * message: VerifyStore names it. */
+			mv_log_warn("store %d: not indexed: %s", s->id, j->error->message);
+			continue;
+		}
+		mv_parsed *p = j->parsed;
+		mv_st_fill_scope(scope, j->archive, j->folder_id, p->has_attachment);
+		mv_index_doc doc = {
+			.number = j->num, .date = j->date, .subject = p->subject, .body = p->text->str,
+			.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
+			.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
+			.folder = j->folder, .archive = j->archive, .message_id = p->message_id, .scope = scope->str,
+		};
+		mv_st_queue_doc(s, &doc);
+		if (s->index_queue->len >= INDEX_COMMIT_DOCS)
+			rc = mv_st_flush_index(s, error);
+	}
 	g_string_free(scope, TRUE);
-	mv_parsed_free(p);
-	g_byte_array_unref(raw);
-	return 0;
+	g_ptr_array_set_size(jobs, 0);
+	return rc;
 }
 
 int mv_st_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
@@ -1134,22 +1243,38 @@ int mv_store_index_catch_up(mv_store *s, GError **error)
 	sqlite3_stmt *st;
 	if (mv_st_indexed_upto(s, &upto, error) < 0)
 		return -1;
-	if (mv_st_sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date FROM messages m"
-	                " JOIN folders f ON f.id = m.folder_id WHERE m.num > ? AND m.deleted = 0 ORDER BY m.num", &st, error) < 0)
+	if (mv_st_sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date, c.hash, c.segment, c.offset, c.length"
+	                " FROM messages m JOIN folders f ON f.id = m.folder_id JOIN contents c ON c.id = m.content_id"
+	                " WHERE m.num > ? AND m.deleted = 0 ORDER BY m.num", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, upto);
+	GPtrArray *jobs = g_ptr_array_new_with_free_func(reindex_job_free);
 	int rc = 0;
 	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		rc = mv_st_reindex_one(s, st, error);
+		reindex_job *j = g_new0(reindex_job, 1);
+		j->num = sqlite3_column_int64(st, 0);
+		j->archive = g_strdup((const char *)sqlite3_column_text(st, 1));
+		j->folder = g_strdup((const char *)sqlite3_column_text(st, 2));
+		j->folder_id = sqlite3_column_int64(st, 3);
+		j->date = sqlite3_column_int64(st, 4);
+		if (sqlite3_column_bytes(st, 5) == MV_HASH_BYTES)
+			memcpy(j->hash, sqlite3_column_blob(st, 5), MV_HASH_BYTES);
+		g_ptr_array_add(jobs, j);
+		if (mv_st_read_record(s, sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
+		                      &j->record, &j->error) < 0)
+			j->record = g_byte_array_new();
 		done++;
-		if (rc == 0 && s->index_queue->len >= INDEX_COMMIT_DOCS)
-			rc = mv_st_flush_index(s, error);
+		if (jobs->len >= CATCH_UP_CHUNK)
+			rc = reindex_chunk(s, jobs, error);
 	}
 	sqlite3_finalize(st);
+	if (rc == 0)
+		rc = reindex_chunk(s, jobs, error);
+	g_ptr_array_free(jobs, TRUE);
 	if (rc == 0)
 		rc = mv_st_flush_index(s, error);
 	g_ptr_array_set_size(s->index_queue, 0);
 	if (rc == 0 && done)
-		mv_log_info("store %d: indexed %lld messages a crash had left unindexed", s->id, (long long)done);
+		mv_log_info("store %d: indexed %lld messages the index lacked", s->id, (long long)done);
 	return rc;
 }
