@@ -29,7 +29,7 @@
  * after it the promotion is finished.  Whatever writes wrapped keys holds
  * the instance key lock (flock on master.lock), so it cannot interleave
  * with a renewal in another process. */
-#include "archive/archive.h"
+#include "archive/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,24 +45,6 @@ struct mv_instance {
 	char *instance_id;
 };
 
-/* ---- internal to archive/ (used by stores.c; see the block there) ------------ */
-sqlite3 *mv_archive_db(mv_instance *inst);
-const char *mv_archive_instance_id(mv_instance *inst);
-int mv_archive_key_lock(mv_instance *inst, GError **error);
-void mv_archive_key_unlock(int lock_fd);
-bool mv_archive_unwrap(mv_instance *inst, GBytes *wrapped, uint8_t key_r[MV_KEY_BYTES]);
-int mv_archive_wrap_new_key(mv_instance *inst, const uint8_t data_key[MV_KEY_BYTES], GBytes **key_master_r,
-                            GBytes **key_recovery_r, GBytes **recovery_salt_r, GError **error);
-int mv_archive_write_store_meta(const mv_store_paths *paths, const char *owner, GBytes *key_master,
-                                GBytes *key_recovery, GBytes *recovery_salt, const char *uid, GError **error);
-int mv_archive_read_store_meta(const mv_store_paths *paths, char **owner_r, GBytes **key_master_r,
-                               GBytes **key_recovery_r, GBytes **recovery_salt_r, char **uid_r, GError **error);
-int mv_archive_sync_store_meta(mv_instance *inst, int store_id, GError **error);
-char *mv_archive_stored_path(mv_instance *inst, const char *absolute);
-char *mv_archive_absolute_path(mv_instance *inst, const char *stored);
-int mv_archive_setting_get(mv_instance *inst, const char *key, char **value_r, GError **error);
-int mv_archive_setting_put(mv_instance *inst, const char *key, const char *value, GError **error);
-char *mv_archive_random_hex(size_t bytes);
 
 #define SETTING_FORMAT "format_version"
 #define SETTING_INSTANCE_ID "instance_id"
@@ -71,7 +53,6 @@ char *mv_archive_random_hex(size_t bytes);
 #define SETTING_RECOVERY_KEK_NEXT "recovery_kek_wrapped_next"
 #define SETTING_KEY_CHECK "master_key_check"
 #define SETTING_KEY_CHECK_NEXT "master_key_check_next"
-#define SETTING_NEXT_STORE_ID "next_store_id"
 
 #define RECOVERY_SALT_BYTES 16
 #define INSTANCE_ID_BYTES 16

@@ -11,7 +11,7 @@
  *
  * What touches keys (wrapping, the store's own key records) is instance.c's;
  * this file calls it through the archive-internal functions below. */
-#include "archive/archive.h"
+#include "archive/internal.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -20,31 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- internal to archive/, defined in instance.c ------------------------------
- * (archive.h is the module's public face; these would sit in a private
- * archive/internal.h.) */
-sqlite3 *mv_archive_db(mv_instance *inst);
-const char *mv_archive_instance_id(mv_instance *inst);
-int mv_archive_key_lock(mv_instance *inst, GError **error);
-void mv_archive_key_unlock(int lock_fd);
-bool mv_archive_unwrap(mv_instance *inst, GBytes *wrapped, uint8_t key_r[MV_KEY_BYTES]);
-int mv_archive_wrap_new_key(mv_instance *inst, const uint8_t data_key[MV_KEY_BYTES], GBytes **key_master_r,
-                            GBytes **key_recovery_r, GBytes **recovery_salt_r, GError **error);
-int mv_archive_write_store_meta(const mv_store_paths *paths, const char *owner, GBytes *key_master,
-                                GBytes *key_recovery, GBytes *recovery_salt, const char *uid, GError **error);
-int mv_archive_read_store_meta(const mv_store_paths *paths, char **owner_r, GBytes **key_master_r,
-                               GBytes **key_recovery_r, GBytes **recovery_salt_r, char **uid_r, GError **error);
-int mv_archive_sync_store_meta(mv_instance *inst, int store_id, GError **error);
-char *mv_archive_stored_path(mv_instance *inst, const char *absolute);
-char *mv_archive_absolute_path(mv_instance *inst, const char *stored);
-int mv_archive_setting_get(mv_instance *inst, const char *key, char **value_r, GError **error);
-int mv_archive_setting_put(mv_instance *inst, const char *key, const char *value, GError **error);
-char *mv_archive_random_hex(size_t bytes);
 
 #define MAX_STORE_NAME_BYTES 200
 #define MAX_DIR_NAME_BYTES 100
 #define STORE_UID_BYTES 16
-#define SETTING_NEXT_STORE_ID "next_store_id"
 #define SETTING_AUTOCREATE "store_autocreate"
 
 static const char *const store_states[] = { "current", "normal", "writeProtected", "disabled", NULL };

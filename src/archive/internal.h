@@ -1,0 +1,29 @@
+/* archive/internal: what instance.c lends to stores.c and backup.c — the
+ * master db, the key wrapping and the store meta key records.  Not a public
+ * header: archive.h is the module's face. */
+#ifndef MV_ARCHIVE_INTERNAL_H
+#define MV_ARCHIVE_INTERNAL_H
+
+#include "archive/archive.h"
+
+sqlite3 *mv_archive_db(mv_instance *inst);
+const char *mv_archive_instance_id(mv_instance *inst);
+int mv_archive_key_lock(mv_instance *inst, GError **error);
+void mv_archive_key_unlock(int lock_fd);
+bool mv_archive_unwrap(mv_instance *inst, GBytes *wrapped, uint8_t key_r[MV_KEY_BYTES]);
+int mv_archive_wrap_new_key(mv_instance *inst, const uint8_t data_key[MV_KEY_BYTES], GBytes **key_master_r,
+                            GBytes **key_recovery_r, GBytes **recovery_salt_r, GError **error);
+int mv_archive_write_store_meta(const mv_store_paths *paths, const char *owner, GBytes *key_master,
+                                GBytes *key_recovery, GBytes *recovery_salt, const char *uid, GError **error);
+int mv_archive_read_store_meta(const mv_store_paths *paths, char **owner_r, GBytes **key_master_r,
+                               GBytes **key_recovery_r, GBytes **recovery_salt_r, char **uid_r, GError **error);
+int mv_archive_sync_store_meta(mv_instance *inst, int store_id, GError **error);
+char *mv_archive_stored_path(mv_instance *inst, const char *absolute);
+char *mv_archive_absolute_path(mv_instance *inst, const char *stored);
+int mv_archive_setting_get(mv_instance *inst, const char *key, char **value_r, GError **error);
+int mv_archive_setting_put(mv_instance *inst, const char *key, const char *value, GError **error);
+char *mv_archive_random_hex(size_t bytes);
+
+#define SETTING_NEXT_STORE_ID "next_store_id"
+
+#endif
