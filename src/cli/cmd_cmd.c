@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "commands/commands.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -137,13 +138,15 @@ int mv_cli_run_function(mv_instance *inst, int argc, char **argv)
 	g_atomic_int_set(&cancel_requested, 0);
 	struct sigaction sa = { .sa_handler = on_sigint }, old;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, &old);
+	if (sigaction(SIGINT, &sa, &old) < 0)
+		mv_log_warn("Ctrl-C will not cancel safely: %s", g_strerror(errno));
 	mv_command_ctx ctx = {
 		.inst = inst, .user = "admin", .progress = print_progress, .progress_opaque = &ps,
 		.cancel = &cancel_requested,
 	};
 	json_t *env = mv_command_invoke(cmd, &ctx, args);
-	sigaction(SIGINT, &old, NULL);
+	if (sigaction(SIGINT, &old, NULL) < 0)
+		mv_log_warn("could not restore the Ctrl-C handler: %s", g_strerror(errno));
 	if (ps.tty && ps.last > 0)
 		fprintf(stderr, "\n");
 	print_envelope(env);

@@ -186,8 +186,9 @@ json_t *mv_command_parse_args(const mv_command *cmd, GHashTable *text_args, GErr
 				            cmd->name, a->name, MAX_ARG_VALUE_BYTES);
 				goto fail;
 			}
-			/* An empty optional value reads as absent, as HTML forms send it. */
-			if (a->nullable && a->type != MV_ARG_STRING && !*(const char *)v)
+			/* An empty optional value reads as absent, as HTML forms send it
+			 * (free text excepted: there "" is a value). */
+			if (a->nullable && (a->type != MV_ARG_STRING || a->allowed) && !*(const char *)v)
 				continue;
 			json_t *val = convert_value(cmd, a, v, error);
 			if (!val)
@@ -280,7 +281,9 @@ void mv_command_log(mv_command_ctx *ctx, const char *fmt, ...)
 	va_start(ap, fmt);
 	char *text = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	mv_log_info("%s", text);
+	/* The caller shows logOutput; the log gets it at debug level only, so
+	 * that a terminal does not see every line twice. */
+	mv_log_debug("%s", text);
 	if (ctx->log)
 		g_string_append_printf(ctx->log, "%s\n", text);
 	g_free(text);
