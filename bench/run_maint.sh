@@ -15,13 +15,17 @@
 #      MAINT_OUT            where the imported store and logs are kept (default bench/out/maint-N)
 #      MAINT_REIMPORT=1     import again even if MAINT_OUT/base is intact
 #      MAINT_KEEP=1         keep the work data directory after the run (it is big at 1M)
+#      MAINT_STEP_TIMEOUT=S stop the run if one timed step takes longer than S seconds (SIGINT, which
+#                           mailvault answers by cancelling at a safe point); default 0 = no limit
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 INVOCATION="$0${1:+ $1}"
-[ -n "${MAILVAULT_BIN:-}" ] && INVOCATION="MAILVAULT_BIN=$MAILVAULT_BIN $INVOCATION"
+for v in MAINT_STEP_TIMEOUT MAINT_KEEP MAINT_REIMPORT MAINT_OUT MAILVAULT_BENCH_DIR MAILVAULT_BIN; do
+	[ -n "${!v:-}" ] && INVOCATION="$v=${!v} $INVOCATION"
+done
 
-case ${1:-} in -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case ${1:-} in -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 [ $# -le 1 ] || { echo "run_maint.sh: usage: bench/run_maint.sh [N]" >&2; exit 2; }
 N=${1:-1000000}
 case $N in ''|*[!0-9]*) echo "run_maint.sh: N must be a message count, not '$N'" >&2; exit 2 ;; esac
@@ -32,6 +36,8 @@ CACHE=${MAILVAULT_BENCH_DIR:-$REPO/bench/out/corpora}
 OUT=${MAINT_OUT:-$REPO/bench/out/maint-$N}
 BASE=$OUT/base              # the imported data directory, kept between runs
 MARK=$OUT/base.imported     # written after a completed import (JSON)
+STEP_TIMEOUT=${MAINT_STEP_TIMEOUT:-0}
+case $STEP_TIMEOUT in ''|*[!0-9]*) echo "run_maint.sh: MAINT_STEP_TIMEOUT must be seconds, not '$STEP_TIMEOUT'" >&2; exit 2 ;; esac
 D=$OUT/work                 # copy of BASE that this run changes
 LOG=$OUT/logs               # envelopes, stderr and GNU time output of this run
 MAILSTORE=833               # 50,000 messages per minute
@@ -153,7 +159,12 @@ timed() {
 	T_LOAD=$(cut -d' ' -f1 /proc/loadavg)
 	echo "$*" >>"$LOG/commands.txt"
 	T_RC=0
-	/usr/bin/time -v -o "$LOG/$name.time" "$@" >"$LOG/$name.json" 2>"$LOG/$name.err" || T_RC=$?
+	local to=()
+	[ "$STEP_TIMEOUT" -gt 0 ] && to=(timeout -s INT --kill-after=120 "$STEP_TIMEOUT")
+	/usr/bin/time -v -o "$LOG/$name.time" "${to[@]}" "$@" >"$LOG/$name.json" 2>"$LOG/$name.err" || T_RC=$?
+	if [ "$T_RC" = 124 ] || [ "$T_RC" = 137 ]; then
+		die "$name: stopped after ${STEP_TIMEOUT}s (MAINT_STEP_TIMEOUT): $*  [$LOG/$name.err]"
+	fi
 	read -r T_WALL T_RSS T_CPU < <(py timev "$LOG/$name.time") || die "$name: could not read $LOG/$name.time"
 }
 

@@ -510,6 +510,7 @@ typedef struct numrec {
 
 typedef struct verify_ctx {
 	mv_store *s;
+	const mv_store_task *task;
 	report rep;
 	GArray *nums;         /* numrec by message number */
 	sqlite3_stmt *contents; /* cursor: id, segment, offset, length, hash ordered by place */
@@ -783,8 +784,12 @@ static int verify_index(verify_ctx *v, GError **error)
 		g_ptr_array_add(archives, g_strdup((const char *)sqlite3_column_text(st, 0)));
 	sqlite3_finalize(st);
 	int rc = 0;
-	for (guint i = 0; i < archives->len && rc == 0; i++)
-		rc = verify_index_archive(v, archives->pdata[i], error);
+	for (guint i = 0; i < archives->len && rc == 0; i++) {
+		if (v->task && task_cancelled(v->task))
+			rc = cancelled_error(error, "VerifyStore");
+		else
+			rc = verify_index_archive(v, archives->pdata[i], error);
+	}
 	g_ptr_array_free(archives, TRUE);
 	return rc;
 }
@@ -806,7 +811,7 @@ int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, 
 	bool locked = s->mode == MV_STORE_WRITE;
 	if (locked && mv_st_write_lock(s, error) < 0)
 		return -1;
-	verify_ctx v = { .s = s, .rep.problems = json_array(), .nums = g_array_new(FALSE, TRUE, sizeof(numrec)),
+	verify_ctx v = { .s = s, .task = task, .rep.problems = json_array(), .nums = g_array_new(FALSE, TRUE, sizeof(numrec)),
 	                 .damaged_contents = g_array_new(FALSE, FALSE, sizeof(int64_t)) };
 	GHashTable *damaged_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	GArray *segs = segments_from_db(s->db, error);

@@ -30,6 +30,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Lookups by content and by place: compaction, verification and deletion
+ * would otherwise scan every message for every record.  Created on every
+ * writer open too, so stores made before they existed get them. */
+#define STORE_LOOKUP_INDEXES \
+	"CREATE INDEX IF NOT EXISTS messages_content ON messages(content_id);" \
+	"CREATE INDEX IF NOT EXISTS contents_place ON contents(segment, offset);"
+
 static const char store_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS segments(id INTEGER PRIMARY KEY, committed_len INTEGER NOT NULL);"
@@ -45,7 +52,8 @@ static const char store_schema[] =
 	" message_id TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, deleted_at INTEGER, deleted_reason TEXT,"
 	" UNIQUE(folder_id, content_id));"
 	"CREATE INDEX IF NOT EXISTS messages_date ON messages(date);"
-	"CREATE INDEX IF NOT EXISTS messages_folder_date ON messages(folder_id, date);";
+	"CREATE INDEX IF NOT EXISTS messages_folder_date ON messages(folder_id, date);"
+	STORE_LOOKUP_INDEXES;
 
 const char *mv_st_schema(void) { return store_schema; }
 
@@ -242,7 +250,8 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 		/* Writers keep the index on its own connection: attached, it would
 		 * be write-locked by every BEGIN IMMEDIATE on the metadata db. */
 		rc = -1;
-		if (mv_sql_open(ixp, true, false, &s->index_db, error) == 0 &&
+		if (mv_sql_exec(s->db, STORE_LOOKUP_INDEXES, error) == 0 &&
+		    mv_sql_open(ixp, true, false, &s->index_db, error) == 0 &&
 		    mv_st_setup_db(s->index_db, false, error) == 0 && mv_index_init_schema(s->index_db, "main", error) == 0)
 			rc = 0;
 		goto out;
