@@ -227,7 +227,7 @@ int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
 	mv_instance *inst = NULL;
 	mv_reader *r = NULL;
 	mv_ingest *ing = NULL;
-	GError *err = NULL;
+	GError *err = NULL, *end_err = NULL;
 	if (!check_import_args(&a, &ro, argc))
 		goto out;
 	ro.recursive = !a.no_subfolders;
@@ -261,8 +261,9 @@ int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
 	mv_ingest_get_counts(ing, &c);
 	status = c.refused ? MV_EXIT_REFUSED : MV_EXIT_OK;
 out:
-	if (ing && mv_ingest_end(&ing, &err) < 0)
-		g_clear_error(&err);
+	/* err may already have been reported and freed: a fresh one here. */
+	if (ing && mv_ingest_end(&ing, &end_err) < 0)
+		g_clear_error(&end_err);
 	mv_reader_close(&r);
 	mv_instance_close(&inst);
 	g_strfreev(ro.extensions);

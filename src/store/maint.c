@@ -869,6 +869,7 @@ int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, 
 /* An index document with everything it points into. */
 typedef struct doc_holder {
 	mv_index_doc doc;
+	char *archive, *folder;  /* owned: the caller's strings may go first */
 	mv_parsed *parsed;
 	GString *scope;
 	GByteArray *raw;
@@ -877,6 +878,8 @@ typedef struct doc_holder {
 static void doc_holder_clear(doc_holder *h)
 {
 	mv_parsed_free(h->parsed);
+	g_free(h->archive);
+	g_free(h->folder);
 	if (h->scope)
 		g_string_free(h->scope, TRUE);
 	if (h->raw)
@@ -893,6 +896,10 @@ static int doc_for(mv_store *s, int64_t num, const char *archive, const char *fo
 	if (mv_store_read_message(s, num, &h->raw, error) < 0)
 		return -1;
 	h->parsed = mv_parse_message(h->raw->data, h->raw->len, date);
+	h->archive = g_strdup(archive);
+	h->folder = g_strdup(folder);
+	archive = h->archive;
+	folder = h->folder;
 	h->scope = g_string_new(NULL);
 	mv_st_fill_scope(h->scope, archive, folder_id, h->parsed->has_attachment);
 	mv_parsed *p = h->parsed;
