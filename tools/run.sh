@@ -21,4 +21,6 @@ from this directory (or set MAILVAULT_DATA_DIR=$dir).
   $bin search 'from:alice subject:report'    full-text search (see README.md)
   $bin show 1:42                              a message, byte-exact
   $bin stats                                  counts and disk use
+  $bin shell                                  the management shell (Administration API functions)
+  $bin cmd VerifyStore --id=1                 one function; 'cmd --list' lists them all
 MSG
