@@ -27,12 +27,12 @@ from mvtest import (MAILVAULT_BIN, T_IMPORT, check_no_crash, import_json, init_d
                     parse_json, search_json, sha256, show_hashes)
 from test_faults import cmd, imported_store, ok, pick_corpus, run_and_maybe_kill, store_paths
 
-TRANSFER_STORE_SIZE = 1500
-TRANSFER_KILL_ROUNDS = 8
+TRANSFER_STORE_SIZE = 800
+TRANSFER_KILL_ROUNDS = 6
 # rounds of the kill test whose store 2 is compared byte for byte in full
 # (the others: every search field in full, the bytes of a sample)
 TRANSFER_FULL_ROUNDS = (TRANSFER_KILL_ROUNDS - 1,)
-TRANSFER_SAMPLE = 100
+TRANSFER_SAMPLE = 30
 BACKUP_IMPORT_SIZE = 2000
 
 
@@ -216,7 +216,7 @@ def test_kill9_during_transfer(transfer_base, tmp_path):
     for rnd in range(TRANSFER_KILL_ROUNDS):
         d = tmp_path / ("t%d" % rnd)
         shutil.copytree(str(tb.pristine), str(d))
-        delay = rng.uniform(0, tb.seconds)
+        delay = rng.uniform(0.05 * tb.seconds, 0.7 * tb.seconds)
         was_killed = run_and_maybe_kill(d, "TransferStores", delay, sourceStores=1, targetStore=2)
         partial = None
         if was_killed:
