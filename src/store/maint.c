@@ -86,6 +86,14 @@ static char *message_id_text(int store_id, int64_t num)
 	return g_strdup_printf("%d:%lld", store_id, (long long)num);
 }
 
+static json_t *message_id_json(int store_id, int64_t num)
+{
+	char *text = message_id_text(store_id, num);
+	json_t *v = json_string(text);
+	g_free(text);
+	return v;
+}
+
 /* Problems go into a report as {"kind","detail","messageIds"?}, at most
  * MAX_PROBLEMS of them; "problemCount" stays exact. */
 typedef struct report {
@@ -577,7 +585,7 @@ static int verify_record(void *opaque, scan_rec *r, GError **error)
 		v->damaged_records++;
 		json_t *ids = NULL;
 		if (r->number > 0)
-			ids = json_pack("[o]", json_string_nocheck(message_id_text(v->s->id, r->number)));
+			ids = json_pack("[o]", message_id_json(v->s->id, r->number));
 		report_problem(&v->rep, "recordDamaged", ids, "segment %lld offset %lld (%lld bytes): %s",
 		               (long long)r->segment, (long long)r->offset, (long long)r->length, r->problem);
 		numrec *slot = num_slot(v->nums, r->number);
@@ -608,7 +616,7 @@ static json_t *id_list(int store_id, GArray *numbers)
 {
 	json_t *ids = json_array();
 	for (guint i = 0; i < numbers->len; i++)
-		json_array_append_new(ids, json_string_nocheck(message_id_text(store_id, g_array_index(numbers, int64_t, i))));
+		json_array_append_new(ids, message_id_json(store_id, g_array_index(numbers, int64_t, i)));
 	return ids;
 }
 
