@@ -62,4 +62,12 @@ int mv_st_index_generation_check(mv_store *s, bool *stale_r, GError **error);
 /* Empties the index and sets its generation to the db's (under the lock). */
 int mv_st_index_reset(mv_store *s, GError **error);
 
+/* Long-running work: progress (percent -1 = unknown) and cancellation. */
+bool mv_st_task_cancelled(const mv_store_task *t);
+void mv_st_task_progress(const mv_store_task *t, int percent, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+/* Index catch-up with progress; cancellation stops between chunks, with
+ * everything indexed so far committed (the rest is indexed by the next
+ * catch-up) and MV_ERR_CANCELLED. */
+int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **error);
+
 #endif

@@ -33,24 +33,6 @@ char *mv_store_new_generation(void)
 	return mv_hex(b, sizeof b);
 }
 
-static bool task_cancelled(const mv_store_task *t)
-{
-	return t && t->cancel && g_atomic_int_get(t->cancel) != 0;
-}
-
-static void task_progress(const mv_store_task *t, int percent, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void task_progress(const mv_store_task *t, int percent, const char *fmt, ...)
-{
-	if (!t || !t->progress)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	char *text = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	t->progress(t->opaque, percent, text);
-	g_free(text);
-}
-
 static int cancelled_error(GError **error, const char *what)
 {
 	g_set_error(error, MV_ERROR, MV_ERR_CANCELLED, "%s cancelled; nothing was left half-done", what);
@@ -242,18 +224,20 @@ int mv_store_rebuild_index(mv_store *s, const mv_store_task *task, GError **erro
 	}
 	if (mv_st_flock(s, error) < 0)
 		return -1;
-	task_progress(task, 0, "store %d: emptying the index", s->id);
+	if (mv_st_task_cancelled(task))
+		return cancelled_error(error, "RebuildStoreIndex");
+	mv_st_task_progress(task, 0, "store %d: emptying the index", s->id);
 	int rc = mv_st_index_reset(s, error);
 	if (rc == 0) {
-		task_progress(task, -1, "store %d: indexing every message from content", s->id);
-		rc = mv_store_index_catch_up(s, error);
+		mv_st_task_progress(task, -1, "store %d: indexing every message from content", s->id);
+		rc = mv_st_index_catch_up_task(s, task, error);
 	}
 	GError *err = NULL;
 	if (mv_store_sync(s, rc == 0 ? error : &err) < 0)
 		rc = -1;
 	g_clear_error(&err);
 	if (rc == 0)
-		task_progress(task, 100, "store %d: index rebuilt", s->id);
+		mv_st_task_progress(task, 100, "store %d: index rebuilt", s->id);
 	return rc;
 }
 
@@ -427,7 +411,7 @@ static int scan_one_segment(mv_store *s, scan_segment *sg, scan_state *st, const
 		rc = fn(opaque, &r, error);
 	}
 	while (rc == 0 && pos + MV_RECORD_HEADER_BYTES <= end) {
-		if (task_cancelled(task)) {
+		if (mv_st_task_cancelled(task)) {
 			rc = cancelled_error(error, "the scan");
 			break;
 		}
@@ -470,7 +454,7 @@ static int scan_one_segment(mv_store *s, scan_segment *sg, scan_state *st, const
 		sg->valid_end = pos;
 		st->done += (uint64_t)r.length;
 		if ((st->done & 0xfffff) < (uint64_t)r.length && st->total)
-			task_progress(task, (int)(st->done * 99 / st->total), "segment %lld", (long long)sg->id);
+			mv_st_task_progress(task, (int)(st->done * 99 / st->total), "segment %lld", (long long)sg->id);
 	}
 	if (map)
 		munmap((void *)map, (size_t)end);
@@ -793,7 +777,7 @@ static int verify_index(verify_ctx *v, GError **error)
 	sqlite3_finalize(st);
 	int rc = 0;
 	for (guint i = 0; i < archives->len && rc == 0; i++) {
-		if (v->task && task_cancelled(v->task))
+		if (v->task && mv_st_task_cancelled(v->task))
 			rc = cancelled_error(error, "VerifyStore");
 		else
 			rc = verify_index_archive(v, archives->pdata[i], error);
@@ -829,7 +813,7 @@ int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, 
 		                       &v.contents, error);
 	if (rc == 0) {
 		contents_advance(&v);
-		task_progress(task, 0, "store %d: checking every record", s->id);
+		mv_st_task_progress(task, 0, "store %d: checking every record", s->id);
 		rc = scan_segments(s, segs, task, verify_record, &v, error);
 	}
 	while (rc == 0 && v.have_content) {
@@ -838,11 +822,11 @@ int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, 
 	}
 	sqlite3_finalize(v.contents);
 	if (rc == 0) {
-		task_progress(task, 99, "store %d: checking the db against content", s->id);
+		mv_st_task_progress(task, 99, "store %d: checking the db against content", s->id);
 		rc = verify_rows(&v, damaged_ids, error);
 	}
 	if (rc == 0 && include_index) {
-		task_progress(task, 99, "store %d: checking the index against the db", s->id);
+		mv_st_task_progress(task, 99, "store %d: checking the index against the db", s->id);
 		rc = verify_index(&v, error);
 	}
 	if (rc == 0) {
@@ -1388,7 +1372,7 @@ static int compact_record(void *opaque, scan_rec *r, GError **error)
 	if (numbered && r->number > 0 && r->number != c->next_number) {
 		GByteArray *m = g_byte_array_new();
 		char *meta = g_strdup_printf("{\"v\":1,\"first\":%lld}", (long long)r->number);
-		int64_t off;
+		int64_t off = 0;
 		int rc = mv_record_encode(c->s->key, MV_RECORD_BATCH, (const uint8_t *)meta, strlen(meta), NULL, 0, 1, m, error);
 		if (rc == 0)
 			rc = out_write(c, m->data, m->len, &off, error);
@@ -1401,7 +1385,7 @@ static int compact_record(void *opaque, scan_rec *r, GError **error)
 	GByteArray *rec = NULL;
 	if (mv_st_read_record(c->s, r->segment, r->offset, r->length, &rec, error) < 0)
 		return -1;
-	int64_t off;
+	int64_t off = 0;
 	int rc = out_write(c, rec->data, rec->len, &off, error);
 	g_byte_array_unref(rec);
 	if (rc < 0)
@@ -1542,7 +1526,7 @@ int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, 
 		if (rc == 0)
 			rc = mv_st_sql_prepare(s->db, "SELECT 1 FROM messages WHERE num = ? AND deleted = 0", &c.number_live, error);
 		if (rc == 0) {
-			task_progress(task, 0, "store %d: rewriting segments from %lld on", s->id, (long long)c.first_rewritten);
+			mv_st_task_progress(task, 0, "store %d: rewriting segments from %lld on", s->id, (long long)c.first_rewritten);
 			rc = scan_segments(s, segs, task, compact_record, &c, error);
 		}
 		if (rc == 0 && c.out_fd < 0)
@@ -2042,7 +2026,7 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	if (rc == 0 && !(segs = segments_from_dir(paths->content_dir, error)))
 		rc = -1;
 	if (rc == 0) {
-		task_progress(task, 0, "store %d: replaying %u segments", store_id, segs->len);
+		mv_st_task_progress(task, 0, "store %d: replaying %u segments", store_id, segs->len);
 		rc = scan_segments(&shell, segs, task, recover_record, &c, error);
 	}
 	if (rc == 0)
@@ -2101,7 +2085,7 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	}
 	/* The index: built from the recovered db by the ordinary catch-up. */
 	if (rc == 0) {
-		task_progress(task, 99, "store %d: indexing the recovered messages", store_id);
+		mv_st_task_progress(task, 99, "store %d: indexing the recovered messages", store_id);
 		mv_store *s = mv_store_open(store_id, paths, key, MV_STORE_WRITE, error);
 		rc = s ? append_restore(s, c.restored, error) : -1;
 		if (rc == 0)

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -1246,12 +1247,44 @@ int mv_st_set_indexed_upto(mv_store *s, int64_t upto, GError **error)
 	return rc;
 }
 
-int mv_store_index_catch_up(mv_store *s, GError **error)
+bool mv_st_task_cancelled(const mv_store_task *t)
+{
+	return t && t->cancel && g_atomic_int_get(t->cancel) != 0;
+}
+
+void mv_st_task_progress(const mv_store_task *t, int percent, const char *fmt, ...)
+{
+	if (!t || !t->progress)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	t->progress(t->opaque, percent, text);
+	g_free(text);
+}
+
+static int64_t count_unindexed(mv_store *s, int64_t upto)
+{
+	sqlite3_stmt *st;
+	int64_t n = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM messages WHERE num > ? AND deleted = 0", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(st, 1, upto);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **error)
 {
 	int64_t upto = 0, done = 0;
 	sqlite3_stmt *st;
 	if (mv_st_indexed_upto(s, &upto, error) < 0)
 		return -1;
+	int64_t total = task ? count_unindexed(s, upto) : 0;
 	if (mv_st_sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date, c.hash, c.segment, c.offset, c.length"
 	                " FROM messages m JOIN folders f ON f.id = m.folder_id JOIN contents c ON c.id = m.content_id"
 	                " WHERE m.num > ? AND m.deleted = 0 ORDER BY m.num", &st, error) < 0)
@@ -1273,8 +1306,21 @@ int mv_store_index_catch_up(mv_store *s, GError **error)
 		                      &j->record, &j->error) < 0)
 			j->record = g_byte_array_new();
 		done++;
-		if (jobs->len >= CATCH_UP_CHUNK)
-			rc = reindex_chunk(s, jobs, error);
+		if (jobs->len < CATCH_UP_CHUNK)
+			continue;
+		rc = reindex_chunk(s, jobs, error);
+		if (rc == 0 && mv_st_task_cancelled(task)) {
+			rc = mv_st_flush_index(s, error);
+			if (rc == 0)
+				g_set_error(error, MV_ERROR, MV_ERR_CANCELLED,
+				            "store %d: indexing cancelled after %lld of %lld messages; the index is usable, "
+				            "and the rest is indexed by the next write to the store or RebuildStoreIndex",
+				            s->id, (long long)done, (long long)total);
+			rc = -1;
+		} else if (rc == 0) {
+			mv_st_task_progress(task, total > 0 ? (int)MIN(99, done * 100 / total) : -1,
+			                    "store %d: indexed %lld of %lld messages", s->id, (long long)done, (long long)total);
+		}
 	}
 	sqlite3_finalize(st);
 	if (rc == 0)
@@ -1286,4 +1332,9 @@ int mv_store_index_catch_up(mv_store *s, GError **error)
 	if (rc == 0 && done)
 		mv_log_info("store %d: indexed %lld messages the index lacked", s->id, (long long)done);
 	return rc;
+}
+
+int mv_store_index_catch_up(mv_store *s, GError **error)
+{
+	return mv_st_index_catch_up_task(s, NULL, error);
 }
