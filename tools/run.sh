@@ -1,7 +1,7 @@
 #!/bin/sh
-# `make run`: initialises the embedded default instance on first use and says
-# how to reach it.  (The server comes in a later issue; until then the
-# instance is used through the mailvault command.)
+# `make run`: initialises the embedded default instance on first use (the
+# recovery key and the first administrator's password are printed then,
+# once), then runs the server in the foreground until Ctrl-C.
 set -eu
 bin=$1
 dir=$2
@@ -9,18 +9,18 @@ if [ ! -f "$dir/master.sqlite" ]; then
   "$bin" --data-dir "$dir" init
   echo
 else
-  echo "mailvault instance in $dir (already initialised)"
-  "$bin" --data-dir "$dir" stats
-  echo
+  echo "mailvault instance in $dir (already initialised: the admin password was shown by its first 'make run';"
+  echo "set a new one with: $bin --data-dir $dir cmd SetUserPassword --userName=admin --password=...)"
 fi
 cat <<MSG
-mailvault is ready. The data directory is $dir; commands use it by default
-from this directory (or set MAILVAULT_DATA_DIR=$dir).
 
-  $bin import PATH --archive john.doe        EML file or directory, mbox or Maildir
+Starting the server (Ctrl-C stops it). Once it is up:
+
+  $bin cmd --server https://127.0.0.1:8463 --cacert $dir/certs/server.crt --user admin GetServerInfo
+  curl --cacert $dir/certs/server.crt -u admin -X POST https://127.0.0.1:8463/api/get-metadata
+
+Local commands on $dir (reading ones run beside the server):
   $bin search 'from:alice subject:report'    full-text search (see README.md)
-  $bin show 1:42                              a message, byte-exact
-  $bin stats                                  counts and disk use
-  $bin shell                                  the management shell (Administration API functions)
-  $bin cmd VerifyStore --id=1                 one function; 'cmd --list' lists them all
+  $bin audit                                  the audit log
 MSG
+exec "$bin" --data-dir "$dir" serve

@@ -10,6 +10,8 @@
 #include "base/base.h"
 #include "store/store.h"
 
+#include <jansson.h>
+
 #define MV_INSTANCE_FORMAT_VERSION 1
 
 typedef struct mv_instance mv_instance;
@@ -105,6 +107,196 @@ int mv_instance_auto_create_store(mv_instance *inst, int *id_r, GError **error);
 int mv_instance_backup(mv_instance *inst, const char *dir, bool exclude_index,
                        mv_progress_cb progress, void *opaque, volatile gint *cancel, GError **error);
 int mv_instance_restore(const char *backup_dir, const char *data_dir, GError **error);
+
+/* ---- users and privileges (users.c) ----------------------------------------
+ * Users live in master.sqlite.  Privilege sets are bit sets with exactly the
+ * identifiers of design.md §9; the text form is a comma separated list
+ * ("none" alone = the empty set). */
+typedef enum {
+	MV_PRIV_ADMIN = 1u << 0,
+	MV_PRIV_LOGIN = 1u << 1,
+	MV_PRIV_CHANGE_PASSWORD = 1u << 2,
+	MV_PRIV_ARCHIVE = 1u << 3,
+	MV_PRIV_MODIFY_ARCHIVE_PROFILES = 1u << 4,
+	MV_PRIV_EXPORT = 1u << 5,
+	MV_PRIV_MODIFY_EXPORT_PROFILES = 1u << 6,
+	MV_PRIV_DELETE = 1u << 7,
+} mv_privilege;
+
+typedef enum {
+	MV_LOGIN_WINDOWS = 1u << 0,
+	MV_LOGIN_WEB = 1u << 1,
+	MV_LOGIN_OUTLOOK = 1u << 2,
+	MV_LOGIN_WINDOWS_CMD = 1u << 3,
+	MV_LOGIN_IMAP = 1u << 4,
+	MV_LOGIN_API = 1u << 5,
+	MV_LOGIN_ALL = (1u << 6) - 1,
+} mv_login_privilege;
+
+typedef enum {
+	MV_FOLDER_READ = 1u << 0,
+	MV_FOLDER_WRITE = 1u << 1,
+	MV_FOLDER_DELETE = 1u << 2,
+	MV_FOLDER_ALL = (1u << 3) - 1,
+} mv_folder_privilege;
+
+typedef enum { MV_PRIVSET_USER, MV_PRIVSET_LOGIN, MV_PRIVSET_FOLDER } mv_privset_kind;
+
+/* "admin,login" -> bits.  Unknown names, "none" mixed with others, empty
+ * items fail with MV_ERR_INVALID naming arg_name and the bad item. */
+int mv_privileges_parse(mv_privset_kind kind, const char *arg_name, const char *text, unsigned *bits_r,
+                        GError **error);
+/* bits -> "admin,login" in the order of design.md §9; "none" for 0. */
+char *mv_privileges_format(mv_privset_kind kind, unsigned bits);
+
+typedef struct mv_user {
+	char *name;
+	char *full_name;               /* NULL if unset */
+	char *distinguished_name;      /* NULL if unset */
+	char *authentication;          /* "integrated" | "directoryServices" */
+	unsigned privileges;           /* mv_privilege bits */
+	unsigned login_privileges;     /* mv_login_privilege bits */
+	GPtrArray *email_addresses;    /* char*, never NULL */
+	GPtrArray *pop3_user_names;    /* char*, never NULL */
+	bool has_password;
+	int64_t auth_generation;       /* changes whenever password or authentication changes */
+} mv_user;
+
+void mv_user_free(mv_user *u);
+/* User names: 1..256 bytes of UTF-8 without control characters, '/', ',', ':' or
+ * leading/trailing space; unique case-insensitively (stored as given). */
+int mv_user_name_check(const char *name, GError **error);
+
+/* Creates a user.  password may be NULL (no password: cannot log in with
+ * one).  With the compliance password policy on, weak passwords fail with
+ * MV_ERR_INVALID naming the rule. */
+int mv_user_create(mv_instance *inst, const char *name, unsigned privileges, unsigned login_privileges,
+                   const char *full_name, const char *distinguished_name, const char *authentication,
+                   const char *password, GError **error);
+/* NULL with MV_ERR_NOT_FOUND for an unknown user. */
+mv_user *mv_user_get(mv_instance *inst, const char *name, GError **error);
+/* All users ordered by name (array of mv_user*). */
+GPtrArray *mv_users_list(mv_instance *inst, GError **error);
+/* Deletes the user, its folder privileges and app passwords; the archive stays. */
+int mv_user_delete(mv_instance *inst, const char *name, GError **error);
+/* Renames the user (folder privileges and app passwords follow); the archive
+ * keeps its name. */
+int mv_user_rename(mv_instance *inst, const char *old_name, const char *new_name, GError **error);
+int mv_user_set_password(mv_instance *inst, const char *name, const char *password, GError **error);
+int mv_user_set_full_name(mv_instance *inst, const char *name, const char *full_name, GError **error);
+int mv_user_set_distinguished_name(mv_instance *inst, const char *name, const char *dn, GError **error);
+int mv_user_set_authentication(mv_instance *inst, const char *name, const char *authentication, GError **error);
+/* items: char* (may be empty). */
+int mv_user_set_email_addresses(mv_instance *inst, const char *name, GPtrArray *items, GError **error);
+int mv_user_set_pop3_user_names(mv_instance *inst, const char *name, GPtrArray *items, GError **error);
+int mv_user_set_privileges(mv_instance *inst, const char *name, unsigned privileges, GError **error);
+int mv_user_set_login_privileges(mv_instance *inst, const char *name, unsigned login_privileges, GError **error);
+/* Number of app passwords deleted in *count_r (may be NULL). */
+int mv_user_delete_app_passwords(mv_instance *inst, const char *name, int64_t *count_r, GError **error);
+
+/* Checks a password (Argon2id, libsodium; constant time).  Unknown user,
+ * no password, wrong password, directoryServices authentication: all fail
+ * with MV_ERR_AUTH and the same message.  On success *user_r (may be NULL). */
+int mv_user_authenticate(mv_instance *inst, const char *name, const char *password, mv_user **user_r,
+                         GError **error);
+/* The password policy (when enabled): at least 8 characters, three of
+ * upper case, lower case, digits, other; not containing the user name. */
+int mv_password_policy_check(const char *user_name, const char *password, GError **error);
+
+/* Folder privileges: entries (user, folder, bits) where folder is an archive
+ * ("john.doe") or a folder in it ("john.doe/Inbox").  The entry with the
+ * longest folder that equals or contains the folder asked about decides
+ * (compared case-insensitively); bits 0 is an explicit deny. */
+typedef struct mv_folder_grant {
+	char *folder;
+	unsigned privileges;           /* mv_folder_privilege bits; 0 = none (deny) */
+} mv_folder_grant;
+void mv_folder_grant_free(mv_folder_grant *g);
+int mv_user_set_folder_privileges(mv_instance *inst, const char *name, const char *folder, unsigned privileges,
+                                  GError **error);
+int mv_user_clear_folder_privileges(mv_instance *inst, const char *name, GError **error);
+/* The user's entries ordered by folder (array of mv_folder_grant*). */
+GPtrArray *mv_user_folder_privileges(mv_instance *inst, const char *name, GError **error);
+
+/* A caller's effective access, loaded once per call.  NULL (or an
+ * administrator's) means unrestricted. */
+typedef struct mv_access mv_access;
+mv_access *mv_access_load(mv_instance *inst, const char *user_name, GError **error);
+void mv_access_free(mv_access *a);
+bool mv_access_unrestricted(const mv_access *a);
+const char *mv_access_user(const mv_access *a);
+/* Effective folder privilege bits on archive/path (path "" = the archive
+ * root).  A NULL access has them all. */
+unsigned mv_access_folder(const mv_access *a, const char *archive, const char *path);
+
+/* Creates the first administrator "admin" (all privileges and login
+ * privileges) with a random password returned in *password_r, unless a
+ * user exists already (then *password_r is NULL). */
+int mv_users_ensure_admin(mv_instance *inst, char **password_r, GError **error);
+
+/* ---- compliance configuration (users.c) -------------------------------------- */
+typedef struct mv_compliance {
+	bool admin_email_preview_enabled;
+	bool legal_hold_enabled;
+	bool password_policy_enabled;
+	GPtrArray *log_successful_user_activities;   /* char* event types */
+} mv_compliance;
+void mv_compliance_clear(mv_compliance *c);
+int mv_compliance_get(mv_instance *inst, mv_compliance *c_r, GError **error);
+int mv_compliance_set(mv_instance *inst, const mv_compliance *c, GError **error);
+/* The reference's JSON object and back (unknown fields fail naming them). */
+json_t *mv_compliance_to_json(const mv_compliance *c);
+int mv_compliance_from_json(json_t *obj, mv_compliance *c_r, GError **error);
+
+/* ---- audit log (audit.c) ---------------------------------------------------
+ * Append-only, in master.sqlite; each entry's hash is a keyed BLAKE2b over
+ * the previous entry's hash and this entry's fields (the key, random per
+ * instance, kept wrapped by the master key), so a changed, removed or
+ * inserted entry breaks the chain at that point. */
+typedef struct mv_audit_entry {
+	int64_t seq;
+	int64_t time_ms;               /* Unix time, milliseconds */
+	char *user;                    /* "" when unknown (failed logon of a nobody) */
+	char *remote;                  /* "127.0.0.1", "local" for the command line */
+	char *event;                   /* MailStore-style event type, e.g. "UserAdd" */
+	bool success;
+	char *details;                 /* free text or JSON; never passwords */
+	char *hash;                    /* hex */
+} mv_audit_entry;
+void mv_audit_entry_free(mv_audit_entry *e);
+/* Appends one entry (durable when it returns 0).  inst NULL (a call made
+ * without an instance) has no log: nothing is recorded, 0 is returned. */
+int mv_audit_append(mv_instance *inst, const char *user, const char *remote, const char *event, bool success,
+                    const char *details, GError **error);
+/* Entries with time_ms >= since_ms in order, at most limit (0 = all). */
+GPtrArray *mv_audit_read(mv_instance *inst, int64_t since_ms, int64_t limit, GError **error);
+/* Walks the whole chain.  *checked_r = entries checked; *first_broken_r =
+ * seq of the first entry whose hash does not follow (0 = chain intact) and
+ * *reason_r why (NULL when intact). */
+int mv_audit_verify(mv_instance *inst, int64_t *checked_r, int64_t *first_broken_r, char **reason_r,
+                    GError **error);
+/* Whether a successful event of this type is to be logged: administrative
+ * events always; user activities when listed in the compliance
+ * configuration's logSuccessfulUserActivities. */
+bool mv_audit_wanted(mv_instance *inst, const char *event, bool admin_action);
+/* A point in time as GetAuditLog and `mailvault audit --since` take it:
+ * ISO 8601 ("2024-05-01", "2024-05-01T12:00:00Z"; no offset = UTC) or Unix
+ * seconds, into Unix milliseconds.  MV_ERR_INVALID naming arg_name. */
+int mv_audit_parse_time(const char *arg_name, const char *text, int64_t *ms_r, GError **error);
+/* Unix milliseconds -> "2024-05-01T12:00:00.123Z" (a new string). */
+char *mv_audit_format_time(int64_t time_ms);
+
+/* ---- the server's hold on the data directory (lock.c) ---------------------- */
+/* Taken by `mailvault serve` for its lifetime: fails with MV_ERR_STATE
+ * (naming the holder) when another server runs or a local command is
+ * writing.  description ("pid N, https://host:port") is what refusals show. */
+int mv_server_lock_acquire(const char *data_dir, const char *description, int *fd_r, GError **error);
+void mv_server_lock_release(int fd);
+/* Taken by local commands that write, for their whole run: fails with
+ * MV_ERR_STATE naming the server when one holds the directory.  *fd_r is
+ * -1 when the directory does not exist yet. */
+int mv_server_lock_local(const char *data_dir, int *fd_r, GError **error);
+void mv_server_lock_local_release(int fd);
 
 /* Resolves the data directory: explicit, else $MAILVAULT_DATA_DIR, else ./var. */
 char *mv_data_dir_resolve(const char *explicit_dir);

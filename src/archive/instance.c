@@ -26,7 +26,9 @@
  * point), then the *_next values are promoted.  A settings row
  * master_key_check (a value wrapped by the master key) tells, on open, which
  * side of the rename a crash happened: before it the leftovers are dropped,
- * after it the promotion is finished.  Whatever writes wrapped keys holds
+ * after it the promotion is finished.  The recovery KEK and the audit log's
+ * key (see audit.c) are settings wrapped by the master key and go through
+ * the same _next/promote steps.  Whatever writes wrapped keys holds
  * the instance key lock (flock on master.lock), so it cannot interleave
  * with a renewal in another process. */
 #include "archive/internal.h"
@@ -53,6 +55,8 @@ struct mv_instance {
 #define SETTING_RECOVERY_KEK_NEXT "recovery_kek_wrapped_next"
 #define SETTING_KEY_CHECK "master_key_check"
 #define SETTING_KEY_CHECK_NEXT "master_key_check_next"
+#define SETTING_AUDIT_KEY "audit_key_wrapped"
+#define SETTING_AUDIT_KEY_NEXT "audit_key_wrapped_next"
 
 #define RECOVERY_SALT_BYTES 16
 #define INSTANCE_ID_BYTES 16
@@ -62,6 +66,24 @@ struct mv_instance {
  * intermediate state opens. */
 #define FAULT_EXIT_STATUS 86
 
+/* Users, their folder privileges and app passwords (users.c) and the audit
+ * log (audit.c).  Part of a new instance's schema, and added on open to an
+ * instance made before them (every statement is idempotent). */
+#define USERS_SCHEMA \
+	"CREATE TABLE IF NOT EXISTS users(name TEXT PRIMARY KEY COLLATE NOCASE, full_name TEXT," \
+	" distinguished_name TEXT, authentication TEXT NOT NULL DEFAULT 'integrated'," \
+	" privileges INTEGER NOT NULL DEFAULT 0, login_privileges INTEGER NOT NULL DEFAULT 0," \
+	" email_addresses TEXT NOT NULL DEFAULT '[]', pop3_user_names TEXT NOT NULL DEFAULT '[]'," \
+	" password_hash TEXT, auth_generation INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);" \
+	"CREATE TABLE IF NOT EXISTS folder_privileges(user TEXT NOT NULL COLLATE NOCASE," \
+	" folder TEXT NOT NULL COLLATE NOCASE, privileges INTEGER NOT NULL, PRIMARY KEY(user, folder));" \
+	"CREATE TABLE IF NOT EXISTS app_passwords(id INTEGER PRIMARY KEY, user TEXT NOT NULL COLLATE NOCASE," \
+	" description TEXT, hash TEXT NOT NULL, created_at INTEGER NOT NULL);" \
+	"CREATE INDEX IF NOT EXISTS app_passwords_user ON app_passwords(user);" \
+	"CREATE TABLE IF NOT EXISTS audit_log(seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL," \
+	" user TEXT NOT NULL, remote TEXT NOT NULL, event TEXT NOT NULL, success INTEGER NOT NULL," \
+	" details TEXT NOT NULL, hash TEXT NOT NULL);"
+
 static const char master_schema[] =
 	"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	"CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -70,7 +92,8 @@ static const char master_schema[] =
 	" db_path TEXT NOT NULL, content_path TEXT NOT NULL, index_path TEXT NOT NULL,"
 	" key_master BLOB NOT NULL, key_recovery BLOB NOT NULL, recovery_salt BLOB NOT NULL,"
 	" created_at INTEGER NOT NULL, key_master_next BLOB, owner_instance TEXT, store_uid TEXT,"
-	" meta_synced INTEGER NOT NULL DEFAULT 0);";
+	" meta_synced INTEGER NOT NULL DEFAULT 0);"
+	USERS_SCHEMA;
 
 /* Columns added after format 1's first release; added on open when missing. */
 static const struct {
@@ -331,11 +354,20 @@ static GBytes *wrap_with(const uint8_t kek[MV_KEY_BYTES], const uint8_t key[MV_K
 	return b;
 }
 
+/* A new random key, wrapped by master (the key check's probe, the audit
+ * log's key). */
+static GBytes *new_wrapped_key(const uint8_t master[MV_KEY_BYTES])
+{
+	uint8_t key[MV_KEY_BYTES];
+	randombytes_buf(key, sizeof key);
+	GBytes *w = wrap_with(master, key);
+	sodium_memzero(key, sizeof key);
+	return w;
+}
+
 static GBytes *new_key_check(const uint8_t master[MV_KEY_BYTES])
 {
-	uint8_t probe[MV_KEY_BYTES];
-	randombytes_buf(probe, sizeof probe);
-	return wrap_with(master, probe);
+	return new_wrapped_key(master);
 }
 
 static bool key_opens_setting(mv_instance *inst, const uint8_t key[MV_KEY_BYTES], const char *setting)
@@ -461,6 +493,25 @@ int mv_archive_wrap_new_key(mv_instance *inst, const uint8_t data_key[MV_KEY_BYT
 	}
 	sodium_memzero(kek, sizeof kek);
 	return 0;
+}
+
+/* ---- the audit log's key ------------------------------------------------------------ */
+
+int mv_archive_audit_key(mv_instance *inst, uint8_t key_r[MV_KEY_BYTES], GError **error)
+{
+	GBytes *wrapped = NULL;
+	if (setting_get_bytes(inst->db, SETTING_AUDIT_KEY, &wrapped, error) < 0)
+		return -1;
+	if (!wrapped) {
+		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "master.sqlite: the audit log key is missing");
+		return -1;
+	}
+	bool ok = mv_archive_unwrap(inst, wrapped, key_r);
+	g_bytes_unref(wrapped);
+	if (ok)
+		return 0;
+	g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "master.sqlite: the audit log key does not open with master.key");
+	return -1;
 }
 
 /* ---- store meta: the store's own copy of its keys -------------------------------- */
@@ -1090,7 +1141,8 @@ static int drop_next_values(mv_instance *inst, GError **error)
 	if (mv_sql_exec(inst->db, "UPDATE stores SET key_master_next=NULL WHERE key_master_next IS NOT NULL",
 	                error) < 0 ||
 	    setting_delete(inst->db, SETTING_KEY_CHECK_NEXT, error) < 0 ||
-	    setting_delete(inst->db, SETTING_RECOVERY_KEK_NEXT, error) < 0)
+	    setting_delete(inst->db, SETTING_RECOVERY_KEK_NEXT, error) < 0 ||
+	    setting_delete(inst->db, SETTING_AUDIT_KEY_NEXT, error) < 0)
 		return -1;
 	return 0;
 }
@@ -1137,7 +1189,8 @@ static int promote_next_values(mv_instance *inst, GError **error)
 	if (mv_sql_exec(inst->db, "UPDATE stores SET key_master=key_master_next, key_master_next=NULL,"
 	                " meta_synced=0 WHERE key_master_next IS NOT NULL", error) < 0 ||
 	    promote_setting(inst, SETTING_KEY_CHECK_NEXT, SETTING_KEY_CHECK, error) < 0 ||
-	    promote_setting(inst, SETTING_RECOVERY_KEK_NEXT, SETTING_RECOVERY_KEK, error) < 0)
+	    promote_setting(inst, SETTING_RECOVERY_KEK_NEXT, SETTING_RECOVERY_KEK, error) < 0 ||
+	    promote_setting(inst, SETTING_AUDIT_KEY_NEXT, SETTING_AUDIT_KEY, error) < 0)
 		return -1;
 	return 0;
 }
@@ -1189,6 +1242,53 @@ static int settle_master_key(mv_instance *inst, GError **error)
 	return rc;
 }
 
+/* The users tables and the audit key, added to an instance made before
+ * them.  Looked at without a lock first: present, they are never removed. */
+static int users_schema_present(mv_instance *inst, bool *present_r, GError **error)
+{
+	int64_t tables = 0;
+	char *key = NULL;
+	if (count_rows(inst->db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN"
+	               " ('users','folder_privileges','app_passwords','audit_log')", &tables, error) < 0 ||
+	    setting_get(inst->db, SETTING_AUDIT_KEY, &key, error) < 0)
+		return -1;
+	*present_r = tables == 4 && key != NULL;
+	g_free(key);
+	return 0;
+}
+
+static int add_users_schema(mv_instance *inst, GError **error)
+{
+	char *key = NULL;
+	if (mv_sql_exec(inst->db, USERS_SCHEMA, error) < 0 || setting_get(inst->db, SETTING_AUDIT_KEY, &key, error) < 0)
+		return -1;
+	bool have_key = key != NULL;
+	g_free(key);
+	if (have_key)
+		return 0;
+	GBytes *wrapped = new_wrapped_key(inst->master_key);
+	int rc = setting_put_bytes(inst->db, SETTING_AUDIT_KEY, wrapped, error);
+	g_bytes_unref(wrapped);
+	return rc;
+}
+
+static int ensure_users_schema(mv_instance *inst, GError **error)
+{
+	bool present;
+	if (users_schema_present(inst, &present, error) < 0)
+		return -1;
+	if (present)
+		return 0;
+	/* The audit key is a wrapped key: written under the key lock, so that a
+	 * renewal in another process cannot miss it. */
+	int lock = mv_archive_key_lock(inst, error);
+	if (lock < 0)
+		return -1;
+	int rc = in_transaction(inst, add_users_schema, error);
+	mv_archive_key_unlock(lock);
+	return rc;
+}
+
 mv_instance *mv_instance_open(const char *data_dir, GError **error)
 {
 	if (sodium_init() < 0) {
@@ -1206,7 +1306,7 @@ mv_instance *mv_instance_open(const char *data_dir, GError **error)
 	inst->data_dir = g_canonicalize_filename(data_dir, NULL);
 	if (read_key_file(keyp, inst->master_key, error) < 0 || mv_sql_open(dbp, false, false, &inst->db, error) < 0 ||
 	    mv_sql_exec(inst->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", error) < 0 ||
-	    migrate(inst, error) < 0 || settle_master_key(inst, error) < 0) {
+	    migrate(inst, error) < 0 || settle_master_key(inst, error) < 0 || ensure_users_schema(inst, error) < 0) {
 		mv_instance_close(&inst);
 		goto out;
 	}
@@ -1245,14 +1345,17 @@ static int write_initial_settings(sqlite3 *db, const uint8_t master[MV_KEY_BYTES
 	sodium_memzero(kek, sizeof kek);
 	GBytes *salt_bytes = g_bytes_new(salt, sizeof salt);
 	GBytes *check = new_key_check(master);
+	GBytes *audit_key = new_wrapped_key(master);
 	char *version = g_strdup_printf("%d", MV_INSTANCE_FORMAT_VERSION);
 	char *id = mv_archive_random_hex(INSTANCE_ID_BYTES);
 	int rc = -1;
 	if (setting_put(db, SETTING_FORMAT, version, error) == 0 && setting_put(db, SETTING_INSTANCE_ID, id, error) == 0 &&
 	    setting_put_bytes(db, SETTING_RECOVERY_SALT, salt_bytes, error) == 0 &&
 	    setting_put_bytes(db, SETTING_RECOVERY_KEK, kek_wrapped, error) == 0 &&
-	    setting_put_bytes(db, SETTING_KEY_CHECK, check, error) == 0)
+	    setting_put_bytes(db, SETTING_KEY_CHECK, check, error) == 0 &&
+	    setting_put_bytes(db, SETTING_AUDIT_KEY, audit_key, error) == 0)
 		rc = 0;
+	g_bytes_unref(audit_key);
 	g_free(version);
 	g_free(id);
 	g_bytes_unref(check);
@@ -1459,33 +1562,40 @@ static int rewrap_store_keys(mv_instance *inst, const uint8_t next[MV_KEY_BYTES]
 	return rc;
 }
 
-static int rewrap_recovery_kek(mv_instance *inst, const uint8_t next[MV_KEY_BYTES], GError **error)
+/* A key the instance keeps in a setting, wrapped by the master key (the
+ * recovery KEK, the audit log key): wrapped by the new key into its _next
+ * setting.  Absent (an instance made before it kept one): nothing to do. */
+static int rewrap_setting(mv_instance *inst, const char *setting, const char *next_setting, const char *what,
+                          const uint8_t next[MV_KEY_BYTES], GError **error)
 {
-	GBytes *kek_wrapped = NULL;
-	if (setting_get_bytes(inst->db, SETTING_RECOVERY_KEK, &kek_wrapped, error) < 0)
+	GBytes *wrapped = NULL;
+	if (setting_get_bytes(inst->db, setting, &wrapped, error) < 0)
 		return -1;
-	if (!kek_wrapped)
-		return 0; /* an instance made before it kept one */
-	uint8_t kek[MV_KEY_BYTES];
+	if (!wrapped)
+		return 0;
+	uint8_t key[MV_KEY_BYTES];
 	int rc = -1;
-	if (!mv_archive_unwrap(inst, kek_wrapped, kek)) {
-		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT,
-		            "master.sqlite: the recovery key-encryption key does not open with master.key");
+	if (!mv_archive_unwrap(inst, wrapped, key)) {
+		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "master.sqlite: the %s does not open with master.key", what);
 	} else {
-		GBytes *w = wrap_with(next, kek);
-		rc = setting_put_bytes(inst->db, SETTING_RECOVERY_KEK_NEXT, w, error);
+		GBytes *w = wrap_with(next, key);
+		rc = setting_put_bytes(inst->db, next_setting, w, error);
 		g_bytes_unref(w);
 	}
-	sodium_memzero(kek, sizeof kek);
-	g_bytes_unref(kek_wrapped);
+	sodium_memzero(key, sizeof key);
+	g_bytes_unref(wrapped);
 	return rc;
 }
 
-/* Step 2 of a renewal: every store key this instance opens, the key check
- * and the recovery KEK, wrapped by the new key into the *_next places. */
+/* Step 2 of a renewal: every store key this instance opens, the key check,
+ * the recovery KEK and the audit log key, wrapped by the new key into the
+ * *_next places. */
 static int wrap_next_values(mv_instance *inst, const uint8_t next[MV_KEY_BYTES], GError **error)
 {
-	if (rewrap_store_keys(inst, next, error) < 0 || rewrap_recovery_kek(inst, next, error) < 0)
+	if (rewrap_store_keys(inst, next, error) < 0 ||
+	    rewrap_setting(inst, SETTING_RECOVERY_KEK, SETTING_RECOVERY_KEK_NEXT, "recovery key-encryption key", next,
+	                   error) < 0 ||
+	    rewrap_setting(inst, SETTING_AUDIT_KEY, SETTING_AUDIT_KEY_NEXT, "audit log key", next, error) < 0)
 		return -1;
 	GBytes *check = new_key_check(next);
 	int rc = setting_put_bytes(inst->db, SETTING_KEY_CHECK_NEXT, check, error);

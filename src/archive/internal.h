@@ -1,6 +1,6 @@
-/* archive/internal: what instance.c lends to stores.c and backup.c — the
- * master db, the key wrapping and the store meta key records.  Not a public
- * header: archive.h is the module's face. */
+/* archive/internal: what instance.c lends to stores.c, backup.c, users.c and
+ * audit.c — the master db, the key wrapping, the store meta key records and
+ * the audit log key.  Not a public header: archive.h is the module's face. */
 #ifndef MV_ARCHIVE_INTERNAL_H
 #define MV_ARCHIVE_INTERNAL_H
 
@@ -23,6 +23,16 @@ char *mv_archive_absolute_path(mv_instance *inst, const char *stored);
 int mv_archive_setting_get(mv_instance *inst, const char *key, char **value_r, GError **error);
 int mv_archive_setting_put(mv_instance *inst, const char *key, const char *value, GError **error);
 char *mv_archive_random_hex(size_t bytes);
+/* The audit log's key (random per instance, kept in master.sqlite wrapped
+ * by the master key and rewrapped with it by RenewMasterKey). */
+int mv_archive_audit_key(mv_instance *inst, uint8_t key_r[MV_KEY_BYTES], GError **error);
+
+/* SQL helpers of users.c, shared with audit.c. */
+int mv_archive_prepare(mv_instance *inst, const char *sql, sqlite3_stmt **st_r, GError **error);
+/* Runs fn inside BEGIN IMMEDIATE ... COMMIT on the master db (rolled back
+ * when fn or the commit fails). */
+typedef int (*mv_archive_txn_fn)(mv_instance *inst, void *opaque, GError **error);
+int mv_archive_in_transaction(mv_instance *inst, mv_archive_txn_fn fn, void *opaque, GError **error);
 
 #define SETTING_NEXT_STORE_ID "next_store_id"
 

@@ -65,6 +65,14 @@ void mv_log_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+void mv_log_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_line("error: ", fmt, ap);
+	va_end(ap);
+}
+
 int mv_pwrite_all(int fd, const void *buf, size_t len, off_t offset, const char *path, GError **error)
 {
 	const uint8_t *p = buf;

@@ -27,6 +27,8 @@ typedef enum {
 	MV_ERR_CANCELLED,    /* the caller asked a long-running action to stop */
 	MV_ERR_STATE,        /* refused in the current state (write-protected store, locked store, ...) */
 	MV_ERR_UNSUPPORTED,  /* a valid request this build does not do (e.g. store type SQLServer) */
+	MV_ERR_AUTH,         /* unknown user or wrong password (never says which) */
+	MV_ERR_DENIED,       /* authenticated, but lacking the privilege for this */
 } mv_error_code;
 
 /* Sets *error from errno, naming the path and the operation. */
@@ -38,6 +40,7 @@ void mv_log_set_quiet(bool on);
 void mv_log_debug(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 void mv_log_info(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 void mv_log_warn(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+void mv_log_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
 /* Writes all of buf at offset (pwrite loop). */
 int mv_pwrite_all(int fd, const void *buf, size_t len, off_t offset, const char *path, GError **error);
@@ -69,5 +72,37 @@ char *mv_format_time_utc(int64_t t);
 /* Replaces invalid UTF-8 and control characters (except \t) so that a string
  * taken from mail can be printed or stored as text.  Returns a new string. */
 char *mv_utf8_sanitize(const char *s, gssize len);
+
+/* ---- the service configuration file (config.c) ------------------------------
+ * One GKeyFile for `mailvault serve`: where the data is, where it listens,
+ * its certificate, logging and safe mode.  Relative paths in the file are
+ * relative to the file's directory.  Unknown groups or keys are refused
+ * with their name, so that a typo never silently means a default. */
+typedef struct mv_service_config {
+	char *path;                  /* the file (absolute) */
+	char *data_dir;              /* absolute */
+	GPtrArray *listen;           /* char*: "127.0.0.1:8463", "[::1]:8463", "0.0.0.0:8463" */
+	char *certificate;           /* absolute PEM paths; NULL until generated */
+	char *private_key;
+	char *certificate_dir;       /* pairs NAME.crt/NAME.key SetServiceCertificate can pick by thumbprint */
+	bool debug_log;
+	bool safe_mode;              /* archiving profiles and jobs start held */
+	int64_t status_retention_seconds; /* how long a finished async status stays retrievable */
+	int64_t max_connections;
+} mv_service_config;
+
+#define MV_API_DEFAULT_PORT 8463
+
+/* Defaults for data_dir with the file at path. */
+void mv_service_config_default(mv_service_config *c, const char *path, const char *data_dir);
+/* Reads path; MV_ERR_NOT_FOUND when it does not exist, MV_ERR_INVALID naming
+ * the file, group, key and reason when it is wrong. */
+int mv_service_config_load(const char *path, mv_service_config *c_r, GError **error);
+/* Writes the configuration to c->path atomically (paths inside its
+ * directory written relative to it). */
+int mv_service_config_save(const mv_service_config *c, GError **error);
+void mv_service_config_clear(mv_service_config *c);
+/* Splits "host:port" / "[v6]:port"; host "*" means every address. */
+int mv_listen_parse(const char *text, char **host_r, int *port_r, GError **error);
 
 #endif

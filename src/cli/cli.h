@@ -31,6 +31,8 @@ int mv_cmd_search_bench(const mv_cli_globals *g, int argc, char **argv);
 int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv);       /* cmd_cmd.c */
 int mv_cmd_restore(const mv_cli_globals *g, int argc, char **argv);   /* cmd_cmd.c */
 int mv_cmd_shell(const mv_cli_globals *g, int argc, char **argv);     /* shell.c */
+int mv_cmd_audit(const mv_cli_globals *g, int argc, char **argv);     /* cmd_audit.c */
+int mv_cmd_serve(const mv_cli_globals *g, int argc, char **argv);     /* cmd_serve.c */
 
 /* Runs one registry function from words "Function --arg=value ..." (the
  * shell syntax; "--arg value" also accepted): prints the JSON envelope on
@@ -38,6 +40,40 @@ int mv_cmd_shell(const mv_cli_globals *g, int argc, char **argv);     /* shell.c
  * safely on Ctrl-C.  Returns the exit status (0 succeeded, 1 failed or
  * cancelled, 2 unknown function or bad arguments). */
 int mv_cli_run_function(mv_instance *inst, int argc, char **argv);
+
+/* What the local and the remote `cmd` share (cmd_cmd.c), so that both accept
+ * the same words and show the same output. */
+/* The shell syntax "--name=value", "--name value" and "--flag" (= true) into
+ * a name -> value table (g_free'd strings); errors name the function. */
+GHashTable *mv_cli_words_to_args(const char *function, int argc, char **argv, GError **error);
+/* An envelope on stdout, indented, keys in order. */
+void mv_cli_print_envelope(json_t *env);
+/* Progress on stderr: one self-overwriting line on a terminal, a line every
+ * few seconds (or every ten percent) otherwise.  The opaque argument is an
+ * mv_cli_progress initialised as MV_CLI_PROGRESS_INIT(is_a_tty). */
+typedef struct mv_cli_progress {
+	bool tty;
+	double last;           /* mv_monotonic() of the last line; 0 = none yet */
+	int last_percent;
+} mv_cli_progress;
+#define MV_CLI_PROGRESS_INIT(is_tty) { .tty = (is_tty), .last = 0, .last_percent = -100 }
+void mv_cli_print_progress(void *opaque, int percent, const char *text);
+
+/* `mailvault cmd --server URL ...` (cmd_remote.c): the options given before
+ * the function name. */
+typedef struct mv_cli_remote_opts {
+	const char *server;         /* https://host:port (http:// only to this machine) */
+	const char *user;
+	const char *password_file;  /* first line is the password; NULL: $MAILVAULT_PASSWORD, else a prompt */
+	const char *cacert;         /* trust this certificate instead of the system store */
+	bool insecure;              /* verify no certificate (warned about) */
+} mv_cli_remote_opts;
+/* Calls argv[0] with the words after it (the syntax of mv_cli_run_function)
+ * through the server's Administration API, following a long-running call to
+ * its end, or lists the server's functions when list is set (argc == 0).
+ * Prints the envelope on stdout; returns the exit status (0 succeeded, 1
+ * failed, cancelled or no answer, 2 bad arguments or unknown function). */
+int mv_cli_remote_run(const mv_cli_remote_opts *opts, bool list, int argc, char **argv);
 
 /* Shared helpers (cli_util in cmd_query.c). */
 /* Parses options with GOptionContext; prints the error and returns false. */

@@ -32,15 +32,9 @@ static void on_sigint(int sig)
 	(void)w;
 }
 
-typedef struct progress_state {
-	bool tty;
-	double last;
-	int last_percent;
-} progress_state;
-
-static void print_progress(void *opaque, int percent, const char *text)
+void mv_cli_print_progress(void *opaque, int percent, const char *text)
 {
-	progress_state *p = opaque;
+	mv_cli_progress *p = opaque;
 	double now = mv_monotonic();
 	/* On a terminal one self-overwriting line; in a log, a line every few
 	 * seconds or whenever the percentage moves by ten. */
@@ -65,14 +59,14 @@ static void print_progress(void *opaque, int percent, const char *text)
 }
 
 /* "--name=value", "--name value" and "--flag" (= true) into name -> value. */
-static GHashTable *words_to_args(const mv_command *cmd, int argc, char **argv, GError **error)
+GHashTable *mv_cli_words_to_args(const char *function, int argc, char **argv, GError **error)
 {
 	GHashTable *args = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	for (int i = 0; i < argc; i++) {
 		const char *w = argv[i];
 		if (!g_str_has_prefix(w, "--") || !w[2]) {
 			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: expected --argument=value, got '%.100s'",
-			            cmd->name, w);
+			            function, w);
 			g_hash_table_destroy(args);
 			return NULL;
 		}
@@ -89,7 +83,7 @@ static GHashTable *words_to_args(const mv_command *cmd, int argc, char **argv, G
 			value = g_strdup("true");
 		}
 		if (g_hash_table_contains(args, name)) {
-			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: argument '%.100s' given twice", cmd->name, name);
+			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: argument '%.100s' given twice", function, name);
 			g_free(name);
 			g_free(value);
 			g_hash_table_destroy(args);
@@ -100,7 +94,7 @@ static GHashTable *words_to_args(const mv_command *cmd, int argc, char **argv, G
 	return args;
 }
 
-static void print_envelope(json_t *env)
+void mv_cli_print_envelope(json_t *env)
 {
 	char *text = json_dumps(env, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	if (text)
@@ -117,31 +111,43 @@ int mv_cli_run_function(mv_instance *inst, int argc, char **argv)
 	if (!cmd) {
 		char *msg = g_strdup_printf("unknown function '%.100s' ('mailvault cmd --list' lists them)", argv[0]);
 		json_t *env = mv_command_error_envelope(msg, NULL);
-		print_envelope(env);
+		mv_cli_print_envelope(env);
 		json_decref(env);
 		g_free(msg);
 		return MV_EXIT_USAGE;
 	}
 	GError *err = NULL;
-	GHashTable *text = words_to_args(cmd, argc - 1, argv + 1, &err);
+	GHashTable *text = mv_cli_words_to_args(cmd->name, argc - 1, argv + 1, &err);
 	json_t *args = text ? mv_command_parse_args(cmd, text, &err) : NULL;
 	if (text)
 		g_hash_table_destroy(text);
 	if (!args) {
 		json_t *env = mv_command_error_envelope(err->message, NULL);
-		print_envelope(env);
+		mv_cli_print_envelope(env);
 		json_decref(env);
 		g_error_free(err);
 		return MV_EXIT_USAGE;
 	}
-	progress_state ps = { .tty = isatty(STDERR_FILENO) != 0, .last_percent = -100 };
+	/* A function that may write holds the directory against a server for
+	 * its whole run (archive/lock.c): a server running on it refuses
+	 * local changes, and the message says to go through it with --server. */
+	int lock_fd = -1;
+	if (!mv_command_read_only(cmd) && mv_server_lock_local(mv_instance_data_dir(inst), &lock_fd, &err) < 0) {
+		json_t *env = mv_command_error_envelope(err->message, NULL);
+		mv_cli_print_envelope(env);
+		json_decref(env);
+		json_decref(args);
+		g_error_free(err);
+		return MV_EXIT_FAIL;
+	}
+	mv_cli_progress ps = { .tty = isatty(STDERR_FILENO) != 0, .last_percent = -100 };
 	g_atomic_int_set(&cancel_requested, 0);
 	struct sigaction sa = { .sa_handler = on_sigint }, old;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGINT, &sa, &old) < 0)
 		mv_log_warn("Ctrl-C will not cancel safely: %s", g_strerror(errno));
 	mv_command_ctx ctx = {
-		.inst = inst, .user = "admin", .progress = print_progress, .progress_opaque = &ps,
+		.inst = inst, .user = "admin", .progress = mv_cli_print_progress, .progress_opaque = &ps,
 		.cancel = &cancel_requested,
 	};
 	json_t *env = mv_command_invoke(cmd, &ctx, args);
@@ -149,12 +155,115 @@ int mv_cli_run_function(mv_instance *inst, int argc, char **argv)
 		mv_log_warn("could not restore the Ctrl-C handler: %s", g_strerror(errno));
 	if (ps.tty && ps.last > 0)
 		fprintf(stderr, "\n");
-	print_envelope(env);
+	mv_cli_print_envelope(env);
 	const char *status = json_string_value(json_object_get(env, "statusCode"));
 	int rc = status && strcmp(status, "succeeded") == 0 ? MV_EXIT_OK : MV_EXIT_FAIL;
 	json_decref(env);
 	json_decref(args);
+	mv_server_lock_local_release(lock_fd);
 	return rc;
+}
+
+static int cmd_usage(FILE *out, int rc)
+{
+	fprintf(out,
+	        "usage: mailvault cmd Function [--arg=value ...]\n"
+	        "       mailvault cmd --list       the functions and their arguments (get-metadata)\n"
+	        "       mailvault cmd --server URL --user NAME [--password-file FILE] [--cacert FILE | --insecure]\n"
+	        "                     (Function [--arg=value ...] | --list)\n"
+	        "Runs one Administration API function and prints its JSON envelope: on the data\n"
+	        "directory, or with --server through a running server (https://host:port). The\n"
+	        "password is the first line of --password-file, else $MAILVAULT_PASSWORD, else asked\n"
+	        "for on the terminal. --cacert trusts the server's (self-signed) certificate;\n"
+	        "without it the system's certificate authorities decide.\n");
+	return rc;
+}
+
+/* The options standing before the function name. */
+typedef struct cmd_opts {
+	bool list, help;
+	mv_cli_remote_opts remote;
+} cmd_opts;
+
+/* "--name VALUE" or "--name=VALUE" at argv[*i]: stores VALUE, steps past it.
+ * Returns 1 when argv[*i] is that option, 0 when it is not, -1 when its
+ * value is missing. */
+static int take_value_option(const char *name, int argc, char **argv, int *i, const char **value_r)
+{
+	const char *w = argv[*i];
+	size_t n = strlen(name);
+	if (strncmp(w, name, n) != 0)
+		return 0;
+	if (w[n] == '=') {
+		*value_r = w + n + 1;
+		return 1;
+	}
+	if (w[n] != 0)
+		return 0;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "mailvault cmd: %s needs a value\n", name);
+		return -1;
+	}
+	*value_r = argv[++*i];
+	return 1;
+}
+
+/* Parses argv[1..] up to the function name; returns the index of the
+ * function name (argc when none), or -1 after printing a usage error. */
+static int parse_cmd_opts(int argc, char **argv, cmd_opts *o)
+{
+	static const char *const names[] = { "--server", "--user", "--password-file", "--cacert" };
+	const char **values[] = { &o->remote.server, &o->remote.user, &o->remote.password_file, &o->remote.cacert };
+	int i = 1;
+	for (; i < argc && g_str_has_prefix(argv[i], "-"); i++) {
+		const char *w = argv[i];
+		if (strcmp(w, "--help") == 0 || strcmp(w, "-h") == 0) {
+			o->help = true;
+			continue;
+		}
+		if (strcmp(w, "--list") == 0) {
+			o->list = true;
+			continue;
+		}
+		if (strcmp(w, "--insecure") == 0) {
+			o->remote.insecure = true;
+			continue;
+		}
+		int found = 0;
+		for (size_t k = 0; k < G_N_ELEMENTS(names) && !found; k++)
+			found = take_value_option(names[k], argc, argv, &i, values[k]);
+		if (found < 0)
+			return -1;
+		if (!found) {
+			fprintf(stderr, "mailvault cmd: unknown option '%s' before the function name\n", w);
+			return -1;
+		}
+	}
+	return i;
+}
+
+/* Options that only make sense together. */
+static bool check_cmd_opts(const cmd_opts *o, int n_words)
+{
+	const mv_cli_remote_opts *r = &o->remote;
+	if (!r->server && (r->user || r->password_file || r->cacert || r->insecure)) {
+		fprintf(stderr, "mailvault cmd: --user, --password-file, --cacert and --insecure go with --server URL\n");
+		return false;
+	}
+	if (r->server && !r->user) {
+		fprintf(stderr, "mailvault cmd: --server needs --user NAME\n");
+		return false;
+	}
+	if (r->cacert && r->insecure) {
+		fprintf(stderr, "mailvault cmd: --cacert and --insecure exclude each other\n");
+		return false;
+	}
+	if (o->list ? n_words != 0 : n_words == 0) {
+		fprintf(stderr, o->list ? "mailvault cmd: --list takes no function\n"
+		                        : "mailvault cmd: which function? (--list lists them)\n");
+		return false;
+	}
+	return true;
 }
 
 static void print_list(void)
@@ -167,25 +276,37 @@ static void print_list(void)
 	json_decref(meta);
 }
 
-int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv)
+/* One function on the data directory (mv_cli_run_function takes the
+ * server lock for functions that write). */
+static int run_local(const mv_cli_globals *g, int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fprintf(argc < 2 ? stderr : stdout,
-		        "usage: mailvault cmd Function [--arg=value ...]\n"
-		        "       mailvault cmd --list       the functions and their arguments (get-metadata)\n"
-		        "Runs one Administration API function and prints its JSON envelope.\n");
-		return argc < 2 ? MV_EXIT_USAGE : MV_EXIT_OK;
-	}
-	if (strcmp(argv[1], "--list") == 0) {
-		print_list();
-		return MV_EXIT_OK;
-	}
 	mv_instance *inst = mv_cli_open_instance(g);
 	if (!inst)
 		return MV_EXIT_FAIL;
-	int rc = mv_cli_run_function(inst, argc - 1, argv + 1);
+	int rc = mv_cli_run_function(inst, argc, argv);
 	mv_instance_close(&inst);
 	return rc;
+}
+
+int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv)
+{
+	if (argc < 2)
+		return cmd_usage(stderr, MV_EXIT_USAGE);
+	cmd_opts o = { 0 };
+	int first = parse_cmd_opts(argc, argv, &o);
+	if (first < 0)
+		return MV_EXIT_USAGE;
+	if (o.help)
+		return cmd_usage(stdout, MV_EXIT_OK);
+	if (!check_cmd_opts(&o, argc - first))
+		return MV_EXIT_USAGE;
+	if (o.remote.server)
+		return mv_cli_remote_run(&o.remote, o.list, argc - first, argv + first);
+	if (o.list) {
+		print_list();
+		return MV_EXIT_OK;
+	}
+	return run_local(g, argc - first, argv + first);
 }
 
 int mv_cmd_restore(const mv_cli_globals *g, int argc, char **argv)

@@ -40,7 +40,19 @@ int mv_cmd_init(const mv_cli_globals *g, int argc, char **argv)
 	printf("Write the recovery key down and keep it safe: it is shown only this once, and it is\n"
 	       "what opens these stores on another instance if master.key is lost.\n");
 	g_free(recovery);
+	/* The first administrator, so that the Administration API can be used
+	 * at once; the password is shown here and stored only as a hash. */
+	char *password = NULL;
+	mv_instance *inst = mv_instance_open(dir, &err);
 	g_free(dir);
+	int rc = inst ? mv_users_ensure_admin(inst, &password, &err) : -1;
+	mv_instance_close(&inst);
+	if (rc < 0)
+		return mv_cli_fail(err);
+	if (password)
+		printf("first administrator: admin, password: %s (shown once; change it with SetUserPassword)\n",
+		       password);
+	g_free(password);
 	return MV_EXIT_OK;
 }
 
@@ -228,11 +240,21 @@ int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
 	mv_reader *r = NULL;
 	mv_ingest *ing = NULL;
 	GError *err = NULL, *end_err = NULL;
+	int lock_fd = -1;
 	if (!check_import_args(&a, &ro, argc))
 		goto out;
 	ro.recursive = !a.no_subfolders;
 	ro.extensions = parse_extensions(a.ext);
 	status = MV_EXIT_FAIL;
+	/* A running server owns the directory: an import goes through it
+	 * (archiving profiles), not beside it. */
+	char *dir = mv_data_dir_resolve(g->data_dir);
+	int lock_rc = mv_server_lock_local(dir, &lock_fd, &err);
+	g_free(dir);
+	if (lock_rc < 0) {
+		status = mv_cli_fail(err);
+		goto out;
+	}
 	if (!(inst = mv_cli_open_instance(g)))
 		goto out;
 	if (!(r = mv_reader_open(argv[1], &ro, &err)) || !(ing = mv_ingest_begin(inst, &err))) {
@@ -266,6 +288,7 @@ out:
 		g_clear_error(&end_err);
 	mv_reader_close(&r);
 	mv_instance_close(&inst);
+	mv_server_lock_local_release(lock_fd);
 	g_strfreev(ro.extensions);
 	g_free(a.archive);
 	g_free(a.folder);

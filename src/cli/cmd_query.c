@@ -13,25 +13,12 @@
 
 /* ---- search --------------------------------------------------------------------- */
 
-static json_t *hit_json(const mv_search_hit *h)
-{
-	char *id = g_strdup_printf("%d:%lld", h->store_id, (long long)h->number);
-	char *date = mv_format_time_utc(h->date);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s}",
-	                      "id", id, "date", date, "from", h->from, "to", h->to, "subject", h->subject,
-	                      "archive", h->archive, "folder", h->folder, "size", (json_int_t)h->size,
-	                      "message_id", h->message_id);
-	g_free(id);
-	g_free(date);
-	return o;
-}
-
 static void print_hits(const GPtrArray *hits, bool json)
 {
 	if (json) {
 		json_t *arr = json_array();
 		for (guint i = 0; i < hits->len; i++)
-			json_array_append_new(arr, hit_json(hits->pdata[i]));
+			json_array_append_new(arr, mv_search_hit_json(hits->pdata[i]));
 		mv_cli_print_json(arr);
 		return;
 	}
@@ -65,11 +52,14 @@ static int report_search_error(GError *err)
 
 int mv_cmd_search(const mv_cli_globals *g, int argc, char **argv)
 {
-	char *archive = NULL, *sort_name = NULL;
+	char *archive = NULL, *sort_name = NULL, *as_user = NULL;
 	gint64 limit = 50;
 	gboolean json = FALSE;
+	mv_access *access = NULL;
 	GOptionEntry entries[] = {
 		{ "archive", 0, 0, G_OPTION_ARG_STRING, &archive, "search one user archive only", "NAME" },
+		{ "as-user", 0, 0, G_OPTION_ARG_STRING, &as_user, "only what this user's folder privileges let it read",
+		  "USER" },
 		{ "limit", 0, 0, G_OPTION_ARG_INT64, &limit, "at most N results (default 50, 0 = all)", "N" },
 		{ "sort", 0, 0, G_OPTION_ARG_STRING, &sort_name, "date (newest first, default) or relevance", "ORDER" },
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "print results as a JSON array", NULL },
@@ -91,6 +81,10 @@ int mv_cmd_search(const mv_cli_globals *g, int argc, char **argv)
 	GError *err = NULL;
 	if (!(inst = mv_cli_open_instance(g)))
 		goto out;
+	if (as_user && !(opts.access = access = mv_access_load(inst, as_user, &err))) {
+		status = mv_cli_fail(err);
+		goto out;
+	}
 	if (!(searcher = mv_searcher_open(inst, &err))) {
 		status = mv_cli_fail(err);
 		goto out;
@@ -105,8 +99,10 @@ int mv_cmd_search(const mv_cli_globals *g, int argc, char **argv)
 	status = MV_EXIT_OK;
 out:
 	mv_searcher_close(&searcher);
+	mv_access_free(access);
 	mv_instance_close(&inst);
 	g_free(query);
+	g_free(as_user);
 	g_free(archive);
 	g_free(sort_name);
 	return status;

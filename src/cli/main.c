@@ -18,6 +18,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{ "init", mv_cmd_init, "create an instance in the data directory" },
+	{ "serve", mv_cmd_serve, "run the server: the Administration API over HTTPS (port 8463)" },
 	{ "import", mv_cmd_import, "archive messages from an EML file or directory, an mbox or a Maildir" },
 	{ "search", mv_cmd_search, "find messages" },
 	{ "show", mv_cmd_show, "print a message exactly as archived" },
@@ -26,6 +27,7 @@ static const struct {
 	{ "cmd", mv_cmd_cmd, "run one Administration API function (--list lists them)" },
 	{ "shell", mv_cmd_shell, "the interactive management shell" },
 	{ "restore", mv_cmd_restore, "restore a CreateBackup copy into an empty data directory" },
+	{ "audit", mv_cmd_audit, "print the audit log, or verify its hash chain (--verify)" },
 	{ "search-bench", mv_cmd_search_bench, "time a list of queries in one process (for bench/)" },
 };
 

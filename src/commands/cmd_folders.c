@@ -7,7 +7,15 @@
  * archive's root.  An archive spans every store it has mail in, so reading
  * functions merge over the stores in use and changing ones apply to each
  * store holding the folder — refusing up front if any of those is not
- * modifiable, so that a change is never half applied. */
+ * modifiable, so that a change is never half applied.
+ *
+ * These are the functions a user who is not an administrator may call
+ * (privilege "login"), so each checks the caller's folder privileges
+ * (ctx->access; NULL or an administrator's = everything): reading needs
+ * read, moving needs write on both ends (and delete on the source when
+ * the folder leaves its archive), deleting needs delete on every folder
+ * touched.  A folder one may not read is reported exactly like one that
+ * does not exist, so the answers do not reveal other users' folders. */
 #include "commands/commands.h"
 #include "search/search.h"
 
@@ -33,6 +41,44 @@ static bool split_folder(const char *name, const char *arg, char **archive_r, ch
 static char *full_name(const char *archive, const char *path)
 {
 	return *path ? g_strconcat(archive, "/", path, NULL) : g_strdup(archive);
+}
+
+static unsigned rights_on(mv_command_ctx *ctx, const char *archive, const char *path)
+{
+	return mv_access_folder(ctx->access, archive, path);
+}
+
+/* Rights on a full folder name "archive/path". */
+static unsigned rights_on_name(mv_command_ctx *ctx, const char *name)
+{
+	const char *slash = strchr(name, '/');
+	char *archive = slash ? g_strndup(name, (gsize)(slash - name)) : g_strdup(name);
+	unsigned r = rights_on(ctx, archive, slash ? slash + 1 : "");
+	g_free(archive);
+	return r;
+}
+
+static bool require_rights(mv_command_ctx *ctx, const char *function, const char *name, unsigned needed,
+                           const char *what, GError **error)
+{
+	if ((rights_on_name(ctx, name) & needed) == needed)
+		return true;
+	g_set_error(error, MV_ERROR, MV_ERR_DENIED, "%s: user %s has no %s privilege on folder '%.200s'", function,
+	            mv_access_user(ctx->access), what, name);
+	return false;
+}
+
+/* Drops the folders the caller may not read. */
+static void keep_readable(mv_command_ctx *ctx, GHashTable *all)
+{
+	if (mv_access_unrestricted(ctx->access))
+		return;
+	GHashTableIter it;
+	gpointer key;
+	g_hash_table_iter_init(&it, all);
+	while (g_hash_table_iter_next(&it, &key, NULL))
+		if (!(rights_on_name(ctx, key) & MV_FOLDER_READ))
+			g_hash_table_iter_remove(&it);
 }
 
 typedef struct folder_total {
@@ -107,6 +153,7 @@ static json_t *get_child_folders(mv_command_ctx *ctx, json_t *args, GError **err
 	GHashTable *all = all_folders(ctx, error);
 	if (!all)
 		return NULL;
+	keep_readable(ctx, all);
 	if (parent && !g_hash_table_contains(all, parent)) {
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "GetChildFolders: folder '%.200s' does not exist", parent);
 		g_hash_table_destroy(all);
@@ -137,6 +184,7 @@ static json_t *get_folder_statistics(mv_command_ctx *ctx, json_t *args, GError *
 	GHashTable *all = all_folders(ctx, error);
 	if (!all)
 		return NULL;
+	keep_readable(ctx, all);
 	GList *names = g_list_sort(g_hash_table_get_keys(all), (GCompareFunc)strcmp);
 	json_t *list = json_array();
 	for (GList *l = names; l; l = l->next) {
@@ -189,6 +237,13 @@ static json_t *get_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 	}
 	if (!split_folder(folder, "folder", &archive, &path, error))
 		return NULL;
+	if (!(rights_on(ctx, archive, path) & MV_FOLDER_READ)) {
+		g_set_error(error, MV_ERROR, MV_ERR_DENIED, "GetMessages: user %s has no read privilege on folder '%.200s'",
+		            mv_access_user(ctx->access), folder);
+		g_free(archive);
+		g_free(path);
+		return NULL;
+	}
 	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
 	json_t *list = infos ? json_array() : NULL;
 	for (guint i = 0; infos && i < infos->len && list; i++) {
@@ -208,6 +263,55 @@ static json_t *get_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 }
 
 /* ---- changes ------------------------------------------------------------------------------- */
+
+/* For a restricted caller: the folder exists and it may read it; both
+ * failures give the one answer "does not exist". */
+static bool visible_folder(mv_command_ctx *ctx, const char *function, const char *name, GError **error)
+{
+	if (mv_access_unrestricted(ctx->access))
+		return true;
+	GHashTable *all = all_folders(ctx, error);
+	if (!all)
+		return false;
+	bool ok = g_hash_table_contains(all, name) && (rights_on_name(ctx, name) & MV_FOLDER_READ);
+	g_hash_table_destroy(all);
+	if (!ok)
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "%s: folder '%.200s' does not exist", function, name);
+	return ok;
+}
+
+/* The rights needed on every existing folder at or below name (a grant
+ * below may deny what the grant above allows). */
+static bool subtree_allowed(mv_command_ctx *ctx, const char *function, const char *name, unsigned needed,
+                            const char *what, GError **error)
+{
+	if (mv_access_unrestricted(ctx->access))
+		return true;
+	GHashTable *all = all_folders(ctx, error);
+	if (!all)
+		return false;
+	bool ok = true;
+	size_t n = strlen(name);
+	GHashTableIter it;
+	gpointer key;
+	g_hash_table_iter_init(&it, all);
+	while (ok && g_hash_table_iter_next(&it, &key, NULL)) {
+		const char *f = key;
+		if (strncmp(f, name, n) != 0 || (f[n] != 0 && f[n] != '/'))
+			continue;
+		if (!(rights_on_name(ctx, f) & MV_FOLDER_READ)) {
+			/* Not named: the caller may not know it exists. */
+			g_set_error(error, MV_ERROR, MV_ERR_DENIED,
+			            "%s: user %s lacks the %s privilege on a folder below '%.200s'", function,
+			            mv_access_user(ctx->access), what, name);
+			ok = false;
+		} else {
+			ok = require_rights(ctx, function, f, needed, what, error);
+		}
+	}
+	g_hash_table_destroy(all);
+	return ok;
+}
 
 /* Stores holding a folder (or anything below it), refusing if one of them
  * may not be modified. */
@@ -243,6 +347,19 @@ static GArray *stores_holding(mv_command_ctx *ctx, const char *archive, const ch
 	return ids;
 }
 
+/* Write on the folder and everything below it, and on the destination;
+ * leaving the archive also takes delete on the source. */
+static bool move_allowed(mv_command_ctx *ctx, const char *from, const char *to, bool across, GError **error)
+{
+	unsigned needed = MV_FOLDER_WRITE | (across ? MV_FOLDER_DELETE : 0);
+	if (!visible_folder(ctx, "MoveFolder", from, error))
+		return false;
+	if (!require_rights(ctx, "MoveFolder", from, needed, across ? "write and delete" : "write", error) ||
+	    !require_rights(ctx, "MoveFolder", to, MV_FOLDER_WRITE, "write", error))
+		return false;
+	return subtree_allowed(ctx, "MoveFolder", from, needed, across ? "write and delete" : "write", error);
+}
+
 static json_t *move_folder(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	char *fa = NULL, *fp = NULL, *ta = NULL, *tp = NULL;
@@ -259,6 +376,9 @@ static json_t *move_folder(mv_command_ctx *ctx, json_t *args, GError **error)
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "MoveFolder: an archive root moves only to another archive root");
 		goto out;
 	}
+	if (!move_allowed(ctx, mv_arg_string(args, "fromFolder"), mv_arg_string(args, "toFolder"), strcmp(fa, ta) != 0,
+	                  error))
+		goto out;
 	if (!(ids = stores_holding(ctx, fa, fp, error)))
 		goto out;
 	if (ids->len == 0) {
@@ -286,12 +406,34 @@ out:
 	return result;
 }
 
+/* A restricted caller names a folder that exists, that it can read (else
+ * the same answer as for a missing one) and that it may delete in, with
+ * everything below it. */
+static bool restricted_delete_allowed(mv_command_ctx *ctx, const char *folder, GError **error)
+{
+	if (!folder || !*folder) {
+		g_set_error(error, MV_ERROR, MV_ERR_DENIED,
+		            "DeleteEmptyFolders: user %s must name a folder it has the delete privilege on",
+		            mv_access_user(ctx->access));
+		return false;
+	}
+	if (!visible_folder(ctx, "DeleteEmptyFolders", folder, error))
+		return false;
+	return require_rights(ctx, "DeleteEmptyFolders", folder, MV_FOLDER_DELETE, "delete", error) &&
+	       subtree_allowed(ctx, "DeleteEmptyFolders", folder, MV_FOLDER_DELETE, "delete", error);
+}
+
 static json_t *delete_empty_folders(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	const char *folder = mv_arg_string(args, "folder");
 	char *archive = NULL, *path = NULL;
 	if (folder && *folder && !split_folder(folder, "folder", &archive, &path, error))
 		return NULL;
+	if (!mv_access_unrestricted(ctx->access) && !restricted_delete_allowed(ctx, folder, error)) {
+		g_free(archive);
+		g_free(path);
+		return NULL;
+	}
 	GArray *ids = archive ? stores_holding(ctx, archive, path, error) : NULL;
 	if (!archive) {
 		GPtrArray *infos = mv_instance_stores(ctx->inst, error);
@@ -325,6 +467,55 @@ static json_t *delete_empty_folders(mv_command_ctx *ctx, json_t *args, GError **
 	return result;
 }
 
+/* The folder of a live message: 1 found, 0 not, -1 error. */
+static int message_folder(mv_store *s, int64_t num, char **archive_r, char **path_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(mv_store_db(s), "SELECT f.archive, f.path FROM messages m JOIN folders f ON"
+	                       " f.id = m.folder_id WHERE m.num = ? AND m.deleted = 0", -1, &st, NULL) != SQLITE_OK) {
+		mv_sql_set_error(error, mv_store_db(s), "message folder");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, num);
+	int rc = 0;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*archive_r = g_strdup((const char *)sqlite3_column_text(st, 0));
+		*path_r = g_strdup((const char *)sqlite3_column_text(st, 1));
+		rc = 1;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* A restricted caller needs delete on the message's folder; a message that
+ * does not exist and one in a folder the caller cannot read get the same
+ * answer, so ids cannot be probed. */
+static bool message_deletable(mv_command_ctx *ctx, const char *id, int store_id, int64_t num, GError **error)
+{
+	char *archive = NULL, *path = NULL;
+	GError *err = NULL;
+	mv_store *s = mv_instance_open_store(ctx->inst, store_id, MV_STORE_READ, &err);
+	int found = s ? message_folder(s, num, &archive, &path, &err) : -1;
+	mv_store_close(&s);
+	unsigned r = found == 1 ? rights_on(ctx, archive, path) : 0;
+	bool ok = false;
+	if (found < 0 && err->code != MV_ERR_NOT_FOUND) {
+		g_propagate_error(error, err);
+		err = NULL;
+	} else if (!(r & MV_FOLDER_READ)) {
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "DeleteMessage: message %s does not exist", id);
+	} else if (!(r & MV_FOLDER_DELETE)) {
+		g_set_error(error, MV_ERROR, MV_ERR_DENIED, "DeleteMessage: user %s has no delete privilege on folder '%s%s%s'",
+		            mv_access_user(ctx->access), archive, *path ? "/" : "", path);
+	} else {
+		ok = true;
+	}
+	g_clear_error(&err);
+	g_free(archive);
+	g_free(path);
+	return ok;
+}
+
 static json_t *delete_message(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	const char *id = mv_arg_string(args, "id");
@@ -342,6 +533,8 @@ static json_t *delete_message(mv_command_ctx *ctx, json_t *args, GError **error)
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "DeleteMessage: a reason is required (it goes into the audit trail)");
 		return NULL;
 	}
+	if (!mv_access_unrestricted(ctx->access) && !message_deletable(ctx, id, store_id, num, error))
+		return NULL;
 	if (mv_instance_require_modifiable(ctx->inst, store_id, error) < 0)
 		return NULL;
 	mv_store *s = mv_instance_open_store(ctx->inst, store_id, MV_STORE_WRITE, error);
@@ -353,6 +546,39 @@ static json_t *delete_message(mv_command_ctx *ctx, json_t *args, GError **error)
 	return json_null();
 }
 
+/* Our own addition to the reference's functions: full-text search through
+ * the registry, so that the API, and later Web Access and IMAP, search
+ * with the caller's folder privileges applied inside the query. */
+static json_t *search_messages(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	const char *sort = mv_arg_string(args, "sort");
+	mv_search_options opts = {
+		.archive = mv_arg_string(args, "archive"), .limit = mv_arg_number(args, "limit", 50),
+		.sort = sort && strcmp(sort, "relevance") == 0 ? MV_SORT_RELEVANCE : MV_SORT_DATE, .access = ctx->access,
+	};
+	if (opts.limit < 1 || opts.limit > 10000) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "SearchMessages: limit must be 1..10000");
+		return NULL;
+	}
+	mv_searcher *searcher = mv_searcher_open(ctx->inst, error);
+	if (!searcher)
+		return NULL;
+	GPtrArray *hits = NULL;
+	json_t *out = NULL;
+	if (mv_searcher_run(searcher, mv_arg_string(args, "query"), &opts, &hits, error) == 0) {
+		out = json_array();
+		for (guint i = 0; i < hits->len; i++)
+			json_array_append_new(out, mv_search_hit_json(hits->pdata[i]));
+		g_ptr_array_free(hits, TRUE);
+	}
+	mv_searcher_close(&searcher);
+	return out;
+}
+
+static const char *const sort_values[] = { "date", "relevance", NULL };
+static const mv_command_arg args_search[] = {
+	{ "query", MV_ARG_STRING, false, NULL }, { "archive", MV_ARG_STRING, true, NULL },
+	{ "limit", MV_ARG_NUMBER, true, NULL }, { "sort", MV_ARG_STRING, true, sort_values }, { .name = NULL } };
 static const mv_command_arg args_children[] = {
 	{ "folder", MV_ARG_STRING, true, NULL }, { "maxLevels", MV_ARG_NUMBER, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_none[] = { { .name = NULL } };
@@ -363,11 +589,13 @@ static const mv_command_arg args_delete[] = {
 	{ "id", MV_ARG_STRING, false, NULL }, { "reason", MV_ARG_STRING, false, NULL }, { .name = NULL } };
 
 const mv_command mv_commands_folders[] = {
-	{ "GetChildFolders", args_children, "admin", false, get_child_folders, "archives and folders below a folder" },
-	{ "GetFolderStatistics", args_none, "admin", false, get_folder_statistics, "message count and size per folder" },
-	{ "GetMessages", args_folder_opt, "admin", false, get_messages, "the messages of one folder, newest first" },
-	{ "MoveFolder", args_move, "admin", false, move_folder, "rename or move a folder (and its subfolders)" },
-	{ "DeleteEmptyFolders", args_folder_opt, "admin", false, delete_empty_folders, "remove folders without messages" },
-	{ "DeleteMessage", args_delete, "admin", false, delete_message, "delete one message, with the reason" },
+	{ "GetChildFolders", args_children, "login", false, get_child_folders, "archives and folders below a folder" },
+	{ "GetFolderStatistics", args_none, "login", false, get_folder_statistics, "message count and size per folder" },
+	{ "GetMessages", args_folder_opt, "login", false, get_messages, "the messages of one folder, newest first" },
+	{ "MoveFolder", args_move, "login", false, move_folder, "rename or move a folder (and its subfolders)" },
+	{ "DeleteEmptyFolders", args_folder_opt, "login", false, delete_empty_folders, "remove folders without messages" },
+	{ "SearchMessages", args_search, "login", false, search_messages,
+	  "full-text search (query language of README.md) within the caller's folder privileges" },
+	{ "DeleteMessage", args_delete, "login", false, delete_message, "delete one message, with the reason" },
 	{ .name = NULL },
 };

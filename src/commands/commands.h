@@ -50,9 +50,28 @@ typedef struct mv_command {
 /* Progress sink: percent is 0..100 or -1 when unknown. */
 typedef void (*mv_progress_fn)(void *opaque, int percent, const char *text);
 
+/* What the server lends to the functions that concern the service itself
+ * (GetServiceConfiguration, SetServiceCertificate, GetActiveSessions).
+ * NULL when no server runs (the command line on a data directory). */
+typedef struct mv_service_hooks {
+	/* Path of the service configuration file in use. */
+	const char *config_path;
+	/* Asks the server to re-read its configuration (as SIGHUP does). */
+	void (*reload)(void *opaque);
+	/* The addresses the server listens on now (char*, caller frees): the
+	 * file may differ, e.g. after `serve --listen`. */
+	GPtrArray *(*listening)(void *opaque);
+	/* The sessions the server knows (array of JSON objects, new reference). */
+	json_t *(*sessions)(void *opaque);
+	void *opaque;
+} mv_service_hooks;
+
 struct mv_command_ctx {
 	mv_instance *inst;
 	const char *user;              /* who is calling (audit; "admin" for the local shell) */
+	const char *remote;            /* caller's address for the audit log; "local" on the command line */
+	const mv_access *access;       /* the caller's folder rights; NULL = unrestricted */
+	const mv_service_hooks *service; /* NULL outside the server */
 	mv_progress_fn progress;       /* may be NULL */
 	void *progress_opaque;
 	volatile gint *cancel;         /* set non-zero to ask the handler to stop; may be NULL */
@@ -81,6 +100,19 @@ json_t *mv_command_metadata(void);
  * set fail with MV_ERR_INVALID and a message naming function and argument. */
 json_t *mv_command_parse_args(const mv_command *cmd, GHashTable *text_args, GError **error);
 
+/* Whether a caller with these privileges (mv_privilege bits) may call cmd:
+ * functions marked "admin" need MV_PRIV_ADMIN; functions marked "login"
+ * (the folder and message functions, which check folder privileges
+ * themselves) need MV_PRIV_LOGIN (or admin). */
+bool mv_command_allowed(const mv_command *cmd, unsigned privileges);
+/* Whether cmd changes nothing (its name starts with Get, List, Verify or Search):
+ * the command line may run it while a server holds the data directory, and
+ * a successful call of it is not an administrative action for the audit log. */
+bool mv_command_read_only(const mv_command *cmd);
+/* The audit event type of a function (MailStore's names where it has one,
+ * e.g. CreateUser -> UserAdd), never NULL. */
+const char *mv_command_audit_event(const mv_command *cmd);
+
 /* Runs a handler and wraps the outcome in the envelope of design.md §9:
  * {"error","token","statusVersion","statusCode","percentProgress",
  *  "statusText","result","logOutput"}.  Never NULL. */
@@ -100,5 +132,7 @@ extern const mv_command mv_commands_server[];   /* cmd_server.c, terminated by {
 extern const mv_command mv_commands_stores[];   /* cmd_stores.c */
 extern const mv_command mv_commands_maint[];    /* cmd_maint.c */
 extern const mv_command mv_commands_folders[];  /* cmd_folders.c */
+extern const mv_command mv_commands_users[];    /* cmd_users.c: users, privileges, compliance, audit log */
+extern const mv_command mv_commands_service[];  /* cmd_service.c: service configuration, certificate, sessions */
 
 #endif

@@ -26,7 +26,8 @@ static gint by_name(gconstpointer a, gconstpointer b)
 
 static gpointer build_table(gpointer unused)
 {
-	const mv_command *tables[] = { mv_commands_server, mv_commands_stores, mv_commands_maint, mv_commands_folders };
+	const mv_command *tables[] = { mv_commands_server, mv_commands_stores, mv_commands_maint, mv_commands_folders,
+		                       mv_commands_users, mv_commands_service };
 	GPtrArray *all = g_ptr_array_new();
 	for (size_t t = 0; t < G_N_ELEMENTS(tables); t++)
 		for (const mv_command *c = tables[t]; c->name; c++)
@@ -236,6 +237,107 @@ json_t *mv_command_error_envelope(const char *message, const char *details)
 	return envelope("failed", err, NULL, NULL);
 }
 
+bool mv_command_allowed(const mv_command *cmd, unsigned privileges)
+{
+	if (privileges & MV_PRIV_ADMIN)
+		return true;
+	return strcmp(cmd->privilege, "login") == 0 && (privileges & MV_PRIV_LOGIN);
+}
+
+bool mv_command_read_only(const mv_command *cmd)
+{
+	return g_str_has_prefix(cmd->name, "Get") || g_str_has_prefix(cmd->name, "List") ||
+	       g_str_has_prefix(cmd->name, "Verify") || g_str_has_prefix(cmd->name, "Search");
+}
+
+/* MailStore's audit event types for the functions that have one; the rest
+ * are logged as AdminApiCall with the function's name in the details. */
+static const struct {
+	const char *function, *event;
+} audit_events[] = {
+	{ "AttachStore", "FileGroupAttach" },
+	{ "ClearUserPrivilegesOnFolders", "UserSetFolderAccess" },
+	{ "CreateStore", "FileGroupCreate" },
+	{ "CreateUser", "UserAdd" },
+	{ "DeleteAppPasswords", "UserUpdate" },
+	{ "DeleteMessage", "MessageDelete" },
+	{ "DeleteUser", "UserDelete" },
+	{ "DetachStore", "FileGroupDetach" },
+	{ "RenameStore", "FileGroupRename" },
+	{ "RenameUser", "UserRename" },
+	{ "SetComplianceConfiguration", "ComplianceChangeSettings" },
+	{ "SetStoreProperties", "FileGroupSetProperties" },
+	{ "SetStoreRequestedState", "FileGroupSetRequestedState" },
+	{ "SetUserAuthentication", "UserUpdate" },
+	{ "SetUserDistinguishedName", "UserUpdate" },
+	{ "SetUserEmailAddresses", "UserUpdate" },
+	{ "SetUserFullName", "UserUpdate" },
+	{ "SetUserLoginPrivileges", "UserUpdate" },
+	{ "SetUserPassword", "UserUpdate" },
+	{ "SetUserPop3UserNames", "UserUpdate" },
+	{ "SetUserPrivileges", "UserUpdate" },
+	{ "SetUserPrivilegesOnAllFolders", "UserSetFolderAccess" },
+	{ "SetUserPrivilegesOnFolder", "UserSetFolderAccess" },
+};
+
+const char *mv_command_audit_event(const mv_command *cmd)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(audit_events); i++)
+		if (strcmp(audit_events[i].function, cmd->name) == 0)
+			return audit_events[i].event;
+	return "AdminApiCall";
+}
+
+/* Arguments that must never reach the audit log or any log. */
+static bool secret_argument(const char *name)
+{
+	static const char *const secrets[] = { "password", "recoveryKey", "newPassword", "secret", "clientSecret" };
+	for (size_t i = 0; i < G_N_ELEMENTS(secrets); i++)
+		if (g_ascii_strcasecmp(name, secrets[i]) == 0)
+			return true;
+	return false;
+}
+
+/* {"function":F,"args":{...}} with secrets replaced, plus the error when failed. */
+static char *audit_details(const mv_command *cmd, json_t *args, const GError *err)
+{
+	json_t *shown = json_object();
+	const char *key;
+	json_t *value;
+	json_object_foreach(args, key, value)
+		json_object_set_new(shown, key, secret_argument(key) ? json_string("(hidden)") : json_incref(value));
+	json_t *d = json_pack("{s:s, s:o}", "function", cmd->name, "args", shown);
+	if (err)
+		json_object_set_new(d, "error", text_value(err->message));
+	char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(d);
+	return text;
+}
+
+/* Every call that changes something, and every failed call, goes to the
+ * audit log; successful reads do not (they are not administrative
+ * actions, and logging each would let readers flood the log).  A failure
+ * to write the audit entry is logged but does not undo the action that
+ * already happened. */
+static void audit_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args, const GError *err)
+{
+	bool failed = err != NULL;
+	if (!failed && mv_command_read_only(cmd))
+		return;
+	const char *event = mv_command_audit_event(cmd);
+	if (!failed && !mv_audit_wanted(ctx->inst, event, true))
+		return;
+	char *details = audit_details(cmd, args, err);
+	GError *aerr = NULL;
+	if (mv_audit_append(ctx->inst, ctx->user ? ctx->user : "", ctx->remote ? ctx->remote : "local", event,
+	                    !failed, details, &aerr) < 0) {
+		mv_log_error("audit log: cannot record %s by %s: %s", cmd->name, ctx->user ? ctx->user : "?",
+		             aerr->message);
+		g_error_free(aerr);
+	}
+	free(details);
+}
+
 json_t *mv_command_invoke(const mv_command *cmd, mv_command_ctx *ctx, json_t *args)
 {
 	GError *err = NULL;
@@ -243,6 +345,7 @@ json_t *mv_command_invoke(const mv_command *cmd, mv_command_ctx *ctx, json_t *ar
 	if (!ctx->log)
 		ctx->log = own_log = g_string_new(NULL);
 	json_t *result = cmd->run(ctx, args, &err);
+	audit_call(cmd, ctx, args, result ? NULL : err);
 	json_t *env;
 	if (result) {
 		env = envelope("succeeded", NULL, result, ctx->log->str);

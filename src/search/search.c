@@ -415,7 +415,21 @@ static mv_search_hit *hit_from_row(sqlite3_stmt *st, int store_id)
 	return h;
 }
 
-static void append_select(GString *sql, const plan *p, bool use_fts, const mv_search_options *opts)
+json_t *mv_search_hit_json(const mv_search_hit *h)
+{
+	char *id = g_strdup_printf("%d:%lld", h->store_id, (long long)h->number);
+	char *date = mv_format_time_utc(h->date);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s}",
+	                      "id", id, "date", date, "from", h->from, "to", h->to, "subject", h->subject,
+	                      "archive", h->archive, "folder", h->folder, "size", (json_int_t)h->size,
+	                      "message_id", h->message_id);
+	g_free(id);
+	g_free(date);
+	return o;
+}
+
+static void append_select(GString *sql, const plan *p, bool use_fts, const mv_search_options *opts,
+                          const char *folder_filter)
 {
 	g_string_append(sql, "SELECT m.num, m.date, m.size, m.sender, m.recipients, m.subject, m.message_id,"
 	                " f.archive, f.path, ");
@@ -432,6 +446,8 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 		g_string_append(sql, " AND fts MATCH ? AND fts.rowid >= ? AND fts.rowid < ?");
 	if (p->sql->len)
 		g_string_append_printf(sql, " AND (%s)", p->sql->str);
+	if (folder_filter)
+		g_string_append_printf(sql, " AND m.folder_id IN (%s)", folder_filter);
 	if (!use_fts && opts->archive && *opts->archive && !p->archive_is_whole_store)
 		g_string_append(sql, " AND f.archive = ?");
 	if (use_fts && opts->sort == MV_SORT_RELEVANCE)
@@ -463,12 +479,59 @@ static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const cha
 		sqlite3_bind_text(st, idx++, opts->archive, -1, SQLITE_STATIC);
 }
 
+/* The permission filter: the ids of this store's folders the caller may
+ * read, as an SQL list; *all_r when that is every folder (no filter), and
+ * an empty string when none.  Folders are few next to messages, so they are
+ * checked one by one here and the message rows are filtered by id inside
+ * the query, before LIMIT. */
+static int readable_folders(mv_store *store, const mv_access *access, GString *ids, bool *all_r, GError **error)
+{
+	sqlite3 *db = mv_store_db(store);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT id, archive, path FROM folders", -1, &st, NULL) != SQLITE_OK) {
+		mv_sql_set_error(error, db, "folder privileges");
+		return -1;
+	}
+	bool all = true;
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *archive = (const char *)sqlite3_column_text(st, 1), *path = (const char *)sqlite3_column_text(st, 2);
+		if (!(mv_access_folder(access, archive ? archive : "", path ? path : "") & MV_FOLDER_READ)) {
+			all = false;
+			continue;
+		}
+		g_string_append_printf(ids, "%s%lld", ids->len ? "," : "", (long long)sqlite3_column_int64(st, 0));
+	}
+	sqlite3_finalize(st);
+	if (step != SQLITE_DONE) {
+		mv_sql_set_error(error, db, "folder privileges");
+		return -1;
+	}
+	*all_r = all;
+	return 0;
+}
+
 static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts,
                      GPtrArray *hits, GError **error)
 {
 	archive_scope scope = opts->archive && *opts->archive ? scope_in_store(store, opts->archive) : SCOPE_PART;
 	if (scope == SCOPE_ABSENT)
 		return 0;
+	GString *readable = NULL;
+	if (!mv_access_unrestricted(opts->access)) {
+		bool all = false;
+		readable = g_string_new(NULL);
+		if (readable_folders(store, opts->access, readable, &all, error) < 0) {
+			g_string_free(readable, TRUE);
+			return -1;
+		}
+		if (readable->len == 0) {
+			g_string_free(readable, TRUE);
+			return 0;
+		}
+		if (all)
+			g_string_free(readable, TRUE), readable = NULL;
+	}
 	plan p = { .store = store, .archive_is_whole_store = scope == SCOPE_WHOLE, .docid_lo = INT64_MIN, .docid_hi = INT64_MAX, .sql = g_string_new(NULL),
 	           .params = g_ptr_array_new_with_free_func(g_free),
 	           .int_params = g_array_new(FALSE, FALSE, sizeof(int)) };
@@ -478,7 +541,7 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 	if (rc < 0)
 		goto out;
 	bool use_fts = match->len > 0;
-	append_select(sql, &p, use_fts, opts);
+	append_select(sql, &p, use_fts, opts, readable ? readable->str : NULL);
 	sqlite3 *db = mv_store_db(store);
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(db, sql->str, -1, &st, NULL) != SQLITE_OK) {
@@ -497,6 +560,8 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 	sqlite3_finalize(st);
 	mv_log_debug("store %d: match=[%s] sql=[%s]", mv_store_id(store), match->str, sql->str);
 out:
+	if (readable)
+		g_string_free(readable, TRUE);
 	g_string_free(match, TRUE);
 	g_string_free(sql, TRUE);
 	g_string_free(p.sql, TRUE);

@@ -12,6 +12,7 @@ typedef struct mv_search_options {
 	const char *archive;   /* NULL = all archives */
 	int64_t limit;         /* 0 = no limit */
 	mv_sort sort;
+	const mv_access *access; /* whose folder privileges filter the hits; NULL = none */
 } mv_search_options;
 
 typedef struct mv_search_hit {
@@ -24,6 +25,8 @@ typedef struct mv_search_hit {
 } mv_search_hit;
 
 void mv_search_hit_free(mv_search_hit *h);
+/* {"id","date","from","to","subject","archive","folder","size","message_id"} */
+json_t *mv_search_hit_json(const mv_search_hit *h);
 
 typedef struct mv_searcher mv_searcher;
 

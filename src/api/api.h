@@ -1,0 +1,66 @@
+/* api: the Administration API over HTTPS — design.md §9, wire-compatible
+ * with MailStore's: POST /api/invoke/<Function>, /api/get-status,
+ * /api/cancel-async, /api/get-metadata; form-encoded arguments, HTTP Basic
+ * authentication on every request, the JSON envelope of the command
+ * registry.  Every function is reached through the registry (commands/),
+ * the one path for all callers. */
+#ifndef MV_API_H
+#define MV_API_H
+
+#include "commands/commands.h"
+
+/* ---- form.c: decoding what the client sends (hostile input) --------------- */
+
+#define MV_FORM_MAX_FIELDS 1024
+
+/* Decodes an application/x-www-form-urlencoded body (UTF-8; '+' is a space)
+ * into a table name -> value (both new strings).  Fails with MV_ERR_INVALID
+ * naming the field on a malformed %-escape, invalid UTF-8, a NUL, an empty
+ * name or a name given twice; MV_ERR_LIMIT past MV_FORM_MAX_FIELDS. */
+GHashTable *mv_form_decode(const char *body, size_t len, GError **error);
+/* Splits an Authorization header "Basic base64(user:password)".  Fails with
+ * MV_ERR_AUTH when it is absent, of another scheme or malformed. */
+int mv_basic_auth_decode(const char *header, char **user_r, char **password_r, GError **error);
+/* "/api//invoke/X" -> "/api/invoke/X": MailStore clients double slashes. */
+char *mv_api_normalize_path(const char *url);
+
+/* ---- jobs.c: long-running functions in the background ---------------------- */
+
+typedef struct mv_jobs mv_jobs;
+
+mv_jobs *mv_jobs_new(int64_t retention_seconds);
+/* Cancels what still runs, waits for it to stop at a safe point, frees. */
+void mv_jobs_free(mv_jobs **jobs);
+void mv_jobs_set_retention(mv_jobs *jobs, int64_t retention_seconds);
+/* Starts cmd on its own thread with its own instance of data_dir and
+ * returns the first "running" envelope with the token.  Takes args and
+ * access. */
+json_t *mv_jobs_start(mv_jobs *jobs, const mv_command *cmd, json_t *args, const char *data_dir, const char *user,
+                      const char *remote, mv_access *access, const mv_service_hooks *service);
+/* The job's envelope once its statusVersion exceeds last_known or
+ * timeout_ms passed (whichever first); NULL when the token is unknown,
+ * expired or belongs to another user. */
+json_t *mv_jobs_status(mv_jobs *jobs, const char *token, int64_t last_known, int64_t timeout_ms, const char *user);
+/* Asks the job to stop at its next safe point; false when unknown. */
+bool mv_jobs_cancel(mv_jobs *jobs, const char *token, const char *user);
+/* Wakes every waiting get-status (shutdown). */
+void mv_jobs_wake_all(mv_jobs *jobs);
+/* Number of jobs still running. */
+unsigned mv_jobs_running(mv_jobs *jobs);
+
+/* ---- server.c: the HTTPS listeners ---------------------------------------- */
+
+typedef struct mv_api_server mv_api_server;
+
+/* Starts listening on every address of cfg with its certificate. */
+mv_api_server *mv_api_server_start(const mv_service_config *cfg, GError **error);
+/* Applies a re-read configuration: log level, safe mode, retention at
+ * once; a new certificate or new listen addresses by starting new
+ * listeners (on the same sockets when the addresses did not change) while
+ * the old ones finish what they serve. */
+int mv_api_server_reload(mv_api_server *srv, const mv_service_config *cfg, GError **error);
+/* Stops accepting, cancels running jobs, waits for them and for the
+ * requests in flight, frees. */
+void mv_api_server_stop(mv_api_server **srv);
+
+#endif

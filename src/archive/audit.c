@@ -1,0 +1,389 @@
+/* archive/audit: the audit log — who did what, from where, and whether it
+ * worked — kept so that a change to it shows.
+ *
+ * Entries live in master.sqlite (audit_log), numbered 1, 2, 3, ... by seq.
+ * Each carries hash = BLAKE2b-256, keyed with the instance's audit key, over
+ * the previous entry's hash (32 zero bytes for entry 1) and this entry's
+ * fields in a canonical encoding (fixed-width numbers, length-prefixed
+ * texts, so no two different entries encode alike).  Changing an entry, or
+ * removing or inserting one, breaks the chain from that entry on, and
+ * without the key nobody can compute a hash that follows.  What a chain
+ * cannot show is entries cut off at its end: a copy kept elsewhere can.
+ *
+ * The key is random per instance and kept in master.sqlite wrapped by the
+ * master key (instance.c), and renewed with it like the recovery KEK.
+ *
+ * Appending reads the last hash and inserts under BEGIN IMMEDIATE, so any
+ * number of threads and processes (each with its own connection) append to
+ * one unbroken chain; master.sqlite is synchronous=FULL in WAL mode, so an
+ * entry is durable when mv_audit_append returns. */
+#include "archive/internal.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#define AUDIT_HASH_BYTES 32
+#define MAX_DETAILS_BYTES (64 * 1024)
+#define MAX_FIELD_BYTES 1024          /* user, remote, event */
+#define ELLIPSIS "\xe2\x80\xa6"       /* … */
+#define ENCODING_TAG "mailvault-audit-1"
+
+void mv_audit_entry_free(mv_audit_entry *e)
+{
+	if (!e)
+		return;
+	g_free(e->user);
+	g_free(e->remote);
+	g_free(e->event);
+	g_free(e->details);
+	g_free(e->hash);
+	g_free(e);
+}
+
+/* Valid UTF-8 without control characters, at most max bytes (cut at a
+ * character boundary, marked with an ellipsis). */
+static char *clean_text(const char *s, size_t max)
+{
+	char *clean = mv_utf8_sanitize(s ? s : "", -1);
+	size_t len = strlen(clean);
+	if (len <= max)
+		return clean;
+	size_t cut = max - strlen(ELLIPSIS);
+	while (cut > 0 && ((unsigned char)clean[cut] & 0xC0) == 0x80)
+		cut--;
+	clean[cut] = '\0';
+	char *out = g_strconcat(clean, ELLIPSIS, NULL);
+	g_free(clean);
+	return out;
+}
+
+/* ---- the chain ------------------------------------------------------------------------ */
+
+static int hash_u64(crypto_generichash_state *h, uint64_t v)
+{
+	uint8_t b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (56 - 8 * i));
+	return crypto_generichash_update(h, b, sizeof b);
+}
+
+static int hash_text(crypto_generichash_state *h, const char *s)
+{
+	size_t len = strlen(s);
+	if (hash_u64(h, len) != 0)
+		return -1;
+	return crypto_generichash_update(h, (const unsigned char *)s, len);
+}
+
+static int entry_hash(const uint8_t key[MV_KEY_BYTES], const uint8_t prev[AUDIT_HASH_BYTES],
+                      const mv_audit_entry *e, uint8_t out[AUDIT_HASH_BYTES], GError **error)
+{
+	crypto_generichash_state h;
+	uint8_t success = e->success ? 1 : 0;
+	if (crypto_generichash_init(&h, key, MV_KEY_BYTES, AUDIT_HASH_BYTES) != 0 ||
+	    hash_text(&h, ENCODING_TAG) != 0 || crypto_generichash_update(&h, prev, AUDIT_HASH_BYTES) != 0 ||
+	    hash_u64(&h, (uint64_t)e->seq) != 0 || hash_u64(&h, (uint64_t)e->time_ms) != 0 ||
+	    hash_text(&h, e->user) != 0 || hash_text(&h, e->remote) != 0 || hash_text(&h, e->event) != 0 ||
+	    crypto_generichash_update(&h, &success, 1) != 0 || hash_text(&h, e->details) != 0 ||
+	    crypto_generichash_final(&h, out, AUDIT_HASH_BYTES) != 0) {
+		sodium_memzero(&h, sizeof h);
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "audit log: BLAKE2b failed");
+		return -1;
+	}
+	return 0;
+}
+
+/* A stored hash as bytes; false when it is not 64 hex digits. */
+static bool stored_hash(const char *hex, uint8_t out[AUDIT_HASH_BYTES])
+{
+	return hex && strlen(hex) == 2 * AUDIT_HASH_BYTES && mv_unhex(hex, out, AUDIT_HASH_BYTES);
+}
+
+/* ---- appending ------------------------------------------------------------------------ */
+
+typedef struct append_ctx {
+	mv_audit_entry *e;
+	const uint8_t *key;
+} append_ctx;
+
+static int last_entry(mv_instance *inst, int64_t *seq_r, uint8_t prev_r[AUDIT_HASH_BYTES], GError **error)
+{
+	sqlite3_stmt *st;
+	*seq_r = 0;
+	memset(prev_r, 0, AUDIT_HASH_BYTES);
+	if (mv_archive_prepare(inst, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &st, error) < 0)
+		return -1;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*seq_r = sqlite3_column_int64(st, 0);
+		/* A damaged last hash must not stop the log: the chain goes on
+		 * from zeros and VerifyAuditLog names the damaged entry. */
+		if (!stored_hash((const char *)sqlite3_column_text(st, 1), prev_r)) {
+			memset(prev_r, 0, AUDIT_HASH_BYTES);
+			mv_log_warn("audit log: entry %" G_GINT64_FORMAT " has a damaged hash", *seq_r);
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return 0;
+	mv_sql_set_error(error, mv_archive_db(inst), "read the last audit entry");
+	return -1;
+}
+
+static int append_txn(mv_instance *inst, void *opaque, GError **error)
+{
+	append_ctx *c = opaque;
+	mv_audit_entry *e = c->e;
+	uint8_t prev[AUDIT_HASH_BYTES], hash[AUDIT_HASH_BYTES];
+	int64_t last;
+	if (last_entry(inst, &last, prev, error) < 0)
+		return -1;
+	e->seq = last + 1;
+	e->time_ms = g_get_real_time() / 1000;
+	if (entry_hash(c->key, prev, e, hash, error) < 0)
+		return -1;
+	e->hash = mv_hex(hash, sizeof hash);
+	sqlite3_stmt *st;
+	if (mv_archive_prepare(inst, "INSERT INTO audit_log(seq, time_ms, user, remote, event, success, details, hash)"
+	                       " VALUES(?,?,?,?,?,?,?,?)", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, e->seq);
+	sqlite3_bind_int64(st, 2, e->time_ms);
+	sqlite3_bind_text(st, 3, e->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, e->remote, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, e->event, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 6, e->success ? 1 : 0);
+	sqlite3_bind_text(st, 7, e->details, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, e->hash, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	mv_sql_set_error(error, mv_archive_db(inst), "append to the audit log");
+	return -1;
+}
+
+int mv_audit_append(mv_instance *inst, const char *user, const char *remote, const char *event, bool success,
+                    const char *details, GError **error)
+{
+	/* A call made without an instance (tests of the registry) has no log
+	 * to go to, and touched nothing one would record. */
+	if (!inst)
+		return 0;
+	uint8_t key[MV_KEY_BYTES];
+	if (mv_archive_audit_key(inst, key, error) < 0)
+		return -1;
+	mv_audit_entry *e = g_new0(mv_audit_entry, 1);
+	e->user = clean_text(user, MAX_FIELD_BYTES);
+	e->remote = clean_text(remote, MAX_FIELD_BYTES);
+	e->event = clean_text(event, MAX_FIELD_BYTES);
+	e->success = success;
+	e->details = clean_text(details, MAX_DETAILS_BYTES);
+	append_ctx c = { e, key };
+	int rc = mv_archive_in_transaction(inst, append_txn, &c, error);
+	sodium_memzero(key, sizeof key);
+	mv_audit_entry_free(e);
+	return rc;
+}
+
+/* ---- reading and verifying -------------------------------------------------------------- */
+
+#define ENTRY_COLUMNS "seq, time_ms, user, remote, event, success, details, hash"
+
+static char *column_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return g_strdup(t ? (const char *)t : "");
+}
+
+static mv_audit_entry *entry_from(sqlite3_stmt *st)
+{
+	mv_audit_entry *e = g_new0(mv_audit_entry, 1);
+	e->seq = sqlite3_column_int64(st, 0);
+	e->time_ms = sqlite3_column_int64(st, 1);
+	e->user = column_text(st, 2);
+	e->remote = column_text(st, 3);
+	e->event = column_text(st, 4);
+	e->success = sqlite3_column_int(st, 5) != 0;
+	e->details = column_text(st, 6);
+	e->hash = column_text(st, 7);
+	return e;
+}
+
+GPtrArray *mv_audit_read(mv_instance *inst, int64_t since_ms, int64_t limit, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_archive_prepare(inst, "SELECT " ENTRY_COLUMNS " FROM audit_log WHERE time_ms >= ? ORDER BY seq LIMIT ?",
+	                       &st, error) < 0)
+		return NULL;
+	sqlite3_bind_int64(st, 1, since_ms);
+	sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
+	GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)mv_audit_entry_free);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		g_ptr_array_add(list, entry_from(st));
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return list;
+	mv_sql_set_error(error, mv_archive_db(inst), "read the audit log");
+	g_ptr_array_free(list, TRUE);
+	return NULL;
+}
+
+/* Why entry e does not follow prev (NULL when it does); *prev becomes its
+ * hash. */
+static char *check_entry(const uint8_t key[MV_KEY_BYTES], int64_t expected_seq, const mv_audit_entry *e,
+                         uint8_t prev[AUDIT_HASH_BYTES], GError **error, bool *failed_r)
+{
+	uint8_t want[AUDIT_HASH_BYTES], have[AUDIT_HASH_BYTES];
+	*failed_r = false;
+	if (e->seq != expected_seq)
+		return e->seq > expected_seq
+		       ? g_strdup_printf("entries %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT " are missing (removed)",
+		                         expected_seq, e->seq - 1)
+		       : g_strdup_printf("entry number %" G_GINT64_FORMAT " out of sequence", e->seq);
+	if (entry_hash(key, prev, e, want, error) < 0) {
+		*failed_r = true;
+		return NULL;
+	}
+	if (!stored_hash(e->hash, have))
+		return g_strdup("the stored hash is damaged (not 64 hex digits)");
+	if (sodium_memcmp(want, have, AUDIT_HASH_BYTES) != 0)
+		return g_strdup("hash does not match: entry changed, or an entry before it removed");
+	memcpy(prev, have, AUDIT_HASH_BYTES);
+	return NULL;
+}
+
+static int walk_chain(mv_instance *inst, const uint8_t key[MV_KEY_BYTES], int64_t *checked_r,
+                      int64_t *first_broken_r, char **reason_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_archive_prepare(inst, "SELECT " ENTRY_COLUMNS " FROM audit_log ORDER BY seq", &st, error) < 0)
+		return -1;
+	uint8_t prev[AUDIT_HASH_BYTES] = { 0 };
+	int rc = SQLITE_DONE;
+	bool failed = false;
+	while (!*reason_r && !failed && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		mv_audit_entry *e = entry_from(st);
+		(*checked_r)++;
+		*reason_r = check_entry(key, *checked_r, e, prev, error, &failed);
+		if (*reason_r)
+			*first_broken_r = e->seq;
+		mv_audit_entry_free(e);
+	}
+	bool stopped = *reason_r || failed;
+	sqlite3_finalize(st);
+	if (failed)
+		return -1;
+	if (stopped || rc == SQLITE_DONE)
+		return 0;
+	mv_sql_set_error(error, mv_archive_db(inst), "read the audit log");
+	return -1;
+}
+
+int mv_audit_verify(mv_instance *inst, int64_t *checked_r, int64_t *first_broken_r, char **reason_r,
+                    GError **error)
+{
+	*checked_r = 0;
+	*first_broken_r = 0;
+	*reason_r = NULL;
+	uint8_t key[MV_KEY_BYTES];
+	if (mv_archive_audit_key(inst, key, error) < 0)
+		return -1;
+	/* One read transaction: a consistent snapshot while others append. */
+	sqlite3 *db = mv_archive_db(inst);
+	int rc = mv_sql_exec(db, "BEGIN", error);
+	if (rc == 0) {
+		rc = walk_chain(inst, key, checked_r, first_broken_r, reason_r, error);
+		mv_sql_exec(db, "COMMIT", NULL);
+	}
+	sodium_memzero(key, sizeof key);
+	if (rc < 0) {
+		g_clear_pointer(reason_r, g_free);
+		*first_broken_r = 0;
+	}
+	return rc;
+}
+
+/* ---- what to log ------------------------------------------------------------------------ */
+
+bool mv_audit_wanted(mv_instance *inst, const char *event, bool admin_action)
+{
+	if (admin_action)
+		return true;
+	if (!inst)
+		return false;
+	mv_compliance c = { 0 };
+	GError *err = NULL;
+	if (mv_compliance_get(inst, &c, &err) < 0) {
+		/* Better an entry too many than a lost one. */
+		mv_log_warn("audit log: %s", err->message);
+		g_error_free(err);
+		return true;
+	}
+	bool wanted = false;
+	for (guint i = 0; i < c.log_successful_user_activities->len && !wanted; i++)
+		wanted = g_ascii_strcasecmp(c.log_successful_user_activities->pdata[i], event) == 0;
+	mv_compliance_clear(&c);
+	return wanted;
+}
+
+/* ---- times ---------------------------------------------------------------------------------- */
+
+static bool all_digits(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!g_ascii_isdigit(*s))
+			return false;
+	return true;
+}
+
+static int parse_iso8601(const char *text, int64_t *ms_r)
+{
+	/* a date alone is its midnight, UTC */
+	char *full = strlen(text) == 10 ? g_strconcat(text, "T00:00:00Z", NULL) : g_strdup(text);
+	GTimeZone *utc = g_time_zone_new_utc();
+	GDateTime *dt = g_date_time_new_from_iso8601(full, utc);
+	g_time_zone_unref(utc);
+	g_free(full);
+	if (!dt)
+		return -1;
+	*ms_r = g_date_time_to_unix(dt) * 1000 + g_date_time_get_microsecond(dt) / 1000;
+	g_date_time_unref(dt);
+	return 0;
+}
+
+int mv_audit_parse_time(const char *arg_name, const char *text, int64_t *ms_r, GError **error)
+{
+	char *t = g_strstrip(g_strdup(text ? text : ""));
+	int rc = -1;
+	if (all_digits(t) && strlen(t) <= 15) {
+		*ms_r = g_ascii_strtoll(t, NULL, 10) * 1000;
+		rc = 0;
+	} else if (*t && strlen(t) <= 64) {
+		rc = parse_iso8601(t, ms_r);
+	}
+	if (rc < 0)
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: '%.64s' is not a point in time (ISO 8601 such as "
+		            "2024-05-01 or 2024-05-01T12:00:00Z, or Unix seconds)", arg_name, t);
+	g_free(t);
+	return rc;
+}
+
+char *mv_audit_format_time(int64_t time_ms)
+{
+	int64_t secs = time_ms >= 0 ? time_ms / 1000 : -((-time_ms + 999) / 1000);
+	int ms = (int)(time_ms - secs * 1000);
+	GDateTime *dt = g_date_time_new_from_unix_utc(secs);
+	if (!dt)
+		return g_strdup("invalid-time");
+	char *base = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S");
+	g_date_time_unref(dt);
+	char *s = g_strdup_printf("%s.%03dZ", base, ms);
+	g_free(base);
+	return s;
+}

@@ -1,0 +1,288 @@
+/* base/config: the service configuration file of `mailvault serve`.
+ *
+ * A GKeyFile (INI) because admins edit it by hand and GLib already parses
+ * it well.  Loading is strict: every group and key must be known and every
+ * value well-formed, and errors name the file, the key and the reason, so
+ * that a typo fails at start instead of silently meaning a default.  Paths
+ * are kept relative to the file's directory when they lie inside it, so
+ * that moving the data directory (which holds the default file) moves the
+ * whole service. */
+#include "base/base.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define MAX_LISTEN 16
+
+static const char *const known_keys[][2] = {
+	{ "service", "data_dir" }, { "service", "debug_log" }, { "service", "safe_mode" },
+	{ "api", "listen" }, { "api", "status_retention_seconds" }, { "api", "max_connections" },
+	{ "tls", "certificate" }, { "tls", "private_key" }, { "tls", "certificate_dir" },
+};
+
+void mv_service_config_clear(mv_service_config *c)
+{
+	g_free(c->path);
+	g_free(c->data_dir);
+	if (c->listen)
+		g_ptr_array_unref(c->listen);
+	g_free(c->certificate);
+	g_free(c->private_key);
+	g_free(c->certificate_dir);
+	memset(c, 0, sizeof *c);
+}
+
+void mv_service_config_default(mv_service_config *c, const char *path, const char *data_dir)
+{
+	memset(c, 0, sizeof *c);
+	c->path = g_canonicalize_filename(path, NULL);
+	c->data_dir = g_canonicalize_filename(data_dir, NULL);
+	c->listen = g_ptr_array_new_with_free_func(g_free);
+	g_ptr_array_add(c->listen, g_strdup_printf("127.0.0.1:%d", MV_API_DEFAULT_PORT));
+	c->certificate_dir = g_build_filename(c->data_dir, "certs", NULL);
+	c->status_retention_seconds = 600;
+	c->max_connections = 256;
+}
+
+int mv_listen_parse(const char *text, char **host_r, int *port_r, GError **error)
+{
+	const char *colon = strrchr(text, ':');
+	if (!colon || colon == text) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "listen address '%.200s': expected HOST:PORT", text);
+		return -1;
+	}
+	char *host = g_strndup(text, (gsize)(colon - text));
+	if (host[0] == '[') {
+		size_t n = strlen(host);
+		if (n < 3 || host[n - 1] != ']') {
+			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "listen address '%.200s': unbalanced [ ]", text);
+			g_free(host);
+			return -1;
+		}
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = 0;
+	} else if (strchr(host, ':')) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID,
+		            "listen address '%.200s': write an IPv6 address in brackets, e.g. [::1]:8463", text);
+		g_free(host);
+		return -1;
+	}
+	char *end = NULL;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno || !end || *end || end == colon + 1 || port < 1 || port > 65535) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "listen address '%.200s': port must be 1..65535", text);
+		g_free(host);
+		return -1;
+	}
+	*host_r = host;
+	*port_r = (int)port;
+	return 0;
+}
+
+static int invalid(GError **error, const char *path, const char *group, const char *key, const char *why)
+{
+	g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: [%s] %s: %s", path, group, key, why);
+	return -1;
+}
+
+static int check_known(GKeyFile *kf, const char *path, GError **error)
+{
+	gchar **groups = g_key_file_get_groups(kf, NULL);
+	int rc = 0;
+	for (gchar **g = groups; rc == 0 && *g; g++) {
+		gchar **keys = g_key_file_get_keys(kf, *g, NULL, NULL);
+		for (gchar **k = keys; rc == 0 && keys && *k; k++) {
+			bool known = false;
+			for (size_t i = 0; i < G_N_ELEMENTS(known_keys); i++)
+				known = known || (strcmp(known_keys[i][0], *g) == 0 && strcmp(known_keys[i][1], *k) == 0);
+			if (!known)
+				rc = invalid(error, path, *g, *k, "unknown setting");
+		}
+		g_strfreev(keys);
+	}
+	g_strfreev(groups);
+	return rc;
+}
+
+/* A path value made absolute against the file's directory. */
+static int get_path(GKeyFile *kf, const char *path, const char *group, const char *key, char **out, GError **error)
+{
+	if (!g_key_file_has_key(kf, group, key, NULL))
+		return 0;
+	char *v = g_key_file_get_string(kf, group, key, NULL);
+	if (!v || !*v) {
+		g_free(v);
+		return invalid(error, path, group, key, "empty path");
+	}
+	char *base = g_path_get_dirname(path);
+	g_free(*out);
+	*out = g_canonicalize_filename(v, base);
+	g_free(base);
+	g_free(v);
+	return 0;
+}
+
+static int get_bool(GKeyFile *kf, const char *path, const char *group, const char *key, bool *out, GError **error)
+{
+	if (!g_key_file_has_key(kf, group, key, NULL))
+		return 0;
+	GError *e = NULL;
+	gboolean v = g_key_file_get_boolean(kf, group, key, &e);
+	if (e) {
+		g_error_free(e);
+		return invalid(error, path, group, key, "expected true or false");
+	}
+	*out = v;
+	return 0;
+}
+
+static int get_int(GKeyFile *kf, const char *path, const char *group, const char *key, int64_t min, int64_t max,
+                   int64_t *out, GError **error)
+{
+	if (!g_key_file_has_key(kf, group, key, NULL))
+		return 0;
+	char *v = g_key_file_get_string(kf, group, key, NULL);
+	char *end = NULL;
+	errno = 0;
+	long long n = v ? strtoll(v, &end, 10) : 0;
+	bool ok = v && *v && !errno && end && !*end && n >= min && n <= max;
+	g_free(v);
+	if (!ok) {
+		char *why = g_strdup_printf("expected a whole number from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT, min,
+		                            max);
+		invalid(error, path, group, key, why);
+		g_free(why);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+static int get_listen(GKeyFile *kf, const char *path, mv_service_config *c, GError **error)
+{
+	if (!g_key_file_has_key(kf, "api", "listen", NULL))
+		return 0;
+	gsize n = 0;
+	gchar **items = g_key_file_get_string_list(kf, "api", "listen", &n, NULL);
+	if (!items || n == 0 || n > MAX_LISTEN) {
+		g_strfreev(items);
+		return invalid(error, path, "api", "listen", "expected 1 to 16 HOST:PORT entries separated by ';'");
+	}
+	g_ptr_array_set_size(c->listen, 0);
+	int rc = 0;
+	for (gsize i = 0; rc == 0 && i < n; i++) {
+		char *host = NULL, *text = g_strstrip(items[i]);
+		int port;
+		GError *e = NULL;
+		if (mv_listen_parse(text, &host, &port, &e) < 0) {
+			rc = invalid(error, path, "api", "listen", e->message);
+			g_error_free(e);
+		} else {
+			g_ptr_array_add(c->listen, g_strdup(text));
+		}
+		g_free(host);
+	}
+	g_strfreev(items);
+	return rc;
+}
+
+int mv_service_config_load(const char *path, mv_service_config *c_r, GError **error)
+{
+	GByteArray *data = NULL;
+	if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "%s: no such configuration file", path);
+		return -1;
+	}
+	if (mv_read_file(path, CONFIG_MAX_BYTES, &data, error) < 0)
+		return -1;
+	GKeyFile *kf = g_key_file_new();
+	GError *e = NULL;
+	char *abs = g_canonicalize_filename(path, NULL);
+	char *base = g_path_get_dirname(abs);
+	mv_service_config c;
+	mv_service_config_default(&c, abs, base);
+	int rc = -1;
+	if (!g_key_file_load_from_data(kf, (const char *)data->data, data->len, G_KEY_FILE_NONE, &e)) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: %s", abs, e->message);
+		g_error_free(e);
+		goto out;
+	}
+	if (check_known(kf, abs, error) < 0 || get_path(kf, abs, "service", "data_dir", &c.data_dir, error) < 0)
+		goto out;
+	/* The certificate directory follows the data directory unless set. */
+	g_free(c.certificate_dir);
+	c.certificate_dir = g_build_filename(c.data_dir, "certs", NULL);
+	if (get_bool(kf, abs, "service", "debug_log", &c.debug_log, error) < 0 ||
+	    get_bool(kf, abs, "service", "safe_mode", &c.safe_mode, error) < 0 || get_listen(kf, abs, &c, error) < 0 ||
+	    get_int(kf, abs, "api", "status_retention_seconds", 10, 7 * 86400, &c.status_retention_seconds, error) < 0 ||
+	    get_int(kf, abs, "api", "max_connections", 4, 65536, &c.max_connections, error) < 0 ||
+	    get_path(kf, abs, "tls", "certificate", &c.certificate, error) < 0 ||
+	    get_path(kf, abs, "tls", "private_key", &c.private_key, error) < 0 ||
+	    get_path(kf, abs, "tls", "certificate_dir", &c.certificate_dir, error) < 0)
+		goto out;
+	if ((c.certificate == NULL) != (c.private_key == NULL)) {
+		invalid(error, abs, "tls", c.certificate ? "private_key" : "certificate",
+		        "certificate and private_key go together: set both or neither");
+		goto out;
+	}
+	*c_r = c;
+	memset(&c, 0, sizeof c);
+	rc = 0;
+out:
+	mv_service_config_clear(&c);
+	g_key_file_free(kf);
+	g_byte_array_unref(data);
+	g_free(abs);
+	g_free(base);
+	return rc;
+}
+
+/* A path as written into the file: relative when inside the file's directory. */
+static char *stored_path(const char *base, const char *path)
+{
+	size_t n = strlen(base);
+	if (strncmp(path, base, n) == 0 && path[n] == '/')
+		return g_strdup(path + n + 1);
+	if (strcmp(path, base) == 0)
+		return g_strdup(".");
+	return g_strdup(path);
+}
+
+static void set_path(GKeyFile *kf, const char *base, const char *group, const char *key, const char *path)
+{
+	if (!path)
+		return;
+	char *v = stored_path(base, path);
+	g_key_file_set_string(kf, group, key, v);
+	g_free(v);
+}
+
+int mv_service_config_save(const mv_service_config *c, GError **error)
+{
+	char *base = g_path_get_dirname(c->path);
+	GKeyFile *kf = g_key_file_new();
+	g_key_file_set_comment(kf, NULL, NULL,
+	                       " mailvault service configuration (mailvault serve).\n"
+	                       " Relative paths are relative to this file's directory.\n"
+	                       " SIGHUP re-reads it; SetServiceCertificate rewrites [tls].",
+	                       NULL);
+	set_path(kf, base, "service", "data_dir", c->data_dir);
+	g_key_file_set_boolean(kf, "service", "debug_log", c->debug_log);
+	g_key_file_set_boolean(kf, "service", "safe_mode", c->safe_mode);
+	g_key_file_set_string_list(kf, "api", "listen", (const gchar *const *)c->listen->pdata, c->listen->len);
+	g_key_file_set_int64(kf, "api", "status_retention_seconds", c->status_retention_seconds);
+	g_key_file_set_int64(kf, "api", "max_connections", c->max_connections);
+	set_path(kf, base, "tls", "certificate", c->certificate);
+	set_path(kf, base, "tls", "private_key", c->private_key);
+	set_path(kf, base, "tls", "certificate_dir", c->certificate_dir);
+	gsize len = 0;
+	char *text = g_key_file_to_data(kf, &len, NULL);
+	int rc = mv_write_file_atomic(c->path, text, len, 0600, error);
+	g_free(text);
+	g_key_file_free(kf);
+	g_free(base);
+	return rc;
+}

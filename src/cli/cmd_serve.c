@@ -1,0 +1,287 @@
+/* cli/cmd_serve: `mailvault serve` — the instance as a long-lived server.
+ *
+ * The main thread owns the process's life: it reads the service
+ * configuration (creating it, and a self-signed certificate, on first
+ * start), takes the data directory's server lock, starts the API
+ * listeners, and then only waits for signals — SIGTERM/SIGINT stop
+ * cleanly (no new requests; running jobs stop at a safe point; requests in
+ * flight finish), SIGHUP re-reads the configuration.  Every other thread
+ * has these signals blocked, so they arrive here and nowhere else;
+ * SetServiceCertificate asks for a reload by sending SIGHUP to the process,
+ * so there is one way in. */
+#include "api/api.h"
+#include "cli/cli.h"
+#include "net/tls.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CERT_DAYS 825
+
+/* The file to use: --config, else the data directory's mailvault.conf
+ * (written with defaults on first start). */
+static int load_or_create_config(const mv_cli_globals *g, const char *config_opt, mv_service_config *c,
+                                 GError **error)
+{
+	if (config_opt) {
+		if (mv_service_config_load(config_opt, c, error) < 0)
+			return -1;
+		if (g->data_dir) {
+			g_free(c->data_dir);
+			c->data_dir = mv_data_dir_resolve(g->data_dir);
+		}
+		return 0;
+	}
+	char *dir = mv_data_dir_resolve(g->data_dir);
+	char *path = g_build_filename(dir, "mailvault.conf", NULL);
+	GError *e = NULL;
+	int rc = mv_service_config_load(path, c, &e);
+	if (rc < 0 && e->code == MV_ERR_NOT_FOUND) {
+		g_clear_error(&e);
+		mv_service_config_default(c, path, dir);
+		rc = mv_service_config_save(c, error);
+		if (rc == 0)
+			printf("configuration: %s (new, with defaults)\n", path);
+	} else if (rc < 0) {
+		g_propagate_error(error, e);
+	}
+	g_free(path);
+	g_free(dir);
+	return rc;
+}
+
+/* First start without a certificate: a self-signed one in the
+ * certificate directory, recorded in the configuration. */
+static int ensure_certificate(mv_service_config *c, GError **error)
+{
+	if (c->certificate)
+		return mv_tls_check_pair(c->certificate, c->private_key, error);
+	char host[256] = "";
+	if (gethostname(host, sizeof host - 1) < 0 || !*host)
+		g_strlcpy(host, "localhost", sizeof host);
+	const char *names[] = { "localhost", host, "127.0.0.1", "::1", NULL };
+	if (strcmp(host, "localhost") == 0)
+		names[1] = "127.0.0.1", names[2] = "::1", names[3] = NULL;
+	char *cert = g_build_filename(c->certificate_dir, "server.crt", NULL);
+	char *key = g_build_filename(c->certificate_dir, "server.key", NULL);
+	int rc = mv_tls_generate_self_signed(cert, key, names, CERT_DAYS, error);
+	if (rc == 0) {
+		c->certificate = cert;
+		c->private_key = key;
+		rc = mv_service_config_save(c, error);
+		printf("certificate: %s (new, self-signed; clients trust it with --cacert %s)\n", cert, cert);
+	} else {
+		g_free(cert);
+		g_free(key);
+	}
+	return rc;
+}
+
+static void print_certificate(const mv_service_config *c)
+{
+	mv_cert_info info = { 0 };
+	GError *e = NULL;
+	if (mv_tls_cert_info(c->certificate, &info, &e) < 0) {
+		mv_log_warn("%s", e->message);
+		g_error_free(e);
+		return;
+	}
+	char *until = mv_format_time_utc(info.not_after);
+	printf("certificate: %s, %s, thumbprint %s, valid until %s\n", c->certificate, info.subject, info.thumbprint,
+	       until);
+	g_free(until);
+	mv_cert_info_clear(&info);
+}
+
+/* Makes sure the instance has an administrator; a new one's password is
+ * printed once. */
+static int prepare_instance(const mv_service_config *c, GError **error)
+{
+	mv_instance *inst = mv_instance_open(c->data_dir, error);
+	if (!inst)
+		return -1;
+	char *password = NULL;
+	int rc = mv_users_ensure_admin(inst, &password, error);
+	if (rc == 0 && password) {
+		printf("first administrator: admin, password: %s (shown once; change it with SetUserPassword)\n",
+		       password);
+		sodium_memzero(password, strlen(password));
+	}
+	g_free(password);
+	mv_instance_close(&inst);
+	return rc;
+}
+
+static char *first_url(const mv_service_config *c, GPtrArray *listen_override)
+{
+	char *host = NULL;
+	int port = MV_API_DEFAULT_PORT;
+	GPtrArray *listen = listen_override ? listen_override : c->listen;
+	if (listen->len == 0 || mv_listen_parse(g_ptr_array_index(listen, 0), &host, &port, NULL) < 0)
+		return g_strdup("https://localhost:8463");
+	const char *shown = strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0 ? "localhost" : host;
+	char *url = strchr(shown, ':') ? g_strdup_printf("https://[%s]:%d", shown, port)
+	                               : g_strdup_printf("https://%s:%d", shown, port);
+	g_free(host);
+	return url;
+}
+
+static void apply_runtime(const mv_service_config *c, bool debug_flag)
+{
+	mv_log_set_debug(debug_flag || c->debug_log);
+	if (c->safe_mode)
+		mv_log_info("safe mode: archiving profiles and jobs are held until safe mode is switched off");
+}
+
+/* Re-reads the configuration (SIGHUP) and applies what can change live. */
+static void reload(mv_api_server *srv, const char *path, bool debug_flag, GPtrArray *listen_override)
+{
+	mv_service_config c;
+	GError *e = NULL;
+	if (mv_service_config_load(path, &c, &e) < 0 || ensure_certificate(&c, &e) < 0) {
+		mv_log_error("reload: %s; keeping the running configuration", e->message);
+		g_error_free(e);
+		return;
+	}
+	if (listen_override) {
+		g_ptr_array_unref(c.listen);
+		c.listen = g_ptr_array_ref(listen_override);
+	}
+	apply_runtime(&c, debug_flag);
+	if (mv_api_server_reload(srv, &c, &e) < 0) {
+		mv_log_error("reload: %s", e->message);
+		g_error_free(e);
+	} else {
+		mv_log_info("configuration reloaded from %s", path);
+	}
+	mv_service_config_clear(&c);
+}
+
+static int wait_for_signals(mv_api_server *srv, const sigset_t *set, const char *path, bool debug_flag,
+                            GPtrArray *listen_override)
+{
+	for (;;) {
+		int sig = 0;
+		int rc = sigwait(set, &sig);
+		if (rc != 0) {
+			mv_log_error("sigwait: %s", g_strerror(rc));
+			return -1;
+		}
+		if (sig == SIGHUP) {
+			reload(srv, path, debug_flag, listen_override);
+			continue;
+		}
+		mv_log_info("%s: stopping (requests in flight finish, running jobs stop at a safe point)",
+		            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		return 0;
+	}
+}
+
+static GPtrArray *listen_from_option(char **items)
+{
+	if (!items || !*items)
+		return NULL;
+	GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+	for (char **p = items; *p; p++)
+		g_ptr_array_add(a, g_strdup(*p));
+	return a;
+}
+
+static int check_listen(GPtrArray *listen, GError **error)
+{
+	for (guint i = 0; listen && i < listen->len; i++) {
+		char *host = NULL;
+		int port;
+		if (mv_listen_parse(g_ptr_array_index(listen, i), &host, &port, error) < 0)
+			return -1;
+		g_free(host);
+	}
+	return 0;
+}
+
+static int serve(const mv_cli_globals *g, const char *config_opt, char **listen_opt, bool safe_mode)
+{
+	mv_service_config c = { 0 };
+	GError *err = NULL;
+	GPtrArray *listen_override = listen_from_option(listen_opt);
+	mv_api_server *srv = NULL;
+	int lock_fd = -1, status = MV_EXIT_FAIL;
+	char *url = NULL, *who = NULL;
+	if (check_listen(listen_override, &err) < 0 || load_or_create_config(g, config_opt, &c, &err) < 0)
+		goto out;
+	apply_runtime(&c, g->debug);
+	url = first_url(&c, listen_override);
+	who = g_strdup_printf("pid %d, %s", (int)getpid(), url);
+	if (mv_server_lock_acquire(c.data_dir, who, &lock_fd, &err) < 0 || prepare_instance(&c, &err) < 0 ||
+	    ensure_certificate(&c, &err) < 0)
+		goto out;
+	/* Command-line overrides apply to this run only: applied after the
+	 * last time the configuration is saved. */
+	if (listen_override) {
+		g_ptr_array_unref(c.listen);
+		c.listen = g_ptr_array_ref(listen_override);
+	}
+	c.safe_mode = c.safe_mode || safe_mode;
+	/* Blocked before any thread starts, so that every thread inherits it. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (!(srv = mv_api_server_start(&c, &err)))
+		goto out;
+	print_certificate(&c);
+	printf("data directory: %s\n", c.data_dir);
+	printf("Administration API: %s/api/ (POST invoke/<Function>, get-status, cancel-async, get-metadata)\n", url);
+	printf("mailvault %s serving (pid %d)%s; SIGHUP reloads %s, SIGTERM stops\n", MV_VERSION, (int)getpid(),
+	       c.safe_mode ? " in safe mode" : "", c.path);
+	fflush(stdout);
+	if (wait_for_signals(srv, &set, c.path, g->debug, listen_override) == 0)
+		status = MV_EXIT_OK;
+out:
+	if (err) {
+		fprintf(stderr, "mailvault: %s\n", err->message);
+		g_error_free(err);
+	}
+	mv_api_server_stop(&srv);
+	mv_server_lock_release(lock_fd);
+	if (listen_override)
+		g_ptr_array_unref(listen_override);
+	mv_service_config_clear(&c);
+	g_free(url);
+	g_free(who);
+	if (status == MV_EXIT_OK)
+		mv_log_info("stopped");
+	return status;
+}
+
+int mv_cmd_serve(const mv_cli_globals *g, int argc, char **argv)
+{
+	char *config = NULL;
+	char **listen = NULL;
+	gboolean safe_mode = FALSE;
+	GOptionEntry entries[] = {
+		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "service configuration file (default: DATA/mailvault.conf)",
+		  "FILE" },
+		{ "listen", 'l', 0, G_OPTION_ARG_STRING_ARRAY, &listen, "listen on HOST:PORT instead (repeatable; not saved)",
+		  "HOST:PORT" },
+		{ "safe-mode", 0, 0, G_OPTION_ARG_NONE, &safe_mode, "start with archiving profiles and jobs held", NULL },
+		G_OPTION_ENTRY_NULL
+	};
+	if (!mv_cli_parse("serve", "", "Run the server (the Administration API over HTTPS) until SIGTERM.", entries,
+	                  &argc, &argv))
+		return MV_EXIT_USAGE;
+	int rc = argc == 1 ? serve(g, config, listen, safe_mode) : MV_EXIT_USAGE;
+	if (argc != 1)
+		fprintf(stderr, "usage: mailvault serve [--config FILE] [--listen HOST:PORT] [--safe-mode]\n");
+	g_free(config);
+	g_strfreev(listen);
+	return rc;
+}

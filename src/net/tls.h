@@ -1,0 +1,37 @@
+/* net: what the listeners share — for now the certificates of the TLS
+ * listeners (OpenSSL's libcrypto).  The HTTP server (libmicrohttpd) does
+ * the TLS itself and takes the PEM files this module makes and checks. */
+#ifndef MV_NET_TLS_H
+#define MV_NET_TLS_H
+
+#include "base/base.h"
+
+typedef struct mv_cert_info {
+	char *thumbprint;        /* SHA-1 of the DER certificate, upper-case hex (as Windows shows it) */
+	char *subject;           /* one-line RFC 2253 form, e.g. "CN=mailvault" */
+	char *issuer;
+	int64_t not_before;      /* Unix seconds */
+	int64_t not_after;
+	GPtrArray *dns_names;    /* char*: subjectAltName DNS and IP entries, as text */
+} mv_cert_info;
+
+void mv_cert_info_clear(mv_cert_info *info);
+
+/* Makes a new self-signed certificate (EC P-256, SHA-256, valid for days
+ * days, subjectAltName = the given host names and IP addresses) and its key;
+ * both written atomically (the key 0600).  names: NULL-terminated, at least
+ * one; the first is the subject's CN. */
+int mv_tls_generate_self_signed(const char *cert_path, const char *key_path, const char *const *names, int days,
+                                GError **error);
+/* Reads a PEM certificate file.  Errors name the file and what is wrong. */
+int mv_tls_cert_info(const char *cert_path, mv_cert_info *info_r, GError **error);
+/* Fails with MV_ERR_INVALID unless both files parse and the key belongs to
+ * the certificate. */
+int mv_tls_check_pair(const char *cert_path, const char *key_path, GError **error);
+/* Looks in dir for a pair NAME.crt + NAME.key whose certificate has this
+ * thumbprint (compared ignoring case, spaces and colons).  MV_ERR_NOT_FOUND
+ * if none. */
+int mv_tls_find_by_thumbprint(const char *dir, const char *thumbprint, char **cert_path_r, char **key_path_r,
+                              GError **error);
+
+#endif
