@@ -294,7 +294,7 @@ def test_terminal_session(data_dir, tmp_path):
     t.read_until(b'"statusCode": "succeeded"')
     t.read_until(b"mailvault> ")
     # Tab completes a function name.
-    t.send(b"GetServ\t\r")
+    t.send(b"GetServe\t\r")
     t.read_until(b'"machineName"')
     t.read_until(b"mailvault> ")
     # Ctrl-C at the prompt drops the typed line; the shell goes on.
