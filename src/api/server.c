@@ -439,7 +439,7 @@ static enum MHD_Result invoke(call *c, const char *function)
 		g_error_free(err);
 		return rc;
 	}
-	mv_access *access = mv_access_load(c->inst, c->user->name, &err);
+	mv_access *access = mv_access_for_user(c->inst, c->user, &err);
 	if (!access) {
 		json_decref(args);
 		enum MHD_Result rc = send_error(c->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, err->message);

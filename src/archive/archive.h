@@ -222,6 +222,8 @@ GPtrArray *mv_user_folder_privileges(mv_instance *inst, const char *name, GError
  * administrator's) means unrestricted. */
 typedef struct mv_access mv_access;
 mv_access *mv_access_load(mv_instance *inst, const char *user_name, GError **error);
+/* The same for a user already read (no second lookup). */
+mv_access *mv_access_for_user(mv_instance *inst, const mv_user *u, GError **error);
 void mv_access_free(mv_access *a);
 bool mv_access_unrestricted(const mv_access *a);
 const char *mv_access_user(const mv_access *a);

@@ -1184,11 +1184,17 @@ mv_access *mv_access_load(mv_instance *inst, const char *user_name, GError **err
 	mv_user *u = mv_user_get(inst, user_name, error);
 	if (!u)
 		return NULL;
+	mv_access *a = mv_access_for_user(inst, u, error);
+	mv_user_free(u);
+	return a;
+}
+
+mv_access *mv_access_for_user(mv_instance *inst, const mv_user *u, GError **error)
+{
 	mv_access *a = g_new0(mv_access, 1);
 	a->user = g_strdup(u->name);
 	a->unrestricted = (u->privileges & MV_PRIV_ADMIN) != 0;
 	GPtrArray *grants = a->unrestricted ? NULL : grants_of(inst, u->name, error);
-	mv_user_free(u);
 	if (a->unrestricted)
 		return a;
 	if (!grants) {

@@ -14,6 +14,7 @@
 #include "net/tls.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <signal.h>
@@ -227,6 +228,10 @@ static int serve(const mv_cli_globals *g, const char *config_opt, char **listen_
 		c.listen = g_ptr_array_ref(listen_override);
 	}
 	c.safe_mode = c.safe_mode || safe_mode;
+	/* One malloc arena per connection thread would keep the peak of every
+	 * thread that ever built a large reply; a few shared arenas return
+	 * memory to reuse. */
+	mallopt(M_ARENA_MAX, 4);
 	/* Blocked before any thread starts, so that every thread inherits it. */
 	sigset_t set;
 	sigemptyset(&set);
