@@ -12,7 +12,7 @@ failures=()
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export LSAN_OPTIONS="suppressions=$root/tools/lsan.supp:print_suppressions=0"
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-45}
 
 note() { printf '\n== %s\n' "$*"; }
 count() { passed=$((passed + $1)); failed=$((failed + $2)); }
@@ -43,7 +43,13 @@ done
 
 note "system tests (pytest)"
 export MAILVAULT_BIN="$root/build-asan/mailvault"
-out=$(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system 2>&1); rc=$?
+# Two workers (pytest-xdist): many system tests wait on servers, fsync and
+# penalty delays rather than compute; the corpus tests share one session
+# import and stay together on one worker (xdist_group "corpus").
+parallel=""
+if /usr/bin/python3 -c "import xdist" 2>/dev/null; then parallel="-n 2 --dist loadgroup"; fi
+# shellcheck disable=SC2086
+out=$(/usr/bin/python3 -m pytest -q -p no:cacheprovider $parallel tests/system 2>&1); rc=$?
 echo "$out" | tail -40
 line=$(echo "$out" | grep -E '[0-9]+ (passed|failed|error)' | tail -1)
 pick() { echo "$line" | grep -oE "[0-9]+ $1" | grep -oE '[0-9]+' | head -1; }

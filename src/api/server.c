@@ -332,15 +332,13 @@ static json_t *sessions_json(void *opaque)
 	return out;
 }
 
-static GPtrArray *listening(void *opaque)
+static void running_config(void *opaque, mv_service_config *out)
 {
 	mv_api_server *srv = opaque;
-	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	memset(out, 0, sizeof *out);
 	g_mutex_lock(&srv->lock);
-	for (guint i = 0; i < srv->cfg.listen->len; i++)
-		g_ptr_array_add(out, g_strdup(g_ptr_array_index(srv->cfg.listen, i)));
+	mv_service_config_copy(out, &srv->cfg);
 	g_mutex_unlock(&srv->lock);
-	return out;
 }
 
 static void audit_denied(mv_instance *inst, const char *user, const char *remote, const char *event,
@@ -789,29 +787,13 @@ static void request_reload(void *opaque)
 		mv_log_warn("cannot ask for a reload: %s", g_strerror(errno));
 }
 
-static void copy_config(mv_service_config *dst, const mv_service_config *src)
-{
-	mv_service_config_clear(dst);
-	dst->path = g_strdup(src->path);
-	dst->data_dir = g_strdup(src->data_dir);
-	dst->listen = g_ptr_array_new_with_free_func(g_free);
-	for (guint i = 0; i < src->listen->len; i++)
-		g_ptr_array_add(dst->listen, g_strdup(g_ptr_array_index(src->listen, i)));
-	dst->certificate = g_strdup(src->certificate);
-	dst->private_key = g_strdup(src->private_key);
-	dst->certificate_dir = g_strdup(src->certificate_dir);
-	dst->debug_log = src->debug_log;
-	dst->safe_mode = src->safe_mode;
-	dst->status_retention_seconds = src->status_retention_seconds;
-	dst->max_connections = src->max_connections;
-}
 
 mv_api_server *mv_api_server_start(const mv_service_config *cfg, GError **error)
 {
 	mv_api_server *srv = g_new0(mv_api_server, 1);
 	g_mutex_init(&srv->lock);
 	g_cond_init(&srv->wake);
-	copy_config(&srv->cfg, cfg);
+	mv_service_config_copy(&srv->cfg, cfg);
 	srv->data_dir = g_strdup(cfg->data_dir);
 	srv->daemons = g_ptr_array_new();
 	srv->jobs = mv_jobs_new(cfg->status_retention_seconds);
@@ -829,7 +811,7 @@ mv_api_server *mv_api_server_start(const mv_service_config *cfg, GError **error)
 		return NULL;
 	}
 	srv->hooks = (mv_service_hooks){ .config_path = srv->config_path, .reload = request_reload,
-		                         .listening = listening, .sessions = sessions_json, .opaque = srv };
+		                         .running = running_config, .sessions = sessions_json, .opaque = srv };
 	tls_material t = { 0 };
 	int rc = tls_material_load(cfg, &t, error);
 	if (rc == 0)
@@ -860,9 +842,9 @@ int mv_api_server_reload(mv_api_server *srv, const mv_service_config *cfg, GErro
 	bool keep_sockets = same_listen(cfg, &srv->cfg);
 	GPtrArray *old = srv->daemons, *fds = g_ptr_array_new(), *fresh = g_ptr_array_new();
 	mv_service_config previous = { 0 };
-	copy_config(&previous, &srv->cfg);
+	mv_service_config_copy(&previous, &srv->cfg);
 	g_mutex_lock(&srv->lock);
-	copy_config(&srv->cfg, cfg);
+	mv_service_config_copy(&srv->cfg, cfg);
 	g_mutex_unlock(&srv->lock);
 	if (keep_sockets)
 		for (guint i = 0; i < old->len; i++)
@@ -875,7 +857,7 @@ int mv_api_server_reload(mv_api_server *srv, const mv_service_config *cfg, GErro
 		 * those listeners are gone, so restart them from scratch. */
 		stop_daemons(fresh);
 		g_mutex_lock(&srv->lock);
-		copy_config(&srv->cfg, &previous);
+		mv_service_config_copy(&srv->cfg, &previous);
 		g_mutex_unlock(&srv->lock);
 		mv_log_error("reload failed; the API keeps its previous configuration where it can");
 		fresh = g_ptr_array_new();

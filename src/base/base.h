@@ -102,6 +102,8 @@ int mv_service_config_load(const char *path, mv_service_config *c_r, GError **er
  * directory written relative to it). */
 int mv_service_config_save(const mv_service_config *c, GError **error);
 void mv_service_config_clear(mv_service_config *c);
+/* Replaces *dst (cleared first; zeroed or valid) with a deep copy of src. */
+void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src);
 /* Splits "host:port" / "[v6]:port"; host "*" means every address. */
 int mv_listen_parse(const char *text, char **host_r, int *port_r, GError **error);
 

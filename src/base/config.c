@@ -34,6 +34,23 @@ void mv_service_config_clear(mv_service_config *c)
 	memset(c, 0, sizeof *c);
 }
 
+void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src)
+{
+	mv_service_config_clear(dst);
+	dst->path = g_strdup(src->path);
+	dst->data_dir = g_strdup(src->data_dir);
+	dst->listen = g_ptr_array_new_with_free_func(g_free);
+	for (guint i = 0; i < src->listen->len; i++)
+		g_ptr_array_add(dst->listen, g_strdup(g_ptr_array_index(src->listen, i)));
+	dst->certificate = g_strdup(src->certificate);
+	dst->private_key = g_strdup(src->private_key);
+	dst->certificate_dir = g_strdup(src->certificate_dir);
+	dst->debug_log = src->debug_log;
+	dst->safe_mode = src->safe_mode;
+	dst->status_retention_seconds = src->status_retention_seconds;
+	dst->max_connections = src->max_connections;
+}
+
 void mv_service_config_default(mv_service_config *c, const char *path, const char *data_dir)
 {
 	memset(c, 0, sizeof *c);

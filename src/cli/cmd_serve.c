@@ -140,7 +140,8 @@ static void apply_runtime(const mv_service_config *c, bool debug_flag)
 }
 
 /* Re-reads the configuration (SIGHUP) and applies what can change live. */
-static void reload(mv_api_server *srv, const char *path, bool debug_flag, GPtrArray *listen_override)
+static void reload(mv_api_server *srv, const char *path, bool debug_flag, bool safe_mode_flag,
+                   GPtrArray *listen_override)
 {
 	mv_service_config c;
 	GError *e = NULL;
@@ -153,6 +154,7 @@ static void reload(mv_api_server *srv, const char *path, bool debug_flag, GPtrAr
 		g_ptr_array_unref(c.listen);
 		c.listen = g_ptr_array_ref(listen_override);
 	}
+	c.safe_mode = c.safe_mode || safe_mode_flag;
 	apply_runtime(&c, debug_flag);
 	if (mv_api_server_reload(srv, &c, &e) < 0) {
 		mv_log_error("reload: %s", e->message);
@@ -164,7 +166,7 @@ static void reload(mv_api_server *srv, const char *path, bool debug_flag, GPtrAr
 }
 
 static int wait_for_signals(mv_api_server *srv, const sigset_t *set, const char *path, bool debug_flag,
-                            GPtrArray *listen_override)
+                            bool safe_mode_flag, GPtrArray *listen_override)
 {
 	for (;;) {
 		int sig = 0;
@@ -174,7 +176,7 @@ static int wait_for_signals(mv_api_server *srv, const sigset_t *set, const char 
 			return -1;
 		}
 		if (sig == SIGHUP) {
-			reload(srv, path, debug_flag, listen_override);
+			reload(srv, path, debug_flag, safe_mode_flag, listen_override);
 			continue;
 		}
 		mv_log_info("%s: stopping (requests in flight finish, running jobs stop at a safe point)",
@@ -248,7 +250,7 @@ static int serve(const mv_cli_globals *g, const char *config_opt, char **listen_
 	printf("mailvault %s serving (pid %d)%s; SIGHUP reloads %s, SIGTERM stops\n", MV_VERSION, (int)getpid(),
 	       c.safe_mode ? " in safe mode" : "", c.path);
 	fflush(stdout);
-	if (wait_for_signals(srv, &set, c.path, g->debug, listen_override) == 0)
+	if (wait_for_signals(srv, &set, c.path, g->debug, safe_mode, listen_override) == 0)
 		status = MV_EXIT_OK;
 out:
 	if (err) {

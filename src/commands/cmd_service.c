@@ -18,7 +18,9 @@ static char *config_path(mv_command_ctx *ctx)
 	return g_build_filename(mv_instance_data_dir(ctx->inst), "mailvault.conf", NULL);
 }
 
-/* The file's configuration, or the defaults of a service that never ran. */
+/* The file's configuration, or the defaults of a service that never ran.
+ * GetServiceConfiguration shows the running configuration instead when a
+ * server runs; SetServiceCertificate always changes the file. */
 static int load_config(mv_command_ctx *ctx, mv_service_config *c, GError **error)
 {
 	char *path = config_path(ctx);
@@ -59,11 +61,10 @@ static json_t *certificate_json(const mv_service_config *c)
 	return j;
 }
 
-static json_t *endpoints_json(mv_command_ctx *ctx, const mv_service_config *c)
+static json_t *endpoints_json(const mv_service_config *c)
 {
 	json_t *out = json_array();
-	GPtrArray *listen = ctx->service && ctx->service->listening ? ctx->service->listening(ctx->service->opaque)
-	                                                            : g_ptr_array_ref(c->listen);
+	GPtrArray *listen = c->listen;
 	for (guint i = 0; i < listen->len; i++) {
 		char *host = NULL;
 		int port = 0;
@@ -73,21 +74,22 @@ static json_t *endpoints_json(mv_command_ctx *ctx, const mv_service_config *c)
 		                                     "address", host, "port", port, "tls", 1));
 		g_free(host);
 	}
-	g_ptr_array_unref(listen);
 	return out;
 }
 
 static json_t *get_service_configuration(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	mv_service_config c;
-	if (load_config(ctx, &c, error) < 0)
+	if (ctx->service && ctx->service->running)
+		ctx->service->running(ctx->service->opaque, &c);
+	else if (load_config(ctx, &c, error) < 0)
 		return NULL;
 	char *master = g_build_filename(c.data_dir, "master.sqlite", NULL);
 	json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:o, s:o, s:s, s:b}", "configurationFile",
 	                        c.path, "dataDirectory", c.data_dir, "masterDatabasePath", master, "auditLogLocation",
 	                        "master.sqlite, table audit_log (mailvault audit)", "debugLog", c.debug_log,
 	                        "safeMode", c.safe_mode, "statusRetentionSeconds", (json_int_t)c.status_retention_seconds,
-	                        "endpoints", endpoints_json(ctx, &c), "certificate", certificate_json(&c),
+	                        "endpoints", endpoints_json(&c), "certificate", certificate_json(&c),
 	                        "certificateDirectory", c.certificate_dir, "running", ctx->service != NULL);
 	g_free(master);
 	mv_service_config_clear(&c);

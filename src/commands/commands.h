@@ -58,9 +58,10 @@ typedef struct mv_service_hooks {
 	const char *config_path;
 	/* Asks the server to re-read its configuration (as SIGHUP does). */
 	void (*reload)(void *opaque);
-	/* The addresses the server listens on now (char*, caller frees): the
-	 * file may differ, e.g. after `serve --listen`. */
-	GPtrArray *(*listening)(void *opaque);
+	/* The configuration the server runs with now, into *out (the caller
+	 * clears it): the file may differ (`serve --listen`, `--safe-mode`, a
+	 * change not reloaded yet). */
+	void (*running)(void *opaque, mv_service_config *out);
 	/* The sessions the server knows (array of JSON objects, new reference). */
 	json_t *(*sessions)(void *opaque);
 	void *opaque;

@@ -325,7 +325,11 @@ static void audit_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args,
 	if (!failed && mv_command_read_only(cmd))
 		return;
 	const char *event = mv_command_audit_event(cmd);
-	if (!failed && !mv_audit_wanted(ctx->inst, event, true))
+	/* An administrator's call is an administrative action, always logged;
+	 * another user's (the folder functions) is a user activity, logged
+	 * when the compliance configuration lists its event type. */
+	bool admin_action = mv_access_unrestricted(ctx->access);
+	if (!failed && !mv_audit_wanted(ctx->inst, event, admin_action))
 		return;
 	char *details = audit_details(cmd, args, err);
 	GError *aerr = NULL;

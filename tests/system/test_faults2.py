@@ -27,6 +27,11 @@ from mvtest import (MAILVAULT_BIN, T_IMPORT, check_no_crash, import_json, init_d
                     parse_json, search_json, sha256, show_hashes)
 from test_faults import cmd, imported_store, ok, pick_corpus, run_and_maybe_kill, store_paths
 
+# The whole corpus is imported once per session (conftest.py): under
+# `pytest -n 2 --dist loadgroup` (tools/test.sh) every test that needs it
+# runs on one worker, so the import happens once.
+pytestmark = pytest.mark.xdist_group("corpus")
+
 TRANSFER_STORE_SIZE = 800
 TRANSFER_KILL_ROUNDS = 6
 # rounds of the kill test whose store 2 is compared byte for byte in full

@@ -4,7 +4,14 @@ message back byte-exact."""
 import collections
 import random
 
+import pytest
+
 from mvtest import import_json, mv, parse_json, search_json, sha256, show, show_hashes
+
+# The whole corpus is imported once per session (conftest.py): under
+# `pytest -n 2 --dist loadgroup` (tools/test.sh) every test that needs it
+# runs on one worker, so the import happens once.
+pytestmark = pytest.mark.xdist_group("corpus")
 
 MAILDIR_SAMPLE = 600
 MBOX_SAMPLE = 600

@@ -5,8 +5,15 @@ recreated record it could not."""
 import os
 import shutil
 
+import pytest
+
 from test_faults import (assert_clean, cmd, flip_byte, import_json, imported_store, live, ok, recover,
                          store_paths, verify)
+
+# The whole corpus is imported once per session (conftest.py): under
+# `pytest -n 2 --dist loadgroup` (tools/test.sh) every test that needs it
+# runs on one worker, so the import happens once.
+pytestmark = pytest.mark.xdist_group("corpus")
 
 
 def test_recreate_recovery_records(tmp_path, corpus):

@@ -18,6 +18,11 @@ import pytest
 
 from mvtest import contains_seq, import_json, mv, search_ids, search_json, tokens
 
+# The whole corpus is imported once per session (conftest.py): under
+# `pytest -n 2 --dist loadgroup` (tools/test.sh) every test that needs it
+# runs on one worker, so the import happens once.
+pytestmark = pytest.mark.xdist_group("corpus")
+
 ARCHIVE = "corpus"
 SECOND = "second"
 SECOND_GROUP = "hard-ham-1"
