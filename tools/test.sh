@@ -43,9 +43,10 @@ done
 
 note "system tests (pytest)"
 export MAILVAULT_BIN="$root/build-asan/mailvault"
-# Two workers (pytest-xdist): many system tests wait on servers, fsync and
-# penalty delays rather than compute; the corpus tests share one session
-# import and stay together on one worker (xdist_group "corpus").
+# Two workers (pytest-xdist, --dist loadgroup): the corpus tests share one
+# session import and stay together (xdist_group "corpus"), the fault tests
+# likewise ("faults"), so the two longest groups run side by side and the
+# rest fills in around them.
 parallel=""
 if /usr/bin/python3 -c "import xdist" 2>/dev/null; then parallel="-n 2 --dist loadgroup"; fi
 # shellcheck disable=SC2086

@@ -10,6 +10,7 @@ The whole corpus is imported once per layout (EML directory, Maildir, mbox),
 each into its own data directory, by session fixtures; tests that need a
 pristine archive get a fresh one from `data_dir`."""
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -40,9 +41,13 @@ def corpus():
     if not os.path.isfile(script):
         pytest.skip("corpus script %s is missing" % script)
     out = os.environ.get("MAILVAULT_CORPUS", os.path.expanduser("~/.cache/mailvault-corpus"))
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     try:
         cmd = [script] if os.access(script, os.X_OK) else [sys.executable, script]
-        cp = subprocess.run(cmd + [out], capture_output=True, timeout=1800)
+        # Two test workers may ask at once: one materialises, the other waits.
+        with open(out.rstrip("/") + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            cp = subprocess.run(cmd + [out], capture_output=True, timeout=1800)
     except subprocess.TimeoutExpired:
         pytest.skip("materialising the corpus timed out (needs npm and network the first time)")
     if cp.returncode != 0:
@@ -136,3 +141,14 @@ class EmlIndex:
 def eml_index(corpus, eml_import):
     assert eml_import.summary["refused"] == 0, eml_import.summary
     return EmlIndex(corpus, eml_import)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (tools/test.sh: -n 2 --dist loadgroup) a test
+    module runs whole on one worker: its module fixtures (a running server,
+    an imported store) exist once and its tests keep their order.  Modules
+    that share a session import name a common group themselves."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

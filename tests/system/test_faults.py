@@ -21,10 +21,10 @@ import pytest
 from mvtest import (MAILVAULT_BIN, T_IMPORT, check_no_crash, import_json, init_data_dir, mv,
                     parse_json, search_json, sha256, show_hashes)
 
-# The whole corpus is imported once per session (conftest.py): under
-# `pytest -n 2 --dist loadgroup` (tools/test.sh) every test that needs it
-# runs on one worker, so the import happens once.
-pytestmark = pytest.mark.xdist_group("corpus")
+# Under `pytest -n 2 --dist loadgroup` (tools/test.sh) the fault tests, the
+# longest share of the suite after the corpus imports, run together on one
+# worker while the corpus tests (group "corpus") run on the other.
+pytestmark = pytest.mark.xdist_group("faults")
 
 KILL_ROUNDS = 8
 KILL_STORE_SIZE = 1000

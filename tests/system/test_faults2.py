@@ -27,10 +27,10 @@ from mvtest import (MAILVAULT_BIN, T_IMPORT, check_no_crash, import_json, init_d
                     parse_json, search_json, sha256, show_hashes)
 from test_faults import cmd, imported_store, ok, pick_corpus, run_and_maybe_kill, store_paths
 
-# The whole corpus is imported once per session (conftest.py): under
-# `pytest -n 2 --dist loadgroup` (tools/test.sh) every test that needs it
-# runs on one worker, so the import happens once.
-pytestmark = pytest.mark.xdist_group("corpus")
+# Under `pytest -n 2 --dist loadgroup` (tools/test.sh) the fault tests, the
+# longest share of the suite after the corpus imports, run together on one
+# worker while the corpus tests (group "corpus") run on the other.
+pytestmark = pytest.mark.xdist_group("faults")
 
 TRANSFER_STORE_SIZE = 800
 TRANSFER_KILL_ROUNDS = 6

@@ -10,10 +10,10 @@ import pytest
 from test_faults import (assert_clean, cmd, flip_byte, import_json, imported_store, live, ok, recover,
                          store_paths, verify)
 
-# The whole corpus is imported once per session (conftest.py): under
-# `pytest -n 2 --dist loadgroup` (tools/test.sh) every test that needs it
-# runs on one worker, so the import happens once.
-pytestmark = pytest.mark.xdist_group("corpus")
+# Under `pytest -n 2 --dist loadgroup` (tools/test.sh) the fault tests, the
+# longest share of the suite after the corpus imports, run together on one
+# worker while the corpus tests (group "corpus") run on the other.
+pytestmark = pytest.mark.xdist_group("faults")
 
 
 def test_recreate_recovery_records(tmp_path, corpus):
