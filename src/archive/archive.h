@@ -266,6 +266,9 @@ typedef struct mv_audit_entry {
 	char *hash;                    /* hex */
 } mv_audit_entry;
 void mv_audit_entry_free(mv_audit_entry *e);
+/* {"seq","time" (ISO 8601 UTC),"user","remote","event","success","details","hash"}:
+ * what GetAuditLog returns and `mailvault audit --json` prints. */
+json_t *mv_audit_entry_json(const mv_audit_entry *e);
 /* Appends one entry (durable when it returns 0).  inst NULL (a call made
  * without an instance) has no log: nothing is recorded, 0 is returned. */
 int mv_audit_append(mv_instance *inst, const char *user, const char *remote, const char *event, bool success,

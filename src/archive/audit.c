@@ -387,3 +387,13 @@ char *mv_audit_format_time(int64_t time_ms)
 	g_free(base);
 	return s;
 }
+
+json_t *mv_audit_entry_json(const mv_audit_entry *e)
+{
+	char *time = mv_audit_format_time(e->time_ms);
+	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:b, s:s, s:s}", "seq", (json_int_t)e->seq, "time", time,
+	                      "user", e->user, "remote", e->remote, "event", e->event, "success", e->success,
+	                      "details", e->details, "hash", e->hash);
+	g_free(time);
+	return o;
+}

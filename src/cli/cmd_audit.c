@@ -11,20 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static json_t *entry_json(const mv_audit_entry *e)
-{
-	char *time = mv_audit_format_time(e->time_ms);
-	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:b, s:s, s:s}", "seq", (json_int_t)e->seq, "time", time,
-	                      "user", e->user, "remote", e->remote, "event", e->event, "success", e->success,
-	                      "details", e->details, "hash", e->hash);
-	g_free(time);
-	return o;
-}
-
 static void print_entry(const mv_audit_entry *e, bool json)
 {
 	if (json) {
-		mv_cli_print_json(entry_json(e));
+		mv_cli_print_json(mv_audit_entry_json(e));
 		return;
 	}
 	char *time = mv_audit_format_time(e->time_ms);

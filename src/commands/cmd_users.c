@@ -414,16 +414,6 @@ static json_t *set_compliance(mv_command_ctx *ctx, json_t *args, GError **error)
 
 /* ---- the audit log ----------------------------------------------------------------------------------- */
 
-static json_t *audit_entry_json(const mv_audit_entry *e)
-{
-	char *time = mv_audit_format_time(e->time_ms);
-	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:b, s:s, s:s}", "seq", (json_int_t)e->seq, "time", time,
-	                      "user", e->user, "remote", e->remote, "event", e->event, "success", e->success,
-	                      "details", e->details, "hash", e->hash);
-	g_free(time);
-	return o;
-}
-
 static json_t *get_audit_log(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	const char *function = "GetAuditLog";
@@ -442,7 +432,7 @@ static json_t *get_audit_log(mv_command_ctx *ctx, json_t *args, GError **error)
 		return failed(function, error);
 	json_t *list = json_array();
 	for (guint i = 0; i < entries->len; i++)
-		json_array_append_new(list, audit_entry_json(entries->pdata[i]));
+		json_array_append_new(list, mv_audit_entry_json(entries->pdata[i]));
 	if ((int64_t)entries->len == limit)
 		mv_command_log(ctx, "the first %" G_GINT64_FORMAT " entries are shown; more may follow (use since, or a "
 		               "larger limit up to %d)", limit, AUDIT_MAX_LIMIT);
