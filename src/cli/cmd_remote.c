@@ -165,8 +165,10 @@ static void on_sigint_at_prompt(int sig)
 	raise(sig);
 }
 
-/* Reads one line from the terminal with echo off; NULL on end of input. */
-static char *read_line_noecho(FILE *tty, int fd)
+/* Prompts and reads one line from the terminal with echo off; NULL on end
+ * of input. Echo goes off before the prompt appears: TCSAFLUSH discards
+ * what was typed so far, and what is typed after the prompt must survive. */
+static char *read_line_noecho(FILE *tty, int fd, const char *user)
 {
 	struct termios quiet = prompt_saved;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
@@ -181,10 +183,12 @@ static char *read_line_noecho(FILE *tty, int fd)
 		sigaction(SIGINT, &old, NULL);
 		return NULL;
 	}
+	fprintf(tty, "Password for %s: ", user);
+	fflush(tty);
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n = getline(&line, &cap, tty);
-	if (tcsetattr(fd, TCSAFLUSH, &prompt_saved) < 0)
+	if (tcsetattr(fd, TCSANOW, &prompt_saved) < 0)
 		fprintf(stderr, "mailvault: cannot turn the terminal's echo back on: %s\n", g_strerror(errno));
 	prompt_fd = -1;
 	if (sigaction(SIGINT, &old, NULL) < 0)
@@ -217,9 +221,7 @@ static char *password_prompt(const char *user)
 		close(fd);
 		return NULL;
 	}
-	fprintf(tty, "Password for %s: ", user);
-	fflush(tty);
-	char *pw = read_line_noecho(tty, fd);
+	char *pw = read_line_noecho(tty, fd, user);
 	fclose(tty);
 	if (!pw)
 		fprintf(stderr, "mailvault: no password given\n");

@@ -60,13 +60,24 @@ const char *mv_st_schema(void) { return store_schema; }
 
 /* ---- SQLite helpers -------------------------------------------------------- */
 
+/* SQLite says "database or disk is full" for ENOSPC; the admin reading the
+ * message should not have to know that this means the disk. */
+static const char *sql_full_hint(int code)
+{
+	return code == SQLITE_FULL ? " (no space left on the device)" : "";
+}
+
+static int sql_error_kind(int code)
+{
+	return code == SQLITE_FULL ? MV_ERR_NO_SPACE :
+	       (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) ? MV_ERR_CORRUPT : MV_ERR_IO;
+}
+
 void mv_sql_set_error(GError **error, sqlite3 *db, const char *what)
 {
 	int code = sqlite3_errcode(db);
-	int kind = (code == SQLITE_FULL) ? MV_ERR_NO_SPACE :
-	           (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) ? MV_ERR_CORRUPT : MV_ERR_IO;
-	g_set_error(error, MV_ERROR, kind, "%s (%s): %s", what, sqlite3_db_filename(db, "main") ?
-	            sqlite3_db_filename(db, "main") : "sqlite", sqlite3_errmsg(db));
+	g_set_error(error, MV_ERROR, sql_error_kind(code), "%s (%s): %s%s", what, sqlite3_db_filename(db, "main") ?
+	            sqlite3_db_filename(db, "main") : "sqlite", sqlite3_errmsg(db), sql_full_hint(code));
 }
 
 int mv_sql_exec(sqlite3 *db, const char *sql, GError **error)
@@ -75,8 +86,8 @@ int mv_sql_exec(sqlite3 *db, const char *sql, GError **error)
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
 		return 0;
 	int code = sqlite3_errcode(db);
-	g_set_error(error, MV_ERROR, code == SQLITE_FULL ? MV_ERR_NO_SPACE : MV_ERR_IO,
-	            "%s: %s", sqlite3_db_filename(db, "main"), msg ? msg : "error");
+	g_set_error(error, MV_ERROR, sql_error_kind(code), "%s: %s%s", sqlite3_db_filename(db, "main"),
+	            msg ? msg : "error", sql_full_hint(code));
 	sqlite3_free(msg);
 	return -1;
 }
