@@ -273,11 +273,23 @@ json_t *mv_audit_entry_json(const mv_audit_entry *e);
  * without an instance) has no log: nothing is recorded, 0 is returned. */
 int mv_audit_append(mv_instance *inst, const char *user, const char *remote, const char *event, bool success,
                     const char *details, GError **error);
-/* Entries with time_ms >= since_ms in order, at most limit (0 = all). */
+/* Called with each entry of a listing in turn; e and its texts are valid
+ * only during the call.  Returns 0 to go on, anything else to stop. */
+typedef int (*mv_audit_fn)(const mv_audit_entry *e, void *opaque);
+/* Hands fn the entries with time_ms >= since_ms, in order, at most limit
+ * (0 = all), as they stood when the call began; memory stays bounded
+ * whatever the log's size, and no read transaction is held while fn runs.
+ * Returns 0 when all were handed on, 1 when fn stopped the listing, -1 with
+ * *error set when the log could not be read. */
+int mv_audit_each(mv_instance *inst, int64_t since_ms, int64_t limit, mv_audit_fn fn, void *opaque,
+                  GError **error);
+/* The same entries collected in an array (of mv_audit_entry, freeing them):
+ * for callers that bound limit themselves. */
 GPtrArray *mv_audit_read(mv_instance *inst, int64_t since_ms, int64_t limit, GError **error);
-/* Walks the whole chain.  *checked_r = entries checked; *first_broken_r =
- * seq of the first entry whose hash does not follow (0 = chain intact) and
- * *reason_r why (NULL when intact). */
+/* Walks the whole chain in one pass, one entry in memory at a time, within
+ * one read transaction (a consistent snapshot).  *checked_r = entries
+ * checked; *first_broken_r = seq of the first entry whose hash does not
+ * follow (0 = chain intact) and *reason_r why (NULL when intact). */
 int mv_audit_verify(mv_instance *inst, int64_t *checked_r, int64_t *first_broken_r, char **reason_r,
                     GError **error);
 /* Whether a successful event of this type is to be logged: administrative

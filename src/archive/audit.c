@@ -190,6 +190,14 @@ int mv_audit_append(mv_instance *inst, const char *user, const char *remote, con
 
 #define ENTRY_COLUMNS "seq, time_ms, user, remote, event, success, details, hash"
 
+/* A listing takes entries from the database in batches of at most this many
+ * entries, or about this many bytes, and lets go of its read transaction
+ * before handing a batch on.  So memory stays bounded whatever the log's
+ * size, and a slow consumer (a pager, a blocked pipe) never holds a snapshot
+ * that keeps the server's WAL from being checkpointed. */
+#define BATCH_ENTRIES 256
+#define BATCH_BYTES (256 * 1024)
+
 static char *column_text(sqlite3_stmt *st, int col)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
@@ -210,22 +218,118 @@ static mv_audit_entry *entry_from(sqlite3_stmt *st)
 	return e;
 }
 
-GPtrArray *mv_audit_read(mv_instance *inst, int64_t since_ms, int64_t limit, GError **error)
+static mv_audit_entry *entry_dup(const mv_audit_entry *e)
+{
+	mv_audit_entry *d = g_new0(mv_audit_entry, 1);
+	d->seq = e->seq;
+	d->time_ms = e->time_ms;
+	d->user = g_strdup(e->user);
+	d->remote = g_strdup(e->remote);
+	d->event = g_strdup(e->event);
+	d->success = e->success;
+	d->details = g_strdup(e->details);
+	d->hash = g_strdup(e->hash);
+	return d;
+}
+
+static size_t entry_bytes(const mv_audit_entry *e)
+{
+	return sizeof *e + strlen(e->user) + strlen(e->remote) + strlen(e->event) + strlen(e->details) +
+	       strlen(e->hash) + 5;
+}
+
+/* Where a listing stands: entries after seq `after` up to `end` (the last
+ * entry when the listing began, so that one appended meanwhile by a running
+ * server does not keep it going), with time_ms >= since_ms, `left` more
+ * wanted. */
+typedef struct audit_cursor {
+	int64_t after, end, since_ms, left;
+	bool done;
+} audit_cursor;
+
+static int last_seq(mv_instance *inst, int64_t *seq_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT " ENTRY_COLUMNS " FROM audit_log WHERE time_ms >= ? ORDER BY seq LIMIT ?",
-	                       &st, error) < 0)
-		return NULL;
-	sqlite3_bind_int64(st, 1, since_ms);
-	sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
-	GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)mv_audit_entry_free);
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		g_ptr_array_add(list, entry_from(st));
+	if (mv_archive_prepare(inst, "SELECT coalesce(max(seq), 0) FROM audit_log", &st, error) < 0)
+		return -1;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*seq_r = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
-		return list;
+	if (rc == SQLITE_ROW)
+		return 0;
 	mv_sql_set_error(error, mv_archive_db(inst), "read the audit log");
+	return -1;
+}
+
+/* The next batch of the listing into `batch`, advancing the cursor; the
+ * statement is reset afterwards, which ends its read transaction. */
+static int fetch_batch(mv_instance *inst, sqlite3_stmt *st, audit_cursor *c, GPtrArray *batch, GError **error)
+{
+	size_t bytes = 0;
+	int rc = SQLITE_ROW;
+	if (sqlite3_bind_int64(st, 1, c->after) != SQLITE_OK || sqlite3_bind_int64(st, 2, c->end) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, c->since_ms) != SQLITE_OK)
+		rc = SQLITE_ERROR;
+	while (rc == SQLITE_ROW && c->left > 0 && batch->len < BATCH_ENTRIES && bytes < BATCH_BYTES &&
+	       (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		mv_audit_entry *e = entry_from(st);
+		g_ptr_array_add(batch, e);
+		bytes += entry_bytes(e);
+		c->after = e->seq;
+		c->left--;
+	}
+	c->done = rc == SQLITE_DONE || c->left == 0;
+	/* after SQLITE_ROW or SQLITE_DONE, reset reports no error of its own */
+	if (sqlite3_reset(st) == SQLITE_OK && (rc == SQLITE_ROW || rc == SQLITE_DONE))
+		return 0;
+	mv_sql_set_error(error, mv_archive_db(inst), "read the audit log");
+	return -1;
+}
+
+/* Hands each entry of the batch to fn; 1 when fn asked to stop. */
+static int deliver(GPtrArray *batch, mv_audit_fn fn, void *opaque)
+{
+	for (guint i = 0; i < batch->len; i++)
+		if (fn(batch->pdata[i], opaque) != 0)
+			return 1;
+	return 0;
+}
+
+int mv_audit_each(mv_instance *inst, int64_t since_ms, int64_t limit, mv_audit_fn fn, void *opaque,
+                  GError **error)
+{
+	audit_cursor c = { .since_ms = since_ms, .left = limit > 0 ? limit : INT64_MAX };
+	if (last_seq(inst, &c.end, error) < 0)
+		return -1;
+	sqlite3_stmt *st;
+	if (mv_archive_prepare(inst, "SELECT " ENTRY_COLUMNS " FROM audit_log WHERE seq > ? AND seq <= ?"
+	                       " AND time_ms >= ? ORDER BY seq", &st, error) < 0)
+		return -1;
+	GPtrArray *batch = g_ptr_array_new_with_free_func((GDestroyNotify)mv_audit_entry_free);
+	int rc = 0;
+	while (rc == 0 && !c.done) {
+		rc = fetch_batch(inst, st, &c, batch, error);
+		if (rc == 0)
+			rc = deliver(batch, fn, opaque);
+		g_ptr_array_set_size(batch, 0);
+	}
+	g_ptr_array_free(batch, TRUE);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int collect_entry(const mv_audit_entry *e, void *opaque)
+{
+	g_ptr_array_add(opaque, entry_dup(e));
+	return 0;
+}
+
+GPtrArray *mv_audit_read(mv_instance *inst, int64_t since_ms, int64_t limit, GError **error)
+{
+	GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)mv_audit_entry_free);
+	if (mv_audit_each(inst, since_ms, limit, collect_entry, list, error) == 0)
+		return list;
 	g_ptr_array_free(list, TRUE);
 	return NULL;
 }
@@ -295,7 +399,9 @@ int mv_audit_verify(mv_instance *inst, int64_t *checked_r, int64_t *first_broken
 	int rc = mv_sql_exec(db, "BEGIN", error);
 	if (rc == 0) {
 		rc = walk_chain(inst, key, checked_r, first_broken_r, reason_r, error);
-		mv_sql_exec(db, "COMMIT", NULL);
+		/* ends the read transaction; when the walk failed, its error is the one to report */
+		if (mv_sql_exec(db, "COMMIT", rc == 0 ? error : NULL) < 0)
+			rc = -1;
 	}
 	sodium_memzero(key, sizeof key);
 	if (rc < 0) {
