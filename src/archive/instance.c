@@ -38,6 +38,7 @@
 #include <sodium.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct mv_instance {
@@ -45,6 +46,12 @@ struct mv_instance {
 	sqlite3 *db;
 	uint8_t master_key[MV_KEY_BYTES];
 	char *instance_id;
+	/* db file path -> format_seen: the format version last read from each
+	 * store's db, with what its files looked like then. */
+	GHashTable *format_seen;
+	/* Readers' store handles kept open for reuse: store id -> kept_store
+	 * (one per store), and the handles lent out: mv_store* -> kept_store. */
+	GHashTable *kept, *lent;
 };
 
 
@@ -705,14 +712,73 @@ static bool row_key(mv_instance *inst, const store_row *r, uint8_t key_r[MV_KEY_
 	return mv_archive_unwrap(inst, r->key_master, key_r);
 }
 
-/* Why the store's files cannot be used now, or NULL.  Cheap: stat calls and
- * one read of the db's format version. */
-static char *format_problem(const mv_store_paths *p, const char *dbf)
+/* What a file looked like: any write to it changes one of these. */
+typedef struct {
+	bool exists;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+} file_look;
+
+/* The WAL's look cannot be part of this: it appears and vanishes as
+ * readers open and close the db. A committed change of the version that
+ * sits in the WAL comes only from an upgrade, and this process makes all
+ * of them while it holds the data directory (mv_store_format_epoch). */
+typedef struct {
+	file_look db;
+	unsigned epoch;
+	int version;
+} format_seen;
+
+static void look_at(const char *path, file_look *look_r)
+{
+	struct stat st;
+	*look_r = (file_look){ 0 };
+	if (stat(path, &st) < 0)
+		return;
+	*look_r = (file_look){ .exists = true, .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
+	                       .mtime = st.st_mtim, .ctime = st.st_ctim };
+}
+
+static bool same_look(const file_look *a, const file_look *b)
+{
+	return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/* The store's format version. Every API request lists the stores, and
+ * opening each db to read one number cost more than the request's own
+ * work; the number is read again only when the db or its WAL changed. */
+static int format_version(mv_instance *inst, const mv_store_paths *p, const char *dbf, int *version_r,
+                          GError **error)
+{
+	format_seen now = { .epoch = mv_store_format_epoch() };
+	look_at(dbf, &now.db);    /* before the read: a change during it shows next time */
+	if (!inst->format_seen)
+		inst->format_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	format_seen *seen = g_hash_table_lookup(inst->format_seen, dbf);
+	if (seen && seen->epoch == now.epoch && same_look(&seen->db, &now.db)) {
+		*version_r = seen->version;
+		return 0;
+	}
+	g_hash_table_remove(inst->format_seen, dbf);
+	if (mv_store_format_version(p, &now.version, error) < 0)
+		return -1;
+	g_hash_table_insert(inst->format_seen, g_strdup(dbf), g_memdup2(&now, sizeof now));
+	*version_r = now.version;
+	return 0;
+}
+
+/* Why the store's files cannot be used now, or NULL.  Cheap: stat calls,
+ * and a read of the db's format version when the db changed. */
+static char *format_problem(mv_instance *inst, const mv_store_paths *p, const char *dbf)
 {
 	int version = 0;
 	GError *err = NULL;
 	char *why = NULL;
-	if (mv_store_format_version(p, &version, &err) < 0) {
+	if (format_version(inst, p, dbf, &version, &err) < 0) {
 		why = g_strdup_printf("cannot read %s: %s", dbf, err->message);
 		g_error_free(err);
 	} else if (version > MV_STORE_FORMAT_VERSION) {
@@ -722,7 +788,7 @@ static char *format_problem(const mv_store_paths *p, const char *dbf)
 	return why;
 }
 
-static char *files_problem(const mv_store_paths *p)
+static char *files_problem(mv_instance *inst, const mv_store_paths *p)
 {
 	char *dbf = g_build_filename(p->db_dir, "store.sqlite", NULL);
 	char *why = NULL;
@@ -733,7 +799,7 @@ static char *files_problem(const mv_store_paths *p)
 	else if (!g_file_test(p->content_dir, G_FILE_TEST_IS_DIR))
 		why = g_strdup_printf("content directory %s is missing", p->content_dir);
 	else
-		why = format_problem(p, dbf);
+		why = format_problem(inst, p, dbf);
 	/* A missing index is not an error state: the store opens, searches
 	 * find nothing there until RebuildStoreIndex (or the next writer)
 	 * rebuilds it from content. */
@@ -758,7 +824,7 @@ static mv_store_info *info_from_row(mv_instance *inst, const store_row *r)
 	info->state = g_strdup(r->state);
 	info->type = g_strdup("FileSystemInternal");
 	row_paths(inst, r, &info->paths);
-	info->error = files_problem(&info->paths);
+	info->error = files_problem(inst, &info->paths);
 	uint8_t key[MV_KEY_BYTES];
 	info->locked = !row_key(inst, r, key);
 	sodium_memzero(key, sizeof key);
@@ -824,6 +890,125 @@ int mv_instance_require_modifiable(mv_instance *inst, int store_id, GError **err
 	return rc;
 }
 
+/* ---- readers' store handles, kept for reuse ----------------------------------------- */
+
+/* A kept handle and the files it was opened on: reused only while the
+ * paths are the same and the same files (device, inode) are at them. */
+typedef struct {
+	mv_store *store;
+	int store_id;
+	mv_store_paths paths;
+	file_look db, index;
+	unsigned epoch;
+} kept_store;
+
+static void kept_store_free(gpointer p)
+{
+	kept_store *k = p;
+	if (k->store) {
+		mv_store_set_keeper(k->store, NULL, NULL);
+		mv_store_close(&k->store);
+	}
+	paths_clear(&k->paths);
+	g_free(k);
+}
+
+/* A lent handle outliving its instance is closed by its user for real. */
+static void lent_store_forget(gpointer p)
+{
+	kept_store *k = p;
+	mv_store_set_keeper(k->store, NULL, NULL);
+	k->store = NULL;
+	kept_store_free(k);
+}
+
+static void look_at_store(const mv_store_paths *p, file_look *db_r, file_look *index_r)
+{
+	char *dbf = g_build_filename(p->db_dir, "store.sqlite", NULL);
+	char *ixf = g_build_filename(p->index_dir, "index.sqlite", NULL);
+	look_at(dbf, db_r);
+	look_at(ixf, index_r);
+	g_free(dbf);
+	g_free(ixf);
+}
+
+static bool same_file(const file_look *a, const file_look *b)
+{
+	return a->exists && b->exists && a->dev == b->dev && a->ino == b->ino;
+}
+
+static bool same_paths(const mv_store_paths *a, const mv_store_paths *b)
+{
+	return strcmp(a->db_dir, b->db_dir) == 0 && strcmp(a->content_dir, b->content_dir) == 0 &&
+	       strcmp(a->index_dir, b->index_dir) == 0;
+}
+
+static bool keep_store(mv_store *s, bool reusable, void *opaque)
+{
+	mv_instance *inst = opaque;
+	kept_store *k = g_hash_table_lookup(inst->lent, s);
+	if (!k)
+		return false;
+	g_hash_table_steal(inst->lent, s);
+	if (!reusable || g_hash_table_contains(inst->kept, GINT_TO_POINTER(k->store_id))) {
+		k->store = NULL;   /* its user closes it */
+		kept_store_free(k);
+		return false;
+	}
+	g_hash_table_insert(inst->kept, GINT_TO_POINTER(k->store_id), k);
+	return true;
+}
+
+static mv_store *lend(mv_instance *inst, kept_store *k)
+{
+	mv_store_set_keeper(k->store, keep_store, inst);
+	g_hash_table_insert(inst->lent, k->store, k);
+	return k->store;
+}
+
+/* The kept handle of the store, if it still opens the files at paths. */
+static mv_store *reuse_kept(mv_instance *inst, int store_id, const mv_store_paths *paths)
+{
+	kept_store *k = inst->kept ? g_hash_table_lookup(inst->kept, GINT_TO_POINTER(store_id)) : NULL;
+	if (!k)
+		return NULL;
+	g_hash_table_steal(inst->kept, GINT_TO_POINTER(store_id));
+	file_look db, index;
+	look_at_store(paths, &db, &index);
+	if (k->epoch != mv_store_format_epoch() || !same_paths(&k->paths, paths) || !same_file(&k->db, &db) ||
+	    !same_file(&k->index, &index)) {
+		kept_store_free(k);
+		return NULL;
+	}
+	return lend(inst, k);
+}
+
+static mv_store *open_reader(mv_instance *inst, int store_id, const mv_store_paths *paths, const uint8_t *key,
+                             GError **error)
+{
+	mv_store *s = reuse_kept(inst, store_id, paths);
+	if (s)
+		return s;
+	kept_store *k = g_new0(kept_store, 1);
+	k->store_id = store_id;
+	k->epoch = mv_store_format_epoch();
+	/* Looked at before the open: files replaced in between differ next time. */
+	look_at_store(paths, &k->db, &k->index);
+	k->store = mv_store_open(store_id, paths, key, MV_STORE_READ, error);
+	if (!k->store) {
+		g_free(k);
+		return NULL;
+	}
+	k->paths.db_dir = g_strdup(paths->db_dir);
+	k->paths.content_dir = g_strdup(paths->content_dir);
+	k->paths.index_dir = g_strdup(paths->index_dir);
+	if (!inst->kept) {
+		inst->kept = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, kept_store_free);
+		inst->lent = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, lent_store_forget);
+	}
+	return lend(inst, k);
+}
+
 mv_store *mv_instance_open_store(mv_instance *inst, int store_id, mv_store_mode mode, GError **error)
 {
 	store_row *r = load_row(inst, store_id, error);
@@ -838,7 +1023,8 @@ mv_store *mv_instance_open_store(mv_instance *inst, int store_id, mv_store_mode 
 	} else {
 		mv_store_paths paths = { 0 };
 		row_paths(inst, r, &paths);
-		s = mv_store_open(store_id, &paths, key, mode, error);
+		s = mode == MV_STORE_READ ? open_reader(inst, store_id, &paths, key, error) :
+		                            mv_store_open(store_id, &paths, key, mode, error);
 		paths_clear(&paths);
 	}
 	sodium_memzero(key, sizeof key);
@@ -1327,6 +1513,12 @@ void mv_instance_close(mv_instance **ip)
 	sodium_memzero(inst->master_key, sizeof inst->master_key);
 	g_free(inst->instance_id);
 	g_free(inst->data_dir);
+	if (inst->format_seen)
+		g_hash_table_destroy(inst->format_seen);
+	if (inst->lent)
+		g_hash_table_destroy(inst->lent);
+	if (inst->kept)
+		g_hash_table_destroy(inst->kept);
 	g_free(inst);
 }
 

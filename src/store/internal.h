@@ -26,6 +26,9 @@ struct mv_store {
 	int lock_fd;             /* content/.writelock, -1 when not held */
 	GPtrArray *index_queue;  /* queued_doc*: committed messages awaiting the index */
 	double index_since;      /* when the first of them was queued */
+	bool locked_once;        /* took the write lock: not handed to a keeper */
+	mv_store_keeper keep;    /* may take a closed reader's handle for reuse */
+	void *keep_opaque;
 };
 
 int mv_st_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, GError **error);

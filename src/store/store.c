@@ -58,6 +58,12 @@ static const char store_schema[] =
 
 const char *mv_st_schema(void) { return store_schema; }
 
+static gint format_epoch;
+
+unsigned mv_store_format_epoch(void) { return (unsigned)g_atomic_int_get(&format_epoch); }
+
+void mv_store_format_changed(void) { g_atomic_int_inc(&format_epoch); }
+
 /* ---- SQLite helpers -------------------------------------------------------- */
 
 /* SQLite says "database or disk is full" for ENOSPC; the admin reading the
@@ -289,12 +295,37 @@ out:
 	return s;
 }
 
+void mv_store_set_keeper(mv_store *s, mv_store_keeper keep, void *opaque)
+{
+	s->keep = keep;
+	s->keep_opaque = opaque;
+}
+
+static bool handed_to_keeper(mv_store *s)
+{
+	if (!s->keep)
+		return false;
+	bool reusable = s->mode == MV_STORE_READ && !s->locked_once && s->lock_fd < 0 && !s->index_queue->len &&
+	                sqlite3_get_autocommit(s->db);
+	if (reusable) {
+		/* A statement left mid-result would pin an old snapshot of the db. */
+		for (sqlite3_stmt *st = sqlite3_next_stmt(s->db, NULL); st; st = sqlite3_next_stmt(s->db, st))
+			sqlite3_reset(st);
+		sqlite3_db_release_memory(s->db);
+		g_hash_table_remove_all(s->segment_fds);
+		g_hash_table_remove_all(s->folder_ids);
+	}
+	return s->keep(s, reusable, s->keep_opaque);
+}
+
 void mv_store_close(mv_store **sp)
 {
 	mv_store *s = *sp;
 	if (!s)
 		return;
 	*sp = NULL;
+	if (handed_to_keeper(s))
+		return;
 	GError *err = NULL;
 	if (mv_store_sync(s, &err) < 0) {
 		mv_log_warn("store %d: %s", s->id, err->message);
@@ -745,6 +776,7 @@ int mv_st_flock(mv_store *s, GError **error)
 	}
 	g_free(path);
 	s->lock_fd = fd;
+	s->locked_once = true;
 	return 0;
 }
 

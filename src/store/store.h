@@ -101,6 +101,16 @@ int mv_store_create(const mv_store_paths *paths, GError **error);
 mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
                         const uint8_t data_key[MV_KEY_BYTES], mv_store_mode mode, GError **error);
 void mv_store_close(mv_store **s);
+/* Opening a store (connections, schema, attached index) costs more than a
+ * request that lists a folder: a reader's handle can be kept for reuse.
+ * mv_store_close tells keep() of every close; a clean reader's handle (no
+ * lock ever taken, no transaction) comes with reusable set, its statements
+ * reset and what it cached of files (segment descriptors, folder ids)
+ * forgotten. keep returns true when it took the handle; false closes it
+ * for real. Whoever reuses a kept handle checks first that the store's
+ * files are still the ones it opened (a recovery renames new ones in). */
+typedef bool (*mv_store_keeper)(mv_store *s, bool reusable, void *opaque);
+void mv_store_set_keeper(mv_store *s, mv_store_keeper keep, void *opaque);
 int mv_store_id(const mv_store *s);
 sqlite3 *mv_store_db(mv_store *s);         /* metadata db; index attached as "ix" */
 
@@ -161,6 +171,10 @@ int mv_store_meta_get(const mv_store_paths *paths, const char *key, GBytes **val
 int mv_store_meta_set(const mv_store_paths *paths, const char *key, const void *data, size_t len, GError **error);
 /* The db's format version (1 = before tombstones and batch markers). */
 int mv_store_format_version(const mv_store_paths *paths, int *version_r, GError **error);
+/* Counts this process's changes of a store's format version (upgrades), so
+ * that a format version read earlier can be reused until the next one. */
+unsigned mv_store_format_epoch(void);
+void mv_store_format_changed(void);
 
 /* Copies the store into dest (directories created): the index first, then
  * the db (SQLite online backup), then each segment up to the committed

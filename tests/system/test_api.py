@@ -1325,3 +1325,57 @@ def test_local_import_refused_while_server_runs(lock_server, tmp_path):
         ("a local import wrote to the data directory of a running server (exit %d, archive intruder now %s):\n%s"
          % (cp.returncode, "present" if "intruder" in folders else "absent", out[-2000:]))
     assert "pid %d" % lock_server.proc.pid in out, out
+
+
+# ---------------------------------------------------------------------------
+# 9. Readers' store handles kept open between requests of one connection
+
+def test_kept_reader_handles_follow_recovery(template, tmp_path):
+    """The server keeps a reader's store handle open between the requests of
+    a keep-alive connection.  RecoverStore renames a new db into place: a
+    connection holding a handle on the old file must see the new one, and
+    closing that stale handle must not touch the new db or its WAL (SQLite
+    skips the checkpoint-on-close, which deletes the WAL by name, when the
+    db file has moved).  Three connections: a holds a handle from before
+    the recovery, c one from after it (keeping the new WAL alive), b writes.
+    The deletion made after the recovery was acknowledged: it must survive
+    a crash of the server (kill -9, so that no clean close checkpoints the
+    WAL's content into the db first)."""
+    d = copy_data_dir(template, tmp_path / "data")
+    s = MvServer(d, password=template["password"]).start()
+    a, b, c = Client(s), Client(s), Client(s)
+    try:
+        db_file = os.path.join(b.ok("GetStores", includeSize=False)[0]["databasePath"], "store.sqlite")
+        inbox = a.ok("GetMessages", folder="alice/Inbox")
+        before = sorted(m["id"] for m in inbox)
+        assert len(before) == FOLDERS["Inbox"], before
+        victim = [m["id"] for m in inbox if m["subject"].endswith("inboxuniq4")][0]
+        assert len(a.ok("SearchMessages", query="inboxuniq4")) == 1
+        inode = os.stat(db_file).st_ino
+
+        b.ok("SetStoreRequestedState", id=2, requestedState="current")
+        b.ok("SetStoreRequestedState", id=1, requestedState="disabled")
+        report = b.ok("RecoverStore", id=1)
+        assert report["messagesRecovered"] == sum(FOLDERS.values()), report
+        b.ok("SetStoreRequestedState", id=1, requestedState="normal")
+        assert os.stat(db_file).st_ino != inode, "RecoverStore did not put a new db file in place"
+
+        assert sorted(m["id"] for m in c.ok("GetMessages", folder="alice/Inbox")) == before
+        assert b.ok("DeleteMessage", id=victim, reason="test: after a recovery") is None
+        expected = [i for i in before if i != victim]
+        for who in (a, c, a):
+            assert sorted(m["id"] for m in who.ok("GetMessages", folder="alice/Inbox")) == expected
+        assert a.ok("SearchMessages", query="inboxuniq4") == []
+        assert b.ok("MoveFolder", fromFolder="alice/Inbox", toFolder="alice/Moved") is None
+        assert sorted(m["id"] for m in a.ok("GetMessages", folder="alice/Moved")) == expected
+        assert a.ok("GetMessages", folder="alice/Inbox") == []
+        s.kill()
+    finally:
+        for cl in (a, b, c):
+            cl.close()
+        if s.proc is not None:
+            s.stop()
+    out = parse_json(mv("cmd", "GetMessages", "--folder=alice/Moved", data_dir=d))
+    assert sorted(m["id"] for m in out["result"]) == expected, "the deletion after the recovery was lost"
+    out = parse_json(mv("cmd", "VerifyStore", "--id=1", data_dir=d))
+    assert out["result"]["clean"] is True, out
