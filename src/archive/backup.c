@@ -29,7 +29,6 @@
 #define BACKUP_FORMAT 1
 #define BACKUP_INFO "BACKUP-INFO.json"
 #define MAX_TREE_DEPTH 16
-#define COPY_CHUNK (1024 * 1024)
 #define MAX_DIR_NAME_BYTES 100
 
 /* ---- file tree helpers (never follow symbolic links) ------------------------------ */
@@ -96,52 +95,6 @@ static int fsync_tree(const char *path, int depth, GError **error)
 	return rc == 0 ? mv_fsync_dir(path, error) : -1;
 }
 
-static int copy_file(const char *src, const char *dst, GError **error)
-{
-	int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (in < 0) {
-		mv_set_errno_error(error, errno, "open", src);
-		return -1;
-	}
-	struct stat st;
-	if (fstat(in, &st) < 0) {
-		mv_set_errno_error(error, errno, "stat", src);
-		close(in);
-		return -1;
-	}
-	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0777);
-	if (out < 0) {
-		mv_set_errno_error(error, errno, "create", dst);
-		close(in);
-		return -1;
-	}
-	uint8_t *buf = g_malloc(COPY_CHUNK);
-	off_t at = 0;
-	int rc = 0;
-	for (;;) {
-		ssize_t n = read(in, buf, COPY_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			mv_set_errno_error(error, errno, "read", src);
-			rc = -1;
-		}
-		if (n <= 0)
-			break;
-		if (mv_pwrite_all(out, buf, (size_t)n, at, dst, error) < 0) {
-			rc = -1;
-			break;
-		}
-		at += n;
-	}
-	if (rc == 0)
-		rc = mv_fsync_fd(out, dst, error);
-	g_free(buf);
-	close(in);
-	close(out);
-	return rc;
-}
-
 /* Copies a backup tree; the top-level BACKUP-INFO.json stays behind (a data
  * directory has no use for it). */
 static int copy_tree(const char *src, const char *dst, int depth, GError **error)
@@ -168,7 +121,9 @@ static int copy_tree(const char *src, const char *dst, int depth, GError **error
 			if (rc == 0)
 				rc = copy_tree(from, to, depth + 1, error);
 		} else if (S_ISREG(st.st_mode)) {
-			rc = copy_file(from, to, error);
+			/* Modes kept (master.key stays 0600); an existing file is never
+			 * overwritten, a link never followed. */
+			rc = mv_copy_file(from, to, -1, -1, MV_COPY_EXCL | MV_COPY_NOFOLLOW, error);
 		} else {
 			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: not a regular file or directory (a backup holds "
 			            "no links or special files)", from);

@@ -41,25 +41,41 @@ static char *holder_text(int fd)
 	return text;
 }
 
+/* Takes the flock without waiting: exclusive for the server, shared for a
+ * local command.  A refusal names the holder (what it wrote into the file)
+ * so that the user learns who has the directory and what to do instead;
+ * fd is closed on any failure. */
+static int lock_or_refuse(int fd, bool exclusive, const char *data_dir, const char *path, GError **error)
+{
+	if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK) {
+		char *who = holder_text(fd);
+		if (exclusive)
+			g_set_error(error, MV_ERROR, MV_ERR_STATE,
+			            "%s is in use (by %s, or by a command writing to it); one server per data directory",
+			            data_dir, who);
+		else
+			g_set_error(error, MV_ERROR, MV_ERR_STATE,
+			            "%s is held by a running server (%s): it refuses local changes; use "
+			            "'mailvault cmd --server URL --user NAME ...' to go through the server",
+			            data_dir, who);
+		g_free(who);
+	} else {
+		mv_set_errno_error(error, errno, "lock", path);
+	}
+	close(fd);
+	return -1;
+}
+
 int mv_server_lock_acquire(const char *data_dir, const char *description, int *fd_r, GError **error)
 {
 	char *path = lock_path(data_dir);
 	int fd = open_lock_file(path, error), rc = -1;
 	if (fd < 0)
 		goto out;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK) {
-			char *who = holder_text(fd);
-			g_set_error(error, MV_ERROR, MV_ERR_STATE,
-			            "%s is in use (by %s, or by a command writing to it); one server per data directory",
-			            data_dir, who);
-			g_free(who);
-		} else {
-			mv_set_errno_error(error, errno, "lock", path);
-		}
-		close(fd);
+	if (lock_or_refuse(fd, true, data_dir, path, error) < 0)
 		goto out;
-	}
 	if (ftruncate(fd, 0) < 0 || mv_pwrite_all(fd, description, strlen(description), 0, path, error) < 0) {
 		if (error && !*error)
 			mv_set_errno_error(error, errno, "truncate", path);
@@ -101,20 +117,8 @@ int mv_server_lock_local(const char *data_dir, int *fd_r, GError **error)
 	fd = open_lock_file(path, error);
 	if (fd < 0)
 		goto out;
-	if (flock(fd, LOCK_SH | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK) {
-			char *who = holder_text(fd);
-			g_set_error(error, MV_ERROR, MV_ERR_STATE,
-			            "%s is held by a running server (%s): it refuses local changes; use "
-			            "'mailvault cmd --server URL --user NAME ...' to go through the server",
-			            data_dir, who);
-			g_free(who);
-		} else {
-			mv_set_errno_error(error, errno, "lock", path);
-		}
-		close(fd);
+	if (lock_or_refuse(fd, false, data_dir, path, error) < 0)
 		goto out;
-	}
 	*fd_r = fd;
 	rc = 0;
 out:

@@ -201,6 +201,62 @@ out:
 	return rc;
 }
 
+#define COPY_CHUNK ((size_t)1 << 20)
+
+int mv_copy_file(const char *src, const char *dst, int64_t len, int mode, unsigned flags, GError **error)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC | ((flags & MV_COPY_NOFOLLOW) ? O_NOFOLLOW : 0));
+	if (in < 0) {
+		mv_set_errno_error(error, errno, "open", src);
+		return -1;
+	}
+	if (mode < 0) {
+		struct stat st;
+		if (fstat(in, &st) < 0) {
+			mv_set_errno_error(error, errno, "stat", src);
+			close(in);
+			return -1;
+		}
+		mode = (int)(st.st_mode & 0777);
+	}
+	int out = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | ((flags & MV_COPY_EXCL) ? O_EXCL : O_TRUNC), mode);
+	if (out < 0) {
+		mv_set_errno_error(error, errno, "create", dst);
+		close(in);
+		return -1;
+	}
+	uint8_t *buf = g_malloc(COPY_CHUNK);
+	int rc = 0;
+	for (int64_t at = 0; rc == 0 && (len < 0 || at < len);) {
+		size_t n;
+		if (len >= 0) {
+			/* A prefix the caller knows to be there: a short file is damage. */
+			n = (size_t)MIN((int64_t)COPY_CHUNK, len - at);
+			rc = mv_pread_exact(in, buf, n, at, src, error);
+		} else {
+			ssize_t got = pread(in, buf, COPY_CHUNK, at);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got < 0) {
+				mv_set_errno_error(error, errno, "read", src);
+				rc = -1;
+			}
+			if (got <= 0)
+				break;
+			n = (size_t)got;
+		}
+		if (rc == 0)
+			rc = mv_pwrite_all(out, buf, n, at, dst, error);
+		at += (int64_t)n;
+	}
+	if (rc == 0)
+		rc = mv_fsync_fd(out, dst, error);
+	g_free(buf);
+	close(in);
+	close(out);
+	return rc;
+}
+
 static uint64_t usage_walk(const char *path, int depth)
 {
 	struct stat st;

@@ -55,6 +55,18 @@ int mv_mkdir_p(const char *path, GError **error);
 int mv_read_file(const char *path, size_t max_len, GByteArray **data_r, GError **error);
 /* Writes a whole file atomically: temp file, fsync, rename, fsync dir. */
 int mv_write_file_atomic(const char *path, const void *data, size_t len, int mode, GError **error);
+/* Flags of mv_copy_file: the callers differ in what an existing copy and a
+ * linked source mean, so each says which it wants. */
+enum {
+	MV_COPY_EXCL = 1 << 0,      /* dst must not exist yet (O_EXCL); without it dst is truncated */
+	MV_COPY_NOFOLLOW = 1 << 1,  /* refuse a src that is a symbolic link */
+};
+/* Copies src to dst and fsyncs dst (its directory is the caller's: a tree
+ * copy fsyncs each directory once).  len < 0 copies the whole file; len >= 0
+ * exactly its first len bytes, a shorter src being MV_ERR_CORRUPT.  mode < 0
+ * gives dst the permission bits of src, else mode.  On failure dst may be
+ * left partly written; the caller removes it. */
+int mv_copy_file(const char *src, const char *dst, int64_t len, int mode, unsigned flags, GError **error);
 /* Disk usage in bytes of a file or a directory tree (allocated blocks). */
 uint64_t mv_disk_usage(const char *path);
 

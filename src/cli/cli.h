@@ -5,6 +5,7 @@
 #include "archive/archive.h"
 
 #include <jansson.h>
+#include <signal.h>
 
 enum {
 	MV_EXIT_OK = 0,
@@ -84,5 +85,15 @@ mv_instance *mv_cli_open_instance(const mv_cli_globals *g);
 int mv_cli_fail(GError *err);
 /* Prints a JSON value on one line of stdout and releases the reference. */
 void mv_cli_print_json(json_t *value);
+/* Ctrl-C while a function runs (util.c), for the local and the remote
+ * `cmd`: the first sets the returned flag (for mv_command_ctx.cancel, or
+ * polled with mv_cli_sigint_seen) and writes message to stderr (it must
+ * outlive the handler: a literal); a second ends the program by SIGINT's
+ * default action.  lost completes "Ctrl-C will not ..." in the warning when
+ * the handler cannot be installed.  The previous handler goes into *old for
+ * mv_cli_sigint_release. */
+volatile gint *mv_cli_sigint_catch(const char *message, const char *lost, struct sigaction *old);
+void mv_cli_sigint_release(const struct sigaction *old);
+bool mv_cli_sigint_seen(void);
 
 #endif

@@ -8,29 +8,10 @@
 #include "cli/cli.h"
 #include "commands/commands.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static volatile gint cancel_requested;
-
-static void on_sigint(int sig)
-{
-	(void)sig;
-	if (g_atomic_int_get(&cancel_requested)) {
-		/* A second Ctrl-C: the user insists; the default action is safe
-		 * too, since every store write is crash-safe. */
-		signal(SIGINT, SIG_DFL);
-		raise(SIGINT);
-		return;
-	}
-	g_atomic_int_set(&cancel_requested, 1);
-	static const char msg[] = "\nmailvault: cancelling at the next safe point (Ctrl-C again to kill)\n";
-	ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-	(void)w;
-}
 
 void mv_cli_print_progress(void *opaque, int percent, const char *text)
 {
@@ -141,18 +122,17 @@ int mv_cli_run_function(mv_instance *inst, int argc, char **argv)
 		return MV_EXIT_FAIL;
 	}
 	mv_cli_progress ps = { .tty = isatty(STDERR_FILENO) != 0, .last_percent = -100 };
-	g_atomic_int_set(&cancel_requested, 0);
-	struct sigaction sa = { .sa_handler = on_sigint }, old;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGINT, &sa, &old) < 0)
-		mv_log_warn("Ctrl-C will not cancel safely: %s", g_strerror(errno));
+	struct sigaction old;
+	/* The function stops at its next safe point; a second Ctrl-C kills,
+	 * which is safe too since every store write is crash-safe. */
+	volatile gint *cancel = mv_cli_sigint_catch(
+		"\nmailvault: cancelling at the next safe point (Ctrl-C again to kill)\n", "cancel safely", &old);
 	mv_command_ctx ctx = {
 		.inst = inst, .user = "admin", .progress = mv_cli_print_progress, .progress_opaque = &ps,
-		.cancel = &cancel_requested,
+		.cancel = cancel,
 	};
 	json_t *env = mv_command_invoke(cmd, &ctx, args);
-	if (sigaction(SIGINT, &old, NULL) < 0)
-		mv_log_warn("could not restore the Ctrl-C handler: %s", g_strerror(errno));
+	mv_cli_sigint_release(&old);
 	if (ps.tty && ps.last > 0)
 		fprintf(stderr, "\n");
 	mv_cli_print_envelope(env);

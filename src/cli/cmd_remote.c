@@ -46,40 +46,6 @@ typedef struct remote {
 	char errbuf[CURL_ERROR_SIZE];  /* libcurl's text of the last failure */
 } remote;
 
-/* ---- Ctrl-C ----------------------------------------------------------------- */
-
-static volatile gint cancel_requested;
-
-static void on_sigint(int sig)
-{
-	(void)sig;
-	if (g_atomic_int_get(&cancel_requested)) {
-		/* A second Ctrl-C: stop waiting; the server goes on cancelling. */
-		signal(SIGINT, SIG_DFL);
-		raise(SIGINT);
-		return;
-	}
-	g_atomic_int_set(&cancel_requested, 1);
-	static const char msg[] = "\nmailvault: asking the server to cancel (Ctrl-C again to stop waiting)\n";
-	ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-	(void)w;
-}
-
-static void catch_sigint(struct sigaction *old)
-{
-	g_atomic_int_set(&cancel_requested, 0);
-	struct sigaction sa = { .sa_handler = on_sigint };
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGINT, &sa, old) < 0)
-		mv_log_warn("Ctrl-C will not cancel the function: %s", g_strerror(errno));
-}
-
-static void release_sigint(const struct sigaction *old)
-{
-	if (sigaction(SIGINT, old, NULL) < 0)
-		mv_log_warn("could not restore the Ctrl-C handler: %s", g_strerror(errno));
-}
-
 /* ---- the server URL and the password ------------------------------------------ */
 
 static bool is_this_machine(const char *host)
@@ -255,7 +221,7 @@ static size_t on_data(char *data, size_t size, size_t n, void *opaque)
 static int on_transfer(void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
 	remote *r = opaque;
-	return r->drop_on_cancel && g_atomic_int_get(&cancel_requested) ? 1 : 0;
+	return r->drop_on_cancel && mv_cli_sigint_seen() ? 1 : 0;
 }
 
 #define SETOPT(r, opt, value) do { \
@@ -531,7 +497,7 @@ static int follow(remote *r, json_t **env)
 			break;
 		}
 		show_progress(&progress, *env);
-		if (!cancel_sent && g_atomic_int_get(&cancel_requested)) {
+		if (!cancel_sent && mv_cli_sigint_seen()) {
 			send_cancel(r, token);
 			cancel_sent = true;
 		}
@@ -583,7 +549,10 @@ static int invoke(remote *r, const char *function, GHashTable *args)
 	char *path = g_strconcat("/api/invoke/", fn, NULL);
 	curl_free(fn);
 	struct sigaction old;
-	catch_sigint(&old);
+	/* Ctrl-C sends cancel-async and goes on following the call; a second
+	 * stops waiting, while the server goes on cancelling by itself. */
+	mv_cli_sigint_catch("\nmailvault: asking the server to cancel (Ctrl-C again to stop waiting)\n",
+	                    "cancel the function", &old);
 	json_t *env = NULL;
 	int rc = post(r, path, form, 0, &env);
 	if (rc == 0 && !is_envelope(env)) {
@@ -592,7 +561,7 @@ static int invoke(remote *r, const char *function, GHashTable *args)
 	}
 	if (rc == 0)
 		rc = follow(r, &env);
-	release_sigint(&old);
+	mv_cli_sigint_release(&old);
 	if (rc == 0) {
 		mv_cli_print_envelope(env);
 		const char *status = json_string_value(json_object_get(env, "statusCode"));

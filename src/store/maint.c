@@ -2165,6 +2165,9 @@ int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **
 		if (rc < 0)
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	}
+	/* Whatever the outcome: handles and format versions read before this
+	 * point are not to be trusted any more (mv_store_format_epoch). */
+	mv_store_format_changed();
 	sqlite3_close(ix);
 	sqlite3_close(db);
 	if (shell.lock_fd >= 0)
@@ -2349,34 +2352,6 @@ static int sqlite_copy(sqlite3 *src, const char *schema, const char *dest_file, 
 	return rc;
 }
 
-static int copy_prefix(const char *src, const char *dst, int64_t len, GError **error)
-{
-	int in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0) {
-		mv_set_errno_error(error, errno, "open", src);
-		return -1;
-	}
-	int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (out < 0) {
-		mv_set_errno_error(error, errno, "create", dst);
-		close(in);
-		return -1;
-	}
-	size_t chunk = 1u << 20;
-	uint8_t *buf = g_malloc(chunk);
-	int rc = 0;
-	for (int64_t off = 0; off < len && rc == 0; off += (int64_t)chunk) {
-		size_t n = (size_t)MIN((int64_t)chunk, len - off);
-		rc = mv_pread_exact(in, buf, n, off, src, error) == 0 && mv_pwrite_all(out, buf, n, off, dst, error) == 0 ? 0 : -1;
-	}
-	if (rc == 0)
-		rc = mv_fsync_fd(out, dst, error);
-	g_free(buf);
-	close(in);
-	close(out);
-	return rc;
-}
-
 int mv_store_backup(mv_store *s, const mv_store_paths *dest, bool with_index, GError **error)
 {
 	if (mv_mkdir_p(dest->db_dir, error) < 0 || mv_mkdir_p(dest->content_dir, error) < 0 ||
@@ -2407,7 +2382,9 @@ int mv_store_backup(mv_store *s, const mv_store_paths *dest, bool with_index, GE
 		char *src = mv_st_segment_file(s, sg->id);
 		char *name = g_path_get_basename(src);
 		char *dst = g_build_filename(dest->content_dir, name, NULL);
-		rc = copy_prefix(src, dst, sg->end, error);
+		/* Only the committed length the copied db records: bytes past it
+		 * belong to a batch the copy does not know. */
+		rc = mv_copy_file(src, dst, sg->end, 0600, 0, error);
 		g_free(src);
 		g_free(name);
 		g_free(dst);

@@ -262,3 +262,59 @@ def test_upgrade_unknown_store_fails(tmp_path):
 
 if __name__ == "__main__":
     raise SystemExit(pytest.main([__file__, "-q"]))
+
+
+# ---- through a running server, on one keep-alive connection ----------------------------
+
+def test_upgrade_under_a_server_with_kept_readers(tmp_path):
+    """The server keeps readers' store handles open between the requests of
+    a connection.  UpgradeStore changes the store's format under them: the
+    same connection then lists the same messages, sees a deletion (which
+    needs format 2), and searches find what they found before."""
+    import base64
+    import http.client
+    import ssl
+    import urllib.parse
+
+    from mvserver import MvServer, decode_body
+
+    d = fresh_copy(tmp_path)
+    first = MANIFEST[0]
+    folder = "%s/%s" % (ARCHIVE, first["folder"])
+    s = MvServer(d).start()
+    assert s.password, "the first serve of an instance without users printed no admin password:\n" + s.stdout()
+    ctx = ssl.create_default_context(cafile=s.cert_path())
+    conn = http.client.HTTPSConnection("127.0.0.1", s.port, context=ctx, timeout=300)
+    auth = "Basic " + base64.b64encode(("admin:%s" % s.password).encode()).decode()
+
+    def ok(function, **args):
+        conn.request("POST", "/api/invoke/" + function, body=urllib.parse.urlencode(args).encode(),
+                     headers={"Content-Type": "application/x-www-form-urlencoded", "Authorization": auth})
+        env = decode_body(conn.getresponse().read())
+        while env["statusCode"] == "running":
+            conn.request("POST", "/api/get-status", headers={"Content-Type": "application/x-www-form-urlencoded",
+                                                             "Authorization": auth},
+                         body=urllib.parse.urlencode({"token": env["token"], "millisecondsTimeout": 5000,
+                                                      "lastKnownStatusVersion": env["statusVersion"]}).encode())
+            env = decode_body(conn.getresponse().read())
+        assert env["statusCode"] == "succeeded", (function, args, env)
+        return env["result"]
+
+    try:
+        listed = sorted(m["id"] for m in ok("GetMessages", folder=folder))
+        want = sorted(IDS["messages/" + m["file"]] for m in MANIFEST if m["folder"] == first["folder"])
+        assert listed == want, (listed, want)
+        assert [h["id"] for h in ok("SearchMessages", query="subject:" + first["word"])] == \
+            [IDS["messages/" + first["file"]]]
+        ok("UpgradeStore", id=STORE_ID)
+        assert store_format_version(d) > 1
+        assert sorted(m["id"] for m in ok("GetMessages", folder=folder)) == listed
+        victim = IDS["messages/" + first["file"]]
+        assert ok("DeleteMessage", id=victim, reason="test: deleted after the upgrade") is None
+        assert sorted(m["id"] for m in ok("GetMessages", folder=folder)) == [i for i in listed if i != victim]
+        assert ok("SearchMessages", query="subject:" + first["word"]) == []
+    finally:
+        conn.close()
+        s.stop()
+    env, _ = cmd(d, "VerifyStore", "--id=%d" % STORE_ID)
+    assert env["result"]["clean"] is True, env
