@@ -76,7 +76,7 @@ typedef struct mv_cli_remote_opts {
  * failed, cancelled or no answer, 2 bad arguments or unknown function). */
 int mv_cli_remote_run(const mv_cli_remote_opts *opts, bool list, int argc, char **argv);
 
-/* Shared helpers (cli_util in cmd_query.c). */
+/* Shared helpers (util.c). */
 /* Parses options with GOptionContext; prints the error and returns false. */
 bool mv_cli_parse(const char *name, const char *params, const char *summary, GOptionEntry *entries,
                   int *argc, char ***argv);
