@@ -2,8 +2,10 @@
  * compliance configuration.
  *
  * Users live in master.sqlite beside the stores: a row per user (name unique
- * case-insensitively, privileges and login privileges as bit sets, e-mail
- * addresses and POP3 names as JSON arrays, an Argon2id password hash),
+ * ignoring case and canonical normalisation in the Unicode sense, and every
+ * lookup by name resolves it the same way: see name_key and resolve_name;
+ * privileges and login privileges as bit sets, e-mail addresses and POP3
+ * names as JSON arrays, an Argon2id password hash),
  * folder_privileges (one row per user and folder; the longest matching
  * folder decides, 0 is an explicit deny) and app_passwords (written by Web
  * Access; only deleted here).  The text forms of privilege sets are exactly
@@ -441,6 +443,173 @@ static int new_password_hash(mv_instance *inst, const char *user_name, const cha
 	return hash_password(password, hash_r, error);
 }
 
+/* ---- user names: from the name asked for to the stored name ----------------------------- */
+
+/* Two names are the same user when their keys are equal: Unicode canonical
+ * caseless matching (D145 of the standard), so "Jürgen", "JÜRGEN" and a
+ * decomposed "Ju\u0308rgen" are one user.  Canonical normalisation belongs
+ * here because canonically equivalent names look the same and a client may
+ * send either form; compatibility (NFKC) folding does not, as it would make
+ * "²" and "2" or a full-width "ｊｏｈｎ" and "john" one name.  Uniqueness
+ * (name_taken) and every lookup (resolve_name) use this one key.  NULL
+ * when name is not UTF-8. */
+static char *name_key(const char *name)
+{
+	char *nfd = g_utf8_normalize(name, -1, G_NORMALIZE_NFD);
+	if (!nfd)
+		return NULL;
+	char *folded = g_utf8_casefold(nfd, -1);
+	char *key = g_utf8_normalize(folded, -1, G_NORMALIZE_NFC);
+	g_free(nfd);
+	g_free(folded);
+	return key;
+}
+
+static bool is_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
+/* The characters beyond ASCII whose key is ASCII (found by trying every code
+ * point; test_users.c checks that each of them is found).  Only names made
+ * of these and ASCII can share a key with an ASCII name, and each key here
+ * is no longer than the character's UTF-8, so such a key is at most
+ * MAX_USER_NAME_BYTES long. */
+typedef struct ascii_folding {
+	const char *utf8, *key;
+} ascii_folding;
+
+static const ascii_folding ascii_foldings[] = {
+	{ "\xc3\x9f", "ss" },          /* U+00DF sharp s */
+	{ "\xc5\xbf", "s" },           /* U+017F long s */
+	{ "\xcd\xbe", ";" },           /* U+037E Greek question mark */
+	{ "\xe1\xba\x9e", "ss" },      /* U+1E9E capital sharp s */
+	{ "\xe1\xbf\xaf", "`" },       /* U+1FEF Greek varia */
+	{ "\xe2\x84\xaa", "k" },       /* U+212A Kelvin sign */
+	{ "\xef\xac\x80", "ff" },      /* U+FB00..FB06 Latin ligatures */
+	{ "\xef\xac\x81", "fi" },
+	{ "\xef\xac\x82", "fl" },
+	{ "\xef\xac\x83", "ffi" },
+	{ "\xef\xac\x84", "ffl" },
+	{ "\xef\xac\x85", "st" },
+	{ "\xef\xac\x86", "st" },
+};
+
+/* Longer queries cannot name a user: a stored name has at most 256 bytes,
+ * and neither folding nor normalisation grows or shrinks text by more than
+ * a small factor.  Bounds the work an unknown name from outside can cause. */
+#define MAX_LOOKUP_BYTES (16 * MAX_USER_NAME_BYTES)
+
+/* Steps st (bound by the caller) and keeps the first row whose name has the
+ * key want in *stored_r; st is reset for the next binding. */
+static int first_with_key(mv_instance *inst, sqlite3_stmt *st, const char *want, char **stored_r, GError **error)
+{
+	int rc = SQLITE_DONE;
+	while (!*stored_r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		char *key = name ? name_key(name) : NULL;
+		if (key && strcmp(key, want) == 0)
+			*stored_r = g_strdup(name);
+		g_free(key);
+	}
+	sqlite3_reset(st);
+	if (*stored_r || rc == SQLITE_DONE)
+		return 0;
+	mv_sql_set_error(error, mv_archive_db(inst), "find user");
+	return -1;
+}
+
+/* One probe of the primary key index: NOCASE folds ASCII letters, so this
+ * finds the user whenever the name differs from the stored one only there. */
+static int probe_nocase(mv_instance *inst, const char *name, const char *want, char **stored_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_archive_prepare(inst, "SELECT name FROM users WHERE name=?", &st, error) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = first_with_key(inst, st, want, stored_r, error);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Stored names that begin, ignoring ASCII case, with key[0..at) followed by
+ * the character f: one range of the NOCASE index.  f's UTF-8 ends in a
+ * continuation byte (0x80..0xbf), so adding one to it gives the range's end. */
+static int probe_folding(mv_instance *inst, sqlite3_stmt *st, const char *key, size_t at, const ascii_folding *f,
+                         char **stored_r, GError **error)
+{
+	char *low = g_strdup_printf("%.*s%s", (int)at, key, f->utf8);
+	char *high = g_strdup(low);
+	high[strlen(high) - 1]++;
+	sqlite3_bind_text(st, 1, low, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, high, -1, SQLITE_TRANSIENT);
+	g_free(low);
+	g_free(high);
+	return first_with_key(inst, st, key, stored_r, error);
+}
+
+/* A stored name with the ASCII key, spelt with some character of
+ * ascii_foldings (an ASCII spelling was probed already): its first such
+ * character sits at some offset of the key, after ASCII text equal to the
+ * key up to there.  So a few index ranges per offset, never a scan. */
+static int resolve_ascii_foldings(mv_instance *inst, const char *key, char **stored_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (strlen(key) > MAX_USER_NAME_BYTES)
+		return 0;
+	if (mv_archive_prepare(inst, "SELECT name FROM users WHERE name >= ?1 AND name < ?2", &st, error) < 0)
+		return -1;
+	int rc = 0;
+	for (size_t at = 0; key[at] && !*stored_r && rc == 0; at++)
+		for (size_t i = 0; i < G_N_ELEMENTS(ascii_foldings) && !*stored_r && rc == 0; i++)
+			if (g_str_has_prefix(key + at, ascii_foldings[i].key))
+				rc = probe_folding(inst, st, key, at, &ascii_foldings[i], stored_r, error);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* An all-ASCII name has an ASCII key, so for a key beyond ASCII only the
+ * stored names with a byte beyond ASCII are folded and compared.  A scan,
+ * but only when neither the name as asked nor its key matched in the index
+ * (e.g. "ärzte" for a stored "Ärzte"). */
+static int resolve_by_scan(mv_instance *inst, const char *key, char **stored_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_archive_prepare(inst, "SELECT name FROM users WHERE length(name) != length(CAST(name AS BLOB))", &st,
+	                       error) < 0)
+		return -1;
+	int rc = first_with_key(inst, st, key, stored_r, error);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The stored name of the user that name means, or NULL (no error) when
+ * there is none.  The cheap probes come first: the name as asked (every
+ * ASCII logon of an existing user ends here, as before), then its key,
+ * which finds "Jürgen" asked for as "JÜRGEN"; only then the fallbacks. */
+static int resolve_name(mv_instance *inst, const char *name, char **stored_r, GError **error)
+{
+	*stored_r = NULL;
+	char *key = name && strlen(name) <= MAX_LOOKUP_BYTES ? name_key(name) : NULL;
+	if (!key)
+		return 0;   /* not UTF-8 or too long: names nobody */
+	int rc = probe_nocase(inst, name, key, stored_r, error);
+	if (rc == 0 && !*stored_r && g_ascii_strcasecmp(name, key) != 0)
+		rc = probe_nocase(inst, key, key, stored_r, error);
+	if (rc == 0 && !*stored_r)
+		rc = is_ascii(key) ? resolve_ascii_foldings(inst, key, stored_r, error)
+		                   : resolve_by_scan(inst, key, stored_r, error);
+	g_free(key);
+	if (rc < 0) {
+		g_free(*stored_r);
+		*stored_r = NULL;
+	}
+	return rc;
+}
+
 /* ---- reading users ----------------------------------------------------------------------- */
 
 #define USER_COLUMNS "name, full_name, distinguished_name, authentication, privileges, login_privileges," \
@@ -496,19 +665,34 @@ static void user_not_found(const char *name, GError **error)
 	g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "user '%.256s' does not exist", name);
 }
 
-mv_user *mv_user_get(mv_instance *inst, const char *name, GError **error)
+/* The row of a stored name; errors name the user as it was asked for. */
+static mv_user *user_by_stored_name(mv_instance *inst, const char *stored, const char *asked, GError **error)
 {
 	sqlite3_stmt *st;
 	if (mv_archive_prepare(inst, "SELECT " USER_COLUMNS " FROM users WHERE name=?", &st, error) < 0)
 		return NULL;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	mv_user *u = rc == SQLITE_ROW ? user_from(st) : NULL;
 	sqlite3_finalize(st);
 	if (rc == SQLITE_DONE)
-		user_not_found(name, error);
+		user_not_found(asked, error);
 	else if (rc != SQLITE_ROW)
 		mv_sql_set_error(error, mv_archive_db(inst), "read user");
+	return u;
+}
+
+mv_user *mv_user_get(mv_instance *inst, const char *name, GError **error)
+{
+	char *stored = NULL;
+	if (resolve_name(inst, name, &stored, error) < 0)
+		return NULL;
+	if (!stored) {
+		user_not_found(name, error);
+		return NULL;
+	}
+	mv_user *u = user_by_stored_name(inst, stored, name, error);
+	g_free(stored);
 	return u;
 }
 
@@ -539,27 +723,32 @@ typedef struct new_user {
 	bool created;                   /* out */
 } new_user;
 
-/* Names are unique ignoring case in the Unicode sense; SQLite's NOCASE
- * folds ASCII only, so the check is made here, inside the transaction.
- * except: the user being renamed (a change of case is allowed). */
+/* Names are unique by name_key (Unicode case folding and canonical
+ * normalisation); SQLite's NOCASE folds ASCII only, so the check is made
+ * here, inside the transaction, over every user: creating and renaming are
+ * rare, and a full scan cannot miss what resolve_name's probes might.
+ * except: the stored name of the user being renamed (a change of case is
+ * allowed). */
 static int name_taken(mv_instance *inst, const char *name, const char *except, GError **error)
 {
 	sqlite3_stmt *st;
 	if (mv_archive_prepare(inst, "SELECT name FROM users", &st, error) < 0)
 		return -1;
-	char *want = g_utf8_casefold(name, -1), *skip = except ? g_utf8_casefold(except, -1) : NULL;
-	int taken = 0, rc;
-	while (!taken && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char *have = g_utf8_casefold((const char *)sqlite3_column_text(st, 0), -1);
-		taken = strcmp(have, want) == 0 && !(skip && strcmp(have, skip) == 0);
-		g_free(have);
+	char *want = name_key(name);
+	int taken = 0, rc = SQLITE_DONE;
+	while (want && !taken && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *have = (const char *)sqlite3_column_text(st, 0);
+		char *key = have ? name_key(have) : NULL;
+		taken = key && strcmp(key, want) == 0 && !(except && strcmp(have, except) == 0);
+		g_free(key);
 	}
 	sqlite3_finalize(st);
 	g_free(want);
-	g_free(skip);
 	if (taken)
 		g_set_error(error, MV_ERROR, MV_ERR_EXISTS, "user '%.256s' already exists", name);
-	return taken ? -1 : 0;
+	else if (rc != SQLITE_DONE)
+		mv_sql_set_error(error, mv_archive_db(inst), "check user name");
+	return taken || rc != SQLITE_DONE ? -1 : 0;
 }
 
 static int insert_user(mv_instance *inst, new_user *nu, GError **error)
@@ -729,9 +918,9 @@ typedef struct user_update {
 	bool new_generation;       /* the change ends the user's sessions */
 } user_update;
 
-static int apply_update(mv_instance *inst, void *opaque, GError **error)
+/* The update on the user's stored name (resolved inside the transaction). */
+static int update_stored(mv_instance *inst, const user_update *u, const char *stored, GError **error)
 {
-	const user_update *u = opaque;
 	int64_t gen = 0;
 	if (u->new_generation && next_generation(inst, &gen, error) < 0)
 		return -1;
@@ -749,13 +938,28 @@ static int apply_update(mv_instance *inst, void *opaque, GError **error)
 		sqlite3_bind_text(st, col++, u->text, -1, SQLITE_STATIC);
 	if (u->new_generation)
 		sqlite3_bind_int64(st, col++, gen);
-	sqlite3_bind_text(st, col, u->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, col, stored, -1, SQLITE_STATIC);
 	if (step_done(inst, st, "update user", error) < 0)
 		return -1;
 	if (sqlite3_changes(mv_archive_db(inst)) > 0)
 		return 0;
 	user_not_found(u->name, error);
 	return -1;
+}
+
+static int apply_update(mv_instance *inst, void *opaque, GError **error)
+{
+	const user_update *u = opaque;
+	char *stored = NULL;
+	if (resolve_name(inst, u->name, &stored, error) < 0)
+		return -1;
+	if (!stored) {
+		user_not_found(u->name, error);
+		return -1;
+	}
+	int rc = update_stored(inst, u, stored, error);
+	g_free(stored);
+	return rc;
 }
 
 static int update_user(mv_instance *inst, const user_update *u, GError **error)
@@ -767,21 +971,21 @@ typedef struct rename_args {
 	const char *old_name, *new_name;
 } rename_args;
 
-static int rename_txn(mv_instance *inst, void *opaque, GError **error)
+/* Renames the row of the stored name old and the rows that follow it. */
+static int rename_stored(mv_instance *inst, const char *old, const char *new_name, GError **error)
 {
-	const rename_args *r = opaque;
 	int64_t gen;
 	sqlite3_stmt *st;
-	if (name_taken(inst, r->new_name, r->old_name, error) < 0 || next_generation(inst, &gen, error) < 0 ||
+	if (name_taken(inst, new_name, old, error) < 0 || next_generation(inst, &gen, error) < 0 ||
 	    mv_archive_prepare(inst, "UPDATE users SET name=?, auth_generation=? WHERE name=?", &st, error) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, r->new_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, new_name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, gen);
-	sqlite3_bind_text(st, 3, r->old_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, old, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_CONSTRAINT) {
-		g_set_error(error, MV_ERROR, MV_ERR_EXISTS, "user '%.256s' already exists", r->new_name);
+		g_set_error(error, MV_ERROR, MV_ERR_EXISTS, "user '%.256s' already exists", new_name);
 		return -1;
 	}
 	if (rc != SQLITE_DONE) {
@@ -789,7 +993,7 @@ static int rename_txn(mv_instance *inst, void *opaque, GError **error)
 		return -1;
 	}
 	if (sqlite3_changes(mv_archive_db(inst)) == 0) {
-		user_not_found(r->old_name, error);
+		user_not_found(old, error);
 		return -1;
 	}
 	static const char *const follow[] = { "UPDATE folder_privileges SET user=?1 WHERE user=?2",
@@ -797,12 +1001,27 @@ static int rename_txn(mv_instance *inst, void *opaque, GError **error)
 	for (size_t i = 0; i < G_N_ELEMENTS(follow); i++) {
 		if (mv_archive_prepare(inst, follow[i], &st, error) < 0)
 			return -1;
-		sqlite3_bind_text(st, 1, r->new_name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, r->old_name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, new_name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, old, -1, SQLITE_STATIC);
 		if (step_done(inst, st, "rename user", error) < 0)
 			return -1;
 	}
 	return 0;
+}
+
+static int rename_txn(mv_instance *inst, void *opaque, GError **error)
+{
+	const rename_args *r = opaque;
+	char *old = NULL;
+	if (resolve_name(inst, r->old_name, &old, error) < 0)
+		return -1;
+	if (!old) {
+		user_not_found(r->old_name, error);
+		return -1;
+	}
+	int rc = rename_stored(inst, old, r->new_name, error);
+	g_free(old);
+	return rc;
 }
 
 int mv_user_rename(mv_instance *inst, const char *old_name, const char *new_name, GError **error)
@@ -915,9 +1134,11 @@ static int set_privileges_txn(mv_instance *inst, void *opaque, GError **error)
 		return -1;
 	bool drops_admin = (u->privileges & MV_PRIV_ADMIN) && !(c->privileges & MV_PRIV_ADMIN);
 	int rc = drops_admin ? require_other_admin(inst, u->name, "remove the admin privilege of", error) : 0;
+	user_update up = { .name = u->name, .column = "privileges", .number = c->privileges, .is_number = true };
+	if (rc == 0)
+		rc = apply_update(inst, &up, error);
 	mv_user_free(u);
-	user_update up = { .name = c->name, .column = "privileges", .number = c->privileges, .is_number = true };
-	return rc == 0 ? apply_update(inst, &up, error) : -1;
+	return rc;
 }
 
 int mv_user_set_privileges(mv_instance *inst, const char *name, unsigned privileges, GError **error)
@@ -964,15 +1185,15 @@ int mv_user_delete_app_passwords(mv_instance *inst, const char *name, int64_t *c
 
 /* ---- authentication ----------------------------------------------------------------------- */
 
-/* The user and its hash, or NULL user (no error) when unknown. */
-static int load_credentials(mv_instance *inst, const char *name, mv_user **user_r, char **hash_r, GError **error)
+/* The row of a stored name and its hash; NULL user (no error) when the row
+ * went away meanwhile. */
+static int credentials_of_stored(mv_instance *inst, const char *stored, mv_user **user_r, char **hash_r,
+                                 GError **error)
 {
 	sqlite3_stmt *st;
-	*user_r = NULL;
-	*hash_r = NULL;
 	if (mv_archive_prepare(inst, "SELECT " USER_COLUMNS ", password_hash FROM users WHERE name=?", &st, error) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*user_r = user_from(st);
@@ -983,6 +1204,19 @@ static int load_credentials(mv_instance *inst, const char *name, mv_user **user_
 		return 0;
 	mv_sql_set_error(error, mv_archive_db(inst), "read user");
 	return -1;
+}
+
+/* The user and its hash, or NULL user (no error) when unknown. */
+static int load_credentials(mv_instance *inst, const char *name, mv_user **user_r, char **hash_r, GError **error)
+{
+	char *stored = NULL;
+	*user_r = NULL;
+	*hash_r = NULL;
+	if (resolve_name(inst, name, &stored, error) < 0)
+		return -1;
+	int rc = stored ? credentials_of_stored(inst, stored, user_r, hash_r, error) : 0;
+	g_free(stored);
+	return rc;
 }
 
 int mv_user_authenticate(mv_instance *inst, const char *name, const char *password, mv_user **user_r,

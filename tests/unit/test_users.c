@@ -477,6 +477,180 @@ static void test_folder_access(void **state)
 	mv_access_free(a);
 }
 
+/* ---- user names beyond ASCII ------------------------------------------------------------------------ */
+
+#define JUERGEN "J\xc3\xbcrgen"                 /* Jürgen, as created */
+#define JUERGEN_UPPER "J\xc3\x9cRGEN"           /* JÜRGEN */
+#define JUERGEN_LOWER "j\xc3\xbcrgen"           /* jürgen */
+#define JUERGEN_NFD "Ju\xcc\x88rgen"            /* Jürgen with a combining diaeresis */
+
+static void names_user(mv_instance *inst, const char *asked, const char *stored)
+{
+	GError *err = NULL;
+	mv_user *u = mv_user_get(inst, asked, &err);
+	if (!u)
+		fail_msg("'%s' finds no user ('%s' expected): %s", asked, stored, err ? err->message : "");
+	assert_string_equal(u->name, stored);
+	mv_user_free(u);
+}
+
+static void names_nobody(mv_instance *inst, const char *asked)
+{
+	GError *err = NULL;
+	assert_null(mv_user_get(inst, asked, &err));
+	fails(-1, &err, MV_ERR_NOT_FOUND, "does not exist");
+}
+
+static void authenticates(mv_instance *inst, const char *asked, const char *password, const char *stored)
+{
+	GError *err = NULL;
+	mv_user *u = NULL;
+	ok(mv_user_authenticate(inst, asked, password, &u, &err), err);
+	assert_string_equal(u->name, stored);
+	mv_user_free(u);
+}
+
+/* Created as "Jürgen", asked for in other cases and forms everywhere. */
+static void test_unicode_lookup(void **state)
+{
+	GError *err = NULL;
+	char *dir = new_instance_dir("unicode");
+	mv_instance *inst = open_instance(dir);
+	ok(mv_user_create(inst, JUERGEN, MV_PRIV_LOGIN, MV_LOGIN_ALL, NULL, NULL, NULL, "Secret-123", &err), err);
+	names_user(inst, JUERGEN_UPPER, JUERGEN);
+	names_user(inst, JUERGEN_LOWER, JUERGEN);
+	names_user(inst, JUERGEN_NFD, JUERGEN);
+	authenticates(inst, JUERGEN_UPPER, "Secret-123", JUERGEN);
+	authenticates(inst, JUERGEN_LOWER, "Secret-123", JUERGEN);
+	auth_fails(inst, JUERGEN_UPPER, "secret-123");
+	auth_fails(inst, "JURGEN", "Secret-123");
+
+	/* uniqueness agrees: neither another case nor another normal form */
+	fails(mv_user_create(inst, JUERGEN_UPPER, 0, 0, NULL, NULL, NULL, NULL, &err), &err, MV_ERR_EXISTS,
+	      "already exists");
+	fails(mv_user_create(inst, JUERGEN_NFD, 0, 0, NULL, NULL, NULL, NULL, &err), &err, MV_ERR_EXISTS,
+	      "already exists");
+
+	/* privileges, setters and folder grants by the other spellings */
+	ok(mv_user_set_privileges(inst, JUERGEN_UPPER, MV_PRIV_LOGIN | MV_PRIV_EXPORT, &err), err);
+	ok(mv_user_set_login_privileges(inst, JUERGEN_LOWER, MV_LOGIN_API, &err), err);
+	ok(mv_user_set_full_name(inst, JUERGEN_UPPER, "J. M\xc3\xbcller", &err), err);
+	ok(mv_user_set_folder_privileges(inst, JUERGEN_UPPER, "j\xc3\xbcrgen", MV_FOLDER_READ, &err), err);
+	ok(mv_user_set_folder_privileges(inst, JUERGEN_LOWER, "J\xc3\x9cRGEN", MV_FOLDER_ALL, &err), err);  /* replaces */
+	GPtrArray *grants = mv_user_folder_privileges(inst, JUERGEN_NFD, &err);
+	ok(grants ? 0 : -1, err);
+	assert_int_equal(grants->len, 1);
+	g_ptr_array_free(grants, TRUE);
+	mv_access *a = mv_access_load(inst, JUERGEN_UPPER, &err);
+	ok(a ? 0 : -1, err);
+	assert_string_equal(mv_access_user(a), JUERGEN);
+	assert_int_equal(mv_access_folder(a, "J\xc3\x9cRGEN", "Inbox"), MV_FOLDER_ALL);
+	mv_access_free(a);
+	mv_user *u = mv_user_get(inst, JUERGEN_LOWER, &err);
+	assert_int_equal(u->privileges, MV_PRIV_LOGIN | MV_PRIV_EXPORT);
+	assert_int_equal(u->login_privileges, MV_LOGIN_API);
+	assert_string_equal(u->full_name, "J. M\xc3\xbcller");
+	mv_user_free(u);
+
+	/* renaming by another spelling: to a new name, then only its case */
+	ok(mv_user_rename(inst, JUERGEN_UPPER, "J\xc3\xbcrgen.M\xc3\xbcller", &err), err);
+	names_nobody(inst, JUERGEN_LOWER);
+	names_user(inst, "J\xc3\x9cRGEN.M\xc3\x9cLLER", "J\xc3\xbcrgen.M\xc3\xbcller");
+	ok(mv_user_rename(inst, "j\xc3\xbcrgen.m\xc3\xbcller", "J\xc3\x9cRGEN.M\xc3\x9cLLER", &err), err);
+	names_user(inst, "j\xc3\xbcrgen.m\xc3\xbcller", "J\xc3\x9cRGEN.M\xc3\x9cLLER");
+	authenticates(inst, "j\xc3\xbcrgen.M\xc3\xbcller", "Secret-123", "J\xc3\x9cRGEN.M\xc3\x9cLLER");
+	grants = mv_user_folder_privileges(inst, "J\xc3\xbcrgen.M\xc3\xbcller", &err);
+	assert_int_equal(grants->len, 1);                        /* the grant followed both renames */
+	g_ptr_array_free(grants, TRUE);
+	ok(mv_user_create(inst, "\xc3\x84RZTE", 0, 0, NULL, NULL, NULL, NULL, &err), err);
+	fails(mv_user_rename(inst, "\xc3\xa4rzte", "j\xc3\xbcrgen.m\xc3\xbcller", &err), &err, MV_ERR_EXISTS,
+	      "already exists");
+	names_user(inst, "\xc3\xa4rzte", "\xc3\x84RZTE");        /* stored capital beyond ASCII: the fallback */
+	ok(mv_user_delete(inst, "A\xcc\x88rzte", &err), err);
+	ok(mv_user_delete(inst, "j\xc3\xbcrgen.m\xc3\xbcller", &err), err);
+	names_nobody(inst, "J\xc3\x9cRGEN.M\xc3\x9cLLER");
+
+	/* ASCII as before; text that cannot name a user names nobody */
+	ok(mv_user_create(inst, "Bob.Smith", 0, 0, NULL, NULL, NULL, NULL, &err), err);
+	names_user(inst, "BOB.SMITH", "Bob.Smith");
+	names_nobody(inst, "bob.smit");
+	names_nobody(inst, "caf\xe9");
+	char *huge = g_strnfill(100000, 'S');
+	names_nobody(inst, huge);
+	g_free(huge);
+	mv_instance_close(&inst);
+	g_free(dir);
+}
+
+static char *test_name_key(const char *s)
+{
+	char *nfd = g_utf8_normalize(s, -1, G_NORMALIZE_NFD), *folded = g_utf8_casefold(nfd, -1);
+	char *key = g_utf8_normalize(folded, -1, G_NORMALIZE_NFC);
+	g_free(nfd);
+	g_free(folded);
+	return key;
+}
+
+static bool test_is_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
+/* A name spelt with c (a character beyond ASCII whose fold is ASCII, like ß
+ * or the Kelvin sign) is one user with its ASCII spelling, both ways. */
+static void ascii_spelling_is_same_user(mv_instance *inst, gunichar c)
+{
+	GError *err = NULL;
+	char ch[8] = { 0 };
+	g_unichar_to_utf8(c, ch);
+	char *name = g_strdup_printf("%sq%sx", ch, ch);
+	char *key = test_name_key(name), *upper = g_ascii_strup(key, -1);
+	ok(mv_user_create(inst, name, 0, 0, NULL, NULL, NULL, NULL, &err), err);
+	names_user(inst, upper, name);
+	names_user(inst, key, name);
+	fails(mv_user_create(inst, upper, 0, 0, NULL, NULL, NULL, NULL, &err), &err, MV_ERR_EXISTS, "already exists");
+	ok(mv_user_delete(inst, upper, &err), err);
+	/* and the other way round: stored in ASCII, asked for with c */
+	ok(mv_user_create(inst, upper, 0, 0, NULL, NULL, NULL, NULL, &err), err);
+	names_user(inst, name, upper);
+	ok(mv_user_delete(inst, name, &err), err);
+	g_free(name);
+	g_free(key);
+	g_free(upper);
+}
+
+/* Every code point, so a Unicode update of GLib that adds such characters
+ * fails here rather than letting a lookup miss a user uniqueness sees. */
+static void test_ascii_foldings(void **state)
+{
+	GError *err = NULL;
+	char *dir = new_instance_dir("foldings");
+	mv_instance *inst = open_instance(dir);
+	int found = 0;
+	for (gunichar c = 0x80; c <= 0x10ffff; c++) {
+		char ch[8] = { 0 };
+		if (!g_unichar_validate(c) || g_unichar_iscntrl(c) || !g_unichar_to_utf8(c, ch))
+			continue;
+		char *key = test_name_key(ch);
+		if (test_is_ascii(key) && !strpbrk(key, "/,:")) {
+			ascii_spelling_is_same_user(inst, c);
+			found++;
+		}
+		g_free(key);
+	}
+	assert_true(found >= 13);
+	ok(mv_user_create(inst, "Stra\xc3\x9f" "e", 0, 0, NULL, NULL, NULL, NULL, &err), err);
+	names_user(inst, "STRASSE", "Stra\xc3\x9f" "e");
+	names_user(inst, "strasse", "Stra\xc3\x9f" "e");
+	names_nobody(inst, "strase");
+	fails(mv_user_create(inst, "Strasse", 0, 0, NULL, NULL, NULL, NULL, &err), &err, MV_ERR_EXISTS, "already exists");
+	mv_instance_close(&inst);
+	g_free(dir);
+}
+
 /* ---- compliance configuration ------------------------------------------------------------------------- */
 
 static void compliance_fails(const char *json_text, const char *message)
@@ -565,20 +739,28 @@ static void append(mv_instance *inst, const char *event, bool success, const cha
 	ok(mv_audit_append(inst, "admin", "127.0.0.1", event, success, details, &err), err);
 }
 
-static void verify_is(mv_instance *inst, int64_t broken_at, const char *reason_part)
+/* Verifies with the anchor (or none) and checks where the log breaks;
+ * returns the report's head as an anchor "SEQ:HASH" (caller frees). */
+static char *verify_anchored(mv_instance *inst, const char *anchor, int64_t broken_at, const char *reason_part)
 {
 	GError *err = NULL;
-	int64_t checked = -1, broken = -1;
-	char *reason = NULL;
-	ok(mv_audit_verify(inst, &checked, &broken, &reason, &err), err);
-	if (broken != broken_at)
-		fail_msg("broken at %" G_GINT64_FORMAT " (%s), expected %" G_GINT64_FORMAT, broken,
-		         reason ? reason : "intact", broken_at);
+	mv_audit_report r;
+	ok(mv_audit_verify(inst, anchor, &r, &err), err);
+	if (r.first_broken != broken_at)
+		fail_msg("broken at %" G_GINT64_FORMAT " (%s), expected %" G_GINT64_FORMAT, r.first_broken,
+		         r.reason ? r.reason : "intact", broken_at);
 	if (broken_at == 0)
-		assert_null(reason);
-	else if (!strstr(reason, reason_part))
-		fail_msg("reason '%s' does not contain '%s'", reason, reason_part);
-	g_free(reason);
+		assert_null(r.reason);
+	else if (!strstr(r.reason, reason_part))
+		fail_msg("reason '%s' does not contain '%s'", r.reason, reason_part);
+	char *head = g_strdup_printf("%" G_GINT64_FORMAT ":%s", r.last_seq, r.last_hash ? r.last_hash : "");
+	mv_audit_report_clear(&r);
+	return head;
+}
+
+static void verify_is(mv_instance *inst, int64_t broken_at, const char *reason_part)
+{
+	g_free(verify_anchored(inst, NULL, broken_at, reason_part));
 }
 
 static int64_t audit_count(mv_instance *inst)
@@ -678,6 +860,41 @@ static void test_audit_tampering(void **state)
 	/* the log goes on being written even when broken */
 	append(inst, "UserUpdate", true, "after");
 	verify_is(inst, 2, "missing");
+	mv_instance_close(&inst);
+	g_free(dir);
+}
+
+/* Entries cut from the end leave a chain that follows: only a head kept
+ * from an earlier verification (the anchor) shows them missing. */
+static void test_audit_anchor(void **state)
+{
+	char *dir = new_instance_dir("anchor");
+	mv_instance *inst = open_instance(dir);
+	for (int i = 1; i <= 5; i++)
+		append(inst, "UserUpdate", true, "entry");
+	char *head = verify_anchored(inst, NULL, 0, NULL);
+	assert_true(g_str_has_prefix(head, "5:"));
+	assert_int_equal(strlen(head), 2 + 64);
+	append(inst, "UserUpdate", true, "entry 6");
+	g_free(verify_anchored(inst, head, 0, NULL));            /* the log grew past the anchor: intact */
+	sql(dir, "DELETE FROM audit_log WHERE seq>=4");
+	verify_is(inst, 0, NULL);                                /* without the anchor the cut does not show */
+	g_free(verify_anchored(inst, head, 4, "entries 4 to 5 are missing"));
+	/* rewritten from entry 4 on: the chain is made to follow again only by
+	 * someone with the key, here the instance itself */
+	append(inst, "UserUpdate", true, "forged 4");
+	append(inst, "UserUpdate", true, "forged 5");
+	g_free(verify_anchored(inst, head, 5, "differs from the anchor"));
+	GError *err = NULL;
+	mv_audit_report r;
+	const char *bad[] = { "5", "x:00", "0:" "0000000000000000000000000000000000000000000000000000000000000000",
+	                      "5:abc", "5x:0000000000000000000000000000000000000000000000000000000000000000" };
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		assert_int_equal(mv_audit_verify(inst, bad[i], &r, &err), -1);
+		assert_non_null(strstr(err->message, "anchor"));
+		g_clear_error(&err);
+	}
+	g_free(head);
 	mv_instance_close(&inst);
 	g_free(dir);
 }
@@ -888,9 +1105,12 @@ int main(void)
 		cmocka_unit_test(test_passwords),
 		cmocka_unit_test(test_password_policy),
 		cmocka_unit_test(test_folder_access),
+		cmocka_unit_test(test_unicode_lookup),
+		cmocka_unit_test(test_ascii_foldings),
 		cmocka_unit_test(test_compliance),
 		cmocka_unit_test(test_audit_append_read),
 		cmocka_unit_test(test_audit_tampering),
+		cmocka_unit_test(test_audit_anchor),
 		cmocka_unit_test(test_audit_concurrent),
 		cmocka_unit_test(test_audit_key_renewal),
 		cmocka_unit_test(test_functions),
