@@ -286,12 +286,25 @@ int mv_audit_each(mv_instance *inst, int64_t since_ms, int64_t limit, mv_audit_f
 /* The same entries collected in an array (of mv_audit_entry, freeing them):
  * for callers that bound limit themselves. */
 GPtrArray *mv_audit_read(mv_instance *inst, int64_t since_ms, int64_t limit, GError **error);
+/* What a verification found.  The head (last entry and its hash) is what
+ * a monitor keeps and passes back as the anchor next time: a chain alone
+ * cannot show entries removed from its end, a remembered head can. */
+typedef struct mv_audit_report {
+	int64_t entries;        /* entries checked */
+	int64_t first_broken;   /* seq of the first entry that does not follow; 0 = intact */
+	char *reason;           /* why, NULL when intact */
+	int64_t last_seq;       /* the head: 0 for an empty log */
+	char *last_hash;        /* hex, NULL for an empty log */
+} mv_audit_report;
+void mv_audit_report_clear(mv_audit_report *r);
+/* {entries, intact, firstBrokenEntry, reason, lastEntry, lastHash}: what
+ * VerifyAuditLog returns and `mailvault audit --verify --json` prints. */
+json_t *mv_audit_report_json(const mv_audit_report *r);
 /* Walks the whole chain in one pass, one entry in memory at a time, within
- * one read transaction (a consistent snapshot).  *checked_r = entries
- * checked; *first_broken_r = seq of the first entry whose hash does not
- * follow (0 = chain intact) and *reason_r why (NULL when intact). */
-int mv_audit_verify(mv_instance *inst, int64_t *checked_r, int64_t *first_broken_r, char **reason_r,
-                    GError **error);
+ * one read transaction (a consistent snapshot).  anchor: NULL, or "SEQ:HASH"
+ * (a head reported earlier): then entry SEQ must still be there with that
+ * hash, or the log is broken there.  A malformed anchor is MV_ERR_INVALID. */
+int mv_audit_verify(mv_instance *inst, const char *anchor, mv_audit_report *r, GError **error);
 /* Whether a successful event of this type is to be logged: administrative
  * events always; user activities when listed in the compliance
  * configuration's logSuccessfulUserActivities. */

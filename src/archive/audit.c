@@ -358,8 +358,37 @@ static char *check_entry(const uint8_t key[MV_KEY_BYTES], int64_t expected_seq, 
 	return NULL;
 }
 
-static int walk_chain(mv_instance *inst, const uint8_t key[MV_KEY_BYTES], int64_t *checked_r,
-                      int64_t *first_broken_r, char **reason_r, GError **error)
+/* An anchor "SEQ:HASH": an entry number and its 64-hex-digit hash. */
+typedef struct {
+	int64_t seq;          /* 0: no anchor */
+	uint8_t hash[AUDIT_HASH_BYTES];
+} anchor_point;
+
+static int parse_anchor(const char *text, anchor_point *a, GError **error)
+{
+	*a = (anchor_point){ 0 };
+	if (!text || !*text)
+		return 0;
+	const char *colon = strchr(text, ':');
+	char *end = NULL;
+	gint64 seq = colon ? g_ascii_strtoll(text, &end, 10) : 0;
+	if (!colon || end != colon || seq < 1 || !stored_hash(colon + 1, a->hash)) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "anchor '%.100s': expected ENTRY:HASH (an entry number, a "
+		            "colon and 64 hex digits), as an earlier verification reported the log's head", text);
+		return -1;
+	}
+	a->seq = seq;
+	return 0;
+}
+
+static void note_broken(mv_audit_report *r, int64_t seq, char *reason)
+{
+	r->first_broken = seq;
+	r->reason = reason;
+}
+
+static int walk_chain(mv_instance *inst, const uint8_t key[MV_KEY_BYTES], const anchor_point *anchor,
+                      mv_audit_report *r, GError **error)
 {
 	sqlite3_stmt *st;
 	if (mv_archive_prepare(inst, "SELECT " ENTRY_COLUMNS " FROM audit_log ORDER BY seq", &st, error) < 0)
@@ -367,30 +396,57 @@ static int walk_chain(mv_instance *inst, const uint8_t key[MV_KEY_BYTES], int64_
 	uint8_t prev[AUDIT_HASH_BYTES] = { 0 };
 	int rc = SQLITE_DONE;
 	bool failed = false;
-	while (!*reason_r && !failed && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (!r->reason && !failed && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		mv_audit_entry *e = entry_from(st);
-		(*checked_r)++;
-		*reason_r = check_entry(key, *checked_r, e, prev, error, &failed);
-		if (*reason_r)
-			*first_broken_r = e->seq;
+		r->entries++;
+		char *why = check_entry(key, r->entries, e, prev, error, &failed);
+		if (!why && e->seq == anchor->seq && sodium_memcmp(prev, anchor->hash, AUDIT_HASH_BYTES) != 0)
+			why = g_strdup("its hash differs from the anchor's: the log was rewritten from here on");
+		if (why)
+			note_broken(r, e->seq, why);
+		r->last_seq = e->seq;
+		g_free(r->last_hash);
+		r->last_hash = g_strdup(e->hash);
 		mv_audit_entry_free(e);
 	}
-	bool stopped = *reason_r || failed;
+	bool stopped = r->reason || failed;
 	sqlite3_finalize(st);
 	if (failed)
 		return -1;
-	if (stopped || rc == SQLITE_DONE)
-		return 0;
-	mv_sql_set_error(error, mv_archive_db(inst), "read the audit log");
-	return -1;
+	if (!stopped && rc != SQLITE_DONE) {
+		mv_sql_set_error(error, mv_archive_db(inst), "read the audit log");
+		return -1;
+	}
+	if (!r->reason && anchor->seq > r->last_seq)
+		note_broken(r, r->last_seq + 1, g_strdup_printf("entries %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT
+		                                                " are missing: the anchor names entry %" G_GINT64_FORMAT
+		                                                ", the log ends at %" G_GINT64_FORMAT,
+		                                                r->last_seq + 1, anchor->seq, anchor->seq, r->last_seq));
+	return 0;
 }
 
-int mv_audit_verify(mv_instance *inst, int64_t *checked_r, int64_t *first_broken_r, char **reason_r,
-                    GError **error)
+void mv_audit_report_clear(mv_audit_report *r)
 {
-	*checked_r = 0;
-	*first_broken_r = 0;
-	*reason_r = NULL;
+	g_free(r->reason);
+	g_free(r->last_hash);
+	*r = (mv_audit_report){ 0 };
+}
+
+json_t *mv_audit_report_json(const mv_audit_report *r)
+{
+	return json_pack("{s:I, s:b, s:o, s:o, s:I, s:o}", "entries", (json_int_t)r->entries, "intact",
+	                 r->first_broken == 0, "firstBrokenEntry",
+	                 r->first_broken ? json_integer(r->first_broken) : json_null(), "reason",
+	                 r->reason ? json_string(r->reason) : json_null(), "lastEntry", (json_int_t)r->last_seq,
+	                 "lastHash", r->last_hash ? json_string(r->last_hash) : json_null());
+}
+
+int mv_audit_verify(mv_instance *inst, const char *anchor_text, mv_audit_report *r, GError **error)
+{
+	*r = (mv_audit_report){ 0 };
+	anchor_point anchor;
+	if (parse_anchor(anchor_text, &anchor, error) < 0)
+		return -1;
 	uint8_t key[MV_KEY_BYTES];
 	if (mv_archive_audit_key(inst, key, error) < 0)
 		return -1;
@@ -398,16 +454,14 @@ int mv_audit_verify(mv_instance *inst, int64_t *checked_r, int64_t *first_broken
 	sqlite3 *db = mv_archive_db(inst);
 	int rc = mv_sql_exec(db, "BEGIN", error);
 	if (rc == 0) {
-		rc = walk_chain(inst, key, checked_r, first_broken_r, reason_r, error);
+		rc = walk_chain(inst, key, &anchor, r, error);
 		/* ends the read transaction; when the walk failed, its error is the one to report */
 		if (mv_sql_exec(db, "COMMIT", rc == 0 ? error : NULL) < 0)
 			rc = -1;
 	}
 	sodium_memzero(key, sizeof key);
-	if (rc < 0) {
-		g_clear_pointer(reason_r, g_free);
-		*first_broken_r = 0;
-	}
+	if (rc < 0)
+		mv_audit_report_clear(r);
 	return rc;
 }
 

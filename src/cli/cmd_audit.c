@@ -80,28 +80,27 @@ static int list_entries(mv_instance *inst, int64_t since_ms, bool json)
 	return l.unprintable ? MV_EXIT_FAIL : MV_EXIT_OK;
 }
 
-static int verify_chain(mv_instance *inst, bool json)
+static int verify_chain(mv_instance *inst, const char *anchor, bool json)
 {
-	int64_t checked = 0, broken = 0;
-	char *reason = NULL;
+	mv_audit_report r;
 	GError *err = NULL;
-	if (mv_audit_verify(inst, &checked, &broken, &reason, &err) < 0)
+	if (mv_audit_verify(inst, anchor, &r, &err) < 0)
 		return mv_cli_fail(err);
 	if (json)
-		mv_cli_print_json(json_pack("{s:I, s:b, s:o, s:o}", "entries", (json_int_t)checked, "intact", broken == 0,
-		                            "firstBrokenEntry", broken ? json_integer(broken) : json_null(), "reason",
-		                            reason ? json_string(reason) : json_null()));
-	else if (broken)
-		printf("audit log BROKEN at entry %" G_GINT64_FORMAT ": %s\n", broken, reason);
+		mv_cli_print_json(mv_audit_report_json(&r));
+	else if (r.first_broken)
+		printf("audit log BROKEN at entry %" G_GINT64_FORMAT ": %s\n", r.first_broken, r.reason);
 	else
-		printf("audit log intact: %" G_GINT64_FORMAT " entries\n", checked);
-	g_free(reason);
-	return broken ? MV_EXIT_FAIL : MV_EXIT_OK;
+		printf("audit log intact: %" G_GINT64_FORMAT " entries; head (--anchor next time): %" G_GINT64_FORMAT
+		       ":%s\n", r.entries, r.last_seq, r.last_hash ? r.last_hash : "-");
+	int rc = r.first_broken ? MV_EXIT_FAIL : MV_EXIT_OK;
+	mv_audit_report_clear(&r);
+	return rc;
 }
 
 int mv_cmd_audit(const mv_cli_globals *g, int argc, char **argv)
 {
-	char *since = NULL;
+	char *since = NULL, *anchor = NULL;
 	gboolean json = FALSE, verify = FALSE;
 	GOptionEntry entries[] = {
 		{ "since", 0, 0, G_OPTION_ARG_STRING, &since, "only entries from then on (ISO 8601 or Unix seconds)",
@@ -109,6 +108,9 @@ int mv_cmd_audit(const mv_cli_globals *g, int argc, char **argv)
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "one JSON object per line", NULL },
 		{ "verify", 0, 0, G_OPTION_ARG_NONE, &verify,
 		  "check the hash chain instead; exit status 1 when an entry was changed or removed", NULL },
+		{ "anchor", 0, 0, G_OPTION_ARG_STRING, &anchor,
+		  "with --verify: the head an earlier --verify printed; entries removed from the end since show too",
+		  "ENTRY:HASH" },
 		G_OPTION_ENTRY_NULL,
 	};
 	int status = MV_EXIT_USAGE;
@@ -124,6 +126,10 @@ int mv_cmd_audit(const mv_cli_globals *g, int argc, char **argv)
 		fprintf(stderr, "mailvault audit: --verify checks the whole log; --since does not apply to it\n");
 		goto out;
 	}
+	if (anchor && !verify) {
+		fprintf(stderr, "mailvault audit: --anchor goes with --verify\n");
+		goto out;
+	}
 	if (since && mv_audit_parse_time("--since", since, &since_ms, &err) < 0) {
 		fprintf(stderr, "mailvault audit: %s\n", err->message);
 		g_error_free(err);
@@ -134,9 +140,10 @@ int mv_cmd_audit(const mv_cli_globals *g, int argc, char **argv)
 		status = MV_EXIT_FAIL;
 		goto out;
 	}
-	status = verify ? verify_chain(inst, json) : list_entries(inst, since_ms, json);
+	status = verify ? verify_chain(inst, anchor, json) : list_entries(inst, since_ms, json);
 	mv_instance_close(&inst);
 out:
 	g_free(since);
+	g_free(anchor);
 	return status;
 }

@@ -18,7 +18,8 @@
  * emailAddresses, pop3UserNames, privileges, loginPrivileges,
  * privilegesOnFolders: [{folder, privileges}]}; GetAuditLog [{seq, time,
  * user, remote, event, success, details, hash}] (time ISO 8601 UTC);
- * VerifyAuditLog {entries, intact, firstBrokenEntry, reason}; the setters
+ * VerifyAuditLog {entries, intact, firstBrokenEntry, reason, lastEntry,
+ * lastHash}; the setters
  * null. */
 #include "commands/commands.h"
 
@@ -442,16 +443,13 @@ static json_t *get_audit_log(mv_command_ctx *ctx, json_t *args, GError **error)
 
 static json_t *verify_audit_log(mv_command_ctx *ctx, json_t *args, GError **error)
 {
-	int64_t checked = 0, broken = 0;
-	char *reason = NULL;
-	if (mv_audit_verify(ctx->inst, &checked, &broken, &reason, error) < 0)
+	mv_audit_report r;
+	if (mv_audit_verify(ctx->inst, opt_string(args, "anchor"), &r, error) < 0)
 		return failed("VerifyAuditLog", error);
-	json_t *o = json_pack("{s:I, s:b, s:o, s:o}", "entries", (json_int_t)checked, "intact", broken == 0,
-	                      "firstBrokenEntry", broken ? json_integer(broken) : json_null(), "reason",
-	                      text_or_null(reason));
-	if (broken)
-		mv_command_log(ctx, "the audit log is broken at entry %" G_GINT64_FORMAT ": %s", broken, reason);
-	g_free(reason);
+	if (r.first_broken)
+		mv_command_log(ctx, "the audit log is broken at entry %" G_GINT64_FORMAT ": %s", r.first_broken, r.reason);
+	json_t *o = mv_audit_report_json(&r);
+	mv_audit_report_clear(&r);
 	return o;
 }
 
@@ -521,6 +519,11 @@ static const mv_command_arg audit_log_args[] = {
 	END_ARGS,
 };
 
+static const mv_command_arg verify_audit_args[] = {
+	{ "anchor", MV_ARG_STRING, true, NULL },
+	END_ARGS,
+};
+
 const mv_command mv_commands_users[] = {
 	{ "ClearUserPrivilegesOnFolders", user_args, "admin", false, clear_user_privileges_on_folders,
 	  "Removes all privileges of a user on all archive folders." },
@@ -555,7 +558,8 @@ const mv_command mv_commands_users[] = {
 	  "Set privileges on all archives for a user, except for the ones excluded." },
 	{ "SetUserPrivilegesOnFolder", folder_privileges_args, "admin", false, set_user_privileges_on_folder,
 	  "Set privileges on folder for a user." },
-	{ "VerifyAuditLog", NO_ARGS, "admin", false, verify_audit_log,
-	  "Check the audit log's hash chain: intact, or the first entry that was changed or removed." },
+	{ "VerifyAuditLog", verify_audit_args, "admin", false, verify_audit_log,
+	  "Check the audit log's hash chain: intact, or the first entry that was changed or removed; with anchor "
+	  "(lastEntry:lastHash of an earlier check) also entries removed from its end." },
 	{ .name = NULL },
 };

@@ -13,6 +13,7 @@ a disk would make this test take minutes."""
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -143,9 +144,41 @@ def test_since_filters(audit_log):
 
 def test_verify_passes(audit_log):
     d = audit_log["dir"]
-    assert mv("audit", "--verify", data_dir=d).stdout == b"audit log intact: %d entries\n" % N_LARGE
     v = json.loads(mv("audit", "--verify", "--json", data_dir=d).stdout)
-    assert v == {"entries": N_LARGE, "intact": True, "firstBrokenEntry": None, "reason": None}
+    last = json_lines(mv("audit", "--json", "--since", "0", data_dir=d).stdout)[-1]
+    assert v == {"entries": N_LARGE, "intact": True, "firstBrokenEntry": None, "reason": None,
+                 "lastEntry": N_LARGE, "lastHash": last["hash"]}
+    assert mv("audit", "--verify", data_dir=d).stdout == (
+        b"audit log intact: %d entries; head (--anchor next time): %d:%s\n" % (N_LARGE, N_LARGE, last["hash"].encode()))
+
+
+def test_anchor_shows_entries_cut_from_the_end(tmp_path):
+    """A chain cut at its end still follows; the head kept from an earlier
+    verification (--anchor, VerifyAuditLog's anchor) shows the cut."""
+    d = str(tmp_path / "data")
+    mv("init", data_dir=d)
+    for i in range(6):
+        mv("cmd", "DeleteUser", "--userName=nobody%d" % i, data_dir=d, check=1)   # failed calls are audited
+    head = json.loads(mv("audit", "--verify", "--json", data_dir=d).stdout)
+    anchor = "%d:%s" % (head["lastEntry"], head["lastHash"])
+    assert head["intact"] and head["lastEntry"] >= 6, head
+    mv("cmd", "DeleteUser", "--userName=later", data_dir=d, check=1)
+    mv("audit", "--verify", "--anchor", anchor, data_dir=d)                 # grown past the anchor: intact
+
+    db = sqlite3.connect(os.path.join(d, "master.sqlite"))
+    db.execute("DELETE FROM audit_log WHERE seq > ?", (head["lastEntry"] - 3,))
+    db.commit()
+    db.close()
+    mv("audit", "--verify", data_dir=d)                                      # the cut alone does not show
+    cp = mv("audit", "--verify", "--anchor", anchor, data_dir=d, check=1)
+    assert b"audit log BROKEN at entry %d: entries %d to %d are missing" % (
+        head["lastEntry"] - 2, head["lastEntry"] - 2, head["lastEntry"]) in cp.stdout, cp.stdout
+    env = json.loads(mv("cmd", "VerifyAuditLog", "--anchor=" + anchor, data_dir=d).stdout)
+    assert env["result"]["intact"] is False and env["result"]["firstBrokenEntry"] == head["lastEntry"] - 2, env
+    env = json.loads(mv("cmd", "VerifyAuditLog", "--anchor=12:zz", data_dir=d, check=1).stdout)
+    assert env["statusCode"] == "failed" and "anchor" in env["error"]["message"], env
+    cp = mv("audit", "--anchor", anchor, data_dir=d, check=2)
+    assert b"--anchor goes with --verify" in cp.stderr
 
 
 def test_get_audit_log_unchanged(audit_log):
