@@ -321,14 +321,24 @@ double mv_monotonic(void)
 	return (double)g_get_monotonic_time() / 1e6;
 }
 
+/* GDateTime's range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z. */
+#define FIRST_TIME INT64_C(-62135596800)
+#define LAST_TIME INT64_C(253402300799)
+
+/* gmtime_r instead of GDateTime: the same text and range at a fraction of
+ * the cost (GetMessages formats two dates per message of a folder).  Years
+ * before 1000 stay unpadded, as GDateTime wrote them and as search results
+ * have always shown them. */
 char *mv_format_time_utc(int64_t t)
 {
-	GDateTime *dt = g_date_time_new_from_unix_utc(t);
-	if (!dt)
+	struct tm tm;
+	time_t tt = (time_t)t;
+	if (t < FIRST_TIME || t > LAST_TIME || !gmtime_r(&tt, &tm))
 		return g_strdup("invalid-date");
-	char *s = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
-	g_date_time_unref(dt);
-	return s;
+	char text[80];   /* room for any int fields, as the compiler checks; 20 are used */
+	snprintf(text, sizeof text, "%d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	         tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return g_strdup(text);
 }
 
 char *mv_utf8_sanitize(const char *s, gssize len)

@@ -27,6 +27,29 @@ static void test_address_normalize(void **state)
 	g_free(a);
 }
 
+static void time_text_is(int64_t t, const char *want)
+{
+	char *got = mv_format_time_utc(t);
+	assert_string_equal(got, want);
+	g_free(got);
+}
+
+/* mv_format_time_utc keeps GDateTime's text and range (it replaced it). */
+static void test_time_text(void **state)
+{
+	time_text_is(0, "1970-01-01T00:00:00Z");
+	time_text_is(1030016176, "2002-08-22T11:36:16Z");
+	time_text_is(-1, "1969-12-31T23:59:59Z");
+	time_text_is(951782400, "2000-02-29T00:00:00Z");
+	time_text_is(INT64_C(-62135596800), "1-01-01T00:00:00Z");
+	time_text_is(INT64_C(-58948387200), "102-01-01T00:00:00Z");
+	time_text_is(INT64_C(253402300799), "9999-12-31T23:59:59Z");
+	time_text_is(INT64_C(-62135596801), "invalid-date");
+	time_text_is(INT64_C(253402300800), "invalid-date");
+	time_text_is(INT64_MIN, "invalid-date");
+	time_text_is(INT64_MAX, "invalid-date");
+}
+
 static void test_dates(void **state)
 {
 	int64_t t = 0;
@@ -152,6 +175,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_address_normalize),
 		cmocka_unit_test(test_dates),
+		cmocka_unit_test(test_time_text),
 		cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_date_fallbacks),
 		cmocka_unit_test(test_multipart),
