@@ -211,17 +211,26 @@ int mv_cmd_stats(const mv_cli_globals *g, int argc, char **argv)
 	json_t *stores = json_array();
 	mv_store_stats total = { 0 };
 	int status = MV_EXIT_OK;
-	for (guint i = 0; i < infos->len && status == MV_EXIT_OK; i++) {
+	for (guint i = 0; i < infos->len; i++) {
 		const mv_store_info *info = infos->pdata[i];
 		mv_store *s = mv_instance_open_store(inst, info->id, MV_STORE_READ, &err);
 		mv_store_stats st = { 0 };
 		if (!s || mv_store_get_stats(s, &st, &err) < 0) {
-			status = mv_cli_fail(err);
-			err = NULL;
+			/* One store that cannot be read (locked, in error, files
+			 * missing) must not hide the others: it is named with its
+			 * reason, left out of the total, and the exit status is 1. */
+			if (json)
+				json_array_append_new(stores, json_pack("{s:i, s:s, s:s, s:s}", "id", info->id, "name", info->name,
+				                                        "state", info->state, "error", err->message));
+			else
+				printf("store %d %s (%s): not read: %s\n", info->id, info->name, info->state, err->message);
+			mv_log_warn("store %d (%s) left out: %s", info->id, info->name, err->message);
+			g_clear_error(&err);
+			mv_store_close(&s);
+			status = MV_EXIT_FAIL;
+			continue;
 		}
 		mv_store_close(&s);
-		if (status != MV_EXIT_OK)
-			break;
 		total.messages += st.messages;
 		total.contents += st.contents;
 		total.raw_bytes += st.raw_bytes;
@@ -231,14 +240,15 @@ int mv_cmd_stats(const mv_cli_globals *g, int argc, char **argv)
 		else
 			print_stats_line(info, &st);
 	}
-	if (status == MV_EXIT_OK && json) {
+	if (json) {
 		json_t *o = json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "stores", json_incref(stores), "total",
 		                      "messages", (json_int_t)total.messages, "contents", (json_int_t)total.contents,
 		                      "raw_bytes", (json_int_t)total.raw_bytes, "disk_bytes", (json_int_t)total.disk_content);
 		mv_cli_print_json(o);
-	} else if (status == MV_EXIT_OK) {
-		printf("total: %lld messages, %.1f MB raw, %.1f MB on disk (%.0f%% of raw)\n", (long long)total.messages,
-		       total.raw_bytes / 1e6, total.disk_content / 1e6,
+	} else {
+		printf("total%s: %lld messages, %.1f MB raw, %.1f MB on disk (%.0f%% of raw)\n",
+		       status == MV_EXIT_OK ? "" : " (of the stores read)", (long long)total.messages, total.raw_bytes / 1e6,
+		       total.disk_content / 1e6,
 		       total.raw_bytes ? 100.0 * (double)total.disk_content / (double)total.raw_bytes : 0.0);
 	}
 	json_decref(stores);

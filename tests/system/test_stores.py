@@ -374,6 +374,16 @@ def test_store_moves_to_another_instance(tmp_path):
     cp = mv("show", "%d:%s" % (sid, some_id), data_dir=b, check=1)
     assert b"locked" in cp.stderr, cp.stderr
     assert "locked" in refused(b, "SetStoreRequestedState", id=sid, requestedState="current")
+    # stats names the locked store and still counts the others (exit 1: not all were read)
+    cp = mv("stats", "--json", data_dir=b, check=1)
+    st = json.loads(cp.stdout)
+    by_id = {x["id"]: x for x in st["stores"]}
+    assert "locked" in by_id[sid]["error"] and "messages" not in by_id[sid], by_id
+    assert by_id[1]["messages"] == st["total"]["messages"], st
+    assert b"store %d (travel) left out" % sid in cp.stderr, cp.stderr
+    cp = mv("stats", data_dir=b, check=1)
+    assert re.search(rb"store %d travel \(\w+\): not read: .*locked" % sid, cp.stdout), cp.stdout
+    assert b"total (of the stores read): " in cp.stdout, cp.stdout
     # attaching the same store twice is refused
     msg = refused(b, "AttachStore", name="travel2", type="FileSystemInternal", databasePath=moved / "db",
                   contentPath=moved / "content", indexPath=moved / "index")
