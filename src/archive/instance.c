@@ -750,7 +750,10 @@ static bool same_look(const file_look *a, const file_look *b)
 
 /* The store's format version. Every API request lists the stores, and
  * opening each db to read one number cost more than the request's own
- * work; the number is read again only when the db or its WAL changed. */
+ * work; the number is read again only when the db file changed or this
+ * process upgraded a store.  (An upgrade by another process, committed in
+ * the WAL, shows once a checkpoint writes the db: a server refuses local
+ * writers, and a stale format 1 or 2 flags nothing either way.) */
 static int format_version(mv_instance *inst, const mv_store_paths *p, const char *dbf, int *version_r,
                           GError **error)
 {
