@@ -133,26 +133,38 @@ static void drop_foreign_records(mv_ingest *ing, batch *b)
 	}
 }
 
+/* The new store, created and opened on an instance of the committer's
+ * own: the caller's instance (its SQLite connection, its store caches)
+ * belongs to the thread that feeds the ingest, which may be using it now
+ * (a TransferStores job reads its source stores through it). */
+static mv_store *create_next_store(mv_ingest *ing, GError **error)
+{
+	mv_instance *own = mv_instance_open(mv_instance_data_dir(ing->inst), error);
+	if (!own)
+		return NULL;
+	int id = 0;
+	mv_store *next = NULL;
+	if (mv_instance_auto_create_store(own, &id, error) == 0)
+		next = mv_instance_open_store(own, id, MV_STORE_WRITE, error);
+	mv_instance_close(&own);
+	return next;
+}
+
 /* Past the threshold, a new store becomes current and takes the next batch. */
 static void maybe_switch_store(mv_ingest *ing)
 {
 	if (!ing->auto_switch || ing->threshold <= 0 || mv_store_message_count(ing->store) < ing->threshold)
 		return;
 	GError *err = NULL;
-	int id = 0;
-	if (mv_store_sync(ing->store, &err) < 0 || mv_instance_auto_create_store(ing->inst, &id, &err) < 0) {
-		mv_log_warn("store %d is full but a new store could not be created: %s", mv_store_id(ing->store), err->message);
-		g_error_free(err);
-		return;
-	}
-	mv_store *next = mv_instance_open_store(ing->inst, id, MV_STORE_WRITE, &err);
-	if (!next) {
-		mv_log_warn("new store %d could not be opened: %s", id, err->message);
+	mv_store *next = NULL;
+	if (mv_store_sync(ing->store, &err) < 0 || !(next = create_next_store(ing, &err))) {
+		mv_log_warn("store %d is full but a new store could not be created: %s", mv_store_id(ing->store),
+		            err->message);
 		g_error_free(err);
 		return;
 	}
 	mv_log_info("store %d reached %lld messages: archiving continues in new store %d", mv_store_id(ing->store),
-	            (long long)ing->threshold, id);
+	            (long long)ing->threshold, mv_store_id(next));
 	g_ptr_array_add(ing->retired, ing->store);
 	g_atomic_pointer_set(&ing->store, next);
 }

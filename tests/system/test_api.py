@@ -1379,3 +1379,35 @@ def test_kept_reader_handles_follow_recovery(template, tmp_path):
     assert sorted(m["id"] for m in out["result"]) == expected, "the deletion after the recovery was lost"
     out = parse_json(mv("cmd", "VerifyStore", "--id=1", data_dir=d))
     assert out["result"]["clean"] is True, out
+
+
+def test_transfer_job_switches_to_new_stores(template, tmp_path):
+    """TransferStores as a server job into the current store, with a small
+    auto-create threshold: the ingest's committer creates and opens each new
+    store on an instance of its own while the job's thread goes on reading
+    the source store through the job's instance."""
+    d = copy_data_dir(template, tmp_path / "data")
+    s = MvServer(d, password=template["password"]).start()
+    c = Client(s)
+    try:
+        c.ok("SetStoreAutoCreateConfiguration", config=json.dumps({
+            "sizeThreshold": 600, "databaseBaseDirectory": str(tmp_path / "auto-db"),
+            "contentBaseDirectory": str(tmp_path / "auto-content"), "indexBaseDirectory": None}))
+        c.ok("SetStoreRequestedState", id=2, requestedState="writeProtected")
+        r = c.ok("TransferStores", sourceStores="2")
+        assert r["messagesTransferred"] == BIG_MESSAGES, r
+        stores = {x["id"]: x for x in c.ok("GetStores")}
+        new = sorted(i for i in stores if i > 2)
+        assert len(new) >= 2, "expected switches to new stores at 600 messages: %s" % stores
+        assert stores[new[-1]]["state"] == "current", stores
+        moved = sum(stores[i]["size"]["messages"] for i in [1] + new)
+        assert moved == sum(FOLDERS.values()) + BIG_MESSAGES, stores
+        for i in [1] + new:
+            assert stores[i]["size"]["messages"] <= 600 + 512, stores[i]   # the switch comes between batches
+            v = c.ok("VerifyStore", id=i)
+            assert v["clean"] is True, v
+        hits = c.ok("SearchMessages", query="zebra1999", archive="big")
+        assert {h["id"].split(":")[0] for h in hits} - {"2"}, "the transferred copy is not found: %s" % hits
+    finally:
+        c.close()
+        s.stop()
