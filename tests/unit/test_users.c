@@ -887,7 +887,7 @@ static void test_audit_anchor(void **state)
 	g_free(verify_anchored(inst, head, 5, "differs from the anchor"));
 	GError *err = NULL;
 	mv_audit_report r;
-	const char *bad[] = { "5", "x:00", "0:" "0000000000000000000000000000000000000000000000000000000000000000",
+	const char *bad[] = { "5", "x:00", "0:0000000000000000000000000000000000000000000000000000000000000000",
 	                      "5:abc", "5x:0000000000000000000000000000000000000000000000000000000000000000" };
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		assert_int_equal(mv_audit_verify(inst, bad[i], &r, &err), -1);
