@@ -26,7 +26,7 @@ from mvtest import (MAILVAULT_BIN, T_IMPORT, check_no_crash, import_json, init_d
 # worker while the corpus tests (group "corpus") run on the other.
 pytestmark = pytest.mark.xdist_group("faults")
 
-KILL_ROUNDS = 8
+KILL_ROUNDS = 24
 KILL_STORE_SIZE = 1000
 
 

@@ -33,7 +33,7 @@ from test_faults import cmd, imported_store, ok, pick_corpus, run_and_maybe_kill
 pytestmark = pytest.mark.xdist_group("faults")
 
 TRANSFER_STORE_SIZE = 800
-TRANSFER_KILL_ROUNDS = 6
+TRANSFER_KILL_ROUNDS = 24
 # rounds of the kill test whose store 2 is compared byte for byte in full
 # (the others: every search field in full, the bytes of a sample)
 TRANSFER_FULL_ROUNDS = (TRANSFER_KILL_ROUNDS - 1,)
