@@ -665,6 +665,16 @@ static void user_not_found(const char *name, GError **error)
 	g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "user '%.256s' does not exist", name);
 }
 
+/* The stored name of an existing user; NULL with the error set (the user
+ * named as asked for) when there is none or the lookup failed. */
+static char *stored_name_of(mv_instance *inst, const char *name, GError **error)
+{
+	char *stored = NULL;
+	if (resolve_name(inst, name, &stored, error) == 0 && !stored)
+		user_not_found(name, error);
+	return stored;
+}
+
 /* The row of a stored name; errors name the user as it was asked for. */
 static mv_user *user_by_stored_name(mv_instance *inst, const char *stored, const char *asked, GError **error)
 {
@@ -684,13 +694,9 @@ static mv_user *user_by_stored_name(mv_instance *inst, const char *stored, const
 
 mv_user *mv_user_get(mv_instance *inst, const char *name, GError **error)
 {
-	char *stored = NULL;
-	if (resolve_name(inst, name, &stored, error) < 0)
+	char *stored = stored_name_of(inst, name, error);
+	if (!stored)
 		return NULL;
-	if (!stored) {
-		user_not_found(name, error);
-		return NULL;
-	}
 	mv_user *u = user_by_stored_name(inst, stored, name, error);
 	g_free(stored);
 	return u;
@@ -950,13 +956,9 @@ static int update_stored(mv_instance *inst, const user_update *u, const char *st
 static int apply_update(mv_instance *inst, void *opaque, GError **error)
 {
 	const user_update *u = opaque;
-	char *stored = NULL;
-	if (resolve_name(inst, u->name, &stored, error) < 0)
+	char *stored = stored_name_of(inst, u->name, error);
+	if (!stored)
 		return -1;
-	if (!stored) {
-		user_not_found(u->name, error);
-		return -1;
-	}
 	int rc = update_stored(inst, u, stored, error);
 	g_free(stored);
 	return rc;
@@ -1012,13 +1014,9 @@ static int rename_stored(mv_instance *inst, const char *old, const char *new_nam
 static int rename_txn(mv_instance *inst, void *opaque, GError **error)
 {
 	const rename_args *r = opaque;
-	char *old = NULL;
-	if (resolve_name(inst, r->old_name, &old, error) < 0)
+	char *old = stored_name_of(inst, r->old_name, error);
+	if (!old)
 		return -1;
-	if (!old) {
-		user_not_found(r->old_name, error);
-		return -1;
-	}
 	int rc = rename_stored(inst, old, r->new_name, error);
 	g_free(old);
 	return rc;
