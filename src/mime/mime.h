@@ -84,6 +84,40 @@ const mv_text_extractor *mv_text_extractor_find(const char *mime_type, const cha
 /* Strips tags, scripts and styles and decodes entities: HTML to plain text. */
 void mv_html_to_text(const char *html, size_t len, GString *out, size_t limit);
 
+/* ---- HTML made safe to show (sanitize.c) ---------------------------------
+ * Mail HTML is written by strangers.  Web Access shows it only after this
+ * whitelist pass (and inside a sandboxed frame under a strict
+ * Content-Security-Policy, a second, independent wall): libxml2's HTML
+ * parser builds a tree, and our own serialiser writes back only known-safe
+ * elements and attributes, every value escaped, so what the browser parses
+ * again cannot differ from what was checked. */
+
+typedef struct mv_html_policy {
+	/* Keep http(s) images and CSS url()s: the user asked for remote
+	 * content.  Off: they are dropped and reported in *had_remote_r. */
+	bool allow_remote;
+	/* Maps the Content-ID of a cid: reference (without "cid:" and angle
+	 * brackets) to the URL of that inline part, a new string, or NULL to
+	 * drop the reference.  NULL resolver = drop every cid: reference. */
+	char *(*resolve_cid)(void *opaque, const char *content_id);
+	void *opaque;
+} mv_html_policy;
+
+#define MV_HTML_MAX_OUTPUT (16u * 1024u * 1024u) /* longer output is cut, *truncated_r set */
+
+/* Turns untrusted HTML (UTF-8; invalid bytes are replaced) into a complete
+ * document that runs no script, loads nothing from outside unless the
+ * policy allows remote content, submits nothing and navigates nowhere but
+ * a new browsing context (links get target="_blank" rel="noopener
+ * noreferrer"; only http, https and mailto links are kept).  *out receives
+ * "<!DOCTYPE html><html><head><meta charset=\"utf-8\">...</head><body>...</body></html>".
+ * had_remote_r: whether the input referred to remote content (set whatever
+ * the policy); truncated_r: whether output was cut (both may be NULL).
+ * Never fails on any input; -1 only with *error set when libxml2 cannot
+ * allocate its parser. */
+int mv_html_sanitize(const char *html, size_t len, const mv_html_policy *policy, GString *out,
+                     bool *had_remote_r, bool *truncated_r, GError **error);
+
 /* ---- message sources ----------------------------------------------------- */
 
 typedef enum {
