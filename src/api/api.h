@@ -8,6 +8,7 @@
 #define MV_API_H
 
 #include "commands/commands.h"
+#include "net/https.h"
 
 /* ---- form.c: decoding what the client sends (hostile input) --------------- */
 
@@ -52,8 +53,9 @@ unsigned mv_jobs_running(mv_jobs *jobs);
 
 typedef struct mv_api_server mv_api_server;
 
-/* Starts listening on every address of cfg with its certificate. */
-mv_api_server *mv_api_server_start(const mv_service_config *cfg, GError **error);
+/* Starts listening on every address of cfg with its certificate; logons go
+ * through the process's guard (borrowed: it outlives the server). */
+mv_api_server *mv_api_server_start(const mv_service_config *cfg, mv_logon *logon, GError **error);
 /* Applies a re-read configuration: log level, safe mode, retention at
  * once; a new certificate or new listen addresses by starting new
  * listeners (on the same sockets when the addresses did not change) while

@@ -199,6 +199,11 @@ int mv_user_delete_app_passwords(mv_instance *inst, const char *name, int64_t *c
  * with MV_ERR_AUTH and the same message.  On success *user_r (may be NULL). */
 int mv_user_authenticate(mv_instance *inst, const char *name, const char *password, mv_user **user_r,
                          GError **error);
+/* The same for a client program (the Administration API, IMAP): the
+ * user's password, or one of its app passwords; once the user has MFA,
+ * only an app password (a second factor cannot be asked for there). */
+int mv_user_authenticate_client(mv_instance *inst, const char *name, const char *secret, mv_user **user_r,
+                                GError **error);
 /* The password policy (when enabled): at least 8 characters, three of
  * upper case, lower case, digits, other; not containing the user name. */
 int mv_password_policy_check(const char *user_name, const char *password, GError **error);

@@ -1247,6 +1247,12 @@ int mv_user_authenticate(mv_instance *inst, const char *name, const char *passwo
 	return 0;
 }
 
+int mv_user_authenticate_client(mv_instance *inst, const char *name, const char *secret, mv_user **user_r,
+                                GError **error)
+{
+	return mv_user_authenticate(inst, name, secret, user_r, error);
+}
+
 /* ---- folder privileges -------------------------------------------------------------------- */
 
 void mv_folder_grant_free(mv_folder_grant *g)

@@ -213,6 +213,7 @@ static int serve(const mv_cli_globals *g, const char *config_opt, char **listen_
 	GError *err = NULL;
 	GPtrArray *listen_override = listen_from_option(listen_opt);
 	mv_api_server *srv = NULL;
+	mv_logon *logon = mv_logon_new();
 	int lock_fd = -1, status = MV_EXIT_FAIL;
 	char *url = NULL, *who = NULL;
 	if (check_listen(listen_override, &err) < 0 || load_or_create_config(g, config_opt, &c, &err) < 0)
@@ -242,7 +243,7 @@ static int serve(const mv_cli_globals *g, const char *config_opt, char **listen_
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (!(srv = mv_api_server_start(&c, &err)))
+	if (!(srv = mv_api_server_start(&c, logon, &err)))
 		goto out;
 	print_certificate(&c);
 	printf("data directory: %s\n", c.data_dir);
@@ -257,7 +258,9 @@ out:
 		fprintf(stderr, "mailvault: %s\n", err->message);
 		g_error_free(err);
 	}
+	mv_logon_stop(logon);
 	mv_api_server_stop(&srv);
+	mv_logon_free(&logon);
 	mv_server_lock_release(lock_fd);
 	if (listen_override)
 		g_ptr_array_unref(listen_override);

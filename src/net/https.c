@@ -1,0 +1,432 @@
+/* net/https: a set of HTTPS listeners (libmicrohttpd) for one server.
+ *
+ * Thread-per-connection mode: a handler may block its connection (a
+ * get-status long-poll, the delay after a failed logon) without holding up
+ * any other, and each connection thread keeps its own mv_instance.  Bodies
+ * are collected here up to the server's bound, so a handler sees a whole
+ * request or a "too large" flag, never a partial one.
+ *
+ * Reloading (SIGHUP, SetServiceCertificate) starts new listeners on the
+ * very sockets of the old ones (MHD_quiesce_daemon hands them over), so no
+ * connection is refused while the certificate changes; the old listeners
+ * finish their requests and are stopped by a reaper thread. */
+#include "net/https.h"
+
+#include <netdb.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CERT_MAX_BYTES (1024 * 1024)
+/* A retired listener is stopped at the latest this long after its
+ * replacement started: longer than any request may take. */
+#define RETIRE_GRACE_SECONDS 210.0
+
+/* A listener replaced by a reload: it accepts nothing more and is stopped
+ * once its last connection ended (or past the deadline, when a client
+ * keeps a connection busy for longer than any request may take). */
+typedef struct retired_daemon {
+	struct MHD_Daemon *daemon;
+	double deadline;
+} retired_daemon;
+
+struct mv_https {
+	GMutex lock;                 /* guards retired and stopping */
+	GCond wake;
+	char *what;
+	size_t max_body;
+	mv_https_handler handler;
+	void *cls;
+	GPtrArray *listen;           /* char*: the addresses the daemons listen on */
+	char *certificate, *private_key; /* what they use: a failed reload goes back to it */
+	GPtrArray *daemons;          /* struct MHD_Daemon*; main thread only */
+	GPtrArray *retired;          /* retired_daemon* */
+	GThread *reaper;
+	bool stopping;
+};
+
+typedef struct request {
+	GByteArray *body;
+	bool too_large;
+} request;
+
+/* ---- the per-thread instance ------------------------------------------------ */
+
+static void close_thread_instance(gpointer p)
+{
+	mv_instance *inst = p;
+	mv_instance_close(&inst);
+}
+
+static GPrivate thread_instance = G_PRIVATE_INIT(close_thread_instance);
+
+mv_instance *mv_https_thread_instance(const char *data_dir, GError **error)
+{
+	mv_instance *inst = g_private_get(&thread_instance);
+	if (inst)
+		return inst;
+	inst = mv_instance_open(data_dir, error);
+	if (inst)
+		g_private_set(&thread_instance, inst);
+	return inst;
+}
+
+char *mv_https_remote_address(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char host[NI_MAXHOST];
+	if (!ci || !ci->client_addr)
+		return g_strdup("unknown");
+	socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	if (getnameinfo(ci->client_addr, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
+		return g_strdup("unknown");
+	const char *h = g_str_has_prefix(host, "::ffff:") ? host + 7 : host;
+	return g_strdup(h);
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+	mv_https *h = cls;
+	request *rq = *con_cls;
+	if (!rq) {
+		*con_cls = g_new0(request, 1);
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!rq->too_large && (rq->body ? rq->body->len : 0) + *upload_data_size > h->max_body) {
+			rq->too_large = true;
+			if (rq->body)
+				g_byte_array_set_size(rq->body, 0);
+		}
+		if (!rq->too_large) {
+			if (!rq->body)
+				rq->body = g_byte_array_new();
+			g_byte_array_append(rq->body, (const guint8 *)upload_data, (guint)*upload_data_size);
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return h->handler(h->cls, conn, url, method, rq->too_large ? NULL : rq->body, rq->too_large);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	request *rq = *con_cls;
+	if (!rq)
+		return;
+	if (rq->body)
+		g_byte_array_unref(rq->body);
+	g_free(rq);
+	*con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char *text = g_strdup_vprintf(fmt, ap);
+	mv_log_debug("http: %s", g_strchomp(text));
+	g_free(text);
+}
+
+/* ---- listeners ------------------------------------------------------------- */
+
+typedef struct tls_material {
+	char *cert_pem, *key_pem;
+} tls_material;
+
+static void tls_material_clear(tls_material *t)
+{
+	g_free(t->cert_pem);
+	if (t->key_pem) {
+		sodium_memzero(t->key_pem, strlen(t->key_pem));
+		g_free(t->key_pem);
+	}
+	t->cert_pem = t->key_pem = NULL;
+}
+
+static int tls_material_load(const mv_https_options *o, tls_material *t, GError **error)
+{
+	GByteArray *cert = NULL, *key = NULL;
+	if (!o->certificate || !o->private_key) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: no certificate and private key are configured ([tls])",
+		            o->what);
+		return -1;
+	}
+	if (mv_read_file(o->certificate, CERT_MAX_BYTES, &cert, error) < 0 ||
+	    mv_read_file(o->private_key, CERT_MAX_BYTES, &key, error) < 0) {
+		if (cert)
+			g_byte_array_unref(cert);
+		return -1;
+	}
+	t->cert_pem = g_strndup((const char *)cert->data, cert->len);
+	t->key_pem = g_strndup((const char *)key->data, key->len);
+	sodium_memzero(key->data, key->len);
+	g_byte_array_unref(cert);
+	g_byte_array_unref(key);
+	return 0;
+}
+
+static int resolve_listen(const char *text, struct sockaddr_storage *addr, socklen_t *len_r, int *port_r,
+                          GError **error)
+{
+	char *host = NULL;
+	if (mv_listen_parse(text, &host, port_r, error) < 0)
+		return -1;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+	struct addrinfo *res = NULL;
+	char port[16];
+	g_snprintf(port, sizeof port, "%d", *port_r);
+	int rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
+	if (rc != 0 || !res) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "listen address '%s': %s", text, gai_strerror(rc));
+		g_free(host);
+		return -1;
+	}
+	memcpy(addr, res->ai_addr, res->ai_addrlen);
+	*len_r = res->ai_addrlen;
+	freeaddrinfo(res);
+	g_free(host);
+	return 0;
+}
+
+static struct MHD_Daemon *start_daemon(mv_https *h, const mv_https_options *o, const char *listen,
+                                       const tls_material *t, int fd, GError **error)
+{
+	struct sockaddr_storage addr;
+	socklen_t len;
+	int port;
+	if (resolve_listen(listen, &addr, &len, &port, error) < 0)
+		return NULL;
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ITC |
+	                 MHD_USE_ERROR_LOG;
+	if (addr.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	struct MHD_OptionItem opts[] = {
+		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL },
+		{ MHD_OPTION_HTTPS_MEM_CERT, 0, t->cert_pem },
+		{ MHD_OPTION_HTTPS_MEM_KEY, 0, t->key_pem },
+		{ MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-TLS1.0:-VERS-TLS1.1" },
+		{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)o->max_connections, NULL },
+		{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)o->idle_seconds, NULL },
+		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
+		{ fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR, fd >= 0 ? fd : 0,
+		  fd >= 0 ? NULL : (void *)&addr },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_ARRAY,
+	                                        opts, MHD_OPTION_END);
+	if (!d)
+		g_set_error(error, MV_ERROR, MV_ERR_IO,
+		            "%s cannot listen on %s (address in use, not local, or the certificate is not usable)",
+		            o->what, listen);
+	return d;
+}
+
+/* fds: listening sockets handed over by quiesced daemons (stored +1, so
+ * that 0 means none), or NULL to bind afresh. */
+static int start_all(mv_https *h, const mv_https_options *o, const tls_material *t, GPtrArray *fds, GPtrArray *out,
+                     GError **error)
+{
+	for (guint i = 0; i < o->listen->len; i++) {
+		int fd = fds && i < fds->len ? GPOINTER_TO_INT(g_ptr_array_index(fds, i)) - 1 : -1;
+		struct MHD_Daemon *d = start_daemon(h, o, g_ptr_array_index(o->listen, i), t, fd, error);
+		if (!d)
+			return -1;
+		g_ptr_array_add(out, d);
+	}
+	return 0;
+}
+
+static void stop_daemons(GPtrArray *daemons)
+{
+	for (guint i = 0; i < daemons->len; i++)
+		MHD_stop_daemon(g_ptr_array_index(daemons, i));
+	g_ptr_array_unref(daemons);
+}
+
+static unsigned connections_of(struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return info ? info->num_connections : 0;
+}
+
+/* Stops retired listeners whose connections have all ended.  Caller holds
+ * the lock; MHD_stop_daemon does not call back into us when no connection
+ * is left, so holding it is safe. */
+static void reap_locked(mv_https *h, bool all)
+{
+	double now = mv_monotonic();
+	for (guint i = 0; i < h->retired->len;) {
+		retired_daemon *r = g_ptr_array_index(h->retired, i);
+		if (!all && connections_of(r->daemon) > 0 && now < r->deadline) {
+			i++;
+			continue;
+		}
+		if (all)
+			g_mutex_unlock(&h->lock); /* its connections may need locks of the server to finish */
+		MHD_stop_daemon(r->daemon);
+		if (all)
+			g_mutex_lock(&h->lock);
+		g_ptr_array_remove_index(h->retired, i);
+		g_free(r);
+	}
+}
+
+static gpointer reaper(gpointer p)
+{
+	mv_https *h = p;
+	g_mutex_lock(&h->lock);
+	while (!h->stopping) {
+		reap_locked(h, false);
+		g_cond_wait_until(&h->wake, &h->lock, g_get_monotonic_time() + G_TIME_SPAN_SECOND / 4);
+	}
+	g_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+static void retire(mv_https *h, GPtrArray *daemons)
+{
+	g_mutex_lock(&h->lock);
+	for (guint i = 0; i < daemons->len; i++) {
+		retired_daemon *r = g_new0(retired_daemon, 1);
+		r->daemon = g_ptr_array_index(daemons, i);
+		r->deadline = mv_monotonic() + RETIRE_GRACE_SECONDS;
+		g_ptr_array_add(h->retired, r);
+	}
+	g_mutex_unlock(&h->lock);
+	g_ptr_array_unref(daemons);
+}
+
+static GPtrArray *copy_listen(GPtrArray *listen)
+{
+	GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+	for (guint i = 0; i < listen->len; i++)
+		g_ptr_array_add(a, g_strdup(g_ptr_array_index(listen, i)));
+	return a;
+}
+
+static bool same_listen(GPtrArray *a, GPtrArray *b)
+{
+	if (a->len != b->len)
+		return false;
+	for (guint i = 0; i < a->len; i++)
+		if (strcmp(g_ptr_array_index(a, i), g_ptr_array_index(b, i)) != 0)
+			return false;
+	return true;
+}
+
+mv_https *mv_https_start(const mv_https_options *o, GError **error)
+{
+	mv_https *h = g_new0(mv_https, 1);
+	g_mutex_init(&h->lock);
+	g_cond_init(&h->wake);
+	h->what = g_strdup(o->what);
+	h->max_body = o->max_body;
+	h->handler = o->handler;
+	h->cls = o->cls;
+	h->listen = copy_listen(o->listen);
+	h->certificate = g_strdup(o->certificate);
+	h->private_key = g_strdup(o->private_key);
+	h->daemons = g_ptr_array_new();
+	h->retired = g_ptr_array_new();
+	h->reaper = g_thread_try_new("mv-reaper", reaper, h, error);
+	if (!h->reaper) {
+		mv_https_stop(&h);
+		return NULL;
+	}
+	tls_material t = { 0 };
+	int rc = tls_material_load(o, &t, error);
+	if (rc == 0)
+		rc = start_all(h, o, &t, NULL, h->daemons, error);
+	tls_material_clear(&t);
+	if (rc < 0)
+		mv_https_stop(&h);
+	return h;
+}
+
+int mv_https_reload(mv_https *h, const mv_https_options *o, GError **error)
+{
+	tls_material t = { 0 };
+	if (tls_material_load(o, &t, error) < 0)
+		return -1;
+	bool keep_sockets = same_listen(o->listen, h->listen);
+	GPtrArray *old = h->daemons, *fds = g_ptr_array_new(), *fresh = g_ptr_array_new();
+	if (keep_sockets)
+		for (guint i = 0; i < old->len; i++)
+			g_ptr_array_add(fds, GINT_TO_POINTER(MHD_quiesce_daemon(g_ptr_array_index(old, i)) + 1));
+	else
+		stop_daemons(g_ptr_array_ref(old));
+	int rc = start_all(h, o, &t, keep_sockets ? fds : NULL, fresh, error);
+	if (rc < 0) {
+		/* Back to the previous addresses and certificate: with sockets
+		 * handed over those listeners are gone, so start them again. */
+		stop_daemons(fresh);
+		fresh = g_ptr_array_new();
+		mv_https_options previous = *o;
+		previous.listen = h->listen;
+		previous.certificate = h->certificate;
+		previous.private_key = h->private_key;
+		tls_material old_t = { 0 };
+		GError *again = NULL;
+		if (tls_material_load(&previous, &old_t, &again) < 0 ||
+		    start_all(h, &previous, &old_t, keep_sockets ? fds : NULL, fresh, &again) < 0) {
+			mv_log_error("%s cannot listen again: %s", h->what, again->message);
+			g_error_free(again);
+		}
+		tls_material_clear(&old_t);
+	} else {
+		g_ptr_array_unref(h->listen);
+		h->listen = copy_listen(o->listen);
+		g_free(h->certificate);
+		g_free(h->private_key);
+		h->certificate = g_strdup(o->certificate);
+		h->private_key = g_strdup(o->private_key);
+	}
+	h->daemons = fresh;
+	if (keep_sockets)
+		retire(h, old);
+	else
+		g_ptr_array_unref(old);
+	g_ptr_array_unref(fds);
+	tls_material_clear(&t);
+	return rc;
+}
+
+void mv_https_quiesce(mv_https *h)
+{
+	for (guint i = 0; h && i < h->daemons->len; i++) {
+		MHD_socket fd = MHD_quiesce_daemon(g_ptr_array_index(h->daemons, i));
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+	}
+}
+
+void mv_https_stop(mv_https **hp)
+{
+	mv_https *h = *hp;
+	if (!h)
+		return;
+	*hp = NULL;
+	g_mutex_lock(&h->lock);
+	h->stopping = true;
+	g_cond_broadcast(&h->wake);
+	g_mutex_unlock(&h->lock);
+	if (h->reaper)
+		g_thread_join(h->reaper);
+	g_mutex_lock(&h->lock);
+	reap_locked(h, true);
+	g_mutex_unlock(&h->lock);
+	g_ptr_array_unref(h->retired);
+	stop_daemons(h->daemons);
+	g_ptr_array_unref(h->listen);
+	g_free(h->certificate);
+	g_free(h->private_key);
+	g_free(h->what);
+	g_cond_clear(&h->wake);
+	g_mutex_clear(&h->lock);
+	g_free(h);
+}

@@ -1,0 +1,95 @@
+/* net/https: the HTTPS listeners the servers share (the Administration API
+ * and Web Access), and the guard in front of their logons.
+ *
+ * https.c: a set of libmicrohttpd listeners in thread-per-connection mode
+ * with the service certificate; request bodies collected up to a bound and
+ * handed to the server's handler whole; reloads that hand the listening
+ * sockets over to new listeners so no connection is refused while the
+ * certificate changes.  logon.c: the growing delay after failed logons,
+ * the cache of verified passwords and the list of active sessions — one of
+ * each per process, shared by every server, so a guess against the web
+ * login costs the same as one against the API. */
+#ifndef MV_NET_HTTPS_H
+#define MV_NET_HTTPS_H
+
+#include "archive/archive.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+/* ---- https.c ------------------------------------------------------------------ */
+
+/* Called once per request, with the whole body (NULL when there was none)
+ * or too_large when it exceeded the listener's bound (the body is then
+ * dropped).  Must queue a response. */
+typedef enum MHD_Result (*mv_https_handler)(void *cls, struct MHD_Connection *conn, const char *url,
+                                            const char *method, const GByteArray *body, bool too_large);
+
+typedef struct mv_https_options {
+	const char *what;             /* "the Administration API": named in errors and logs */
+	GPtrArray *listen;            /* char*: HOST:PORT */
+	const char *certificate;      /* PEM files */
+	const char *private_key;
+	int64_t max_connections;
+	unsigned idle_seconds;        /* an idle connection is closed after this */
+	size_t max_body;              /* larger request bodies are refused */
+	mv_https_handler handler;
+	void *cls;
+} mv_https_options;
+
+typedef struct mv_https mv_https;
+
+/* Listens on every address of o.  The options are copied. */
+mv_https *mv_https_start(const mv_https_options *o, GError **error);
+/* New certificate or addresses: new listeners, on the very sockets of the
+ * old ones when the addresses did not change; the old ones finish what they
+ * serve.  On failure the previous configuration is restored where it can
+ * be and -1 returned. */
+int mv_https_reload(mv_https *h, const mv_https_options *o, GError **error);
+/* Stops accepting; connections in flight go on (mv_https_stop waits). */
+void mv_https_quiesce(mv_https *h);
+/* Waits for the requests in flight, stops every listener, frees. */
+void mv_https_stop(mv_https **h);
+
+/* The connection thread's own instance of data_dir (SQLite connections are
+ * never shared between threads), opened on its first request and closed
+ * when the thread ends. */
+mv_instance *mv_https_thread_instance(const char *data_dir, GError **error);
+/* The client's address as text ("127.0.0.1", "::1"; IPv4-mapped IPv6
+ * addresses in their IPv4 form), or "unknown". */
+char *mv_https_remote_address(struct MHD_Connection *conn);
+
+/* ---- logon.c ------------------------------------------------------------------ */
+
+typedef struct mv_logon mv_logon;
+
+mv_logon *mv_logon_new(void);
+void mv_logon_free(mv_logon **l);
+/* Shutdown: waits for a penalty or another check end at once. */
+void mv_logon_stop(mv_logon *l);
+
+typedef enum { MV_LOGON_OK, MV_LOGON_FAILED, MV_LOGON_ERROR } mv_logon_result;
+
+/* How a client proves who it is: interactive (Web Access: the password,
+ * then a second factor if the user has one) or a client program (the API,
+ * IMAP: the password, or an app password — only an app password once the
+ * user has MFA). */
+typedef enum { MV_LOGON_INTERACTIVE, MV_LOGON_CLIENT } mv_logon_kind;
+
+/* Checks credentials.  An address under penalty waits it out first; a
+ * failure is recorded (the delay doubles, 0.25 s .. 8 s), written to the
+ * audit log as UserLogonFailed naming `service`, and answered only after
+ * the delay; a success clears that address's penalty.  *user_r on OK. */
+mv_logon_result mv_logon_check(mv_logon *l, mv_instance *inst, const char *name, const char *password,
+                               mv_logon_kind kind, const char *remote, const char *service, mv_user **user_r);
+/* A failure found after the password (a wrong second factor): recorded,
+ * audited and delayed the same way.  reason goes into the audit entry. */
+void mv_logon_failed(mv_logon *l, mv_instance *inst, const char *name, const char *remote, const char *service,
+                     const char *reason);
+/* Counts a request of user from remote over protocol ("api", "web") for
+ * GetActiveSessions. */
+void mv_logon_note_session(mv_logon *l, const char *user, const char *remote, const char *protocol);
+/* [{"userName","remoteAddress","protocol","since","lastActivity","requests"}] */
+json_t *mv_logon_sessions_json(mv_logon *l);
+
+#endif
