@@ -204,6 +204,50 @@ int mv_user_authenticate(mv_instance *inst, const char *name, const char *passwo
  * only an app password (a second factor cannot be asked for there). */
 int mv_user_authenticate_client(mv_instance *inst, const char *name, const char *secret, mv_user **user_r,
                                 GError **error);
+/* ---- app passwords (app_passwords.c) ---- */
+typedef struct mv_app_password {
+	int64_t id;
+	char *description;
+	int64_t created_at;            /* Unix seconds */
+} mv_app_password;
+void mv_app_password_free(mv_app_password *p);
+/* A new app password for the user, returned once in *password_r
+ * ("abcd-efgh-jkmn-pqrs-tuvw"; the caller shows it and wipes it); at most
+ * 100 per user (MV_ERR_LIMIT). */
+int mv_app_password_create(mv_instance *inst, const char *name, const char *description, int64_t *id_r,
+                           char **password_r, GError **error);
+/* The user's app passwords (array of mv_app_password*), oldest first. */
+GPtrArray *mv_app_passwords_list(mv_instance *inst, const char *name, GError **error);
+/* Revokes one (MV_ERR_NOT_FOUND when the user has no such id). */
+int mv_app_password_delete(mv_instance *inst, const char *name, int64_t id, GError **error);
+
+/* ---- multi-factor authentication (mfa.c) ---- */
+typedef enum {
+	MV_MFA_NONE = 0,
+	MV_MFA_REQUIRED = 1,           /* InitializeMFA: enrolment at the next interactive logon */
+	MV_MFA_ACTIVE = 2,
+} mv_mfa_state;
+/* "none", "pending", "active". */
+const char *mv_mfa_state_name(mv_mfa_state s);
+int mv_mfa_get_state(mv_instance *inst, const char *name, mv_mfa_state *state_r, GError **error);
+/* InitializeMFA: the user must enrol a new secret at the next interactive
+ * logon; a secret in use is dropped. */
+int mv_mfa_initialize(mv_instance *inst, const char *name, GError **error);
+/* DisableMFA: no second factor any more. */
+int mv_mfa_disable(mv_instance *inst, const char *name, GError **error);
+/* The secret being enrolled (base32) and its otpauth:// URI for the QR
+ * code: a new one when fresh, else the one already pending
+ * (MV_ERR_STATE when there is none).  Not active until confirmed. */
+int mv_mfa_enrolment(mv_instance *inst, const char *name, bool fresh, char **secret_r, char **uri_r, GError **error);
+/* Confirms the pending secret with a code from it: MFA becomes active.
+ * A wrong code is MV_ERR_AUTH. */
+int mv_mfa_confirm(mv_instance *inst, const char *name, const char *code, GError **error);
+/* Checks a code of the active secret; each code is accepted once.  A
+ * wrong, expired or reused code is MV_ERR_AUTH. */
+int mv_mfa_verify(mv_instance *inst, const char *name, const char *code, GError **error);
+/* The 6-digit TOTP code of a raw secret at Unix time t (tests). */
+int mv_totp_code(const uint8_t *secret, size_t len, int64_t t, char code_r[7]);
+
 /* The password policy (when enabled): at least 8 characters, three of
  * upper case, lower case, digits, other; not containing the user name. */
 int mv_password_policy_check(const char *user_name, const char *password, GError **error);

@@ -198,23 +198,18 @@ int mv_audit_append(mv_instance *inst, const char *user, const char *remote, con
 #define BATCH_ENTRIES 256
 #define BATCH_BYTES (256 * 1024)
 
-static char *column_text(sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	return g_strdup(t ? (const char *)t : "");
-}
 
 static mv_audit_entry *entry_from(sqlite3_stmt *st)
 {
 	mv_audit_entry *e = g_new0(mv_audit_entry, 1);
 	e->seq = sqlite3_column_int64(st, 0);
 	e->time_ms = sqlite3_column_int64(st, 1);
-	e->user = column_text(st, 2);
-	e->remote = column_text(st, 3);
-	e->event = column_text(st, 4);
+	e->user = mv_archive_column_text(st, 2);
+	e->remote = mv_archive_column_text(st, 3);
+	e->event = mv_archive_column_text(st, 4);
 	e->success = sqlite3_column_int(st, 5) != 0;
-	e->details = column_text(st, 6);
-	e->hash = column_text(st, 7);
+	e->details = mv_archive_column_text(st, 6);
+	e->hash = mv_archive_column_text(st, 7);
 	return e;
 }
 

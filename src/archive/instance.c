@@ -87,6 +87,8 @@ struct mv_instance {
 	"CREATE TABLE IF NOT EXISTS app_passwords(id INTEGER PRIMARY KEY, user TEXT NOT NULL COLLATE NOCASE," \
 	" description TEXT, hash TEXT NOT NULL, created_at INTEGER NOT NULL);" \
 	"CREATE INDEX IF NOT EXISTS app_passwords_user ON app_passwords(user);" \
+	"CREATE TABLE IF NOT EXISTS user_mfa(user TEXT PRIMARY KEY COLLATE NOCASE, state INTEGER NOT NULL," \
+	" secret BLOB, pending BLOB, last_step INTEGER NOT NULL DEFAULT 0);" \
 	"CREATE TABLE IF NOT EXISTS audit_log(seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL," \
 	" user TEXT NOT NULL, remote TEXT NOT NULL, event TEXT NOT NULL, success INTEGER NOT NULL," \
 	" details TEXT NOT NULL, hash TEXT NOT NULL);"
@@ -1438,10 +1440,10 @@ static int users_schema_present(mv_instance *inst, bool *present_r, GError **err
 	int64_t tables = 0;
 	char *key = NULL;
 	if (count_rows(inst->db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN"
-	               " ('users','folder_privileges','app_passwords','audit_log')", &tables, error) < 0 ||
+	               " ('users','folder_privileges','app_passwords','audit_log','user_mfa')", &tables, error) < 0 ||
 	    setting_get(inst->db, SETTING_AUDIT_KEY, &key, error) < 0)
 		return -1;
-	*present_r = tables == 4 && key != NULL;
+	*present_r = tables == 5 && key != NULL;
 	g_free(key);
 	return 0;
 }

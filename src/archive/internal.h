@@ -27,8 +27,27 @@ char *mv_archive_random_hex(size_t bytes);
  * by the master key and rewrapped with it by RenewMasterKey). */
 int mv_archive_audit_key(mv_instance *inst, uint8_t key_r[MV_KEY_BYTES], GError **error);
 
-/* SQL helpers of users.c, shared with audit.c. */
+/* secrets.c: a key for one purpose (context: up to 8 characters, e.g.
+ * "mvtotp"), derived from the instance key; the caller wipes it. */
+int mv_archive_secret_key(mv_instance *inst, const char *context, uint64_t id, uint8_t key_r[MV_KEY_BYTES],
+                          GError **error);
+/* XChaCha20-Poly1305 with a random nonce (nonce || ciphertext); purpose is
+ * the associated data, so a sealed value cannot be moved to another use.
+ * open returns NULL for anything that does not authenticate.  The caller
+ * wipes what open returns. */
+GBytes *mv_archive_seal(const uint8_t key[MV_KEY_BYTES], const char *purpose, const uint8_t *plain, size_t len);
+GBytes *mv_archive_open_sealed(const uint8_t key[MV_KEY_BYTES], const char *purpose, GBytes *sealed);
+
+/* SQL helpers of users.c, shared with audit.c, mfa.c, app_passwords.c. */
 int mv_archive_prepare(mv_instance *inst, const char *sql, sqlite3_stmt **st_r, GError **error);
+/* Steps a statement that returns no row and finalizes it; -1 with the
+ * SQLite error named by what otherwise. */
+int mv_archive_step_done(mv_instance *inst, sqlite3_stmt *st, const char *what, GError **error);
+/* A text column as a new string, NULL for SQL NULL. */
+char *mv_archive_column_text(sqlite3_stmt *st, int col);
+/* Gives the user (its stored name) a fresh auth generation, which ends its
+ * sessions and cached logons; call inside a transaction. */
+int mv_archive_new_auth_generation(mv_instance *inst, const char *stored_name, GError **error);
 /* Runs fn inside BEGIN IMMEDIATE ... COMMIT on the master db (rolled back
  * when fn or the commit fails). */
 typedef int (*mv_archive_txn_fn)(mv_instance *inst, void *opaque, GError **error);

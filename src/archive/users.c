@@ -7,8 +7,9 @@
  * privileges and login privileges as bit sets, e-mail addresses and POP3
  * names as JSON arrays, an Argon2id password hash),
  * folder_privileges (one row per user and folder; the longest matching
- * folder decides, 0 is an explicit deny) and app_passwords (written by Web
- * Access; only deleted here).  The text forms of privilege sets are exactly
+ * folder decides, 0 is an explicit deny); app passwords and MFA have files
+ * of their own (app_passwords.c, mfa.c) and follow a user's rename and
+ * deletion here.  The text forms of privilege sets are exactly
  * the identifiers of design.md §9.
  *
  * Passwords: libsodium's crypto_pwhash_str (Argon2id, INTERACTIVE limits:
@@ -79,7 +80,7 @@ int mv_archive_in_transaction(mv_instance *inst, mv_archive_txn_fn fn, void *opa
 	return 0;
 }
 
-static int step_done(mv_instance *inst, sqlite3_stmt *st, const char *what, GError **error)
+int mv_archive_step_done(mv_instance *inst, sqlite3_stmt *st, const char *what, GError **error)
 {
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
@@ -89,7 +90,7 @@ static int step_done(mv_instance *inst, sqlite3_stmt *st, const char *what, GErr
 	return -1;
 }
 
-static char *column_text(sqlite3_stmt *st, int col)
+char *mv_archive_column_text(sqlite3_stmt *st, int col)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
 	return t ? g_strdup((const char *)t) : NULL;
@@ -125,6 +126,18 @@ static int next_generation(mv_instance *inst, int64_t *gen_r, GError **error)
 	g_free(text);
 	*gen_r = gen;
 	return rc;
+}
+
+int mv_archive_new_auth_generation(mv_instance *inst, const char *stored_name, GError **error)
+{
+	int64_t gen;
+	sqlite3_stmt *st;
+	if (next_generation(inst, &gen, error) < 0 ||
+	    mv_archive_prepare(inst, "UPDATE users SET auth_generation=? WHERE name=?", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, gen);
+	sqlite3_bind_text(st, 2, stored_name, -1, SQLITE_STATIC);
+	return mv_archive_step_done(inst, st, "new auth generation", error);
 }
 
 /* ---- privilege sets ---------------------------------------------------------------- */
@@ -632,10 +645,10 @@ static GPtrArray *string_list(const char *json_text)
 static mv_user *user_from(sqlite3_stmt *st)
 {
 	mv_user *u = g_new0(mv_user, 1);
-	u->name = column_text(st, 0);
-	u->full_name = column_text(st, 1);
-	u->distinguished_name = column_text(st, 2);
-	u->authentication = column_text(st, 3);
+	u->name = mv_archive_column_text(st, 0);
+	u->full_name = mv_archive_column_text(st, 1);
+	u->distinguished_name = mv_archive_column_text(st, 2);
+	u->authentication = mv_archive_column_text(st, 3);
 	if (!u->authentication)
 		u->authentication = g_strdup("integrated");
 	u->privileges = (unsigned)sqlite3_column_int64(st, 4) & ALL_USER_PRIVILEGES;
@@ -889,7 +902,7 @@ static int exec_for_user(mv_instance *inst, const char *sql, const char *name, c
 	if (mv_archive_prepare(inst, sql, &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	return step_done(inst, st, what, error);
+	return mv_archive_step_done(inst, st, what, error);
 }
 
 static int delete_user_txn(mv_instance *inst, void *opaque, GError **error)
@@ -902,6 +915,7 @@ static int delete_user_txn(mv_instance *inst, void *opaque, GError **error)
 	    (exec_for_user(inst, "DELETE FROM folder_privileges WHERE user=?", u->name, "delete folder privileges",
 	                   error) < 0 ||
 	     exec_for_user(inst, "DELETE FROM app_passwords WHERE user=?", u->name, "delete app passwords", error) < 0 ||
+	     exec_for_user(inst, "DELETE FROM user_mfa WHERE user=?", u->name, "delete MFA", error) < 0 ||
 	     exec_for_user(inst, "DELETE FROM users WHERE name=?", u->name, "delete user", error) < 0))
 		rc = -1;
 	mv_user_free(u);
@@ -945,7 +959,7 @@ static int update_stored(mv_instance *inst, const user_update *u, const char *st
 	if (u->new_generation)
 		sqlite3_bind_int64(st, col++, gen);
 	sqlite3_bind_text(st, col, stored, -1, SQLITE_STATIC);
-	if (step_done(inst, st, "update user", error) < 0)
+	if (mv_archive_step_done(inst, st, "update user", error) < 0)
 		return -1;
 	if (sqlite3_changes(mv_archive_db(inst)) > 0)
 		return 0;
@@ -999,13 +1013,14 @@ static int rename_stored(mv_instance *inst, const char *old, const char *new_nam
 		return -1;
 	}
 	static const char *const follow[] = { "UPDATE folder_privileges SET user=?1 WHERE user=?2",
-		                              "UPDATE app_passwords SET user=?1 WHERE user=?2" };
+		                              "UPDATE app_passwords SET user=?1 WHERE user=?2",
+		                              "UPDATE user_mfa SET user=?1 WHERE user=?2" };
 	for (size_t i = 0; i < G_N_ELEMENTS(follow); i++) {
 		if (mv_archive_prepare(inst, follow[i], &st, error) < 0)
 			return -1;
 		sqlite3_bind_text(st, 1, new_name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, old, -1, SQLITE_STATIC);
-		if (step_done(inst, st, "rename user", error) < 0)
+		if (mv_archive_step_done(inst, st, "rename user", error) < 0)
 			return -1;
 	}
 	return 0;
@@ -1195,7 +1210,7 @@ static int credentials_of_stored(mv_instance *inst, const char *stored, mv_user 
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*user_r = user_from(st);
-		*hash_r = column_text(st, 10);
+		*hash_r = mv_archive_column_text(st, 10);
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
@@ -1247,12 +1262,6 @@ int mv_user_authenticate(mv_instance *inst, const char *name, const char *passwo
 	return 0;
 }
 
-int mv_user_authenticate_client(mv_instance *inst, const char *name, const char *secret, mv_user **user_r,
-                                GError **error)
-{
-	return mv_user_authenticate(inst, name, secret, user_r, error);
-}
-
 /* ---- folder privileges -------------------------------------------------------------------- */
 
 void mv_folder_grant_free(mv_folder_grant *g)
@@ -1287,7 +1296,7 @@ static GPtrArray *grants_of(mv_instance *inst, const char *name, GError **error)
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		mv_folder_grant *g = g_new0(mv_folder_grant, 1);
-		g->folder = column_text(st, 0);
+		g->folder = mv_archive_column_text(st, 0);
 		g->privileges = (unsigned)sqlite3_column_int64(st, 1) & MV_FOLDER_ALL;
 		g_ptr_array_add(list, g);
 	}
@@ -1324,7 +1333,7 @@ static int grant_statement(mv_instance *inst, const char *sql, const char *user,
 	sqlite3_bind_text(st, 2, folder, -1, SQLITE_STATIC);
 	if (sqlite3_bind_parameter_count(st) == 3)
 		sqlite3_bind_int64(st, 3, privileges);
-	return step_done(inst, st, "set folder privileges", error);
+	return mv_archive_step_done(inst, st, "set folder privileges", error);
 }
 
 /* Removes the user's entries that name the folder as mv_access would match

@@ -4,7 +4,7 @@
  * read them, so that later issues add PDF and Office readers by registering
  * one more entry instead of touching the parser.  Built in: text/plain (any
  * charset, to UTF-8) and text/html (charset, then tags stripped). */
-#include "mime/mime.h"
+#include "mime/internal.h"
 
 #include <gmime/gmime.h>
 #include <iconv.h>
@@ -47,23 +47,40 @@ static iconv_t utf8_converter(const char *charset)
 	return opened;
 }
 
-static void append_clean(GString *out, const char *text, gssize len)
+/* Text for the index is one long line; text for reading keeps its lines
+ * (CR LF and lone CR become LF; other control characters still go). */
+static void append_clean(GString *out, const char *text, gssize len, bool keep_lines)
 {
-	char *clean = mv_utf8_sanitize(text, len);
-	g_string_append(out, clean);
-	g_free(clean);
+	if (!keep_lines) {
+		char *clean = mv_utf8_sanitize(text, len);
+		g_string_append(out, clean);
+		g_free(clean);
+		return;
+	}
+	char *valid = g_utf8_make_valid(text, len);
+	for (const char *p = valid; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '\r') {
+			if (p[1] != '\n')
+				g_string_append_c(out, '\n');
+			continue;
+		}
+		g_string_append_c(out, (c < 0x20 && c != '\t' && c != '\n') || c == 0x7f ? ' ' : *p);
+	}
+	g_free(valid);
 }
 
 /* Converts bytes in `charset` to UTF-8; undecodable input falls back to a
  * Latin-1 reading (every byte maps) and reports failure. */
-static int to_utf8(const uint8_t *data, size_t len, const char *charset, GString *out, GError **error)
+int mv_mime_to_utf8(const uint8_t *data, size_t len, const char *charset, bool keep_lines, GString *out,
+                    GError **error)
 {
 	if (len == 0)
 		return 0;
 	const char *cs = charset && *charset ? g_mime_charset_iconv_name(charset) : NULL;
 	bool is_utf8 = !cs || g_ascii_strcasecmp(cs, "UTF-8") == 0 || g_ascii_strcasecmp(cs, "us-ascii") == 0;
 	if (is_utf8 && g_utf8_validate((const char *)data, (gssize)len, NULL)) {
-		append_clean(out, (const char *)data, (gssize)len);
+		append_clean(out, (const char *)data, (gssize)len, keep_lines);
 		return 0;
 	}
 	iconv_t cd = cs ? utf8_converter(cs) : (iconv_t)-1;
@@ -71,7 +88,7 @@ static int to_utf8(const uint8_t *data, size_t len, const char *charset, GString
 		char *conv = g_mime_iconv_strndup(cd, (const char *)data, len);
 		iconv(cd, NULL, NULL, NULL, NULL);
 		if (conv) {
-			append_clean(out, conv, -1);
+			append_clean(out, conv, -1, keep_lines);
 			g_free(conv);
 			return 0;
 		}
@@ -82,7 +99,7 @@ static int to_utf8(const uint8_t *data, size_t len, const char *charset, GString
 		char *conv = g_mime_iconv_strndup(latin1, (const char *)data, len);
 		iconv(latin1, NULL, NULL, NULL, NULL);
 		if (conv)
-			append_clean(out, conv, -1);
+			append_clean(out, conv, -1, keep_lines);
 		g_free(conv);
 	}
 	if (cs && !is_utf8) {
@@ -100,7 +117,7 @@ static bool accepts_plain(const char *type, const char *filename)
 
 static int extract_plain(const uint8_t *data, size_t len, const char *charset, GString *out, size_t limit, GError **error)
 {
-	int rc = to_utf8(data, len > limit ? limit : len, charset, out, error);
+	int rc = mv_mime_to_utf8(data, len > limit ? limit : len, charset, false, out, error);
 	return rc;
 }
 
@@ -112,7 +129,7 @@ static bool accepts_html(const char *type, const char *filename)
 static int extract_html(const uint8_t *data, size_t len, const char *charset, GString *out, size_t limit, GError **error)
 {
 	GString *utf8 = g_string_new(NULL);
-	int rc = to_utf8(data, len, charset, utf8, error);
+	int rc = mv_mime_to_utf8(data, len, charset, false, utf8, error);
 	mv_html_to_text(utf8->str, utf8->len, out, limit);
 	g_string_free(utf8, TRUE);
 	return rc;
@@ -197,6 +214,18 @@ static const char *skip_element(const char *p, const char *end, const char *clos
 	return end;
 }
 
+/* Tags after which text continues on a new line, so that a reader of the
+ * text (not the index, which treats both as space) sees the lines. */
+static bool breaks_line(const char *name, const char *end)
+{
+	static const char *const tags[] = { "br", "/p", "p", "/div", "/tr", "/li", "/h1", "/h2", "/h3", "/h4",
+		                            "/h5", "/h6", "/blockquote", "/pre", "/table", "hr" };
+	for (size_t i = 0; i < G_N_ELEMENTS(tags); i++)
+		if (tag_is(name, end, tags[i]))
+			return true;
+	return false;
+}
+
 void mv_html_to_text(const char *html, size_t len, GString *out, size_t limit)
 {
 	const char *p = html, *end = html + len;
@@ -213,8 +242,8 @@ void mv_html_to_text(const char *html, size_t len, GString *out, size_t limit)
 				continue;
 			}
 			const char *gt = memchr(p, '>', (size_t)(end - p));
+			g_string_append_c(out, breaks_line(name, end) ? '\n' : ' ');
 			p = gt ? gt + 1 : end;
-			g_string_append_c(out, ' ');
 			continue;
 		}
 		if (*p == '&') {

@@ -84,6 +84,37 @@ const mv_text_extractor *mv_text_extractor_find(const char *mime_type, const cha
 /* Strips tags, scripts and styles and decodes entities: HTML to plain text. */
 void mv_html_to_text(const char *html, size_t len, GString *out, size_t limit);
 
+/* ---- a message taken apart for a reader (view.c) -------------------------- */
+
+typedef struct mv_view_part {
+	int index;            /* 1.. in the message's order: what a download names */
+	char *name;           /* file name ("" when the part has none); "<subject>.eml" for a message */
+	char *content_type;   /* lower-case type/subtype */
+	int64_t size;         /* decoded bytes */
+	char *content_id;     /* without angle brackets, "" when none */
+	bool is_inline;       /* an image the HTML body shows by its Content-ID */
+} mv_view_part;
+
+typedef struct mv_message_view {
+	char *subject, *from, *to, *cc, *bcc, *reply_to, *message_id; /* decoded, UTF-8, never NULL */
+	GPtrArray *headers;   /* char*: name, value, name, value, ... (decoded, bounded) */
+	GString *text;        /* the plain text, lines kept (from the HTML when there is no plain part) */
+	GString *html;        /* the HTML body in UTF-8, NOT safe to show (see sanitize), or NULL */
+	GPtrArray *attachments; /* mv_view_part*: every part that is not the text or HTML body */
+	unsigned flags;       /* mv_parse_flags */
+	void *priv;
+} mv_message_view;
+
+/* Never fails: what cannot be read is flagged and left empty. */
+mv_message_view *mv_message_view_new(const uint8_t *data, size_t len);
+void mv_message_view_free(mv_message_view **v);
+void mv_view_part_free(mv_view_part *p);
+/* The decoded content of attachment index (a message/rfc822 part as its
+ * message).  MV_ERR_NOT_FOUND for an index the message does not have. */
+int mv_message_view_part_data(mv_message_view *v, int index, GByteArray **data_r, GError **error);
+/* The attachment with this Content-ID, or NULL. */
+const mv_view_part *mv_message_view_find_cid(const mv_message_view *v, const char *content_id);
+
 /* ---- HTML made safe to show (sanitize.c) ---------------------------------
  * Mail HTML is written by strangers.  Web Access shows it only after this
  * whitelist pass (and inside a sandboxed frame under a strict

@@ -6,7 +6,7 @@
  * unbounded — the part tree is walked iteratively with a depth bound, a
  * message whose nesting would make GMime itself recurse deeply is parsed for
  * its headers only, and extracted text is capped. */
-#include "mime/mime.h"
+#include "mime/internal.h"
 
 #include <gmime/gmime.h>
 #include <string.h>
@@ -129,7 +129,7 @@ static char *addr_list(InternetAddressList *list)
 
 /* ---- text of parts -------------------------------------------------------------- */
 
-static GByteArray *part_content(GMimePart *part)
+GByteArray *mv_mime_part_content(GMimePart *part)
 {
 	GMimeDataWrapper *w = g_mime_part_get_content(part);
 	if (!w)
@@ -164,7 +164,7 @@ static void extract_part(GMimePart *part, const char *type, const char *filename
 	const mv_text_extractor *ex = mv_text_extractor_find(type, filename);
 	if (!ex || out->len >= MV_MAX_TEXT_PER_MESSAGE)
 		return;
-	GByteArray *data = part_content(part);
+	GByteArray *data = mv_mime_part_content(part);
 	if (!data)
 		return;
 	if (data->len == 0) {
@@ -347,7 +347,7 @@ static void fill_empty(mv_parsed *p)
 
 static void on_parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer user_data)
 {
-	mv_parsed *p = user_data;
+	unsigned *flags = user_data;
 	switch (code) {
 	case GMIME_WARN_MALFORMED_MULTIPART:
 	case GMIME_WARN_TRUNCATED_MESSAGE:
@@ -355,41 +355,45 @@ static void on_parser_warning(gint64 offset, GMimeParserWarning code, const gcha
 	case GMIME_CRIT_INVALID_HEADER_NAME:
 	case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY:
 	case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT:
-		p->flags |= MV_PARSE_BAD_MIME;
+		*flags |= MV_PARSE_BAD_MIME;
 		break;
 	case GMIME_CRIT_NESTING_OVERFLOW:
-		p->flags |= MV_PARSE_TOO_DEEP;
+		*flags |= MV_PARSE_TOO_DEEP;
 		break;
 	case GMIME_WARN_INVALID_RFC2047_HEADER_VALUE:
-		p->flags |= MV_PARSE_BAD_CHARSET;
+		*flags |= MV_PARSE_BAD_CHARSET;
 		break;
 	default:
 		break;
 	}
 }
 
-mv_parsed *mv_parse_message(const uint8_t *data, size_t len, int64_t archived_at)
+GMimeMessage *mv_mime_construct(const uint8_t *data, size_t len, unsigned *flags_r)
 {
 	mv_mime_init();
-	mv_parsed *p = parsed_new();
 	size_t parse_len = len;
 	if (count_multipart_markers(data, len) > MAX_MULTIPART_MARKERS) {
-		p->flags |= MV_PARSE_TOO_DEEP;
+		*flags_r |= MV_PARSE_TOO_DEEP;
 		parse_len = header_block_length(data, len);
 	}
 	if (len > 0 && memchr(data, '\0', len))
-		p->flags |= MV_PARSE_NUL_BYTES;
-
+		*flags_r |= MV_PARSE_NUL_BYTES;
 	GMimeStream *stream = g_mime_stream_mem_new_with_buffer((const char *)data, parse_len);
 	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	GMimeParserOptions *options = g_mime_parser_options_new();
-	g_mime_parser_options_set_warning_callback(options, on_parser_warning, p);
+	g_mime_parser_options_set_warning_callback(options, on_parser_warning, flags_r);
 	GMimeMessage *msg = g_mime_parser_construct_message(parser, options);
 	g_mime_parser_options_free(options);
 	g_object_unref(parser);
 	g_object_unref(stream);
+	return msg;
+}
 
+mv_parsed *mv_parse_message(const uint8_t *data, size_t len, int64_t archived_at)
+{
+	mv_parsed *p = parsed_new();
+	GMimeMessage *msg = mv_mime_construct(data, len, &p->flags);
 	if (!msg) {
 		p->flags |= MV_PARSE_NO_HEADERS;
 		p->date = archived_at;

@@ -268,6 +268,7 @@ mv_logon_result mv_logon_check(mv_logon *l, mv_instance *inst, const char *name,
 	wait_for_penalty(l, remote);
 	mv_user *u = mv_user_get(inst, name, NULL);
 	mv_logon_result outcome = MV_LOGON_OK;
+	char *why = NULL;
 	if (!u || !cache_hit(l, kind, u, password)) {
 		char *verifying = u ? g_strdup(u->name) : NULL;
 		mv_user_free(u);
@@ -282,11 +283,13 @@ mv_logon_result mv_logon_check(mv_logon *l, mv_instance *inst, const char *name,
 			outcome = err->code == MV_ERR_AUTH ? MV_LOGON_FAILED : MV_LOGON_ERROR;
 			if (outcome == MV_LOGON_ERROR)
 				mv_log_error("authentication of %s from %s: %s", name, remote, err->message);
+			why = g_strdup(err->message);
 			g_error_free(err);
 		}
 	}
 	if (outcome == MV_LOGON_FAILED)
-		mv_logon_failed(l, inst, name, remote, service, "unknown user or wrong password");
+		mv_logon_failed(l, inst, name, remote, service, why);
+	g_free(why);
 	if (outcome != MV_LOGON_OK)
 		return outcome;
 	forget_failures(l, remote);

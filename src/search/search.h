@@ -39,6 +39,14 @@ int mv_searcher_run(mv_searcher *s, const char *query, const mv_search_options *
 /* The store with that id among the open ones, or NULL. */
 mv_store *mv_searcher_store(mv_searcher *s, int store_id);
 
+/* One message on behalf of a caller (message.c): its row in *m_r (may be
+ * NULL; the caller clears it) and its exact bytes in *raw_r (may be NULL).
+ * MV_ERR_NOT_FOUND, with the same words, for every message the caller
+ * cannot see: malformed id, unknown, deleted, in a disabled store, or in a
+ * folder without the read privilege.  access NULL = unrestricted. */
+int mv_message_fetch(mv_instance *inst, const mv_access *access, const char *id, mv_store_message *m_r,
+                     GByteArray **raw_r, GError **error);
+
 /* Parses "<store>:<num>". */
 bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r);
 

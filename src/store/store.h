@@ -234,6 +234,17 @@ int mv_store_move_folder(mv_store *s, const char *from_archive, const char *from
  * live messages and without subfolders that hold any. */
 int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *prefix, int *deleted_r, GError **error);
 
+/* One live message's row (message.c). */
+typedef struct mv_store_message {
+	int64_t number, date, archived_at, size;
+	bool has_attachment;
+	char *archive, *path;          /* its folder */
+	char *subject, *sender, *recipients, *message_id, *mail_flags;
+} mv_store_message;
+void mv_store_message_clear(mv_store_message *m);
+/* MV_ERR_NOT_FOUND for a number that is not a live message. */
+int mv_store_message_get(mv_store *s, int64_t number, mv_store_message *m_r, GError **error);
+
 /* Reads a message's raw bytes, checking the content hash. */
 int mv_store_read_message(mv_store *s, int64_t number, GByteArray **raw_r, GError **error);
 

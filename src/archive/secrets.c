@@ -1,0 +1,61 @@
+/* archive/secrets: keys for the instance's small secrets (TOTP seeds, the
+ * keyed hash of app passwords), derived from the instance key that already
+ * keys the audit log's hash chain.
+ *
+ * That key is random per instance, kept in master.sqlite wrapped by the
+ * master key and rewrapped by RenewMasterKey, so deriving from it (libsodium's
+ * crypto_kdf, one context per purpose) gives every purpose its own key
+ * without a second wrapped key to create, migrate and renew: a master key
+ * renewal changes no derived key and no stored secret. */
+#include "archive/internal.h"
+
+#include <sodium.h>
+#include <string.h>
+
+int mv_archive_secret_key(mv_instance *inst, const char *context, uint64_t id, uint8_t key_r[MV_KEY_BYTES],
+                          GError **error)
+{
+	uint8_t root[MV_KEY_BYTES];
+	if (mv_archive_audit_key(inst, root, error) < 0)
+		return -1;
+	G_STATIC_ASSERT(MV_KEY_BYTES == crypto_kdf_KEYBYTES);
+	char ctx[crypto_kdf_CONTEXTBYTES] = { 0 };
+	memcpy(ctx, context, MIN(strlen(context), sizeof ctx));
+	int rc = crypto_kdf_derive_from_key(key_r, MV_KEY_BYTES, id, ctx, root);
+	sodium_memzero(root, sizeof root);
+	if (rc == 0)
+		return 0;
+	g_set_error(error, MV_ERROR, MV_ERR_IO, "cannot derive the %s key", context);
+	return -1;
+}
+
+GBytes *mv_archive_seal(const uint8_t key[MV_KEY_BYTES], const char *purpose, const uint8_t *plain, size_t len)
+{
+	size_t n = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+	size_t total = n + len + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+	uint8_t *out = g_malloc(total);
+	randombytes_buf(out, n);
+	unsigned long long clen = 0;
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out + n, &clen, plain, len, (const uint8_t *)purpose, strlen(purpose),
+	                                           NULL, out, key);
+	return g_bytes_new_take(out, n + (size_t)clen);
+}
+
+GBytes *mv_archive_open_sealed(const uint8_t key[MV_KEY_BYTES], const char *purpose, GBytes *sealed)
+{
+	gsize len = 0;
+	const uint8_t *in = sealed ? g_bytes_get_data(sealed, &len) : NULL;
+	size_t n = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+	if (!in || len < n + crypto_aead_xchacha20poly1305_ietf_ABYTES)
+		return NULL;
+	size_t plain_max = len - n - crypto_aead_xchacha20poly1305_ietf_ABYTES;
+	uint8_t *plain = g_malloc(plain_max ? plain_max : 1);
+	unsigned long long plen = 0;
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL, in + n, len - n, (const uint8_t *)purpose,
+	                                               strlen(purpose), in, key) != 0) {
+		sodium_memzero(plain, plain_max);
+		g_free(plain);
+		return NULL;
+	}
+	return g_bytes_new_with_free_func(plain, (gsize)plen, g_free, plain);
+}

@@ -1,0 +1,24 @@
+/* mime/internal: what the files of mime/ share — GMime objects do not
+ * leave the module.  Not a public header: mime.h is the module's face. */
+#ifndef MV_MIME_INTERNAL_H
+#define MV_MIME_INTERNAL_H
+
+#include "mime/mime.h"
+
+#include <gmime/gmime.h>
+
+/* Parses raw bytes into a GMime message with the bounds every reader of
+ * mail needs (a message with too many multipart declarations is parsed for
+ * its header only: GMime's parser recurses per level); what was wrong is
+ * added to *flags_r (mv_parse_flags).  NULL when no header could be read. */
+GMimeMessage *mv_mime_construct(const uint8_t *data, size_t len, unsigned *flags_r);
+/* A leaf part's content, transfer encoding undone (NULL if it has none). */
+GByteArray *mv_mime_part_content(GMimePart *part);
+/* Bytes in charset to UTF-8 appended to out (charset NULL or unknown:
+ * UTF-8, else a Latin-1 reading); invalid sequences and control characters
+ * replaced, line ends kept as '\n' when keep_lines.  -1 with *error when the
+ * charset could not be used (the text is still appended). */
+int mv_mime_to_utf8(const uint8_t *data, size_t len, const char *charset, bool keep_lines, GString *out,
+                    GError **error);
+
+#endif
