@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "net/form.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,21 +10,6 @@
 #include "commands/commands.h"
 #include "net/https.h"
 
-/* ---- form.c: decoding what the client sends (hostile input) --------------- */
-
-#define MV_FORM_MAX_FIELDS 1024
-
-/* Decodes an application/x-www-form-urlencoded body (UTF-8; '+' is a space)
- * into a table name -> value (both new strings).  Fails with MV_ERR_INVALID
- * naming the field on a malformed %-escape, invalid UTF-8, a NUL, an empty
- * name or a name given twice; MV_ERR_LIMIT past MV_FORM_MAX_FIELDS. */
-GHashTable *mv_form_decode(const char *body, size_t len, GError **error);
-/* Splits an Authorization header "Basic base64(user:password)".  Fails with
- * MV_ERR_AUTH when it is absent, of another scheme or malformed. */
-int mv_basic_auth_decode(const char *header, char **user_r, char **password_r, GError **error);
-/* "/api//invoke/X" -> "/api/invoke/X": MailStore clients double slashes. */
-char *mv_api_normalize_path(const char *url);
-
 /* ---- jobs.c: long-running functions in the background ---------------------- */
 
 typedef struct mv_jobs mv_jobs;

@@ -13,6 +13,7 @@
 #define MV_NET_HTTPS_H
 
 #include "archive/archive.h"
+#include "net/form.h"
 
 #include <jansson.h>
 #include <microhttpd.h>

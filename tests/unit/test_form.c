@@ -11,7 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api/api.h"
+#include "api/api.h"  /* the service configuration parts */
+#include "net/form.h"
 
 static GHashTable *decode_ok(const char *body)
 {

@@ -1,4 +1,4 @@
-/* api/form: decoding the parts of an HTTP request that a client controls —
+/* net/form: decoding the parts of an HTTP request that a client controls —
  * the form-encoded body, the Basic credentials and the path.
  *
  * Kept apart from the server so that it is a pure function of bytes (the
@@ -6,7 +6,7 @@
  * that are not UTF-8, a NUL or a duplicate field is refused with the
  * field's name rather than guessed at, because an argument that silently
  * means something else is worse than an error. */
-#include "api/api.h"
+#include "net/form.h"
 
 #include <sodium.h>
 #include <string.h>
