@@ -17,11 +17,14 @@
  * touched.  A folder one may not read is reported exactly like one that
  * does not exist, so the answers do not reveal other users' folders. */
 #include "commands/commands.h"
+#include "mime/mime.h"
 #include "search/search.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_FOLDER_NAME 4096
+#define SNIPPET_CHARS 200
 
 /* Splits "archive/path" (no leading or trailing slash, no empty component). */
 static bool split_folder(const char *name, const char *arg, char **archive_r, char **path_r, GError **error)
@@ -197,28 +200,34 @@ static json_t *get_folder_statistics(mv_command_ctx *ctx, json_t *args, GError *
 	return list;
 }
 
-static int list_messages(mv_store *s, const char *archive, const char *path, json_t *out, GError **error)
+/* One store's messages of a folder, newest first, at most `want` (0 = all). */
+static int list_messages(mv_store *s, const char *archive, const char *path, int64_t want, json_t *out,
+                         GError **error)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(mv_store_db(s), "SELECT m.num, m.date, m.archived_at, m.size, m.subject, m.sender,"
-	                       " m.recipients, m.message_id FROM messages m JOIN folders f ON f.id = m.folder_id"
-	                       " WHERE f.archive = ? AND f.path = ? AND m.deleted = 0 ORDER BY m.date DESC, m.num DESC",
-	                       -1, &st, NULL) != SQLITE_OK) {
+	                       " m.recipients, m.message_id, m.has_attachment FROM messages m JOIN folders f"
+	                       " ON f.id = m.folder_id WHERE f.archive = ? AND f.path = ? AND m.deleted = 0"
+	                       " ORDER BY m.date DESC, m.num DESC LIMIT ?", -1, &st, NULL) != SQLITE_OK) {
 		mv_sql_set_error(error, mv_store_db(s), "list messages");
 		return -1;
 	}
 	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, want > 0 ? want : -1);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		char *id = g_strdup_printf("%d:%lld", mv_store_id(s), (long long)sqlite3_column_int64(st, 0));
 		char *date = mv_format_time_utc(sqlite3_column_int64(st, 1));
 		char *archived = mv_format_time_utc(sqlite3_column_int64(st, 2));
-		json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "id", id, "date", date,
-		                                     "archivedAt", archived, "size", (json_int_t)sqlite3_column_int64(st, 3),
+		json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:b, s:I}", "id", id,
+		                                     "date", date, "archivedAt", archived,
+		                                     "size", (json_int_t)sqlite3_column_int64(st, 3),
 		                                     "subject", (const char *)sqlite3_column_text(st, 4),
 		                                     "from", (const char *)sqlite3_column_text(st, 5),
 		                                     "to", (const char *)sqlite3_column_text(st, 6),
-		                                     "messageId", (const char *)sqlite3_column_text(st, 7)));
+		                                     "messageId", (const char *)sqlite3_column_text(st, 7),
+		                                     "hasAttachment", sqlite3_column_int(st, 8) != 0,
+		                                     "_date", (json_int_t)sqlite3_column_int64(st, 1)));
 		g_free(id);
 		g_free(date);
 		g_free(archived);
@@ -227,12 +236,45 @@ static int list_messages(mv_store *s, const char *archive, const char *path, jso
 	return 0;
 }
 
+/* Newest first across stores (each store's part is already in order). */
+static int by_listed_date(const void *a, const void *b)
+{
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	json_int_t dx = json_integer_value(json_object_get(x, "_date")), dy = json_integer_value(json_object_get(y, "_date"));
+	return dx > dy ? -1 : dx < dy;
+}
+
+/* Sorts the merged rows, cuts [offset, offset + limit) and drops the sort key. */
+static json_t *page_of(json_t *all, int64_t offset, int64_t limit)
+{
+	size_t n = json_array_size(all);
+	json_t **items = g_new(json_t *, n ? n : 1);
+	for (size_t i = 0; i < n; i++)
+		items[i] = json_array_get(all, i);
+	qsort(items, n, sizeof *items, by_listed_date);
+	json_t *page = json_array();
+	for (size_t i = (size_t)MIN((int64_t)n, offset); i < n && (limit == 0 || (int64_t)json_array_size(page) < limit);
+	     i++) {
+		json_object_del(items[i], "_date");
+		json_array_append(page, items[i]);
+	}
+	g_free(items);
+	json_decref(all);
+	return page;
+}
+
 static json_t *get_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	const char *folder = mv_arg_string(args, "folder");
+	int64_t offset = mv_arg_number(args, "offset", 0), limit = mv_arg_number(args, "limit", 0);
 	char *archive = NULL, *path = NULL;
 	if (!folder || !*folder) {
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "GetMessages: give the folder to list (archive/folder)");
+		return NULL;
+	}
+	if (offset < 0 || limit < 0 || limit > 100000) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "GetMessages: offset must not be negative and limit must be "
+		            "0 (all) to 100000");
 		return NULL;
 	}
 	if (!split_folder(folder, "folder", &archive, &path, error))
@@ -246,12 +288,13 @@ static json_t *get_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 	}
 	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
 	json_t *list = infos ? json_array() : NULL;
+	int64_t want = limit > 0 ? offset + limit : 0;
 	for (guint i = 0; infos && i < infos->len && list; i++) {
 		const mv_store_info *info = infos->pdata[i];
 		if (strcmp(info->state, "disabled") == 0 || info->error)
 			continue;
 		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
-		if (!s || list_messages(s, archive, path, list, error) < 0)
+		if (!s || list_messages(s, archive, path, want, list, error) < 0)
 			json_decref(list), list = NULL;
 		mv_store_close(&s);
 	}
@@ -259,7 +302,7 @@ static json_t *get_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 		g_ptr_array_free(infos, TRUE);
 	g_free(archive);
 	g_free(path);
-	return list;
+	return list ? page_of(list, offset, limit) : NULL;
 }
 
 /* ---- changes ------------------------------------------------------------------------------- */
@@ -549,12 +592,38 @@ static json_t *delete_message(mv_command_ctx *ctx, json_t *args, GError **error)
 /* Our own addition to the reference's functions: full-text search through
  * the registry, so that the API, and later Web Access and IMAP, search
  * with the caller's folder privileges applied inside the query. */
+/* The passage of each hit that shows why it matched (the index keeps no
+ * text: it is cut from the message, read from the store the hit came from). */
+static void add_snippets(mv_command_ctx *ctx, mv_searcher *searcher, const char *query, json_t *out,
+                         GPtrArray *hits)
+{
+	mv_query *q = mv_query_parse(query, NULL);
+	for (guint i = 0; q && i < hits->len; i++) {
+		const mv_search_hit *h = hits->pdata[i];
+		mv_store *st = mv_searcher_store(searcher, h->store_id);
+		GByteArray *raw = NULL;
+		GError *err = NULL;
+		if (!st || mv_store_read_message(st, h->number, &raw, &err) < 0) {
+			mv_command_log(ctx, "no snippet for %d:%lld: %s", h->store_id, (long long)h->number,
+			               err ? err->message : "store not open");
+			g_clear_error(&err);
+			continue;
+		}
+		mv_message_view *v = mv_message_view_new(raw->data, raw->len);
+		json_object_set_new(json_array_get(out, i), "snippet", mv_snippet_json(q, v->text->str, SNIPPET_CHARS));
+		mv_message_view_free(&v);
+		g_byte_array_unref(raw);
+	}
+	mv_query_free(q);
+}
+
 static json_t *search_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	const char *sort = mv_arg_string(args, "sort");
 	mv_search_options opts = {
 		.archive = mv_arg_string(args, "archive"), .limit = mv_arg_number(args, "limit", 50),
 		.sort = sort && strcmp(sort, "relevance") == 0 ? MV_SORT_RELEVANCE : MV_SORT_DATE, .access = ctx->access,
+		.after = mv_arg_string(args, "after"), .offset = mv_arg_number(args, "offset", 0),
 	};
 	if (opts.limit < 1 || opts.limit > 10000) {
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "SearchMessages: limit must be 1..10000");
@@ -569,6 +638,8 @@ static json_t *search_messages(mv_command_ctx *ctx, json_t *args, GError **error
 		out = json_array();
 		for (guint i = 0; i < hits->len; i++)
 			json_array_append_new(out, mv_search_hit_json(hits->pdata[i]));
+		if (mv_arg_bool(args, "snippets", false))
+			add_snippets(ctx, searcher, mv_arg_string(args, "query"), out, hits);
 		g_ptr_array_free(hits, TRUE);
 	}
 	mv_searcher_close(&searcher);
@@ -578,7 +649,12 @@ static json_t *search_messages(mv_command_ctx *ctx, json_t *args, GError **error
 static const char *const sort_values[] = { "date", "relevance", NULL };
 static const mv_command_arg args_search[] = {
 	{ "query", MV_ARG_STRING, false, NULL }, { "archive", MV_ARG_STRING, true, NULL },
-	{ "limit", MV_ARG_NUMBER, true, NULL }, { "sort", MV_ARG_STRING, true, sort_values }, { .name = NULL } };
+	{ "limit", MV_ARG_NUMBER, true, NULL }, { "sort", MV_ARG_STRING, true, sort_values },
+	{ "after", MV_ARG_STRING, true, NULL }, { "offset", MV_ARG_NUMBER, true, NULL },
+	{ "snippets", MV_ARG_BOOL, true, NULL }, { .name = NULL } };
+static const mv_command_arg args_list[] = {
+	{ "folder", MV_ARG_STRING, true, NULL }, { "offset", MV_ARG_NUMBER, true, NULL },
+	{ "limit", MV_ARG_NUMBER, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_children[] = {
 	{ "folder", MV_ARG_STRING, true, NULL }, { "maxLevels", MV_ARG_NUMBER, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_none[] = { { .name = NULL } };
@@ -591,7 +667,8 @@ static const mv_command_arg args_delete[] = {
 const mv_command mv_commands_folders[] = {
 	{ "GetChildFolders", args_children, "login", false, get_child_folders, "archives and folders below a folder" },
 	{ "GetFolderStatistics", args_none, "login", false, get_folder_statistics, "message count and size per folder" },
-	{ "GetMessages", args_folder_opt, "login", false, get_messages, "the messages of one folder, newest first" },
+	{ "GetMessages", args_list, "login", false, get_messages,
+	  "the messages of one folder, newest first (offset and limit page them)" },
 	{ "MoveFolder", args_move, "login", false, move_folder, "rename or move a folder (and its subfolders)" },
 	{ "DeleteEmptyFolders", args_folder_opt, "login", false, delete_empty_folders, "remove folders without messages" },
 	{ "SearchMessages", args_search, "login", false, search_messages,

@@ -16,7 +16,7 @@
  * Results: GetUsers [{userName, fullName, distinguishedName, authentication}];
  * GetUserInfo {userName, fullName, distinguishedName, authentication,
  * emailAddresses, pop3UserNames, privileges, loginPrivileges,
- * privilegesOnFolders: [{folder, privileges}]}; GetAuditLog [{seq, time,
+ * privilegesOnFolders: [{folder, privileges}], mfaStatus (none, pending, active)}; GetAuditLog [{seq, time,
  * user, remote, event, success, details, hash}] (time ISO 8601 UTC);
  * VerifyAuditLog {entries, intact, firstBrokenEntry, reason, lastEntry,
  * lastHash}; the setters
@@ -132,6 +132,9 @@ static json_t *get_user_info(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	mv_user *u = mv_user_get(ctx->inst, mv_arg_string(args, "userName"), error);
 	GPtrArray *grants = u ? mv_user_folder_privileges(ctx->inst, u->name, error) : NULL;
+	mv_mfa_state mfa = MV_MFA_NONE;
+	if (grants && mv_mfa_get_state(ctx->inst, u->name, &mfa, error) < 0)
+		g_ptr_array_free(grants, TRUE), grants = NULL;
 	if (!grants) {
 		mv_user_free(u);
 		return failed("GetUserInfo", error);
@@ -142,6 +145,7 @@ static json_t *get_user_info(mv_command_ctx *ctx, json_t *args, GError **error)
 	json_object_set_new(o, "privileges", privileges_json(MV_PRIVSET_USER, u->privileges));
 	json_object_set_new(o, "loginPrivileges", privileges_json(MV_PRIVSET_LOGIN, u->login_privileges));
 	json_object_set_new(o, "privilegesOnFolders", folder_grants_json(grants));
+	json_object_set_new(o, "mfaStatus", json_string(mv_mfa_state_name(mfa)));
 	g_ptr_array_free(grants, TRUE);
 	mv_user_free(u);
 	return o;

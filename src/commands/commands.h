@@ -118,6 +118,10 @@ const char *mv_command_audit_event(const mv_command *cmd);
  * {"error","token","statusVersion","statusCode","percentProgress",
  *  "statusText","result","logOutput"}.  Never NULL. */
 json_t *mv_command_invoke(const mv_command *cmd, mv_command_ctx *ctx, json_t *args);
+/* The same call without the envelope, for callers that answer in their own
+ * form (Web Access): the result, or NULL with *error (its code kept).  The
+ * audit entry is written the same way. */
+json_t *mv_command_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args, GError **error);
 /* An error envelope (unknown function, bad arguments, ...). */
 json_t *mv_command_error_envelope(const char *message, const char *details);
 
@@ -135,5 +139,7 @@ extern const mv_command mv_commands_maint[];    /* cmd_maint.c */
 extern const mv_command mv_commands_folders[];  /* cmd_folders.c */
 extern const mv_command mv_commands_users[];    /* cmd_users.c: users, privileges, compliance, audit log */
 extern const mv_command mv_commands_service[];  /* cmd_service.c: service configuration, certificate, sessions */
+extern const mv_command mv_commands_logon[];    /* cmd_logon.c: MFA, app passwords, a user's own password */
+extern const mv_command mv_commands_message[];  /* cmd_message.c: GetMessage */
 
 #endif

@@ -27,7 +27,7 @@ static gint by_name(gconstpointer a, gconstpointer b)
 static gpointer build_table(gpointer unused)
 {
 	const mv_command *tables[] = { mv_commands_server, mv_commands_stores, mv_commands_maint, mv_commands_folders,
-		                       mv_commands_users, mv_commands_service };
+		                       mv_commands_users, mv_commands_service, mv_commands_logon, mv_commands_message };
 	GPtrArray *all = g_ptr_array_new();
 	for (size_t t = 0; t < G_N_ELEMENTS(tables); t++)
 		for (const mv_command *c = tables[t]; c->name; c++)
@@ -256,15 +256,22 @@ static const struct {
 	const char *function, *event;
 } audit_events[] = {
 	{ "AttachStore", "FileGroupAttach" },
+	{ "ChangeOwnPassword", "UserUpdate" },
 	{ "ClearUserPrivilegesOnFolders", "UserSetFolderAccess" },
+	{ "CreateAppPassword", "UserUpdate" },
 	{ "CreateStore", "FileGroupCreate" },
 	{ "CreateUser", "UserAdd" },
+	{ "DeleteAppPassword", "UserUpdate" },
 	{ "DeleteAppPasswords", "UserUpdate" },
 	{ "DeleteMessage", "MessageDelete" },
 	{ "DeleteUser", "UserDelete" },
+	{ "DisableMFA", "UserUpdate" },
+	{ "GetMessage", "MessageRetrieveContent" },
+	{ "InitializeMFA", "UserUpdate" },
 	{ "DetachStore", "FileGroupDetach" },
 	{ "RenameStore", "FileGroupRename" },
 	{ "RenameUser", "UserRename" },
+	{ "SearchMessages", "MessageSearch" },
 	{ "SetComplianceConfiguration", "ComplianceChangeSettings" },
 	{ "SetStoreProperties", "FileGroupSetProperties" },
 	{ "SetStoreRequestedState", "FileGroupSetRequestedState" },
@@ -291,7 +298,8 @@ const char *mv_command_audit_event(const mv_command *cmd)
 /* Arguments that must never reach the audit log or any log. */
 static bool secret_argument(const char *name)
 {
-	static const char *const secrets[] = { "password", "recoveryKey", "newPassword", "secret", "clientSecret" };
+	static const char *const secrets[] = { "password", "recoveryKey", "newPassword", "currentPassword", "secret",
+		                               "clientSecret", "code" };
 	for (size_t i = 0; i < G_N_ELEMENTS(secrets); i++)
 		if (g_ascii_strcasecmp(name, secrets[i]) == 0)
 			return true;
@@ -322,15 +330,16 @@ static char *audit_details(const mv_command *cmd, json_t *args, const GError *er
 static void audit_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args, const GError *err)
 {
 	bool failed = err != NULL;
-	if (!failed && mv_command_read_only(cmd))
-		return;
 	const char *event = mv_command_audit_event(cmd);
-	/* An administrator's call is an administrative action, always logged;
-	 * another user's (the folder functions) is a user activity, logged
-	 * when the compliance configuration lists its event type. */
-	bool admin_action = mv_access_unrestricted(ctx->access);
-	if (!failed && !mv_audit_wanted(ctx->inst, event, admin_action))
+	/* A successful read is no administrative action; reading mail (a
+	 * search, a message) is a user activity, logged when the compliance
+	 * configuration lists it, whoever reads. */
+	if (!failed && mv_command_read_only(cmd) &&
+	    (strcmp(event, "AdminApiCall") == 0 || !mv_audit_wanted(ctx->inst, event, false)))
 		return;
+	/* What changes something is always logged, whoever calls: a user's
+	 * own deletion, move or new app password as much as an
+	 * administrator's action. */
 	char *details = audit_details(cmd, args, err);
 	GError *aerr = NULL;
 	if (mv_audit_append(ctx->inst, ctx->user ? ctx->user : "", ctx->remote ? ctx->remote : "local", event,
@@ -342,14 +351,25 @@ static void audit_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args,
 	free(details);
 }
 
+json_t *mv_command_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	GError *err = NULL;
+	json_t *result = cmd->run(ctx, args, &err);
+	if (!result && !err)
+		g_set_error(&err, MV_ERROR, MV_ERR_IO, "%s failed without a reason", cmd->name);
+	audit_call(cmd, ctx, args, result ? NULL : err);
+	if (err)
+		g_propagate_error(error, err);
+	return result;
+}
+
 json_t *mv_command_invoke(const mv_command *cmd, mv_command_ctx *ctx, json_t *args)
 {
 	GError *err = NULL;
 	GString *own_log = NULL;
 	if (!ctx->log)
 		ctx->log = own_log = g_string_new(NULL);
-	json_t *result = cmd->run(ctx, args, &err);
-	audit_call(cmd, ctx, args, result ? NULL : err);
+	json_t *result = mv_command_call(cmd, ctx, args, &err);
 	json_t *env;
 	if (result) {
 		env = envelope("succeeded", NULL, result, ctx->log->str);

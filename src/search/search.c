@@ -51,6 +51,7 @@ bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r)
 
 typedef struct plan {
 	mv_store *store;
+	int64_t after_lo;    /* paging: the smallest order key still wanted (INT64_MIN = all) */
 	bool archive_is_whole_store; /* --archive names the only archive here */
 	int64_t docid_lo, docid_hi; /* rowid range from top-level dates: [lo, hi) */
 	GString *sql;        /* WHERE clause (SQL), "" = none */
@@ -412,6 +413,7 @@ static mv_search_hit *hit_from_row(sqlite3_stmt *st, int store_id)
 	h->archive = g_strdup((const char *)sqlite3_column_text(st, 7));
 	h->folder = g_strdup((const char *)sqlite3_column_text(st, 8));
 	h->rank = sqlite3_column_double(st, 9);
+	h->has_attachment = sqlite3_column_int(st, 10) != 0;
 	return h;
 }
 
@@ -419,14 +421,19 @@ json_t *mv_search_hit_json(const mv_search_hit *h)
 {
 	char *id = g_strdup_printf("%d:%lld", h->store_id, (long long)h->number);
 	char *date = mv_format_time_utc(h->date);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s}",
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:b}",
 	                      "id", id, "date", date, "from", h->from, "to", h->to, "subject", h->subject,
 	                      "archive", h->archive, "folder", h->folder, "size", (json_int_t)h->size,
-	                      "message_id", h->message_id);
+	                      "message_id", h->message_id, "hasAttachment", h->has_attachment);
 	g_free(id);
 	g_free(date);
 	return o;
 }
+
+/* The order key of a hit, the index's rowid (mv_index_docid), in SQL: the
+ * same newest-first order whether FTS5 or the messages table is walked. */
+#define ORDER_KEY_SQL "(((137438953471 - max(0, min(m.date, 137438953471))) << 25) | m.num)"
+G_STATIC_ASSERT(MV_INDEX_MAX_DATE == INT64_C(137438953471) && MV_INDEX_NUMBER_BITS == 25);
 
 static void append_select(GString *sql, const plan *p, bool use_fts, const mv_search_options *opts,
                           const char *folder_filter)
@@ -436,14 +443,16 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 	if (use_fts) {
 		/* CROSS JOIN keeps the FTS table as the outer loop, so that the
 		 * date-ordered rowid gives "newest first" without a sort. */
-		g_string_append_printf(sql, "bm25(fts) FROM ix.fts CROSS JOIN messages m ON m.num = (fts.rowid & %lld)",
-		                       (long long)MV_INDEX_NUMBER_MASK);
+		g_string_append_printf(sql, "bm25(fts), m.has_attachment FROM ix.fts CROSS JOIN messages m"
+		                       " ON m.num = (fts.rowid & %lld)", (long long)MV_INDEX_NUMBER_MASK);
 	} else {
-		g_string_append(sql, "0.0 FROM messages m");
+		g_string_append(sql, "0.0, m.has_attachment FROM messages m");
 	}
 	g_string_append(sql, " JOIN folders f ON f.id = m.folder_id WHERE m.deleted = 0");
 	if (use_fts)
 		g_string_append(sql, " AND fts MATCH ? AND fts.rowid >= ? AND fts.rowid < ?");
+	else if (p->after_lo != INT64_MIN)
+		g_string_append(sql, " AND " ORDER_KEY_SQL " >= ?");
 	if (p->sql->len)
 		g_string_append_printf(sql, " AND (%s)", p->sql->str);
 	if (folder_filter)
@@ -455,9 +464,9 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 	else if (use_fts)
 		g_string_append(sql, " ORDER BY fts.rowid");
 	else
-		g_string_append(sql, " ORDER BY m.date DESC, m.num DESC");
+		g_string_append(sql, " ORDER BY " ORDER_KEY_SQL);
 	if (opts->limit > 0)
-		g_string_append_printf(sql, " LIMIT %lld", (long long)opts->limit);
+		g_string_append_printf(sql, " LIMIT %lld", (long long)(opts->limit + opts->offset));
 }
 
 static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const char *match,
@@ -466,8 +475,10 @@ static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const cha
 	int idx = 1;
 	if (use_fts) {
 		sqlite3_bind_text(st, idx++, match, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, idx++, p->docid_lo);
+		sqlite3_bind_int64(st, idx++, MAX(p->docid_lo, p->after_lo));
 		sqlite3_bind_int64(st, idx++, p->docid_hi);
+	} else if (p->after_lo != INT64_MIN) {
+		sqlite3_bind_int64(st, idx++, p->after_lo);
 	}
 	for (guint i = 0; i < p->params->len; i++, idx++) {
 		if (g_array_index(p->int_params, int, i))
@@ -511,7 +522,7 @@ static int readable_folders(mv_store *store, const mv_access *access, GString *i
 	return 0;
 }
 
-static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts,
+static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts, int64_t after_lo,
                      GPtrArray *hits, GError **error)
 {
 	archive_scope scope = opts->archive && *opts->archive ? scope_in_store(store, opts->archive) : SCOPE_PART;
@@ -532,7 +543,7 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 		if (all)
 			g_string_free(readable, TRUE), readable = NULL;
 	}
-	plan p = { .store = store, .archive_is_whole_store = scope == SCOPE_WHOLE, .docid_lo = INT64_MIN, .docid_hi = INT64_MAX, .sql = g_string_new(NULL),
+	plan p = { .store = store, .after_lo = after_lo, .archive_is_whole_store = scope == SCOPE_WHOLE, .docid_lo = INT64_MIN, .docid_hi = INT64_MAX, .sql = g_string_new(NULL),
 	           .params = g_ptr_array_new_with_free_func(g_free),
 	           .int_params = g_array_new(FALSE, FALSE, sizeof(int)) };
 	GString *match = g_string_new(NULL);
@@ -620,14 +631,18 @@ mv_store *mv_searcher_store(mv_searcher *s, int store_id)
 	return NULL;
 }
 
+/* Newest first: the index's order inside a store (date descending, then
+ * message number ascending), and across stores the higher store first
+ * among equal dates — the order `after` continues in. */
 static gint by_date_desc(gconstpointer a, gconstpointer b)
 {
 	const mv_search_hit *x = *(mv_search_hit *const *)a, *y = *(mv_search_hit *const *)b;
-	if (x->date != y->date)
-		return x->date > y->date ? -1 : 1;
+	int64_t kx = mv_index_docid(x->date, 0), ky = mv_index_docid(y->date, 0);
+	if (kx != ky)
+		return kx < ky ? -1 : 1;
 	if (x->store_id != y->store_id)
 		return x->store_id > y->store_id ? -1 : 1;
-	return x->number > y->number ? -1 : (x->number < y->number);
+	return x->number < y->number ? -1 : (x->number > y->number);
 }
 
 static gint by_rank(gconstpointer a, gconstpointer b)
@@ -638,26 +653,83 @@ static gint by_rank(gconstpointer a, gconstpointer b)
 	return by_date_desc(a, b);
 }
 
+/* Where the hit `after` stands in newest-first order, as the smallest
+ * order key each store still has to give: in its own store the keys after
+ * it, in a higher store (which comes first among equal dates) the older
+ * dates only, in a lower one its date too. */
+typedef struct cursor {
+	bool set;
+	int store_id;
+	int64_t date, number;
+} cursor;
+
+static int cursor_of(mv_searcher *s, const mv_search_options *opts, cursor *c, GError **error)
+{
+	memset(c, 0, sizeof *c);
+	if (!opts->after || !*opts->after)
+		return 0;
+	if (opts->sort != MV_SORT_DATE) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "after: continues the newest-first order; page by offset "
+		            "when sorting by relevance");
+		return -1;
+	}
+	int64_t num;
+	mv_store *st = NULL;
+	mv_store_message m;
+	if (mv_message_id_parse(opts->after, &c->store_id, &num))
+		st = mv_searcher_store(s, c->store_id);
+	if (!st || mv_store_message_get(st, num, &m, NULL) < 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "after: '%.64s' is not a message of these results (search "
+		            "again)", opts->after);
+		return -1;
+	}
+	c->set = true;
+	c->date = m.date;
+	c->number = num;
+	mv_store_message_clear(&m);
+	return 0;
+}
+
+static int64_t after_lo_for(const cursor *c, int store_id)
+{
+	if (!c->set)
+		return INT64_MIN;
+	if (store_id == c->store_id)
+		return mv_index_docid(c->date, c->number) + 1;
+	if (store_id > c->store_id)
+		return mv_index_docid(c->date - 1, 0);
+	return mv_index_docid(c->date, 0);
+}
+
 int mv_searcher_run(mv_searcher *s, const char *query, const mv_search_options *opts,
                     GPtrArray **hits_r, GError **error)
 {
+	if (opts->offset < 0 || opts->offset > MV_SEARCH_MAX_OFFSET) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "offset must be 0..%d", MV_SEARCH_MAX_OFFSET);
+		return -1;
+	}
+	cursor c;
+	if (cursor_of(s, opts, &c, error) < 0)
+		return -1;
 	mv_query *q = mv_query_parse(query, error);
 	if (!q)
 		return -1;
 	GPtrArray *hits = g_ptr_array_new_with_free_func((GDestroyNotify)mv_search_hit_free);
 	int rc = 0;
 	for (guint i = 0; i < s->stores->len && rc == 0; i++)
-		rc = run_store(s->stores->pdata[i], q, opts, hits, error);
+		rc = run_store(s->stores->pdata[i], q, opts, after_lo_for(&c, mv_store_id(s->stores->pdata[i])), hits,
+		               error);
 	mv_query_free(q);
 	if (rc < 0) {
 		g_ptr_array_free(hits, TRUE);
 		return -1;
 	}
-	if (s->stores->len > 1) {
+	if (s->stores->len > 1)
 		g_ptr_array_sort(hits, opts->sort == MV_SORT_RELEVANCE ? by_rank : by_date_desc);
-		if (opts->limit > 0 && hits->len > (guint)opts->limit)
-			g_ptr_array_set_size(hits, (guint)opts->limit);
-	}
+	if (opts->offset > 0)
+		g_ptr_array_remove_range(hits, 0, MIN(hits->len, (guint)opts->offset));
+	if (opts->limit > 0 && hits->len > (guint)opts->limit)
+		g_ptr_array_set_size(hits, (guint)opts->limit);
 	*hits_r = hits;
 	return 0;
 }

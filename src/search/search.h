@@ -13,7 +13,15 @@ typedef struct mv_search_options {
 	int64_t limit;         /* 0 = no limit */
 	mv_sort sort;
 	const mv_access *access; /* whose folder privileges filter the hits; NULL = none */
+	/* Paging.  after: the id of the last hit of the previous page (date
+	 * order only): the hits that follow it, however deep, at the cost of
+	 * one page.  offset: hits to skip first (either order; costs them). */
+	const char *after;
+	int64_t offset;
 } mv_search_options;
+
+/* Bound of offset: deeper pages go by `after`. */
+#define MV_SEARCH_MAX_OFFSET 10000
 
 typedef struct mv_search_hit {
 	int store_id;
@@ -21,11 +29,12 @@ typedef struct mv_search_hit {
 	int64_t date;
 	int64_t size;
 	double rank;           /* bm25: lower is better */
+	bool has_attachment;
 	char *from, *to, *subject, *archive, *folder, *message_id;
 } mv_search_hit;
 
 void mv_search_hit_free(mv_search_hit *h);
-/* {"id","date","from","to","subject","archive","folder","size","message_id"} */
+/* {"id","date","from","to","subject","archive","folder","size","message_id","hasAttachment"} */
 json_t *mv_search_hit_json(const mv_search_hit *h);
 
 typedef struct mv_searcher mv_searcher;
@@ -46,6 +55,12 @@ mv_store *mv_searcher_store(mv_searcher *s, int store_id);
  * folder without the read privilege.  access NULL = unrestricted. */
 int mv_message_fetch(mv_instance *inst, const mv_access *access, const char *id, mv_store_message *m_r,
                      GByteArray **raw_r, GError **error);
+
+/* The passage of text that shows why a hit matched q (snippet.c):
+ * [[text, false], [matched word, true], ...], about max_chars characters,
+ * whitespace collapsed, "…" where the text was cut; the text's start when
+ * no word of q is in it.  Segments are text, never markup. */
+json_t *mv_snippet_json(const mv_query *q, const char *text, size_t max_chars);
 
 /* Parses "<store>:<num>". */
 bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r);

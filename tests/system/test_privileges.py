@@ -192,7 +192,7 @@ def test_user_functions(users_world):
     assert info_of(api, "carol") == {
         "userName": "carol", "fullName": "Carol Example", "distinguishedName": None,
         "authentication": "integrated", "emailAddresses": [], "pop3UserNames": [],
-        "privileges": "login", "loginPrivileges": "api", "privilegesOnFolders": []}
+        "privileges": "login", "loginPrivileges": "api", "privilegesOnFolders": [], "mfaStatus": "none"}
     assert "nobody" in api.fail("GetUserInfo", userName="nobody")
     # the new user can log on, but may not call admin functions
     assert api.status_of("/api/get-metadata", "carol") == 200
@@ -292,7 +292,7 @@ def test_user_functions(users_world):
         "userName": "carol2", "fullName": "Carol Renamed", "distinguishedName": dn,
         "authentication": "integrated", "emailAddresses": ["carol@example.com", "c.two@example.org"],
         "pop3UserNames": ["pop.carol", "carolpop"], "privileges": "login",
-        "loginPrivileges": info_of(api, "carol2")["loginPrivileges"], "privilegesOnFolders": []}
+        "loginPrivileges": info_of(api, "carol2")["loginPrivileges"], "privilegesOnFolders": [], "mfaStatus": "none"}
 
     # DeleteUser: the user is gone and its credentials answer 401
     assert api.status_of("/api/get-metadata", "carol2") == 200

@@ -1009,7 +1009,7 @@ static void test_functions(void **state)
 	assert_string_equal(text, "{\"userName\":\"web.user\",\"fullName\":\"Web User\",\"distinguishedName\":null,"
 	                    "\"authentication\":\"integrated\",\"emailAddresses\":[],\"pop3UserNames\":[],"
 	                    "\"privileges\":\"login\",\"loginPrivileges\":\"windows,web,outlook,windowsCmd,imap,api\","
-	                    "\"privilegesOnFolders\":[]}");
+	                    "\"privilegesOnFolders\":[],\"mfaStatus\":\"none\"}");
 	free(text);
 	json_decref(env);
 

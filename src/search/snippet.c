@@ -1,0 +1,206 @@
+/* search/snippet: the passage of a hit's text that shows why it matched,
+ * with the matched words marked.
+ *
+ * The index is contentless (it keeps no text to quote), so the passage is
+ * cut from the message's own text at result time.  Words are compared the
+ * way the index's unicode61 tokenizer compares them — letters and digits
+ * only, case folded, diacritics removed — so a highlighted word is one that
+ * the search would have matched.  The result is a list of segments, never
+ * markup: the caller renders them as text, so nothing in a message can
+ * become HTML. */
+#include "search/search.h"
+
+#include <string.h>
+
+#define MAX_TERMS 64
+#define CONTEXT_BEFORE 60          /* characters shown before the first match */
+/* A match deeper into a long text is not looked for: one result must not
+ * cost a scan of megabytes. */
+#define MAX_SCAN_BYTES (64 * 1024)
+
+typedef struct term {
+	char *word;                    /* normalised */
+	bool prefix;
+} term;
+
+/* Case folded, decomposed, combining marks dropped: "Café" -> "cafe". */
+static char *normalise_word(const char *w, gssize len)
+{
+	char *folded = g_utf8_casefold(w, len);
+	char *nfd = g_utf8_normalize(folded, -1, G_NORMALIZE_NFD);
+	g_free(folded);
+	if (!nfd)
+		return g_strdup("");
+	GString *out = g_string_new(NULL);
+	for (const char *p = nfd; *p; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+		if (!g_unichar_ismark(c))
+			g_string_append_unichar(out, c);
+	}
+	g_free(nfd);
+	return g_string_free(out, FALSE);
+}
+
+static bool is_word_char(gunichar c)
+{
+	return g_unichar_isalnum(c) || g_unichar_ismark(c);
+}
+
+static void add_words(GPtrArray *terms, const char *text, bool prefix)
+{
+	const char *p = text;
+	while (*p && terms->len < MAX_TERMS) {
+		while (*p && !is_word_char(g_utf8_get_char(p)))
+			p = g_utf8_next_char(p);
+		const char *start = p;
+		while (*p && is_word_char(g_utf8_get_char(p)))
+			p = g_utf8_next_char(p);
+		if (p == start)
+			continue;
+		term *t = g_new0(term, 1);
+		t->word = normalise_word(start, p - start);
+		t->prefix = prefix && !*p;
+		g_ptr_array_add(terms, t);
+	}
+}
+
+static bool shown_field(mv_query_field f)
+{
+	return f == MV_F_ANY || f == MV_F_BODY || f == MV_F_SUBJECT;
+}
+
+/* The words a hit matched on: terms and phrases outside negations. */
+static void collect(const mv_query *q, GPtrArray *terms, int depth)
+{
+	if (!q || depth > MV_QUERY_MAX_DEPTH + 2)
+		return;
+	switch (q->kind) {
+	case MV_Q_TERM:
+	case MV_Q_PHRASE:
+		if (shown_field(q->field))
+			add_words(terms, q->text, q->kind == MV_Q_TERM && q->prefix);
+		return;
+	case MV_Q_AND:
+	case MV_Q_OR:
+		for (guint i = 0; i < q->children->len; i++)
+			collect(q->children->pdata[i], terms, depth + 1);
+		return;
+	default:
+		return;
+	}
+}
+
+static void term_free(gpointer p)
+{
+	term *t = p;
+	g_free(t->word);
+	g_free(t);
+}
+
+static bool matches(GPtrArray *terms, const char *word, gssize len)
+{
+	char *w = normalise_word(word, len);
+	bool hit = false;
+	for (guint i = 0; i < terms->len && !hit; i++) {
+		const term *t = terms->pdata[i];
+		hit = *t->word && (t->prefix ? g_str_has_prefix(w, t->word) : strcmp(w, t->word) == 0);
+	}
+	g_free(w);
+	return hit;
+}
+
+typedef struct span {
+	const char *start, *end;
+	bool match;
+} span;
+
+/* Whitespace runs (line ends included) become one space: a passage is one
+ * line in a result list. */
+static void append_text(GString *s, const char *from, const char *to)
+{
+	bool space = s->len > 0 && s->str[s->len - 1] == ' ';
+	for (const char *p = from; p < to; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+		if (g_unichar_isspace(c)) {
+			if (!space)
+				g_string_append_c(s, ' ');
+			space = true;
+			continue;
+		}
+		g_string_append_unichar(s, c);
+		space = false;
+	}
+}
+
+static void push(json_t *out, GString *s, bool match)
+{
+	if (s->len == 0)
+		return;
+	json_array_append_new(out, json_pack("[s, b]", s->str, match));
+	g_string_truncate(s, 0);
+}
+
+/* Segments of the text from `from` on, up to max characters. */
+static json_t *segments(GPtrArray *terms, const char *from, const char *end, size_t max_chars, bool cut_before)
+{
+	json_t *out = json_array();
+	GString *plain = g_string_new(cut_before ? "… " : NULL), *word = g_string_new(NULL);
+	size_t shown = 0;
+	const char *p = from;
+	while (p < end && shown < max_chars) {
+		const char *start = p;
+		bool in_word = is_word_char(g_utf8_get_char(p));
+		while (p < end && is_word_char(g_utf8_get_char(p)) == in_word)
+			p = g_utf8_next_char(p);
+		shown += (size_t)g_utf8_strlen(start, p - start);
+		if (in_word && matches(terms, start, p - start)) {
+			push(out, plain, false);
+			g_string_append_len(word, start, p - start);
+			push(out, word, true);
+		} else {
+			append_text(plain, start, p);
+		}
+	}
+	if (p < end)
+		g_string_append(plain, " …");
+	push(out, plain, false);
+	g_string_free(plain, TRUE);
+	g_string_free(word, TRUE);
+	return out;
+}
+
+/* Where the passage starts: some words before the first match, at a word
+ * start; the text's start when nothing matches. */
+static const char *passage_start(GPtrArray *terms, const char *text, const char *end)
+{
+	const char *p = text;
+	while (p < end) {
+		const char *start = p;
+		bool in_word = is_word_char(g_utf8_get_char(p));
+		while (p < end && is_word_char(g_utf8_get_char(p)) == in_word)
+			p = g_utf8_next_char(p);
+		if (!in_word || !matches(terms, start, p - start))
+			continue;
+		const char *s = start;
+		for (int back = 0; back < CONTEXT_BEFORE && s > text; back++)
+			s = g_utf8_prev_char(s);
+		while (s > text && s < start && is_word_char(g_utf8_get_char(s)))
+			s = g_utf8_next_char(s);
+		return s;
+	}
+	return text;
+}
+
+json_t *mv_snippet_json(const mv_query *q, const char *text, size_t max_chars)
+{
+	GPtrArray *terms = g_ptr_array_new_with_free_func(term_free);
+	collect(q, terms, 0);
+	const char *end = text + strlen(text);
+	const char *scan_end = end - text > MAX_SCAN_BYTES ? g_utf8_find_prev_char(text, text + MAX_SCAN_BYTES) : end;
+	const char *start = passage_start(terms, text, scan_end ? scan_end : end);
+	while (start < end && g_unichar_isspace(g_utf8_get_char(start)))
+		start = g_utf8_next_char(start);
+	json_t *out = segments(terms, start, end, max_chars, start > text);
+	g_ptr_array_free(terms, TRUE);
+	return out;
+}
