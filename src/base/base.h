@@ -101,9 +101,14 @@ typedef struct mv_service_config {
 	bool safe_mode;              /* archiving profiles and jobs start held */
 	int64_t status_retention_seconds; /* how long a finished async status stays retrievable */
 	int64_t max_connections;
+	/* [web]: Web Access.  Empty web_listen = off (a file without [web]). */
+	GPtrArray *web_listen;       /* char*, like listen */
+	int64_t web_idle_seconds;    /* a session unused this long ends */
+	int64_t web_session_seconds; /* a session ends this long after its logon, used or not */
 } mv_service_config;
 
 #define MV_API_DEFAULT_PORT 8463
+#define MV_WEB_DEFAULT_PORT 8462
 
 /* Defaults for data_dir with the file at path. */
 void mv_service_config_default(mv_service_config *c, const char *path, const char *data_dir);

@@ -20,6 +20,7 @@ static const char *const known_keys[][2] = {
 	{ "service", "data_dir" }, { "service", "debug_log" }, { "service", "safe_mode" },
 	{ "api", "listen" }, { "api", "status_retention_seconds" }, { "api", "max_connections" },
 	{ "tls", "certificate" }, { "tls", "private_key" }, { "tls", "certificate_dir" },
+	{ "web", "enabled" }, { "web", "listen" }, { "web", "idle_timeout_minutes" }, { "web", "session_hours" },
 };
 
 void mv_service_config_clear(mv_service_config *c)
@@ -28,10 +29,20 @@ void mv_service_config_clear(mv_service_config *c)
 	g_free(c->data_dir);
 	if (c->listen)
 		g_ptr_array_unref(c->listen);
+	if (c->web_listen)
+		g_ptr_array_unref(c->web_listen);
 	g_free(c->certificate);
 	g_free(c->private_key);
 	g_free(c->certificate_dir);
 	memset(c, 0, sizeof *c);
+}
+
+static GPtrArray *copy_strings(const GPtrArray *src)
+{
+	GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+	for (guint i = 0; src && i < src->len; i++)
+		g_ptr_array_add(a, g_strdup(g_ptr_array_index(src, i)));
+	return a;
 }
 
 void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src)
@@ -39,9 +50,10 @@ void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src
 	mv_service_config_clear(dst);
 	dst->path = g_strdup(src->path);
 	dst->data_dir = g_strdup(src->data_dir);
-	dst->listen = g_ptr_array_new_with_free_func(g_free);
-	for (guint i = 0; i < src->listen->len; i++)
-		g_ptr_array_add(dst->listen, g_strdup(g_ptr_array_index(src->listen, i)));
+	dst->listen = copy_strings(src->listen);
+	dst->web_listen = copy_strings(src->web_listen);
+	dst->web_idle_seconds = src->web_idle_seconds;
+	dst->web_session_seconds = src->web_session_seconds;
 	dst->certificate = g_strdup(src->certificate);
 	dst->private_key = g_strdup(src->private_key);
 	dst->certificate_dir = g_strdup(src->certificate_dir);
@@ -61,6 +73,10 @@ void mv_service_config_default(mv_service_config *c, const char *path, const cha
 	c->certificate_dir = g_build_filename(c->data_dir, "certs", NULL);
 	c->status_retention_seconds = 600;
 	c->max_connections = 256;
+	c->web_listen = g_ptr_array_new_with_free_func(g_free);
+	g_ptr_array_add(c->web_listen, g_strdup_printf("127.0.0.1:%d", MV_WEB_DEFAULT_PORT));
+	c->web_idle_seconds = 30 * 60;
+	c->web_session_seconds = 12 * 3600;
 }
 
 int mv_listen_parse(const char *text, char **host_r, int *port_r, GError **error)
@@ -178,32 +194,52 @@ static int get_int(GKeyFile *kf, const char *path, const char *group, const char
 	return 0;
 }
 
-static int get_listen(GKeyFile *kf, const char *path, mv_service_config *c, GError **error)
+static int get_listen(GKeyFile *kf, const char *path, const char *group, GPtrArray *listen, GError **error)
 {
-	if (!g_key_file_has_key(kf, "api", "listen", NULL))
+	if (!g_key_file_has_key(kf, group, "listen", NULL))
 		return 0;
 	gsize n = 0;
-	gchar **items = g_key_file_get_string_list(kf, "api", "listen", &n, NULL);
+	gchar **items = g_key_file_get_string_list(kf, group, "listen", &n, NULL);
+	/* "a;b;" is what GKeyFile writes for a list: the empty last item is no entry. */
+	while (items && n > 0 && !*g_strstrip(items[n - 1]))
+		g_free(items[--n]), items[n] = NULL;
 	if (!items || n == 0 || n > MAX_LISTEN) {
 		g_strfreev(items);
-		return invalid(error, path, "api", "listen", "expected 1 to 16 HOST:PORT entries separated by ';'");
+		return invalid(error, path, group, "listen", "expected 1 to 16 HOST:PORT entries separated by ';'");
 	}
-	g_ptr_array_set_size(c->listen, 0);
+	g_ptr_array_set_size(listen, 0);
 	int rc = 0;
 	for (gsize i = 0; rc == 0 && i < n; i++) {
 		char *host = NULL, *text = g_strstrip(items[i]);
 		int port;
 		GError *e = NULL;
 		if (mv_listen_parse(text, &host, &port, &e) < 0) {
-			rc = invalid(error, path, "api", "listen", e->message);
+			rc = invalid(error, path, group, "listen", e->message);
 			g_error_free(e);
 		} else {
-			g_ptr_array_add(c->listen, g_strdup(text));
+			g_ptr_array_add(listen, g_strdup(text));
 		}
 		g_free(host);
 	}
 	g_strfreev(items);
 	return rc;
+}
+
+/* [web]: a file without the section (made before Web Access) leaves it
+ * off; the generated file has it on 127.0.0.1. */
+static int get_web(GKeyFile *kf, const char *path, mv_service_config *c, GError **error)
+{
+	bool enabled = g_key_file_has_group(kf, "web");
+	int64_t idle_minutes = c->web_idle_seconds / 60, hours = c->web_session_seconds / 3600;
+	if (get_bool(kf, path, "web", "enabled", &enabled, error) < 0 || get_listen(kf, path, "web", c->web_listen, error) < 0 ||
+	    get_int(kf, path, "web", "idle_timeout_minutes", 1, 24 * 60, &idle_minutes, error) < 0 ||
+	    get_int(kf, path, "web", "session_hours", 1, 30 * 24, &hours, error) < 0)
+		return -1;
+	c->web_idle_seconds = idle_minutes * 60;
+	c->web_session_seconds = hours * 3600;
+	if (!enabled)
+		g_ptr_array_set_size(c->web_listen, 0);
+	return 0;
 }
 
 int mv_service_config_load(const char *path, mv_service_config *c_r, GError **error)
@@ -233,7 +269,8 @@ int mv_service_config_load(const char *path, mv_service_config *c_r, GError **er
 	g_free(c.certificate_dir);
 	c.certificate_dir = g_build_filename(c.data_dir, "certs", NULL);
 	if (get_bool(kf, abs, "service", "debug_log", &c.debug_log, error) < 0 ||
-	    get_bool(kf, abs, "service", "safe_mode", &c.safe_mode, error) < 0 || get_listen(kf, abs, &c, error) < 0 ||
+	    get_bool(kf, abs, "service", "safe_mode", &c.safe_mode, error) < 0 ||
+	    get_listen(kf, abs, "api", c.listen, error) < 0 || get_web(kf, abs, &c, error) < 0 ||
 	    get_int(kf, abs, "api", "status_retention_seconds", 10, 7 * 86400, &c.status_retention_seconds, error) < 0 ||
 	    get_int(kf, abs, "api", "max_connections", 4, 65536, &c.max_connections, error) < 0 ||
 	    get_path(kf, abs, "tls", "certificate", &c.certificate, error) < 0 ||
@@ -292,6 +329,12 @@ int mv_service_config_save(const mv_service_config *c, GError **error)
 	g_key_file_set_string_list(kf, "api", "listen", (const gchar *const *)c->listen->pdata, c->listen->len);
 	g_key_file_set_int64(kf, "api", "status_retention_seconds", c->status_retention_seconds);
 	g_key_file_set_int64(kf, "api", "max_connections", c->max_connections);
+	g_key_file_set_boolean(kf, "web", "enabled", c->web_listen->len > 0);
+	if (c->web_listen->len)
+		g_key_file_set_string_list(kf, "web", "listen", (const gchar *const *)c->web_listen->pdata,
+		                           c->web_listen->len);
+	g_key_file_set_int64(kf, "web", "idle_timeout_minutes", c->web_idle_seconds / 60);
+	g_key_file_set_int64(kf, "web", "session_hours", c->web_session_seconds / 3600);
 	set_path(kf, base, "tls", "certificate", c->certificate);
 	set_path(kf, base, "tls", "private_key", c->private_key);
 	set_path(kf, base, "tls", "certificate_dir", c->certificate_dir);

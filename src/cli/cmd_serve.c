@@ -10,6 +10,7 @@
  * SetServiceCertificate asks for a reload by sending SIGHUP to the process,
  * so there is one way in. */
 #include "api/api.h"
+#include "web/web.h"
 #include "cli/cli.h"
 #include "net/tls.h"
 
@@ -118,11 +119,10 @@ static int prepare_instance(const mv_service_config *c, GError **error)
 	return rc;
 }
 
-static char *first_url(const mv_service_config *c, GPtrArray *listen_override)
+static char *first_url(GPtrArray *listen)
 {
 	char *host = NULL;
 	int port = MV_API_DEFAULT_PORT;
-	GPtrArray *listen = listen_override ? listen_override : c->listen;
 	if (listen->len == 0 || mv_listen_parse(g_ptr_array_index(listen, 0), &host, &port, NULL) < 0)
 		return g_strdup("https://localhost:8463");
 	const char *shown = strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0 ? "localhost" : host;
@@ -139,9 +139,51 @@ static void apply_runtime(const mv_service_config *c, bool debug_flag)
 		mv_log_info("safe mode: archiving profiles and jobs are held until safe mode is switched off");
 }
 
+/* What the command line says for this run only (never saved). */
+typedef struct overrides {
+	GPtrArray *listen;           /* --listen, or NULL */
+	GPtrArray *web_listen;       /* --web-listen, or NULL */
+	bool no_web;
+	bool safe_mode;
+	bool debug;
+} overrides;
+
+static void apply_overrides(mv_service_config *c, const overrides *o)
+{
+	if (o->listen) {
+		g_ptr_array_unref(c->listen);
+		c->listen = g_ptr_array_ref(o->listen);
+	}
+	if (o->web_listen) {
+		g_ptr_array_unref(c->web_listen);
+		c->web_listen = g_ptr_array_ref(o->web_listen);
+	}
+	if (o->no_web)
+		g_ptr_array_set_size(c->web_listen, 0);
+	c->safe_mode = c->safe_mode || o->safe_mode;
+}
+
+typedef struct servers {
+	mv_api_server *api;
+	mv_web_server *web;
+	mv_logon *logon;
+} servers;
+
+/* Web Access follows the configuration: started, reloaded or stopped. */
+static int reload_web(servers *sv, const mv_service_config *c, GError **error)
+{
+	if (c->web_listen->len == 0) {
+		mv_web_server_stop(&sv->web);
+		return 0;
+	}
+	if (sv->web)
+		return mv_web_server_reload(sv->web, c, error);
+	sv->web = mv_web_server_start(c, sv->logon, error);
+	return sv->web ? 0 : -1;
+}
+
 /* Re-reads the configuration (SIGHUP) and applies what can change live. */
-static void reload(mv_api_server *srv, const char *path, bool debug_flag, bool safe_mode_flag,
-                   GPtrArray *listen_override)
+static void reload(servers *sv, const char *path, const overrides *o)
 {
 	mv_service_config c;
 	GError *e = NULL;
@@ -150,13 +192,9 @@ static void reload(mv_api_server *srv, const char *path, bool debug_flag, bool s
 		g_error_free(e);
 		return;
 	}
-	if (listen_override) {
-		g_ptr_array_unref(c.listen);
-		c.listen = g_ptr_array_ref(listen_override);
-	}
-	c.safe_mode = c.safe_mode || safe_mode_flag;
-	apply_runtime(&c, debug_flag);
-	if (mv_api_server_reload(srv, &c, &e) < 0) {
+	apply_overrides(&c, o);
+	apply_runtime(&c, o->debug);
+	if (mv_api_server_reload(sv->api, &c, &e) < 0 || reload_web(sv, &c, &e) < 0) {
 		mv_log_error("reload: %s", e->message);
 		g_error_free(e);
 	} else {
@@ -165,8 +203,7 @@ static void reload(mv_api_server *srv, const char *path, bool debug_flag, bool s
 	mv_service_config_clear(&c);
 }
 
-static int wait_for_signals(mv_api_server *srv, const sigset_t *set, const char *path, bool debug_flag,
-                            bool safe_mode_flag, GPtrArray *listen_override)
+static int wait_for_signals(servers *sv, const sigset_t *set, const char *path, const overrides *o)
 {
 	for (;;) {
 		int sig = 0;
@@ -176,7 +213,7 @@ static int wait_for_signals(mv_api_server *srv, const sigset_t *set, const char 
 			return -1;
 		}
 		if (sig == SIGHUP) {
-			reload(srv, path, debug_flag, safe_mode_flag, listen_override);
+			reload(sv, path, o);
 			continue;
 		}
 		mv_log_info("%s: stopping (requests in flight finish, running jobs stop at a safe point)",
@@ -207,30 +244,25 @@ static int check_listen(GPtrArray *listen, GError **error)
 	return 0;
 }
 
-static int serve(const mv_cli_globals *g, const char *config_opt, char **listen_opt, bool safe_mode)
+static int serve(const mv_cli_globals *g, const char *config_opt, overrides *o)
 {
 	mv_service_config c = { 0 };
 	GError *err = NULL;
-	GPtrArray *listen_override = listen_from_option(listen_opt);
-	mv_api_server *srv = NULL;
-	mv_logon *logon = mv_logon_new();
+	servers sv = { .logon = mv_logon_new() };
 	int lock_fd = -1, status = MV_EXIT_FAIL;
 	char *url = NULL, *who = NULL;
-	if (check_listen(listen_override, &err) < 0 || load_or_create_config(g, config_opt, &c, &err) < 0)
+	if (check_listen(o->listen, &err) < 0 || check_listen(o->web_listen, &err) < 0 ||
+	    load_or_create_config(g, config_opt, &c, &err) < 0)
 		goto out;
 	apply_runtime(&c, g->debug);
-	url = first_url(&c, listen_override);
+	url = first_url(o->listen ? o->listen : c.listen);
 	who = g_strdup_printf("pid %d, %s", (int)getpid(), url);
 	if (mv_server_lock_acquire(c.data_dir, who, &lock_fd, &err) < 0 || prepare_instance(&c, &err) < 0 ||
 	    ensure_certificate(&c, &err) < 0)
 		goto out;
 	/* Command-line overrides apply to this run only: applied after the
 	 * last time the configuration is saved. */
-	if (listen_override) {
-		g_ptr_array_unref(c.listen);
-		c.listen = g_ptr_array_ref(listen_override);
-	}
-	c.safe_mode = c.safe_mode || safe_mode;
+	apply_overrides(&c, o);
 	/* One malloc arena per connection thread would keep the peak of every
 	 * thread that ever built a large reply; a few shared arenas return
 	 * memory to reuse. */
@@ -243,27 +275,31 @@ static int serve(const mv_cli_globals *g, const char *config_opt, char **listen_
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (!(srv = mv_api_server_start(&c, logon, &err)))
+	if (!(sv.api = mv_api_server_start(&c, sv.logon, &err)) || reload_web(&sv, &c, &err) < 0)
 		goto out;
 	print_certificate(&c);
 	printf("data directory: %s\n", c.data_dir);
 	printf("Administration API: %s/api/ (POST invoke/<Function>, get-status, cancel-async, get-metadata)\n", url);
+	if (sv.web) {
+		char *web_url = first_url(c.web_listen);
+		printf("Web Access: %s/\n", web_url);
+		g_free(web_url);
+	}
 	printf("mailvault %s serving (pid %d)%s; SIGHUP reloads %s, SIGTERM stops\n", MV_VERSION, (int)getpid(),
 	       c.safe_mode ? " in safe mode" : "", c.path);
 	fflush(stdout);
-	if (wait_for_signals(srv, &set, c.path, g->debug, safe_mode, listen_override) == 0)
+	if (wait_for_signals(&sv, &set, c.path, o) == 0)
 		status = MV_EXIT_OK;
 out:
 	if (err) {
 		fprintf(stderr, "mailvault: %s\n", err->message);
 		g_error_free(err);
 	}
-	mv_logon_stop(logon);
-	mv_api_server_stop(&srv);
-	mv_logon_free(&logon);
+	mv_logon_stop(sv.logon);
+	mv_web_server_stop(&sv.web);
+	mv_api_server_stop(&sv.api);
+	mv_logon_free(&sv.logon);
 	mv_server_lock_release(lock_fd);
-	if (listen_override)
-		g_ptr_array_unref(listen_override);
 	mv_service_config_clear(&c);
 	g_free(url);
 	g_free(who);
@@ -275,23 +311,34 @@ out:
 int mv_cmd_serve(const mv_cli_globals *g, int argc, char **argv)
 {
 	char *config = NULL;
-	char **listen = NULL;
-	gboolean safe_mode = FALSE;
+	char **listen = NULL, **web_listen = NULL;
+	gboolean safe_mode = FALSE, no_web = FALSE;
 	GOptionEntry entries[] = {
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "service configuration file (default: DATA/mailvault.conf)",
 		  "FILE" },
-		{ "listen", 'l', 0, G_OPTION_ARG_STRING_ARRAY, &listen, "listen on HOST:PORT instead (repeatable; not saved)",
-		  "HOST:PORT" },
+		{ "listen", 'l', 0, G_OPTION_ARG_STRING_ARRAY, &listen,
+		  "the API listens on HOST:PORT instead (repeatable; not saved)", "HOST:PORT" },
+		{ "web-listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &web_listen,
+		  "Web Access listens on HOST:PORT instead (repeatable; not saved)", "HOST:PORT" },
+		{ "no-web", 0, 0, G_OPTION_ARG_NONE, &no_web, "do not serve Web Access this time", NULL },
 		{ "safe-mode", 0, 0, G_OPTION_ARG_NONE, &safe_mode, "start with archiving profiles and jobs held", NULL },
 		G_OPTION_ENTRY_NULL
 	};
-	if (!mv_cli_parse("serve", "", "Run the server (the Administration API over HTTPS) until SIGTERM.", entries,
-	                  &argc, &argv))
+	if (!mv_cli_parse("serve", "", "Run the server (the Administration API and Web Access over HTTPS) until SIGTERM.",
+	                  entries, &argc, &argv))
 		return MV_EXIT_USAGE;
-	int rc = argc == 1 ? serve(g, config, listen, safe_mode) : MV_EXIT_USAGE;
+	overrides o = { .listen = listen_from_option(listen), .web_listen = listen_from_option(web_listen),
+		        .no_web = no_web, .safe_mode = safe_mode, .debug = g->debug };
+	int rc = argc == 1 ? serve(g, config, &o) : MV_EXIT_USAGE;
 	if (argc != 1)
-		fprintf(stderr, "usage: mailvault serve [--config FILE] [--listen HOST:PORT] [--safe-mode]\n");
+		fprintf(stderr, "usage: mailvault serve [--config FILE] [--listen HOST:PORT] [--web-listen HOST:PORT] "
+		        "[--no-web] [--safe-mode]\n");
+	if (o.listen)
+		g_ptr_array_unref(o.listen);
+	if (o.web_listen)
+		g_ptr_array_unref(o.web_listen);
 	g_free(config);
 	g_strfreev(listen);
+	g_strfreev(web_listen);
 	return rc;
 }

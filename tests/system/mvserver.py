@@ -52,10 +52,14 @@ def decode_body(raw):
 
 
 class MvServer:
-    def __init__(self, data_dir, password=None, extra_args=(), port=None, env=None):
+    def __init__(self, data_dir, password=None, extra_args=(), port=None, env=None, web_port=None):
         self.data_dir = str(data_dir)
         self.port = port or free_port()
         self.url = "https://127.0.0.1:%d" % self.port
+        # Web Access on a port of its own: servers of parallel tests must not
+        # meet on the configured default.
+        self.web_port = web_port or free_port()
+        self.web_url = "https://127.0.0.1:%d" % self.web_port
         self.password = password
         self.extra_args = list(extra_args)
         self.env = env
@@ -68,7 +72,8 @@ class MvServer:
         self._out = open(self.stdout_path, "ab")
         self._err = open(self.stderr_path, "ab")
         cmd = [MAILVAULT_BIN, "--data-dir", self.data_dir, "serve",
-               "--listen", "127.0.0.1:%d" % self.port] + self.extra_args
+               "--listen", "127.0.0.1:%d" % self.port,
+               "--web-listen", "127.0.0.1:%d" % self.web_port] + self.extra_args
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err, env=self.env)
         deadline = time.time() + START_TIMEOUT
         while time.time() < deadline:
