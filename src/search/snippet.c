@@ -150,9 +150,11 @@ static json_t *segments(GPtrArray *terms, const char *from, const char *end, siz
 	while (p < end && shown < max_chars) {
 		const char *start = p;
 		bool in_word = is_word_char(g_utf8_get_char(p));
-		while (p < end && is_word_char(g_utf8_get_char(p)) == in_word)
+		/* A run longer than what is left to show (a base64 blob) is cut. */
+		while (p < end && is_word_char(g_utf8_get_char(p)) == in_word && shown < max_chars) {
 			p = g_utf8_next_char(p);
-		shown += (size_t)g_utf8_strlen(start, p - start);
+			shown++;
+		}
 		if (in_word && matches(terms, start, p - start)) {
 			push(out, plain, false);
 			g_string_append_len(word, start, p - start);
