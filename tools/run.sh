@@ -16,6 +16,8 @@ cat <<MSG
 
 Starting the server (Ctrl-C stops it). Once it is up:
 
+  Web Access:  https://127.0.0.1:8462/   (log in as admin; the certificate is self-signed: $dir/certs/server.crt)
+
   $bin cmd --server https://127.0.0.1:8463 --cacert $dir/certs/server.crt --user admin GetServerInfo
   curl --cacert $dir/certs/server.crt -u admin -X POST https://127.0.0.1:8463/api/get-metadata
 
