@@ -356,7 +356,7 @@ json_t *mv_command_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args
 	GError *err = NULL;
 	json_t *result = cmd->run(ctx, args, &err);
 	if (!result && !err)
-		g_set_error(&err, MV_ERROR, MV_ERR_IO, "%s failed without a reason", cmd->name);
+		g_set_error(&err, MV_ERROR, MV_ERR_IO, "failed without a reason");
 	audit_call(cmd, ctx, args, result ? NULL : err);
 	if (err)
 		g_propagate_error(error, err);
