@@ -413,14 +413,40 @@ static bool page_limit(mv_web_request *r, GHashTable *args, int64_t *limit_r, GE
 	return true;
 }
 
+/* Every item names its folder as the folder tree does, "archive/path"
+ * (a hit carries the path inside its archive, a folder's listing nothing:
+ * listed_in is that folder). */
+static void name_folder(json_t *item, const char *listed_in)
+{
+	if (listed_in) {
+		const char *slash = strchr(listed_in, '/');
+		char *archive = slash ? g_strndup(listed_in, (gsize)(slash - listed_in)) : g_strdup(listed_in);
+		json_object_set_new(item, "archive", json_string(archive));
+		json_object_set_new(item, "folder", json_string(listed_in));
+		g_free(archive);
+		return;
+	}
+	const char *archive = json_string_value(json_object_get(item, "archive"));
+	const char *path = json_string_value(json_object_get(item, "folder"));
+	if (!archive || !path)
+		return;
+	char *full = *path ? g_strconcat(archive, "/", path, NULL) : g_strdup(archive);
+	json_object_set_new(item, "folder", json_string(full));
+	g_free(full);
+}
+
 static enum MHD_Result send_page(mv_web_request *r, const char *key, json_t *items, int64_t limit,
-                                 const char *drop)
+                                 const char *drop, const char *listed_in)
 {
 	bool more = (int64_t)json_array_size(items) > limit;
 	if (more)
 		json_array_remove(items, (size_t)limit);
-	for (size_t i = 0; drop && i < json_array_size(items); i++)
-		json_object_del(json_array_get(items, i), drop);
+	for (size_t i = 0; i < json_array_size(items); i++) {
+		json_t *item = json_array_get(items, i);
+		if (drop)
+			json_object_del(item, drop);
+		name_folder(item, listed_in);
+	}
 	return mv_web_send_json(r, MHD_HTTP_OK, json_pack("{s:o, s:b}", key, items, "more", more));
 }
 
@@ -456,7 +482,7 @@ static enum MHD_Result search(mv_web_request *r)
 	g_hash_table_destroy(args);
 	if (!hits)
 		return answer_call(r, NULL, err);
-	return send_page(r, "hits", hits, limit, "message_id");
+	return send_page(r, "hits", hits, limit, "message_id", NULL);
 }
 
 static enum MHD_Result messages(mv_web_request *r)
@@ -470,7 +496,7 @@ static enum MHD_Result messages(mv_web_request *r)
 	g_hash_table_destroy(args);
 	if (!items)
 		return answer_call(r, NULL, err);
-	return send_page(r, "messages", items, limit, "archivedAt");
+	return send_page(r, "messages", items, limit, "archivedAt", field(r, "folder"));
 }
 
 static enum MHD_Result message(mv_web_request *r)
