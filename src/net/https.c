@@ -125,6 +125,31 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* libmicrohttpd's own unescaping would turn "%00" into the end of the C
+ * string, so "/assets/index.html%00.js" would be read as
+ * "/assets/index.html".  This one decodes like it but leaves "%00" as it
+ * is: a path or value with a NUL in it then simply matches nothing. */
+static int hex_digit(char c)
+{
+	return g_ascii_isxdigit(c) ? g_ascii_xdigit_value(c) : -1;
+}
+
+static size_t unescape_keeping_nul(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *out = s;
+	for (const char *p = s; *p; p++) {
+		int hi = p[0] == '%' ? hex_digit(p[1]) : -1, lo = hi >= 0 ? hex_digit(p[2]) : -1;
+		if (hi >= 0 && lo >= 0 && (hi | lo) != 0) {
+			*out++ = (char)(hi * 16 + lo);
+			p += 2;
+		} else {
+			*out++ = *p;
+		}
+	}
+	*out = 0;
+	return (size_t)(out - s);
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char *text = g_strdup_vprintf(fmt, ap);
@@ -213,6 +238,7 @@ static struct MHD_Daemon *start_daemon(mv_https *h, const mv_https_options *o, c
 		{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)o->max_connections, NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)o->idle_seconds, NULL },
 		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
+		{ MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_keeping_nul, NULL },
 		{ fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR, fd >= 0 ? fd : 0,
 		  fd >= 0 ? NULL : (void *)&addr },
 		{ MHD_OPTION_END, 0, NULL },

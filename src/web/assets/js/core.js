@@ -105,7 +105,10 @@ export function fmtDate(iso, style = 'medium') {
 export function displayName(addr) {
 	const s = String(addr || '').trim();
 	const first = s.split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/)[0].trim();
-	const m = first.match(/^"?([^"<]*?)"?\s*<([^>]*)>/);
+	// A quoted name is taken whole, whatever it contains ("<b>" is a name too).
+	const quoted = first.match(/^"((?:[^"\\]|\\.)*)"/);
+	if (quoted) return quoted[1].replace(/\\(.)/g, '$1').trim() || first;
+	const m = first.match(/^([^<]*?)\s*<([^>]*)>\s*$/);
 	const name = m ? (m[1].trim() || m[2].trim()) : first;
 	return name || s;
 }
