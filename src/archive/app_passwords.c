@@ -94,26 +94,11 @@ typedef struct create_args {
 	int64_t id;
 } create_args;
 
-static int count_of(mv_instance *inst, const char *stored, int64_t *n_r, GError **error)
-{
-	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT count(*) FROM app_passwords WHERE user=?", &st, error) < 0)
-		return -1;
-	sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	*n_r = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
-	if (rc == SQLITE_ROW)
-		return 0;
-	mv_sql_set_error(error, mv_archive_db(inst), "count app passwords");
-	return -1;
-}
-
 static int create_txn(mv_instance *inst, void *opaque, GError **error)
 {
 	create_args *a = opaque;
 	int64_t n = 0;
-	if (count_of(inst, a->stored, &n, error) < 0)
+	if (mv_archive_count(inst, "SELECT count(*) FROM app_passwords WHERE user=?", a->stored, &n, error) < 0)
 		return -1;
 	if (n >= MAX_PER_USER) {
 		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "user %s has %d app passwords already: revoke one first",

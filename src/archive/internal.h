@@ -43,6 +43,9 @@ int mv_archive_prepare(mv_instance *inst, const char *sql, sqlite3_stmt **st_r, 
 /* Steps a statement that returns no row and finalizes it; -1 with the
  * SQLite error named by what otherwise. */
 int mv_archive_step_done(mv_instance *inst, sqlite3_stmt *st, const char *what, GError **error);
+/* The one integer a query gives (count(*) ...), its one text parameter
+ * bound when text_arg is not NULL. */
+int mv_archive_count(mv_instance *inst, const char *sql, const char *text_arg, int64_t *n_r, GError **error);
 /* A text column as a new string, NULL for SQL NULL. */
 char *mv_archive_column_text(sqlite3_stmt *st, int col);
 /* Gives the user (its stored name) a fresh auth generation, which ends its

@@ -96,7 +96,7 @@ char *mv_archive_column_text(sqlite3_stmt *st, int col)
 	return t ? g_strdup((const char *)t) : NULL;
 }
 
-static int count_query(mv_instance *inst, const char *sql, const char *text_arg, int64_t *n_r, GError **error)
+int mv_archive_count(mv_instance *inst, const char *sql, const char *text_arg, int64_t *n_r, GError **error)
 {
 	sqlite3_stmt *st;
 	if (mv_archive_prepare(inst, sql, &st, error) < 0)
@@ -840,7 +840,7 @@ int mv_user_create(mv_instance *inst, const char *name, unsigned privileges, uns
 static int insert_first_admin(mv_instance *inst, void *opaque, GError **error)
 {
 	int64_t n;
-	if (count_query(inst, "SELECT count(*) FROM users", NULL, &n, error) < 0)
+	if (mv_archive_count(inst, "SELECT count(*) FROM users", NULL, &n, error) < 0)
 		return -1;
 	return n > 0 ? 0 : insert_user(inst, opaque, error);
 }
@@ -859,7 +859,7 @@ int mv_users_ensure_admin(mv_instance *inst, char **password_r, GError **error)
 {
 	*password_r = NULL;
 	int64_t n;
-	if (count_query(inst, "SELECT count(*) FROM users", NULL, &n, error) < 0)
+	if (mv_archive_count(inst, "SELECT count(*) FROM users", NULL, &n, error) < 0)
 		return -1;
 	if (n > 0)
 		return 0;
@@ -885,7 +885,7 @@ static int require_other_admin(mv_instance *inst, const char *name, const char *
 {
 	G_STATIC_ASSERT(MV_PRIV_ADMIN == 1);
 	int64_t n;
-	if (count_query(inst, "SELECT count(*) FROM users WHERE (privileges & 1) != 0 AND name != ?", name, &n,
+	if (mv_archive_count(inst, "SELECT count(*) FROM users WHERE (privileges & 1) != 0 AND name != ?", name, &n,
 	                error) < 0)
 		return -1;
 	if (n > 0)

@@ -12,6 +12,9 @@
  * its header only: GMime's parser recurses per level); what was wrong is
  * added to *flags_r (mv_parse_flags).  NULL when no header could be read. */
 GMimeMessage *mv_mime_construct(const uint8_t *data, size_t len, unsigned *flags_r);
+/* An address list as a reader sees it ("Name <addr>, ...", decoded), ""
+ * for none. */
+char *mv_mime_display_list(InternetAddressList *list);
 /* A leaf part's content, transfer encoding undone (NULL if it has none). */
 GByteArray *mv_mime_part_content(GMimePart *part);
 /* Bytes in charset to UTF-8 appended to out (charset NULL or unknown:

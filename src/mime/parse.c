@@ -110,7 +110,7 @@ static void collect_addrs(InternetAddressList *list, GString *addrs, int depth)
 	}
 }
 
-static char *display_list(InternetAddressList *list)
+char *mv_mime_display_list(InternetAddressList *list)
 {
 	if (!list || internet_address_list_length(list) == 0)
 		return g_strdup("");
@@ -316,9 +316,9 @@ static void fill_headers(GMimeMessage *msg, mv_parsed *p)
 {
 	p->subject = mv_utf8_sanitize(g_mime_message_get_subject(msg), -1);
 	InternetAddressList *from = g_mime_message_get_from(msg);
-	p->from = display_list(from);
+	p->from = mv_mime_display_list(from);
 	p->from_addrs = addr_list(from);
-	p->to = display_list(g_mime_message_get_to(msg));
+	p->to = mv_mime_display_list(g_mime_message_get_to(msg));
 	p->to_addrs = addr_list(g_mime_message_get_to(msg));
 	p->cc_addrs = addr_list(g_mime_message_get_cc(msg));
 	p->bcc_addrs = addr_list(g_mime_message_get_bcc(msg));

@@ -60,16 +60,6 @@ void mv_message_view_free(mv_message_view **vp)
 
 /* ---- header fields ------------------------------------------------------------------ */
 
-static char *addresses(InternetAddressList *list)
-{
-	if (!list || internet_address_list_length(list) == 0)
-		return g_strdup("");
-	char *s = internet_address_list_to_string(list, NULL, FALSE);
-	char *clean = mv_utf8_sanitize(s, -1);
-	g_free(s);
-	return clean;
-}
-
 static char *bounded_text(const char *s)
 {
 	if (!s)
@@ -85,11 +75,11 @@ static char *bounded_text(const char *s)
 static void fill_fields(mv_message_view *v, GMimeMessage *msg)
 {
 	v->subject = bounded_text(g_mime_message_get_subject(msg));
-	v->from = addresses(g_mime_message_get_from(msg));
-	v->to = addresses(g_mime_message_get_to(msg));
-	v->cc = addresses(g_mime_message_get_cc(msg));
-	v->bcc = addresses(g_mime_message_get_bcc(msg));
-	v->reply_to = addresses(g_mime_message_get_reply_to(msg));
+	v->from = mv_mime_display_list(g_mime_message_get_from(msg));
+	v->to = mv_mime_display_list(g_mime_message_get_to(msg));
+	v->cc = mv_mime_display_list(g_mime_message_get_cc(msg));
+	v->bcc = mv_mime_display_list(g_mime_message_get_bcc(msg));
+	v->reply_to = mv_mime_display_list(g_mime_message_get_reply_to(msg));
 	v->message_id = bounded_text(g_mime_message_get_message_id(msg));
 	GMimeHeaderList *list = g_mime_object_get_header_list(GMIME_OBJECT(msg));
 	int n = list ? g_mime_header_list_get_count(list) : 0;
