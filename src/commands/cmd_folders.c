@@ -25,6 +25,8 @@
 
 #define MAX_FOLDER_NAME 4096
 #define SNIPPET_CHARS 200
+#define SNIPPET_TEXT_BYTES (64 * 1024)
+#define SNIPPET_THREADS 4
 
 /* Splits "archive/path" (no leading or trailing slash, no empty component). */
 static bool split_folder(const char *name, const char *arg, char **archive_r, char **path_r, GError **error)
@@ -593,12 +595,47 @@ static json_t *delete_message(mv_command_ctx *ctx, json_t *args, GError **error)
  * the registry, so that the API, and later Web Access and IMAP, search
  * with the caller's folder privileges applied inside the query. */
 /* The passage of each hit that shows why it matched (the index keeps no
- * text: it is cut from the message, read from the store the hit came from). */
+ * text: it is cut from the message, read from the store the hit came
+ * from).  Reading is one store connection's work; cutting the passages
+ * (a MIME parse each) runs on the cores, so a page costs what its largest
+ * messages cost, not their sum. */
+typedef struct snippet_work {
+	const mv_query *q;
+	GPtrArray *raws;       /* GByteArray* or NULL (unreadable), by hit */
+	json_t **out;          /* by hit */
+	gint next;
+} snippet_work;
+
+static gpointer snippet_worker(gpointer p)
+{
+	snippet_work *w = p;
+	for (guint i; (i = (guint)g_atomic_int_add(&w->next, 1)) < w->raws->len;) {
+		GByteArray *raw = w->raws->pdata[i];
+		if (!raw)
+			continue;
+		GString *text = g_string_new(NULL);
+		mv_message_body_text(raw->data, raw->len, SNIPPET_TEXT_BYTES, text);
+		w->out[i] = mv_snippet_json(w->q, text->str, SNIPPET_CHARS);
+		g_string_free(text, TRUE);
+	}
+	return NULL;
+}
+
+static void unref_bytes(gpointer p)
+{
+	if (p)
+		g_byte_array_unref(p);
+}
+
 static void add_snippets(mv_command_ctx *ctx, mv_searcher *searcher, const char *query, json_t *out,
                          GPtrArray *hits)
 {
 	mv_query *q = mv_query_parse(query, NULL);
-	for (guint i = 0; q && i < hits->len; i++) {
+	if (!q)
+		return;
+	snippet_work w = { .q = q, .raws = g_ptr_array_new_with_free_func(unref_bytes),
+		           .out = g_new0(json_t *, hits->len ? hits->len : 1) };
+	for (guint i = 0; i < hits->len; i++) {
 		const mv_search_hit *h = hits->pdata[i];
 		mv_store *st = mv_searcher_store(searcher, h->store_id);
 		GByteArray *raw = NULL;
@@ -607,13 +644,22 @@ static void add_snippets(mv_command_ctx *ctx, mv_searcher *searcher, const char 
 			mv_command_log(ctx, "no snippet for %d:%lld: %s", h->store_id, (long long)h->number,
 			               err ? err->message : "store not open");
 			g_clear_error(&err);
-			continue;
 		}
-		mv_message_view *v = mv_message_view_new(raw->data, raw->len);
-		json_object_set_new(json_array_get(out, i), "snippet", mv_snippet_json(q, v->text->str, SNIPPET_CHARS));
-		mv_message_view_free(&v);
-		g_byte_array_unref(raw);
+		g_ptr_array_add(w.raws, raw);
 	}
+	guint n = MIN((guint)g_get_num_processors(), SNIPPET_THREADS);
+	GThread *threads[SNIPPET_THREADS] = { NULL };
+	for (guint t = 1; t < n && hits->len > 1; t++)
+		threads[t] = g_thread_try_new("mv-snippet", snippet_worker, &w, NULL);
+	snippet_worker(&w);
+	for (guint t = 1; t < n; t++)
+		if (threads[t])
+			g_thread_join(threads[t]);
+	for (guint i = 0; i < hits->len; i++)
+		if (w.out[i])
+			json_object_set_new(json_array_get(out, i), "snippet", w.out[i]);
+	g_free(w.out);
+	g_ptr_array_free(w.raws, TRUE);
 	mv_query_free(q);
 }
 

@@ -112,6 +112,11 @@ void mv_view_part_free(mv_view_part *p);
 /* The decoded content of attachment index (a message/rfc822 part as its
  * message).  MV_ERR_NOT_FOUND for an index the message does not have. */
 int mv_message_view_part_data(mv_message_view *v, int index, GByteArray **data_r, GError **error);
+/* The message's body text alone (the first plain part, else the first
+ * HTML part as text), at most about max_bytes, appended to out as one line
+ * of text: what a search snippet is cut from, at a fraction of a whole
+ * view's cost (no other part is decoded). */
+void mv_message_body_text(const uint8_t *data, size_t len, size_t max_bytes, GString *out);
 /* The attachment with this Content-ID, or NULL. */
 const mv_view_part *mv_message_view_find_cid(const mv_message_view *v, const char *content_id);
 

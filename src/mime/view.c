@@ -16,6 +16,7 @@
 #define MAX_HEADERS 1000
 #define MAX_HEADER_VALUE 16384
 #define MAX_VIEW_TEXT (8u * 1024u * 1024u)
+#define BODY_TEXT_SCAN_FACTOR 4     /* raw bytes parsed per byte of body text wanted */
 
 typedef struct view_private {
 	GMimeMessage *msg;
@@ -298,6 +299,71 @@ int mv_message_view_part_data(mv_message_view *v, int index, GByteArray **data_r
 	g_object_unref(mem);
 	*data_r = buf;
 	return 0;
+}
+
+/* ---- the body text alone ----------------------------------------------------------------- */
+
+/* The first part a reader would take as the body: a plain one if there is,
+ * else an HTML one.  Nothing else is decoded. */
+static GMimePart *first_body_part(GMimeObject *root, bool *html_r)
+{
+	GMimePart *html = NULL;
+	GArray *stack = g_array_new(FALSE, FALSE, sizeof(walk_item));
+	walk_item first = { root, 0, false, 0 };
+	g_array_append_val(stack, first);
+	GMimePart *found = NULL;
+	while (stack->len && !found) {
+		walk_item it = g_array_index(stack, walk_item, stack->len - 1);
+		g_array_set_size(stack, stack->len - 1);
+		if (!it.obj || it.depth > MV_MAX_MIME_DEPTH)
+			continue;
+		if (GMIME_IS_MULTIPART(it.obj)) {
+			GMimeMultipart *mp = GMIME_MULTIPART(it.obj);
+			for (int i = g_mime_multipart_get_count(mp) - 1; i >= 0; i--) {
+				walk_item child = { g_mime_multipart_get_part(mp, i), it.depth + 1, false, 0 };
+				g_array_append_val(stack, child);
+			}
+			continue;
+		}
+		if (!GMIME_IS_PART(it.obj) || !is_body_candidate(GMIME_PART(it.obj)))
+			continue;
+		char *type = lower_type(it.obj);
+		if (strcmp(type, "text/plain") == 0)
+			found = GMIME_PART(it.obj);
+		else if (strcmp(type, "text/html") == 0 && !html)
+			html = GMIME_PART(it.obj);
+		g_free(type);
+	}
+	g_array_free(stack, TRUE);
+	*html_r = !found && html;
+	return found ? found : html;
+}
+
+void mv_message_body_text(const uint8_t *data, size_t len, size_t max_bytes, GString *out)
+{
+	/* The body comes first in nearly all mail; what follows it is mostly
+	 * attachments, which GMime would still have to scan through. */
+	size_t head = MIN(len, BODY_TEXT_SCAN_FACTOR * max_bytes);
+	unsigned flags = 0;
+	GMimeMessage *msg = mv_mime_construct(data, head, &flags);
+	GMimeObject *body = msg && !(flags & MV_PARSE_TOO_DEEP) ? g_mime_message_get_mime_part(msg) : NULL;
+	bool html = false;
+	GMimePart *part = body ? first_body_part(body, &html) : NULL;
+	GByteArray *content = part ? mv_mime_part_content(part) : NULL;
+	if (content) {
+		const char *charset = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+		/* An HTML body needs more bytes for the same text: its markup. */
+		size_t take = MIN(content->len, html ? 4 * max_bytes : max_bytes);
+		GString *utf8 = html ? g_string_new(NULL) : out;
+		mv_mime_to_utf8(content->data, take, charset, false, utf8, NULL);
+		if (html) {
+			mv_html_to_text(utf8->str, utf8->len, out, max_bytes);
+			g_string_free(utf8, TRUE);
+		}
+		g_byte_array_unref(content);
+	}
+	if (msg)
+		g_object_unref(msg);
 }
 
 const mv_view_part *mv_message_view_find_cid(const mv_message_view *v, const char *content_id)

@@ -43,6 +43,8 @@ static char *normalise_word(const char *w, gssize len)
 
 static bool is_word_char(gunichar c)
 {
+	if (c < 0x80)
+		return g_ascii_isalnum((char)c);
 	return g_unichar_isalnum(c) || g_unichar_ismark(c);
 }
 
@@ -97,15 +99,32 @@ static void term_free(gpointer p)
 	g_free(t);
 }
 
+/* Most words of most mail are ASCII: lower-casing is then all the
+ * normalising there is, done without allocating. */
+#define ASCII_WORD_MAX 64
+
 static bool matches(GPtrArray *terms, const char *word, gssize len)
 {
-	char *w = normalise_word(word, len);
+	if (terms->len == 0)
+		return false;
+	char buf[ASCII_WORD_MAX + 1];
+	bool ascii = len <= ASCII_WORD_MAX;
+	for (gssize i = 0; ascii && i < len; i++) {
+		ascii = !((unsigned char)word[i] & 0x80);
+		buf[i] = g_ascii_tolower(word[i]);
+	}
+	char *slow = NULL;
+	const char *w = buf;
+	if (ascii)
+		buf[len] = 0;
+	else
+		w = slow = normalise_word(word, len);
 	bool hit = false;
 	for (guint i = 0; i < terms->len && !hit; i++) {
 		const term *t = terms->pdata[i];
 		hit = *t->word && (t->prefix ? g_str_has_prefix(w, t->word) : strcmp(w, t->word) == 0);
 	}
-	g_free(w);
+	g_free(slow);
 	return hit;
 }
 
@@ -175,6 +194,8 @@ static json_t *segments(GPtrArray *terms, const char *from, const char *end, siz
  * start; the text's start when nothing matches. */
 static const char *passage_start(GPtrArray *terms, const char *text, const char *end)
 {
+	if (terms->len == 0)
+		return text;
 	const char *p = text;
 	while (p < end) {
 		const char *start = p;

@@ -187,7 +187,12 @@ function typeLabel(a) {
 	return sub.length <= 12 ? sub.toUpperCase() : a.contentType;
 }
 
-/* The plain text with its http(s) URLs as links, built node by node. */
+/* The plain text with its http(s) URLs as links, built node by node.  A
+ * long text shows its first part at once and the rest a chunk per task, so
+ * a 500 KB mail does not hold the page up before its first lines show. */
+const FIRST_CHUNK = 48 * 1024;
+const LATER_CHUNK = 256 * 1024;
+
 function textView(text) {
 	const pre = h('pre', { class: 'msg-text', testid: 'message-text' });
 	text = String(text ?? '');
@@ -195,6 +200,28 @@ function textView(text) {
 		pre.append(h('span', { class: 'muted', text: t('msg.noText') }));
 		return pre;
 	}
+	const cut = (from, size) => {
+		if (from + size >= text.length) return text.length;
+		const nl = text.indexOf('\n', from + size);
+		return nl < 0 ? text.length : nl + 1;
+	};
+	let at = cut(0, FIRST_CHUNK);
+	pre.append(linked(text.slice(0, at)));
+	let shown = false;
+	const more = () => {
+		// A message closed meanwhile needs no more text.
+		if (at >= text.length || (shown && !pre.isConnected)) return;
+		shown = shown || pre.isConnected;
+		const next = cut(at, LATER_CHUNK);
+		pre.append(linked(text.slice(at, next)));
+		at = next;
+		setTimeout(more, 0);
+	};
+	if (at < text.length) setTimeout(more, 0);
+	return pre;
+}
+
+function linked(text) {
 	const frag = document.createDocumentFragment();
 	let last = 0;
 	for (const match of text.matchAll(/\bhttps?:\/\/[^\s<>"'`]+/gi)) {
@@ -210,8 +237,7 @@ function textView(text) {
 		last = match.index + url.length;
 	}
 	if (last < text.length) frag.append(text.slice(last));
-	pre.append(frag);
-	return pre;
+	return frag;
 }
 
 /* ---------- print view ---------- */

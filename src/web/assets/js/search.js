@@ -205,9 +205,11 @@ export function createSearch(ctx) {
 
 	function go(q, sort) {
 		const hash = hashFor(q, sort);
-		// The same query again means "search again": no hashchange fires for it.
-		if (location.hash === hash) show({ kind: 'search', q, sort }, true);
-		else location.hash = hash;
+		// The request starts now, not when the browser gets round to the
+		// hashchange task (5–30 ms later); the route that follows finds this
+		// list already showing.  The same query again means "search again".
+		show({ kind: 'search', q, sort }, location.hash === hash);
+		if (location.hash !== hash) location.hash = hash;
 	}
 
 	function submit(e) {
