@@ -67,7 +67,9 @@ function startApp() {
 		keydown: onKey,
 	});
 	const search = shell?.search || createSearch({
-		open: (id) => { location.hash = '#/message/' + enc(id); },
+		// The message's request starts at the click; the route that follows
+		// (a hashchange task later) finds it on its way.
+		open: (id) => { shell.reader.open(id); location.hash = '#/message/' + enc(id); },
 	});
 	search.setFolders(folders);
 	shell = { reader, search };
