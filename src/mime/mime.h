@@ -146,9 +146,11 @@ typedef struct mv_html_policy {
  * policy allows remote content, submits nothing and navigates nowhere but
  * a new browsing context (links get target="_blank" rel="noopener
  * noreferrer"; only http, https and mailto links are kept).  *out receives
- * "<!DOCTYPE html><html><head><meta charset=\"utf-8\">...</head><body>...</body></html>".
- * had_remote_r: whether the input referred to remote content (set whatever
- * the policy); truncated_r: whether output was cut (both may be NULL).
+ * "<!DOCTYPE html><html><head><meta charset=\"utf-8\">...</head><body>...</body></html>"
+ * (replacing what *out held).  had_remote_r: whether the input referred to
+ * remote content (set whatever the policy); truncated_r: whether input
+ * beyond MV_HTML_MAX_OUTPUT was left out or the output cut (both may be
+ * NULL).
  * Never fails on any input; -1 only with *error set when libxml2 cannot
  * allocate its parser. */
 int mv_html_sanitize(const char *html, size_t len, const mv_html_policy *policy, GString *out,
