@@ -112,9 +112,10 @@ def write_messages(directory, n):
 
 
 def test_user_activities_logged_as_configured(instance, tmp_path):
-    """An administrator's action is always audited; the same action by a
-    user is a user activity, audited when logSuccessfulUserActivities lists
-    it."""
+    """What changes or removes archived mail is audited whoever does it; a
+    user's reading (a search, a message view) is a user activity, audited
+    only when logSuccessfulUserActivities lists it — an administrator's
+    reading too."""
     d, pw = instance
     write_messages(str(tmp_path / "mail"), 4)
     subprocess.run([MAILVAULT_BIN, "--data-dir", str(d), "import", str(tmp_path / "mail"), "--archive", "carol",
@@ -126,16 +127,24 @@ def test_user_activities_logged_as_configured(instance, tmp_path):
         ids = [m["id"] for m in srv.ok("GetMessages", folder="carol/Inbox")]
         assert len(ids) == 4
 
-        def deletes():
+        def events(name):
             log = srv.ok("GetAuditLog")
-            return [e for e in log if e["event"] == "MessageDelete" and e["success"]]
+            return [e["user"] for e in log if e["event"] == name and e["success"]]
 
         srv.ok("DeleteMessage", user="carol", password="Carol-pw-2026", id=ids[0], reason="user cleanup")
-        assert [e["user"] for e in deletes()] == [], "a user activity was logged though not configured"
+        assert events("MessageDelete") == ["carol"], "a user's deletion must be audited whatever the settings"
+        srv.ok("SearchMessages", user="carol", password="Carol-pw-2026", query="subject:activity")
+        srv.ok("GetMessage", user="carol", password="Carol-pw-2026", id=ids[1])
+        srv.ok("SearchMessages", query="subject:activity")
+        assert events("MessageSearch") == [] and events("MessageRetrieveContent") == [], \
+            "reading was logged though not configured"
         cfg = srv.ok("GetComplianceConfiguration")
-        cfg["logSuccessfulUserActivities"] = ["MessageDelete"]
+        cfg["logSuccessfulUserActivities"] = ["MessageSearch", "MessageRetrieveContent"]
         srv.ok("SetComplianceConfiguration", config=json.dumps(cfg))
-        srv.ok("DeleteMessage", user="carol", password="Carol-pw-2026", id=ids[1], reason="user cleanup 2")
-        assert [e["user"] for e in deletes()] == ["carol"]
+        srv.ok("SearchMessages", user="carol", password="Carol-pw-2026", query="subject:activity")
+        srv.ok("GetMessage", user="carol", password="Carol-pw-2026", id=ids[1])
+        srv.ok("SearchMessages", query="subject:activity")
+        assert events("MessageSearch") == ["carol", "admin"]
+        assert events("MessageRetrieveContent") == ["carol"]
         srv.ok("DeleteMessage", id=ids[2], reason="admin cleanup")
-        assert [e["user"] for e in deletes()] == ["carol", "admin"]
+        assert events("MessageDelete") == ["carol", "admin"]
