@@ -514,10 +514,16 @@ static char *resolve_cid(san *s, const char *u)
 	if (end == id)
 		return NULL;
 	char *raw = g_strndup(id, (gsize)(end - id));
+	/* An escape may spell bytes that are not UTF-8 ("%bC"): the resolver
+	 * then sees the id as written, and what it answers must be text. */
 	char *decoded = g_uri_unescape_string(raw, NULL);
+	if (decoded && !g_utf8_validate(decoded, -1, NULL))
+		g_clear_pointer(&decoded, g_free);
 	char *url = s->policy->resolve_cid(s->policy->opaque, decoded ? decoded : raw);
 	g_free(decoded);
 	g_free(raw);
+	if (url && !g_utf8_validate(url, -1, NULL))
+		g_clear_pointer(&url, g_free);
 	return url;
 }
 

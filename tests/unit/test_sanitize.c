@@ -700,6 +700,17 @@ static void test_cid_images(void **state)
 	assert_string_equal(g_ptr_array_index(asked, 2), "pct@x");
 	assert_string_equal(g_ptr_array_index(asked, 3), "missing@x");
 	g_free(r.html);
+
+	/* An escape that spells bytes which are not UTF-8 (a fuzz find): the
+	 * resolver gets the id as written, and the document stays UTF-8. */
+	const char *bad = "<img src=\"cid:%bC3ullet@x\"><p style=\"list-style:url('cid:%ff@x')\">t</p>";
+	g_ptr_array_set_size(asked, 0);
+	r = run_policy(bad, strlen(bad), &policy);
+	assert_true(g_utf8_validate(r.html, -1, NULL));
+	assert_has(r.html, "<img src=\"/att/%bC3ullet@x\">");
+	assert_string_equal(g_ptr_array_index(asked, 0), "%bC3ullet@x");
+	g_free(r.html);
+
 	g_ptr_array_free(asked, TRUE);
 
 	/* Without a resolver every cid: reference goes. */
