@@ -591,9 +591,6 @@ static json_t *delete_message(mv_command_ctx *ctx, json_t *args, GError **error)
 	return json_null();
 }
 
-/* Our own addition to the reference's functions: full-text search through
- * the registry, so that the API, and later Web Access and IMAP, search
- * with the caller's folder privileges applied inside the query. */
 /* The passage of each hit that shows why it matched (the index keeps no
  * text: it is cut from the message, read from the store the hit came
  * from).  Reading is one store connection's work; cutting the passages
@@ -663,6 +660,9 @@ static void add_snippets(mv_command_ctx *ctx, mv_searcher *searcher, const char 
 	mv_query_free(q);
 }
 
+/* Our own addition to the reference's functions: full-text search through
+ * the registry, so that the API, and later Web Access and IMAP, search
+ * with the caller's folder privileges applied inside the query. */
 static json_t *search_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	const char *sort = mv_arg_string(args, "sort");

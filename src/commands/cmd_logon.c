@@ -15,8 +15,8 @@
 #include <sodium.h>
 #include <string.h>
 
-/* Administrators may act on anyone; other callers on themselves only, and
- * a name that is not theirs gets the answer a missing user would. */
+/* Administrators may act on anyone; other callers on themselves only: any
+ * other name, existing or not, is refused with the same words. */
 static bool own_or_admin(mv_command_ctx *ctx, const char *function, const char *name, GError **error)
 {
 	if (mv_access_unrestricted(ctx->access))

@@ -294,9 +294,7 @@ static enum MHD_Result send_qr(mv_web_request *r)
 	g_free(uri);
 	if (!svg)
 		return mv_web_send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "cannot draw the QR code");
-	enum MHD_Result rc = mv_web_send(r, MHD_HTTP_OK, MV_WEB_DOWNLOAD, "image/svg+xml", svg, strlen(svg), NULL);
-	g_free(svg);
-	return rc;
+	return mv_web_send(r, MHD_HTTP_OK, MV_WEB_DOWNLOAD, "image/svg+xml", g_bytes_new_take(svg, strlen(svg)), NULL);
 }
 
 /* The user's own change moved its auth generation on: this session goes

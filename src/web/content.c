@@ -64,10 +64,8 @@ static enum MHD_Result send_frame(mv_web_request *r, const char *id, const mv_me
 	const char *head = strstr(out->str, "<meta charset=\"utf-8\">");
 	if (head)
 		g_string_insert(out, head - out->str + (gssize)strlen("<meta charset=\"utf-8\">"), FRAME_STYLE);
-	enum MHD_Result rc = mv_web_send(r, MHD_HTTP_OK, remote ? MV_WEB_FRAME_REMOTE : MV_WEB_FRAME,
-	                                 "text/html; charset=utf-8", out->str, out->len, NULL);
-	g_string_free(out, TRUE);
-	return rc;
+	return mv_web_send(r, MHD_HTTP_OK, remote ? MV_WEB_FRAME_REMOTE : MV_WEB_FRAME, "text/html; charset=utf-8",
+	                   g_string_free_to_bytes(out), NULL);
 }
 
 /* attachment; filename="ascii fallback"; filename*=UTF-8''percent-encoded
@@ -99,11 +97,13 @@ static char *eml_name(const mv_message_view *v)
 	return name;
 }
 
-static enum MHD_Result send_eml(mv_web_request *r, const mv_message_view *v, const GByteArray *raw)
+static enum MHD_Result send_eml(mv_web_request *r, const mv_message_view *v, GByteArray *raw)
 {
 	char *name = eml_name(v);
 	char *disp = disposition("attachment", name);
-	enum MHD_Result rc = mv_web_send(r, MHD_HTTP_OK, MV_WEB_DOWNLOAD, "message/rfc822", raw->data, raw->len, disp);
+	GBytes *body = g_bytes_new_with_free_func(raw->data, raw->len, (GDestroyNotify)g_byte_array_unref,
+	                                          g_byte_array_ref(raw));
+	enum MHD_Result rc = mv_web_send(r, MHD_HTTP_OK, MV_WEB_DOWNLOAD, "message/rfc822", body, disp);
 	g_free(disp);
 	g_free(name);
 	return rc;
@@ -144,10 +144,9 @@ static enum MHD_Result send_part(mv_web_request *r, mv_message_view *v, const ch
 	char *name = *p->name ? g_strdup(p->name) : g_strdup_printf("attachment-%ld", index);
 	char *disp = disposition(shown ? "inline" : "attachment", name);
 	enum MHD_Result rc = mv_web_send(r, MHD_HTTP_OK, MV_WEB_DOWNLOAD, shown ? p->content_type
-	                                 : download_type(p->content_type), data->data, data->len, disp);
+	                                 : download_type(p->content_type), g_byte_array_free_to_bytes(data), disp);
 	g_free(disp);
 	g_free(name);
-	g_byte_array_unref(data);
 	return rc;
 }
 

@@ -45,8 +45,10 @@ typedef struct mv_web_request {
 
 /* ---- server.c: answering --------------------------------------------------- */
 
+/* Sends body (taking the reference) as content_type, a download when
+ * disposition is given. */
 enum MHD_Result mv_web_send(mv_web_request *r, unsigned status, mv_web_kind kind, const char *content_type,
-                            const void *data, size_t len, const char *disposition);
+                            GBytes *body, const char *disposition);
 /* Sends value (taking it) as application/json. */
 enum MHD_Result mv_web_send_json(mv_web_request *r, unsigned status, json_t *value);
 /* {"error":{"code":code,"message":message}}. */

@@ -55,13 +55,22 @@ static enum MHD_Result queue(mv_web_request *r, unsigned status, struct MHD_Resp
 	return rc;
 }
 
-enum MHD_Result mv_web_send(mv_web_request *r, unsigned status, mv_web_kind kind, const char *content_type,
-                            const void *data, size_t len, const char *disposition)
+static void unref_body(void *body)
 {
-	void *copy = g_memdup2(data, len ? len : 1);
-	struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, copy, g_free);
+	g_bytes_unref(body);
+}
+
+enum MHD_Result mv_web_send(mv_web_request *r, unsigned status, mv_web_kind kind, const char *content_type,
+                            GBytes *body, const char *disposition)
+{
+	gsize len = 0;
+	const void *data = g_bytes_get_data(body, &len);
+	/* The response holds the bytes until they are sent: a message's
+	 * hundreds of megabytes are never copied. */
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)data, unref_body, body);
 	if (!resp) {
-		g_free(copy);
+		g_bytes_unref(body);
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", content_type);
@@ -171,7 +180,8 @@ static enum MHD_Result page(mv_web_request *r)
 		path = r->url + strlen("/assets/");
 	const mv_web_asset *a = path ? find_asset(path) : NULL;
 	if (!a)
-		return mv_web_send(r, MHD_HTTP_NOT_FOUND, MV_WEB_PAGE, "text/plain; charset=utf-8", "not found\n", 10, NULL);
+		return mv_web_send(r, MHD_HTTP_NOT_FOUND, MV_WEB_PAGE, "text/plain; charset=utf-8",
+		                   g_bytes_new_static("not found\n", 10), NULL);
 	return send_asset(r, a);
 }
 
