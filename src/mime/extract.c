@@ -2,9 +2,12 @@
  *
  * A small table of extractors, each saying which parts it accepts and how to
  * read them, so that later issues add PDF and Office readers by registering
- * one more entry instead of touching the parser.  Built in: text/plain (any
- * charset, to UTF-8) and text/html (charset, then tags stripped). */
+ * one more entry instead of touching the parser.  Built in: text types (any
+ * charset, to UTF-8), text/html (charset, then tags stripped) and RTF (our
+ * own parser, rtf.c).  Documents (PDF, Office, ZIP) register from extract/,
+ * which reads them in sandboxed worker processes. */
 #include "mime/internal.h"
+#include "mime/mapi.h"
 
 #include <gmime/gmime.h>
 #include <iconv.h>
@@ -109,34 +112,59 @@ int mv_mime_to_utf8(const uint8_t *data, size_t len, const char *charset, bool k
 	return 0;
 }
 
-static bool accepts_plain(const char *type, const char *filename)
+static bool has_extension(const char *filename, const char *ext)
 {
-	return strcmp(type, "text/plain") == 0 || strcmp(type, "text/enriched") == 0 ||
-	       (strcmp(type, "text/csv") == 0);
+	size_t n = filename ? strlen(filename) : 0, e = strlen(ext);
+	return n > e && filename[n - e - 1] == '.' && g_ascii_strcasecmp(filename + n - e, ext) == 0;
 }
 
-static int extract_plain(const uint8_t *data, size_t len, const char *charset, GString *out, size_t limit, GError **error)
+static bool is_rtf(const char *type, const char *filename)
 {
-	int rc = mv_mime_to_utf8(data, len > limit ? limit : len, charset, false, out, error);
-	return rc;
+	return strcmp(type, "text/rtf") == 0 || strcmp(type, "application/rtf") == 0 ||
+	       (strcmp(type, "application/octet-stream") == 0 && has_extension(filename, "rtf"));
+}
+
+/* Every text type but HTML and RTF is read as text: CSV, calendars,
+ * vCards, source code, enriched text; and octet-streams named as text. */
+static bool accepts_plain(const char *type, const char *filename)
+{
+	if (strncmp(type, "text/", 5) == 0)
+		return strcmp(type, "text/html") != 0 && !is_rtf(type, filename);
+	return strcmp(type, "application/octet-stream") == 0 &&
+	       (has_extension(filename, "txt") || has_extension(filename, "csv") || has_extension(filename, "log"));
+}
+
+static int extract_plain(const mv_extract_request *req, GString *out, size_t limit, GError **error)
+{
+	return mv_mime_to_utf8(req->data, req->len > limit ? limit : req->len, req->charset, false, out, error);
 }
 
 static bool accepts_html(const char *type, const char *filename)
 {
-	return strcmp(type, "text/html") == 0;
+	return strcmp(type, "text/html") == 0 ||
+	       (strcmp(type, "application/octet-stream") == 0 &&
+	        (has_extension(filename, "html") || has_extension(filename, "htm")));
 }
 
-static int extract_html(const uint8_t *data, size_t len, const char *charset, GString *out, size_t limit, GError **error)
+static int extract_html(const mv_extract_request *req, GString *out, size_t limit, GError **error)
 {
 	GString *utf8 = g_string_new(NULL);
-	int rc = mv_mime_to_utf8(data, len, charset, false, utf8, error);
+	int rc = mv_mime_to_utf8(req->data, req->len, req->charset, false, utf8, error);
 	mv_html_to_text(utf8->str, utf8->len, out, limit);
 	g_string_free(utf8, TRUE);
 	return rc;
 }
 
+/* RTF is read in-process: our own bounded parser (rtf.c), fuzzed. */
+static int extract_rtf(const mv_extract_request *req, GString *out, size_t limit, GError **error)
+{
+	mv_rtf_to_text(req->data, req->len, out, limit);
+	return 0;
+}
+
 static const mv_text_extractor builtin_plain = { "text/plain", accepts_plain, extract_plain };
 static const mv_text_extractor builtin_html = { "text/html", accepts_html, extract_html };
+static const mv_text_extractor builtin_rtf = { "rtf", is_rtf, extract_rtf };
 
 void mv_text_extractor_register(const mv_text_extractor *ex)
 {
@@ -152,6 +180,8 @@ const mv_text_extractor *mv_text_extractor_find(const char *mime_type, const cha
 		return &builtin_plain;
 	if (accepts_html(mime_type, filename))
 		return &builtin_html;
+	if (is_rtf(mime_type, filename))
+		return &builtin_rtf;
 	const mv_text_extractor *found = NULL;
 	g_mutex_lock(&registry_lock);
 	for (size_t i = 0; i < n_extractors && !found; i++)

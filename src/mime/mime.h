@@ -34,6 +34,7 @@ typedef enum {
 	MV_PARSE_NUL_BYTES = 1 << 4,
 	MV_PARSE_TEXT_TRUNCATED = 1 << 5,
 	MV_PARSE_BAD_DATE = 1 << 6,
+	MV_PARSE_EXTRACT_FAILED = 1 << 7, /* an attachment's text could not be read (see extract_errors) */
 } mv_parse_flags;
 
 typedef struct mv_parsed {
@@ -51,6 +52,7 @@ typedef struct mv_parsed {
 	GString *attachment_names; /* file names, one per line */
 	bool has_attachment;
 	unsigned flags;       /* mv_parse_flags */
+	GPtrArray *extract_errors; /* char *: "attachment name: reason" for each attachment whose text could not be read */
 } mv_parsed;
 
 /* Parses raw RFC 5322 bytes.  Never fails: what cannot be read is flagged in
@@ -68,17 +70,28 @@ bool mv_date_from_received(const char *received_value, int64_t *t_r);
 
 /* ---- text extraction (plug-in table) ----------------------------------- */
 
+typedef struct mv_extract_request {
+	const uint8_t *data;   /* the part's decoded bytes */
+	size_t len;
+	const char *charset;   /* the Content-Type's charset, or NULL */
+	const char *mime_type; /* lower-case type/subtype */
+	const char *filename;  /* the part's file name, or NULL */
+} mv_extract_request;
+
 typedef struct mv_text_extractor {
 	const char *name;
-	/* true if this extractor reads the part (lower-case type/subtype). */
+	/* true if this extractor reads the part (lower-case type/subtype; the
+	 * file name decides for application/octet-stream). */
 	bool (*accepts)(const char *mime_type, const char *filename);
-	/* Appends text (UTF-8) to out; at most `limit` bytes added. */
-	int (*extract)(const uint8_t *data, size_t len, const char *charset,
-	               GString *out, size_t limit, GError **error);
+	/* Appends text (UTF-8) to out; at most `limit` bytes added.  -1 with
+	 * *error naming the reason when the part could not be read (what was
+	 * read before the failure may still have been appended). */
+	int (*extract)(const mv_extract_request *req, GString *out, size_t limit, GError **error);
 } mv_text_extractor;
 
-/* Registers an extractor (later issues: PDF, Office).  Built in: text/plain
- * and text/html. */
+/* Registers an extractor.  Built in: text/plain (and other text types),
+ * text/html, RTF; the document extractor (PDF, Office, ZIP) registers from
+ * extract/. */
 void mv_text_extractor_register(const mv_text_extractor *ex);
 const mv_text_extractor *mv_text_extractor_find(const char *mime_type, const char *filename);
 /* Strips tags, scripts and styles and decodes entities: HTML to plain text. */

@@ -45,6 +45,7 @@ void mv_parsed_free(mv_parsed *p)
 	g_free(p->message_id);
 	g_string_free(p->text, TRUE);
 	g_string_free(p->attachment_names, TRUE);
+	g_ptr_array_unref(p->extract_errors);
 	g_free(p);
 }
 
@@ -159,6 +160,24 @@ static void append_limited(GString *out, const char *text, size_t limit, mv_pars
 	}
 }
 
+/* A charset that would not convert is a flag on the message; a document
+ * that could not be read is named with its reason, for the import's
+ * summary (the message is archived either way). */
+static void note_extract_failure(mv_parsed *p, const mv_text_extractor *ex, const char *filename, const char *type,
+                                 const GError *err)
+{
+	if (err && err->code == MV_ERR_INVALID && strncmp(ex->name, "text/", 5) == 0) {
+		p->flags |= MV_PARSE_BAD_CHARSET;
+		return;
+	}
+	p->flags |= MV_PARSE_EXTRACT_FAILED;
+	if (p->extract_errors->len >= 64)
+		return;
+	char *name = mv_utf8_sanitize(filename && *filename ? filename : type, -1);
+	g_ptr_array_add(p->extract_errors, g_strdup_printf("%s: %s", name, err ? err->message : "unreadable"));
+	g_free(name);
+}
+
 static void extract_part(GMimePart *part, const char *type, const char *filename, GString *out, mv_parsed *p)
 {
 	const mv_text_extractor *ex = mv_text_extractor_find(type, filename);
@@ -173,19 +192,23 @@ static void extract_part(GMimePart *part, const char *type, const char *filename
 	}
 	if (memchr(data->data, '\0', data->len))
 		p->flags |= MV_PARSE_NUL_BYTES;
-	const char *charset = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+	mv_extract_request req = {
+		.data = data->data, .len = data->len, .mime_type = type, .filename = filename,
+		.charset = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset"),
+	};
 	GString *text = g_string_new(NULL);
 	GError *err = NULL;
-	if (ex->extract(data->data, data->len, charset, text, MV_MAX_TEXT_PER_MESSAGE, &err) < 0) {
-		p->flags |= MV_PARSE_BAD_CHARSET;
-		g_clear_error(&err);
-	}
+	if (ex->extract(&req, text, MV_MAX_TEXT_PER_MESSAGE - out->len, &err) < 0)
+		note_extract_failure(p, ex, filename, type, err);
+	g_clear_error(&err);
 	append_limited(out, text->str, MV_MAX_TEXT_PER_MESSAGE, p);
 	g_string_free(text, TRUE);
 	g_byte_array_unref(data);
 }
 
-static void visit_leaf(GMimePart *part, mv_parsed *p)
+/* Parts of an attached message count as attachment content: `attachment:`
+ * finds them, and a plain word search still does. */
+static void visit_leaf(GMimePart *part, mv_parsed *p, bool in_attached_message)
 {
 	GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
 	char *type = ct ? g_mime_content_type_get_mime_type(ct) : g_strdup("text/plain");
@@ -193,8 +216,8 @@ static void visit_leaf(GMimePart *part, mv_parsed *p)
 	g_free(type);
 	const char *filename = g_mime_part_get_filename(part);
 	bool attachment = g_mime_part_is_attachment(part) || (filename && *filename);
-	if (attachment) {
-		p->has_attachment = true;
+	if (attachment || in_attached_message) {
+		p->has_attachment = p->has_attachment || attachment;
 		if (filename && *filename) {
 			char *clean = mv_utf8_sanitize(filename, -1);
 			if (p->attachment_names->len)
@@ -213,13 +236,14 @@ static void visit_leaf(GMimePart *part, mv_parsed *p)
 typedef struct walk_item {
 	GMimeObject *obj;
 	int depth;
+	bool in_attached_message;
 } walk_item;
 
 /* Iterative depth-first walk: the depth bound is explicit, not the C stack. */
 static void walk_parts(GMimeObject *root, mv_parsed *p)
 {
 	GArray *stack = g_array_new(FALSE, FALSE, sizeof(walk_item));
-	walk_item first = { root, 0 };
+	walk_item first = { root, 0, false };
 	g_array_append_val(stack, first);
 	while (stack->len) {
 		walk_item it = g_array_index(stack, walk_item, stack->len - 1);
@@ -233,20 +257,21 @@ static void walk_parts(GMimeObject *root, mv_parsed *p)
 		if (GMIME_IS_MULTIPART(it.obj)) {
 			GMimeMultipart *mp = GMIME_MULTIPART(it.obj);
 			for (int i = g_mime_multipart_get_count(mp) - 1; i >= 0; i--) {
-				walk_item child = { g_mime_multipart_get_part(mp, i), it.depth + 1 };
+				walk_item child = { g_mime_multipart_get_part(mp, i), it.depth + 1, it.in_attached_message };
 				g_array_append_val(stack, child);
 			}
 		} else if (GMIME_IS_MESSAGE_PART(it.obj)) {
 			GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(it.obj));
 			if (inner) {
+				p->has_attachment = true;
 				const char *subj = g_mime_message_get_subject(inner);
 				if (subj)
-					append_limited(p->text, subj, MV_MAX_TEXT_PER_MESSAGE, p);
-				walk_item child = { g_mime_message_get_mime_part(inner), it.depth + 1 };
+					append_limited(p->attachment_names, subj, MV_MAX_TEXT_PER_MESSAGE, p);
+				walk_item child = { g_mime_message_get_mime_part(inner), it.depth + 1, true };
 				g_array_append_val(stack, child);
 			}
 		} else if (GMIME_IS_PART(it.obj)) {
-			visit_leaf(GMIME_PART(it.obj), p);
+			visit_leaf(GMIME_PART(it.obj), p, it.in_attached_message);
 		}
 	}
 	g_array_free(stack, TRUE);
@@ -330,6 +355,7 @@ static mv_parsed *parsed_new(void)
 	mv_parsed *p = g_new0(mv_parsed, 1);
 	p->text = g_string_new(NULL);
 	p->attachment_names = g_string_new(NULL);
+	p->extract_errors = g_ptr_array_new_with_free_func(g_free);
 	return p;
 }
 
