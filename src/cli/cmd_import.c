@@ -66,6 +66,9 @@ typedef struct import_args {
 	gboolean no_subfolders;
 	gboolean json;
 	gboolean quiet;
+	/* what the source held besides mail, and what of it was damaged */
+	GHashTable *skipped;   /* kind -> count (GUINT_TO_POINTER) */
+	GPtrArray *damaged;    /* mv_refusal *: archived, but part of the item was unreadable */
 } import_args;
 
 static char *default_root(const char *path, mv_format fmt, const import_args *a)
@@ -125,9 +128,65 @@ static void progress_line(mv_ingest *ing, mv_reader *r, double started)
 	char eta[32] = "--";
 	if (total > done && mbs > 0)
 		g_snprintf(eta, sizeof eta, "%.0fs", (double)(total - done) / 1e6 / mbs);
-	fprintf(stderr, "\r%llu messages, %.1f MB of %.1f MB, %.0f msg/s, %.1f MB/s, ETA %s   ",
-	        (unsigned long long)(c.imported + c.duplicates), done / 1e6, total / 1e6, rate, mbs, eta);
+	uint64_t items = 0, items_total = 0;
+	const char *folder = NULL;
+	if (mv_reader_items(r, &items, &items_total, &folder)) {
+		/* A PST is read item by item, not front to back: bytes say nothing. */
+		double mbs_in = secs > 0 ? (double)c.bytes / secs / 1e6 : 0;
+		fprintf(stderr, "\r%s: item %llu of %llu, %.0f msg/s, %.1f MB/s\033[K", *folder ? folder : "(top)",
+		        (unsigned long long)items, (unsigned long long)items_total, rate, mbs_in);
+	} else {
+		fprintf(stderr, "\r%llu messages, %.1f MB of %.1f MB, %.0f msg/s, %.1f MB/s, ETA %s   ",
+		        (unsigned long long)(c.imported + c.duplicates), done / 1e6, total / 1e6, rate, mbs, eta);
+	}
 	fflush(stderr);
+}
+
+static json_t *refusal_list(const GPtrArray *list)
+{
+	json_t *a = json_array();
+	for (guint i = 0; i < list->len; i++) {
+		const mv_refusal *r = list->pdata[i];
+		json_array_append_new(a, json_pack("{s:s, s:s}", "origin", r->origin, "reason", r->reason));
+	}
+	return a;
+}
+
+static json_t *skipped_object(GHashTable *skipped)
+{
+	json_t *o = json_object();
+	GHashTableIter it;
+	gpointer k, v;
+	g_hash_table_iter_init(&it, skipped);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		json_object_set_new(o, k, json_integer((json_int_t)GPOINTER_TO_UINT(v)));
+	return o;
+}
+
+static void print_list(const char *what, const GPtrArray *list)
+{
+	for (guint i = 0; i < list->len; i++) {
+		const mv_refusal *r = list->pdata[i];
+		printf("%s: %s: %s\n", what, r->origin, r->reason);
+	}
+}
+
+/* "skipped 7 items that are not mail: 5 appointment, 2 contact" */
+static void print_skipped(GHashTable *skipped)
+{
+	if (!g_hash_table_size(skipped))
+		return;
+	GList *kinds = g_list_sort(g_hash_table_get_keys(skipped), (GCompareFunc)strcmp);
+	GString *line = g_string_new(NULL);
+	unsigned total = 0;
+	for (GList *l = kinds; l; l = l->next) {
+		unsigned n = GPOINTER_TO_UINT(g_hash_table_lookup(skipped, l->data));
+		total += n;
+		g_string_append_printf(line, "%s%u %s", line->len ? ", " : "", n, (const char *)l->data);
+	}
+	printf("skipped %u items that are not mail: %s\n", total, line->str);
+	g_string_free(line, TRUE);
+	g_list_free(kinds);
 }
 
 static void print_summary(mv_ingest *ing, const import_args *a, double secs)
@@ -135,30 +194,48 @@ static void print_summary(mv_ingest *ing, const import_args *a, double secs)
 	mv_ingest_counts c;
 	mv_ingest_get_counts(ing, &c);
 	const GPtrArray *refusals = mv_ingest_refusals(ing);
+	const GPtrArray *unreadable = mv_ingest_unreadable_attachments(ing);
 	if (a->json) {
-		json_t *list = json_array();
-		for (guint i = 0; i < refusals->len; i++) {
-			const mv_refusal *r = refusals->pdata[i];
-			json_array_append_new(list, json_pack("{s:s, s:s}", "origin", r->origin, "reason", r->reason));
-		}
-		json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:o}",
+		json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o, s:I, s:o}",
 		                      "imported", (json_int_t)c.imported, "duplicates", (json_int_t)c.duplicates,
 		                      "malformed", (json_int_t)c.malformed, "refused", (json_int_t)c.refused,
-		                      "bytes", (json_int_t)c.bytes, "seconds", secs, "refusals", list);
+		                      "bytes", (json_int_t)c.bytes, "seconds", secs, "refusals", refusal_list(refusals),
+		                      "skipped", skipped_object(a->skipped), "damaged", refusal_list(a->damaged),
+		                      "unreadableAttachments", (json_int_t)c.unreadable_attachments,
+		                      "attachmentErrors", refusal_list(unreadable));
 		mv_cli_print_json(o);
 		return;
 	}
 	printf("imported %llu, already archived %llu, archived but malformed %llu, refused %llu (%.1f MB in %.1f s)\n",
 	       (unsigned long long)c.imported, (unsigned long long)c.duplicates, (unsigned long long)c.malformed,
 	       (unsigned long long)c.refused, c.bytes / 1e6, secs);
-	for (guint i = 0; i < refusals->len; i++) {
-		const mv_refusal *r = refusals->pdata[i];
-		printf("refused: %s: %s\n", r->origin, r->reason);
-	}
+	print_skipped(a->skipped);
+	if (c.unreadable_attachments)
+		printf("archived, but an attachment's text could not be read for search: %llu\n",
+		       (unsigned long long)c.unreadable_attachments);
+	print_list("refused", refusals);
+	print_list("damaged", a->damaged);
+	print_list("attachment not searchable", unreadable);
+}
+
+static void note_item(GPtrArray *list, const char *origin, const char *reason)
+{
+	mv_refusal *r = g_new0(mv_refusal, 1);
+	r->origin = g_strdup(origin);
+	r->reason = g_strdup(reason);
+	g_ptr_array_add(list, r);
+}
+
+static void refusal_free(gpointer p)
+{
+	mv_refusal *r = p;
+	g_free(r->origin);
+	g_free(r->reason);
+	g_free(r);
 }
 
 /* Reads every message of r into ing.  Returns -1 on a fatal error. */
-static int import_loop(mv_reader *r, mv_ingest *ing, const char *path, const import_args *a, GError **error)
+static int import_loop(mv_reader *r, mv_ingest *ing, const char *path, import_args *a, GError **error)
 {
 	mv_format fmt = mv_reader_format(r);
 	char *root = default_root(path, fmt, a);
@@ -182,10 +259,20 @@ static int import_loop(mv_reader *r, mv_ingest *ing, const char *path, const imp
 			g_clear_error(&item_err);
 			continue;
 		}
+		if (res == MV_READ_IGNORED) {
+			const char *kind = item_err ? item_err->message : "item of another kind";
+			guint n = GPOINTER_TO_UINT(g_hash_table_lookup(a->skipped, kind));
+			g_hash_table_replace(a->skipped, g_strdup(kind), GUINT_TO_POINTER(n + 1));
+			g_clear_error(&item_err);
+			continue;
+		}
+		if (msg.damage)
+			note_item(a->damaged, msg.origin, msg.damage);
 		char *folder = message_folder(root, msg.folder, fmt, a->folder != NULL);
 		mv_ingest_message m = {
 			.archive = a->archive, .folder = folder, .data = msg.data->data, .len = msg.data->len,
 			.source = source, .origin = msg.origin, .mail_flags = msg.mail_flags,
+			.origin_sha256 = msg.origin_sha256,
 		};
 		rc = mv_ingest_add(ing, &m, error);
 		g_free(folder);
@@ -211,7 +298,7 @@ static bool check_import_args(const import_args *a, mv_reader_options *ro, int a
 		return false;
 	}
 	if (a->format && !mv_format_from_name(a->format, &ro->format)) {
-		fprintf(stderr, "mailvault: unknown --format '%s' (expected eml, emldir, mbox, mboxrd, mboxo or maildir)\n",
+		fprintf(stderr, "mailvault: unknown --format '%s' (expected eml, emldir, mbox, mboxrd, mboxo, maildir, pst or msg)\n",
 		        a->format);
 		return false;
 	}
@@ -221,17 +308,19 @@ static bool check_import_args(const import_args *a, mv_reader_options *ro, int a
 int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
 {
 	import_args a = { 0 };
+	a.skipped = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	a.damaged = g_ptr_array_new_with_free_func(refusal_free);
 	GOptionEntry entries[] = {
 		{ "archive", 0, 0, G_OPTION_ARG_STRING, &a.archive, "user archive to import into (required)", "NAME" },
 		{ "folder", 0, 0, G_OPTION_ARG_STRING, &a.folder, "folder inside the archive", "F" },
-		{ "format", 0, 0, G_OPTION_ARG_STRING, &a.format, "eml, emldir, mbox, mboxrd, mboxo or maildir (default: detect)", "FMT" },
-		{ "ext", 0, 0, G_OPTION_ARG_STRING, &a.ext, "EML directories: file extensions to import (default eml)", "eml,txt" },
+		{ "format", 0, 0, G_OPTION_ARG_STRING, &a.format, "eml, emldir, mbox, mboxrd, mboxo, maildir, pst or msg (default: detect)", "FMT" },
+		{ "ext", 0, 0, G_OPTION_ARG_STRING, &a.ext, "EML directories: file extensions to import (default eml,msg)", "eml,txt" },
 		{ "no-subfolders", 0, 0, G_OPTION_ARG_NONE, &a.no_subfolders, "EML directories: do not descend", NULL },
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &a.json, "print the summary as JSON", NULL },
 		{ "quiet", 'q', 0, G_OPTION_ARG_NONE, &a.quiet, "no progress line", NULL },
 		G_OPTION_ENTRY_NULL,
 	};
-	if (!mv_cli_parse("import", "PATH", "Archive messages from an EML file or directory, an mbox file or a Maildir.",
+	if (!mv_cli_parse("import", "PATH", "Archive messages from an EML or Outlook .msg file or a directory of them, an mbox file, a Maildir, or an Outlook PST/OST file.",
 	                  entries, &argc, &argv))
 		return MV_EXIT_USAGE;
 	mv_reader_options ro = { .format = MV_FORMAT_AUTO, .recursive = true };
@@ -294,5 +383,7 @@ out:
 	g_free(a.folder);
 	g_free(a.format);
 	g_free(a.ext);
+	g_hash_table_unref(a.skipped);
+	g_ptr_array_unref(a.damaged);
 	return status;
 }

@@ -23,7 +23,7 @@ typedef struct batch batch;
 typedef struct item {
 	batch *owner;
 	GByteArray *data;
-	char *archive, *folder, *source, *origin, *mail_flags;
+	char *archive, *folder, *source, *origin, *mail_flags, *origin_sha256;
 	int64_t archived_at;
 	mv_parsed *parsed;
 	mv_store_item si;    /* filled by the parsing thread */
@@ -58,6 +58,7 @@ struct mv_ingest {
 	GError *fatal;            /* first commit error; stops the ingest */
 	mv_ingest_counts counts;
 	GPtrArray *refusals;
+	GPtrArray *unreadable;    /* mv_refusal*: attachments whose text could not be read */
 };
 
 static batch stop_sentinel;
@@ -71,6 +72,7 @@ static void item_free(item *it)
 	g_free(it->folder);
 	g_free(it->source);
 	g_free(it->origin);
+	g_free(it->origin_sha256);
 	g_free(it->mail_flags);
 	mv_parsed_free(it->parsed);
 	if (it->si.prepared)
@@ -112,7 +114,7 @@ static void fill_store_item(mv_store_item *si, item *it)
 	*si = (mv_store_item){
 		.archive = it->archive, .folder = it->folder, .raw = it->data->data, .raw_len = it->data->len,
 		.archived_at = it->archived_at, .source = it->source, .origin = it->origin,
-		.mail_flags = it->mail_flags, .subject = p->subject, .from = p->from, .from_addrs = p->from_addrs,
+		.origin_sha256 = it->origin_sha256, .mail_flags = it->mail_flags, .subject = p->subject, .from = p->from, .from_addrs = p->from_addrs,
 		.to = p->to, .to_addrs = p->to_addrs, .cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs,
 		.message_id = p->message_id, .date = p->date, .date_source = (int)p->date_source,
 		.parse_flags = p->flags, .has_attachment = p->has_attachment, .text = p->text->str,
@@ -169,6 +171,21 @@ static void maybe_switch_store(mv_ingest *ing)
 	g_atomic_pointer_set(&ing->store, next);
 }
 
+#define MAX_UNREADABLE_LISTED 1000
+
+/* Called under ing->lock. */
+static void note_unreadable(mv_ingest *ing, const item *it)
+{
+	ing->counts.unreadable_attachments++;
+	GPtrArray *errs = it->parsed->extract_errors;
+	for (guint i = 0; i < errs->len && ing->unreadable->len < MAX_UNREADABLE_LISTED; i++) {
+		mv_refusal *r = g_new0(mv_refusal, 1);
+		r->origin = g_strdup(it->origin);
+		r->reason = g_strdup(errs->pdata[i]);
+		g_ptr_array_add(ing->unreadable, r);
+	}
+}
+
 static void commit_batch(mv_ingest *ing, batch *b)
 {
 	size_t n = b->items->len;
@@ -195,6 +212,8 @@ static void commit_batch(mv_ingest *ing, batch *b)
 			ing->counts.imported++;
 			if (items[i].parse_flags & MV_MALFORMED_FLAGS)
 				ing->counts.malformed++;
+			if (items[i].parse_flags & MV_PARSE_EXTRACT_FAILED)
+				note_unreadable(ing, b->items->pdata[i]);
 		}
 	}
 	g_mutex_unlock(&ing->lock);
@@ -315,6 +334,7 @@ static mv_ingest *ingest_start(mv_instance *inst, int store_id, bool auto_switch
 	g_clear_error(&err);
 	mv_autocreate_config_clear(&ac);
 	ing->refusals = g_ptr_array_new_with_free_func((GDestroyNotify)refusal_free);
+	ing->unreadable = g_ptr_array_new_with_free_func((GDestroyNotify)refusal_free);
 	ing->to_commit = g_async_queue_new();
 	g_mutex_init(&ing->lock);
 	g_cond_init(&ing->idle);
@@ -365,6 +385,7 @@ int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
 	it->source = g_strdup(msg->source ? msg->source : "");
 	it->origin = g_strdup(msg->origin ? msg->origin : "");
 	it->mail_flags = g_strdup(msg->mail_flags ? msg->mail_flags : "");
+	it->origin_sha256 = g_strdup(msg->origin_sha256);
 	it->archived_at = msg->archived_at > 0 ? msg->archived_at : mv_now();
 	g_ptr_array_add(ing->filling->items, it);
 	ing->filling->bytes += msg->len;
@@ -380,7 +401,12 @@ void mv_ingest_refuse(mv_ingest *ing, const char *origin, const char *reason)
 {
 	mv_refusal *r = g_new0(mv_refusal, 1);
 	r->origin = g_strdup(origin ? origin : "");
-	r->reason = g_strdup(reason ? reason : "unknown reason");
+	/* Readers' errors name the item too, for callers that show only the
+	 * error: a refusal names it once. */
+	size_t n = strlen(r->origin);
+	if (reason && n && strncmp(reason, r->origin, n) == 0 && strncmp(reason + n, ": ", 2) == 0)
+		reason += n + 2;
+	r->reason = g_strdup(reason && *reason ? reason : "unknown reason");
 	g_mutex_lock(&ing->lock);
 	ing->counts.refused++;
 	g_ptr_array_add(ing->refusals, r);
@@ -418,6 +444,11 @@ const GPtrArray *mv_ingest_refusals(mv_ingest *ing)
 	return ing->refusals;
 }
 
+const GPtrArray *mv_ingest_unreadable_attachments(mv_ingest *ing)
+{
+	return ing->unreadable;
+}
+
 int mv_ingest_end(mv_ingest **ip, GError **error)
 {
 	mv_ingest *ing = *ip;
@@ -439,6 +470,7 @@ int mv_ingest_end(mv_ingest **ip, GError **error)
 	if (ing->fatal)
 		g_error_free(ing->fatal);
 	g_ptr_array_free(ing->refusals, TRUE);
+	g_ptr_array_free(ing->unreadable, TRUE);
 	g_mutex_clear(&ing->lock);
 	g_cond_clear(&ing->idle);
 	g_free(ing);

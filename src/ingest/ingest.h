@@ -22,6 +22,7 @@ typedef struct mv_ingest_message {
 	const char *origin;     /* file path, "mbox@offset": names the item in errors */
 	const char *mail_flags; /* "" or Maildir flags */
 	int64_t archived_at;    /* 0 = now; a transfer keeps the original */
+	const char *origin_sha256; /* SHA-256 of the file a message was converted from (.msg), or NULL */
 } mv_ingest_message;
 
 typedef struct mv_ingest_counts {
@@ -31,6 +32,7 @@ typedef struct mv_ingest_counts {
 	uint64_t refused;       /* not archived: see refusals */
 	uint64_t bytes;         /* raw bytes of messages committed or skipped */
 	uint64_t pending;       /* handed in, not yet durable */
+	uint64_t unreadable_attachments; /* archived, but an attachment's text could not be read */
 } mv_ingest_counts;
 
 typedef struct mv_refusal {
@@ -59,6 +61,10 @@ int mv_ingest_flush(mv_ingest *ing, GError **error);
 void mv_ingest_get_counts(mv_ingest *ing, mv_ingest_counts *c);
 /* Refusals so far (array of mv_refusal*, owned by ing). */
 const GPtrArray *mv_ingest_refusals(mv_ingest *ing);
+/* Attachments of newly archived messages whose text could not be read
+ * (mv_refusal*: origin = the message, reason = "name: why"; at most the
+ * first 1000), owned by ing; read once the ingest is flushed. */
+const GPtrArray *mv_ingest_unreadable_attachments(mv_ingest *ing);
 /* Flushes and releases; returns the flush result. */
 int mv_ingest_end(mv_ingest **ing, GError **error);
 

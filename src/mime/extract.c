@@ -221,6 +221,9 @@ static size_t decode_entity(const char *p, const char *end, GString *out)
 	}
 	if (!ch || !g_unichar_validate(ch))
 		return 0;
+	/* A reference to a control character is not text: a space stands for it. */
+	if ((ch < 0x20 && ch != '\t' && ch != '\n') || (ch >= 0x7f && ch < 0xa0))
+		ch = ' ';
 	g_string_append_unichar(out, ch);
 	return (size_t)(semi - p) + 1;
 }
@@ -258,6 +261,7 @@ static bool breaks_line(const char *name, const char *end)
 
 void mv_html_to_text(const char *html, size_t len, GString *out, size_t limit)
 {
+	const gsize first = out->len;
 	const char *p = html, *end = html + len;
 	while (p < end && out->len < limit) {
 		if (*p == '<') {
@@ -289,4 +293,10 @@ void mv_html_to_text(const char *html, size_t len, GString *out, size_t limit)
 		const char *cut = g_utf8_find_prev_char(out->str, out->str + limit);
 		g_string_truncate(out, cut ? (gsize)(cut - out->str) : 0);
 	}
+	/* The copy is bytewise and stops at the limit: it may have stopped
+	 * inside a character. */
+	const char *valid_end = NULL;
+	if (out->len > first && !g_utf8_validate(out->str + first, (gssize)(out->len - first), &valid_end) &&
+	    (gsize)(valid_end - out->str) + 4 >= out->len)
+		g_string_truncate(out, (gsize)(valid_end - out->str));
 }

@@ -178,6 +178,8 @@ typedef enum {
 	MV_FORMAT_MBOX,     /* mboxrd unquoting (default for mbox) */
 	MV_FORMAT_MBOXO,    /* mboxo: only ">From " is unquoted */
 	MV_FORMAT_MAILDIR,
+	MV_FORMAT_PST,      /* Outlook PST or OST file */
+	MV_FORMAT_MSG,      /* one Outlook .msg file (read as an EML file is: it is converted) */
 } mv_format;
 
 /* Parses a --format name; false on unknown. */
@@ -191,12 +193,15 @@ typedef struct mv_source_message {
 	char *folder;       /* relative folder ("" = the import root), owned by reader */
 	char *origin;       /* file path or "mbox:OFFSET", for messages and errors */
 	char *mail_flags;   /* Maildir flags ("RS") or "", owned by reader */
+	char *origin_sha256; /* SHA-256 (hex) of the Outlook file a message was converted from, or NULL */
+	char *damage;       /* what of an Outlook item could not be read ("attachment 2: ..."), or NULL */
 } mv_source_message;
 
 typedef enum {
 	MV_READ_END = 0,
 	MV_READ_MESSAGE = 1,
 	MV_READ_SKIPPED = 2, /* an item was refused: *error names it and why; go on */
+	MV_READ_IGNORED = 3, /* an item that is not mail (an Outlook contact, ...): *error names its kind; go on */
 	MV_READ_FATAL = -1,
 } mv_read_result;
 
@@ -211,6 +216,9 @@ typedef struct mv_reader_options {
 mv_reader *mv_reader_open(const char *path, const mv_reader_options *opts, GError **error);
 /* Next message.  MV_READ_MESSAGE fills *msg (reader-owned). */
 mv_read_result mv_reader_next(mv_reader *r, mv_source_message *msg, GError **error);
+/* Items of a PST read so far and in all, and the folder being read; false
+ * for sources that are not counted in items. */
+bool mv_reader_items(mv_reader *r, uint64_t *done_r, uint64_t *total_r, const char **folder_r);
 /* Bytes of the source consumed so far and in total (for progress). */
 void mv_reader_progress(mv_reader *r, uint64_t *done_r, uint64_t *total_r);
 mv_format mv_reader_format(mv_reader *r);

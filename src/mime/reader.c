@@ -13,7 +13,7 @@
  * unreadable, not mail) is reported as MV_READ_SKIPPED naming the item and
  * the reason, and reading goes on; only a source that cannot be opened at
  * all (or an mbox whose reads fail) is fatal. */
-#include "mime/mime.h"
+#include "mime/mapi.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,6 +39,9 @@ static const struct {
 	{ "mboxrd", MV_FORMAT_MBOX },
 	{ "mboxo", MV_FORMAT_MBOXO },
 	{ "maildir", MV_FORMAT_MAILDIR },
+	{ "pst", MV_FORMAT_PST },
+	{ "ost", MV_FORMAT_PST },
+	{ "msg", MV_FORMAT_MSG },
 };
 
 bool mv_format_from_name(const char *name, mv_format *fmt_r)
@@ -79,18 +82,17 @@ static bool looks_like_maildir(const char *dir)
 	return (cur && (new_ || tmp)) || (new_ && tmp);
 }
 
-/* Reads the first bytes of a regular file; 0 bytes for an empty one. */
-static int file_starts_with_from(const char *path, bool *yes_r, GError **error)
+/* Reads the first bytes of a regular file (fewer for a short one). */
+static int file_head(const char *path, char *buf, size_t size, size_t *n_r, GError **error)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		mv_set_errno_error(error, errno, "open", path);
 		return -1;
 	}
-	char buf[5];
 	ssize_t n;
 	do {
-		n = pread(fd, buf, sizeof buf, 0);
+		n = pread(fd, buf, size, 0);
 	} while (n < 0 && errno == EINTR);
 	int saved = errno;
 	close(fd);
@@ -98,7 +100,7 @@ static int file_starts_with_from(const char *path, bool *yes_r, GError **error)
 		mv_set_errno_error(error, saved, "read", path);
 		return -1;
 	}
-	*yes_r = n == 5 && memcmp(buf, "From ", 5) == 0;
+	*n_r = (size_t)n;
 	return 0;
 }
 
@@ -118,10 +120,16 @@ int mv_format_detect(const char *path, mv_format *fmt_r, GError **error)
 		            "%s: not a regular file or directory", path);
 		return -1;
 	}
-	bool from = false;
-	if (file_starts_with_from(path, &from, error) < 0)
+	char head[8];
+	size_t n = 0;
+	if (file_head(path, head, sizeof head, &n, error) < 0)
 		return -1;
-	*fmt_r = from ? MV_FORMAT_MBOX : MV_FORMAT_EML;
+	if (mv_pst_is_pst((const uint8_t *)head, n))
+		*fmt_r = MV_FORMAT_PST;
+	else if (mv_msg_is_cfb((const uint8_t *)head, n))
+		*fmt_r = MV_FORMAT_MSG;
+	else
+		*fmt_r = n >= 5 && memcmp(head, "From ", 5) == 0 ? MV_FORMAT_MBOX : MV_FORMAT_EML;
 	return 0;
 }
 
@@ -239,6 +247,8 @@ struct mv_reader {
 	char *folder;
 	char *origin;
 	char *flags;
+	char *origin_sha256;   /* of an Outlook .msg file the message was converted from */
+	char *damage;          /* what of the item could not be read, or NULL */
 
 	/* EML file */
 	bool eml_done;
@@ -254,6 +264,8 @@ struct mv_reader {
 	GQueue queue;          /* mbox_item *, completed messages not yet returned */
 	bool eof;
 	bool finished;
+	/* PST */
+	mv_pst *pst;
 };
 
 static void clear_current(mv_reader *r)
@@ -265,14 +277,83 @@ static void clear_current(mv_reader *r)
 	g_clear_pointer(&r->folder, g_free);
 	g_clear_pointer(&r->origin, g_free);
 	g_clear_pointer(&r->flags, g_free);
+	g_clear_pointer(&r->origin_sha256, g_free);
+	g_clear_pointer(&r->damage, g_free);
 }
 
 /* Checks the bytes and either keeps them as the current message or turns
  * them into a SKIPPED error; takes ownership of data and origin. */
+/* ---- Outlook items ------------------------------------------------------------ */
+
+static char *damage_text(const mv_mapi_message *m)
+{
+	if (!m->damage->len)
+		return NULL;
+	g_ptr_array_add(m->damage, NULL);
+	char *text = g_strjoinv("; ", (char **)m->damage->pdata);
+	g_ptr_array_remove_index(m->damage, m->damage->len - 1);
+	return text;
+}
+
+/* An Outlook item made a message: MV_READ_MESSAGE with *data_r, or
+ * MV_READ_IGNORED when it is not mail (*error names its kind). */
+static mv_read_result convert_item(mv_reader *r, mv_mapi_message *m, const char *origin, GByteArray **data_r,
+                                   GError **error)
+{
+	mv_mapi_kind kind = mv_mapi_message_kind(m);
+	if (kind != MV_MAPI_MAIL) {
+		g_set_error(error, MV_ERROR, MV_ERR_UNSUPPORTED, "%s", mv_mapi_kind_name(kind));
+		return MV_READ_IGNORED;
+	}
+	GByteArray *data = g_byte_array_new();
+	if (mv_mapi_to_mime(m, data, error) < 0) {
+		g_prefix_error(error, "%s: ", origin);
+		g_byte_array_unref(data);
+		return MV_READ_SKIPPED;
+	}
+	if (data->len > MV_MAX_MESSAGE_SIZE) {
+		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "%s: the converted message is larger than the limit of %u bytes",
+		            origin, MV_MAX_MESSAGE_SIZE);
+		g_byte_array_unref(data);
+		return MV_READ_SKIPPED;
+	}
+	r->damage = damage_text(m);
+	*data_r = data;
+	return MV_READ_MESSAGE;
+}
+
+/* A .msg file's bytes replaced by the message converted from them; the
+ * file's SHA-256 is kept so that what was imported stays traceable. */
+static mv_read_result convert_msg(mv_reader *r, GByteArray **data, const char *origin, GError **error)
+{
+	mv_mapi_message *m = NULL;
+	if (mv_msg_read((*data)->data, (*data)->len, &m, error) < 0) {
+		g_prefix_error(error, "%s: ", origin);
+		return MV_READ_SKIPPED;
+	}
+	GByteArray *converted = NULL;
+	mv_read_result res = convert_item(r, m, origin, &converted, error);
+	mv_mapi_message_free(m);
+	if (res != MV_READ_MESSAGE)
+		return res;
+	r->origin_sha256 = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (*data)->data, (*data)->len);
+	g_byte_array_unref(*data);
+	*data = converted;
+	return MV_READ_MESSAGE;
+}
+
 static mv_read_result offer(mv_reader *r, GByteArray *data, char *origin, const char *folder,
                             const char *flags, GError **error)
 {
 	const char *why = NULL;
+	if (mv_msg_is_cfb(data->data, data->len)) {
+		mv_read_result res = convert_msg(r, &data, origin, error);
+		if (res != MV_READ_MESSAGE) {
+			g_byte_array_unref(data);
+			r->origin = origin;
+			return res;
+		}
+	}
 	if (!mv_looks_like_message(data->data, data->len, &why)) {
 		if (data->len == 0 && r->splitter)
 			why = "empty message";
@@ -768,6 +849,52 @@ static uint64_t mbox_total(mv_reader *r)
 
 static const reader_ops mbox_ops = { mbox_next, mbox_free, mbox_total };
 
+/* ---- PST / OST ------------------------------------------------------------------------ */
+
+static mv_read_result pst_next(mv_reader *r, GError **error)
+{
+	mv_mapi_message *m = NULL;
+	char *origin = NULL;
+	mv_read_result res = mv_pst_next(r->pst, &m, &origin, error);
+	if (res != MV_READ_MESSAGE) {
+		r->origin = origin;
+		return res;
+	}
+	GByteArray *data = NULL;
+	res = convert_item(r, m, origin, &data, error);
+	mv_mapi_message_free(m);
+	if (res != MV_READ_MESSAGE) {
+		r->origin = origin;
+		return res;
+	}
+	r->data = data;
+	r->origin = origin;
+	r->folder = g_strdup(mv_pst_folder(r->pst));
+	r->flags = g_strdup("");
+	return MV_READ_MESSAGE;
+}
+
+static void pst_free(mv_reader *r)
+{
+	mv_pst_close(&r->pst);
+}
+
+static uint64_t pst_total(mv_reader *r)
+{
+	struct stat st;
+	return stat(r->path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+static const reader_ops pst_ops = { pst_next, pst_free, pst_total };
+
+static int open_pst(mv_reader *r, GError **error)
+{
+	if (mv_pst_open(r->path, &r->pst, error) < 0)
+		return -1;
+	r->ops = &pst_ops;
+	return 0;
+}
+
 /* ---- open / next / close -------------------------------------------------------------- */
 
 /* An explicit format that contradicts the path's kind is corrected where the
@@ -786,6 +913,8 @@ static int resolve_format(const char *path, mv_format want, mv_format *fmt_r, GE
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: not a regular file or directory", path);
 		return -1;
 	}
+	if (want == MV_FORMAT_MSG && dir)
+		want = MV_FORMAT_EMLDIR;
 	if (want == MV_FORMAT_EML && dir)
 		want = MV_FORMAT_EMLDIR;
 	else if (want == MV_FORMAT_EMLDIR && !dir)
@@ -815,7 +944,7 @@ static int open_mbox(mv_reader *r, GError **error)
 
 static int open_dir(mv_reader *r, const mv_reader_options *opts, GError **error)
 {
-	static const char *const default_exts[] = { "eml", NULL };
+	static const char *const default_exts[] = { "eml", "msg", NULL };
 	DIR *d = opendir(r->path);
 	if (!d) {
 		mv_set_errno_error(error, errno, "open directory", r->path);
@@ -863,6 +992,9 @@ mv_reader *mv_reader_open(const char *path, const mv_reader_options *opts, GErro
 	case MV_FORMAT_MAILDIR:
 		rc = open_dir(r, opts, error);
 		break;
+	case MV_FORMAT_PST:
+		rc = open_pst(r, error);
+		break;
 	default:
 		rc = open_eml(r, error);
 		break;
@@ -884,10 +1016,20 @@ mv_read_result mv_reader_next(mv_reader *r, mv_source_message *msg, GError **err
 		msg->folder = r->folder;
 		msg->origin = r->origin;
 		msg->mail_flags = r->flags;
+		msg->origin_sha256 = r->origin_sha256;
+		msg->damage = r->damage;
 	}
-	if (res == MV_READ_SKIPPED)
+	if (res == MV_READ_SKIPPED || res == MV_READ_IGNORED)
 		msg->origin = r->origin ? r->origin : r->path;
 	return res;
+}
+
+bool mv_reader_items(mv_reader *r, uint64_t *done_r, uint64_t *total_r, const char **folder_r)
+{
+	if (!r->pst)
+		return false;
+	mv_pst_progress(r->pst, done_r, total_r, folder_r);
+	return true;
 }
 
 void mv_reader_progress(mv_reader *r, uint64_t *done_r, uint64_t *total_r)

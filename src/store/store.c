@@ -483,6 +483,10 @@ static char *record_meta(const mv_store_item *it)
 	                      "origin", it->origin ? it->origin : "", "mail_flags", it->mail_flags ? it->mail_flags : "",
 	                      "date", (json_int_t)it->date, "date_source", it->date_source);
 	g_free(hash);
+	/* Only converted messages carry it: the bytes archived are not the
+	 * file's, and this says which file they came from. */
+	if (o && it->origin_sha256)
+		json_object_set_new(o, "origin_sha256", json_string(it->origin_sha256));
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	return text;

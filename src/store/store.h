@@ -124,6 +124,7 @@ typedef struct mv_store_item {
 	int64_t archived_at;
 	const char *source;      /* "file", "mbox", "maildir", ... */
 	const char *origin;      /* file path or mbox offset */
+	const char *origin_sha256; /* of the Outlook file the message was converted from, or NULL */
 	const char *mail_flags;
 	/* parsed fields (from mime), borrowed: */
 	const char *subject, *from, *from_addrs, *to, *to_addrs, *cc_addrs, *bcc_addrs;

@@ -373,7 +373,11 @@ static void test_format_names(void **state)
 	assert_int_equal(f, MV_FORMAT_MBOXO);
 	assert_true(mv_format_from_name("maildir", &f));
 	assert_int_equal(f, MV_FORMAT_MAILDIR);
-	assert_false(mv_format_from_name("pst", &f));
+	assert_true(mv_format_from_name("pst", &f));
+	assert_int_equal(f, MV_FORMAT_PST);
+	assert_true(mv_format_from_name("msg", &f));
+	assert_int_equal(f, MV_FORMAT_MSG);
+	assert_false(mv_format_from_name("pdf", &f));
 	assert_false(mv_format_from_name(NULL, &f));
 	assert_string_equal(mv_format_name(MV_FORMAT_MBOX), "mbox");
 	assert_string_equal(mv_format_name(MV_FORMAT_MBOXO), "mboxo");
@@ -499,6 +503,7 @@ static void test_reader_emldir(void **state)
 	                    "M [] [] /b.eml 18\n"
 	                    "S DIR/bin.eml: binary data, not a mail message\n"
 	                    "S DIR/empty.eml: empty file\n"
+	                    "M [sub] [] /sub/c.msg 18\n"
 	                    "M [sub/deeper] [] /sub/deeper/d.eml 18\n");
 	g_free(got);
 
@@ -549,7 +554,7 @@ static void test_reader_empty_dir(void **state)
 	char *dir = make_tmpdir();
 	write_text(dir, "readme.txt", "hello\n");
 	char *got = read_all(dir, NULL, NULL);
-	assert_string_equal(got, "S no mail files found in DIR (looked for *.eml)\n");
+	assert_string_equal(got, "S no mail files found in DIR (looked for *.eml, *.msg)\n");
 	g_free(got);
 	remove_tree(dir);
 	g_free(dir);
