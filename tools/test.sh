@@ -67,7 +67,7 @@ if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true >/dev/null
 fi
 if ninja -C build-fuzz >/dev/null; then
-  for t in fuzz_mime fuzz_mbox fuzz_query fuzz_cmdargs fuzz_form fuzz_html fuzz_web fuzz_rtf fuzz_msg; do
+  for t in fuzz_mime fuzz_mbox fuzz_query fuzz_cmdargs fuzz_form fuzz_html fuzz_web fuzz_rtf fuzz_msg fuzz_ooxml; do
     work=$(mktemp -d)
     [ -d "fuzz/corpus/$t" ] && cp -r "fuzz/corpus/$t/." "$work/"
     if build-fuzz/fuzz/$t -max_total_time="$FUZZ_SECONDS" -max_len=65536 -rss_limit_mb=2048 "$work" >"$work.log" 2>&1; then

@@ -6,6 +6,7 @@
  * `mailvault --data-dir D import ...` and `mailvault import ... --data-dir D`
  * work. */
 #include "cli/cli.h"
+#include "extract/extract.h"
 
 #include <locale.h>
 #include <malloc.h>
@@ -74,8 +75,20 @@ static int take_globals(int argc, char **argv, mv_cli_globals *g, GError **error
 	return out;
 }
 
+/* The binary the document workers run: this one as it was when started —
+ * posix_spawn resolves /proc/self/exe in this process's own image, so a
+ * package upgrade replacing the file cannot mix versions. */
+static void start_extraction(void)
+{
+	mv_extract_init("/proc/self/exe");
+}
+
 int main(int argc, char **argv)
 {
+	/* A document worker: started by this binary, never by a user; it takes
+	 * no options and must not touch the data directory. */
+	if (argc == 2 && strcmp(argv[1], "extract-worker") == 0)
+		return mv_extract_worker_main();
 	setlocale(LC_ALL, "");
 	/* Messages are allocated and freed by the thousand: keep freed memory
 	 * for reuse instead of returning it to the kernel and faulting it back
@@ -100,6 +113,7 @@ int main(int argc, char **argv)
 		return argc < 2 ? MV_EXIT_USAGE : MV_EXIT_OK;
 	}
 	mv_log_set_debug(g.debug);
+	start_extraction();
 	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(&g, argc - 1, argv + 1);
