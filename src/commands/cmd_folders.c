@@ -600,6 +600,7 @@ typedef struct snippet_work {
 	const mv_query *q;
 	GPtrArray *raws;       /* GByteArray* or NULL (unreadable), by hit */
 	json_t **out;          /* by hit */
+	char **attachment;     /* by hit: the attachment the snippet is from, or NULL */
 	gint next;
 } snippet_work;
 
@@ -610,10 +611,8 @@ static gpointer snippet_worker(gpointer p)
 		GByteArray *raw = w->raws->pdata[i];
 		if (!raw)
 			continue;
-		GString *text = g_string_new(NULL);
-		mv_message_body_text(raw->data, raw->len, SNIPPET_TEXT_BYTES, text);
-		w->out[i] = mv_snippet_json(w->q, text->str, SNIPPET_CHARS);
-		g_string_free(text, TRUE);
+		w->out[i] = mv_snippet_for_message(w->q, raw->data, raw->len, SNIPPET_TEXT_BYTES, SNIPPET_CHARS,
+		                                   &w->attachment[i]);
 	}
 	return NULL;
 }
@@ -631,7 +630,8 @@ static void add_snippets(mv_command_ctx *ctx, mv_searcher *searcher, const char 
 	if (!q)
 		return;
 	snippet_work w = { .q = q, .raws = g_ptr_array_new_with_free_func(unref_bytes),
-		           .out = g_new0(json_t *, hits->len ? hits->len : 1) };
+		           .out = g_new0(json_t *, hits->len ? hits->len : 1),
+		           .attachment = g_new0(char *, hits->len ? hits->len : 1) };
 	for (guint i = 0; i < hits->len; i++) {
 		const mv_search_hit *h = hits->pdata[i];
 		mv_store *st = mv_searcher_store(searcher, h->store_id);
@@ -652,10 +652,15 @@ static void add_snippets(mv_command_ctx *ctx, mv_searcher *searcher, const char 
 	for (guint t = 1; t < n; t++)
 		if (threads[t])
 			g_thread_join(threads[t]);
-	for (guint i = 0; i < hits->len; i++)
+	for (guint i = 0; i < hits->len; i++) {
 		if (w.out[i])
 			json_object_set_new(json_array_get(out, i), "snippet", w.out[i]);
+		if (w.attachment[i])
+			json_object_set_new(json_array_get(out, i), "snippetAttachment", json_string(w.attachment[i]));
+		g_free(w.attachment[i]);
+	}
 	g_free(w.out);
+	g_free(w.attachment);
 	g_ptr_array_free(w.raws, TRUE);
 	mv_query_free(q);
 }

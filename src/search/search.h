@@ -61,6 +61,13 @@ int mv_message_fetch(mv_instance *inst, const mv_access *access, const char *id,
  * whitespace collapsed, "…" where the text was cut; the text's start when
  * no word of q is in it.  Segments are text, never markup. */
 json_t *mv_snippet_json(const mv_query *q, const char *text, size_t max_chars);
+/* The snippet of a hit: from its body text (about max_bytes of it) when a
+ * word of q is there, else from the first attachment whose name or text
+ * holds one — *attachment_r then names it (a new string; NULL when the
+ * snippet is the body's).  Attachment text is read as the index read it
+ * (the extractor table, documents in their sandboxed workers). */
+json_t *mv_snippet_for_message(const mv_query *q, const uint8_t *raw, size_t len, size_t max_bytes, size_t max_chars,
+                               char **attachment_r);
 
 /* Parses "<store>:<num>". */
 bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r);

@@ -9,6 +9,7 @@
  * markup: the caller renders them as text, so nothing in a message can
  * become HTML. */
 #include "search/search.h"
+#include "mime/mime.h"
 
 #include <string.h>
 
@@ -68,7 +69,7 @@ static void add_words(GPtrArray *terms, const char *text, bool prefix)
 
 static bool shown_field(mv_query_field f)
 {
-	return f == MV_F_ANY || f == MV_F_BODY || f == MV_F_SUBJECT;
+	return f == MV_F_ANY || f == MV_F_BODY || f == MV_F_SUBJECT || f == MV_F_ATTACHMENT;
 }
 
 /* The words a hit matched on: terms and phrases outside negations. */
@@ -212,6 +213,75 @@ static const char *passage_start(GPtrArray *terms, const char *text, const char 
 		return s;
 	}
 	return text;
+}
+
+/* Whether a word of q occurs in the first MAX_SCAN_BYTES of text. */
+static bool text_matches(GPtrArray *terms, const char *text)
+{
+	const char *end = text + strlen(text);
+	if (end - text > MAX_SCAN_BYTES)
+		end = g_utf8_find_prev_char(text, text + MAX_SCAN_BYTES);
+	const char *p = text;
+	while (end && p < end) {
+		while (p < end && !is_word_char(g_utf8_get_char(p)))
+			p = g_utf8_next_char(p);
+		const char *w = p;
+		while (p < end && is_word_char(g_utf8_get_char(p)))
+			p = g_utf8_next_char(p);
+		if (p > w && matches(terms, w, p - w))
+			return true;
+	}
+	return false;
+}
+
+/* The text of one attachment as the index read it: its name, then what the
+ * extractor table (documents included) makes of its bytes. */
+static char *attachment_text(mv_message_view *v, const mv_view_part *part, size_t max_bytes)
+{
+	GString *text = g_string_new(part->name);
+	const mv_text_extractor *ex = mv_text_extractor_find(part->content_type, part->name);
+	GByteArray *data = NULL;
+	GError *err = NULL;
+	if (ex && mv_message_view_part_data(v, part->index, &data, &err) == 0) {
+		mv_extract_request req = { .data = data->data, .len = data->len, .mime_type = part->content_type,
+			                   .filename = part->name };
+		g_string_append_c(text, '\n');
+		if (ex->extract(&req, text, max_bytes, &err) < 0)
+			g_clear_error(&err);
+		g_byte_array_unref(data);
+	}
+	g_clear_error(&err);
+	return g_string_free(text, FALSE);
+}
+
+json_t *mv_snippet_for_message(const mv_query *q, const uint8_t *raw, size_t len, size_t max_bytes, size_t max_chars,
+                               char **attachment_r)
+{
+	*attachment_r = NULL;
+	GPtrArray *terms = g_ptr_array_new_with_free_func(term_free);
+	collect(q, terms, 0);
+	GString *body = g_string_new(NULL);
+	mv_message_body_text(raw, len, max_bytes, body);
+	json_t *out = NULL;
+	if (terms->len && !text_matches(terms, body->str)) {
+		/* The words are not in the body: show the attachment they are in. */
+		mv_message_view *v = mv_message_view_new(raw, len);
+		for (guint i = 0; i < v->attachments->len && !out; i++) {
+			const mv_view_part *part = v->attachments->pdata[i];
+			char *text = attachment_text(v, part, max_bytes);
+			if (text_matches(terms, text)) {
+				out = mv_snippet_json(q, text, max_chars);
+				*attachment_r = g_strdup(*part->name ? part->name : part->content_type);
+			}
+			g_free(text);
+		}
+		mv_message_view_free(&v);
+	}
+	if (!out)
+		out = mv_snippet_json(q, body->str, max_chars);
+	g_string_free(body, TRUE);
+	g_ptr_array_free(terms, TRUE);
+	return out;
 }
 
 json_t *mv_snippet_json(const mv_query *q, const char *text, size_t max_chars)

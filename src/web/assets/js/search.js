@@ -358,7 +358,7 @@ export function createSearch(ctx) {
 			h('span', { class: 'row-subject', text: item.subject || t('msg.noSubject') }),
 			item.hasAttachment && h('span', { class: 'row-clip', title: t('msg.hasAttachment') }, icon('clip'), h('span', { class: 'vh', text: t('msg.hasAttachment') })),
 			h('span', { class: 'row-size', text: fmtSize(item.size) })),
-		snippet(item.snippet));
+		snippet(item.snippet, item.snippetAttachment));
 		li.dataset.id = item.id;
 		li.dataset.index = index;
 		return li;
@@ -369,9 +369,11 @@ export function createSearch(ctx) {
 		return oneArchive && item.archive && f.startsWith(item.archive + '/') ? f.slice(item.archive.length + 1) : f;
 	}
 
-	function snippet(segs) {
+	// A snippet cut from an attachment says which one: the words were not in the body.
+	function snippet(segs, attachment) {
 		if (!Array.isArray(segs) || !segs.length) return null;
 		const p = h('p', { class: 'row-snippet' });
+		if (attachment) p.append(h('span', { class: 'snippet-attachment', testid: 'snippet-attachment' }, icon('clip'), h('span', { text: t('msg.inAttachment', { name: attachment }) })));
 		for (const [text, hit] of segs) p.append(hit ? h('mark', { text }) : String(text));
 		return p;
 	}

@@ -144,6 +144,7 @@ export default {
 	'msg.noSubject': '(kein Betreff)',
 	'msg.unknownSender': '(unbekannter Absender)',
 	'msg.hasAttachment': 'Mit Anhang',
+	'msg.inAttachment': 'In {name}: ',
 	'msg.from': 'Von',
 	'msg.to': 'An',
 	'msg.cc': 'Cc',

@@ -144,6 +144,7 @@ export default {
 	'msg.noSubject': '(no subject)',
 	'msg.unknownSender': '(unknown sender)',
 	'msg.hasAttachment': 'Has attachment',
+	'msg.inAttachment': 'In {name}: ',
 	'msg.from': 'From',
 	'msg.to': 'To',
 	'msg.cc': 'Cc',
