@@ -546,6 +546,19 @@ static attachment_out attachment_part(convert_ctx *cx, const mv_mapi_message *m,
 	return res;
 }
 
+/* A multipart of the given subtype holding first, then parts (taking over
+ * the reference to first). */
+static GMimeObject *wrap(convert_ctx *cx, const char *subtype, GMimeObject *first, GPtrArray *parts)
+{
+	GMimeMultipart *mp = g_mime_multipart_new_with_subtype(subtype);
+	set_boundary(cx, mp);
+	g_mime_multipart_add(mp, first);
+	g_object_unref(first);
+	for (guint i = 0; i < parts->len; i++)
+		g_mime_multipart_add(mp, parts->pdata[i]);
+	return GMIME_OBJECT(mp);
+}
+
 /* multipart/mixed( multipart/related( body, inline images ), attachments ) —
  * each level only when it has more than one member. */
 static GMimeObject *message_body(convert_ctx *cx, const mv_mapi_message *m, const bodies *b, int depth)
@@ -558,24 +571,10 @@ static GMimeObject *message_body(convert_ctx *cx, const mv_mapi_message *m, cons
 		if (a.part)
 			g_ptr_array_add(a.related ? related : mixed, a.part);
 	}
-	if (related->len) {
-		GMimeMultipart *rel = g_mime_multipart_new_with_subtype("related");
-		set_boundary(cx, rel);
-		g_mime_multipart_add(rel, body);
-		g_object_unref(body);
-		for (guint i = 0; i < related->len; i++)
-			g_mime_multipart_add(rel, related->pdata[i]);
-		body = GMIME_OBJECT(rel);
-	}
-	if (mixed->len) {
-		GMimeMultipart *mix = g_mime_multipart_new_with_subtype("mixed");
-		set_boundary(cx, mix);
-		g_mime_multipart_add(mix, body);
-		g_object_unref(body);
-		for (guint i = 0; i < mixed->len; i++)
-			g_mime_multipart_add(mix, mixed->pdata[i]);
-		body = GMIME_OBJECT(mix);
-	}
+	if (related->len)
+		body = wrap(cx, "related", body, related);
+	if (mixed->len)
+		body = wrap(cx, "mixed", body, mixed);
 	g_ptr_array_unref(related);
 	g_ptr_array_unref(mixed);
 	return body;

@@ -237,16 +237,6 @@ typedef struct {
 	size_t len, pos;
 } lexer;
 
-static int hex_digit(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static bool is_word(const token *t, const char *w)
 {
@@ -303,8 +293,8 @@ static void lex_control(lexer *lx, token *t)
 	}
 	lx->pos++;
 	if (c == '\'') {
-		int hi = lx->pos < lx->len ? hex_digit(lx->p[lx->pos]) : -1;
-		int lo = lx->pos + 1 < lx->len ? hex_digit(lx->p[lx->pos + 1]) : -1;
+		int hi = lx->pos < lx->len ? g_ascii_xdigit_value((char)lx->p[lx->pos]) : -1;
+		int lo = lx->pos + 1 < lx->len ? g_ascii_xdigit_value((char)lx->p[lx->pos + 1]) : -1;
 		if (hi >= 0 && lo >= 0) {
 			t->kind = TOK_HEX;
 			t->byte = (uint8_t)(hi << 4 | lo);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "fixtures.h"
 
 #include "extract/internal.h"
 #include "mime/mime.h"
@@ -42,37 +43,11 @@
 
 /* ---- fixtures ------------------------------------------------------------------------ */
 
-/* __FILE__ is relative to the build directory under meson
- * ("../tests/unit/test_extract.c"); the build directory is three levels
- * above this binary (<build>/tests/unit/test_extract). */
 static const char *fixture_dir(void)
 {
 	static char *dir;
-	if (dir)
-		return dir;
-	char *src = g_path_get_dirname(__FILE__);
-	char *rel = g_build_filename(src, "..", "fixtures", "docs", NULL);
-	g_free(src);
-	if (g_path_is_absolute(rel)) {
-		dir = rel;
-		return dir;
-	}
-	char *exe = g_file_read_link("/proc/self/exe", NULL);
-	if (exe) {
-		char *d1 = g_path_get_dirname(exe), *d2 = g_path_get_dirname(d1), *d3 = g_path_get_dirname(d2);
-		char *cand = g_build_filename(d3, rel, NULL);
-		if (g_file_test(cand, G_FILE_TEST_IS_DIR))
-			dir = cand;
-		else
-			g_free(cand);
-		g_free(d1);
-		g_free(d2);
-		g_free(d3);
-		g_free(exe);
-	}
 	if (!dir)
-		dir = g_strdup(rel);
-	g_free(rel);
+		dir = mv_test_fixture_dir(__FILE__, "docs");
 	return dir;
 }
 

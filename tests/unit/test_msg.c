@@ -15,6 +15,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "fixtures.h"
 
 #include "mime/mapi.h"
 
@@ -44,38 +45,11 @@ static void count_log(const gchar *domain, GLogLevelFlags level, const gchar *me
 	fprintf(stderr, "log message [%s]: %s\n", domain ? domain : "", message);
 }
 
-/* __FILE__ is the path the compiler was given: relative to the build
- * directory under meson ("../tests/unit/test_msg.c"), perhaps absolute
- * elsewhere.  The build directory is three levels above this binary
- * (<build>/tests/unit/test_msg); the current directory is tried last. */
 static const char *fixture_dir(void)
 {
 	static char *dir;
-	if (dir)
-		return dir;
-	char *src = g_path_get_dirname(__FILE__);
-	char *rel = g_build_filename(src, "..", "fixtures", "msg", NULL);
-	g_free(src);
-	if (g_path_is_absolute(rel)) {
-		dir = rel;
-		return dir;
-	}
-	char *exe = g_file_read_link("/proc/self/exe", NULL);
-	if (exe) {
-		char *d1 = g_path_get_dirname(exe), *d2 = g_path_get_dirname(d1), *d3 = g_path_get_dirname(d2);
-		char *cand = g_build_filename(d3, rel, NULL);
-		if (g_file_test(cand, G_FILE_TEST_IS_DIR))
-			dir = cand;
-		else
-			g_free(cand);
-		g_free(d1);
-		g_free(d2);
-		g_free(d3);
-		g_free(exe);
-	}
 	if (!dir)
-		dir = g_strdup(rel);
-	g_free(rel);
+		dir = mv_test_fixture_dir(__FILE__, "msg");
 	return dir;
 }
 
