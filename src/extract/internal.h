@@ -54,7 +54,36 @@ int mv_extract_office(const uint8_t *data, size_t len, uint64_t *budget, GString
  * (legacy.c). */
 int mv_extract_legacy(mv_doc_kind kind, const uint8_t *data, size_t len, GString *out, size_t limit, GError **error);
 
-/* ---- the worker (worker.c) ------------------------------------------------------ */
+/* ---- the worker's protocol (worker.c asks, sandbox.c answers) ------------------- */
+
+#define REQUEST_MAGIC 0x3151584DU  /* "MXQ1" */
+#define RESPONSE_MAGIC 0x3152584DU /* "MXR1" */
+/* The longest error message a worker sends back. */
+#define MAX_MESSAGE 1024u
+/* The worker's exit status when it could not set up its sandbox. */
+#define EXIT_SETUP_FAILED 70
+
+typedef struct request_header {
+	uint32_t magic;
+	uint32_t kind;
+	uint64_t len;
+	uint64_t limit;
+	uint32_t timeout_ms;
+	uint32_t reserved;
+} request_header;
+
+typedef struct response_header {
+	uint32_t magic;
+	int32_t code; /* 0: success, else an mv_error_code */
+	uint64_t text_len;
+	uint32_t message_len;
+	uint32_t reserved;
+} response_header;
+
+G_STATIC_ASSERT(sizeof(request_header) == 32);
+G_STATIC_ASSERT(sizeof(response_header) == 24);
+
+/* ---- the worker (worker.c, sandbox.c) ------------------------------------------- */
 
 void mv_extract_worker_set_exe(const char *path);
 /* The wall-clock bound per document, from MAILVAULT_EXTRACT_TIMEOUT_MS when
