@@ -24,7 +24,6 @@
  * sandbox.c. */
 #include "extract/internal.h"
 
-
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
