@@ -366,7 +366,7 @@ static bool blank(const uint8_t *s, size_t n)
 static encap_kind find_encapsulation(const uint8_t *rtf, size_t len)
 {
 	lexer lx = { rtf, len, 0 };
-	token t;
+	token t = { 0 };
 	size_t depth = 0;
 	while (next_token(&lx, &t)) {
 		if (t.kind == TOK_OPEN) {
@@ -934,7 +934,7 @@ static void handle_token(parser *p, const token *t)
 
 static void parser_run(parser *p)
 {
-	token t;
+	token t = { 0 };
 	while (!p->ended && !p->out.full && next_token(&p->lx, &t))
 		handle_token(p, &t);
 	if (p->high) {
