@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct {
@@ -81,6 +82,7 @@ static int take_globals(int argc, char **argv, mv_cli_globals *g, GError **error
 static void start_extraction(void)
 {
 	mv_extract_init("/proc/self/exe");
+	atexit(mv_extract_shutdown);
 }
 
 int main(int argc, char **argv)

@@ -47,6 +47,9 @@ typedef enum {
 void mv_extract_init(const char *worker_exe);
 /* Ends this thread's worker, if it has one (threads ending do it too). */
 void mv_extract_thread_done(void);
+/* Ends every thread's worker (at process exit: pool threads outlive the
+ * work they did).  No thread may be extracting. */
+void mv_extract_shutdown(void);
 
 /* The kind of a document from its MIME type, its file name and its first
  * bytes (a ZIP's entries decide between OOXML, ODF and a plain archive);

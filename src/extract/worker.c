@@ -104,10 +104,28 @@ static int worker_end(worker *w)
 	return status;
 }
 
+/* Every thread's worker, so that the process can end them all at exit:
+ * a thread pool's threads outlive an import, and their workers would be
+ * left for init to reap. */
+static GMutex live_lock;
+static GPtrArray *live;
+
 static void worker_free(gpointer p)
 {
+	g_mutex_lock(&live_lock);
+	if (live)
+		g_ptr_array_remove_fast(live, p);
+	g_mutex_unlock(&live_lock);
 	worker_end(p);
 	g_free(p);
+}
+
+void mv_extract_shutdown(void)
+{
+	g_mutex_lock(&live_lock);
+	for (guint i = 0; live && i < live->len; i++)
+		worker_end(live->pdata[i]);
+	g_mutex_unlock(&live_lock);
 }
 
 static GPrivate current = G_PRIVATE_INIT(worker_free);
@@ -469,6 +487,11 @@ int mv_extract_document(mv_doc_kind kind, const uint8_t *data, size_t len, GStri
 	if (!w) {
 		w = g_new0(worker, 1);
 		g_private_set(&current, w);
+		g_mutex_lock(&live_lock);
+		if (!live)
+			live = g_ptr_array_new();
+		g_ptr_array_add(live, w);
+		g_mutex_unlock(&live_lock);
 	}
 	if (w->pid == 0 && worker_start(w, error) < 0)
 		return -1;

@@ -190,7 +190,8 @@ static void extract_part(GMimePart *part, const char *type, const char *filename
 		g_byte_array_unref(data);
 		return;
 	}
-	if (memchr(data->data, '\0', data->len))
+	/* NULs are a defect in text, not in a PDF or a spreadsheet. */
+	if (strncmp(type, "text/", 5) == 0 && memchr(data->data, '\0', data->len))
 		p->flags |= MV_PARSE_NUL_BYTES;
 	mv_extract_request req = {
 		.data = data->data, .len = data->len, .mime_type = type, .filename = filename,

@@ -178,6 +178,8 @@ def ids_by_subject(arch, word):
 def test_everything_archived_and_failures_named(archive):
     s = archive["summary"]
     assert s["imported"] == len(archive["messages"]) and s["refused"] == 0, s
+    # A document's bytes are not text: NULs in them make no message malformed.
+    assert s["malformed"] == 0, s
     # The bombs and the fake are archived; their attachments are named with a reason.
     errors = {e["reason"].split(":")[0]: e["reason"] for e in s["attachmentErrors"]}
     assert set(errors) >= {"spaces.docx", "fake.pdf"}, s["attachmentErrors"]
