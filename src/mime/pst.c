@@ -30,6 +30,7 @@ struct mv_pst {
 	GPtrArray *stack;      /* pst_frame * */
 	uint64_t items_total, items_done;
 	char *folder;          /* the folder of the item last returned */
+	uint64_t item_bytes;   /* attachment bytes read for the current item (embedded ones included) */
 };
 
 /* libpff's errors are chains of messages; the last line says most. */
@@ -133,16 +134,20 @@ static void read_recipients(libpff_item_t *message, mv_mapi_message *m)
 
 static int read_message(mv_pst *p, libpff_item_t *item, int depth, mv_mapi_message **m_r);
 
-static void read_attachment_data(libpff_item_t *att, mv_mapi_attachment *a, GPtrArray *damage, int index)
+/* An item's attachments together stay within the message limit: the
+ * converted message could not be archived beyond it anyway, and memory
+ * stays bounded whatever an item claims to hold. */
+static void read_attachment_data(mv_pst *p, libpff_item_t *att, mv_mapi_attachment *a, GPtrArray *damage, int index)
 {
 	size64_t size = 0;
 	if (libpff_attachment_get_data_size(att, &size, NULL) != 1)
 		return;
-	if (size > MV_MAX_MESSAGE_SIZE) {
-		g_ptr_array_add(damage, g_strdup_printf("attachment %d: %llu bytes, larger than the message limit", index,
+	if (size > MV_MAX_MESSAGE_SIZE - p->item_bytes) {
+		g_ptr_array_add(damage, g_strdup_printf("attachment %d: %llu bytes, beyond the message limit", index,
 		                                        (unsigned long long)size));
 		return;
 	}
+	p->item_bytes += size;
 	uint8_t *buf = g_malloc(size ? (size_t)size : 1);
 	size_t got = 0;
 	if (libpff_attachment_data_seek_offset(att, 0, SEEK_SET, NULL) < 0)
@@ -186,7 +191,7 @@ static void read_attachments(mv_pst *p, libpff_item_t *message, mv_mapi_message 
 				g_ptr_array_add(m->damage, g_strdup_printf("attachment %d: embedded message unreadable", i + 1));
 			libpff_item_free(&sub, NULL);
 		} else if (type == LIBPFF_ATTACHMENT_TYPE_DATA) {
-			read_attachment_data(att, a, m->damage, i + 1);
+			read_attachment_data(p, att, a, m->damage, i + 1);
 		}
 		g_ptr_array_add(m->attachments, a);
 		libpff_item_free(&att, NULL);
@@ -409,6 +414,7 @@ mv_read_result mv_pst_next(mv_pst *p, mv_mapi_message **m_r, char **origin_r, GE
 				set_pff_error(error, MV_ERR_CORRUPT, &err, "%s: item unreadable", *origin_r);
 				return MV_READ_SKIPPED;
 			}
+			p->item_bytes = 0;
 			int rc = read_message(p, item, 0, m_r);
 			libpff_item_free(&item, NULL);
 			if (rc < 0) {

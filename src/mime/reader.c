@@ -281,8 +281,6 @@ static void clear_current(mv_reader *r)
 	g_clear_pointer(&r->damage, g_free);
 }
 
-/* Checks the bytes and either keeps them as the current message or turns
- * them into a SKIPPED error; takes ownership of data and origin. */
 /* ---- Outlook items ------------------------------------------------------------ */
 
 static char *damage_text(const mv_mapi_message *m)
@@ -342,6 +340,9 @@ static mv_read_result convert_msg(mv_reader *r, GByteArray **data, const char *o
 	return MV_READ_MESSAGE;
 }
 
+/* Checks the bytes (converting an Outlook .msg) and either keeps them as
+ * the current message or turns them into a SKIPPED error (IGNORED for an
+ * Outlook item that is not mail); takes ownership of data and origin. */
 static mv_read_result offer(mv_reader *r, GByteArray *data, char *origin, const char *folder,
                             const char *flags, GError **error)
 {
