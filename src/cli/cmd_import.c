@@ -68,7 +68,8 @@ typedef struct import_args {
 	gboolean quiet;
 	/* what the source held besides mail, and what of it was damaged */
 	GHashTable *skipped;   /* kind -> count (GUINT_TO_POINTER) */
-	GPtrArray *damaged;    /* mv_refusal *: archived, but part of the item was unreadable */
+	GPtrArray *damaged;    /* mv_refusal *: archived, but part of the item was unreadable (the first 1000) */
+	uint64_t damaged_items;
 } import_args;
 
 static char *default_root(const char *path, mv_format fmt, const import_args *a)
@@ -196,12 +197,12 @@ static void print_summary(mv_ingest *ing, const import_args *a, double secs)
 	const GPtrArray *refusals = mv_ingest_refusals(ing);
 	const GPtrArray *unreadable = mv_ingest_unreadable_attachments(ing);
 	if (a->json) {
-		json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o, s:I, s:o}",
+		json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o, s:I, s:I, s:o}",
 		                      "imported", (json_int_t)c.imported, "duplicates", (json_int_t)c.duplicates,
 		                      "malformed", (json_int_t)c.malformed, "refused", (json_int_t)c.refused,
 		                      "bytes", (json_int_t)c.bytes, "seconds", secs, "refusals", refusal_list(refusals),
 		                      "skipped", skipped_object(a->skipped), "damaged", refusal_list(a->damaged),
-		                      "unreadableAttachments", (json_int_t)c.unreadable_attachments,
+		                      "damagedItems", (json_int_t)a->damaged_items, "unreadableAttachments", (json_int_t)c.unreadable_attachments,
 		                      "attachmentErrors", refusal_list(unreadable));
 		mv_cli_print_json(o);
 		return;
@@ -213,10 +214,16 @@ static void print_summary(mv_ingest *ing, const import_args *a, double secs)
 	if (c.unreadable_attachments)
 		printf("archived, but an attachment's text could not be read for search: %llu\n",
 		       (unsigned long long)c.unreadable_attachments);
+	if (a->damaged_items)
+		printf("archived with parts unreadable: %llu\n", (unsigned long long)a->damaged_items);
 	print_list("refused", refusals);
 	print_list("damaged", a->damaged);
 	print_list("attachment not searchable", unreadable);
 }
+
+/* A damaged PST can hold a million damaged items: the summary lists the
+ * first ones and counts them all. */
+#define MAX_DAMAGED_LISTED 1000
 
 static void note_item(GPtrArray *list, const char *origin, const char *reason)
 {
@@ -266,7 +273,7 @@ static int import_loop(mv_reader *r, mv_ingest *ing, const char *path, import_ar
 			g_clear_error(&item_err);
 			continue;
 		}
-		if (msg.damage)
+		if (msg.damage && a->damaged_items++ < MAX_DAMAGED_LISTED)
 			note_item(a->damaged, msg.origin, msg.damage);
 		char *folder = message_folder(root, msg.folder, fmt, a->folder != NULL);
 		mv_ingest_message m = {
