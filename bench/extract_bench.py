@@ -48,6 +48,7 @@ from email.message import EmailMessage
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True   # no __pycache__ in bench/
 import pst_bench  # noqa: E402  (GNU time -v parser, step files)
+from benchlib import _opt  # noqa: E402  (option lookup shared by the bench helpers)
 
 GEN_VERSION = "extract-docs-2"
 WORDS_PER_PAGE = 550   # LibreOffice's default page (12 pt Liberation Serif) holds ~550 of these words
@@ -491,14 +492,6 @@ def report(args):
                   f"{_fmt(rss_max('sa-base') and rss_max('sa-base') / 1024)} MB | "
                   f"{_fmt(sa['base_msgs_per_s'] / 5000, 2, '×')} |")
     print(f"\nmachine-readable: {os.path.join(os.path.dirname(work.rstrip('/')), 'results.json')}")
-
-
-def _opt(args, name, default):
-    if name in args:
-        i = args.index(name)
-        if i + 1 < len(args):
-            return args[i + 1]
-    return default
 
 
 def main():
