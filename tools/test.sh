@@ -66,19 +66,39 @@ note "fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each)"
 if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true >/dev/null
 fi
+# One fuzz target runs in a subshell; its verdict and log wait in $results
+# so that two targets at a time (one per core) report in a fixed order.
+fuzz_one() {
+  t=$1 work=$(mktemp -d)
+  [ -d "fuzz/corpus/$t" ] && cp -r "fuzz/corpus/$t/." "$work/"
+  if build-fuzz/fuzz/$t -max_total_time="$FUZZ_SECONDS" -max_len=65536 -rss_limit_mb=2048 "$work" >"$results/$t.log" 2>&1; then
+    echo ok >"$results/$t.verdict"
+  else
+    echo failed >"$results/$t.verdict"
+  fi
+  rm -rf "$work"
+}
+fuzz_targets="fuzz_mime fuzz_mbox fuzz_query fuzz_cmdargs fuzz_form fuzz_html fuzz_web fuzz_rtf fuzz_msg fuzz_ooxml
+  fuzz_imap_command fuzz_imap_message"
 if ninja -C build-fuzz >/dev/null; then
-  for t in fuzz_mime fuzz_mbox fuzz_query fuzz_cmdargs fuzz_form fuzz_html fuzz_web fuzz_rtf fuzz_msg fuzz_ooxml; do
-    work=$(mktemp -d)
-    [ -d "fuzz/corpus/$t" ] && cp -r "fuzz/corpus/$t/." "$work/"
-    if build-fuzz/fuzz/$t -max_total_time="$FUZZ_SECONDS" -max_len=65536 -rss_limit_mb=2048 "$work" >"$work.log" 2>&1; then
-      echo "$t: ok ($(grep -o 'Done [0-9]* runs' "$work.log" | tail -1))"
+  results=$(mktemp -d)
+  running=0
+  for t in $fuzz_targets; do
+    fuzz_one "$t" &
+    running=$((running + 1))
+    if [ "$running" -ge 2 ]; then wait -n; running=$((running - 1)); fi
+  done
+  wait
+  for t in $fuzz_targets; do
+    if [ "$(cat "$results/$t.verdict" 2>/dev/null)" = ok ]; then
+      echo "$t: ok ($(grep -o 'Done [0-9]* runs' "$results/$t.log" | tail -1))"
       count 1 0
     else
-      echo "$t: FAILED"; tail -40 "$work.log"
+      echo "$t: FAILED"; tail -40 "$results/$t.log"
       fail_step "$t"
     fi
-    rm -rf "$work" "$work.log"
   done
+  rm -rf "$results"
 else
   fail_step "fuzz build"
 fi

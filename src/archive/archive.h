@@ -280,6 +280,21 @@ const char *mv_access_user(const mv_access *a);
  * root).  A NULL access has them all. */
 unsigned mv_access_folder(const mv_access *a, const char *archive, const char *path);
 
+/* ---- IMAP mailbox UIDs (mailbox_uids.c) -------------------------------------------- */
+/* A store holding part of a mailbox, and the highest message number it
+ * holds in it (deleted messages included: numbers are never reused). */
+typedef struct mv_mailbox_store {
+	int store_id;
+	int64_t max_number;
+} mv_mailbox_store;
+#define MV_MAILBOX_MAX_STORES 127   /* ranks fit the 7 bits above a 25-bit message number */
+/* The mailbox's UIDVALIDITY and, for each of now[0..n), its rank (UID =
+ * rank << 25 | number; -1 for a store beyond the bound).  key names the
+ * mailbox's folders.  Writes only when a store joins the mailbox or mail
+ * arrived where UIDs would go backwards (then a new UIDVALIDITY). */
+int mv_mailbox_uid_layout(mv_instance *inst, const char *key, const mv_mailbox_store *now, size_t n,
+                          uint32_t *uidvalidity_r, int *ranks_r, GError **error);
+
 /* Creates the first administrator "admin" (all privileges and login
  * privileges) with a random password returned in *password_r, unless a
  * user exists already (then *password_r is NULL). */

@@ -105,10 +105,18 @@ typedef struct mv_service_config {
 	GPtrArray *web_listen;       /* char*, like listen */
 	int64_t web_idle_seconds;    /* a session unused this long ends */
 	int64_t web_session_seconds; /* a session ends this long after its logon, used or not */
+	/* [imap]: the IMAP server.  Both lists empty = off (a file without [imap]). */
+	GPtrArray *imap_listen;      /* char*: plain connections that must STARTTLS before logon */
+	GPtrArray *imap_listen_tls;  /* char*: implicit TLS (the 993 kind) */
+	bool imap_plaintext_loopback; /* logon without TLS allowed from loopback addresses */
+	int64_t imap_idle_seconds;   /* a connection silent this long is closed (IDLE included) */
+	int64_t imap_max_connections;
 } mv_service_config;
 
 #define MV_API_DEFAULT_PORT 8463
 #define MV_WEB_DEFAULT_PORT 8462
+#define MV_IMAP_DEFAULT_PORT 8143
+#define MV_IMAPS_DEFAULT_PORT 8993
 
 /* Defaults for data_dir with the file at path. */
 void mv_service_config_default(mv_service_config *c, const char *path, const char *data_dir);

@@ -21,6 +21,8 @@ static const char *const known_keys[][2] = {
 	{ "api", "listen" }, { "api", "status_retention_seconds" }, { "api", "max_connections" },
 	{ "tls", "certificate" }, { "tls", "private_key" }, { "tls", "certificate_dir" },
 	{ "web", "enabled" }, { "web", "listen" }, { "web", "idle_timeout_minutes" }, { "web", "session_hours" },
+	{ "imap", "enabled" }, { "imap", "listen" }, { "imap", "listen_tls" }, { "imap", "allow_plaintext_loopback" },
+	{ "imap", "idle_timeout_minutes" }, { "imap", "max_connections" },
 };
 
 void mv_service_config_clear(mv_service_config *c)
@@ -31,6 +33,10 @@ void mv_service_config_clear(mv_service_config *c)
 		g_ptr_array_unref(c->listen);
 	if (c->web_listen)
 		g_ptr_array_unref(c->web_listen);
+	if (c->imap_listen)
+		g_ptr_array_unref(c->imap_listen);
+	if (c->imap_listen_tls)
+		g_ptr_array_unref(c->imap_listen_tls);
 	g_free(c->certificate);
 	g_free(c->private_key);
 	g_free(c->certificate_dir);
@@ -54,6 +60,11 @@ void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src
 	dst->web_listen = copy_strings(src->web_listen);
 	dst->web_idle_seconds = src->web_idle_seconds;
 	dst->web_session_seconds = src->web_session_seconds;
+	dst->imap_listen = copy_strings(src->imap_listen);
+	dst->imap_listen_tls = copy_strings(src->imap_listen_tls);
+	dst->imap_plaintext_loopback = src->imap_plaintext_loopback;
+	dst->imap_idle_seconds = src->imap_idle_seconds;
+	dst->imap_max_connections = src->imap_max_connections;
 	dst->certificate = g_strdup(src->certificate);
 	dst->private_key = g_strdup(src->private_key);
 	dst->certificate_dir = g_strdup(src->certificate_dir);
@@ -77,6 +88,12 @@ void mv_service_config_default(mv_service_config *c, const char *path, const cha
 	g_ptr_array_add(c->web_listen, g_strdup_printf("127.0.0.1:%d", MV_WEB_DEFAULT_PORT));
 	c->web_idle_seconds = 30 * 60;
 	c->web_session_seconds = 12 * 3600;
+	c->imap_listen = g_ptr_array_new_with_free_func(g_free);
+	g_ptr_array_add(c->imap_listen, g_strdup_printf("127.0.0.1:%d", MV_IMAP_DEFAULT_PORT));
+	c->imap_listen_tls = g_ptr_array_new_with_free_func(g_free);
+	g_ptr_array_add(c->imap_listen_tls, g_strdup_printf("127.0.0.1:%d", MV_IMAPS_DEFAULT_PORT));
+	c->imap_idle_seconds = 30 * 60;
+	c->imap_max_connections = 2000;
 }
 
 int mv_listen_parse(const char *text, char **host_r, int *port_r, GError **error)
@@ -194,18 +211,19 @@ static int get_int(GKeyFile *kf, const char *path, const char *group, const char
 	return 0;
 }
 
-static int get_listen(GKeyFile *kf, const char *path, const char *group, GPtrArray *listen, GError **error)
+static int get_listen(GKeyFile *kf, const char *path, const char *group, const char *key, GPtrArray *listen,
+                      GError **error)
 {
-	if (!g_key_file_has_key(kf, group, "listen", NULL))
+	if (!g_key_file_has_key(kf, group, key, NULL))
 		return 0;
 	gsize n = 0;
-	gchar **items = g_key_file_get_string_list(kf, group, "listen", &n, NULL);
+	gchar **items = g_key_file_get_string_list(kf, group, key, &n, NULL);
 	/* "a;b;" is what GKeyFile writes for a list: the empty last item is no entry. */
 	while (items && n > 0 && !*g_strstrip(items[n - 1]))
 		g_free(items[--n]), items[n] = NULL;
 	if (!items || n == 0 || n > MAX_LISTEN) {
 		g_strfreev(items);
-		return invalid(error, path, group, "listen", "expected 1 to 16 HOST:PORT entries separated by ';'");
+		return invalid(error, path, group, key, "expected 1 to 16 HOST:PORT entries separated by ';'");
 	}
 	g_ptr_array_set_size(listen, 0);
 	int rc = 0;
@@ -214,7 +232,7 @@ static int get_listen(GKeyFile *kf, const char *path, const char *group, GPtrArr
 		int port;
 		GError *e = NULL;
 		if (mv_listen_parse(text, &host, &port, &e) < 0) {
-			rc = invalid(error, path, group, "listen", e->message);
+			rc = invalid(error, path, group, key, e->message);
 			g_error_free(e);
 		} else {
 			g_ptr_array_add(listen, g_strdup(text));
@@ -231,7 +249,7 @@ static int get_web(GKeyFile *kf, const char *path, mv_service_config *c, GError 
 {
 	bool enabled = g_key_file_has_group(kf, "web");
 	int64_t idle_minutes = c->web_idle_seconds / 60, hours = c->web_session_seconds / 3600;
-	if (get_bool(kf, path, "web", "enabled", &enabled, error) < 0 || get_listen(kf, path, "web", c->web_listen, error) < 0 ||
+	if (get_bool(kf, path, "web", "enabled", &enabled, error) < 0 || get_listen(kf, path, "web", "listen", c->web_listen, error) < 0 ||
 	    get_int(kf, path, "web", "idle_timeout_minutes", 1, 24 * 60, &idle_minutes, error) < 0 ||
 	    get_int(kf, path, "web", "session_hours", 1, 30 * 24, &hours, error) < 0)
 		return -1;
@@ -239,6 +257,33 @@ static int get_web(GKeyFile *kf, const char *path, mv_service_config *c, GError 
 	c->web_session_seconds = hours * 3600;
 	if (!enabled)
 		g_ptr_array_set_size(c->web_listen, 0);
+	return 0;
+}
+
+/* [imap]: like [web], a file without the section (made before the IMAP
+ * server) leaves it off.  Either listener list may be left out; at least
+ * one is needed when the section is on. */
+static int get_imap(GKeyFile *kf, const char *path, mv_service_config *c, GError **error)
+{
+	bool enabled = g_key_file_has_group(kf, "imap");
+	int64_t idle_minutes = c->imap_idle_seconds / 60;
+	if (enabled && (g_key_file_has_key(kf, "imap", "listen", NULL) || g_key_file_has_key(kf, "imap", "listen_tls", NULL))) {
+		g_ptr_array_set_size(c->imap_listen, 0);
+		g_ptr_array_set_size(c->imap_listen_tls, 0);
+	}
+	if (get_bool(kf, path, "imap", "enabled", &enabled, error) < 0 ||
+	    get_listen(kf, path, "imap", "listen", c->imap_listen, error) < 0 ||
+	    get_listen(kf, path, "imap", "listen_tls", c->imap_listen_tls, error) < 0 ||
+	    get_bool(kf, path, "imap", "allow_plaintext_loopback", &c->imap_plaintext_loopback, error) < 0 ||
+	    /* RFC 9051 5.4: at least 30 minutes of inactivity before an autologout. */
+	    get_int(kf, path, "imap", "idle_timeout_minutes", 30, 24 * 60, &idle_minutes, error) < 0 ||
+	    get_int(kf, path, "imap", "max_connections", 4, 100000, &c->imap_max_connections, error) < 0)
+		return -1;
+	c->imap_idle_seconds = idle_minutes * 60;
+	if (!enabled) {
+		g_ptr_array_set_size(c->imap_listen, 0);
+		g_ptr_array_set_size(c->imap_listen_tls, 0);
+	}
 	return 0;
 }
 
@@ -270,7 +315,8 @@ int mv_service_config_load(const char *path, mv_service_config *c_r, GError **er
 	c.certificate_dir = g_build_filename(c.data_dir, "certs", NULL);
 	if (get_bool(kf, abs, "service", "debug_log", &c.debug_log, error) < 0 ||
 	    get_bool(kf, abs, "service", "safe_mode", &c.safe_mode, error) < 0 ||
-	    get_listen(kf, abs, "api", c.listen, error) < 0 || get_web(kf, abs, &c, error) < 0 ||
+	    get_listen(kf, abs, "api", "listen", c.listen, error) < 0 || get_web(kf, abs, &c, error) < 0 ||
+	    get_imap(kf, abs, &c, error) < 0 ||
 	    get_int(kf, abs, "api", "status_retention_seconds", 10, 7 * 86400, &c.status_retention_seconds, error) < 0 ||
 	    get_int(kf, abs, "api", "max_connections", 4, 65536, &c.max_connections, error) < 0 ||
 	    get_path(kf, abs, "tls", "certificate", &c.certificate, error) < 0 ||
@@ -335,6 +381,17 @@ int mv_service_config_save(const mv_service_config *c, GError **error)
 		                           c->web_listen->len);
 	g_key_file_set_int64(kf, "web", "idle_timeout_minutes", c->web_idle_seconds / 60);
 	g_key_file_set_int64(kf, "web", "session_hours", c->web_session_seconds / 3600);
+	bool imap = c->imap_listen->len > 0 || c->imap_listen_tls->len > 0;
+	g_key_file_set_boolean(kf, "imap", "enabled", imap);
+	if (c->imap_listen_tls->len)
+		g_key_file_set_string_list(kf, "imap", "listen_tls", (const gchar *const *)c->imap_listen_tls->pdata,
+		                           c->imap_listen_tls->len);
+	if (c->imap_listen->len)
+		g_key_file_set_string_list(kf, "imap", "listen", (const gchar *const *)c->imap_listen->pdata,
+		                           c->imap_listen->len);
+	g_key_file_set_boolean(kf, "imap", "allow_plaintext_loopback", c->imap_plaintext_loopback);
+	g_key_file_set_int64(kf, "imap", "idle_timeout_minutes", c->imap_idle_seconds / 60);
+	g_key_file_set_int64(kf, "imap", "max_connections", c->imap_max_connections);
 	set_path(kf, base, "tls", "certificate", c->certificate);
 	set_path(kf, base, "tls", "private_key", c->private_key);
 	set_path(kf, base, "tls", "certificate_dir", c->certificate_dir);

@@ -11,6 +11,7 @@
  * so there is one way in. */
 #include "api/api.h"
 #include "web/web.h"
+#include "imapd/imapd.h"
 #include "cli/cli.h"
 #include "net/tls.h"
 
@@ -143,7 +144,9 @@ static void apply_runtime(const mv_service_config *c, bool debug_flag)
 typedef struct overrides {
 	GPtrArray *listen;           /* --listen, or NULL */
 	GPtrArray *web_listen;       /* --web-listen, or NULL */
-	bool no_web;
+	GPtrArray *imap_listen;      /* --imap-listen, or NULL */
+	GPtrArray *imap_listen_tls;  /* --imap-listen-tls, or NULL */
+	bool no_web, no_imap;
 	bool safe_mode;
 	bool debug;
 } overrides;
@@ -160,12 +163,26 @@ static void apply_overrides(mv_service_config *c, const overrides *o)
 	}
 	if (o->no_web)
 		g_ptr_array_set_size(c->web_listen, 0);
+	/* Either IMAP option replaces both lists: a test names exactly what it wants. */
+	if (o->imap_listen || o->imap_listen_tls) {
+		g_ptr_array_set_size(c->imap_listen, 0);
+		g_ptr_array_set_size(c->imap_listen_tls, 0);
+		for (guint i = 0; o->imap_listen && i < o->imap_listen->len; i++)
+			g_ptr_array_add(c->imap_listen, g_strdup(o->imap_listen->pdata[i]));
+		for (guint i = 0; o->imap_listen_tls && i < o->imap_listen_tls->len; i++)
+			g_ptr_array_add(c->imap_listen_tls, g_strdup(o->imap_listen_tls->pdata[i]));
+	}
+	if (o->no_imap) {
+		g_ptr_array_set_size(c->imap_listen, 0);
+		g_ptr_array_set_size(c->imap_listen_tls, 0);
+	}
 	c->safe_mode = c->safe_mode || o->safe_mode;
 }
 
 typedef struct servers {
 	mv_api_server *api;
 	mv_web_server *web;
+	mv_imapd *imap;
 	mv_logon *logon;
 } servers;
 
@@ -182,6 +199,30 @@ static int reload_web(servers *sv, const mv_service_config *c, GError **error)
 	return sv->web ? 0 : -1;
 }
 
+/* The IMAP server follows the configuration too. */
+static int reload_imap(servers *sv, const mv_service_config *c, GError **error)
+{
+	if (c->imap_listen->len == 0 && c->imap_listen_tls->len == 0) {
+		mv_imapd_stop(&sv->imap);
+		return 0;
+	}
+	if (sv->imap)
+		return mv_imapd_reload(sv->imap, c, error);
+	sv->imap = mv_imapd_start(c, sv->logon, error);
+	return sv->imap ? 0 : -1;
+}
+
+static void print_imap(const mv_service_config *c)
+{
+	GString *s = g_string_new("IMAP (read-only):");
+	for (guint i = 0; i < c->imap_listen_tls->len; i++)
+		g_string_append_printf(s, " imaps://%s", (const char *)c->imap_listen_tls->pdata[i]);
+	for (guint i = 0; i < c->imap_listen->len; i++)
+		g_string_append_printf(s, " imap://%s (STARTTLS)", (const char *)c->imap_listen->pdata[i]);
+	printf("%s\n", s->str);
+	g_string_free(s, TRUE);
+}
+
 /* Re-reads the configuration (SIGHUP) and applies what can change live. */
 static void reload(servers *sv, const char *path, const overrides *o)
 {
@@ -194,7 +235,7 @@ static void reload(servers *sv, const char *path, const overrides *o)
 	}
 	apply_overrides(&c, o);
 	apply_runtime(&c, o->debug);
-	if (mv_api_server_reload(sv->api, &c, &e) < 0 || reload_web(sv, &c, &e) < 0) {
+	if (mv_api_server_reload(sv->api, &c, &e) < 0 || reload_web(sv, &c, &e) < 0 || reload_imap(sv, &c, &e) < 0) {
 		mv_log_error("reload: %s", e->message);
 		g_error_free(e);
 	} else {
@@ -252,6 +293,7 @@ static int serve(const mv_cli_globals *g, const char *config_opt, overrides *o)
 	int lock_fd = -1, status = MV_EXIT_FAIL;
 	char *url = NULL, *who = NULL;
 	if (check_listen(o->listen, &err) < 0 || check_listen(o->web_listen, &err) < 0 ||
+	    check_listen(o->imap_listen, &err) < 0 || check_listen(o->imap_listen_tls, &err) < 0 ||
 	    load_or_create_config(g, config_opt, &c, &err) < 0)
 		goto out;
 	apply_runtime(&c, g->debug);
@@ -275,7 +317,8 @@ static int serve(const mv_cli_globals *g, const char *config_opt, overrides *o)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (!(sv.api = mv_api_server_start(&c, sv.logon, &err)) || reload_web(&sv, &c, &err) < 0)
+	if (!(sv.api = mv_api_server_start(&c, sv.logon, &err)) || reload_web(&sv, &c, &err) < 0 ||
+	    reload_imap(&sv, &c, &err) < 0)
 		goto out;
 	print_certificate(&c);
 	printf("data directory: %s\n", c.data_dir);
@@ -285,6 +328,8 @@ static int serve(const mv_cli_globals *g, const char *config_opt, overrides *o)
 		printf("Web Access: %s/\n", web_url);
 		g_free(web_url);
 	}
+	if (sv.imap)
+		print_imap(&c);
 	printf("mailvault %s serving (pid %d)%s; SIGHUP reloads %s, SIGTERM stops\n", MV_VERSION, (int)getpid(),
 	       c.safe_mode ? " in safe mode" : "", c.path);
 	fflush(stdout);
@@ -296,6 +341,7 @@ out:
 		g_error_free(err);
 	}
 	mv_logon_stop(sv.logon);
+	mv_imapd_stop(&sv.imap);
 	mv_web_server_stop(&sv.web);
 	mv_api_server_stop(&sv.api);
 	mv_logon_free(&sv.logon);
@@ -311,8 +357,8 @@ out:
 int mv_cmd_serve(const mv_cli_globals *g, int argc, char **argv)
 {
 	char *config = NULL;
-	char **listen = NULL, **web_listen = NULL;
-	gboolean safe_mode = FALSE, no_web = FALSE;
+	char **listen = NULL, **web_listen = NULL, **imap_listen = NULL, **imap_listen_tls = NULL;
+	gboolean safe_mode = FALSE, no_web = FALSE, no_imap = FALSE;
 	GOptionEntry entries[] = {
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "service configuration file (default: DATA/mailvault.conf)",
 		  "FILE" },
@@ -321,23 +367,35 @@ int mv_cmd_serve(const mv_cli_globals *g, int argc, char **argv)
 		{ "web-listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &web_listen,
 		  "Web Access listens on HOST:PORT instead (repeatable; not saved)", "HOST:PORT" },
 		{ "no-web", 0, 0, G_OPTION_ARG_NONE, &no_web, "do not serve Web Access this time", NULL },
+		{ "imap-listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &imap_listen,
+		  "IMAP (STARTTLS) listens on HOST:PORT instead (repeatable; not saved)", "HOST:PORT" },
+		{ "imap-listen-tls", 0, 0, G_OPTION_ARG_STRING_ARRAY, &imap_listen_tls,
+		  "IMAP over TLS listens on HOST:PORT instead (repeatable; not saved)", "HOST:PORT" },
+		{ "no-imap", 0, 0, G_OPTION_ARG_NONE, &no_imap, "do not serve IMAP this time", NULL },
 		{ "safe-mode", 0, 0, G_OPTION_ARG_NONE, &safe_mode, "start with archiving profiles and jobs held", NULL },
 		G_OPTION_ENTRY_NULL
 	};
-	if (!mv_cli_parse("serve", "", "Run the server (the Administration API and Web Access over HTTPS) until SIGTERM.",
+	if (!mv_cli_parse("serve", "", "Run the server (the Administration API and Web Access over HTTPS, the read-only IMAP server) until SIGTERM.",
 	                  entries, &argc, &argv))
 		return MV_EXIT_USAGE;
 	overrides o = { .listen = listen_from_option(listen), .web_listen = listen_from_option(web_listen),
-		        .no_web = no_web, .safe_mode = safe_mode, .debug = g->debug };
+		        .imap_listen = listen_from_option(imap_listen), .imap_listen_tls = listen_from_option(imap_listen_tls),
+		        .no_web = no_web, .no_imap = no_imap, .safe_mode = safe_mode, .debug = g->debug };
 	int rc = argc == 1 ? serve(g, config, &o) : MV_EXIT_USAGE;
 	if (argc != 1)
 		fprintf(stderr, "usage: mailvault serve [--config FILE] [--listen HOST:PORT] [--web-listen HOST:PORT] "
-		        "[--no-web] [--safe-mode]\n");
+		        "[--no-web] [--imap-listen HOST:PORT] [--imap-listen-tls HOST:PORT] [--no-imap] [--safe-mode]\n");
 	if (o.listen)
 		g_ptr_array_unref(o.listen);
 	if (o.web_listen)
 		g_ptr_array_unref(o.web_listen);
+	if (o.imap_listen)
+		g_ptr_array_unref(o.imap_listen);
+	if (o.imap_listen_tls)
+		g_ptr_array_unref(o.imap_listen_tls);
 	g_free(config);
+	g_strfreev(imap_listen);
+	g_strfreev(imap_listen_tls);
 	g_strfreev(listen);
 	g_strfreev(web_listen);
 	return rc;

@@ -52,7 +52,8 @@ def decode_body(raw):
 
 
 class MvServer:
-    def __init__(self, data_dir, password=None, extra_args=(), port=None, env=None, web_port=None):
+    def __init__(self, data_dir, password=None, extra_args=(), port=None, env=None, web_port=None, imap_port=None,
+                 imaps_port=None):
         self.data_dir = str(data_dir)
         self.port = port or free_port()
         self.url = "https://127.0.0.1:%d" % self.port
@@ -60,6 +61,9 @@ class MvServer:
         # meet on the configured default.
         self.web_port = web_port or free_port()
         self.web_url = "https://127.0.0.1:%d" % self.web_port
+        # IMAP: STARTTLS and implicit TLS, on ports of their own for the same reason.
+        self.imap_port = imap_port or free_port()
+        self.imaps_port = imaps_port or free_port()
         self.password = password
         self.extra_args = list(extra_args)
         self.env = env
@@ -73,7 +77,9 @@ class MvServer:
         self._err = open(self.stderr_path, "ab")
         cmd = [MAILVAULT_BIN, "--data-dir", self.data_dir, "serve",
                "--listen", "127.0.0.1:%d" % self.port,
-               "--web-listen", "127.0.0.1:%d" % self.web_port] + self.extra_args
+               "--web-listen", "127.0.0.1:%d" % self.web_port,
+               "--imap-listen", "127.0.0.1:%d" % self.imap_port,
+               "--imap-listen-tls", "127.0.0.1:%d" % self.imaps_port] + self.extra_args
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err, env=self.env)
         deadline = time.time() + START_TIMEOUT
         while time.time() < deadline:
