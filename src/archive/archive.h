@@ -380,6 +380,15 @@ int mv_audit_parse_time(const char *arg_name, const char *text, int64_t *ms_r, G
 /* Unix milliseconds -> "2024-05-01T12:00:00.123Z" (a new string). */
 char *mv_audit_format_time(int64_t time_ms);
 
+/* ---- small secrets of the instance (secrets.c) ------------------------------ */
+/* The secret kept sealed in master.sqlite under setting name (with a key
+ * derived for context, up to 8 characters), made by make() the first time:
+ * read or made inside one transaction, so concurrent callers all get the
+ * same value.  The caller wipes and releases what it gets. */
+typedef GBytes *(*mv_secret_make_fn)(void *opaque, GError **error);
+GBytes *mv_instance_secret(mv_instance *inst, const char *name, const char *context, mv_secret_make_fn make,
+                           void *opaque, GError **error);
+
 /* ---- the server's hold on the data directory (lock.c) ---------------------- */
 /* Taken by `mailvault serve` for its lifetime: fails with MV_ERR_STATE
  * (naming the holder) when another server runs or a local command is

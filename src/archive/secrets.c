@@ -59,3 +59,84 @@ GBytes *mv_archive_open_sealed(const uint8_t key[MV_KEY_BYTES], const char *purp
 	}
 	return g_bytes_new_with_free_func(plain, (gsize)plen, g_free, plain);
 }
+
+/* ---- sealed secrets kept as settings --------------------------------------------------- */
+
+typedef struct secret_txn {
+	const char *name, *context;
+	mv_secret_make_fn make;
+	void *opaque;
+	GBytes *plain;
+} secret_txn;
+
+static GBytes *open_setting(mv_instance *inst, const secret_txn *t, const char *hex, GError **error)
+{
+	size_t len = strlen(hex) / 2;
+	uint8_t key[MV_KEY_BYTES];
+	uint8_t *raw = g_malloc(len ? len : 1);
+	GBytes *plain = NULL;
+	if (strlen(hex) % 2 == 0 && mv_unhex(hex, raw, len) && mv_archive_secret_key(inst, t->context, 1, key, error) == 0) {
+		GBytes *sealed = g_bytes_new_take(raw, len);
+		raw = NULL;
+		plain = mv_archive_open_sealed(key, t->name, sealed);
+		sodium_memzero(key, sizeof key);
+		g_bytes_unref(sealed);
+		if (!plain)
+			g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "the stored %s does not open with this instance's key", t->name);
+	} else if (error && !*error) {
+		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "the stored %s is not hex", t->name);
+	}
+	g_free(raw);
+	return plain;
+}
+
+static int seal_setting(mv_instance *inst, const secret_txn *t, GBytes *plain, GError **error)
+{
+	uint8_t key[MV_KEY_BYTES];
+	if (mv_archive_secret_key(inst, t->context, 1, key, error) < 0)
+		return -1;
+	gsize n = 0;
+	const uint8_t *p = g_bytes_get_data(plain, &n);
+	GBytes *sealed = mv_archive_seal(key, t->name, p, n);
+	sodium_memzero(key, sizeof key);
+	gsize slen = 0;
+	const uint8_t *s = g_bytes_get_data(sealed, &slen);
+	char *hex = mv_hex(s, slen);
+	int rc = mv_archive_setting_put(inst, t->name, hex, error);
+	g_free(hex);
+	g_bytes_unref(sealed);
+	return rc;
+}
+
+static int secret_in_txn(mv_instance *inst, void *opaque, GError **error)
+{
+	secret_txn *t = opaque;
+	char *hex = NULL;
+	if (mv_archive_setting_get(inst, t->name, &hex, error) < 0)
+		return -1;
+	if (hex) {
+		t->plain = open_setting(inst, t, hex, error);
+		g_free(hex);
+		return t->plain ? 0 : -1;
+	}
+	t->plain = t->make(t->opaque, error);
+	if (!t->plain)
+		return -1;
+	return seal_setting(inst, t, t->plain, error);
+}
+
+GBytes *mv_instance_secret(mv_instance *inst, const char *name, const char *context, mv_secret_make_fn make,
+                           void *opaque, GError **error)
+{
+	secret_txn t = { .name = name, .context = context, .make = make, .opaque = opaque };
+	if (mv_archive_in_transaction(inst, secret_in_txn, &t, error) == 0)
+		return t.plain;
+	if (t.plain) {
+		gsize n = 0;
+		void *p = (void *)g_bytes_get_data(t.plain, &n);
+		if (p)
+			sodium_memzero(p, n);
+		g_bytes_unref(t.plain);
+	}
+	return NULL;
+}

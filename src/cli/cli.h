@@ -34,6 +34,8 @@ int mv_cmd_restore(const mv_cli_globals *g, int argc, char **argv);   /* cmd_cmd
 int mv_cmd_shell(const mv_cli_globals *g, int argc, char **argv);     /* shell.c */
 int mv_cmd_audit(const mv_cli_globals *g, int argc, char **argv);     /* cmd_audit.c */
 int mv_cmd_serve(const mv_cli_globals *g, int argc, char **argv);     /* cmd_serve.c */
+int mv_cmd_export(const mv_cli_globals *g, int argc, char **argv);    /* cmd_export.c */
+int mv_cmd_verify_export(const mv_cli_globals *g, int argc, char **argv); /* cmd_export.c */
 
 /* Runs one registry function from words "Function --arg=value ..." (the
  * shell syntax; "--arg value" also accepted): prints the JSON envelope on

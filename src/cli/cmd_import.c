@@ -66,6 +66,8 @@ typedef struct import_args {
 	gboolean no_subfolders;
 	gboolean json;
 	gboolean quiet;
+	gboolean read_mailstore_headers;
+	gboolean verify_signature;
 	/* what the source held besides mail, and what of it was damaged */
 	GHashTable *skipped;   /* kind -> count (GUINT_TO_POINTER) */
 	GPtrArray *damaged;    /* mv_refusal *: archived, but part of the item was unreadable (the first 1000) */
@@ -275,11 +277,18 @@ static int import_loop(mv_reader *r, mv_ingest *ing, const char *path, import_ar
 		}
 		if (msg.damage && a->damaged_items++ < MAX_DAMAGED_LISTED)
 			note_item(a->damaged, msg.origin, msg.damage);
-		char *folder = message_folder(root, msg.folder, fmt, a->folder != NULL);
+		/* MailStore headers name the folder itself, and the archive
+		 * unless they come from MailStore (then --archive's). */
+		const char *archive = msg.archive ? msg.archive : a->archive;
+		if (!archive) {
+			mv_ingest_refuse(ing, msg.origin, "no MailStore headers name its archive, and no --archive was given");
+			continue;
+		}
+		char *folder = msg.mailstore ? g_strdup(msg.folder) : message_folder(root, msg.folder, fmt, a->folder != NULL);
 		mv_ingest_message m = {
-			.archive = a->archive, .folder = folder, .data = msg.data->data, .len = msg.data->len,
+			.archive = archive, .folder = folder, .data = msg.data->data, .len = msg.data->len,
 			.source = source, .origin = msg.origin, .mail_flags = msg.mail_flags,
-			.origin_sha256 = msg.origin_sha256,
+			.origin_sha256 = msg.origin_sha256, .archived_at = msg.archived_at,
 		};
 		rc = mv_ingest_add(ing, &m, error);
 		g_free(folder);
@@ -300,7 +309,10 @@ static bool check_import_args(const import_args *a, mv_reader_options *ro, int a
 		fprintf(stderr, "mailvault: import needs exactly one PATH (see 'mailvault import --help')\n");
 		return false;
 	}
-	if (!a->archive || !*a->archive) {
+	/* With MailStore headers the archive comes from each file; --archive
+	 * is then only for files without them. */
+	bool headers = a->read_mailstore_headers || a->verify_signature;
+	if ((!a->archive && !headers) || (a->archive && !*a->archive)) {
 		fprintf(stderr, "mailvault: import needs --archive NAME (the user archive to import into)\n");
 		return false;
 	}
@@ -309,7 +321,20 @@ static bool check_import_args(const import_args *a, mv_reader_options *ro, int a
 		        a->format);
 		return false;
 	}
+	ro->read_mailstore_headers = a->read_mailstore_headers;
+	ro->verify_signature = a->verify_signature;
 	return true;
+}
+
+/* MailStore headers and signatures belong to exported EML files. */
+static bool check_headers_format(const import_args *a, mv_reader *r)
+{
+	mv_format fmt = mv_reader_format(r);
+	if (!(a->read_mailstore_headers || a->verify_signature) || fmt == MV_FORMAT_EML || fmt == MV_FORMAT_EMLDIR)
+		return true;
+	fprintf(stderr, "mailvault: --read-mailstore-headers and --verify-signature read EML files, not %s\n",
+	        mv_format_name(fmt));
+	return false;
 }
 
 int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
@@ -325,6 +350,10 @@ int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
 		{ "no-subfolders", 0, 0, G_OPTION_ARG_NONE, &a.no_subfolders, "EML directories: do not descend", NULL },
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &a.json, "print the summary as JSON", NULL },
 		{ "quiet", 'q', 0, G_OPTION_ARG_NONE, &a.quiet, "no progress line", NULL },
+		{ "read-mailstore-headers", 0, 0, G_OPTION_ARG_NONE, &a.read_mailstore_headers,
+		  "EML files of an export: archive, folder, archive date and flags from their MailStore headers", NULL },
+		{ "verify-signature", 0, 0, G_OPTION_ARG_NONE, &a.verify_signature,
+		  "EML files of a signed export: check each X.eml.sig against publickey.pem (implies --read-mailstore-headers)", NULL },
 		G_OPTION_ENTRY_NULL,
 	};
 	if (!mv_cli_parse("import", "PATH", "Archive messages from an EML or Outlook .msg file or a directory of them, an mbox file, a Maildir, or an Outlook PST/OST file.",
@@ -353,7 +382,15 @@ int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
 	}
 	if (!(inst = mv_cli_open_instance(g)))
 		goto out;
-	if (!(r = mv_reader_open(argv[1], &ro, &err)) || !(ing = mv_ingest_begin(inst, &err))) {
+	if (!(r = mv_reader_open(argv[1], &ro, &err))) {
+		status = mv_cli_fail(err);
+		goto out;
+	}
+	if (!check_headers_format(&a, r)) {
+		status = MV_EXIT_USAGE;
+		goto out;
+	}
+	if (!(ing = mv_ingest_begin(inst, &err))) {
 		status = mv_cli_fail(err);
 		goto out;
 	}

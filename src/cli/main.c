@@ -6,6 +6,7 @@
  * `mailvault --data-dir D import ...` and `mailvault import ... --data-dir D`
  * work. */
 #include "cli/cli.h"
+#include "export/export.h"
 #include "extract/extract.h"
 
 #include <locale.h>
@@ -31,6 +32,8 @@ static const struct {
 	{ "shell", mv_cmd_shell, "the interactive management shell" },
 	{ "restore", mv_cmd_restore, "restore a CreateBackup copy into an empty data directory" },
 	{ "audit", mv_cmd_audit, "print the audit log, or verify its hash chain (--verify)" },
+	{ "export", mv_cmd_export, "export messages to EML or mbox files, an IMAP mailbox or an SMTP recipient" },
+	{ "verify-export", mv_cmd_verify_export, "check a signed export (needs no data directory)" },
 	{ "search-bench", mv_cmd_search_bench, "time a list of queries in one process (for bench/)" },
 };
 
@@ -115,6 +118,8 @@ int main(int argc, char **argv)
 		return argc < 2 ? MV_EXIT_USAGE : MV_EXIT_OK;
 	}
 	mv_log_set_debug(g.debug);
+	/* Functions of modules above commands/ join the registry before any lookup. */
+	mv_commands_register(mv_commands_export);
 	start_extraction();
 	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)

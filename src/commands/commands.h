@@ -90,6 +90,9 @@ bool mv_command_cancelled(mv_command_ctx *ctx);
 /* ---- the registry -------------------------------------------------------- */
 
 const mv_command *mv_command_find(const char *name);
+/* Adds a table of functions from a module above commands/ (terminated by
+ * {NULL}); called once per table from main, before the first lookup. */
+void mv_commands_register(const mv_command *table);
 /* All functions, sorted by name. */
 const mv_command *const *mv_command_list(size_t *n_r);
 /* The get-metadata answer: [{"name":F,"args":[{"name","type","nullable"}]}]. */

@@ -24,6 +24,18 @@ static gint by_name(gconstpointer a, gconstpointer b)
 	return strcmp(x->name, y->name);
 }
 
+/* Tables of modules above commands/ (export/), handed in by main before
+ * the first lookup: commands/ cannot include them. */
+#define MAX_REGISTERED_TABLES 4
+static const mv_command *registered[MAX_REGISTERED_TABLES];
+static size_t registered_count;
+
+void mv_commands_register(const mv_command *table)
+{
+	g_assert(!sorted_table && registered_count < MAX_REGISTERED_TABLES);
+	registered[registered_count++] = table;
+}
+
 static gpointer build_table(gpointer unused)
 {
 	const mv_command *tables[] = { mv_commands_server, mv_commands_stores, mv_commands_maint, mv_commands_folders,
@@ -31,6 +43,9 @@ static gpointer build_table(gpointer unused)
 	GPtrArray *all = g_ptr_array_new();
 	for (size_t t = 0; t < G_N_ELEMENTS(tables); t++)
 		for (const mv_command *c = tables[t]; c->name; c++)
+			g_ptr_array_add(all, (gpointer)c);
+	for (size_t t = 0; t < registered_count; t++)
+		for (const mv_command *c = registered[t]; c->name; c++)
 			g_ptr_array_add(all, (gpointer)c);
 	g_ptr_array_sort(all, by_name);
 	sorted_count = all->len;

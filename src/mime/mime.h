@@ -195,6 +195,10 @@ typedef struct mv_source_message {
 	char *mail_flags;   /* Maildir flags ("RS") or "", owned by reader */
 	char *origin_sha256; /* SHA-256 (hex) of the Outlook file a message was converted from, or NULL */
 	char *damage;       /* what of an Outlook item could not be read ("attachment 2: ..."), or NULL */
+	/* with read_mailstore_headers, from the block the reader stripped: */
+	bool mailstore;     /* the message had MailStore headers: folder is the archive folder itself */
+	char *archive;      /* the archive they name, or NULL (a MailStore export names none) */
+	int64_t archived_at; /* the archive date, only when the signature was verified; else 0 */
 } mv_source_message;
 
 typedef enum {
@@ -211,6 +215,13 @@ typedef struct mv_reader_options {
 	mv_format format;
 	bool recursive;        /* EML directories: descend (default true) */
 	char **extensions;     /* EML directories: NULL-terminated, lower-case, without dot */
+	/* EML files: strip a block of MailStore headers (mailstore_headers.c)
+	 * and report what it names; a malformed block refuses the item. */
+	bool read_mailstore_headers;
+	/* EML files: each X.eml must have a valid X.eml.sig under the
+	 * publickey.pem of the directory read (implies read_mailstore_headers);
+	 * then the archive date of the headers is kept. */
+	bool verify_signature;
 } mv_reader_options;
 
 mv_reader *mv_reader_open(const char *path, const mv_reader_options *opts, GError **error);
@@ -244,5 +255,65 @@ int mv_mbox_splitter_finish(mv_mbox_splitter *s, GError **error);
 void mv_mbox_splitter_free(mv_mbox_splitter **s);
 /* True if line (without its newline) is an mbox separator "From addr date". */
 bool mv_mbox_is_separator(const char *line, size_t len);
+
+/* ---- the export format: MailStore headers and signatures (mailstore_headers.c)
+ * An exported EML file may start with a block of header fields naming where
+ * the message came from; the bytes after the block are the archived message,
+ * exactly.  Ours is written as
+ *   X-MailVault-Archive-UTF7: john.doe          (first: marks the block as ours)
+ *   X-MailStore-Message-ID: 1:42
+ *   X-MailStore-Folder-UTF7: Inbox/Projekt &AMQ-   (IMAP modified UTF-7, '/' between levels)
+ *   X-MailStore-Date: 20240501120000            (archive date, UTC)
+ *   X-MailStore-Flags: RS                       (only when the message has flags)
+ *   X-MailStore-Header-Hash: <SHA-256 hex of the message after the block>   (last)
+ * with the message's own line ending.  A block that does not start with
+ * our first field is read as a MailStore export: the leading run of
+ * X-MailStore-* fields, without a hash to check. */
+typedef struct mv_mailstore_headers {
+	char *archive;       /* NULL in a MailStore export (the import's --archive then) */
+	char *folder;        /* "/"-separated UTF-8; NULL when absent */
+	int64_t archived_at; /* Unix seconds; 0 when absent */
+	char *message_id;    /* NULL when absent */
+	char *flags;         /* NULL when absent */
+	char *header_hash;   /* lower-case hex; NULL in a MailStore export */
+	size_t block_len;    /* bytes of the block, line endings included */
+} mv_mailstore_headers;
+
+void mv_mailstore_headers_clear(mv_mailstore_headers *h);
+/* Bounds of a block as read: fields and the bytes of one line. */
+#define MV_MAILSTORE_MAX_FIELDS 16
+#define MV_MAILSTORE_MAX_LINE 16384u
+/* 1 with *h filled when data starts with a block (our hash checked against
+ * the bytes after it), 0 when it starts with none, -1 with *error naming
+ * the reason when the block is malformed or the hash does not match. */
+int mv_mailstore_headers_read(const uint8_t *data, size_t len, mv_mailstore_headers *h, GError **error);
+/* Appends the block for a message (h: archive, folder, archived_at,
+ * message_id, flags; block_len and header_hash are ignored — the hash is
+ * computed over raw) to out. */
+void mv_mailstore_headers_write(const mv_mailstore_headers *h, const uint8_t *raw, size_t raw_len, GByteArray *out);
+/* IMAP modified UTF-7 (RFC 3501 5.1.3; mutf7.c — also the IMAP server's
+ * mailbox names): encode never fails; decode refuses
+ * anything but canonical printable text and well-formed shifts, control
+ * characters and NUL (NULL with *error naming the position). */
+char *mv_mutf7_encode(const char *utf8);
+char *mv_mutf7_decode(const char *text, GError **error);
+/* "YYYYMMDDhhmmss" in UTC and back; false for anything else. */
+char *mv_mailstore_date_format(int64_t t);
+bool mv_mailstore_date_parse(const char *text, int64_t *t_r);
+
+/* Signed exports: a detached signature X.sig is DER ECDSA (P-256) or RSA
+ * over the SHA-256 of file X, as `openssl dgst -sha256 -sign` writes it,
+ * checked with the export's publickey.pem. */
+typedef struct mv_export_pubkey mv_export_pubkey;
+/* Reads a PEM public key (at most 64 KiB); P-256 or RSA. */
+mv_export_pubkey *mv_export_pubkey_load(const char *path, GError **error);
+void mv_export_pubkey_free(mv_export_pubkey **k);
+/* SHA-256 (lower-case hex) of the public key's DER (SubjectPublicKeyInfo):
+ * what the audit log records and `openssl pkey -pubin -outform DER | sha256sum` gives. */
+char *mv_export_pubkey_sha256(const mv_export_pubkey *k);
+/* 0 when sig is a valid signature of the SHA-256 digest; -1 with *error
+ * (MV_ERR_CORRUPT) otherwise. */
+int mv_export_verify_digest(const mv_export_pubkey *k, const uint8_t digest[32], const uint8_t *sig, size_t sig_len,
+                            GError **error);
 
 #endif

@@ -249,6 +249,13 @@ struct mv_reader {
 	char *flags;
 	char *origin_sha256;   /* of an Outlook .msg file the message was converted from */
 	char *damage;          /* what of the item could not be read, or NULL */
+	bool mailstore;        /* the current message came with MailStore headers */
+	char *archive;         /* the archive they name, or NULL */
+	int64_t archived_at;   /* their archive date (0 = none given) */
+
+	/* MailStore headers and signatures of an export (mailstore_headers.c) */
+	bool read_mailstore;
+	mv_export_pubkey *pubkey; /* set when signatures are to be checked */
 
 	/* EML file */
 	bool eml_done;
@@ -279,6 +286,9 @@ static void clear_current(mv_reader *r)
 	g_clear_pointer(&r->flags, g_free);
 	g_clear_pointer(&r->origin_sha256, g_free);
 	g_clear_pointer(&r->damage, g_free);
+	g_clear_pointer(&r->archive, g_free);
+	r->mailstore = false;
+	r->archived_at = 0;
 }
 
 /* ---- Outlook items ------------------------------------------------------------ */
@@ -340,6 +350,76 @@ static mv_read_result convert_msg(mv_reader *r, GByteArray **data, const char *o
 	return MV_READ_MESSAGE;
 }
 
+/* ---- MailStore headers and signatures ------------------------------------------------ */
+
+#define MAX_SIGNATURE_BYTES 16384u
+
+/* The detached signature origin.sig of the file's bytes. */
+static int check_signature(mv_reader *r, const GByteArray *data, const char *origin, GError **error)
+{
+	char *sig_path = g_strconcat(origin, ".sig", NULL);
+	GByteArray *sig = NULL;
+	int rc = mv_read_file(sig_path, MAX_SIGNATURE_BYTES, &sig, error);
+	g_free(sig_path);
+	if (rc < 0)
+		return -1;
+	uint8_t digest[32];
+	gsize n = sizeof digest;
+	GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
+	g_checksum_update(c, data->data, data->len);
+	g_checksum_get_digest(c, digest, &n);
+	g_checksum_free(c);
+	rc = mv_export_verify_digest(r->pubkey, digest, sig->data, sig->len, error);
+	g_byte_array_unref(sig);
+	return rc;
+}
+
+/* Strips the block of MailStore headers from *data and keeps what it
+ * names.  A file whose signature or block is bad is refused whole: the
+ * import never guesses where a message belongs, and the file itself stays
+ * as it is, importable without --read-mailstore-headers. */
+static mv_read_result take_mailstore(mv_reader *r, GByteArray *data, const char *origin, GError **error)
+{
+	if (r->pubkey && check_signature(r, data, origin, error) < 0) {
+		g_prefix_error(error, "%s: signature: ", origin);
+		return MV_READ_SKIPPED;
+	}
+	mv_mailstore_headers h;
+	int rc = mv_mailstore_headers_read(data->data, data->len, &h, error);
+	if (rc < 0) {
+		g_prefix_error(error, "%s: MailStore headers: ", origin);
+		return MV_READ_SKIPPED;
+	}
+	if (rc == 0)
+		return MV_READ_MESSAGE;
+	g_byte_array_remove_range(data, 0, (guint)h.block_len);
+	r->mailstore = h.folder != NULL;
+	r->archive = g_steal_pointer(&h.archive);
+	r->archived_at = h.archived_at;
+	if (r->mailstore) {
+		g_free(r->folder);
+		r->folder = g_steal_pointer(&h.folder);
+	}
+	if (h.flags) {
+		g_free(r->flags);
+		r->flags = g_steal_pointer(&h.flags);
+	}
+	mv_mailstore_headers_clear(&h);
+	return MV_READ_MESSAGE;
+}
+
+static int open_pubkey(mv_reader *r, GError **error)
+{
+	char *dir = g_file_test(r->path, G_FILE_TEST_IS_DIR) ? g_strdup(r->path) : g_path_get_dirname(r->path);
+	char *path = g_build_filename(dir, "publickey.pem", NULL);
+	r->pubkey = mv_export_pubkey_load(path, error);
+	if (!r->pubkey)
+		g_prefix_error(error, "signatures cannot be checked: ");
+	g_free(path);
+	g_free(dir);
+	return r->pubkey ? 0 : -1;
+}
+
 /* Checks the bytes (converting an Outlook .msg) and either keeps them as
  * the current message or turns them into a SKIPPED error (IGNORED for an
  * Outlook item that is not mail); takes ownership of data and origin. */
@@ -363,10 +443,15 @@ static mv_read_result offer(mv_reader *r, GByteArray *data, char *origin, const 
 		r->origin = origin; /* names the refused item */
 		return MV_READ_SKIPPED;
 	}
-	r->data = data;
-	r->origin = origin;
 	r->folder = g_strdup(folder);
 	r->flags = g_strdup(flags);
+	if (r->read_mailstore && take_mailstore(r, data, origin, error) != MV_READ_MESSAGE) {
+		g_byte_array_unref(data);
+		r->origin = origin;
+		return MV_READ_SKIPPED;
+	}
+	r->data = data;
+	r->origin = origin;
 	return MV_READ_MESSAGE;
 }
 
@@ -983,7 +1068,12 @@ mv_reader *mv_reader_open(const char *path, const mv_reader_options *opts, GErro
 	r->path = g_strdup(path);
 	r->fd = -1;
 	g_queue_init(&r->queue);
-	int rc;
+	r->read_mailstore = opts && (opts->read_mailstore_headers || opts->verify_signature);
+	int rc = opts && opts->verify_signature ? open_pubkey(r, error) : 0;
+	if (rc < 0) {
+		mv_reader_close(&r);
+		return NULL;
+	}
 	switch (fmt) {
 	case MV_FORMAT_MBOX:
 	case MV_FORMAT_MBOXO:
@@ -1019,6 +1109,9 @@ mv_read_result mv_reader_next(mv_reader *r, mv_source_message *msg, GError **err
 		msg->mail_flags = r->flags;
 		msg->origin_sha256 = r->origin_sha256;
 		msg->damage = r->damage;
+		msg->mailstore = r->mailstore;
+		msg->archive = r->archive;
+		msg->archived_at = r->archived_at;
 	}
 	if (res == MV_READ_SKIPPED || res == MV_READ_IGNORED)
 		msg->origin = r->origin ? r->origin : r->path;
@@ -1064,6 +1157,7 @@ void mv_reader_close(mv_reader **rp)
 	else if (r->fd >= 0)
 		close(r->fd);
 	g_strfreev(r->exts);
+	mv_export_pubkey_free(&r->pubkey);
 	g_free(r->path);
 	g_free(r);
 	*rp = NULL;
