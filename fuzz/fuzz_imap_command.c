@@ -22,9 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				imap_seqset_contains(ranges, 500);
 				g_array_free(ranges, TRUE);
 			}
-			char *name = imap_mutf7_decode(s);
+			char *name = mv_mutf7_decode(s, NULL);
 			if (name) {
-				char *back = imap_mutf7_encode(name);
+				char *back = mv_mutf7_encode(name);
 				/* Decoding is strict, so encoding gives the same name back. */
 				if (strcmp(back, s) != 0)
 					__builtin_trap();

@@ -7,13 +7,14 @@
  *   mailbox.c  the mailbox tree a user sees, a mailbox's messages and UIDs
  *   search.c   SEARCH keys -> sets of messages, text through the FTS index
  *   message.c  a message's MIME structure for FETCH (message.h)
- *   mutf7.c    modified UTF-7 mailbox names (RFC 3501 5.1.3) */
+ * Mailbox names are in modified UTF-7: mime/mutf7.c, shared with export/. */
 #ifndef MV_IMAPD_INTERNAL_H
 #define MV_IMAPD_INTERNAL_H
 
 #include "imapd/imapd.h"
 #include "archive/archive.h"
 #include "imapd/message.h"
+#include "mime/mime.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -75,13 +76,6 @@ void imap_append_string(GString *out, const char *s, size_t len, bool utf8);
 /* Appends an astring/NIL for a possibly NULL value. */
 void imap_append_nstring(GString *out, const char *s);
 
-/* ---- mutf7.c ------------------------------------------------------------- */
-/* UTF-8 -> modified UTF-7 (always succeeds on valid UTF-8; invalid bytes are
- * replaced). */
-char *imap_mutf7_encode(const char *utf8);
-/* Modified UTF-7 -> UTF-8; NULL when malformed. */
-char *imap_mutf7_decode(const char *mutf7);
-
 /* ---- mailbox.c ---------------------------------------------------------- */
 
 /* One folder (archive, path) that a mailbox shows. */
@@ -116,11 +110,11 @@ imap_mailbox *imap_mailbox_find(GPtrArray *tree, const char *name);
 /* One message of a selected mailbox. */
 typedef struct imap_msg {
 	uint32_t uid;
-	int store_id;
-	int64_t number;
-	int64_t size;
+	int32_t store_id;
+	uint32_t number;      /* below 2^25 in every store */
+	uint32_t size;        /* messages are at most 512 MiB */
 	int64_t date;         /* INTERNALDATE and SENT*: the message's date (Date header, else Received) */
-	unsigned flags;       /* IMAP_FLAG_* */
+	uint32_t flags;       /* IMAP_FLAG_* */
 } imap_msg;
 
 enum { IMAP_FLAG_SEEN = 1, IMAP_FLAG_ANSWERED = 2, IMAP_FLAG_FLAGGED = 4, IMAP_FLAG_DRAFT = 8 };
@@ -130,14 +124,14 @@ typedef struct imap_view {
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	GArray *msgs;           /* imap_msg, ascending uid */
-	GHashTable *by_key;     /* (store_id << 32 | number) -> index+1, built on first use */
+	GArray *ranks;          /* int pairs (store id, rank): a message's UID from its store and number */
 } imap_view;
 void imap_view_free(imap_view *v);
 /* Reads the mailbox's messages from every readable store.  UID of a message
  * = (its store's rank in the mailbox << 25) | its number; see mailbox.c. */
 int imap_view_load(mv_instance *inst, const imap_mailbox *mb, imap_view **view_r, GError **error);
 /* Index of a message in v by store and number, or -1. */
-gssize imap_view_find(imap_view *v, int store_id, int64_t number);
+gssize imap_view_find(const imap_view *v, int store_id, int64_t number);
 /* Index of the message with uid, or -1. */
 gssize imap_view_find_uid(const imap_view *v, uint32_t uid);
 /* Counts for STATUS without keeping the view. */

@@ -242,8 +242,8 @@ void imap_view_free(imap_view *v)
 		return;
 	if (v->msgs)
 		g_array_free(v->msgs, TRUE);
-	if (v->by_key)
-		g_hash_table_destroy(v->by_key);
+	if (v->ranks)
+		g_array_free(v->ranks, TRUE);
 	g_free(v);
 }
 
@@ -316,7 +316,8 @@ static int read_folder(mv_store *s, const imap_source *src, store_part *part, GE
 		part->max_number = MAX(part->max_number, num);
 		if (sqlite3_column_int(st, 4))
 			continue;
-		imap_msg m = { .store_id = part->store_id, .number = num, .size = sqlite3_column_int64(st, 1),
+		imap_msg m = { .store_id = part->store_id, .number = (uint32_t)num,
+		               .size = (uint32_t)MIN(sqlite3_column_int64(st, 1), UINT32_MAX),
 		               .date = sqlite3_column_int64(st, 2),
 		               .flags = flags_of((const char *)sqlite3_column_text(st, 3)) };
 		g_array_append_val(part->msgs, m);
@@ -339,8 +340,11 @@ static int by_uid(gconstpointer a, gconstpointer b)
 static void assign_uids(imap_view *v, GArray *parts, const int *ranks)
 {
 	uint64_t next = 1;
+	v->ranks = g_array_new(FALSE, FALSE, sizeof(int));
 	for (guint i = 0; i < parts->len; i++) {
 		store_part *p = &g_array_index(parts, store_part, i);
+		g_array_append_val(v->ranks, p->store_id);
+		g_array_append_val(v->ranks, ranks[i]);
 		if (ranks[i] < 0 || p->max_number >= (1 << NUMBER_BITS))
 			continue;
 		for (guint k = 0; k < p->msgs->len; k++) {
@@ -411,25 +415,17 @@ int imap_view_load(mv_instance *inst, const imap_mailbox *mb, imap_view **view_r
 	return 0;
 }
 
-static guint64 msg_key(int store_id, int64_t number)
+gssize imap_view_find(const imap_view *v, int store_id, int64_t number)
 {
-	return ((guint64)(uint32_t)store_id << 32) | (guint64)(uint32_t)number;
-}
-
-gssize imap_view_find(imap_view *v, int store_id, int64_t number)
-{
-	if (!v->by_key) {
-		v->by_key = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-		for (guint i = 0; i < v->msgs->len; i++) {
-			const imap_msg *m = &g_array_index(v->msgs, imap_msg, i);
-			guint64 *k = g_new(guint64, 1);
-			*k = msg_key(m->store_id, m->number);
-			g_hash_table_insert(v->by_key, k, GSIZE_TO_POINTER(i + 1));
-		}
+	for (guint i = 0; v->ranks && i + 1 < v->ranks->len; i += 2) {
+		if (g_array_index(v->ranks, int, i) != store_id)
+			continue;
+		int rank = g_array_index(v->ranks, int, i + 1);
+		if (rank < 0 || number <= 0 || number >= (1 << NUMBER_BITS))
+			return -1;
+		return imap_view_find_uid(v, ((uint32_t)rank << NUMBER_BITS) | (uint32_t)number);
 	}
-	guint64 k = msg_key(store_id, number);
-	gpointer idx = g_hash_table_lookup(v->by_key, &k);
-	return idx ? (gssize)GPOINTER_TO_SIZE(idx) - 1 : -1;
+	return -1;
 }
 
 gssize imap_view_find_uid(const imap_view *v, uint32_t uid)

@@ -214,7 +214,7 @@ static void put_flags(GString *out, unsigned f)
 
 static void put_mailbox_name(GString *out, const char *utf8)
 {
-	char *enc = imap_mutf7_encode(utf8);
+	char *enc = mv_mutf7_encode(utf8);
 	imap_append_string(out, enc, strlen(enc), false);
 	g_free(enc);
 }
@@ -501,7 +501,7 @@ static imap_step cmd_list(imap_session *s, mv_instance *inst, const imap_command
 		const imap_mailbox *m = tree->pdata[k];
 		if (only_special && !(m->flags & (IMAP_MBOX_SENT | IMAP_MBOX_TRASH | IMAP_MBOX_DRAFTS | IMAP_MBOX_JUNK)))
 			continue;
-		char *enc = imap_mutf7_encode(m->name);
+		char *enc = mv_mutf7_encode(m->name);
 		bool match = false;
 		for (guint p = 0; !match && p < patterns->len; p++) {
 			char *full = g_strconcat(ref, (const char *)patterns->pdata[p], NULL);
@@ -532,7 +532,7 @@ static imap_mailbox *find_mailbox(imap_session *s, mv_instance *inst, const imap
 		*why_r = "BAD";
 		return NULL;
 	}
-	char *name = imap_mutf7_decode(enc);
+	char *name = mv_mutf7_decode(enc, NULL);
 	if (!name) {
 		*why_r = "NO";
 		return NULL;
@@ -690,8 +690,6 @@ static bool report_changes(imap_session *s, mv_instance *inst, GString *out)
 	bool grew = kept->len != ov->msgs->len - removed;
 	g_array_free(nv->msgs, TRUE);
 	nv->msgs = kept;
-	if (nv->by_key)
-		g_clear_pointer(&nv->by_key, g_hash_table_destroy);
 	imap_view_free(ov);
 	s->view = nv;
 	if (grew || removed)
@@ -904,7 +902,7 @@ static GArray *indexes_of(const imap_view *v, const char *set, bool uid, bool *o
 	guint n = v->msgs->len;
 	uint32_t max = uid ? (n ? g_array_index(v->msgs, imap_msg, n - 1).uid : 0) : n;
 	GArray *ranges;
-	*ok = imap_seqset_parse(set, max ? max : (uid ? 0 : 0), &ranges);
+	*ok = imap_seqset_parse(set, max, &ranges);
 	GArray *out = g_array_new(FALSE, FALSE, sizeof(guint));
 	if (!*ok)
 		return out;
@@ -1010,7 +1008,7 @@ static imap_step fetch_item_out(imap_session *s, const fetch_item *it, const ima
 		g_string_append(out, "INTERNALDATE ");
 		put_internaldate(out, m->date);
 		break;
-	case F_SIZE: g_string_append_printf(out, "RFC822.SIZE %" G_GINT64_FORMAT, m->size); break;
+	case F_SIZE: g_string_append_printf(out, "RFC822.SIZE %u", m->size); break;
 	case F_ENVELOPE:
 		g_string_append(out, "ENVELOPE ");
 		mv_imap_message_envelope(mm, false, out);

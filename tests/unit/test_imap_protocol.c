@@ -1,5 +1,6 @@
 /* Unit tests of the IMAP server's pure parts: the command parser, sequence
- * sets, literal announcements and modified UTF-7 mailbox names. */
+ * sets, literal announcements, and the modified UTF-7 of mailbox names
+ * (mime/mutf7.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -120,9 +121,9 @@ static void test_mutf7(void **state)
 		      { "Gelöschte Elemente/Ä", "Gel&APY-schte Elemente/&AMQ-" },
 		      { "😀", "&2D3eAA-" } };
 	for (size_t i = 0; i < G_N_ELEMENTS(pairs); i++) {
-		char *e = imap_mutf7_encode(pairs[i].utf8);
+		char *e = mv_mutf7_encode(pairs[i].utf8);
 		assert_string_equal(e, pairs[i].mutf7);
-		char *d = imap_mutf7_decode(e);
+		char *d = mv_mutf7_decode(e, NULL);
 		assert_string_equal(d, pairs[i].utf8);
 		g_free(e);
 		g_free(d);
@@ -130,7 +131,7 @@ static void test_mutf7(void **state)
 	/* Not canonical or not valid: refused, so one mailbox has one name. */
 	const char *bad[] = { "&AGE-", "&", "&Zz", "a\x80", "&2D0-", "&ZeVnLIqe", "&AAA-", "&AOQ-&AOQ-" };
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
-		assert_null(imap_mutf7_decode(bad[i]));
+		assert_null(mv_mutf7_decode(bad[i], NULL));
 }
 
 static void test_append_string(void **state)
