@@ -145,9 +145,10 @@ int imap_msg_read(mv_instance *inst, const imap_msg *m, GByteArray **raw_r, GErr
  * bit per message of v (1 = matches).  uid = the command was UID SEARCH
  * (does not change the keys' meaning).  Text keys go through the full-text
  * index restricted to the mailbox's archives; HEADER of a field the index
- * does not hold reads messages, at most IMAP_SEARCH_MAX_READS. */
+ * does not hold reads messages, at most IMAP_SEARCH_MAX_READS.  *modseq_r:
+ * a MODSEQ key was used (CONDSTORE: a message's MODSEQ is its UID). */
 #define IMAP_SEARCH_MAX_READS 20000
 int imap_search(mv_instance *inst, const mv_access *access, const imap_mailbox *mb, imap_view *v, const imap_command *c,
-                guint first, GArray **result_r, const char **bad_r, GError **error);
+                guint first, GArray **result_r, bool *modseq_r, const char **bad_r, GError **error);
 
 #endif

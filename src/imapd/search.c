@@ -27,6 +27,7 @@ typedef struct search_ctx {
 	const char *bad;
 	GError *error;
 	unsigned reads;
+	bool modseq;
 } search_ctx;
 
 typedef GArray set;   /* guint8 per message */
@@ -288,6 +289,28 @@ static set *header_set(search_ctx *c)
 	return s;
 }
 
+/* MODSEQ [entry-name entry-type] n (RFC 7162): MODSEQ = UID here, and the
+ * only metadata entries (flags) never change, so the entry is ignored. */
+static set *modseq_set(search_ctx *c)
+{
+	const char *t = next_string(c);
+	if (t && t[0] == '/') {
+		next_string(c);           /* entry type: priv, shared or all */
+		t = next_string(c);
+	}
+	char *end = NULL;
+	guint64 n = t ? g_ascii_strtoull(t, &end, 10) : 0;
+	if (!t || !*t || *end) {
+		c->bad = "MODSEQ needs a number";
+		return NULL;
+	}
+	c->modseq = true;
+	set *s = set_new(c, 0);
+	for (guint i = 0; i < s->len; i++)
+		s->data[i] = msg_at(c, i)->uid >= n;
+	return s;
+}
+
 /* ---- the key grammar ------------------------------------------------------------ */
 
 static set *parse_key(search_ctx *c, int depth);
@@ -429,6 +452,8 @@ static set *parse_key(search_ctx *c, int depth)
 		s = date_set(c, CMP_SINCE);
 	} else if (!strcmp(k, "HEADER")) {
 		s = header_set(c);
+	} else if (!strcmp(k, "MODSEQ")) {
+		s = modseq_set(c);
 	} else {
 		c->bad = "unknown search key";
 	}
@@ -438,7 +463,7 @@ out:
 }
 
 int imap_search(mv_instance *inst, const mv_access *access, const imap_mailbox *mb, imap_view *v, const imap_command *cmd,
-                guint first, GArray **result_r, const char **bad_r, GError **error)
+                guint first, GArray **result_r, bool *modseq_r, const char **bad_r, GError **error)
 {
 	search_ctx c = { .inst = inst, .access = access, .mb = mb, .v = v, .args = cmd->args, .pos = first };
 	*bad_r = NULL;
@@ -462,5 +487,6 @@ int imap_search(mv_instance *inst, const mv_access *access, const imap_mailbox *
 		return -1;
 	}
 	*result_r = all;
+	*modseq_r = c.modseq;
 	return 0;
 }

@@ -9,7 +9,12 @@
  * and folder privileges are re-read too: a revoked folder disappears at
  * once.  A FETCH of many messages is answered in steps of about
  * IMAP_OUTPUT_HIGH bytes; the loop calls back once the client has read
- * them, so a slow client holds no worker and no unbounded buffer. */
+ * them, so a slow client holds no worker and no unbounded buffer.
+ *
+ * CONDSTORE costs nothing here: archived flags never change, so a
+ * message's MODSEQ is its UID (it is modified once, when it arrives, and
+ * later arrivals have higher UIDs) and a mailbox's HIGHESTMODSEQ is its
+ * UIDNEXT - 1, which never goes down. */
 #include "imapd/session.h"
 #include "search/search.h"
 #include "store/store.h"
@@ -23,6 +28,7 @@ typedef enum {
 	F_UID, F_FLAGS, F_INTERNALDATE, F_SIZE, F_ENVELOPE, F_BODY, F_BODYSTRUCTURE,
 	F_SECTION,          /* BODY[...], BODY.PEEK[...], RFC822, RFC822.HEADER, RFC822.TEXT */
 	F_BINARY, F_BINARY_SIZE,
+	F_MODSEQ,
 } fetch_kind;
 
 typedef struct fetch_item {
@@ -40,6 +46,8 @@ typedef struct fetch_job {
 	GArray *indexes;       /* guint: messages of the view to answer, in order */
 	guint next;
 	bool reads;            /* an item needs the message's bytes */
+	bool changedsince;     /* (CHANGEDSINCE n): only messages with a higher MODSEQ */
+	uint64_t since_modseq;
 	GHashTable *stores;    /* store id -> mv_store*, open for the job */
 	unsigned content_fetched;
 } fetch_job;
@@ -55,6 +63,7 @@ struct imap_session {
 	imap_mailbox *mailbox;     /* selected */
 	imap_view *view;
 	bool examine;
+	bool condstore;            /* RFC 7162: enabled by ENABLE, SELECT (CONDSTORE), a MODSEQ fetch or search */
 	wait_kind wait;
 	char *wait_tag;
 	fetch_job *fetch;
@@ -66,7 +75,8 @@ struct imap_session {
 };
 
 static const char CAPS_COMMON[] = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE";
-static const char CAPS_AUTHED[] = " NAMESPACE UIDPLUS CHILDREN SPECIAL-USE LIST-EXTENDED ESEARCH UNSELECT BINARY";
+static const char CAPS_AUTHED[] =
+	" NAMESPACE UIDPLUS CHILDREN SPECIAL-USE LIST-EXTENDED ESEARCH UNSELECT BINARY CONDSTORE";
 
 /* ---- life ------------------------------------------------------------------ */
 
@@ -563,6 +573,11 @@ static void audit_folder_access(imap_session *s, mv_instance *inst, const imap_m
 	g_string_free(d, TRUE);
 }
 
+static uint32_t highest_modseq(uint32_t uidnext)
+{
+	return uidnext > 1 ? uidnext - 1 : 1;
+}
+
 static imap_step cmd_select(imap_session *s, mv_instance *inst, const imap_command *c, GString *out, bool examine)
 {
 	unselect(s);
@@ -597,6 +612,11 @@ static imap_step cmd_select(imap_session *s, mv_instance *inst, const imap_comma
 		g_string_append_printf(out, "* OK [UNSEEN %u] first unseen\r\n", first_unseen);
 	g_string_append_printf(out, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] predicted next UID\r\n",
 	                       v->uidvalidity, v->uidnext);
+	g_string_append_printf(out, "* OK [HIGHESTMODSEQ %u] archived flags never change\r\n", highest_modseq(v->uidnext));
+	if (imap_arg_is_atom(imap_arg_at(c, 1), "CONDSTORE") ||
+	    (imap_arg_at(c, 1) && imap_arg_at(c, 1)->type == IMAP_ARG_LIST && imap_arg_at(c, 1)->list->len &&
+	     imap_arg_is_atom(imap_arg_at(c, 1)->list->pdata[0], "CONDSTORE")))
+		s->condstore = true;
 	audit_folder_access(s, inst, m, examine ? "EXAMINE" : "SELECT");
 	return tagged(out, c->tag, "OK", examine ? "[READ-ONLY] EXAMINE completed" : "[READ-ONLY] SELECT completed");
 }
@@ -638,6 +658,8 @@ static imap_step cmd_status(imap_session *s, mv_instance *inst, const imap_comma
 			g_string_append_printf(line, "%sUIDVALIDITY %u", sep, uidvalidity);
 		else if (imap_arg_is_atom(a, "RECENT"))
 			g_string_append_printf(line, "%sRECENT 0", sep);
+		else if (imap_arg_is_atom(a, "HIGHESTMODSEQ"))
+			g_string_append_printf(line, "%sHIGHESTMODSEQ %u", sep, highest_modseq(uidnext));
 		else {
 			g_string_free(line, TRUE);
 			imap_mailbox_free(m);
@@ -818,7 +840,8 @@ static bool add_item(fetch_job *j, const char *atom, const char **why)
 		       { "BODYSTRUCTURE", F_BODYSTRUCTURE, 0 },
 		       { "RFC822", F_SECTION, MV_IMAP_SECTION_ALL },
 		       { "RFC822.HEADER", F_SECTION, MV_IMAP_SECTION_HEADER },
-		       { "RFC822.TEXT", F_SECTION, MV_IMAP_SECTION_TEXT } };
+		       { "RFC822.TEXT", F_SECTION, MV_IMAP_SECTION_TEXT },
+		       { "MODSEQ", F_MODSEQ, 0 } };
 	for (size_t i = 0; i < G_N_ELEMENTS(simple); i++) {
 		if (g_ascii_strcasecmp(atom, simple[i].name) == 0) {
 			it.kind = simple[i].kind;
@@ -851,7 +874,36 @@ static bool add_macro(fetch_job *j, const char *atom)
 
 static bool item_reads(const fetch_item *it)
 {
-	return it->kind >= F_ENVELOPE;
+	return it->kind >= F_ENVELOPE && it->kind != F_MODSEQ;
+}
+
+static bool has_item(const fetch_job *j, fetch_kind kind)
+{
+	for (guint i = 0; i < j->items->len; i++)
+		if (g_array_index(j->items, fetch_item, i).kind == kind)
+			return true;
+	return false;
+}
+
+/* (CHANGEDSINCE n) — the one FETCH modifier (RFC 7162 3.1.4). */
+static bool parse_modifiers(fetch_job *j, const imap_arg *mods, const char **why)
+{
+	if (!mods)
+		return true;
+	if (mods->type != IMAP_ARG_LIST || mods->list->len != 2 ||
+	    !imap_arg_is_atom(mods->list->pdata[0], "CHANGEDSINCE")) {
+		*why = "the only FETCH modifier is (CHANGEDSINCE modseq)";
+		return false;
+	}
+	const imap_arg *n = mods->list->pdata[1];
+	char *end = NULL;
+	j->since_modseq = n->type == IMAP_ARG_ATOM ? g_ascii_strtoull(n->str, &end, 10) : 0;
+	if (!end || *end || end == n->str) {
+		*why = "CHANGEDSINCE needs a number";
+		return false;
+	}
+	j->changedsince = true;
+	return true;
 }
 
 /* The items of a FETCH; NULL with *why on a malformed list. */
@@ -883,10 +935,8 @@ static fetch_job *parse_fetch(const imap_command *c, bool uid, const char **why)
 		ok = false;
 		*why = "FETCH needs items";
 	}
-	if (ok && imap_arg_at(c, 2)) {
-		ok = false;
-		*why = "FETCH modifiers are not supported";
-	}
+	if (ok)
+		ok = parse_modifiers(j, imap_arg_at(c, 2), why);
 	if (!ok) {
 		fetch_job_free(j);
 		return NULL;
@@ -997,7 +1047,7 @@ static bool whole_message(const fetch_item *it)
 static imap_step fetch_item_out(imap_session *s, const fetch_item *it, const imap_msg *m, GString *out,
                                 const char **no_r)
 {
-	const mv_imap_message *mm = it->kind >= F_ENVELOPE && !whole_message(it) ? parsed(s) : NULL;
+	const mv_imap_message *mm = item_reads(it) && !whole_message(it) ? parsed(s) : NULL;
 	switch (it->kind) {
 	case F_UID: g_string_append_printf(out, "UID %u", m->uid); break;
 	case F_FLAGS:
@@ -1009,6 +1059,7 @@ static imap_step fetch_item_out(imap_session *s, const fetch_item *it, const ima
 		put_internaldate(out, m->date);
 		break;
 	case F_SIZE: g_string_append_printf(out, "RFC822.SIZE %u", m->size); break;
+	case F_MODSEQ: g_string_append_printf(out, "MODSEQ (%u)", m->uid); break;
 	case F_ENVELOPE:
 		g_string_append(out, "ENVELOPE ");
 		mv_imap_message_envelope(mm, false, out);
@@ -1119,6 +1170,21 @@ static imap_step cmd_fetch(imap_session *s, const imap_command *c, GString *out,
 		fetch_job_free(j);
 		return tagged(out, c->tag, "BAD", "the mailbox is empty: no sequence numbers exist");
 	}
+	/* With CONDSTORE on, every FETCH that shows flags shows MODSEQ too. */
+	if (j->changedsince || has_item(j, F_MODSEQ))
+		s->condstore = true;
+	const char *unused;
+	if (s->condstore && !has_item(j, F_MODSEQ) && (j->changedsince || has_item(j, F_FLAGS)))
+		add_item(j, "MODSEQ", &unused);
+	if (j->changedsince) {
+		guint kept = 0;
+		for (guint i = 0; i < j->indexes->len; i++) {
+			guint idx = g_array_index(j->indexes, guint, i);
+			if (g_array_index(s->view->msgs, imap_msg, idx).uid > j->since_modseq)
+				g_array_index(j->indexes, guint, kept++) = idx;
+		}
+		g_array_set_size(j->indexes, kept);
+	}
 	j->tag = g_strdup(c->tag);
 	s->fetch = j;
 	return fetch_continue(s, out);
@@ -1163,7 +1229,8 @@ static imap_step cmd_search(imap_session *s, mv_instance *inst, const imap_comma
 	GArray *hits = NULL;
 	const char *bad = NULL;
 	GError *err = NULL;
-	if (imap_search(inst, s->access, s->mailbox, s->view, c, first, &hits, &bad, &err) < 0) {
+	bool modseq = false;
+	if (imap_search(inst, s->access, s->mailbox, s->view, c, first, &hits, &modseq, &bad, &err) < 0) {
 		if (bad)
 			return tagged(out, c->tag, "BAD", bad);
 		mv_log_error("IMAP: SEARCH for %s: %s", s->user_name, err->message);
@@ -1183,8 +1250,18 @@ static imap_step cmd_search(imap_session *s, mv_instance *inst, const imap_comma
 		count++;
 		g_string_append_printf(all, "%s%u", all->len ? (esearch ? "," : " ") : "", v);
 	}
+	if (modseq)
+		s->condstore = true;
+	/* RFC 7162 3.1.5: a MODSEQ search names the highest MODSEQ found (= UID). */
+	uint32_t top_uid = 0;
+	for (guint i = 0; modseq && i < hits->len; i++)
+		if (hits->data[i])
+			top_uid = MAX(top_uid, g_array_index(s->view->msgs, imap_msg, i).uid);
 	if (!esearch) {
-		g_string_append_printf(line, "* SEARCH%s%s\r\n", all->len ? " " : "", all->str);
+		g_string_append_printf(line, "* SEARCH%s%s", all->len ? " " : "", all->str);
+		if (top_uid)
+			g_string_append_printf(line, " (MODSEQ %u)", top_uid);
+		g_string_append(line, "\r\n");
 	} else {
 		g_string_append_printf(line, "* ESEARCH (TAG \"%s\")%s", c->tag, uid ? " UID" : "");
 		if ((want & 1) && count)
@@ -1195,6 +1272,8 @@ static imap_step cmd_search(imap_session *s, mv_instance *inst, const imap_comma
 			g_string_append_printf(line, " COUNT %u", count);
 		if ((want & 8) && count)
 			g_string_append_printf(line, " ALL %s", all->str);
+		if (top_uid)
+			g_string_append_printf(line, " MODSEQ %u", top_uid);
 		g_string_append(line, "\r\n");
 	}
 	g_string_append_len(out, line->str, (gssize)line->len);
@@ -1232,8 +1311,14 @@ static imap_step cmd_enable(imap_session *s, const imap_command *c, GString *out
 {
 	if (!c->args->len)
 		return tagged(out, c->tag, "BAD", "ENABLE needs capabilities");
-	/* Nothing this server can switch on is asked for by clients yet. */
-	g_string_append(out, "* ENABLED\r\n");
+	g_string_append(out, "* ENABLED");
+	for (guint i = 0; i < c->args->len; i++) {
+		if (imap_arg_is_atom(imap_arg_at(c, i), "CONDSTORE") && !s->condstore) {
+			s->condstore = true;
+			g_string_append(out, " CONDSTORE");
+		}
+	}
+	g_string_append(out, "\r\n");
 	return tagged(out, c->tag, "OK", "ENABLE completed");
 }
 
