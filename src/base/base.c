@@ -329,6 +329,19 @@ double mv_monotonic(void)
  * the cost (GetMessages formats two dates per message of a folder).  Years
  * before 1000 stay unpadded, as GDateTime wrote them and as search results
  * have always shown them. */
+void mv_append_imap_date(GString *out, int64_t t)
+{
+	GDateTime *dt = g_date_time_new_from_unix_utc(t);
+	if (!dt)
+		dt = g_date_time_new_from_unix_utc(0);
+	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+		                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	g_string_append_printf(out, "\"%02d-%s-%04d %02d:%02d:%02d +0000\"", g_date_time_get_day_of_month(dt),
+	                       months[g_date_time_get_month(dt) - 1], g_date_time_get_year(dt), g_date_time_get_hour(dt),
+	                       g_date_time_get_minute(dt), g_date_time_get_second(dt));
+	g_date_time_unref(dt);
+}
+
 char *mv_format_time_utc(int64_t t)
 {
 	struct tm tm;

@@ -80,6 +80,9 @@ int64_t mv_now(void);
 double mv_monotonic(void);
 /* ISO 8601 UTC ("2002-08-22T11:36:16Z") into a new string. */
 char *mv_format_time_utc(int64_t t);
+/* IMAP's date-time ("22-Aug-2002 11:36:16 +0000", RFC 3501), quoted,
+ * appended to out: INTERNALDATE and the date of an APPEND. */
+void mv_append_imap_date(GString *out, int64_t t);
 
 /* Replaces invalid UTF-8 and control characters (except \t) so that a string
  * taken from mail can be printed or stored as text.  Returns a new string. */

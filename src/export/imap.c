@@ -332,17 +332,13 @@ static void append_flags(GString *out, const char *maildir)
 	g_string_append_c(out, ')');
 }
 
+/* The internal date of an APPEND: the message's date, when it has one. */
 static void append_date(GString *out, int64_t date)
 {
-	GDateTime *dt = date > 0 ? g_date_time_new_from_unix_utc(date) : NULL;
-	if (!dt)
+	if (date <= 0)
 		return;
-	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-		                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	g_string_append_printf(out, " \"%2d-%s-%04d %02d:%02d:%02d +0000\"", g_date_time_get_day_of_month(dt),
-	                       months[g_date_time_get_month(dt) - 1], g_date_time_get_year(dt), g_date_time_get_hour(dt),
-	                       g_date_time_get_minute(dt), g_date_time_get_second(dt));
-	g_date_time_unref(dt);
+	g_string_append_c(out, ' ');
+	mv_append_imap_date(out, date);
 }
 
 /* ---- the target ----------------------------------------------------------------------- */

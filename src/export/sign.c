@@ -138,13 +138,7 @@ char *mv_export_signer_public_pem(mv_export_signer *s)
 
 char *mv_export_signer_public_sha256(mv_export_signer *s)
 {
-	unsigned char *der = NULL;
-	int n = i2d_PUBKEY(s->pkey, &der);
-	if (n <= 0)
-		return g_strdup("");
-	char *hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256, der, (gsize)n);
-	OPENSSL_free(der);
-	return hex;
+	return mv_pkey_der_sha256(s->pkey);
 }
 
 /* ---- verify-export ------------------------------------------------------------------ */

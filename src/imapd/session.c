@@ -965,19 +965,6 @@ static GArray *indexes_of(const imap_view *v, const char *set, bool uid, bool *o
 	return out;
 }
 
-static void put_internaldate(GString *out, int64_t t)
-{
-	GDateTime *dt = g_date_time_new_from_unix_utc(t);
-	if (!dt)
-		dt = g_date_time_new_from_unix_utc(0);
-	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-		                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	g_string_append_printf(out, "\"%02d-%s-%04d %02d:%02d:%02d +0000\"", g_date_time_get_day_of_month(dt),
-	                       months[g_date_time_get_month(dt) - 1], g_date_time_get_year(dt), g_date_time_get_hour(dt),
-	                       g_date_time_get_minute(dt), g_date_time_get_second(dt));
-	g_date_time_unref(dt);
-}
-
 static void put_literal(GString *out, const uint8_t *data, size_t len)
 {
 	g_string_append_printf(out, "{%zu}\r\n", len);
@@ -1056,7 +1043,7 @@ static imap_step fetch_item_out(imap_session *s, const fetch_item *it, const ima
 		break;
 	case F_INTERNALDATE:
 		g_string_append(out, "INTERNALDATE ");
-		put_internaldate(out, m->date);
+		mv_append_imap_date(out, m->date);
 		break;
 	case F_SIZE: g_string_append_printf(out, "RFC822.SIZE %u", m->size); break;
 	case F_MODSEQ: g_string_append_printf(out, "MODSEQ (%u)", m->uid); break;

@@ -377,15 +377,20 @@ void mv_export_pubkey_free(mv_export_pubkey **k)
 	*k = NULL;
 }
 
-char *mv_export_pubkey_sha256(const mv_export_pubkey *k)
+char *mv_pkey_der_sha256(struct evp_pkey_st *pkey)
 {
 	unsigned char *der = NULL;
-	int n = i2d_PUBKEY(k->pkey, &der);
+	int n = i2d_PUBKEY(pkey, &der);
 	if (n <= 0)
 		return g_strdup("");
 	char *hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256, der, (gsize)n);
 	OPENSSL_free(der);
 	return hex;
+}
+
+char *mv_export_pubkey_sha256(const mv_export_pubkey *k)
+{
+	return mv_pkey_der_sha256(k->pkey);
 }
 
 int mv_export_verify_digest(const mv_export_pubkey *k, const uint8_t digest[32], const uint8_t *sig, size_t sig_len,

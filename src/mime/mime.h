@@ -311,6 +311,9 @@ void mv_export_pubkey_free(mv_export_pubkey **k);
 /* SHA-256 (lower-case hex) of the public key's DER (SubjectPublicKeyInfo):
  * what the audit log records and `openssl pkey -pubin -outform DER | sha256sum` gives. */
 char *mv_export_pubkey_sha256(const mv_export_pubkey *k);
+/* The same for any OpenSSL key (EVP_PKEY): the signer's, on export. */
+struct evp_pkey_st;
+char *mv_pkey_der_sha256(struct evp_pkey_st *pkey);
 /* 0 when sig is a valid signature of the SHA-256 digest; -1 with *error
  * (MV_ERR_CORRUPT) otherwise. */
 int mv_export_verify_digest(const mv_export_pubkey *k, const uint8_t digest[32], const uint8_t *sig, size_t sig_len,
