@@ -315,23 +315,6 @@ static int ensure_mailbox(imap_target *t, GPtrArray *levels, GError **error)
 	return 0;
 }
 
-static void append_flags(GString *out, const char *maildir)
-{
-	static const struct {
-		char letter;
-		const char *flag;
-	} map[] = { { 'S', "\\Seen" }, { 'R', "\\Answered" }, { 'F', "\\Flagged" }, { 'D', "\\Draft" } };
-	g_string_append_c(out, '(');
-	bool first = true;
-	for (size_t i = 0; i < G_N_ELEMENTS(map); i++) {
-		if (!strchr(maildir ? maildir : "", map[i].letter))
-			continue;
-		g_string_append_printf(out, "%s%s", first ? "" : " ", map[i].flag);
-		first = false;
-	}
-	g_string_append_c(out, ')');
-}
-
 /* The internal date of an APPEND: the message's date, when it has one. */
 static void append_date(GString *out, int64_t date)
 {
@@ -352,7 +335,7 @@ static int append_message(imap_target *t, const char *mailbox, const export_item
 	g_string_append_printf(cmd, "%s APPEND ", tag);
 	append_quoted(cmd, mailbox);
 	g_string_append_c(cmd, ' ');
-	append_flags(cmd, it->mail_flags);
+	mv_mail_flags_append_imap(cmd, mv_mail_flags_parse(it->mail_flags));
 	append_date(cmd, it->date);
 	g_string_append_printf(cmd, " {%zu%s}\r\n", it->len, t->literal_plus ? "+" : "");
 	int rc = send_all(t, cmd->str, cmd->len, error);

@@ -114,10 +114,8 @@ typedef struct imap_msg {
 	uint32_t number;      /* below 2^25 in every store */
 	uint32_t size;        /* messages are at most 512 MiB */
 	int64_t date;         /* INTERNALDATE and SENT*: the message's date (Date header, else Received) */
-	uint32_t flags;       /* IMAP_FLAG_* */
+	uint32_t flags;       /* MV_MAIL_FLAG_* */
 } imap_msg;
-
-enum { IMAP_FLAG_SEEN = 1, IMAP_FLAG_ANSWERED = 2, IMAP_FLAG_FLAGGED = 4, IMAP_FLAG_DRAFT = 8 };
 
 /* A mailbox's messages in UID order and its UIDVALIDITY. */
 typedef struct imap_view {

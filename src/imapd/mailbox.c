@@ -247,36 +247,6 @@ void imap_view_free(imap_view *v)
 	g_free(v);
 }
 
-/* Maildir letters (S R F D) or IMAP flag names as the source gave them;
- * nothing said means archived mail, which is read. */
-static unsigned flags_of(const char *text)
-{
-	if (!text || !*text)
-		return IMAP_FLAG_SEEN;
-	unsigned f = 0;
-	if (strchr(text, '\\')) {
-		if (strcasestr(text, "\\Seen"))
-			f |= IMAP_FLAG_SEEN;
-		if (strcasestr(text, "\\Answered"))
-			f |= IMAP_FLAG_ANSWERED;
-		if (strcasestr(text, "\\Flagged"))
-			f |= IMAP_FLAG_FLAGGED;
-		if (strcasestr(text, "\\Draft"))
-			f |= IMAP_FLAG_DRAFT;
-		return f;
-	}
-	for (const char *p = text; *p; p++) {
-		switch (*p) {
-		case 'S': f |= IMAP_FLAG_SEEN; break;
-		case 'R': f |= IMAP_FLAG_ANSWERED; break;
-		case 'F': f |= IMAP_FLAG_FLAGGED; break;
-		case 'D': f |= IMAP_FLAG_DRAFT; break;
-		default: break;
-		}
-	}
-	return f;
-}
-
 static char *layout_key(const imap_mailbox *mb)
 {
 	GPtrArray *parts = g_ptr_array_new_with_free_func(g_free);
@@ -319,7 +289,7 @@ static int read_folder(mv_store *s, const imap_source *src, store_part *part, GE
 		imap_msg m = { .store_id = part->store_id, .number = (uint32_t)num,
 		               .size = (uint32_t)MIN(sqlite3_column_int64(st, 1), UINT32_MAX),
 		               .date = sqlite3_column_int64(st, 2),
-		               .flags = flags_of((const char *)sqlite3_column_text(st, 3)) };
+		               .flags = mv_mail_flags_parse((const char *)sqlite3_column_text(st, 3)) };
 		g_array_append_val(part->msgs, m);
 	}
 	sqlite3_finalize(st);
@@ -452,7 +422,7 @@ int imap_mailbox_status(mv_instance *inst, const imap_mailbox *mb, uint32_t *mes
 		return -1;
 	uint32_t unseen = 0;
 	for (guint i = 0; i < v->msgs->len; i++)
-		if (!(g_array_index(v->msgs, imap_msg, i).flags & IMAP_FLAG_SEEN))
+		if (!(g_array_index(v->msgs, imap_msg, i).flags & MV_MAIL_FLAG_SEEN))
 			unseen++;
 	*messages_r = v->msgs->len;
 	*unseen_r = unseen;

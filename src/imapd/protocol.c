@@ -59,6 +59,12 @@ static bool fail(parser *ps, const char *why)
 static imap_arg *parse_atom(parser *ps)
 {
 	const uint8_t *start = ps->p;
+	/* A flag: "\" atom ("\Seen"), or "\*" in a flag list. */
+	if (*ps->p == '\\') {
+		ps->p++;
+		if (ps->p < ps->end && *ps->p == '*')
+			ps->p++;
+	}
 	while (ps->p < ps->end) {
 		uint8_t c = *ps->p;
 		if (c == '[') {

@@ -354,10 +354,10 @@ static set *simple_key(search_ctx *c, const char *k)
 		unsigned flag;
 		bool want;
 	} flag_keys[] = {
-		{ "ANSWERED", IMAP_FLAG_ANSWERED, true },  { "UNANSWERED", IMAP_FLAG_ANSWERED, false },
-		{ "FLAGGED", IMAP_FLAG_FLAGGED, true },    { "UNFLAGGED", IMAP_FLAG_FLAGGED, false },
-		{ "SEEN", IMAP_FLAG_SEEN, true },          { "UNSEEN", IMAP_FLAG_SEEN, false },
-		{ "DRAFT", IMAP_FLAG_DRAFT, true },        { "UNDRAFT", IMAP_FLAG_DRAFT, false },
+		{ "ANSWERED", MV_MAIL_FLAG_ANSWERED, true },  { "UNANSWERED", MV_MAIL_FLAG_ANSWERED, false },
+		{ "FLAGGED", MV_MAIL_FLAG_FLAGGED, true },    { "UNFLAGGED", MV_MAIL_FLAG_FLAGGED, false },
+		{ "SEEN", MV_MAIL_FLAG_SEEN, true },          { "UNSEEN", MV_MAIL_FLAG_SEEN, false },
+		{ "DRAFT", MV_MAIL_FLAG_DRAFT, true },        { "UNDRAFT", MV_MAIL_FLAG_DRAFT, false },
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(flag_keys); i++)
 		if (strcmp(k, flag_keys[i].name) == 0)

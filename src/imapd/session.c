@@ -202,26 +202,6 @@ static imap_step tagged(GString *out, const char *tag, const char *status, const
 	return IMAP_STEP_DONE;
 }
 
-static void put_flags(GString *out, unsigned f)
-{
-	g_string_append_c(out, '(');
-	const char *sep = "";
-	static const struct {
-		unsigned bit;
-		const char *name;
-	} names[] = { { IMAP_FLAG_SEEN, "\\Seen" },
-		      { IMAP_FLAG_ANSWERED, "\\Answered" },
-		      { IMAP_FLAG_FLAGGED, "\\Flagged" },
-		      { IMAP_FLAG_DRAFT, "\\Draft" } };
-	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
-		if (f & names[i].bit) {
-			g_string_append_printf(out, "%s%s", sep, names[i].name);
-			sep = " ";
-		}
-	}
-	g_string_append_c(out, ')');
-}
-
 static void put_mailbox_name(GString *out, const char *utf8)
 {
 	char *enc = mv_mutf7_encode(utf8);
@@ -603,7 +583,7 @@ static imap_step cmd_select(imap_session *s, mv_instance *inst, const imap_comma
 	s->state = ST_SELECTED;
 	guint first_unseen = 0;
 	for (guint i = 0; i < v->msgs->len && !first_unseen; i++)
-		if (!(g_array_index(v->msgs, imap_msg, i).flags & IMAP_FLAG_SEEN))
+		if (!(g_array_index(v->msgs, imap_msg, i).flags & MV_MAIL_FLAG_SEEN))
 			first_unseen = i + 1;
 	g_string_append(out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
 	                     "* OK [PERMANENTFLAGS ()] the archive is read-only\r\n");
@@ -1039,7 +1019,7 @@ static imap_step fetch_item_out(imap_session *s, const fetch_item *it, const ima
 	case F_UID: g_string_append_printf(out, "UID %u", m->uid); break;
 	case F_FLAGS:
 		g_string_append(out, "FLAGS ");
-		put_flags(out, m->flags);
+		mv_mail_flags_append_imap(out, m->flags);
 		break;
 	case F_INTERNALDATE:
 		g_string_append(out, "INTERNALDATE ");

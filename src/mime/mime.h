@@ -291,6 +291,15 @@ int mv_mailstore_headers_read(const uint8_t *data, size_t len, mv_mailstore_head
  * message_id, flags; block_len and header_hash are ignored — the hash is
  * computed over raw) to out. */
 void mv_mailstore_headers_write(const mv_mailstore_headers *h, const uint8_t *raw, size_t raw_len, GByteArray *out);
+/* The flags a source gave a message (mail_flags.c): "" = nothing said
+ * (archived mail, shown as read), "2,LETTERS" = Maildir's letters. */
+enum { MV_MAIL_FLAG_SEEN = 1, MV_MAIL_FLAG_ANSWERED = 2, MV_MAIL_FLAG_FLAGGED = 4, MV_MAIL_FLAG_DRAFT = 8 };
+unsigned mv_mail_flags_parse(const char *record);
+/* The record for a Maildir file name ("...:2,FS" -> "2,FS"; no info -> "2,"). */
+char *mv_mail_flags_from_maildir(const char *file_name);
+/* "(\Seen \Flagged)" for bits, appended to out. */
+void mv_mail_flags_append_imap(GString *out, unsigned bits);
+
 /* IMAP modified UTF-7 (RFC 3501 5.1.3; mutf7.c — also the IMAP server's
  * mailbox names): encode never fails; decode refuses
  * anything but canonical printable text and well-formed shifts, control

@@ -627,12 +627,6 @@ static void walk_item_clear(walk_item *it)
 	g_clear_pointer(&it->flags, g_free);
 }
 
-static char *maildir_flags(const char *name)
-{
-	const char *info = strstr(name, ":2,");
-	return g_strdup(info ? info + 3 : "");
-}
-
 /* Looks at one entry of frame f: a file to yield, a directory to push, a
  * problem to report, or nothing. */
 static walk_result walk_entry(walker *w, dir_frame *f, const char *name, walk_item *it, GError **error)
@@ -679,7 +673,7 @@ static walk_result walk_entry(walker *w, dir_frame *f, const char *name, walk_it
 	it->path = path;
 	path = NULL;
 	it->folder = g_strdup(f->folder);
-	it->flags = w->maildir ? maildir_flags(name) : g_strdup("");
+	it->flags = w->maildir ? mv_mail_flags_from_maildir(name) : g_strdup("");
 	it->size = (uint64_t)st.st_size;
 	w->found++;
 	res = WALK_FILE;

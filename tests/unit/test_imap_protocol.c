@@ -46,6 +46,22 @@ static void test_uid_fetch_with_sections(void **state)
 	g_free(tag);
 }
 
+static void test_flags_are_atoms(void **state)
+{
+	char *tag;
+	const char *why;
+	imap_command *c = parse("s1 UID STORE 1:2 +FLAGS.SILENT (\\Seen \\Deleted $Junk)\r\n", &tag, &why);
+	assert_non_null(c);
+	assert_string_equal(c->name, "UID STORE");
+	const imap_arg *list = imap_arg_at(c, 2);
+	assert_int_equal(list->type, IMAP_ARG_LIST);
+	assert_int_equal(list->list->len, 3);
+	assert_string_equal(((imap_arg *)list->list->pdata[0])->str, "\\Seen");
+	assert_string_equal(((imap_arg *)list->list->pdata[2])->str, "$Junk");
+	imap_command_free(c);
+	g_free(tag);
+}
+
 static void test_malformed(void **state)
 {
 	const char *bad[] = { "", "tag\r\n", "a (\r\n", "a NOOP )\r\n", "a LOGIN \"unterminated\r\n", "a X {5}\r\nab",
@@ -134,6 +150,27 @@ static void test_mutf7(void **state)
 		assert_null(mv_mutf7_decode(bad[i], NULL));
 }
 
+/* The archive's flag record (mime/mail_flags.c) as IMAP shows it. */
+static void test_mail_flags(void **state)
+{
+	static const struct {
+		const char *record, *imap;
+	} cases[] = { { "", "(\\Seen)" },          { "2,", "()" },        { "2,FS", "(\\Seen \\Flagged)" },
+		      { "RS", "(\\Seen \\Answered)" }, { "2,D", "(\\Draft)" } };
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		GString *out = g_string_new(NULL);
+		mv_mail_flags_append_imap(out, mv_mail_flags_parse(cases[i].record));
+		assert_string_equal(out->str, cases[i].imap);
+		g_string_free(out, TRUE);
+	}
+	char *r = mv_mail_flags_from_maildir("1000.M1.host:2,SRF");
+	assert_string_equal(r, "2,SRF");
+	g_free(r);
+	r = mv_mail_flags_from_maildir("1001.M2.host");
+	assert_string_equal(r, "2,");
+	g_free(r);
+}
+
 static void test_append_string(void **state)
 {
 	GString *s = g_string_new(NULL);
@@ -152,9 +189,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_simple_command), cmocka_unit_test(test_uid_fetch_with_sections),
+		cmocka_unit_test(test_flags_are_atoms),
 		cmocka_unit_test(test_malformed),      cmocka_unit_test(test_nesting_bounded),
 		cmocka_unit_test(test_seqset),         cmocka_unit_test(test_line_literal),
 		cmocka_unit_test(test_mutf7),          cmocka_unit_test(test_append_string),
+		cmocka_unit_test(test_mail_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

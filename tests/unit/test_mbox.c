@@ -578,12 +578,12 @@ static void test_reader_maildir(void **state)
 	char *got = read_all(dir, NULL, &fmt);
 	assert_int_equal(fmt, MV_FORMAT_MAILDIR);
 	assert_string_equal(got,
-	                    "M [] [] /cur/0999.M1.host:2, 18\n"
-	                    "M [] [RS] /cur/1000.M1.host:2,RS 18\n"
+	                    "M [] [2,] /cur/0999.M1.host:2, 18\n"
+	                    "M [] [2,RS] /cur/1000.M1.host:2,RS 18\n"
 	                    "S DIR/cur/empty:2,S: empty file\n"
-	                    "M [] [] /new/1001.M2.host 18\n"
-	                    "M [Lists/GLib] [F] /.Lists.GLib/cur/2000.M1.host:2,F 18\n"
-	                    "M [Trash] [] /.Trash/new/3000.M1.host 18\n");
+	                    "M [] [2,] /new/1001.M2.host 18\n"
+	                    "M [Lists/GLib] [2,F] /.Lists.GLib/cur/2000.M1.host:2,F 18\n"
+	                    "M [Trash] [2,] /.Trash/new/3000.M1.host 18\n");
 	g_free(got);
 	remove_tree(dir);
 
