@@ -1338,9 +1338,18 @@ static bool field_wanted(const uint8_t *d, const hfield *f, GPtrArray *names)
 	return false;
 }
 
+/* The line end the header is written with: an LF-only message gets its
+ * fields back with LF, not a CRLF blank line after LF lines. */
+static const char *header_eol(const mv_imap_message *m, const node *msg)
+{
+	const uint8_t *nl = memchr(m->data + msg->hdr_start, '\n', msg->hdr_end - msg->hdr_start);
+	return nl && nl > m->data + msg->hdr_start && nl[-1] != '\r' ? "\n" : "\r\n";
+}
+
 static GByteArray *header_fields(const mv_imap_message *m, const node *msg, GPtrArray *names, bool not)
 {
 	GByteArray *b = g_byte_array_new();
+	const char *eol = header_eol(m, msg);
 	hfield f;
 	size_t pos = msg->hdr_start;
 	while (next_field(m->data, msg->hdr_end, &pos, &f)) {
@@ -1348,9 +1357,9 @@ static GByteArray *header_fields(const mv_imap_message *m, const node *msg, GPtr
 			continue;
 		g_byte_array_append(b, m->data + f.start, (guint)(f.end - f.start));
 		if (m->data[f.end - 1] != '\n')
-			g_byte_array_append(b, (const guint8 *)"\r\n", 2);
+			g_byte_array_append(b, (const guint8 *)eol, (guint)strlen(eol));
 	}
-	g_byte_array_append(b, (const guint8 *)"\r\n", 2);
+	g_byte_array_append(b, (const guint8 *)eol, (guint)strlen(eol));
 	return b;
 }
 

@@ -67,7 +67,9 @@ void mv_imap_section_clear(mv_imap_section *sec);
 /* The bytes of a section.  Most sections are a slice of the message:
  * *data_r points into it and *owned_r is NULL.  HEADER.FIELDS[.NOT]
  * builds its answer: *owned_r holds it (caller frees) and *data_r points
- * into it.  A part that does not exist gives an empty string (RFC 3501). */
+ * into it; its fields end as the header's lines do (CRLF, or LF in an
+ * LF-only message), and so does the blank line after them.  A part that
+ * does not exist gives an empty string (RFC 3501). */
 void mv_imap_message_section(const mv_imap_message *m, const mv_imap_section *sec, const uint8_t **data_r,
                              size_t *len_r, GByteArray **owned_r);
 

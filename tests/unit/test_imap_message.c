@@ -530,6 +530,11 @@ static void test_header_fields(void **state)
 	g_free(s);
 	section_is(m, "HEADER.FIELDS (X-Missing)", "\r\n");
 	mv_imap_message_free(&m);
+	/* An LF-only message gets LF lines and an LF blank line, not a mix. */
+	m = parse("Subject: lf\nFrom: a@b.c\n\nbody\n");
+	section_is(m, "HEADER.FIELDS (Subject)", "Subject: lf\n\n");
+	section_is(m, "HEADER.FIELDS (X-Missing)", "\n");
+	mv_imap_message_free(&m);
 }
 
 static void test_binary(void **state)
