@@ -11,6 +11,7 @@ import datetime
 import email.header
 import email.utils
 import hashlib
+import random
 import json
 import os
 import re
@@ -303,6 +304,24 @@ class Corpus:
     def raw(self, rel):
         with open(os.path.join(self.root, rel), "rb") as f:
             return f.read()
+
+    def sample_eml(self, n, seed, dest):
+        """n distinct EML messages chosen by seed, written to dest as NNNN.eml:
+        [(sha256, rel, bytes)] in file order."""
+        by_sha = {}
+        for rel, digest in sorted(self.sums.items()):
+            if rel.startswith("eml/"):
+                by_sha.setdefault(digest, rel)
+        chosen = random.Random(seed).sample(sorted(by_sha.items(), key=lambda kv: kv[1]), n)
+        os.makedirs(dest, exist_ok=True)
+        out = []
+        for k, (digest, rel) in enumerate(chosen):
+            raw = self.raw(rel)
+            assert hashlib.sha256(raw).hexdigest() == digest, "corpus file changed on disk: " + rel
+            with open(os.path.join(dest, "%04d.eml" % k), "wb") as f:
+                f.write(raw)
+            out.append((digest, rel, raw))
+        return out
 
     @property
     def messages(self):

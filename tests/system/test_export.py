@@ -7,8 +7,6 @@ A subset of the corpus is used (ASan binaries are slow): a few hundred
 messages in two archives, one folder with a non-ASCII name."""
 
 import collections
-import email.utils
-import json
 import os
 import shutil
 import socketserver
