@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""IMAP serving: mailvault's integrated IMAP server beside a private Dovecot
+serving the same messages from a Maildir, measured with mbsync pulling
+everything into a fresh Maildir.  Used by bench/run_imap.sh (stdlib only).
+
+  imap_bench.py run --bin BIN --maildir CORPUS_MAILDIR --out DIR [--rounds N] [--idle N]
+
+Per server: one untimed warm-up pull (Dovecot builds its index files then;
+mailvault's page cache warms), then N timed pulls alternating which server
+goes first; each pull is `mbsync -a` into an empty Maildir over IMAPS on
+loopback, wall time of the whole process.  The pulled files are checked
+against the originals (mbsync's one X-TUID header line removed).  Then
+--idle TLS connections are opened and logged on to mailvault and its RSS
+is read (and Dovecot's, summed over its processes, with as many logged-on
+connections).  Writes DIR/results.json and prints a table."""
+
+import argparse
+import hashlib
+import imaplib
+import json
+import os
+import re
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests", "system"))
+
+TUID_RE = re.compile(rb"^X-TUID: [A-Za-z0-9+/]{12}\r?\n", re.M)
+
+
+def log(msg):
+    print("[imap %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
+
+
+def strip_tuid(raw):
+    end = raw.find(b"\n\n")
+    m = TUID_RE.search(raw, 0, end + 1 if end >= 0 else len(raw))
+    return raw[:m.start()] + raw[m.end():] if m else raw
+
+
+def maildir_messages(path):
+    out = []
+    for sub in ("cur", "new"):
+        d = os.path.join(path, sub)
+        if os.path.isdir(d):
+            for f in sorted(os.listdir(d)):
+                out.append(os.path.join(d, f))
+    return out
+
+
+def rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def group_rss_kb(pgid):
+    total = 0
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.getpgid(int(p)) == pgid:
+                    total += rss_kb(int(p))
+            except OSError:
+                pass
+    return total
+
+
+def mbsync_conf(path, host, port, user, password, cert, near):
+    with open(path, "w") as f:
+        f.write("""IMAPAccount far
+Host %s
+Port %d
+User %s
+Pass "%s"
+SSLType IMAPS
+CertificateFile %s
+Timeout 600
+PipelineDepth 50
+
+IMAPStore far
+Account far
+
+MaildirStore near
+Path %s/
+Inbox %s/INBOX
+
+Channel pull
+Far :far:
+Near :near:
+Patterns INBOX
+Create Near
+Sync Pull
+SyncState *
+""" % (host, port, user, password.replace('"', '\\"'), cert, near, near))
+
+
+def pull(tool, conf, near, logf):
+    shutil.rmtree(near, ignore_errors=True)
+    os.makedirs(near)
+    t0 = time.perf_counter_ns()
+    cp = subprocess.run([tool, "-c", conf, "-a"], capture_output=True, timeout=3600)
+    wall = (time.perf_counter_ns() - t0) / 1e9
+    with open(logf, "ab") as f:
+        f.write(cp.stdout + cp.stderr)
+    if cp.returncode != 0:
+        raise RuntimeError("mbsync exited %d: %s" % (cp.returncode, (cp.stdout + cp.stderr)[-2000:].decode(errors="replace")))
+    return wall
+
+
+def check_pull(near, want_shas):
+    files = maildir_messages(os.path.join(near, "INBOX"))
+    got = set()
+    for p in files:
+        with open(p, "rb") as f:
+            got.add(hashlib.sha256(strip_tuid(f.read())).hexdigest())
+    return len(files), len(got & want_shas), len(want_shas)
+
+
+def idle_connections(port, ctx, user, password, n, host="127.0.0.1"):
+    """n IMAPS connections, logged on when user is given; stops at the first
+    refusal (Dovecot limits connections per user and IP, and pre-logon
+    processes); returns the open ones."""
+    conns = []
+    for i in range(n):
+        try:
+            m = imaplib.IMAP4_SSL(host, port, ssl_context=ctx, timeout=10)
+            if user:
+                m.login(user, password)
+        except Exception as e:  # noqa: BLE001 -- reported as the count reached
+            log("connection %d refused or failed: %s" % (i + 1, e))
+            break
+        conns.append(m)
+    return conns
+
+
+def close_all(conns):
+    for m in conns:
+        try:
+            m.logout()
+        except Exception:  # noqa: BLE001 -- closing anyway
+            pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cmd", choices=["run"])
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--maildir", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--idle", type=int, default=500)
+    ap.add_argument("--invocation", default="")
+    a = ap.parse_args()
+    os.environ["MAILVAULT_BIN"] = a.bin
+    from mvserver import MvServer, init_with_admin   # after MAILVAULT_BIN is set
+    import dovecot
+
+    mbsync = shutil.which("mbsync")
+    if not mbsync:
+        sys.exit("mbsync is needed (Debian package isync): tools/deps.sh test")
+    work = os.path.join(a.out, "work")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    logs = os.path.join(work, "logs")
+    os.makedirs(logs)
+
+    originals = maildir_messages(a.maildir)
+    want = set()
+    total_bytes = 0
+    for p in originals:
+        with open(p, "rb") as f:
+            raw = f.read()
+        want.add(hashlib.sha256(raw).hexdigest())
+        total_bytes += len(raw)
+    log("corpus: %d messages (%d distinct), %.1f MB from %s" % (len(originals), len(want), total_bytes / 1e6, a.maildir))
+
+    # ---- mailvault
+    data = os.path.join(work, "mailvault")
+    pw = init_with_admin(data)
+    t0 = time.monotonic()
+    cp = subprocess.run([a.bin, "--data-dir", data, "import", a.maildir, "--archive", "admin", "--json", "--quiet"],
+                        capture_output=True, timeout=3600)
+    if cp.returncode not in (0, 3):
+        sys.exit("mailvault import failed: %s" % cp.stderr.decode(errors="replace")[-2000:])
+    imported = json.loads(cp.stdout)["imported"]
+    log("mailvault: imported %d messages in %.1f s (not timed here)" % (imported, time.monotonic() - t0))
+    # ---- Dovecot: the same files in its user's Maildir INBOX (dovecot.start()
+    # is for pytest; the same steps here without it)
+    if not os.path.exists(dovecot.DOVECOT):
+        sys.exit("dovecot is not installed (Debian package dovecot-imapd): tools/deps.sh test")
+    if os.getuid() == 0:
+        dv_root = tempfile.mkdtemp(prefix="mv-bench-dovecot-")
+        os.chmod(dv_root, 0o755)
+    else:
+        dv_root = os.path.join(work, "dovecot")
+        os.makedirs(dv_root)
+    dv = dovecot.Dovecot(dv_root, os.getuid() == 0).start()
+    srv = MvServer(data, password=pw)
+    try:
+        srv.start()
+    except BaseException:
+        dv.stop()
+        raise
+    mv_ctx = ssl.create_default_context(cafile=srv.cert_path())
+    cur = os.path.join(dv.maildir, "cur")
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(dv.maildir, sub), exist_ok=True)
+    for p in originals:
+        shutil.copyfile(p, os.path.join(cur, os.path.basename(p)))
+    if os.getuid() == 0:
+        st = os.stat(os.path.join(dv.root, "mail"))
+        for dirpath, dirs, files in os.walk(os.path.join(dv.root, "mail")):
+            for x in dirs + files:
+                os.chown(os.path.join(dirpath, x), st.st_uid, st.st_gid)
+    dv_ctx = dv.ssl_context()
+    dv_version = subprocess.run([dovecot.DOVECOT, "--version"], capture_output=True).stdout.decode().strip()
+
+    servers = {
+        # mbsync 1.4 does not match an IP address against a CA certificate's
+        # IP entries; Dovecot's certificate (dovecot.py) is one, so it is
+        # reached by the name "localhost" (its CN and DNS entry, 127.0.0.1 here)
+        "mailvault": dict(host="127.0.0.1", port=srv.imaps_port, user="admin", pw=pw, cert=srv.cert_path()),
+        "dovecot": dict(host="localhost", port=dv.tls_port, user=dv.user, pw=dv.password, cert=dv.cert),
+    }
+    results = {"messages": len(originals), "distinct": len(want), "bytes": total_bytes, "rounds": a.rounds,
+               "mailvault_bin": a.bin, "dovecot_version": dv_version, "invocation": a.invocation,
+               "mbsync_version": subprocess.run([mbsync, "--version"], capture_output=True).stdout.decode().strip(),
+               "loadavg_before": open("/proc/loadavg").read().split()[:3], "nproc": os.cpu_count(), "pulls": {}}
+    try:
+        for name, s in servers.items():
+            conf = os.path.join(work, "mbsyncrc-" + name)
+            mbsync_conf(conf, s["host"], s["port"], s["user"], s["pw"], s["cert"], os.path.join(work, "near-" + name))
+            s["conf"] = conf
+            wall = pull(mbsync, conf, os.path.join(work, "near-" + name), os.path.join(logs, "mbsync-%s.log" % name))
+            n, ok, of = check_pull(os.path.join(work, "near-" + name), want)
+            log("%s: warm-up pull %.2f s; %d files, %d of %d originals identical" % (name, wall, n, ok, of))
+            results["pulls"][name] = {"warmup_s": wall, "files": n, "identical": ok, "times_s": []}
+        for r in range(a.rounds):
+            order = list(servers) if r % 2 == 0 else list(reversed(list(servers)))
+            for name in order:
+                near = os.path.join(work, "near-" + name)
+                wall = pull(mbsync, servers[name]["conf"], near, os.path.join(logs, "mbsync-%s.log" % name))
+                results["pulls"][name]["times_s"].append(wall)
+                log("round %d/%d: %s %.2f s" % (r + 1, a.rounds, name, wall))
+        for name in servers:
+            p = results["pulls"][name]
+            p["median_s"] = statistics.median(p["times_s"])
+            p["msgs_per_s"] = len(originals) / p["median_s"]
+            p["mb_per_s"] = total_bytes / 1e6 / p["median_s"]
+        n, ok, of = check_pull(os.path.join(work, "near-mailvault"), want)
+        results["pulls"]["mailvault"]["last_identical"] = ok
+
+        # ---- RSS with idle connections: TLS only (not logged on) for both
+        # servers, and logged on for mailvault (Dovecot allows 10 per user and IP)
+        idle = results["idle"] = {"wanted": a.idle}
+        for label, user in (("tls", None), ("logged_on", "admin")):
+            base = srv.rss_kb()
+            t0 = time.monotonic()
+            conns = idle_connections(srv.imaps_port, mv_ctx, user, pw, a.idle)
+            opened = time.monotonic() - t0
+            time.sleep(2)
+            idle["mailvault_" + label] = {"connections": len(conns), "rss_kb_before": base,
+                                          "rss_kb": srv.rss_kb(), "open_s": opened}
+            close_all(conns)
+            time.sleep(1)
+            log("mailvault RSS %s: %d kB, with %d connections %d kB; opened in %.1f s"
+                % (label, base, len(conns), idle["mailvault_" + label]["rss_kb"], opened))
+        dv_base = group_rss_kb(dv.proc.pid)
+        conns = idle_connections(dv.tls_port, dv_ctx, None, None, a.idle, host="localhost")
+        time.sleep(2)
+        idle["dovecot_tls"] = {"connections": len(conns), "rss_kb_before": dv_base, "rss_kb": group_rss_kb(dv.proc.pid)}
+        close_all(conns)
+        log("dovecot RSS tls (all its processes): %d kB, with %d connections %d kB"
+            % (dv_base, len(conns), idle["dovecot_tls"]["rss_kb"]))
+    finally:
+        srv.stop()
+        dv.stop()
+        with open(os.path.join(a.out, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    report(results)
+
+
+def report(r):
+    mv, dv = r["pulls"]["mailvault"], r["pulls"]["dovecot"]
+    print()
+    print("IMAP pull with mbsync (%s), %d messages, %.1f MB, median of %d rounds (warm):"
+          % (r["mbsync_version"], r["messages"], r["bytes"] / 1e6, r["rounds"]))
+    print("  %-10s %9s %10s %9s   %s" % ("server", "seconds", "msgs/s", "MB/s", "files identical to the originals"))
+    for name, p in (("mailvault", mv), ("dovecot", dv)):
+        print("  %-10s %9.2f %10.0f %9.1f   %d/%d" % (name, p["median_s"], p["msgs_per_s"], p["mb_per_s"],
+                                                   p["identical"], r["distinct"]))
+    print("  ratio mailvault/Dovecot (msgs/s): %.2f" % (mv["msgs_per_s"] / dv["msgs_per_s"]))
+    for key, what in (("mailvault_tls", "mailvault, TLS connected, not logged on"),
+                      ("mailvault_logged_on", "mailvault, logged on"),
+                      ("dovecot_tls", "Dovecot (sum of its processes), TLS connected, not logged on")):
+        i = r.get("idle", {}).get(key)
+        if i and i["connections"]:
+            print("Idle %s: %d connections: RSS %.1f MB -> %.1f MB (%.1f kB per connection)"
+                  % (what, i["connections"], i["rss_kb_before"] / 1024, i["rss_kb"] / 1024,
+                     (i["rss_kb"] - i["rss_kb_before"]) / i["connections"]))
+    print("Dovecot %s; mailvault %s; %d CPUs" % (r["dovecot_version"], r["mailvault_bin"], r["nproc"]))
+
+
+if __name__ == "__main__":
+    main()
