@@ -59,7 +59,8 @@ typedef struct conn {
 	struct bufferevent *bev;
 	imap_session *sess;
 	char *remote;
-	bool busy, closing, freed_after_job, line_mode, want_resume, ended;
+	bool busy, closing, line_mode, want_resume, ended;
+	bool dead;                    /* EOF or an error: nothing more can be sent */
 	GByteArray *cmd;              /* the command being read, in wire form */
 	uint64_t literal_left;
 	/* The job on a worker and what it hands back. */
@@ -150,12 +151,12 @@ static void send_text(conn *c, const char *text)
 	bufferevent_write(c->bev, text, strlen(text));
 }
 
-/* Closes once everything written has left. */
+/* Closes once everything written has left (at once when the peer is gone). */
 static void close_after_flush(conn *c)
 {
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (c->dead || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_close(c);
 }
 
@@ -191,6 +192,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	/* EOF or error: nothing more can be sent. */
+	c->dead = true;
 	bufferevent_disable(bev, EV_READ | EV_WRITE);
 	conn_close(c);
 }
@@ -245,7 +247,7 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 		conn_free(c);
 		return;
 	}
-	if (c->out && c->out->len && c->bev)
+	if (c->out && c->out->len && !c->dead)
 		bufferevent_write(c->bev, c->out->str, c->out->len);
 	if (c->out)
 		g_string_truncate(c->out, 0);

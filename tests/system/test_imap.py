@@ -850,6 +850,9 @@ class Raw:
     def send(self, data):
         self.s.sendall(data)
 
+    def close(self):
+        self.s.close()
+
 
 def test_limits_and_garbage(world):
     w = world
@@ -878,6 +881,32 @@ def test_limits_and_garbage(world):
         for _ in range(5):
             r.line()
     # the server still serves others
+    m = connect(w)
+    assert m.select("INBOX", readonly=True)[0] == "OK"
+    m.logout()
+
+
+def server_sockets(w):
+    fd_dir = "/proc/%d/fd" % w.srv.proc.pid
+    return sum(1 for f in os.listdir(fd_dir) if os.readlink(os.path.join(fd_dir, f)).startswith("socket:"))
+
+
+def test_clients_gone_mid_fetch_leave_nothing(world):
+    """A client that hangs up while a FETCH of the whole mailbox is being
+    answered (the server still busy, or waiting for it to read) costs no
+    socket once it is gone."""
+    w = world
+    before = server_sockets(w)
+    for _ in range(12):
+        r = Raw(w)
+        r.send(b"a LOGIN admin " + json.dumps(w.pw).encode() + b"\r\nb EXAMINE INBOX\r\n"
+               b"c FETCH 1:* (BODY.PEEK[] BODYSTRUCTURE)\r\n")
+        r.line()
+        r.close()
+    deadline = time.time() + 20
+    while server_sockets(w) > before and time.time() < deadline:
+        time.sleep(0.2)
+    assert server_sockets(w) <= before, (server_sockets(w), before)
     m = connect(w)
     assert m.select("INBOX", readonly=True)[0] == "OK"
     m.logout()
