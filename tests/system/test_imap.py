@@ -768,6 +768,34 @@ def test_search_against_scan(world):
 
 
 # ---------------------------------------------------------------------------------------------
+# CONDSTORE: MODSEQ is the UID, HIGHESTMODSEQ is UIDNEXT - 1
+
+def test_condstore(world):
+    w = world
+    uids = sorted(inbox_uids(w))
+    m = connect(w)
+    assert b"CONDSTORE" in m.capability()[1][0].split()
+    typ, _, enabled = run(m, "ENABLE", "CONDSTORE", resp="ENABLED")
+    assert typ == "OK" and enabled == [b"CONDSTORE"], enabled
+    typ, dat = m.status("INBOX", "(UIDNEXT HIGHESTMODSEQ)")
+    vals = parse_sexp(dat[0])[1]
+    st = {str(vals[i]).upper(): int(vals[i + 1]) for i in range(0, len(vals), 2)}
+    assert st["HIGHESTMODSEQ"] == st["UIDNEXT"] - 1 >= uids[-1], st
+    m.select("INBOX", readonly=True)
+    assert m.untagged_responses.get("HIGHESTMODSEQ") == [str(st["HIGHESTMODSEQ"]).encode()]
+    # Flags come with MODSEQ once CONDSTORE is on; CHANGEDSINCE keeps what came later.
+    cut = uids[len(uids) // 2]
+    got = fetch(m, "1:*", "(FLAGS) (CHANGEDSINCE %d)" % cut, uid=True)
+    assert sorted(int(it["UID"]) for _, it in got) == [u for u in uids if u > cut]
+    assert all(int(it["MODSEQ"][0]) == int(it["UID"]) for _, it in got)
+    typ, dat = m.uid("SEARCH", "MODSEQ", str(cut))
+    words = b" ".join(dat).decode()
+    assert words.endswith("(MODSEQ %d)" % uids[-1]), words
+    assert sorted(int(x) for x in words.split("(")[0].split()) == [u for u in uids if u >= cut]
+    m.logout()
+
+
+# ---------------------------------------------------------------------------------------------
 # Writes are refused and change nothing
 
 def test_writes_refused(world):
