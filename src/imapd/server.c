@@ -15,6 +15,7 @@
  * connection stays bounded whatever the client asks for. */
 #include "imapd/session.h"
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -22,6 +23,8 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <string.h>
@@ -433,6 +436,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return refuse(fd, "* BYE the server is stopping\r\n");
 	if ((int64_t)g_hash_table_size(d->conns) >= d->cfg.imap_max_connections)
 		return refuse(fd, "* BYE [UNAVAILABLE] too many connections, try again later\r\n");
+	/* IMAP is request and answer in small writes: without this, Nagle's
+	 * algorithm holds an answer (the greeting after the TLS handshake) until
+	 * the client's delayed ACK, 40 ms on Linux. */
+	int one = 1;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+		mv_log_debug("IMAP: TCP_NODELAY: %s", g_strerror(errno));
 	conn *c = g_new0(conn, 1);
 	c->d = d;
 	c->remote = address_text(sa);
