@@ -4,6 +4,11 @@
 #   bench_need_gnu_time         GNU time for peak RSS, installed if missing
 #   bench_release_binary        sets BIN: $MAILVAULT_BIN, else build-release/mailvault
 #                               (built unless BUILD=0), as an absolute path
+#   bench_gen_dir N             prints the cache directory of a generated corpus of N
+#                               messages: $CACHE/gen-N-s$SEED-<hash of gen_corpus.py>
+#   bench_gen_corpus N          makes sure that corpus exists (maildir, mbox and eml, as
+#                               run.sh uses them), generating it once; sets GEN_DIR.
+#                               Needs CACHE and SEED; returns 1 if generation failed.
 
 bench_apt_install() {
 	command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] || return 1
@@ -32,4 +37,30 @@ bench_release_binary() {
 	fi
 	[ -x "$BIN" ] || die "no mailvault binary at $BIN (set MAILVAULT_BIN)"
 	BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+}
+
+bench_gen_dir() {
+	local h
+	h=$(sha256sum "$HERE/gen_corpus.py" | cut -c1-10)
+	echo "$CACHE/gen-$1-s$SEED-$h"
+}
+
+bench_gen_corpus() {
+	local n=$1 old need avail
+	GEN_DIR=$(bench_gen_dir "$n")
+	if [ -f "$GEN_DIR/manifest.json" ]; then
+		log "reusing cached corpus $GEN_DIR"
+		return 0
+	fi
+	# stale caches of the same size (older generator) only waste disk
+	for old in "$CACHE"/gen-"$n"-s"$SEED"-*; do
+		[ -e "$old" ] && [ "$old" != "$GEN_DIR" ] && { log "removing stale corpus $old"; rm -rf "$old"; }
+	done
+	need=$((n * 7 * 3 / 1000))
+	avail=$(df -Pm "$CACHE" | awk 'NR==2 {print $4}')
+	[ "$avail" -gt "$need" ] || log "warning: ~${need} MB needed for the corpus, ${avail} MB free"
+	log "generating $n messages into $GEN_DIR (cached for later runs)"
+	rm -rf "$GEN_DIR"
+	python3 "$HERE/gen_corpus.py" --count "$n" --seed "$SEED" --out "$GEN_DIR" \
+		--formats maildir,mbox,eml --jobs 2 >&2 || { log "generation failed"; return 1; }
 }

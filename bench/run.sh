@@ -62,6 +62,10 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "$*"; exit 1; }
+LOG=$WORK
+# shellcheck source=bench/common.sh
+. "$HERE/common.sh"
 
 # ---------------------------------------------------------------- tools
 TIME=/usr/bin/time
@@ -129,12 +133,6 @@ warm() {
 		if [ -f "$p" ]; then cat "$p" >/dev/null
 		else find "$p" -type f -print0 | xargs -0 -r cat >/dev/null; fi
 	done
-}
-
-gen_dir() {  # prints the cache directory of a generated corpus of $1 messages
-	local h
-	h=$(sha256sum "$HERE/gen_corpus.py" | cut -c1-10)
-	echo "$CACHE/gen-$1-s$SEED-$h"
 }
 
 ORDER=()
@@ -257,21 +255,8 @@ for s in "${SIZE_LIST[@]}"; do
 		log "unknown size '$s' (want spamassassin or a message count): skipped"
 		;;
 	*)
-		d=$(gen_dir "$s")
-		if [ ! -f "$d/manifest.json" ]; then
-			# stale caches of the same size (older generator) only waste disk
-			for old in "$CACHE"/gen-"$s"-s"$SEED"-*; do
-				[ -e "$old" ] && [ "$old" != "$d" ] && { log "removing stale corpus $old"; rm -rf "$old"; }
-			done
-			need=$((s * 7 * 3 / 1000))
-			avail=$(df -Pm "$CACHE" | awk 'NR==2 {print $4}')
-			[ "$avail" -gt "$need" ] || log "warning: ~${need} MB needed for the corpus, ${avail} MB free"
-			log "generating $s messages into $d (cached for later runs)"
-			python3 "$HERE/gen_corpus.py" --count "$s" --seed "$SEED" --out "$d" \
-				--formats maildir,mbox,eml --jobs 2 >&2 || { log "generation failed"; continue; }
-		else
-			log "reusing cached corpus $d"
-		fi
+		bench_gen_corpus "$s" || continue
+		d=$GEN_DIR
 		run_corpus "gen-$s" "$d/eml" "$d/maildir" "$d/mbox"
 		;;
 	esac
