@@ -60,7 +60,8 @@ static void every_section(const mv_imap_message *m, const unsigned *parts, size_
 		if (kinds[k] == MV_IMAP_SECTION_MIME && nparts == 0)
 			continue;
 		mv_imap_section sec = {.nparts = nparts, .kind = kinds[k], .fields = fields};
-		memcpy(sec.parts, parts, nparts * sizeof *parts);
+		if (nparts)
+			memcpy(sec.parts, parts, nparts * sizeof *parts);
 		check_section(m, &sec, data, size);
 		if (kinds[k] == MV_IMAP_SECTION_ALL) {
 			GByteArray *bin = NULL;
