@@ -129,21 +129,19 @@ static enum MHD_Result deny(call *c, const char *what)
 	return rc;
 }
 
+/* Refusals (unknown function, privilege, arguments) are audited by the
+ * registry's one entry point; this only chooses the HTTP status. */
 static enum MHD_Result invoke(call *c, const char *function)
 {
-	const mv_command *cmd = mv_command_find(function);
-	if (!cmd) {
-		char *msg = g_strdup_printf("unknown function '%.100s'", function);
-		enum MHD_Result rc = send_error(c->conn, MHD_HTTP_NOT_FOUND, msg);
-		g_free(msg);
-		return rc;
-	}
-	if (!mv_command_allowed(cmd, c->user->privileges))
-		return deny(c, cmd->name);
+	mv_command_ctx who = { .inst = c->inst, .user = c->user->name, .remote = c->remote };
 	GError *err = NULL;
-	json_t *args = mv_command_parse_args(cmd, c->form, &err);
-	if (!args) {
-		enum MHD_Result rc = send_error(c->conn, MHD_HTTP_OK, err->message);
+	json_t *args = NULL;
+	const mv_command *cmd = mv_command_prepare(&who, function, c->user->privileges, c->form, &args, &err);
+	if (!cmd) {
+		unsigned status = g_error_matches(err, MV_ERROR, MV_ERR_NOT_FOUND) ? MHD_HTTP_NOT_FOUND
+		                  : g_error_matches(err, MV_ERROR, MV_ERR_DENIED) ? MHD_HTTP_FORBIDDEN
+		                                                                   : MHD_HTTP_OK;
+		enum MHD_Result rc = send_error(c->conn, status, err->message);
 		g_error_free(err);
 		return rc;
 	}

@@ -88,24 +88,21 @@ int mv_cli_run_function(mv_instance *inst, int argc, char **argv)
 {
 	if (argc < 1)
 		return MV_EXIT_USAGE;
-	const mv_command *cmd = mv_command_find(argv[0]);
+	GError *err = NULL;
+	GHashTable *text = mv_cli_words_to_args(argv[0], argc - 1, argv + 1, &err);
+	mv_command_ctx who = { .inst = inst, .user = "admin" };
+	json_t *args = NULL;
+	const mv_command *cmd = text ? mv_command_prepare(&who, argv[0], MV_PRIV_ADMIN, text, &args, &err) : NULL;
+	if (text)
+		g_hash_table_destroy(text);
 	if (!cmd) {
-		char *msg = g_strdup_printf("unknown function '%.100s' ('mailvault cmd --list' lists them)", argv[0]);
+		bool unknown = g_error_matches(err, MV_ERROR, MV_ERR_NOT_FOUND);
+		char *msg = unknown ? g_strdup_printf("%s ('mailvault cmd --list' lists them)", err->message)
+		                    : g_strdup(err->message);
 		json_t *env = mv_command_error_envelope(msg, NULL);
 		mv_cli_print_envelope(env);
 		json_decref(env);
 		g_free(msg);
-		return MV_EXIT_USAGE;
-	}
-	GError *err = NULL;
-	GHashTable *text = mv_cli_words_to_args(cmd->name, argc - 1, argv + 1, &err);
-	json_t *args = text ? mv_command_parse_args(cmd, text, &err) : NULL;
-	if (text)
-		g_hash_table_destroy(text);
-	if (!args) {
-		json_t *env = mv_command_error_envelope(err->message, NULL);
-		mv_cli_print_envelope(env);
-		json_decref(env);
 		g_error_free(err);
 		return MV_EXIT_USAGE;
 	}

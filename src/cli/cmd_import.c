@@ -382,7 +382,9 @@ int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
 	}
 	if (!(inst = mv_cli_open_instance(g)))
 		goto out;
+	mv_ingest_run run = { .user = "admin", .remote = "local", .source = argv[1] };
 	if (!(r = mv_reader_open(argv[1], &ro, &err))) {
+		mv_ingest_audit_refused(inst, &run, a.archive, err->message);
 		status = mv_cli_fail(err);
 		goto out;
 	}
@@ -390,7 +392,7 @@ int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
 		status = MV_EXIT_USAGE;
 		goto out;
 	}
-	if (!(ing = mv_ingest_begin(inst, &err))) {
+	if (!(ing = mv_ingest_begin(inst, &run, &err))) {
 		status = mv_cli_fail(err);
 		goto out;
 	}
@@ -402,12 +404,14 @@ int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
 	int flushed = mv_ingest_flush(ing, &flush_err);
 	print_summary(ing, &a, mv_monotonic() - started);
 	if (rc < 0 || flushed < 0) {
+		mv_ingest_note_outcome(ing, (rc < 0 ? err : flush_err)->message);
 		status = mv_cli_fail(rc < 0 ? err : flush_err);
 		if (rc < 0)
 			g_clear_error(&flush_err);
 		goto out;
 	}
 	if (interrupted) {
+		mv_ingest_note_outcome(ing, "interrupted");
 		fprintf(stderr, "mailvault: interrupted; everything counted above is archived — run the same import again to continue\n");
 		status = MV_EXIT_FAIL;
 		goto out;

@@ -503,7 +503,9 @@ static int transfer_store(transfer *t, int id, int64_t from, GError **error)
 
 static json_t *run_transfer(transfer *t, GError **error)
 {
-	t->ing = t->target ? mv_ingest_begin_to(t->ctx->inst, t->target, error) : mv_ingest_begin(t->ctx->inst, error);
+	mv_ingest_run run = { .user = t->ctx->user, .remote = t->ctx->remote, .source = "TransferStores" };
+	t->ing = t->target ? mv_ingest_begin_to(t->ctx->inst, t->target, &run, error)
+	                   : mv_ingest_begin(t->ctx->inst, &run, error);
 	if (!t->ing)
 		return NULL;
 	int rc = 0;

@@ -104,6 +104,16 @@ json_t *mv_command_metadata(void);
  * set fail with MV_ERR_INVALID and a message naming function and argument. */
 json_t *mv_command_parse_args(const mv_command *cmd, GHashTable *text_args, GError **error);
 
+/* The one way into a function from text (HTTP API, Web Access, `cmd`, the
+ * shell): finds it, checks the caller's privileges and parses its text
+ * arguments.  Every refusal — unknown function (MV_ERR_NOT_FOUND), missing
+ * privilege (MV_ERR_DENIED, audited as AccessDenied), bad argument
+ * (MV_ERR_INVALID) — is written to the audit log with the function, user,
+ * address, the names of the arguments given and the reason, never their
+ * values.  Returns the function and *args_r, or NULL with *error. */
+const mv_command *mv_command_prepare(mv_command_ctx *ctx, const char *name, unsigned privileges,
+                                     GHashTable *text_args, json_t **args_r, GError **error);
+
 /* Whether a caller with these privileges (mv_privilege bits) may call cmd:
  * functions marked "admin" need MV_PRIV_ADMIN; functions marked "login"
  * (the folder and message functions, which check folder privileges

@@ -181,7 +181,8 @@ static char *arg_names(const mv_command *cmd)
 	return g_string_free(s, FALSE);
 }
 
-json_t *mv_command_parse_args(const mv_command *cmd, GHashTable *text_args, GError **error)
+/* bad_r names the argument at fault, when one is. */
+static json_t *parse_args(const mv_command *cmd, GHashTable *text_args, const char **bad_r, GError **error)
 {
 	json_t *out = json_object();
 	GHashTableIter it;
@@ -191,12 +192,14 @@ json_t *mv_command_parse_args(const mv_command *cmd, GHashTable *text_args, GErr
 		while (g_hash_table_iter_next(&it, &k, &v)) {
 			const mv_command_arg *a = find_arg(cmd, k);
 			if (!a) {
+				*bad_r = NULL;   /* a name we do not know: its value is not ours to show */
 				char *names = arg_names(cmd);
 				g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: unknown argument '%.100s' (arguments: %s)",
 				            cmd->name, (const char *)k, *names ? names : "none");
 				g_free(names);
 				goto fail;
 			}
+			*bad_r = a->name;
 			if (strlen(v) > MAX_ARG_VALUE_BYTES) {
 				g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "%s: argument '%s' is longer than %u bytes",
 				            cmd->name, a->name, MAX_ARG_VALUE_BYTES);
@@ -214,6 +217,7 @@ json_t *mv_command_parse_args(const mv_command *cmd, GHashTable *text_args, GErr
 	}
 	for (const mv_command_arg *a = cmd->args; a && a->name; a++) {
 		if (!a->nullable && !json_object_get(out, a->name)) {
+			*bad_r = NULL;
 			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: missing argument '%s' (%s)", cmd->name, a->name,
 			            type_name(a->type));
 			goto fail;
@@ -223,6 +227,12 @@ json_t *mv_command_parse_args(const mv_command *cmd, GHashTable *text_args, GErr
 fail:
 	json_decref(out);
 	return NULL;
+}
+
+json_t *mv_command_parse_args(const mv_command *cmd, GHashTable *text_args, GError **error)
+{
+	const char *bad = NULL;
+	return parse_args(cmd, text_args, &bad, error);
 }
 
 /* ---- invocation ------------------------------------------------------------------ */
@@ -364,6 +374,80 @@ static void audit_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args,
 		g_error_free(aerr);
 	}
 	free(details);
+}
+
+/* ---- calls refused before their handler ------------------------------------------------ */
+
+/* The names of the arguments given, never their values: a refused call's
+ * values are unchecked and may hold a password typed in the wrong place. */
+static json_t *given_names(GHashTable *text_args)
+{
+	json_t *names = json_array();
+	if (!text_args)
+		return names;
+	GList *keys = g_list_sort(g_hash_table_get_keys(text_args), (GCompareFunc)strcmp);
+	unsigned shown = 0;
+	for (GList *k = keys; k && shown < 50; k = k->next, shown++) {
+		char *cut = g_strndup(k->data, 100);   /* names from a form are outside input too */
+		json_array_append_new(names, text_value(cut));
+		g_free(cut);
+	}
+	g_list_free(keys);
+	return names;
+}
+
+static void audit_refusal(mv_command_ctx *ctx, const char *function, const char *event, GHashTable *text_args,
+                          const char *reason)
+{
+	json_t *d = json_pack("{s:o, s:o, s:o}", "function", text_value(function), "arguments", given_names(text_args),
+	                      "error", text_value(reason));
+	char *details = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(d);
+	GError *aerr = NULL;
+	if (mv_audit_append(ctx->inst, ctx->user ? ctx->user : "", ctx->remote ? ctx->remote : "local", event, false,
+	                    details ? details : "{}", &aerr) < 0) {
+		mv_log_error("audit log: cannot record the refused call of %.100s: %s", function, aerr->message);
+		g_error_free(aerr);
+	}
+	free(details);
+}
+
+/* A refusal's reason as the audit log keeps it: the checker's words, except
+ * when they would quote the value of a secret argument. */
+static char *refusal_reason(const char *bad_arg, const GError *err)
+{
+	if (bad_arg && secret_argument(bad_arg))
+		return g_strdup_printf("argument '%s' was refused (its value is not recorded)", bad_arg);
+	return g_strdup(err->message);
+}
+
+const mv_command *mv_command_prepare(mv_command_ctx *ctx, const char *name, unsigned privileges,
+                                     GHashTable *text_args, json_t **args_r, GError **error)
+{
+	const mv_command *cmd = mv_command_find(name);
+	if (!cmd) {
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "unknown function '%.100s'", name);
+		audit_refusal(ctx, name, "AdminApiCall", text_args, (*error)->message);
+		return NULL;
+	}
+	if (!mv_command_allowed(cmd, privileges)) {
+		g_set_error(error, MV_ERROR, MV_ERR_DENIED, "user %s may not call %s: it needs the %s privilege",
+		            ctx->user ? ctx->user : "?", cmd->name, cmd->privilege);
+		audit_refusal(ctx, cmd->name, "AccessDenied", text_args, (*error)->message);
+		return NULL;
+	}
+	const char *bad = NULL;
+	GError *err = NULL;
+	json_t *args = parse_args(cmd, text_args, &bad, &err);
+	if (!args) {
+		char *reason = refusal_reason(bad, err);
+		audit_refusal(ctx, cmd->name, mv_command_audit_event(cmd), text_args, reason);
+		g_free(reason);
+		g_propagate_error(error, err);
+		return NULL;
+	}
+	*args_r = args;
+	return cmd;
 }
 
 json_t *mv_command_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args, GError **error)

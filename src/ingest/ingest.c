@@ -17,6 +17,9 @@
 /* Level 1: per-message records compress almost as well as at the default
  * level 3 (15.1 vs 14.8 MB on the SpamAssassin corpus) for less CPU. */
 #define ZSTD_LEVEL 1
+/* A multidrop run may fill thousands of archives: the audit entry names
+ * the first ones and says there were more. */
+#define MAX_AUDITED_ARCHIVES 20
 
 typedef struct batch batch;
 
@@ -59,6 +62,9 @@ struct mv_ingest {
 	mv_ingest_counts counts;
 	GPtrArray *refusals;
 	GPtrArray *unreadable;    /* mv_refusal*: attachments whose text could not be read */
+	char *run_user, *run_remote, *run_source, *outcome;   /* for the audit entry */
+	GHashTable *archives;     /* names handed in, at most MAX_AUDITED_ARCHIVES */
+	bool more_archives;       /* there were more than that */
 };
 
 static batch stop_sentinel;
@@ -315,7 +321,73 @@ static int check_fatal(mv_ingest *ing, GError **error)
 
 /* ---- public ----------------------------------------------------------------------- */
 
-static mv_ingest *ingest_start(mv_instance *inst, int store_id, bool auto_switch, GError **error)
+static const char *or_unknown(const char *s)
+{
+	return s && *s ? s : "unknown";
+}
+
+static json_t *utf8_value(const char *s)
+{
+	char *valid = g_utf8_make_valid(s, -1);
+	json_t *v = json_string(valid);
+	g_free(valid);
+	return v;
+}
+
+static void append_run_entry(mv_instance *inst, const char *user, const char *remote, bool success, json_t *details)
+{
+	char *text = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(details);
+	GError *err = NULL;
+	if (!text || mv_audit_append(inst, or_unknown(user), remote && *remote ? remote : "local", "ArchiveRun", success,
+	                             text, &err) < 0) {
+		mv_log_error("audit log: cannot record an archiving run: %s", err ? err->message : "out of memory");
+		g_clear_error(&err);
+	}
+	free(text);
+}
+
+void mv_ingest_audit_refused(mv_instance *inst, const mv_ingest_run *run, const char *archive, const char *reason)
+{
+	json_t *d = json_pack("{s:o, s:o, s:o}", "source", utf8_value(or_unknown(run->source)), "archive",
+	                      archive ? utf8_value(archive) : json_null(), "error", utf8_value(or_unknown(reason)));
+	append_run_entry(inst, run->user, run->remote, false, d);
+}
+
+static json_t *archives_seen(mv_ingest *ing)
+{
+	json_t *names = json_array();
+	GList *keys = g_list_sort(g_hash_table_get_keys(ing->archives), (GCompareFunc)strcmp);
+	for (GList *k = keys; k; k = k->next)
+		json_array_append_new(names, utf8_value(k->data));
+	g_list_free(keys);
+	return names;
+}
+
+static void audit_run_end(mv_ingest *ing, const GError *failure)
+{
+	mv_ingest_counts c;
+	mv_ingest_get_counts(ing, &c);
+	json_t *d = json_pack("{s:o, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "source",
+	                      utf8_value(or_unknown(ing->run_source)), "archives", archives_seen(ing), "moreArchives",
+	                      ing->more_archives, "imported", (json_int_t)c.imported, "malformed",
+	                      (json_int_t)c.malformed, "duplicates", (json_int_t)c.duplicates, "refused",
+	                      (json_int_t)c.refused, "bytes", (json_int_t)c.bytes, "notArchived", (json_int_t)c.pending);
+	if (ing->outcome)
+		json_object_set_new(d, "outcome", utf8_value(ing->outcome));
+	if (failure)
+		json_object_set_new(d, "error", utf8_value(failure->message));
+	append_run_entry(ing->inst, ing->run_user, ing->run_remote, !failure && !ing->outcome, d);
+}
+
+void mv_ingest_note_outcome(mv_ingest *ing, const char *outcome)
+{
+	g_free(ing->outcome);
+	ing->outcome = g_strdup(outcome);
+}
+
+static mv_ingest *ingest_start(mv_instance *inst, int store_id, bool auto_switch, const mv_ingest_run *run,
+                               GError **error)
 {
 	mv_mime_init();
 	mv_store *store = mv_instance_open_store(inst, store_id, MV_STORE_WRITE, error);
@@ -325,6 +397,10 @@ static mv_ingest *ingest_start(mv_instance *inst, int store_id, bool auto_switch
 	ing->inst = inst;
 	ing->store = store;
 	ing->retired = g_ptr_array_new();
+	ing->run_user = g_strdup(run->user);
+	ing->run_remote = g_strdup(run->remote);
+	ing->run_source = g_strdup(run->source);
+	ing->archives = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	ing->auto_switch = auto_switch;
 	ing->threshold = STORE_MESSAGE_LIMIT;
 	mv_autocreate_config ac = { 0 };
@@ -344,19 +420,27 @@ static mv_ingest *ingest_start(mv_instance *inst, int store_id, bool auto_switch
 	return ing;
 }
 
-mv_ingest *mv_ingest_begin(mv_instance *inst, GError **error)
+mv_ingest *mv_ingest_begin(mv_instance *inst, const mv_ingest_run *run, GError **error)
 {
 	int store_id = 0;
-	if (mv_instance_current_store(inst, &store_id, error) < 0)
+	if (mv_instance_current_store(inst, &store_id, error) < 0) {
+		mv_ingest_audit_refused(inst, run, NULL, (*error)->message);
 		return NULL;
-	return ingest_start(inst, store_id, true, error);
+	}
+	mv_ingest *ing = ingest_start(inst, store_id, true, run, error);
+	if (!ing)
+		mv_ingest_audit_refused(inst, run, NULL, (*error)->message);
+	return ing;
 }
 
-mv_ingest *mv_ingest_begin_to(mv_instance *inst, int store_id, GError **error)
+mv_ingest *mv_ingest_begin_to(mv_instance *inst, int store_id, const mv_ingest_run *run, GError **error)
 {
-	if (mv_instance_require_modifiable(inst, store_id, error) < 0)
-		return NULL;
-	return ingest_start(inst, store_id, false, error);
+	mv_ingest *ing = NULL;
+	if (mv_instance_require_modifiable(inst, store_id, error) == 0)
+		ing = ingest_start(inst, store_id, false, run, error);
+	if (!ing)
+		mv_ingest_audit_refused(inst, run, NULL, (*error)->message);
+	return ing;
 }
 
 int mv_ingest_store_id(mv_ingest *ing)
@@ -381,6 +465,12 @@ int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
 	it->data = g_byte_array_sized_new((guint)msg->len);
 	g_byte_array_append(it->data, msg->data, (guint)msg->len);
 	it->archive = g_strdup(msg->archive);
+	if (msg->archive && !g_hash_table_contains(ing->archives, msg->archive)) {
+		if (g_hash_table_size(ing->archives) < MAX_AUDITED_ARCHIVES)
+			g_hash_table_add(ing->archives, g_strdup(msg->archive));
+		else
+			ing->more_archives = true;
+	}
 	it->folder = g_strdup(msg->folder ? msg->folder : "");
 	it->source = g_strdup(msg->source ? msg->source : "");
 	it->origin = g_strdup(msg->origin ? msg->origin : "");
@@ -455,7 +545,11 @@ int mv_ingest_end(mv_ingest **ip, GError **error)
 	if (!ing)
 		return 0;
 	*ip = NULL;
-	int rc = mv_ingest_flush(ing, error);
+	GError *flush_err = NULL;
+	int rc = mv_ingest_flush(ing, &flush_err);
+	audit_run_end(ing, flush_err);
+	if (flush_err)
+		g_propagate_error(error, flush_err);
 	g_async_queue_push(ing->to_commit, &stop_sentinel);
 	g_thread_join(ing->committer);
 	g_thread_pool_free(ing->parsers, FALSE, TRUE);
@@ -471,6 +565,11 @@ int mv_ingest_end(mv_ingest **ip, GError **error)
 		g_error_free(ing->fatal);
 	g_ptr_array_free(ing->refusals, TRUE);
 	g_ptr_array_free(ing->unreadable, TRUE);
+	g_hash_table_destroy(ing->archives);
+	g_free(ing->run_user);
+	g_free(ing->run_remote);
+	g_free(ing->run_source);
+	g_free(ing->outcome);
 	g_mutex_clear(&ing->lock);
 	g_cond_clear(&ing->idle);
 	g_free(ing);

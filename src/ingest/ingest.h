@@ -43,12 +43,25 @@ typedef struct mv_refusal {
 /* Parse flags that make a message count as "archived but malformed". */
 #define MV_MALFORMED_FLAGS (MV_PARSE_NO_HEADERS | MV_PARSE_BAD_MIME | MV_PARSE_TOO_DEEP | MV_PARSE_NUL_BYTES)
 
+/* Who runs an ingest and from where: every run is written to the audit log
+ * (event ArchiveRun) when it ends — source, archives, counts, outcome —
+ * whoever starts it (a file import, TransferStores, later a profile). */
+typedef struct mv_ingest_run {
+	const char *user;       /* who started it ("admin" on the command line) */
+	const char *remote;     /* the caller's address, "local" on the command line */
+	const char *source;     /* what is read: a path, "TransferStores", a profile name */
+} mv_ingest_run;
+
+/* A run refused before any message was handed in (the source cannot be
+ * opened, ...): audited as a failed ArchiveRun naming the reason. */
+void mv_ingest_audit_refused(mv_instance *inst, const mv_ingest_run *run, const char *archive, const char *reason);
+
 /* Into the current store; when it reaches the auto-create threshold (or
  * the per-store limit) a new store is created and becomes current, and the
  * ingest goes on there without a pause for the caller. */
-mv_ingest *mv_ingest_begin(mv_instance *inst, GError **error);
+mv_ingest *mv_ingest_begin(mv_instance *inst, const mv_ingest_run *run, GError **error);
 /* Into one given store, never switching (TransferStores --targetStore). */
-mv_ingest *mv_ingest_begin_to(mv_instance *inst, int store_id, GError **error);
+mv_ingest *mv_ingest_begin_to(mv_instance *inst, int store_id, const mv_ingest_run *run, GError **error);
 /* The store the next batch goes to. */
 int mv_ingest_store_id(mv_ingest *ing);
 /* Hands one message in.  Fails only on a fatal error (e.g. disk full in a
@@ -65,7 +78,10 @@ const GPtrArray *mv_ingest_refusals(mv_ingest *ing);
  * (mv_refusal*: origin = the message, reason = "name: why"; at most the
  * first 1000), owned by ing; read once the ingest is flushed. */
 const GPtrArray *mv_ingest_unreadable_attachments(mv_ingest *ing);
-/* Flushes and releases; returns the flush result. */
+/* Adds a line to what the run's audit entry says about its end (e.g.
+ * "interrupted"); the last one given is kept. */
+void mv_ingest_note_outcome(mv_ingest *ing, const char *outcome);
+/* Flushes, writes the run's audit entry and releases; returns the flush result. */
 int mv_ingest_end(mv_ingest **ing, GError **error);
 
 #endif

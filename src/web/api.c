@@ -364,19 +364,11 @@ static enum MHD_Result logout(mv_web_request *r)
  * the API takes them.  NULL with *error (code kept) when it failed. */
 static json_t *run_function(mv_web_request *r, const char *name, GHashTable *args, GError **error)
 {
-	const mv_command *cmd = mv_command_find(name);
-	if (!cmd) {
-		g_set_error(error, MV_ERROR, MV_ERR_IO, "no function %s", name);
-		return NULL;
-	}
-	if (!mv_command_allowed(cmd, r->user->privileges)) {
-		g_set_error(error, MV_ERROR, MV_ERR_DENIED, "user %s may not call %s", r->user->name, name);
-		return NULL;
-	}
-	json_t *typed = mv_command_parse_args(cmd, args, error);
-	if (!typed)
-		return NULL;
 	mv_command_ctx ctx = { .inst = r->inst, .user = r->user->name, .remote = r->remote, .access = r->access };
+	json_t *typed = NULL;
+	const mv_command *cmd = mv_command_prepare(&ctx, name, r->user->privileges, args, &typed, error);
+	if (!cmd)
+		return NULL;
 	ctx.log = g_string_new(NULL);
 	json_t *result = mv_command_call(cmd, &ctx, typed, error);
 	g_string_free(ctx.log, TRUE);

@@ -784,6 +784,51 @@ def test_audit_log_entries(audit_world):
     assert v["entries"] == len(api.audit()), v
 
 
+def test_audit_records_refused_calls(audit_world):
+    """Issue 9.3: calls refused before their handler ran — a missing or
+    ill-typed argument, an unknown function — are audited with function,
+    user, address and reason, and never an argument's value."""
+    api = audit_world["api"]
+    start = len(api.audit())
+    secret = "Never-Logged-4417-pw"
+    assert "missing argument 'privileges'" in api.fail("CreateUser", userName="zed", password=secret)
+    assert "integer" in api.fail("VerifyStore", id="abc")
+    status, env = api.raw("/api/invoke/NoSuchFunction", {"password": secret})
+    assert status == 404 and "NoSuchFunction" in env["error"]["message"], (status, env)
+    new = api.audit()[start:]
+    add = entry_for(new, "UserAdd", "CreateUser", success=False)
+    assert add["user"] == "admin" and add["remote"] == "127.0.0.1", add
+    details = json.loads(add["details"])
+    assert "missing argument 'privileges'" in details["error"] and details["arguments"] == ["password", "userName"]
+    verify = entry_for(new, "AdminApiCall", "VerifyStore", success=False)
+    assert "'id'" in json.loads(verify["details"])["error"], verify
+    unknown = entry_for(new, "AdminApiCall", "NoSuchFunction", success=False)
+    assert "unknown function" in json.loads(unknown["details"])["error"], unknown
+    assert secret not in json.dumps(new), "a refused call's argument value reached the audit log"
+
+
+def test_audit_records_every_import(audit_world, tmp_path):
+    """Issue 9.3: every import is audited — source, archive, counts at the
+    end — and so is an import that could not start."""
+    entries = audit_cli(audit_world["dir"], "--json", check=True)
+    runs = [e for e in json_lines(entries) if e["event"] == "ArchiveRun"]
+    assert runs, "the import that filled this data directory left no ArchiveRun entry"
+    d = json.loads(runs[0]["details"])
+    assert runs[0]["success"] is True and runs[0]["remote"] == "local", runs[0]
+    assert d["archives"] == ["alice"] and d["imported"] == 10 and d["refused"] == 0, d
+    assert d["source"].endswith(os.path.join("alice", "Inbox")), d
+    # a local data directory of its own: the one above is held by its server
+    local = str(tmp_path / "d")
+    init_with_admin(local)
+    missing = str(tmp_path / "no-such.eml")
+    cp = mv("import", missing, "--archive", "zoe", data_dir=local, check=False)
+    assert cp.returncode != 0
+    failed = [e for e in json_lines(audit_cli(local, "--json")) if e["event"] == "ArchiveRun"]
+    assert len(failed) == 1 and failed[0]["success"] is False, failed
+    d = json.loads(failed[0]["details"])
+    assert d["source"] == missing and d["archive"] == "zoe" and "no-such.eml" in d["error"], d
+
+
 def tamper(data_dir, sql, *params):
     db = sqlite3.connect(os.path.join(data_dir, "master.sqlite"))
     try:
