@@ -56,6 +56,10 @@ int mv_archive_new_auth_generation(mv_instance *inst, const char *stored_name, G
 typedef int (*mv_archive_txn_fn)(mv_instance *inst, void *opaque, GError **error);
 int mv_archive_in_transaction(mv_instance *inst, mv_archive_txn_fn fn, void *opaque, GError **error);
 
+/* users.c: a user's folder grants (mv_folder_grant*, ordered by folder),
+ * for access.c. */
+GPtrArray *mv_archive_folder_grants(mv_instance *inst, const char *name, GError **error);
+
 #define SETTING_NEXT_STORE_ID "next_store_id"
 
 #endif

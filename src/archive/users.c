@@ -1,5 +1,5 @@
-/* archive/users: the users of an instance, what they may do, and the
- * compliance configuration.
+/* archive/users: the users of an instance and what they may do (the
+ * compliance configuration is compliance.c's, a caller's access access.c's).
  *
  * Users live in master.sqlite beside the stores: a row per user (name unique
  * ignoring case and canonical normalisation in the Unicode sense, and every
@@ -36,15 +36,12 @@
 #define MAX_EMAIL_BYTES 320
 #define MAX_POP3_NAME_BYTES 256
 #define MAX_FOLDER_BYTES 4096
-#define MAX_EVENT_TYPES 256
-#define MAX_EVENT_TYPE_CHARS 64
 #define MIN_POLICY_CHARS 8
 #define ADMIN_NAME "admin"
 #define ADMIN_PASSWORD_CHARS 20
 #define ALL_USER_PRIVILEGES ((1u << 8) - 1)
 
 #define SETTING_AUTH_GENERATION "users_auth_generation"
-#define SETTING_COMPLIANCE "compliance_configuration"
 
 #define AUTH_FAILED "unknown user or wrong password"
 
@@ -1285,7 +1282,7 @@ static int check_folder(const char *folder, GError **error)
 }
 
 /* Folders of the user's entries, read inside a transaction. */
-static GPtrArray *grants_of(mv_instance *inst, const char *name, GError **error)
+GPtrArray *mv_archive_folder_grants(mv_instance *inst, const char *name, GError **error)
 {
 	sqlite3_stmt *st;
 	if (mv_archive_prepare(inst, "SELECT folder, privileges FROM folder_privileges WHERE user=? ORDER BY folder",
@@ -1340,7 +1337,7 @@ static int grant_statement(mv_instance *inst, const char *sql, const char *user,
  * it (case-insensitively, beyond SQLite's ASCII NOCASE). */
 static int remove_same_folder(mv_instance *inst, const char *user, const char *folder, GError **error)
 {
-	GPtrArray *grants = grants_of(inst, user, error);
+	GPtrArray *grants = mv_archive_folder_grants(inst, user, error);
 	if (!grants)
 		return -1;
 	int rc = 0;
@@ -1399,271 +1396,7 @@ GPtrArray *mv_user_folder_privileges(mv_instance *inst, const char *name, GError
 	mv_user *u = mv_user_get(inst, name, error);
 	if (!u)
 		return NULL;
-	GPtrArray *grants = grants_of(inst, u->name, error);
+	GPtrArray *grants = mv_archive_folder_grants(inst, u->name, error);
 	mv_user_free(u);
 	return grants;
-}
-
-/* ---- a caller's access ------------------------------------------------------------------- */
-
-typedef struct access_grant {
-	char *folded;                   /* g_utf8_casefold of the folder */
-	size_t len;
-	unsigned privileges;
-} access_grant;
-
-/* Immutable once loaded, so any number of threads may ask it at once. */
-struct mv_access {
-	char *user;
-	bool unrestricted;
-	access_grant *grants;           /* longest folder first */
-	size_t n_grants;
-};
-
-static gint longest_first(gconstpointer a, gconstpointer b)
-{
-	const access_grant *x = a, *y = b;
-	return x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
-}
-
-mv_access *mv_access_load(mv_instance *inst, const char *user_name, GError **error)
-{
-	mv_user *u = mv_user_get(inst, user_name, error);
-	if (!u)
-		return NULL;
-	mv_access *a = mv_access_for_user(inst, u, error);
-	mv_user_free(u);
-	return a;
-}
-
-mv_access *mv_access_for_user(mv_instance *inst, const mv_user *u, GError **error)
-{
-	mv_access *a = g_new0(mv_access, 1);
-	a->user = g_strdup(u->name);
-	a->unrestricted = (u->privileges & MV_PRIV_ADMIN) != 0;
-	GPtrArray *grants = a->unrestricted ? NULL : grants_of(inst, u->name, error);
-	if (a->unrestricted)
-		return a;
-	if (!grants) {
-		mv_access_free(a);
-		return NULL;
-	}
-	a->n_grants = grants->len;
-	a->grants = g_new0(access_grant, grants->len ? grants->len : 1);
-	for (guint i = 0; i < grants->len; i++) {
-		const mv_folder_grant *g = grants->pdata[i];
-		a->grants[i].folded = g_utf8_casefold(g->folder, -1);
-		a->grants[i].len = strlen(a->grants[i].folded);
-		a->grants[i].privileges = g->privileges;
-	}
-	g_ptr_array_free(grants, TRUE);
-	qsort(a->grants, a->n_grants, sizeof *a->grants, (int (*)(const void *, const void *))longest_first);
-	return a;
-}
-
-void mv_access_free(mv_access *a)
-{
-	if (!a)
-		return;
-	for (size_t i = 0; i < a->n_grants; i++)
-		g_free(a->grants[i].folded);
-	g_free(a->grants);
-	g_free(a->user);
-	g_free(a);
-}
-
-bool mv_access_unrestricted(const mv_access *a)
-{
-	return !a || a->unrestricted;
-}
-
-const char *mv_access_user(const mv_access *a)
-{
-	return a ? a->user : NULL;
-}
-
-unsigned mv_access_folder(const mv_access *a, const char *archive, const char *path)
-{
-	if (mv_access_unrestricted(a))
-		return MV_FOLDER_ALL;
-	char *full = path && *path ? g_strconcat(archive, "/", path, NULL) : g_strdup(archive);
-	char *folded = g_utf8_casefold(full, -1);
-	g_free(full);
-	unsigned bits = 0;
-	for (size_t i = 0; i < a->n_grants; i++) {
-		const access_grant *g = &a->grants[i];
-		/* whole path components: "john" covers "john/x", not "johnny" */
-		if (strncmp(folded, g->folded, g->len) == 0 && (folded[g->len] == '\0' || folded[g->len] == '/')) {
-			bits = g->privileges;
-			break;
-		}
-	}
-	g_free(folded);
-	return bits;
-}
-
-/* ---- compliance configuration ------------------------------------------------------------- */
-
-static const char *const compliance_flags[] = { "adminEmailPreviewEnabled", "legalHoldEnabled",
-	                                        "passwordPolicyEnabled", NULL };
-#define COMPLIANCE_LIST "logSuccessfulUserActivities"
-#define COMPLIANCE_FIELDS "adminEmailPreviewEnabled, legalHoldEnabled, passwordPolicyEnabled, " COMPLIANCE_LIST
-
-static bool *compliance_flag(mv_compliance *c, const char *name)
-{
-	if (strcmp(name, "adminEmailPreviewEnabled") == 0)
-		return &c->admin_email_preview_enabled;
-	if (strcmp(name, "legalHoldEnabled") == 0)
-		return &c->legal_hold_enabled;
-	return &c->password_policy_enabled;
-}
-
-static void compliance_defaults(mv_compliance *c)
-{
-	c->admin_email_preview_enabled = true;
-	c->legal_hold_enabled = false;
-	c->password_policy_enabled = false;
-	c->log_successful_user_activities = g_ptr_array_new_with_free_func(g_free);
-}
-
-void mv_compliance_clear(mv_compliance *c)
-{
-	if (c->log_successful_user_activities)
-		g_ptr_array_free(c->log_successful_user_activities, TRUE);
-	memset(c, 0, sizeof *c);
-}
-
-json_t *mv_compliance_to_json(const mv_compliance *c)
-{
-	json_t *list = json_array();
-	for (guint i = 0; c->log_successful_user_activities && i < c->log_successful_user_activities->len; i++)
-		json_array_append_new(list, json_string(c->log_successful_user_activities->pdata[i]));
-	return json_pack("{s:b, s:b, s:b, s:o}", "adminEmailPreviewEnabled", c->admin_email_preview_enabled,
-	                 "legalHoldEnabled", c->legal_hold_enabled, "passwordPolicyEnabled", c->password_policy_enabled,
-	                 COMPLIANCE_LIST, list);
-}
-
-static bool event_type_ok(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++)
-		if (!g_ascii_isalpha(s[n]))
-			return false;
-	return n >= 1 && n <= MAX_EVENT_TYPE_CHARS;
-}
-
-static bool listed(GPtrArray *list, const char *s)
-{
-	for (guint i = 0; i < list->len; i++)
-		if (strcmp(list->pdata[i], s) == 0)
-			return true;
-	return false;
-}
-
-static int parse_event_types(json_t *arr, GPtrArray *out, GError **error)
-{
-	if (!json_is_array(arr)) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "config." COMPLIANCE_LIST ": expected an array of event "
-		            "type names");
-		return -1;
-	}
-	if (json_array_size(arr) > MAX_EVENT_TYPES) {
-		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "config." COMPLIANCE_LIST ": more than %d entries",
-		            MAX_EVENT_TYPES);
-		return -1;
-	}
-	size_t i;
-	json_t *v;
-	json_array_foreach(arr, i, v) {
-		const char *s = json_string_value(v);
-		if (!s || !event_type_ok(s)) {
-			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "config." COMPLIANCE_LIST "[%zu]: expected an event "
-			            "type name (1 to %d letters, e.g. UserAdd)", i, MAX_EVENT_TYPE_CHARS);
-			return -1;
-		}
-		if (!listed(out, s))
-			g_ptr_array_add(out, g_strdup(s));
-	}
-	return 0;
-}
-
-static int check_compliance_fields(json_t *obj, GError **error)
-{
-	const char *key;
-	json_t *v;
-	json_object_foreach(obj, key, v) {
-		if (!g_strv_contains(compliance_flags, key) && strcmp(key, COMPLIANCE_LIST) != 0) {
-			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "config.%.100s: unknown field (fields: "
-			            COMPLIANCE_FIELDS ")", key);
-			return -1;
-		}
-	}
-	for (const char *const *f = compliance_flags; *f; f++) {
-		if (!json_is_boolean(json_object_get(obj, *f))) {
-			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "config.%s: %s (expected true or false)", *f,
-			            json_object_get(obj, *f) ? "wrong type" : "missing");
-			return -1;
-		}
-	}
-	if (!json_object_get(obj, COMPLIANCE_LIST)) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "config." COMPLIANCE_LIST ": missing (expected an array of "
-		            "event type names)");
-		return -1;
-	}
-	return 0;
-}
-
-int mv_compliance_from_json(json_t *obj, mv_compliance *c_r, GError **error)
-{
-	memset(c_r, 0, sizeof *c_r);
-	if (!json_is_object(obj)) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "config: expected a JSON object with " COMPLIANCE_FIELDS);
-		return -1;
-	}
-	if (check_compliance_fields(obj, error) < 0)
-		return -1;
-	compliance_defaults(c_r);
-	for (const char *const *f = compliance_flags; *f; f++)
-		*compliance_flag(c_r, *f) = json_is_true(json_object_get(obj, *f));
-	if (parse_event_types(json_object_get(obj, COMPLIANCE_LIST), c_r->log_successful_user_activities, error) < 0) {
-		mv_compliance_clear(c_r);
-		return -1;
-	}
-	return 0;
-}
-
-int mv_compliance_get(mv_instance *inst, mv_compliance *c_r, GError **error)
-{
-	char *text = NULL;
-	memset(c_r, 0, sizeof *c_r);
-	if (mv_archive_setting_get(inst, SETTING_COMPLIANCE, &text, error) < 0)
-		return -1;
-	if (!text) {
-		compliance_defaults(c_r);
-		return 0;
-	}
-	json_t *obj = json_loads(text, 0, NULL);
-	g_free(text);
-	int rc = mv_compliance_from_json(obj, c_r, error);
-	json_decref(obj);
-	if (rc < 0)
-		g_prefix_error(error, "master.sqlite: stored compliance configuration: ");
-	return rc;
-}
-
-int mv_compliance_set(mv_instance *inst, const mv_compliance *c, GError **error)
-{
-	json_t *obj = mv_compliance_to_json(c);
-	mv_compliance check;
-	/* the same rules as what comes from outside */
-	if (mv_compliance_from_json(obj, &check, error) < 0) {
-		json_decref(obj);
-		return -1;
-	}
-	mv_compliance_clear(&check);
-	char *text = json_dumps(obj, JSON_COMPACT);
-	json_decref(obj);
-	int rc = mv_archive_setting_put(inst, SETTING_COMPLIANCE, text, error);
-	free(text);
-	return rc;
 }

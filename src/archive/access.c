@@ -1,0 +1,106 @@
+/* archive/access: what one caller may see and do in which folder — the
+ * user's folder privileges loaded once into an immutable mv_access that any
+ * thread may ask.  Kept apart from users.c because every reader (search,
+ * IMAP, Web Access, export) asks it on every folder, while users.c only
+ * changes the grants. */
+#include "archive/internal.h"
+
+#include <string.h>
+
+/* ---- a caller's access ------------------------------------------------------------------- */
+
+typedef struct access_grant {
+	char *folded;                   /* g_utf8_casefold of the folder */
+	size_t len;
+	unsigned privileges;
+} access_grant;
+
+/* Immutable once loaded, so any number of threads may ask it at once. */
+struct mv_access {
+	char *user;
+	bool unrestricted;
+	access_grant *grants;           /* longest folder first */
+	size_t n_grants;
+};
+
+static gint longest_first(gconstpointer a, gconstpointer b)
+{
+	const access_grant *x = a, *y = b;
+	return x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
+}
+
+mv_access *mv_access_load(mv_instance *inst, const char *user_name, GError **error)
+{
+	mv_user *u = mv_user_get(inst, user_name, error);
+	if (!u)
+		return NULL;
+	mv_access *a = mv_access_for_user(inst, u, error);
+	mv_user_free(u);
+	return a;
+}
+
+mv_access *mv_access_for_user(mv_instance *inst, const mv_user *u, GError **error)
+{
+	mv_access *a = g_new0(mv_access, 1);
+	a->user = g_strdup(u->name);
+	a->unrestricted = (u->privileges & MV_PRIV_ADMIN) != 0;
+	GPtrArray *grants = a->unrestricted ? NULL : mv_archive_folder_grants(inst, u->name, error);
+	if (a->unrestricted)
+		return a;
+	if (!grants) {
+		mv_access_free(a);
+		return NULL;
+	}
+	a->n_grants = grants->len;
+	a->grants = g_new0(access_grant, grants->len ? grants->len : 1);
+	for (guint i = 0; i < grants->len; i++) {
+		const mv_folder_grant *g = grants->pdata[i];
+		a->grants[i].folded = g_utf8_casefold(g->folder, -1);
+		a->grants[i].len = strlen(a->grants[i].folded);
+		a->grants[i].privileges = g->privileges;
+	}
+	g_ptr_array_free(grants, TRUE);
+	qsort(a->grants, a->n_grants, sizeof *a->grants, (int (*)(const void *, const void *))longest_first);
+	return a;
+}
+
+void mv_access_free(mv_access *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->n_grants; i++)
+		g_free(a->grants[i].folded);
+	g_free(a->grants);
+	g_free(a->user);
+	g_free(a);
+}
+
+bool mv_access_unrestricted(const mv_access *a)
+{
+	return !a || a->unrestricted;
+}
+
+const char *mv_access_user(const mv_access *a)
+{
+	return a ? a->user : NULL;
+}
+
+unsigned mv_access_folder(const mv_access *a, const char *archive, const char *path)
+{
+	if (mv_access_unrestricted(a))
+		return MV_FOLDER_ALL;
+	char *full = path && *path ? g_strconcat(archive, "/", path, NULL) : g_strdup(archive);
+	char *folded = g_utf8_casefold(full, -1);
+	g_free(full);
+	unsigned bits = 0;
+	for (size_t i = 0; i < a->n_grants; i++) {
+		const access_grant *g = &a->grants[i];
+		/* whole path components: "john" covers "john/x", not "johnny" */
+		if (strncmp(folded, g->folded, g->len) == 0 && (folded[g->len] == '\0' || folded[g->len] == '/')) {
+			bits = g->privileges;
+			break;
+		}
+	}
+	g_free(folded);
+	return bits;
+}
