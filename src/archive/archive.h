@@ -300,7 +300,7 @@ int mv_mailbox_uid_layout(mv_instance *inst, const char *key, const mv_mailbox_s
  * user exists already (then *password_r is NULL). */
 int mv_users_ensure_admin(mv_instance *inst, char **password_r, GError **error);
 
-/* ---- compliance configuration (users.c) -------------------------------------- */
+/* ---- compliance configuration (compliance.c) -------------------------------------- */
 typedef struct mv_compliance {
 	bool admin_email_preview_enabled;
 	bool legal_hold_enabled;
@@ -312,6 +312,11 @@ int mv_compliance_get(mv_instance *inst, mv_compliance *c_r, GError **error);
 int mv_compliance_set(mv_instance *inst, const mv_compliance *c, GError **error);
 /* The reference's JSON object and back (unknown fields fail naming them). */
 json_t *mv_compliance_to_json(const mv_compliance *c);
+/* Legal hold: 0 when it is off; while it is on (or the configuration cannot
+ * be read) -1 with MV_ERR_DENIED naming action.  Every path that removes or
+ * hides an archived message asks first: DeleteMessage, CompactStore,
+ * DeleteEmptyFolders, and retention when it comes. */
+int mv_legal_hold_check(mv_instance *inst, const char *action, GError **error);
 int mv_compliance_from_json(json_t *obj, mv_compliance *c_r, GError **error);
 
 /* ---- audit log (audit.c) ---------------------------------------------------

@@ -176,3 +176,27 @@ int mv_compliance_set(mv_instance *inst, const mv_compliance *c, GError **error)
 	free(text);
 	return rc;
 }
+
+/* ---- legal hold ---------------------------------------------------------------------------- */
+
+int mv_legal_hold_check(mv_instance *inst, const char *action, GError **error)
+{
+	mv_compliance c;
+	GError *err = NULL;
+	/* Unreadable settings refuse too: a hold must not lapse because its
+	 * record could not be read. */
+	if (mv_compliance_get(inst, &c, &err) < 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_DENIED, "%s refused: cannot tell whether legal hold is on: %s", action,
+		            err->message);
+		g_error_free(err);
+		return -1;
+	}
+	bool held = c.legal_hold_enabled;
+	mv_compliance_clear(&c);
+	if (!held)
+		return 0;
+	g_set_error(error, MV_ERROR, MV_ERR_DENIED,
+	            "%s refused: legal hold is on (compliance configuration legalHoldEnabled), so no archived message "
+	            "may be removed or hidden; nothing was changed", action);
+	return -1;
+}

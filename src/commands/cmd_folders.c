@@ -474,7 +474,8 @@ static json_t *delete_empty_folders(mv_command_ctx *ctx, json_t *args, GError **
 	char *archive = NULL, *path = NULL;
 	if (folder && *folder && !split_folder(folder, "folder", &archive, &path, error))
 		return NULL;
-	if (!mv_access_unrestricted(ctx->access) && !restricted_delete_allowed(ctx, folder, error)) {
+	if ((!mv_access_unrestricted(ctx->access) && !restricted_delete_allowed(ctx, folder, error)) ||
+	    mv_legal_hold_check(ctx->inst, "DeleteEmptyFolders", error) < 0) {
 		g_free(archive);
 		g_free(path);
 		return NULL;
@@ -579,6 +580,8 @@ static json_t *delete_message(mv_command_ctx *ctx, json_t *args, GError **error)
 		return NULL;
 	}
 	if (!mv_access_unrestricted(ctx->access) && !message_deletable(ctx, id, store_id, num, error))
+		return NULL;
+	if (mv_legal_hold_check(ctx->inst, "DeleteMessage", error) < 0)
 		return NULL;
 	if (mv_instance_require_modifiable(ctx->inst, store_id, error) < 0)
 		return NULL;

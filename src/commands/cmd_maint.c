@@ -142,6 +142,10 @@ static json_t *run_on_store(mv_command_ctx *ctx, json_t *args, store_op op, cons
 
 static json_t *compact_store(mv_command_ctx *ctx, json_t *args, GError **error)
 {
+	/* Compaction drops what deleted messages left in content/: under a
+	 * legal hold even that must stay. */
+	if (mv_legal_hold_check(ctx->inst, "CompactStore", error) < 0)
+		return NULL;
 	return run_on_store(ctx, args, mv_store_compact, "compaction", error);
 }
 

@@ -829,6 +829,47 @@ def test_audit_records_every_import(audit_world, tmp_path):
     assert d["source"] == missing and d["archive"] == "zoe" and "no-such.eml" in d["error"], d
 
 
+@pytest.fixture(scope="module")
+def hold_world(tmp_path_factory, started):
+    d, pw = make_data_dir(tmp_path_factory.mktemp("hold"), folders={("alice", "Inbox"): 4}, scratch=True)
+    srv = started(d, pw)
+    return {"dir": d, "srv": srv, "api": Api(srv, pw)}
+
+
+def test_legal_hold_refuses_every_removal(hold_world):
+    """Issue 9.2: while legal hold is on, DeleteMessage (admin or a user with
+    the delete privilege), CompactStore and DeleteEmptyFolders refuse with
+    a clear error, nothing changes, and each attempt is audited."""
+    api = hold_world["api"]
+    api.create_user("holly", "Holly-Pw-8821-x", privileges="login")
+    api.ok("SetUserPrivilegesOnFolder", userName="holly", folder="alice", privileges="read,delete")
+    victim = api.message_ids("alice/Inbox")[0]
+    api.ok("DeleteMessage", id=victim, reason="before the hold")      # leaves a record for compaction
+    stats_before = api.folder_stats()
+    start = len(api.audit())
+    api.ok("SetComplianceConfiguration", config={"adminEmailPreviewEnabled": True, "legalHoldEnabled": True,
+                                                 "passwordPolicyEnabled": False,
+                                                 "logSuccessfulUserActivities": []})
+    ids = api.message_ids("alice/Inbox")
+    for user in ("admin", "holly"):
+        msg = api.fail("DeleteMessage", user=user, id=ids[0], reason="under hold")
+        assert "legal hold" in msg and "DeleteMessage" in msg, msg
+    assert "legal hold" in api.fail("CompactStore", id=1)
+    assert "legal hold" in api.fail("DeleteEmptyFolders")
+    assert "legal hold" in api.fail("DeleteEmptyFolders", user="holly", folder="alice")
+    assert api.message_ids("alice/Inbox") == ids and api.folder_stats() == stats_before
+    new = api.audit()[start:]
+    refused = [e for e in new if e["success"] is False and "legal hold" in e["details"]]
+    assert {(e["event"], e["user"]) for e in refused} >= {("MessageDelete", "admin"), ("MessageDelete", "holly"),
+                                                         ("AdminApiCall", "admin")}, new
+    # the same calls work once the hold is lifted: the refusals were the hold's
+    api.ok("SetComplianceConfiguration", config={"adminEmailPreviewEnabled": True, "legalHoldEnabled": False,
+                                                 "passwordPolicyEnabled": False,
+                                                 "logSuccessfulUserActivities": []})
+    api.ok("DeleteMessage", user="holly", id=ids[0], reason="after the hold")
+    assert api.ok("CompactStore", id=1)["recordsDropped"] >= 2
+
+
 def tamper(data_dir, sql, *params):
     db = sqlite3.connect(os.path.join(data_dir, "master.sqlite"))
     try:
