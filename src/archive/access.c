@@ -85,22 +85,37 @@ const char *mv_access_user(const mv_access *a)
 	return a ? a->user : NULL;
 }
 
+/* Whether the grant's folded folder "archive[/path...]" covers the folded
+ * archive and path: the archive is the grant's whole first component, and
+ * the rest matches path on whole components ("john" covers "john/x", not
+ * "johnny", and never an archive named "john/x"). */
+static bool grant_covers(const access_grant *g, const char *archive, const char *path)
+{
+	const char *slash = strchr(g->folded, '/');
+	size_t arch_len = slash ? (size_t)(slash - g->folded) : g->len;
+	if (strlen(archive) != arch_len || strncmp(archive, g->folded, arch_len) != 0)
+		return false;
+	if (!slash)
+		return true;
+	const char *rest = slash + 1;
+	size_t rest_len = g->len - arch_len - 1;
+	return strncmp(path, rest, rest_len) == 0 && (path[rest_len] == '\0' || path[rest_len] == '/');
+}
+
 unsigned mv_access_folder(const mv_access *a, const char *archive, const char *path)
 {
 	if (mv_access_unrestricted(a))
 		return MV_FOLDER_ALL;
-	char *full = path && *path ? g_strconcat(archive, "/", path, NULL) : g_strdup(archive);
-	char *folded = g_utf8_casefold(full, -1);
-	g_free(full);
+	char *folded_archive = g_utf8_casefold(archive, -1);
+	char *folded_path = g_utf8_casefold(path ? path : "", -1);
 	unsigned bits = 0;
 	for (size_t i = 0; i < a->n_grants; i++) {
-		const access_grant *g = &a->grants[i];
-		/* whole path components: "john" covers "john/x", not "johnny" */
-		if (strncmp(folded, g->folded, g->len) == 0 && (folded[g->len] == '\0' || folded[g->len] == '/')) {
-			bits = g->privileges;
+		if (grant_covers(&a->grants[i], folded_archive, folded_path)) {
+			bits = a->grants[i].privileges;
 			break;
 		}
 	}
-	g_free(folded);
+	g_free(folded_archive);
+	g_free(folded_path);
 	return bits;
 }

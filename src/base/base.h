@@ -88,6 +88,14 @@ void mv_append_imap_date(GString *out, int64_t t);
  * taken from mail can be printed or stored as text.  Returns a new string. */
 char *mv_utf8_sanitize(const char *s, gssize len);
 
+/* ---- names (names.c) ---------------------------------------------------- */
+#define MV_MAX_ARCHIVE_NAME_BYTES 256
+/* An archive name: 1..256 bytes of UTF-8 without '/' (it separates an
+ * archive from its folders) and without control characters.  check sets
+ * MV_ERR_INVALID naming the name and the fault. */
+bool mv_archive_name_ok(const char *name);
+int mv_archive_name_check(const char *name, GError **error);
+
 /* ---- the service configuration file (config.c) ------------------------------
  * One GKeyFile for `mailvault serve`: where the data is, where it listens,
  * its certificate, logging and safe mode.  Relative paths in the file are

@@ -316,6 +316,12 @@ static bool check_import_args(const import_args *a, mv_reader_options *ro, int a
 		fprintf(stderr, "mailvault: import needs --archive NAME (the user archive to import into)\n");
 		return false;
 	}
+	GError *bad = NULL;
+	if (a->archive && mv_archive_name_check(a->archive, &bad) < 0) {
+		fprintf(stderr, "mailvault: --archive: %s\n", bad->message);
+		g_error_free(bad);
+		return false;
+	}
 	if (a->format && !mv_format_from_name(a->format, &ro->format)) {
 		fprintf(stderr, "mailvault: unknown --format '%s' (expected eml, emldir, mbox, mboxrd, mboxo, maildir, pst or msg)\n",
 		        a->format);

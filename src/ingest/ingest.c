@@ -458,6 +458,13 @@ int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
 		g_free(why);
 		return 0;
 	}
+	if (!mv_archive_name_ok(msg->archive)) {
+		GError *bad = NULL;
+		mv_archive_name_check(msg->archive, &bad);
+		mv_ingest_refuse(ing, msg->origin, bad->message);
+		g_error_free(bad);
+		return 0;
+	}
 	if (!ing->filling)
 		ing->filling = batch_new();
 	item *it = g_new0(item, 1);

@@ -441,6 +441,10 @@ out:
 
 int mv_st_folder_id(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error)
 {
+	/* Callers check first (ingest refuses the message); this keeps a store
+	 * from ever holding a name that reads as a folder path. */
+	if (mv_archive_name_check(archive, error) < 0)
+		return -1;
 	char *key = g_strdup_printf("%s\x1f%s", archive, path);
 	int64_t *cached = g_hash_table_lookup(s->folder_ids, key);
 	if (cached) {

@@ -651,6 +651,36 @@ def test_cli_search_as_user(world):
     assert cp.returncode != 0 and b"nobody-at-all" in cp.stderr, cp
 
 
+def test_archive_names_cannot_read_as_folder_paths(tmp_path):
+    """Issue 9.1: an archive named "a/b" was readable through a grant on the
+    folder "a".  Such names are refused wherever they come in, privileges
+    match the archive as a whole component, and a store that already holds
+    one (written before the rule) is reported by VerifyStore."""
+    d = str(tmp_path / "d")
+    init_with_admin(d)
+    eml = tmp_path / "q3.eml"
+    eml.write_bytes(b"From: cfo@example.com\r\nSubject: quarterly numbers\r\n\r\nquarterly\r\n")
+    for bad, why in (("a/b", "'/'"), ("x\x01y", "control character"), ("", "")):
+        cp = mv("import", str(eml), "--archive", bad, data_dir=d, check=False)
+        assert cp.returncode == 2 and b"--archive" in cp.stderr and why.encode() in cp.stderr, (bad, cp.stderr)
+    # an old store holding "a/b": written as "ab" and renamed under the rules' feet
+    mv("import", str(eml), "--archive", "ab", data_dir=d)
+    db = sqlite3.connect(os.path.join(d, "stores", "store1", "db", "store.sqlite"))
+    db.execute("UPDATE folders SET archive='a/b' WHERE archive='ab'")
+    db.commit()
+    db.close()
+    assert [h["archive"] for h in search_json("quarterly", d)] == ["a/b"]
+    mv("cmd", "CreateUser", "--userName=frank", "--privileges=login", "--password=Frank-Pw-2231-z", data_dir=d)
+    for grant in ("a", "A", "a/b"):
+        mv("cmd", "SetUserPrivilegesOnFolder", "--userName=frank", "--folder=" + grant, "--privileges=read",
+           data_dir=d)
+        assert search_json("quarterly", d, extra=("--as-user", "frank")) == [], \
+            "a grant on folder %r reaches the archive named 'a/b'" % grant
+    report = json.loads(mv("cmd", "VerifyStore", "--id=1", data_dir=d).stdout)["result"]
+    names = [p for p in report["problems"] if p["kind"] == "archiveName"]
+    assert report["clean"] is False and len(names) == 1 and "'a/b'" in names[0]["detail"], report
+
+
 # =====================================================================================
 # 3. The growing delay on bad passwords
 # =====================================================================================
