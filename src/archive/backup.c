@@ -121,9 +121,10 @@ static int copy_tree(const char *src, const char *dst, int depth, GError **error
 			if (rc == 0)
 				rc = copy_tree(from, to, depth + 1, error);
 		} else if (S_ISREG(st.st_mode)) {
-			/* Modes kept (master.key stays 0600); an existing file is never
-			 * overwritten, a link never followed. */
-			rc = mv_copy_file(from, to, -1, -1, MV_COPY_EXCL | MV_COPY_NOFOLLOW, error);
+			/* 0600 whatever the backup's files say (one made by an older
+			 * version or copied by hand may be wider); an existing file is
+			 * never overwritten, a link never followed. */
+			rc = mv_copy_file(from, to, -1, 0600, MV_COPY_EXCL | MV_COPY_NOFOLLOW, error);
 		} else {
 			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: not a regular file or directory (a backup holds "
 			            "no links or special files)", from);
@@ -399,7 +400,7 @@ static int write_info(backup_run *b, GError **error)
 		return -1;
 	}
 	char *path = g_build_filename(b->dir, BACKUP_INFO, NULL);
-	int rc = mv_write_file_atomic(path, text, strlen(text), 0644, error);
+	int rc = mv_write_file_atomic(path, text, strlen(text), 0600, error);
 	g_free(path);
 	free(text);
 	return rc;

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t interrupted;
@@ -20,6 +21,18 @@ static void on_sigint(int sig)
 {
 	(void)sig;
 	interrupted = 1;
+}
+
+/* Every file inside is created 0600 and every directory 0700, but a data
+ * directory someone made beforehand keeps its own mode: say so when others
+ * may list or enter it. */
+static void warn_if_open_to_others(const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) < 0 || !(st.st_mode & 077))
+		return;
+	fprintf(stderr, "mailvault: warning: the data directory %s has mode %04o: group and others may list or enter it "
+	        "(its files are private, 0600); 'chmod 700 %s' closes it\n", dir, (unsigned)(st.st_mode & 07777), dir);
 }
 
 int mv_cmd_init(const mv_cli_globals *g, int argc, char **argv)
@@ -35,6 +48,7 @@ int mv_cmd_init(const mv_cli_globals *g, int argc, char **argv)
 		return mv_cli_fail(err);
 	}
 	printf("Initialised mailvault instance in %s\n", dir);
+	warn_if_open_to_others(dir);
 	printf("Archive store: store1 (current)\n");
 	printf("Recovery key: %s\n", recovery);
 	printf("Write the recovery key down and keep it safe: it is shown only this once, and it is\n"

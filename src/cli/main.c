@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const struct {
 	const char *name;
@@ -95,6 +96,10 @@ int main(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "extract-worker") == 0)
 		return mv_extract_worker_main();
 	setlocale(LC_ALL, "");
+	/* Everything this process creates — databases, segments, keys,
+	 * certificates, exports — holds mail or secrets: private to the
+	 * service's user, whatever umask it was started with. */
+	umask(077);
 	/* Messages are allocated and freed by the thousand: keep freed memory
 	 * for reuse instead of returning it to the kernel and faulting it back
 	 * in (a quarter of the import's kernel time otherwise). */

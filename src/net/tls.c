@@ -311,7 +311,7 @@ static int write_cert(X509 *x, const char *cert_path, GError **error)
 		set_ssl_error(error, MV_ERR_IO, cert_path, "cannot encode the certificate");
 		return -1;
 	}
-	int rc = write_bio_atomic(bio, cert_path, 0644, error);
+	int rc = write_bio_atomic(bio, cert_path, 0600, error);
 	BIO_free(bio);
 	return rc;
 }

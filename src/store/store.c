@@ -101,8 +101,18 @@ int mv_sql_exec(sqlite3 *db, const char *sql, GError **error)
 int mv_sql_open(const char *path, bool create, bool readonly, sqlite3 **db_r, GError **error)
 {
 	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
-	if (create)
+	if (create) {
+		/* SQLite creates a database 0644 less the umask, and its -wal and
+		 * -shm take the database's mode: made 0600 here first, all three
+		 * are private whatever the umask or the directory. */
+		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			mv_set_errno_error(error, errno, "create", path);
+			return -1;
+		}
+		close(fd);
 		flags |= SQLITE_OPEN_CREATE;
+	}
 	sqlite3 *db = NULL;
 	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		g_set_error(error, MV_ERROR, MV_ERR_IO, "open database %s: %s", path,
