@@ -206,8 +206,25 @@ static void print_skipped(GHashTable *skipped)
 	g_list_free(kinds);
 }
 
-static void print_summary(mv_ingest *ing, const import_args *a, double secs)
+/* An EML directory's files without a wanted extension are not mail to
+ * us, but a user who typed the directory expects to hear of them. */
+static void print_other_files(const import_args *a, uint64_t others)
 {
+	if (!others)
+		return;
+	char **exts = parse_extensions(a->ext ? a->ext : "eml,msg");
+	GString *wanted = g_string_new(NULL);
+	for (char **e = exts; *e; e++)
+		g_string_append_printf(wanted, "%s.%s", e == exts ? "" : e[1] ? ", " : " or ", *e);
+	printf("skipped %" G_GUINT64_FORMAT " file%s without the extension %s (--ext '*' imports every file)\n", others,
+	       others == 1 ? "" : "s", wanted->str);
+	g_string_free(wanted, TRUE);
+	g_strfreev(exts);
+}
+
+static void print_summary(mv_ingest *ing, mv_reader *r, const import_args *a, double secs)
+{
+	uint64_t others = mv_reader_other_files(r);
 	mv_ingest_counts c;
 	mv_ingest_get_counts(ing, &c);
 	const GPtrArray *refusals = mv_ingest_refusals(ing);
@@ -220,6 +237,7 @@ static void print_summary(mv_ingest *ing, const import_args *a, double secs)
 		                      "skipped", skipped_object(a->skipped), "damaged", refusal_list(a->damaged),
 		                      "damagedItems", (json_int_t)a->damaged_items, "unreadableAttachments", (json_int_t)c.unreadable_attachments,
 		                      "attachmentErrors", refusal_list(unreadable));
+		json_object_set_new(o, "skippedFiles", json_integer((json_int_t)others));
 		mv_cli_print_json(o);
 		return;
 	}
@@ -227,6 +245,7 @@ static void print_summary(mv_ingest *ing, const import_args *a, double secs)
 	       (unsigned long long)c.imported, (unsigned long long)c.duplicates, (unsigned long long)c.malformed,
 	       (unsigned long long)c.refused, c.bytes / 1e6, secs);
 	print_skipped(a->skipped);
+	print_other_files(a, others);
 	if (c.unreadable_attachments)
 		printf("archived, but an attachment's text could not be read for search: %llu\n",
 		       (unsigned long long)c.unreadable_attachments);
@@ -330,6 +349,14 @@ static bool check_import_args(const import_args *a, mv_reader_options *ro, int a
 		fprintf(stderr, "mailvault: import needs --archive NAME (the user archive to import into)\n");
 		return false;
 	}
+	char **exts = a->ext ? parse_extensions(a->ext) : NULL;
+	bool no_ext = exts && !exts[0];
+	g_strfreev(exts);
+	if (no_ext) {
+		fprintf(stderr, "mailvault: --ext '%s' names no extension: give one or more (--ext eml,txt), or '*' for "
+		        "every file\n", a->ext);
+		return false;
+	}
 	GError *bad = NULL;
 	if (a->archive && mv_archive_name_check(a->archive, &bad) < 0) {
 		fprintf(stderr, "mailvault: --archive: %s\n", bad->message);
@@ -366,7 +393,7 @@ int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
 		{ "archive", 0, 0, G_OPTION_ARG_STRING, &a.archive, "user archive to import into (required)", "NAME" },
 		{ "folder", 0, 0, G_OPTION_ARG_STRING, &a.folder, "folder inside the archive", "F" },
 		{ "format", 0, 0, G_OPTION_ARG_STRING, &a.format, "eml, emldir, mbox, mboxrd, mboxo, maildir, pst or msg (default: detect)", "FMT" },
-		{ "ext", 0, 0, G_OPTION_ARG_STRING, &a.ext, "EML directories: file extensions to import (default eml,msg)", "eml,txt" },
+		{ "ext", 0, 0, G_OPTION_ARG_STRING, &a.ext, "EML directories: file extensions to import (default eml,msg; '*' for every file)", "eml,txt" },
 		{ "no-subfolders", 0, 0, G_OPTION_ARG_NONE, &a.no_subfolders, "EML directories: do not descend", NULL },
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &a.json, "print the summary as JSON", NULL },
 		{ "quiet", 'q', 0, G_OPTION_ARG_NONE, &a.quiet, "no progress line", NULL },
@@ -422,7 +449,7 @@ int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
 	int rc = import_loop(r, ing, argv[1], &a, &err);
 	GError *flush_err = NULL;
 	int flushed = mv_ingest_flush(ing, &flush_err);
-	print_summary(ing, &a, mv_monotonic() - started);
+	print_summary(ing, r, &a, mv_monotonic() - started);
 	if (rc < 0 || flushed < 0) {
 		mv_ingest_note_outcome(ing, (rc < 0 ? err : flush_err)->message);
 		status = mv_cli_fail(rc < 0 ? err : flush_err);

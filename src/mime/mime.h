@@ -229,6 +229,9 @@ mv_reader *mv_reader_open(const char *path, const mv_reader_options *opts, GErro
 mv_read_result mv_reader_next(mv_reader *r, mv_source_message *msg, GError **error);
 /* Items of a PST read so far and in all, and the folder being read; false
  * for sources that are not counted in items. */
+/* EML directories: regular files passed over because their extension is
+ * not one asked for (0 for other formats). */
+uint64_t mv_reader_other_files(const mv_reader *r);
 bool mv_reader_items(mv_reader *r, uint64_t *done_r, uint64_t *total_r, const char **folder_r);
 /* Bytes of the source consumed so far and in total (for progress). */
 void mv_reader_progress(mv_reader *r, uint64_t *done_r, uint64_t *total_r);

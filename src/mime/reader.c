@@ -227,6 +227,8 @@ typedef struct walker {
 	char **exts;           /* NULL = any extension */
 	bool maildir;          /* report Maildir flags */
 	guint found;           /* candidate files yielded */
+	uint64_t other_ext;    /* regular files passed over for their extension */
+	char *skipped;         /* the entry a WALK_SKIP is about (its error names the reason) */
 } walker;
 
 typedef struct mbox_item {
@@ -557,6 +559,7 @@ static void walker_free(walker *w)
 	if (!w)
 		return;
 	g_ptr_array_unref(w->stack);
+	g_free(w->skipped);
 	g_free(w);
 }
 
@@ -570,7 +573,8 @@ static GPtrArray *list_dir(const char *dir, GError **error)
 {
 	DIR *d = opendir(dir);
 	if (!d) {
-		mv_set_errno_error(error, errno, "open directory", dir);
+		/* "DIR: reason": the refusal names the directory once */
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "%s: cannot open the directory: %s", dir, g_strerror(errno));
 		return NULL;
 	}
 	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
@@ -584,7 +588,7 @@ static GPtrArray *list_dir(const char *dir, GError **error)
 	int saved = errno;
 	closedir(d);
 	if (saved != 0) {
-		mv_set_errno_error(error, saved, "read directory", dir);
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "%s: cannot read the directory: %s", dir, g_strerror(saved));
 		g_ptr_array_unref(names);
 		return NULL;
 	}
@@ -635,7 +639,7 @@ static walk_result walk_entry(walker *w, dir_frame *f, const char *name, walk_it
 	struct stat st;
 	walk_result res = WALK_END; /* END here means "nothing to report" */
 	if (lstat(path, &st) < 0) {
-		mv_set_errno_error(error, errno, "stat", path);
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "%s: %s", path, g_strerror(errno));
 		res = WALK_SKIP;
 		goto out;
 	}
@@ -654,12 +658,16 @@ static walk_result walk_entry(walker *w, dir_frame *f, const char *name, walk_it
 		g_free(folder);
 		goto out;
 	}
-	if (!ext_matches(w->exts, name))
+	if (!ext_matches(w->exts, name)) {
+		if (S_ISREG(st.st_mode))
+			w->other_ext++;
 		goto out;
+	}
 	/* Symlinked files are followed, symlinked directories never are: a
 	 * link cannot then make the walk loop or escape. */
 	if (link && stat(path, &st) < 0) {
-		mv_set_errno_error(error, errno, "stat", path);
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "%s: a symbolic link to nothing readable (%s)", path,
+		            g_strerror(errno));
 		res = WALK_SKIP;
 		goto out;
 	}
@@ -678,6 +686,11 @@ static walk_result walk_entry(walker *w, dir_frame *f, const char *name, walk_it
 	w->found++;
 	res = WALK_FILE;
 out:
+	if (res == WALK_SKIP) {
+		g_free(w->skipped);
+		w->skipped = path;
+		path = NULL;
+	}
 	g_free(path);
 	return res;
 }
@@ -693,6 +706,8 @@ static walk_result walker_next(walker *w, walk_item *it, GError **error)
 			if (!f->names) {
 				bool quiet = f->optional && g_error_matches(err, MV_ERROR, MV_ERR_IO) &&
 				             !g_file_test(f->dir, G_FILE_TEST_EXISTS);
+				g_free(w->skipped);
+				w->skipped = g_strdup(f->dir);
 				g_ptr_array_remove_index(w->stack, w->stack->len - 1);
 				if (quiet) {
 					g_error_free(err);
@@ -735,14 +750,21 @@ static mv_read_result dir_next(mv_reader *r, GError **error)
 {
 	walk_item it = { 0 };
 	walk_result res = walker_next(r->walk, &it, error);
-	if (res == WALK_SKIP)
+	if (res == WALK_SKIP) {
+		r->origin = g_steal_pointer(&r->walk->skipped);   /* names the entry, once */
 		return MV_READ_SKIPPED;
+	}
 	if (res == WALK_END) {
 		if (r->walk->found > 0 || r->empty_reported)
 			return MV_READ_END;
 		r->empty_reported = true;
 		char *what = looked_for(r);
-		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "no mail files found in %s (%s)", r->path, what);
+		uint64_t others = r->walk->other_ext;
+		char *passed = others ? g_strdup_printf("; passed over %" G_GUINT64_FORMAT " files with other extensions: "
+		                                        "--ext '*' imports every file", others)
+		                      : g_strdup("");
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "no mail files found (%s%s)", what, passed);
+		g_free(passed);
 		g_free(what);
 		return MV_READ_SKIPPED;
 	}
@@ -1110,6 +1132,11 @@ mv_read_result mv_reader_next(mv_reader *r, mv_source_message *msg, GError **err
 	if (res == MV_READ_SKIPPED || res == MV_READ_IGNORED)
 		msg->origin = r->origin ? r->origin : r->path;
 	return res;
+}
+
+uint64_t mv_reader_other_files(const mv_reader *r)
+{
+	return r->walk && r->format == MV_FORMAT_EMLDIR ? r->walk->other_ext : 0;
 }
 
 bool mv_reader_items(mv_reader *r, uint64_t *done_r, uint64_t *total_r, const char **folder_r)

@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from mvtest import import_json, search_json, sha256, show
+from mvtest import import_json, mv, search_json, sha256, show
 
 
 def write(path, data):
@@ -124,6 +124,41 @@ def test_mixed_directory(tmp_path, data_dir):
     # EML files at the import root land in the archive root (folder "")
     folders = sorted((h["folder"] or "") for h in hits)
     assert folders == [""] * 5 + ["sub"], folders
+
+
+def test_files_passed_over_for_their_extension_are_counted(tmp_path, data_dir):
+    """Issue 9.9: files of an EML directory without a wanted extension were
+    skipped in silence; they are counted, `--ext '*'` takes every file and
+    `--ext ''` is an error."""
+    d = tmp_path / "exts"
+    write(d / "a.eml", good_message(1))
+    write(d / "notes.txt", good_message(2))
+    write(d / "sub" / "README", good_message(3))
+    s = import_one(d, data_dir)
+    assert (s["imported"], s["refused"], s["skippedFiles"]) == (1, 0, 2), s
+    cp = mv("import", str(d), "--archive", "t", data_dir=data_dir, check=False)
+    assert b"skipped 2 files without the extension .eml or .msg (--ext '*' imports every file)" in cp.stdout, \
+        cp.stdout
+    s = import_one(d, data_dir, "t", "--ext", "*")
+    assert (s["imported"], s["duplicates"], s["skippedFiles"]) == (2, 1, 0), s
+    cp = mv("import", str(d), "--archive", "t", "--ext", "", data_dir=data_dir, check=False)
+    assert cp.returncode == 2 and b"--ext '' names no extension" in cp.stderr, cp.stderr
+    # a directory holding only other files says what it passed over
+    only = tmp_path / "only-txt"
+    write(only / "x.txt", good_message(4))
+    s = import_one(only, data_dir)
+    assert s["refused"] == 1 and "passed over 1 files" in s["refusals"][0]["reason"], s
+
+
+def test_refusal_names_its_item_once(tmp_path, data_dir):
+    """Issue 9.12: "refused: X: X: ..." printed the item twice."""
+    d = tmp_path / "links"
+    write(d / "good.eml", good_message(1))
+    (d / "dangling.eml").symlink_to(tmp_path / "nowhere.eml")
+    cp = mv("import", str(d), "--archive", "t", data_dir=data_dir, check=False)
+    lines = [l for l in cp.stdout.decode().splitlines() if l.startswith("refused:")]
+    assert len(lines) == 1 and lines[0].count("dangling.eml") == 1, lines
+    assert lines[0].startswith("refused: %s: " % (d / "dangling.eml")), lines
 
 
 # ---- archived whatever the shape ------------------------------------------------------
