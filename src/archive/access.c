@@ -10,7 +10,7 @@
 /* ---- a caller's access ------------------------------------------------------------------- */
 
 typedef struct access_grant {
-	char *folded;                   /* g_utf8_casefold of the folder */
+	char *folded;                   /* mv_name_fold of the folder */
 	size_t len;
 	unsigned privileges;
 } access_grant;
@@ -55,7 +55,7 @@ mv_access *mv_access_for_user(mv_instance *inst, const mv_user *u, GError **erro
 	a->grants = g_new0(access_grant, grants->len ? grants->len : 1);
 	for (guint i = 0; i < grants->len; i++) {
 		const mv_folder_grant *g = grants->pdata[i];
-		a->grants[i].folded = g_utf8_casefold(g->folder, -1);
+		a->grants[i].folded = mv_name_fold(g->folder);
 		a->grants[i].len = strlen(a->grants[i].folded);
 		a->grants[i].privileges = g->privileges;
 	}
@@ -106,8 +106,8 @@ unsigned mv_access_folder(const mv_access *a, const char *archive, const char *p
 {
 	if (mv_access_unrestricted(a))
 		return MV_FOLDER_ALL;
-	char *folded_archive = g_utf8_casefold(archive, -1);
-	char *folded_path = g_utf8_casefold(path ? path : "", -1);
+	char *folded_archive = mv_name_fold(archive);
+	char *folded_path = mv_name_fold(path ? path : "");
 	unsigned bits = 0;
 	for (size_t i = 0; i < a->n_grants; i++) {
 		if (grant_covers(&a->grants[i], folded_archive, folded_path)) {

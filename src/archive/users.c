@@ -1307,7 +1307,7 @@ GPtrArray *mv_archive_folder_grants(mv_instance *inst, const char *name, GError 
 
 static bool same_folder(const char *a, const char *b)
 {
-	char *fa = g_utf8_casefold(a, -1), *fb = g_utf8_casefold(b, -1);
+	char *fa = mv_name_fold(a), *fb = mv_name_fold(b);
 	bool same = strcmp(fa, fb) == 0;
 	g_free(fa);
 	g_free(fb);
@@ -1371,8 +1371,11 @@ int mv_user_set_folder_privileges(mv_instance *inst, const char *name, const cha
 {
 	if (check_folder(folder, error) < 0 || check_bits(MV_PRIVSET_FOLDER, "privileges", privileges, error) < 0)
 		return -1;
-	folder_grant_change c = { name, folder, privileges };
-	return mv_archive_in_transaction(inst, set_folder_txn, &c, error);
+	char *canonical = mv_name_canonical(folder);   /* stored as names are: NFC */
+	folder_grant_change c = { name, canonical, privileges };
+	int rc = mv_archive_in_transaction(inst, set_folder_txn, &c, error);
+	g_free(canonical);
+	return rc;
 }
 
 static int clear_folders_txn(mv_instance *inst, void *opaque, GError **error)

@@ -95,6 +95,12 @@ char *mv_utf8_sanitize(const char *s, gssize len);
  * MV_ERR_INVALID naming the name and the fault. */
 bool mv_archive_name_ok(const char *name);
 int mv_archive_name_check(const char *name, GError **error);
+/* Archive and folder names are stored in Unicode NFC (invalid UTF-8 kept
+ * as it is): the canonical spelling, new.  is_canonical: name is in it. */
+char *mv_name_canonical(const char *name);
+bool mv_name_is_canonical(const char *name);
+/* The key names compare by: case-folded, then NFC.  New string. */
+char *mv_name_fold(const char *name);
 
 /* ---- the service configuration file (config.c) ------------------------------
  * One GKeyFile for `mailvault serve`: where the data is, where it listens,

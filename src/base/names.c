@@ -1,4 +1,4 @@
-/* base/names: what an archive name may be.
+/* base/names: what an archive name may be, and the one spelling of a name.
  *
  * Folder privileges and every folder argument name a folder as
  * "archive/path/...", splitting at the first '/'.  An archive whose name
@@ -43,4 +43,37 @@ int mv_archive_name_check(const char *name, GError **error)
 	g_set_error(error, MV_ERROR, MV_ERR_INVALID, "archive name '%.200s' is not allowed: %s", shown, fault);
 	g_free(shown);
 	return -1;
+}
+
+/* ---- one spelling per name ------------------------------------------------------ */
+
+/* "Café" arrives precomposed from one client and decomposed (e + U+0301)
+ * from another (macOS file names): the same name to a person, different
+ * bytes to a comparison.  Names are stored in NFC and compared folded and
+ * in NFC, so a privilege on one spelling covers the other.  Bytes that are
+ * not UTF-8 cannot be normalised and are kept as they are. */
+char *mv_name_canonical(const char *name)
+{
+	if (!name)
+		return NULL;
+	char *nfc = g_utf8_validate(name, -1, NULL) ? g_utf8_normalize(name, -1, G_NORMALIZE_NFC) : NULL;
+	return nfc ? nfc : g_strdup(name);
+}
+
+bool mv_name_is_canonical(const char *name)
+{
+	char *nfc = mv_name_canonical(name);
+	bool same = nfc && strcmp(nfc, name) == 0;
+	g_free(nfc);
+	return same;
+}
+
+char *mv_name_fold(const char *name)
+{
+	if (!g_utf8_validate(name, -1, NULL))
+		return g_strdup(name);
+	char *folded = g_utf8_casefold(name, -1);
+	char *nfc = g_utf8_normalize(folded, -1, G_NORMALIZE_NFC);
+	g_free(folded);
+	return nfc ? nfc : g_strdup(name);
 }

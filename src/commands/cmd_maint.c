@@ -53,36 +53,64 @@ static bool id_in_range(int64_t id, GError **error)
 
 /* ---- verify ---------------------------------------------------------------------------- */
 
-/* Archive names a store holds that the rules refuse now (a '/' that reads
- * as a folder path, a control character: stores written before the rule
- * came in) join the report's problems; renaming them is the admin's call,
- * with MoveFolder. */
-static int report_archive_names(mv_store *s, json_t *report, GError **error)
+/* Names a store holds that the rules refuse now — an archive name with a
+ * '/' that reads as a folder path or a control character, an archive or
+ * folder name not in NFC (one spelling per name): stores written before
+ * the rules came in.  They join the report's problems; renaming is the
+ * admin's call, with MoveFolder. */
+typedef struct name_report {
+	json_t *report;
+	GHashTable *seen;
+	int64_t found;
+} name_report;
+
+static void name_problem(name_report *nr, const char *kind, const char *key, const char *detail)
+{
+	if (g_hash_table_contains(nr->seen, key))
+		return;
+	g_hash_table_add(nr->seen, g_strdup(key));
+	nr->found++;
+	json_t *problems = json_object_get(nr->report, "problems");
+	if (json_array_size(problems) < 1000)   /* the count stays exact, as the store's own problems' */
+		json_array_append_new(problems, json_pack("{s:s, s:s}", "kind", kind, "detail", detail));
+}
+
+static void check_folder_names(name_report *nr, const mv_folder_stats *f)
+{
+	GError *why = NULL;
+	if (mv_archive_name_check(f->archive, &why) < 0) {
+		name_problem(nr, "archiveName", f->archive, why->message);
+		g_error_free(why);
+		return;
+	}
+	const char *which = !mv_name_is_canonical(f->archive) ? f->archive
+	                    : !mv_name_is_canonical(f->path) ? f->path : NULL;
+	if (!which)
+		return;
+	char *shown = mv_utf8_sanitize(which, -1);
+	char *detail = g_strdup_printf("%s '%s' (archive '%s') is not in Unicode NFC: a folder privilege on another "
+	                               "spelling of it would not match", which == f->archive ? "archive" : "folder",
+	                               shown, f->archive);
+	char *key = which == f->archive ? g_strdup(f->archive) : g_strconcat(f->archive, "\x1f", f->path, NULL);
+	name_problem(nr, "nameNotNfc", key, detail);
+	g_free(key);
+	g_free(detail);
+	g_free(shown);
+}
+
+static int report_names(mv_store *s, json_t *report, GError **error)
 {
 	GPtrArray *folders = NULL;
 	if (mv_store_list_folders(s, NULL, &folders, error) < 0)
 		return -1;
-	GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
-	json_t *problems = json_object_get(report, "problems");
-	int64_t found = 0;
-	for (guint i = 0; i < folders->len; i++) {
-		const mv_folder_stats *f = folders->pdata[i];
-		if (g_hash_table_contains(seen, f->archive) || mv_archive_name_ok(f->archive))
-			continue;
-		g_hash_table_add(seen, f->archive);
-		found++;
-		if (json_array_size(problems) >= 1000)
-			continue;   /* the count stays exact, as the store's own problems' */
-		GError *why = NULL;
-		mv_archive_name_check(f->archive, &why);
-		json_array_append_new(problems, json_pack("{s:s, s:s}", "kind", "archiveName", "detail", why->message));
-		g_error_free(why);
-	}
-	g_hash_table_destroy(seen);
+	name_report nr = { .report = report, .seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL) };
+	for (guint i = 0; i < folders->len; i++)
+		check_folder_names(&nr, folders->pdata[i]);
+	g_hash_table_destroy(nr.seen);
 	g_ptr_array_free(folders, TRUE);
-	if (found) {
+	if (nr.found) {
 		json_object_set_new(report, "problemCount",
-		                    json_integer(json_integer_value(json_object_get(report, "problemCount")) + found));
+		                    json_integer(json_integer_value(json_object_get(report, "problemCount")) + nr.found));
 		json_object_set_new(report, "clean", json_false());
 	}
 	return 0;
@@ -98,7 +126,7 @@ static json_t *verify_one(mv_command_ctx *ctx, int64_t id, bool with_index, GErr
 	mv_store_task t = task_of(ctx);
 	json_t *report = NULL;
 	int rc = mv_store_verify(s, with_index, &t, &report, error);
-	if (rc == 0 && report_archive_names(s, report, error) < 0) {
+	if (rc == 0 && report_names(s, report, error) < 0) {
 		json_decref(report);
 		rc = -1;
 	}

@@ -471,14 +471,15 @@ int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
 	it->owner = ing->filling;
 	it->data = g_byte_array_sized_new((guint)msg->len);
 	g_byte_array_append(it->data, msg->data, (guint)msg->len);
-	it->archive = g_strdup(msg->archive);
-	if (msg->archive && !g_hash_table_contains(ing->archives, msg->archive)) {
+	/* one spelling per name (NFC), whatever the source wrote */
+	it->archive = mv_name_canonical(msg->archive);
+	if (!g_hash_table_contains(ing->archives, it->archive)) {
 		if (g_hash_table_size(ing->archives) < MAX_AUDITED_ARCHIVES)
-			g_hash_table_add(ing->archives, g_strdup(msg->archive));
+			g_hash_table_add(ing->archives, g_strdup(it->archive));
 		else
 			ing->more_archives = true;
 	}
-	it->folder = g_strdup(msg->folder ? msg->folder : "");
+	it->folder = mv_name_canonical(msg->folder ? msg->folder : "");
 	it->source = g_strdup(msg->source ? msg->source : "");
 	it->origin = g_strdup(msg->origin ? msg->origin : "");
 	it->mail_flags = g_strdup(msg->mail_flags ? msg->mail_flags : "");

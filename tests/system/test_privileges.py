@@ -681,6 +681,43 @@ def test_archive_names_cannot_read_as_folder_paths(tmp_path):
     assert report["clean"] is False and len(names) == 1 and "'a/b'" in names[0]["detail"], report
 
 
+def test_unicode_spellings_of_a_folder_are_one_folder(tmp_path):
+    """Issue 19.2: a folder imported as "Cafe\u0301" (decomposed, as macOS
+    writes it) with "none" on "alice/Caf\u00e9" (precomposed) was readable.
+    Names are stored in NFC and privileges compare folded NFC, so either
+    spelling of a grant covers the folder; VerifyStore reports a name a
+    store holds in another form."""
+    d = str(tmp_path / "d")
+    init_with_admin(d)
+    decomposed, precomposed = "Cafe\u0301", "Caf\u00e9"
+    src = tmp_path / "eml" / decomposed
+    src.mkdir(parents=True)
+    (src / "m.eml").write_bytes(b"From: a@example.com\r\nSubject: croissant\r\n\r\ncroissant\r\n")
+    mv("import", str(tmp_path / "eml"), "--archive", "alice", data_dir=d)
+    hits = search_json("croissant", d)
+    assert [h["folder"] for h in hits] == [precomposed], hits      # stored in NFC
+    mv("cmd", "CreateUser", "--userName=u", "--privileges=login", "--password=U-Pw-8812-long", data_dir=d)
+    mv("cmd", "SetUserPrivilegesOnFolder", "--userName=u", "--folder=alice", "--privileges=read", data_dir=d)
+    assert len(search_json("croissant", d, extra=("--as-user", "u"))) == 1
+    for spelling in (precomposed, decomposed, "CAFE\u0301"):
+        mv("cmd", "SetUserPrivilegesOnFolder", "--userName=u", "--folder=alice/" + spelling, "--privileges=none",
+           data_dir=d)
+        assert search_json("croissant", d, extra=("--as-user", "u")) == [], spelling
+        mv("cmd", "SetUserPrivilegesOnFolder", "--userName=u", "--folder=alice/" + spelling,
+           "--privileges=read", data_dir=d)
+    # a store written before: its folder row in the decomposed form
+    db = sqlite3.connect(os.path.join(d, "stores", "store1", "db", "store.sqlite"))
+    db.execute("UPDATE folders SET path=? WHERE path=?", (decomposed, precomposed))
+    db.commit()
+    db.close()
+    report = json.loads(mv("cmd", "VerifyStore", "--id=1", data_dir=d).stdout)["result"]
+    nfc = [p for p in report["problems"] if p["kind"] == "nameNotNfc"]
+    assert report["clean"] is False and len(nfc) == 1 and "NFC" in nfc[0]["detail"], report
+    mv("cmd", "SetUserPrivilegesOnFolder", "--userName=u", "--folder=alice/" + precomposed, "--privileges=none",
+       data_dir=d)
+    assert search_json("croissant", d, extra=("--as-user", "u")) == []
+
+
 # =====================================================================================
 # 3. The growing delay on bad passwords
 # =====================================================================================
