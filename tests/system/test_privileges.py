@@ -935,6 +935,15 @@ def test_legal_hold_refuses_every_removal(hold_world):
                                                  "logSuccessfulUserActivities": []})
     api.ok("DeleteMessage", user="holly", id=ids[0], reason="after the hold")
     assert api.ok("CompactStore", id=1)["recordsDropped"] >= 2
+    # Issue 19.4: a user's deletion and move are audited with
+    # logSuccessfulUserActivities empty (that setting governs reads only)
+    api.ok("SetUserPrivilegesOnFolder", userName="holly", folder="alice", privileges="read,write,delete")
+    api.ok("MoveFolder", user="holly", fromFolder="alice/Scratch", toFolder="alice/Scratched")
+    done = [(e["event"], e["user"]) for e in api.audit() if e["success"] is True]
+    assert ("MessageDelete", "holly") in done, done
+    moves = [e for e in api.audit() if e["user"] == "holly" and e["success"] is True and
+             json.loads(e["details"]).get("function") == "MoveFolder"]
+    assert len(moves) == 1 and "alice/Scratched" in moves[0]["details"], moves
 
 
 def tamper(data_dir, sql, *params):
