@@ -12,6 +12,16 @@
  * its header only: GMime's parser recurses per level); what was wrong is
  * added to *flags_r (mv_parse_flags).  NULL when no header could be read. */
 GMimeMessage *mv_mime_construct(const uint8_t *data, size_t len, unsigned *flags_r);
+/* Header values decoded with every RFC 2047 word kept (GMime's own
+ * accessors lose the words after a padded base64 one: see parse.c); use
+ * these, not g_mime_message_get_subject/_get_addresses,
+ * g_mime_part_get_filename or g_mime_header_get_value.  New strings; NULL
+ * when the message has no Subject / the part no file name. */
+char *mv_mime_header_value(GMimeHeader *header);
+char *mv_mime_message_subject(GMimeMessage *msg);
+char *mv_mime_part_filename(GMimePart *part);
+/* The addresses of one field from all its headers: a new reference. */
+InternetAddressList *mv_mime_message_addresses(GMimeMessage *msg, GMimeAddressType type);
 /* An address list as a reader sees it ("Name <addr>, ...", decoded), ""
  * for none. */
 char *mv_mime_display_list(InternetAddressList *list);

@@ -215,7 +215,7 @@ static void visit_leaf(GMimePart *part, mv_parsed *p, bool in_attached_message)
 	char *type = ct ? g_mime_content_type_get_mime_type(ct) : g_strdup("text/plain");
 	char *lower = g_ascii_strdown(type, -1);
 	g_free(type);
-	const char *filename = g_mime_part_get_filename(part);
+	char *filename = mv_mime_part_filename(part);
 	bool attachment = g_mime_part_is_attachment(part) || (filename && *filename);
 	if (attachment || in_attached_message) {
 		p->has_attachment = p->has_attachment || attachment;
@@ -231,6 +231,7 @@ static void visit_leaf(GMimePart *part, mv_parsed *p, bool in_attached_message)
 	} else {
 		extract_part(part, lower, filename, p->text, p);
 	}
+	g_free(filename);
 	g_free(lower);
 }
 
@@ -265,9 +266,10 @@ static void walk_parts(GMimeObject *root, mv_parsed *p)
 			GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(it.obj));
 			if (inner) {
 				p->has_attachment = true;
-				const char *subj = g_mime_message_get_subject(inner);
+				char *subj = mv_mime_message_subject(inner);
 				if (subj)
 					append_limited(p->attachment_names, subj, MV_MAX_TEXT_PER_MESSAGE, p);
+				g_free(subj);
 				walk_item child = { g_mime_message_get_mime_part(inner), it.depth + 1, true };
 				g_array_append_val(stack, child);
 			}
@@ -338,16 +340,25 @@ static char *message_id_of(GMimeMessage *msg)
 	return clean;
 }
 
+static char *field_addrs(GMimeMessage *msg, GMimeAddressType type, char **display_r)
+{
+	InternetAddressList *list = mv_mime_message_addresses(msg, type);
+	if (display_r)
+		*display_r = mv_mime_display_list(list);
+	char *addrs = addr_list(list);
+	g_object_unref(list);
+	return addrs;
+}
+
 static void fill_headers(GMimeMessage *msg, mv_parsed *p)
 {
-	p->subject = mv_utf8_sanitize(g_mime_message_get_subject(msg), -1);
-	InternetAddressList *from = g_mime_message_get_from(msg);
-	p->from = mv_mime_display_list(from);
-	p->from_addrs = addr_list(from);
-	p->to = mv_mime_display_list(g_mime_message_get_to(msg));
-	p->to_addrs = addr_list(g_mime_message_get_to(msg));
-	p->cc_addrs = addr_list(g_mime_message_get_cc(msg));
-	p->bcc_addrs = addr_list(g_mime_message_get_bcc(msg));
+	char *subject = mv_mime_message_subject(msg);
+	p->subject = mv_utf8_sanitize(subject, -1);
+	g_free(subject);
+	p->from_addrs = field_addrs(msg, GMIME_ADDRESS_TYPE_FROM, &p->from);
+	p->to_addrs = field_addrs(msg, GMIME_ADDRESS_TYPE_TO, &p->to);
+	p->cc_addrs = field_addrs(msg, GMIME_ADDRESS_TYPE_CC, NULL);
+	p->bcc_addrs = field_addrs(msg, GMIME_ADDRESS_TYPE_BCC, NULL);
 	p->message_id = message_id_of(msg);
 }
 

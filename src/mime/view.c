@@ -73,21 +73,37 @@ static char *bounded_text(const char *s)
 	return mv_utf8_sanitize(s, (gssize)n);
 }
 
+/* bounded_text of a string we own. */
+static char *bounded_owned(char *s)
+{
+	char *out = bounded_text(s);
+	g_free(s);
+	return out;
+}
+
+static char *display_field(GMimeMessage *msg, GMimeAddressType type)
+{
+	InternetAddressList *list = mv_mime_message_addresses(msg, type);
+	char *text = mv_mime_display_list(list);
+	g_object_unref(list);
+	return text;
+}
+
 static void fill_fields(mv_message_view *v, GMimeMessage *msg)
 {
-	v->subject = bounded_text(g_mime_message_get_subject(msg));
-	v->from = mv_mime_display_list(g_mime_message_get_from(msg));
-	v->to = mv_mime_display_list(g_mime_message_get_to(msg));
-	v->cc = mv_mime_display_list(g_mime_message_get_cc(msg));
-	v->bcc = mv_mime_display_list(g_mime_message_get_bcc(msg));
-	v->reply_to = mv_mime_display_list(g_mime_message_get_reply_to(msg));
+	v->subject = bounded_owned(mv_mime_message_subject(msg));
+	v->from = display_field(msg, GMIME_ADDRESS_TYPE_FROM);
+	v->to = display_field(msg, GMIME_ADDRESS_TYPE_TO);
+	v->cc = display_field(msg, GMIME_ADDRESS_TYPE_CC);
+	v->bcc = display_field(msg, GMIME_ADDRESS_TYPE_BCC);
+	v->reply_to = display_field(msg, GMIME_ADDRESS_TYPE_REPLY_TO);
 	v->message_id = bounded_text(g_mime_message_get_message_id(msg));
 	GMimeHeaderList *list = g_mime_object_get_header_list(GMIME_OBJECT(msg));
 	int n = list ? g_mime_header_list_get_count(list) : 0;
 	for (int i = 0; i < n && (int)v->headers->len < 2 * MAX_HEADERS; i++) {
 		GMimeHeader *h = g_mime_header_list_get_header_at(list, i);
 		g_ptr_array_add(v->headers, bounded_text(g_mime_header_get_name(h)));
-		g_ptr_array_add(v->headers, bounded_text(g_mime_header_get_value(h)));
+		g_ptr_array_add(v->headers, bounded_owned(mv_mime_header_value(h)));
 	}
 }
 
@@ -104,8 +120,12 @@ static char *lower_type(GMimeObject *obj)
 
 static bool is_body_candidate(GMimePart *part)
 {
-	const char *filename = g_mime_part_get_filename(part);
-	return !g_mime_part_is_attachment(part) && !(filename && *filename);
+	if (g_mime_part_is_attachment(part))
+		return false;
+	char *filename = mv_mime_part_filename(part);
+	bool named = filename && *filename;
+	g_free(filename);
+	return !named;
 }
 
 static void append_text(mv_message_view *v, GString *decoded)
@@ -158,18 +178,20 @@ static void add_attachment(mv_message_view *v, GMimeObject *obj, const char *typ
 	view_private *priv = v->priv;
 	mv_view_part *a = g_new0(mv_view_part, 1);
 	a->index = (int)priv->leaves->len + 1;
-	const char *filename = GMIME_IS_PART(obj) ? g_mime_part_get_filename(GMIME_PART(obj)) : NULL;
+	char *filename = GMIME_IS_PART(obj) ? mv_mime_part_filename(GMIME_PART(obj)) : NULL;
 	if (filename && *filename) {
 		a->name = bounded_text(filename);
 	} else if (GMIME_IS_MESSAGE_PART(obj)) {
 		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
-		const char *subject = inner ? g_mime_message_get_subject(inner) : NULL;
+		char *subject = inner ? mv_mime_message_subject(inner) : NULL;
 		char *base = bounded_text(subject && *subject ? subject : "message");
 		a->name = g_strconcat(base, ".eml", NULL);
 		g_free(base);
+		g_free(subject);
 	} else {
 		a->name = g_strdup("");
 	}
+	g_free(filename);
 	a->content_type = g_strdup(type);
 	a->content_id = content_id_of(obj);
 	a->is_inline = *a->content_id && g_str_has_prefix(type, "image/") &&

@@ -1,5 +1,6 @@
-/* Unit tests: message parsing — addresses, dates, RFC 2047, bodies, the
- * malformed-input flags, and HTML to text. */
+/* Unit tests: message parsing — addresses, dates, RFC 2047 (every
+ * encoded-word of subjects, names and file names, index and view alike),
+ * bodies, the malformed-input flags, and HTML to text. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -160,6 +161,118 @@ static void test_bad_charset(void **state)
 	mv_parsed_free(p);
 }
 
+/* ---- RFC 2047: every encoded-word decoded --------------------------------------
+ * GMime 3.2.13 joins a run of B-words of one charset and its base64 decoder
+ * stops at the first padding: everything after a padded word was lost. */
+
+/* The Subject as the index (mv_parse_message) and a reader (the view's
+ * subject and header list) see it. */
+static void subject_is(const char *value, const char *want)
+{
+	char *msg = g_strdup_printf("From: a@x.org\nSubject:%s\n\nbody\n", value);
+	mv_parsed *p = parse(msg);
+	assert_string_equal(p->subject, want);
+	mv_parsed_free(p);
+	mv_message_view *v = mv_message_view_new((const uint8_t *)msg, strlen(msg));
+	assert_string_equal(v->subject, want);
+	const char *listed = NULL;
+	for (guint i = 0; i + 1 < v->headers->len; i += 2) {
+		if (strcmp(v->headers->pdata[i], "Subject") == 0)
+			listed = v->headers->pdata[i + 1];
+	}
+	assert_non_null(listed);
+	assert_string_equal(listed, want);
+	mv_message_view_free(&v);
+	g_free(msg);
+}
+
+static void test_rfc2047_iso2022jp_subject(void **state)
+{
+	/* SpamAssassin hard-ham-1/00042: three ISO-2022-JP words, the first padded. */
+	subject_is(" =?iso-2022-jp?B?UmU6IBskQjswSSkyPTNYJSglcyU4JUslIiVqJXMlME1NJVcbKEI=?=\n"
+	           "\t=?iso-2022-jp?B?GyRCJW0lOyU5JUAlJiVzJEskRCQkJEYbKEIgIC0gdGlja2V0ICM1NTYw?=\n"
+	           "\t=?iso-2022-jp?B?Nk9UQzEgLQ==?=",
+	           "Re: 三菱化学エンジニアリング様プロセスダウンについて  - ticket #55606OTC1 -");
+	/* One shift state across words: 語 has no ESC $ B of its own in the
+	 * second word, and then a character cut between two words. */
+	subject_is(" =?ISO-2022-JP?B?GyRCRnxLXA==?= =?iso-2022-jp?B?OGwbKEI=?=", "日本語");
+	subject_is(" =?iso-2022-jp?B?GyRCRnxLXDg=?=\r\n =?iso-2022-jp?b?bBsoQg==?= tail", "日本語 tail");
+}
+
+static void test_rfc2047_hostile_words(void **state)
+{
+	/* Text after the words is never lost. */
+	subject_is(" =?utf-8?B?SGVsbG8=?= =?utf-8?B?IHdvcmxk?= and the rest", "Hello world and the rest");
+	/* Adjacent words of different charsets, each padded. */
+	subject_is(" =?iso-8859-1?B?Y2Fm6Q==?= =?utf-8?B?IGNhZsOp?= =?iso-8859-1?Q?_caf=E9?= =?utf-8?B?IGNhZsOp?=",
+	           "café café café café");
+	/* A UTF-8 character cut between words (b2LD | pHI=), and a quartet
+	 * cut between words by a careless encoder. */
+	subject_is(" =?utf-8?B?b2LD?= =?utf-8?B?pHI=?=", "obär");
+	subject_is(" =?utf-8?B?5Lit5?=\n =?utf-8?B?paH?=", "中文");
+	/* B and Q words of one charset, a character cut between them. */
+	subject_is(" =?utf-8?B?w6k=?= =?utf-8?Q?=C3?= =?utf-8?B?qQ==?=", "éé");
+	/* Bad base64: what cannot be decoded is skipped, the rest kept. */
+	subject_is(" =?utf-8?B?!!!?= =?utf-8?B?b2s=?= =?utf-8?B?aGVs*bG8=?= =?utf-8?B?YQ==Yg==?= end", "okhelloab end");
+	subject_is(" =?utf-8?B?aGVsbG8?= =?utf-8?B?=?= x", "hello x");
+	/* Unknown charsets: every word still there. */
+	subject_is(" =?x-unknown?B?YQ==?= =?x-unknown?B?Yg==?= =?utf-8?B?w6k=?= end", "abé end");
+	/* Plain text, Q-words and malformed words pass through as before. */
+	subject_is(" plain =?utf-8?Q?caf=C3=A9?= =?utf-8?X?abc?= =?B?abc?= =?utf-8?B?abc",
+	           "plain café =?utf-8?X?abc?= =?B?abc?= =?utf-8?B?abc");
+	/* Of several Subject headers the last counts, as in GMime. */
+	subject_is(" first\nSubject: =?utf-8?B?YQ==?= =?utf-8?B?Yg==?=", "ab");
+	/* A long run: one allocation-bounded rewrite, nothing dropped. */
+	GString *v = g_string_new(NULL), *want = g_string_new(NULL);
+	for (int i = 0; i < 2000; i++) {
+		g_string_append(v, " =?utf-8?B?w6k=?=");
+		g_string_append(want, "é");
+	}
+	subject_is(v->str, want->str);
+	g_string_free(v, TRUE);
+	g_string_free(want, TRUE);
+}
+
+static void test_rfc2047_names_and_files(void **state)
+{
+	const char *msg =
+		"From: =?utf-8?B?SGVsbG8=?= =?utf-8?B?IHdvcmxk?= <Hello@X.org>, \"=?utf-8?B?w6k=?= =?utf-8?B?w6k=?=\" <e@x.org>\n"
+		"To: =?iso-2022-jp?B?MTIx?=@host.jp, =?utf-8?B?R3LDvA==?= =?utf-8?B?w59l?= <g@x.org>\n"
+		"Subject: s\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n"
+		"--b\nContent-Type: text/plain\n\nbody\n"
+		"--b\nContent-Type: application/pdf; name=\"=?utf-8?B?YQ==?= =?utf-8?B?Yi5wZGY=?=\"\n"
+		"Content-Transfer-Encoding: base64\n\nAAAA\n"
+		"--b\nContent-Type: application/pdf\n"
+		"Content-Disposition: attachment; filename=\"=?utf-8?B?Yw==?= =?utf-8?B?ZC5wZGY=?=\"\n\nAAAA\n"
+		"--b\nContent-Type: message/rfc822\n\nSubject: =?utf-8?B?aW5uZXI=?= =?utf-8?B?IHN1YmplY3Q=?=\n\ninner\n"
+		"--b--\n";
+	mv_parsed *p = parse(msg);
+	assert_string_equal(p->from, "Hello world <Hello@X.org>, éé <e@x.org>");
+	assert_string_equal(p->from_addrs, "hello@x.org e@x.org");
+	/* An encoded-word in an address stays as written (RFC 2047 §5). */
+	assert_string_equal(p->to, "=?iso-2022-jp?B?MTIx?=@host.jp, Grüße <g@x.org>");
+	assert_string_equal(p->to_addrs, "=?iso-2022-jp?b?mtix?=@host.jp g@x.org");
+	assert_non_null(strstr(p->attachment_names->str, "ab.pdf"));
+	assert_non_null(strstr(p->attachment_names->str, "cd.pdf"));
+	assert_non_null(strstr(p->attachment_names->str, "inner subject"));
+	mv_parsed_free(p);
+
+	mv_message_view *v = mv_message_view_new((const uint8_t *)msg, strlen(msg));
+	assert_string_equal(v->from, "Hello world <Hello@X.org>, éé <e@x.org>");
+	assert_string_equal(v->to, "=?iso-2022-jp?B?MTIx?=@host.jp, Grüße <g@x.org>");
+	assert_string_equal(v->headers->pdata[1], "Hello world <Hello@X.org>, \"éé\" <e@x.org>");
+	assert_int_equal(v->attachments->len, 3);
+	assert_string_equal(((mv_view_part *)v->attachments->pdata[0])->name, "ab.pdf");
+	assert_string_equal(((mv_view_part *)v->attachments->pdata[1])->name, "cd.pdf");
+	assert_string_equal(((mv_view_part *)v->attachments->pdata[2])->name, "inner subject.eml");
+	/* The attached message downloads as written, not as rewritten. */
+	GByteArray *data = NULL;
+	assert_int_equal(mv_message_view_part_data(v, 3, &data, NULL), 0);
+	assert_non_null(g_strstr_len((const char *)data->data, data->len, "=?utf-8?B?aW5uZXI=?="));
+	g_byte_array_unref(data);
+	mv_message_view_free(&v);
+}
+
 static void test_html_to_text(void **state)
 {
 	GString *out = g_string_new(NULL);
@@ -185,6 +298,9 @@ int main(void)
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_bad_charset),
+		cmocka_unit_test(test_rfc2047_iso2022jp_subject),
+		cmocka_unit_test(test_rfc2047_hostile_words),
+		cmocka_unit_test(test_rfc2047_names_and_files),
 		cmocka_unit_test(test_html_to_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
