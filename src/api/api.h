@@ -20,16 +20,17 @@ void mv_jobs_free(mv_jobs **jobs);
 void mv_jobs_set_retention(mv_jobs *jobs, int64_t retention_seconds);
 /* Starts cmd on its own thread with its own instance of data_dir and
  * returns the first "running" envelope with the token.  Takes args and
- * access. */
+ * access.  After mv_jobs_wake_all: a "failed" envelope, nothing started. */
 json_t *mv_jobs_start(mv_jobs *jobs, const mv_command *cmd, json_t *args, const char *data_dir, const char *user,
                       const char *remote, mv_access *access, const mv_service_hooks *service);
-/* The job's envelope once its statusVersion exceeds last_known or
- * timeout_ms passed (whichever first); NULL when the token is unknown,
- * expired or belongs to another user. */
+/* The job's envelope once its statusVersion exceeds last_known, it
+ * finished, timeout_ms passed or the server stops (whichever first); NULL
+ * when the token is unknown, expired or belongs to another user. */
 json_t *mv_jobs_status(mv_jobs *jobs, const char *token, int64_t last_known, int64_t timeout_ms, const char *user);
 /* Asks the job to stop at its next safe point; false when unknown. */
 bool mv_jobs_cancel(mv_jobs *jobs, const char *token, const char *user);
-/* Wakes every waiting get-status (shutdown). */
+/* Shutdown: every waiting get-status returns the job's current status at
+ * once, later ones do not wait, and mv_jobs_start starts nothing more. */
 void mv_jobs_wake_all(mv_jobs *jobs);
 /* Number of jobs still running. */
 unsigned mv_jobs_running(mv_jobs *jobs);
@@ -46,8 +47,12 @@ mv_api_server *mv_api_server_start(const mv_service_config *cfg, mv_logon *logon
  * listeners (on the same sockets when the addresses did not change) while
  * the old ones finish what they serve. */
 int mv_api_server_reload(mv_api_server *srv, const mv_service_config *cfg, GError **error);
-/* Stops accepting, cancels running jobs, waits for them and for the
- * requests in flight, frees. */
+/* The first step of stopping, at once on SIGTERM: no new connections, and
+ * every waiting get-status is answered with its job's current status.
+ * NULL is fine. */
+void mv_api_server_quiesce(mv_api_server *srv);
+/* Quiesces, waits for the requests in flight (up to 60 s), stops the
+ * listeners, cancels running jobs and waits for them, frees. */
 void mv_api_server_stop(mv_api_server **srv);
 
 #endif

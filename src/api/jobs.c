@@ -11,7 +11,11 @@
  *
  * One mutex guards the table and every job's status; one condition
  * variable wakes waiting get-status calls on any change (jobs are few, so
- * a broadcast costs nothing worth a finer scheme). */
+ * a broadcast costs nothing worth a finer scheme).
+ *
+ * Shutdown (mv_jobs_wake_all): every waiting get-status returns at once
+ * with the job's current status, later ones do not wait, and no new job
+ * starts — its client could not follow it to the end. */
 #include "api/api.h"
 
 #include <sodium.h>
@@ -48,7 +52,7 @@ struct mv_jobs {
 	GHashTable *by_token;   /* token -> job* (owned) */
 	int64_t retention;
 	unsigned running;
-	bool stopping;          /* shutdown: get-status no longer waits */
+	bool stopping;          /* shutdown: get-status no longer waits, no job starts */
 };
 
 static void job_free(gpointer p)
@@ -223,6 +227,14 @@ json_t *mv_jobs_start(mv_jobs *jobs, const mv_command *cmd, json_t *args, const 
 	j->percent = -1;
 	j->version = 1;
 	g_mutex_lock(&jobs->lock);
+	if (jobs->stopping) {
+		g_mutex_unlock(&jobs->lock);
+		char *msg = g_strdup_printf("%s: the server is stopping; the function was not started", cmd->name);
+		json_t *env = mv_command_error_envelope(msg, NULL);
+		g_free(msg);
+		job_free(j);
+		return env;
+	}
 	expire_locked(jobs);
 	g_hash_table_insert(jobs->by_token, j->token, j);
 	jobs->running++;

@@ -332,6 +332,14 @@ int mv_api_server_reload(mv_api_server *srv, const mv_service_config *cfg, GErro
 	return rc;
 }
 
+void mv_api_server_quiesce(mv_api_server *srv)
+{
+	if (!srv)
+		return;
+	mv_https_quiesce(srv->https);
+	mv_jobs_wake_all(srv->jobs);
+}
+
 void mv_api_server_stop(mv_api_server **sp)
 {
 	mv_api_server *srv = *sp;
@@ -339,9 +347,10 @@ void mv_api_server_stop(mv_api_server **sp)
 		return;
 	*sp = NULL;
 	/* Stop accepting, end the get-status waits, let the requests in
-	 * flight finish, then stop the jobs at a safe point. */
-	mv_https_quiesce(srv->https);
-	mv_jobs_wake_all(srv->jobs);
+	 * flight finish — the woken get-status calls among them: stopping the
+	 * listeners before they are answered would cut their connections —
+	 * then stop the jobs at a safe point. */
+	mv_api_server_quiesce(srv);
 	mv_https_stop(&srv->https);
 	mv_jobs_free(&srv->jobs);
 	mv_service_config_clear(&srv->cfg);

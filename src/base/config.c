@@ -217,8 +217,10 @@ static int get_listen(GKeyFile *kf, const char *path, const char *group, const c
 	if (!g_key_file_has_key(kf, group, key, NULL))
 		return 0;
 	gsize n = 0;
+	/* "a;b", "a" and "a;b;" (what GKeyFile's own list writer made, and
+	 * files of older versions hold) all read as a list. */
 	gchar **items = g_key_file_get_string_list(kf, group, key, &n, NULL);
-	/* "a;b;" is what GKeyFile writes for a list: the empty last item is no entry. */
+	/* Nor is a blank last item ("a; ") an entry. */
 	while (items && n > 0 && !*g_strstrip(items[n - 1]))
 		g_free(items[--n]), items[n] = NULL;
 	if (!items || n == 0 || n > MAX_LISTEN) {
@@ -351,6 +353,18 @@ static char *stored_path(const char *base, const char *path)
 	return g_strdup(path);
 }
 
+/* "HOST:PORT" or "A;B": GKeyFile's list writer would end even a single
+ * address with ';', which reads as if a second one were missing.  An
+ * address holds no ';' (mv_listen_parse), so nothing needs escaping. */
+static void set_listen(GKeyFile *kf, const char *group, const char *key, const GPtrArray *listen)
+{
+	GString *v = g_string_new(NULL);
+	for (guint i = 0; i < listen->len; i++)
+		g_string_append_printf(v, "%s%s", i ? ";" : "", (const char *)g_ptr_array_index(listen, i));
+	g_key_file_set_string(kf, group, key, v->str);
+	g_string_free(v, TRUE);
+}
+
 static void set_path(GKeyFile *kf, const char *base, const char *group, const char *key, const char *path)
 {
 	if (!path)
@@ -372,23 +386,20 @@ int mv_service_config_save(const mv_service_config *c, GError **error)
 	set_path(kf, base, "service", "data_dir", c->data_dir);
 	g_key_file_set_boolean(kf, "service", "debug_log", c->debug_log);
 	g_key_file_set_boolean(kf, "service", "safe_mode", c->safe_mode);
-	g_key_file_set_string_list(kf, "api", "listen", (const gchar *const *)c->listen->pdata, c->listen->len);
+	set_listen(kf, "api", "listen", c->listen);
 	g_key_file_set_int64(kf, "api", "status_retention_seconds", c->status_retention_seconds);
 	g_key_file_set_int64(kf, "api", "max_connections", c->max_connections);
 	g_key_file_set_boolean(kf, "web", "enabled", c->web_listen->len > 0);
 	if (c->web_listen->len)
-		g_key_file_set_string_list(kf, "web", "listen", (const gchar *const *)c->web_listen->pdata,
-		                           c->web_listen->len);
+		set_listen(kf, "web", "listen", c->web_listen);
 	g_key_file_set_int64(kf, "web", "idle_timeout_minutes", c->web_idle_seconds / 60);
 	g_key_file_set_int64(kf, "web", "session_hours", c->web_session_seconds / 3600);
 	bool imap = c->imap_listen->len > 0 || c->imap_listen_tls->len > 0;
 	g_key_file_set_boolean(kf, "imap", "enabled", imap);
 	if (c->imap_listen_tls->len)
-		g_key_file_set_string_list(kf, "imap", "listen_tls", (const gchar *const *)c->imap_listen_tls->pdata,
-		                           c->imap_listen_tls->len);
+		set_listen(kf, "imap", "listen_tls", c->imap_listen_tls);
 	if (c->imap_listen->len)
-		g_key_file_set_string_list(kf, "imap", "listen", (const gchar *const *)c->imap_listen->pdata,
-		                           c->imap_listen->len);
+		set_listen(kf, "imap", "listen", c->imap_listen);
 	g_key_file_set_boolean(kf, "imap", "allow_plaintext_loopback", c->imap_plaintext_loopback);
 	g_key_file_set_int64(kf, "imap", "idle_timeout_minutes", c->imap_idle_seconds / 60);
 	g_key_file_set_int64(kf, "imap", "max_connections", c->imap_max_connections);

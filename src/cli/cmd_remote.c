@@ -39,6 +39,7 @@ typedef struct remote {
 	CURL *curl;
 	char *base;                    /* the server URL without trailing slashes */
 	const char *user;
+	const char *cacert;            /* --cacert, or NULL: the system's CAs */
 	GByteArray *answer;            /* the body of the last answer */
 	bool too_big;                  /* it passed MAX_ANSWER and was dropped */
 	bool drop_on_cancel;           /* Ctrl-C may abort the request in flight */
@@ -291,6 +292,7 @@ static bool remote_open(remote *r, const mv_cli_remote_opts *o)
 	for (size_t n = strlen(r->base); n > 0 && r->base[n - 1] == '/'; n--)
 		r->base[n - 1] = 0;
 	r->user = o->user;
+	r->cacert = o->insecure ? NULL : o->cacert;
 	r->answer = g_byte_array_new();
 	CURLcode gc = curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (gc != CURLE_OK) {
@@ -346,6 +348,21 @@ static bool is_envelope(json_t *j)
 	return json_is_object(j) && json_is_string(json_object_get(j, "statusCode"));
 }
 
+/* A server's first start makes a self-signed certificate that no system
+ * trusts: say where it is and how to pass it (cmd_serve.c writes it as
+ * certs/server.crt of the data directory). */
+static void certificate_hint(remote *r)
+{
+	if (!r->cacert)
+		fprintf(stderr, "mailvault: the server's certificate is not trusted here; for a server's own self-signed "
+		        "one, pass a copy of it with --cacert FILE (on the server: DATA/certs/server.crt, the [tls] "
+		        "certificate of its mailvault.conf; `mailvault serve` prints its path)\n");
+	else
+		fprintf(stderr, "mailvault: the server's certificate does not verify against --cacert %s: give the "
+		        "server's own certificate (on the server: DATA/certs/server.crt, the [tls] certificate of its "
+		        "mailvault.conf) or the CA that issued it, and a URL whose host is one of its names\n", r->cacert);
+}
+
 /* A failed transfer (no HTTP answer to judge). */
 static int transfer_failed(remote *r, const char *url, CURLcode code)
 {
@@ -355,6 +372,8 @@ static int transfer_failed(remote *r, const char *url, CURLcode code)
 		fprintf(stderr, "mailvault: %s: the answer is larger than %zu MiB; refused\n", url, MAX_ANSWER >> 20);
 	else
 		fprintf(stderr, "mailvault: %s: %s\n", url, r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
+	if (code == CURLE_PEER_FAILED_VERIFICATION)
+		certificate_hint(r);
 	return MV_EXIT_FAIL;
 }
 

@@ -4,8 +4,9 @@
  * configuration (creating it, and a self-signed certificate, on first
  * start), takes the data directory's server lock, starts the API
  * listeners, and then only waits for signals — SIGTERM/SIGINT stop
- * cleanly (no new requests; running jobs stop at a safe point; requests in
- * flight finish), SIGHUP re-reads the configuration.  Every other thread
+ * cleanly (no new connections; waiting get-status calls are answered with
+ * their job's current status; requests in flight finish; running jobs
+ * stop at a safe point), SIGHUP re-reads the configuration.  Every other thread
  * has these signals blocked, so they arrive here and nowhere else;
  * SetServiceCertificate asks for a reload by sending SIGHUP to the process,
  * so there is one way in. */
@@ -257,8 +258,8 @@ static int wait_for_signals(servers *sv, const sigset_t *set, const char *path, 
 			reload(sv, path, o);
 			continue;
 		}
-		mv_log_info("%s: stopping (requests in flight finish, running jobs stop at a safe point)",
-		            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		mv_log_info("%s: stopping (get-status waits answered, requests in flight finish, running jobs stop at "
+		            "a safe point)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		return 0;
 	}
 }
@@ -340,6 +341,9 @@ out:
 		fprintf(stderr, "mailvault: %s\n", err->message);
 		g_error_free(err);
 	}
+	/* API clients waiting on get-status get their answer now, not after
+	 * the other servers have finished stopping. */
+	mv_api_server_quiesce(sv.api);
 	mv_logon_stop(sv.logon);
 	mv_imapd_stop(&sv.imap);
 	mv_web_server_stop(&sv.web);

@@ -531,10 +531,11 @@ static int bind_one(mv_imapd *d, const char *text, bool tls, GPtrArray *out, GEr
 	li->l = evconnlistener_new_bind(d->base, accept_cb, li,
 	                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_THREADSAFE | LEV_OPT_CLOSE_ON_EXEC,
 	                                128, res->ai_addr, (int)res->ai_addrlen);
+	int err = errno;
 	freeaddrinfo(res);
 	g_free(host);
 	if (!li->l) {
-		g_set_error(error, MV_ERROR, MV_ERR_IO, "IMAP: cannot listen on %s: %s", text, g_strerror(errno));
+		mv_listen_bind_error(error, "the IMAP server", text, err);
 		listener_free(li);
 		return -1;
 	}

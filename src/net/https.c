@@ -9,10 +9,25 @@
  * Reloading (SIGHUP, SetServiceCertificate) starts new listeners on the
  * very sockets of the old ones (MHD_quiesce_daemon hands them over), so no
  * connection is refused while the certificate changes; the old listeners
- * finish their requests and are stopped by a reaper thread. */
+ * finish their requests and are stopped by a reaper thread.
+ *
+ * The listening sockets are bound here rather than by libmicrohttpd, so a
+ * failure says why (address in use, not local, privileged port) instead of
+ * one vague "cannot start"; the certificate and key are checked (OpenSSL)
+ * before any listener starts, so their errors name the file and the reason.
+ *
+ * Stopping: MHD_stop_daemon shuts down the socket of every connection at
+ * once, answered or not, so requests are counted from their headers to
+ * libmicrohttpd's "completed" notice, and a stop first waits (bounded) until
+ * none is in flight. */
 #include "net/https.h"
 
+#include "net/tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sodium.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,6 +37,9 @@
 /* A retired listener is stopped at the latest this long after its
  * replacement started: longer than any request may take. */
 #define RETIRE_GRACE_SECONDS 210.0
+/* At a stop, requests in flight get this long to finish before their
+ * connections are closed: below systemd's default stop timeout (90 s). */
+#define STOP_GRACE_SECONDS 60
 
 /* A listener replaced by a reload: it accepts nothing more and is stopped
  * once its last connection ended (or past the deadline, when a client
@@ -44,6 +62,14 @@ struct mv_https {
 	GPtrArray *retired;          /* retired_daemon* */
 	GThread *reaper;
 	bool stopping;
+	bool quiesced;               /* main thread only */
+	/* Not h->lock: libmicrohttpd calls back into these while the reaper
+	 * stops a listener under h->lock. */
+	GMutex flight_lock;
+	GCond flight_done;
+	unsigned in_flight;          /* requests between their headers and their end */
+	GMutex log_lock;
+	char *last_log;              /* libmicrohttpd's last message, for a failed start */
 };
 
 typedef struct request {
@@ -95,6 +121,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	request *rq = *con_cls;
 	if (!rq) {
 		*con_cls = g_new0(request, 1);
+		g_mutex_lock(&h->flight_lock);
+		h->in_flight++;
+		g_mutex_unlock(&h->flight_lock);
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
@@ -114,8 +143,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return h->handler(h->cls, conn, url, method, rq->too_large ? NULL : rq->body, rq->too_large);
 }
 
+/* Called once per request that reached on_request, however it ended
+ * (answered, client gone, listener stopped). */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
+	mv_https *h = cls;
 	request *rq = *con_cls;
 	if (!rq)
 		return;
@@ -123,6 +155,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		g_byte_array_unref(rq->body);
 	g_free(rq);
 	*con_cls = NULL;
+	g_mutex_lock(&h->flight_lock);
+	if (h->in_flight > 0 && --h->in_flight == 0)
+		g_cond_broadcast(&h->flight_done);
+	g_mutex_unlock(&h->flight_lock);
 }
 
 /* libmicrohttpd's own unescaping would turn "%00" into the end of the C
@@ -152,9 +188,22 @@ static size_t unescape_keeping_nul(void *cls, struct MHD_Connection *conn, char 
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char *text = g_strdup_vprintf(fmt, ap);
-	mv_log_debug("http: %s", g_strchomp(text));
-	g_free(text);
+	mv_https *h = cls;
+	char *text = g_strchomp(g_strdup_vprintf(fmt, ap));
+	mv_log_debug("http: %s", text);
+	g_mutex_lock(&h->log_lock);
+	g_free(h->last_log);
+	h->last_log = text;
+	g_mutex_unlock(&h->log_lock);
+}
+
+/* What libmicrohttpd said last (a failed start leaves its reason there). */
+static char *last_log(mv_https *h)
+{
+	g_mutex_lock(&h->log_lock);
+	char *text = g_strdup(h->last_log ? h->last_log : "libmicrohttpd gave no reason");
+	g_mutex_unlock(&h->log_lock);
+	return text;
 }
 
 /* ---- listeners ------------------------------------------------------------- */
@@ -179,6 +228,14 @@ static int tls_material_load(const mv_https_options *o, tls_material *t, GError 
 	if (!o->certificate || !o->private_key) {
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: no certificate and private key are configured ([tls])",
 		            o->what);
+		return -1;
+	}
+	/* OpenSSL names the file and the reason; GnuTLS inside
+	 * libmicrohttpd would only make the start fail. */
+	GError *bad = NULL;
+	if (mv_tls_check_pair(o->certificate, o->private_key, &bad) < 0) {
+		g_set_error(error, MV_ERROR, bad->code, "%s cannot use its certificate: %s", o->what, bad->message);
+		g_error_free(bad);
 		return -1;
 	}
 	if (mv_read_file(o->certificate, CERT_MAX_BYTES, &cert, error) < 0 ||
@@ -218,6 +275,63 @@ static int resolve_listen(const char *text, struct sockaddr_storage *addr, sockl
 	return 0;
 }
 
+void mv_listen_bind_error(GError **error, const char *what, const char *address, int err)
+{
+	switch (err) {
+	case EADDRINUSE:
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "%s cannot listen: address %s is in use by another process", what,
+		            address);
+		break;
+	case EADDRNOTAVAIL:
+		g_set_error(error, MV_ERROR, MV_ERR_IO,
+		            "%s cannot listen on %s: that is not an address of this machine (use one of its own "
+		            "addresses, or *:PORT for all)", what, address);
+		break;
+	case EACCES:
+		g_set_error(error, MV_ERROR, MV_ERR_IO,
+		            "%s cannot listen on %s: permission denied (a port below 1024 is privileged: it needs root "
+		            "or the CAP_NET_BIND_SERVICE capability)", what, address);
+		break;
+	default:
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "%s cannot listen on %s: %s", what, address, g_strerror(err));
+	}
+}
+
+static int listen_socket(int fd)
+{
+	return listen(fd, SOMAXCONN);
+}
+
+/* A listening socket of our own, so that a failure has its errno. */
+static int open_listener(const char *what, const char *listen, const struct sockaddr_storage *addr, socklen_t len,
+                         GError **error)
+{
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "%s cannot make a socket for %s: %s", what, listen,
+		            g_strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	/* As libmicrohttpd does: a restart need not wait for TIME_WAIT, and an
+	 * IPv6 address means IPv6 only. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    (addr->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)) {
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "%s: socket options for %s: %s", what, listen, g_strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (bind(fd, (const struct sockaddr *)addr, len) < 0 || listen_socket(fd) < 0) {
+		int err = errno;
+		close(fd);
+		mv_listen_bind_error(error, what, listen, err);
+		return -1;
+	}
+	return fd;
+}
+
+/* fd: a listening socket handed over by a quiesced listener (it stays the
+ * caller's), or -1 to bind afresh. */
 static struct MHD_Daemon *start_daemon(mv_https *h, const mv_https_options *o, const char *listen,
                                        const tls_material *t, int fd, GError **error)
 {
@@ -226,29 +340,48 @@ static struct MHD_Daemon *start_daemon(mv_https *h, const mv_https_options *o, c
 	int port;
 	if (resolve_listen(listen, &addr, &len, &port, error) < 0)
 		return NULL;
+	int own = fd >= 0 ? fd : open_listener(o->what, listen, &addr, len, error);
+	if (own < 0)
+		return NULL;
+	/* libmicrohttpd closes the socket it is given when it fails to start:
+	 * it gets a duplicate, so the one held here stays valid (a failed
+	 * reload starts the previous listeners on it again). */
+	int given = fcntl(own, F_DUPFD_CLOEXEC, 0);
+	if (given < 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "%s: cannot duplicate the socket of %s: %s", o->what, listen,
+		            g_strerror(errno));
+		if (fd < 0)
+			close(own);
+		return NULL;
+	}
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ITC |
 	                 MHD_USE_ERROR_LOG;
 	if (addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	struct MHD_OptionItem opts[] = {
-		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL },
+		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h },
 		{ MHD_OPTION_HTTPS_MEM_CERT, 0, t->cert_pem },
 		{ MHD_OPTION_HTTPS_MEM_KEY, 0, t->key_pem },
 		{ MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-TLS1.0:-VERS-TLS1.1" },
 		{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)o->max_connections, NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)o->idle_seconds, NULL },
-		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
+		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h },
 		{ MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_keeping_nul, NULL },
-		{ fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR, fd >= 0 ? fd : 0,
-		  fd >= 0 ? NULL : (void *)&addr },
+		{ MHD_OPTION_LISTEN_SOCKET, given, NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};
 	struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_ARRAY,
 	                                        opts, MHD_OPTION_END);
-	if (!d)
-		g_set_error(error, MV_ERROR, MV_ERR_IO,
-		            "%s cannot listen on %s (address in use, not local, or the certificate is not usable)",
-		            o->what, listen);
+	if (!d) {
+		/* The socket and the certificate were fine: what is left is
+		 * libmicrohttpd's own reason (threads, GnuTLS, memory). */
+		char *why = last_log(h);
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "%s cannot start on %s with the certificate %s: %s", o->what,
+		            listen, o->certificate, why);
+		g_free(why);
+	}
+	if (fd < 0)
+		close(own);  /* the listener holds the duplicate */
 	return d;
 }
 
@@ -359,6 +492,9 @@ mv_https *mv_https_start(const mv_https_options *o, GError **error)
 	h->private_key = g_strdup(o->private_key);
 	h->daemons = g_ptr_array_new();
 	h->retired = g_ptr_array_new();
+	g_mutex_init(&h->flight_lock);
+	g_cond_init(&h->flight_done);
+	g_mutex_init(&h->log_lock);
 	h->reaper = g_thread_try_new("mv-reaper", reaper, h, error);
 	if (!h->reaper) {
 		mv_https_stop(&h);
@@ -417,6 +553,10 @@ int mv_https_reload(mv_https *h, const mv_https_options *o, GError **error)
 		retire(h, old);
 	else
 		g_ptr_array_unref(old);
+	/* The new listeners hold duplicates of the handed-over sockets. */
+	for (guint i = 0; i < fds->len; i++)
+		if (GPOINTER_TO_INT(g_ptr_array_index(fds, i)) - 1 >= 0)
+			close(GPOINTER_TO_INT(g_ptr_array_index(fds, i)) - 1);
 	g_ptr_array_unref(fds);
 	tls_material_clear(&t);
 	return rc;
@@ -424,11 +564,29 @@ int mv_https_reload(mv_https *h, const mv_https_options *o, GError **error)
 
 void mv_https_quiesce(mv_https *h)
 {
-	for (guint i = 0; h && i < h->daemons->len; i++) {
+	if (!h || h->quiesced)
+		return;
+	h->quiesced = true;
+	for (guint i = 0; i < h->daemons->len; i++) {
 		MHD_socket fd = MHD_quiesce_daemon(g_ptr_array_index(h->daemons, i));
 		if (fd != MHD_INVALID_SOCKET)
 			close(fd);
 	}
+}
+
+/* Waits until no request is in flight, at most STOP_GRACE_SECONDS. */
+static void drain(mv_https *h)
+{
+	gint64 deadline = g_get_monotonic_time() + STOP_GRACE_SECONDS * G_TIME_SPAN_SECOND;
+	g_mutex_lock(&h->flight_lock);
+	while (h->in_flight > 0)
+		if (!g_cond_wait_until(&h->flight_done, &h->flight_lock, deadline))
+			break;
+	unsigned left = h->in_flight;
+	g_mutex_unlock(&h->flight_lock);
+	if (left > 0)
+		mv_log_warn("%s: %u request%s still unanswered after %d s; closing %s", h->what, left,
+		            left == 1 ? "" : "s", STOP_GRACE_SECONDS, left == 1 ? "its connection" : "their connections");
 }
 
 void mv_https_stop(mv_https **hp)
@@ -437,12 +595,15 @@ void mv_https_stop(mv_https **hp)
 	if (!h)
 		return;
 	*hp = NULL;
+	mv_https_quiesce(h);
 	g_mutex_lock(&h->lock);
 	h->stopping = true;
 	g_cond_broadcast(&h->wake);
 	g_mutex_unlock(&h->lock);
 	if (h->reaper)
 		g_thread_join(h->reaper);
+	/* Retired listeners' requests too: they are counted alike. */
+	drain(h);
 	g_mutex_lock(&h->lock);
 	reap_locked(h, true);
 	g_mutex_unlock(&h->lock);
@@ -452,6 +613,10 @@ void mv_https_stop(mv_https **hp)
 	g_free(h->certificate);
 	g_free(h->private_key);
 	g_free(h->what);
+	g_free(h->last_log);
+	g_cond_clear(&h->flight_done);
+	g_mutex_clear(&h->flight_lock);
+	g_mutex_clear(&h->log_lock);
 	g_cond_clear(&h->wake);
 	g_mutex_clear(&h->lock);
 	g_free(h);

@@ -40,17 +40,26 @@ typedef struct mv_https_options {
 
 typedef struct mv_https mv_https;
 
-/* Listens on every address of o.  The options are copied. */
+/* Listens on every address of o.  The options are copied.  Errors say
+ * which address and why (mv_listen_bind_error), or which certificate or
+ * key file and OpenSSL's reason. */
 mv_https *mv_https_start(const mv_https_options *o, GError **error);
 /* New certificate or addresses: new listeners, on the very sockets of the
  * old ones when the addresses did not change; the old ones finish what they
  * serve.  On failure the previous configuration is restored where it can
  * be and -1 returned. */
 int mv_https_reload(mv_https *h, const mv_https_options *o, GError **error);
-/* Stops accepting; connections in flight go on (mv_https_stop waits). */
+/* Stops accepting; connections in flight go on (mv_https_stop waits).
+ * Once is enough; later calls do nothing. */
 void mv_https_quiesce(mv_https *h);
-/* Waits for the requests in flight, stops every listener, frees. */
+/* Stops accepting, waits (up to 60 s) until no request is in flight —
+ * from its headers to its last byte sent —, then stops every listener
+ * (idle keep-alive connections are closed) and frees. */
 void mv_https_stop(mv_https **h);
+/* The error of a listener that cannot bind address: err (an errno) in
+ * words — in use by another process, not an address of this machine, a
+ * privileged port.  what: "the Administration API", "the IMAP server". */
+void mv_listen_bind_error(GError **error, const char *what, const char *address, int err);
 
 /* The connection thread's own instance of data_dir (SQLite connections are
  * never shared between threads), opened on its first request and closed
