@@ -14,6 +14,7 @@
  * client has read most of the last (write watermark): memory per
  * connection stays bounded whatever the client asks for. */
 #include "imapd/session.h"
+#include "net/tls.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -84,8 +85,16 @@ static SSL_CTX *make_ctx(const mv_service_config *c, GError **error)
 		g_set_error(error, MV_ERROR, MV_ERR_IO, "IMAP: cannot make a TLS context");
 		return NULL;
 	}
+	/* TLS 1.3's suites are AEAD already; 1.2's and the signatures are
+	 * narrowed to net/tls.h's policy. */
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+	if (SSL_CTX_set_cipher_list(ctx, MV_TLS_OPENSSL_TLS12_CIPHERS) != 1 ||
+	    SSL_CTX_set1_sigalgs_list(ctx, MV_TLS_OPENSSL_SIGALGS) != 1) {
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "IMAP: OpenSSL refuses the TLS policy of net/tls.h");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	if (!c->certificate || SSL_CTX_use_certificate_chain_file(ctx, c->certificate) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, c->private_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
 		unsigned long e = ERR_get_error();

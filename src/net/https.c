@@ -362,7 +362,7 @@ static struct MHD_Daemon *start_daemon(mv_https *h, const mv_https_options *o, c
 		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h },
 		{ MHD_OPTION_HTTPS_MEM_CERT, 0, t->cert_pem },
 		{ MHD_OPTION_HTTPS_MEM_KEY, 0, t->key_pem },
-		{ MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-TLS1.0:-VERS-TLS1.1" },
+		{ MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)MV_TLS_GNUTLS_PRIORITY },
 		{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)o->max_connections, NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)o->idle_seconds, NULL },
 		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h },

@@ -28,6 +28,24 @@ int mv_tls_cert_info(const char *cert_path, mv_cert_info *info_r, GError **error
 /* Fails with MV_ERR_INVALID unless both files parse and the key belongs to
  * the certificate. */
 int mv_tls_check_pair(const char *cert_path, const char *key_path, GError **error);
+/* The TLS every listener offers: Mozilla's "intermediate" profile —
+ * TLS 1.2 and 1.3, AEAD cipher suites with forward secrecy only (no CBC, no
+ * SHA-1 MAC), signatures with SHA-256 or better.  The same policy in the
+ * words of each library: GnuTLS's priority string for the HTTP servers
+ * (libmicrohttpd), OpenSSL's settings for the IMAP server. */
+#define MV_TLS_GNUTLS_PRIORITY                                                                                  \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:" \
+	"-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1:-SIGN-DSA-SHA1:" \
+	"-SIGN-RSA-SHA224:-SIGN-ECDSA-SHA224:-SIGN-DSA-SHA224:-SIGN-RSA-MD5:%SERVER_PRECEDENCE"
+#define MV_TLS_OPENSSL_TLS12_CIPHERS                                                                     \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"          \
+	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"            \
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+#define MV_TLS_OPENSSL_SIGALGS                                                                           \
+	"ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512:ed25519:ed448:rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:"      \
+	"rsa_pss_rsae_sha512:rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pss_pss_sha512:RSA+SHA256:RSA+SHA384:" \
+	"RSA+SHA512"
+
 /* Looks in dir for a pair NAME.crt + NAME.key whose certificate has this
  * thumbprint (compared ignoring case, spaces and colons).  MV_ERR_NOT_FOUND
  * if none. */

@@ -335,3 +335,35 @@ def test_config_listen_values_without_trailing_semicolon(fresh):
     rewritten = dict((k + str(i), v) for i, (k, v) in enumerate(LISTEN_LINE.findall(open(conf).read())))
     assert sorted(rewritten.values()) == sorted(["127.0.0.1:%d;127.0.0.1:%d" % (api1, api2), "127.0.0.1:%d" % web,
                                                  "127.0.0.1:%d" % imap, "127.0.0.1:%d" % imaps]), rewritten
+
+
+# ---- the TLS every listener offers (issue 19.9) ----------------------------------------------------
+
+def handshake(port, *args):
+    """True when openssl s_client completes a TLS handshake with these options."""
+    cp = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername", "localhost"] +
+                        list(args), input=b"", capture_output=True, timeout=20)
+    # "New, TLSv1.0, Cipher is X": openssl names the suite's own version there
+    return re.search(rb"^New, \S+, Cipher is (?!\(NONE\))", cp.stdout, re.M) is not None
+
+
+def test_tls_offers_aead_suites_and_sha256_signatures_only(tmp_path):
+    """Mozilla's "intermediate" profile on the API, Web Access and IMAP:
+    CBC suites with SHA-1 MACs and SHA-1 signatures are refused, the
+    AEAD suites and TLS 1.3 work."""
+    d = str(tmp_path / "data")
+    pw = init_with_admin(d)
+    srv = MvServer(d, password=pw).start()
+    try:
+        for port in (srv.port, srv.web_port, srv.imaps_port):
+            for cbc in ("ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "AES256-SHA", "AES128-SHA256"):
+                assert not handshake(port, "-tls1_2", "-cipher", cbc), (port, cbc)
+            assert not handshake(port, "-tls1_2", "-sigalgs", "ECDSA+SHA1"), port
+            assert not handshake(port, "-tls1_1"), port
+            for aead in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                         "ECDHE-ECDSA-CHACHA20-POLY1305"):
+                assert handshake(port, "-tls1_2", "-cipher", aead), (port, aead)
+            assert handshake(port, "-tls1_2", "-sigalgs", "ECDSA+SHA256"), port
+            assert handshake(port, "-tls1_3"), port
+    finally:
+        srv.stop()
