@@ -113,6 +113,53 @@ char *mv_https_remote_address(struct MHD_Connection *conn)
 
 /* ---- requests ------------------------------------------------------------------ */
 
+/* How the request says where its body ends.  libmicrohttpd takes the
+ * first of several Content-Length fields, and chunked over a
+ * Content-Length: a proxy in front may have read the other one, and the
+ * bytes it took for the next request would be this one's body (request
+ * smuggling).  RFC 9112 §6.3 makes both an error. */
+typedef struct framing {
+	unsigned content_lengths;
+	bool transfer_encoding;
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	framing *f = cls;
+	if (g_ascii_strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->content_lengths++;
+	else if (g_ascii_strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		f->transfer_encoding = true;
+	return MHD_YES;
+}
+
+static const char *framing_fault(struct MHD_Connection *conn)
+{
+	framing f = { 0, false };
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+	if (f.content_lengths > 1)
+		return "more than one Content-Length header";
+	if (f.content_lengths && f.transfer_encoding)
+		return "both Content-Length and Transfer-Encoding";
+	return NULL;
+}
+
+/* 400 and the connection closed: after a framing fault nothing on it can
+ * be trusted to start where it seems to. */
+static enum MHD_Result refuse_framing(struct MHD_Connection *conn, const char *fault)
+{
+	char *text = g_strdup_printf("bad request: %s (RFC 9112 section 6.3)\n", fault);
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_COPY);
+	g_free(text);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+	enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_BAD_REQUEST, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -124,7 +171,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		g_mutex_lock(&h->flight_lock);
 		h->in_flight++;
 		g_mutex_unlock(&h->flight_lock);
-		return MHD_YES;
+		const char *fault = framing_fault(conn);
+		return fault ? refuse_framing(conn, fault) : MHD_YES;
 	}
 	if (*upload_data_size) {
 		if (!rq->too_large && (rq->body ? rq->body->len : 0) + *upload_data_size > h->max_body) {

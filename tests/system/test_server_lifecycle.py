@@ -367,3 +367,48 @@ def test_tls_offers_aead_suites_and_sha256_signatures_only(tmp_path):
             assert handshake(port, "-tls1_3"), port
     finally:
         srv.stop()
+
+
+# ---- HTTP framing (issue 19.11) -------------------------------------------------------------------
+
+def raw_exchange(port, request):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(request)
+            chunks = []
+            while True:
+                try:
+                    b = s.recv(65536)
+                except (ssl.SSLError, ConnectionResetError):
+                    break
+                if not b:
+                    break
+                chunks.append(b)
+            return b"".join(chunks)
+
+
+def test_ambiguous_request_framing_is_refused(tmp_path):
+    """Two Content-Length fields, or Content-Length with chunked, are how a
+    request is smuggled past a proxy: 400 and the connection closed, on
+    the API and on Web Access; a well-framed request still works."""
+    d = str(tmp_path / "data")
+    pw = init_with_admin(d)
+    srv = MvServer(d, password=pw).start()
+    auth = base64.b64encode(("admin:%s" % pw).encode()).decode()
+    body = b"x=1"
+    head = ("POST /api/invoke/GetServerInfo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic %s\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n" % auth).encode()
+    try:
+        for port in (srv.port, srv.web_port):
+            two = head + b"Content-Length: 3\r\nContent-Length: 40\r\n\r\n" + body
+            both = head + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nx=1\r\n0\r\n\r\n"
+            for req, why in ((two, b"more than one Content-Length"), (both, b"Transfer-Encoding")):
+                answer = raw_exchange(port, req)
+                assert answer.startswith(b"HTTP/1.1 400") and why in answer, (port, answer[:300])
+        good = raw_exchange(srv.port, head + b"Content-Length: 3\r\nConnection: close\r\n\r\n" + body)
+        assert good.startswith(b"HTTP/1.1 200"), good[:300]
+    finally:
+        srv.stop()
