@@ -79,7 +79,10 @@ typedef struct mv_cli_remote_opts {
 int mv_cli_remote_run(const mv_cli_remote_opts *opts, bool list, int argc, char **argv);
 
 /* Shared helpers (util.c). */
-/* Parses options with GOptionContext; prints the error and returns false. */
+/* Parses options with GOptionContext; prints the error and returns false.
+ * On success argv is the command's name followed by its other arguments in
+ * order: every argument after "--" among them (even one beginning with
+ * '-'), the "--" itself not.  params names those arguments in --help. */
 bool mv_cli_parse(const char *name, const char *params, const char *summary, GOptionEntry *entries,
                   int *argc, char ***argv);
 /* Opens the instance of the resolved data directory, printing any error. */

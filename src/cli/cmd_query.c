@@ -65,7 +65,9 @@ int mv_cmd_search(const mv_cli_globals *g, int argc, char **argv)
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "print results as a JSON array", NULL },
 		G_OPTION_ENTRY_NULL,
 	};
-	if (!mv_cli_parse("search", "QUERY...", "Find messages. Query language: see README.md.", entries, &argc, &argv))
+	if (!mv_cli_parse("search", "QUERY...", "Find messages (the query language: README.md, \"Query language\"). A "
+	                  "query that begins with '-' goes after '--': mailvault search -- '-spam razor'.", entries, &argc,
+	                  &argv))
 		return MV_EXIT_USAGE;
 	int status = MV_EXIT_USAGE;
 	mv_search_options opts = { .archive = archive, .limit = limit };
@@ -110,23 +112,78 @@ out:
 
 /* ---- show ------------------------------------------------------------------------- */
 
-static void print_readable(const GByteArray *raw, bool with_text)
+/* A header on one line of its own: a line break inside the value (left by
+ * folding, or an encoded-word that decodes to one) becomes a space. */
+static void print_header(const char *name, const char *value)
 {
-	mv_parsed *p = mv_parse_message(raw->data, raw->len, 0);
-	char *date = mv_format_time_utc(p->date);
-	printf("From: %s\nTo: %s\nDate: %s%s\nSubject: %s\nMessage-ID: %s\n", p->from, p->to, date,
-	       p->date_source == MV_DATE_FROM_HEADER ? "" : " (no valid Date header)", p->subject, p->message_id);
-	if (p->cc_addrs[0])
-		printf("Cc: %s\n", p->cc_addrs);
-	if (p->attachment_names->len)
-		printf("Attachments/text: %s\n", p->attachment_names->str);
-	if (with_text) {
-		char *text = mv_utf8_sanitize(p->text->str, (gssize)p->text->len);
-		printf("\n%s\n", text);
-		g_free(text);
-	}
+	char *line = mv_utf8_sanitize(value ? value : "", -1);
+	g_strdelimit(line, "\r\n", ' ');
+	printf("%s: %s\n", name, line);
+	g_free(line);
+}
+
+static const char *view_header(const mv_message_view *v, const char *name)
+{
+	for (guint i = 0; i + 1 < v->headers->len; i += 2)
+		if (g_ascii_strcasecmp(v->headers->pdata[i], name) == 0)
+			return v->headers->pdata[i + 1];
+	return NULL;
+}
+
+/* The Date header when it is a date; else the date the archive gave the
+ * message (from Received, or the archive time), said to be that. */
+static void print_date(const mv_message_view *v, int64_t archive_date)
+{
+	const char *header = view_header(v, "Date");
+	int64_t t = archive_date;
+	bool from_header = header && mv_date_parse(header, &t);
+	char *date = mv_format_time_utc(t);
+	char *line = g_strconcat(date, from_header ? "" : " (no valid Date header)", NULL);
+	print_header("Date", line);
+	g_free(line);
 	g_free(date);
-	mv_parsed_free(p);
+}
+
+/* The text line by line: each line is sanitised (mv_utf8_sanitize takes
+ * control characters, the line feed among them, so it is never given the
+ * whole text). */
+static void print_text(const GString *text)
+{
+	putchar('\n');
+	const char *end = text->str + text->len;
+	for (const char *line = text->str; line < end;) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		size_t n = nl ? (size_t)(nl - line) : (size_t)(end - line);
+		char *clean = mv_utf8_sanitize(line, (gssize)n);
+		printf("%s\n", clean);
+		g_free(clean);
+		line += n + 1;
+	}
+}
+
+/* Decoded headers one per line, attachments one per line, and with
+ * with_text the body text with its own lines and paragraphs: the reader's
+ * view of the message (mime/view.c), not the index's one-stream text. */
+static void print_readable(const GByteArray *raw, int64_t archive_date, bool with_text)
+{
+	mv_message_view *v = mv_message_view_new(raw->data, raw->len);
+	print_header("From", v->from);
+	print_header("To", v->to);
+	if (*v->cc)
+		print_header("Cc", v->cc);
+	print_date(v, archive_date);
+	print_header("Subject", v->subject);
+	print_header("Message-ID", v->message_id);
+	for (guint i = 0; i < v->attachments->len; i++) {
+		const mv_view_part *a = v->attachments->pdata[i];
+		char *desc = g_strdup_printf("%s (%s, %lld bytes)", *a->name ? a->name : "unnamed", a->content_type,
+		                             (long long)a->size);
+		print_header("Attachment", desc);
+		g_free(desc);
+	}
+	if (with_text)
+		print_text(v->text);
+	mv_message_view_free(&v);
 }
 
 /* One line per message, as sha256sum prints them: "HASH  ID".  A message
@@ -203,17 +260,20 @@ int mv_cmd_show(const mv_cli_globals *g, int argc, char **argv)
 	GError *err = NULL;
 	GByteArray *raw = NULL;
 	mv_store *s = mv_instance_open_store(inst, store_id, MV_STORE_READ, &err);
+	mv_store_message m = { 0 };
 	int status = MV_EXIT_OK;
-	if (!s || mv_store_read_message(s, num, &raw, &err) < 0) {
+	if (!s || mv_store_read_message(s, num, &raw, &err) < 0 ||
+	    ((headers || text) && mv_store_message_get(s, num, &m, &err) < 0)) {
 		status = mv_cli_fail(err);
 	} else if (headers || text) {
-		print_readable(raw, text);
+		print_readable(raw, m.date, text);
 	} else if (fwrite(raw->data, 1, raw->len, stdout) != raw->len || fflush(stdout) != 0) {
 		fprintf(stderr, "mailvault: writing to stdout failed\n");
 		status = MV_EXIT_FAIL;
 	}
 	if (raw)
 		g_byte_array_unref(raw);
+	mv_store_message_clear(&m);
 	mv_store_close(&s);
 	mv_instance_close(&inst);
 	return status;

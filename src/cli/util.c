@@ -10,23 +10,66 @@
 #include <string.h>
 #include <unistd.h>
 
+/* What mv_cli_parse hands back as argv: reachable from here for the life of
+ * the process, like the argv it replaces (a process parses once). */
+static GPtrArray *parsed_argvs;
+
+/* An unknown option may be a positional argument that begins with '-' (a
+ * query "-spam razor"): the way to give one is after "--". */
+static void report_parse_error(const char *name, const char *params, const GError *err)
+{
+	if (!g_error_matches(err, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION) || !*params) {
+		fprintf(stderr, "mailvault %s: %s\n", name, err->message);
+		return;
+	}
+	fprintf(stderr, "mailvault %s: %s (see 'mailvault %s --help'; an argument that begins with '-' goes after "
+	        "'--': mailvault %s [OPTION...] -- %s)\n", name, err->message, name, name, params);
+}
+
+/* GOptionContext prints "Usage: PRGNAME [OPTION...] PARAMETERS": the
+ * program name comes from g_get_prgname(), which GLib would otherwise take
+ * from argv[0] — here the subcommand — so it is set to "mailvault NAME",
+ * and the context is given the parameters alone.  Non-option arguments are
+ * collected through G_OPTION_REMAINING because GLib leaves a "--" in argv
+ * when an argument after it begins with '-': collected, every argument
+ * after "--" is positional and the "--" itself is gone, for every command. */
 bool mv_cli_parse(const char *name, const char *params, const char *summary, GOptionEntry *entries,
                   int *argc, char ***argv)
 {
-	char *usage = g_strdup_printf("%s %s", name, params);
-	GOptionContext *ctx = g_option_context_new(usage);
-	g_free(usage);
+	char *prgname = g_strdup_printf("mailvault %s", name);
+	g_set_prgname(prgname);
+	g_free(prgname);
+	GOptionContext *ctx = g_option_context_new(params);
 	g_option_context_set_summary(ctx, summary);
 	g_option_context_set_description(ctx, "Global options: --data-dir DIR (else $MAILVAULT_DATA_DIR, else ./var), --debug");
 	g_option_context_add_main_entries(ctx, entries, NULL);
+	char **rest = NULL;
+	GOptionEntry remaining[] = {
+		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &rest, NULL, NULL },
+		G_OPTION_ENTRY_NULL,
+	};
+	g_option_context_add_main_entries(ctx, remaining, NULL);
 	GError *err = NULL;
 	bool ok = g_option_context_parse(ctx, argc, argv, &err);
-	if (!ok) {
-		fprintf(stderr, "mailvault %s: %s\n", name, err->message);
-		g_error_free(err);
-	}
 	g_option_context_free(ctx);
-	return ok;
+	if (!ok) {
+		report_parse_error(name, params, err);
+		g_error_free(err);
+		g_strfreev(rest);
+		return false;
+	}
+	guint n = rest ? g_strv_length(rest) : 0;
+	char **args = g_new0(char *, n + 2);
+	args[0] = g_strdup(*argc > 0 ? (*argv)[0] : name);
+	for (guint i = 0; i < n; i++)
+		args[i + 1] = rest[i];
+	g_free(rest); /* the strings moved to args */
+	if (!parsed_argvs)
+		parsed_argvs = g_ptr_array_new();
+	g_ptr_array_add(parsed_argvs, args);
+	*argc = (int)n + 1;
+	*argv = args;
+	return true;
 }
 
 int mv_cli_fail(GError *err)

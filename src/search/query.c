@@ -9,7 +9,10 @@
  * depth of the tree that mv_query_free and mv_query_to_string walk.
  *
  * Parsing stops at the first error; every error carries the 1-based
- * character position so that a user can find the fault in a long query. */
+ * character position so that a user can find the fault in a long query,
+ * and names the input it refuses: a query that silently means something
+ * else than its author meant (a misspelt field searched as a word) costs
+ * more than one that is refused with the reason. */
 #include "search/query.h"
 
 #include <stdarg.h>
@@ -17,7 +20,8 @@
 
 /* The lexer knows the field names because "from:x" is one token but
  * "http://x" is a plain word; the pseudo-fields after: before: has: size:
- * take values that are not search text. */
+ * take values that are not search text.  The table's order is the order
+ * in which an error lists them. */
 typedef enum {
 	K_TEXT,   /* a real mv_query_field */
 	K_AFTER,
@@ -56,6 +60,7 @@ typedef enum {
 	T_MINUS,
 	T_OR,
 	T_AND,
+	T_NOT,     /* the operator NOT: like '-' */
 	T_WORD,    /* value is [vstart, vend) */
 	T_PHRASE,  /* value is the text between the quotes */
 } tok_kind;
@@ -63,8 +68,8 @@ typedef enum {
 typedef struct {
 	tok_kind kind;
 	size_t start;            /* byte offset of the token (field name included) */
-	const field_def *field;  /* NULL: no field prefix */
-	size_t vstart, vend;     /* the value: word, or phrase content */
+	const field_def *field;  /* NULL: no field prefix; with T_LPAREN: field:( */
+	size_t vstart, vend;     /* the value: word, or phrase content; an operator as typed */
 } token;
 
 typedef struct {
@@ -75,6 +80,7 @@ typedef struct {
 	int paren_depth;
 	int not_depth;
 	unsigned terms;
+	const field_def *group_field; /* inside field:( ... ): the field of its terms */
 	GError **error;
 } parser;
 
@@ -102,6 +108,30 @@ static void fail(parser *p, size_t off, const char *fmt, ...)
 	g_set_error(p->error, MV_ERROR, MV_ERR_INVALID, "position %zu: %s",
 	            char_pos(p->text, off), reason);
 	g_free(reason);
+}
+
+/* The input between two offsets as typed, for an error message: at most
+ * EXCERPT_MAX bytes, cut at a character boundary (the text is valid UTF-8),
+ * so that a long value does not make the message as long as the query. */
+#define EXCERPT_MAX 64
+
+static char *excerpt(const parser *p, size_t from, size_t to)
+{
+	if (to - from <= EXCERPT_MAX)
+		return g_strndup(p->text + from, to - from);
+	size_t cut = from + EXCERPT_MAX;
+	while (cut > from && ((unsigned char)p->text[cut] & 0xC0) == 0x80)
+		cut--;
+	return g_strdup_printf("%.*s…", (int)(cut - from), p->text + from);
+}
+
+/* "from: to: ... size:" from the table, so the list cannot drift from it. */
+static char *field_list(void)
+{
+	GString *s = g_string_new(NULL);
+	for (size_t i = 0; i < G_N_ELEMENTS(fields); i++)
+		g_string_append_printf(s, "%s%s:", i > 0 ? " " : "", fields[i].name);
+	return g_string_free(s, FALSE);
 }
 
 /* ---- lexer ---- */
@@ -147,7 +177,73 @@ static bool lex_phrase(parser *p, size_t quote, token *t)
 	return true;
 }
 
+/* OR, AND and NOT are operators in upper and in lower case: people type
+ * "invoice or receipt" as readily as "invoice OR receipt", and a bare
+ * "or" searched as a word (it is in nearly every English message) would
+ * quietly return the wrong messages.  Mixed case ("Or", "Not" — a German
+ * noun) stays a word, and so does any of them in quotes. */
+static bool is_keyword(const char *w, size_t n, const char *upper, const char *lower)
+{
+	return n == strlen(upper) && (memcmp(w, upper, n) == 0 || memcmp(w, lower, n) == 0);
+}
+
+static tok_kind word_kind(const char *w, size_t n)
+{
+	if (is_keyword(w, n, "OR", "or"))
+		return T_OR;
+	if (is_keyword(w, n, "AND", "and"))
+		return T_AND;
+	if (is_keyword(w, n, "NOT", "not"))
+		return T_NOT;
+	return T_WORD;
+}
+
+/* Whether an unknown "name:value" was meant as a field: a name of two or
+ * more ASCII letters (the shortest fields, to: and cc:, have two) followed
+ * by a value.  Words that merely hold a colon stay searchable text: URLs
+ * ("http://x": the value begins with '/'), "std::map", times ("10:30"),
+ * drive letters ("c:\tmp"), and a word ending in a colon ("Re:", "AW:"). */
+static bool is_field_attempt(const parser *p, size_t start, size_t colon)
+{
+	if (colon - start < 2)
+		return false;
+	for (size_t i = start; i < colon; i++)
+		if (!g_ascii_isalpha(p->text[i]))
+			return false;
+	if (colon + 1 >= p->len)
+		return false;
+	char c = p->text[colon + 1];
+	return !is_space(c) && c != ')' && c != '/' && c != ':';
+}
+
+static void unknown_field(parser *p, size_t start, size_t colon, size_t end)
+{
+	char *name = excerpt(p, start, colon);
+	char *word = excerpt(p, start, end);
+	char *known = field_list();
+	bool value_in_word = end > colon + 1;
+	fail(p, start, "unknown field '%s:'%s%s%s; the fields are %s (put text with a colon in quotes to "
+	     "search for it as it is)", name, value_in_word ? " in '" : "", value_in_word ? word : "",
+	     value_in_word ? "'" : "", known);
+	g_free(name);
+	g_free(word);
+	g_free(known);
+}
+
+/* field:( ... ) applies the field to every term of the group. */
+static bool lex_field_group(parser *p, size_t open, token *t)
+{
+	if (t->field->kind != K_TEXT) {
+		fail(p, open, "'%s:' takes one value, not a group '(...)'", t->field->name);
+		return false;
+	}
+	t->kind = T_LPAREN;
+	p->cur = open + 1;
+	return true;
+}
+
 /* A word that starts with a known field name and a colon is a field term;
+ * one that looks like a field but names none is an error (is_field_attempt);
  * any other colon is part of the word ("http://x", "12:30"). */
 static bool lex_word(parser *p, token *t)
 {
@@ -159,20 +255,25 @@ static bool lex_word(parser *p, token *t)
 	t->vstart = t->start;
 	t->vend = end;
 	p->cur = end;
-	if (colon != NULL)
-		t->field = lookup_field(w, (size_t)(colon - w));
-	if (t->field == NULL) {
-		if (end - t->start == 2 && memcmp(w, "OR", 2) == 0)
-			t->kind = T_OR;
-		else if (end - t->start == 3 && memcmp(w, "AND", 3) == 0)
-			t->kind = T_AND;
+	if (colon == NULL) {
+		t->kind = word_kind(w, end - t->start);
 		return true;
 	}
-	t->vstart = (size_t)(colon - p->text) + 1;
+	size_t colon_off = (size_t)(colon - p->text);
+	t->field = lookup_field(w, colon_off - t->start);
+	if (t->field == NULL) {
+		if (!is_field_attempt(p, t->start, colon_off))
+			return true;
+		unknown_field(p, t->start, colon_off, end);
+		return false;
+	}
+	t->vstart = colon_off + 1;
 	if (t->vstart < end)
 		return true;
 	if (end < p->len && p->text[end] == '"')
 		return lex_phrase(p, end, t);
+	if (end < p->len && p->text[end] == '(')
+		return lex_field_group(p, end, t);
 	fail(p, t->vstart, "missing value after '%s:'", t->field->name);
 	return false;
 }
@@ -277,22 +378,25 @@ static bool digits(const char *s, size_t n, unsigned *out)
 	return true;
 }
 
-static bool parse_date(const char *s, size_t n, int64_t *out)
+/* NULL when s is a day of the calendar (*out set); else what is wrong with
+ * it (a new string; "" when it is not of the form YYYY-MM-DD at all). */
+static char *parse_date(const char *s, size_t n, int64_t *out)
 {
 	static const unsigned mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	unsigned y, m, d;
 
 	if (n != 10 || s[4] != '-' || s[7] != '-')
-		return false;
+		return g_strdup("");
 	if (!digits(s, 4, &y) || !digits(s + 5, 2, &m) || !digits(s + 8, 2, &d))
-		return false;
-	if (m < 1 || m > 12 || d < 1)
-		return false;
+		return g_strdup("");
+	if (m < 1 || m > 12)
+		return g_strdup_printf("there is no month %u", m);
 	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	if (d > mdays[m - 1] + (m == 2 && leap))
-		return false;
+	unsigned last = mdays[m - 1] + (m == 2 && leap);
+	if (d < 1 || d > last)
+		return g_strdup_printf("%.7s has days 01 to %u", s, last);
 	*out = days_from_civil(y, m, d) * 86400;
-	return true;
+	return NULL;
 }
 
 static size_t parse_cmp(const char *s, size_t n, mv_query_cmp *cmp)
@@ -348,17 +452,28 @@ static int parse_size(const char *s, size_t n, mv_query_cmp *cmp, int64_t *out)
 
 /* ---- leaves ---- */
 
-/* Where the value begins as typed: a phrase value begins at its quote. */
+/* Where the value begins and ends as typed: a phrase value with its quotes. */
 static size_t value_pos(const token *t)
 {
 	return t->kind == T_PHRASE ? t->vstart - 1 : t->vstart;
 }
 
+static size_t value_end(const token *t)
+{
+	return t->kind == T_PHRASE ? t->vend + 1 : t->vend;
+}
+
 static mv_query *date_leaf(parser *p, const token *t)
 {
-	int64_t v;
-	if (t->kind != T_WORD || !parse_date(p->text + t->vstart, t->vend - t->vstart, &v)) {
-		fail(p, value_pos(t), "invalid date 'YYYY-MM-DD' expected");
+	int64_t v = 0;
+	char *problem = t->kind == T_WORD ? parse_date(p->text + t->vstart, t->vend - t->vstart, &v)
+	                                  : g_strdup("a date is written without quotes");
+	if (problem != NULL) {
+		char *value = excerpt(p, value_pos(t), value_end(t));
+		fail(p, value_pos(t), "invalid date '%s' for %s:%s%s%s; expected YYYY-MM-DD, e.g. %s:2002-10-01", value,
+		     t->field->name, *problem ? " (" : "", problem, *problem ? ")" : "", t->field->name);
+		g_free(value);
+		g_free(problem);
 		return NULL;
 	}
 	mv_query *q = node_new(MV_Q_DATE);
@@ -372,12 +487,13 @@ static mv_query *size_leaf(parser *p, const token *t)
 	mv_query_cmp cmp = MV_CMP_EQ;
 	int64_t v = 0;
 	int r = t->kind == T_WORD ? parse_size(p->text + t->vstart, t->vend - t->vstart, &cmp, &v) : 0;
-	if (r < 0) {
-		fail(p, value_pos(t), "size out of range");
-		return NULL;
-	}
-	if (r == 0) {
-		fail(p, value_pos(t), "invalid size, [<|<=|>|>=|=]N[k|M|G] expected");
+	if (r <= 0) {
+		char *value = excerpt(p, value_pos(t), value_end(t));
+		if (r < 0)
+			fail(p, value_pos(t), "size '%s' out of range", value);
+		else
+			fail(p, value_pos(t), "invalid size '%s'; expected [<|<=|>|>=|=]N[k|M|G], e.g. size:>1M", value);
+		g_free(value);
 		return NULL;
 	}
 	mv_query *q = node_new(MV_Q_SIZE);
@@ -390,7 +506,9 @@ static mv_query *has_leaf(parser *p, const token *t)
 {
 	if (t->kind != T_WORD || t->vend - t->vstart != 10 ||
 	    g_ascii_strncasecmp(p->text + t->vstart, "attachment", 10) != 0) {
-		fail(p, value_pos(t), "only 'has:attachment' is known");
+		char *value = excerpt(p, value_pos(t), value_end(t));
+		fail(p, value_pos(t), "unknown 'has:%s'; only 'has:attachment' is known", value);
+		g_free(value);
 		return NULL;
 	}
 	return node_new(MV_Q_HAS_ATTACHMENT);
@@ -457,7 +575,12 @@ static mv_query *leaf(parser *p, const token *t)
 {
 	if (!count_term(p, t->start))
 		return NULL;
-	mv_query_field field = t->field != NULL ? t->field->field : MV_F_ANY;
+	if (t->field != NULL && p->group_field != NULL) {
+		fail(p, t->start, "'%s:' inside '%s:(...)': a term has one field", t->field->name, p->group_field->name);
+		return NULL;
+	}
+	mv_query_field field = t->field != NULL ? t->field->field
+	                     : p->group_field != NULL ? p->group_field->field : MV_F_ANY;
 	if (t->field != NULL) {
 		switch (t->field->kind) {
 		case K_AFTER:
@@ -480,10 +603,20 @@ static mv_query *leaf(parser *p, const token *t)
 
 static mv_query *parse_and(parser *p);
 
+/* "( ... )", or "field:( ... )": the field then goes to every term inside,
+ * and restoring the outer (none) on the way out keeps it to this group. */
 static mv_query *parse_group(parser *p)
 {
 	size_t open = p->tok.start;
+	const field_def *field = p->tok.field;
+	const field_def *outer = p->group_field;
 
+	if (field != NULL && outer != NULL) {
+		fail(p, open, "'%s:(...)' inside '%s:(...)': a term has one field", field->name, outer->name);
+		return NULL;
+	}
+	if (field != NULL)
+		p->group_field = field;
 	if (++p->paren_depth > MV_QUERY_MAX_DEPTH) {
 		fail(p, open, "parentheses nested deeper than %d", MV_QUERY_MAX_DEPTH);
 		return NULL;
@@ -503,11 +636,22 @@ static mv_query *parse_group(parser *p)
 		return NULL;
 	}
 	p->paren_depth--;
+	p->group_field = outer;
 	if (!advance(p)) {
 		mv_query_free(q);
 		return NULL;
 	}
 	return q;
+}
+
+/* An operator where a term belongs: named as typed, with the way to search
+ * for the word itself. */
+static void misplaced_operator(parser *p, const token *t)
+{
+	int n = (int)(t->vend - t->vstart);
+	const char *w = p->text + t->vstart;
+	fail(p, t->start, "unexpected '%.*s' (OR, AND and NOT are operators, in upper or lower case; to search for "
+	     "the word, put it in quotes: \"%.*s\")", n, w, n, w);
 }
 
 static mv_query *parse_primary(parser *p)
@@ -530,33 +674,40 @@ static mv_query *parse_primary(parser *p)
 		fail(p, t.start, "unexpected ')'");
 		return NULL;
 	case T_OR:
-		fail(p, t.start, "unexpected 'OR'");
-		return NULL;
 	case T_AND:
-		fail(p, t.start, "unexpected 'AND'");
+		misplaced_operator(p, &t);
 		return NULL;
 	case T_EOF:
 		fail(p, t.start, "unexpected end of query");
 		return NULL;
 	case T_MINUS:
+	case T_NOT:
 		break;
 	}
-	fail(p, t.start, "unexpected '-'");  /* unreachable: unary takes it */
+	fail(p, t.start, "unexpected negation");  /* unreachable: unary takes it */
 	return NULL;
 }
 
-/* Negation recurses, so it counts against the depth bound like a group:
- * "------x" must not be a way around it. */
+/* Negation ('-' or NOT) recurses, so it counts against the depth bound like
+ * a group: "------x" must not be a way around it. */
 static mv_query *parse_unary(parser *p)
 {
-	if (p->tok.kind != T_MINUS)
+	if (p->tok.kind != T_MINUS && p->tok.kind != T_NOT)
 		return parse_primary(p);
+	token op = p->tok;
 	if (++p->not_depth > MV_QUERY_MAX_DEPTH) {
-		fail(p, p->tok.start, "negations nested deeper than %d", MV_QUERY_MAX_DEPTH);
+		fail(p, op.start, "negations nested deeper than %d", MV_QUERY_MAX_DEPTH);
 		return NULL;
 	}
 	if (!advance(p))
 		return NULL;
+	/* The lexer refuses a '-' before a space; NOT is a word, so what
+	 * follows it is checked here. */
+	tok_kind next = p->tok.kind;
+	if (op.kind == T_NOT && (next == T_EOF || next == T_RPAREN || next == T_OR || next == T_AND)) {
+		fail(p, op.start, "'%.*s' without a term to negate", (int)(op.vend - op.vstart), p->text + op.vstart);
+		return NULL;
+	}
 	mv_query *child = parse_unary(p);
 	if (child == NULL)
 		return NULL;

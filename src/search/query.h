@@ -3,19 +3,29 @@
  *   words                 all must match (implicit AND)
  *   "exact phrase"
  *   a OR b                OR binds tighter than the implicit AND: `a b OR c` = a AND (b OR c)
- *   -word, -"phrase", -field:x   negation
+ *   a AND b               the same as `a b`
+ *   -word, -"phrase", -field:x, NOT word   negation
+ *                         OR, AND and NOT are operators in upper and in
+ *                         lower case (or, and, not); in mixed case (Or) or
+ *                         in quotes ("or") they are words
  *   word*                 prefix
  *   ( ... )               grouping
  *   field:term            from: to: cc: bcc: subject: body: attachment:
  *                         folder: archive: messageid:   (term may be a word,
  *                         a prefix or a "phrase")
+ *   field:( ... )         the field applied to every term of the group:
+ *                         subject:(a OR b) = subject:a OR subject:b
  *   after:YYYY-MM-DD before:YYYY-MM-DD   (after is inclusive of that day,
  *                         before is exclusive)
  *   has:attachment
  *   size:>1M size:<10k size:>=500  (k, M, G; 1024-based)
  *
- * Fields and keywords are case-insensitive.  A malformed query is an error
- * whose message names the 1-based character position and the reason. */
+ * Fields and keywords are case-insensitive.  A word that looks like a field
+ * but names none — two or more ASCII letters, a colon and a value:
+ * `form:alice`, `date:2002-10-01` — is an error listing the fields; other
+ * words with a colon are text (`http://x`, `10:30`, `Re:`), and so is
+ * anything in quotes.  A malformed query is an error whose message names
+ * the 1-based character position, the input refused and the reason. */
 #ifndef MV_SEARCH_QUERY_H
 #define MV_SEARCH_QUERY_H
 

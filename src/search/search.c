@@ -6,7 +6,12 @@
  * folder scopes (as synthetic scope tokens) and has:attachment all become
  * MATCH syntax.  Only what FTS5 cannot express (dates, sizes, a pure
  * negation, an OR mixing text with dates) becomes SQL, with a MATCH
- * sub-select where a text term sits inside such an expression. */
+ * sub-select where a text term sits inside such an expression.
+ *
+ * The --archive option (mv_search_options.archive) is not a second way of
+ * scoping: it joins the query as its own `archive:NAME` term, so both
+ * match archive names by the one rule of the scope token — the whole
+ * name, case-insensitively. */
 #include "search/search.h"
 #include "mime/mime.h"
 
@@ -52,7 +57,7 @@ bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r)
 typedef struct plan {
 	mv_store *store;
 	int64_t after_lo;    /* paging: the smallest order key still wanted (INT64_MIN = all) */
-	bool archive_is_whole_store; /* --archive names the only archive here */
+	bool nothing;        /* an archive: term names no archive of this store: no hits here */
 	int64_t docid_lo, docid_hi; /* rowid range from top-level dates: [lo, hi) */
 	GString *sql;        /* WHERE clause (SQL), "" = none */
 	GPtrArray *params;   /* char* text params for '?' in order of appearance in sql */
@@ -324,29 +329,42 @@ static void narrow_docids(plan *p, const mv_query *c)
 	p->docid_hi = MIN(p->docid_hi, hi);
 }
 
-/* How the --archive scope relates to this store: absent (nothing to search
- * here), the only archive in it, or one of several. */
+/* How an archive: term relates to this store: absent (nothing to search
+ * here), the only archive in it, or one of several.  Names compare as the
+ * scope token (mv_scope_archive_token) does, lower-cased whole, so that
+ * this shortcut never disagrees with the token it stands in for. */
 typedef enum { SCOPE_ABSENT, SCOPE_WHOLE, SCOPE_PART } archive_scope;
 
 static archive_scope scope_in_store(mv_store *store, const char *archive)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(mv_store_db(store), "SELECT count(*), coalesce(sum(archive = ?), 0)"
-	                       " FROM (SELECT DISTINCT archive FROM folders)", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(mv_store_db(store), "SELECT DISTINCT archive FROM folders", -1, &st, NULL) != SQLITE_OK)
 		return SCOPE_PART;
-	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
-	archive_scope scope = SCOPE_PART;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		int64_t archives = sqlite3_column_int64(st, 0), matching = sqlite3_column_int64(st, 1);
-		scope = matching == 0 ? SCOPE_ABSENT : archives == 1 ? SCOPE_WHOLE : SCOPE_PART;
+	char *want = g_utf8_strdown(archive, -1);
+	int64_t archives = 0, matching = 0;
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		char *lower = g_utf8_strdown(name ? name : "", -1);
+		archives++;
+		matching += strcmp(lower, want) == 0;
+		g_free(lower);
 	}
 	sqlite3_finalize(st);
-	return scope;
+	g_free(want);
+	/* A failed read only costs the shortcut: the scope token still decides. */
+	if (step != SQLITE_DONE)
+		return SCOPE_PART;
+	return matching == 0 ? SCOPE_ABSENT : archives == matching ? SCOPE_WHOLE : SCOPE_PART;
+}
+
+static bool is_archive_scope(const mv_query *c)
+{
+	return (c->kind == MV_Q_TERM || c->kind == MV_Q_PHRASE) && c->field == MV_F_ARCHIVE && !c->prefix;
 }
 
 /* Splits the root into the FTS-pure conjuncts (one MATCH) and the rest (SQL). */
-static int build_plan(plan *p, const mv_query *root, const mv_search_options *opts,
-                      GString *match, GError **error)
+static int build_plan(plan *p, const mv_query *root, GString *match, GError **error)
 {
 	GPtrArray *conj = g_ptr_array_new();
 	if (root->kind == MV_Q_AND)
@@ -355,12 +373,21 @@ static int build_plan(plan *p, const mv_query *root, const mv_search_options *op
 	else
 		g_ptr_array_add(conj, (gpointer)root);
 	/* archive:X where X is all this store holds selects everything: leave
-	 * it out rather than intersect a posting list as long as the store. */
+	 * it out rather than intersect a posting list as long as the store.
+	 * Where X is not in this store at all, nothing here can match. */
 	for (guint i = conj->len; i-- > 0;) {
 		const mv_query *c = conj->pdata[i];
-		if (c->kind == MV_Q_TERM && c->field == MV_F_ARCHIVE && !c->prefix &&
-		    scope_in_store(p->store, c->text) == SCOPE_WHOLE)
+		if (!is_archive_scope(c))
+			continue;
+		archive_scope scope = scope_in_store(p->store, c->text);
+		if (scope == SCOPE_ABSENT)
+			p->nothing = true;
+		if (scope == SCOPE_WHOLE)
 			g_ptr_array_remove_index(conj, i);
+	}
+	if (p->nothing) {
+		g_ptr_array_free(conj, TRUE);
+		return 0;
 	}
 
 	int rc = 0;
@@ -372,13 +399,6 @@ static int build_plan(plan *p, const mv_query *root, const mv_search_options *op
 				g_string_append(match, " AND ");
 			rc = fts_expr(p, c, match, error);
 		}
-	}
-	/* The scope token is dropped where it would match every message: its
-	 * posting list is as long as the store and costs a full intersection. */
-	if (opts->archive && *opts->archive && !p->archive_is_whole_store) {
-		char *tok = mv_scope_archive_token(opts->archive);
-		g_string_append_printf(match, "%sscope : %s", positives++ ? " AND " : "", tok);
-		g_free(tok);
 	}
 	for (guint i = 0; i < conj->len; i++)
 		narrow_docids(p, conj->pdata[i]);
@@ -457,8 +477,6 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 		g_string_append_printf(sql, " AND (%s)", p->sql->str);
 	if (folder_filter)
 		g_string_append_printf(sql, " AND m.folder_id IN (%s)", folder_filter);
-	if (!use_fts && opts->archive && *opts->archive && !p->archive_is_whole_store)
-		g_string_append(sql, " AND f.archive = ?");
 	if (use_fts && opts->sort == MV_SORT_RELEVANCE)
 		g_string_append(sql, " ORDER BY bm25(fts), fts.rowid");
 	else if (use_fts)
@@ -469,8 +487,7 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 		g_string_append_printf(sql, " LIMIT %lld", (long long)(opts->limit + opts->offset));
 }
 
-static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const char *match,
-                        const mv_search_options *opts)
+static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const char *match)
 {
 	int idx = 1;
 	if (use_fts) {
@@ -486,8 +503,6 @@ static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const cha
 		else
 			sqlite3_bind_text(st, idx, p->params->pdata[i], -1, SQLITE_STATIC);
 	}
-	if (!use_fts && opts->archive && *opts->archive && !p->archive_is_whole_store)
-		sqlite3_bind_text(st, idx++, opts->archive, -1, SQLITE_STATIC);
 }
 
 /* The permission filter: the ids of this store's folders the caller may
@@ -522,34 +537,42 @@ static int readable_folders(mv_store *store, const mv_access *access, GString *i
 	return 0;
 }
 
+/* The caller's folder filter for this store: *ids_r NULL when every folder
+ * is readable (no filter), *none_r when no folder is. */
+static int folder_filter(mv_store *store, const mv_access *access, GString **ids_r, bool *none_r, GError **error)
+{
+	*ids_r = NULL;
+	*none_r = false;
+	if (mv_access_unrestricted(access))
+		return 0;
+	bool all = false;
+	GString *ids = g_string_new(NULL);
+	if (readable_folders(store, access, ids, &all, error) < 0) {
+		g_string_free(ids, TRUE);
+		return -1;
+	}
+	*none_r = ids->len == 0;
+	if (all || *none_r)
+		g_string_free(ids, TRUE);
+	else
+		*ids_r = ids;
+	return 0;
+}
+
 static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts, int64_t after_lo,
                      GPtrArray *hits, GError **error)
 {
-	archive_scope scope = opts->archive && *opts->archive ? scope_in_store(store, opts->archive) : SCOPE_PART;
-	if (scope == SCOPE_ABSENT)
-		return 0;
-	GString *readable = NULL;
-	if (!mv_access_unrestricted(opts->access)) {
-		bool all = false;
-		readable = g_string_new(NULL);
-		if (readable_folders(store, opts->access, readable, &all, error) < 0) {
-			g_string_free(readable, TRUE);
-			return -1;
-		}
-		if (readable->len == 0) {
-			g_string_free(readable, TRUE);
-			return 0;
-		}
-		if (all)
-			g_string_free(readable, TRUE), readable = NULL;
-	}
-	plan p = { .store = store, .after_lo = after_lo, .archive_is_whole_store = scope == SCOPE_WHOLE, .docid_lo = INT64_MIN, .docid_hi = INT64_MAX, .sql = g_string_new(NULL),
+	plan p = { .store = store, .after_lo = after_lo, .docid_lo = INT64_MIN, .docid_hi = INT64_MAX, .sql = g_string_new(NULL),
 	           .params = g_ptr_array_new_with_free_func(g_free),
 	           .int_params = g_array_new(FALSE, FALSE, sizeof(int)) };
 	GString *match = g_string_new(NULL);
 	GString *sql = g_string_new(NULL);
-	int rc = build_plan(&p, q, opts, match, error);
-	if (rc < 0)
+	GString *readable = NULL;
+	bool none_readable = false;
+	int rc = build_plan(&p, q, match, error);
+	if (rc == 0 && !p.nothing)
+		rc = folder_filter(store, opts->access, &readable, &none_readable, error);
+	if (rc < 0 || p.nothing || none_readable)
 		goto out;
 	bool use_fts = match->len > 0;
 	append_select(sql, &p, use_fts, opts, readable ? readable->str : NULL);
@@ -560,7 +583,7 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 		rc = -1;
 		goto out;
 	}
-	bind_params(st, &p, use_fts, match->str, opts);
+	bind_params(st, &p, use_fts, match->str);
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW)
 		g_ptr_array_add(hits, hit_from_row(st, mv_store_id(store)));
@@ -701,6 +724,26 @@ static int64_t after_lo_for(const cursor *c, int store_id)
 	return mv_index_docid(c->date, 0);
 }
 
+/* --archive NAME as the query's own conjunct archive:NAME (see the top). */
+static mv_query *with_archive(mv_query *q, const char *archive)
+{
+	if (!archive || !*archive)
+		return q;
+	mv_query *scope = g_new0(mv_query, 1);
+	scope->kind = MV_Q_TERM;
+	scope->field = MV_F_ARCHIVE;
+	scope->text = g_strdup(archive);
+	if (q->kind != MV_Q_AND) {
+		mv_query *and = g_new0(mv_query, 1);
+		and->kind = MV_Q_AND;
+		and->children = g_ptr_array_new_with_free_func((GDestroyNotify)mv_query_free);
+		g_ptr_array_add(and->children, q);
+		q = and;
+	}
+	g_ptr_array_add(q->children, scope);
+	return q;
+}
+
 int mv_searcher_run(mv_searcher *s, const char *query, const mv_search_options *opts,
                     GPtrArray **hits_r, GError **error)
 {
@@ -714,6 +757,7 @@ int mv_searcher_run(mv_searcher *s, const char *query, const mv_search_options *
 	mv_query *q = mv_query_parse(query, error);
 	if (!q)
 		return -1;
+	q = with_archive(q, opts->archive);
 	GPtrArray *hits = g_ptr_array_new_with_free_func((GDestroyNotify)mv_search_hit_free);
 	int rc = 0;
 	for (guint i = 0; i < s->stores->len && rc == 0; i++)
