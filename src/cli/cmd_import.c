@@ -233,7 +233,7 @@ static void print_summary(mv_ingest *ing, mv_reader *r, const import_args *a, do
 		json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:o, s:I, s:I, s:o}",
 		                      "imported", (json_int_t)c.imported, "duplicates", (json_int_t)c.duplicates,
 		                      "malformed", (json_int_t)c.malformed, "refused", (json_int_t)c.refused,
-		                      "bytes", (json_int_t)c.bytes, "seconds", secs, "refusals", refusal_list(refusals),
+		                      "bytes", (json_int_t)c.bytes, "seconds", (double)(int64_t)(secs * 1000.0 + 0.5) / 1000.0, "refusals", refusal_list(refusals),
 		                      "skipped", skipped_object(a->skipped), "damaged", refusal_list(a->damaged),
 		                      "damagedItems", (json_int_t)a->damaged_items, "unreadableAttachments", (json_int_t)c.unreadable_attachments,
 		                      "attachmentErrors", refusal_list(unreadable));

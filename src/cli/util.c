@@ -93,7 +93,9 @@ mv_instance *mv_cli_open_instance(const mv_cli_globals *g)
 
 void mv_cli_print_json(json_t *value)
 {
-	char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+	/* jansson writes a double with 17 digits ("3.0000000037944119e-05"):
+	 * nine say everything a person or a script needs. */
+	char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9));
 	if (text)
 		printf("%s\n", text);
 	free(text);

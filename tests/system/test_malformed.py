@@ -6,6 +6,7 @@ naming the input."""
 import base64
 import os
 import random
+import re
 import struct
 import zlib
 
@@ -148,6 +149,14 @@ def test_files_passed_over_for_their_extension_are_counted(tmp_path, data_dir):
     write(only / "x.txt", good_message(4))
     s = import_one(only, data_dir)
     assert s["refused"] == 1 and "passed over 1 files" in s["refusals"][0]["reason"], s
+
+
+def test_json_seconds_are_plain_milliseconds(tmp_path, data_dir):
+    """Issue 9.12: `import --json` printed 3.0000000037944119e-5 seconds."""
+    p = write(tmp_path / "one.eml", good_message(9))
+    cp = mv("import", str(p), "--archive", "t", "--json", data_dir=data_dir)
+    m = re.search(rb'"seconds":([^,}]*)', cp.stdout)
+    assert m and re.fullmatch(rb"\d+(\.\d{1,3})?", m.group(1)), cp.stdout
 
 
 def test_refusal_names_its_item_once(tmp_path, data_dir):
