@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "search/query.h"
+#include "search/search.h"
 
 /* What an operator where a term belongs adds to "unexpected 'w'". */
 #define OP_HINT(w) " (OR, AND and NOT are operators, in upper or lower case; to search for the word, put it in quotes: \"" w "\")"
@@ -552,6 +553,27 @@ static void test_null_error(void **state)
 	g_free(s);
 }
 
+/* Issue 19.13: " 1:1" and "+1:+1" were accepted while "1:1 " was refused;
+ * an id now has exactly one spelling. */
+static void test_message_ids(void **state)
+{
+	(void)state;
+	int store = 0;
+	int64_t num = 0;
+	assert_true(mv_message_id_parse("1:1", &store, &num));
+	assert_int_equal(store, 1);
+	assert_int_equal(num, 1);
+	assert_true(mv_message_id_parse("12:9223372036854775807", &store, &num));
+	assert_int_equal(store, 12);
+	assert_true(num == INT64_MAX);
+	const char *bad[] = { " 1:1", "1:1 ", "+1:+1", "1:+1", "-1:1", "01:1", "1:01", "1:", ":1", "0:1", "1:0", "1",
+		              "1:1:1", "1 :1", "1:\t1", "2147483648:1", "1:9223372036854775808", "", "a:1", "1:1a" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		if (mv_message_id_parse(bad[i], &store, &num))
+			fail_msg("accepted the id '%s'", bad[i]);
+	assert_false(mv_message_id_parse(NULL, &store, &num));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -577,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_length),
 		cmocka_unit_test(test_terms),
 		cmocka_unit_test(test_null_error),
+		cmocka_unit_test(test_message_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
