@@ -63,8 +63,16 @@ static int load_or_create_config(const mv_cli_globals *g, const char *config_opt
  * certificate directory, recorded in the configuration. */
 static int ensure_certificate(mv_service_config *c, GError **error)
 {
-	if (c->certificate)
+	if (c->certificate) {
+		/* A key others can read was configured by hand: said loudly at
+		 * every start, not refused (the server must come up to be fixed). */
+		GError *open_key = NULL;
+		if (c->private_key && mv_tls_key_private_check(c->private_key, &open_key) < 0) {
+			mv_log_warn("WARNING: %s", open_key->message);
+			g_error_free(open_key);
+		}
 		return mv_tls_check_pair(c->certificate, c->private_key, error);
+	}
 	char host[256] = "";
 	if (gethostname(host, sizeof host - 1) < 0 || !*host)
 		g_strlcpy(host, "localhost", sizeof host);

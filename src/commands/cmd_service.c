@@ -121,7 +121,8 @@ static json_t *set_service_certificate(mv_command_ctx *ctx, json_t *args, GError
 		return NULL;
 	char *cert = NULL, *key = NULL;
 	json_t *out = NULL;
-	if (pick_certificate(ctx, args, &c, &cert, &key, error) < 0 || mv_tls_check_pair(cert, key, error) < 0)
+	if (pick_certificate(ctx, args, &c, &cert, &key, error) < 0 || mv_tls_check_pair(cert, key, error) < 0 ||
+	    mv_tls_key_private_check(key, error) < 0)
 		goto done;
 	g_free(c.certificate);
 	g_free(c.private_key);

@@ -630,3 +630,19 @@ int mv_tls_find_by_thumbprint(const char *dir, const char *thumbprint, char **ce
 	g_ptr_array_unref(names);
 	return found ? 0 : -1;
 }
+
+int mv_tls_key_private_check(const char *key_path, GError **error)
+{
+	struct stat st;
+	if (stat(key_path, &st) < 0) {
+		mv_set_errno_error(error, errno, "stat", key_path);
+		return -1;
+	}
+	if (!(st.st_mode & 077))
+		return 0;
+	g_set_error(error, MV_ERROR, MV_ERR_INVALID,
+	            "private key %s has mode %04o: its group or others may read it, and whoever reads it can pose as "
+	            "this server ('chmod 600 %s' closes it)", key_path, (unsigned)(st.st_mode & 07777), key_path);
+	return -1;
+}
+

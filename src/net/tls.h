@@ -46,6 +46,11 @@ int mv_tls_check_pair(const char *cert_path, const char *key_path, GError **erro
 	"rsa_pss_rsae_sha512:rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pss_pss_sha512:RSA+SHA256:RSA+SHA384:" \
 	"RSA+SHA512"
 
+/* Fails with MV_ERR_INVALID when the private key file may be read by its
+ * group or others (whoever reads it can impersonate the server), naming
+ * the file, its mode and the chmod that closes it. */
+int mv_tls_key_private_check(const char *key_path, GError **error);
+
 /* Looks in dir for a pair NAME.crt + NAME.key whose certificate has this
  * thumbprint (compared ignoring case, spaces and colons).  MV_ERR_NOT_FOUND
  * if none. */

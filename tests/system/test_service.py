@@ -82,8 +82,21 @@ def test_certificate_refusals_change_nothing(instance, tmp_path):
                        keyPath=str(other / "o.key"))
         assert env["statusCode"] == "failed", env
         assert "o.key" in env["error"]["message"] or "belong" in env["error"]["message"], env
+        # Issue 19.10: a pair that matches, but whose key others may read.
+        pair = tmp_path / "pair"
+        pair.mkdir()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", str(pair / "p.key"), "-out", str(pair / "p.crt"), "-days", "2",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        for mode in (0o644, 0o640):
+            os.chmod(pair / "p.key", mode)
+            env = srv.call("SetServiceCertificate", certificatePath=str(pair / "p.crt"), keyPath=str(pair / "p.key"))
+            assert env["statusCode"] == "failed", env
+            assert "p.key" in env["error"]["message"] and "chmod 600" in env["error"]["message"], env
         after = srv.ok("GetServiceConfiguration")
         assert after["certificate"]["thumbprint"] == before["certificate"]["thumbprint"]
+        # (the same pair with the key 0600 is taken: test_api's certificate switch)
         # Still served and trusted.
         assert srv.ok("GetServerInfo")["product"] == "mailvault"
 
