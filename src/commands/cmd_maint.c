@@ -5,7 +5,7 @@
  * select-then-rebuild pair, RefreshAllStoreStatistics.
  *
  * Each handler resolves the store through the instance (state, lock, key)
- * and hands the work to store/maint.c; progress and cancellation pass
+ * and hands the work to store/ (maint.c, compact.c); progress and cancellation pass
  * through mv_store_task so the same code serves the shell, the HTTP API and
  * jobs. */
 #include "commands/commands.h"

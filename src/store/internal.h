@@ -1,6 +1,6 @@
 /* store/internal: what the files of store/ share and nothing outside sees —
  * the store struct and the helpers store.c (the write path and reads) lends
- * to maint.c (verify, recover, compact, ...).  Not a public header. */
+ * to maint.c and compact.c (verify, recover, compact, ...).  Not a public header. */
 #ifndef MV_STORE_INTERNAL_H
 #define MV_STORE_INTERNAL_H
 
@@ -72,5 +72,18 @@ void mv_st_task_progress(const mv_store_task *t, int percent, const char *fmt, .
  * everything indexed so far committed (the rest is indexed by the next
  * catch-up) and MV_ERR_CANCELLED. */
 int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **error);
+
+/* Small helpers of maint.c that compact.c shares. */
+/* Fails with MV_ERR_INVALID unless s was opened for writing. */
+int mv_st_require_writer(mv_store *s, GError **error);
+/* Ends a function that took the write lock: mv_store_sync (index commit,
+ * lock released); returns rc, or -1 when the sync failed, whose error is
+ * reported only if rc was 0. */
+int mv_st_finish_locked(mv_store *s, int rc, GError **error);
+/* Sets MV_ERR_CANCELLED for `what` (which left nothing half-done); -1. */
+int mv_st_cancelled_error(GError **error, const char *what);
+/* The first column of sql's first row; 0 without a row, -1 when sql does
+ * not prepare. */
+int64_t mv_st_int_query(sqlite3 *db, const char *sql);
 
 #endif

@@ -1,24 +1,23 @@
-/* store/maint: everything that reads or rewrites a store as a whole —
- * verification, index rebuild, compaction, recovery from content/ alone,
- * recreating recovery records, format upgrade, backup — and the content
- * changes that must leave a trace in content/ (deletion, folder moves).
+/* store/maint: the maintenance of a store that is not compaction —
+ * verification, index rebuild, recovery from content/ alone, recreating
+ * recovery records, format upgrade, repair, backup — and the content
+ * changes that must leave a trace in content/ (deletion, folder moves);
+ * also the store's own meta values and the small helpers these share with
+ * compact.c (declared in internal.h).
  *
- * All of it rests on one idea: content/ is the journal of the store.  Read
- * front to back, its records say which message got which number (batch
- * markers), what was archived where (message and reference records), what
- * was deleted and why (tombstones) and which folders were renamed (folder
- * moves).  scan_segments walks that journal; verify compares it with the
- * db, recover replays it into a new db, compact rewrites it without what
- * nothing live needs, keeping the order that gives replay its meaning. */
-#include "store/internal.h"
+ * All of it rests on one idea: content/ is the journal of the store (see
+ * journal.c, which walks it).  Verify compares the journal with the db,
+ * recover replays it into a new db, and deletions and folder moves append
+ * to it (tombstones, folder-move records) before the db change commits, so
+ * that a replay gives the same store.  CompactStore, which rewrites the journal,
+ * is compact.c. */
+#include "store/journal.h"
 #include "mime/mime.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,7 +32,24 @@ char *mv_store_new_generation(void)
 	return mv_hex(b, sizeof b);
 }
 
-static int cancelled_error(GError **error, const char *what)
+int mv_st_require_writer(mv_store *s, GError **error)
+{
+	if (s->mode == MV_STORE_WRITE)
+		return 0;
+	g_set_error(error, MV_ERROR, MV_ERR_INVALID, "store %d is open read-only", s->id);
+	return -1;
+}
+
+int mv_st_finish_locked(mv_store *s, int rc, GError **error)
+{
+	GError *err = NULL;
+	if (mv_store_sync(s, rc == 0 ? error : &err) < 0)
+		rc = -1;
+	g_clear_error(&err);
+	return rc;
+}
+
+int mv_st_cancelled_error(GError **error, const char *what)
 {
 	g_set_error(error, MV_ERROR, MV_ERR_CANCELLED, "%s cancelled; nothing was left half-done", what);
 	return -1;
@@ -53,7 +69,7 @@ static char *text_query(sqlite3 *db, const char *sql, const char *arg)
 	return v;
 }
 
-static int64_t int_query(sqlite3 *db, const char *sql)
+int64_t mv_st_int_query(sqlite3 *db, const char *sql)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -225,7 +241,7 @@ int mv_store_rebuild_index(mv_store *s, const mv_store_task *task, GError **erro
 	if (mv_st_flock(s, error) < 0)
 		return -1;
 	if (mv_st_task_cancelled(task))
-		return cancelled_error(error, "RebuildStoreIndex");
+		return mv_st_cancelled_error(error, "RebuildStoreIndex");
 	mv_st_task_progress(task, 0, "store %d: emptying the index", s->id);
 	int rc = mv_st_index_reset(s, error);
 	if (rc == 0) {
@@ -256,237 +272,6 @@ int mv_st_append_record(mv_store *s, mv_record_type type, const char *meta_json,
 		rc = mv_st_set_committed_len(s, seg, base + (int64_t)out->len, error);
 	g_byte_array_unref(out);
 	return rc;
-}
-
-/* ---- the journal walk ------------------------------------------------------------------------ */
-
-typedef struct scan_segment {
-	int64_t id;
-	int64_t end;          /* committed length (db) or file size (recovery) */
-	int64_t valid_end;    /* filled by the scan: end of the last whole record */
-} scan_segment;
-
-typedef struct scan_rec {
-	int64_t segment, offset, length;
-	int type;             /* from the header; trustworthy only when ok */
-	bool ok;              /* authenticated and decompressed */
-	int64_t number;       /* message/reference: its number (0 = unknown); tombstone: the deleted one */
-	json_t *meta;         /* when ok */
-	const uint8_t *body;
-	size_t body_len;
-	const char *problem;  /* when !ok */
-} scan_rec;
-
-typedef int (*scan_fn)(void *opaque, scan_rec *r, GError **error);
-
-static gint by_segment_id(gconstpointer a, gconstpointer b)
-{
-	const scan_segment *x = a, *y = b;
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
-static GArray *segments_from_db(sqlite3 *db, GError **error)
-{
-	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(db, "SELECT id, committed_len FROM segments ORDER BY id", &st, error) < 0)
-		return NULL;
-	GArray *segs = g_array_new(FALSE, TRUE, sizeof(scan_segment));
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		scan_segment sg = { .id = sqlite3_column_int64(st, 0), .end = sqlite3_column_int64(st, 1) };
-		g_array_append_val(segs, sg);
-	}
-	sqlite3_finalize(st);
-	return segs;
-}
-
-static bool parse_segment_name(const char *name, int64_t *id_r)
-{
-	if (!g_str_has_prefix(name, "seg-") || !g_str_has_suffix(name, ".mvs") || strlen(name) != 16)
-		return false;
-	int64_t id = 0;
-	for (int i = 4; i < 12; i++) {
-		if (!g_ascii_isdigit(name[i]))
-			return false;
-		id = id * 10 + (name[i] - '0');
-	}
-	*id_r = id;
-	return id > 0;
-}
-
-static GArray *segments_from_dir(const char *dir, GError **error)
-{
-	DIR *d = opendir(dir);
-	if (!d) {
-		mv_set_errno_error(error, errno, "open directory", dir);
-		return NULL;
-	}
-	GArray *segs = g_array_new(FALSE, TRUE, sizeof(scan_segment));
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		scan_segment sg = { 0 };
-		if (!parse_segment_name(e->d_name, &sg.id))
-			continue;
-		char *path = g_build_filename(dir, e->d_name, NULL);
-		struct stat stt;
-		if (stat(path, &stt) == 0 && S_ISREG(stt.st_mode)) {
-			sg.end = stt.st_size;
-			g_array_append_val(segs, sg);
-		}
-		g_free(path);
-	}
-	closedir(d);
-	g_array_sort(segs, by_segment_id);
-	return segs;
-}
-
-typedef struct scan_state {
-	int64_t next;         /* number of the next message/reference record */
-	bool certain;         /* false after unreadable bytes, until the next marker */
-	uint64_t total, done; /* bytes, for progress */
-} scan_state;
-
-/* Finds the next offset after `from` where a record header parses. */
-static int64_t resync(const uint8_t *map, int64_t from, int64_t end)
-{
-	for (int64_t p = from; p + MV_RECORD_HEADER_BYTES <= end; p++) {
-		const uint8_t *hit = memmem(map + p, (size_t)(end - p), MV_RECORD_MAGIC, 4);
-		if (!hit)
-			return end;
-		p = hit - map;
-		mv_record_header h;
-		if (p + MV_RECORD_HEADER_BYTES <= end && mv_record_parse_header(map + p, (size_t)(end - p), &h, NULL) == 0 &&
-		    p + MV_RECORD_HEADER_BYTES + (int64_t)h.cipher_len <= end)
-			return p;
-	}
-	return end;
-}
-
-static void assign_number(scan_state *st, scan_rec *r)
-{
-	if (r->type == MV_RECORD_MESSAGE || r->type == MV_RECORD_REFERENCE)
-		r->number = st->certain ? st->next++ : 0;
-	else if (r->type == MV_RECORD_TOMBSTONE && r->ok)
-		r->number = json_integer_value(json_object_get(r->meta, "number"));
-	else if (r->type == MV_RECORD_BATCH && r->ok) {
-		json_int_t first = json_integer_value(json_object_get(r->meta, "first"));
-		if (first > 0) {
-			st->next = first;
-			st->certain = true;
-		}
-	}
-}
-
-static int scan_one_segment(mv_store *s, scan_segment *sg, scan_state *st, const mv_store_task *task,
-                            scan_fn fn, void *opaque, GError **error)
-{
-	char *path = mv_st_segment_file(s, sg->id);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		mv_set_errno_error(error, errno, "open segment", path);
-		g_free(path);
-		return -1;
-	}
-	struct stat stt;
-	int64_t end = sg->end;
-	if (fstat(fd, &stt) == 0 && stt.st_size < end)
-		end = stt.st_size;  /* shorter than the db says: the rest is reported missing */
-	sg->valid_end = SEGMENT_HEADER_BYTES;
-	const uint8_t *map = NULL;
-	if (end > 0) {
-		map = mmap(NULL, (size_t)end, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map == MAP_FAILED) {
-			mv_set_errno_error(error, errno, "map segment", path);
-			close(fd);
-			g_free(path);
-			return -1;
-		}
-		madvise((void *)map, (size_t)end, MADV_SEQUENTIAL);
-	}
-	close(fd);
-	int rc = 0;
-	int64_t pos = SEGMENT_HEADER_BYTES;
-	if (end < SEGMENT_HEADER_BYTES || memcmp(map, SEGMENT_MAGIC, 8) != 0) {
-		scan_rec r = { .segment = sg->id, .offset = 0, .length = MIN(end, SEGMENT_HEADER_BYTES),
-		               .problem = "segment header damaged" };
-		rc = fn(opaque, &r, error);
-	}
-	while (rc == 0 && pos + MV_RECORD_HEADER_BYTES <= end) {
-		if (mv_st_task_cancelled(task)) {
-			rc = cancelled_error(error, "the scan");
-			break;
-		}
-		mv_record_header h;
-		scan_rec r = { .segment = sg->id, .offset = pos };
-		if (mv_record_parse_header(map + pos, (size_t)(end - pos), &h, NULL) < 0 ||
-		    pos + MV_RECORD_HEADER_BYTES + (int64_t)h.cipher_len > end) {
-			int64_t next = resync(map, pos + 1, end);
-			r.length = next - pos;
-			r.type = 0;
-			r.problem = next == end ? "unreadable or torn bytes up to the segment's end" : "unreadable bytes";
-			st->certain = false;
-			rc = fn(opaque, &r, error);
-			pos = next;
-			continue;
-		}
-		r.length = MV_RECORD_HEADER_BYTES + (int64_t)h.cipher_len;
-		r.type = h.type;
-		GByteArray *plain = NULL;
-		const uint8_t *meta;
-		size_t meta_len;
-		GError *derr = NULL;
-		if (mv_record_decode(s->key, map + pos, (size_t)r.length, &h, &plain, &meta, &meta_len, &r.body,
-		                     &r.body_len, &derr) == 0) {
-			json_error_t jerr;
-			r.meta = json_loadb((const char *)meta, meta_len, 0, &jerr);
-			r.ok = r.meta != NULL;
-			if (!r.ok)
-				r.problem = "record metadata is not JSON";
-		} else {
-			r.problem = "authentication failed (bytes changed)";
-		}
-		g_clear_error(&derr);
-		assign_number(st, &r);
-		rc = fn(opaque, &r, error);
-		json_decref(r.meta);
-		if (plain)
-			g_byte_array_unref(plain);
-		pos += r.length;
-		sg->valid_end = pos;
-		st->done += (uint64_t)r.length;
-		if ((st->done & 0xfffff) < (uint64_t)r.length && st->total)
-			mv_st_task_progress(task, (int)(st->done * 99 / st->total), "segment %lld", (long long)sg->id);
-	}
-	if (map)
-		munmap((void *)map, (size_t)end);
-	g_free(path);
-	return rc;
-}
-
-static int scan_segments(mv_store *s, GArray *segs, const mv_store_task *task, scan_fn fn, void *opaque,
-                         GError **error)
-{
-	scan_state st = { .next = 1, .certain = true };
-	for (guint i = 0; i < segs->len; i++)
-		st.total += (uint64_t)g_array_index(segs, scan_segment, i).end;
-	for (guint i = 0; i < segs->len; i++)
-		if (scan_one_segment(s, &g_array_index(segs, scan_segment, i), &st, task, fn, opaque, error) < 0)
-			return -1;
-	return 0;
-}
-
-static bool meta_hash(json_t *meta, uint8_t out[MV_HASH_BYTES])
-{
-	const char *hex = json_string_value(json_object_get(meta, "hash"));
-	return hex && mv_unhex(hex, out, MV_HASH_BYTES);
-}
-
-static bool body_matches(const scan_rec *r)
-{
-	uint8_t want[MV_HASH_BYTES], got[MV_HASH_BYTES];
-	if (!r->ok || !meta_hash(r->meta, want))
-		return false;
-	crypto_generichash(got, sizeof got, r->body, r->body_len, NULL, 0);
-	return sodium_memcmp(want, got, MV_HASH_BYTES) == 0;
 }
 
 /* ---- VerifyStore ---------------------------------------------------------------------------- */
@@ -534,13 +319,13 @@ static void content_lost(verify_ctx *v, const char *why)
 	               (long long)sqlite3_column_int64(v->contents, 1), (long long)sqlite3_column_int64(v->contents, 2), why);
 }
 
-static bool content_before(verify_ctx *v, const scan_rec *r)
+static bool content_before(verify_ctx *v, const mv_journal_rec *r)
 {
 	int64_t seg = sqlite3_column_int64(v->contents, 1), off = sqlite3_column_int64(v->contents, 2);
 	return seg < r->segment || (seg == r->segment && off < r->offset);
 }
 
-static void check_content_at(verify_ctx *v, const scan_rec *r)
+static void check_content_at(verify_ctx *v, const mv_journal_rec *r)
 {
 	while (v->have_content && content_before(v, r)) {
 		content_lost(v, "no record starts there");
@@ -552,15 +337,15 @@ static void check_content_at(verify_ctx *v, const scan_rec *r)
 	int64_t id = sqlite3_column_int64(v->contents, 0);
 	bool same_hash = sqlite3_column_bytes(v->contents, 4) == MV_HASH_BYTES;
 	uint8_t want[MV_HASH_BYTES];
-	if (same_hash && r->ok && meta_hash(r->meta, want))
+	if (same_hash && r->ok && mv_journal_meta_hash(r->meta, want))
 		same_hash = sodium_memcmp(want, sqlite3_column_blob(v->contents, 4), MV_HASH_BYTES) == 0;
-	if (!r->ok || r->type != MV_RECORD_MESSAGE || !body_matches(r) || !same_hash ||
+	if (!r->ok || r->type != MV_RECORD_MESSAGE || !mv_journal_body_matches(r) || !same_hash ||
 	    sqlite3_column_int64(v->contents, 3) != r->length)
 		g_array_append_val(v->damaged_contents, id);
 	contents_advance(v);
 }
 
-static int verify_record(void *opaque, scan_rec *r, GError **error)
+static int verify_record(void *opaque, mv_journal_rec *r, GError **error)
 {
 	verify_ctx *v = opaque;
 	v->records++;
@@ -580,7 +365,8 @@ static int verify_record(void *opaque, scan_rec *r, GError **error)
 	numrec *slot = num_slot(v->nums, r->number);
 	if ((r->type == MV_RECORD_MESSAGE || r->type == MV_RECORD_REFERENCE) && slot) {
 		slot->state = r->type == MV_RECORD_MESSAGE ? NUM_MESSAGE : NUM_REFERENCE;
-		if (!meta_hash(r->meta, slot->hash) || (r->type == MV_RECORD_MESSAGE && !body_matches(r)))
+		if (!mv_journal_meta_hash(r->meta, slot->hash) ||
+		    (r->type == MV_RECORD_MESSAGE && !mv_journal_body_matches(r)))
 			slot->state = NUM_DAMAGED;
 	} else if (r->type == MV_RECORD_TOMBSTONE && slot) {
 		slot->tombstone = 1;
@@ -778,7 +564,7 @@ static int verify_index(verify_ctx *v, GError **error)
 	int rc = 0;
 	for (guint i = 0; i < archives->len && rc == 0; i++) {
 		if (v->task && mv_st_task_cancelled(v->task))
-			rc = cancelled_error(error, "VerifyStore");
+			rc = mv_st_cancelled_error(error, "VerifyStore");
 		else
 			rc = verify_index_archive(v, archives->pdata[i], error);
 	}
@@ -806,7 +592,7 @@ int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, 
 	verify_ctx v = { .s = s, .task = task, .rep.problems = json_array(), .nums = g_array_new(FALSE, TRUE, sizeof(numrec)),
 	                 .damaged_contents = g_array_new(FALSE, FALSE, sizeof(int64_t)) };
 	GHashTable *damaged_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	GArray *segs = segments_from_db(s->db, error);
+	GArray *segs = mv_journal_segments_from_db(s->db, error);
 	int rc = segs ? 0 : -1;
 	if (rc == 0)
 		rc = mv_st_sql_prepare(s->db, "SELECT id, segment, offset, length, hash FROM contents ORDER BY segment, offset",
@@ -814,7 +600,7 @@ int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, 
 	if (rc == 0) {
 		contents_advance(&v);
 		mv_st_task_progress(task, 0, "store %d: checking every record", s->id);
-		rc = scan_segments(s, segs, task, verify_record, &v, error);
+		rc = mv_journal_scan(s, segs, task, verify_record, &v, error);
 	}
 	while (rc == 0 && v.have_content) {
 		content_lost(&v, "past the end of its segment's committed data");
@@ -830,7 +616,7 @@ int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, 
 		rc = verify_index(&v, error);
 	}
 	if (rc == 0) {
-		int64_t messages = int_query(s->db, "SELECT count(*) FROM messages WHERE deleted=0");
+		int64_t messages = mv_st_int_query(s->db, "SELECT count(*) FROM messages WHERE deleted=0");
 		json_t *r = json_pack("{s:i, s:b, s:I, s:I, s:I, s:I, s:b, s:o, s:I, s:o}", "storeId", s->id,
 		                      "clean", v.rep.count == 0 && g_hash_table_size(damaged_ids) == 0,
 		                      "recordsScanned", (json_int_t)v.records, "damagedRecords", (json_int_t)v.damaged_records,
@@ -961,26 +747,9 @@ static int index_remove(mv_store *s, const mv_index_doc *doc, GError **error)
 	return 0;
 }
 
-static int require_writer(mv_store *s, GError **error)
-{
-	if (s->mode == MV_STORE_WRITE)
-		return 0;
-	g_set_error(error, MV_ERROR, MV_ERR_INVALID, "store %d is open read-only", s->id);
-	return -1;
-}
-
-static int finish_locked(mv_store *s, int rc, GError **error)
-{
-	GError *err = NULL;
-	if (mv_store_sync(s, rc == 0 ? error : &err) < 0)
-		rc = -1;
-	g_clear_error(&err);
-	return rc;
-}
-
 int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GError **error)
 {
-	if (require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
 		return -1;
 	message_place m;
 	doc_holder h = { 0 };
@@ -1033,7 +802,7 @@ int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GEr
 	}
 	doc_holder_clear(&h);
 	message_place_clear(&m);
-	return finish_locked(s, rc, error);
+	return mv_st_finish_locked(s, rc, error);
 }
 
 /* ---- MoveFolder and DeleteEmptyFolders -------------------------------------------------------- */
@@ -1167,7 +936,7 @@ int mv_store_move_folder(mv_store *s, const char *from_archive, const char *from
                          const char *to_archive, const char *to_path, int *moved_r, GError **error)
 {
 	*moved_r = 0;
-	if (require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
 		return -1;
 	int n = 0, clash = 0;
 	bool cross = strcmp(from_archive, to_archive) != 0;
@@ -1212,13 +981,13 @@ int mv_store_move_folder(mv_store *s, const char *from_archive, const char *from
 		g_array_free(nums, TRUE);
 	docs_free(old_docs);
 	docs_free(new_docs);
-	return finish_locked(s, rc, error);
+	return mv_st_finish_locked(s, rc, error);
 }
 
 int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *prefix, int *deleted_r, GError **error)
 {
 	*deleted_r = 0;
-	if (require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
 		return -1;
 	/* Empty = no live message in it or below it.  The rows of its deleted
 	 * messages go too (their tombstones stay in content/), so that no row
@@ -1247,7 +1016,7 @@ int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *
 		sqlite3_finalize(st);
 	}
 	if (rc == 0) {
-		*deleted_r = (int)int_query(s->db, "SELECT count(*) FROM empty_folders");
+		*deleted_r = (int)mv_st_int_query(s->db, "SELECT count(*) FROM empty_folders");
 		rc = mv_sql_exec(s->db, "DELETE FROM messages WHERE folder_id IN (SELECT id FROM empty_folders);"
 		                 "DELETE FROM folders WHERE id IN (SELECT id FROM empty_folders); COMMIT;", error);
 	}
@@ -1256,319 +1025,7 @@ int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *
 		*deleted_r = 0;
 	}
 	g_hash_table_remove_all(s->folder_ids);
-	return finish_locked(s, rc, error);
-}
-
-/* ---- CompactStore ------------------------------------------------------------------------------ */
-
-typedef struct moved_content {
-	int64_t content_id, segment, offset, length;
-} moved_content;
-
-typedef struct compact_ctx {
-	mv_store *s;
-	sqlite3_stmt *live_content;  /* id of a content with a live message, by place */
-	sqlite3_stmt *number_live;   /* is message N live */
-	GArray *kept_numbers;        /* uint8 by number: its record was kept */
-	GArray *moved;               /* moved_content */
-	int64_t first_rewritten;     /* segments before it are kept as they are */
-	int64_t out_seg, out_len;    /* the segment being written */
-	int out_fd;
-	int64_t next_number;         /* the number the next kept message record gets without a marker */
-	GArray *new_segments;        /* scan_segment {id, end} */
-	int64_t kept, dropped, bytes_before, bytes_after;
-} compact_ctx;
-
-static int out_segment_open(compact_ctx *c, GError **error)
-{
-	if (c->out_fd >= 0) {
-		char *path = mv_st_segment_file(c->s, c->out_seg);
-		int rc = mv_fsync_fd(c->out_fd, path, error);
-		g_free(path);
-		close(c->out_fd);
-		c->out_fd = -1;
-		scan_segment sg = { .id = c->out_seg, .end = c->out_len };
-		g_array_append_val(c->new_segments, sg);
-		if (rc < 0)
-			return -1;
-	}
-	c->out_seg++;
-	char *path = mv_st_segment_file(c->s, c->out_seg);
-	unlink(path);
-	c->out_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	uint8_t hdr[SEGMENT_HEADER_BYTES] = { 0 };
-	memcpy(hdr, SEGMENT_MAGIC, 8);
-	hdr[8] = 1;
-	int rc = c->out_fd < 0 ? (mv_set_errno_error(error, errno, "create segment", path), -1) :
-	         mv_pwrite_all(c->out_fd, hdr, sizeof hdr, 0, path, error);
-	g_free(path);
-	c->out_len = SEGMENT_HEADER_BYTES;
-	return rc;
-}
-
-static int out_write(compact_ctx *c, const uint8_t *bytes, size_t len, int64_t *off_r, GError **error)
-{
-	if (c->out_fd < 0 || (c->out_len > SEGMENT_HEADER_BYTES && (uint64_t)c->out_len + len > MV_SEGMENT_MAX_BYTES))
-		if (out_segment_open(c, error) < 0)
-			return -1;
-	char *path = mv_st_segment_file(c->s, c->out_seg);
-	int rc = mv_pwrite_all(c->out_fd, bytes, len, c->out_len, path, error);
-	g_free(path);
-	if (rc == 0) {
-		*off_r = c->out_len;
-		c->out_len += (int64_t)len;
-	}
-	return rc;
-}
-
-static bool number_is_live(compact_ctx *c, int64_t num)
-{
-	sqlite3_reset(c->number_live);
-	sqlite3_bind_int64(c->number_live, 1, num);
-	bool live = sqlite3_step(c->number_live) == SQLITE_ROW;
-	sqlite3_reset(c->number_live);
-	return live;
-}
-
-/* The live content (if any) whose record starts at r. */
-static int64_t live_content_at(compact_ctx *c, const scan_rec *r)
-{
-	sqlite3_reset(c->live_content);
-	sqlite3_bind_int64(c->live_content, 1, r->segment);
-	sqlite3_bind_int64(c->live_content, 2, r->offset);
-	int64_t id = sqlite3_step(c->live_content) == SQLITE_ROW ? sqlite3_column_int64(c->live_content, 0) : 0;
-	sqlite3_reset(c->live_content);
-	return id;
-}
-
-static int compact_record(void *opaque, scan_rec *r, GError **error)
-{
-	compact_ctx *c = opaque;
-	if (r->segment < c->first_rewritten)
-		return 0;
-	int64_t content = 0;
-	bool keep = false;
-	if (!r->ok) {
-		keep = r->type != 0;   /* damaged records stay for the admin to see; unreadable bytes do not */
-	} else if (r->type == MV_RECORD_MESSAGE) {
-		content = live_content_at(c, r);
-		keep = content > 0 || (r->number > 0 && number_is_live(c, r->number));
-	} else if (r->type == MV_RECORD_REFERENCE) {
-		keep = r->number > 0 && number_is_live(c, r->number);
-	} else if (r->type == MV_RECORD_TOMBSTONE) {
-		keep = r->number > 0 && (guint)r->number < c->kept_numbers->len &&
-		       g_array_index(c->kept_numbers, uint8_t, r->number);
-	} else if (r->type == MV_RECORD_FOLDER_MOVE || r->type == MV_RECORD_RESTORE) {
-		keep = true;
-	}
-	/* Batch markers are not copied: a fresh one is written wherever the
-	 * kept records' numbers stop being consecutive. */
-	if (!keep || r->type == MV_RECORD_BATCH) {
-		if (r->type != MV_RECORD_BATCH)
-			c->dropped++;
-		return 0;
-	}
-	bool numbered = r->type == MV_RECORD_MESSAGE || r->type == MV_RECORD_REFERENCE;
-	if (numbered && r->number > 0 && r->number != c->next_number) {
-		GByteArray *m = g_byte_array_new();
-		char *meta = g_strdup_printf("{\"v\":1,\"first\":%lld}", (long long)r->number);
-		int64_t off = 0;
-		int rc = mv_record_encode(c->s->key, MV_RECORD_BATCH, (const uint8_t *)meta, strlen(meta), NULL, 0, 1, m, error);
-		if (rc == 0)
-			rc = out_write(c, m->data, m->len, &off, error);
-		g_free(meta);
-		g_byte_array_unref(m);
-		if (rc < 0)
-			return -1;
-		c->next_number = r->number;
-	}
-	GByteArray *rec = NULL;
-	if (mv_st_read_record(c->s, r->segment, r->offset, r->length, &rec, error) < 0)
-		return -1;
-	int64_t off = 0;
-	int rc = out_write(c, rec->data, rec->len, &off, error);
-	g_byte_array_unref(rec);
-	if (rc < 0)
-		return -1;
-	c->kept++;
-	if (numbered) {
-		c->next_number++;
-		if (r->number > 0) {
-			if ((guint)r->number >= c->kept_numbers->len)
-				g_array_set_size(c->kept_numbers, (guint)r->number + 1 + c->kept_numbers->len / 2);
-			g_array_index(c->kept_numbers, uint8_t, r->number) = 1;
-		}
-	}
-	if (content > 0) {
-		moved_content mc = { content, c->out_seg, off, r->length };
-		g_array_append_val(c->moved, mc);
-	}
-	return 0;
-}
-
-/* The first segment holding something to drop: from there on everything is
- * rewritten (order carries meaning), before it nothing is touched. */
-static int first_segment_to_rewrite(mv_store *s, int64_t *seg_r, GError **error)
-{
-	*seg_r = int_query(s->db, "SELECT coalesce(min(seg), 0) FROM ("
-	                   " SELECT c.segment AS seg FROM contents c WHERE NOT EXISTS"
-	                   "  (SELECT 1 FROM messages m WHERE m.content_id = c.id AND m.deleted = 0)"
-	                   " UNION ALL SELECT c.segment FROM messages m JOIN contents c ON c.id = m.content_id"
-	                   "  WHERE m.deleted = 1)");
-	if (*seg_r < 0) {
-		mv_sql_set_error(error, s->db, "plan compaction");
-		return -1;
-	}
-	return 0;
-}
-
-static int compact_commit(compact_ctx *c, GArray *old_segs, GError **error)
-{
-	int rc = mv_sql_exec(c->s->db, "BEGIN IMMEDIATE", error);
-	sqlite3_stmt *up = NULL, *seg = NULL, *del = NULL;
-	if (rc == 0)
-		rc = mv_st_sql_prepare(c->s->db, "UPDATE contents SET segment=?, offset=?, length=? WHERE id=?", &up, error);
-	for (guint i = 0; rc == 0 && i < c->moved->len; i++) {
-		moved_content *m = &g_array_index(c->moved, moved_content, i);
-		sqlite3_reset(up);
-		sqlite3_bind_int64(up, 1, m->segment);
-		sqlite3_bind_int64(up, 2, m->offset);
-		sqlite3_bind_int64(up, 3, m->length);
-		sqlite3_bind_int64(up, 4, m->content_id);
-		if (sqlite3_step(up) != SQLITE_DONE) {
-			mv_sql_set_error(error, c->s->db, "move content");
-			rc = -1;
-		}
-	}
-	if (rc == 0)
-		rc = mv_sql_exec(c->s->db, "DELETE FROM contents WHERE NOT EXISTS (SELECT 1 FROM messages m"
-		                 " WHERE m.content_id = contents.id AND m.deleted = 0)", error);
-	if (rc == 0)
-		rc = mv_st_sql_prepare(c->s->db, "DELETE FROM segments WHERE id=?", &del, error);
-	for (guint i = 0; rc == 0 && i < old_segs->len; i++) {
-		const scan_segment *sg = &g_array_index(old_segs, scan_segment, i);
-		if (sg->id < c->first_rewritten)
-			continue;
-		sqlite3_reset(del);
-		sqlite3_bind_int64(del, 1, sg->id);
-		rc = sqlite3_step(del) == SQLITE_DONE ? 0 : -1;
-	}
-	if (rc == 0)
-		rc = mv_st_sql_prepare(c->s->db, "INSERT INTO segments(id, committed_len) VALUES(?, ?)", &seg, error);
-	for (guint i = 0; rc == 0 && i < c->new_segments->len; i++) {
-		const scan_segment *sg = &g_array_index(c->new_segments, scan_segment, i);
-		sqlite3_reset(seg);
-		sqlite3_bind_int64(seg, 1, sg->id);
-		sqlite3_bind_int64(seg, 2, sg->end);
-		rc = sqlite3_step(seg) == SQLITE_DONE ? 0 : -1;
-		if (rc < 0)
-			mv_sql_set_error(error, c->s->db, "record compacted segment");
-	}
-	sqlite3_finalize(up);
-	sqlite3_finalize(seg);
-	sqlite3_finalize(del);
-	if (rc == 0)
-		rc = mv_sql_exec(c->s->db, "COMMIT", error);
-	if (rc < 0)
-		sqlite3_exec(c->s->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
-}
-
-/* Segment files no db row names: debris of a crash inside a compaction
- * (before its commit: the new files; after it: the old ones). */
-static void remove_debris(mv_store *s)
-{
-	GArray *files = segments_from_dir(s->paths.content_dir, NULL);
-	if (!files)
-		return;
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM segments WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
-		for (guint i = 0; i < files->len; i++) {
-			int64_t id = g_array_index(files, scan_segment, i).id;
-			sqlite3_reset(st);
-			sqlite3_bind_int64(st, 1, id);
-			if (sqlite3_step(st) == SQLITE_ROW)
-				continue;
-			char *path = mv_st_segment_file(s, id);
-			g_hash_table_remove(s->segment_fds, &id);
-			if (unlink(path) == 0)
-				mv_log_info("store %d: removed %s, left by an interrupted compaction", s->id, path);
-			g_free(path);
-		}
-		sqlite3_finalize(st);
-	}
-	g_array_free(files, TRUE);
-}
-
-int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error)
-{
-	if (require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
-		return -1;
-	remove_debris(s);
-	compact_ctx c = { .s = s, .out_fd = -1, .kept_numbers = g_array_new(FALSE, TRUE, 1),
-	                  .moved = g_array_new(FALSE, FALSE, sizeof(moved_content)),
-	                  .new_segments = g_array_new(FALSE, TRUE, sizeof(scan_segment)) };
-	GArray *segs = segments_from_db(s->db, error);
-	int rc = segs ? first_segment_to_rewrite(s, &c.first_rewritten, error) : -1;
-	bool nothing = rc == 0 && c.first_rewritten == 0;
-	for (guint i = 0; rc == 0 && i < segs->len; i++) {
-		const scan_segment *sg = &g_array_index(segs, scan_segment, i);
-		c.bytes_before += sg->end;
-		c.out_seg = MAX(c.out_seg, sg->id);
-	}
-	if (rc == 0 && !nothing) {
-		/* The numbering must be known from the first segment on, so the scan
-		 * starts there; records before first_rewritten are only counted. */
-		c.next_number = -1;
-		rc = mv_st_sql_prepare(s->db, "SELECT c.id FROM contents c WHERE c.segment = ? AND c.offset = ? AND EXISTS"
-		                       " (SELECT 1 FROM messages m WHERE m.content_id = c.id AND m.deleted = 0)",
-		                       &c.live_content, error);
-		if (rc == 0)
-			rc = mv_st_sql_prepare(s->db, "SELECT 1 FROM messages WHERE num = ? AND deleted = 0", &c.number_live, error);
-		if (rc == 0) {
-			mv_st_task_progress(task, 0, "store %d: rewriting segments from %lld on", s->id, (long long)c.first_rewritten);
-			rc = scan_segments(s, segs, task, compact_record, &c, error);
-		}
-		if (rc == 0 && c.out_fd < 0)
-			rc = out_segment_open(&c, error);   /* everything dropped: one empty segment */
-		if (rc == 0)
-			rc = out_segment_open(&c, error);   /* closes (fsyncs) the last one */
-		if (c.out_fd >= 0) {
-			char *path = mv_st_segment_file(s, c.out_seg);
-			close(c.out_fd);
-			unlink(path);   /* the spare one out_segment_open made */
-			g_free(path);
-			c.out_fd = -1;
-		}
-		if (rc == 0)
-			rc = mv_fsync_dir(s->paths.content_dir, error);
-		if (rc == 0)
-			rc = compact_commit(&c, segs, error);
-		if (rc == 0)
-			remove_debris(s);
-		else
-			remove_debris(s);  /* the new files: the db still names the old ones */
-	}
-	sqlite3_finalize(c.live_content);
-	sqlite3_finalize(c.number_live);
-	if (rc == 0) {
-		for (guint i = 0; i < segs->len; i++) {
-			const scan_segment *sg = &g_array_index(segs, scan_segment, i);
-			if (sg->id < c.first_rewritten || nothing)
-				c.bytes_after += sg->end;
-		}
-		for (guint i = 0; i < c.new_segments->len; i++)
-			c.bytes_after += g_array_index(c.new_segments, scan_segment, i).end;
-		*report_r = json_pack("{s:i, s:I, s:I, s:I, s:I}", "storeId", s->id, "recordsKept", (json_int_t)c.kept,
-		                      "recordsDropped", (json_int_t)c.dropped, "bytesBefore", (json_int_t)c.bytes_before,
-		                      "bytesAfter", (json_int_t)c.bytes_after);
-	}
-	if (segs)
-		g_array_free(segs, TRUE);
-	g_array_free(c.kept_numbers, TRUE);
-	g_array_free(c.moved, TRUE);
-	g_array_free(c.new_segments, TRUE);
-	return finish_locked(s, rc, error);
+	return mv_st_finish_locked(s, rc, error);
 }
 
 /* ---- RecoverStore ----------------------------------------------------------------------------- */
@@ -1580,7 +1037,7 @@ typedef struct recover_ctx {
 	GHashTable *folders;       /* "archive\x1fpath" -> id */
 	report rep;
 	int64_t messages, deleted, restored_deleted, damaged, max_number;
-	GArray *unnumbered;        /* scan_rec places (segment, offset, length) to add at the end */
+	GArray *unnumbered;        /* mv_journal_rec places (segment, offset, length) to add at the end */
 	GArray *restored;          /* int64 numbers whose tombstones recover_deleted ignored */
 	GPtrArray *pending;        /* pending_rec*: records waiting for the parallel parse */
 	mv_parsed *cur_parsed;     /* the record being applied, parsed ahead (or NULL) */
@@ -1590,7 +1047,7 @@ typedef struct recover_ctx {
 /* A record copied out of the scan so that a chunk of them can be parsed on
  * all cores, then applied strictly in journal order. */
 typedef struct pending_rec {
-	scan_rec r;
+	mv_journal_rec r;
 	GByteArray *body;
 	mv_parsed *parsed;
 	int hash_ok;
@@ -1649,7 +1106,7 @@ static int recover_folder(recover_ctx *c, const char *archive, const char *path,
 /* The content row for a hash (inserting it for a message record); a later
  * record of the same content wins, so that segments a compaction left
  * behind by a crash lose to the ones it wrote. */
-static int recover_content(recover_ctx *c, const scan_rec *r, const uint8_t hash[MV_HASH_BYTES], int64_t *id_r,
+static int recover_content(recover_ctx *c, const mv_journal_rec *r, const uint8_t hash[MV_HASH_BYTES], int64_t *id_r,
                            GError **error)
 {
 	sqlite3_stmt *st;
@@ -1689,7 +1146,7 @@ static int64_t meta_int(json_t *meta, const char *key)
 
 /* Subject, sender, ... of a message: parsed from its body, or for a
  * reference copied from the message that stored the content. */
-static int recover_message_row(recover_ctx *c, const scan_rec *r, int64_t num, int64_t folder, int64_t content,
+static int recover_message_row(recover_ctx *c, const mv_journal_rec *r, int64_t num, int64_t folder, int64_t content,
                                GError **error)
 {
 	json_t *m = r->meta;
@@ -1735,12 +1192,13 @@ static int recover_message_row(recover_ctx *c, const scan_rec *r, int64_t num, i
 	return rc;
 }
 
-static int recover_numbered(recover_ctx *c, const scan_rec *r, int64_t num, GError **error)
+static int recover_numbered(recover_ctx *c, const mv_journal_rec *r, int64_t num, GError **error)
 {
 	uint8_t hash[MV_HASH_BYTES];
 	int64_t folder = 0, content = 0;
-	bool body_ok = r->type != MV_RECORD_MESSAGE || (c->cur_hash_ok >= 0 ? c->cur_hash_ok == 1 : body_matches(r));
-	if (!meta_hash(r->meta, hash) || !body_ok) {
+	bool body_ok = r->type != MV_RECORD_MESSAGE ||
+	               (c->cur_hash_ok >= 0 ? c->cur_hash_ok == 1 : mv_journal_body_matches(r));
+	if (!mv_journal_meta_hash(r->meta, hash) || !body_ok) {
 		report_problem(&c->rep, "recordDamaged", NULL, "segment %lld offset %lld: content does not match its hash",
 		               (long long)r->segment, (long long)r->offset);
 		c->damaged++;
@@ -1758,7 +1216,7 @@ static int recover_numbered(recover_ctx *c, const scan_rec *r, int64_t num, GErr
 	return recover_message_row(c, r, num, folder, content, error);
 }
 
-static int recover_tombstone(recover_ctx *c, const scan_rec *r, GError **error)
+static int recover_tombstone(recover_ctx *c, const mv_journal_rec *r, GError **error)
 {
 	if (c->recover_deleted) {
 		c->restored_deleted++;
@@ -1779,7 +1237,7 @@ static int recover_tombstone(recover_ctx *c, const scan_rec *r, GError **error)
 }
 
 /* An earlier recovery brought these back: their tombstones no longer count. */
-static int recover_restore(recover_ctx *c, const scan_rec *r, GError **error)
+static int recover_restore(recover_ctx *c, const mv_journal_rec *r, GError **error)
 {
 	sqlite3_stmt *st;
 	if (mv_st_sql_prepare(c->db, "UPDATE messages SET deleted=0, deleted_at=NULL, deleted_reason=NULL WHERE num=?",
@@ -1799,7 +1257,7 @@ static int recover_restore(recover_ctx *c, const scan_rec *r, GError **error)
 	return rc;
 }
 
-static int apply_record(recover_ctx *c, scan_rec *r, GError **error)
+static int apply_record(recover_ctx *c, mv_journal_rec *r, GError **error)
 {
 	if (!r->ok) {
 		c->damaged++;
@@ -1811,7 +1269,7 @@ static int apply_record(recover_ctx *c, scan_rec *r, GError **error)
 	case MV_RECORD_MESSAGE:
 	case MV_RECORD_REFERENCE:
 		if (r->number <= 0) {
-			scan_segment place = { .id = r->segment, .end = r->offset, .valid_end = r->length };
+			mv_journal_segment place = { .id = r->segment, .end = r->offset, .valid_end = r->length };
 			g_array_append_val(c->unnumbered, place);
 			return 0;
 		}
@@ -1836,7 +1294,7 @@ static void pending_parse(gpointer data, gpointer user)
 		return;
 	q->r.body = q->body->data;
 	q->r.body_len = q->body->len;
-	q->hash_ok = body_matches(&q->r);
+	q->hash_ok = mv_journal_body_matches(&q->r);
 	if (q->hash_ok)
 		q->parsed = mv_parse_message(q->r.body, q->r.body_len, meta_int(q->r.meta, "date"));
 }
@@ -1857,7 +1315,7 @@ static int flush_pending(recover_ctx *c, GError **error)
 	return rc;
 }
 
-static int recover_record(void *opaque, scan_rec *r, GError **error)
+static int recover_record(void *opaque, mv_journal_rec *r, GError **error)
 {
 	recover_ctx *c = opaque;
 	pending_rec *q = g_new0(pending_rec, 1);
@@ -1879,12 +1337,12 @@ static int recover_record(void *opaque, scan_rec *r, GError **error)
 static int recover_unnumbered(recover_ctx *c, GError **error)
 {
 	for (guint i = 0; i < c->unnumbered->len; i++) {
-		const scan_segment *p = &g_array_index(c->unnumbered, scan_segment, i);
+		const mv_journal_segment *p = &g_array_index(c->unnumbered, mv_journal_segment, i);
 		GByteArray *rec = NULL, *plain = NULL;
 		mv_record_header h;
 		const uint8_t *meta;
 		size_t meta_len;
-		scan_rec r = { .segment = p->id, .offset = p->end, .length = p->valid_end };
+		mv_journal_rec r = { .segment = p->id, .offset = p->end, .length = p->valid_end };
 		if (mv_st_read_record(c->s, r.segment, r.offset, r.length, &rec, error) < 0)
 			return -1;
 		int rc = mv_record_decode(c->s->key, rec->data, rec->len, &h, &plain, &meta, &meta_len, &r.body, &r.body_len, error);
@@ -1937,7 +1395,7 @@ static int recover_finish_db(recover_ctx *c, GArray *segs, const char *gen, GErr
 	sqlite3_stmt *st;
 	int rc = mv_st_sql_prepare(c->db, "INSERT INTO segments(id, committed_len) VALUES(?, ?)", &st, error);
 	for (guint i = 0; rc == 0 && i < segs->len; i++) {
-		const scan_segment *sg = &g_array_index(segs, scan_segment, i);
+		const mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
 		sqlite3_bind_int64(st, 1, sg->id);
 		sqlite3_bind_int64(st, 2, sg->valid_end);
 		rc = exec_stmt(c->db, st, "record segment", error);
@@ -1959,7 +1417,7 @@ static int recover_finish_db(recover_ctx *c, GArray *segs, const char *gen, GErr
 static int cut_torn_tails(recover_ctx *c, GArray *segs, int64_t *cut_r, GError **error)
 {
 	for (guint i = 0; i < segs->len; i++) {
-		scan_segment *sg = &g_array_index(segs, scan_segment, i);
+		mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
 		if (sg->valid_end >= sg->end)
 			continue;
 		char *path = mv_st_segment_file(c->s, sg->id);
@@ -2007,7 +1465,7 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	shell.segment_fds = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 	recover_ctx c = { .s = &shell, .recover_deleted = recover_deleted, .rep.problems = json_array(),
 	                  .folders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
-	                  .unnumbered = g_array_new(FALSE, TRUE, sizeof(scan_segment)),
+	                  .unnumbered = g_array_new(FALSE, TRUE, sizeof(mv_journal_segment)),
 	                  .restored = g_array_new(FALSE, FALSE, sizeof(int64_t)),
 	                  .pending = g_ptr_array_new_with_free_func(pending_rec_free), .cur_hash_ok = -1 };
 	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
@@ -2023,11 +1481,11 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 		     mv_sql_exec(c.db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;", error) == 0 &&
 		     mv_sql_exec(c.db, mv_st_schema(), error) == 0 ? 0 : -1;
 	}
-	if (rc == 0 && !(segs = segments_from_dir(paths->content_dir, error)))
+	if (rc == 0 && !(segs = mv_journal_segments_from_dir(paths->content_dir, error)))
 		rc = -1;
 	if (rc == 0) {
 		mv_st_task_progress(task, 0, "store %d: replaying %u segments", store_id, segs->len);
-		rc = scan_segments(&shell, segs, task, recover_record, &c, error);
+		rc = mv_journal_scan(&shell, segs, task, recover_record, &c, error);
 	}
 	if (rc == 0)
 		rc = flush_pending(&c, error);
@@ -2038,7 +1496,7 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	int64_t folders = 0;
 	if (rc == 0) {
 		carry_meta(c.db, dbp);
-		folders = int_query(c.db, "SELECT count(*) FROM folders");
+		folders = mv_st_int_query(c.db, "SELECT count(*) FROM folders");
 		rc = mv_sql_exec(c.db, "COMMIT", error);
 	}
 	sqlite3_close(c.db);
@@ -2181,7 +1639,7 @@ int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **
 
 int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error)
 {
-	if (require_writer(s, error) < 0 || mv_st_flock(s, error) < 0)
+	if (mv_st_require_writer(s, error) < 0 || mv_st_flock(s, error) < 0)
 		return -1;
 	json_t *findings = json_array();
 	sqlite3_stmt *st;
@@ -2198,24 +1656,24 @@ int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error)
 		rc = mv_sql_exec(s->db, mv_st_schema(), error);
 	if (rc == 0)
 		rc = mv_sql_exec(s->db, "REINDEX", error);
-	int64_t orphans = rc == 0 ? int_query(s->db, "SELECT count(*) FROM messages m WHERE m.deleted = 0 AND NOT EXISTS"
+	int64_t orphans = rc == 0 ? mv_st_int_query(s->db, "SELECT count(*) FROM messages m WHERE m.deleted = 0 AND NOT EXISTS"
 	                                      " (SELECT 1 FROM contents c WHERE c.id = m.content_id)") : 0;
 	if (rc == 0)
 		*report_r = json_pack("{s:i, s:o, s:b, s:I}", "storeId", s->id, "integrityFindings", findings,
 		                      "indexesRebuilt", true, "rowsWithoutContent", (json_int_t)orphans);
 	else
 		json_decref(findings);
-	return finish_locked(s, rc, error);
+	return mv_st_finish_locked(s, rc, error);
 }
 
 int mv_store_maintain_db(mv_store *s, GError **error)
 {
-	if (require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
 		return -1;
 	int rc = mv_sql_exec(s->db, "ANALYZE; PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);", error);
 	if (rc == 0)
 		rc = mv_sql_exec(s->index_db, "INSERT INTO fts(fts) VALUES('optimize'); PRAGMA wal_checkpoint(TRUNCATE);", error);
-	return finish_locked(s, rc, error);
+	return mv_st_finish_locked(s, rc, error);
 }
 
 /* ---- RecreateRecoveryRecords ---------------------------------------------------------------------- */
@@ -2272,16 +1730,16 @@ static int append_reference_for(mv_store *s, int64_t num, int64_t *written, GErr
 
 int mv_store_recreate_records(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error)
 {
-	if (require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
 		return -1;
 	verify_ctx v = { .s = s, .rep.problems = json_array(), .nums = g_array_new(FALSE, TRUE, sizeof(numrec)),
 	                 .damaged_contents = g_array_new(FALSE, FALSE, sizeof(int64_t)) };
-	GArray *segs = segments_from_db(s->db, error);
+	GArray *segs = mv_journal_segments_from_db(s->db, error);
 	int rc = segs ? mv_st_sql_prepare(s->db, "SELECT id, segment, offset, length, hash FROM contents"
 	                                  " ORDER BY segment, offset", &v.contents, error) : -1;
 	if (rc == 0) {
 		contents_advance(&v);
-		rc = scan_segments(s, segs, task, verify_record, &v, error);
+		rc = mv_journal_scan(s, segs, task, verify_record, &v, error);
 	}
 	while (rc == 0 && v.have_content) {
 		content_lost(&v, "past the committed end");
@@ -2316,7 +1774,7 @@ int mv_store_recreate_records(mv_store *s, const mv_store_task *task, json_t **r
 	g_array_free(v.damaged_contents, TRUE);
 	if (segs)
 		g_array_free(segs, TRUE);
-	return finish_locked(s, rc, error);
+	return mv_st_finish_locked(s, rc, error);
 }
 
 /* ---- backup --------------------------------------------------------------------------------------- */
@@ -2374,11 +1832,12 @@ int mv_store_backup(mv_store *s, const mv_store_paths *dest, bool with_index, GE
 		rc = sqlite_copy(s->db, "main", dbp, error);
 	sqlite3 *copy = NULL;
 	GArray *segs = NULL;
-	if (rc == 0 && (rc = mv_sql_open(dbp, false, true, &copy, error)) == 0 && !(segs = segments_from_db(copy, error)))
+	if (rc == 0 && (rc = mv_sql_open(dbp, false, true, &copy, error)) == 0 &&
+	    !(segs = mv_journal_segments_from_db(copy, error)))
 		rc = -1;
 	sqlite3_close(copy);
 	for (guint i = 0; rc == 0 && i < segs->len; i++) {
-		const scan_segment *sg = &g_array_index(segs, scan_segment, i);
+		const mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
 		char *src = mv_st_segment_file(s, sg->id);
 		char *name = g_path_get_basename(src);
 		char *dst = g_build_filename(dest->content_dir, name, NULL);

@@ -186,7 +186,7 @@ int mv_store_backup(mv_store *s, const mv_store_paths *dest, bool with_index, GE
 /* Takes the write lock (which indexes whatever the index lacks) and releases it. */
 int mv_store_refresh_index(mv_store *s, GError **error);
 
-/* ---- maintenance (maint.c) ------------------------------------------------
+/* ---- maintenance (maint.c, compact.c) ------------------------------------------------
  * Long operations report progress and stop at a safe point when *cancel
  * becomes non-zero (failing with MV_ERR_CANCELLED); task may be NULL. */
 typedef struct mv_store_task {

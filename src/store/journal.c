@@ -1,0 +1,233 @@
+/* store/journal: the walk over content/, the journal of the store.
+ *
+ * Read front to back, content/'s records say which message got which number
+ * (batch markers), what was archived where (message and reference records),
+ * what was deleted and why (tombstones) and which folders were renamed
+ * (folder moves).  mv_journal_scan walks that journal and hands each record
+ * to a callback; verify compares it with the db, recover replays it into a
+ * new db, compact rewrites it without what nothing live needs.  So the walk
+ * itself decides nothing: it only numbers records exactly as replay would
+ * (a batch marker restarts the count; after unreadable bytes numbers are
+ * unknown until the next marker) and reports damage as records with a
+ * problem, resynchronising on the next header that parses, so that every
+ * consumer sees the same journal. */
+#include "store/journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static gint by_segment_id(gconstpointer a, gconstpointer b)
+{
+	const mv_journal_segment *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+GArray *mv_journal_segments_from_db(sqlite3 *db, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_st_sql_prepare(db, "SELECT id, committed_len FROM segments ORDER BY id", &st, error) < 0)
+		return NULL;
+	GArray *segs = g_array_new(FALSE, TRUE, sizeof(mv_journal_segment));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		mv_journal_segment sg = { .id = sqlite3_column_int64(st, 0), .end = sqlite3_column_int64(st, 1) };
+		g_array_append_val(segs, sg);
+	}
+	sqlite3_finalize(st);
+	return segs;
+}
+
+static bool parse_segment_name(const char *name, int64_t *id_r)
+{
+	if (!g_str_has_prefix(name, "seg-") || !g_str_has_suffix(name, ".mvs") || strlen(name) != 16)
+		return false;
+	int64_t id = 0;
+	for (int i = 4; i < 12; i++) {
+		if (!g_ascii_isdigit(name[i]))
+			return false;
+		id = id * 10 + (name[i] - '0');
+	}
+	*id_r = id;
+	return id > 0;
+}
+
+GArray *mv_journal_segments_from_dir(const char *dir, GError **error)
+{
+	DIR *d = opendir(dir);
+	if (!d) {
+		mv_set_errno_error(error, errno, "open directory", dir);
+		return NULL;
+	}
+	GArray *segs = g_array_new(FALSE, TRUE, sizeof(mv_journal_segment));
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		mv_journal_segment sg = { 0 };
+		if (!parse_segment_name(e->d_name, &sg.id))
+			continue;
+		char *path = g_build_filename(dir, e->d_name, NULL);
+		struct stat stt;
+		if (stat(path, &stt) == 0 && S_ISREG(stt.st_mode)) {
+			sg.end = stt.st_size;
+			g_array_append_val(segs, sg);
+		}
+		g_free(path);
+	}
+	closedir(d);
+	g_array_sort(segs, by_segment_id);
+	return segs;
+}
+
+typedef struct scan_state {
+	int64_t next;         /* number of the next message/reference record */
+	bool certain;         /* false after unreadable bytes, until the next marker */
+	uint64_t total, done; /* bytes, for progress */
+} scan_state;
+
+/* Finds the next offset after `from` where a record header parses. */
+static int64_t resync(const uint8_t *map, int64_t from, int64_t end)
+{
+	for (int64_t p = from; p + MV_RECORD_HEADER_BYTES <= end; p++) {
+		const uint8_t *hit = memmem(map + p, (size_t)(end - p), MV_RECORD_MAGIC, 4);
+		if (!hit)
+			return end;
+		p = hit - map;
+		mv_record_header h;
+		if (p + MV_RECORD_HEADER_BYTES <= end && mv_record_parse_header(map + p, (size_t)(end - p), &h, NULL) == 0 &&
+		    p + MV_RECORD_HEADER_BYTES + (int64_t)h.cipher_len <= end)
+			return p;
+	}
+	return end;
+}
+
+static void assign_number(scan_state *st, mv_journal_rec *r)
+{
+	if (r->type == MV_RECORD_MESSAGE || r->type == MV_RECORD_REFERENCE)
+		r->number = st->certain ? st->next++ : 0;
+	else if (r->type == MV_RECORD_TOMBSTONE && r->ok)
+		r->number = json_integer_value(json_object_get(r->meta, "number"));
+	else if (r->type == MV_RECORD_BATCH && r->ok) {
+		json_int_t first = json_integer_value(json_object_get(r->meta, "first"));
+		if (first > 0) {
+			st->next = first;
+			st->certain = true;
+		}
+	}
+}
+
+static int scan_one_segment(mv_store *s, mv_journal_segment *sg, scan_state *st, const mv_store_task *task,
+                            mv_journal_fn fn, void *opaque, GError **error)
+{
+	char *path = mv_st_segment_file(s, sg->id);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		mv_set_errno_error(error, errno, "open segment", path);
+		g_free(path);
+		return -1;
+	}
+	struct stat stt;
+	int64_t end = sg->end;
+	if (fstat(fd, &stt) == 0 && stt.st_size < end)
+		end = stt.st_size;  /* shorter than the db says: the rest is reported missing */
+	sg->valid_end = SEGMENT_HEADER_BYTES;
+	const uint8_t *map = NULL;
+	if (end > 0) {
+		map = mmap(NULL, (size_t)end, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			mv_set_errno_error(error, errno, "map segment", path);
+			close(fd);
+			g_free(path);
+			return -1;
+		}
+		madvise((void *)map, (size_t)end, MADV_SEQUENTIAL);
+	}
+	close(fd);
+	int rc = 0;
+	int64_t pos = SEGMENT_HEADER_BYTES;
+	if (end < SEGMENT_HEADER_BYTES || memcmp(map, SEGMENT_MAGIC, 8) != 0) {
+		mv_journal_rec r = { .segment = sg->id, .offset = 0, .length = MIN(end, SEGMENT_HEADER_BYTES),
+		               .problem = "segment header damaged" };
+		rc = fn(opaque, &r, error);
+	}
+	while (rc == 0 && pos + MV_RECORD_HEADER_BYTES <= end) {
+		if (mv_st_task_cancelled(task)) {
+			rc = mv_st_cancelled_error(error, "the scan");
+			break;
+		}
+		mv_record_header h;
+		mv_journal_rec r = { .segment = sg->id, .offset = pos };
+		if (mv_record_parse_header(map + pos, (size_t)(end - pos), &h, NULL) < 0 ||
+		    pos + MV_RECORD_HEADER_BYTES + (int64_t)h.cipher_len > end) {
+			int64_t next = resync(map, pos + 1, end);
+			r.length = next - pos;
+			r.type = 0;
+			r.problem = next == end ? "unreadable or torn bytes up to the segment's end" : "unreadable bytes";
+			st->certain = false;
+			rc = fn(opaque, &r, error);
+			pos = next;
+			continue;
+		}
+		r.length = MV_RECORD_HEADER_BYTES + (int64_t)h.cipher_len;
+		r.type = h.type;
+		GByteArray *plain = NULL;
+		const uint8_t *meta;
+		size_t meta_len;
+		GError *derr = NULL;
+		if (mv_record_decode(s->key, map + pos, (size_t)r.length, &h, &plain, &meta, &meta_len, &r.body,
+		                     &r.body_len, &derr) == 0) {
+			json_error_t jerr;
+			r.meta = json_loadb((const char *)meta, meta_len, 0, &jerr);
+			r.ok = r.meta != NULL;
+			if (!r.ok)
+				r.problem = "record metadata is not JSON";
+		} else {
+			r.problem = "authentication failed (bytes changed)";
+		}
+		g_clear_error(&derr);
+		assign_number(st, &r);
+		rc = fn(opaque, &r, error);
+		json_decref(r.meta);
+		if (plain)
+			g_byte_array_unref(plain);
+		pos += r.length;
+		sg->valid_end = pos;
+		st->done += (uint64_t)r.length;
+		if ((st->done & 0xfffff) < (uint64_t)r.length && st->total)
+			mv_st_task_progress(task, (int)(st->done * 99 / st->total), "segment %lld", (long long)sg->id);
+	}
+	if (map)
+		munmap((void *)map, (size_t)end);
+	g_free(path);
+	return rc;
+}
+
+int mv_journal_scan(mv_store *s, GArray *segs, const mv_store_task *task, mv_journal_fn fn, void *opaque,
+                    GError **error)
+{
+	scan_state st = { .next = 1, .certain = true };
+	for (guint i = 0; i < segs->len; i++)
+		st.total += (uint64_t)g_array_index(segs, mv_journal_segment, i).end;
+	for (guint i = 0; i < segs->len; i++)
+		if (scan_one_segment(s, &g_array_index(segs, mv_journal_segment, i), &st, task, fn, opaque, error) < 0)
+			return -1;
+	return 0;
+}
+
+bool mv_journal_meta_hash(json_t *meta, uint8_t out[MV_HASH_BYTES])
+{
+	const char *hex = json_string_value(json_object_get(meta, "hash"));
+	return hex && mv_unhex(hex, out, MV_HASH_BYTES);
+}
+
+bool mv_journal_body_matches(const mv_journal_rec *r)
+{
+	uint8_t want[MV_HASH_BYTES], got[MV_HASH_BYTES];
+	if (!r->ok || !mv_journal_meta_hash(r->meta, want))
+		return false;
+	crypto_generichash(got, sizeof got, r->body, r->body_len, NULL, 0);
+	return sodium_memcmp(want, got, MV_HASH_BYTES) == 0;
+}
