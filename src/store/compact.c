@@ -232,37 +232,50 @@ static int compact_commit(compact_ctx *c, GArray *old_segs, GError **error)
 	return rc;
 }
 
-/* Segment files no db row names: debris of a crash inside a compaction
- * (before its commit: the new files; after it: the old ones). */
-static void remove_debris(mv_store *s)
+/* Removes the segment files no db row names and returns how many.  The db
+ * decides, not what this compaction meant to write: after a failed COMMIT
+ * it may name either set.  Only at the start of a compaction are such files
+ * debris, of one that was interrupted (before its commit: its new files;
+ * after it: the old ones), and named in the log as such; after this
+ * compaction's own commit they are the segments it has just replaced,
+ * after its failure (normally) the ones it had begun: its own work. */
+static guint remove_unnamed_segments(mv_store *s, bool debris)
 {
 	GArray *files = mv_journal_segments_from_dir(s->paths.content_dir, NULL);
 	if (!files)
-		return;
+		return 0;
+	guint removed = 0;
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM segments WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
 		for (guint i = 0; i < files->len; i++) {
 			int64_t id = g_array_index(files, mv_journal_segment, i).id;
 			sqlite3_reset(st);
 			sqlite3_bind_int64(st, 1, id);
-			if (sqlite3_step(st) == SQLITE_ROW)
-				continue;
+			if (sqlite3_step(st) != SQLITE_DONE)
+				continue;   /* named, or the db cannot say: the file stays */
 			char *path = mv_st_segment_file(s, id);
 			g_hash_table_remove(s->segment_fds, &id);
-			if (unlink(path) == 0)
-				mv_log_info("store %d: removed %s, left by an interrupted compaction", s->id, path);
+			if (unlink(path) == 0) {
+				removed++;
+				if (debris)
+					mv_log_info("store %d: removed %s, left by an interrupted compaction", s->id, path);
+			} else if (errno != ENOENT) {
+				mv_log_warn("store %d: cannot remove %s, which no db row names (%s); the next compaction"
+				            " tries again", s->id, path, g_strerror(errno));
+			}
 			g_free(path);
 		}
 		sqlite3_finalize(st);
 	}
 	g_array_free(files, TRUE);
+	return removed;
 }
 
 int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error)
 {
 	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
 		return -1;
-	remove_debris(s);
+	remove_unnamed_segments(s, true);
 	compact_ctx c = { .s = s, .out_fd = -1, .kept_numbers = g_array_new(FALSE, TRUE, 1),
 	                  .moved = g_array_new(FALSE, FALSE, sizeof(moved_content)),
 	                  .new_segments = g_array_new(FALSE, TRUE, sizeof(mv_journal_segment)) };
@@ -302,10 +315,12 @@ int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, 
 			rc = mv_fsync_dir(s->paths.content_dir, error);
 		if (rc == 0)
 			rc = compact_commit(&c, segs, error);
+		guint removed = remove_unnamed_segments(s, false);
 		if (rc == 0)
-			remove_debris(s);
+			mv_log_debug("store %d: compaction removed %u replaced segment%s", s->id, removed, removed == 1 ? "" : "s");
 		else
-			remove_debris(s);  /* the new files: the db still names the old ones */
+			mv_log_debug("store %d: compaction failed; removed %u segment file%s the db does not name", s->id,
+			             removed, removed == 1 ? "" : "s");
 	}
 	sqlite3_finalize(c.live_content);
 	sqlite3_finalize(c.number_live);
