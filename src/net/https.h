@@ -5,10 +5,11 @@
  * with the service certificate; request bodies collected up to a bound and
  * handed to the server's handler whole; reloads that hand the listening
  * sockets over to new listeners so no connection is refused while the
- * certificate changes.  logon.c: the growing delay after failed logons,
- * the cache of verified passwords and the list of active sessions — one of
- * each per process, shared by every server, so a guess against the web
- * login costs the same as one against the API. */
+ * certificate changes.  logon.c: the growing delays after failed logons
+ * (per address and per account), the cache of verified passwords and the
+ * list of active sessions — one of each per process, shared by every
+ * server, so a guess against the web login costs the same as one against
+ * the API. */
 #ifndef MV_NET_HTTPS_H
 #define MV_NET_HTTPS_H
 
@@ -75,7 +76,8 @@ typedef struct mv_logon mv_logon;
 
 mv_logon *mv_logon_new(void);
 void mv_logon_free(mv_logon **l);
-/* Shutdown: waits for a penalty or another check end at once. */
+/* Shutdown: waits for a turn, a penalty or another check end at once (an
+ * attempt still waiting for its turn is answered as failed, unchecked). */
 void mv_logon_stop(mv_logon *l);
 
 typedef enum { MV_LOGON_OK, MV_LOGON_FAILED, MV_LOGON_ERROR } mv_logon_result;
@@ -86,16 +88,44 @@ typedef enum { MV_LOGON_OK, MV_LOGON_FAILED, MV_LOGON_ERROR } mv_logon_result;
  * user has MFA). */
 typedef enum { MV_LOGON_INTERACTIVE, MV_LOGON_CLIENT } mv_logon_kind;
 
-/* Checks credentials.  An address under penalty waits it out first; a
- * failure is recorded (the delay doubles, 0.25 s .. 8 s), written to the
- * audit log as UserLogonFailed naming `service`, and answered only after
- * the delay; a success clears that address's penalty.  *user_r on OK. */
+/* Checks credentials, counted against the address (an IPv6 one by its
+ * /64), the account (name as users are looked up, whether or not it
+ * exists) and the pair; logon.c's header explains the rules.  The attempts
+ * of an address are checked one at a time, each after the delay of the
+ * address's last failure (doubling, 0.25 s .. 8 s); those of an address
+ * that failed against the account before also wait for the account's turn
+ * and delay (doubling, 0.25 s .. 2 s).  A failure is recorded, written to
+ * the audit log as UserLogonFailed naming `service`, and answered only
+ * after the address's delay; a success forgives only that address's
+ * failures against that account.  An attempt whose turn does not come
+ * within 30 s, or with too many others waiting, is answered
+ * MV_LOGON_FAILED after a second without being checked (nor counted or
+ * audited).  *user_r on OK. */
 mv_logon_result mv_logon_check(mv_logon *l, mv_instance *inst, const char *name, const char *password,
                                mv_logon_kind kind, const char *remote, const char *service, mv_user **user_r);
 /* A failure found after the password (a wrong second factor): recorded,
  * audited and delayed the same way.  reason goes into the audit entry. */
 void mv_logon_failed(mv_logon *l, mv_instance *inst, const char *name, const char *remote, const char *service,
                      const char *reason);
+
+/* The guard's steps, which mv_logon_check wraps around its check; public
+ * for the unit tests.  begin waits for the attempt's turns and returns
+ * NULL when it is to be answered as failed unchecked; end (exactly once
+ * per attempt) records the outcome (MV_LOGON_ERROR records nothing),
+ * frees a and returns the guard's time at which a failure may be answered. */
+typedef struct mv_logon_attempt mv_logon_attempt;
+mv_logon_attempt *mv_logon_begin(mv_logon *l, const char *name, const char *remote);
+double mv_logon_end(mv_logon *l, mv_logon_attempt *a, mv_logon_result outcome);
+/* Test hooks.  The guard's clock (monotonic seconds) instead of
+ * mv_monotonic; NULL restores it.  Every call wakes the waiting attempts,
+ * so a test moves its clock and calls this again. */
+typedef double (*mv_logon_clock)(void *cls);
+void mv_logon_set_clock(mv_logon *l, mv_logon_clock clock, void *cls);
+/* When an attempt of name from remote would be let in, were nobody else
+ * waiting (0: at once), on the guard's clock. */
+double mv_logon_ready_at(mv_logon *l, const char *name, const char *remote);
+/* The entries of the three tables, expired ones forgotten first. */
+void mv_logon_table_sizes(mv_logon *l, size_t *addresses, size_t *accounts, size_t *pairs);
 /* Counts a request of user from remote over protocol ("api", "web") for
  * GetActiveSessions. */
 void mv_logon_note_session(mv_logon *l, const char *user, const char *remote, const char *protocol);
