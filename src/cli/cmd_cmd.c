@@ -84,10 +84,38 @@ void mv_cli_print_envelope(json_t *env)
 	fflush(stdout);
 }
 
+/* "--help" among a function's words asks for its description instead of
+ * a call (a value is never the word "--help": "--name --help" reads as
+ * two flags). */
+static bool asks_for_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0)
+			return true;
+	return false;
+}
+
+/* The function as this build describes it (the shell's `help Function`). */
+static int print_function_help(const char *name)
+{
+	const mv_command *cmd = mv_command_find(name);
+	if (!cmd) {
+		fprintf(stderr, "mailvault: unknown function '%.100s' ('mailvault cmd --list' lists them)\n", name);
+		return MV_EXIT_USAGE;
+	}
+	char *text = mv_command_help_text(cmd);
+	fputs(text, stdout);
+	fflush(stdout);
+	g_free(text);
+	return MV_EXIT_OK;
+}
+
 int mv_cli_run_function(mv_instance *inst, int argc, char **argv)
 {
 	if (argc < 1)
 		return MV_EXIT_USAGE;
+	if (asks_for_help(argc, argv))
+		return print_function_help(argv[0]);
 	GError *err = NULL;
 	GHashTable *text = mv_cli_words_to_args(argv[0], argc - 1, argv + 1, &err);
 	mv_command_ctx who = { .inst = inst, .user = "admin" };
@@ -145,20 +173,23 @@ static int cmd_usage(FILE *out, int rc)
 {
 	fprintf(out,
 	        "usage: mailvault cmd Function [--arg=value ...]\n"
-	        "       mailvault cmd --list       the functions and their arguments (get-metadata)\n"
+	        "       mailvault cmd Function --help  what the function does, its arguments and their values\n"
+	        "       mailvault cmd --list [--json]  the functions: a table of name, privilege and summary;\n"
+	        "                                      --json: the get-metadata answer\n"
 	        "       mailvault cmd --server URL --user NAME [--password-file FILE] [--cacert FILE | --insecure]\n"
-	        "                     (Function [--arg=value ...] | --list)\n"
+	        "                     (Function [--arg=value ...] | --list [--json])\n"
 	        "Runs one Administration API function and prints its JSON envelope: on the data\n"
 	        "directory, or with --server through a running server (https://host:port). The\n"
 	        "password is the first line of --password-file, else $MAILVAULT_PASSWORD, else asked\n"
 	        "for on the terminal. --cacert trusts the server's (self-signed) certificate;\n"
-	        "without it the system's certificate authorities decide.\n");
+	        "without it the system's certificate authorities decide. Function --help describes\n"
+	        "the function as this build of mailvault has it, without asking a server.\n");
 	return rc;
 }
 
 /* The options standing before the function name. */
 typedef struct cmd_opts {
-	bool list, help;
+	bool list, json, help;
 	mv_cli_remote_opts remote;
 } cmd_opts;
 
@@ -202,6 +233,10 @@ static int parse_cmd_opts(int argc, char **argv, cmd_opts *o)
 			o->list = true;
 			continue;
 		}
+		if (strcmp(w, "--json") == 0) {
+			o->json = true;
+			continue;
+		}
 		if (strcmp(w, "--insecure") == 0) {
 			o->remote.insecure = true;
 			continue;
@@ -235,6 +270,10 @@ static bool check_cmd_opts(const cmd_opts *o, int n_words)
 		fprintf(stderr, "mailvault cmd: --cacert and --insecure exclude each other\n");
 		return false;
 	}
+	if (o->json && !o->list) {
+		fprintf(stderr, "mailvault cmd: --json goes with --list (a function's answer is JSON anyway)\n");
+		return false;
+	}
 	if (o->list ? n_words != 0 : n_words == 0) {
 		fprintf(stderr, o->list ? "mailvault cmd: --list takes no function\n"
 		                        : "mailvault cmd: which function? (--list lists them)\n");
@@ -243,13 +282,17 @@ static bool check_cmd_opts(const cmd_opts *o, int n_words)
 	return true;
 }
 
-static void print_list(void)
+/* The get-metadata answer as it is, or the table made from it. */
+static void print_list(bool json)
 {
 	json_t *meta = mv_command_metadata();
-	char *text = json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *text = json ? json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : mv_command_table_text(meta);
 	if (text)
-		printf("%s\n", text);
-	free(text);
+		printf("%s%s", text, json ? "\n" : "");
+	if (json)
+		free(text);   /* jansson's */
+	else
+		g_free(text);
 	json_decref(meta);
 }
 
@@ -277,10 +320,18 @@ int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv)
 		return cmd_usage(stdout, MV_EXIT_OK);
 	if (!check_cmd_opts(&o, argc - first))
 		return MV_EXIT_USAGE;
-	if (o.remote.server)
-		return mv_cli_remote_run(&o.remote, o.list, argc - first, argv + first);
+	/* Described from this build's registry: no server needs asking. */
+	if (!o.list && asks_for_help(argc - first, argv + first))
+		return print_function_help(argv[first]);
+	if (o.remote.server) {
+		/* The remote list is told to print JSON by the one word "--json"
+		 * (cmd_remote.c, list_functions). */
+		char *json_word[] = { (char *)"--json", NULL };
+		return o.list ? mv_cli_remote_run(&o.remote, true, o.json ? 1 : 0, json_word)
+		              : mv_cli_remote_run(&o.remote, false, argc - first, argv + first);
+	}
 	if (o.list) {
-		print_list();
+		print_list(o.json);
 		return MV_EXIT_OK;
 	}
 	return run_local(g, argc - first, argv + first);

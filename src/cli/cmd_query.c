@@ -286,7 +286,7 @@ static json_t *store_stats_json(const mv_store_info *info, const mv_store_stats 
 	return json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
 	                 "id", info->id, "name", info->name, "state", info->state,
 	                 "messages", (json_int_t)st->messages, "contents", (json_int_t)st->contents,
-	                 "raw_bytes", (json_int_t)st->raw_bytes,
+	                 "rawBytes", (json_int_t)st->raw_bytes,
 	                 "disk", "content", (json_int_t)st->disk_content, "db", (json_int_t)st->disk_db,
 	                 "index", (json_int_t)st->disk_index);
 }
@@ -354,7 +354,7 @@ int mv_cmd_stats(const mv_cli_globals *g, int argc, char **argv)
 	if (json) {
 		json_t *o = json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "stores", json_incref(stores), "total",
 		                      "messages", (json_int_t)total.messages, "contents", (json_int_t)total.contents,
-		                      "raw_bytes", (json_int_t)total.raw_bytes, "disk_bytes", (json_int_t)total.disk_content);
+		                      "rawBytes", (json_int_t)total.raw_bytes, "diskBytes", (json_int_t)total.disk_content);
 		mv_cli_print_json(o);
 	} else {
 		printf("total%s: %lld messages, %.1f MB raw, %.1f MB on disk (%.0f%% of raw)\n",
@@ -404,8 +404,9 @@ static void print_folders(GPtrArray *order, bool json)
 	for (guint i = 0; i < order->len; i++) {
 		const mv_folder_stats *f = order->pdata[i];
 		if (json)
+			/* the names GetFolderStatistics answers with */
 			json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I}", "archive", f->archive, "folder", f->path,
-			                                     "messages", (json_int_t)f->messages, "bytes", (json_int_t)f->bytes));
+			                                     "count", (json_int_t)f->messages, "size", (json_int_t)f->bytes));
 		else
 			printf("%s%s%s  %lld  %lld\n", f->archive, *f->path ? "/" : "", f->path,
 			       (long long)f->messages, (long long)f->bytes);

@@ -592,7 +592,9 @@ static int invoke(remote *r, const char *function, GHashTable *args)
 	return rc;
 }
 
-static int list_functions(remote *r)
+/* The server's functions: the table `cmd --list` prints, or with json the
+ * get-metadata answer as it came. */
+static int list_functions(remote *r, bool json)
 {
 	json_t *meta = NULL;
 	int rc = post(r, "/api/get-metadata", "", 0, &meta);
@@ -603,7 +605,13 @@ static int list_functions(remote *r)
 		json_decref(meta);
 		return MV_EXIT_FAIL;
 	}
-	mv_cli_print_envelope(meta);
+	if (json) {
+		mv_cli_print_envelope(meta);
+	} else {
+		char *table = mv_command_table_text(meta);
+		fputs(table, stdout);
+		g_free(table);
+	}
 	json_decref(meta);
 	return MV_EXIT_OK;
 }
@@ -632,7 +640,7 @@ int mv_cli_remote_run(const mv_cli_remote_opts *opts, bool list, int argc, char 
 	remote r;
 	int rc = MV_EXIT_FAIL;
 	if (remote_open(&r, opts))
-		rc = list ? list_functions(&r) : invoke(&r, argv[0], args);
+		rc = list ? list_functions(&r, argc == 1 && strcmp(argv[0], "--json") == 0) : invoke(&r, argv[0], args);
 	remote_close(&r);
 	if (args)
 		g_hash_table_destroy(args);

@@ -39,63 +39,25 @@ typedef enum { SHELL_GO_ON, SHELL_LEAVE } shell_next;
 
 /* ---- help ------------------------------------------------------------------- */
 
-static const char *arg_type_word(mv_arg_type type)
-{
-	switch (type) {
-	case MV_ARG_STRING: return "string";
-	case MV_ARG_NUMBER: return "number";
-	case MV_ARG_BOOL: return "bool";
-	case MV_ARG_JSON: return "json";
-	}
-	return "string";
-}
-
+/* The descriptions are the registry's (mv_command_help_text,
+ * mv_command_table_text), the same `mailvault cmd --list` and
+ * `cmd Function --help` print. */
 static void print_function_list(void)
 {
-	size_t n;
-	const mv_command *const *all = mv_command_list(&n);
-	int width = 0;
-	for (size_t i = 0; i < n; i++)
-		width = MAX(width, (int)strlen(all[i]->name));
-	printf("Functions ('help Function' describes one; syntax: Function --arg=value --flag=true):\n");
-	for (size_t i = 0; i < n; i++)
-		printf("  %-*s  %s\n", width, all[i]->name, all[i]->summary ? all[i]->summary : "");
+	json_t *meta = mv_command_metadata();
+	char *table = mv_command_table_text(meta);
+	printf("Functions ('help Function' or 'Function --help' describes one; syntax: Function --arg=value "
+	       "--flag=true):\n%s", table);
 	printf("Shell: help [Function], exit, quit (or Ctrl-D).\n");
-}
-
-static char *allowed_values_text(const mv_command_arg *arg)
-{
-	if (arg->type == MV_ARG_BOOL)
-		return g_strdup("true, false");
-	if (!arg->allowed)
-		return NULL;
-	GString *text = g_string_new(NULL);
-	for (const char *const *v = arg->allowed; *v; v++)
-		g_string_append_printf(text, "%s%s", text->len ? ", " : "", *v);
-	return g_string_free(text, FALSE);
+	g_free(table);
+	json_decref(meta);
 }
 
 static void print_function_help(const mv_command *cmd)
 {
-	printf("%s: %s\n", cmd->name, cmd->summary ? cmd->summary : "");
-	printf("  privilege: %s%s\n", cmd->privilege ? cmd->privilege : "none",
-	       cmd->long_running ? "; long-running (progress on stderr, Ctrl-C cancels it)" : "");
-	if (!cmd->args || !cmd->args->name) {
-		printf("  arguments: none\n");
-		return;
-	}
-	int width = 0;
-	for (const mv_command_arg *a = cmd->args; a->name; a++)
-		width = MAX(width, (int)(strlen(a->name) + strlen(arg_type_word(a->type)) + 3));
-	printf("  arguments:\n");
-	for (const mv_command_arg *a = cmd->args; a->name; a++) {
-		char *word = g_strdup_printf("--%s=%s", a->name, arg_type_word(a->type));
-		char *values = allowed_values_text(a);
-		printf("    %-*s  %s%s%s\n", width, word, a->nullable ? "optional" : "required",
-		       values ? "  one of: " : "", values ? values : "");
-		g_free(values);
-		g_free(word);
-	}
+	char *text = mv_command_help_text(cmd);
+	fputs(text, stdout);
+	g_free(text);
 }
 
 static int run_help(int argc, char **argv)

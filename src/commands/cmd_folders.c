@@ -14,8 +14,12 @@
  * (ctx->access; NULL or an administrator's = everything): reading needs
  * read, moving needs write on both ends (and delete on the source when
  * the folder leaves its archive), deleting needs delete on every folder
- * touched.  A folder one may not read is reported exactly like one that
- * does not exist, so the answers do not reveal other users' folders. */
+ * touched.  A folder named that does not exist and one the caller may not
+ * read get the one same error from every function (folder_not_found), so
+ * the answers do not reveal other users' folders.
+ *
+ * Listings are bounded: one answer holds at most MAX_ANSWER_MESSAGES
+ * messages; GetMessages pages a folder of any size with `after`. */
 #include "commands/commands.h"
 #include "mime/mime.h"
 #include "search/search.h"
@@ -24,6 +28,10 @@
 #include <string.h>
 
 #define MAX_FOLDER_NAME 4096
+/* What one answer of GetMessages or SearchMessages holds at most: "all"
+ * (limit 0) beyond it is refused, never cut short without a word. */
+#define MAX_ANSWER_MESSAGES 10000
+#define DEFAULT_SEARCH_LIMIT 50
 #define SNIPPET_CHARS 200
 #define SNIPPET_TEXT_BYTES (64 * 1024)
 #define SNIPPET_THREADS 4
@@ -31,10 +39,10 @@
 /* Splits "archive/path" (no leading or trailing slash, no empty component). */
 static bool split_folder(const char *name, const char *arg, char **archive_r, char **path_r, GError **error)
 {
-	size_t len = strlen(name);
+	size_t len = name ? strlen(name) : 0;
 	if (len == 0 || len > MAX_FOLDER_NAME || name[0] == '/' || name[len - 1] == '/' || strstr(name, "//")) {
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: '%.200s' is not a folder name of the form archive/folder/...",
-		            arg, name);
+		            arg, name ? name : "");
 		return false;
 	}
 	const char *slash = strchr(name, '/');
@@ -71,6 +79,78 @@ static bool require_rights(mv_command_ctx *ctx, const char *function, const char
 	g_set_error(error, MV_ERROR, MV_ERR_DENIED, "%s: user %s has no %s privilege on folder '%.200s'", function,
 	            mv_access_user(ctx->access), what, name);
 	return false;
+}
+
+/* The one answer for a folder the caller may not see, whether it does not
+ * exist or the caller may not read it, from every folder function: the
+ * two cannot be told apart, so other users' folders cannot be probed. */
+static void folder_not_found(const char *function, const char *name, GError **error)
+{
+	g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "%s: folder '%.200s' does not exist", function, name);
+}
+
+/* Whether a store in use has the folder, or a folder below it (a parent
+ * exists as the prefix of a deeper folder; an archive while it has one):
+ * the folders a listing shows.  1, 0, or -1 with *error. */
+static int folder_exists(mv_command_ctx *ctx, const char *archive, const char *path, GError **error)
+{
+	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
+	if (!infos)
+		return -1;
+	/* "p/" <= below < "p0": '0' follows '/', and paths compare bytewise. */
+	char *lo = g_strconcat(path, "/", NULL), *hi = g_strconcat(path, "0", NULL);
+	int found = 0;
+	for (guint i = 0; i < infos->len && found == 0; i++) {
+		const mv_store_info *info = infos->pdata[i];
+		if (strcmp(info->state, "disabled") == 0 || info->error)
+			continue;
+		sqlite3_stmt *st = NULL;
+		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
+		if (!s || sqlite3_prepare_v2(mv_store_db(s), "SELECT 1 FROM folders WHERE archive = ?1 AND (?2 = '' OR"
+		                             " path = ?2 OR (path >= ?3 AND path < ?4)) LIMIT 1", -1, &st, NULL) != SQLITE_OK) {
+			if (s)
+				mv_sql_set_error(error, mv_store_db(s), "find folder");
+			found = -1;
+		} else {
+			sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, lo, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, hi, -1, SQLITE_STATIC);
+			int rc = sqlite3_step(st);
+			if (rc == SQLITE_ROW)
+				found = 1;
+			else if (rc != SQLITE_DONE)
+				mv_sql_set_error(error, mv_store_db(s), "find folder"), found = -1;
+		}
+		sqlite3_finalize(st);
+		mv_store_close(&s);
+	}
+	g_free(lo);
+	g_free(hi);
+	g_ptr_array_free(infos, TRUE);
+	return found;
+}
+
+/* A folder named as an argument: it exists and the caller may read it,
+ * else the one "does not exist" answer. */
+static bool readable_folder(mv_command_ctx *ctx, const char *function, const char *archive, const char *path,
+                            const char *name, GError **error)
+{
+	int found = (rights_on(ctx, archive, path) & MV_FOLDER_READ) ? folder_exists(ctx, archive, path, error) : 0;
+	if (found == 0)
+		folder_not_found(function, name, error);
+	return found == 1;
+}
+
+/* The same for a folder's full name "archive/path". */
+static bool readable_folder_name(mv_command_ctx *ctx, const char *function, const char *name, GError **error)
+{
+	char *archive = NULL, *path = NULL;
+	bool ok = split_folder(name, "folder", &archive, &path, error) &&
+	          readable_folder(ctx, function, archive, path, name, error);
+	g_free(archive);
+	g_free(path);
+	return ok;
 }
 
 /* Drops the folders the caller may not read. */
@@ -160,7 +240,7 @@ static json_t *get_child_folders(mv_command_ctx *ctx, json_t *args, GError **err
 		return NULL;
 	keep_readable(ctx, all);
 	if (parent && !g_hash_table_contains(all, parent)) {
-		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "GetChildFolders: folder '%.200s' does not exist", parent);
+		folder_not_found("GetChildFolders", parent, error);
 		g_hash_table_destroy(all);
 		return NULL;
 	}
@@ -177,7 +257,7 @@ static json_t *get_child_folders(mv_command_ctx *ctx, json_t *args, GError **err
 		const folder_total *t = g_hash_table_lookup(all, name);
 		const char *last = strrchr(name, '/');
 		json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:I}", "folder", name, "name", last ? last + 1 : name,
-		                                      "level", level, "messages", (json_int_t)t->messages));
+		                                      "level", level, "count", (json_int_t)t->messages));
 	}
 	g_list_free(names);
 	g_hash_table_destroy(all);
@@ -202,128 +282,223 @@ static json_t *get_folder_statistics(mv_command_ctx *ctx, json_t *args, GError *
 	return list;
 }
 
-/* One store's messages of a folder, newest first, at most `want` (0 = all). */
-static int list_messages(mv_store *s, const char *archive, const char *path, int64_t want, json_t *out,
-                         GError **error)
+/* ---- GetMessages: one folder, in pages ------------------------------------------------------ */
+
+/* The order of a listing, newest first, total and the same on every call:
+ * date, then store (higher first), then message number (higher first).
+ * `after` continues it from a message, so a page costs one page in each
+ * store however deep it lies, and mail archived or deleted meanwhile moves
+ * no other message from its page. */
+typedef struct listed {
+	int store_id;
+	bool has_attachment;
+	int64_t num, date, archived_at, size;
+	char *subject, *from, *to, *message_id;
+} listed;
+
+typedef struct list_cursor {
+	bool set;
+	int store_id;
+	int64_t date, num;
+} list_cursor;
+
+static void listed_clear(gpointer p)
+{
+	listed *l = p;
+	g_free(l->subject);
+	g_free(l->from);
+	g_free(l->to);
+	g_free(l->message_id);
+}
+
+static char *column_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return g_strdup(t ? (const char *)t : "");
+}
+
+static json_t *listed_json(const listed *l)
+{
+	char *id = g_strdup_printf("%d:%lld", l->store_id, (long long)l->num);
+	char *date = mv_format_time_utc(l->date), *archived = mv_format_time_utc(l->archived_at);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:b}", "id", id, "date", date, "archivedAt",
+	                      archived, "size", (json_int_t)l->size, "subject", l->subject, "from", l->from, "to", l->to,
+	                      "messageId", l->message_id, "hasAttachment", l->has_attachment);
+	g_free(id);
+	g_free(date);
+	g_free(archived);
+	return o;
+}
+
+static gint by_listing_order(gconstpointer a, gconstpointer b)
+{
+	const listed *x = a, *y = b;
+	if (x->date != y->date)
+		return x->date > y->date ? -1 : 1;
+	if (x->store_id != y->store_id)
+		return x->store_id > y->store_id ? -1 : 1;
+	return x->num > y->num ? -1 : (x->num < y->num);
+}
+
+/* The rows of one store that follow the cursor in the listing order: in
+ * the cursor's own store those after it, in a higher store (listed first
+ * among equal dates) the older dates only, in a lower one its date too. */
+static void cursor_bounds(const list_cursor *c, int store_id, int64_t *date_r, int64_t *num_r)
+{
+	*date_r = c->set ? c->date : INT64_MAX;
+	*num_r = !c->set || store_id < c->store_id ? INT64_MAX : store_id == c->store_id ? c->num : 0;
+}
+
+/* One store's messages of a folder after the cursor, in order, at most want. */
+static int list_store(mv_store *s, const char *archive, const char *path, const list_cursor *c, int64_t want,
+                      GArray *out, GError **error)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(mv_store_db(s), "SELECT m.num, m.date, m.archived_at, m.size, m.subject, m.sender,"
 	                       " m.recipients, m.message_id, m.has_attachment FROM messages m JOIN folders f"
-	                       " ON f.id = m.folder_id WHERE f.archive = ? AND f.path = ? AND m.deleted = 0"
-	                       " ORDER BY m.date DESC, m.num DESC LIMIT ?", -1, &st, NULL) != SQLITE_OK) {
+	                       " ON f.id = m.folder_id WHERE f.archive = ?1 AND f.path = ?2 AND m.deleted = 0"
+	                       " AND m.date <= ?3 AND (m.date < ?3 OR m.num < ?4)"
+	                       " ORDER BY m.date DESC, m.num DESC LIMIT ?5", -1, &st, NULL) != SQLITE_OK) {
 		mv_sql_set_error(error, mv_store_db(s), "list messages");
 		return -1;
 	}
+	int64_t date, num;
+	cursor_bounds(c, mv_store_id(s), &date, &num);
 	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, want > 0 ? want : -1);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		char *id = g_strdup_printf("%d:%lld", mv_store_id(s), (long long)sqlite3_column_int64(st, 0));
-		char *date = mv_format_time_utc(sqlite3_column_int64(st, 1));
-		char *archived = mv_format_time_utc(sqlite3_column_int64(st, 2));
-		json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:b, s:I}", "id", id,
-		                                     "date", date, "archivedAt", archived,
-		                                     "size", (json_int_t)sqlite3_column_int64(st, 3),
-		                                     "subject", (const char *)sqlite3_column_text(st, 4),
-		                                     "from", (const char *)sqlite3_column_text(st, 5),
-		                                     "to", (const char *)sqlite3_column_text(st, 6),
-		                                     "messageId", (const char *)sqlite3_column_text(st, 7),
-		                                     "hasAttachment", sqlite3_column_int(st, 8) != 0,
-		                                     "_date", (json_int_t)sqlite3_column_int64(st, 1)));
-		g_free(id);
-		g_free(date);
-		g_free(archived);
+	sqlite3_bind_int64(st, 3, date);
+	sqlite3_bind_int64(st, 4, num);
+	sqlite3_bind_int64(st, 5, want);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		listed l = { .store_id = mv_store_id(s), .num = sqlite3_column_int64(st, 0),
+			     .date = sqlite3_column_int64(st, 1), .archived_at = sqlite3_column_int64(st, 2),
+			     .size = sqlite3_column_int64(st, 3), .subject = column_text(st, 4),
+			     .from = column_text(st, 5), .to = column_text(st, 6), .message_id = column_text(st, 7),
+			     .has_attachment = sqlite3_column_int(st, 8) != 0 };
+		g_array_append_val(out, l);
+	}
+	if (rc != SQLITE_DONE)
+		mv_sql_set_error(error, mv_store_db(s), "list messages");
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Where `after` stands: the message must be of this folder (deleted since
+ * is fine — its row keeps its date), else the answer would not continue
+ * the listing the caller was reading. */
+static int cursor_of(mv_command_ctx *ctx, const char *after, const char *archive, const char *path,
+                     const char *folder, list_cursor *c, GError **error)
+{
+	memset(c, 0, sizeof *c);
+	if (!after || !*after)
+		return 0;
+	int64_t num = 0;
+	GError *err = NULL;
+	mv_store *s = NULL;
+	sqlite3_stmt *st = NULL;
+	if (mv_message_id_parse(after, &c->store_id, &num) &&
+	    (s = mv_instance_open_store(ctx->inst, c->store_id, MV_STORE_READ, &err)) &&
+	    sqlite3_prepare_v2(mv_store_db(s), "SELECT m.date FROM messages m JOIN folders f ON f.id = m.folder_id"
+	                       " WHERE m.num = ? AND f.archive = ? AND f.path = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, num);
+		sqlite3_bind_text(st, 2, archive, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			c->set = true;
+			c->date = sqlite3_column_int64(st, 0);
+			c->num = num;
+		}
 	}
 	sqlite3_finalize(st);
-	return 0;
+	mv_store_close(&s);
+	g_clear_error(&err);
+	if (!c->set)
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "GetMessages: after: '%.64s' is not a message of folder "
+		            "'%.200s' (list it again from the start)", after, folder);
+	return c->set ? 0 : -1;
 }
 
-/* Newest first across stores (each store's part is already in order). */
-static int by_listed_date(const void *a, const void *b)
+/* The listing after the cursor, every store merged, at most `want`. */
+static GArray *list_folder(mv_command_ctx *ctx, const char *archive, const char *path, const list_cursor *c,
+                           int64_t want, GError **error)
 {
-	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-	json_int_t dx = json_integer_value(json_object_get(x, "_date")), dy = json_integer_value(json_object_get(y, "_date"));
-	return dx > dy ? -1 : dx < dy;
-}
-
-/* Sorts the merged rows, cuts [offset, offset + limit) and drops the sort key. */
-static json_t *page_of(json_t *all, int64_t offset, int64_t limit)
-{
-	size_t n = json_array_size(all);
-	json_t **items = g_new(json_t *, n ? n : 1);
-	for (size_t i = 0; i < n; i++)
-		items[i] = json_array_get(all, i);
-	qsort(items, n, sizeof *items, by_listed_date);
-	json_t *page = json_array();
-	for (size_t i = (size_t)MIN((int64_t)n, offset); i < n && (limit == 0 || (int64_t)json_array_size(page) < limit);
-	     i++) {
-		json_object_del(items[i], "_date");
-		json_array_append(page, items[i]);
+	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
+	if (!infos)
+		return NULL;
+	GArray *rows = g_array_new(FALSE, FALSE, sizeof(listed));
+	g_array_set_clear_func(rows, listed_clear);
+	for (guint i = 0; i < infos->len && rows; i++) {
+		const mv_store_info *info = infos->pdata[i];
+		if (strcmp(info->state, "disabled") == 0 || info->error)
+			continue;
+		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
+		if (!s || list_store(s, archive, path, c, want, rows, error) < 0)
+			g_array_free(rows, TRUE), rows = NULL;
+		mv_store_close(&s);
+		/* Each store gave at most `want`: sorting and cutting as we go
+		 * keeps at most twice that, however many stores there are. */
+		if (rows && (int64_t)rows->len > want) {
+			g_array_sort(rows, by_listing_order);
+			g_array_remove_range(rows, (guint)want, rows->len - (guint)want);
+		}
 	}
-	g_free(items);
-	json_decref(all);
-	return page;
+	g_ptr_array_free(infos, TRUE);
+	if (rows)
+		g_array_sort(rows, by_listing_order);
+	return rows;
+}
+
+static bool paging_args(const char *function, int64_t offset, int64_t limit, GError **error)
+{
+	if (limit < 0 || limit > MAX_ANSWER_MESSAGES) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: limit must be 1 to %d, or 0 for all (got %" G_GINT64_FORMAT
+		            ")", function, MAX_ANSWER_MESSAGES, limit);
+		return false;
+	}
+	if (offset < 0 || offset > MAX_ANSWER_MESSAGES) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: offset must be 0 to %d (got %" G_GINT64_FORMAT "); "
+		            "deeper pages go by after, newest first", function, MAX_ANSWER_MESSAGES, offset);
+		return false;
+	}
+	return true;
 }
 
 static json_t *get_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	const char *folder = mv_arg_string(args, "folder");
 	int64_t offset = mv_arg_number(args, "offset", 0), limit = mv_arg_number(args, "limit", 0);
+	if (!paging_args("GetMessages", offset, limit, error))
+		return NULL;
 	char *archive = NULL, *path = NULL;
-	if (!folder || !*folder) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "GetMessages: give the folder to list (archive/folder)");
-		return NULL;
+	list_cursor c;
+	GArray *rows = NULL;
+	json_t *page = NULL;
+	if (!split_folder(folder, "folder", &archive, &path, error) ||
+	    !readable_folder(ctx, "GetMessages", archive, path, folder, error) ||
+	    cursor_of(ctx, mv_arg_string(args, "after"), archive, path, folder, &c, error) < 0)
+		goto out;
+	/* "All" is one more than an answer may hold, to tell when it is more. */
+	int64_t wanted = limit ? limit : MAX_ANSWER_MESSAGES + 1;
+	if (!(rows = list_folder(ctx, archive, path, &c, offset + wanted, error)))
+		goto out;
+	if (!limit && rows->len > offset + MAX_ANSWER_MESSAGES) {
+		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "GetMessages: folder '%.200s' holds more than %d messages, more "
+		            "than one answer holds: page through it with limit and after", folder, MAX_ANSWER_MESSAGES);
+		goto out;
 	}
-	if (offset < 0 || limit < 0 || limit > 100000) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "GetMessages: offset must not be negative and limit must be "
-		            "0 (all) to 100000");
-		return NULL;
-	}
-	if (!split_folder(folder, "folder", &archive, &path, error))
-		return NULL;
-	if (!(rights_on(ctx, archive, path) & MV_FOLDER_READ)) {
-		g_set_error(error, MV_ERROR, MV_ERR_DENIED, "GetMessages: user %s has no read privilege on folder '%.200s'",
-		            mv_access_user(ctx->access), folder);
-		g_free(archive);
-		g_free(path);
-		return NULL;
-	}
-	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
-	json_t *list = infos ? json_array() : NULL;
-	int64_t want = limit > 0 ? offset + limit : 0;
-	for (guint i = 0; infos && i < infos->len && list; i++) {
-		const mv_store_info *info = infos->pdata[i];
-		if (strcmp(info->state, "disabled") == 0 || info->error)
-			continue;
-		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
-		if (!s || list_messages(s, archive, path, want, list, error) < 0)
-			json_decref(list), list = NULL;
-		mv_store_close(&s);
-	}
-	if (infos)
-		g_ptr_array_free(infos, TRUE);
+	page = json_array();
+	for (guint i = (guint)MIN((int64_t)rows->len, offset); i < rows->len; i++)
+		json_array_append_new(page, listed_json(&g_array_index(rows, listed, i)));
+out:
+	if (rows)
+		g_array_free(rows, TRUE);
 	g_free(archive);
 	g_free(path);
-	return list ? page_of(list, offset, limit) : NULL;
+	return page;
 }
 
 /* ---- changes ------------------------------------------------------------------------------- */
-
-/* For a restricted caller: the folder exists and it may read it; both
- * failures give the one answer "does not exist". */
-static bool visible_folder(mv_command_ctx *ctx, const char *function, const char *name, GError **error)
-{
-	if (mv_access_unrestricted(ctx->access))
-		return true;
-	GHashTable *all = all_folders(ctx, error);
-	if (!all)
-		return false;
-	bool ok = g_hash_table_contains(all, name) && (rights_on_name(ctx, name) & MV_FOLDER_READ);
-	g_hash_table_destroy(all);
-	if (!ok)
-		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "%s: folder '%.200s' does not exist", function, name);
-	return ok;
-}
 
 /* The rights needed on every existing folder at or below name (a grant
  * below may deny what the grant above allows). */
@@ -397,7 +572,7 @@ static GArray *stores_holding(mv_command_ctx *ctx, const char *archive, const ch
 static bool move_allowed(mv_command_ctx *ctx, const char *from, const char *to, bool across, GError **error)
 {
 	unsigned needed = MV_FOLDER_WRITE | (across ? MV_FOLDER_DELETE : 0);
-	if (!visible_folder(ctx, "MoveFolder", from, error))
+	if (!readable_folder_name(ctx, "MoveFolder", from, error))
 		return false;
 	if (!require_rights(ctx, "MoveFolder", from, needed, across ? "write and delete" : "write", error) ||
 	    !require_rights(ctx, "MoveFolder", to, MV_FOLDER_WRITE, "write", error))
@@ -427,8 +602,7 @@ static json_t *move_folder(mv_command_ctx *ctx, json_t *args, GError **error)
 	if (!(ids = stores_holding(ctx, fa, fp, error)))
 		goto out;
 	if (ids->len == 0) {
-		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "MoveFolder: folder '%.200s' does not exist",
-		            mv_arg_string(args, "fromFolder"));
+		folder_not_found("MoveFolder", mv_arg_string(args, "fromFolder"), error);
 		goto out;
 	}
 	int total = 0, rc = 0;
@@ -451,21 +625,23 @@ out:
 	return result;
 }
 
-/* A restricted caller names a folder that exists, that it can read (else
- * the same answer as for a missing one) and that it may delete in, with
- * everything below it. */
-static bool restricted_delete_allowed(mv_command_ctx *ctx, const char *folder, GError **error)
+/* A folder named must exist and be readable (else the one answer for a
+ * missing folder); a restricted caller must name one, and may delete in
+ * it and everything below it. */
+static bool delete_allowed(mv_command_ctx *ctx, const char *archive, const char *path, const char *folder,
+                           GError **error)
 {
-	if (!folder || !*folder) {
+	bool restricted = !mv_access_unrestricted(ctx->access);
+	if (!archive && restricted) {
 		g_set_error(error, MV_ERROR, MV_ERR_DENIED,
 		            "DeleteEmptyFolders: user %s must name a folder it has the delete privilege on",
 		            mv_access_user(ctx->access));
 		return false;
 	}
-	if (!visible_folder(ctx, "DeleteEmptyFolders", folder, error))
+	if (archive && !readable_folder(ctx, "DeleteEmptyFolders", archive, path, folder, error))
 		return false;
-	return require_rights(ctx, "DeleteEmptyFolders", folder, MV_FOLDER_DELETE, "delete", error) &&
-	       subtree_allowed(ctx, "DeleteEmptyFolders", folder, MV_FOLDER_DELETE, "delete", error);
+	return !restricted || (require_rights(ctx, "DeleteEmptyFolders", folder, MV_FOLDER_DELETE, "delete", error) &&
+	                       subtree_allowed(ctx, "DeleteEmptyFolders", folder, MV_FOLDER_DELETE, "delete", error));
 }
 
 static json_t *delete_empty_folders(mv_command_ctx *ctx, json_t *args, GError **error)
@@ -474,7 +650,7 @@ static json_t *delete_empty_folders(mv_command_ctx *ctx, json_t *args, GError **
 	char *archive = NULL, *path = NULL;
 	if (folder && *folder && !split_folder(folder, "folder", &archive, &path, error))
 		return NULL;
-	if ((!mv_access_unrestricted(ctx->access) && !restricted_delete_allowed(ctx, folder, error)) ||
+	if (!delete_allowed(ctx, archive, path, folder, error) ||
 	    mv_legal_hold_check(ctx->inst, "DeleteEmptyFolders", error) < 0) {
 		g_free(archive);
 		g_free(path);
@@ -668,34 +844,104 @@ static void add_snippets(mv_command_ctx *ctx, mv_searcher *searcher, const char 
 	mv_query_free(q);
 }
 
+/* Whether the caller may read the folder archive/path or one above it. */
+static bool readable_at_or_above(mv_command_ctx *ctx, const char *archive, const char *path)
+{
+	if (rights_on(ctx, archive, "") & MV_FOLDER_READ)
+		return true;
+	bool readable = false;
+	char *prefix = g_strdup(path);
+	for (char *cut = prefix + strlen(prefix); cut && !readable; cut = g_strrstr_len(prefix, cut - prefix, "/")) {
+		*cut = '\0';
+		readable = *prefix && (rights_on(ctx, archive, prefix) & MV_FOLDER_READ);
+	}
+	g_free(prefix);
+	return readable;
+}
+
+/* One store's folders: does one belong to the archive (named as the
+ * archive: term names it, lower-cased whole) and may the caller read it? */
+static int store_has_readable(mv_command_ctx *ctx, mv_store *s, const char *want, GError **error)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(mv_store_db(s), "SELECT archive, path FROM folders", -1, &st, NULL) != SQLITE_OK) {
+		mv_sql_set_error(error, mv_store_db(s), "list folders");
+		return -1;
+	}
+	int found = 0, rc;
+	while (!found && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *archive = (const char *)sqlite3_column_text(st, 0), *path = (const char *)sqlite3_column_text(st, 1);
+		char *lower = g_utf8_strdown(archive ? archive : "", -1);
+		found = strcmp(lower, want) == 0 && readable_at_or_above(ctx, archive, path ? path : "");
+		g_free(lower);
+	}
+	if (!found && rc != SQLITE_DONE) {
+		mv_sql_set_error(error, mv_store_db(s), "list folders");
+		found = -1;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* An archive to search in: it has a folder the caller may read (or its
+ * root), else the one answer for a missing folder. */
+static bool searchable_archive(mv_command_ctx *ctx, const char *archive, GError **error)
+{
+	if (!archive || !*archive)
+		return true;
+	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
+	if (!infos)
+		return false;
+	char *want = g_utf8_strdown(archive, -1);
+	int found = 0;
+	for (guint i = 0; i < infos->len && found == 0; i++) {
+		const mv_store_info *info = infos->pdata[i];
+		if (strcmp(info->state, "disabled") == 0 || info->error)
+			continue;
+		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
+		found = s ? store_has_readable(ctx, s, want, error) : -1;
+		mv_store_close(&s);
+	}
+	g_free(want);
+	g_ptr_array_free(infos, TRUE);
+	if (found == 0)
+		folder_not_found("SearchMessages", archive, error);
+	return found == 1;
+}
+
 /* Our own addition to the reference's functions: full-text search through
- * the registry, so that the API, and later Web Access and IMAP, search
- * with the caller's folder privileges applied inside the query. */
+ * the registry, so that the API, Web Access and IMAP search with the
+ * caller's folder privileges applied inside the query. */
 static json_t *search_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	const char *sort = mv_arg_string(args, "sort");
+	int64_t limit = mv_arg_number(args, "limit", DEFAULT_SEARCH_LIMIT);
 	mv_search_options opts = {
-		.archive = mv_arg_string(args, "archive"), .limit = mv_arg_number(args, "limit", 50),
+		.archive = mv_arg_string(args, "archive"), .limit = limit ? limit : MAX_ANSWER_MESSAGES + 1,
 		.sort = sort && strcmp(sort, "relevance") == 0 ? MV_SORT_RELEVANCE : MV_SORT_DATE, .access = ctx->access,
 		.after = mv_arg_string(args, "after"), .offset = mv_arg_number(args, "offset", 0),
 	};
-	if (opts.limit < 1 || opts.limit > 10000) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "SearchMessages: limit must be 1..10000");
+	if (!paging_args("SearchMessages", opts.offset, limit, error) ||
+	    !searchable_archive(ctx, opts.archive, error))
 		return NULL;
-	}
 	mv_searcher *searcher = mv_searcher_open(ctx->inst, error);
 	if (!searcher)
 		return NULL;
 	GPtrArray *hits = NULL;
 	json_t *out = NULL;
-	if (mv_searcher_run(searcher, mv_arg_string(args, "query"), &opts, &hits, error) == 0) {
+	if (mv_searcher_run(searcher, mv_arg_string(args, "query"), &opts, &hits, error) == 0 && !limit &&
+	    hits->len > MAX_ANSWER_MESSAGES) {
+		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "SearchMessages: more than %d hits, more than one answer "
+		            "holds: page through them with limit and after (or narrow the query)", MAX_ANSWER_MESSAGES);
+	} else if (hits) {
 		out = json_array();
 		for (guint i = 0; i < hits->len; i++)
 			json_array_append_new(out, mv_search_hit_json(hits->pdata[i]));
 		if (mv_arg_bool(args, "snippets", false))
 			add_snippets(ctx, searcher, mv_arg_string(args, "query"), out, hits);
-		g_ptr_array_free(hits, TRUE);
 	}
+	if (hits)
+		g_ptr_array_free(hits, TRUE);
 	mv_searcher_close(&searcher);
 	return out;
 }
@@ -707,8 +953,8 @@ static const mv_command_arg args_search[] = {
 	{ "after", MV_ARG_STRING, true, NULL }, { "offset", MV_ARG_NUMBER, true, NULL },
 	{ "snippets", MV_ARG_BOOL, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_list[] = {
-	{ "folder", MV_ARG_STRING, true, NULL }, { "offset", MV_ARG_NUMBER, true, NULL },
-	{ "limit", MV_ARG_NUMBER, true, NULL }, { .name = NULL } };
+	{ "folder", MV_ARG_STRING, false, NULL }, { "limit", MV_ARG_NUMBER, true, NULL },
+	{ "after", MV_ARG_STRING, true, NULL }, { "offset", MV_ARG_NUMBER, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_children[] = {
 	{ "folder", MV_ARG_STRING, true, NULL }, { "maxLevels", MV_ARG_NUMBER, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_none[] = { { .name = NULL } };
@@ -722,7 +968,7 @@ const mv_command mv_commands_folders[] = {
 	{ "GetChildFolders", args_children, "login", false, get_child_folders, "archives and folders below a folder" },
 	{ "GetFolderStatistics", args_none, "login", false, get_folder_statistics, "message count and size per folder" },
 	{ "GetMessages", args_list, "login", false, get_messages,
-	  "the messages of one folder, newest first (offset and limit page them)" },
+	  "the messages of one folder, newest first (limit and after page them)" },
 	{ "MoveFolder", args_move, "login", false, move_folder, "rename or move a folder (and its subfolders)" },
 	{ "DeleteEmptyFolders", args_folder_opt, "login", false, delete_empty_folders, "remove folders without messages" },
 	{ "SearchMessages", args_search, "login", false, search_messages,

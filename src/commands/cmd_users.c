@@ -424,21 +424,28 @@ static json_t *get_audit_log(mv_command_ctx *ctx, json_t *args, GError **error)
 	const char *function = "GetAuditLog";
 	int64_t since = 0;
 	int64_t limit = mv_arg_number(args, "limit", AUDIT_DEFAULT_LIMIT);
-	if (limit < 1 || limit > AUDIT_MAX_LIMIT) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "limit: must be 1 to %d (got %" G_GINT64_FORMAT ")",
+	if (limit < 0 || limit > AUDIT_MAX_LIMIT) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "limit: must be 1 to %d, or 0 for all (got %" G_GINT64_FORMAT ")",
 		            AUDIT_MAX_LIMIT, limit);
 		return failed(function, error);
 	}
 	const char *since_text = opt_string(args, "since");
 	if (since_text && mv_audit_parse_time("since", since_text, &since, error) < 0)
 		return failed(function, error);
-	GPtrArray *entries = mv_audit_read(ctx->inst, since, limit, error);
+	/* "All" reads one more than an answer holds, to tell when it is more. */
+	GPtrArray *entries = mv_audit_read(ctx->inst, since, limit ? limit : AUDIT_MAX_LIMIT + 1, error);
 	if (!entries)
 		return failed(function, error);
+	if (!limit && entries->len > AUDIT_MAX_LIMIT) {
+		g_ptr_array_free(entries, TRUE);
+		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "more than %d entries, more than one answer holds: read them "
+		            "in parts with limit and since", AUDIT_MAX_LIMIT);
+		return failed(function, error);
+	}
 	json_t *list = json_array();
 	for (guint i = 0; i < entries->len; i++)
 		json_array_append_new(list, mv_audit_entry_json(entries->pdata[i]));
-	if ((int64_t)entries->len == limit)
+	if (limit && (int64_t)entries->len == limit)
 		mv_command_log(ctx, "the first %" G_GINT64_FORMAT " entries are shown; more may follow (use since, or a "
 		               "larger limit up to %d)", limit, AUDIT_MAX_LIMIT);
 	g_ptr_array_free(entries, TRUE);
@@ -537,7 +544,7 @@ const mv_command mv_commands_users[] = {
 	{ "DeleteUser", user_args, "admin", false, delete_user,
 	  "Delete a user (the user's archive and its messages stay)." },
 	{ "GetAuditLog", audit_log_args, "admin", false, get_audit_log,
-	  "Get audit log entries (since: ISO 8601 or Unix seconds; limit: default 10000)." },
+	  "Get audit log entries (since: ISO 8601 or Unix seconds; limit: default 10000, 0 = all up to 100000)." },
 	{ "GetComplianceConfiguration", NO_ARGS, "admin", false, get_compliance,
 	  "Get current compliance configuration settings." },
 	{ "GetUserInfo", user_args, "admin", false, get_user_info, "Get detailed information about user." },

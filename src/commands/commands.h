@@ -97,6 +97,14 @@ void mv_commands_register(const mv_command *table);
 const mv_command *const *mv_command_list(size_t *n_r);
 /* The get-metadata answer: [{"name":F,"args":[{"name","type","nullable"}]}]. */
 json_t *mv_command_metadata(void);
+/* A function described for people (`help F` in the shell, `cmd F --help`):
+ * its summary, privilege, and each argument with its type, whether it is
+ * required and the values it takes.  g_free() it. */
+char *mv_command_help_text(const mv_command *cmd);
+/* The functions of a get-metadata answer (this build's, or a server's) as
+ * a table of name, privilege and summary, one line each, with a header
+ * line; what this build does not know is marked so.  g_free() it. */
+char *mv_command_table_text(json_t *meta);
 
 /* Turns text arguments (name -> value; values as a form or --name=value
  * gives them) into the typed object a handler takes.  Unknown argument,

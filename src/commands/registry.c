@@ -235,6 +235,80 @@ json_t *mv_command_parse_args(const mv_command *cmd, GHashTable *text_args, GErr
 	return parse_args(cmd, text_args, &bad, error);
 }
 
+/* ---- the functions described for people ------------------------------------------ */
+
+/* The values an argument takes, when they are few: NULL otherwise. */
+static char *allowed_values_text(const mv_command_arg *a)
+{
+	if (a->type == MV_ARG_BOOL)
+		return g_strdup("true, false");
+	return a->allowed ? allowed_list(a->allowed) : NULL;
+}
+
+char *mv_command_help_text(const mv_command *cmd)
+{
+	GString *out = g_string_new(NULL);
+	g_string_append_printf(out, "%s: %s\n", cmd->name, cmd->summary ? cmd->summary : "");
+	g_string_append_printf(out, "  privilege: %s%s\n", cmd->privilege ? cmd->privilege : "none",
+	                       cmd->long_running ? "; long-running (progress on stderr, Ctrl-C cancels it)" : "");
+	if (!cmd->args || !cmd->args->name) {
+		g_string_append(out, "  arguments: none\n");
+		return g_string_free(out, FALSE);
+	}
+	int width = 0;
+	for (const mv_command_arg *a = cmd->args; a->name; a++)
+		width = MAX(width, (int)(strlen(a->name) + strlen(type_name(a->type)) + 3));
+	g_string_append(out, "  arguments:\n");
+	for (const mv_command_arg *a = cmd->args; a->name; a++) {
+		char *word = g_strdup_printf("--%s=%s", a->name, type_name(a->type));
+		char *values = allowed_values_text(a);
+		g_string_append_printf(out, "    %-*s  %s%s%s\n", width, word, a->nullable ? "optional" : "required",
+		                       values ? "  one of: " : "", values ? values : "");
+		g_free(values);
+		g_free(word);
+	}
+	return g_string_free(out, FALSE);
+}
+
+/* A name from a server's answer, fit for a terminal: at most 100 bytes,
+ * control characters shown as '?'. */
+static char *printable_name(const char *name)
+{
+	char *out = g_strndup(name ? name : "?", 100);
+	for (char *c = out; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	return out;
+}
+
+char *mv_command_table_text(json_t *meta)
+{
+	int width = (int)strlen("FUNCTION"), pwidth = (int)strlen("PRIVILEGE");
+	size_t i;
+	json_t *f;
+	json_array_foreach(meta, i, f) {
+		const char *name = json_string_value(json_object_get(f, "name"));
+		const mv_command *cmd = name ? mv_command_find(name) : NULL;
+		width = MAX(width, name ? (int)MIN(strlen(name), 100) : 1);
+		pwidth = MAX(pwidth, cmd && cmd->privilege ? (int)strlen(cmd->privilege) : 1);
+	}
+	GString *out = g_string_new(NULL);
+	g_string_append_printf(out, "%-*s  %-*s  %s\n", width, "FUNCTION", pwidth, "PRIVILEGE", "SUMMARY");
+	json_array_foreach(meta, i, f) {
+		const char *name = json_string_value(json_object_get(f, "name"));
+		/* A server's list may hold a function this build does not know:
+		 * its name and arguments are all there is to show. */
+		const mv_command *cmd = name ? mv_command_find(name) : NULL;
+		char *shown = printable_name(name);
+		g_string_append_printf(out, "%-*s  %-*s  %s\n", width, shown, pwidth,
+		                       cmd && cmd->privilege ? cmd->privilege : "?",
+		                       cmd ? (cmd->summary ? cmd->summary : "")
+		                           : "(not known to this build of mailvault; --list --json shows its arguments)");
+		g_free(shown);
+	}
+	return g_string_free(out, FALSE);
+}
+
 /* ---- invocation ------------------------------------------------------------------ */
 
 /* Text from outside (file names, arguments) may not be UTF-8, which jansson

@@ -454,7 +454,7 @@ json_t *mv_search_hit_json(const mv_search_hit *h)
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:b}",
 	                      "id", id, "date", date, "from", h->from, "to", h->to, "subject", h->subject,
 	                      "archive", h->archive, "folder", h->folder, "size", (json_int_t)h->size,
-	                      "message_id", h->message_id, "hasAttachment", h->has_attachment);
+	                      "messageId", h->message_id, "hasAttachment", h->has_attachment);
 	g_free(id);
 	g_free(date);
 	return o;

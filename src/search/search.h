@@ -34,7 +34,7 @@ typedef struct mv_search_hit {
 } mv_search_hit;
 
 void mv_search_hit_free(mv_search_hit *h);
-/* {"id","date","from","to","subject","archive","folder","size","message_id","hasAttachment"} */
+/* {"id","date","from","to","subject","archive","folder","size","messageId","hasAttachment"} */
 json_t *mv_search_hit_json(const mv_search_hit *h);
 
 typedef struct mv_searcher mv_searcher;

@@ -472,7 +472,7 @@ static enum MHD_Result search(mv_web_request *r)
 	g_hash_table_destroy(args);
 	if (!hits)
 		return answer_call(r, NULL, err);
-	return send_page(r, "hits", hits, limit, "message_id", NULL);
+	return send_page(r, "hits", hits, limit, "messageId", NULL);
 }
 
 static enum MHD_Result messages(mv_web_request *r)
@@ -481,6 +481,7 @@ static enum MHD_Result messages(mv_web_request *r)
 	GHashTable *args = args_new();
 	int64_t limit = 0;
 	arg_copy(args, r, "folder");
+	arg_copy(args, r, "after");
 	arg_copy(args, r, "offset");
 	json_t *items = page_limit(r, args, &limit, &err) ? run_function(r, "GetMessages", args, &err) : NULL;
 	g_hash_table_destroy(args);

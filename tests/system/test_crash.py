@@ -93,7 +93,7 @@ def present(data_dir, msgs, archive=None):
     """The message_ids of all messages in the archive; each at most once and
     each one of ours."""
     hits = search_json("size:>0", data_dir, archive=archive, limit=0)
-    ids = [h["message_id"] for h in hits]
+    ids = [h["messageId"] for h in hits]
     dup = [i for i, c in collections.Counter(ids).items() if c > 1]
     assert not dup, "messages archived twice: %s" % dup[:10]
     stray = set(ids) - set(msgs)
@@ -136,12 +136,12 @@ def test_kill9_mid_import_then_resume(maildir, calibration, tmp_path):
     s, _ = import_json(root, "crash", d)
     assert (s["imported"], s["duplicates"], s["refused"]) == (n - counts[-1], counts[-1], 0), (s, counts)
     hits = present(d, msgs)
-    assert {h["message_id"] for h in hits} == set(msgs), "messages missing after resume"
+    assert {h["messageId"] for h in hits} == set(msgs), "messages missing after resume"
     # the full-text index is complete too (not only the metadata db)
     assert len(search_json("subject:" + COMMON_WORD, d, limit=0)) == n
     # a sample, byte-exact and each the right message
     for h in random.Random(11).sample(hits, 60):
-        assert sha256(show(h["id"], d)) == msgs[h["message_id"]], h
+        assert sha256(show(h["id"], d)) == msgs[h["messageId"]], h
     # and nothing more to do
     s, _ = import_json(root, "crash", d)
     assert (s["imported"], s["duplicates"], s["refused"]) == (0, n, 0), s
@@ -160,14 +160,14 @@ def test_two_concurrent_imports(tmp_path, data_dir):
         assert (s["imported"], s["duplicates"], s["refused"]) == (len(msgs), 0, 0), s
     both = dict(a, **b)
     hits = present(data_dir, both, archive="shared")
-    assert {h["message_id"] for h in hits} == set(both)
-    assert {(h["message_id"].split("-")[0], h["folder"]) for h in hits} == {("alpha", "one"), ("beta", "two")}
+    assert {h["messageId"] for h in hits} == set(both)
+    assert {(h["messageId"].split("-")[0], h["folder"]) for h in hits} == {("alpha", "one"), ("beta", "two")}
     assert len(search_json("subject:" + COMMON_WORD, data_dir, limit=0)) == len(both)
-    rows = {r["folder"]: r["messages"] for r in parse_json(mv("folders", "shared", "--json", data_dir=data_dir))
-            if r["messages"]}
+    rows = {r["folder"]: r["count"] for r in parse_json(mv("folders", "shared", "--json", data_dir=data_dir))
+            if r["count"]}
     assert rows == {"one": len(a), "two": len(b)}, rows
     for h in random.Random(3).sample(hits, 20):
-        assert sha256(show(h["id"], data_dir)) == both[h["message_id"]]
+        assert sha256(show(h["id"], data_dir)) == both[h["messageId"]]
 
 
 def test_search_during_import(maildir, data_dir):

@@ -100,8 +100,8 @@ def live(data_dir, archive=None):
 
 
 def hit_keys(data_dir, archive=None):
-    """{id: (archive, folder, message_id, size, subject)} from one search."""
-    return {h["id"]: (h["archive"], h["folder"], h["message_id"], h["size"], h["subject"])
+    """{id: (archive, folder, messageId, size, subject)} from one search."""
+    return {h["id"]: (h["archive"], h["folder"], h["messageId"], h["size"], h["subject"])
             for h in search_json("size:>0", data_dir, archive=archive, limit=0)}
 
 

@@ -54,7 +54,7 @@ def num_of(msg_id):
 
 def hit_key(h):
     """What a search hit says of a message, apart from its id."""
-    return ("%s/%s" % (h["archive"], h["folder"]), h["message_id"], h["size"], h["subject"], h["date"], h["from"])
+    return ("%s/%s" % (h["archive"], h["folder"]), h["messageId"], h["size"], h["subject"], h["date"], h["from"])
 
 
 def store_hits(d, sid, query="size:>0"):
@@ -128,7 +128,7 @@ def folder_names(d):
     subfolders that do (an archive root counts as such a folder).  Empty
     leaves, such as what a move leaves behind, are left out."""
     rows = ok(cmd(d, "GetChildFolders"), "GetChildFolders")
-    full = [f["folder"] for f in rows if f["messages"]]
+    full = [f["folder"] for f in rows if f["count"]]
     return sorted({f["folder"] for f in rows if any(x == f["folder"] or x.startswith(f["folder"] + "/") for x in full)})
 
 
@@ -475,7 +475,7 @@ def test_move_folder_across_archives_recover(corpus, tmp_path):
                 assert got_q == want_q, "%s: search %r: missing %s, extra %s" % (
                     when, q, sorted(want_q - got_q)[:5], sorted(got_q - want_q)[:5])
         folders_now = collections.Counter(where.values())
-        listed = {"%s/%s" % (r["archive"], r["folder"]): r["messages"]
+        listed = {"%s/%s" % (r["archive"], r["folder"]): r["count"]
                   for r in parse_json(mv("folders", "--json", data_dir=d))}
         assert {f: c for f, c in listed.items() if c} == dict(folders_now), "%s: folders: %s" % (when, listed)
         names = folder_names(d)

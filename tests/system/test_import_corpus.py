@@ -82,12 +82,12 @@ def test_eml_search_metadata_matches_files(corpus, eml_index):
         if hit["folder"] != m.group or hit["size"] != m.raw_len or hit["archive"] != "corpus":
             wrong.append((i, rel, hit["archive"], hit["folder"], hit["size"], m.raw_len))
     assert not wrong, "%d messages with wrong archive/folder/size, e.g. %s" % (len(wrong), wrong[:5])
-    # message_id: without angle brackets, exactly as in the header
-    bad = [(i, eml_index.by_id[i]["message_id"], corpus.messages[rel].message_id)
+    # messageId: without angle brackets, exactly as in the header
+    bad = [(i, eml_index.by_id[i]["messageId"], corpus.messages[rel].message_id)
            for i, rel in eml_index.id_rel.items()
            if corpus.messages[rel].message_id is not None
-           and eml_index.by_id[i]["message_id"] != corpus.messages[rel].message_id]
-    assert not bad, "%d wrong message_id fields, e.g. %s" % (len(bad), bad[:5])
+           and eml_index.by_id[i]["messageId"] != corpus.messages[rel].message_id]
+    assert not bad, "%d wrong messageId fields, e.g. %s" % (len(bad), bad[:5])
 
 
 def test_eml_folders(corpus, eml_import):
@@ -98,10 +98,10 @@ def test_eml_folders(corpus, eml_import):
     for rel, m in corpus.messages.items():
         want_bytes[m.group] += m.raw_len
     assert set(want_msgs) == {"easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1", "spam-2"}
-    got = {r["folder"]: r for r in rows if r["messages"] != 0}
+    got = {r["folder"]: r for r in rows if r["count"] != 0}
     assert all(r["archive"] == "corpus" for r in rows), rows
-    assert {f: r["messages"] for f, r in got.items()} == dict(want_msgs)
-    assert {f: r["bytes"] for f, r in got.items()} == dict(want_bytes)
+    assert {f: r["count"] for f, r in got.items()} == dict(want_msgs)
+    assert {f: r["size"] for f, r in got.items()} == dict(want_bytes)
     # plain output: one line per folder "ARCHIVE/FOLDER  MESSAGES  BYTES"
     lines = mv("folders", "corpus", data_dir=eml_import.data_dir).stdout.decode().splitlines()
     for group, n in want_msgs.items():
@@ -152,9 +152,9 @@ def test_maildir_messages_read_back_exact(corpus, maildir_import):
 
 def test_maildir_folders(corpus, maildir_import):
     rows = [r for r in parse_json(mv("folders", "maildir", "--json", data_dir=maildir_import.data_dir))
-            if r["messages"]]
-    assert [(r["archive"], r["folder"], r["messages"]) for r in rows] == [("maildir", "Inbox", len(corpus.sums))]
-    assert rows[0]["bytes"] == sum(m.raw_len for m in corpus.messages.values())
+            if r["count"]]
+    assert [(r["archive"], r["folder"], r["count"]) for r in rows] == [("maildir", "Inbox", len(corpus.sums))]
+    assert rows[0]["size"] == sum(m.raw_len for m in corpus.messages.values())
 
 
 def test_maildir_reimport_adds_nothing(corpus, maildir_import):
@@ -197,8 +197,8 @@ def test_mbox_messages_read_back_exact(corpus, mbox_import):
 
 def test_mbox_folders(corpus, mbox_import):
     rows = [r for r in parse_json(mv("folders", "mbox", "--json", data_dir=mbox_import.data_dir))
-            if r["messages"]]
-    assert [(r["archive"], r["folder"], r["messages"]) for r in rows] == [("mbox", "mbox", len(corpus.sums))]
+            if r["count"]]
+    assert [(r["archive"], r["folder"], r["count"]) for r in rows] == [("mbox", "mbox", len(corpus.sums))]
 
 
 def test_mbox_reimport_adds_nothing(corpus, mbox_import):

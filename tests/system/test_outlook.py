@@ -568,7 +568,7 @@ def test_enron_folders(enron):
     assert not wrong, fmt(wrong)
 
     listed = parse_json(mv("folders", "enron", "--json", data_dir=enron.dir))
-    counts = {e["folder"]: e["messages"] for e in listed if e["archive"] == "enron" and e["messages"]}
+    counts = {e["folder"]: e["count"] for e in listed if e["archive"] == "enron" and e["count"]}
     assert counts == dict(want), "`folders enron --json`: %r" % listed
 
     stats = parse_json(mv("cmd", "GetFolderStatistics", data_dir=enron.dir))["result"]
@@ -1423,7 +1423,7 @@ def test_corrupted_pst(bad_pst, enron, enron_items, case):
     hits = archive_hits(bad.dir, case)
     sha, errs = show_hashes([h["id"] for h in hits], bad.dir)
     assert not errs, errs
-    got = {"<%s>" % h["message_id"].strip("<>"): sha[h["id"]] for h in hits if h.get("message_id")}
+    got = {"<%s>" % h["messageId"].strip("<>"): sha[h["id"]] for h in hits if h.get("messageId")}
     missing = sorted(mid for mid in intact if mid not in got)
     changed = sorted(mid for mid in intact if mid in got and got[mid] != pristine[mid])
     assert not missing and not changed, "of %d intact messages, missing %s, changed %s" % (

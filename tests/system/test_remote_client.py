@@ -239,13 +239,35 @@ def test_word_errors_are_reported_without_asking_the_server(server):
     assert server.requests == []
 
 
-def test_list_prints_the_metadata(server):
+def test_list_json_prints_the_metadata(server):
     meta = [{"name": "GetServerInfo", "args": []},
             {"name": "CreateStore", "args": [{"name": "name", "type": "string", "nullable": False}]}]
     server.routes["/api/get-metadata"] = lambda req: (200, BOM + json.dumps(meta).encode())
-    cp = client(server, "--list")
+    cp = client(server, "--list", "--json")
     assert out_json(cp) == meta
     assert server.paths() == ["/api/get-metadata"]
+
+
+def test_list_prints_the_servers_functions_as_a_table(server):
+    """The server's list, described as this build describes its functions;
+    one this build does not know is listed and marked."""
+    meta = [{"name": "GetServerInfo", "args": []},
+            {"name": "FutureFunction", "args": [{"name": "x", "type": "string", "nullable": True}]}]
+    server.routes["/api/get-metadata"] = lambda req: (200, BOM + json.dumps(meta).encode())
+    cp = client(server, "--list")
+    lines = cp.stdout.decode().splitlines()
+    assert lines[0].split() == ["FUNCTION", "PRIVILEGE", "SUMMARY"], lines
+    assert len(lines) == 3, lines
+    assert lines[1].split()[:2] == ["GetServerInfo", "admin"] and "version" in lines[1], lines
+    assert lines[2].split()[:2] == ["FutureFunction", "?"] and "not known to this build" in lines[2], lines
+    assert server.paths() == ["/api/get-metadata"]
+
+
+def test_function_help_asks_no_server(server):
+    cp = client(server, "GetMessages", "--help")
+    out = cp.stdout.decode()
+    assert out.startswith("GetMessages: ") and "--folder=string  required" in out, out
+    assert server.requests == []
 
 
 # ---- long-running functions ----------------------------------------------------------------

@@ -122,7 +122,7 @@ def test_messageid_lookups(corpus, env):
     for m in sample:
         hits = search_json("messageid:" + m.message_id, imp.data_dir, archive=ARCHIVE)
         assert [index.id_rel.get(h["id"]) for h in hits] == [m.rel], (m.message_id, hits)
-        assert hits[0]["message_id"] == m.message_id
+        assert hits[0]["messageId"] == m.message_id
 
 
 def test_subject_rare_words(oracle, env):

@@ -59,9 +59,9 @@ def shell(data_dir, script, check=(0, 1)):
 
 # ---- mailvault cmd ------------------------------------------------------------------
 
-def test_cmd_list_is_metadata():
+def test_cmd_list_json_is_metadata():
     # No instance is needed to list functions.
-    meta = parse_json(mv("cmd", "--list"))
+    meta = parse_json(mv("cmd", "--list", "--json"))
     assert isinstance(meta, list) and meta
     names = [f["name"] for f in meta]
     assert names == sorted(names) and len(names) == len(set(names)), names
@@ -190,7 +190,7 @@ def test_shell_nul_byte_refused(data_dir):
 def test_shell_help(data_dir):
     cp = shell(data_dir, "help\n", check=0)
     out = cp.stdout.decode()
-    meta = parse_json(mv("cmd", "--list"))
+    meta = parse_json(mv("cmd", "--list", "--json"))
     for f in meta:
         assert f["name"] in out, f["name"]
     assert "version and machine name" in out   # GetServerInfo's summary
@@ -206,7 +206,7 @@ def test_shell_help(data_dir):
 
 
 def test_shell_help_describes_arguments(data_dir):
-    meta = parse_json(mv("cmd", "--list"))
+    meta = parse_json(mv("cmd", "--list", "--json"))
     with_args = [f for f in meta if f["args"]]
     if not with_args:
         pytest.skip("no registry function has arguments yet")

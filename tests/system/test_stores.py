@@ -253,7 +253,7 @@ def test_write_protected_store_refuses_modification(inst, tmp_path):
     """mv_instance_require_modifiable, through a function that modifies
     content (DeleteMessage), when the build has one."""
     d, _ = inst
-    listing = parse_json(mv("cmd", "--list", data_dir=d))
+    listing = parse_json(mv("cmd", "--list", "--json", data_dir=d))
     names = {f["name"] for f in listing}
     if "DeleteMessage" not in names:
         pytest.skip("no DeleteMessage function in this build yet")

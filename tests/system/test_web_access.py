@@ -519,9 +519,9 @@ def test_other_users_messages_are_invisible(world):
         other = folder.replace("alice", "nosuch").replace("ALICE", "NOSUCH")
         ref = bob.post("/web/api/messages", {"folder": other})
         if "//" not in folder and not folder.endswith("/") and ".." not in folder:
-            assert r.status == 403 and r.error_code() == "denied", \
-                "bob listing %s: expected 403 denied (what the server answers for folders without read), got %r" % (
-                    folder, r)
+            assert r.status == 404 and r.error_code() == "not_found", (
+                "bob listing %s: expected 404 not_found (what the server answers for a folder that does not exist "
+                "and for one without read), got %r" % (folder, r))
         assert r.status != 200 and normalised(r, folder) == normalised(ref, other), \
             "bob listing %s must look like listing %s, which does not exist: %r vs %r" % (folder, other, r, ref)
     assert bob.post("/web/api/messages", {"folder": "bob/Inbox"}).json()["messages"], "bob lists his own"
@@ -769,7 +769,7 @@ def test_search_pages(world):
     marked = 0
     for h in (h for p in pages for h in p["hits"]):
         assert isinstance(h["snippet"], list), h
-        assert "message_id" not in h, "the web hit omits message_id: %r" % h
+        assert "messageId" not in h and "message_id" not in h, "the web hit omits messageId: %r" % h
         for seg in h["snippet"]:
             assert isinstance(seg, list) and len(seg) == 2 and isinstance(seg[0], str) and isinstance(seg[1], bool), seg
             if seg[1]:
@@ -792,21 +792,30 @@ def test_message_list_pages(world):
     whole = w.api.ok("GetMessages", user="alice", pw=PW["alice"], folder="alice/Inbox", limit=10000)
     whole_ids = [m["id"] for m in whole]
     assert sorted(whole_ids) == sorted(w.by_folder["alice/Inbox"]), "GetMessages should list the whole Inbox"
-    ids, pages = [], []
-    for offset in range(0, 400, 60):
-        page = c.call("messages", folder="alice/Inbox", offset=offset, limit=60)
+    ids, pages, after = [], [], None
+    while len(pages) < 10:
+        fields = {"folder": "alice/Inbox", "limit": 60}
+        if after:
+            fields["after"] = after
+        page = c.call("messages", **fields)
         pages.append(page)
         ids += [m["id"] for m in page["messages"]]
         if not page["more"]:
             break
-    assert len(ids) == len(set(ids)) and ids == whole_ids, "offset pages should be disjoint and equal the whole list"
+        after = page["messages"][-1]["id"]
+    assert len(ids) == len(set(ids)) and ids == whole_ids, "after pages should be disjoint and equal the whole list"
     assert [p["more"] for p in pages] == [True] * (len(pages) - 1) + [False]
     dates = [m["date"] for p in pages for m in p["messages"]]
     assert dates == sorted(dates, reverse=True), "newest first"
     assert "archivedAt" not in pages[0]["messages"][0], pages[0]["messages"][0]
+    # offset still pages the first part of a folder
+    assert [m["id"] for m in c.call("messages", folder="alice/Inbox", offset=60, limit=60)["messages"]] == ids[60:120]
     assert c.call("messages", folder="alice/Inbox", offset=250)["messages"] == []
+    # a folder that does not exist is refused like one the user may not read
+    r = c.post("/web/api/messages", {"folder": "alice/NoSuchFolder"})
+    assert r.status == 404 and r.error_code() == "not_found", r
     folders = {f["folder"]: f for f in c.call("folders")["folders"]}
-    assert folders["alice/Inbox"]["messages"] == 250 and folders["alice/Inbox"]["level"] == 2, folders
+    assert folders["alice/Inbox"]["count"] == 250 and folders["alice/Inbox"]["level"] == 2, folders
     assert folders["alice"]["level"] == 1 and list(folders) == sorted(folders), folders
 
 

@@ -1055,7 +1055,15 @@ static void test_functions(void **state)
 	assert_true(g_str_has_suffix(json_string_value(json_object_get(last, "time")), "Z"));
 	json_decref(env);
 	call_fails(call("GetAuditLog", "since", "yesterday", NULL), "GetAuditLog: since: 'yesterday'");
-	call_fails(call("GetAuditLog", "limit", "0", NULL), "GetAuditLog: limit: must be 1 to 100000");
+	call_fails(call("GetAuditLog", "limit", "-1", NULL), "GetAuditLog: limit: must be 1 to 100000, or 0 for all");
+	call_fails(call("GetAuditLog", "limit", "100001", NULL), "GetAuditLog: limit: must be 1 to 100000, or 0 for all");
+	/* limit 0 is all of them, as for every function that takes a limit
+	 * (a successful read adds no entry in between) */
+	json_t *all = call("GetAuditLog", "limit", "0", NULL), *most = call("GetAuditLog", "limit", "100000", NULL);
+	assert_true(json_array_size(result_of(all)) > 400);
+	assert_true(json_equal(result_of(all), result_of(most)));
+	json_decref(all);
+	json_decref(most);
 
 	env = call("VerifyAuditLog", NULL);
 	json_t *v = result_of(env);

@@ -210,7 +210,7 @@ function renderTree() {
 			onclick: () => document.body.classList.remove('nav-open'),
 		}, icon(depth === 0 ? 'archive' : 'folder'), h('span', { class: 'folder-name', text: f.name || f.folder }),
 		// An archive's own count is usually 0 (its mail is in folders): no badge then.
-		!(depth === 0 && !f.messages) && h('span', { class: 'count', 'aria-label': t('nav.count', { n: f.messages }), text: String(f.messages ?? '') }));
+		!(depth === 0 && !f.count) && h('span', { class: 'count', 'aria-label': t('nav.count', { n: f.count }), text: String(f.count ?? '') }));
 		link.dataset.folder = f.folder;
 		const row = h('div', { class: 'folder-row' }, kids.length ? h('button', {
 			type: 'button', class: 'twisty', 'aria-expanded': String(open),

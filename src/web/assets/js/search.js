@@ -247,7 +247,10 @@ export function createSearch(ctx) {
 		try {
 			let items;
 			if (r.kind === 'folder') {
-				const data = await post('/web/api/messages', { folder: r.folder, offset: state.items.length, limit: PAGE }, ctrl.signal);
+				// The next page follows the last message shown: mail archived meanwhile moves nothing.
+				const fields = { folder: r.folder, limit: PAGE };
+				if (!first) fields.after = state.items[state.items.length - 1].id;
+				const data = await post('/web/api/messages', fields, ctrl.signal);
 				items = data.messages || [];
 				state.more = !!data.more;
 			} else {
