@@ -18,21 +18,26 @@ mv_jobs *mv_jobs_new(int64_t retention_seconds);
 /* Cancels what still runs, waits for it to stop at a safe point, frees. */
 void mv_jobs_free(mv_jobs **jobs);
 void mv_jobs_set_retention(mv_jobs *jobs, int64_t retention_seconds);
-/* Starts cmd on its own thread with its own instance of data_dir and
- * returns the first "running" envelope with the token.  Takes args and
- * access.  After mv_jobs_wake_all: a "failed" envelope, nothing started. */
+/* Starts cmd on its own thread with its own instance of data_dir, or
+ * queues it (FIFO) while max_running_jobs of the running configuration
+ * (service->running) run, and returns the first "running" envelope with
+ * the token (statusText "queued: N ahead" while it waits).  Takes args and
+ * access.  A "failed" envelope, nothing started: after mv_jobs_wake_all,
+ * or when max_queued_jobs already wait (the server is busy). */
 json_t *mv_jobs_start(mv_jobs *jobs, const mv_command *cmd, json_t *args, const char *data_dir, const char *user,
                       const char *remote, mv_access *access, const mv_service_hooks *service);
 /* The job's envelope once its statusVersion exceeds last_known, it
  * finished, timeout_ms passed or the server stops (whichever first); NULL
  * when the token is unknown, expired or belongs to another user. */
 json_t *mv_jobs_status(mv_jobs *jobs, const char *token, int64_t last_known, int64_t timeout_ms, const char *user);
-/* Asks the job to stop at its next safe point; false when unknown. */
+/* Asks the job to stop at its next safe point, or ends a queued one at
+ * once as "cancelled" (it never starts); false when unknown. */
 bool mv_jobs_cancel(mv_jobs *jobs, const char *token, const char *user);
-/* Shutdown: every waiting get-status returns the job's current status at
- * once, later ones do not wait, and mv_jobs_start starts nothing more. */
+/* Shutdown: queued jobs end as "cancelled" without starting, every waiting
+ * get-status returns the job's current status at once, later ones do not
+ * wait, and mv_jobs_start starts nothing more. */
 void mv_jobs_wake_all(mv_jobs *jobs);
-/* Number of jobs still running. */
+/* Number of jobs still running (queued ones not counted). */
 unsigned mv_jobs_running(mv_jobs *jobs);
 
 /* ---- server.c: the HTTPS listeners ---------------------------------------- */

@@ -118,6 +118,8 @@ typedef struct mv_service_config {
 	bool safe_mode;              /* archiving profiles and jobs start held */
 	int64_t status_retention_seconds; /* how long a finished async status stays retrievable */
 	int64_t max_connections;
+	int64_t max_running_jobs;    /* long-running functions at once; later ones wait in a queue */
+	int64_t max_queued_jobs;     /* waiting ones; a start past that is refused as busy */
 	/* [web]: Web Access.  Empty web_listen = off (a file without [web]). */
 	GPtrArray *web_listen;       /* char*, like listen */
 	int64_t web_idle_seconds;    /* a session unused this long ends */
@@ -134,6 +136,13 @@ typedef struct mv_service_config {
 #define MV_WEB_DEFAULT_PORT 8462
 #define MV_IMAP_DEFAULT_PORT 8143
 #define MV_IMAPS_DEFAULT_PORT 8993
+/* Long-running functions mostly wait for the disk (segments, SQLite,
+ * fsync, copies): a few more than the 2 cores of a small machine keep it
+ * busy, while their CPU parts (decryption, zstd, hashing, FTS) and memory
+ * stay bounded and interactive requests stay quick.  Jobs on one store
+ * take turns at its write lock anyway. */
+#define MV_DEFAULT_MAX_RUNNING_JOBS 4
+#define MV_DEFAULT_MAX_QUEUED_JOBS 1000
 
 /* Defaults for data_dir with the file at path. */
 void mv_service_config_default(mv_service_config *c, const char *path, const char *data_dir);

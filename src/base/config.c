@@ -19,6 +19,7 @@
 static const char *const known_keys[][2] = {
 	{ "service", "data_dir" }, { "service", "debug_log" }, { "service", "safe_mode" },
 	{ "api", "listen" }, { "api", "status_retention_seconds" }, { "api", "max_connections" },
+	{ "api", "max_running_jobs" }, { "api", "max_queued_jobs" },
 	{ "tls", "certificate" }, { "tls", "private_key" }, { "tls", "certificate_dir" },
 	{ "web", "enabled" }, { "web", "listen" }, { "web", "idle_timeout_minutes" }, { "web", "session_hours" },
 	{ "imap", "enabled" }, { "imap", "listen" }, { "imap", "listen_tls" }, { "imap", "allow_plaintext_loopback" },
@@ -72,6 +73,8 @@ void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src
 	dst->safe_mode = src->safe_mode;
 	dst->status_retention_seconds = src->status_retention_seconds;
 	dst->max_connections = src->max_connections;
+	dst->max_running_jobs = src->max_running_jobs;
+	dst->max_queued_jobs = src->max_queued_jobs;
 }
 
 void mv_service_config_default(mv_service_config *c, const char *path, const char *data_dir)
@@ -84,6 +87,8 @@ void mv_service_config_default(mv_service_config *c, const char *path, const cha
 	c->certificate_dir = g_build_filename(c->data_dir, "certs", NULL);
 	c->status_retention_seconds = 600;
 	c->max_connections = 256;
+	c->max_running_jobs = MV_DEFAULT_MAX_RUNNING_JOBS;
+	c->max_queued_jobs = MV_DEFAULT_MAX_QUEUED_JOBS;
 	c->web_listen = g_ptr_array_new_with_free_func(g_free);
 	g_ptr_array_add(c->web_listen, g_strdup_printf("127.0.0.1:%d", MV_WEB_DEFAULT_PORT));
 	c->web_idle_seconds = 30 * 60;
@@ -321,6 +326,8 @@ int mv_service_config_load(const char *path, mv_service_config *c_r, GError **er
 	    get_imap(kf, abs, &c, error) < 0 ||
 	    get_int(kf, abs, "api", "status_retention_seconds", 10, 7 * 86400, &c.status_retention_seconds, error) < 0 ||
 	    get_int(kf, abs, "api", "max_connections", 4, 65536, &c.max_connections, error) < 0 ||
+	    get_int(kf, abs, "api", "max_running_jobs", 1, 1024, &c.max_running_jobs, error) < 0 ||
+	    get_int(kf, abs, "api", "max_queued_jobs", 0, 100000, &c.max_queued_jobs, error) < 0 ||
 	    get_path(kf, abs, "tls", "certificate", &c.certificate, error) < 0 ||
 	    get_path(kf, abs, "tls", "private_key", &c.private_key, error) < 0 ||
 	    get_path(kf, abs, "tls", "certificate_dir", &c.certificate_dir, error) < 0)
@@ -389,6 +396,8 @@ int mv_service_config_save(const mv_service_config *c, GError **error)
 	set_listen(kf, "api", "listen", c->listen);
 	g_key_file_set_int64(kf, "api", "status_retention_seconds", c->status_retention_seconds);
 	g_key_file_set_int64(kf, "api", "max_connections", c->max_connections);
+	g_key_file_set_int64(kf, "api", "max_running_jobs", c->max_running_jobs);
+	g_key_file_set_int64(kf, "api", "max_queued_jobs", c->max_queued_jobs);
 	g_key_file_set_boolean(kf, "web", "enabled", c->web_listen->len > 0);
 	if (c->web_listen->len)
 		set_listen(kf, "web", "listen", c->web_listen);
