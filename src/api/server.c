@@ -5,9 +5,11 @@
  * net/logon, shared with every server of the process.  Each request:
  * normalise the path (MailStore clients double slashes), authenticate
  * (HTTP Basic on every request, through the guard's cache and growing
- * delay), check the `api` login privilege and the function's privilege,
- * then either run the function through the command registry or hand it to
- * the background jobs. */
+ * delay) on its headers — a request that fails is answered before any of
+ * its body is read, so strangers' bodies never take memory —, check the
+ * `api` login privilege and the function's privilege, then either run the
+ * function through the command registry or hand it to the background
+ * jobs. */
 #include "api/api.h"
 #include "net/https.h"
 
@@ -52,6 +54,8 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, j
 		MHD_add_response_header(r, "WWW-Authenticate", "Basic realm=\"mailvault\", charset=\"UTF-8\"");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, "Allow", "POST");
+	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+		MHD_add_response_header(r, "Retry-After", MV_HTTPS_RETRY_AFTER);
 	enum MHD_Result rc = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	return rc;
@@ -244,37 +248,78 @@ static enum MHD_Result authorised_call(call *c, const char *path, const GByteArr
 	return route(c, path);
 }
 
+static void free_user(gpointer user)
+{
+	mv_user_free(user);
+}
+
+/* On the headers, before any of the body is read: an unknown endpoint,
+ * another method than POST and credentials that do not hold are answered
+ * here.  The credentials are checked once per request (an Argon2id
+ * verification when not cached): the user goes to answer() as the
+ * request's state. */
+static void admit(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                  mv_https_admission *a)
+{
+	mv_api_server *srv = cls;
+	char *path = mv_api_normalize_path(url), *remote = mv_https_remote_address(conn);
+	mv_instance *inst = NULL;
+	mv_user *user = NULL;
+	GError *err = NULL;
+	a->answered = true;
+	if (!known_path(path)) {
+		a->rc = send_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint: the API is POST /api/invoke/<Function>, "
+		                   "/api/get-status, /api/cancel-async, /api/get-metadata");
+	} else if (strcmp(method, "POST") != 0) {
+		a->rc = send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "the Administration API takes POST requests");
+	} else if (!(inst = mv_https_thread_instance(srv->data_dir, &err))) {
+		a->rc = send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, err->message);
+		g_error_free(err);
+	} else {
+		mv_logon_result r = authenticate(srv, inst, conn, remote, &user);
+		if (r == MV_LOGON_FAILED)
+			a->rc = send_error(conn, MHD_HTTP_UNAUTHORIZED, "unknown user or wrong password");
+		else if (r == MV_LOGON_ERROR)
+			a->rc = send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			                   "cannot check credentials now (see the server log)");
+		else
+			a->answered = false;
+	}
+	if (a->answered) {
+		mv_log_debug("%s %s from %s as -", method, path, remote);
+	} else {
+		a->state = user;
+		a->free_state = free_user;
+	}
+	g_free(path);
+	g_free(remote);
+}
+
+/* user: the one admit() authenticated (the request's, freed with it). */
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                              const GByteArray *body, bool too_large)
+                              const GByteArray *body, mv_https_body outcome, void *user)
 {
 	mv_api_server *srv = cls;
 	char *path = mv_api_normalize_path(url);
-	call c = { .srv = srv, .conn = conn, .remote = mv_https_remote_address(conn) };
+	call c = { .srv = srv, .conn = conn, .user = user, .remote = mv_https_remote_address(conn) };
 	GError *err = NULL;
 	enum MHD_Result rc;
-	if (!known_path(path)) {
-		rc = send_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint: the API is POST /api/invoke/<Function>, "
-		                "/api/get-status, /api/cancel-async, /api/get-metadata");
-	} else if (strcmp(method, "POST") != 0) {
-		rc = send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "the Administration API takes POST requests");
-	} else if (too_large) {
+	if (outcome == MV_HTTPS_BODY_TOO_LARGE) {
 		rc = send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than 32 MiB");
+	} else if (outcome == MV_HTTPS_BODY_BUSY) {
+		rc = send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+		                "the server holds as many request bodies as it may at once; try again shortly");
+	} else if (!c.user) {
+		rc = send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "the request reached the API unauthenticated");
 	} else if (!(c.inst = mv_https_thread_instance(srv->data_dir, &err))) {
 		rc = send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, err->message);
 		g_error_free(err);
 	} else {
-		mv_logon_result a = authenticate(srv, c.inst, conn, c.remote, &c.user);
-		if (a == MV_LOGON_FAILED)
-			rc = send_error(conn, MHD_HTTP_UNAUTHORIZED, "unknown user or wrong password");
-		else if (a == MV_LOGON_ERROR)
-			rc = send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot check credentials now (see the server log)");
-		else
-			rc = authorised_call(&c, path, body);
+		rc = authorised_call(&c, path, body);
 	}
 	mv_log_debug("%s %s from %s as %s", method, path, c.remote, c.user ? c.user->name : "-");
 	if (c.form)
 		g_hash_table_destroy(c.form);
-	mv_user_free(c.user);
 	g_free(c.remote);
 	g_free(path);
 	return rc;
@@ -287,7 +332,7 @@ static void https_options(mv_api_server *srv, const mv_service_config *cfg, mv_h
 	*o = (mv_https_options){ .what = "the Administration API", .listen = cfg->listen,
 		                 .certificate = cfg->certificate, .private_key = cfg->private_key,
 		                 .max_connections = cfg->max_connections, .idle_seconds = IDLE_SECONDS,
-		                 .max_body = MAX_BODY_BYTES, .handler = answer, .cls = srv };
+		                 .max_body = MAX_BODY_BYTES, .admit = admit, .handler = answer, .cls = srv };
 }
 
 static void request_reload(void *opaque)

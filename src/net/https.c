@@ -4,7 +4,26 @@
  * get-status long-poll, the delay after a failed logon) without holding up
  * any other, and each connection thread keeps its own mv_instance.  Bodies
  * are collected here up to the server's bound, so a handler sees a whole
- * request or a "too large" flag, never a partial one.
+ * request or a refusal, never a partial one.
+ *
+ * Before any of a body is read the server's admission hook sees the
+ * headers: a caller it cannot identify may send a few KB (a logon form)
+ * or is answered at once, so memory is never spent on the bodies of
+ * strangers.  Bodies held at once are bounded for the whole process too
+ * (a budget: 503 past it, known from Content-Length before the body, or
+ * counted as a chunked one arrives).
+ *
+ * Time: libmicrohttpd's timeout is an idle one, restarted by every byte,
+ * so a client sending a byte now and then would hold its connection for
+ * ever (slowloris).  Each connection is therefore tracked from its accept
+ * (MHD_OPTION_NOTIFY_CONNECTION) with a deadline for its phase — the TLS
+ * handshake and the first request's headers, the next request's headers
+ * on a kept-alive connection, a body at a minimum rate — and the reaper
+ * shuts down the socket of one past it (libmicrohttpd then closes the
+ * connection as if the client had; the socket stays open until the
+ * "closed" notice, which takes the same lock, so it is never another
+ * connection's).  One address (an IPv6 one by its /64) may hold a quarter
+ * of the connections; the rest stay for everybody else.
  *
  * Reloading (SIGHUP, SetServiceCertificate) starts new listeners on the
  * very sockets of the old ones (MHD_quiesce_daemon hands them over), so no
@@ -24,8 +43,10 @@
 
 #include "net/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sodium.h>
@@ -40,6 +61,13 @@
 /* At a stop, requests in flight get this long to finish before their
  * connections are closed: below systemd's default stop timeout (90 s). */
 #define STOP_GRACE_SECONDS 60
+/* From accept until the first request's headers are complete, TLS
+ * handshake included: a browser or script needs well under a second, a
+ * slow mobile link a few. */
+#define HEADER_SECONDS 20.0
+/* A body may take this long plus its size at MIN_BODY_RATE. */
+#define BODY_GRACE_SECONDS 20.0
+#define MIN_BODY_RATE (64.0 * 1024.0) /* bytes per second: 32 MiB in under 9 minutes */
 
 /* A listener replaced by a reload: it accepts nothing more and is stopped
  * once its last connection ended (or past the deadline, when a client
@@ -49,11 +77,28 @@ typedef struct retired_daemon {
 	double deadline;
 } retired_daemon;
 
+/* Where a connection is: waiting for a request's headers (the TLS
+ * handshake first), receiving a body, or with the server (the handler at
+ * work, the answer being sent: no deadline of ours). */
+typedef enum { CONN_AWAITING_HEADERS, CONN_RECEIVING_BODY, CONN_ANSWERING } conn_phase;
+
+/* One accepted connection, from libmicrohttpd's "started" notice to its
+ * "closed" one (its socket context). */
+typedef struct conn_entry {
+	GList link;                  /* in mv_https.conns */
+	int fd;
+	char *address;               /* what the per-address limit counts it under; NULL: not counted */
+	conn_phase phase;
+	double deadline;             /* monotonic seconds, for the first two phases */
+	bool cut;                    /* its socket was shut down */
+} conn_entry;
+
 struct mv_https {
 	GMutex lock;                 /* guards retired and stopping */
 	GCond wake;
 	char *what;
 	size_t max_body;
+	mv_https_admit admit;
 	mv_https_handler handler;
 	void *cls;
 	GPtrArray *listen;           /* char*: the addresses the daemons listen on */
@@ -68,13 +113,25 @@ struct mv_https {
 	GMutex flight_lock;
 	GCond flight_done;
 	unsigned in_flight;          /* requests between their headers and their end */
+	/* The connections of every listener of this server, retired ones
+	 * too.  Taken inside h->lock, never the other way round. */
+	GMutex conn_lock;
+	GQueue conns;                /* conn_entry*, by their links */
+	GHashTable *per_address;     /* address -> connections (GUINT_TO_POINTER) */
+	unsigned per_address_limit;  /* these three follow reloads */
+	unsigned idle_seconds;
 	GMutex log_lock;
 	char *last_log;              /* libmicrohttpd's last message, for a failed start */
 };
 
 typedef struct request {
 	GByteArray *body;
-	bool too_large;
+	size_t limit;                /* the bytes its body may have */
+	size_t reserved;             /* the bytes of the process's budget it holds */
+	bool answered;               /* a response went out before the body */
+	void *state;                 /* what the admission kept */
+	GDestroyNotify free_state;
+	conn_entry *conn;            /* NULL if libmicrohttpd gave none */
 } request;
 
 /* ---- the per-thread instance ------------------------------------------------ */
@@ -109,6 +166,168 @@ char *mv_https_remote_address(struct MHD_Connection *conn)
 		return g_strdup("unknown");
 	const char *h = g_str_has_prefix(host, "::ffff:") ? host + 7 : host;
 	return g_strdup(h);
+}
+
+/* ---- connections: deadlines and the per-address limit ------------------------- */
+
+/* One address may hold a quarter of the connections, so that at least
+ * four are needed to fill the server: a script's parallel clients or the
+ * users behind one NAT get far more than a browser's six, and three
+ * quarters stay for everybody else.  max_connections raises both. */
+static unsigned per_address_limit(int64_t max_connections)
+{
+	return (unsigned)MAX(1, MIN(max_connections, (int64_t)G_MAXUINT) / 4);
+}
+
+/* What the per-address limit counts a client under: an IPv4 address (an
+ * IPv4-mapped IPv6 one in its IPv4 form), an IPv6 address by its /64 (one
+ * host usually holds a whole /64, as the logon guard counts it). */
+static char *address_key(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char text[INET6_ADDRSTRLEN];
+	if (!ci || !ci->client_addr)
+		return NULL;
+	if (ci->client_addr->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ci->client_addr;
+		return inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) ? g_strdup(text) : NULL;
+	}
+	if (ci->client_addr->sa_family != AF_INET6)
+		return NULL;
+	struct in6_addr a = ((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(&a))
+		return inet_ntop(AF_INET, &a.s6_addr[12], text, sizeof text) ? g_strdup(text) : NULL;
+	memset(&a.s6_addr[8], 0, 8);
+	return inet_ntop(AF_INET6, &a, text, sizeof text) ? g_strdup_printf("%s/64", text) : NULL;
+}
+
+/* Shuts the connection's socket down: libmicrohttpd's thread sees the end
+ * of its input and closes the connection.  The socket is still open (the
+ * "closed" notice, which takes conn_lock, comes before libmicrohttpd
+ * closes it).  Caller holds conn_lock. */
+static void cut_locked(mv_https *h, conn_entry *e, const char *why)
+{
+	if (e->cut)
+		return;
+	e->cut = true;
+	if (e->fd >= 0 && shutdown(e->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
+		mv_log_warn("%s: cannot close a connection of %s: %s", h->what, e->address ? e->address : "unknown",
+		            g_strerror(errno));
+	mv_log_debug("%s: closed a connection of %s: %s", h->what, e->address ? e->address : "unknown", why);
+}
+
+static void count_address_locked(mv_https *h, conn_entry *e)
+{
+	unsigned n = GPOINTER_TO_UINT(g_hash_table_lookup(h->per_address, e->address)) + 1;
+	g_hash_table_replace(h->per_address, g_strdup(e->address), GUINT_TO_POINTER(n));
+	if (n > h->per_address_limit)
+		cut_locked(h, e, "too many connections from that address");
+}
+
+static void uncount_address_locked(mv_https *h, conn_entry *e)
+{
+	unsigned n = GPOINTER_TO_UINT(g_hash_table_lookup(h->per_address, e->address));
+	if (n <= 1)
+		g_hash_table_remove(h->per_address, e->address);
+	else
+		g_hash_table_replace(h->per_address, g_strdup(e->address), GUINT_TO_POINTER(n - 1));
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	mv_https *h = cls;
+	conn_entry *e = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (!e)
+			return;
+		g_mutex_lock(&h->conn_lock);
+		g_queue_unlink(&h->conns, &e->link);
+		if (e->address)
+			uncount_address_locked(h, e);
+		g_mutex_unlock(&h->conn_lock);
+		g_free(e->address);
+		g_free(e);
+		*socket_context = NULL;
+		return;
+	}
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	e = g_new0(conn_entry, 1);
+	e->link.data = e;
+	e->fd = ci ? ci->connect_fd : -1;
+	e->address = address_key(conn);
+	e->phase = CONN_AWAITING_HEADERS;
+	e->deadline = mv_monotonic() + HEADER_SECONDS;
+	g_mutex_lock(&h->conn_lock);
+	g_queue_push_tail_link(&h->conns, &e->link);
+	if (e->address)
+		count_address_locked(h, e);
+	g_mutex_unlock(&h->conn_lock);
+	*socket_context = e;
+}
+
+static conn_entry *conn_entry_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+/* seconds: from now until the deadline of the new phase (ignored for
+ * CONN_ANSWERING); negative: the kept-alive wait, the idle timeout. */
+static void set_phase(mv_https *h, conn_entry *e, conn_phase phase, double seconds)
+{
+	if (!e)
+		return;
+	g_mutex_lock(&h->conn_lock);
+	e->phase = phase;
+	e->deadline = mv_monotonic() + (seconds >= 0 ? seconds : h->idle_seconds);
+	g_mutex_unlock(&h->conn_lock);
+}
+
+/* The reaper's round: connections past their phase's deadline. */
+static void sweep_connections(mv_https *h)
+{
+	double now = mv_monotonic();
+	g_mutex_lock(&h->conn_lock);
+	for (GList *l = h->conns.head; l; l = l->next) {
+		conn_entry *e = l->data;
+		if (e->cut || e->phase == CONN_ANSWERING || now < e->deadline)
+			continue;
+		cut_locked(h, e, e->phase == CONN_RECEIVING_BODY ? "its request body came too slowly"
+		                                                 : "no complete request headers in time");
+	}
+	g_mutex_unlock(&h->conn_lock);
+}
+
+/* ---- the process's budget of buffered bodies --------------------------------- */
+
+static GMutex budget_lock;
+static size_t budget_used;
+
+static bool budget_take(size_t n)
+{
+	g_mutex_lock(&budget_lock);
+	bool ok = n <= MV_HTTPS_BODY_BUDGET_BYTES - budget_used;
+	if (ok)
+		budget_used += n;
+	g_mutex_unlock(&budget_lock);
+	return ok;
+}
+
+static void budget_give(size_t n)
+{
+	g_mutex_lock(&budget_lock);
+	budget_used -= MIN(n, budget_used);
+	g_mutex_unlock(&budget_lock);
+}
+
+/* What a GByteArray holding n bytes has allocated: it grows by doubling. */
+static size_t capacity_for(size_t n)
+{
+	size_t c = 4096;
+	while (c < n && c <= G_MAXSIZE / 2)
+		c *= 2;
+	return c;
 }
 
 /* ---- requests ------------------------------------------------------------------ */
@@ -160,47 +379,132 @@ static enum MHD_Result refuse_framing(struct MHD_Connection *conn, const char *f
 	return rc;
 }
 
+/* The request's Content-Length, -1 when it has none (chunked, or no
+ * body).  libmicrohttpd refused a malformed one before calling us. */
+static int64_t content_length(struct MHD_Connection *conn)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	guint64 n = 0;
+	if (!v || !g_ascii_string_to_unsigned(v, 10, 0, G_MAXINT64, &n, NULL))
+		return -1;
+	return (int64_t)n;
+}
+
+/* The handler's answer before any of the body is read: libmicrohttpd
+ * then reads none of it and closes the connection after the answer. */
+static enum MHD_Result refuse_body(mv_https *h, request *rq, struct MHD_Connection *conn, const char *url,
+                                   const char *method, mv_https_body why)
+{
+	rq->answered = true;
+	set_phase(h, rq->conn, CONN_ANSWERING, 0);
+	return h->handler(h->cls, conn, url, method, NULL, why, rq->state);
+}
+
+/* The first call, when the headers are complete: framing, the server's
+ * admission, then the body's bound and budget from Content-Length. */
+static enum MHD_Result begin_request(mv_https *h, struct MHD_Connection *conn, const char *url, const char *method,
+                                     void **con_cls)
+{
+	request *rq = g_new0(request, 1);
+	*con_cls = rq;
+	g_mutex_lock(&h->flight_lock);
+	h->in_flight++;
+	g_mutex_unlock(&h->flight_lock);
+	/* The admission may wait for the logon guard: no deadline meanwhile. */
+	rq->conn = conn_entry_of(conn);
+	set_phase(h, rq->conn, CONN_ANSWERING, 0);
+	const char *fault = framing_fault(conn);
+	if (fault) {
+		rq->answered = true;
+		return refuse_framing(conn, fault);
+	}
+	mv_https_admission a = { .max_body = h->max_body };
+	if (h->admit)
+		h->admit(h->cls, conn, url, method, &a);
+	rq->state = a.state;
+	rq->free_state = a.free_state;
+	if (a.answered) {
+		rq->answered = true;
+		return a.rc;
+	}
+	rq->limit = MIN(a.max_body, h->max_body);
+	int64_t length = content_length(conn);
+	if (length > (int64_t)rq->limit)
+		return refuse_body(h, rq, conn, url, method, MV_HTTPS_BODY_TOO_LARGE);
+	if (length > 0) {
+		if (!budget_take((size_t)length))
+			return refuse_body(h, rq, conn, url, method, MV_HTTPS_BODY_BUSY);
+		rq->reserved = (size_t)length;
+		rq->body = g_byte_array_sized_new((guint)length);
+	}
+	size_t expected = length >= 0 ? (size_t)length : rq->limit;
+	set_phase(h, rq->conn, CONN_RECEIVING_BODY, BODY_GRACE_SECONDS + (double)expected / MIN_BODY_RATE);
+	return MHD_YES;
+}
+
+/* A piece of the body.  Past the bound or the budget (a chunked body: a
+ * Content-Length was checked before) the connection is closed: an answer
+ * cannot be queued in the middle of a body, and reading on to its end
+ * would be what the bound is there to prevent. */
+static enum MHD_Result take_body(mv_https *h, request *rq, const char *data, size_t *size)
+{
+	size_t have = rq->body ? rq->body->len : 0, n = *size;
+	if (n > rq->limit - have) {
+		mv_log_debug("%s: a chunked request body passed its bound of %zu bytes: connection closed", h->what,
+		             rq->limit);
+		return MHD_NO;
+	}
+	if (have + n > rq->reserved) {
+		size_t more = capacity_for(have + n) - rq->reserved;
+		if (!budget_take(more)) {
+			mv_log_debug("%s: the request bodies in memory reached their budget: connection closed", h->what);
+			return MHD_NO;
+		}
+		rq->reserved += more;
+	}
+	if (!rq->body)
+		rq->body = g_byte_array_new();
+	g_byte_array_append(rq->body, (const guint8 *)data, (guint)n);
+	*size = 0;
+	return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
 	mv_https *h = cls;
 	request *rq = *con_cls;
-	if (!rq) {
-		*con_cls = g_new0(request, 1);
-		g_mutex_lock(&h->flight_lock);
-		h->in_flight++;
-		g_mutex_unlock(&h->flight_lock);
-		const char *fault = framing_fault(conn);
-		return fault ? refuse_framing(conn, fault) : MHD_YES;
-	}
-	if (*upload_data_size) {
-		if (!rq->too_large && (rq->body ? rq->body->len : 0) + *upload_data_size > h->max_body) {
-			rq->too_large = true;
-			if (rq->body)
-				g_byte_array_set_size(rq->body, 0);
-		}
-		if (!rq->too_large) {
-			if (!rq->body)
-				rq->body = g_byte_array_new();
-			g_byte_array_append(rq->body, (const guint8 *)upload_data, (guint)*upload_data_size);
-		}
+	if (!rq)
+		return begin_request(h, conn, url, method, con_cls);
+	if (rq->answered) {
+		/* libmicrohttpd does not call again once answered; were it to,
+		 * nothing more is read. */
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	return h->handler(h->cls, conn, url, method, rq->too_large ? NULL : rq->body, rq->too_large);
+	if (*upload_data_size)
+		return take_body(h, rq, upload_data, upload_data_size);
+	set_phase(h, rq->conn, CONN_ANSWERING, 0);
+	return h->handler(h->cls, conn, url, method, rq->body, MV_HTTPS_BODY_OK, rq->state);
 }
 
 /* Called once per request that reached on_request, however it ended
- * (answered, client gone, listener stopped). */
+ * (answered, client gone, listener stopped).  A kept-alive connection
+ * then has the idle timeout, counted from now and not restarted by its
+ * bytes, to bring the next request's headers. */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
 	mv_https *h = cls;
 	request *rq = *con_cls;
 	if (!rq)
 		return;
+	set_phase(h, rq->conn, CONN_AWAITING_HEADERS, -1);
 	if (rq->body)
 		g_byte_array_unref(rq->body);
+	budget_give(rq->reserved);
+	if (rq->state && rq->free_state)
+		rq->free_state(rq->state);
 	g_free(rq);
 	*con_cls = NULL;
 	g_mutex_lock(&h->flight_lock);
@@ -412,8 +716,13 @@ static struct MHD_Daemon *start_daemon(mv_https *h, const mv_https_options *o, c
 		{ MHD_OPTION_HTTPS_MEM_KEY, 0, t->key_pem },
 		{ MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)MV_TLS_GNUTLS_PRIORITY },
 		{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)o->max_connections, NULL },
+		/* Its own count (per listener, exact address) turns a flood away
+		 * before a thread is made; ours (on_connection) spans the server's
+		 * listeners and counts an IPv6 address by its /64. */
+		{ MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)per_address_limit(o->max_connections), NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)o->idle_seconds, NULL },
 		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h },
+		{ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h },
 		{ MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_keeping_nul, NULL },
 		{ MHD_OPTION_LISTEN_SOCKET, given, NULL },
 		{ MHD_OPTION_END, 0, NULL },
@@ -489,6 +798,7 @@ static gpointer reaper(gpointer p)
 	g_mutex_lock(&h->lock);
 	while (!h->stopping) {
 		reap_locked(h, false);
+		sweep_connections(h);
 		g_cond_wait_until(&h->wake, &h->lock, g_get_monotonic_time() + G_TIME_SPAN_SECOND / 4);
 	}
 	g_mutex_unlock(&h->lock);
@@ -533,8 +843,14 @@ mv_https *mv_https_start(const mv_https_options *o, GError **error)
 	g_cond_init(&h->wake);
 	h->what = g_strdup(o->what);
 	h->max_body = o->max_body;
+	h->admit = o->admit;
 	h->handler = o->handler;
 	h->cls = o->cls;
+	g_mutex_init(&h->conn_lock);
+	g_queue_init(&h->conns);
+	h->per_address = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	h->per_address_limit = per_address_limit(o->max_connections);
+	h->idle_seconds = o->idle_seconds;
 	h->listen = copy_listen(o->listen);
 	h->certificate = g_strdup(o->certificate);
 	h->private_key = g_strdup(o->private_key);
@@ -563,6 +879,10 @@ int mv_https_reload(mv_https *h, const mv_https_options *o, GError **error)
 	tls_material t = { 0 };
 	if (tls_material_load(o, &t, error) < 0)
 		return -1;
+	g_mutex_lock(&h->conn_lock);
+	h->per_address_limit = per_address_limit(o->max_connections);
+	h->idle_seconds = o->idle_seconds;
+	g_mutex_unlock(&h->conn_lock);
 	bool keep_sockets = same_listen(o->listen, h->listen);
 	GPtrArray *old = h->daemons, *fds = g_ptr_array_new(), *fresh = g_ptr_array_new();
 	if (keep_sockets)
@@ -657,6 +977,14 @@ void mv_https_stop(mv_https **hp)
 	g_mutex_unlock(&h->lock);
 	g_ptr_array_unref(h->retired);
 	stop_daemons(h->daemons);
+	/* Every connection has had its "closed" notice; none is left. */
+	while (!g_queue_is_empty(&h->conns)) {
+		conn_entry *e = g_queue_pop_head_link(&h->conns)->data;
+		g_free(e->address);
+		g_free(e);
+	}
+	g_hash_table_unref(h->per_address);
+	g_mutex_clear(&h->conn_lock);
 	g_ptr_array_unref(h->listen);
 	g_free(h->certificate);
 	g_free(h->private_key);

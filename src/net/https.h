@@ -21,20 +21,57 @@
 
 /* ---- https.c ------------------------------------------------------------------ */
 
+/* What a request's body came to: whole, over this request's bound, or
+ * refused because the bodies buffered by the whole process would pass
+ * their budget (answer 503 with Retry-After). */
+typedef enum { MV_HTTPS_BODY_OK, MV_HTTPS_BODY_TOO_LARGE, MV_HTTPS_BODY_BUSY } mv_https_body;
+
+/* The bound of a body whose sender the headers do not identify: a logon
+ * form fits, a flood of connections with large bodies does not cost
+ * memory. */
+#define MV_HTTPS_ANONYMOUS_BODY_BYTES (16u * 1024u)
+/* The bytes of request bodies buffered at once by the process, every
+ * server and connection together; a body that would pass it is refused
+ * (503). */
+#define MV_HTTPS_BODY_BUDGET_BYTES (256u * 1024u * 1024u)
+/* What a 503 asks the client to wait, in seconds (Retry-After). */
+#define MV_HTTPS_RETRY_AFTER "5"
+
+/* A request as its headers show it, decided before any of its body is
+ * read.  The server may set max_body (lower only: MV_HTTPS_ANONYMOUS_BODY_
+ * BYTES for a caller it cannot identify), keep what it learnt in state
+ * (the authenticated user: checked once per request) for the handler, or
+ * answer at once — queue a response and set answered and rc: the body is
+ * then never read and the connection closes after the answer. */
+typedef struct mv_https_admission {
+	size_t max_body;              /* in: the listener's bound */
+	void *state;                  /* handed to the handler, freed with free_state when the request ends */
+	GDestroyNotify free_state;
+	bool answered;
+	enum MHD_Result rc;           /* with answered: what MHD_queue_response returned */
+} mv_https_admission;
+
+/* Called once per request when its headers are complete. */
+typedef void (*mv_https_admit)(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                               mv_https_admission *a);
+
 /* Called once per request, with the whole body (NULL when there was none)
- * or too_large when it exceeded the listener's bound (the body is then
- * dropped).  Must queue a response. */
+ * or the reason it was refused (then body is NULL; a refusal known from
+ * Content-Length comes before any of the body is read).  state: what the
+ * admission kept.  Must queue a response. */
 typedef enum MHD_Result (*mv_https_handler)(void *cls, struct MHD_Connection *conn, const char *url,
-                                            const char *method, const GByteArray *body, bool too_large);
+                                            const char *method, const GByteArray *body, mv_https_body outcome,
+                                            void *state);
 
 typedef struct mv_https_options {
 	const char *what;             /* "the Administration API": named in errors and logs */
 	GPtrArray *listen;            /* char*: HOST:PORT */
 	const char *certificate;      /* PEM files */
 	const char *private_key;
-	int64_t max_connections;
+	int64_t max_connections;      /* one address (an IPv6 one by its /64) may hold a quarter of them */
 	unsigned idle_seconds;        /* an idle connection is closed after this */
 	size_t max_body;              /* larger request bodies are refused */
+	mv_https_admit admit;         /* NULL: every request may send max_body */
 	mv_https_handler handler;
 	void *cls;
 } mv_https_options;

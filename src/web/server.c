@@ -8,7 +8,9 @@
  * no framing — except that the frame showing a message's HTML gets the
  * strictest policy of all (no script at all, sandboxed, remote images only
  * when the user asked) and may be framed by the page.  The page is the
- * embedded assets; everything under /web/api is api.c and content.c. */
+ * embedded assets; everything under /web/api is api.c and content.c.
+ * Only a logged-on session may send more than a logon form: the session
+ * cookie is checked on the headers, before any of the body is read. */
 #include "web/internal.h"
 #include "web/assets.h"
 
@@ -50,6 +52,8 @@ static enum MHD_Result queue(mv_web_request *r, unsigned status, struct MHD_Resp
 	add_headers(resp, kind);
 	if (r->set_cookie)
 		MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
+	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+		MHD_add_response_header(resp, "Retry-After", MV_HTTPS_RETRY_AFTER);
 	enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	return rc;
@@ -187,8 +191,25 @@ static enum MHD_Result page(mv_web_request *r)
 
 /* ---- requests ----------------------------------------------------------------------- */
 
+/* The bound of a request's body, from its headers: MAX_BODY_BYTES with
+ * the cookie of a logged-on session, a logon form's otherwise (the logon
+ * and its second factor). */
+static void admit(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                  mv_https_admission *a)
+{
+	mv_web_server *srv = cls;
+	char *token = mv_web_cookie_value(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE),
+	                                  MV_WEB_COOKIE);
+	mv_web_session s = { 0 };
+	bool logged_on = token && mv_web_session_get(srv->sessions, token, &s) && s.stage == MV_WEB_STAGE_AUTHENTICATED;
+	mv_web_session_clear(&s);
+	g_free(token);
+	if (!logged_on)
+		a->max_body = MIN(a->max_body, MV_HTTPS_ANONYMOUS_BODY_BYTES);
+}
+
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                              const GByteArray *body, bool too_large)
+                              const GByteArray *body, mv_https_body outcome, void *state)
 {
 	mv_web_server *srv = cls;
 	mv_web_request r = { .srv = srv, .conn = conn, .url = url, .method = method, .body = body,
@@ -197,8 +218,12 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	enum MHD_Result rc;
 	if (!g_str_has_prefix(url, "/web/api/")) {
 		rc = page(&r);
-	} else if (too_large) {
-		rc = mv_web_send_error(&r, MHD_HTTP_CONTENT_TOO_LARGE, "limit", "request body larger than 64 KiB");
+	} else if (outcome == MV_HTTPS_BODY_TOO_LARGE) {
+		rc = mv_web_send_error(&r, MHD_HTTP_CONTENT_TOO_LARGE, "limit",
+		                       "request body too large: 64 KiB when logged on, 16 KiB before");
+	} else if (outcome == MV_HTTPS_BODY_BUSY) {
+		rc = mv_web_send_error(&r, MHD_HTTP_SERVICE_UNAVAILABLE, "limit",
+		                       "the server holds as many request bodies as it may at once; try again shortly");
 	} else if (!(r.inst = mv_https_thread_instance(srv->data_dir, &err))) {
 		rc = mv_web_send_error(&r, MHD_HTTP_SERVICE_UNAVAILABLE, "internal", err->message);
 		g_error_free(err);
@@ -224,8 +249,8 @@ static void https_options(mv_web_server *srv, const mv_service_config *cfg, mv_h
 {
 	*o = (mv_https_options){ .what = "Web Access", .listen = cfg->web_listen, .certificate = cfg->certificate,
 		                 .private_key = cfg->private_key, .max_connections = cfg->max_connections,
-		                 .idle_seconds = IDLE_SECONDS, .max_body = MAX_BODY_BYTES, .handler = answer,
-		                 .cls = srv };
+		                 .idle_seconds = IDLE_SECONDS, .max_body = MAX_BODY_BYTES, .admit = admit,
+		                 .handler = answer, .cls = srv };
 }
 
 mv_web_server *mv_web_server_start(const mv_service_config *cfg, mv_logon *logon, GError **error)
