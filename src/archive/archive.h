@@ -174,6 +174,10 @@ int mv_user_create(mv_instance *inst, const char *name, unsigned privileges, uns
                    const char *full_name, const char *distinguished_name, const char *authentication,
                    const char *password, GError **error);
 /* NULL with MV_ERR_NOT_FOUND for an unknown user. */
+/* The key user names are matched by (case-folded, canonical Unicode
+ * normalisation): one user whatever the spelling.  NULL when name is not
+ * UTF-8.  New string. */
+char *mv_user_name_key(const char *name);
 mv_user *mv_user_get(mv_instance *inst, const char *name, GError **error);
 /* All users ordered by name (array of mv_user*). */
 GPtrArray *mv_users_list(mv_instance *inst, GError **error);

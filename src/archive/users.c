@@ -3,7 +3,7 @@
  *
  * Users live in master.sqlite beside the stores: a row per user (name unique
  * ignoring case and canonical normalisation in the Unicode sense, and every
- * lookup by name resolves it the same way: see name_key and resolve_name;
+ * lookup by name resolves it the same way: see mv_user_name_key and resolve_name;
  * privileges and login privileges as bit sets, e-mail addresses and POP3
  * names as JSON arrays, an Argon2id password hash),
  * folder_privileges (one row per user and folder; the longest matching
@@ -463,7 +463,7 @@ static int new_password_hash(mv_instance *inst, const char *user_name, const cha
  * "²" and "2" or a full-width "ｊｏｈｎ" and "john" one name.  Uniqueness
  * (name_taken) and every lookup (resolve_name) use this one key.  NULL
  * when name is not UTF-8. */
-static char *name_key(const char *name)
+char *mv_user_name_key(const char *name)
 {
 	char *nfd = g_utf8_normalize(name, -1, G_NORMALIZE_NFD);
 	if (!nfd)
@@ -520,7 +520,7 @@ static int first_with_key(mv_instance *inst, sqlite3_stmt *st, const char *want,
 	int rc = SQLITE_DONE;
 	while (!*stored_r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 0);
-		char *key = name ? name_key(name) : NULL;
+		char *key = name ? mv_user_name_key(name) : NULL;
 		if (key && strcmp(key, want) == 0)
 			*stored_r = g_strdup(name);
 		g_free(key);
@@ -603,7 +603,7 @@ static int resolve_by_scan(mv_instance *inst, const char *key, char **stored_r, 
 static int resolve_name(mv_instance *inst, const char *name, char **stored_r, GError **error)
 {
 	*stored_r = NULL;
-	char *key = name && strlen(name) <= MAX_LOOKUP_BYTES ? name_key(name) : NULL;
+	char *key = name && strlen(name) <= MAX_LOOKUP_BYTES ? mv_user_name_key(name) : NULL;
 	if (!key)
 		return 0;   /* not UTF-8 or too long: names nobody */
 	int rc = probe_nocase(inst, name, key, stored_r, error);
@@ -739,7 +739,7 @@ typedef struct new_user {
 	bool created;                   /* out */
 } new_user;
 
-/* Names are unique by name_key (Unicode case folding and canonical
+/* Names are unique by mv_user_name_key (Unicode case folding and canonical
  * normalisation); SQLite's NOCASE folds ASCII only, so the check is made
  * here, inside the transaction, over every user: creating and renaming are
  * rare, and a full scan cannot miss what resolve_name's probes might.
@@ -750,11 +750,11 @@ static int name_taken(mv_instance *inst, const char *name, const char *except, G
 	sqlite3_stmt *st;
 	if (mv_archive_prepare(inst, "SELECT name FROM users", &st, error) < 0)
 		return -1;
-	char *want = name_key(name);
+	char *want = mv_user_name_key(name);
 	int taken = 0, rc = SQLITE_DONE;
 	while (want && !taken && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *have = (const char *)sqlite3_column_text(st, 0);
-		char *key = have ? name_key(have) : NULL;
+		char *key = have ? mv_user_name_key(have) : NULL;
 		taken = key && strcmp(key, want) == 0 && !(except && strcmp(have, except) == 0);
 		g_free(key);
 	}

@@ -358,26 +358,11 @@ static char *address_key(const char *remote)
 	return g_strdup_printf("%s/64", text);
 }
 
-/* The key users.c's lookup matches names by (its name_key: canonical
- * caseless matching): keep the two the same, or variant spellings of one
- * user would count as separate accounts.  NULL when name is not UTF-8. */
-static char *lookup_key(const char *name)
-{
-	char *nfd = g_utf8_normalize(name, -1, G_NORMALIZE_NFD);
-	if (!nfd)
-		return NULL;
-	char *folded = g_utf8_casefold(nfd, -1);
-	char *key = g_utf8_normalize(folded, -1, G_NORMALIZE_NFC);
-	g_free(nfd);
-	g_free(folded);
-	return key;
-}
-
 /* A keyed hash of the account's lookup key: fixed size whatever was sent,
  * and no user name (nor a password typed into the name field) kept. */
 static char *account_key(mv_logon *l, const char *name)
 {
-	char *key = strlen(name) <= MAX_NAME_BYTES ? lookup_key(name) : NULL;
+	char *key = strlen(name) <= MAX_NAME_BYTES ? mv_user_name_key(name) : NULL;
 	/* Names that cannot be looked up name nobody: their bytes, marked so
 	 * they never meet a normalised key. */
 	char *material = key ? g_strconcat("k", key, NULL) : g_strconcat("b", name, NULL);
