@@ -113,7 +113,7 @@ static int create_txn(mv_instance *inst, void *opaque, GError **error)
 	sqlite3_bind_text(st, 2, a->description ? a->description : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, a->hash, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, mv_now());
-	if (mv_archive_step_done(inst, st, "create app password", error) < 0)
+	if (mv_sql_step_done(mv_archive_db(inst), st, "create app password", error) < 0)
 		return -1;
 	a->id = sqlite3_last_insert_rowid(mv_archive_db(inst));
 	return 0;
@@ -163,7 +163,7 @@ GPtrArray *mv_app_passwords_list(mv_instance *inst, const char *name, GError **e
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		mv_app_password *p = g_new0(mv_app_password, 1);
 		p->id = sqlite3_column_int64(st, 0);
-		p->description = mv_archive_column_text(st, 1);
+		p->description = mv_sql_column_text(st, 1);
 		p->created_at = sqlite3_column_int64(st, 2);
 		g_ptr_array_add(out, p);
 	}
@@ -191,7 +191,7 @@ static int delete_txn(mv_instance *inst, void *opaque, GError **error)
 		return -1;
 	sqlite3_bind_text(st, 1, a->stored, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, a->id);
-	if (mv_archive_step_done(inst, st, "revoke app password", error) < 0)
+	if (mv_sql_step_done(mv_archive_db(inst), st, "revoke app password", error) < 0)
 		return -1;
 	if (sqlite3_changes(mv_archive_db(inst)) == 0) {
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "user %s has no app password %" G_GINT64_FORMAT, a->stored,

@@ -204,12 +204,12 @@ static mv_audit_entry *entry_from(sqlite3_stmt *st)
 	mv_audit_entry *e = g_new0(mv_audit_entry, 1);
 	e->seq = sqlite3_column_int64(st, 0);
 	e->time_ms = sqlite3_column_int64(st, 1);
-	e->user = mv_archive_column_text(st, 2);
-	e->remote = mv_archive_column_text(st, 3);
-	e->event = mv_archive_column_text(st, 4);
+	e->user = mv_sql_column_text(st, 2);
+	e->remote = mv_sql_column_text(st, 3);
+	e->event = mv_sql_column_text(st, 4);
 	e->success = sqlite3_column_int(st, 5) != 0;
-	e->details = mv_archive_column_text(st, 6);
-	e->hash = mv_archive_column_text(st, 7);
+	e->details = mv_sql_column_text(st, 6);
+	e->hash = mv_sql_column_text(st, 7);
 	return e;
 }
 

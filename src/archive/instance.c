@@ -143,51 +143,6 @@ static void fault_point(const char *action, int step)
 		_exit(FAULT_EXIT_STATUS);
 }
 
-/* ---- small SQL helpers ------------------------------------------------------- */
-
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st_r, GError **error)
-{
-	if (sqlite3_prepare_v2(db, sql, -1, st_r, NULL) == SQLITE_OK)
-		return 0;
-	mv_sql_set_error(error, db, "prepare");
-	return -1;
-}
-
-static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, GError **error)
-{
-	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
-		return 0;
-	mv_sql_set_error(error, db, what);
-	return -1;
-}
-
-static GBytes *column_bytes(sqlite3_stmt *st, int col)
-{
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
-		return NULL;
-	const void *data = sqlite3_column_blob(st, col);
-	return g_bytes_new(data, (gsize)sqlite3_column_bytes(st, col));
-}
-
-static char *column_text(sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	return t ? g_strdup((const char *)t) : NULL;
-}
-
-static void bind_bytes(sqlite3_stmt *st, int col, GBytes *b)
-{
-	if (!b) {
-		sqlite3_bind_null(st, col);
-		return;
-	}
-	gsize len = 0;
-	const void *data = g_bytes_get_data(b, &len);
-	/* A zero-length blob must not become NULL (the key columns are NOT NULL). */
-	sqlite3_bind_blob(st, col, len ? data : "", (int)len, SQLITE_TRANSIENT);
-}
 
 static GBytes *bytes_of(const GByteArray *a)
 {
@@ -200,12 +155,12 @@ static int setting_get(sqlite3 *db, const char *key, char **value_r, GError **er
 {
 	sqlite3_stmt *st;
 	*value_r = NULL;
-	if (prepare(db, "SELECT value FROM settings WHERE key=?", &st, error) < 0)
+	if (mv_sql_prepare(db, "SELECT value FROM settings WHERE key=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*value_r = column_text(st, 0);
+		*value_r = mv_sql_column_text(st, 0);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
 		return 0;
@@ -216,20 +171,20 @@ static int setting_get(sqlite3 *db, const char *key, char **value_r, GError **er
 static int setting_put(sqlite3 *db, const char *key, const char *value, GError **error)
 {
 	sqlite3_stmt *st;
-	if (prepare(db, "INSERT OR REPLACE INTO settings(key, value) VALUES(?,?)", &st, error) < 0)
+	if (mv_sql_prepare(db, "INSERT OR REPLACE INTO settings(key, value) VALUES(?,?)", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-	return step_done(db, st, "write setting", error);
+	return mv_sql_step_done(db, st, "write setting", error);
 }
 
 static int setting_delete(sqlite3 *db, const char *key, GError **error)
 {
 	sqlite3_stmt *st;
-	if (prepare(db, "DELETE FROM settings WHERE key=?", &st, error) < 0)
+	if (mv_sql_prepare(db, "DELETE FROM settings WHERE key=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	return step_done(db, st, "delete setting", error);
+	return mv_sql_step_done(db, st, "delete setting", error);
 }
 
 static GBytes *bytes_from_hex(const char *hex)
@@ -643,17 +598,17 @@ static store_row *row_from(sqlite3_stmt *st)
 {
 	store_row *r = g_new0(store_row, 1);
 	r->id = sqlite3_column_int(st, 0);
-	r->name = column_text(st, 1);
-	r->state = column_text(st, 2);
-	r->db_path = column_text(st, 3);
-	r->content_path = column_text(st, 4);
-	r->index_path = column_text(st, 5);
-	r->key_master = column_bytes(st, 6);
-	r->key_master_next = column_bytes(st, 7);
-	r->key_recovery = column_bytes(st, 8);
-	r->recovery_salt = column_bytes(st, 9);
-	r->owner = column_text(st, 10);
-	r->uid = column_text(st, 11);
+	r->name = mv_sql_column_text(st, 1);
+	r->state = mv_sql_column_text(st, 2);
+	r->db_path = mv_sql_column_text(st, 3);
+	r->content_path = mv_sql_column_text(st, 4);
+	r->index_path = mv_sql_column_text(st, 5);
+	r->key_master = mv_sql_column_bytes(st, 6);
+	r->key_master_next = mv_sql_column_bytes(st, 7);
+	r->key_recovery = mv_sql_column_bytes(st, 8);
+	r->recovery_salt = mv_sql_column_bytes(st, 9);
+	r->owner = mv_sql_column_text(st, 10);
+	r->uid = mv_sql_column_text(st, 11);
 	r->meta_synced = sqlite3_column_int(st, 12) != 0;
 	return r;
 }
@@ -664,7 +619,7 @@ static GPtrArray *load_rows(mv_instance *inst, int store_id, GError **error)
 	sqlite3_stmt *st;
 	const char *sql = store_id < 0 ? "SELECT " ROW_COLUMNS " FROM stores ORDER BY id"
 	                               : "SELECT " ROW_COLUMNS " FROM stores WHERE id=?";
-	if (prepare(inst->db, sql, &st, error) < 0)
+	if (mv_sql_prepare(inst->db, sql, &st, error) < 0)
 		return NULL;
 	if (store_id >= 0)
 		sqlite3_bind_int(st, 1, store_id);
@@ -1040,7 +995,7 @@ mv_store *mv_instance_open_store(mv_instance *inst, int store_id, mv_store_mode 
 int mv_instance_current_store(mv_instance *inst, int *store_id_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (prepare(inst->db, "SELECT id FROM stores WHERE state='current'", &st, error) < 0)
+	if (mv_sql_prepare(inst->db, "SELECT id FROM stores WHERE state='current'", &st, error) < 0)
 		return -1;
 	int rc = -1;
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -1075,10 +1030,10 @@ static int sync_store_meta(mv_instance *inst, const store_row *r, GError **error
 	                                r->key_recovery, r->recovery_salt, r->uid, error) < 0)
 		goto out;
 	sqlite3_stmt *st;
-	if (prepare(inst->db, "UPDATE stores SET meta_synced=1 WHERE id=?", &st, error) < 0)
+	if (mv_sql_prepare(inst->db, "UPDATE stores SET meta_synced=1 WHERE id=?", &st, error) < 0)
 		goto out;
 	sqlite3_bind_int(st, 1, r->id);
-	rc = step_done(inst->db, st, "mark store meta written", error);
+	rc = mv_sql_step_done(inst->db, st, "mark store meta written", error);
 out:
 	g_free(dbf);
 	paths_clear(&paths);
@@ -1124,7 +1079,7 @@ static int has_column(sqlite3 *db, const char *column, bool *has_r, GError **err
 {
 	sqlite3_stmt *st;
 	*has_r = false;
-	if (prepare(db, "SELECT 1 FROM pragma_table_info('stores') WHERE name=?", &st, error) < 0)
+	if (mv_sql_prepare(db, "SELECT 1 FROM pragma_table_info('stores') WHERE name=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, column, -1, SQLITE_STATIC);
 	*has_r = sqlite3_step(st) == SQLITE_ROW;
@@ -1135,7 +1090,7 @@ static int has_column(sqlite3 *db, const char *column, bool *has_r, GError **err
 static int count_rows(sqlite3 *db, const char *sql, int64_t *n_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (prepare(db, sql, &st, error) < 0)
+	if (mv_sql_prepare(db, sql, &st, error) < 0)
 		return -1;
 	int rc = sqlite3_step(st);
 	*n_r = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
@@ -1212,7 +1167,7 @@ static int backfill_rows(mv_instance *inst, GError **error)
 		if (r->uid && r->owner)
 			continue;
 		sqlite3_stmt *st;
-		if (prepare(inst->db, "UPDATE stores SET store_uid=coalesce(store_uid, ?),"
+		if (mv_sql_prepare(inst->db, "UPDATE stores SET store_uid=coalesce(store_uid, ?),"
 		            " owner_instance=coalesce(owner_instance, ?), meta_synced=0 WHERE id=?", &st, error) < 0) {
 			rc = -1;
 			break;
@@ -1220,7 +1175,7 @@ static int backfill_rows(mv_instance *inst, GError **error)
 		sqlite3_bind_text(st, 1, mv_archive_random_hex(16), -1, g_free);
 		sqlite3_bind_text(st, 2, inst->instance_id, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 3, r->id);
-		rc = step_done(inst->db, st, "backfill store row", error);
+		rc = mv_sql_step_done(inst->db, st, "backfill store row", error);
 	}
 	g_ptr_array_free(rows, TRUE);
 	return rc;
@@ -1664,15 +1619,15 @@ static int write_unlocked_row(mv_instance *inst, const store_row *r, GBytes *key
                               GBytes *salt, GError **error)
 {
 	sqlite3_stmt *st;
-	if (prepare(inst->db, "UPDATE stores SET key_master=?, key_recovery=?, recovery_salt=?, owner_instance=?,"
+	if (mv_sql_prepare(inst->db, "UPDATE stores SET key_master=?, key_recovery=?, recovery_salt=?, owner_instance=?,"
 	            " key_master_next=NULL, meta_synced=0 WHERE id=?", &st, error) < 0)
 		return -1;
-	bind_bytes(st, 1, key_master);
-	bind_bytes(st, 2, key_recovery);
-	bind_bytes(st, 3, salt);
+	mv_sql_bind_bytes(st, 1, key_master);
+	mv_sql_bind_bytes(st, 2, key_recovery);
+	mv_sql_bind_bytes(st, 3, salt);
 	sqlite3_bind_text(st, 4, inst->instance_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 5, r->id);
-	return step_done(inst->db, st, "unlock store", error);
+	return mv_sql_step_done(inst->db, st, "unlock store", error);
 }
 
 static int take_over_store(mv_instance *inst, const store_row *r, const uint8_t data_key[MV_KEY_BYTES],
@@ -1747,11 +1702,11 @@ static int rewrap_store_keys(mv_instance *inst, const uint8_t next[MV_KEY_BYTES]
 		GBytes *w = wrap_with(next, key);
 		sodium_memzero(key, sizeof key);
 		sqlite3_stmt *st;
-		rc = prepare(inst->db, "UPDATE stores SET key_master_next=? WHERE id=?", &st, error);
+		rc = mv_sql_prepare(inst->db, "UPDATE stores SET key_master_next=? WHERE id=?", &st, error);
 		if (rc == 0) {
-			bind_bytes(st, 1, w);
+			mv_sql_bind_bytes(st, 1, w);
 			sqlite3_bind_int(st, 2, r->id);
-			rc = step_done(inst->db, st, "rewrap store key", error);
+			rc = mv_sql_step_done(inst->db, st, "rewrap store key", error);
 		}
 		g_bytes_unref(w);
 	}

@@ -40,14 +40,9 @@ GBytes *mv_archive_open_sealed(const uint8_t key[MV_KEY_BYTES], const char *purp
 
 /* SQL helpers of users.c, shared with audit.c, mfa.c, app_passwords.c. */
 int mv_archive_prepare(mv_instance *inst, const char *sql, sqlite3_stmt **st_r, GError **error);
-/* Steps a statement that returns no row and finalizes it; -1 with the
- * SQLite error named by what otherwise. */
-int mv_archive_step_done(mv_instance *inst, sqlite3_stmt *st, const char *what, GError **error);
 /* The one integer a query gives (count(*) ...), its one text parameter
  * bound when text_arg is not NULL. */
 int mv_archive_count(mv_instance *inst, const char *sql, const char *text_arg, int64_t *n_r, GError **error);
-/* A text column as a new string, NULL for SQL NULL. */
-char *mv_archive_column_text(sqlite3_stmt *st, int col);
 /* Gives the user (its stored name) a fresh auth generation, which ends its
  * sessions and cached logons; call inside a transaction. */
 int mv_archive_new_auth_generation(mv_instance *inst, const char *stored_name, GError **error);

@@ -196,7 +196,7 @@ static int update_in_txn(mv_instance *inst, void *opaque, GError **error)
 	sqlite3_bind_text(st, 1, u->key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, u->l->uidvalidity);
 	sqlite3_bind_text(st, 3, text, -1, free);
-	return mv_archive_step_done(inst, st, "writing an IMAP mailbox's UID layout", error);
+	return mv_sql_step_done(mv_archive_db(inst), st, "writing an IMAP mailbox's UID layout", error);
 }
 
 int mv_mailbox_uid_layout(mv_instance *inst, const char *key, const mv_mailbox_store *now, size_t n,

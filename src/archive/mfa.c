@@ -112,7 +112,7 @@ static int write_row(mv_instance *inst, const char *stored, const mfa_row *r, GE
 	bind_blob(st, 3, r->secret);
 	bind_blob(st, 4, r->pending);
 	sqlite3_bind_int64(st, 5, r->last_step);
-	return mv_archive_step_done(inst, st, "write MFA", error);
+	return mv_sql_step_done(mv_archive_db(inst), st, "write MFA", error);
 }
 
 /* The stored spelling of a user name, or NULL with MV_ERR_NOT_FOUND. */
@@ -241,7 +241,7 @@ static int disable_txn(mv_instance *inst, void *opaque, GError **error)
 	if (mv_archive_prepare(inst, "DELETE FROM user_mfa WHERE user=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, c->stored, -1, SQLITE_STATIC);
-	if (mv_archive_step_done(inst, st, "disable MFA", error) < 0)
+	if (mv_sql_step_done(mv_archive_db(inst), st, "disable MFA", error) < 0)
 		return -1;
 	return mv_archive_new_auth_generation(inst, c->stored, error);
 }

@@ -337,13 +337,6 @@ static int allocate_store_id(mv_instance *inst, int *id_r, GError **error)
 	return rc;
 }
 
-static void bind_bytes(sqlite3_stmt *st, int col, GBytes *b)
-{
-	gsize len = 0;
-	const void *data = b ? g_bytes_get_data(b, &len) : NULL;
-	sqlite3_bind_blob(st, col, len ? data : "", (int)len, SQLITE_TRANSIENT);
-}
-
 static int insert_row(mv_instance *inst, int id, const new_store *ns, GError **error)
 {
 	sqlite3 *db = mv_archive_db(inst);
@@ -360,9 +353,9 @@ static int insert_row(mv_instance *inst, int id, const new_store *ns, GError **e
 	sqlite3_bind_text(st, 4, mv_archive_stored_path(inst, ns->paths->db_dir), -1, g_free);
 	sqlite3_bind_text(st, 5, mv_archive_stored_path(inst, ns->paths->content_dir), -1, g_free);
 	sqlite3_bind_text(st, 6, mv_archive_stored_path(inst, ns->paths->index_dir), -1, g_free);
-	bind_bytes(st, 7, ns->key_master);
-	bind_bytes(st, 8, ns->key_recovery);
-	bind_bytes(st, 9, ns->recovery_salt);
+	mv_sql_bind_bytes(st, 7, ns->key_master);
+	mv_sql_bind_bytes(st, 8, ns->key_recovery);
+	mv_sql_bind_bytes(st, 9, ns->recovery_salt);
 	sqlite3_bind_int64(st, 10, mv_now());
 	sqlite3_bind_text(st, 11, ns->owner, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 12, ns->uid, -1, SQLITE_STATIC);

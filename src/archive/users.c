@@ -77,21 +77,7 @@ int mv_archive_in_transaction(mv_instance *inst, mv_archive_txn_fn fn, void *opa
 	return 0;
 }
 
-int mv_archive_step_done(mv_instance *inst, sqlite3_stmt *st, const char *what, GError **error)
-{
-	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
-		return 0;
-	mv_sql_set_error(error, mv_archive_db(inst), what);
-	return -1;
-}
 
-char *mv_archive_column_text(sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	return t ? g_strdup((const char *)t) : NULL;
-}
 
 int mv_archive_count(mv_instance *inst, const char *sql, const char *text_arg, int64_t *n_r, GError **error)
 {
@@ -134,7 +120,7 @@ int mv_archive_new_auth_generation(mv_instance *inst, const char *stored_name, G
 		return -1;
 	sqlite3_bind_int64(st, 1, gen);
 	sqlite3_bind_text(st, 2, stored_name, -1, SQLITE_STATIC);
-	return mv_archive_step_done(inst, st, "new auth generation", error);
+	return mv_sql_step_done(mv_archive_db(inst), st, "new auth generation", error);
 }
 
 /* ---- privilege sets ---------------------------------------------------------------- */
@@ -642,10 +628,10 @@ static GPtrArray *string_list(const char *json_text)
 static mv_user *user_from(sqlite3_stmt *st)
 {
 	mv_user *u = g_new0(mv_user, 1);
-	u->name = mv_archive_column_text(st, 0);
-	u->full_name = mv_archive_column_text(st, 1);
-	u->distinguished_name = mv_archive_column_text(st, 2);
-	u->authentication = mv_archive_column_text(st, 3);
+	u->name = mv_sql_column_text(st, 0);
+	u->full_name = mv_sql_column_text(st, 1);
+	u->distinguished_name = mv_sql_column_text(st, 2);
+	u->authentication = mv_sql_column_text(st, 3);
 	if (!u->authentication)
 		u->authentication = g_strdup("integrated");
 	u->privileges = (unsigned)sqlite3_column_int64(st, 4) & ALL_USER_PRIVILEGES;
@@ -899,7 +885,7 @@ static int exec_for_user(mv_instance *inst, const char *sql, const char *name, c
 	if (mv_archive_prepare(inst, sql, &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	return mv_archive_step_done(inst, st, what, error);
+	return mv_sql_step_done(mv_archive_db(inst), st, what, error);
 }
 
 static int delete_user_txn(mv_instance *inst, void *opaque, GError **error)
@@ -956,7 +942,7 @@ static int update_stored(mv_instance *inst, const user_update *u, const char *st
 	if (u->new_generation)
 		sqlite3_bind_int64(st, col++, gen);
 	sqlite3_bind_text(st, col, stored, -1, SQLITE_STATIC);
-	if (mv_archive_step_done(inst, st, "update user", error) < 0)
+	if (mv_sql_step_done(mv_archive_db(inst), st, "update user", error) < 0)
 		return -1;
 	if (sqlite3_changes(mv_archive_db(inst)) > 0)
 		return 0;
@@ -1017,7 +1003,7 @@ static int rename_stored(mv_instance *inst, const char *old, const char *new_nam
 			return -1;
 		sqlite3_bind_text(st, 1, new_name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, old, -1, SQLITE_STATIC);
-		if (mv_archive_step_done(inst, st, "rename user", error) < 0)
+		if (mv_sql_step_done(mv_archive_db(inst), st, "rename user", error) < 0)
 			return -1;
 	}
 	return 0;
@@ -1207,7 +1193,7 @@ static int credentials_of_stored(mv_instance *inst, const char *stored, mv_user 
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*user_r = user_from(st);
-		*hash_r = mv_archive_column_text(st, 10);
+		*hash_r = mv_sql_column_text(st, 10);
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
@@ -1293,7 +1279,7 @@ GPtrArray *mv_archive_folder_grants(mv_instance *inst, const char *name, GError 
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		mv_folder_grant *g = g_new0(mv_folder_grant, 1);
-		g->folder = mv_archive_column_text(st, 0);
+		g->folder = mv_sql_column_text(st, 0);
 		g->privileges = (unsigned)sqlite3_column_int64(st, 1) & MV_FOLDER_ALL;
 		g_ptr_array_add(list, g);
 	}
@@ -1330,7 +1316,7 @@ static int grant_statement(mv_instance *inst, const char *sql, const char *user,
 	sqlite3_bind_text(st, 2, folder, -1, SQLITE_STATIC);
 	if (sqlite3_bind_parameter_count(st) == 3)
 		sqlite3_bind_int64(st, 3, privileges);
-	return mv_archive_step_done(inst, st, "set folder privileges", error);
+	return mv_sql_step_done(mv_archive_db(inst), st, "set folder privileges", error);
 }
 
 /* Removes the user's entries that name the folder as mv_access would match

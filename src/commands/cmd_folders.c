@@ -311,11 +311,6 @@ static void listed_clear(gpointer p)
 	g_free(l->message_id);
 }
 
-static char *column_text(sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	return g_strdup(t ? (const char *)t : "");
-}
 
 static json_t *listed_json(const listed *l)
 {
@@ -373,8 +368,8 @@ static int list_store(mv_store *s, const char *archive, const char *path, const 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		listed l = { .store_id = mv_store_id(s), .num = sqlite3_column_int64(st, 0),
 			     .date = sqlite3_column_int64(st, 1), .archived_at = sqlite3_column_int64(st, 2),
-			     .size = sqlite3_column_int64(st, 3), .subject = column_text(st, 4),
-			     .from = column_text(st, 5), .to = column_text(st, 6), .message_id = column_text(st, 7),
+			     .size = sqlite3_column_int64(st, 3), .subject = mv_sql_column_text(st, 4),
+			     .from = mv_sql_column_text(st, 5), .to = mv_sql_column_text(st, 6), .message_id = mv_sql_column_text(st, 7),
 			     .has_attachment = sqlite3_column_int(st, 8) != 0 };
 		g_array_append_val(out, l);
 	}

@@ -185,7 +185,7 @@ static int compact_commit(compact_ctx *c, GArray *old_segs, GError **error)
 	int rc = mv_sql_exec(c->s->db, "BEGIN IMMEDIATE", error);
 	sqlite3_stmt *up = NULL, *seg = NULL, *del = NULL;
 	if (rc == 0)
-		rc = mv_st_sql_prepare(c->s->db, "UPDATE contents SET segment=?, offset=?, length=? WHERE id=?", &up, error);
+		rc = mv_sql_prepare(c->s->db, "UPDATE contents SET segment=?, offset=?, length=? WHERE id=?", &up, error);
 	for (guint i = 0; rc == 0 && i < c->moved->len; i++) {
 		moved_content *m = &g_array_index(c->moved, moved_content, i);
 		sqlite3_reset(up);
@@ -202,7 +202,7 @@ static int compact_commit(compact_ctx *c, GArray *old_segs, GError **error)
 		rc = mv_sql_exec(c->s->db, "DELETE FROM contents WHERE NOT EXISTS (SELECT 1 FROM messages m"
 		                 " WHERE m.content_id = contents.id AND m.deleted = 0)", error);
 	if (rc == 0)
-		rc = mv_st_sql_prepare(c->s->db, "DELETE FROM segments WHERE id=?", &del, error);
+		rc = mv_sql_prepare(c->s->db, "DELETE FROM segments WHERE id=?", &del, error);
 	for (guint i = 0; rc == 0 && i < old_segs->len; i++) {
 		const mv_journal_segment *sg = &g_array_index(old_segs, mv_journal_segment, i);
 		if (sg->id < c->first_rewritten)
@@ -212,7 +212,7 @@ static int compact_commit(compact_ctx *c, GArray *old_segs, GError **error)
 		rc = sqlite3_step(del) == SQLITE_DONE ? 0 : -1;
 	}
 	if (rc == 0)
-		rc = mv_st_sql_prepare(c->s->db, "INSERT INTO segments(id, committed_len) VALUES(?, ?)", &seg, error);
+		rc = mv_sql_prepare(c->s->db, "INSERT INTO segments(id, committed_len) VALUES(?, ?)", &seg, error);
 	for (guint i = 0; rc == 0 && i < c->new_segments->len; i++) {
 		const mv_journal_segment *sg = &g_array_index(c->new_segments, mv_journal_segment, i);
 		sqlite3_reset(seg);
@@ -291,11 +291,11 @@ int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, 
 		/* The numbering must be known from the first segment on, so the scan
 		 * starts there; records before first_rewritten are only counted. */
 		c.next_number = -1;
-		rc = mv_st_sql_prepare(s->db, "SELECT c.id FROM contents c WHERE c.segment = ? AND c.offset = ? AND EXISTS"
+		rc = mv_sql_prepare(s->db, "SELECT c.id FROM contents c WHERE c.segment = ? AND c.offset = ? AND EXISTS"
 		                       " (SELECT 1 FROM messages m WHERE m.content_id = c.id AND m.deleted = 0)",
 		                       &c.live_content, error);
 		if (rc == 0)
-			rc = mv_st_sql_prepare(s->db, "SELECT 1 FROM messages WHERE num = ? AND deleted = 0", &c.number_live, error);
+			rc = mv_sql_prepare(s->db, "SELECT 1 FROM messages WHERE num = ? AND deleted = 0", &c.number_live, error);
 		if (rc == 0) {
 			mv_st_task_progress(task, 0, "store %d: rewriting segments from %lld on", s->id, (long long)c.first_rewritten);
 			rc = mv_journal_scan(s, segs, task, compact_record, &c, error);

@@ -31,7 +31,6 @@ struct mv_store {
 	void *keep_opaque;
 };
 
-int mv_st_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, GError **error);
 sqlite3_stmt *mv_st_stmt_get(mv_store *s, const char *sql, GError **error);
 char *mv_st_db_file(const mv_store_paths *p);
 char *mv_st_index_file(const mv_store_paths *p);

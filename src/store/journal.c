@@ -31,7 +31,7 @@ static gint by_segment_id(gconstpointer a, gconstpointer b)
 GArray *mv_journal_segments_from_db(sqlite3 *db, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(db, "SELECT id, committed_len FROM segments ORDER BY id", &st, error) < 0)
+	if (mv_sql_prepare(db, "SELECT id, committed_len FROM segments ORDER BY id", &st, error) < 0)
 		return NULL;
 	GArray *segs = g_array_new(FALSE, TRUE, sizeof(mv_journal_segment));
 	while (sqlite3_step(st) == SQLITE_ROW) {

@@ -139,7 +139,7 @@ int mv_store_meta_get(const mv_store_paths *paths, const char *key, GBytes **val
 	if (open_db_at(paths, true, &db, error) < 0)
 		return -1;
 	sqlite3_stmt *st;
-	int rc = mv_st_sql_prepare(db, "SELECT value FROM meta WHERE key=?", &st, error);
+	int rc = mv_sql_prepare(db, "SELECT value FROM meta WHERE key=?", &st, error);
 	if (rc == 0) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
@@ -158,7 +158,7 @@ int mv_store_meta_set(const mv_store_paths *paths, const char *key, const void *
 		return -1;
 	}
 	sqlite3_stmt *st;
-	int rc = mv_st_sql_prepare(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", &st, error);
+	int rc = mv_sql_prepare(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", &st, error);
 	if (rc == 0) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 2, data, (int)len, SQLITE_STATIC);
@@ -403,7 +403,7 @@ static int verify_rows(verify_ctx *v, GHashTable *damaged_ids, GError **error)
 	for (guint i = 0; i < v->damaged_contents->len; i++)
 		g_hash_table_add(bad_content, &g_array_index(v->damaged_contents, int64_t, i));
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(v->s->db, "SELECT m.num, m.deleted, m.content_id, c.hash FROM messages m"
+	if (mv_sql_prepare(v->s->db, "SELECT m.num, m.deleted, m.content_id, c.hash FROM messages m"
 	                      " LEFT JOIN contents c ON c.id = m.content_id ORDER BY m.num", &st, error) < 0) {
 		g_hash_table_destroy(bad_content);
 		return -1;
@@ -471,7 +471,7 @@ static int index_rowids(mv_store *s, const char *archive, GArray *out, GError **
 	char *match = g_strdup_printf("scope : %s", tok);
 	char *sql = g_strdup_printf("SELECT rowid FROM %sfts WHERE fts MATCH ? ORDER BY rowid", prefix);
 	sqlite3_stmt *st;
-	int rc = mv_st_sql_prepare(ix, sql, &st, error);
+	int rc = mv_sql_prepare(ix, sql, &st, error);
 	if (rc == 0) {
 		sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
 		int step;
@@ -494,7 +494,7 @@ static int index_rowids(mv_store *s, const char *archive, GArray *out, GError **
 static int db_docids(mv_store *s, const char *archive, GArray *out, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(s->db, "SELECT m.num, m.date FROM messages m JOIN folders f ON f.id = m.folder_id"
+	if (mv_sql_prepare(s->db, "SELECT m.num, m.date FROM messages m JOIN folders f ON f.id = m.folder_id"
 	                      " WHERE f.archive = ? AND m.deleted = 0", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
@@ -555,7 +555,7 @@ static int verify_index(verify_ctx *v, GError **error)
 	sqlite3_free(msg);
 	g_free(sql);
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(v->s->db, "SELECT DISTINCT archive FROM folders ORDER BY archive", &st, error) < 0)
+	if (mv_sql_prepare(v->s->db, "SELECT DISTINCT archive FROM folders ORDER BY archive", &st, error) < 0)
 		return -1;
 	GPtrArray *archives = g_ptr_array_new_with_free_func(g_free);
 	while (sqlite3_step(st) == SQLITE_ROW)
@@ -595,7 +595,7 @@ int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, 
 	GArray *segs = mv_journal_segments_from_db(s->db, error);
 	int rc = segs ? 0 : -1;
 	if (rc == 0)
-		rc = mv_st_sql_prepare(s->db, "SELECT id, segment, offset, length, hash FROM contents ORDER BY segment, offset",
+		rc = mv_sql_prepare(s->db, "SELECT id, segment, offset, length, hash FROM contents ORDER BY segment, offset",
 		                       &v.contents, error);
 	if (rc == 0) {
 		contents_advance(&v);
@@ -710,7 +710,7 @@ static int message_place_get(mv_store *s, int64_t num, message_place *m, GError 
 {
 	sqlite3_stmt *st;
 	memset(m, 0, sizeof *m);
-	if (mv_st_sql_prepare(s->db, "SELECT m.folder_id, m.date, m.archived_at, f.archive, f.path, c.hash, m.deleted"
+	if (mv_sql_prepare(s->db, "SELECT m.folder_id, m.date, m.archived_at, f.archive, f.path, c.hash, m.deleted"
 	                      " FROM messages m JOIN folders f ON f.id = m.folder_id"
 	                      " LEFT JOIN contents c ON c.id = m.content_id WHERE m.num = ?", &st, error) < 0)
 		return -1;
@@ -772,7 +772,7 @@ int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GEr
 		json_decref(meta);
 		g_free(hash);
 		sqlite3_stmt *st = NULL;
-		rc = mv_st_sql_prepare(s->db, "UPDATE messages SET deleted=1, deleted_at=?, deleted_reason=? WHERE num=?",
+		rc = mv_sql_prepare(s->db, "UPDATE messages SET deleted=1, deleted_at=?, deleted_reason=? WHERE num=?",
 		                       &st, error);
 		if (rc == 0) {
 			sqlite3_bind_int64(st, 1, now);
@@ -813,7 +813,7 @@ static int rename_folders(sqlite3 *db, const char *from_archive, const char *fro
 {
 	sqlite3_stmt *st;
 	/* path = to || substr(path, len(from)+1) keeps each subfolder's tail. */
-	if (mv_st_sql_prepare(db, "UPDATE folders SET archive = ?3, path = CASE WHEN ?2 = '' AND path <> '' THEN"
+	if (mv_sql_prepare(db, "UPDATE folders SET archive = ?3, path = CASE WHEN ?2 = '' AND path <> '' THEN"
 	                      " (CASE WHEN ?4 = '' THEN path ELSE ?4 || '/' || path END)"
 	                      " ELSE ?4 || substr(path, length(?2) + 1) END"
 	                      " WHERE archive = ?1 AND (?2 = '' OR path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
@@ -837,7 +837,7 @@ static int count_folders(sqlite3 *db, const char *archive, const char *path, int
 {
 	char *sql = g_strconcat("SELECT count(*) FROM folders WHERE", folder_scope_sql, NULL);
 	sqlite3_stmt *st;
-	int rc = mv_st_sql_prepare(db, sql, &st, error);
+	int rc = mv_sql_prepare(db, sql, &st, error);
 	g_free(sql);
 	if (rc < 0)
 		return -1;
@@ -854,7 +854,7 @@ static GArray *messages_under(mv_store *s, const char *archive, const char *path
 	char *sql = g_strconcat("SELECT m.num FROM messages m WHERE m.deleted = 0 AND m.folder_id IN"
 	                        " (SELECT id FROM folders WHERE", folder_scope_sql, ") ORDER BY m.num", NULL);
 	sqlite3_stmt *st;
-	int rc = mv_st_sql_prepare(s->db, sql, &st, error);
+	int rc = mv_sql_prepare(s->db, sql, &st, error);
 	g_free(sql);
 	if (rc < 0)
 		return NULL;
@@ -1004,7 +1004,7 @@ int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *
 	if (rc == 0)
 		rc = mv_sql_exec(s->db, empty_sql, error);
 	sqlite3_stmt *st = NULL;
-	if (rc == 0 && (rc = mv_st_sql_prepare(s->db, pick_sql, &st, error)) == 0) {
+	if (rc == 0 && (rc = mv_sql_prepare(s->db, pick_sql, &st, error)) == 0) {
 		if (archive)
 			sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
 		if (prefix && *prefix)
@@ -1085,7 +1085,7 @@ static int recover_folder(recover_ctx *c, const char *archive, const char *path,
 		return 0;
 	}
 	sqlite3_stmt *st;
-	int rc = mv_st_sql_prepare(c->db, "INSERT INTO folders(archive, path) VALUES(?1, ?2) ON CONFLICT(archive, path)"
+	int rc = mv_sql_prepare(c->db, "INSERT INTO folders(archive, path) VALUES(?1, ?2) ON CONFLICT(archive, path)"
 	                           " DO UPDATE SET path = excluded.path RETURNING id", &st, error);
 	if (rc == 0) {
 		sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
@@ -1112,7 +1112,7 @@ static int recover_content(recover_ctx *c, const mv_journal_rec *r, const uint8_
 	sqlite3_stmt *st;
 	int rc;
 	if (r->type == MV_RECORD_MESSAGE) {
-		rc = mv_st_sql_prepare(c->db, "INSERT INTO contents(hash, segment, offset, length, size) VALUES(?,?,?,?,?)"
+		rc = mv_sql_prepare(c->db, "INSERT INTO contents(hash, segment, offset, length, size) VALUES(?,?,?,?,?)"
 		                       " ON CONFLICT(hash) DO UPDATE SET segment=excluded.segment, offset=excluded.offset,"
 		                       " length=excluded.length RETURNING id", &st, error);
 		if (rc < 0)
@@ -1123,7 +1123,7 @@ static int recover_content(recover_ctx *c, const mv_journal_rec *r, const uint8_
 		sqlite3_bind_int64(st, 4, r->length);
 		sqlite3_bind_int64(st, 5, (int64_t)r->body_len);
 	} else {
-		rc = mv_st_sql_prepare(c->db, "SELECT id FROM contents WHERE hash = ?", &st, error);
+		rc = mv_sql_prepare(c->db, "SELECT id FROM contents WHERE hash = ?", &st, error);
 		if (rc < 0)
 			return -1;
 		sqlite3_bind_blob(st, 1, hash, MV_HASH_BYTES, SQLITE_STATIC);
@@ -1157,7 +1157,7 @@ static int recover_message_row(recover_ctx *c, const mv_journal_rec *r, int64_t 
 		"INSERT OR REPLACE INTO messages(num, content_id, folder_id, date, date_source, archived_at, size, parse_flags,"
 		" has_attachment, mail_flags, subject, sender, recipients, message_id) SELECT ?,?,?,?,?,?, size, parse_flags,"
 		" has_attachment, ?, subject, sender, recipients, message_id FROM messages WHERE content_id = ?2 LIMIT 1";
-	if (mv_st_sql_prepare(c->db, sql, &st, error) < 0)
+	if (mv_sql_prepare(c->db, sql, &st, error) < 0)
 		return -1;
 	if (num > 0)
 		sqlite3_bind_int64(st, 1, num);
@@ -1224,7 +1224,7 @@ static int recover_tombstone(recover_ctx *c, const mv_journal_rec *r, GError **e
 		return 0;
 	}
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(c->db, "UPDATE messages SET deleted=1, deleted_at=?, deleted_reason=? WHERE num=?", &st, error) < 0)
+	if (mv_sql_prepare(c->db, "UPDATE messages SET deleted=1, deleted_at=?, deleted_reason=? WHERE num=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, meta_int(r->meta, "at"));
 	sqlite3_bind_text(st, 2, meta_str(r->meta, "reason"), -1, SQLITE_STATIC);
@@ -1240,7 +1240,7 @@ static int recover_tombstone(recover_ctx *c, const mv_journal_rec *r, GError **e
 static int recover_restore(recover_ctx *c, const mv_journal_rec *r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(c->db, "UPDATE messages SET deleted=0, deleted_at=NULL, deleted_reason=NULL WHERE num=?",
+	if (mv_sql_prepare(c->db, "UPDATE messages SET deleted=0, deleted_at=NULL, deleted_reason=NULL WHERE num=?",
 	                      &st, error) < 0)
 		return -1;
 	json_t *n;
@@ -1393,7 +1393,7 @@ static void carry_meta(sqlite3 *newdb, const char *old_file)
 static int recover_finish_db(recover_ctx *c, GArray *segs, const char *gen, GError **error)
 {
 	sqlite3_stmt *st;
-	int rc = mv_st_sql_prepare(c->db, "INSERT INTO segments(id, committed_len) VALUES(?, ?)", &st, error);
+	int rc = mv_sql_prepare(c->db, "INSERT INTO segments(id, committed_len) VALUES(?, ?)", &st, error);
 	for (guint i = 0; rc == 0 && i < segs->len; i++) {
 		const mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
 		sqlite3_bind_int64(st, 1, sg->id);
@@ -1643,7 +1643,7 @@ int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error)
 		return -1;
 	json_t *findings = json_array();
 	sqlite3_stmt *st;
-	int rc = mv_st_sql_prepare(s->db, "PRAGMA integrity_check", &st, error);
+	int rc = mv_sql_prepare(s->db, "PRAGMA integrity_check", &st, error);
 	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		const char *line = (const char *)sqlite3_column_text(st, 0);
 		if (strcmp(line, "ok") != 0)
@@ -1685,7 +1685,7 @@ typedef struct recreate_ctx {
 static int append_reference_for(mv_store *s, int64_t num, int64_t *written, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(s->db, "SELECT f.archive, f.path, m.archived_at, m.mail_flags, m.date, m.date_source, c.hash"
+	if (mv_sql_prepare(s->db, "SELECT f.archive, f.path, m.archived_at, m.mail_flags, m.date, m.date_source, c.hash"
 	                      " FROM messages m JOIN folders f ON f.id = m.folder_id JOIN contents c ON c.id = m.content_id"
 	                      " WHERE m.num = ?", &st, error) < 0)
 		return -1;
@@ -1735,7 +1735,7 @@ int mv_store_recreate_records(mv_store *s, const mv_store_task *task, json_t **r
 	verify_ctx v = { .s = s, .rep.problems = json_array(), .nums = g_array_new(FALSE, TRUE, sizeof(numrec)),
 	                 .damaged_contents = g_array_new(FALSE, FALSE, sizeof(int64_t)) };
 	GArray *segs = mv_journal_segments_from_db(s->db, error);
-	int rc = segs ? mv_st_sql_prepare(s->db, "SELECT id, segment, offset, length, hash FROM contents"
+	int rc = segs ? mv_sql_prepare(s->db, "SELECT id, segment, offset, length, hash FROM contents"
 	                                  " ORDER BY segment, offset", &v.contents, error) : -1;
 	if (rc == 0) {
 		contents_advance(&v);
@@ -1753,7 +1753,7 @@ int mv_store_recreate_records(mv_store *s, const mv_store_task *task, json_t **r
 	GArray *lost = g_array_new(FALSE, FALSE, sizeof(int64_t));
 	sqlite3_stmt *st = NULL;
 	if (rc == 0)
-		rc = mv_st_sql_prepare(s->db, "SELECT num, content_id FROM messages WHERE deleted = 0 ORDER BY num", &st, error);
+		rc = mv_sql_prepare(s->db, "SELECT num, content_id FROM messages WHERE deleted = 0 ORDER BY num", &st, error);
 	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		int64_t num = sqlite3_column_int64(st, 0), content = sqlite3_column_int64(st, 1);
 		numrec *slot = num_slot(v.nums, num);

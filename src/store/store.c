@@ -64,76 +64,6 @@ unsigned mv_store_format_epoch(void) { return (unsigned)g_atomic_int_get(&format
 
 void mv_store_format_changed(void) { g_atomic_int_inc(&format_epoch); }
 
-/* ---- SQLite helpers -------------------------------------------------------- */
-
-/* SQLite says "database or disk is full" for ENOSPC; the admin reading the
- * message should not have to know that this means the disk. */
-static const char *sql_full_hint(int code)
-{
-	return code == SQLITE_FULL ? " (no space left on the device)" : "";
-}
-
-static int sql_error_kind(int code)
-{
-	return code == SQLITE_FULL ? MV_ERR_NO_SPACE :
-	       (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) ? MV_ERR_CORRUPT : MV_ERR_IO;
-}
-
-void mv_sql_set_error(GError **error, sqlite3 *db, const char *what)
-{
-	int code = sqlite3_errcode(db);
-	g_set_error(error, MV_ERROR, sql_error_kind(code), "%s (%s): %s%s", what, sqlite3_db_filename(db, "main") ?
-	            sqlite3_db_filename(db, "main") : "sqlite", sqlite3_errmsg(db), sql_full_hint(code));
-}
-
-int mv_sql_exec(sqlite3 *db, const char *sql, GError **error)
-{
-	char *msg = NULL;
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-		return 0;
-	int code = sqlite3_errcode(db);
-	g_set_error(error, MV_ERROR, sql_error_kind(code), "%s: %s%s", sqlite3_db_filename(db, "main"),
-	            msg ? msg : "error", sql_full_hint(code));
-	sqlite3_free(msg);
-	return -1;
-}
-
-int mv_sql_open(const char *path, bool create, bool readonly, sqlite3 **db_r, GError **error)
-{
-	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
-	if (create) {
-		/* SQLite creates a database 0644 less the umask, and its -wal and
-		 * -shm take the database's mode: made 0600 here first, all three
-		 * are private whatever the umask or the directory. */
-		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			mv_set_errno_error(error, errno, "create", path);
-			return -1;
-		}
-		close(fd);
-		flags |= SQLITE_OPEN_CREATE;
-	}
-	sqlite3 *db = NULL;
-	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		g_set_error(error, MV_ERROR, MV_ERR_IO, "open database %s: %s", path,
-		            db ? sqlite3_errmsg(db) : "out of memory");
-		sqlite3_close(db);
-		return -1;
-	}
-	/* Writers wait for each other instead of failing: that is how two
-	 * imports on one data directory serialise. */
-	sqlite3_busy_timeout(db, 600000);
-	*db_r = db;
-	return 0;
-}
-
-int mv_st_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, GError **error)
-{
-	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK)
-		return 0;
-	mv_sql_set_error(error, db, "prepare");
-	return -1;
-}
 
 static void finalize_stmt(gpointer st)
 {
@@ -221,7 +151,7 @@ out:
 static int check_format(mv_store *s, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(s->db, "SELECT value FROM meta WHERE key='format_version'", &st, error) < 0)
+	if (mv_sql_prepare(s->db, "SELECT value FROM meta WHERE key='format_version'", &st, error) < 0)
 		return -1;
 	int version = 0;
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -397,7 +327,7 @@ int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
 int mv_st_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(s->db, "SELECT id, committed_len FROM segments ORDER BY id DESC LIMIT 1", &st, error) < 0)
+	if (mv_sql_prepare(s->db, "SELECT id, committed_len FROM segments ORDER BY id DESC LIMIT 1", &st, error) < 0)
 		return -1;
 	int64_t seg = 0, len = 0;
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -746,7 +676,7 @@ static int write_rows(mv_store *s, mv_store_item *items, size_t n, planned *plan
 int mv_st_set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(s->db, "INSERT INTO segments(id, committed_len) VALUES(?1, ?2)"
+	if (mv_sql_prepare(s->db, "INSERT INTO segments(id, committed_len) VALUES(?1, ?2)"
 	                " ON CONFLICT(id) DO UPDATE SET committed_len=excluded.committed_len", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, seg);
@@ -1128,7 +1058,7 @@ void mv_folder_stats_free(mv_folder_stats *f)
 int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(s->db, "SELECT f.archive, f.path, count(m.num), coalesce(sum(m.size),0) FROM folders f"
+	if (mv_sql_prepare(s->db, "SELECT f.archive, f.path, count(m.num), coalesce(sum(m.size),0) FROM folders f"
 	                " LEFT JOIN messages m ON m.folder_id = f.id AND m.deleted = 0"
 	                " WHERE ?1 IS NULL OR f.archive = ?1 GROUP BY f.id ORDER BY f.archive, f.path", &st, error) < 0)
 		return -1;
@@ -1287,7 +1217,7 @@ static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
 int mv_st_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(s->index_db, "SELECT value FROM index_state WHERE key='indexed_upto'", &st, error) < 0)
+	if (mv_sql_prepare(s->index_db, "SELECT value FROM index_state WHERE key='indexed_upto'", &st, error) < 0)
 		return -1;
 	*upto_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
@@ -1297,7 +1227,7 @@ int mv_st_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
 int mv_st_set_indexed_upto(mv_store *s, int64_t upto, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_st_sql_prepare(s->index_db, "INSERT INTO index_state VALUES('indexed_upto', ?1)"
+	if (mv_sql_prepare(s->index_db, "INSERT INTO index_state VALUES('indexed_upto', ?1)"
 	                " ON CONFLICT(key) DO UPDATE SET value=max(value, excluded.value)", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, upto);
@@ -1346,7 +1276,7 @@ int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **e
 	if (mv_st_indexed_upto(s, &upto, error) < 0)
 		return -1;
 	int64_t total = task ? count_unindexed(s, upto) : 0;
-	if (mv_st_sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date, c.hash, c.segment, c.offset, c.length"
+	if (mv_sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date, c.hash, c.segment, c.offset, c.length"
 	                " FROM messages m JOIN folders f ON f.id = m.folder_id JOIN contents c ON c.id = m.content_id"
 	                " WHERE m.num > ? AND m.deleted = 0 ORDER BY m.num", &st, error) < 0)
 		return -1;

@@ -16,6 +16,7 @@
 #define MV_STORE_H
 
 #include "base/base.h"
+#include "base/sql.h"
 #include <jansson.h>
 #include <sqlite3.h>
 
@@ -306,9 +307,5 @@ int mv_index_insert(sqlite3 *db, sqlite3_stmt **cache, const mv_index_doc *doc, 
  * values it was inserted with, which the caller rebuilds from content. */
 int mv_index_delete(sqlite3 *db, const mv_index_doc *doc, GError **error);
 
-/* SQLite helpers shared by store/, archive/, search/. */
-int mv_sql_exec(sqlite3 *db, const char *sql, GError **error);
-void mv_sql_set_error(GError **error, sqlite3 *db, const char *what);
-int mv_sql_open(const char *path, bool create, bool readonly, sqlite3 **db_r, GError **error);
 
 #endif
