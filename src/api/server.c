@@ -100,9 +100,14 @@ static mv_logon_result authenticate(mv_api_server *srv, mv_instance *inst, struc
 	const char *header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	char *name = NULL, *password = NULL;
 	GError *err = NULL;
-	if (mv_basic_auth_decode(header, &name, &password, &err) < 0) {
-		g_error_free(err);
+	if (!header || g_ascii_strncasecmp(header, "Basic ", 6) != 0)
 		return MV_LOGON_FAILED; /* no credentials at all: a client's first probe, not an attack */
+	if (mv_basic_auth_decode(header, &name, &password, &err) < 0) {
+		/* Credentials that do not decode are a failed attempt like a wrong
+		 * password: delayed the same, and audited (under no account). */
+		mv_logon_failed(srv->logon, inst, "", remote, "Administration API", err->message);
+		g_error_free(err);
+		return MV_LOGON_FAILED;
 	}
 	mv_logon_result r = mv_logon_check(srv->logon, inst, name, password, MV_LOGON_CLIENT, remote,
 	                                   "Administration API", user_r);

@@ -187,24 +187,13 @@ static void history_save(const char *path, int added)
 		mv_log_debug("shell history %s not written: %s", path, g_strerror(rc));
 }
 
-/* Passwords and recovery keys typed as arguments must not end up in a file
- * on disk; the whole line is checked, since a line whose quotes do not
- * close cannot be split into arguments. */
-static bool line_may_hold_secret(const char *line)
-{
-	static const char *const markers[] = { "password", "recoverykey", "secret" };
-	char *lower = g_ascii_strdown(line, -1);
-	bool found = false;
-	for (size_t i = 0; i < G_N_ELEMENTS(markers) && !found; i++)
-		found = strstr(lower, markers[i]) != NULL;
-	g_free(lower);
-	return found;
-}
-
 /* Kept without the blank a completion leaves at the end, and not twice in a row. */
 static void remember_line(shell_session *s, const char *line)
 {
-	if (line_may_hold_secret(line))
+	/* Secret arguments typed must not end up in a file on disk; the whole
+	 * line is checked, since a line whose quotes do not close cannot be
+	 * split into arguments. */
+	if (mv_command_text_may_hold_secret(line))
 		return;
 	char *entry = g_strchomp(g_strdup(line));
 	const char *first = entry;

@@ -144,7 +144,7 @@ static const mv_command_arg create_args[] = {
 static const mv_command_arg delete_args[] = {
 	{ "userName", MV_ARG_STRING, false, NULL }, { "id", MV_ARG_NUMBER, false, NULL }, { .name = NULL } };
 static const mv_command_arg password_args[] = {
-	{ "currentPassword", MV_ARG_STRING, false, NULL }, { "newPassword", MV_ARG_STRING, false, NULL },
+	{ "currentPassword", MV_ARG_SECRET, false, NULL }, { "newPassword", MV_ARG_SECRET, false, NULL },
 	{ .name = NULL } };
 
 const mv_command mv_commands_logon[] = {

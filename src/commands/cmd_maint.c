@@ -654,7 +654,7 @@ static const mv_command_arg args_verify[] = {
 	{ "id", MV_ARG_NUMBER, false, NULL }, { "includeIndexes", MV_ARG_BOOL, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_verify_all[] = { { "includeIndexes", MV_ARG_BOOL, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_recover[] = {
-	{ "id", MV_ARG_NUMBER, false, NULL }, { "encryptionKey", MV_ARG_STRING, true, NULL },
+	{ "id", MV_ARG_NUMBER, false, NULL }, { "encryptionKey", MV_ARG_SECRET, true, NULL },
 	{ "recoverDeletedMessages", MV_ARG_BOOL, true, NULL }, { .name = NULL } };
 static const mv_command_arg args_rebuild[] = {
 	{ "id", MV_ARG_NUMBER, false, NULL }, { "folder", MV_ARG_STRING, false, NULL }, { .name = NULL } };

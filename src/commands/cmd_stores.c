@@ -368,7 +368,7 @@ static json_t *create_backup(mv_command_ctx *ctx, json_t *args, GError **error)
 	{ "indexPath", MV_ARG_STRING, true, NULL }, \
 	{ "serverName", MV_ARG_STRING, true, NULL }, \
 	{ "userName", MV_ARG_STRING, true, NULL }, \
-	{ "password", MV_ARG_STRING, true, NULL }
+	{ "password", MV_ARG_SECRET, true, NULL }
 
 static const mv_command_arg get_stores_args[] = {
 	{ "includeSize", MV_ARG_BOOL, true, NULL },
@@ -422,7 +422,7 @@ static const mv_command_arg set_autocreate_args[] = {
 
 static const mv_command_arg unlock_store_args[] = {
 	{ "id", MV_ARG_NUMBER, false, NULL },
-	{ "passphrase", MV_ARG_STRING, false, NULL },
+	{ "passphrase", MV_ARG_SECRET, false, NULL },
 	{ .name = NULL },
 };
 

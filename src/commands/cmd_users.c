@@ -478,7 +478,7 @@ static const mv_command_arg create_user_args[] = {
 	{ "fullName", MV_ARG_STRING, true, NULL },
 	{ "distinguishedName", MV_ARG_STRING, true, NULL },
 	{ "authentication", MV_ARG_STRING, true, authentications },
-	{ "password", MV_ARG_STRING, true, NULL },
+	{ "password", MV_ARG_SECRET, true, NULL },
 	{ "loginPrivileges", MV_ARG_STRING, true, NULL },
 	END_ARGS,
 };
@@ -489,7 +489,7 @@ static const mv_command_arg rename_user_args[] = {
 	END_ARGS,
 };
 
-static const mv_command_arg password_args[] = { USER_ARG, { "password", MV_ARG_STRING, false, NULL }, END_ARGS };
+static const mv_command_arg password_args[] = { USER_ARG, { "password", MV_ARG_SECRET, false, NULL }, END_ARGS };
 static const mv_command_arg full_name_args[] = { USER_ARG, { "fullName", MV_ARG_STRING, true, NULL }, END_ARGS };
 static const mv_command_arg dn_args[] = { USER_ARG, { "distinguishedName", MV_ARG_STRING, true, NULL }, END_ARGS };
 static const mv_command_arg email_args[] = { USER_ARG, { "emailAddresses", MV_ARG_STRING, true, NULL }, END_ARGS };

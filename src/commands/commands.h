@@ -20,6 +20,9 @@ typedef enum {
 	MV_ARG_NUMBER,   /* an integer (int64) */
 	MV_ARG_BOOL,     /* "true" / "false" */
 	MV_ARG_JSON,     /* a JSON text in the field */
+	MV_ARG_SECRET,   /* a string never written anywhere: audit log, history,
+	                  * refusal reasons.  A type, not a list of names, so that
+	                  * a new function declares it where it declares the argument. */
 } mv_arg_type;
 
 typedef struct mv_command_arg {
@@ -111,6 +114,10 @@ char *mv_command_table_text(json_t *meta);
  * missing required argument, ill-typed value or a value outside the allowed
  * set fail with MV_ERR_INVALID and a message naming function and argument. */
 json_t *mv_command_parse_args(const mv_command *cmd, GHashTable *text_args, GError **error);
+/* Whether text (a command line typed into the shell) may hold the value of a
+ * secret argument of any function: it names one.  Such lines stay out of the
+ * shell's history. */
+bool mv_command_text_may_hold_secret(const char *text);
 
 /* The one way into a function from text (HTTP API, Web Access, `cmd`, the
  * shell): finds it, checks the caller's privileges and parses its text

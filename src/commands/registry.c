@@ -83,6 +83,7 @@ static const char *type_name(mv_arg_type t)
 {
 	switch (t) {
 	case MV_ARG_STRING: return "string";
+	case MV_ARG_SECRET: return "string";   /* secret is our concern, not the caller's */
 	case MV_ARG_NUMBER: return "number";
 	case MV_ARG_BOOL: return "bool";
 	case MV_ARG_JSON: return "json";
@@ -118,6 +119,12 @@ static char *allowed_list(const char *const *allowed)
 static json_t *convert_value(const mv_command *cmd, const mv_command_arg *a, const char *text, GError **error)
 {
 	switch (a->type) {
+	case MV_ARG_SECRET:
+		if (!g_utf8_validate(text, -1, NULL)) {
+			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: argument '%s' is not valid UTF-8", cmd->name, a->name);
+			return NULL;
+		}
+		return json_string(text);
 	case MV_ARG_STRING:
 		if (!g_utf8_validate(text, -1, NULL)) {
 			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: argument '%s' is not valid UTF-8", cmd->name, a->name);
@@ -207,7 +214,8 @@ static json_t *parse_args(const mv_command *cmd, GHashTable *text_args, const ch
 			}
 			/* An empty optional value reads as absent, as HTML forms send it
 			 * (free text excepted: there "" is a value). */
-			if (a->nullable && (a->type != MV_ARG_STRING || a->allowed) && !*(const char *)v)
+			bool free_text = (a->type == MV_ARG_STRING && !a->allowed) || a->type == MV_ARG_SECRET;
+			if (a->nullable && !free_text && !*(const char *)v)
 				continue;
 			json_t *val = convert_value(cmd, a, v, error);
 			if (!val)
@@ -394,15 +402,22 @@ const char *mv_command_audit_event(const mv_command *cmd)
 	return "AdminApiCall";
 }
 
-/* Arguments that must never reach the audit log or any log. */
-static bool secret_argument(const char *name)
+/* Arguments that must never reach the audit log or any log: their type says so. */
+static bool secret_argument(const mv_command *cmd, const char *name)
 {
-	static const char *const secrets[] = { "password", "recoveryKey", "newPassword", "currentPassword", "secret",
-		                               "clientSecret", "code" };
-	for (size_t i = 0; i < G_N_ELEMENTS(secrets); i++)
-		if (g_ascii_strcasecmp(name, secrets[i]) == 0)
-			return true;
-	return false;
+	const mv_command_arg *a = find_arg(cmd, name);
+	return a && a->type == MV_ARG_SECRET;
+}
+
+bool mv_command_text_may_hold_secret(const char *text)
+{
+	size_t n;
+	const mv_command *const *all = mv_command_list(&n);
+	bool found = false;
+	for (size_t i = 0; i < n && !found; i++)
+		for (const mv_command_arg *a = all[i]->args; a && a->name && !found; a++)
+			found = a->type == MV_ARG_SECRET && strcasestr(text, a->name) != NULL;
+	return found;
 }
 
 /* {"function":F,"args":{...}} with secrets replaced, plus the error when failed. */
@@ -412,7 +427,7 @@ static char *audit_details(const mv_command *cmd, json_t *args, const GError *er
 	const char *key;
 	json_t *value;
 	json_object_foreach(args, key, value)
-		json_object_set_new(shown, key, secret_argument(key) ? json_string("(hidden)") : json_incref(value));
+		json_object_set_new(shown, key, secret_argument(cmd, key) ? json_string("(hidden)") : json_incref(value));
 	json_t *d = json_pack("{s:s, s:o}", "function", cmd->name, "args", shown);
 	if (err)
 		json_object_set_new(d, "error", text_value(err->message));
@@ -488,9 +503,9 @@ static void audit_refusal(mv_command_ctx *ctx, const char *function, const char 
 
 /* A refusal's reason as the audit log keeps it: the checker's words, except
  * when they would quote the value of a secret argument. */
-static char *refusal_reason(const char *bad_arg, const GError *err)
+static char *refusal_reason(const mv_command *cmd, const char *bad_arg, const GError *err)
 {
-	if (bad_arg && secret_argument(bad_arg))
+	if (bad_arg && secret_argument(cmd, bad_arg))
 		return g_strdup_printf("argument '%s' was refused (its value is not recorded)", bad_arg);
 	return g_strdup(err->message);
 }
@@ -514,7 +529,7 @@ const mv_command *mv_command_prepare(mv_command_ctx *ctx, const char *name, unsi
 	GError *err = NULL;
 	json_t *args = parse_args(cmd, text_args, &bad, &err);
 	if (!args) {
-		char *reason = refusal_reason(bad, err);
+		char *reason = refusal_reason(cmd, bad, err);
 		audit_refusal(ctx, cmd->name, mv_command_audit_event(cmd), text_args, reason);
 		g_free(reason);
 		g_propagate_error(error, err);

@@ -48,9 +48,10 @@ def srv(tmp_path):
         s.stop()
 
 
-def request(srv, path, user, password, source=None, fields=None, timeout=60):
+def request(srv, path, user, password, source=None, fields=None, timeout=60, authorization=None):
     """One POST on a new connection from source (an address of 127.0.0.0/8);
-    returns (HTTP status, seconds)."""
+    returns (HTTP status, seconds).  authorization replaces the header made
+    from user and password."""
     ctx = ssl.create_default_context(cafile=srv.cert_path())
     conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=ctx, timeout=timeout,
                                        source_address=(source, 0) if source else None)
@@ -59,7 +60,7 @@ def request(srv, path, user, password, source=None, fields=None, timeout=60):
     t0 = time.monotonic()
     try:
         conn.request("POST", path, body=body, headers={
-            "Authorization": "Basic " + token,
+            "Authorization": authorization or "Basic " + token,
             "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
         resp = conn.getresponse()
         resp.read()
@@ -113,6 +114,27 @@ def test_valid_logon_of_another_user_does_not_reset_the_delay(srv):
     assert request(srv, "/api/get-metadata", "admin", srv.password, source=src)[0] == 200
     status, seconds = request(srv, "/api/get-metadata", "admin", "wrong-again", source=src)
     assert status == 401 and seconds < 2.0, seconds
+
+
+def test_malformed_credentials_are_delayed_and_audited(srv):
+    """Credentials that do not decode count as failed attempts of their
+    address: held for the doubling delay, and in the audit log; a request
+    without any credentials (a client's first probe) is neither."""
+    src = "127.0.0.42"
+    status, seconds = request(srv, "/api/get-metadata", None, None, source=src, authorization="Bearer abc")
+    assert status == 401 and seconds < 0.5, seconds
+    times = []
+    for bad in ("Basic !!!not-base64!!!", "Basic " + base64.b64encode(b"no-colon").decode(),
+                "Basic " + base64.b64encode(b"\xff\xfe:pw").decode()):
+        status, seconds = request(srv, "/api/get-metadata", None, None, source=src, authorization=bad)
+        assert status == 401
+        times.append(seconds)
+    for i, t in enumerate(times):
+        assert t >= 0.9 * serial_delay(i), times
+    entries = [e for e in srv.ok("GetAuditLog", limit=100000)
+               if e["event"] == "UserLogonFailed" and e["remote"] == src]
+    assert len(entries) == 3, entries
+    assert all("malformed Basic credentials" in e["details"] for e in entries), entries
 
 
 class Hammer:

@@ -422,6 +422,16 @@ def test_store_moves_to_another_instance(tmp_path):
     assert "wrong recovery key" in refused(c, "UnlockStore", id=s["id"], passphrase=key_a)
     ok(c, "UnlockStore", id=s["id"], passphrase=key_b)
     assert len(hits(c, "journey")) == 4
+    # recovery keys typed, right or wrong, are in no audit log nor any
+    # database file: an append-only log could never forget them
+    for d in (b, c):
+        log_text = mv("audit", "--json", data_dir=d).stdout.decode()
+        assert 'UnlockStore' in log_text and "(hidden)" in log_text, log_text
+        for key in (key_a, key_b, typed):
+            for form in (key, key.replace("-", ""), key.lower()):
+                assert form not in log_text, "a recovery key in the audit log of %s" % d
+                with open(os.path.join(str(d), "master.sqlite"), "rb") as f:
+                    assert form.encode() not in f.read(), "a recovery key in master.sqlite of %s" % d
 
 
 def test_reattach_to_own_instance_needs_no_unlock(inst, tmp_path):

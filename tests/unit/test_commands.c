@@ -250,7 +250,7 @@ static void check_args_table(const mv_command *cmd)
 			fail_msg("%s: argument table not terminated", cmd->name);
 		assert_true(*a->name != '\0');
 		assert_true(a->type == MV_ARG_STRING || a->type == MV_ARG_NUMBER || a->type == MV_ARG_BOOL ||
-		            a->type == MV_ARG_JSON);
+		            a->type == MV_ARG_JSON || a->type == MV_ARG_SECRET);
 		for (const mv_command_arg *b = cmd->args; b != a; b++)
 			if (strcmp(a->name, b->name) == 0)
 				fail_msg("%s: argument '%s' listed twice", cmd->name, a->name);
@@ -299,8 +299,38 @@ static const char *expected_type_word(mv_arg_type type)
 	case MV_ARG_NUMBER: return "number";
 	case MV_ARG_BOOL: return "bool";
 	case MV_ARG_JSON: return "json";
+	case MV_ARG_SECRET: return "string";
 	}
 	return "?";
+}
+
+/* An argument named like a secret must be typed as one, so that the audit
+ * log, refusal reasons and the shell's history never hold its value. */
+static bool named_like_secret(const char *name)
+{
+	char *lower = g_ascii_strdown(name, -1);
+	bool secret = strstr(lower, "password") || strstr(lower, "passphrase") || strstr(lower, "secret") ||
+	              strstr(lower, "token") || g_str_has_suffix(lower, "key");
+	g_free(lower);
+	return secret;
+}
+
+static void test_secret_arguments_are_typed_secret(void **state)
+{
+	(void)state;
+	size_t n = 0;
+	const mv_command *const *all = mv_command_list(&n);
+	int secrets = 0;
+	for (size_t i = 0; i < n; i++)
+		for (const mv_command_arg *a = all[i]->args; a && a->name; a++) {
+			if (named_like_secret(a->name) && a->type != MV_ARG_SECRET)
+				fail_msg("%s: argument '%s' holds a secret but is not MV_ARG_SECRET", all[i]->name, a->name);
+			secrets += a->type == MV_ARG_SECRET;
+		}
+	assert_true(secrets >= 6);
+	assert_true(mv_command_text_may_hold_secret("UnlockStore --id=1 --PASSPHRASE=x"));
+	assert_true(mv_command_text_may_hold_secret("RecoverStore --id=1 --encryptionKey x"));
+	assert_false(mv_command_text_may_hold_secret("SearchMessages --query=invoice"));
 }
 
 static void test_metadata(void **state)
@@ -744,6 +774,7 @@ int main(void)
 		cmocka_unit_test(test_find),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_metadata),
+		cmocka_unit_test(test_secret_arguments_are_typed_secret),
 		cmocka_unit_test(test_parse_types),
 		cmocka_unit_test(test_parse_absent),
 		cmocka_unit_test(test_parse_missing),
