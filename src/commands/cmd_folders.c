@@ -45,9 +45,13 @@ static bool split_folder(const char *name, const char *arg, char **archive_r, ch
 		            arg, name ? name : "");
 		return false;
 	}
-	const char *slash = strchr(name, '/');
-	*archive_r = slash ? g_strndup(name, (gsize)(slash - name)) : g_strdup(name);
+	/* Names are stored in NFC: a folder typed decomposed (as macOS
+	 * writes it) is the same folder. */
+	char *canonical = mv_name_canonical(name);
+	const char *slash = strchr(canonical, '/');
+	*archive_r = slash ? g_strndup(canonical, (gsize)(slash - canonical)) : g_strdup(canonical);
 	*path_r = g_strdup(slash ? slash + 1 : "");
+	g_free(canonical);
 	return true;
 }
 

@@ -709,6 +709,10 @@ def test_unicode_spellings_of_a_folder_are_one_folder(tmp_path):
         assert search_json("croissant", d, extra=("--as-user", "u")) == [], spelling
         mv("cmd", "SetUserPrivilegesOnFolder", "--userName=u", "--folder=alice/" + spelling,
            "--privileges=read", data_dir=d)
+    # a folder argument typed in either form names the one folder
+    for spelling in (precomposed, decomposed):
+        got = json.loads(mv("cmd", "GetMessages", "--folder=alice/" + spelling, data_dir=d).stdout)["result"]
+        assert len(got) == 1, (spelling, got)
     # a store written before: its folder row in the decomposed form
     db = sqlite3.connect(os.path.join(d, "stores", "store1", "db", "store.sqlite"))
     db.execute("UPDATE folders SET path=? WHERE path=?", (decomposed, precomposed))
