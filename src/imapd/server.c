@@ -12,7 +12,14 @@
  * answer is out (pipelined commands wait in the input buffer).  A long
  * FETCH comes back in steps and the next step is only scheduled once the
  * client has read most of the last (write watermark): memory per
- * connection stays bounded whatever the client asks for. */
+ * connection stays bounded whatever the client asks for.
+ *
+ * Commands before logon run on a pool of their own, at most
+ * PREAUTH_PER_ADDRESS at a time per client address (the logon guard's
+ * key): a logon may be held for the guard's delay, and a host guessing
+ * passwords over many connections must not take the workers of the
+ * logged-on users, nor the logon threads of every other address.  The
+ * rest of its attempts wait in the loop, costing no thread. */
 #include "imapd/session.h"
 #include "net/tls.h"
 #include <arpa/inet.h>
@@ -34,6 +41,8 @@
 
 #define IDLE_POLL_SECONDS 5     /* how often an IDLE connection looks for new mail */
 #define STOP_GRACE_SECONDS 10   /* commands in flight get this long at shutdown */
+#define LOGON_THREADS 16        /* workers for commands before logon */
+#define PREAUTH_PER_ADDRESS 2   /* of them, what one address may hold */
 
 typedef enum { JOB_COMMAND, JOB_RESUME, JOB_LINE, JOB_POLL, JOB_END } job_kind;
 
@@ -48,6 +57,8 @@ struct mv_imapd {
 	struct event_base *base;
 	GThread *thread;
 	GThreadPool *pool;
+	GThreadPool *logon_pool;      /* commands before logon */
+	GHashTable *preauth;          /* address key -> preauth_slots; loop thread only */
 	mv_logon *logon;
 	GMutex lock;                  /* config, ctx, listeners (reload from the main thread) */
 	mv_service_config cfg;
@@ -58,11 +69,20 @@ struct mv_imapd {
 	bool stopping;
 };
 
+/* An address's commands before logon: how many run, and the connections
+ * whose next one waits for a turn. */
+typedef struct preauth_slots {
+	unsigned running;
+	GQueue parked;                /* conn* */
+} preauth_slots;
+
 typedef struct conn {
 	mv_imapd *d;
 	struct bufferevent *bev;
 	imap_session *sess;
 	char *remote;
+	char *address;                /* remote as per-address limits count it */
+	bool holds_slot, parked;      /* of its address's preauth_slots */
 	bool busy, closing, line_mode, want_resume, ended;
 	bool dead;                    /* EOF or an error: nothing more can be sent */
 	bool starttls_pending;        /* TLS starts once the plain "OK" has left */
@@ -118,8 +138,25 @@ static SSL *new_ssl(mv_imapd *d)
 
 /* ---- connections ------------------------------------------------------------- */
 
+static void preauth_slots_free(gpointer p)
+{
+	preauth_slots *slots = p;
+	g_queue_clear(&slots->parked);
+	g_free(slots);
+}
+
+static void unpark(conn *c)
+{
+	preauth_slots *slots = g_hash_table_lookup(c->d->preauth, c->address);
+	if (slots)
+		g_queue_remove(&slots->parked, c);
+	c->parked = false;
+}
+
 static void conn_free(conn *c)
 {
+	if (c->parked)
+		unpark(c);
 	g_hash_table_remove(c->d->conns, c);
 	if (c->bev)
 		bufferevent_free(c->bev);
@@ -134,7 +171,52 @@ static void conn_free(conn *c)
 	if (c->out)
 		g_string_free(c->out, TRUE);
 	g_free(c->remote);
+	g_free(c->address);
 	g_free(c);
+}
+
+static bool before_logon(const conn *c)
+{
+	return (c->job == JOB_COMMAND || c->job == JOB_LINE) && !imap_session_authenticated(c->sess);
+}
+
+/* A command before logon runs when its address has a slot free, else it
+ * waits (the connection stays busy: nothing more is read from it). */
+static void dispatch_before_logon(conn *c)
+{
+	mv_imapd *d = c->d;
+	preauth_slots *slots = g_hash_table_lookup(d->preauth, c->address);
+	if (!slots) {
+		slots = g_new0(preauth_slots, 1);
+		g_queue_init(&slots->parked);
+		g_hash_table_insert(d->preauth, g_strdup(c->address), slots);
+	}
+	if (slots->running >= PREAUTH_PER_ADDRESS) {
+		g_queue_push_tail(&slots->parked, c);
+		c->parked = true;
+		return;
+	}
+	slots->running++;
+	c->holds_slot = true;
+	g_thread_pool_push(d->logon_pool, c, NULL);
+}
+
+/* A command before logon ended: its slot goes to the address's next. */
+static void release_slot(conn *c)
+{
+	mv_imapd *d = c->d;
+	c->holds_slot = false;
+	preauth_slots *slots = g_hash_table_lookup(d->preauth, c->address);
+	g_assert(slots && slots->running > 0);
+	conn *next = g_queue_pop_head(&slots->parked);
+	if (next) {
+		next->parked = false;
+		next->holds_slot = true;
+		g_thread_pool_push(d->logon_pool, next, NULL);
+		return;
+	}
+	if (--slots->running == 0)
+		g_hash_table_remove(d->preauth, c->address);
 }
 
 static void dispatch(conn *c, job_kind kind, GByteArray *data)
@@ -142,7 +224,10 @@ static void dispatch(conn *c, job_kind kind, GByteArray *data)
 	c->busy = true;
 	c->job = kind;
 	c->job_data = data;
-	g_thread_pool_push(c->d->pool, c, NULL);
+	if (before_logon(c))
+		dispatch_before_logon(c);
+	else
+		g_thread_pool_push(c->d->pool, c, NULL);
 }
 
 /* Ends a connection: its logoff is audited on a worker, then it is freed. */
@@ -268,6 +353,8 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	conn *c = arg;
 	c->busy = false;
+	if (c->holds_slot)
+		release_slot(c);
 	if (c->job_data)
 		g_clear_pointer(&c->job_data, g_byte_array_unref);
 	if (c->job == JOB_END) {
@@ -472,6 +559,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	conn *c = g_new0(conn, 1);
 	c->d = d;
 	c->remote = address_text(sa);
+	c->address = mv_client_address_key(c->remote);
 	c->cmd = g_byte_array_new();
 	if (li->tls) {
 		SSL *ssl = new_ssl(d);
@@ -487,6 +575,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		g_byte_array_unref(c->cmd);
 		g_free(c->remote);
+		g_free(c->address);
 		g_free(c);
 		return;
 	}
@@ -633,6 +722,8 @@ mv_imapd *mv_imapd_start(const mv_service_config *c, mv_logon *logon, GError **e
 		goto fail;
 	d->stop_ev = event_new(d->base, -1, 0, stop_cb, d);
 	d->pool = g_thread_pool_new(worker, d, pool_size(), FALSE, NULL);
+	d->logon_pool = g_thread_pool_new(worker, d, LOGON_THREADS, FALSE, NULL);
+	d->preauth = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, preauth_slots_free);
 	d->thread = g_thread_new("imapd", loop_main, d);
 	return d;
 fail:
@@ -701,6 +792,7 @@ void mv_imapd_stop(mv_imapd **dp)
 	g_thread_join(d->thread);
 	/* Jobs still on workers finish; their connections are then freed here. */
 	g_thread_pool_free(d->pool, FALSE, TRUE);
+	g_thread_pool_free(d->logon_pool, FALSE, TRUE);
 	GList *left = g_hash_table_get_keys(d->conns);
 	for (GList *l = left; l; l = l->next) {
 		conn *c = l->data;
@@ -716,6 +808,7 @@ void mv_imapd_stop(mv_imapd **dp)
 	SSL_CTX_free(d->ctx);
 	event_base_free(d->base);
 	g_hash_table_destroy(d->conns);
+	g_hash_table_destroy(d->preauth);
 	mv_service_config_clear(&d->cfg);
 	g_mutex_clear(&d->lock);
 	g_free(d);

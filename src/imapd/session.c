@@ -720,6 +720,11 @@ bool imap_session_idling(const imap_session *s)
 	return s->wait == WAIT_IDLE;
 }
 
+bool imap_session_authenticated(const imap_session *s)
+{
+	return s->state != ST_NOAUTH;
+}
+
 imap_step imap_session_poll(imap_session *s, GString *out)
 {
 	if (s->wait != WAIT_IDLE || s->state != ST_SELECTED)

@@ -37,6 +37,8 @@ imap_step imap_session_line(imap_session *s, const char *line, size_t len, GStri
 /* While in IDLE: tells the client about new and removed messages. */
 imap_step imap_session_poll(imap_session *s, GString *out);
 bool imap_session_idling(const imap_session *s);
+/* Logged on: its commands no longer go through the logon guard. */
+bool imap_session_authenticated(const imap_session *s);
 /* The handshake after STARTTLS finished. */
 void imap_session_tls_started(imap_session *s);
 /* The connection ends (logout, timeout, shutdown): audit the logoff. */

@@ -179,26 +179,14 @@ static unsigned per_address_limit(int64_t max_connections)
 	return (unsigned)MAX(1, MIN(max_connections, (int64_t)G_MAXUINT) / 4);
 }
 
-/* What the per-address limit counts a client under: an IPv4 address (an
- * IPv4-mapped IPv6 one in its IPv4 form), an IPv6 address by its /64 (one
- * host usually holds a whole /64, as the logon guard counts it). */
+/* What the per-address limit counts a client under, as the logon guard
+ * does; NULL when the address is not known. */
 static char *address_key(struct MHD_Connection *conn)
 {
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	char text[INET6_ADDRSTRLEN];
-	if (!ci || !ci->client_addr)
-		return NULL;
-	if (ci->client_addr->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ci->client_addr;
-		return inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) ? g_strdup(text) : NULL;
-	}
-	if (ci->client_addr->sa_family != AF_INET6)
-		return NULL;
-	struct in6_addr a = ((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr;
-	if (IN6_IS_ADDR_V4MAPPED(&a))
-		return inet_ntop(AF_INET, &a.s6_addr[12], text, sizeof text) ? g_strdup(text) : NULL;
-	memset(&a.s6_addr[8], 0, 8);
-	return inet_ntop(AF_INET6, &a, text, sizeof text) ? g_strdup_printf("%s/64", text) : NULL;
+	char *remote = mv_https_remote_address(conn);
+	char *key = strcmp(remote, "unknown") != 0 ? mv_client_address_key(remote) : NULL;
+	g_free(remote);
+	return key;
 }
 
 /* Shuts the connection's socket down: libmicrohttpd's thread sees the end

@@ -106,6 +106,11 @@ mv_instance *mv_https_thread_instance(const char *data_dir, GError **error);
 /* The client's address as text ("127.0.0.1", "::1"; IPv4-mapped IPv6
  * addresses in their IPv4 form), or "unknown". */
 char *mv_https_remote_address(struct MHD_Connection *conn);
+/* What one client is counted as, by the logon guard and every per-address
+ * limit: an IPv4 address as such (also when it came IPv4-mapped), an IPv6
+ * one by its /64 (one host usually holds a whole /64), anything else
+ * verbatim (at most 256 bytes).  New string. */
+char *mv_client_address_key(const char *remote);
 
 /* ---- logon.c ------------------------------------------------------------------ */
 

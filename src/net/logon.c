@@ -331,9 +331,7 @@ static void cache_put(mv_logon *l, mv_logon_kind kind, const mv_user *u, const c
 
 /* ---- keys: what an attempt counts against ------------------------------------------ */
 
-/* The address as the penalty sees it: IPv4 as such (also when it came
- * IPv4-mapped), IPv6 by its /64, anything else ("unknown") verbatim. */
-static char *address_key(const char *remote)
+char *mv_client_address_key(const char *remote)
 {
 	char text[INET6_ADDRSTRLEN + 8];
 	size_t len = strcspn(remote, "%");  /* a zone index names no other host */
@@ -380,7 +378,7 @@ static char *account_key(mv_logon *l, const char *name)
 static mv_logon_attempt *attempt_new(mv_logon *l, const char *name, const char *remote)
 {
 	mv_logon_attempt *a = g_new0(mv_logon_attempt, 1);
-	a->address = address_key(remote);
+	a->address = mv_client_address_key(remote);
 	a->account = account_key(l, name);
 	a->pair = g_strdup_printf("%s %s", a->address, a->account);
 	return a;

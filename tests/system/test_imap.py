@@ -22,6 +22,7 @@ import random
 import re
 import socket
 import ssl
+import threading
 import time
 
 import pytest
@@ -962,6 +963,66 @@ def test_clients_gone_mid_fetch_leave_nothing(world):
 # Audit
 
 ACTIVITIES = ["UserLogon", "FolderAccess", "MessageRetrieveContent", "MessageSearch", "UserLogoff"]
+
+
+def guess_forever(w, source, stop, open_sockets):
+    """Wrong LOGINs from source, one connection after the other, until stop
+    (which also shuts the sockets in open_sockets down)."""
+    n = 0
+    while not stop.is_set():
+        try:
+            s = socket.create_connection(("127.0.0.1", w.srv.imaps_port), timeout=60, source_address=(source, 0))
+            r = Raw.__new__(Raw)
+            r.s, r.buf = w.ctx.wrap_socket(s, server_hostname="127.0.0.1"), b""
+            open_sockets.append(r.s)
+            r.line()
+            while not stop.is_set():
+                n += 1
+                r.send(b"g LOGIN nobody-guessed wrong-%d\r\n" % n)
+                if not r.until_tag(b"g")[-1].startswith(b"g NO"):
+                    break
+            r.close()
+        except (OSError, EOFError):
+            time.sleep(0.1)
+
+
+def test_guessing_logons_leave_the_server_to_others(world):
+    """Issue 19: a logon held for the guard's delay used to hold one of the
+    few workers that serve every command, so one host guessing passwords
+    over 24 connections stalled the logged-on users.  Commands before logon
+    now run on their own threads, two at a time per address."""
+    w = world
+    m = connect(w)
+    m.select("INBOX", readonly=True)
+    stop = threading.Event()
+    open_sockets = []
+    guessers = [threading.Thread(target=guess_forever, args=(w, "127.0.0.77", stop, open_sockets), daemon=True)
+                for _ in range(24)]
+    for t in guessers:
+        t.start()
+    try:
+        time.sleep(4)       # the address's delay has grown to seconds, 24 attempts wait
+        worst = 0.0
+        for _ in range(5):
+            t0 = time.monotonic()
+            assert m.noop()[0] == "OK"
+            assert fetch(m, "1", "(UID)")
+            worst = max(worst, time.monotonic() - t0)
+        assert worst < 1.5, "a logged-on session waited %.1f s for the guesser's logons" % worst
+        t0 = time.monotonic()
+        other = connect(w)      # another address logs on
+        other.logout()
+        assert time.monotonic() - t0 < 3.0, time.monotonic() - t0
+    finally:
+        stop.set()
+        m.logout()
+        for s in open_sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in guessers:
+            t.join(timeout=30)
 
 
 def test_audit_entries(world):
