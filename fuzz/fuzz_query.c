@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (s == NULL || s[0] == '\0')
 			abort();
 		g_free(s);
-		mv_query_free(q);
+		mv_query_free(&q);
 	} else {
 		if (err == NULL || err->domain != MV_ERROR || err->code != MV_ERR_INVALID ||
 		    strncmp(err->message, "position ", 9) != 0)

@@ -45,7 +45,7 @@ static void fuzz_snippet(const uint8_t *data, size_t size)
 		if (chars > 200 + 4)
 			abort();
 		json_decref(s);
-		mv_query_free(q);
+		mv_query_free(&q);
 	}
 	g_free(query);
 	g_free(text);

@@ -840,7 +840,7 @@ static void add_snippets(mv_command_ctx *ctx, mv_searcher *searcher, const char 
 	g_free(w.out);
 	g_free(w.attachment);
 	g_ptr_array_free(w.raws, TRUE);
-	mv_query_free(q);
+	mv_query_free(&q);
 }
 
 /* Whether the caller may read the folder archive/path or one above it. */

@@ -320,7 +320,8 @@ static bool advance(parser *p)
 
 static void node_free_cb(gpointer q)
 {
-	mv_query_free(q);
+	mv_query *node = q;
+	mv_query_free(&node);
 }
 
 static mv_query *node_new(mv_query_kind kind)
@@ -339,7 +340,7 @@ static mv_query *collapse(mv_query *q)
 	if (q->children->len != 1)
 		return q;
 	mv_query *only = g_ptr_array_steal_index(q->children, 0);
-	mv_query_free(q);
+	mv_query_free(&q);
 	return only;
 }
 
@@ -632,13 +633,13 @@ static mv_query *parse_group(parser *p)
 		return NULL;
 	if (p->tok.kind != T_RPAREN) {
 		fail(p, p->tok.start, "missing ')'");
-		mv_query_free(q);
+		mv_query_free(&q);
 		return NULL;
 	}
 	p->paren_depth--;
 	p->group_field = outer;
 	if (!advance(p)) {
-		mv_query_free(q);
+		mv_query_free(&q);
 		return NULL;
 	}
 	return q;
@@ -665,7 +666,7 @@ static mv_query *parse_primary(parser *p)
 	case T_PHRASE: {
 		mv_query *q = leaf(p, &t);
 		if (q != NULL && !advance(p)) {
-			mv_query_free(q);
+			mv_query_free(&q);
 			return NULL;
 		}
 		return q;
@@ -724,14 +725,14 @@ static mv_query *parse_or(parser *p)
 	for (;;) {
 		mv_query *child = parse_unary(p);
 		if (child == NULL) {
-			mv_query_free(q);
+			mv_query_free(&q);
 			return NULL;
 		}
 		g_ptr_array_add(q->children, child);
 		if (p->tok.kind != T_OR)
 			break;
 		if (!advance(p)) {
-			mv_query_free(q);
+			mv_query_free(&q);
 			return NULL;
 		}
 	}
@@ -746,12 +747,12 @@ static mv_query *parse_and(parser *p)
 
 	while (p->tok.kind != T_EOF && p->tok.kind != T_RPAREN) {
 		if (q->children->len > 0 && p->tok.kind == T_AND && !advance(p)) {
-			mv_query_free(q);
+			mv_query_free(&q);
 			return NULL;
 		}
 		mv_query *child = parse_or(p);
 		if (child == NULL) {
-			mv_query_free(q);
+			mv_query_free(&q);
 			return NULL;
 		}
 		g_ptr_array_add(q->children, child);
@@ -794,16 +795,18 @@ mv_query *mv_query_parse(const char *text, GError **error)
 	mv_query *q = parse_and(&p);
 	if (q != NULL && p.tok.kind == T_RPAREN) {
 		fail(&p, p.tok.start, "unexpected ')'");
-		mv_query_free(q);
+		mv_query_free(&q);
 		return NULL;
 	}
 	return q;
 }
 
-void mv_query_free(mv_query *q)
+void mv_query_free(mv_query **qp)
 {
+	mv_query *q = *qp;
 	if (q == NULL)
 		return;
+	*qp = NULL;
 	if (q->children != NULL)
 		g_ptr_array_unref(q->children);
 	g_free(q->text);

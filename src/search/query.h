@@ -68,7 +68,8 @@ struct mv_query {
  * "position N: reason") on malformed input.  An empty query (only spaces)
  * is an error too ("empty query"). */
 mv_query *mv_query_parse(const char *text, GError **error);
-void mv_query_free(mv_query *q);
+/* Frees the query and clears the caller's pointer (NULL is fine). */
+void mv_query_free(mv_query **q);
 /* A canonical, fully parenthesised rendering, for tests and --debug:
  * AND(a, OR(b, c)), NOT(x), TERM(from:john*), PHRASE(subject:"a b"),
  * DATE(>=1030000000), SIZE(>1048576), HAS(attachment). */

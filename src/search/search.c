@@ -773,7 +773,7 @@ int mv_searcher_run(mv_searcher *s, const char *query, const mv_search_options *
 	for (guint i = 0; i < s->stores->len && rc == 0; i++)
 		rc = run_store(s->stores->pdata[i], q, opts, after_lo_for(&c, mv_store_id(s->stores->pdata[i])), hits,
 		               error);
-	mv_query_free(q);
+	mv_query_free(&q);
 	if (rc < 0) {
 		g_ptr_array_free(hits, TRUE);
 		return -1;

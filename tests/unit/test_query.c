@@ -27,7 +27,7 @@ static void check_parse(const char *text, const char *expected)
 	if (strcmp(s, expected) != 0)
 		fail_msg("'%s' gave %s, expected %s", text, s, expected);
 	g_free(s);
-	mv_query_free(q);
+	mv_query_free(&q);
 }
 
 static void check_error(const char *text, const char *expected)
@@ -157,8 +157,11 @@ static void test_tree_fields(void **state)
 	assert_int_equal(sz->kind, MV_Q_SIZE);
 	assert_int_equal(sz->cmp, MV_CMP_GE);
 	assert_int_equal(sz->value, 2048);
-	mv_query_free(q);
-	mv_query_free(NULL);
+	mv_query_free(&q);
+	assert_null(q);    /* the caller's pointer is cleared */
+	mv_query *none = NULL;
+	mv_query_free(&none);
+	mv_query_free(&none);
 }
 
 static void test_precedence(void **state)
@@ -487,7 +490,7 @@ static void test_depth(void **state)
 	GError *err = NULL;
 	mv_query *q = mv_query_parse(nots->str, &err);
 	assert_non_null(q);
-	mv_query_free(q);
+	mv_query_free(&q);
 	g_string_insert_c(nots, 0, '-');
 	check_error(nots->str, "position 33: negations nested deeper than 32");
 	g_string_free(nots, TRUE);
@@ -517,7 +520,7 @@ static void test_length(void **state)
 	s = mv_query_to_string(q);
 	assert_int_equal(strlen(s), MV_QUERY_MAX_LEN + strlen("TERM()"));
 	g_free(s);
-	mv_query_free(q);
+	mv_query_free(&q);
 	max[MV_QUERY_MAX_LEN] = 'a';
 	max[MV_QUERY_MAX_LEN + 1] = '\0';
 	check_error(max, "position 1: query longer than 4096 bytes");
@@ -534,7 +537,7 @@ static void test_terms(void **state)
 	mv_query *q = mv_query_parse(s->str, &err);
 	assert_non_null(q);
 	assert_int_equal(q->children->len, MV_QUERY_MAX_TERMS);
-	mv_query_free(q);
+	mv_query_free(&q);
 	size_t at = s->len;
 	g_string_append(s, "\"over the\" limit");
 	char *want = g_strdup_printf("position %zu: more than 256 terms", at + 1);
