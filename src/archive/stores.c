@@ -353,9 +353,14 @@ static int insert_row(mv_instance *inst, int id, const new_store *ns, GError **e
 	sqlite3_bind_text(st, 4, mv_archive_stored_path(inst, ns->paths->db_dir), -1, g_free);
 	sqlite3_bind_text(st, 5, mv_archive_stored_path(inst, ns->paths->content_dir), -1, g_free);
 	sqlite3_bind_text(st, 6, mv_archive_stored_path(inst, ns->paths->index_dir), -1, g_free);
-	mv_sql_bind_bytes(st, 7, ns->key_master);
-	mv_sql_bind_bytes(st, 8, ns->key_recovery);
-	mv_sql_bind_bytes(st, 9, ns->recovery_salt);
+	/* The key columns are NOT NULL: a store attached without a value (one
+	 * whose meta carries no recovery wrapping) gets an empty blob, as it
+	 * did before base/sql's bind, which binds NULL as SQL NULL. */
+	GBytes *empty = g_bytes_new(NULL, 0);
+	mv_sql_bind_bytes(st, 7, ns->key_master ? ns->key_master : empty);
+	mv_sql_bind_bytes(st, 8, ns->key_recovery ? ns->key_recovery : empty);
+	mv_sql_bind_bytes(st, 9, ns->recovery_salt ? ns->recovery_salt : empty);
+	g_bytes_unref(empty);
 	sqlite3_bind_int64(st, 10, mv_now());
 	sqlite3_bind_text(st, 11, ns->owner, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 12, ns->uid, -1, SQLITE_STATIC);
