@@ -304,3 +304,30 @@ int mv_user_authenticate_client(mv_instance *inst, const char *name, const char 
 		mv_user_free(u);
 	return 0;
 }
+
+typedef struct app_passwords_delete {
+	const char *name;
+	int64_t count;
+} app_passwords_delete;
+
+static int delete_app_passwords_txn(mv_instance *inst, void *opaque, GError **error)
+{
+	app_passwords_delete *d = opaque;
+	mv_user *u = mv_user_get(inst, d->name, error);
+	if (!u)
+		return -1;
+	int rc = mv_archive_exec_for_user(inst, "DELETE FROM app_passwords WHERE user=?", u->name, "delete app passwords",
+	                                  error);
+	mv_user_free(u);
+	d->count = rc == 0 ? sqlite3_changes(mv_archive_db(inst)) : 0;
+	return rc;
+}
+
+int mv_user_delete_app_passwords(mv_instance *inst, const char *name, int64_t *count_r, GError **error)
+{
+	app_passwords_delete d = { name, 0 };
+	int rc = mv_archive_in_transaction(inst, delete_app_passwords_txn, &d, error);
+	if (rc == 0 && count_r)
+		*count_r = d.count;
+	return rc;
+}

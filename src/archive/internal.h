@@ -165,7 +165,9 @@ int mv_archive_secret_key(mv_instance *inst, const char *context, uint64_t id, u
 GBytes *mv_archive_seal(const uint8_t key[MV_KEY_BYTES], const char *purpose, const uint8_t *plain, size_t len);
 GBytes *mv_archive_open_sealed(const uint8_t key[MV_KEY_BYTES], const char *purpose, GBytes *sealed);
 
-/* SQL helpers of users.c, shared with audit.c, mfa.c, app_passwords.c. */
+/* ---- users.c ---- */
+
+/* SQL helpers shared with audit.c, mfa.c, app_passwords.c and the others. */
 int mv_archive_prepare(mv_instance *inst, const char *sql, sqlite3_stmt **st_r, GError **error);
 /* The one integer a query gives (count(*) ...), its one text parameter
  * bound when text_arg is not NULL. */
@@ -178,8 +180,45 @@ int mv_archive_new_auth_generation(mv_instance *inst, const char *stored_name, G
 typedef int (*mv_archive_txn_fn)(mv_instance *inst, void *opaque, GError **error);
 int mv_archive_in_transaction(mv_instance *inst, mv_archive_txn_fn fn, void *opaque, GError **error);
 
-/* users.c: a user's folder grants (mv_folder_grant*, ordered by folder),
- * for access.c. */
+/* Runs sql with its one text parameter bound to name (a stored user name);
+ * what names the statement in errors. */
+int mv_archive_exec_for_user(mv_instance *inst, const char *sql, const char *name, const char *what,
+                             GError **error);
+/* true when s (valid UTF-8) holds a control character. */
+bool mv_archive_has_control(const char *s);
+/* Fails with MV_ERR_INVALID when bits holds a bit no privilege of kind has. */
+int mv_archive_check_bits(mv_privset_kind kind, const char *arg_name, unsigned bits, GError **error);
+
+/* ---- user_names.c ---- */
+
+/* The stored name of the user name means, or NULL (no error) when there is
+ * none; cheap index probes first, a scan only as the last resort. */
+int mv_archive_resolve_name(mv_instance *inst, const char *name, char **stored_r, GError **error);
+
+/* ---- passwords.c ---- */
+
+/* Fails with MV_ERR_INVALID unless password is 1 to 4096 bytes of UTF-8;
+ * the message never names the password. */
+int mv_archive_password_check(const char *password, GError **error);
+/* An Argon2id hash of password (at most one hash per CPU at a time). */
+int mv_archive_password_hash(const char *password, char **hash_r, GError **error);
+/* Whether password matches hash; a NULL or unusable hash costs the same
+ * work against a dummy hash and gives false. */
+bool mv_archive_password_verify(const char *hash, const char *password);
+/* Checks password (and the password policy when compliance turns it on)
+ * and hashes it. */
+int mv_archive_new_password_hash(mv_instance *inst, const char *user_name, const char *password, char **hash_r,
+                                 GError **error);
+/* A random password for the first administrator; free with
+ * mv_archive_free_secret. */
+char *mv_archive_random_password(void);
+/* Wipes and frees a password or hash (NULL allowed). */
+void mv_archive_free_secret(char *secret);
+
+/* ---- grants.c ---- */
+
+/* A user's folder grants (mv_folder_grant*, ordered by folder), for
+ * access.c; name is the stored name. */
 GPtrArray *mv_archive_folder_grants(mv_instance *inst, const char *name, GError **error);
 
 
