@@ -133,13 +133,17 @@ int mv_app_password_create(mv_instance *inst, const char *name, const char *desc
 	create_args a = { .stored = u->name, .description = description };
 	int rc = hash_of(inst, plain, &hash, error);
 	sodium_memzero(plain, sizeof plain);
+	if (rc < 0)
+		goto out;
 	a.hash = hash;
-	if (rc == 0)
-		rc = mv_archive_in_transaction(inst, create_txn, &a, error);
-	if (rc == 0) {
-		*id_r = a.id;
-		*password_r = shown;
-	} else {
+	rc = mv_archive_in_transaction(inst, create_txn, &a, error);
+	if (rc < 0)
+		goto out;
+	*id_r = a.id;
+	*password_r = shown;
+	shown = NULL;
+out:
+	if (shown) {
 		sodium_memzero(shown, strlen(shown));
 		g_free(shown);
 	}

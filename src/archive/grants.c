@@ -89,13 +89,16 @@ static int remove_same_folder(mv_instance *inst, const char *user, const char *f
 	GPtrArray *grants = mv_archive_folder_grants(inst, user, error);
 	if (!grants)
 		return -1;
-	int rc = 0;
-	for (guint i = 0; i < grants->len && rc == 0; i++) {
+	int rc = -1;
+	for (guint i = 0; i < grants->len; i++) {
 		const mv_folder_grant *g = grants->pdata[i];
-		if (same_folder(g->folder, folder))
-			rc = grant_statement(inst, "DELETE FROM folder_privileges WHERE user=? AND folder=?", user, g->folder,
-			                     0, error);
+		if (same_folder(g->folder, folder) &&
+		    grant_statement(inst, "DELETE FROM folder_privileges WHERE user=? AND folder=?", user, g->folder, 0,
+		                    error) < 0)
+			goto out;
 	}
+	rc = 0;
+out:
 	g_ptr_array_free(grants, TRUE);
 	return rc;
 }
@@ -107,10 +110,12 @@ static int set_folder_txn(mv_instance *inst, void *opaque, GError **error)
 	mv_user *u = mv_user_get(inst, c->name, error);
 	if (!u)
 		return -1;
-	int rc = remove_same_folder(inst, u->name, c->folder, error);
-	if (rc == 0)
-		rc = grant_statement(inst, "INSERT INTO folder_privileges(user, folder, privileges) VALUES(?,?,?)", u->name,
-		                     c->folder, c->privileges, error);
+	int rc = -1;
+	if (remove_same_folder(inst, u->name, c->folder, error) < 0)
+		goto out;
+	rc = grant_statement(inst, "INSERT INTO folder_privileges(user, folder, privileges) VALUES(?,?,?)", u->name,
+	                     c->folder, c->privileges, error);
+out:
 	mv_user_free(u);
 	return rc;
 }

@@ -245,17 +245,22 @@ int mv_archive_read_store_meta(const mv_store_paths *paths, char **owner_r, GByt
 {
 	*owner_r = *uid_r = NULL;
 	*key_master_r = *key_recovery_r = *recovery_salt_r = NULL;
-	if (meta_text(paths, "instance_id", owner_r, error) == 0 && meta_text(paths, "store_uid", uid_r, error) == 0 &&
-	    meta_bytes(paths, "key_master", key_master_r, error) == 0 &&
-	    meta_bytes(paths, "key_recovery", key_recovery_r, error) == 0 &&
-	    meta_bytes(paths, "recovery_salt", recovery_salt_r, error) == 0)
-		return 0;
-	g_clear_pointer(owner_r, g_free);
-	g_clear_pointer(uid_r, g_free);
-	g_clear_pointer(key_master_r, g_bytes_unref);
-	g_clear_pointer(key_recovery_r, g_bytes_unref);
-	g_clear_pointer(recovery_salt_r, g_bytes_unref);
-	return -1;
+	int rc = -1;
+	if (meta_text(paths, "instance_id", owner_r, error) < 0 || meta_text(paths, "store_uid", uid_r, error) < 0 ||
+	    meta_bytes(paths, "key_master", key_master_r, error) < 0 ||
+	    meta_bytes(paths, "key_recovery", key_recovery_r, error) < 0 ||
+	    meta_bytes(paths, "recovery_salt", recovery_salt_r, error) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0) {
+		g_clear_pointer(owner_r, g_free);
+		g_clear_pointer(uid_r, g_free);
+		g_clear_pointer(key_master_r, g_bytes_unref);
+		g_clear_pointer(key_recovery_r, g_bytes_unref);
+		g_clear_pointer(recovery_salt_r, g_bytes_unref);
+	}
+	return rc;
 }
 
 /* ---- rows of the stores table ------------------------------------------------------ */
@@ -681,12 +686,14 @@ static int write_initial_settings(sqlite3 *db, const uint8_t master[MV_KEY_BYTES
 	char *version = g_strdup_printf("%d", MV_INSTANCE_FORMAT_VERSION);
 	char *id = mv_archive_random_hex(INSTANCE_ID_BYTES);
 	int rc = -1;
-	if (setting_put(db, SETTING_FORMAT, version, error) == 0 && setting_put(db, SETTING_INSTANCE_ID, id, error) == 0 &&
-	    setting_put_bytes(db, SETTING_RECOVERY_SALT, salt_bytes, error) == 0 &&
-	    setting_put_bytes(db, SETTING_RECOVERY_KEK, kek_wrapped, error) == 0 &&
-	    setting_put_bytes(db, SETTING_KEY_CHECK, check, error) == 0 &&
-	    setting_put_bytes(db, SETTING_AUDIT_KEY, audit_key, error) == 0)
-		rc = 0;
+	if (setting_put(db, SETTING_FORMAT, version, error) < 0 || setting_put(db, SETTING_INSTANCE_ID, id, error) < 0 ||
+	    setting_put_bytes(db, SETTING_RECOVERY_SALT, salt_bytes, error) < 0 ||
+	    setting_put_bytes(db, SETTING_RECOVERY_KEK, kek_wrapped, error) < 0 ||
+	    setting_put_bytes(db, SETTING_KEY_CHECK, check, error) < 0 ||
+	    setting_put_bytes(db, SETTING_AUDIT_KEY, audit_key, error) < 0)
+		goto out;
+	rc = 0;
+out:
 	g_bytes_unref(audit_key);
 	g_free(version);
 	g_free(id);
@@ -701,13 +708,15 @@ static int create_master_db(const char *dbp, const uint8_t master[MV_KEY_BYTES],
 {
 	sqlite3 *db = NULL;
 	int rc = -1;
-	if (mv_sql_open(dbp, true, false, &db, error) == 0 && mv_sql_exec(db, mv_archive_schema(), error) == 0 &&
-	    mv_sql_exec(db, "BEGIN", error) == 0) {
-		if (write_initial_settings(db, master, recovery, error) == 0 && mv_sql_exec(db, "COMMIT", error) == 0)
-			rc = 0;
-		else
-			mv_sql_exec(db, "ROLLBACK", NULL);
+	if (mv_sql_open(dbp, true, false, &db, error) < 0 || mv_sql_exec(db, mv_archive_schema(), error) < 0 ||
+	    mv_sql_exec(db, "BEGIN", error) < 0)
+		goto out;
+	if (write_initial_settings(db, master, recovery, error) < 0 || mv_sql_exec(db, "COMMIT", error) < 0) {
+		mv_sql_exec(db, "ROLLBACK", NULL);
+		goto out;
 	}
+	rc = 0;
+out:
 	sqlite3_close(db);
 	return rc;
 }
@@ -723,6 +732,26 @@ static void undo_init(const char *data_dir)
 			mv_log_warn("cannot remove %s after a failed init: %s", p, g_strerror(errno));
 		g_free(p);
 	}
+}
+
+/* The master db and the first store; what was written is removed again
+ * when either fails. */
+static int create_instance(const char *data_dir, const char *dbp, const uint8_t master[MV_KEY_BYTES],
+                           const char *recovery, GError **error)
+{
+	mv_instance *inst = NULL;
+	int store_id = 0, rc = -1;
+	if (create_master_db(dbp, master, recovery, error) < 0)
+		goto out;
+	inst = mv_instance_open(data_dir, error);
+	if (!inst)
+		goto out;
+	rc = mv_instance_create_store(inst, "store1", NULL, "current", &store_id, error);
+out:
+	mv_instance_close(&inst);
+	if (rc < 0)
+		undo_init(data_dir);
+	return rc;
 }
 
 int mv_instance_init(const char *data_dir, char **recovery_key_r, GError **error)
@@ -745,14 +774,7 @@ int mv_instance_init(const char *data_dir, char **recovery_key_r, GError **error
 	recovery = mv_recovery_key_new();
 	if (mv_archive_write_key_file(keyp, master, error) < 0)
 		goto out;
-	mv_instance *inst = NULL;
-	int store_id = 0;
-	if (create_master_db(dbp, master, recovery, error) == 0 && (inst = mv_instance_open(data_dir, error)) &&
-	    mv_instance_create_store(inst, "store1", NULL, "current", &store_id, error) == 0)
-		rc = 0;
-	mv_instance_close(&inst);
-	if (rc < 0)
-		undo_init(data_dir);
+	rc = create_instance(data_dir, dbp, master, recovery, error);
 out:
 	sodium_memzero(master, sizeof master);
 	if (rc == 0)

@@ -338,12 +338,14 @@ static int abandon_renewal(mv_instance *inst, GError **error)
 		return -1;
 	char *next_file = next_key_path(inst->data_dir);
 	char *next_tmp = g_strdup_printf("%s.tmp", next_file);
-	int rc = remove_if_present(next_file, error) == 0 && remove_if_present(next_tmp, error) == 0 ? 0 : -1;
+	int rc = -1;
+	if (remove_if_present(next_file, error) < 0 || remove_if_present(next_tmp, error) < 0)
+		goto out;
+	mv_log_warn("%s: an interrupted master key renewal was rolled back; the previous key stays", inst->data_dir);
+	rc = 0;
+out:
 	g_free(next_file);
 	g_free(next_tmp);
-	if (rc == 0)
-		mv_log_warn("%s: an interrupted master key renewal was rolled back; the previous key stays",
-		            inst->data_dir);
 	return rc;
 }
 
@@ -409,10 +411,12 @@ int mv_archive_settle_master_key(mv_instance *inst, GError **error)
 	if (lock < 0)
 		return -1;
 	char *path = mv_archive_master_key_path(inst->data_dir);
-	int rc = mv_archive_read_key_file(path, inst->master_key, error);
+	int rc = -1;
+	if (mv_archive_read_key_file(path, inst->master_key, error) < 0)
+		goto out;
+	rc = settle_master_key_locked(inst, error);
+out:
 	g_free(path);
-	if (rc == 0)
-		rc = settle_master_key_locked(inst, error);
 	mv_archive_key_unlock(lock);
 	return rc;
 }
@@ -521,28 +525,37 @@ out:
 
 /* ---- RenewMasterKey ---------------------------------------------------------------- */
 
+static int rewrap_store_key(mv_instance *inst, const mv_archive_row *r, const uint8_t next[MV_KEY_BYTES],
+                            GError **error)
+{
+	uint8_t key[MV_KEY_BYTES];
+	if (!mv_archive_row_key(inst, r, key))
+		return 0; /* a locked store: not ours to rewrap */
+	GBytes *w = mv_archive_wrap_with(next, key);
+	sodium_memzero(key, sizeof key);
+	sqlite3_stmt *st;
+	int rc = -1;
+	if (mv_sql_prepare(inst->db, "UPDATE stores SET key_master_next=? WHERE id=?", &st, error) < 0)
+		goto out;
+	mv_sql_bind_bytes(st, 1, w);
+	sqlite3_bind_int(st, 2, r->id);
+	rc = mv_sql_step_done(inst->db, st, "rewrap store key", error);
+out:
+	g_bytes_unref(w);
+	return rc;
+}
+
 static int rewrap_store_keys(mv_instance *inst, const uint8_t next[MV_KEY_BYTES], GError **error)
 {
 	GPtrArray *rows = mv_archive_rows_load(inst, -1, error);
 	if (!rows)
 		return -1;
-	int rc = 0;
-	for (guint i = 0; i < rows->len && rc == 0; i++) {
-		const mv_archive_row *r = rows->pdata[i];
-		uint8_t key[MV_KEY_BYTES];
-		if (!mv_archive_row_key(inst, r, key))
-			continue; /* a locked store: not ours to rewrap */
-		GBytes *w = mv_archive_wrap_with(next, key);
-		sodium_memzero(key, sizeof key);
-		sqlite3_stmt *st;
-		rc = mv_sql_prepare(inst->db, "UPDATE stores SET key_master_next=? WHERE id=?", &st, error);
-		if (rc == 0) {
-			mv_sql_bind_bytes(st, 1, w);
-			sqlite3_bind_int(st, 2, r->id);
-			rc = mv_sql_step_done(inst->db, st, "rewrap store key", error);
-		}
-		g_bytes_unref(w);
-	}
+	int rc = -1;
+	for (guint i = 0; i < rows->len; i++)
+		if (rewrap_store_key(inst, rows->pdata[i], next, error) < 0)
+			goto out;
+	rc = 0;
+out:
 	g_ptr_array_free(rows, TRUE);
 	return rc;
 }
@@ -641,9 +654,10 @@ int mv_instance_renew_master_key(mv_instance *inst, GError **error)
 		return -1;
 	int rc = renew_locked(inst, error);
 	mv_archive_key_unlock(lock);
-	if (rc == 0)
-		mv_archive_sync_pending_meta(inst);
-	return rc;
+	if (rc < 0)
+		return -1;
+	mv_archive_sync_pending_meta(inst);
+	return 0;
 }
 
 int mv_instance_store_key(mv_instance *inst, int store_id, uint8_t key_r[MV_KEY_BYTES], GError **error)

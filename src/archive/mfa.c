@@ -278,20 +278,23 @@ static int enrolment_txn(mv_instance *inst, void *opaque, GError **error)
 	mfa_row r;
 	if (read_row(inst, c->stored, &r, error) < 0)
 		return -1;
-	int rc = 0;
-	if (c->fresh_pending || !r.pending) {
-		if (!c->fresh_pending) {
-			g_set_error(error, MV_ERROR, MV_ERR_STATE, "no MFA enrolment is under way");
-			rc = -1;
-		} else {
-			if (r.pending)
-				g_bytes_unref(r.pending);
-			r.pending = g_bytes_ref(c->fresh_pending);
-			rc = write_row(inst, c->stored, &r, error);
-		}
+	int rc = -1;
+	if (!c->fresh_pending && !r.pending) {
+		g_set_error(error, MV_ERROR, MV_ERR_STATE, "no MFA enrolment is under way");
+		goto out;
 	}
-	if (rc == 0 && !(c->pending_r = open_secret(inst, r.pending, error)))
-		rc = -1;
+	if (c->fresh_pending) {
+		if (r.pending)
+			g_bytes_unref(r.pending);
+		r.pending = g_bytes_ref(c->fresh_pending);
+		if (write_row(inst, c->stored, &r, error) < 0)
+			goto out;
+	}
+	c->pending_r = open_secret(inst, r.pending, error);
+	if (!c->pending_r)
+		goto out;
+	rc = 0;
+out:
 	mfa_row_clear(&r);
 	return rc;
 }

@@ -433,12 +433,14 @@ static int create_locked(mv_instance *inst, const char *name, const char *state,
 	ns.uid = uid;
 	int rc = mv_archive_wrap_new_key(inst, data_key, &ns.key_master, &ns.key_recovery, &ns.recovery_salt, error);
 	sodium_memzero(data_key, sizeof data_key);
+	if (rc < 0)
+		goto out;
 	/* The store's own key records first: registered, it must be portable. */
-	if (rc == 0)
-		rc = mv_archive_write_store_meta(abs, ns.owner, ns.key_master, ns.key_recovery, ns.recovery_salt, uid,
-		                                 error);
-	if (rc == 0)
-		rc = register_store(inst, &ns, id_r, error);
+	rc = mv_archive_write_store_meta(abs, ns.owner, ns.key_master, ns.key_recovery, ns.recovery_salt, uid, error);
+	if (rc < 0)
+		goto out;
+	rc = register_store(inst, &ns, id_r, error);
+out:
 	if (rc < 0)
 		g_prefix_error(error, "store files were made in %s but the store is not registered: ", abs->db_dir);
 	g_clear_pointer(&ns.key_master, g_bytes_unref);
@@ -645,8 +647,10 @@ int mv_instance_rename_store(mv_instance *inst, int store_id, const char *name, 
 	if (!info)
 		return -1;
 	int rc = -1;
-	if (check_name(name, error) == 0 && check_name_free(inst, name, store_id, error) == 0)
-		rc = exec_bound(mv_archive_db(inst), "UPDATE stores SET name=? WHERE id=?", store_id, name, error);
+	if (check_name(name, error) < 0 || check_name_free(inst, name, store_id, error) < 0)
+		goto out;
+	rc = exec_bound(mv_archive_db(inst), "UPDATE stores SET name=? WHERE id=?", store_id, name, error);
+out:
 	mv_store_info_free(info);
 	return rc;
 }
@@ -721,11 +725,13 @@ int mv_instance_set_store_paths(mv_instance *inst, int store_id, const mv_store_
 		return -1;
 	mv_store_paths abs = { 0 };
 	int rc = -1;
-	if (resolve_paths(inst, info->name, paths, &abs, error) == 0 && check_holds_store(&abs, error) == 0 &&
-	    check_dirs_unshared(inst, &abs, store_id, error) == 0 && check_same_store(inst, info, &abs, error) == 0)
-		rc = update_paths(inst, store_id, &abs, error);
-	if (rc == 0)
-		mv_log_debug("store %d (%s) now in %s", info->id, info->name, abs.db_dir);
+	if (resolve_paths(inst, info->name, paths, &abs, error) < 0 || check_holds_store(&abs, error) < 0 ||
+	    check_dirs_unshared(inst, &abs, store_id, error) < 0 || check_same_store(inst, info, &abs, error) < 0 ||
+	    update_paths(inst, store_id, &abs, error) < 0)
+		goto out;
+	mv_log_debug("store %d (%s) now in %s", info->id, info->name, abs.db_dir);
+	rc = 0;
+out:
 	paths_clear(&abs);
 	mv_store_info_free(info);
 	return rc;

@@ -205,23 +205,27 @@ int mv_privileges_parse(mv_privset_kind kind, const char *arg_name, const char *
 	guint n = g_strv_length(items);
 	unsigned bits = 0;
 	bool none = false;
-	int rc = n == 0 ? -1 : 0;
-	if (n == 0)
+	int rc = -1;
+	if (n == 0) {
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: empty (a comma separated list of privileges, or none)",
 		            arg_name);
-	for (guint i = 0; i < n && rc == 0; i++) {
+		goto out;
+	}
+	for (guint i = 0; i < n; i++) {
 		unsigned bit;
-		rc = parse_item(kind, arg_name, g_strstrip(items[i]), &bit, error);
-		none = none || (rc == 0 && bit == 0);
+		if (parse_item(kind, arg_name, g_strstrip(items[i]), &bit, error) < 0)
+			goto out;
+		none = none || bit == 0;
 		bits |= bit;
 	}
-	g_strfreev(items);
-	if (rc == 0 && none && n > 1) {
+	if (none && n > 1) {
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: 'none' must stand alone in the list", arg_name);
-		rc = -1;
+		goto out;
 	}
-	if (rc == 0)
-		*bits_r = bits;
+	*bits_r = bits;
+	rc = 0;
+out:
+	g_strfreev(items);
 	return rc;
 }
 
@@ -498,16 +502,20 @@ int mv_users_ensure_admin(mv_instance *inst, char **password_r, GError **error)
 	if (n > 0)
 		return 0;
 	char *password = mv_archive_random_password(), *hash = NULL;
-	int rc = mv_archive_password_hash(password, &hash, error);
+	int rc = -1;
+	if (mv_archive_password_hash(password, &hash, error) < 0)
+		goto out;
 	new_user nu = { ADMIN_NAME, ALL_USER_PRIVILEGES, MV_LOGIN_ALL, NULL, NULL, "integrated", hash, false };
-	if (rc == 0)
-		rc = mv_archive_in_transaction(inst, insert_first_admin, &nu, error);
-	mv_archive_free_secret(hash);
-	if (rc == 0 && nu.created) {
+	if (mv_archive_in_transaction(inst, insert_first_admin, &nu, error) < 0)
+		goto out;
+	if (nu.created) {
 		*password_r = password;
-		return 0;
-	}
-	mv_archive_free_secret(password);   /* another process made the first user meanwhile */
+		password = NULL;
+	}   /* else another process made the first user meanwhile */
+	rc = 0;
+out:
+	mv_archive_free_secret(hash);
+	mv_archive_free_secret(password);
 	return rc;
 }
 
@@ -544,15 +552,18 @@ static int delete_user_txn(mv_instance *inst, void *opaque, GError **error)
 	mv_user *u = mv_user_get(inst, opaque, error);
 	if (!u)
 		return -1;
-	int rc = (u->privileges & MV_PRIV_ADMIN) ? require_other_admin(inst, u->name, "delete user", error) : 0;
-	if (rc == 0 &&
-	    (mv_archive_exec_for_user(inst, "DELETE FROM folder_privileges WHERE user=?", u->name,
-	                              "delete folder privileges", error) < 0 ||
-	     mv_archive_exec_for_user(inst, "DELETE FROM app_passwords WHERE user=?", u->name, "delete app passwords",
-	                              error) < 0 ||
-	     mv_archive_exec_for_user(inst, "DELETE FROM user_mfa WHERE user=?", u->name, "delete MFA", error) < 0 ||
-	     mv_archive_exec_for_user(inst, "DELETE FROM users WHERE name=?", u->name, "delete user", error) < 0))
-		rc = -1;
+	int rc = -1;
+	if ((u->privileges & MV_PRIV_ADMIN) && require_other_admin(inst, u->name, "delete user", error) < 0)
+		goto out;
+	if (mv_archive_exec_for_user(inst, "DELETE FROM folder_privileges WHERE user=?", u->name,
+	                             "delete folder privileges", error) < 0 ||
+	    mv_archive_exec_for_user(inst, "DELETE FROM app_passwords WHERE user=?", u->name, "delete app passwords",
+	                             error) < 0 ||
+	    mv_archive_exec_for_user(inst, "DELETE FROM user_mfa WHERE user=?", u->name, "delete MFA", error) < 0 ||
+	    mv_archive_exec_for_user(inst, "DELETE FROM users WHERE name=?", u->name, "delete user", error) < 0)
+		goto out;
+	rc = 0;
+out:
 	mv_user_free(u);
 	return rc;
 }
@@ -781,10 +792,12 @@ static int set_privileges_txn(mv_instance *inst, void *opaque, GError **error)
 	if (!u)
 		return -1;
 	bool drops_admin = (u->privileges & MV_PRIV_ADMIN) && !(c->privileges & MV_PRIV_ADMIN);
-	int rc = drops_admin ? require_other_admin(inst, u->name, "remove the admin privilege of", error) : 0;
+	int rc = -1;
+	if (drops_admin && require_other_admin(inst, u->name, "remove the admin privilege of", error) < 0)
+		goto out;
 	user_update up = { .name = u->name, .column = "privileges", .number = c->privileges, .is_number = true };
-	if (rc == 0)
-		rc = apply_update(inst, &up, error);
+	rc = apply_update(inst, &up, error);
+out:
 	mv_user_free(u);
 	return rc;
 }
