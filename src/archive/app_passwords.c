@@ -106,8 +106,8 @@ static int create_txn(mv_instance *inst, void *opaque, GError **error)
 		return -1;
 	}
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "INSERT INTO app_passwords(user, description, hash, created_at) VALUES (?,?,?,?)",
-	                       &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "INSERT INTO app_passwords(user, description, hash, created_at)"
+	                   " VALUES (?,?,?,?)", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, a->stored, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, a->description ? a->description : "", -1, SQLITE_STATIC);
@@ -156,8 +156,8 @@ GPtrArray *mv_app_passwords_list(mv_instance *inst, const char *name, GError **e
 {
 	mv_user *u = mv_user_get(inst, name, error);
 	sqlite3_stmt *st;
-	if (!u || mv_archive_prepare(inst, "SELECT id, description, created_at FROM app_passwords WHERE user=?"
-	                             " ORDER BY id", &st, error) < 0) {
+	if (!u || mv_sql_prepare(mv_archive_db(inst), "SELECT id, description, created_at FROM app_passwords WHERE user=?"
+	                         " ORDER BY id", &st, error) < 0) {
 		mv_user_free(u);
 		return NULL;
 	}
@@ -191,7 +191,7 @@ static int delete_txn(mv_instance *inst, void *opaque, GError **error)
 {
 	delete_args *a = opaque;
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "DELETE FROM app_passwords WHERE user=? AND id=?", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "DELETE FROM app_passwords WHERE user=? AND id=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, a->stored, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, a->id);
@@ -225,7 +225,7 @@ static int app_password_matches(mv_instance *inst, const char *stored, const cha
 	sqlite3_stmt *st;
 	if (hash_of(inst, normalised, &hash, error) < 0)
 		return -1;
-	if (mv_archive_prepare(inst, "SELECT hash FROM app_passwords WHERE user=?", &st, error) < 0) {
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT hash FROM app_passwords WHERE user=?", &st, error) < 0) {
 		g_free(hash);
 		return -1;
 	}

@@ -362,11 +362,8 @@ static int rewrite_store_paths(backup_run *b, GError **error)
 	sqlite3_stmt *st = NULL;
 	if (mv_sql_open(path, false, false, &db, error) < 0 || mv_sql_exec(db, "BEGIN", error) < 0)
 		goto out;
-	if (sqlite3_prepare_v2(db, "UPDATE stores SET db_path=?, content_path=?, index_path=? WHERE id=?", -1, &st,
-	                       NULL) != SQLITE_OK) {
-		mv_sql_set_error(error, db, "prepare");
+	if (mv_sql_prepare(db, "UPDATE stores SET db_path=?, content_path=?, index_path=? WHERE id=?", &st, error) < 0)
 		goto out;
-	}
 	size_t i;
 	json_t *entry;
 	json_array_foreach(b->copied, i, entry) {

@@ -34,8 +34,8 @@ static int check_folder(const char *folder, GError **error)
 GPtrArray *mv_archive_folder_grants(mv_instance *inst, const char *name, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT folder, privileges FROM folder_privileges WHERE user=? ORDER BY folder",
-	                       &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT folder, privileges FROM folder_privileges WHERE user=?"
+	                   " ORDER BY folder", &st, error) < 0)
 		return NULL;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)mv_folder_grant_free);
@@ -73,7 +73,7 @@ static int grant_statement(mv_instance *inst, const char *sql, const char *user,
                            unsigned privileges, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, sql, &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), sql, &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, folder, -1, SQLITE_STATIC);

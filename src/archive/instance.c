@@ -671,9 +671,18 @@ const char *mv_instance_data_dir(const mv_instance *inst) { return inst->data_di
 
 /* ---- init ------------------------------------------------------------------------ */
 
-static int write_initial_settings(sqlite3 *db, const uint8_t master[MV_KEY_BYTES], const char *recovery,
-                                  GError **error)
+typedef struct initial_settings {
+	sqlite3 *db;
+	const uint8_t *master;
+	const char *recovery;
+} initial_settings;
+
+static int write_initial_settings(void *opaque, GError **error)
 {
+	const initial_settings *s = opaque;
+	sqlite3 *db = s->db;
+	const uint8_t *master = s->master;
+	const char *recovery = s->recovery;
 	uint8_t salt[RECOVERY_SALT_BYTES], kek[MV_KEY_BYTES];
 	randombytes_buf(salt, sizeof salt);
 	if (mv_key_from_recovery(recovery, salt, kek, error) < 0)
@@ -708,14 +717,10 @@ static int create_master_db(const char *dbp, const uint8_t master[MV_KEY_BYTES],
 {
 	sqlite3 *db = NULL;
 	int rc = -1;
-	if (mv_sql_open(dbp, true, false, &db, error) < 0 || mv_sql_exec(db, mv_archive_schema(), error) < 0 ||
-	    mv_sql_exec(db, "BEGIN", error) < 0)
+	if (mv_sql_open(dbp, true, false, &db, error) < 0 || mv_sql_exec(db, mv_archive_schema(), error) < 0)
 		goto out;
-	if (write_initial_settings(db, master, recovery, error) < 0 || mv_sql_exec(db, "COMMIT", error) < 0) {
-		mv_sql_exec(db, "ROLLBACK", NULL);
-		goto out;
-	}
-	rc = 0;
+	initial_settings s = { db, master, recovery };
+	rc = mv_sql_in_transaction(db, write_initial_settings, &s, error);
 out:
 	sqlite3_close(db);
 	return rc;

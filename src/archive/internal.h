@@ -167,16 +167,16 @@ GBytes *mv_archive_open_sealed(const uint8_t key[MV_KEY_BYTES], const char *purp
 
 /* ---- users.c ---- */
 
-/* SQL helpers shared with audit.c, mfa.c, app_passwords.c and the others. */
-int mv_archive_prepare(mv_instance *inst, const char *sql, sqlite3_stmt **st_r, GError **error);
+/* SQL helpers of archive/ (prepare, step, columns, transactions on any db:
+ * base/sql.h). */
 /* The one integer a query gives (count(*) ...), its one text parameter
  * bound when text_arg is not NULL. */
 int mv_archive_count(mv_instance *inst, const char *sql, const char *text_arg, int64_t *n_r, GError **error);
 /* Gives the user (its stored name) a fresh auth generation, which ends its
  * sessions and cached logons; call inside a transaction. */
 int mv_archive_new_auth_generation(mv_instance *inst, const char *stored_name, GError **error);
-/* Runs fn inside BEGIN IMMEDIATE ... COMMIT on the master db (rolled back
- * when fn or the commit fails). */
+/* mv_sql_in_transaction on the master db, with fn given the instance:
+ * BEGIN IMMEDIATE, fn, COMMIT, rolled back when fn or the commit fails. */
 typedef int (*mv_archive_txn_fn)(mv_instance *inst, void *opaque, GError **error);
 int mv_archive_in_transaction(mv_instance *inst, mv_archive_txn_fn fn, void *opaque, GError **error);
 

@@ -300,18 +300,7 @@ static int key_status_of(mv_instance *inst, key_status *status_r, GError **error
 	return 0;
 }
 
-static int in_transaction(mv_instance *inst, int (*fn)(mv_instance *, GError **), GError **error)
-{
-	if (mv_sql_exec(inst->db, "BEGIN IMMEDIATE", error) < 0)
-		return -1;
-	if (fn(inst, error) < 0 || mv_sql_exec(inst->db, "COMMIT", error) < 0) {
-		mv_sql_exec(inst->db, "ROLLBACK", NULL);
-		return -1;
-	}
-	return 0;
-}
-
-static int drop_next_values(mv_instance *inst, GError **error)
+static int drop_next_values(mv_instance *inst, void *opaque, GError **error)
 {
 	if (mv_sql_exec(inst->db, "UPDATE stores SET key_master_next=NULL WHERE key_master_next IS NOT NULL",
 	                error) < 0 ||
@@ -334,7 +323,7 @@ static int remove_if_present(const char *path, GError **error)
  * still the key; forget the new one. */
 static int abandon_renewal(mv_instance *inst, GError **error)
 {
-	if (in_transaction(inst, drop_next_values, error) < 0)
+	if (mv_archive_in_transaction(inst, drop_next_values, NULL, error) < 0)
 		return -1;
 	char *next_file = next_key_path(inst->data_dir);
 	char *next_tmp = g_strdup_printf("%s.tmp", next_file);
@@ -354,14 +343,16 @@ static int promote_setting(mv_instance *inst, const char *next, const char *curr
 	char *value = NULL;
 	if (mv_archive_setting_get(inst, next, &value, error) < 0)
 		return -1;
-	int rc = 0;
-	if (value)
-		rc = mv_archive_setting_put(inst, current, value, error);
+	int rc = -1;
+	if (value && mv_archive_setting_put(inst, current, value, error) < 0)
+		goto out;
+	rc = mv_archive_setting_delete(inst, next, error);
+out:
 	g_free(value);
-	return rc == 0 ? mv_archive_setting_delete(inst, next, error) : -1;
+	return rc;
 }
 
-static int promote_next_values(mv_instance *inst, GError **error)
+static int promote_next_values(mv_instance *inst, void *opaque, GError **error)
 {
 	if (mv_sql_exec(inst->db, "UPDATE stores SET key_master=key_master_next, key_master_next=NULL,"
 	                " meta_synced=0 WHERE key_master_next IS NOT NULL", error) < 0 ||
@@ -383,7 +374,7 @@ static int settle_master_key_locked(mv_instance *inst, GError **error)
 	case KEY_LEFTOVERS:
 		return abandon_renewal(inst, error);
 	case KEY_NEXT:
-		if (in_transaction(inst, promote_next_values, error) < 0)
+		if (mv_archive_in_transaction(inst, promote_next_values, NULL, error) < 0)
 			return -1;
 		mv_log_warn("%s: an interrupted master key renewal was completed", inst->data_dir);
 		return 0;
@@ -601,16 +592,12 @@ static int wrap_next_values(mv_instance *inst, const uint8_t next[MV_KEY_BYTES],
 	return rc;
 }
 
-static int rewrap_in_transaction(mv_instance *inst, const uint8_t next[MV_KEY_BYTES], GError **error)
+/* opaque: the new key. */
+static int rewrap_txn(mv_instance *inst, void *opaque, GError **error)
 {
-	if (mv_sql_exec(inst->db, "BEGIN IMMEDIATE", error) < 0)
+	if (drop_next_values(inst, NULL, error) < 0)
 		return -1;
-	if (drop_next_values(inst, error) < 0 || wrap_next_values(inst, next, error) < 0 ||
-	    mv_sql_exec(inst->db, "COMMIT", error) < 0) {
-		mv_sql_exec(inst->db, "ROLLBACK", NULL);
-		return -1;
-	}
-	return 0;
+	return wrap_next_values(inst, opaque, error);
 }
 
 static int renew_locked(mv_instance *inst, GError **error)
@@ -624,7 +611,7 @@ static int renew_locked(mv_instance *inst, GError **error)
 	if (mv_archive_write_key_file(nextp, next, error) < 0)
 		goto out;
 	fault_point("renew-master-key", 1);
-	if (rewrap_in_transaction(inst, next, error) < 0)
+	if (mv_archive_in_transaction(inst, rewrap_txn, next, error) < 0)
 		goto out;
 	fault_point("renew-master-key", 2);
 	/* The commit point: from here master.key is the new key. */
@@ -636,7 +623,7 @@ static int renew_locked(mv_instance *inst, GError **error)
 		goto out;
 	fault_point("renew-master-key", 3);
 	memcpy(inst->master_key, next, MV_KEY_BYTES);
-	if (in_transaction(inst, promote_next_values, error) < 0)
+	if (mv_archive_in_transaction(inst, promote_next_values, NULL, error) < 0)
 		goto out;
 	fault_point("renew-master-key", 4);
 	rc = 0;

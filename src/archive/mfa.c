@@ -72,7 +72,8 @@ static int read_row(mv_instance *inst, const char *stored, mfa_row *r, GError **
 {
 	memset(r, 0, sizeof *r);
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT state, secret, pending, last_step FROM user_mfa WHERE user=?", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT state, secret, pending, last_step FROM user_mfa WHERE user=?", &st,
+	                   error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
@@ -104,8 +105,8 @@ static void bind_blob(sqlite3_stmt *st, int col, GBytes *b)
 static int write_row(mv_instance *inst, const char *stored, const mfa_row *r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "INSERT OR REPLACE INTO user_mfa(user, state, secret, pending, last_step)"
-	                       " VALUES (?, ?, ?, ?, ?)", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "INSERT OR REPLACE INTO user_mfa(user, state, secret, pending, last_step)"
+	                   " VALUES (?, ?, ?, ?, ?)", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, r->state);
@@ -238,7 +239,7 @@ static int disable_txn(mv_instance *inst, void *opaque, GError **error)
 {
 	mfa_change *c = opaque;
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "DELETE FROM user_mfa WHERE user=?", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "DELETE FROM user_mfa WHERE user=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, c->stored, -1, SQLITE_STATIC);
 	if (mv_sql_step_done(mv_archive_db(inst), st, "disable MFA", error) < 0)

@@ -147,7 +147,7 @@ static int backfill_rows(mv_instance *inst, GError **error)
 	return rc;
 }
 
-static int migrate_in_transaction(mv_instance *inst, GError **error)
+static int migrate_txn(mv_instance *inst, void *opaque, GError **error)
 {
 	for (size_t i = 0; i < G_N_ELEMENTS(added_columns); i++) {
 		bool has;
@@ -188,15 +188,8 @@ int mv_archive_migrate(mv_instance *inst, GError **error)
 	bool needed;
 	if (needs_migration(inst, &needed, error) < 0)
 		return -1;
-	if (needed) {
-		if (mv_sql_exec(inst->db, "BEGIN IMMEDIATE", error) < 0)
-			return -1;
-		if (migrate_in_transaction(inst, error) < 0 || mv_sql_exec(inst->db, "COMMIT", error) < 0) {
-			mv_sql_exec(inst->db, "ROLLBACK", NULL);
-			return -1;
-		}
-		return 0;
-	}
+	if (needed)
+		return mv_archive_in_transaction(inst, migrate_txn, NULL, error);
 	g_free(inst->instance_id);
 	return mv_archive_setting_get(inst, SETTING_INSTANCE_ID, &inst->instance_id, error);
 }
@@ -221,7 +214,6 @@ static int users_schema_present(mv_instance *inst, bool *present_r, GError **err
 
 static int add_users_schema(mv_instance *inst, void *opaque, GError **error)
 {
-	(void)opaque;
 	char *key = NULL;
 	if (mv_sql_exec(inst->db, USERS_SCHEMA, error) < 0 || mv_archive_setting_get(inst, SETTING_AUDIT_KEY, &key, error) < 0)
 		return -1;

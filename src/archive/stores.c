@@ -291,10 +291,8 @@ typedef struct new_store {
 static int exec_bound(sqlite3 *db, const char *sql, int id, const char *text, GError **error)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		mv_sql_set_error(error, db, "prepare");
+	if (mv_sql_prepare(db, sql, &st, error) < 0)
 		return -1;
-	}
 	int col = 1;
 	if (text)
 		sqlite3_bind_text(st, col++, text, -1, SQLITE_STATIC);
@@ -341,12 +339,10 @@ static int insert_row(mv_instance *inst, int id, const new_store *ns, GError **e
 {
 	sqlite3 *db = mv_archive_db(inst);
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "INSERT INTO stores(id, name, state, db_path, content_path, index_path, key_master,"
-	                       " key_recovery, recovery_salt, created_at, owner_instance, store_uid, meta_synced)"
-	                       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
-		mv_sql_set_error(error, db, "prepare");
+	if (mv_sql_prepare(db, "INSERT INTO stores(id, name, state, db_path, content_path, index_path, key_master,"
+	                   " key_recovery, recovery_salt, created_at, owner_instance, store_uid, meta_synced)"
+	                   " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", &st, error) < 0)
 		return -1;
-	}
 	sqlite3_bind_int(st, 1, id);
 	sqlite3_bind_text(st, 2, ns->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, ns->state, -1, SQLITE_STATIC);
@@ -379,27 +375,31 @@ static int demote_current(mv_instance *inst, int except_id, GError **error)
 	                  except_id, NULL, error);
 }
 
-static int register_in_transaction(mv_instance *inst, const new_store *ns, int *id_r, GError **error)
+typedef struct registration {
+	const new_store *ns;
+	int id;
+} registration;
+
+static int register_txn(mv_instance *inst, void *opaque, GError **error)
 {
+	registration *reg = opaque;
+	const new_store *ns = reg->ns;
 	int id = 0;
 	if (check_name_free(inst, ns->name, 0, error) < 0 || allocate_store_id(inst, &id, error) < 0 ||
 	    insert_row(inst, id, ns, error) < 0)
 		return -1;
 	if (strcmp(ns->state, "current") == 0 && demote_current(inst, id, error) < 0)
 		return -1;
-	*id_r = id;
+	reg->id = id;
 	return 0;
 }
 
 static int register_store(mv_instance *inst, const new_store *ns, int *id_r, GError **error)
 {
-	sqlite3 *db = mv_archive_db(inst);
-	if (mv_sql_exec(db, "BEGIN IMMEDIATE", error) < 0)
+	registration reg = { ns, 0 };
+	if (mv_archive_in_transaction(inst, register_txn, &reg, error) < 0)
 		return -1;
-	if (register_in_transaction(inst, ns, id_r, error) < 0 || mv_sql_exec(db, "COMMIT", error) < 0) {
-		mv_sql_exec(db, "ROLLBACK", NULL);
-		return -1;
-	}
+	*id_r = reg.id;
 	return 0;
 }
 
@@ -696,11 +696,8 @@ static int update_paths(mv_instance *inst, int store_id, const mv_store_paths *a
 {
 	sqlite3 *db = mv_archive_db(inst);
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "UPDATE stores SET db_path=?, content_path=?, index_path=? WHERE id=?", -1, &st,
-	                       NULL) != SQLITE_OK) {
-		mv_sql_set_error(error, db, "prepare");
+	if (mv_sql_prepare(db, "UPDATE stores SET db_path=?, content_path=?, index_path=? WHERE id=?", &st, error) < 0)
 		return -1;
-	}
 	sqlite3_bind_text(st, 1, mv_archive_stored_path(inst, abs->db_dir), -1, g_free);
 	sqlite3_bind_text(st, 2, mv_archive_stored_path(inst, abs->content_dir), -1, g_free);
 	sqlite3_bind_text(st, 3, mv_archive_stored_path(inst, abs->index_dir), -1, g_free);
@@ -737,21 +734,18 @@ out:
 	return rc;
 }
 
-static int set_state_in_transaction(mv_instance *inst, int store_id, const char *state, GError **error)
+typedef struct state_change {
+	int store_id;
+	const char *state;
+} state_change;
+
+/* Exactly one store is current: making one current demotes the other. */
+static int set_state_txn(mv_instance *inst, void *opaque, GError **error)
 {
-	sqlite3 *db = mv_archive_db(inst);
-	if (mv_sql_exec(db, "BEGIN IMMEDIATE", error) < 0)
+	const state_change *c = opaque;
+	if (strcmp(c->state, "current") == 0 && demote_current(inst, c->store_id, error) < 0)
 		return -1;
-	int rc = 0;
-	if (strcmp(state, "current") == 0)
-		rc = demote_current(inst, store_id, error);
-	if (rc == 0)
-		rc = exec_bound(db, "UPDATE stores SET state=? WHERE id=?", store_id, state, error);
-	if (rc == 0)
-		rc = mv_sql_exec(db, "COMMIT", error);
-	if (rc < 0)
-		mv_sql_exec(db, "ROLLBACK", NULL);
-	return rc;
+	return exec_bound(mv_archive_db(inst), "UPDATE stores SET state=? WHERE id=?", c->store_id, c->state, error);
 }
 
 int mv_instance_set_store_state(mv_instance *inst, int store_id, const char *state, GError **error)
@@ -776,7 +770,7 @@ int mv_instance_set_store_state(mv_instance *inst, int store_id, const char *sta
 		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d (%s) cannot become current: %s", info->id,
 		            info->name, info->error);
 	} else {
-		rc = set_state_in_transaction(inst, store_id, state, error);
+		rc = mv_archive_in_transaction(inst, set_state_txn, &(state_change){ store_id, state }, error);
 	}
 	mv_store_info_free(info);
 	return rc;

@@ -111,7 +111,7 @@ static int first_with_key(mv_instance *inst, sqlite3_stmt *st, const char *want,
 static int probe_nocase(mv_instance *inst, const char *name, const char *want, char **stored_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT name FROM users WHERE name=?", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT name FROM users WHERE name=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	int rc = first_with_key(inst, st, want, stored_r, error);
@@ -144,7 +144,7 @@ static int resolve_ascii_foldings(mv_instance *inst, const char *key, char **sto
 	sqlite3_stmt *st;
 	if (strlen(key) > MAX_USER_NAME_BYTES)
 		return 0;
-	if (mv_archive_prepare(inst, "SELECT name FROM users WHERE name >= ?1 AND name < ?2", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT name FROM users WHERE name >= ?1 AND name < ?2", &st, error) < 0)
 		return -1;
 	int rc = 0;
 	for (size_t at = 0; key[at] && !*stored_r && rc == 0; at++)
@@ -162,8 +162,8 @@ static int resolve_ascii_foldings(mv_instance *inst, const char *key, char **sto
 static int resolve_by_scan(mv_instance *inst, const char *key, char **stored_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT name FROM users WHERE length(name) != length(CAST(name AS BLOB))", &st,
-	                       error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT name FROM users WHERE length(name) != length(CAST(name AS BLOB))", &st,
+	                   error) < 0)
 		return -1;
 	int rc = first_with_key(inst, st, key, stored_r, error);
 	sqlite3_finalize(st);

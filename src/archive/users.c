@@ -37,35 +37,34 @@
 
 #define AUTH_FAILED "unknown user or wrong password"
 
-/* ---- SQL helpers (shared with audit.c through internal.h) ------------------------- */
+/* ---- SQL helpers of archive/ (base/sql.h has the generic ones) ---------------- */
 
-int mv_archive_prepare(mv_instance *inst, const char *sql, sqlite3_stmt **st_r, GError **error)
+/* mv_archive_in_transaction is kept over mv_sql_in_transaction because
+ * every function run inside it works on the instance: it hands fn the
+ * instance beside its own argument, so that a dozen callers need no struct
+ * carrying both. */
+typedef struct archive_txn {
+	mv_instance *inst;
+	mv_archive_txn_fn fn;
+	void *opaque;
+} archive_txn;
+
+static int run_archive_txn(void *opaque, GError **error)
 {
-	sqlite3 *db = mv_archive_db(inst);
-	if (sqlite3_prepare_v2(db, sql, -1, st_r, NULL) == SQLITE_OK)
-		return 0;
-	mv_sql_set_error(error, db, "prepare");
-	return -1;
+	const archive_txn *t = opaque;
+	return t->fn(t->inst, t->opaque, error);
 }
 
 int mv_archive_in_transaction(mv_instance *inst, mv_archive_txn_fn fn, void *opaque, GError **error)
 {
-	sqlite3 *db = mv_archive_db(inst);
-	if (mv_sql_exec(db, "BEGIN IMMEDIATE", error) < 0)
-		return -1;
-	if (fn(inst, opaque, error) < 0 || mv_sql_exec(db, "COMMIT", error) < 0) {
-		mv_sql_exec(db, "ROLLBACK", NULL);
-		return -1;
-	}
-	return 0;
+	archive_txn t = { inst, fn, opaque };
+	return mv_sql_in_transaction(mv_archive_db(inst), run_archive_txn, &t, error);
 }
-
-
 
 int mv_archive_count(mv_instance *inst, const char *sql, const char *text_arg, int64_t *n_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, sql, &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), sql, &st, error) < 0)
 		return -1;
 	if (text_arg)
 		sqlite3_bind_text(st, 1, text_arg, -1, SQLITE_STATIC);
@@ -99,7 +98,7 @@ int mv_archive_new_auth_generation(mv_instance *inst, const char *stored_name, G
 	int64_t gen;
 	sqlite3_stmt *st;
 	if (next_generation(inst, &gen, error) < 0 ||
-	    mv_archive_prepare(inst, "UPDATE users SET auth_generation=? WHERE name=?", &st, error) < 0)
+	    mv_sql_prepare(mv_archive_db(inst), "UPDATE users SET auth_generation=? WHERE name=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, gen);
 	sqlite3_bind_text(st, 2, stored_name, -1, SQLITE_STATIC);
@@ -349,7 +348,7 @@ static char *stored_name_of(mv_instance *inst, const char *name, GError **error)
 static mv_user *user_by_stored_name(mv_instance *inst, const char *stored, const char *asked, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT " USER_COLUMNS " FROM users WHERE name=?", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT " USER_COLUMNS " FROM users WHERE name=?", &st, error) < 0)
 		return NULL;
 	sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
@@ -375,7 +374,7 @@ mv_user *mv_user_get(mv_instance *inst, const char *name, GError **error)
 GPtrArray *mv_users_list(mv_instance *inst, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT " USER_COLUMNS " FROM users ORDER BY name", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT " USER_COLUMNS " FROM users ORDER BY name", &st, error) < 0)
 		return NULL;
 	GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)mv_user_free);
 	int rc;
@@ -408,7 +407,7 @@ typedef struct new_user {
 static int name_taken(mv_instance *inst, const char *name, const char *except, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT name FROM users", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT name FROM users", &st, error) < 0)
 		return -1;
 	char *want = mv_user_name_key(name);
 	int taken = 0, rc = SQLITE_DONE;
@@ -432,9 +431,9 @@ static int insert_user(mv_instance *inst, new_user *nu, GError **error)
 	int64_t gen;
 	sqlite3_stmt *st;
 	if (name_taken(inst, nu->name, NULL, error) < 0 || next_generation(inst, &gen, error) < 0 ||
-	    mv_archive_prepare(inst, "INSERT INTO users(name, full_name, distinguished_name, authentication,"
-	                       " privileges, login_privileges, email_addresses, pop3_user_names, password_hash,"
-	                       " auth_generation, created_at) VALUES(?,?,?,?,?,?,'[]','[]',?,?,?)", &st, error) < 0)
+	    mv_sql_prepare(mv_archive_db(inst), "INSERT INTO users(name, full_name, distinguished_name, authentication,"
+	                   " privileges, login_privileges, email_addresses, pop3_user_names, password_hash,"
+	                   " auth_generation, created_at) VALUES(?,?,?,?,?,?,'[]','[]',?,?,?)", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, nu->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, nu->full_name, -1, SQLITE_STATIC);
@@ -541,7 +540,7 @@ static int require_other_admin(mv_instance *inst, const char *name, const char *
 int mv_archive_exec_for_user(mv_instance *inst, const char *sql, const char *name, const char *what, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, sql, &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), sql, &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	return mv_sql_step_done(mv_archive_db(inst), st, what, error);
@@ -593,7 +592,7 @@ static int update_stored(mv_instance *inst, const user_update *u, const char *st
 	char *sql = g_strdup_printf("UPDATE users SET %s=?%s WHERE name=?", u->column,
 	                            u->new_generation ? ", auth_generation=?" : "");
 	sqlite3_stmt *st;
-	int rc = mv_archive_prepare(inst, sql, &st, error);
+	int rc = mv_sql_prepare(mv_archive_db(inst), sql, &st, error);
 	g_free(sql);
 	if (rc < 0)
 		return -1;
@@ -639,7 +638,7 @@ static int rename_stored(mv_instance *inst, const char *old, const char *new_nam
 	int64_t gen;
 	sqlite3_stmt *st;
 	if (name_taken(inst, new_name, old, error) < 0 || next_generation(inst, &gen, error) < 0 ||
-	    mv_archive_prepare(inst, "UPDATE users SET name=?, auth_generation=? WHERE name=?", &st, error) < 0)
+	    mv_sql_prepare(mv_archive_db(inst), "UPDATE users SET name=?, auth_generation=? WHERE name=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, new_name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, gen);
@@ -662,7 +661,7 @@ static int rename_stored(mv_instance *inst, const char *old, const char *new_nam
 		                              "UPDATE app_passwords SET user=?1 WHERE user=?2",
 		                              "UPDATE user_mfa SET user=?1 WHERE user=?2" };
 	for (size_t i = 0; i < G_N_ELEMENTS(follow); i++) {
-		if (mv_archive_prepare(inst, follow[i], &st, error) < 0)
+		if (mv_sql_prepare(mv_archive_db(inst), follow[i], &st, error) < 0)
 			return -1;
 		sqlite3_bind_text(st, 1, new_name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, old, -1, SQLITE_STATIC);
@@ -826,7 +825,8 @@ static int credentials_of_stored(mv_instance *inst, const char *stored, mv_user 
                                  GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT " USER_COLUMNS ", password_hash FROM users WHERE name=?", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT " USER_COLUMNS ", password_hash FROM users WHERE name=?", &st,
+	                   error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
