@@ -154,8 +154,10 @@ int mv_archive_migrate(mv_instance *inst, GError **error);
 /* Adds the users tables and the audit key to an instance made before them. */
 int mv_archive_ensure_users_schema(mv_instance *inst, GError **error);
 
-/* secrets.c: a key for one purpose (context: up to 8 characters, e.g.
- * "mvtotp"), derived from the instance key; the caller wipes it. */
+/* ---- secrets.c ---- */
+
+/* A key for one purpose (context: up to 8 characters, e.g. "mvtotp"),
+ * derived from the instance key (the audit log's); the caller wipes it. */
 int mv_archive_secret_key(mv_instance *inst, const char *context, uint64_t id, uint8_t key_r[MV_KEY_BYTES],
                           GError **error);
 /* XChaCha20-Poly1305 with a random nonce (nonce || ciphertext); purpose is
