@@ -101,13 +101,6 @@ static int check_name_free(mv_instance *inst, const char *name, int except_id, G
 
 /* ---- paths ------------------------------------------------------------------------------ */
 
-static void paths_clear(mv_store_paths *p)
-{
-	g_clear_pointer(&p->db_dir, g_free);
-	g_clear_pointer(&p->content_dir, g_free);
-	g_clear_pointer(&p->index_dir, g_free);
-}
-
 /* A directory name for a store's default place under <data>/stores: the
  * name with anything unusual in a file name replaced, made unique. */
 static char *default_store_dir(mv_instance *inst, const char *name)
@@ -166,7 +159,7 @@ static int resolve_paths(mv_instance *inst, const char *name, const mv_store_pat
 	                 error) < 0 ||
 	    absolute_arg("indexPath", given->index_dir ? given->index_dir : given->db_dir, &abs_r->index_dir,
 	                 error) < 0) {
-		paths_clear(abs_r);
+		mv_archive_paths_clear(abs_r);
 		return -1;
 	}
 	return 0;
@@ -469,7 +462,7 @@ int mv_instance_create_store(mv_instance *inst, const char *name, const mv_store
 	if (rc == 0)
 		mv_log_debug("store %d (%s) created in %s", *id_r, name, abs.db_dir);
 out:
-	paths_clear(&abs);
+	mv_archive_paths_clear(&abs);
 	return rc;
 }
 
@@ -599,7 +592,7 @@ int mv_instance_attach_store(mv_instance *inst, const char *name, const mv_store
 	}
 out:
 	store_meta_clear(&m);
-	paths_clear(&abs);
+	mv_archive_paths_clear(&abs);
 	return rc;
 }
 
@@ -729,7 +722,7 @@ int mv_instance_set_store_paths(mv_instance *inst, int store_id, const mv_store_
 	mv_log_debug("store %d (%s) now in %s", info->id, info->name, abs.db_dir);
 	rc = 0;
 out:
-	paths_clear(&abs);
+	mv_archive_paths_clear(&abs);
 	mv_store_info_free(info);
 	return rc;
 }
@@ -900,7 +893,7 @@ int mv_instance_auto_create_store(mv_instance *inst, int *id_r, GError **error)
 		paths.index_dir = c.index_base ? g_build_filename(c.index_base, name, NULL) : NULL;
 	}
 	int rc = mv_instance_create_store(inst, name, &paths, "current", id_r, error);
-	paths_clear(&paths);
+	mv_archive_paths_clear(&paths);
 	g_free(name);
 	mv_autocreate_config_clear(&c);
 	return rc;
