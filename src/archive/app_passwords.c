@@ -106,8 +106,8 @@ static int create_txn(mv_instance *inst, void *opaque, GError **error)
 		return -1;
 	}
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "INSERT INTO app_passwords(user, description, hash, created_at) VALUES (?,?,?,?)",
-	                       &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "INSERT INTO app_passwords(user, description, hash, created_at)"
+	                   " VALUES (?,?,?,?)", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, a->stored, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, a->description ? a->description : "", -1, SQLITE_STATIC);
@@ -133,13 +133,17 @@ int mv_app_password_create(mv_instance *inst, const char *name, const char *desc
 	create_args a = { .stored = u->name, .description = description };
 	int rc = hash_of(inst, plain, &hash, error);
 	sodium_memzero(plain, sizeof plain);
+	if (rc < 0)
+		goto out;
 	a.hash = hash;
-	if (rc == 0)
-		rc = mv_archive_in_transaction(inst, create_txn, &a, error);
-	if (rc == 0) {
-		*id_r = a.id;
-		*password_r = shown;
-	} else {
+	rc = mv_archive_in_transaction(inst, create_txn, &a, error);
+	if (rc < 0)
+		goto out;
+	*id_r = a.id;
+	*password_r = shown;
+	shown = NULL;
+out:
+	if (shown) {
 		sodium_memzero(shown, strlen(shown));
 		g_free(shown);
 	}
@@ -152,8 +156,8 @@ GPtrArray *mv_app_passwords_list(mv_instance *inst, const char *name, GError **e
 {
 	mv_user *u = mv_user_get(inst, name, error);
 	sqlite3_stmt *st;
-	if (!u || mv_archive_prepare(inst, "SELECT id, description, created_at FROM app_passwords WHERE user=?"
-	                             " ORDER BY id", &st, error) < 0) {
+	if (!u || mv_sql_prepare(mv_archive_db(inst), "SELECT id, description, created_at FROM app_passwords WHERE user=?"
+	                         " ORDER BY id", &st, error) < 0) {
 		mv_user_free(u);
 		return NULL;
 	}
@@ -187,7 +191,7 @@ static int delete_txn(mv_instance *inst, void *opaque, GError **error)
 {
 	delete_args *a = opaque;
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "DELETE FROM app_passwords WHERE user=? AND id=?", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "DELETE FROM app_passwords WHERE user=? AND id=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, a->stored, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, a->id);
@@ -221,7 +225,7 @@ static int app_password_matches(mv_instance *inst, const char *stored, const cha
 	sqlite3_stmt *st;
 	if (hash_of(inst, normalised, &hash, error) < 0)
 		return -1;
-	if (mv_archive_prepare(inst, "SELECT hash FROM app_passwords WHERE user=?", &st, error) < 0) {
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT hash FROM app_passwords WHERE user=?", &st, error) < 0) {
 		g_free(hash);
 		return -1;
 	}
@@ -303,4 +307,31 @@ int mv_user_authenticate_client(mv_instance *inst, const char *name, const char 
 	else
 		mv_user_free(u);
 	return 0;
+}
+
+typedef struct app_passwords_delete {
+	const char *name;
+	int64_t count;
+} app_passwords_delete;
+
+static int delete_app_passwords_txn(mv_instance *inst, void *opaque, GError **error)
+{
+	app_passwords_delete *d = opaque;
+	mv_user *u = mv_user_get(inst, d->name, error);
+	if (!u)
+		return -1;
+	int rc = mv_archive_exec_for_user(inst, "DELETE FROM app_passwords WHERE user=?", u->name, "delete app passwords",
+	                                  error);
+	mv_user_free(u);
+	d->count = rc == 0 ? sqlite3_changes(mv_archive_db(inst)) : 0;
+	return rc;
+}
+
+int mv_user_delete_app_passwords(mv_instance *inst, const char *name, int64_t *count_r, GError **error)
+{
+	app_passwords_delete d = { name, 0 };
+	int rc = mv_archive_in_transaction(inst, delete_app_passwords_txn, &d, error);
+	if (rc == 0 && count_r)
+		*count_r = d.count;
+	return rc;
 }

@@ -1,6 +1,7 @@
 /* archive: the instance — one data directory holding master.sqlite (the list
- * of stores and their wrapped keys, settings; users and the audit log come in
- * later issues), the master key file, and the archive stores.
+ * of stores and their wrapped keys, settings, users with their folder
+ * privileges, app passwords and MFA, the audit log), the master key file,
+ * and the archive stores.
  *
  * Archives (one per user, e.g. "john.doe") and their folders live inside
  * stores; an archive spans every store it has mail in. */
@@ -41,7 +42,8 @@ const char *mv_instance_data_dir(const mv_instance *inst);
 /* Stores known to the instance, in id order (array of mv_store_info*). */
 GPtrArray *mv_instance_stores(mv_instance *inst, GError **error);
 void mv_store_info_free(mv_store_info *info);
-/* Opens a store by id with its data key unwrapped by the master key. */
+/* Opens a store by id with its data key unwrapped by the master key.  A
+ * reader may get a handle kept open since an earlier close (handles.c). */
 mv_store *mv_instance_open_store(mv_instance *inst, int store_id, mv_store_mode mode, GError **error);
 /* A store's data key (for work on a store that cannot be opened, such as
  * RecoverStore without a db).  The caller wipes it. */
@@ -108,7 +110,8 @@ int mv_instance_backup(mv_instance *inst, const char *dir, bool exclude_index,
                        mv_progress_cb progress, void *opaque, volatile gint *cancel, GError **error);
 int mv_instance_restore(const char *backup_dir, const char *data_dir, GError **error);
 
-/* ---- users and privileges (users.c) ----------------------------------------
+/* ---- users and privileges (users.c; names user_names.c, passwords
+ * passwords.c, folder privileges grants.c) ------------------------------------
  * Users live in master.sqlite.  Privilege sets are bit sets with exactly the
  * identifiers of design.md §9; the text form is a comma separated list
  * ("none" alone = the empty set). */
@@ -164,7 +167,8 @@ typedef struct mv_user {
 
 void mv_user_free(mv_user *u);
 /* User names: 1..256 bytes of UTF-8 without control characters, '/', ',', ':' or
- * leading/trailing space; unique case-insensitively (stored as given). */
+ * leading/trailing space; unique by mv_user_name_key (Unicode case folding
+ * and canonical normalisation), stored as given. */
 int mv_user_name_check(const char *name, GError **error);
 
 /* Creates a user.  password may be NULL (no password: cannot log in with
@@ -181,10 +185,11 @@ char *mv_user_name_key(const char *name);
 mv_user *mv_user_get(mv_instance *inst, const char *name, GError **error);
 /* All users ordered by name (array of mv_user*). */
 GPtrArray *mv_users_list(mv_instance *inst, GError **error);
-/* Deletes the user, its folder privileges and app passwords; the archive stays. */
+/* Deletes the user, its folder privileges, app passwords and MFA; the
+ * archive stays. */
 int mv_user_delete(mv_instance *inst, const char *name, GError **error);
-/* Renames the user (folder privileges and app passwords follow); the archive
- * keeps its name. */
+/* Renames the user (folder privileges, app passwords and MFA follow); the
+ * archive keeps its name. */
 int mv_user_rename(mv_instance *inst, const char *old_name, const char *new_name, GError **error);
 int mv_user_set_password(mv_instance *inst, const char *name, const char *password, GError **error);
 int mv_user_set_full_name(mv_instance *inst, const char *name, const char *full_name, GError **error);
@@ -256,10 +261,11 @@ int mv_totp_code(const uint8_t *secret, size_t len, int64_t t, char code_r[7]);
  * upper case, lower case, digits, other; not containing the user name. */
 int mv_password_policy_check(const char *user_name, const char *password, GError **error);
 
-/* Folder privileges: entries (user, folder, bits) where folder is an archive
- * ("john.doe") or a folder in it ("john.doe/Inbox").  The entry with the
- * longest folder that equals or contains the folder asked about decides
- * (compared case-insensitively); bits 0 is an explicit deny. */
+/* Folder privileges (grants.c; what they allow a caller: access.c): entries
+ * (user, folder, bits) where folder is an archive ("john.doe") or a folder
+ * in it ("john.doe/Inbox").  The entry with the longest folder that equals
+ * or contains the folder asked about decides (compared case-insensitively);
+ * bits 0 is an explicit deny. */
 typedef struct mv_folder_grant {
 	char *folder;
 	unsigned privileges;           /* mv_folder_privilege bits; 0 = none (deny) */

@@ -111,7 +111,7 @@ static int last_entry(mv_instance *inst, int64_t *seq_r, uint8_t prev_r[AUDIT_HA
 	sqlite3_stmt *st;
 	*seq_r = 0;
 	memset(prev_r, 0, AUDIT_HASH_BYTES);
-	if (mv_archive_prepare(inst, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &st, error) < 0)
 		return -1;
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -144,8 +144,8 @@ static int append_txn(mv_instance *inst, void *opaque, GError **error)
 		return -1;
 	e->hash = mv_hex(hash, sizeof hash);
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "INSERT INTO audit_log(seq, time_ms, user, remote, event, success, details, hash)"
-	                       " VALUES(?,?,?,?,?,?,?,?)", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "INSERT INTO audit_log(seq, time_ms, user, remote, event, success,"
+	                   " details, hash) VALUES(?,?,?,?,?,?,?,?)", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, e->seq);
 	sqlite3_bind_int64(st, 2, e->time_ms);
@@ -245,7 +245,7 @@ typedef struct audit_cursor {
 static int last_seq(mv_instance *inst, int64_t *seq_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT coalesce(max(seq), 0) FROM audit_log", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT coalesce(max(seq), 0) FROM audit_log", &st, error) < 0)
 		return -1;
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
@@ -298,8 +298,8 @@ int mv_audit_each(mv_instance *inst, int64_t since_ms, int64_t limit, mv_audit_f
 	if (last_seq(inst, &c.end, error) < 0)
 		return -1;
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT " ENTRY_COLUMNS " FROM audit_log WHERE seq > ? AND seq <= ?"
-	                       " AND time_ms >= ? ORDER BY seq", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT " ENTRY_COLUMNS " FROM audit_log WHERE seq > ? AND seq <= ?"
+	                   " AND time_ms >= ? ORDER BY seq", &st, error) < 0)
 		return -1;
 	GPtrArray *batch = g_ptr_array_new_with_free_func((GDestroyNotify)mv_audit_entry_free);
 	int rc = 0;
@@ -386,7 +386,7 @@ static int walk_chain(mv_instance *inst, const uint8_t key[MV_KEY_BYTES], const 
                       mv_audit_report *r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT " ENTRY_COLUMNS " FROM audit_log ORDER BY seq", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT " ENTRY_COLUMNS " FROM audit_log ORDER BY seq", &st, error) < 0)
 		return -1;
 	uint8_t prev[AUDIT_HASH_BYTES] = { 0 };
 	int rc = SQLITE_DONE;

@@ -84,15 +84,45 @@ static int fsync_tree(const char *path, int depth, GError **error)
 	GDir *d = g_dir_open(path, 0, error);
 	if (!d)
 		return -1;
-	int rc = 0;
+	int rc = -1;
 	const char *name;
-	while (rc == 0 && (name = g_dir_read_name(d))) {
+	while ((name = g_dir_read_name(d))) {
 		char *child = g_build_filename(path, name, NULL);
-		rc = fsync_tree(child, depth + 1, error);
+		int child_rc = fsync_tree(child, depth + 1, error);
 		g_free(child);
+		if (child_rc < 0)
+			goto out;
 	}
+	rc = mv_fsync_dir(path, error);
+out:
 	g_dir_close(d);
-	return rc == 0 ? mv_fsync_dir(path, error) : -1;
+	return rc;
+}
+
+static int copy_tree(const char *src, const char *dst, int depth, GError **error);
+
+/* One entry of a backup tree: a directory copied whole, a regular file. */
+static int copy_entry(const char *from, const char *to, int depth, GError **error)
+{
+	struct stat st;
+	if (lstat(from, &st) < 0) {
+		mv_set_errno_error(error, errno, "stat", from);
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		if (mv_mkdir_p(to, error) < 0)
+			return -1;
+		return copy_tree(from, to, depth + 1, error);
+	}
+	if (S_ISREG(st.st_mode)) {
+		/* 0600 whatever the backup's files say (one made by an older
+		 * version or copied by hand may be wider); an existing file is
+		 * never overwritten, a link never followed. */
+		return mv_copy_file(from, to, -1, 0600, MV_COPY_EXCL | MV_COPY_NOFOLLOW, error);
+	}
+	g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: not a regular file or directory (a backup holds "
+	            "no links or special files)", from);
+	return -1;
 }
 
 /* Copies a backup tree; the top-level BACKUP-INFO.json stays behind (a data
@@ -106,33 +136,20 @@ static int copy_tree(const char *src, const char *dst, int depth, GError **error
 	GDir *d = g_dir_open(src, 0, error);
 	if (!d)
 		return -1;
-	int rc = 0;
+	int rc = -1;
 	const char *name;
-	while (rc == 0 && (name = g_dir_read_name(d))) {
+	while ((name = g_dir_read_name(d))) {
 		if (depth == 0 && strcmp(name, BACKUP_INFO) == 0)
 			continue;
 		char *from = g_build_filename(src, name, NULL), *to = g_build_filename(dst, name, NULL);
-		struct stat st;
-		if (lstat(from, &st) < 0) {
-			mv_set_errno_error(error, errno, "stat", from);
-			rc = -1;
-		} else if (S_ISDIR(st.st_mode)) {
-			rc = mv_mkdir_p(to, error);
-			if (rc == 0)
-				rc = copy_tree(from, to, depth + 1, error);
-		} else if (S_ISREG(st.st_mode)) {
-			/* 0600 whatever the backup's files say (one made by an older
-			 * version or copied by hand may be wider); an existing file is
-			 * never overwritten, a link never followed. */
-			rc = mv_copy_file(from, to, -1, 0600, MV_COPY_EXCL | MV_COPY_NOFOLLOW, error);
-		} else {
-			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: not a regular file or directory (a backup holds "
-			            "no links or special files)", from);
-			rc = -1;
-		}
+		int entry_rc = copy_entry(from, to, depth, error);
 		g_free(from);
 		g_free(to);
+		if (entry_rc < 0)
+			goto out;
 	}
+	rc = 0;
+out:
 	g_dir_close(d);
 	return rc;
 }
@@ -230,12 +247,13 @@ static int copy_master_key(backup_run *b, GError **error)
 	char *src = g_build_filename(mv_instance_data_dir(b->inst), "master.key", NULL);
 	char *dst = g_build_filename(b->dir, "master.key", NULL);
 	GByteArray *key = NULL;
-	int rc = mv_read_file(src, 4096, &key, error);
-	if (rc == 0) {
-		rc = mv_write_file_atomic(dst, key->data, key->len, 0600, error);
-		memset(key->data, 0, key->len);
-		g_byte_array_unref(key);
-	}
+	int rc = -1;
+	if (mv_read_file(src, 4096, &key, error) < 0)
+		goto out;
+	rc = mv_write_file_atomic(dst, key->data, key->len, 0600, error);
+	memset(key->data, 0, key->len);
+	g_byte_array_unref(key);
+out:
 	g_free(src);
 	g_free(dst);
 	return rc;
@@ -301,11 +319,11 @@ static int backup_stores(backup_run *b, GError **error)
 	GPtrArray *stores = mv_instance_stores(b->inst, error);
 	if (!stores)
 		return -1;
-	int rc = 0;
-	for (guint i = 0; i < stores->len && rc == 0; i++) {
+	int rc = -1;
+	for (guint i = 0; i < stores->len; i++) {
 		const mv_store_info *info = stores->pdata[i];
-		if ((rc = check_cancel(b, error)) < 0)
-			break;
+		if (check_cancel(b, error) < 0)
+			goto out;
 		if (strcmp(info->state, "disabled") == 0) {
 			skip_store(b, info, "disabled");
 			continue;
@@ -315,8 +333,11 @@ static int backup_stores(backup_run *b, GError **error)
 			continue;
 		}
 		report(b, 5 + (int)(90 * i / stores->len), "store %d (%s)", info->id, info->name);
-		rc = backup_store(b, info, error);
+		if (backup_store(b, info, error) < 0)
+			goto out;
 	}
+	rc = 0;
+out:
 	g_ptr_array_free(stores, TRUE);
 	return rc;
 }
@@ -341,11 +362,8 @@ static int rewrite_store_paths(backup_run *b, GError **error)
 	sqlite3_stmt *st = NULL;
 	if (mv_sql_open(path, false, false, &db, error) < 0 || mv_sql_exec(db, "BEGIN", error) < 0)
 		goto out;
-	if (sqlite3_prepare_v2(db, "UPDATE stores SET db_path=?, content_path=?, index_path=? WHERE id=?", -1, &st,
-	                       NULL) != SQLITE_OK) {
-		mv_sql_set_error(error, db, "prepare");
+	if (mv_sql_prepare(db, "UPDATE stores SET db_path=?, content_path=?, index_path=? WHERE id=?", &st, error) < 0)
 		goto out;
-	}
 	size_t i;
 	json_t *entry;
 	json_array_foreach(b->copied, i, entry) {
@@ -421,9 +439,10 @@ static int run_backup(backup_run *b, GError **error)
 	char *parent = g_path_get_dirname(b->dir);
 	int rc = mv_fsync_dir(parent, error);
 	g_free(parent);
-	if (rc == 0)
-		report(b, 100, "backup complete: %zu stores", json_array_size(b->copied));
-	return rc;
+	if (rc < 0)
+		return -1;
+	report(b, 100, "backup complete: %zu stores", json_array_size(b->copied));
+	return 0;
 }
 
 static void remove_partial_backup(backup_run *b)
@@ -517,17 +536,36 @@ static int copy_into_place(const char *backup_dir, const char *data_dir, GError 
 		mv_set_errno_error(error, errno, "create", tmp);
 		goto out;
 	}
-	if (copy_tree(backup_dir, tmp, 0, error) == 0 && fsync_tree(tmp, 0, error) == 0) {
-		if (rename(tmp, data_dir) < 0)
-			mv_set_errno_error(error, errno, "rename into place", data_dir);
-		else
-			rc = mv_fsync_dir(parent, error);
+	if (copy_tree(backup_dir, tmp, 0, error) < 0 || fsync_tree(tmp, 0, error) < 0)
+		goto out;
+	if (rename(tmp, data_dir) < 0) {
+		mv_set_errno_error(error, errno, "rename into place", data_dir);
+		goto out;
 	}
+	rc = mv_fsync_dir(parent, error);
+out:
 	if (rc < 0 && g_file_test(tmp, G_FILE_TEST_EXISTS))
 		remove_tree(tmp, 0);
-out:
 	g_free(parent);
 	g_free(tmp);
+	return rc;
+}
+
+static int refresh_index(mv_instance *inst, const mv_store_info *info, GError **error)
+{
+	if (strcmp(info->state, "disabled") == 0 || info->error) {
+		mv_log_warn("restore: store %d (%s) was not in the backup%s%s", info->id, info->name,
+		            info->error ? ": " : "", info->error ? info->error : "");
+		return 0;
+	}
+	mv_log_info("restore: indexing store %d (%s)", info->id, info->name);
+	mv_store *s = mv_instance_open_store(inst, info->id, MV_STORE_WRITE, error);
+	int rc = 0;
+	if (!s || mv_store_refresh_index(s, error) < 0) {
+		g_prefix_error(error, "restore: store %d (%s): ", info->id, info->name);
+		rc = -1;
+	}
+	mv_store_close(&s);
 	return rc;
 }
 
@@ -539,22 +577,14 @@ static int refresh_indexes(const char *data_dir, GError **error)
 	if (!inst)
 		return -1;
 	GPtrArray *stores = mv_instance_stores(inst, error);
-	int rc = stores ? 0 : -1;
-	for (guint i = 0; stores && i < stores->len && rc == 0; i++) {
-		const mv_store_info *info = stores->pdata[i];
-		if (strcmp(info->state, "disabled") == 0 || info->error) {
-			mv_log_warn("restore: store %d (%s) was not in the backup%s%s", info->id, info->name,
-			            info->error ? ": " : "", info->error ? info->error : "");
-			continue;
-		}
-		mv_log_info("restore: indexing store %d (%s)", info->id, info->name);
-		mv_store *s = mv_instance_open_store(inst, info->id, MV_STORE_WRITE, error);
-		if (!s || mv_store_refresh_index(s, error) < 0) {
-			g_prefix_error(error, "restore: store %d (%s): ", info->id, info->name);
-			rc = -1;
-		}
-		mv_store_close(&s);
-	}
+	int rc = -1;
+	if (!stores)
+		goto out;
+	for (guint i = 0; i < stores->len; i++)
+		if (refresh_index(inst, stores->pdata[i], error) < 0)
+			goto out;
+	rc = 0;
+out:
 	if (stores)
 		g_ptr_array_free(stores, TRUE);
 	mv_instance_close(&inst);
@@ -566,11 +596,12 @@ int mv_instance_restore(const char *backup_dir, const char *data_dir, GError **e
 	char *from = g_canonicalize_filename(backup_dir, NULL);
 	char *to = g_canonicalize_filename(data_dir, NULL);
 	int rc = -1;
-	if (check_backup_dir(from, error) == 0 && check_restore_target(to, error) == 0 &&
-	    copy_into_place(from, to, error) == 0)
-		rc = refresh_indexes(to, error);
-	if (rc == 0)
-		mv_log_info("restored %s into %s", from, to);
+	if (check_backup_dir(from, error) < 0 || check_restore_target(to, error) < 0 ||
+	    copy_into_place(from, to, error) < 0 || refresh_indexes(to, error) < 0)
+		goto out;
+	mv_log_info("restored %s into %s", from, to);
+	rc = 0;
+out:
 	g_free(from);
 	g_free(to);
 	return rc;

@@ -199,21 +199,26 @@ static int update_in_txn(mv_instance *inst, void *opaque, GError **error)
 	return mv_sql_step_done(mv_archive_db(inst), st, "writing an IMAP mailbox's UID layout", error);
 }
 
+/* Whether the stored layout l still serves the mailbox's stores now as it
+ * is (tried on a copy: the check may change what it looks at). */
+static bool layout_unchanged(const layout *l, const mv_mailbox_store *now, size_t n)
+{
+	bool changed = false;
+	layout probe = { .uidvalidity = l->uidvalidity, .stores = g_array_copy(l->stores) };
+	bool valid = layout_still_valid(&probe, now, n, &changed);
+	layout_clear(&probe);
+	return valid && !changed;
+}
+
 int mv_mailbox_uid_layout(mv_instance *inst, const char *key, const mv_mailbox_store *now, size_t n,
                           uint32_t *uidvalidity_r, int *ranks_r, GError **error)
 {
 	layout l = { .stores = g_array_new(FALSE, FALSE, sizeof(mv_mailbox_store)) };
 	int rc = read_layout(inst, key, &l, error);
-	bool changed = false;
-	if (rc == 0) {
-		layout probe = { .uidvalidity = l.uidvalidity, .stores = g_array_copy(l.stores) };
-		bool valid = layout_still_valid(&probe, now, n, &changed);
-		layout_clear(&probe);
-		if (valid && !changed)
-			goto ranks;
-	}
 	if (rc < 0)
 		goto out;
+	if (rc == 0 && layout_unchanged(&l, now, n))
+		goto ranks;
 	update u = { key, now, n, &l };
 	rc = mv_archive_in_transaction(inst, update_in_txn, &u, error);
 	if (rc < 0)

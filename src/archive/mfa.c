@@ -72,7 +72,8 @@ static int read_row(mv_instance *inst, const char *stored, mfa_row *r, GError **
 {
 	memset(r, 0, sizeof *r);
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "SELECT state, secret, pending, last_step FROM user_mfa WHERE user=?", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT state, secret, pending, last_step FROM user_mfa WHERE user=?", &st,
+	                   error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
@@ -104,8 +105,8 @@ static void bind_blob(sqlite3_stmt *st, int col, GBytes *b)
 static int write_row(mv_instance *inst, const char *stored, const mfa_row *r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "INSERT OR REPLACE INTO user_mfa(user, state, secret, pending, last_step)"
-	                       " VALUES (?, ?, ?, ?, ?)", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "INSERT OR REPLACE INTO user_mfa(user, state, secret, pending, last_step)"
+	                   " VALUES (?, ?, ?, ?, ?)", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, r->state);
@@ -238,7 +239,7 @@ static int disable_txn(mv_instance *inst, void *opaque, GError **error)
 {
 	mfa_change *c = opaque;
 	sqlite3_stmt *st;
-	if (mv_archive_prepare(inst, "DELETE FROM user_mfa WHERE user=?", &st, error) < 0)
+	if (mv_sql_prepare(mv_archive_db(inst), "DELETE FROM user_mfa WHERE user=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, c->stored, -1, SQLITE_STATIC);
 	if (mv_sql_step_done(mv_archive_db(inst), st, "disable MFA", error) < 0)
@@ -278,20 +279,23 @@ static int enrolment_txn(mv_instance *inst, void *opaque, GError **error)
 	mfa_row r;
 	if (read_row(inst, c->stored, &r, error) < 0)
 		return -1;
-	int rc = 0;
-	if (c->fresh_pending || !r.pending) {
-		if (!c->fresh_pending) {
-			g_set_error(error, MV_ERROR, MV_ERR_STATE, "no MFA enrolment is under way");
-			rc = -1;
-		} else {
-			if (r.pending)
-				g_bytes_unref(r.pending);
-			r.pending = g_bytes_ref(c->fresh_pending);
-			rc = write_row(inst, c->stored, &r, error);
-		}
+	int rc = -1;
+	if (!c->fresh_pending && !r.pending) {
+		g_set_error(error, MV_ERROR, MV_ERR_STATE, "no MFA enrolment is under way");
+		goto out;
 	}
-	if (rc == 0 && !(c->pending_r = open_secret(inst, r.pending, error)))
-		rc = -1;
+	if (c->fresh_pending) {
+		if (r.pending)
+			g_bytes_unref(r.pending);
+		r.pending = g_bytes_ref(c->fresh_pending);
+		if (write_row(inst, c->stored, &r, error) < 0)
+			goto out;
+	}
+	c->pending_r = open_secret(inst, r.pending, error);
+	if (!c->pending_r)
+		goto out;
+	rc = 0;
+out:
 	mfa_row_clear(&r);
 	return rc;
 }

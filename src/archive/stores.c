@@ -101,13 +101,6 @@ static int check_name_free(mv_instance *inst, const char *name, int except_id, G
 
 /* ---- paths ------------------------------------------------------------------------------ */
 
-static void paths_clear(mv_store_paths *p)
-{
-	g_clear_pointer(&p->db_dir, g_free);
-	g_clear_pointer(&p->content_dir, g_free);
-	g_clear_pointer(&p->index_dir, g_free);
-}
-
 /* A directory name for a store's default place under <data>/stores: the
  * name with anything unusual in a file name replaced, made unique. */
 static char *default_store_dir(mv_instance *inst, const char *name)
@@ -166,7 +159,7 @@ static int resolve_paths(mv_instance *inst, const char *name, const mv_store_pat
 	                 error) < 0 ||
 	    absolute_arg("indexPath", given->index_dir ? given->index_dir : given->db_dir, &abs_r->index_dir,
 	                 error) < 0) {
-		paths_clear(abs_r);
+		mv_archive_paths_clear(abs_r);
 		return -1;
 	}
 	return 0;
@@ -291,10 +284,8 @@ typedef struct new_store {
 static int exec_bound(sqlite3 *db, const char *sql, int id, const char *text, GError **error)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		mv_sql_set_error(error, db, "prepare");
+	if (mv_sql_prepare(db, sql, &st, error) < 0)
 		return -1;
-	}
 	int col = 1;
 	if (text)
 		sqlite3_bind_text(st, col++, text, -1, SQLITE_STATIC);
@@ -341,21 +332,24 @@ static int insert_row(mv_instance *inst, int id, const new_store *ns, GError **e
 {
 	sqlite3 *db = mv_archive_db(inst);
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "INSERT INTO stores(id, name, state, db_path, content_path, index_path, key_master,"
-	                       " key_recovery, recovery_salt, created_at, owner_instance, store_uid, meta_synced)"
-	                       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
-		mv_sql_set_error(error, db, "prepare");
+	if (mv_sql_prepare(db, "INSERT INTO stores(id, name, state, db_path, content_path, index_path, key_master,"
+	                   " key_recovery, recovery_salt, created_at, owner_instance, store_uid, meta_synced)"
+	                   " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", &st, error) < 0)
 		return -1;
-	}
 	sqlite3_bind_int(st, 1, id);
 	sqlite3_bind_text(st, 2, ns->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, ns->state, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, mv_archive_stored_path(inst, ns->paths->db_dir), -1, g_free);
 	sqlite3_bind_text(st, 5, mv_archive_stored_path(inst, ns->paths->content_dir), -1, g_free);
 	sqlite3_bind_text(st, 6, mv_archive_stored_path(inst, ns->paths->index_dir), -1, g_free);
-	mv_sql_bind_bytes(st, 7, ns->key_master);
-	mv_sql_bind_bytes(st, 8, ns->key_recovery);
-	mv_sql_bind_bytes(st, 9, ns->recovery_salt);
+	/* The key columns are NOT NULL: a store attached without a value (one
+	 * whose meta carries no recovery wrapping) gets an empty blob, as it
+	 * did before base/sql's bind, which binds NULL as SQL NULL. */
+	GBytes *empty = g_bytes_new(NULL, 0);
+	mv_sql_bind_bytes(st, 7, ns->key_master ? ns->key_master : empty);
+	mv_sql_bind_bytes(st, 8, ns->key_recovery ? ns->key_recovery : empty);
+	mv_sql_bind_bytes(st, 9, ns->recovery_salt ? ns->recovery_salt : empty);
+	g_bytes_unref(empty);
 	sqlite3_bind_int64(st, 10, mv_now());
 	sqlite3_bind_text(st, 11, ns->owner, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 12, ns->uid, -1, SQLITE_STATIC);
@@ -374,27 +368,31 @@ static int demote_current(mv_instance *inst, int except_id, GError **error)
 	                  except_id, NULL, error);
 }
 
-static int register_in_transaction(mv_instance *inst, const new_store *ns, int *id_r, GError **error)
+typedef struct registration {
+	const new_store *ns;
+	int id;
+} registration;
+
+static int register_txn(mv_instance *inst, void *opaque, GError **error)
 {
+	registration *reg = opaque;
+	const new_store *ns = reg->ns;
 	int id = 0;
 	if (check_name_free(inst, ns->name, 0, error) < 0 || allocate_store_id(inst, &id, error) < 0 ||
 	    insert_row(inst, id, ns, error) < 0)
 		return -1;
 	if (strcmp(ns->state, "current") == 0 && demote_current(inst, id, error) < 0)
 		return -1;
-	*id_r = id;
+	reg->id = id;
 	return 0;
 }
 
 static int register_store(mv_instance *inst, const new_store *ns, int *id_r, GError **error)
 {
-	sqlite3 *db = mv_archive_db(inst);
-	if (mv_sql_exec(db, "BEGIN IMMEDIATE", error) < 0)
+	registration reg = { ns, 0 };
+	if (mv_archive_in_transaction(inst, register_txn, &reg, error) < 0)
 		return -1;
-	if (register_in_transaction(inst, ns, id_r, error) < 0 || mv_sql_exec(db, "COMMIT", error) < 0) {
-		mv_sql_exec(db, "ROLLBACK", NULL);
-		return -1;
-	}
+	*id_r = reg.id;
 	return 0;
 }
 
@@ -428,12 +426,14 @@ static int create_locked(mv_instance *inst, const char *name, const char *state,
 	ns.uid = uid;
 	int rc = mv_archive_wrap_new_key(inst, data_key, &ns.key_master, &ns.key_recovery, &ns.recovery_salt, error);
 	sodium_memzero(data_key, sizeof data_key);
+	if (rc < 0)
+		goto out;
 	/* The store's own key records first: registered, it must be portable. */
-	if (rc == 0)
-		rc = mv_archive_write_store_meta(abs, ns.owner, ns.key_master, ns.key_recovery, ns.recovery_salt, uid,
-		                                 error);
-	if (rc == 0)
-		rc = register_store(inst, &ns, id_r, error);
+	rc = mv_archive_write_store_meta(abs, ns.owner, ns.key_master, ns.key_recovery, ns.recovery_salt, uid, error);
+	if (rc < 0)
+		goto out;
+	rc = register_store(inst, &ns, id_r, error);
+out:
 	if (rc < 0)
 		g_prefix_error(error, "store files were made in %s but the store is not registered: ", abs->db_dir);
 	g_clear_pointer(&ns.key_master, g_bytes_unref);
@@ -462,7 +462,7 @@ int mv_instance_create_store(mv_instance *inst, const char *name, const mv_store
 	if (rc == 0)
 		mv_log_debug("store %d (%s) created in %s", *id_r, name, abs.db_dir);
 out:
-	paths_clear(&abs);
+	mv_archive_paths_clear(&abs);
 	return rc;
 }
 
@@ -592,7 +592,7 @@ int mv_instance_attach_store(mv_instance *inst, const char *name, const mv_store
 	}
 out:
 	store_meta_clear(&m);
-	paths_clear(&abs);
+	mv_archive_paths_clear(&abs);
 	return rc;
 }
 
@@ -640,8 +640,10 @@ int mv_instance_rename_store(mv_instance *inst, int store_id, const char *name, 
 	if (!info)
 		return -1;
 	int rc = -1;
-	if (check_name(name, error) == 0 && check_name_free(inst, name, store_id, error) == 0)
-		rc = exec_bound(mv_archive_db(inst), "UPDATE stores SET name=? WHERE id=?", store_id, name, error);
+	if (check_name(name, error) < 0 || check_name_free(inst, name, store_id, error) < 0)
+		goto out;
+	rc = exec_bound(mv_archive_db(inst), "UPDATE stores SET name=? WHERE id=?", store_id, name, error);
+out:
 	mv_store_info_free(info);
 	return rc;
 }
@@ -687,11 +689,8 @@ static int update_paths(mv_instance *inst, int store_id, const mv_store_paths *a
 {
 	sqlite3 *db = mv_archive_db(inst);
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "UPDATE stores SET db_path=?, content_path=?, index_path=? WHERE id=?", -1, &st,
-	                       NULL) != SQLITE_OK) {
-		mv_sql_set_error(error, db, "prepare");
+	if (mv_sql_prepare(db, "UPDATE stores SET db_path=?, content_path=?, index_path=? WHERE id=?", &st, error) < 0)
 		return -1;
-	}
 	sqlite3_bind_text(st, 1, mv_archive_stored_path(inst, abs->db_dir), -1, g_free);
 	sqlite3_bind_text(st, 2, mv_archive_stored_path(inst, abs->content_dir), -1, g_free);
 	sqlite3_bind_text(st, 3, mv_archive_stored_path(inst, abs->index_dir), -1, g_free);
@@ -716,31 +715,30 @@ int mv_instance_set_store_paths(mv_instance *inst, int store_id, const mv_store_
 		return -1;
 	mv_store_paths abs = { 0 };
 	int rc = -1;
-	if (resolve_paths(inst, info->name, paths, &abs, error) == 0 && check_holds_store(&abs, error) == 0 &&
-	    check_dirs_unshared(inst, &abs, store_id, error) == 0 && check_same_store(inst, info, &abs, error) == 0)
-		rc = update_paths(inst, store_id, &abs, error);
-	if (rc == 0)
-		mv_log_debug("store %d (%s) now in %s", info->id, info->name, abs.db_dir);
-	paths_clear(&abs);
+	if (resolve_paths(inst, info->name, paths, &abs, error) < 0 || check_holds_store(&abs, error) < 0 ||
+	    check_dirs_unshared(inst, &abs, store_id, error) < 0 || check_same_store(inst, info, &abs, error) < 0 ||
+	    update_paths(inst, store_id, &abs, error) < 0)
+		goto out;
+	mv_log_debug("store %d (%s) now in %s", info->id, info->name, abs.db_dir);
+	rc = 0;
+out:
+	mv_archive_paths_clear(&abs);
 	mv_store_info_free(info);
 	return rc;
 }
 
-static int set_state_in_transaction(mv_instance *inst, int store_id, const char *state, GError **error)
+typedef struct state_change {
+	int store_id;
+	const char *state;
+} state_change;
+
+/* Exactly one store is current: making one current demotes the other. */
+static int set_state_txn(mv_instance *inst, void *opaque, GError **error)
 {
-	sqlite3 *db = mv_archive_db(inst);
-	if (mv_sql_exec(db, "BEGIN IMMEDIATE", error) < 0)
+	const state_change *c = opaque;
+	if (strcmp(c->state, "current") == 0 && demote_current(inst, c->store_id, error) < 0)
 		return -1;
-	int rc = 0;
-	if (strcmp(state, "current") == 0)
-		rc = demote_current(inst, store_id, error);
-	if (rc == 0)
-		rc = exec_bound(db, "UPDATE stores SET state=? WHERE id=?", store_id, state, error);
-	if (rc == 0)
-		rc = mv_sql_exec(db, "COMMIT", error);
-	if (rc < 0)
-		mv_sql_exec(db, "ROLLBACK", NULL);
-	return rc;
+	return exec_bound(mv_archive_db(inst), "UPDATE stores SET state=? WHERE id=?", c->store_id, c->state, error);
 }
 
 int mv_instance_set_store_state(mv_instance *inst, int store_id, const char *state, GError **error)
@@ -765,7 +763,7 @@ int mv_instance_set_store_state(mv_instance *inst, int store_id, const char *sta
 		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d (%s) cannot become current: %s", info->id,
 		            info->name, info->error);
 	} else {
-		rc = set_state_in_transaction(inst, store_id, state, error);
+		rc = mv_archive_in_transaction(inst, set_state_txn, &(state_change){ store_id, state }, error);
 	}
 	mv_store_info_free(info);
 	return rc;
@@ -895,7 +893,7 @@ int mv_instance_auto_create_store(mv_instance *inst, int *id_r, GError **error)
 		paths.index_dir = c.index_base ? g_build_filename(c.index_base, name, NULL) : NULL;
 	}
 	int rc = mv_instance_create_store(inst, name, &paths, "current", id_r, error);
-	paths_clear(&paths);
+	mv_archive_paths_clear(&paths);
 	g_free(name);
 	mv_autocreate_config_clear(&c);
 	return rc;
