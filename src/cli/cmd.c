@@ -1,4 +1,4 @@
-/* cli/cmd_cmd: `mailvault cmd` — one Administration API function from the
+/* cli/cmd: `mailvault cmd` — one Administration API function from the
  * command line, through the command registry like every other caller —
  * and `mailvault restore`, which brings back a CreateBackup copy.
  *
@@ -308,7 +308,7 @@ static int run_local(const mv_cli_globals *g, int argc, char **argv)
 	return rc;
 }
 
-int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_cmd(const mv_cli_globals *g, int argc, char **argv)
 {
 	if (argc < 2)
 		return cmd_usage(stderr, MV_EXIT_USAGE);
@@ -325,7 +325,7 @@ int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv)
 		return print_function_help(argv[first]);
 	if (o.remote.server) {
 		/* The remote list is told to print JSON by the one word "--json"
-		 * (cmd_remote.c, list_functions). */
+		 * (remote.c, list_functions). */
 		char *json_word[] = { (char *)"--json", NULL };
 		return o.list ? mv_cli_remote_run(&o.remote, true, o.json ? 1 : 0, json_word)
 		              : mv_cli_remote_run(&o.remote, false, argc - first, argv + first);
@@ -337,7 +337,7 @@ int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv)
 	return run_local(g, argc - first, argv + first);
 }
 
-int mv_cmd_restore(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_restore(const mv_cli_globals *g, int argc, char **argv)
 {
 	GOptionEntry entries[] = { G_OPTION_ENTRY_NULL };
 	if (!mv_cli_parse("restore", "BACKUP", "Restore a CreateBackup copy into the data directory, which must not "

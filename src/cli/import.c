@@ -1,4 +1,4 @@
-/* cli/cmd_import: `mailvault init` and `mailvault import`.
+/* cli/import: `mailvault init` and `mailvault import`.
  *
  * import is a thin loop: a reader (mime/) yields messages, the one ingest
  * pipeline archives them.  What this file adds is what a person at a
@@ -35,7 +35,7 @@ static void warn_if_open_to_others(const char *dir)
 	        "(its files are private, 0600); 'chmod 700 %s' closes it\n", dir, (unsigned)(st.st_mode & 07777), dir);
 }
 
-int mv_cmd_init(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_init(const mv_cli_globals *g, int argc, char **argv)
 {
 	GOptionEntry entries[] = { G_OPTION_ENTRY_NULL };
 	if (!mv_cli_parse("init", "", "Create a mailvault instance in the data directory.", entries, &argc, &argv))
@@ -384,7 +384,7 @@ static bool check_headers_format(const import_args *a, mv_reader *r)
 	return false;
 }
 
-int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_import(const mv_cli_globals *g, int argc, char **argv)
 {
 	import_args a = { 0 };
 	a.skipped = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);

@@ -1,4 +1,4 @@
-/* cli/cmd_query: the read side — search, show, stats, folders and
+/* cli/query: the read side — search, show, stats, folders and
  * search-bench.  None of these writes to a store; they open stores read-only
  * and see committed data only (SQLite WAL snapshots), so they run safely
  * beside an import. */
@@ -50,7 +50,7 @@ static int report_search_error(GError *err)
 	return query_error ? MV_EXIT_USAGE : MV_EXIT_FAIL;
 }
 
-int mv_cmd_search(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_search(const mv_cli_globals *g, int argc, char **argv)
 {
 	char *archive = NULL, *sort_name = NULL, *as_user = NULL;
 	gint64 limit = 50;
@@ -232,7 +232,7 @@ static int show_sha256(const mv_cli_globals *g, int n, char **ids)
 	return status;
 }
 
-int mv_cmd_show(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_show(const mv_cli_globals *g, int argc, char **argv)
 {
 	gboolean headers = FALSE, text = FALSE, sha256 = FALSE;
 	GOptionEntry entries[] = {
@@ -301,7 +301,7 @@ static void print_stats_line(const mv_store_info *info, const mv_store_stats *st
 	       st->raw_bytes > 0 ? "" : "");
 }
 
-int mv_cmd_stats(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_stats(const mv_cli_globals *g, int argc, char **argv)
 {
 	gboolean json = FALSE;
 	GOptionEntry entries[] = {
@@ -417,7 +417,7 @@ static void print_folders(GPtrArray *order, bool json)
 		json_decref(arr);
 }
 
-int mv_cmd_folders(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_folders(const mv_cli_globals *g, int argc, char **argv)
 {
 	gboolean json = FALSE;
 	GOptionEntry entries[] = {
@@ -510,7 +510,7 @@ static json_t *bench_query(mv_searcher *searcher, const char *q, const mv_search
 	return o;
 }
 
-int mv_cmd_search_bench(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_search_bench(const mv_cli_globals *g, int argc, char **argv)
 {
 	gint rounds = 20;
 	gint64 limit = 50;
