@@ -31,7 +31,7 @@ int mv_cli_stats(const mv_cli_globals *g, int argc, char **argv);
 int mv_cli_folders(const mv_cli_globals *g, int argc, char **argv);
 int mv_cli_search_bench(const mv_cli_globals *g, int argc, char **argv);
 int mv_cli_cmd(const mv_cli_globals *g, int argc, char **argv);       /* cmd.c */
-int mv_cli_restore(const mv_cli_globals *g, int argc, char **argv);   /* cmd.c */
+int mv_cli_restore(const mv_cli_globals *g, int argc, char **argv);   /* restore.c */
 int mv_cli_shell(const mv_cli_globals *g, int argc, char **argv);     /* shell.c */
 int mv_cli_audit(const mv_cli_globals *g, int argc, char **argv);     /* audit.c */
 int mv_cli_serve(const mv_cli_globals *g, int argc, char **argv);     /* serve.c */

@@ -1,6 +1,5 @@
 /* cli/cmd: `mailvault cmd` — one Administration API function from the
- * command line, through the command registry like every other caller —
- * and `mailvault restore`, which brings back a CreateBackup copy.
+ * command line, through the command registry like every other caller.
  *
  * The words after `cmd` are the management shell's syntax (`Function
  * --arg=value`); mv_cli_run_function is shared with the interactive shell so
@@ -335,23 +334,4 @@ int mv_cli_cmd(const mv_cli_globals *g, int argc, char **argv)
 		return MV_EXIT_OK;
 	}
 	return run_local(g, argc - first, argv + first);
-}
-
-int mv_cli_restore(const mv_cli_globals *g, int argc, char **argv)
-{
-	GOptionEntry entries[] = { G_OPTION_ENTRY_NULL };
-	if (!mv_cli_parse("restore", "BACKUP", "Restore a CreateBackup copy into the data directory, which must not "
-	                  "hold an instance yet.", entries, &argc, &argv))
-		return MV_EXIT_USAGE;
-	if (argc != 2) {
-		fprintf(stderr, "usage: mailvault restore BACKUP [--data-dir DIR]\n");
-		return MV_EXIT_USAGE;
-	}
-	char *dir = mv_data_dir_resolve(g->data_dir);
-	GError *err = NULL;
-	int rc = mv_instance_restore(argv[1], dir, &err);
-	if (rc == 0)
-		printf("restored %s into %s\n", argv[1], dir);
-	g_free(dir);
-	return rc == 0 ? MV_EXIT_OK : mv_cli_fail(err);
 }
