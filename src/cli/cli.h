@@ -19,23 +19,24 @@ typedef struct mv_cli_globals {
 	bool debug;
 } mv_cli_globals;
 
-/* One subcommand, named mv_cli_<subcommand> (mv_command_* is the registry's,
+/* One subcommand, named mv_cli_<subcommand> and defined in
+ * cli/<subcommand>.c unless said otherwise (mv_command_* is the registry's,
  * commands/).  argv[0] is the subcommand name. */
 typedef int (*mv_cli_subcommand)(const mv_cli_globals *g, int argc, char **argv);
 
 int mv_cli_init(const mv_cli_globals *g, int argc, char **argv);
 int mv_cli_import(const mv_cli_globals *g, int argc, char **argv);
 int mv_cli_search(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_search_bench(const mv_cli_globals *g, int argc, char **argv); /* search.c */
 int mv_cli_show(const mv_cli_globals *g, int argc, char **argv);
 int mv_cli_stats(const mv_cli_globals *g, int argc, char **argv);
 int mv_cli_folders(const mv_cli_globals *g, int argc, char **argv);
-int mv_cli_search_bench(const mv_cli_globals *g, int argc, char **argv);
-int mv_cli_cmd(const mv_cli_globals *g, int argc, char **argv);       /* cmd.c */
-int mv_cli_restore(const mv_cli_globals *g, int argc, char **argv);   /* restore.c */
-int mv_cli_shell(const mv_cli_globals *g, int argc, char **argv);     /* shell.c */
-int mv_cli_audit(const mv_cli_globals *g, int argc, char **argv);     /* audit.c */
-int mv_cli_serve(const mv_cli_globals *g, int argc, char **argv);     /* serve.c */
-int mv_cli_export(const mv_cli_globals *g, int argc, char **argv);    /* export.c */
+int mv_cli_cmd(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_restore(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_shell(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_audit(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_serve(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_export(const mv_cli_globals *g, int argc, char **argv);
 int mv_cli_verify_export(const mv_cli_globals *g, int argc, char **argv); /* export.c */
 
 /* Runs one registry function from words "Function --arg=value ..." (the
