@@ -19,23 +19,25 @@ typedef struct mv_cli_globals {
 	bool debug;
 } mv_cli_globals;
 
-/* argv[0] is the subcommand name. */
-typedef int (*mv_cli_cmd)(const mv_cli_globals *g, int argc, char **argv);
+/* One subcommand, named mv_cli_<subcommand> and defined in
+ * cli/<subcommand>.c unless said otherwise (mv_command_* is the registry's,
+ * commands/).  argv[0] is the subcommand name. */
+typedef int (*mv_cli_subcommand)(const mv_cli_globals *g, int argc, char **argv);
 
-int mv_cmd_init(const mv_cli_globals *g, int argc, char **argv);
-int mv_cmd_import(const mv_cli_globals *g, int argc, char **argv);
-int mv_cmd_search(const mv_cli_globals *g, int argc, char **argv);
-int mv_cmd_show(const mv_cli_globals *g, int argc, char **argv);
-int mv_cmd_stats(const mv_cli_globals *g, int argc, char **argv);
-int mv_cmd_folders(const mv_cli_globals *g, int argc, char **argv);
-int mv_cmd_search_bench(const mv_cli_globals *g, int argc, char **argv);
-int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv);       /* cmd_cmd.c */
-int mv_cmd_restore(const mv_cli_globals *g, int argc, char **argv);   /* cmd_cmd.c */
-int mv_cmd_shell(const mv_cli_globals *g, int argc, char **argv);     /* shell.c */
-int mv_cmd_audit(const mv_cli_globals *g, int argc, char **argv);     /* cmd_audit.c */
-int mv_cmd_serve(const mv_cli_globals *g, int argc, char **argv);     /* cmd_serve.c */
-int mv_cmd_export(const mv_cli_globals *g, int argc, char **argv);    /* cmd_export.c */
-int mv_cmd_verify_export(const mv_cli_globals *g, int argc, char **argv); /* cmd_export.c */
+int mv_cli_init(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_import(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_search(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_search_bench(const mv_cli_globals *g, int argc, char **argv); /* search.c */
+int mv_cli_show(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_stats(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_folders(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_cmd(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_restore(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_shell(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_audit(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_serve(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_export(const mv_cli_globals *g, int argc, char **argv);
+int mv_cli_verify_export(const mv_cli_globals *g, int argc, char **argv); /* export.c */
 
 /* Runs one registry function from words "Function --arg=value ..." (the
  * shell syntax; "--arg value" also accepted): prints the JSON envelope on
@@ -44,7 +46,7 @@ int mv_cmd_verify_export(const mv_cli_globals *g, int argc, char **argv); /* cmd
  * cancelled, 2 unknown function or bad arguments). */
 int mv_cli_run_function(mv_instance *inst, int argc, char **argv);
 
-/* What the local and the remote `cmd` share (cmd_cmd.c), so that both accept
+/* What the local and the remote `cmd` share (cmd.c), so that both accept
  * the same words and show the same output. */
 /* The shell syntax "--name=value", "--name value" and "--flag" (= true) into
  * a name -> value table (g_free'd strings); errors name the function. */
@@ -62,7 +64,7 @@ typedef struct mv_cli_progress {
 #define MV_CLI_PROGRESS_INIT(is_tty) { .tty = (is_tty), .last = 0, .last_percent = -100 }
 void mv_cli_print_progress(void *opaque, int percent, const char *text);
 
-/* `mailvault cmd --server URL ...` (cmd_remote.c): the options given before
+/* `mailvault cmd --server URL ...` (remote.c): the options given before
  * the function name. */
 typedef struct mv_cli_remote_opts {
 	const char *server;         /* https://host:port (http:// only to this machine) */

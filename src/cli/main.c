@@ -1,7 +1,8 @@
 /* cli/main: the `mailvault` command — global options and subcommand dispatch.
  *
- * Each subcommand lives in a cmd_*.c file with the signature of mv_cli_cmd;
- * this file only finds the data directory and the subcommand.  Global
+ * Each subcommand is a function mv_cli_<name> with the signature of
+ * mv_cli_subcommand, in a file named after it (cli/<name>.c); this file
+ * only finds the data directory and the subcommand.  Global
  * options may stand before or after the subcommand name, so both
  * `mailvault --data-dir D import ...` and `mailvault import ... --data-dir D`
  * work. */
@@ -19,23 +20,23 @@
 
 static const struct {
 	const char *name;
-	mv_cli_cmd fn;
+	mv_cli_subcommand fn;
 	const char *summary;
 } commands[] = {
-	{ "init", mv_cmd_init, "create an instance in the data directory" },
-	{ "serve", mv_cmd_serve, "run the server: the Administration API over HTTPS (port 8463)" },
-	{ "import", mv_cmd_import, "archive messages from an EML file or directory, an mbox or a Maildir" },
-	{ "search", mv_cmd_search, "find messages" },
-	{ "show", mv_cmd_show, "print a message exactly as archived" },
-	{ "stats", mv_cmd_stats, "counts and disk use per store" },
-	{ "folders", mv_cmd_folders, "archives and folders with message counts" },
-	{ "cmd", mv_cmd_cmd, "run one Administration API function (--list lists them)" },
-	{ "shell", mv_cmd_shell, "the interactive management shell" },
-	{ "restore", mv_cmd_restore, "restore a CreateBackup copy into an empty data directory" },
-	{ "audit", mv_cmd_audit, "print the audit log, or verify its hash chain (--verify)" },
-	{ "export", mv_cmd_export, "export messages to EML or mbox files, an IMAP mailbox or an SMTP recipient" },
-	{ "verify-export", mv_cmd_verify_export, "check a signed export (needs no data directory)" },
-	{ "search-bench", mv_cmd_search_bench, "time a list of queries in one process (for bench/)" },
+	{ "init", mv_cli_init, "create an instance in the data directory" },
+	{ "serve", mv_cli_serve, "run the server: the Administration API over HTTPS (port 8463)" },
+	{ "import", mv_cli_import, "archive messages from an EML file or directory, an mbox or a Maildir" },
+	{ "search", mv_cli_search, "find messages" },
+	{ "show", mv_cli_show, "print a message exactly as archived" },
+	{ "stats", mv_cli_stats, "counts and disk use per store" },
+	{ "folders", mv_cli_folders, "archives and folders with message counts" },
+	{ "cmd", mv_cli_cmd, "run one Administration API function (--list lists them)" },
+	{ "shell", mv_cli_shell, "the interactive management shell" },
+	{ "restore", mv_cli_restore, "restore a CreateBackup copy into an empty data directory" },
+	{ "audit", mv_cli_audit, "print the audit log, or verify its hash chain (--verify)" },
+	{ "export", mv_cli_export, "export messages to EML or mbox files, an IMAP mailbox or an SMTP recipient" },
+	{ "verify-export", mv_cli_verify_export, "check a signed export (needs no data directory)" },
+	{ "search-bench", mv_cli_search_bench, "time a list of queries in one process (for bench/)" },
 };
 
 static void usage(FILE *out)

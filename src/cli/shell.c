@@ -484,7 +484,7 @@ static int run_interactive(shell_session *s)
 	return MV_EXIT_OK;
 }
 
-int mv_cmd_shell(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_shell(const mv_cli_globals *g, int argc, char **argv)
 {
 	GOptionEntry entries[] = { G_OPTION_ENTRY_NULL };
 	if (!mv_cli_parse("shell", "", "The management shell: one Administration API function per line, "

@@ -1,6 +1,5 @@
-/* cli/cmd_cmd: `mailvault cmd` — one Administration API function from the
- * command line, through the command registry like every other caller —
- * and `mailvault restore`, which brings back a CreateBackup copy.
+/* cli/cmd: `mailvault cmd` — one Administration API function from the
+ * command line, through the command registry like every other caller.
  *
  * The words after `cmd` are the management shell's syntax (`Function
  * --arg=value`); mv_cli_run_function is shared with the interactive shell so
@@ -308,7 +307,7 @@ static int run_local(const mv_cli_globals *g, int argc, char **argv)
 	return rc;
 }
 
-int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_cmd(const mv_cli_globals *g, int argc, char **argv)
 {
 	if (argc < 2)
 		return cmd_usage(stderr, MV_EXIT_USAGE);
@@ -325,7 +324,7 @@ int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv)
 		return print_function_help(argv[first]);
 	if (o.remote.server) {
 		/* The remote list is told to print JSON by the one word "--json"
-		 * (cmd_remote.c, list_functions). */
+		 * (remote.c, list_functions). */
 		char *json_word[] = { (char *)"--json", NULL };
 		return o.list ? mv_cli_remote_run(&o.remote, true, o.json ? 1 : 0, json_word)
 		              : mv_cli_remote_run(&o.remote, false, argc - first, argv + first);
@@ -335,23 +334,4 @@ int mv_cmd_cmd(const mv_cli_globals *g, int argc, char **argv)
 		return MV_EXIT_OK;
 	}
 	return run_local(g, argc - first, argv + first);
-}
-
-int mv_cmd_restore(const mv_cli_globals *g, int argc, char **argv)
-{
-	GOptionEntry entries[] = { G_OPTION_ENTRY_NULL };
-	if (!mv_cli_parse("restore", "BACKUP", "Restore a CreateBackup copy into the data directory, which must not "
-	                  "hold an instance yet.", entries, &argc, &argv))
-		return MV_EXIT_USAGE;
-	if (argc != 2) {
-		fprintf(stderr, "usage: mailvault restore BACKUP [--data-dir DIR]\n");
-		return MV_EXIT_USAGE;
-	}
-	char *dir = mv_data_dir_resolve(g->data_dir);
-	GError *err = NULL;
-	int rc = mv_instance_restore(argv[1], dir, &err);
-	if (rc == 0)
-		printf("restored %s into %s\n", argv[1], dir);
-	g_free(dir);
-	return rc == 0 ? MV_EXIT_OK : mv_cli_fail(err);
 }

@@ -1,4 +1,4 @@
-/* cli/cmd_export: `mailvault export` and `mailvault verify-export`.
+/* cli/export: `mailvault export` and `mailvault verify-export`.
  *
  * export is a front end to the registry function ExportMessages (the same
  * call the shell and the HTTP API make): it turns options into the
@@ -139,7 +139,7 @@ static int run_export(mv_instance *inst, const char *kind, const char *where, co
 	return rc;
 }
 
-int mv_cmd_export(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_export(const mv_cli_globals *g, int argc, char **argv)
 {
 	export_opts o = { 0 };
 	GOptionEntry entries[] = {
@@ -199,7 +199,7 @@ static void print_list(json_t *report, const char *key)
 	}
 }
 
-int mv_cmd_verify_export(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_verify_export(const mv_cli_globals *g, int argc, char **argv)
 {
 	(void)g;
 	gboolean json = FALSE;

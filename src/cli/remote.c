@@ -1,4 +1,4 @@
-/* cli/cmd_remote: `mailvault cmd --server URL --user NAME ...` — the
+/* cli/remote: `mailvault cmd --server URL --user NAME ...` — the
  * command line as a client of a running server's Administration API
  * (design.md §9).
  *
@@ -349,7 +349,7 @@ static bool is_envelope(json_t *j)
 }
 
 /* A server's first start makes a self-signed certificate that no system
- * trusts: say where it is and how to pass it (cmd_serve.c writes it as
+ * trusts: say where it is and how to pass it (serve.c writes it as
  * certs/server.crt of the data directory). */
 static void certificate_hint(remote *r)
 {

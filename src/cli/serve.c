@@ -1,4 +1,4 @@
-/* cli/cmd_serve: `mailvault serve` — the instance as a long-lived server.
+/* cli/serve: `mailvault serve` — the instance as a long-lived server.
  *
  * The main thread owns the process's life: it reads the service
  * configuration (creating it, and a self-signed certificate, on first
@@ -366,7 +366,7 @@ out:
 	return status;
 }
 
-int mv_cmd_serve(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_serve(const mv_cli_globals *g, int argc, char **argv)
 {
 	char *config = NULL;
 	char **listen = NULL, **web_listen = NULL, **imap_listen = NULL, **imap_listen_tls = NULL;

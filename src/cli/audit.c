@@ -1,4 +1,4 @@
-/* cli/cmd_audit: `mailvault audit` — the audit log for a person at a
+/* cli/audit: `mailvault audit` — the audit log for a person at a
  * terminal or a script: entries one per line (or JSON lines with --json),
  * each printed as it is read, so that a log of millions of entries lists in
  * bounded memory; and --verify, which walks the hash chain and exits 1
@@ -98,7 +98,7 @@ static int verify_chain(mv_instance *inst, const char *anchor, bool json)
 	return rc;
 }
 
-int mv_cmd_audit(const mv_cli_globals *g, int argc, char **argv)
+int mv_cli_audit(const mv_cli_globals *g, int argc, char **argv)
 {
 	char *since = NULL, *anchor = NULL;
 	gboolean json = FALSE, verify = FALSE;
