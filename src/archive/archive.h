@@ -85,6 +85,12 @@ int mv_instance_unlock_store(mv_instance *inst, int store_id, const char *recove
 /* Replaces the master key and rewraps every store key; no content is rewritten.
  * Crash-safe: either key opens every store at every instant. */
 int mv_instance_renew_master_key(mv_instance *inst, GError **error);
+/* Replaces the recovery key: a new one (*recovery_key_r, shown once, the
+ * caller wipes and frees it), a new salt and key-encryption key, and every
+ * store key this instance opens wrapped by it, in one transaction.  The old
+ * recovery key opens none of this instance's stores afterwards (copies made
+ * before — backups, moved stores — keep their wrapping). */
+int mv_instance_renew_recovery_key(mv_instance *inst, char **recovery_key_r, GError **error);
 /* VACUUM of master.sqlite. */
 int mv_instance_compact_master(mv_instance *inst, GError **error);
 

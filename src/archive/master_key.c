@@ -363,7 +363,7 @@ static int promote_next_values(mv_instance *inst, void *opaque, GError **error)
 	return 0;
 }
 
-static int settle_master_key_locked(mv_instance *inst, GError **error)
+int mv_archive_settle_master_key_locked(mv_instance *inst, GError **error)
 {
 	key_status status;
 	if (key_status_of(inst, &status, error) < 0)
@@ -405,7 +405,7 @@ int mv_archive_settle_master_key(mv_instance *inst, GError **error)
 	int rc = -1;
 	if (mv_archive_read_key_file(path, inst->master_key, error) < 0)
 		goto out;
-	rc = settle_master_key_locked(inst, error);
+	rc = mv_archive_settle_master_key_locked(inst, error);
 out:
 	g_free(path);
 	mv_archive_key_unlock(lock);
@@ -602,7 +602,7 @@ static int rewrap_txn(mv_instance *inst, void *opaque, GError **error)
 
 static int renew_locked(mv_instance *inst, GError **error)
 {
-	if (settle_master_key_locked(inst, error) < 0)
+	if (mv_archive_settle_master_key_locked(inst, error) < 0)
 		return -1;
 	uint8_t next[MV_KEY_BYTES];
 	randombytes_buf(next, sizeof next);

@@ -20,6 +20,7 @@
 #include "commands/commands.h"
 
 #include <limits.h>
+#include <sodium.h>
 #include <string.h>
 
 static const char *const store_types[] = { "FileSystemInternal", "SQLServer", "PostgreSQL", NULL };
@@ -340,6 +341,23 @@ static json_t *renew_master_key(mv_command_ctx *ctx, json_t *args, GError **erro
 	return json_null();
 }
 
+/* The answer holds the new key: shown once, like init's.  The audit entry
+ * says what it means for the keys older entries may hold. */
+static json_t *renew_recovery_key(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	char *key = NULL;
+	if (mv_instance_renew_recovery_key(ctx->inst, &key, error) < 0)
+		return NULL;
+	mv_command_audit_note(ctx, "recovery key renewed: a recovery key typed into any earlier entry no longer opens "
+	                      "this instance's stores (backups and store copies made before still do)");
+	mv_command_log(ctx, "recovery key renewed; write the new one down now, it is shown only once. Backups made "
+	               "before this keep needing the previous recovery key.");
+	json_t *result = json_pack("{s:s}", "recoveryKey", key);
+	sodium_memzero(key, strlen(key));
+	g_free(key);
+	return result;
+}
+
 static json_t *compact_master(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	return mv_instance_compact_master(ctx->inst, error) < 0 ? NULL : json_null();
@@ -444,6 +462,9 @@ const mv_command mv_commands_stores[] = {
 	{ "RenameStore", rename_store_args, "admin", false, rename_store, "Rename archive store." },
 	{ "RenewMasterKey", NO_ARGS, "admin", false, renew_master_key,
 	  "Renews the master key which is used to encrypt the encryption keys." },
+	{ "RenewRecoveryKey", NO_ARGS, "admin", false, renew_recovery_key,
+	  "Replaces the recovery key (the new one is in the answer, shown once); the previous one no longer opens this "
+	  "instance's stores." },
 	{ "RetryOpenStores", NO_ARGS, "admin", false, retry_open_stores, "Retry opening stores that failed previously." },
 	{ "SetStoreAutoCreateConfiguration", set_autocreate_args, "admin", false, set_autocreate,
 	  "Set configuration for automatic archive store creation." },

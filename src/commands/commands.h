@@ -80,12 +80,17 @@ struct mv_command_ctx {
 	void *progress_opaque;
 	volatile gint *cancel;         /* set non-zero to ask the handler to stop; may be NULL */
 	GString *log;                  /* logOutput: lines the handler wants the caller to see */
+	char *audit_note;              /* set by a handler (mv_command_audit_note); the registry
+	                                * writes it into the call's audit entry, then frees it */
 };
 
 /* Reports progress (rate-limited by the sink, not here). */
 void mv_command_progress(mv_command_ctx *ctx, int percent, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 /* Appends one line to the call's logOutput (and logs it at info level). */
 void mv_command_log(mv_command_ctx *ctx, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* A sentence for the call's audit entry ("note"), for what an auditor
+ * reading the log later must know (never a secret). */
+void mv_command_audit_note(mv_command_ctx *ctx, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* True once cancellation was requested; a handler that sees it stops at a
  * safe point and fails with MV_ERR_CANCELLED. */
 bool mv_command_cancelled(mv_command_ctx *ctx);

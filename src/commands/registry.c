@@ -420,8 +420,9 @@ bool mv_command_text_may_hold_secret(const char *text)
 	return found;
 }
 
-/* {"function":F,"args":{...}} with secrets replaced, plus the error when failed. */
-static char *audit_details(const mv_command *cmd, json_t *args, const GError *err)
+/* {"function":F,"args":{...}} with secrets replaced, plus the error when
+ * failed and the handler's note. */
+static char *audit_details(const mv_command *cmd, json_t *args, const char *note, const GError *err)
 {
 	json_t *shown = json_object();
 	const char *key;
@@ -431,6 +432,8 @@ static char *audit_details(const mv_command *cmd, json_t *args, const GError *er
 	json_t *d = json_pack("{s:s, s:o}", "function", cmd->name, "args", shown);
 	if (err)
 		json_object_set_new(d, "error", text_value(err->message));
+	if (note)
+		json_object_set_new(d, "note", text_value(note));
 	char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(d);
 	return text;
@@ -454,7 +457,7 @@ static void audit_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args,
 	/* What changes something is always logged, whoever calls: a user's
 	 * own deletion, move or new app password as much as an
 	 * administrator's action. */
-	char *details = audit_details(cmd, args, err);
+	char *details = audit_details(cmd, args, ctx->audit_note, err);
 	GError *aerr = NULL;
 	if (mv_audit_append(ctx->inst, ctx->user ? ctx->user : "", ctx->remote ? ctx->remote : "local", event,
 	                    !failed, details, &aerr) < 0) {
@@ -546,6 +549,7 @@ json_t *mv_command_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args
 	if (!result && !err)
 		g_set_error(&err, MV_ERROR, MV_ERR_IO, "failed without a reason");
 	audit_call(cmd, ctx, args, result ? NULL : err);
+	g_clear_pointer(&ctx->audit_note, g_free);
 	if (err)
 		g_propagate_error(error, err);
 	return result;
@@ -602,6 +606,15 @@ void mv_command_log(mv_command_ctx *ctx, const char *fmt, ...)
 	if (ctx->log)
 		g_string_append_printf(ctx->log, "%s\n", text);
 	g_free(text);
+}
+
+void mv_command_audit_note(mv_command_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	g_free(ctx->audit_note);
+	ctx->audit_note = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
 }
 
 bool mv_command_cancelled(mv_command_ctx *ctx)

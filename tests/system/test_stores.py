@@ -474,6 +474,49 @@ def test_moved_store_directories_show_as_error_until_set(inst, tmp_path):
 
 
 # ---------------------------------------------------------------------------
+# RenewRecoveryKey
+
+
+def test_renew_recovery_key(tmp_path):
+    """A recovery key that leaked (an audit log of a version that wrote
+    UnlockStore's argument in clear) is replaced: afterwards only the new
+    one opens the stores elsewhere, for stores made before and after; the
+    audit log says so and never holds the new key."""
+    a, old_key = init(tmp_path / "a")
+    ok(a, "CreateStore", name="before", requestedState="current")
+    import_mail(a, tmp_path, "rotated", 3)
+    got = ok(a, "RenewRecoveryKey")
+    new_key = got["recoveryKey"]
+    assert re.fullmatch(r"[A-Z0-9-]+", new_key) and new_key != old_key, got
+    ok(a, "CreateStore", name="after", requestedState="current")
+    import_mail(a, tmp_path, "later", 2)
+    ok(a, "SetStoreRequestedState", id=1, requestedState="current")
+    log_text = mv("audit", "--json", data_dir=a).stdout.decode()
+    entries = [json.loads(line) for line in log_text.splitlines()]
+    renewal = [e for e in entries if "RenewRecoveryKey" in e["details"]]
+    assert len(renewal) == 1 and renewal[0]["success"], entries
+    assert "no longer opens" in json.loads(renewal[0]["details"])["note"], renewal
+    assert new_key not in log_text and new_key.replace("-", "") not in log_text
+    with open(os.path.join(str(a), "master.sqlite"), "rb") as f:
+        assert new_key.encode() not in f.read()
+    # both stores move to another instance, where only the new key opens them
+    for sid, name in ((2, "before"), (3, "after")):
+        ok(a, "DetachStore", id=sid)
+        b, _ = init(tmp_path / ("b-" + name))
+        s = ok(b, "AttachStore", name=name, type="FileSystemInternal",
+               databasePath=os.path.join(str(a), "stores", name, "db"),
+               contentPath=os.path.join(str(a), "stores", name, "content"),
+               indexPath=os.path.join(str(a), "stores", name, "index"))
+        assert s["state"] == "locked", s
+        assert "wrong recovery key" in refused(b, "UnlockStore", id=s["id"], passphrase=old_key)
+        ok(b, "UnlockStore", id=s["id"], passphrase=new_key)
+        assert len(hits(b, "rotated" if name == "before" else "later")) == (3 if name == "before" else 2)
+    # a second renewal replaces the first
+    again = ok(a, "RenewRecoveryKey")["recoveryKey"]
+    assert again not in (old_key, new_key)
+
+
+# ---------------------------------------------------------------------------
 # RenewMasterKey
 
 
