@@ -318,7 +318,7 @@ static bool advance(parser *p)
 
 /* ---- nodes ---- */
 
-static void node_free_cb(gpointer q)
+void mv_query_free_notify(gpointer q)
 {
 	mv_query *node = q;
 	mv_query_free(&node);
@@ -329,7 +329,7 @@ static mv_query *node_new(mv_query_kind kind)
 	mv_query *q = g_new0(mv_query, 1);
 	q->kind = kind;
 	if (kind == MV_Q_AND || kind == MV_Q_OR || kind == MV_Q_NOT)
-		q->children = g_ptr_array_new_with_free_func(node_free_cb);
+		q->children = g_ptr_array_new_with_free_func(mv_query_free_notify);
 	return q;
 }
 

@@ -70,6 +70,8 @@ struct mv_query {
 mv_query *mv_query_parse(const char *text, GError **error);
 /* Frees the query and clears the caller's pointer (NULL is fine). */
 void mv_query_free(mv_query **q);
+/* The same as a GDestroyNotify, for arrays of queries. */
+void mv_query_free_notify(gpointer q);
 /* A canonical, fully parenthesised rendering, for tests and --debug:
  * AND(a, OR(b, c)), NOT(x), TERM(from:john*), PHRASE(subject:"a b"),
  * DATE(>=1030000000), SIZE(>1048576), HAS(attachment). */

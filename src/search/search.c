@@ -746,7 +746,7 @@ static mv_query *with_archive(mv_query *q, const char *archive)
 	if (q->kind != MV_Q_AND) {
 		mv_query *and = g_new0(mv_query, 1);
 		and->kind = MV_Q_AND;
-		and->children = g_ptr_array_new_with_free_func((GDestroyNotify)mv_query_free);
+		and->children = g_ptr_array_new_with_free_func(mv_query_free_notify);
 		g_ptr_array_add(and->children, q);
 		q = and;
 	}
