@@ -84,5 +84,10 @@ int mv_st_cancelled_error(GError **error, const char *what);
 /* The first column of sql's first row; 0 without a row, -1 when sql does
  * not prepare. */
 int64_t mv_st_int_query(sqlite3 *db, const char *sql);
+char *text_query(sqlite3 *db, const char *sql, const char *arg);
+int rename_folders(sqlite3 *db, const char *from_archive, const char *from, const char *to_archive,
+                   const char *to, GError **error);
+sqlite3 *index_conn(mv_store *s, const char **prefix_r);
+void remove_db_files(const char *file);
 
 #endif

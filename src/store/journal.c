@@ -231,3 +231,23 @@ bool mv_journal_body_matches(const mv_journal_rec *r)
 	crypto_generichash(got, sizeof got, r->body, r->body_len, NULL, 0);
 	return sodium_memcmp(want, got, MV_HASH_BYTES) == 0;
 }
+
+#define MAX_PROBLEMS 1000   /* listed in a report; the counts stay exact */
+
+void report_problem(report *r, const char *kind, json_t *ids, const char *fmt, ...)
+{
+	r->count++;
+	if (json_array_size(r->problems) >= MAX_PROBLEMS) {
+		json_decref(ids);
+		return;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	char *detail = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	json_t *p = json_pack("{s:s, s:s}", "kind", kind, "detail", detail);
+	if (ids)
+		json_object_set_new(p, "messageIds", ids);
+	json_array_append_new(r->problems, p);
+	g_free(detail);
+}

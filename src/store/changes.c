@@ -1,0 +1,413 @@
+/* store/changes: the changes to a store's messages and folders that must
+ * leave a trace in content/ — DeleteMessage (a tombstone), MoveFolder (a
+ * folder-move record) — and DeleteEmptyFolders.  The record is appended
+ * inside the db transaction, fsync'd before the commit, so that a replay of
+ * content/ (RecoverStore) gives the same store; the index follows after the
+ * commit, and what it misses VerifyStore reports and a rebuild fixes. */
+#include "store/journal.h"
+#include "mime/mime.h"
+
+#include <string.h>
+
+/* ---- control records ---------------------------------------------------------------------- */
+
+int mv_st_append_record(mv_store *s, mv_record_type type, const char *meta_json, GError **error)
+{
+	GByteArray *out = g_byte_array_new();
+	int64_t seg = 0, base = 0;
+	int rc = mv_record_encode(s->key, type, (const uint8_t *)meta_json, strlen(meta_json), NULL, 0, 1, out, error);
+	if (rc == 0)
+		rc = mv_st_segment_for_append(s, out->len, &seg, &base, error);
+	if (rc == 0)
+		rc = mv_st_segment_append(s, seg, base, out, error);
+	if (rc == 0)
+		rc = mv_st_set_committed_len(s, seg, base + (int64_t)out->len, error);
+	g_byte_array_unref(out);
+	return rc;
+}
+
+/* ---- documents for the index, rebuilt from content ------------------------------------------ */
+
+/* An index document with everything it points into. */
+typedef struct doc_holder {
+	mv_index_doc doc;
+	char *archive, *folder;  /* owned: the caller's strings may go first */
+	mv_parsed *parsed;
+	GString *scope;
+	GByteArray *raw;
+} doc_holder;
+
+static void doc_holder_clear(doc_holder *h)
+{
+	mv_parsed_free(h->parsed);
+	g_free(h->archive);
+	g_free(h->folder);
+	if (h->scope)
+		g_string_free(h->scope, TRUE);
+	if (h->raw)
+		g_byte_array_unref(h->raw);
+	memset(h, 0, sizeof *h);
+}
+
+/* The exact document the index holds (or would hold) for a message — what
+ * FTS5's contentless 'delete' needs. */
+static int doc_for(mv_store *s, int64_t num, const char *archive, const char *folder, int64_t folder_id,
+                   int64_t date, doc_holder *h, GError **error)
+{
+	memset(h, 0, sizeof *h);
+	if (mv_store_read_message(s, num, &h->raw, error) < 0)
+		return -1;
+	h->parsed = mv_parse_message(h->raw->data, h->raw->len, date);
+	h->archive = g_strdup(archive);
+	h->folder = g_strdup(folder);
+	archive = h->archive;
+	folder = h->folder;
+	h->scope = g_string_new(NULL);
+	mv_st_fill_scope(h->scope, archive, folder_id, h->parsed->has_attachment);
+	mv_parsed *p = h->parsed;
+	h->doc = (mv_index_doc){
+		.number = num, .date = date, .subject = p->subject, .body = p->text->str,
+		.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
+		.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
+		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = h->scope->str,
+	};
+	return 0;
+}
+
+/* ---- DeleteMessage ------------------------------------------------------------------------- */
+
+typedef struct message_place {
+	int64_t num, folder_id, date, archived_at;
+	char *archive, *folder;
+	uint8_t hash[MV_HASH_BYTES];
+	bool deleted;
+} message_place;
+
+static void message_place_clear(message_place *m)
+{
+	g_free(m->archive);
+	g_free(m->folder);
+	memset(m, 0, sizeof *m);
+}
+
+static int message_place_get(mv_store *s, int64_t num, message_place *m, GError **error)
+{
+	sqlite3_stmt *st;
+	memset(m, 0, sizeof *m);
+	if (mv_sql_prepare(s->db, "SELECT m.folder_id, m.date, m.archived_at, f.archive, f.path, c.hash, m.deleted"
+	                      " FROM messages m JOIN folders f ON f.id = m.folder_id"
+	                      " LEFT JOIN contents c ON c.id = m.content_id WHERE m.num = ?", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, num);
+	int rc = -1;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		m->num = num;
+		m->folder_id = sqlite3_column_int64(st, 0);
+		m->date = sqlite3_column_int64(st, 1);
+		m->archived_at = sqlite3_column_int64(st, 2);
+		m->archive = g_strdup((const char *)sqlite3_column_text(st, 3));
+		m->folder = g_strdup((const char *)sqlite3_column_text(st, 4));
+		if (sqlite3_column_bytes(st, 5) == MV_HASH_BYTES)
+			memcpy(m->hash, sqlite3_column_blob(st, 5), MV_HASH_BYTES);
+		m->deleted = sqlite3_column_int(st, 6) != 0;
+		rc = 0;
+	} else {
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "message %d:%lld does not exist", s->id, (long long)num);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int index_remove(mv_store *s, const mv_index_doc *doc, GError **error)
+{
+	if (mv_st_flush_index(s, error) < 0)
+		return -1;
+	if (mv_sql_exec(s->index_db, "BEGIN", error) < 0)
+		return -1;
+	if (mv_index_delete(s->index_db, doc, error) < 0 || mv_sql_exec(s->index_db, "COMMIT", error) < 0) {
+		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GError **error)
+{
+	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+		return -1;
+	message_place m;
+	doc_holder h = { 0 };
+	int rc = message_place_get(s, number, &m, error);
+	if (rc == 0 && m.deleted) {
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "message %d:%lld is already deleted", s->id, (long long)number);
+		rc = -1;
+	}
+	/* The document must be rebuilt before the row is hidden: reads skip
+	 * deleted messages. */
+	bool have_doc = rc == 0 && doc_for(s, number, m.archive, m.folder, m.folder_id, m.date, &h, NULL) == 0;
+	if (rc == 0)
+		rc = mv_sql_exec(s->db, "BEGIN IMMEDIATE", error);
+	if (rc == 0) {
+		int64_t now = mv_now();
+		char *hash = mv_hex(m.hash, MV_HASH_BYTES);
+		json_t *meta = json_pack("{s:i, s:I, s:s, s:s, s:I}", "v", 1, "number", (json_int_t)number, "hash", hash,
+		                         "reason", reason ? reason : "", "at", (json_int_t)now);
+		char *text = json_dumps(meta, JSON_COMPACT);
+		json_decref(meta);
+		g_free(hash);
+		sqlite3_stmt *st = NULL;
+		rc = mv_sql_prepare(s->db, "UPDATE messages SET deleted=1, deleted_at=?, deleted_reason=? WHERE num=?",
+		                       &st, error);
+		if (rc == 0) {
+			sqlite3_bind_int64(st, 1, now);
+			sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, number);
+			if (sqlite3_step(st) != SQLITE_DONE) {
+				mv_sql_set_error(error, s->db, "delete message");
+				rc = -1;
+			}
+		}
+		sqlite3_finalize(st);
+		if (rc == 0)
+			rc = mv_st_append_record(s, MV_RECORD_TOMBSTONE, text, error);
+		free(text);
+		if (rc == 0)
+			rc = mv_sql_exec(s->db, "COMMIT", error);
+		if (rc < 0)
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	if (rc == 0 && have_doc) {
+		GError *err = NULL;
+		if (index_remove(s, &h.doc, &err) < 0) {
+			mv_log_warn("store %d: message %lld deleted but still in the index (hidden from results): %s", s->id,
+			            (long long)number, err->message);
+			g_error_free(err);
+		}
+	}
+	doc_holder_clear(&h);
+	message_place_clear(&m);
+	return mv_st_finish_locked(s, rc, error);
+}
+
+/* ---- MoveFolder and DeleteEmptyFolders -------------------------------------------------------- */
+
+/* Renames archive/from (and everything under it) to to_archive/to in db. */
+int rename_folders(sqlite3 *db, const char *from_archive, const char *from, const char *to_archive,
+                          const char *to, GError **error)
+{
+	sqlite3_stmt *st;
+	/* path = to || substr(path, len(from)+1) keeps each subfolder's tail. */
+	if (mv_sql_prepare(db, "UPDATE folders SET archive = ?3, path = CASE WHEN ?2 = '' AND path <> '' THEN"
+	                      " (CASE WHEN ?4 = '' THEN path ELSE ?4 || '/' || path END)"
+	                      " ELSE ?4 || substr(path, length(?2) + 1) END"
+	                      " WHERE archive = ?1 AND (?2 = '' OR path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+	                      &st, error) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, from_archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, to_archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, to, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	if (rc < 0)
+		mv_sql_set_error(error, db, "rename folders");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static const char folder_scope_sql[] =
+	" archive = ?1 AND (?2 = '' OR path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')";
+
+static int count_folders(sqlite3 *db, const char *archive, const char *path, int *n_r, GError **error)
+{
+	char *sql = g_strconcat("SELECT count(*) FROM folders WHERE", folder_scope_sql, NULL);
+	sqlite3_stmt *st;
+	int rc = mv_sql_prepare(db, sql, &st, error);
+	g_free(sql);
+	if (rc < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	*n_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Live messages under a folder, for re-indexing after a move between archives. */
+static GArray *messages_under(mv_store *s, const char *archive, const char *path, GError **error)
+{
+	char *sql = g_strconcat("SELECT m.num FROM messages m WHERE m.deleted = 0 AND m.folder_id IN"
+	                        " (SELECT id FROM folders WHERE", folder_scope_sql, ") ORDER BY m.num", NULL);
+	sqlite3_stmt *st;
+	int rc = mv_sql_prepare(s->db, sql, &st, error);
+	g_free(sql);
+	if (rc < 0)
+		return NULL;
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	GArray *nums = g_array_new(FALSE, FALSE, sizeof(int64_t));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t n = sqlite3_column_int64(st, 0);
+		g_array_append_val(nums, n);
+	}
+	sqlite3_finalize(st);
+	return nums;
+}
+
+static GPtrArray *docs_for(mv_store *s, GArray *nums, GError **error)
+{
+	GPtrArray *docs = g_ptr_array_new();
+	for (guint i = 0; i < nums->len; i++) {
+		message_place m;
+		doc_holder *h = g_new0(doc_holder, 1);
+		int64_t num = g_array_index(nums, int64_t, i);
+		if (message_place_get(s, num, &m, error) < 0 || doc_for(s, num, m.archive, m.folder, m.folder_id, m.date, h, error) < 0) {
+			message_place_clear(&m);
+			g_free(h);
+			for (guint j = 0; j < docs->len; j++) {
+				doc_holder_clear(docs->pdata[j]);
+				g_free(docs->pdata[j]);
+			}
+			g_ptr_array_free(docs, TRUE);
+			return NULL;
+		}
+		message_place_clear(&m);
+		g_ptr_array_add(docs, h);
+	}
+	return docs;
+}
+
+static void docs_free(GPtrArray *docs)
+{
+	if (!docs)
+		return;
+	for (guint j = 0; j < docs->len; j++) {
+		doc_holder_clear(docs->pdata[j]);
+		g_free(docs->pdata[j]);
+	}
+	g_ptr_array_free(docs, TRUE);
+}
+
+/* Replaces old documents by new ones in one index transaction. */
+static int index_replace(mv_store *s, GPtrArray *old_docs, GPtrArray *new_docs, GError **error)
+{
+	if (mv_st_flush_index(s, error) < 0 || mv_sql_exec(s->index_db, "BEGIN", error) < 0)
+		return -1;
+	int rc = 0;
+	for (guint i = 0; i < old_docs->len && rc == 0; i++)
+		rc = mv_index_delete(s->index_db, &((doc_holder *)old_docs->pdata[i])->doc, error);
+	for (guint i = 0; i < new_docs->len && rc == 0; i++)
+		rc = mv_index_insert(s->index_db, &s->index_insert, &((doc_holder *)new_docs->pdata[i])->doc, error);
+	if (rc == 0)
+		rc = mv_sql_exec(s->index_db, "COMMIT", error);
+	if (rc < 0)
+		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int append_move_record(mv_store *s, const char *from_archive, const char *from, const char *to_archive,
+                              const char *to, GError **error)
+{
+	json_t *meta = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I}", "v", 1, "from_archive", from_archive, "from", from,
+	                         "to_archive", to_archive, "to", to, "at", (json_int_t)mv_now());
+	char *text = json_dumps(meta, JSON_COMPACT);
+	json_decref(meta);
+	int rc = mv_st_append_record(s, MV_RECORD_FOLDER_MOVE, text, error);
+	free(text);
+	return rc;
+}
+
+int mv_store_move_folder(mv_store *s, const char *from_archive, const char *from_path,
+                         const char *to_archive, const char *to_path, int *moved_r, GError **error)
+{
+	*moved_r = 0;
+	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+		return -1;
+	int n = 0, clash = 0;
+	bool cross = strcmp(from_archive, to_archive) != 0;
+	GArray *nums = NULL;
+	GPtrArray *old_docs = NULL, *new_docs = NULL;
+	int rc = count_folders(s->db, from_archive, from_path, &n, error);
+	if (rc == 0 && n > 0)
+		rc = count_folders(s->db, to_archive, to_path, &clash, error);
+	if (rc == 0 && n > 0 && clash > 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_EXISTS, "store %d: folder %s/%s already exists", s->id, to_archive, to_path);
+		rc = -1;
+	}
+	if (rc == 0 && n > 0 && cross && (!(nums = messages_under(s, from_archive, from_path, error)) ||
+	                                  !(old_docs = docs_for(s, nums, error))))
+		rc = -1;
+	if (rc == 0 && n > 0) {
+		rc = mv_sql_exec(s->db, "BEGIN IMMEDIATE", error);
+		if (rc == 0)
+			rc = rename_folders(s->db, from_archive, from_path, to_archive, to_path, error);
+		if (rc == 0)
+			rc = append_move_record(s, from_archive, from_path, to_archive, to_path, error);
+		if (rc == 0)
+			rc = mv_sql_exec(s->db, "COMMIT", error);
+		if (rc < 0)
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		g_hash_table_remove_all(s->folder_ids);
+	}
+	/* The archive is part of every document (its scope token): re-index
+	 * what moved to another archive.  The move itself is already durable; a
+	 * failure here leaves documents VerifyStore reports and a rebuild fixes. */
+	if (rc == 0 && old_docs && old_docs->len) {
+		GError *err = NULL;
+		if (!(new_docs = docs_for(s, nums, &err)) || index_replace(s, old_docs, new_docs, &err) < 0) {
+			mv_log_warn("store %d: folder moved but the index still files %u messages under %s: %s (run RebuildStoreIndex)",
+			            s->id, nums->len, from_archive, err ? err->message : "?");
+			g_clear_error(&err);
+		}
+	}
+	if (rc == 0)
+		*moved_r = n;
+	if (nums)
+		g_array_free(nums, TRUE);
+	docs_free(old_docs);
+	docs_free(new_docs);
+	return mv_st_finish_locked(s, rc, error);
+}
+
+int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *prefix, int *deleted_r, GError **error)
+{
+	*deleted_r = 0;
+	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+		return -1;
+	/* Empty = no live message in it or below it.  The rows of its deleted
+	 * messages go too (their tombstones stay in content/), so that no row
+	 * points at a folder id SQLite could hand out again. */
+	static const char empty_sql[] =
+		"CREATE TEMP TABLE IF NOT EXISTS empty_folders(id INTEGER PRIMARY KEY);"
+		"DELETE FROM empty_folders;";
+	static const char pick_sql[] =
+		"INSERT INTO empty_folders SELECT f.id FROM folders f WHERE (?1 IS NULL OR (f.archive = ?1 AND (?2 IS NULL OR"
+		" f.path = ?2 OR substr(f.path, 1, length(?2) + 1) = ?2 || '/'))) AND NOT EXISTS (SELECT 1 FROM messages m"
+		" JOIN folders g ON g.id = m.folder_id WHERE m.deleted = 0 AND g.archive = f.archive AND (f.path = '' OR"
+		" g.path = f.path OR substr(g.path, 1, length(f.path) + 1) = f.path || '/'))";
+	int rc = mv_sql_exec(s->db, "BEGIN IMMEDIATE", error);
+	if (rc == 0)
+		rc = mv_sql_exec(s->db, empty_sql, error);
+	sqlite3_stmt *st = NULL;
+	if (rc == 0 && (rc = mv_sql_prepare(s->db, pick_sql, &st, error)) == 0) {
+		if (archive)
+			sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+		if (prefix && *prefix)
+			sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			mv_sql_set_error(error, s->db, "find empty folders");
+			rc = -1;
+		}
+		sqlite3_finalize(st);
+	}
+	if (rc == 0) {
+		*deleted_r = (int)mv_st_int_query(s->db, "SELECT count(*) FROM empty_folders");
+		rc = mv_sql_exec(s->db, "DELETE FROM messages WHERE folder_id IN (SELECT id FROM empty_folders);"
+		                 "DELETE FROM folders WHERE id IN (SELECT id FROM empty_folders); COMMIT;", error);
+	}
+	if (rc < 0) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		*deleted_r = 0;
+	}
+	g_hash_table_remove_all(s->folder_ids);
+	return mv_st_finish_locked(s, rc, error);
+}
