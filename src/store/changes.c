@@ -26,54 +26,6 @@ int mv_st_append_record(mv_store *s, mv_record_type type, const char *meta_json,
 	return rc;
 }
 
-/* ---- documents for the index, rebuilt from content ------------------------------------------ */
-
-/* An index document with everything it points into. */
-typedef struct doc_holder {
-	mv_index_doc doc;
-	char *archive, *folder;  /* owned: the caller's strings may go first */
-	mv_parsed *parsed;
-	GString *scope;
-	GByteArray *raw;
-} doc_holder;
-
-static void doc_holder_clear(doc_holder *h)
-{
-	mv_parsed_free(h->parsed);
-	g_free(h->archive);
-	g_free(h->folder);
-	if (h->scope)
-		g_string_free(h->scope, TRUE);
-	if (h->raw)
-		g_byte_array_unref(h->raw);
-	memset(h, 0, sizeof *h);
-}
-
-/* The exact document the index holds (or would hold) for a message — what
- * FTS5's contentless 'delete' needs. */
-static int doc_for(mv_store *s, int64_t num, const char *archive, const char *folder, int64_t folder_id,
-                   int64_t date, doc_holder *h, GError **error)
-{
-	memset(h, 0, sizeof *h);
-	if (mv_store_read_message(s, num, &h->raw, error) < 0)
-		return -1;
-	h->parsed = mv_parse_message(h->raw->data, h->raw->len, date);
-	h->archive = g_strdup(archive);
-	h->folder = g_strdup(folder);
-	archive = h->archive;
-	folder = h->folder;
-	h->scope = g_string_new(NULL);
-	mv_st_fill_scope(h->scope, archive, folder_id, h->parsed->has_attachment);
-	mv_parsed *p = h->parsed;
-	h->doc = (mv_index_doc){
-		.number = num, .date = date, .subject = p->subject, .body = p->text->str,
-		.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
-		.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
-		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = h->scope->str,
-	};
-	return 0;
-}
-
 /* ---- DeleteMessage ------------------------------------------------------------------------- */
 
 typedef struct message_place {

@@ -5,6 +5,7 @@
 #define MV_STORE_INTERNAL_H
 
 #include "store/store.h"
+#include "mime/mime.h"
 
 #define SEGMENT_MAGIC "MVSEG001"
 #define SEGMENT_HEADER_BYTES 16
@@ -89,5 +90,17 @@ int rename_folders(sqlite3 *db, const char *from_archive, const char *from, cons
                    const char *to, GError **error);
 sqlite3 *index_conn(mv_store *s, const char **prefix_r);
 void remove_db_files(const char *file);
+/* An index document with everything it points into. */
+typedef struct doc_holder {
+	mv_index_doc doc;
+	char *archive, *folder;  /* owned: the caller's strings may go first */
+	mv_parsed *parsed;
+	GString *scope;
+	GByteArray *raw;
+} doc_holder;
+void doc_holder_clear(doc_holder *h);
+int doc_for(mv_store *s, int64_t num, const char *archive, const char *folder, int64_t folder_id,
+            int64_t date, doc_holder *h, GError **error);
+void queued_doc_free(gpointer p);
 
 #endif

@@ -1,6 +1,6 @@
-/* store/maint: RepairStoreDatabase and MaintainFileSystemDatabases, the
- * index generation and rebuild, and the small helpers the maintenance
- * operations of store/ share (declared in internal.h).
+/* store/maint: RepairStoreDatabase and MaintainFileSystemDatabases, and the
+ * small helpers the maintenance operations of store/ share (progress and
+ * cancellation, the writer and lock checks; declared in internal.h).
  *
  * All of maintenance rests on one idea: content/ is the journal of the store
  * (see journal.c, which walks it).  verify.c compares the journal with the
@@ -19,11 +19,21 @@
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-char *mv_store_new_generation(void)
+bool mv_st_task_cancelled(const mv_store_task *t)
 {
-	uint8_t b[16];
-	randombytes_buf(b, sizeof b);
-	return mv_hex(b, sizeof b);
+	return t && t->cancel && g_atomic_int_get(t->cancel) != 0;
+}
+
+void mv_st_task_progress(const mv_store_task *t, int percent, const char *fmt, ...)
+{
+	if (!t || !t->progress)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	t->progress(t->opaque, percent, text);
+	g_free(text);
 }
 
 int mv_st_require_writer(mv_store *s, GError **error)
@@ -71,75 +81,6 @@ int64_t mv_st_int_query(sqlite3 *db, const char *sql)
 	int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
 	return v;
-}
-
-/* ---- index generation ------------------------------------------------------------------ */
-
-int mv_st_index_generation_check(mv_store *s, bool *stale_r, GError **error)
-{
-	char *db_gen = text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", NULL);
-	char *ix_gen = text_query(s->index_db, "SELECT value FROM index_state WHERE key='generation'", NULL);
-	*stale_r = g_strcmp0(db_gen, ix_gen) != 0;
-	g_free(db_gen);
-	g_free(ix_gen);
-	return 0;
-}
-
-int mv_st_index_reset(mv_store *s, GError **error)
-{
-	char *gen = text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", NULL);
-	if (!gen) {
-		gen = mv_store_new_generation();
-		char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta VALUES('index_generation', %Q)", gen);
-		int rc = mv_sql_exec(s->db, sql, error);
-		sqlite3_free(sql);
-		if (rc < 0) {
-			g_free(gen);
-			return -1;
-		}
-	}
-	g_ptr_array_set_size(s->index_queue, 0);
-	char *sql = sqlite3_mprintf("BEGIN; INSERT INTO fts(fts) VALUES('delete-all');"
-	                            " DELETE FROM index_state WHERE key='indexed_upto';"
-	                            " INSERT OR REPLACE INTO index_state VALUES('generation', %Q); COMMIT;", gen);
-	int rc = mv_sql_exec(s->index_db, sql, error);
-	sqlite3_free(sql);
-	g_free(gen);
-	if (rc < 0)
-		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
-}
-
-int mv_store_refresh_index(mv_store *s, GError **error)
-{
-	if (mv_st_write_lock(s, error) < 0)
-		return -1;
-	return mv_store_sync(s, error);
-}
-
-int mv_store_rebuild_index(mv_store *s, const mv_store_task *task, GError **error)
-{
-	if (s->mode != MV_STORE_WRITE) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "store %d is open read-only", s->id);
-		return -1;
-	}
-	if (mv_st_flock(s, error) < 0)
-		return -1;
-	if (mv_st_task_cancelled(task))
-		return mv_st_cancelled_error(error, "RebuildStoreIndex");
-	mv_st_task_progress(task, 0, "store %d: emptying the index", s->id);
-	int rc = mv_st_index_reset(s, error);
-	if (rc == 0) {
-		mv_st_task_progress(task, -1, "store %d: indexing every message from content", s->id);
-		rc = mv_st_index_catch_up_task(s, task, error);
-	}
-	GError *err = NULL;
-	if (mv_store_sync(s, rc == 0 ? error : &err) < 0)
-		rc = -1;
-	g_clear_error(&err);
-	if (rc == 0)
-		mv_st_task_progress(task, 100, "store %d: index rebuilt", s->id);
-	return rc;
 }
 
 /* ---- RepairStoreDatabase, MaintainFileSystemDatabases ---------------------------------------------- */

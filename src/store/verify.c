@@ -203,13 +203,6 @@ static int verify_rows(verify_ctx *v, GHashTable *damaged_ids, GError **error)
 	return 0;
 }
 
-/* The index connection and the schema prefix its tables need. */
-sqlite3 *index_conn(mv_store *s, const char **prefix_r)
-{
-	*prefix_r = s->index_db ? "" : "ix.";
-	return s->index_db ? s->index_db : s->db;
-}
-
 static int index_rowids(mv_store *s, const char *archive, GArray *out, GError **error)
 {
 	const char *prefix;
