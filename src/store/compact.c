@@ -54,11 +54,8 @@ static int out_segment_open(compact_ctx *c, GError **error)
 	char *path = mv_st_segment_file(c->s, c->out_seg);
 	unlink(path);
 	c->out_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	uint8_t hdr[SEGMENT_HEADER_BYTES] = { 0 };
-	memcpy(hdr, SEGMENT_MAGIC, 8);
-	hdr[8] = 1;
 	int rc = c->out_fd < 0 ? (mv_set_errno_error(error, errno, "create segment", path), -1) :
-	         mv_pwrite_all(c->out_fd, hdr, sizeof hdr, 0, path, error);
+	         mv_st_segment_write_header(c->out_fd, path, error);
 	g_free(path);
 	c->out_len = SEGMENT_HEADER_BYTES;
 	return rc;

@@ -241,6 +241,20 @@ sqlite3 *index_conn(mv_store *s, const char **prefix_r)
 	return s->index_db ? s->index_db : s->db;
 }
 
+/* The index document of a parsed message: the one mapping from what mime
+ * parsed to the index's columns, for catch-up and for the documents rebuilt
+ * for a contentless delete, which must match what was inserted. */
+static mv_index_doc doc_from_parsed(const mv_parsed *p, int64_t number, int64_t date, const char *archive,
+                                    const char *folder, const char *scope)
+{
+	return (mv_index_doc){
+		.number = number, .date = date, .subject = p->subject, .body = p->text->str,
+		.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
+		.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
+		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = scope,
+	};
+}
+
 /* ---- scope, the document queue ------------------------------------------------------------------ */
 
 void mv_st_fill_scope(GString *scope, const char *archive, int64_t folder, bool has_attachment)
@@ -390,14 +404,8 @@ static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
 			mv_log_warn("store %d: not indexed: %s", s->id, j->error->message);
 			continue;
 		}
-		mv_parsed *p = j->parsed;
-		mv_st_fill_scope(scope, j->archive, j->folder_id, p->has_attachment);
-		mv_index_doc doc = {
-			.number = j->num, .date = j->date, .subject = p->subject, .body = p->text->str,
-			.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
-			.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
-			.folder = j->folder, .archive = j->archive, .message_id = p->message_id, .scope = scope->str,
-		};
+		mv_st_fill_scope(scope, j->archive, j->folder_id, j->parsed->has_attachment);
+		mv_index_doc doc = doc_from_parsed(j->parsed, j->num, j->date, j->archive, j->folder, scope->str);
 		mv_st_queue_doc(s, &doc);
 		if (s->index_queue->len >= INDEX_COMMIT_DOCS)
 			rc = mv_st_flush_index(s, error);
@@ -535,13 +543,7 @@ int doc_for(mv_store *s, int64_t num, const char *archive, const char *folder, i
 	folder = h->folder;
 	h->scope = g_string_new(NULL);
 	mv_st_fill_scope(h->scope, archive, folder_id, h->parsed->has_attachment);
-	mv_parsed *p = h->parsed;
-	h->doc = (mv_index_doc){
-		.number = num, .date = date, .subject = p->subject, .body = p->text->str,
-		.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
-		.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
-		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = h->scope->str,
-	};
+	h->doc = doc_from_parsed(h->parsed, num, date, archive, folder, h->scope->str);
 	return 0;
 }
 

@@ -37,6 +37,8 @@ char *mv_st_db_file(const mv_store_paths *p);
 char *mv_st_index_file(const mv_store_paths *p);
 char *mv_st_segment_file(const mv_store *s, int64_t seg);
 int mv_st_setup_db(sqlite3 *db, bool synchronous_full, GError **error);
+/* Writes the 16-byte segment header (magic, layout version) at offset 0 of fd. */
+int mv_st_segment_write_header(int fd, const char *path, GError **error);
 int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error);
 int mv_st_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error);
 int mv_st_segment_append(mv_store *s, int64_t seg, int64_t at, const GByteArray *bytes, GError **error);

@@ -288,6 +288,14 @@ sqlite3 *mv_store_db(mv_store *s) { return s->db; }
 
 /* ---- segments ---------------------------------------------------------------- */
 
+int mv_st_segment_write_header(int fd, const char *path, GError **error)
+{
+	uint8_t hdr[SEGMENT_HEADER_BYTES] = { 0 };
+	memcpy(hdr, SEGMENT_MAGIC, 8);
+	hdr[8] = 1; /* segment layout version, unchanged since format 1 */
+	return mv_pwrite_all(fd, hdr, sizeof hdr, 0, path, error);
+}
+
 int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
 {
 	gpointer v = g_hash_table_lookup(s->segment_fds, &seg);
@@ -302,10 +310,7 @@ int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
 		return -1;
 	}
 	if (create) {
-		uint8_t hdr[SEGMENT_HEADER_BYTES] = { 0 };
-		memcpy(hdr, SEGMENT_MAGIC, 8);
-		hdr[8] = 1; /* segment layout version, unchanged since format 1 */
-		if (mv_pwrite_all(fd, hdr, sizeof hdr, 0, path, error) < 0 ||
+		if (mv_st_segment_write_header(fd, path, error) < 0 ||
 		    mv_fsync_fd(fd, path, error) < 0 || mv_fsync_dir(s->paths.content_dir, error) < 0) {
 			close(fd);
 			unlink(path);
