@@ -32,6 +32,11 @@ struct mv_store {
 	void *keep_opaque;
 };
 
+/* A handle on a store's files without its db or index: segments, key and
+ * write lock only (RecoverStore builds the db it lacks, UpgradeStore opens
+ * it by path).  data_key may be NULL; mv_store_close frees it. */
+mv_store *mv_st_new(int store_id, const mv_store_paths *paths, const uint8_t data_key[MV_KEY_BYTES],
+                     mv_store_mode mode);
 sqlite3_stmt *mv_st_stmt_get(mv_store *s, const char *sql, GError **error);
 char *mv_st_db_file(const mv_store_paths *p);
 char *mv_st_index_file(const mv_store_paths *p);

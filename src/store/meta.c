@@ -91,11 +91,11 @@ int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **
 		            paths->db_dir, version, MV_STORE_FORMAT_VERSION);
 		return -1;
 	}
-	mv_store shell = { .paths = *paths, .lock_fd = -1 };
+	mv_store *shell = mv_st_new(0, paths, NULL, MV_STORE_WRITE);
 	sqlite3 *db = NULL, *ix = NULL;
 	char *ixp = mv_st_index_file(paths);
 	char *gen = mv_store_new_generation();
-	int rc = mv_st_flock(&shell, error) == 0 && open_db_at(paths, false, &db, error) == 0 &&
+	int rc = mv_st_flock(shell, error) == 0 && open_db_at(paths, false, &db, error) == 0 &&
 	         mv_st_setup_db(db, true, error) == 0 ? 0 : -1;
 	/* 1 -> 2: columns for deletions and the index generation.  Format 1
 	 * content has no batch markers, which the scan reads as numbering from
@@ -124,8 +124,7 @@ int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **
 	mv_store_format_changed();
 	sqlite3_close(ix);
 	sqlite3_close(db);
-	if (shell.lock_fd >= 0)
-		close(shell.lock_fd);
+	mv_store_close(&shell);
 	g_free(ixp);
 	g_free(gen);
 	return rc;

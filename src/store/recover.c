@@ -445,10 +445,8 @@ static int append_restore(mv_store *s, GArray *numbers, GError **error)
 int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t key[MV_KEY_BYTES],
                      bool recover_deleted, const mv_store_task *task, json_t **report_r, GError **error)
 {
-	mv_store shell = { .id = store_id, .mode = MV_STORE_WRITE, .paths = *paths, .lock_fd = -1 };
-	memcpy(shell.key, key, MV_KEY_BYTES);
-	shell.segment_fds = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-	recover_ctx c = { .s = &shell, .recover_deleted = recover_deleted, .rep.problems = json_array(),
+	mv_store *shell = mv_st_new(store_id, paths, key, MV_STORE_WRITE);
+	recover_ctx c = { .s = shell, .recover_deleted = recover_deleted, .rep.problems = json_array(),
 	                  .folders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
 	                  .unnumbered = g_array_new(FALSE, TRUE, sizeof(mv_journal_segment)),
 	                  .restored = g_array_new(FALSE, FALSE, sizeof(int64_t)),
@@ -458,7 +456,7 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	char *gen = mv_store_new_generation();
 	GArray *segs = NULL;
 	int64_t cut = 0;
-	int rc = mv_mkdir_p(paths->db_dir, error) == 0 && mv_mkdir_p(paths->index_dir, error) == 0 ? mv_st_flock(&shell, error) : -1;
+	int rc = mv_mkdir_p(paths->db_dir, error) == 0 && mv_mkdir_p(paths->index_dir, error) == 0 ? mv_st_flock(shell, error) : -1;
 	if (rc == 0) {
 		remove_db_files(tmp);
 		remove_db_files(ixtmp);
@@ -470,7 +468,7 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 		rc = -1;
 	if (rc == 0) {
 		mv_st_task_progress(task, 0, "store %d: replaying %u segments", store_id, segs->len);
-		rc = mv_journal_scan(&shell, segs, task, recover_record, &c, error);
+		rc = mv_journal_scan(shell, segs, task, recover_record, &c, error);
 	}
 	if (rc == 0)
 		rc = flush_pending(&c, error);
@@ -520,8 +518,7 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	}
 	if (rc == 0)
 		rc = mv_fsync_dir(paths->db_dir, error) == 0 && mv_fsync_dir(paths->index_dir, error) == 0 ? 0 : -1;
-	if (shell.lock_fd >= 0)
-		close(shell.lock_fd);
+	mv_store_close(&shell);   /* releases the lock before the store opens for real */
 	if (rc < 0) {
 		remove_db_files(tmp);
 		remove_db_files(ixtmp);
@@ -550,13 +547,6 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	g_array_free(c.restored, TRUE);
 	g_ptr_array_free(c.pending, TRUE);
 	g_hash_table_destroy(c.folders);
-	GHashTableIter it;
-	gpointer k, v;
-	g_hash_table_iter_init(&it, shell.segment_fds);
-	while (g_hash_table_iter_next(&it, &k, &v))
-		close(GPOINTER_TO_INT(v) - 1);
-	g_hash_table_destroy(shell.segment_fds);
-	sodium_memzero(shell.key, sizeof shell.key);
 	g_free(gen);
 	g_free(tmp);
 	g_free(ixtmp);

@@ -177,8 +177,8 @@ static void close_fd(gpointer p)
 	close(GPOINTER_TO_INT(p) - 1);
 }
 
-mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
-                        const uint8_t data_key[MV_KEY_BYTES], mv_store_mode mode, GError **error)
+mv_store *mv_st_new(int store_id, const mv_store_paths *paths, const uint8_t data_key[MV_KEY_BYTES],
+                     mv_store_mode mode)
 {
 	mv_store *s = g_new0(mv_store, 1);
 	s->id = store_id;
@@ -186,13 +186,20 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 	s->paths.db_dir = g_strdup(paths->db_dir);
 	s->paths.content_dir = g_strdup(paths->content_dir);
 	s->paths.index_dir = g_strdup(paths->index_dir);
-	memcpy(s->key, data_key, MV_KEY_BYTES);
+	if (data_key)
+		memcpy(s->key, data_key, MV_KEY_BYTES);
 	s->segment_fds = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, close_fd);
 	s->folder_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	s->lock_fd = -1;
 	s->index_queue = g_ptr_array_new_with_free_func(queued_doc_free);
 	s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, finalize_stmt);
+	return s;
+}
 
+mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
+                        const uint8_t data_key[MV_KEY_BYTES], mv_store_mode mode, GError **error)
+{
+	mv_store *s = mv_st_new(store_id, paths, data_key, mode);
 	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
 	int rc = -1;
 	if (!g_file_test(dbp, G_FILE_TEST_EXISTS)) {
