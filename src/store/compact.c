@@ -270,7 +270,8 @@ static guint remove_unnamed_segments(mv_store *s, bool debris)
 
 int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error)
 {
-	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+	mv_st_assert_writer(s);
+	if (mv_st_write_lock(s, error) < 0)
 		return -1;
 	remove_unnamed_segments(s, true);
 	compact_ctx c = { .s = s, .out_fd = -1, .kept_numbers = g_array_new(FALSE, TRUE, 1),

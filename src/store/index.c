@@ -177,28 +177,36 @@ int mv_st_index_generation_check(mv_store *s, bool *stale_r, GError **error)
 	return 0;
 }
 
-int mv_st_index_reset(mv_store *s, GError **error)
+/* The db's index generation, made when it has none (a db before format 2's
+ * upgrade set one, or one whose meta row was lost). */
+static char *db_generation(mv_store *s, GError **error)
 {
 	char *gen = text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", NULL);
-	if (!gen) {
-		gen = mv_store_new_generation();
-		char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta VALUES('index_generation', %Q)", gen);
-		int rc = mv_sql_exec(s->db, sql, error);
-		sqlite3_free(sql);
-		if (rc < 0) {
-			g_free(gen);
-			return -1;
-		}
-	}
+	if (gen)
+		return gen;
+	gen = mv_store_new_generation();
+	char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta VALUES('index_generation', %Q)", gen);
+	if (mv_sql_exec(s->db, sql, error) < 0)
+		g_clear_pointer(&gen, g_free);
+	sqlite3_free(sql);
+	return gen;
+}
+
+int mv_st_index_reset(mv_store *s, GError **error)
+{
+	g_assert(s->lock_fd >= 0);
+	char *gen = db_generation(s, error);
+	if (!gen)
+		return -1;
 	g_ptr_array_set_size(s->index_queue, 0);
 	char *sql = sqlite3_mprintf("BEGIN; INSERT INTO fts(fts) VALUES('delete-all');"
 	                            " DELETE FROM index_state WHERE key='indexed_upto';"
 	                            " INSERT OR REPLACE INTO index_state VALUES('generation', %Q); COMMIT;", gen);
 	int rc = mv_sql_exec(s->index_db, sql, error);
-	sqlite3_free(sql);
-	g_free(gen);
 	if (rc < 0)
 		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_free(sql);
+	g_free(gen);
 	return rc;
 }
 
@@ -211,24 +219,21 @@ int mv_store_refresh_index(mv_store *s, GError **error)
 
 int mv_store_rebuild_index(mv_store *s, const mv_store_task *task, GError **error)
 {
-	if (s->mode != MV_STORE_WRITE) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "store %d is open read-only", s->id);
-		return -1;
-	}
+	mv_st_assert_writer(s);
 	if (mv_st_flock(s, error) < 0)
 		return -1;
-	if (mv_st_task_cancelled(task))
-		return mv_st_cancelled_error(error, "RebuildStoreIndex");
-	mv_st_task_progress(task, 0, "store %d: emptying the index", s->id);
-	int rc = mv_st_index_reset(s, error);
-	if (rc == 0) {
-		mv_st_task_progress(task, -1, "store %d: indexing every message from content", s->id);
-		rc = mv_st_index_catch_up_task(s, task, error);
+	int rc = -1;
+	if (mv_st_task_cancelled(task)) {
+		mv_st_cancelled_error(error, "RebuildStoreIndex");
+		goto out;
 	}
-	GError *err = NULL;
-	if (mv_store_sync(s, rc == 0 ? error : &err) < 0)
-		rc = -1;
-	g_clear_error(&err);
+	mv_st_task_progress(task, 0, "store %d: emptying the index", s->id);
+	if (mv_st_index_reset(s, error) < 0)
+		goto out;
+	mv_st_task_progress(task, -1, "store %d: indexing every message from content", s->id);
+	rc = mv_st_index_catch_up_task(s, task, error);
+out:
+	rc = mv_st_finish_locked(s, rc, error);
 	if (rc == 0)
 		mv_st_task_progress(task, 100, "store %d: index rebuilt", s->id);
 	return rc;

@@ -66,6 +66,8 @@ int mv_st_set_indexed_upto(mv_store *s, int64_t upto, GError **error);
 /* Appends one control record (tombstone, folder move) inside the caller's
  * open BEGIN IMMEDIATE transaction, fsync'd before it returns. */
 int mv_st_append_record(mv_store *s, mv_record_type type, const char *meta_json, GError **error);
+/* Appends encoded records the same way (write lock held, db transaction open). */
+int mv_st_append_records(mv_store *s, const GByteArray *records, GError **error);
 /* The index's generation must equal the db's; a mismatch (db recovered, index
  * restored from elsewhere) means the index describes other message numbers. */
 int mv_st_index_generation_check(mv_store *s, bool *stale_r, GError **error);
@@ -81,8 +83,9 @@ void mv_st_task_progress(const mv_store_task *t, int percent, const char *fmt, .
 int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **error);
 
 /* Small helpers of maint.c that compact.c shares. */
-/* Fails with MV_ERR_INVALID unless s was opened for writing. */
-int mv_st_require_writer(mv_store *s, GError **error);
+/* The precondition of every change: s was opened for writing (a caller's
+ * bug otherwise, not a condition to report). */
+#define mv_st_assert_writer(s) g_assert((s)->mode == MV_STORE_WRITE)
 /* Ends a function that took the write lock: mv_store_sync (index commit,
  * lock released); returns rc, or -1 when the sync failed, whose error is
  * reported only if rc was 0. */

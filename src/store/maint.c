@@ -36,14 +36,6 @@ void mv_st_task_progress(const mv_store_task *t, int percent, const char *fmt, .
 	g_free(text);
 }
 
-int mv_st_require_writer(mv_store *s, GError **error)
-{
-	if (s->mode == MV_STORE_WRITE)
-		return 0;
-	g_set_error(error, MV_ERROR, MV_ERR_INVALID, "store %d is open read-only", s->id);
-	return -1;
-}
-
 int mv_st_finish_locked(mv_store *s, int rc, GError **error)
 {
 	GError *err = NULL;
@@ -87,7 +79,8 @@ int64_t mv_st_int_query(sqlite3 *db, const char *sql)
 
 int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error)
 {
-	if (mv_st_require_writer(s, error) < 0 || mv_st_flock(s, error) < 0)
+	mv_st_assert_writer(s);
+	if (mv_st_flock(s, error) < 0)
 		return -1;
 	json_t *findings = json_array();
 	sqlite3_stmt *st;
@@ -116,7 +109,8 @@ int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error)
 
 int mv_store_maintain_db(mv_store *s, GError **error)
 {
-	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+	mv_st_assert_writer(s);
+	if (mv_st_write_lock(s, error) < 0)
 		return -1;
 	int rc = mv_sql_exec(s->db, "ANALYZE; PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);", error);
 	if (rc == 0)

@@ -64,27 +64,28 @@ static int recover_folder(recover_ctx *c, const char *archive, const char *path,
 {
 	char *key = g_strdup_printf("%s\x1f%s", archive, path);
 	gpointer v = g_hash_table_lookup(c->folders, key);
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
 	if (v) {
 		*id_r = GPOINTER_TO_SIZE(v);
-		g_free(key);
-		return 0;
+		rc = 0;
+		goto out;
 	}
-	sqlite3_stmt *st;
-	int rc = mv_sql_prepare(c->db, "INSERT INTO folders(archive, path) VALUES(?1, ?2) ON CONFLICT(archive, path)"
-	                           " DO UPDATE SET path = excluded.path RETURNING id", &st, error);
-	if (rc == 0) {
-		sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			*id_r = sqlite3_column_int64(st, 0);
-		else
-			rc = -1, mv_sql_set_error(error, c->db, "recreate folder");
-		sqlite3_finalize(st);
+	if (mv_sql_prepare(c->db, "INSERT INTO folders(archive, path) VALUES(?1, ?2) ON CONFLICT(archive, path)"
+	                   " DO UPDATE SET path = excluded.path RETURNING id", &st, error) < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		mv_sql_set_error(error, c->db, "recreate folder");
+		goto out;
 	}
-	if (rc == 0)
-		g_hash_table_insert(c->folders, key, GSIZE_TO_POINTER((gsize)*id_r));
-	else
-		g_free(key);
+	*id_r = sqlite3_column_int64(st, 0);
+	g_hash_table_insert(c->folders, g_steal_pointer(&key), GSIZE_TO_POINTER((gsize)*id_r));
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	g_free(key);
 	return rc;
 }
 
@@ -420,6 +421,17 @@ static int cut_torn_tails(recover_ctx *c, GArray *segs, int64_t *cut_r, GError *
 /* Messages brought back despite their tombstones get a restore record, so
  * that content/ — and any later recovery or verification — agrees with the
  * db that they are live. */
+typedef struct restore_txn {
+	mv_store *s;
+	const char *record;
+} restore_txn;
+
+static int append_restore_record(void *opaque, GError **error)
+{
+	restore_txn *t = opaque;
+	return mv_st_append_record(t->s, MV_RECORD_RESTORE, t->record, error);
+}
+
 static int append_restore(mv_store *s, GArray *numbers, GError **error)
 {
 	if (numbers->len == 0)
@@ -430,15 +442,112 @@ static int append_restore(mv_store *s, GArray *numbers, GError **error)
 	json_t *meta = json_pack("{s:i, s:o, s:I}", "v", 1, "numbers", list, "at", (json_int_t)mv_now());
 	char *text = json_dumps(meta, JSON_COMPACT);
 	json_decref(meta);
-	int rc = mv_st_flock(s, error) == 0 && mv_sql_exec(s->db, "BEGIN IMMEDIATE", error) == 0 ? 0 : -1;
-	if (rc == 0) {
-		rc = mv_st_append_record(s, MV_RECORD_RESTORE, text, error);
-		if (rc == 0)
-			rc = mv_sql_exec(s->db, "COMMIT", error);
-		if (rc < 0)
-			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	}
+	restore_txn t = { s, text };
+	int rc = -1;
+	if (mv_st_flock(s, error) < 0)
+		goto out;
+	rc = mv_sql_in_transaction(s->db, append_restore_record, &t, error);
+out:
 	free(text);
+	return rc;
+}
+
+/* The new db in a temporary file: content/ replayed into the schema, the
+ * segments' valid lengths, the old db's meta rows carried over. */
+static int build_db(recover_ctx *c, const char *tmp, const char *old_db, GArray *segs, const char *gen,
+                    const mv_store_task *task, int64_t *folders_r, GError **error)
+{
+	remove_db_files(tmp);
+	if (mv_sql_open(tmp, true, false, &c->db, error) < 0 ||
+	    mv_sql_exec(c->db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;", error) < 0 ||
+	    mv_sql_exec(c->db, mv_st_schema(), error) < 0)
+		return -1;
+	mv_st_task_progress(task, 0, "store %d: replaying %u segments", c->s->id, segs->len);
+	if (mv_journal_scan(c->s, segs, task, recover_record, c, error) < 0 || flush_pending(c, error) < 0 ||
+	    recover_unnumbered(c, error) < 0 || recover_finish_db(c, segs, gen, error) < 0)
+		return -1;
+	carry_meta(c->db, old_db);
+	*folders_r = mv_st_int_query(c->db, "SELECT count(*) FROM folders");
+	return mv_sql_exec(c->db, "COMMIT", error);
+}
+
+/* A fresh, empty index with the new generation; the catch-up fills it. */
+static int build_index(const char *ixtmp, const char *gen, GError **error)
+{
+	sqlite3 *ix = NULL;
+	remove_db_files(ixtmp);
+	char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('generation', %Q)", gen);
+	int rc = mv_sql_open(ixtmp, true, false, &ix, error) == 0 && mv_st_setup_db(ix, false, error) == 0 &&
+	         mv_index_init_schema(ix, "main", error) == 0 && mv_sql_exec(ix, sql, error) == 0 ? 0 : -1;
+	sqlite3_free(sql);
+	sqlite3_close(ix);
+	return rc;
+}
+
+static int fsync_file(const char *path, GError **error)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		mv_set_errno_error(error, errno, "open", path);
+		return -1;
+	}
+	int rc = mv_fsync_fd(fd, path, error);
+	close(fd);
+	return rc;
+}
+
+/* The swap: the old db's WAL must go before the new file takes its name,
+ * or SQLite would replay it onto the new db. */
+static int swap_into_place(const char *tmp, const char *file, GError **error)
+{
+	char *wal = sibling(file, "-wal"), *shm = sibling(file, "-shm");
+	unlink(wal);
+	unlink(shm);
+	g_free(wal);
+	g_free(shm);
+	if (rename(tmp, file) == 0)
+		return 0;
+	mv_set_errno_error(error, errno, "rename", tmp);
+	return -1;
+}
+
+/* Replays content/ into new db and index files and renames them into
+ * place, under the write lock of a handle without db. */
+static int rebuild_files(recover_ctx *c, const mv_store_paths *paths, const mv_store_task *task, int64_t *folders_r,
+                         int64_t *cut_r, GError **error)
+{
+	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
+	char *tmp = sibling(dbp, ".recovering"), *ixtmp = sibling(ixp, ".recovering");
+	char *gen = mv_store_new_generation();
+	GArray *segs = NULL;
+	int rc = -1;
+	if (mv_mkdir_p(paths->db_dir, error) < 0 || mv_mkdir_p(paths->index_dir, error) < 0 ||
+	    mv_st_flock(c->s, error) < 0)
+		goto out;
+	remove_db_files(ixtmp);
+	if (!(segs = mv_journal_segments_from_dir(paths->content_dir, error)))
+		goto out;
+	int built = build_db(c, tmp, dbp, segs, gen, task, folders_r, error);
+	sqlite3_close(c->db);
+	c->db = NULL;
+	if (built < 0 || build_index(ixtmp, gen, error) < 0 || fsync_file(tmp, error) < 0 ||
+	    cut_torn_tails(c, segs, cut_r, error) < 0 || swap_into_place(ixtmp, ixp, error) < 0 ||
+	    swap_into_place(tmp, dbp, error) < 0 || mv_fsync_dir(paths->db_dir, error) < 0 ||
+	    mv_fsync_dir(paths->index_dir, error) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0) {
+		remove_db_files(tmp);
+		remove_db_files(ixtmp);
+	}
+	if (segs)
+		g_array_free(segs, TRUE);
+	g_free(gen);
+	g_free(tmp);
+	g_free(ixtmp);
+	g_free(dbp);
+	g_free(ixp);
 	return rc;
 }
 
@@ -451,106 +560,31 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	                  .unnumbered = g_array_new(FALSE, TRUE, sizeof(mv_journal_segment)),
 	                  .restored = g_array_new(FALSE, FALSE, sizeof(int64_t)),
 	                  .pending = g_ptr_array_new_with_free_func(pending_rec_free), .cur_hash_ok = -1 };
-	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
-	char *tmp = sibling(dbp, ".recovering"), *ixtmp = sibling(ixp, ".recovering");
-	char *gen = mv_store_new_generation();
-	GArray *segs = NULL;
-	int64_t cut = 0;
-	int rc = mv_mkdir_p(paths->db_dir, error) == 0 && mv_mkdir_p(paths->index_dir, error) == 0 ? mv_st_flock(shell, error) : -1;
-	if (rc == 0) {
-		remove_db_files(tmp);
-		remove_db_files(ixtmp);
-		rc = mv_sql_open(tmp, true, false, &c.db, error) == 0 &&
-		     mv_sql_exec(c.db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;", error) == 0 &&
-		     mv_sql_exec(c.db, mv_st_schema(), error) == 0 ? 0 : -1;
-	}
-	if (rc == 0 && !(segs = mv_journal_segments_from_dir(paths->content_dir, error)))
-		rc = -1;
-	if (rc == 0) {
-		mv_st_task_progress(task, 0, "store %d: replaying %u segments", store_id, segs->len);
-		rc = mv_journal_scan(shell, segs, task, recover_record, &c, error);
-	}
-	if (rc == 0)
-		rc = flush_pending(&c, error);
-	if (rc == 0)
-		rc = recover_unnumbered(&c, error);
-	if (rc == 0)
-		rc = recover_finish_db(&c, segs, gen, error);
-	int64_t folders = 0;
-	if (rc == 0) {
-		carry_meta(c.db, dbp);
-		folders = mv_st_int_query(c.db, "SELECT count(*) FROM folders");
-		rc = mv_sql_exec(c.db, "COMMIT", error);
-	}
-	sqlite3_close(c.db);
-	c.db = NULL;
-	/* A fresh, empty index with the new generation; filled below. */
-	sqlite3 *ix = NULL;
-	if (rc == 0) {
-		char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('generation', %Q)", gen);
-		rc = mv_sql_open(ixtmp, true, false, &ix, error) == 0 && mv_st_setup_db(ix, false, error) == 0 &&
-		     mv_index_init_schema(ix, "main", error) == 0 && mv_sql_exec(ix, sql, error) == 0 ? 0 : -1;
-		sqlite3_free(sql);
-		sqlite3_close(ix);
-	}
-	int fd = rc == 0 ? open(tmp, O_RDONLY | O_CLOEXEC) : -1;
-	if (rc == 0 && (fd < 0 || mv_fsync_fd(fd, tmp, error) < 0))
-		rc = -1;
-	if (fd >= 0)
-		close(fd);
-	if (rc == 0)
-		rc = cut_torn_tails(&c, segs, &cut, error);
-	/* The swap: the old db's WAL must go before the new file takes its name,
-	 * or SQLite would replay it onto the new db. */
-	if (rc == 0) {
-		char *ixwal = sibling(ixp, "-wal"), *ixshm = sibling(ixp, "-shm");
-		unlink(ixwal), unlink(ixshm);
-		g_free(ixwal), g_free(ixshm);
-		if (rename(ixtmp, ixp) < 0)
-			rc = -1, mv_set_errno_error(error, errno, "rename", ixtmp);
-	}
-	if (rc == 0) {
-		char *wal = sibling(dbp, "-wal"), *shm = sibling(dbp, "-shm");
-		unlink(wal), unlink(shm);
-		g_free(wal), g_free(shm);
-		if (rename(tmp, dbp) < 0)
-			rc = -1, mv_set_errno_error(error, errno, "rename", tmp);
-	}
-	if (rc == 0)
-		rc = mv_fsync_dir(paths->db_dir, error) == 0 && mv_fsync_dir(paths->index_dir, error) == 0 ? 0 : -1;
+	int64_t folders = 0, cut = 0;
+	mv_store *s = NULL;
+	int rc = rebuild_files(&c, paths, task, &folders, &cut, error);
 	mv_store_close(&shell);   /* releases the lock before the store opens for real */
-	if (rc < 0) {
-		remove_db_files(tmp);
-		remove_db_files(ixtmp);
-	}
+	if (rc < 0)
+		goto out;
 	/* The index: built from the recovered db by the ordinary catch-up. */
-	if (rc == 0) {
-		mv_st_task_progress(task, 99, "store %d: indexing the recovered messages", store_id);
-		mv_store *s = mv_store_open(store_id, paths, key, MV_STORE_WRITE, error);
-		rc = s ? append_restore(s, c.restored, error) : -1;
-		if (rc == 0)
-			rc = mv_store_refresh_index(s, error);
-		mv_store_close(&s);
-	}
-	if (rc == 0)
-		*report_r = json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "storeId", store_id,
-		                      "messagesRecovered", (json_int_t)c.messages, "deletedMessages", (json_int_t)c.deleted,
-		                      "deletedMessagesRestored", (json_int_t)c.restored_deleted,
-		                      "foldersRecovered", (json_int_t)folders,
-		                      "damagedRecords", (json_int_t)c.damaged, "tornTailsCut", (json_int_t)cut,
-		                      "problemCount", (json_int_t)c.rep.count, "problems", c.rep.problems);
-	else
-		json_decref(c.rep.problems);
-	if (segs)
-		g_array_free(segs, TRUE);
+	mv_st_task_progress(task, 99, "store %d: indexing the recovered messages", store_id);
+	rc = -1;
+	if (!(s = mv_store_open(store_id, paths, key, MV_STORE_WRITE, error)) || append_restore(s, c.restored, error) < 0 ||
+	    mv_store_refresh_index(s, error) < 0)
+		goto out;
+	*report_r = json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:O}", "storeId", store_id,
+	                      "messagesRecovered", (json_int_t)c.messages, "deletedMessages", (json_int_t)c.deleted,
+	                      "deletedMessagesRestored", (json_int_t)c.restored_deleted,
+	                      "foldersRecovered", (json_int_t)folders,
+	                      "damagedRecords", (json_int_t)c.damaged, "tornTailsCut", (json_int_t)cut,
+	                      "problemCount", (json_int_t)c.rep.count, "problems", c.rep.problems);
+	rc = 0;
+out:
+	mv_store_close(&s);
+	json_decref(c.rep.problems);
 	g_array_free(c.unnumbered, TRUE);
 	g_array_free(c.restored, TRUE);
 	g_ptr_array_free(c.pending, TRUE);
 	g_hash_table_destroy(c.folders);
-	g_free(gen);
-	g_free(tmp);
-	g_free(ixtmp);
-	g_free(dbp);
-	g_free(ixp);
 	return rc;
 }

@@ -792,10 +792,7 @@ static void sync_after_batch(mv_store *s)
 
 int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_level, GError **error)
 {
-	if (s->mode != MV_STORE_WRITE) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "store %d is open read-only", s->id);
-		return -1;
-	}
+	mv_st_assert_writer(s);
 	if (n == 0)
 		return 0;
 	if (mv_st_write_lock(s, error) < 0 || mv_sql_exec(s->db, "BEGIN IMMEDIATE", error) < 0)

@@ -322,6 +322,36 @@ static json_t *damaged_list(GHashTable *ids)
 	return list;
 }
 
+static void verify_ctx_clear(verify_ctx *v)
+{
+	sqlite3_finalize(v->contents);
+	json_decref(v->rep.problems);
+	g_array_free(v->nums, TRUE);
+	g_array_free(v->damaged_contents, TRUE);
+}
+
+/* The census both operations start from: every record of the segments the
+ * db names, held against the contents rows in place order (v->nums,
+ * v->damaged_contents). */
+static int census(verify_ctx *v, const char *past_end, GError **error)
+{
+	GArray *segs = mv_journal_segments_from_db(v->s->db, error);
+	int rc = -1;
+	if (!segs || mv_sql_prepare(v->s->db, "SELECT id, segment, offset, length, hash FROM contents ORDER BY segment, offset",
+	                            &v->contents, error) < 0)
+		goto out;
+	contents_advance(v);
+	if (mv_journal_scan(v->s, segs, v->task, verify_record, v, error) < 0)
+		goto out;
+	for (; v->have_content; contents_advance(v))
+		content_lost(v, past_end);
+	rc = 0;
+out:
+	if (segs)
+		g_array_free(segs, TRUE);
+	return rc;
+}
+
 int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, json_t **report_r, GError **error)
 {
 	/* The lock keeps writers out so that content, db and index are compared
@@ -332,54 +362,31 @@ int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, 
 	verify_ctx v = { .s = s, .task = task, .rep.problems = json_array(), .nums = g_array_new(FALSE, TRUE, sizeof(numrec)),
 	                 .damaged_contents = g_array_new(FALSE, FALSE, sizeof(int64_t)) };
 	GHashTable *damaged_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	GArray *segs = mv_journal_segments_from_db(s->db, error);
-	int rc = segs ? 0 : -1;
-	if (rc == 0)
-		rc = mv_sql_prepare(s->db, "SELECT id, segment, offset, length, hash FROM contents ORDER BY segment, offset",
-		                       &v.contents, error);
-	if (rc == 0) {
-		contents_advance(&v);
-		mv_st_task_progress(task, 0, "store %d: checking every record", s->id);
-		rc = mv_journal_scan(s, segs, task, verify_record, &v, error);
-	}
-	while (rc == 0 && v.have_content) {
-		content_lost(&v, "past the end of its segment's committed data");
-		contents_advance(&v);
-	}
-	sqlite3_finalize(v.contents);
-	if (rc == 0) {
-		mv_st_task_progress(task, 99, "store %d: checking the db against content", s->id);
-		rc = verify_rows(&v, damaged_ids, error);
-	}
-	if (rc == 0 && include_index) {
+	int rc = -1;
+	mv_st_task_progress(task, 0, "store %d: checking every record", s->id);
+	if (census(&v, "past the end of its segment's committed data", error) < 0)
+		goto out;
+	mv_st_task_progress(task, 99, "store %d: checking the db against content", s->id);
+	if (verify_rows(&v, damaged_ids, error) < 0)
+		goto out;
+	if (include_index) {
 		mv_st_task_progress(task, 99, "store %d: checking the index against the db", s->id);
-		rc = verify_index(&v, error);
+		if (verify_index(&v, error) < 0)
+			goto out;
 	}
-	if (rc == 0) {
-		int64_t messages = mv_st_int_query(s->db, "SELECT count(*) FROM messages WHERE deleted=0");
-		json_t *r = json_pack("{s:i, s:b, s:I, s:I, s:I, s:I, s:b, s:o, s:I, s:o}", "storeId", s->id,
-		                      "clean", v.rep.count == 0 && g_hash_table_size(damaged_ids) == 0,
-		                      "recordsScanned", (json_int_t)v.records, "damagedRecords", (json_int_t)v.damaged_records,
-		                      "messagesChecked", (json_int_t)messages,
-		                      "contentsDamaged", (json_int_t)v.damaged_contents->len, "indexChecked", include_index,
-		                      "damagedMessageIds", damaged_list(damaged_ids), "problemCount", (json_int_t)v.rep.count,
-		                      "problems", v.rep.problems);
-		v.rep.problems = NULL;
-		*report_r = r;
-	}
-	json_decref(v.rep.problems);
+	int64_t messages = mv_st_int_query(s->db, "SELECT count(*) FROM messages WHERE deleted=0");
+	*report_r = json_pack("{s:i, s:b, s:I, s:I, s:I, s:I, s:b, s:o, s:I, s:O}", "storeId", s->id,
+	                      "clean", v.rep.count == 0 && g_hash_table_size(damaged_ids) == 0,
+	                      "recordsScanned", (json_int_t)v.records, "damagedRecords", (json_int_t)v.damaged_records,
+	                      "messagesChecked", (json_int_t)messages,
+	                      "contentsDamaged", (json_int_t)v.damaged_contents->len, "indexChecked", include_index,
+	                      "damagedMessageIds", damaged_list(damaged_ids), "problemCount", (json_int_t)v.rep.count,
+	                      "problems", v.rep.problems);
+	rc = 0;
+out:
+	verify_ctx_clear(&v);
 	g_hash_table_destroy(damaged_ids);
-	g_array_free(v.nums, TRUE);
-	g_array_free(v.damaged_contents, TRUE);
-	if (segs)
-		g_array_free(segs, TRUE);
-	if (locked) {
-		GError *err = NULL;
-		if (mv_store_sync(s, rc == 0 ? error : &err) < 0)
-			rc = -1;
-		g_clear_error(&err);
-	}
-	return rc;
+	return locked ? mv_st_finish_locked(s, rc, error) : rc;
 }
 
 /* ---- RecreateRecoveryRecords ---------------------------------------------------------------------- */
@@ -388,6 +395,35 @@ typedef struct recreate_ctx {
 	verify_ctx v;
 } recreate_ctx;
 
+/* A reference record's metadata for a live message, from its row. */
+static char *reference_meta(sqlite3_stmt *st)
+{
+	char *hash = mv_hex(sqlite3_column_blob(st, 6), MV_HASH_BYTES);
+	json_t *meta = json_pack("{s:i, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:i}", "v", 1, "hash", hash,
+	                         "archive", (const char *)sqlite3_column_text(st, 0),
+	                         "folder", (const char *)sqlite3_column_text(st, 1),
+	                         "archived_at", (json_int_t)sqlite3_column_int64(st, 2), "source", "recreated",
+	                         "origin", "", "mail_flags", (const char *)sqlite3_column_text(st, 3),
+	                         "date", (json_int_t)sqlite3_column_int64(st, 4), "date_source", sqlite3_column_int(st, 5));
+	char *text = json_dumps(meta, JSON_COMPACT);
+	json_decref(meta);
+	g_free(hash);
+	return text;
+}
+
+typedef struct append_txn {
+	mv_store *s;
+	const GByteArray *records;
+} append_txn;
+
+static int append_in_txn(void *opaque, GError **error)
+{
+	append_txn *t = opaque;
+	return mv_st_append_records(t->s, t->records, error);
+}
+
+/* A batch marker naming num, then a reference record: content/ says again
+ * which folder num is in and which content it shows. */
 static int append_reference_for(mv_store *s, int64_t num, int64_t *written, GError **error)
 {
 	sqlite3_stmt *st;
@@ -396,70 +432,48 @@ static int append_reference_for(mv_store *s, int64_t num, int64_t *written, GErr
 	                      " WHERE m.num = ?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, num);
+	char *text = NULL, *marker = NULL;
+	GByteArray *out = g_byte_array_new();
 	int rc = 0;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		char *hash = mv_hex(sqlite3_column_blob(st, 6), MV_HASH_BYTES);
-		json_t *meta = json_pack("{s:i, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:i}", "v", 1, "hash", hash,
-		                         "archive", (const char *)sqlite3_column_text(st, 0),
-		                         "folder", (const char *)sqlite3_column_text(st, 1),
-		                         "archived_at", (json_int_t)sqlite3_column_int64(st, 2), "source", "recreated",
-		                         "origin", "", "mail_flags", (const char *)sqlite3_column_text(st, 3),
-		                         "date", (json_int_t)sqlite3_column_int64(st, 4), "date_source", sqlite3_column_int(st, 5));
-		char *text = json_dumps(meta, JSON_COMPACT);
-		char *marker = g_strdup_printf("{\"v\":1,\"first\":%lld}", (long long)num);
-		json_decref(meta);
-		g_free(hash);
-		GByteArray *out = g_byte_array_new();
-		int64_t seg = 0, base = 0;
-		rc = mv_record_encode(s->key, MV_RECORD_BATCH, (const uint8_t *)marker, strlen(marker), NULL, 0, 1, out, error);
-		if (rc == 0)
-			rc = mv_record_encode(s->key, MV_RECORD_REFERENCE, (const uint8_t *)text, strlen(text), NULL, 0, 1, out, error);
-		if (rc == 0)
-			rc = mv_sql_exec(s->db, "BEGIN IMMEDIATE", error);
-		if (rc == 0) {
-			rc = mv_st_segment_for_append(s, out->len, &seg, &base, error) == 0 &&
-			     mv_st_segment_append(s, seg, base, out, error) == 0 &&
-			     mv_st_set_committed_len(s, seg, base + (int64_t)out->len, error) == 0 &&
-			     mv_sql_exec(s->db, "COMMIT", error) == 0 ? 0 : -1;
-			if (rc < 0)
-				sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		}
-		g_byte_array_unref(out);
-		free(text);
-		g_free(marker);
-		if (rc == 0)
-			(*written)++;
-	}
+	if (sqlite3_step(st) != SQLITE_ROW)
+		goto out;
+	text = reference_meta(st);
+	marker = g_strdup_printf("{\"v\":1,\"first\":%lld}", (long long)num);
+	append_txn t = { s, out };
+	rc = -1;
+	if (mv_record_encode(s->key, MV_RECORD_BATCH, (const uint8_t *)marker, strlen(marker), NULL, 0, 1, out, error) < 0 ||
+	    mv_record_encode(s->key, MV_RECORD_REFERENCE, (const uint8_t *)text, strlen(text), NULL, 0, 1, out, error) < 0 ||
+	    mv_sql_in_transaction(s->db, append_in_txn, &t, error) < 0)
+		goto out;
+	(*written)++;
+	rc = 0;
+out:
 	sqlite3_finalize(st);
+	g_byte_array_unref(out);
+	free(text);
+	g_free(marker);
 	return rc;
 }
 
 int mv_store_recreate_records(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error)
 {
-	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+	mv_st_assert_writer(s);
+	if (mv_st_write_lock(s, error) < 0)
 		return -1;
-	verify_ctx v = { .s = s, .rep.problems = json_array(), .nums = g_array_new(FALSE, TRUE, sizeof(numrec)),
+	verify_ctx v = { .s = s, .task = task, .rep.problems = json_array(), .nums = g_array_new(FALSE, TRUE, sizeof(numrec)),
 	                 .damaged_contents = g_array_new(FALSE, FALSE, sizeof(int64_t)) };
-	GArray *segs = mv_journal_segments_from_db(s->db, error);
-	int rc = segs ? mv_sql_prepare(s->db, "SELECT id, segment, offset, length, hash FROM contents"
-	                                  " ORDER BY segment, offset", &v.contents, error) : -1;
-	if (rc == 0) {
-		contents_advance(&v);
-		rc = mv_journal_scan(s, segs, task, verify_record, &v, error);
-	}
-	while (rc == 0 && v.have_content) {
-		content_lost(&v, "past the committed end");
-		contents_advance(&v);
-	}
-	sqlite3_finalize(v.contents);
 	GHashTable *bad = g_hash_table_new(g_int64_hash, g_int64_equal);
+	GArray *lost = g_array_new(FALSE, FALSE, sizeof(int64_t));
+	int64_t written = 0;
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+	if (census(&v, "past the committed end", error) < 0)
+		goto out;
 	for (guint i = 0; i < v.damaged_contents->len; i++)
 		g_hash_table_add(bad, &g_array_index(v.damaged_contents, int64_t, i));
-	int64_t written = 0;
-	GArray *lost = g_array_new(FALSE, FALSE, sizeof(int64_t));
-	sqlite3_stmt *st = NULL;
-	if (rc == 0)
-		rc = mv_sql_prepare(s->db, "SELECT num, content_id FROM messages WHERE deleted = 0 ORDER BY num", &st, error);
+	if (mv_sql_prepare(s->db, "SELECT num, content_id FROM messages WHERE deleted = 0 ORDER BY num", &st, error) < 0)
+		goto out;
+	rc = 0;
 	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		int64_t num = sqlite3_column_int64(st, 0), content = sqlite3_column_int64(st, 1);
 		numrec *slot = num_slot(v.nums, num);
@@ -469,16 +483,13 @@ int mv_store_recreate_records(mv_store *s, const mv_store_task *task, json_t **r
 		else if (!own_ok)
 			rc = append_reference_for(s, num, &written, error);
 	}
-	sqlite3_finalize(st);
 	if (rc == 0)
 		*report_r = json_pack("{s:i, s:I, s:o}", "storeId", s->id, "recordsRecreated", (json_int_t)written,
 		                      "unrecoverableMessageIds", id_list(s->id, lost));
+out:
+	sqlite3_finalize(st);
 	g_array_free(lost, TRUE);
 	g_hash_table_destroy(bad);
-	json_decref(v.rep.problems);
-	g_array_free(v.nums, TRUE);
-	g_array_free(v.damaged_contents, TRUE);
-	if (segs)
-		g_array_free(segs, TRUE);
+	verify_ctx_clear(&v);
 	return mv_st_finish_locked(s, rc, error);
 }
