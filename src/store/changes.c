@@ -372,9 +372,11 @@ static int delete_empty(void *opaque, GError **error)
 		sqlite3_bind_text(st, 1, t->archive, -1, SQLITE_STATIC);
 	if (t->prefix && *t->prefix)
 		sqlite3_bind_text(st, 2, t->prefix, -1, SQLITE_STATIC);
-	if (mv_sql_step_done(s->db, st, "find empty folders", error) < 0)
+	int64_t n = 0;
+	if (mv_sql_step_done(s->db, st, "find empty folders", error) < 0 ||
+	    mv_st_int_query(s->db, "SELECT count(*) FROM empty_folders", "count empty folders", &n, error) < 0)
 		return -1;
-	t->deleted = (int)mv_st_int_query(s->db, "SELECT count(*) FROM empty_folders");
+	t->deleted = (int)n;
 	return mv_sql_exec(s->db, "DELETE FROM messages WHERE folder_id IN (SELECT id FROM empty_folders);"
 	                   "DELETE FROM folders WHERE id IN (SELECT id FROM empty_folders);", error);
 }

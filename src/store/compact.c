@@ -165,16 +165,11 @@ static int compact_record(void *opaque, mv_journal_rec *r, GError **error)
  * rewritten (order carries meaning), before it nothing is touched. */
 static int first_segment_to_rewrite(mv_store *s, int64_t *seg_r, GError **error)
 {
-	*seg_r = mv_st_int_query(s->db, "SELECT coalesce(min(seg), 0) FROM ("
-	                         " SELECT c.segment AS seg FROM contents c WHERE NOT EXISTS"
-	                         "  (SELECT 1 FROM messages m WHERE m.content_id = c.id AND m.deleted = 0)"
-	                         " UNION ALL SELECT c.segment FROM messages m JOIN contents c ON c.id = m.content_id"
-	                         "  WHERE m.deleted = 1)");
-	if (*seg_r < 0) {
-		mv_sql_set_error(error, s->db, "plan compaction");
-		return -1;
-	}
-	return 0;
+	return mv_st_int_query(s->db, "SELECT coalesce(min(seg), 0) FROM ("
+	                       " SELECT c.segment AS seg FROM contents c WHERE NOT EXISTS"
+	                       "  (SELECT 1 FROM messages m WHERE m.content_id = c.id AND m.deleted = 0)"
+	                       " UNION ALL SELECT c.segment FROM messages m JOIN contents c ON c.id = m.content_id"
+	                       "  WHERE m.deleted = 1)", "plan compaction", seg_r, error);
 }
 
 static int compact_commit(compact_ctx *c, GArray *old_segs, GError **error)

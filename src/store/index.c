@@ -169,20 +169,28 @@ char *mv_store_new_generation(void)
 
 int mv_st_index_generation_check(mv_store *s, bool *stale_r, GError **error)
 {
-	char *db_gen = text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", NULL);
-	char *ix_gen = text_query(s->index_db, "SELECT value FROM index_state WHERE key='generation'", NULL);
+	char *db_gen = NULL, *ix_gen = NULL;
+	int rc = -1;
+	if (mv_st_text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", "read index generation",
+	                     &db_gen, error) < 0 ||
+	    mv_st_text_query(s->index_db, "SELECT value FROM index_state WHERE key='generation'", "read index generation",
+	                     &ix_gen, error) < 0)
+		goto out;
 	*stale_r = g_strcmp0(db_gen, ix_gen) != 0;
+	rc = 0;
+out:
 	g_free(db_gen);
 	g_free(ix_gen);
-	return 0;
+	return rc;
 }
 
 /* The db's index generation, made when it has none (a db before format 2's
  * upgrade set one, or one whose meta row was lost). */
 static char *db_generation(mv_store *s, GError **error)
 {
-	char *gen = text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", NULL);
-	if (gen)
+	char *gen = NULL;
+	if (mv_st_text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", "read index generation", &gen,
+	                     error) < 0 || gen)
 		return gen;
 	gen = mv_store_new_generation();
 	char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta VALUES('index_generation', %Q)", gen);

@@ -92,10 +92,11 @@ int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **e
 int mv_st_finish_locked(mv_store *s, int rc, GError **error);
 /* Sets MV_ERR_CANCELLED for `what` (which left nothing half-done); -1. */
 int mv_st_cancelled_error(GError **error, const char *what);
-/* The first column of sql's first row; 0 without a row, -1 when sql does
- * not prepare. */
-int64_t mv_st_int_query(sqlite3 *db, const char *sql);
-char *text_query(sqlite3 *db, const char *sql, const char *arg);
+/* The first column of sql's first row: 0 / NULL without a row (or for SQL
+ * NULL); -1, with `what` failing as the error, when the read fails — a
+ * value that could not be read is never taken for one that is not there. */
+int mv_st_int_query(sqlite3 *db, const char *sql, const char *what, int64_t *value_r, GError **error);
+int mv_st_text_query(sqlite3 *db, const char *sql, const char *what, char **value_r, GError **error);
 int rename_folders(sqlite3 *db, const char *from_archive, const char *from, const char *to_archive,
                    const char *to, GError **error);
 sqlite3 *index_conn(mv_store *s, const char **prefix_r);

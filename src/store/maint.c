@@ -51,28 +51,40 @@ int mv_st_cancelled_error(GError **error, const char *what)
 	return -1;
 }
 
-char *text_query(sqlite3 *db, const char *sql, const char *arg)
+/* Steps st for its first row's first column; SQLITE_ROW, SQLITE_DONE (no
+ * row) or an error code, whose message is set as `what` failing. */
+static int first_row(sqlite3 *db, const char *sql, const char *what, sqlite3_stmt **st_r, GError **error)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return NULL;
-	if (arg)
-		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-	char *v = NULL;
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		v = g_strdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	return v;
+	if (sqlite3_prepare_v2(db, sql, -1, st_r, NULL) != SQLITE_OK) {
+		mv_sql_set_error(error, db, what);
+		return SQLITE_ERROR;
+	}
+	int step = sqlite3_step(*st_r);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		mv_sql_set_error(error, db, what);
+	return step;
 }
 
-int64_t mv_st_int_query(sqlite3 *db, const char *sql)
+int mv_st_text_query(sqlite3 *db, const char *sql, const char *what, char **value_r, GError **error)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_stmt *st = NULL;
+	*value_r = NULL;
+	int step = first_row(db, sql, what, &st, error);
+	if (step == SQLITE_ROW)
+		*value_r = mv_sql_column_text(st, 0);
 	sqlite3_finalize(st);
-	return v;
+	return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : -1;
+}
+
+int mv_st_int_query(sqlite3 *db, const char *sql, const char *what, int64_t *value_r, GError **error)
+{
+	sqlite3_stmt *st = NULL;
+	*value_r = 0;
+	int step = first_row(db, sql, what, &st, error);
+	if (step == SQLITE_ROW)
+		*value_r = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : -1;
 }
 
 /* ---- RepairStoreDatabase, MaintainFileSystemDatabases ---------------------------------------------- */
@@ -97,8 +109,11 @@ int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error)
 		rc = mv_sql_exec(s->db, mv_st_schema(), error);
 	if (rc == 0)
 		rc = mv_sql_exec(s->db, "REINDEX", error);
-	int64_t orphans = rc == 0 ? mv_st_int_query(s->db, "SELECT count(*) FROM messages m WHERE m.deleted = 0 AND NOT EXISTS"
-	                                      " (SELECT 1 FROM contents c WHERE c.id = m.content_id)") : 0;
+	int64_t orphans = 0;
+	if (rc == 0)
+		rc = mv_st_int_query(s->db, "SELECT count(*) FROM messages m WHERE m.deleted = 0 AND NOT EXISTS"
+		                     " (SELECT 1 FROM contents c WHERE c.id = m.content_id)", "count rows without content",
+		                     &orphans, error);
 	if (rc == 0)
 		*report_r = json_pack("{s:i, s:o, s:b, s:I}", "storeId", s->id, "integrityFindings", findings,
 		                      "indexesRebuilt", true, "rowsWithoutContent", (json_int_t)orphans);

@@ -65,10 +65,13 @@ int mv_store_format_version(const mv_store_paths *paths, int *version_r, GError 
 	sqlite3 *db = NULL;
 	if (open_db_at(paths, true, &db, error) < 0)
 		return -1;
-	char *v = text_query(db, "SELECT value FROM meta WHERE key='format_version'", NULL);
+	char *v = NULL;
+	int rc = mv_st_text_query(db, "SELECT value FROM meta WHERE key='format_version'", "read format version", &v, error);
 	sqlite3_close(db);
 	*version_r = v ? atoi(v) : 0;
 	g_free(v);
+	if (rc < 0)
+		return -1;
 	if (*version_r < 1) {
 		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "%s: not a mailvault store (no format version)", paths->db_dir);
 		return -1;

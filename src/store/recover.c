@@ -467,7 +467,8 @@ static int build_db(recover_ctx *c, const char *tmp, const char *old_db, GArray 
 	    recover_unnumbered(c, error) < 0 || recover_finish_db(c, segs, gen, error) < 0)
 		return -1;
 	carry_meta(c->db, old_db);
-	*folders_r = mv_st_int_query(c->db, "SELECT count(*) FROM folders");
+	if (mv_st_int_query(c->db, "SELECT count(*) FROM folders", "count recovered folders", folders_r, error) < 0)
+		return -1;
 	return mv_sql_exec(c->db, "COMMIT", error);
 }
 

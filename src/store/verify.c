@@ -374,7 +374,9 @@ int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, 
 		if (verify_index(&v, error) < 0)
 			goto out;
 	}
-	int64_t messages = mv_st_int_query(s->db, "SELECT count(*) FROM messages WHERE deleted=0");
+	int64_t messages = 0;
+	if (mv_st_int_query(s->db, "SELECT count(*) FROM messages WHERE deleted=0", "count messages", &messages, error) < 0)
+		goto out;
 	*report_r = json_pack("{s:i, s:b, s:I, s:I, s:I, s:I, s:b, s:o, s:I, s:O}", "storeId", s->id,
 	                      "clean", v.rep.count == 0 && g_hash_table_size(damaged_ids) == 0,
 	                      "recordsScanned", (json_int_t)v.records, "damagedRecords", (json_int_t)v.damaged_records,
