@@ -247,6 +247,11 @@ void mv_store_message_clear(mv_store_message *m);
 /* MV_ERR_NOT_FOUND for a number that is not a live message. */
 int mv_store_message_get(mv_store *s, int64_t number, mv_store_message *m_r, GError **error);
 
+/* A message's id, "<store>:<number>" (message_id.c): the one formatter and
+ * its strict parser (one id, one spelling; false for anything else). */
+char *mv_message_id_format(int store_id, int64_t number);
+bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r);
+
 /* Reads a message's raw bytes, checking the content hash. */
 int mv_store_read_message(mv_store *s, int64_t number, GByteArray **raw_r, GError **error);
 

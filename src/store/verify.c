@@ -8,14 +8,9 @@
 #include <sodium.h>
 #include <string.h>
 
-static char *message_id_text(int store_id, int64_t num)
-{
-	return g_strdup_printf("%d:%lld", store_id, (long long)num);
-}
-
 static json_t *message_id_json(int store_id, int64_t num)
 {
-	char *text = message_id_text(store_id, num);
+	char *text = mv_message_id_format(store_id, num);
 	json_t *v = json_string(text);
 	g_free(text);
 	return v;
@@ -159,7 +154,7 @@ static int verify_rows(verify_ctx *v, GHashTable *damaged_ids, GError **error)
 		int64_t num = sqlite3_column_int64(st, 0), content = sqlite3_column_int64(st, 2);
 		bool deleted = sqlite3_column_int(st, 1) != 0;
 		numrec *slot = num_slot(v->nums, num);
-		char *id = message_id_text(v->s->id, num);
+		char *id = mv_message_id_format(v->s->id, num);
 		if (!slot) {
 			report_problem(&v->rep, "badNumber", json_pack("[s]", id), "message number out of range");
 		} else {
