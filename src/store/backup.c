@@ -13,7 +13,7 @@
 static int sqlite_copy(sqlite3 *src, const char *schema, const char *dest_file, GError **error)
 {
 	sqlite3 *dst = NULL;
-	remove_db_files(dest_file);
+	mv_store_remove_db_files(dest_file);
 	if (mv_sql_open(dest_file, true, false, &dst, error) < 0)
 		return -1;
 	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, schema);
@@ -46,9 +46,9 @@ int mv_store_backup(mv_store *s, const mv_store_paths *dest, bool with_index, GE
 	if (mv_mkdir_p(dest->db_dir, error) < 0 || mv_mkdir_p(dest->content_dir, error) < 0 ||
 	    mv_mkdir_p(dest->index_dir, error) < 0)
 		return -1;
-	char *dbp = mv_st_db_file(dest), *ixp = mv_st_index_file(dest);
+	char *dbp = mv_store_db_file(dest), *ixp = mv_store_index_file(dest);
 	const char *prefix;
-	sqlite3 *ix = index_conn(s, &prefix);
+	sqlite3 *ix = mv_store_index_conn(s, &prefix);
 	int rc = 0;
 	/* Index before db: the copy's index may lack the newest messages (the
 	 * first writer indexes them) but never names one its db lacks. */
@@ -69,7 +69,7 @@ int mv_store_backup(mv_store *s, const mv_store_paths *dest, bool with_index, GE
 	sqlite3_close(copy);
 	for (guint i = 0; rc == 0 && i < segs->len; i++) {
 		const mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
-		char *src = mv_st_segment_file(s, sg->id);
+		char *src = mv_store_segment_file(s, sg->id);
 		char *name = g_path_get_basename(src);
 		char *dst = g_build_filename(dest->content_dir, name, NULL);
 		/* Only the committed length the copied db records: bytes past it

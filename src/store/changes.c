@@ -11,23 +11,23 @@
 
 /* ---- control records ---------------------------------------------------------------------- */
 
-int mv_st_append_records(mv_store *s, const GByteArray *records, GError **error)
+int mv_store_append_records(mv_store *s, const GByteArray *records, GError **error)
 {
 	g_assert(s->lock_fd >= 0 && !sqlite3_get_autocommit(s->db));
 	int64_t seg = 0, base = 0;
-	if (mv_st_segment_for_append(s, records->len, &seg, &base, error) < 0 ||
-	    mv_st_segment_append(s, seg, base, records, error) < 0)
+	if (mv_store_segment_for_append(s, records->len, &seg, &base, error) < 0 ||
+	    mv_store_segment_append(s, seg, base, records, error) < 0)
 		return -1;
-	return mv_st_set_committed_len(s, seg, base + (int64_t)records->len, error);
+	return mv_store_set_committed_len(s, seg, base + (int64_t)records->len, error);
 }
 
-int mv_st_append_record(mv_store *s, mv_record_type type, const char *meta_json, GError **error)
+int mv_store_append_record(mv_store *s, mv_record_type type, const char *meta_json, GError **error)
 {
 	GByteArray *out = g_byte_array_new();
 	int rc = -1;
 	if (mv_record_encode(s->key, type, (const uint8_t *)meta_json, strlen(meta_json), NULL, 0, 1, out, error) < 0)
 		goto out;
-	rc = mv_st_append_records(s, out, error);
+	rc = mv_store_append_records(s, out, error);
 out:
 	g_byte_array_unref(out);
 	return rc;
@@ -79,7 +79,7 @@ static int message_place_get(mv_store *s, int64_t num, message_place *m, GError 
 
 static int index_remove(mv_store *s, const mv_index_doc *doc, GError **error)
 {
-	if (mv_st_flush_index(s, error) < 0 || mv_sql_exec(s->index_db, "BEGIN", error) < 0)
+	if (mv_store_flush_index(s, error) < 0 || mv_sql_exec(s->index_db, "BEGIN", error) < 0)
 		return -1;
 	if (mv_index_delete(s->index_db, doc, error) < 0 || mv_sql_exec(s->index_db, "COMMIT", error) < 0) {
 		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
@@ -108,7 +108,7 @@ static int hide_and_tombstone(void *opaque, GError **error)
 	sqlite3_bind_int64(st, 3, t->number);
 	if (mv_sql_step_done(t->s->db, st, "delete message", error) < 0)
 		return -1;
-	return mv_st_append_record(t->s, MV_RECORD_TOMBSTONE, t->record, error);
+	return mv_store_append_record(t->s, MV_RECORD_TOMBSTONE, t->record, error);
 }
 
 static char *tombstone_meta(int64_t number, const uint8_t hash[MV_HASH_BYTES], const char *reason, int64_t at)
@@ -124,11 +124,11 @@ static char *tombstone_meta(int64_t number, const uint8_t hash[MV_HASH_BYTES], c
 
 int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GError **error)
 {
-	mv_st_assert_writer(s);
-	if (mv_st_write_lock(s, error) < 0)
+	mv_store_assert_writer(s);
+	if (mv_store_write_lock(s, error) < 0)
 		return -1;
 	message_place m;
-	doc_holder h = { 0 };
+	mv_store_doc h = { 0 };
 	tombstone_txn t = { .s = s, .number = number, .reason = reason ? reason : "", .at = mv_now() };
 	char *record = NULL;
 	bool have_doc = false;
@@ -141,7 +141,7 @@ int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GEr
 	}
 	/* The document must be rebuilt before the row is hidden: reads skip
 	 * deleted messages. */
-	have_doc = doc_for(s, number, m.archive, m.folder, m.folder_id, m.date, &h, NULL) == 0;
+	have_doc = mv_store_doc_for(s, number, m.archive, m.folder, m.folder_id, m.date, &h, NULL) == 0;
 	t.record = record = tombstone_meta(number, m.hash, t.reason, t.at);
 	if (mv_sql_in_transaction(s->db, hide_and_tombstone, &t, error) < 0)
 		goto out;
@@ -154,15 +154,15 @@ int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GEr
 	}
 out:
 	free(record);
-	doc_holder_clear(&h);
+	mv_store_doc_clear(&h);
 	message_place_clear(&m);
-	return mv_st_finish_locked(s, rc, error);
+	return mv_store_finish_locked(s, rc, error);
 }
 
 /* ---- MoveFolder and DeleteEmptyFolders -------------------------------------------------------- */
 
 /* Renames archive/from (and everything under it) to to_archive/to in db. */
-int rename_folders(sqlite3 *db, const char *from_archive, const char *from, const char *to_archive,
+int mv_store_rename_folders(sqlite3 *db, const char *from_archive, const char *from, const char *to_archive,
                           const char *to, GError **error)
 {
 	sqlite3_stmt *st;
@@ -228,7 +228,7 @@ static void docs_free(GPtrArray *docs)
 	if (!docs)
 		return;
 	for (guint j = 0; j < docs->len; j++) {
-		doc_holder_clear(docs->pdata[j]);
+		mv_store_doc_clear(docs->pdata[j]);
 		g_free(docs->pdata[j]);
 	}
 	g_ptr_array_free(docs, TRUE);
@@ -239,10 +239,10 @@ static GPtrArray *docs_for(mv_store *s, GArray *nums, GError **error)
 	GPtrArray *docs = g_ptr_array_new();
 	for (guint i = 0; i < nums->len; i++) {
 		message_place m;
-		doc_holder *h = g_new0(doc_holder, 1);
+		mv_store_doc *h = g_new0(mv_store_doc, 1);
 		int64_t num = g_array_index(nums, int64_t, i);
 		int rc = message_place_get(s, num, &m, error) == 0 &&
-		         doc_for(s, num, m.archive, m.folder, m.folder_id, m.date, h, error) == 0 ? 0 : -1;
+		         mv_store_doc_for(s, num, m.archive, m.folder, m.folder_id, m.date, h, error) == 0 ? 0 : -1;
 		message_place_clear(&m);
 		g_ptr_array_add(docs, h);
 		if (rc < 0) {
@@ -256,13 +256,13 @@ static GPtrArray *docs_for(mv_store *s, GArray *nums, GError **error)
 /* Replaces old documents by new ones in one index transaction. */
 static int index_replace(mv_store *s, GPtrArray *old_docs, GPtrArray *new_docs, GError **error)
 {
-	if (mv_st_flush_index(s, error) < 0 || mv_sql_exec(s->index_db, "BEGIN", error) < 0)
+	if (mv_store_flush_index(s, error) < 0 || mv_sql_exec(s->index_db, "BEGIN", error) < 0)
 		return -1;
 	int rc = 0;
 	for (guint i = 0; i < old_docs->len && rc == 0; i++)
-		rc = mv_index_delete(s->index_db, &((doc_holder *)old_docs->pdata[i])->doc, error);
+		rc = mv_index_delete(s->index_db, &((mv_store_doc *)old_docs->pdata[i])->doc, error);
 	for (guint i = 0; i < new_docs->len && rc == 0; i++)
-		rc = mv_index_insert(s->index_db, &s->index_insert, &((doc_holder *)new_docs->pdata[i])->doc, error);
+		rc = mv_index_insert(s->index_db, &s->index_insert, &((mv_store_doc *)new_docs->pdata[i])->doc, error);
 	if (rc == 0)
 		rc = mv_sql_exec(s->index_db, "COMMIT", error);
 	if (rc < 0)
@@ -279,13 +279,13 @@ typedef struct move_txn {
 static int rename_and_record(void *opaque, GError **error)
 {
 	move_txn *t = opaque;
-	if (rename_folders(t->s->db, t->from_archive, t->from, t->to_archive, t->to, error) < 0)
+	if (mv_store_rename_folders(t->s->db, t->from_archive, t->from, t->to_archive, t->to, error) < 0)
 		return -1;
 	json_t *meta = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I}", "v", 1, "from_archive", t->from_archive, "from", t->from,
 	                         "to_archive", t->to_archive, "to", t->to, "at", (json_int_t)mv_now());
 	char *text = json_dumps(meta, JSON_COMPACT);
 	json_decref(meta);
-	int rc = mv_st_append_record(t->s, MV_RECORD_FOLDER_MOVE, text, error);
+	int rc = mv_store_append_record(t->s, MV_RECORD_FOLDER_MOVE, text, error);
 	free(text);
 	return rc;
 }
@@ -309,8 +309,8 @@ int mv_store_move_folder(mv_store *s, const char *from_archive, const char *from
                          const char *to_archive, const char *to_path, int *moved_r, GError **error)
 {
 	*moved_r = 0;
-	mv_st_assert_writer(s);
-	if (mv_st_write_lock(s, error) < 0)
+	mv_store_assert_writer(s);
+	if (mv_store_write_lock(s, error) < 0)
 		return -1;
 	int n = 0, clash = 0, rc = -1;
 	GArray *nums = NULL;
@@ -342,7 +342,7 @@ out:
 	if (nums)
 		g_array_free(nums, TRUE);
 	docs_free(old_docs);
-	return mv_st_finish_locked(s, rc, error);
+	return mv_store_finish_locked(s, rc, error);
 }
 
 /* The empty folders picked into a temporary table, then their rows and
@@ -374,7 +374,7 @@ static int delete_empty(void *opaque, GError **error)
 		sqlite3_bind_text(st, 2, t->prefix, -1, SQLITE_STATIC);
 	int64_t n = 0;
 	if (mv_sql_step_done(s->db, st, "find empty folders", error) < 0 ||
-	    mv_st_int_query(s->db, "SELECT count(*) FROM empty_folders", "count empty folders", &n, error) < 0)
+	    mv_store_int_query(s->db, "SELECT count(*) FROM empty_folders", "count empty folders", &n, error) < 0)
 		return -1;
 	t->deleted = (int)n;
 	return mv_sql_exec(s->db, "DELETE FROM messages WHERE folder_id IN (SELECT id FROM empty_folders);"
@@ -384,8 +384,8 @@ static int delete_empty(void *opaque, GError **error)
 int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *prefix, int *deleted_r, GError **error)
 {
 	*deleted_r = 0;
-	mv_st_assert_writer(s);
-	if (mv_st_write_lock(s, error) < 0)
+	mv_store_assert_writer(s);
+	if (mv_store_write_lock(s, error) < 0)
 		return -1;
 	/* Empty = no live message in it or below it.  The rows of its deleted
 	 * messages go too (their tombstones stay in content/), so that no row
@@ -395,5 +395,5 @@ int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *
 	if (rc == 0)
 		*deleted_r = t.deleted;
 	g_hash_table_remove_all(s->folder_ids);
-	return mv_st_finish_locked(s, rc, error);
+	return mv_store_finish_locked(s, rc, error);
 }

@@ -167,13 +167,13 @@ char *mv_store_new_generation(void)
 	return mv_hex(b, sizeof b);
 }
 
-int mv_st_index_generation_check(mv_store *s, bool *stale_r, GError **error)
+int mv_store_index_generation_check(mv_store *s, bool *stale_r, GError **error)
 {
 	char *db_gen = NULL, *ix_gen = NULL;
 	int rc = -1;
-	if (mv_st_text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", "read index generation",
+	if (mv_store_text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", "read index generation",
 	                     &db_gen, error) < 0 ||
-	    mv_st_text_query(s->index_db, "SELECT value FROM index_state WHERE key='generation'", "read index generation",
+	    mv_store_text_query(s->index_db, "SELECT value FROM index_state WHERE key='generation'", "read index generation",
 	                     &ix_gen, error) < 0)
 		goto out;
 	*stale_r = g_strcmp0(db_gen, ix_gen) != 0;
@@ -189,7 +189,7 @@ out:
 static char *db_generation(mv_store *s, GError **error)
 {
 	char *gen = NULL;
-	if (mv_st_text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", "read index generation", &gen,
+	if (mv_store_text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", "read index generation", &gen,
 	                     error) < 0 || gen)
 		return gen;
 	gen = mv_store_new_generation();
@@ -200,7 +200,7 @@ static char *db_generation(mv_store *s, GError **error)
 	return gen;
 }
 
-int mv_st_index_reset(mv_store *s, GError **error)
+int mv_store_index_reset(mv_store *s, GError **error)
 {
 	g_assert(s->lock_fd >= 0);
 	char *gen = db_generation(s, error);
@@ -220,35 +220,35 @@ int mv_st_index_reset(mv_store *s, GError **error)
 
 int mv_store_refresh_index(mv_store *s, GError **error)
 {
-	if (mv_st_write_lock(s, error) < 0)
+	if (mv_store_write_lock(s, error) < 0)
 		return -1;
 	return mv_store_sync(s, error);
 }
 
 int mv_store_rebuild_index(mv_store *s, const mv_store_task *task, GError **error)
 {
-	mv_st_assert_writer(s);
-	if (mv_st_flock(s, error) < 0)
+	mv_store_assert_writer(s);
+	if (mv_store_flock(s, error) < 0)
 		return -1;
 	int rc = -1;
-	if (mv_st_task_cancelled(task)) {
-		mv_st_cancelled_error(error, "RebuildStoreIndex");
+	if (mv_store_task_cancelled(task)) {
+		mv_store_cancelled_error(error, "RebuildStoreIndex");
 		goto out;
 	}
-	mv_st_task_progress(task, 0, "store %d: emptying the index", s->id);
-	if (mv_st_index_reset(s, error) < 0)
+	mv_store_task_progress(task, 0, "store %d: emptying the index", s->id);
+	if (mv_store_index_reset(s, error) < 0)
 		goto out;
-	mv_st_task_progress(task, -1, "store %d: indexing every message from content", s->id);
-	rc = mv_st_index_catch_up_task(s, task, error);
+	mv_store_task_progress(task, -1, "store %d: indexing every message from content", s->id);
+	rc = mv_store_index_catch_up_task(s, task, error);
 out:
-	rc = mv_st_finish_locked(s, rc, error);
+	rc = mv_store_finish_locked(s, rc, error);
 	if (rc == 0)
-		mv_st_task_progress(task, 100, "store %d: index rebuilt", s->id);
+		mv_store_task_progress(task, 100, "store %d: index rebuilt", s->id);
 	return rc;
 }
 
 /* The index connection and the schema prefix its tables need. */
-sqlite3 *index_conn(mv_store *s, const char **prefix_r)
+sqlite3 *mv_store_index_conn(mv_store *s, const char **prefix_r)
 {
 	*prefix_r = s->index_db ? "" : "ix.";
 	return s->index_db ? s->index_db : s->db;
@@ -270,7 +270,7 @@ static mv_index_doc doc_from_parsed(const mv_parsed *p, int64_t number, int64_t 
 
 /* ---- scope, the document queue ------------------------------------------------------------------ */
 
-void mv_st_fill_scope(GString *scope, const char *archive, int64_t folder, bool has_attachment)
+void mv_store_fill_scope(GString *scope, const char *archive, int64_t folder, bool has_attachment)
 {
 	char *a = mv_scope_archive_token(archive);
 	char *f = mv_scope_folder_token(folder);
@@ -291,7 +291,7 @@ typedef struct queued_doc {
 	char *text[13];
 } queued_doc;
 
-void queued_doc_free(gpointer p)
+void mv_store_queued_doc_free(gpointer p)
 {
 	queued_doc *q = p;
 	for (size_t i = 0; i < G_N_ELEMENTS(q->text); i++)
@@ -299,7 +299,7 @@ void queued_doc_free(gpointer p)
 	g_free(q);
 }
 
-void mv_st_queue_doc(mv_store *s, const mv_index_doc *doc)
+void mv_store_queue_doc(mv_store *s, const mv_index_doc *doc)
 {
 	queued_doc *q = g_new0(queued_doc, 1);
 	const char *src[] = { doc->subject, doc->body, doc->attachments, doc->from, doc->to, doc->from_addrs,
@@ -327,7 +327,7 @@ static gint by_docid(gconstpointer a, gconstpointer b)
 }
 
 /* Inserts the queued documents in rowid order in one index transaction. */
-int mv_st_flush_index(mv_store *s, GError **error)
+int mv_store_flush_index(mv_store *s, GError **error)
 {
 	if (s->index_queue->len == 0)
 		return 0;
@@ -340,7 +340,7 @@ int mv_st_flush_index(mv_store *s, GError **error)
 		last = MAX(last, q->doc.number);
 	}
 	if (rc == 0)
-		rc = mv_st_set_indexed_upto(s, last, error);
+		rc = mv_store_set_indexed_upto(s, last, error);
 	if (rc == 0)
 		rc = mv_sql_exec(s->index_db, "COMMIT", error);
 	if (rc < 0) {
@@ -356,7 +356,7 @@ int mv_st_flush_index(mv_store *s, GError **error)
 #define CATCH_UP_CHUNK 256
 
 /* One message to index: its record is read here, in order; decrypting,
- * checking and parsing run on all cores (mv_st_parallel). */
+ * checking and parsing run on all cores (mv_store_parallel). */
 typedef struct reindex_job {
 	int64_t num, folder_id, date;
 	char *archive, *folder;
@@ -406,7 +406,7 @@ static void reindex_parse(gpointer data, gpointer user)
 /* Indexes a chunk: records read in order, parsed in parallel, queued in order. */
 static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
 {
-	mv_st_parallel(jobs, reindex_parse, s);
+	mv_store_parallel(jobs, reindex_parse, s);
 	GString *scope = g_string_new(NULL);
 	int rc = 0;
 	for (guint i = 0; i < jobs->len && rc == 0; i++) {
@@ -417,18 +417,18 @@ static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
 			mv_log_warn("store %d: not indexed: %s", s->id, j->error->message);
 			continue;
 		}
-		mv_st_fill_scope(scope, j->archive, j->folder_id, j->parsed->has_attachment);
+		mv_store_fill_scope(scope, j->archive, j->folder_id, j->parsed->has_attachment);
 		mv_index_doc doc = doc_from_parsed(j->parsed, j->num, j->date, j->archive, j->folder, scope->str);
-		mv_st_queue_doc(s, &doc);
+		mv_store_queue_doc(s, &doc);
 		if (s->index_queue->len >= INDEX_COMMIT_DOCS)
-			rc = mv_st_flush_index(s, error);
+			rc = mv_store_flush_index(s, error);
 	}
 	g_string_free(scope, TRUE);
 	g_ptr_array_set_size(jobs, 0);
 	return rc;
 }
 
-int mv_st_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
+int mv_store_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
 {
 	sqlite3_stmt *st;
 	if (mv_sql_prepare(s->index_db, "SELECT value FROM index_state WHERE key='indexed_upto'", &st, error) < 0)
@@ -438,7 +438,7 @@ int mv_st_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
 	return 0;
 }
 
-int mv_st_set_indexed_upto(mv_store *s, int64_t upto, GError **error)
+int mv_store_set_indexed_upto(mv_store *s, int64_t upto, GError **error)
 {
 	sqlite3_stmt *st;
 	if (mv_sql_prepare(s->index_db, "INSERT INTO index_state VALUES('indexed_upto', ?1)"
@@ -466,11 +466,11 @@ static int64_t count_unindexed(mv_store *s, int64_t upto)
 	return n;
 }
 
-int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **error)
+int mv_store_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **error)
 {
 	int64_t upto = 0, done = 0;
 	sqlite3_stmt *st;
-	if (mv_st_indexed_upto(s, &upto, error) < 0)
+	if (mv_store_indexed_upto(s, &upto, error) < 0)
 		return -1;
 	int64_t total = task ? count_unindexed(s, upto) : 0;
 	if (mv_sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date, c.hash, c.segment, c.offset, c.length"
@@ -490,15 +490,15 @@ int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **e
 		if (sqlite3_column_bytes(st, 5) == MV_HASH_BYTES)
 			memcpy(j->hash, sqlite3_column_blob(st, 5), MV_HASH_BYTES);
 		g_ptr_array_add(jobs, j);
-		if (mv_st_read_record(s, sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
+		if (mv_store_read_record(s, sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
 		                      &j->record, &j->error) < 0)
 			j->record = g_byte_array_new();
 		done++;
 		if (jobs->len < CATCH_UP_CHUNK)
 			continue;
 		rc = reindex_chunk(s, jobs, error);
-		if (rc == 0 && mv_st_task_cancelled(task)) {
-			rc = mv_st_flush_index(s, error);
+		if (rc == 0 && mv_store_task_cancelled(task)) {
+			rc = mv_store_flush_index(s, error);
 			if (rc == 0)
 				g_set_error(error, MV_ERROR, MV_ERR_CANCELLED,
 				            "store %d: indexing cancelled after %lld of %lld messages; the index is usable, "
@@ -506,7 +506,7 @@ int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **e
 				            s->id, (long long)done, (long long)total);
 			rc = -1;
 		} else if (rc == 0) {
-			mv_st_task_progress(task, total > 0 ? (int)MIN(99, done * 100 / total) : -1,
+			mv_store_task_progress(task, total > 0 ? (int)MIN(99, done * 100 / total) : -1,
 			                    "store %d: indexed %lld of %lld messages", s->id, (long long)done, (long long)total);
 		}
 	}
@@ -515,7 +515,7 @@ int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **e
 		rc = reindex_chunk(s, jobs, error);
 	g_ptr_array_free(jobs, TRUE);
 	if (rc == 0)
-		rc = mv_st_flush_index(s, error);
+		rc = mv_store_flush_index(s, error);
 	g_ptr_array_set_size(s->index_queue, 0);
 	if (rc == 0 && done)
 		mv_log_info("store %d: indexed %lld messages the index lacked", s->id, (long long)done);
@@ -524,12 +524,12 @@ int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **e
 
 int mv_store_index_catch_up(mv_store *s, GError **error)
 {
-	return mv_st_index_catch_up_task(s, NULL, error);
+	return mv_store_index_catch_up_task(s, NULL, error);
 }
 
 /* ---- documents for the index, rebuilt from content ------------------------------------------ */
 
-void doc_holder_clear(doc_holder *h)
+void mv_store_doc_clear(mv_store_doc *h)
 {
 	mv_parsed_free(h->parsed);
 	g_free(h->archive);
@@ -543,8 +543,8 @@ void doc_holder_clear(doc_holder *h)
 
 /* The exact document the index holds (or would hold) for a message — what
  * FTS5's contentless 'delete' needs. */
-int doc_for(mv_store *s, int64_t num, const char *archive, const char *folder, int64_t folder_id,
-                   int64_t date, doc_holder *h, GError **error)
+int mv_store_doc_for(mv_store *s, int64_t num, const char *archive, const char *folder, int64_t folder_id,
+                   int64_t date, mv_store_doc *h, GError **error)
 {
 	memset(h, 0, sizeof *h);
 	if (mv_store_read_message(s, num, &h->raw, error) < 0)
@@ -555,7 +555,7 @@ int doc_for(mv_store *s, int64_t num, const char *archive, const char *folder, i
 	archive = h->archive;
 	folder = h->folder;
 	h->scope = g_string_new(NULL);
-	mv_st_fill_scope(h->scope, archive, folder_id, h->parsed->has_attachment);
+	mv_store_fill_scope(h->scope, archive, folder_id, h->parsed->has_attachment);
 	h->doc = doc_from_parsed(h->parsed, num, date, archive, folder, h->scope->str);
 	return 0;
 }

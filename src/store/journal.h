@@ -46,11 +46,11 @@ bool mv_journal_body_matches(const mv_journal_rec *r);
 
 /* Problems go into a report as {"kind","detail","messageIds"?}, at most
  * MAX_PROBLEMS of them; "problemCount" stays exact. */
-typedef struct report {
+typedef struct mv_journal_report {
 	json_t *problems;
 	int64_t count;
-} report;
+} mv_journal_report;
 
-void report_problem(report *r, const char *kind, json_t *ids, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+void mv_journal_problem(mv_journal_report *r, const char *kind, json_t *ids, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 
 #endif

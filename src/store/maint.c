@@ -19,12 +19,12 @@
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-bool mv_st_task_cancelled(const mv_store_task *t)
+bool mv_store_task_cancelled(const mv_store_task *t)
 {
 	return t && t->cancel && g_atomic_int_get(t->cancel) != 0;
 }
 
-void mv_st_task_progress(const mv_store_task *t, int percent, const char *fmt, ...)
+void mv_store_task_progress(const mv_store_task *t, int percent, const char *fmt, ...)
 {
 	if (!t || !t->progress)
 		return;
@@ -36,7 +36,7 @@ void mv_st_task_progress(const mv_store_task *t, int percent, const char *fmt, .
 	g_free(text);
 }
 
-int mv_st_finish_locked(mv_store *s, int rc, GError **error)
+int mv_store_finish_locked(mv_store *s, int rc, GError **error)
 {
 	GError *err = NULL;
 	if (mv_store_sync(s, rc == 0 ? error : &err) < 0)
@@ -45,7 +45,7 @@ int mv_st_finish_locked(mv_store *s, int rc, GError **error)
 	return rc;
 }
 
-int mv_st_cancelled_error(GError **error, const char *what)
+int mv_store_cancelled_error(GError **error, const char *what)
 {
 	g_set_error(error, MV_ERROR, MV_ERR_CANCELLED, "%s cancelled; nothing was left half-done", what);
 	return -1;
@@ -65,7 +65,7 @@ static int first_row(sqlite3 *db, const char *sql, const char *what, sqlite3_stm
 	return step;
 }
 
-int mv_st_text_query(sqlite3 *db, const char *sql, const char *what, char **value_r, GError **error)
+int mv_store_text_query(sqlite3 *db, const char *sql, const char *what, char **value_r, GError **error)
 {
 	sqlite3_stmt *st = NULL;
 	*value_r = NULL;
@@ -76,7 +76,7 @@ int mv_st_text_query(sqlite3 *db, const char *sql, const char *what, char **valu
 	return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : -1;
 }
 
-int mv_st_int_query(sqlite3 *db, const char *sql, const char *what, int64_t *value_r, GError **error)
+int mv_store_int_query(sqlite3 *db, const char *sql, const char *what, int64_t *value_r, GError **error)
 {
 	sqlite3_stmt *st = NULL;
 	*value_r = 0;
@@ -91,8 +91,8 @@ int mv_st_int_query(sqlite3 *db, const char *sql, const char *what, int64_t *val
 
 int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error)
 {
-	mv_st_assert_writer(s);
-	if (mv_st_flock(s, error) < 0)
+	mv_store_assert_writer(s);
+	if (mv_store_flock(s, error) < 0)
 		return -1;
 	json_t *findings = json_array();
 	sqlite3_stmt *st;
@@ -106,12 +106,12 @@ int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error)
 		sqlite3_finalize(st);
 	/* What RepairStoreDatabase is for: missing or broken db indexes. */
 	if (rc == 0)
-		rc = mv_sql_exec(s->db, mv_st_schema(), error);
+		rc = mv_sql_exec(s->db, mv_store_schema(), error);
 	if (rc == 0)
 		rc = mv_sql_exec(s->db, "REINDEX", error);
 	int64_t orphans = 0;
 	if (rc == 0)
-		rc = mv_st_int_query(s->db, "SELECT count(*) FROM messages m WHERE m.deleted = 0 AND NOT EXISTS"
+		rc = mv_store_int_query(s->db, "SELECT count(*) FROM messages m WHERE m.deleted = 0 AND NOT EXISTS"
 		                     " (SELECT 1 FROM contents c WHERE c.id = m.content_id)", "count rows without content",
 		                     &orphans, error);
 	if (rc == 0)
@@ -119,16 +119,16 @@ int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error)
 		                      "indexesRebuilt", true, "rowsWithoutContent", (json_int_t)orphans);
 	else
 		json_decref(findings);
-	return mv_st_finish_locked(s, rc, error);
+	return mv_store_finish_locked(s, rc, error);
 }
 
 int mv_store_maintain_db(mv_store *s, GError **error)
 {
-	mv_st_assert_writer(s);
-	if (mv_st_write_lock(s, error) < 0)
+	mv_store_assert_writer(s);
+	if (mv_store_write_lock(s, error) < 0)
 		return -1;
 	int rc = mv_sql_exec(s->db, "ANALYZE; PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);", error);
 	if (rc == 0)
 		rc = mv_sql_exec(s->index_db, "INSERT INTO fts(fts) VALUES('optimize'); PRAGMA wal_checkpoint(TRUNCATE);", error);
-	return mv_st_finish_locked(s, rc, error);
+	return mv_store_finish_locked(s, rc, error);
 }

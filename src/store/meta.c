@@ -10,7 +10,7 @@
 
 static int open_db_at(const mv_store_paths *paths, bool readonly, sqlite3 **db_r, GError **error)
 {
-	char *dbp = mv_st_db_file(paths);
+	char *dbp = mv_store_db_file(paths);
 	int rc = -1;
 	if (!g_file_test(dbp, G_FILE_TEST_EXISTS))
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "store database %s is missing", dbp);
@@ -41,7 +41,7 @@ int mv_store_meta_get(const mv_store_paths *paths, const char *key, GBytes **val
 int mv_store_meta_set(const mv_store_paths *paths, const char *key, const void *data, size_t len, GError **error)
 {
 	sqlite3 *db = NULL;
-	if (open_db_at(paths, false, &db, error) < 0 || mv_st_setup_db(db, true, error) < 0) {
+	if (open_db_at(paths, false, &db, error) < 0 || mv_store_setup_db(db, true, error) < 0) {
 		sqlite3_close(db);
 		return -1;
 	}
@@ -66,7 +66,7 @@ int mv_store_format_version(const mv_store_paths *paths, int *version_r, GError 
 	if (open_db_at(paths, true, &db, error) < 0)
 		return -1;
 	char *v = NULL;
-	int rc = mv_st_text_query(db, "SELECT value FROM meta WHERE key='format_version'", "read format version", &v, error);
+	int rc = mv_store_text_query(db, "SELECT value FROM meta WHERE key='format_version'", "read format version", &v, error);
 	sqlite3_close(db);
 	*version_r = v ? atoi(v) : 0;
 	g_free(v);
@@ -94,12 +94,12 @@ int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **
 		            paths->db_dir, version, MV_STORE_FORMAT_VERSION);
 		return -1;
 	}
-	mv_store *shell = mv_st_new(0, paths, NULL, MV_STORE_WRITE);
+	mv_store *shell = mv_store_new(0, paths, NULL, MV_STORE_WRITE);
 	sqlite3 *db = NULL, *ix = NULL;
-	char *ixp = mv_st_index_file(paths);
+	char *ixp = mv_store_index_file(paths);
 	char *gen = mv_store_new_generation();
-	int rc = mv_st_flock(shell, error) == 0 && open_db_at(paths, false, &db, error) == 0 &&
-	         mv_st_setup_db(db, true, error) == 0 ? 0 : -1;
+	int rc = mv_store_flock(shell, error) == 0 && open_db_at(paths, false, &db, error) == 0 &&
+	         mv_store_setup_db(db, true, error) == 0 ? 0 : -1;
 	/* 1 -> 2: columns for deletions and the index generation.  Format 1
 	 * content has no batch markers, which the scan reads as numbering from
 	 * 1 without gaps — exactly what format 1 wrote.  The index is kept: its

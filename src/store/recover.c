@@ -20,7 +20,7 @@ typedef struct recover_ctx {
 	sqlite3 *db;               /* the db being rebuilt */
 	bool recover_deleted;
 	GHashTable *folders;       /* "archive\x1fpath" -> id */
-	report rep;
+	mv_journal_report rep;
 	int64_t messages, deleted, restored_deleted, damaged, max_number;
 	GArray *unnumbered;        /* mv_journal_rec places (segment, offset, length) to add at the end */
 	GArray *restored;          /* int64 numbers whose tombstones recover_deleted ignored */
@@ -185,7 +185,7 @@ static int recover_numbered(recover_ctx *c, const mv_journal_rec *r, int64_t num
 	bool body_ok = r->type != MV_RECORD_MESSAGE ||
 	               (c->cur_hash_ok >= 0 ? c->cur_hash_ok == 1 : mv_journal_body_matches(r));
 	if (!mv_journal_meta_hash(r->meta, hash) || !body_ok) {
-		report_problem(&c->rep, "recordDamaged", NULL, "segment %lld offset %lld: content does not match its hash",
+		mv_journal_problem(&c->rep, "recordDamaged", NULL, "segment %lld offset %lld: content does not match its hash",
 		               (long long)r->segment, (long long)r->offset);
 		c->damaged++;
 		return 0;
@@ -194,7 +194,7 @@ static int recover_numbered(recover_ctx *c, const mv_journal_rec *r, int64_t num
 	    recover_content(c, r, hash, &content, error) < 0)
 		return -1;
 	if (!content) {
-		report_problem(&c->rep, "contentMissing", NULL, "segment %lld offset %lld: reference to content never stored",
+		mv_journal_problem(&c->rep, "contentMissing", NULL, "segment %lld offset %lld: reference to content never stored",
 		               (long long)r->segment, (long long)r->offset);
 		c->damaged++;
 		return 0;
@@ -247,7 +247,7 @@ static int apply_record(recover_ctx *c, mv_journal_rec *r, GError **error)
 {
 	if (!r->ok) {
 		c->damaged++;
-		report_problem(&c->rep, "recordDamaged", NULL, "segment %lld offset %lld (%lld bytes): %s",
+		mv_journal_problem(&c->rep, "recordDamaged", NULL, "segment %lld offset %lld (%lld bytes): %s",
 		               (long long)r->segment, (long long)r->offset, (long long)r->length, r->problem);
 		return 0;
 	}
@@ -266,7 +266,7 @@ static int apply_record(recover_ctx *c, mv_journal_rec *r, GError **error)
 		return recover_restore(c, r, error);
 	case MV_RECORD_FOLDER_MOVE:
 		g_hash_table_remove_all(c->folders);
-		return rename_folders(c->db, meta_str(r->meta, "from_archive"), meta_str(r->meta, "from"),
+		return mv_store_rename_folders(c->db, meta_str(r->meta, "from_archive"), meta_str(r->meta, "from"),
 		                      meta_str(r->meta, "to_archive"), meta_str(r->meta, "to"), error);
 	default:
 		return 0;
@@ -287,7 +287,7 @@ static void pending_parse(gpointer data, gpointer user)
 
 static int flush_pending(recover_ctx *c, GError **error)
 {
-	mv_st_parallel(c->pending, pending_parse, NULL);
+	mv_store_parallel(c->pending, pending_parse, NULL);
 	int rc = 0;
 	for (guint i = 0; i < c->pending->len && rc == 0; i++) {
 		pending_rec *q = c->pending->pdata[i];
@@ -329,7 +329,7 @@ static int recover_unnumbered(recover_ctx *c, GError **error)
 		const uint8_t *meta;
 		size_t meta_len;
 		mv_journal_rec r = { .segment = p->id, .offset = p->end, .length = p->valid_end };
-		if (mv_st_read_record(c->s, r.segment, r.offset, r.length, &rec, error) < 0)
+		if (mv_store_read_record(c->s, r.segment, r.offset, r.length, &rec, error) < 0)
 			return -1;
 		int rc = mv_record_decode(c->s->key, rec->data, rec->len, &h, &plain, &meta, &meta_len, &r.body, &r.body_len, error);
 		g_byte_array_unref(rec);
@@ -352,7 +352,7 @@ static char *sibling(const char *file, const char *suffix)
 	return g_strconcat(file, suffix, NULL);
 }
 
-void remove_db_files(const char *file)
+void mv_store_remove_db_files(const char *file)
 {
 	const char *suffixes[] = { "", "-wal", "-shm", "-journal" };
 	for (size_t i = 0; i < G_N_ELEMENTS(suffixes); i++) {
@@ -406,7 +406,7 @@ static int cut_torn_tails(recover_ctx *c, GArray *segs, int64_t *cut_r, GError *
 		mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
 		if (sg->valid_end >= sg->end)
 			continue;
-		char *path = mv_st_segment_file(c->s, sg->id);
+		char *path = mv_store_segment_file(c->s, sg->id);
 		int rc = truncate(path, sg->valid_end);
 		if (rc < 0)
 			mv_set_errno_error(error, errno, "cut torn tail of", path);
@@ -429,7 +429,7 @@ typedef struct restore_txn {
 static int append_restore_record(void *opaque, GError **error)
 {
 	restore_txn *t = opaque;
-	return mv_st_append_record(t->s, MV_RECORD_RESTORE, t->record, error);
+	return mv_store_append_record(t->s, MV_RECORD_RESTORE, t->record, error);
 }
 
 static int append_restore(mv_store *s, GArray *numbers, GError **error)
@@ -444,7 +444,7 @@ static int append_restore(mv_store *s, GArray *numbers, GError **error)
 	json_decref(meta);
 	restore_txn t = { s, text };
 	int rc = -1;
-	if (mv_st_flock(s, error) < 0)
+	if (mv_store_flock(s, error) < 0)
 		goto out;
 	rc = mv_sql_in_transaction(s->db, append_restore_record, &t, error);
 out:
@@ -457,17 +457,17 @@ out:
 static int build_db(recover_ctx *c, const char *tmp, const char *old_db, GArray *segs, const char *gen,
                     const mv_store_task *task, int64_t *folders_r, GError **error)
 {
-	remove_db_files(tmp);
+	mv_store_remove_db_files(tmp);
 	if (mv_sql_open(tmp, true, false, &c->db, error) < 0 ||
 	    mv_sql_exec(c->db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;", error) < 0 ||
-	    mv_sql_exec(c->db, mv_st_schema(), error) < 0)
+	    mv_sql_exec(c->db, mv_store_schema(), error) < 0)
 		return -1;
-	mv_st_task_progress(task, 0, "store %d: replaying %u segments", c->s->id, segs->len);
+	mv_store_task_progress(task, 0, "store %d: replaying %u segments", c->s->id, segs->len);
 	if (mv_journal_scan(c->s, segs, task, recover_record, c, error) < 0 || flush_pending(c, error) < 0 ||
 	    recover_unnumbered(c, error) < 0 || recover_finish_db(c, segs, gen, error) < 0)
 		return -1;
 	carry_meta(c->db, old_db);
-	if (mv_st_int_query(c->db, "SELECT count(*) FROM folders", "count recovered folders", folders_r, error) < 0)
+	if (mv_store_int_query(c->db, "SELECT count(*) FROM folders", "count recovered folders", folders_r, error) < 0)
 		return -1;
 	return mv_sql_exec(c->db, "COMMIT", error);
 }
@@ -476,9 +476,9 @@ static int build_db(recover_ctx *c, const char *tmp, const char *old_db, GArray 
 static int build_index(const char *ixtmp, const char *gen, GError **error)
 {
 	sqlite3 *ix = NULL;
-	remove_db_files(ixtmp);
+	mv_store_remove_db_files(ixtmp);
 	char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('generation', %Q)", gen);
-	int rc = mv_sql_open(ixtmp, true, false, &ix, error) == 0 && mv_st_setup_db(ix, false, error) == 0 &&
+	int rc = mv_sql_open(ixtmp, true, false, &ix, error) == 0 && mv_store_setup_db(ix, false, error) == 0 &&
 	         mv_index_init_schema(ix, "main", error) == 0 && mv_sql_exec(ix, sql, error) == 0 ? 0 : -1;
 	sqlite3_free(sql);
 	sqlite3_close(ix);
@@ -517,15 +517,15 @@ static int swap_into_place(const char *tmp, const char *file, GError **error)
 static int rebuild_files(recover_ctx *c, const mv_store_paths *paths, const mv_store_task *task, int64_t *folders_r,
                          int64_t *cut_r, GError **error)
 {
-	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
+	char *dbp = mv_store_db_file(paths), *ixp = mv_store_index_file(paths);
 	char *tmp = sibling(dbp, ".recovering"), *ixtmp = sibling(ixp, ".recovering");
 	char *gen = mv_store_new_generation();
 	GArray *segs = NULL;
 	int rc = -1;
 	if (mv_mkdir_p(paths->db_dir, error) < 0 || mv_mkdir_p(paths->index_dir, error) < 0 ||
-	    mv_st_flock(c->s, error) < 0)
+	    mv_store_flock(c->s, error) < 0)
 		goto out;
-	remove_db_files(ixtmp);
+	mv_store_remove_db_files(ixtmp);
 	if (!(segs = mv_journal_segments_from_dir(paths->content_dir, error)))
 		goto out;
 	int built = build_db(c, tmp, dbp, segs, gen, task, folders_r, error);
@@ -539,8 +539,8 @@ static int rebuild_files(recover_ctx *c, const mv_store_paths *paths, const mv_s
 	rc = 0;
 out:
 	if (rc < 0) {
-		remove_db_files(tmp);
-		remove_db_files(ixtmp);
+		mv_store_remove_db_files(tmp);
+		mv_store_remove_db_files(ixtmp);
 	}
 	if (segs)
 		g_array_free(segs, TRUE);
@@ -555,7 +555,7 @@ out:
 int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t key[MV_KEY_BYTES],
                      bool recover_deleted, const mv_store_task *task, json_t **report_r, GError **error)
 {
-	mv_store *shell = mv_st_new(store_id, paths, key, MV_STORE_WRITE);
+	mv_store *shell = mv_store_new(store_id, paths, key, MV_STORE_WRITE);
 	recover_ctx c = { .s = shell, .recover_deleted = recover_deleted, .rep.problems = json_array(),
 	                  .folders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
 	                  .unnumbered = g_array_new(FALSE, TRUE, sizeof(mv_journal_segment)),
@@ -568,7 +568,7 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	if (rc < 0)
 		goto out;
 	/* The index: built from the recovered db by the ordinary catch-up. */
-	mv_st_task_progress(task, 99, "store %d: indexing the recovered messages", store_id);
+	mv_store_task_progress(task, 99, "store %d: indexing the recovered messages", store_id);
 	rc = -1;
 	if (!(s = mv_store_open(store_id, paths, key, MV_STORE_WRITE, error)) || append_restore(s, c.restored, error) < 0 ||
 	    mv_store_refresh_index(s, error) < 0)

@@ -56,7 +56,7 @@ static const char store_schema[] =
 	"CREATE INDEX IF NOT EXISTS messages_folder_date ON messages(folder_id, date);"
 	STORE_LOOKUP_INDEXES;
 
-const char *mv_st_schema(void) { return store_schema; }
+const char *mv_store_schema(void) { return store_schema; }
 
 static gint format_epoch;
 
@@ -73,7 +73,7 @@ static void finalize_stmt(gpointer st)
 /* A prepared statement from the store's cache (keyed by the address of a
  * static SQL string), reset and unbound.  Callers reset it after stepping so
  * that no read transaction stays open. */
-sqlite3_stmt *mv_st_stmt_get(mv_store *s, const char *sql, GError **error)
+sqlite3_stmt *mv_store_stmt_get(mv_store *s, const char *sql, GError **error)
 {
 	sqlite3_stmt *st = g_hash_table_lookup(s->stmts, sql);
 	if (st) {
@@ -91,17 +91,17 @@ sqlite3_stmt *mv_st_stmt_get(mv_store *s, const char *sql, GError **error)
 
 /* ---- paths ------------------------------------------------------------------ */
 
-char *mv_st_db_file(const mv_store_paths *p) { return g_build_filename(p->db_dir, "store.sqlite", NULL); }
-char *mv_st_index_file(const mv_store_paths *p) { return g_build_filename(p->index_dir, "index.sqlite", NULL); }
+char *mv_store_db_file(const mv_store_paths *p) { return g_build_filename(p->db_dir, "store.sqlite", NULL); }
+char *mv_store_index_file(const mv_store_paths *p) { return g_build_filename(p->index_dir, "index.sqlite", NULL); }
 
-char *mv_st_segment_file(const mv_store *s, int64_t seg)
+char *mv_store_segment_file(const mv_store *s, int64_t seg)
 {
 	char name[32];
 	g_snprintf(name, sizeof name, "seg-%08lld.mvs", (long long)seg);
 	return g_build_filename(s->paths.content_dir, name, NULL);
 }
 
-int mv_st_setup_db(sqlite3 *db, bool synchronous_full, GError **error)
+int mv_store_setup_db(sqlite3 *db, bool synchronous_full, GError **error)
 {
 	const char *sql = synchronous_full ?
 		"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;" :
@@ -114,10 +114,10 @@ int mv_store_create(const mv_store_paths *paths, GError **error)
 	if (mv_mkdir_p(paths->db_dir, error) < 0 || mv_mkdir_p(paths->content_dir, error) < 0 ||
 	    mv_mkdir_p(paths->index_dir, error) < 0)
 		return -1;
-	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
+	char *dbp = mv_store_db_file(paths), *ixp = mv_store_index_file(paths);
 	sqlite3 *db = NULL, *ix = NULL;
 	int rc = -1;
-	if (mv_sql_open(dbp, true, false, &db, error) < 0 || mv_st_setup_db(db, true, error) < 0 ||
+	if (mv_sql_open(dbp, true, false, &db, error) < 0 || mv_store_setup_db(db, true, error) < 0 ||
 	    mv_sql_exec(db, store_schema, error) < 0)
 		goto out;
 	char *gen = mv_store_new_generation();
@@ -133,7 +133,7 @@ int mv_store_create(const mv_store_paths *paths, GError **error)
 	rc = -1;
 	char *ixgen = g_strdup_printf("INSERT OR REPLACE INTO index_state VALUES('generation','%s');", gen);
 	g_free(gen);
-	if (mv_sql_open(ixp, true, false, &ix, error) < 0 || mv_st_setup_db(ix, false, error) < 0 ||
+	if (mv_sql_open(ixp, true, false, &ix, error) < 0 || mv_store_setup_db(ix, false, error) < 0 ||
 	    mv_index_init_schema(ix, "main", error) < 0 || mv_sql_exec(ix, ixgen, error) < 0) {
 		g_free(ixgen);
 		goto out;
@@ -177,7 +177,7 @@ static void close_fd(gpointer p)
 	close(GPOINTER_TO_INT(p) - 1);
 }
 
-mv_store *mv_st_new(int store_id, const mv_store_paths *paths, const uint8_t data_key[MV_KEY_BYTES],
+mv_store *mv_store_new(int store_id, const mv_store_paths *paths, const uint8_t data_key[MV_KEY_BYTES],
                      mv_store_mode mode)
 {
 	mv_store *s = g_new0(mv_store, 1);
@@ -191,7 +191,7 @@ mv_store *mv_st_new(int store_id, const mv_store_paths *paths, const uint8_t dat
 	s->segment_fds = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, close_fd);
 	s->folder_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	s->lock_fd = -1;
-	s->index_queue = g_ptr_array_new_with_free_func(queued_doc_free);
+	s->index_queue = g_ptr_array_new_with_free_func(mv_store_queued_doc_free);
 	s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, finalize_stmt);
 	return s;
 }
@@ -199,14 +199,14 @@ mv_store *mv_st_new(int store_id, const mv_store_paths *paths, const uint8_t dat
 mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
                         const uint8_t data_key[MV_KEY_BYTES], mv_store_mode mode, GError **error)
 {
-	mv_store *s = mv_st_new(store_id, paths, data_key, mode);
-	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
+	mv_store *s = mv_store_new(store_id, paths, data_key, mode);
+	char *dbp = mv_store_db_file(paths), *ixp = mv_store_index_file(paths);
 	int rc = -1;
 	if (!g_file_test(dbp, G_FILE_TEST_EXISTS)) {
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "store database %s is missing", dbp);
 		goto out;
 	}
-	if (mv_sql_open(dbp, false, false, &s->db, error) < 0 || mv_st_setup_db(s->db, true, error) < 0 ||
+	if (mv_sql_open(dbp, false, false, &s->db, error) < 0 || mv_store_setup_db(s->db, true, error) < 0 ||
 	    check_format(s, error) < 0 || mv_mkdir_p(paths->index_dir, error) < 0)
 		goto out;
 	if (mode == MV_STORE_WRITE) {
@@ -215,7 +215,7 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 		rc = -1;
 		if (mv_sql_exec(s->db, STORE_LOOKUP_INDEXES, error) == 0 &&
 		    mv_sql_open(ixp, true, false, &s->index_db, error) == 0 &&
-		    mv_st_setup_db(s->index_db, false, error) == 0 && mv_index_init_schema(s->index_db, "main", error) == 0)
+		    mv_store_setup_db(s->index_db, false, error) == 0 && mv_index_init_schema(s->index_db, "main", error) == 0)
 			rc = 0;
 		goto out;
 	}
@@ -223,7 +223,7 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 	 * missing is made (empty, stale) only so that queries fail softly. */
 	if (!g_file_test(ixp, G_FILE_TEST_EXISTS)) {
 		sqlite3 *ix = NULL;
-		rc = mv_sql_open(ixp, true, false, &ix, error) == 0 && mv_st_setup_db(ix, false, error) == 0 &&
+		rc = mv_sql_open(ixp, true, false, &ix, error) == 0 && mv_store_setup_db(ix, false, error) == 0 &&
 		     mv_index_init_schema(ix, "main", error) == 0 ? 0 : -1;
 		sqlite3_close(ix);
 		if (rc < 0)
@@ -295,7 +295,7 @@ sqlite3 *mv_store_db(mv_store *s) { return s->db; }
 
 /* ---- segments ---------------------------------------------------------------- */
 
-int mv_st_segment_write_header(int fd, const char *path, GError **error)
+int mv_store_segment_write_header(int fd, const char *path, GError **error)
 {
 	uint8_t hdr[SEGMENT_HEADER_BYTES] = { 0 };
 	memcpy(hdr, SEGMENT_MAGIC, 8);
@@ -303,12 +303,12 @@ int mv_st_segment_write_header(int fd, const char *path, GError **error)
 	return mv_pwrite_all(fd, hdr, sizeof hdr, 0, path, error);
 }
 
-int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
+int mv_store_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
 {
 	gpointer v = g_hash_table_lookup(s->segment_fds, &seg);
 	if (v)
 		return GPOINTER_TO_INT(v) - 1;
-	char *path = mv_st_segment_file(s, seg);
+	char *path = mv_store_segment_file(s, seg);
 	int flags = (s->mode == MV_STORE_WRITE ? O_RDWR : O_RDONLY) | O_CLOEXEC;
 	int fd = open(path, flags | (create ? O_CREAT | O_EXCL : 0), 0600);
 	if (fd < 0) {
@@ -317,7 +317,7 @@ int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
 		return -1;
 	}
 	if (create) {
-		if (mv_st_segment_write_header(fd, path, error) < 0 ||
+		if (mv_store_segment_write_header(fd, path, error) < 0 ||
 		    mv_fsync_fd(fd, path, error) < 0 || mv_fsync_dir(s->paths.content_dir, error) < 0) {
 			close(fd);
 			unlink(path);
@@ -334,7 +334,7 @@ int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
 
 /* Picks the segment to append `need` bytes to, creating one when the current
  * is full or none exists; returns its id and committed length. */
-int mv_st_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error)
+int mv_store_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error)
 {
 	sqlite3_stmt *st;
 	if (mv_sql_prepare(s->db, "SELECT id, committed_len FROM segments ORDER BY id DESC LIMIT 1", &st, error) < 0)
@@ -348,13 +348,13 @@ int mv_st_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *
 	bool fresh = seg == 0 || (len > SEGMENT_HEADER_BYTES && (uint64_t)len + need > MV_SEGMENT_MAX_BYTES);
 	if (fresh) {
 		seg++;
-		char *path = mv_st_segment_file(s, seg);
+		char *path = mv_store_segment_file(s, seg);
 		/* A file without a segments row is debris from a crash between its
 		 * creation and the commit that would have recorded it. */
 		if (g_file_test(path, G_FILE_TEST_EXISTS))
 			unlink(path);
 		g_free(path);
-		if (mv_st_segment_fd(s, seg, true, error) < 0)
+		if (mv_store_segment_fd(s, seg, true, error) < 0)
 			return -1;
 		len = SEGMENT_HEADER_BYTES;
 	}
@@ -363,12 +363,12 @@ int mv_st_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *
 	return 0;
 }
 
-int mv_st_segment_append(mv_store *s, int64_t seg, int64_t at, const GByteArray *bytes, GError **error)
+int mv_store_segment_append(mv_store *s, int64_t seg, int64_t at, const GByteArray *bytes, GError **error)
 {
-	int fd = mv_st_segment_fd(s, seg, false, error);
+	int fd = mv_store_segment_fd(s, seg, false, error);
 	if (fd < 0)
 		return -1;
-	char *path = mv_st_segment_file(s, seg);
+	char *path = mv_store_segment_file(s, seg);
 	int rc = -1;
 	if (ftruncate(fd, at) < 0) {
 		mv_set_errno_error(error, errno, "truncate", path);
@@ -389,7 +389,7 @@ out:
 
 /* ---- folders ------------------------------------------------------------------ */
 
-int mv_st_folder_id(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error)
+int mv_store_folder_id(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error)
 {
 	/* Callers check first (ingest refuses the message); this keeps a store
 	 * from ever holding a name that reads as a folder path. */
@@ -403,7 +403,7 @@ int mv_st_folder_id(mv_store *s, const char *archive, const char *path, int64_t 
 		return 0;
 	}
 	sqlite3_stmt *st;
-	int rc = (st = mv_st_stmt_get(s, "INSERT INTO folders(archive, path) VALUES(?1, ?2)"
+	int rc = (st = mv_store_stmt_get(s, "INSERT INTO folders(archive, path) VALUES(?1, ?2)"
 	                     " ON CONFLICT(archive, path) DO UPDATE SET path=excluded.path RETURNING id", error)) ? 0 : -1;
 	if (rc == 0) {
 		sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
@@ -472,10 +472,10 @@ int mv_store_prepare_item(mv_store *s, mv_store_item *it, int zstd_level, GError
 	return 0;
 }
 
-int mv_st_lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GError **error)
+int mv_store_lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = mv_st_stmt_get(s, "SELECT id FROM contents WHERE hash=?", error)))
+	if (!(st = mv_store_stmt_get(s, "SELECT id FROM contents WHERE hash=?", error)))
 		return -1;
 	sqlite3_bind_blob(st, 1, hash, MV_HASH_BYTES, SQLITE_STATIC);
 	*id_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
@@ -486,7 +486,7 @@ int mv_st_lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GError
 static int message_exists(mv_store *s, int64_t folder, int64_t content, bool *exists_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = mv_st_stmt_get(s, "SELECT 1 FROM messages WHERE folder_id=? AND content_id=?", error)))
+	if (!(st = mv_store_stmt_get(s, "SELECT 1 FROM messages WHERE folder_id=? AND content_id=?", error)))
 		return -1;
 	sqlite3_bind_int64(st, 1, folder);
 	sqlite3_bind_int64(st, 2, content);
@@ -508,7 +508,7 @@ static int insert_content(mv_store *s, const mv_store_item *it, int64_t seg, int
                           int64_t *id_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = mv_st_stmt_get(s, "INSERT INTO contents(hash, segment, offset, length, size) VALUES(?,?,?,?,?)", error)))
+	if (!(st = mv_store_stmt_get(s, "INSERT INTO contents(hash, segment, offset, length, size) VALUES(?,?,?,?,?)", error)))
 		return -1;
 	sqlite3_bind_blob(st, 1, it->hash, MV_HASH_BYTES, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, seg);
@@ -528,7 +528,7 @@ static int insert_content(mv_store *s, const mv_store_item *it, int64_t seg, int
 static int insert_message(mv_store *s, mv_store_item *it, int64_t folder, int64_t content, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = mv_st_stmt_get(s, "INSERT INTO messages(content_id, folder_id, date, date_source, archived_at, size,"
+	if (!(st = mv_store_stmt_get(s, "INSERT INTO messages(content_id, folder_id, date, date_source, archived_at, size,"
 	                " parse_flags, has_attachment, mail_flags, subject, sender, recipients, message_id)"
 	                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", error)))
 		return -1;
@@ -576,8 +576,8 @@ static int plan_batch(mv_store *s, mv_store_item *items, size_t n, int level, pl
 		it->number = 0;
 		it->duplicate = false;
 		p->record_len = 0;
-		if ((rc = mv_st_folder_id(s, it->archive, it->folder, &p->folder_id, error)) < 0 ||
-		    (rc = mv_st_lookup_content(s, it->hash, &p->content_id, error)) < 0)
+		if ((rc = mv_store_folder_id(s, it->archive, it->folder, &p->folder_id, error)) < 0 ||
+		    (rc = mv_store_lookup_content(s, it->hash, &p->content_id, error)) < 0)
 			break;
 		char *hex = mv_hex(it->hash, MV_HASH_BYTES);
 		char *pair = g_strdup_printf("%lld:%s", (long long)p->folder_id, hex);
@@ -616,7 +616,7 @@ static int plan_batch(mv_store *s, mv_store_item *items, size_t n, int level, pl
 static int next_number(mv_store *s, int64_t *next_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = mv_st_stmt_get(s, "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'), 0),"
+	if (!(st = mv_store_stmt_get(s, "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'), 0),"
 	                          " coalesce((SELECT max(num) FROM messages), 0))", error)))
 		return -1;
 	int rc = sqlite3_step(st);
@@ -683,7 +683,7 @@ static int write_rows(mv_store *s, mv_store_item *items, size_t n, planned *plan
 	return rc;
 }
 
-int mv_st_set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **error)
+int mv_store_set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **error)
 {
 	sqlite3_stmt *st;
 	if (mv_sql_prepare(s->db, "INSERT INTO segments(id, committed_len) VALUES(?1, ?2)"
@@ -702,7 +702,7 @@ int mv_st_set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **erro
 
 /* ---- the write lock and the open index transaction ----------------------------------- */
 
-int mv_st_flock(mv_store *s, GError **error)
+int mv_store_flock(mv_store *s, GError **error)
 {
 	if (s->lock_fd >= 0)
 		return 0;
@@ -727,17 +727,17 @@ int mv_st_flock(mv_store *s, GError **error)
 	return 0;
 }
 
-int mv_st_write_lock(mv_store *s, GError **error)
+int mv_store_write_lock(mv_store *s, GError **error)
 {
 	if (s->lock_fd >= 0)
 		return 0;
-	if (mv_st_flock(s, error) < 0)
+	if (mv_store_flock(s, error) < 0)
 		return -1;
 	bool stale = false;
-	int rc = mv_st_index_generation_check(s, &stale, error);
+	int rc = mv_store_index_generation_check(s, &stale, error);
 	if (rc == 0 && stale) {
 		mv_log_info("store %d: the index belongs to another state of the store; rebuilding it", s->id);
-		rc = mv_st_index_reset(s, error);
+		rc = mv_store_index_reset(s, error);
 	}
 	if (rc == 0)
 		rc = mv_store_index_catch_up(s, error);
@@ -750,7 +750,7 @@ int mv_st_write_lock(mv_store *s, GError **error)
 
 int mv_store_sync(mv_store *s, GError **error)
 {
-	int rc = mv_st_flush_index(s, error);
+	int rc = mv_store_flush_index(s, error);
 	if (s->lock_fd >= 0) {
 		close(s->lock_fd); /* releases the flock */
 		s->lock_fd = -1;
@@ -765,7 +765,7 @@ static void index_items(mv_store *s, mv_store_item *items, size_t n, planned *pl
 		mv_store_item *it = &items[i];
 		if (it->duplicate)
 			continue;
-		mv_st_fill_scope(scope, it->archive, plan[i].folder_id, it->has_attachment);
+		mv_store_fill_scope(scope, it->archive, plan[i].folder_id, it->has_attachment);
 		mv_index_doc doc = {
 			.number = it->number, .date = it->date, .subject = it->subject, .body = it->text,
 			.from = it->from, .to = it->to, .from_addrs = it->from_addrs, .to_addrs = it->to_addrs,
@@ -773,7 +773,7 @@ static void index_items(mv_store *s, mv_store_item *items, size_t n, planned *pl
 			.attachments = it->attachment_names, .folder = it->folder, .archive = it->archive,
 			.message_id = it->message_id, .scope = scope->str,
 		};
-		mv_st_queue_doc(s, &doc);
+		mv_store_queue_doc(s, &doc);
 	}
 	g_string_free(scope, TRUE);
 }
@@ -792,10 +792,10 @@ static void sync_after_batch(mv_store *s)
 
 int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_level, GError **error)
 {
-	mv_st_assert_writer(s);
+	mv_store_assert_writer(s);
 	if (n == 0)
 		return 0;
-	if (mv_st_write_lock(s, error) < 0 || mv_sql_exec(s->db, "BEGIN IMMEDIATE", error) < 0)
+	if (mv_store_write_lock(s, error) < 0 || mv_sql_exec(s->db, "BEGIN IMMEDIATE", error) < 0)
 		return -1;
 	/* The cache may name folders a rolled-back batch created. */
 	g_hash_table_remove_all(s->folder_ids);
@@ -815,9 +815,9 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 		g_byte_array_set_size(out, 0);
 	double t_plan = mv_monotonic();
 	if (rc == 0)
-		rc = mv_st_segment_for_append(s, out->len, &seg, &base, error);
+		rc = mv_store_segment_for_append(s, out->len, &seg, &base, error);
 	if (rc == 0 && out->len > 0)
-		rc = mv_st_segment_append(s, seg, base, out, error);
+		rc = mv_store_segment_append(s, seg, base, out, error);
 	double t_append = mv_monotonic();
 	int64_t first = 0;
 	if (rc == 0 && out->len > 0)
@@ -827,7 +827,7 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 	if (rc == 0 && out->len > 0)
 		rc = check_numbering(items, n, first, error);
 	if (rc == 0)
-		rc = mv_st_set_committed_len(s, seg, base + (int64_t)out->len, error);
+		rc = mv_store_set_committed_len(s, seg, base + (int64_t)out->len, error);
 	if (rc == 0)
 		rc = mv_sql_exec(s->db, "COMMIT", error);
 	double t_commit = mv_monotonic();
@@ -851,18 +851,18 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 
 /* ---- reading ------------------------------------------------------------------------ */
 
-int mv_st_read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByteArray **rec_r, GError **error)
+int mv_store_read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByteArray **rec_r, GError **error)
 {
 	if (len < MV_RECORD_HEADER_BYTES || (uint64_t)len > MV_RECORD_HEADER_BYTES + (uint64_t)MV_RECORD_MAX_PAYLOAD) {
 		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "record length %lld out of range", (long long)len);
 		return -1;
 	}
-	int fd = mv_st_segment_fd(s, seg, false, error);
+	int fd = mv_store_segment_fd(s, seg, false, error);
 	if (fd < 0)
 		return -1;
 	GByteArray *rec = g_byte_array_sized_new((guint)len);
 	g_byte_array_set_size(rec, (guint)len);
-	char *path = mv_st_segment_file(s, seg);
+	char *path = mv_store_segment_file(s, seg);
 	int rc = mv_pread_exact(fd, rec->data, (size_t)len, off, path, error);
 	g_free(path);
 	if (rc < 0) {
@@ -894,7 +894,7 @@ int mv_store_read_message(mv_store *s, int64_t number, GByteArray **raw_r, GErro
 static int read_message_once(mv_store *s, int64_t number, GByteArray **raw_r, bool *moved_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = mv_st_stmt_get(s, "SELECT c.hash, c.segment, c.offset, c.length, c.size FROM messages m"
+	if (!(st = mv_store_stmt_get(s, "SELECT c.hash, c.segment, c.offset, c.length, c.size FROM messages m"
 	                " JOIN contents c ON c.id = m.content_id WHERE m.num = ? AND m.deleted = 0", error)))
 		return -1;
 	sqlite3_bind_int64(st, 1, number);
@@ -913,8 +913,8 @@ static int read_message_once(mv_store *s, int64_t number, GByteArray **raw_r, bo
 	mv_record_header h;
 	const uint8_t *meta, *body;
 	size_t meta_len, body_len;
-	if (mv_st_read_record(s, seg, off, len, &rec, error) < 0) {
-		char *path = mv_st_segment_file(s, seg);
+	if (mv_store_read_record(s, seg, off, len, &rec, error) < 0) {
+		char *path = mv_store_segment_file(s, seg);
 		*moved_r = !g_file_test(path, G_FILE_TEST_EXISTS);
 		g_free(path);
 		return -1;
@@ -971,7 +971,7 @@ static gpointer make_pool(gpointer unused)
 	return g_thread_pool_new(parallel_run, NULL, n > 0 ? n : 1, FALSE, NULL);
 }
 
-void mv_st_parallel(GPtrArray *jobs, GFunc fn, gpointer user)
+void mv_store_parallel(GPtrArray *jobs, GFunc fn, gpointer user)
 {
 	static GOnce once = G_ONCE_INIT;
 	GThreadPool *pool = g_once(&once, make_pool, NULL);

@@ -30,7 +30,7 @@ typedef struct numrec {
 typedef struct verify_ctx {
 	mv_store *s;
 	const mv_store_task *task;
-	report rep;
+	mv_journal_report rep;
 	GArray *nums;         /* numrec by message number */
 	sqlite3_stmt *contents; /* cursor: id, segment, offset, length, hash ordered by place */
 	bool have_content;
@@ -57,7 +57,7 @@ static void content_lost(verify_ctx *v, const char *why)
 {
 	int64_t id = sqlite3_column_int64(v->contents, 0);
 	g_array_append_val(v->damaged_contents, id);
-	report_problem(&v->rep, "contentMissing", NULL, "content %lld (segment %lld offset %lld): %s", (long long)id,
+	mv_journal_problem(&v->rep, "contentMissing", NULL, "content %lld (segment %lld offset %lld): %s", (long long)id,
 	               (long long)sqlite3_column_int64(v->contents, 1), (long long)sqlite3_column_int64(v->contents, 2), why);
 }
 
@@ -97,7 +97,7 @@ static int verify_record(void *opaque, mv_journal_rec *r, GError **error)
 		json_t *ids = NULL;
 		if (r->number > 0)
 			ids = json_pack("[o]", message_id_json(v->s->id, r->number));
-		report_problem(&v->rep, "recordDamaged", ids, "segment %lld offset %lld (%lld bytes): %s",
+		mv_journal_problem(&v->rep, "recordDamaged", ids, "segment %lld offset %lld (%lld bytes): %s",
 		               (long long)r->segment, (long long)r->offset, (long long)r->length, r->problem);
 		numrec *slot = num_slot(v->nums, r->number);
 		if (slot)
@@ -156,23 +156,23 @@ static int verify_rows(verify_ctx *v, GHashTable *damaged_ids, GError **error)
 		numrec *slot = num_slot(v->nums, num);
 		char *id = mv_message_id_format(v->s->id, num);
 		if (!slot) {
-			report_problem(&v->rep, "badNumber", json_pack("[s]", id), "message number out of range");
+			mv_journal_problem(&v->rep, "badNumber", json_pack("[s]", id), "message number out of range");
 		} else {
 			slot->seen = 1;
 			if (deleted) {
 				if (!slot->tombstone && slot->state != NUM_NONE)
-					report_problem(&v->rep, "tombstoneMissing", json_pack("[s]", id),
+					mv_journal_problem(&v->rep, "tombstoneMissing", json_pack("[s]", id),
 					               "deleted in the db but content/ holds no tombstone for it");
 			} else if (slot->state == NUM_NONE) {
-				report_problem(&v->rep, "recordMissing", json_pack("[s]", id), "no recovery record in content/");
+				mv_journal_problem(&v->rep, "recordMissing", json_pack("[s]", id), "no recovery record in content/");
 			} else if (slot->state == NUM_DAMAGED) {
 				g_hash_table_add(damaged_ids, g_strdup(id));
 			} else if (slot->tombstone) {
-				report_problem(&v->rep, "deletedInContent", json_pack("[s]", id),
+				mv_journal_problem(&v->rep, "deletedInContent", json_pack("[s]", id),
 				               "content/ holds a tombstone but the db shows it live");
 			} else if (sqlite3_column_bytes(st, 3) != MV_HASH_BYTES ||
 			           sodium_memcmp(slot->hash, sqlite3_column_blob(st, 3), MV_HASH_BYTES) != 0) {
-				report_problem(&v->rep, "contentMismatch", json_pack("[s]", id),
+				mv_journal_problem(&v->rep, "contentMismatch", json_pack("[s]", id),
 				               "the db row and the recovery record name different content");
 			}
 			if (!deleted && g_hash_table_contains(bad_content, &content))
@@ -192,7 +192,7 @@ static int verify_rows(verify_ctx *v, GHashTable *damaged_ids, GError **error)
 		}
 	}
 	if (orphans->len)
-		report_problem(&v->rep, "rowMissing", id_list(v->s->id, orphans),
+		mv_journal_problem(&v->rep, "rowMissing", id_list(v->s->id, orphans),
 		               "%u recovery records have no db row (RecoverStore brings them back)", orphans->len);
 	g_array_free(orphans, TRUE);
 	return 0;
@@ -201,7 +201,7 @@ static int verify_rows(verify_ctx *v, GHashTable *damaged_ids, GError **error)
 static int index_rowids(mv_store *s, const char *archive, GArray *out, GError **error)
 {
 	const char *prefix;
-	sqlite3 *ix = index_conn(s, &prefix);
+	sqlite3 *ix = mv_store_index_conn(s, &prefix);
 	char *tok = mv_scope_archive_token(archive);
 	char *match = g_strdup_printf("scope : %s", tok);
 	char *sql = g_strdup_printf("SELECT rowid FROM %sfts WHERE fts MATCH ? ORDER BY rowid", prefix);
@@ -267,10 +267,10 @@ static int verify_index_archive(verify_ctx *v, const char *archive, GError **err
 		}
 	}
 	if (missing->len)
-		report_problem(&v->rep, "notIndexed", id_list(v->s->id, missing), "archive %s: %u messages are not in the index",
+		mv_journal_problem(&v->rep, "notIndexed", id_list(v->s->id, missing), "archive %s: %u messages are not in the index",
 		               archive, missing->len);
 	if (extra->len)
-		report_problem(&v->rep, "indexedNotLive", id_list(v->s->id, extra),
+		mv_journal_problem(&v->rep, "indexedNotLive", id_list(v->s->id, extra),
 		               "archive %s: %u index entries name no live message", archive, extra->len);
 	g_array_free(want, TRUE);
 	g_array_free(have, TRUE);
@@ -282,11 +282,11 @@ static int verify_index_archive(verify_ctx *v, const char *archive, GError **err
 static int verify_index(verify_ctx *v, GError **error)
 {
 	const char *prefix;
-	sqlite3 *ix = index_conn(v->s, &prefix);
+	sqlite3 *ix = mv_store_index_conn(v->s, &prefix);
 	char *sql = g_strdup_printf("INSERT INTO %sfts(fts) VALUES('integrity-check')", prefix);
 	char *msg = NULL;
 	if (sqlite3_exec(ix, sql, NULL, NULL, &msg) != SQLITE_OK)
-		report_problem(&v->rep, "indexDamaged", NULL, "FTS5 integrity check: %s", msg ? msg : "failed");
+		mv_journal_problem(&v->rep, "indexDamaged", NULL, "FTS5 integrity check: %s", msg ? msg : "failed");
 	sqlite3_free(msg);
 	g_free(sql);
 	sqlite3_stmt *st;
@@ -298,8 +298,8 @@ static int verify_index(verify_ctx *v, GError **error)
 	sqlite3_finalize(st);
 	int rc = 0;
 	for (guint i = 0; i < archives->len && rc == 0; i++) {
-		if (v->task && mv_st_task_cancelled(v->task))
-			rc = mv_st_cancelled_error(error, "VerifyStore");
+		if (v->task && mv_store_task_cancelled(v->task))
+			rc = mv_store_cancelled_error(error, "VerifyStore");
 		else
 			rc = verify_index_archive(v, archives->pdata[i], error);
 	}
@@ -352,25 +352,25 @@ int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, 
 	/* The lock keeps writers out so that content, db and index are compared
 	 * at one instant; verification itself writes nothing. */
 	bool locked = s->mode == MV_STORE_WRITE;
-	if (locked && mv_st_write_lock(s, error) < 0)
+	if (locked && mv_store_write_lock(s, error) < 0)
 		return -1;
 	verify_ctx v = { .s = s, .task = task, .rep.problems = json_array(), .nums = g_array_new(FALSE, TRUE, sizeof(numrec)),
 	                 .damaged_contents = g_array_new(FALSE, FALSE, sizeof(int64_t)) };
 	GHashTable *damaged_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	int rc = -1;
-	mv_st_task_progress(task, 0, "store %d: checking every record", s->id);
+	mv_store_task_progress(task, 0, "store %d: checking every record", s->id);
 	if (census(&v, "past the end of its segment's committed data", error) < 0)
 		goto out;
-	mv_st_task_progress(task, 99, "store %d: checking the db against content", s->id);
+	mv_store_task_progress(task, 99, "store %d: checking the db against content", s->id);
 	if (verify_rows(&v, damaged_ids, error) < 0)
 		goto out;
 	if (include_index) {
-		mv_st_task_progress(task, 99, "store %d: checking the index against the db", s->id);
+		mv_store_task_progress(task, 99, "store %d: checking the index against the db", s->id);
 		if (verify_index(&v, error) < 0)
 			goto out;
 	}
 	int64_t messages = 0;
-	if (mv_st_int_query(s->db, "SELECT count(*) FROM messages WHERE deleted=0", "count messages", &messages, error) < 0)
+	if (mv_store_int_query(s->db, "SELECT count(*) FROM messages WHERE deleted=0", "count messages", &messages, error) < 0)
 		goto out;
 	*report_r = json_pack("{s:i, s:b, s:I, s:I, s:I, s:I, s:b, s:o, s:I, s:O}", "storeId", s->id,
 	                      "clean", v.rep.count == 0 && g_hash_table_size(damaged_ids) == 0,
@@ -383,7 +383,7 @@ int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, 
 out:
 	verify_ctx_clear(&v);
 	g_hash_table_destroy(damaged_ids);
-	return locked ? mv_st_finish_locked(s, rc, error) : rc;
+	return locked ? mv_store_finish_locked(s, rc, error) : rc;
 }
 
 /* ---- RecreateRecoveryRecords ---------------------------------------------------------------------- */
@@ -416,7 +416,7 @@ typedef struct append_txn {
 static int append_in_txn(void *opaque, GError **error)
 {
 	append_txn *t = opaque;
-	return mv_st_append_records(t->s, t->records, error);
+	return mv_store_append_records(t->s, t->records, error);
 }
 
 /* A batch marker naming num, then a reference record: content/ says again
@@ -454,8 +454,8 @@ out:
 
 int mv_store_recreate_records(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error)
 {
-	mv_st_assert_writer(s);
-	if (mv_st_write_lock(s, error) < 0)
+	mv_store_assert_writer(s);
+	if (mv_store_write_lock(s, error) < 0)
 		return -1;
 	verify_ctx v = { .s = s, .task = task, .rep.problems = json_array(), .nums = g_array_new(FALSE, TRUE, sizeof(numrec)),
 	                 .damaged_contents = g_array_new(FALSE, FALSE, sizeof(int64_t)) };
@@ -488,5 +488,5 @@ out:
 	g_array_free(lost, TRUE);
 	g_hash_table_destroy(bad);
 	verify_ctx_clear(&v);
-	return mv_st_finish_locked(s, rc, error);
+	return mv_store_finish_locked(s, rc, error);
 }

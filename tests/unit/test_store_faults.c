@@ -90,11 +90,11 @@ static void test_generation_check_read_error(void **state)
 	assert_non_null(s);
 	sqlite3_set_authorizer(mv_store_db(s), deny_meta, NULL);
 	bool stale = true;
-	assert_int_equal(mv_st_index_generation_check(s, &stale, &err), -1);
+	assert_int_equal(mv_store_index_generation_check(s, &stale, &err), -1);
 	assert_non_null(err);
 	g_clear_error(&err);
 	sqlite3_set_authorizer(mv_store_db(s), NULL, NULL);
-	assert_int_equal(mv_st_index_generation_check(s, &stale, &err), 0);
+	assert_int_equal(mv_store_index_generation_check(s, &stale, &err), 0);
 	assert_false(stale);
 	mv_store_close(&s);
 }
