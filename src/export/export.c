@@ -87,7 +87,7 @@ static void report_progress(export_run *r)
  * in logOutput and counted, the export goes on; a target that fails stops it. */
 static int export_one(export_run *r, mv_store *s, int64_t num, const mv_store_message *m, GError **error)
 {
-	char *id = g_strdup_printf("%d:%lld", mv_store_id(s), (long long)num);
+	char *id = mv_message_id_format(mv_store_id(s), num);
 	GByteArray *raw = NULL;
 	GError *err = NULL;
 	int rc = 0;

@@ -35,33 +35,6 @@ void mv_search_hit_free(mv_search_hit *h)
 	g_free(h);
 }
 
-/* Only the form ids are written in ("STORE:NUMBER", decimal, no sign, no
- * space, no leading zero): one id has one spelling, so " 1:1", "+1:+1" and
- * "1:1 " are all refused alike. */
-bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r)
-{
-	if (!text || strlen(text) > 40)
-		return false;
-	for (const char *p = text; *p; p++)
-		if (!g_ascii_isdigit(*p) && *p != ':')
-			return false;
-	char *end = NULL;
-	guint64 store = g_ascii_strtoull(text, &end, 10);
-	if (end == text || *end != ':' || store == 0 || store > G_MAXINT)
-		return false;
-	const char *n = end + 1;
-	guint64 num = g_ascii_strtoull(n, &end, 10);
-	if (end == n || *end != '\0' || num == 0 || num > G_MAXINT64)
-		return false;
-	char canonical[48];
-	g_snprintf(canonical, sizeof canonical, "%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT, store, num);
-	if (strcmp(canonical, text) != 0)
-		return false;
-	*store_r = (int)store;
-	*num_r = (int64_t)num;
-	return true;
-}
-
 /* ---- plan ------------------------------------------------------------------------ */
 
 typedef struct plan {
@@ -449,7 +422,7 @@ static mv_search_hit *hit_from_row(sqlite3_stmt *st, int store_id)
 
 json_t *mv_search_hit_json(const mv_search_hit *h)
 {
-	char *id = g_strdup_printf("%d:%lld", h->store_id, (long long)h->number);
+	char *id = mv_message_id_format(h->store_id, h->number);
 	char *date = mv_format_time_utc(h->date);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:b}",
 	                      "id", id, "date", date, "from", h->from, "to", h->to, "subject", h->subject,

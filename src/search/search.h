@@ -69,7 +69,4 @@ json_t *mv_snippet_json(const mv_query *q, const char *text, size_t max_chars);
 json_t *mv_snippet_for_message(const mv_query *q, const uint8_t *raw, size_t len, size_t max_bytes, size_t max_chars,
                                char **attachment_r);
 
-/* Parses "<store>:<num>". */
-bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r);
-
 #endif

@@ -40,7 +40,7 @@ typedef struct compact_ctx {
 static int out_segment_open(compact_ctx *c, GError **error)
 {
 	if (c->out_fd >= 0) {
-		char *path = mv_st_segment_file(c->s, c->out_seg);
+		char *path = mv_store_segment_file(c->s, c->out_seg);
 		int rc = mv_fsync_fd(c->out_fd, path, error);
 		g_free(path);
 		close(c->out_fd);
@@ -51,14 +51,11 @@ static int out_segment_open(compact_ctx *c, GError **error)
 			return -1;
 	}
 	c->out_seg++;
-	char *path = mv_st_segment_file(c->s, c->out_seg);
+	char *path = mv_store_segment_file(c->s, c->out_seg);
 	unlink(path);
 	c->out_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	uint8_t hdr[SEGMENT_HEADER_BYTES] = { 0 };
-	memcpy(hdr, SEGMENT_MAGIC, 8);
-	hdr[8] = 1;
 	int rc = c->out_fd < 0 ? (mv_set_errno_error(error, errno, "create segment", path), -1) :
-	         mv_pwrite_all(c->out_fd, hdr, sizeof hdr, 0, path, error);
+	         mv_store_segment_write_header(c->out_fd, path, error);
 	g_free(path);
 	c->out_len = SEGMENT_HEADER_BYTES;
 	return rc;
@@ -69,7 +66,7 @@ static int out_write(compact_ctx *c, const uint8_t *bytes, size_t len, int64_t *
 	if (c->out_fd < 0 || (c->out_len > SEGMENT_HEADER_BYTES && (uint64_t)c->out_len + len > MV_SEGMENT_MAX_BYTES))
 		if (out_segment_open(c, error) < 0)
 			return -1;
-	char *path = mv_st_segment_file(c->s, c->out_seg);
+	char *path = mv_store_segment_file(c->s, c->out_seg);
 	int rc = mv_pwrite_all(c->out_fd, bytes, len, c->out_len, path, error);
 	g_free(path);
 	if (rc == 0) {
@@ -141,7 +138,7 @@ static int compact_record(void *opaque, mv_journal_rec *r, GError **error)
 		c->next_number = r->number;
 	}
 	GByteArray *rec = NULL;
-	if (mv_st_read_record(c->s, r->segment, r->offset, r->length, &rec, error) < 0)
+	if (mv_store_read_record(c->s, r->segment, r->offset, r->length, &rec, error) < 0)
 		return -1;
 	int64_t off = 0;
 	int rc = out_write(c, rec->data, rec->len, &off, error);
@@ -168,16 +165,11 @@ static int compact_record(void *opaque, mv_journal_rec *r, GError **error)
  * rewritten (order carries meaning), before it nothing is touched. */
 static int first_segment_to_rewrite(mv_store *s, int64_t *seg_r, GError **error)
 {
-	*seg_r = mv_st_int_query(s->db, "SELECT coalesce(min(seg), 0) FROM ("
-	                         " SELECT c.segment AS seg FROM contents c WHERE NOT EXISTS"
-	                         "  (SELECT 1 FROM messages m WHERE m.content_id = c.id AND m.deleted = 0)"
-	                         " UNION ALL SELECT c.segment FROM messages m JOIN contents c ON c.id = m.content_id"
-	                         "  WHERE m.deleted = 1)");
-	if (*seg_r < 0) {
-		mv_sql_set_error(error, s->db, "plan compaction");
-		return -1;
-	}
-	return 0;
+	return mv_store_int_query(s->db, "SELECT coalesce(min(seg), 0) FROM ("
+	                       " SELECT c.segment AS seg FROM contents c WHERE NOT EXISTS"
+	                       "  (SELECT 1 FROM messages m WHERE m.content_id = c.id AND m.deleted = 0)"
+	                       " UNION ALL SELECT c.segment FROM messages m JOIN contents c ON c.id = m.content_id"
+	                       "  WHERE m.deleted = 1)", "plan compaction", seg_r, error);
 }
 
 static int compact_commit(compact_ctx *c, GArray *old_segs, GError **error)
@@ -253,7 +245,7 @@ static guint remove_unnamed_segments(mv_store *s, bool debris)
 			sqlite3_bind_int64(st, 1, id);
 			if (sqlite3_step(st) != SQLITE_DONE)
 				continue;   /* named, or the db cannot say: the file stays */
-			char *path = mv_st_segment_file(s, id);
+			char *path = mv_store_segment_file(s, id);
 			g_hash_table_remove(s->segment_fds, &id);
 			if (unlink(path) == 0) {
 				removed++;
@@ -273,7 +265,8 @@ static guint remove_unnamed_segments(mv_store *s, bool debris)
 
 int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error)
 {
-	if (mv_st_require_writer(s, error) < 0 || mv_st_write_lock(s, error) < 0)
+	mv_store_assert_writer(s);
+	if (mv_store_write_lock(s, error) < 0)
 		return -1;
 	remove_unnamed_segments(s, true);
 	compact_ctx c = { .s = s, .out_fd = -1, .kept_numbers = g_array_new(FALSE, TRUE, 1),
@@ -297,7 +290,7 @@ int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, 
 		if (rc == 0)
 			rc = mv_sql_prepare(s->db, "SELECT 1 FROM messages WHERE num = ? AND deleted = 0", &c.number_live, error);
 		if (rc == 0) {
-			mv_st_task_progress(task, 0, "store %d: rewriting segments from %lld on", s->id, (long long)c.first_rewritten);
+			mv_store_task_progress(task, 0, "store %d: rewriting segments from %lld on", s->id, (long long)c.first_rewritten);
 			rc = mv_journal_scan(s, segs, task, compact_record, &c, error);
 		}
 		if (rc == 0 && c.out_fd < 0)
@@ -305,7 +298,7 @@ int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, 
 		if (rc == 0)
 			rc = out_segment_open(&c, error);   /* closes (fsyncs) the last one */
 		if (c.out_fd >= 0) {
-			char *path = mv_st_segment_file(s, c.out_seg);
+			char *path = mv_store_segment_file(s, c.out_seg);
 			close(c.out_fd);
 			unlink(path);   /* the spare one out_segment_open made */
 			g_free(path);
@@ -341,5 +334,5 @@ int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, 
 	g_array_free(c.kept_numbers, TRUE);
 	g_array_free(c.moved, TRUE);
 	g_array_free(c.new_segments, TRUE);
-	return mv_st_finish_locked(s, rc, error);
+	return mv_store_finish_locked(s, rc, error);
 }

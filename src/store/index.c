@@ -9,8 +9,14 @@
  * postings, so it costs a fraction of the raw bytes.  The `scope` column
  * carries synthetic tokens (archive, folder, has-attachment) so that the
  * usual scoped search is one FTS intersection rather than a post-filter over
- * a huge hit list. */
-#include "store/store.h"
+ * a huge hit list.
+ *
+ * The index's lifecycle lives here too: its generation (which state of the
+ * db it describes), its reset and rebuild, the documents queued and flushed
+ * in rowid order, the catch-up that indexes what a crash left out, and the
+ * documents rebuilt from content for FTS5's contentless delete. */
+#include "store/internal.h"
+#include "mime/mime.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -151,3 +157,406 @@ static int index_write(sqlite3 *db, sqlite3_stmt *st, const mv_index_doc *doc, G
 	}
 	return 0;
 }
+
+/* ---- generation, reset, rebuild ---------------------------------------------------------------- */
+
+char *mv_store_new_generation(void)
+{
+	uint8_t b[16];
+	randombytes_buf(b, sizeof b);
+	return mv_hex(b, sizeof b);
+}
+
+int mv_store_index_generation_check(mv_store *s, bool *stale_r, GError **error)
+{
+	char *db_gen = NULL, *ix_gen = NULL;
+	int rc = -1;
+	if (mv_store_text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", "read index generation",
+	                     &db_gen, error) < 0 ||
+	    mv_store_text_query(s->index_db, "SELECT value FROM index_state WHERE key='generation'", "read index generation",
+	                     &ix_gen, error) < 0)
+		goto out;
+	*stale_r = g_strcmp0(db_gen, ix_gen) != 0;
+	rc = 0;
+out:
+	g_free(db_gen);
+	g_free(ix_gen);
+	return rc;
+}
+
+/* The db's index generation, made when it has none (a db before format 2's
+ * upgrade set one, or one whose meta row was lost). */
+static char *db_generation(mv_store *s, GError **error)
+{
+	char *gen = NULL;
+	if (mv_store_text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", "read index generation", &gen,
+	                     error) < 0 || gen)
+		return gen;
+	gen = mv_store_new_generation();
+	char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta VALUES('index_generation', %Q)", gen);
+	if (mv_sql_exec(s->db, sql, error) < 0)
+		g_clear_pointer(&gen, g_free);
+	sqlite3_free(sql);
+	return gen;
+}
+
+int mv_store_index_reset(mv_store *s, GError **error)
+{
+	g_assert(s->lock_fd >= 0);
+	char *gen = db_generation(s, error);
+	if (!gen)
+		return -1;
+	g_ptr_array_set_size(s->index_queue, 0);
+	char *sql = sqlite3_mprintf("BEGIN; INSERT INTO fts(fts) VALUES('delete-all');"
+	                            " DELETE FROM index_state WHERE key='indexed_upto';"
+	                            " INSERT OR REPLACE INTO index_state VALUES('generation', %Q); COMMIT;", gen);
+	int rc = mv_sql_exec(s->index_db, sql, error);
+	if (rc < 0)
+		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_free(sql);
+	g_free(gen);
+	return rc;
+}
+
+int mv_store_refresh_index(mv_store *s, GError **error)
+{
+	if (mv_store_write_lock(s, error) < 0)
+		return -1;
+	return mv_store_sync(s, error);
+}
+
+int mv_store_rebuild_index(mv_store *s, const mv_store_task *task, GError **error)
+{
+	mv_store_assert_writer(s);
+	if (mv_store_flock(s, error) < 0)
+		return -1;
+	int rc = -1;
+	if (mv_store_task_cancelled(task)) {
+		mv_store_cancelled_error(error, "RebuildStoreIndex");
+		goto out;
+	}
+	mv_store_task_progress(task, 0, "store %d: emptying the index", s->id);
+	if (mv_store_index_reset(s, error) < 0)
+		goto out;
+	mv_store_task_progress(task, -1, "store %d: indexing every message from content", s->id);
+	rc = mv_store_index_catch_up_task(s, task, error);
+out:
+	rc = mv_store_finish_locked(s, rc, error);
+	if (rc == 0)
+		mv_store_task_progress(task, 100, "store %d: index rebuilt", s->id);
+	return rc;
+}
+
+/* The index connection and the schema prefix its tables need. */
+sqlite3 *mv_store_index_conn(mv_store *s, const char **prefix_r)
+{
+	*prefix_r = s->index_db ? "" : "ix.";
+	return s->index_db ? s->index_db : s->db;
+}
+
+/* The index document of a parsed message: the one mapping from what mime
+ * parsed to the index's columns, for catch-up and for the documents rebuilt
+ * for a contentless delete, which must match what was inserted. */
+static mv_index_doc doc_from_parsed(const mv_parsed *p, int64_t number, int64_t date, const char *archive,
+                                    const char *folder, const char *scope)
+{
+	return (mv_index_doc){
+		.number = number, .date = date, .subject = p->subject, .body = p->text->str,
+		.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
+		.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
+		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = scope,
+	};
+}
+
+/* ---- scope, the document queue ------------------------------------------------------------------ */
+
+void mv_store_fill_scope(GString *scope, const char *archive, int64_t folder, bool has_attachment)
+{
+	char *a = mv_scope_archive_token(archive);
+	char *f = mv_scope_folder_token(folder);
+	g_string_printf(scope, "%s %s%s", a, f, has_attachment ? " " MV_SCOPE_HAS_ATTACHMENT : "");
+	g_free(a);
+	g_free(f);
+}
+
+
+/* A document waiting for the index, owning its text.  Documents are queued
+ * and inserted sorted by rowid at flush time: FTS5 flushes its in-memory
+ * segment whenever a rowid is not larger than the previous one, and rowids
+ * follow message dates, not arrival order — unsorted inserts made a segment
+ * per message and doubled the index build time. */
+typedef struct queued_doc {
+	int64_t docid;
+	mv_index_doc doc;
+	char *text[13];
+} queued_doc;
+
+void mv_store_queued_doc_free(gpointer p)
+{
+	queued_doc *q = p;
+	for (size_t i = 0; i < G_N_ELEMENTS(q->text); i++)
+		g_free(q->text[i]);
+	g_free(q);
+}
+
+void mv_store_queue_doc(mv_store *s, const mv_index_doc *doc)
+{
+	queued_doc *q = g_new0(queued_doc, 1);
+	const char *src[] = { doc->subject, doc->body, doc->attachments, doc->from, doc->to, doc->from_addrs,
+	                      doc->to_addrs, doc->cc_addrs, doc->bcc_addrs, doc->folder, doc->archive,
+	                      doc->message_id, doc->scope };
+	G_STATIC_ASSERT(G_N_ELEMENTS(src) == G_N_ELEMENTS(((queued_doc *)0)->text));
+	for (size_t i = 0; i < G_N_ELEMENTS(src); i++)
+		q->text[i] = g_strdup(src[i] ? src[i] : "");
+	q->doc = (mv_index_doc){
+		.number = doc->number, .date = doc->date, .subject = q->text[0], .body = q->text[1],
+		.attachments = q->text[2], .from = q->text[3], .to = q->text[4], .from_addrs = q->text[5],
+		.to_addrs = q->text[6], .cc_addrs = q->text[7], .bcc_addrs = q->text[8], .folder = q->text[9],
+		.archive = q->text[10], .message_id = q->text[11], .scope = q->text[12],
+	};
+	q->docid = mv_index_docid(doc->date, doc->number);
+	if (s->index_queue->len == 0)
+		s->index_since = mv_monotonic();
+	g_ptr_array_add(s->index_queue, q);
+}
+
+static gint by_docid(gconstpointer a, gconstpointer b)
+{
+	const queued_doc *x = *(queued_doc *const *)a, *y = *(queued_doc *const *)b;
+	return x->docid < y->docid ? -1 : x->docid > y->docid;
+}
+
+/* Inserts the queued documents in rowid order in one index transaction. */
+int mv_store_flush_index(mv_store *s, GError **error)
+{
+	if (s->index_queue->len == 0)
+		return 0;
+	g_ptr_array_sort(s->index_queue, by_docid);
+	int64_t last = 0;
+	int rc = mv_sql_exec(s->index_db, "BEGIN", error);
+	for (guint i = 0; i < s->index_queue->len && rc == 0; i++) {
+		const queued_doc *q = s->index_queue->pdata[i];
+		rc = mv_index_insert(s->index_db, &s->index_insert, &q->doc, error);
+		last = MAX(last, q->doc.number);
+	}
+	if (rc == 0)
+		rc = mv_store_set_indexed_upto(s, last, error);
+	if (rc == 0)
+		rc = mv_sql_exec(s->index_db, "COMMIT", error);
+	if (rc < 0) {
+		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
+		g_prefix_error(error, "index update failed (the next writer re-indexes what is missing): ");
+	}
+	g_ptr_array_set_size(s->index_queue, 0);
+	return rc;
+}
+
+/* ---- index catch-up -------------------------------------------------------------------- */
+
+#define CATCH_UP_CHUNK 256
+
+/* One message to index: its record is read here, in order; decrypting,
+ * checking and parsing run on all cores (mv_store_parallel). */
+typedef struct reindex_job {
+	int64_t num, folder_id, date;
+	char *archive, *folder;
+	uint8_t hash[MV_HASH_BYTES];
+	GByteArray *record;
+	mv_parsed *parsed;
+	GError *error;
+} reindex_job;
+
+static void reindex_job_free(gpointer p)
+{
+	reindex_job *j = p;
+	g_free(j->archive);
+	g_free(j->folder);
+	if (j->record)
+		g_byte_array_unref(j->record);
+	mv_parsed_free(j->parsed);
+	if (j->error)
+		g_error_free(j->error);
+	g_free(j);
+}
+
+static void reindex_parse(gpointer data, gpointer user)
+{
+	reindex_job *j = data;
+	mv_store *s = user;
+	GByteArray *plain = NULL;
+	mv_record_header h;
+	const uint8_t *meta, *body;
+	size_t meta_len, body_len;
+	if (j->error)
+		return;   /* the record could not even be read */
+	if (mv_record_decode(s->key, j->record->data, j->record->len, &h, &plain, &meta, &meta_len, &body, &body_len,
+	                     &j->error) < 0) {
+		g_prefix_error(&j->error, "message %d:%lld: ", s->id, (long long)j->num);
+		return;
+	}
+	uint8_t got[MV_HASH_BYTES];
+	crypto_generichash(got, sizeof got, body, body_len, NULL, 0);
+	if (h.type != MV_RECORD_MESSAGE || sodium_memcmp(got, j->hash, MV_HASH_BYTES) != 0)
+		g_set_error(&j->error, MV_ERROR, MV_ERR_CORRUPT, "message %d:%lld: content hash mismatch", s->id, (long long)j->num);
+	else
+		j->parsed = mv_parse_message(body, body_len, j->date);
+	g_byte_array_unref(plain);
+}
+
+/* Indexes a chunk: records read in order, parsed in parallel, queued in order. */
+static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
+{
+	mv_store_parallel(jobs, reindex_parse, s);
+	GString *scope = g_string_new(NULL);
+	int rc = 0;
+	for (guint i = 0; i < jobs->len && rc == 0; i++) {
+		reindex_job *j = jobs->pdata[i];
+		if (j->error) {
+			/* A damaged record must not stop the index of every other
+			 * message: VerifyStore names it. */
+			mv_log_warn("store %d: not indexed: %s", s->id, j->error->message);
+			continue;
+		}
+		mv_store_fill_scope(scope, j->archive, j->folder_id, j->parsed->has_attachment);
+		mv_index_doc doc = doc_from_parsed(j->parsed, j->num, j->date, j->archive, j->folder, scope->str);
+		mv_store_queue_doc(s, &doc);
+		if (s->index_queue->len >= INDEX_COMMIT_DOCS)
+			rc = mv_store_flush_index(s, error);
+	}
+	g_string_free(scope, TRUE);
+	g_ptr_array_set_size(jobs, 0);
+	return rc;
+}
+
+int mv_store_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(s->index_db, "SELECT value FROM index_state WHERE key='indexed_upto'", &st, error) < 0)
+		return -1;
+	*upto_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int mv_store_set_indexed_upto(mv_store *s, int64_t upto, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(s->index_db, "INSERT INTO index_state VALUES('indexed_upto', ?1)"
+	                " ON CONFLICT(key) DO UPDATE SET value=max(value, excluded.value)", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, upto);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	if (rc < 0)
+		mv_sql_set_error(error, s->index_db, "record index progress");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int64_t count_unindexed(mv_store *s, int64_t upto)
+{
+	sqlite3_stmt *st;
+	int64_t n = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM messages WHERE num > ? AND deleted = 0", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(st, 1, upto);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+int mv_store_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **error)
+{
+	int64_t upto = 0, done = 0;
+	sqlite3_stmt *st;
+	if (mv_store_indexed_upto(s, &upto, error) < 0)
+		return -1;
+	int64_t total = task ? count_unindexed(s, upto) : 0;
+	if (mv_sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date, c.hash, c.segment, c.offset, c.length"
+	                " FROM messages m JOIN folders f ON f.id = m.folder_id JOIN contents c ON c.id = m.content_id"
+	                " WHERE m.num > ? AND m.deleted = 0 ORDER BY m.num", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, upto);
+	GPtrArray *jobs = g_ptr_array_new_with_free_func(reindex_job_free);
+	int rc = 0;
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		reindex_job *j = g_new0(reindex_job, 1);
+		j->num = sqlite3_column_int64(st, 0);
+		j->archive = g_strdup((const char *)sqlite3_column_text(st, 1));
+		j->folder = g_strdup((const char *)sqlite3_column_text(st, 2));
+		j->folder_id = sqlite3_column_int64(st, 3);
+		j->date = sqlite3_column_int64(st, 4);
+		if (sqlite3_column_bytes(st, 5) == MV_HASH_BYTES)
+			memcpy(j->hash, sqlite3_column_blob(st, 5), MV_HASH_BYTES);
+		g_ptr_array_add(jobs, j);
+		if (mv_store_read_record(s, sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
+		                      &j->record, &j->error) < 0)
+			j->record = g_byte_array_new();
+		done++;
+		if (jobs->len < CATCH_UP_CHUNK)
+			continue;
+		rc = reindex_chunk(s, jobs, error);
+		if (rc == 0 && mv_store_task_cancelled(task)) {
+			rc = mv_store_flush_index(s, error);
+			if (rc == 0)
+				g_set_error(error, MV_ERROR, MV_ERR_CANCELLED,
+				            "store %d: indexing cancelled after %lld of %lld messages; the index is usable, "
+				            "and the rest is indexed by the next write to the store or RebuildStoreIndex",
+				            s->id, (long long)done, (long long)total);
+			rc = -1;
+		} else if (rc == 0) {
+			mv_store_task_progress(task, total > 0 ? (int)MIN(99, done * 100 / total) : -1,
+			                    "store %d: indexed %lld of %lld messages", s->id, (long long)done, (long long)total);
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc == 0)
+		rc = reindex_chunk(s, jobs, error);
+	g_ptr_array_free(jobs, TRUE);
+	if (rc == 0)
+		rc = mv_store_flush_index(s, error);
+	g_ptr_array_set_size(s->index_queue, 0);
+	if (rc == 0 && done)
+		mv_log_info("store %d: indexed %lld messages the index lacked", s->id, (long long)done);
+	return rc;
+}
+
+int mv_store_index_catch_up(mv_store *s, GError **error)
+{
+	return mv_store_index_catch_up_task(s, NULL, error);
+}
+
+/* ---- documents for the index, rebuilt from content ------------------------------------------ */
+
+void mv_store_doc_clear(mv_store_doc *h)
+{
+	mv_parsed_free(h->parsed);
+	g_free(h->archive);
+	g_free(h->folder);
+	if (h->scope)
+		g_string_free(h->scope, TRUE);
+	if (h->raw)
+		g_byte_array_unref(h->raw);
+	memset(h, 0, sizeof *h);
+}
+
+/* The exact document the index holds (or would hold) for a message — what
+ * FTS5's contentless 'delete' needs. */
+int mv_store_doc_for(mv_store *s, int64_t num, const char *archive, const char *folder, int64_t folder_id,
+                   int64_t date, mv_store_doc *h, GError **error)
+{
+	memset(h, 0, sizeof *h);
+	if (mv_store_read_message(s, num, &h->raw, error) < 0)
+		return -1;
+	h->parsed = mv_parse_message(h->raw->data, h->raw->len, date);
+	h->archive = g_strdup(archive);
+	h->folder = g_strdup(folder);
+	archive = h->archive;
+	folder = h->folder;
+	h->scope = g_string_new(NULL);
+	mv_store_fill_scope(h->scope, archive, folder_id, h->parsed->has_attachment);
+	h->doc = doc_from_parsed(h->parsed, num, date, archive, folder, h->scope->str);
+	return 0;
+}
+

@@ -5,6 +5,37 @@
 #define MV_STORE_INTERNAL_H
 
 #include "store/store.h"
+#include "store/record.h"
+#include "mime/mime.h"
+
+/* ---- from store.h: what only store/ uses ---- */
+
+/* A random token tying an index to the db it describes (meta
+ * 'index_generation' = index_state 'generation'). */
+char *mv_store_new_generation(void);
+/* Called by every format-version change (UpgradeStore). */
+void mv_store_format_changed(void);
+/* Indexes messages whose rows exist but whose index entries were lost (a
+ * crash between the db and index commits).  Call under the write lock. */
+int mv_store_index_catch_up(mv_store *s, GError **error);
+/* Index text for one message (internal to store/, exposed for catch-up). */
+typedef struct mv_index_doc {
+	int64_t number;
+	int64_t date;
+	const char *subject, *body, *attachments;
+	const char *from, *to;              /* display forms */
+	const char *from_addrs, *to_addrs, *cc_addrs, *bcc_addrs; /* normalised, space separated */
+	const char *folder, *archive, *message_id;
+	const char *scope;           /* scope tokens: archive, folder, flags */
+} mv_index_doc;
+
+/* The index's tables in schema (main, or "ix" attached). */
+int mv_index_init_schema(sqlite3 *db, const char *schema, GError **error);
+/* Inserts one document; *cache holds the prepared statement (finalize it). */
+int mv_index_insert(sqlite3 *db, sqlite3_stmt **cache, const mv_index_doc *doc, GError **error);
+/* Removes a document from the contentless index: FTS5 needs the exact
+ * values it was inserted with, which the caller rebuilds from content. */
+int mv_index_delete(sqlite3 *db, const mv_index_doc *doc, GError **error);
 
 #define SEGMENT_MAGIC "MVSEG001"
 #define SEGMENT_HEADER_BYTES 16
@@ -31,58 +62,107 @@ struct mv_store {
 	void *keep_opaque;
 };
 
-sqlite3_stmt *mv_st_stmt_get(mv_store *s, const char *sql, GError **error);
-char *mv_st_db_file(const mv_store_paths *p);
-char *mv_st_index_file(const mv_store_paths *p);
-char *mv_st_segment_file(const mv_store *s, int64_t seg);
-int mv_st_setup_db(sqlite3 *db, bool synchronous_full, GError **error);
-int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error);
-int mv_st_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error);
-int mv_st_segment_append(mv_store *s, int64_t seg, int64_t at, const GByteArray *bytes, GError **error);
-int mv_st_set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **error);
-int mv_st_folder_id(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error);
-int mv_st_lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GError **error);
-void mv_st_fill_scope(GString *scope, const char *archive, int64_t folder, bool has_attachment);
-const char *mv_st_schema(void);
+/* A handle on a store's files without its db or index: segments, key and
+ * write lock only (RecoverStore builds the db it lacks, UpgradeStore opens
+ * it by path).  data_key may be NULL; mv_store_close frees it. */
+mv_store *mv_store_new(int store_id, const mv_store_paths *paths, const uint8_t data_key[MV_KEY_BYTES],
+                     mv_store_mode mode);
+/* A cached prepared statement for a static SQL string, reset and unbound;
+ * the caller resets it after stepping.  NULL (error set) if it does not prepare. */
+sqlite3_stmt *mv_store_stmt_get(mv_store *s, const char *sql, GError **error);
+/* The file names inside a store's directories (the caller frees). */
+char *mv_store_db_file(const mv_store_paths *p);
+char *mv_store_index_file(const mv_store_paths *p);
+char *mv_store_segment_file(const mv_store *s, int64_t seg);
+/* WAL and the synchronous level: FULL for the metadata db, NORMAL for the index. */
+int mv_store_setup_db(sqlite3 *db, bool synchronous_full, GError **error);
+/* Writes the 16-byte segment header (magic, layout version) at offset 0 of fd. */
+int mv_store_segment_write_header(int fd, const char *path, GError **error);
+/* The cached descriptor of segment seg; create makes the file with its header. */
+int mv_store_segment_fd(mv_store *s, int64_t seg, bool create, GError **error);
+/* The segment to append `need` bytes to (a new one when full) and its committed length. */
+int mv_store_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error);
+/* Writes bytes at `at` (cutting what lies past it) and fsyncs; nothing half-written stays. */
+int mv_store_segment_append(mv_store *s, int64_t seg, int64_t at, const GByteArray *bytes, GError **error);
+/* Records a segment's committed length in the db (inside the caller's transaction). */
+int mv_store_set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **error);
+/* The id of folder archive/path, created when new (cached per handle). */
+int mv_store_folder_id(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error);
+/* The contents row of a hash, 0 when the content is not stored. */
+int mv_store_lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GError **error);
+/* The scope column of a document: archive, folder and attachment tokens. */
+void mv_store_fill_scope(GString *scope, const char *archive, int64_t folder, bool has_attachment);
+/* The metadata db's schema (idempotent CREATE ... IF NOT EXISTS). */
+const char *mv_store_schema(void);
 /* Takes the write lock only (no index work): recovery, upgrade. */
-int mv_st_flock(mv_store *s, GError **error);
+int mv_store_flock(mv_store *s, GError **error);
 /* Takes the write lock and brings the index up to date (catch-up). */
-int mv_st_write_lock(mv_store *s, GError **error);
-void mv_st_queue_doc(mv_store *s, const mv_index_doc *doc);
-int mv_st_flush_index(mv_store *s, GError **error);
-int mv_st_read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByteArray **rec_r, GError **error);
+int mv_store_write_lock(mv_store *s, GError **error);
+/* Queues a copy of doc for the open index transaction (flushed in rowid order). */
+void mv_store_queue_doc(mv_store *s, const mv_index_doc *doc);
+/* Inserts the queued documents and commits them with the indexed_upto mark. */
+int mv_store_flush_index(mv_store *s, GError **error);
+/* Reads len bytes of a record at seg/off, its length checked against the format's bounds. */
+int mv_store_read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByteArray **rec_r, GError **error);
 /* Runs fn(job, user) for every job on all cores and waits for all. */
-void mv_st_parallel(GPtrArray *jobs, GFunc fn, gpointer user);
-int mv_st_indexed_upto(mv_store *s, int64_t *upto_r, GError **error);
-int mv_st_set_indexed_upto(mv_store *s, int64_t upto, GError **error);
-/* Appends one control record (tombstone, folder move) inside the caller's
- * open BEGIN IMMEDIATE transaction, fsync'd before it returns. */
-int mv_st_append_record(mv_store *s, mv_record_type type, const char *meta_json, GError **error);
+void mv_store_parallel(GPtrArray *jobs, GFunc fn, gpointer user);
+/* The highest message number the index holds every message up to (and its setter). */
+int mv_store_indexed_upto(mv_store *s, int64_t *upto_r, GError **error);
+int mv_store_set_indexed_upto(mv_store *s, int64_t upto, GError **error);
+/* Appends one control record (tombstone, folder move, restore) under the
+ * write lock inside the caller's open db transaction, fsync'd before it returns. */
+int mv_store_append_record(mv_store *s, mv_record_type type, const char *meta_json, GError **error);
+/* Appends encoded records the same way (write lock held, db transaction open). */
+int mv_store_append_records(mv_store *s, const GByteArray *records, GError **error);
 /* The index's generation must equal the db's; a mismatch (db recovered, index
  * restored from elsewhere) means the index describes other message numbers. */
-int mv_st_index_generation_check(mv_store *s, bool *stale_r, GError **error);
+int mv_store_index_generation_check(mv_store *s, bool *stale_r, GError **error);
 /* Empties the index and sets its generation to the db's (under the lock). */
-int mv_st_index_reset(mv_store *s, GError **error);
+int mv_store_index_reset(mv_store *s, GError **error);
 
 /* Long-running work: progress (percent -1 = unknown) and cancellation. */
-bool mv_st_task_cancelled(const mv_store_task *t);
-void mv_st_task_progress(const mv_store_task *t, int percent, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+bool mv_store_task_cancelled(const mv_store_task *t);
+void mv_store_task_progress(const mv_store_task *t, int percent, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 /* Index catch-up with progress; cancellation stops between chunks, with
  * everything indexed so far committed (the rest is indexed by the next
  * catch-up) and MV_ERR_CANCELLED. */
-int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **error);
+int mv_store_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **error);
 
-/* Small helpers of maint.c that compact.c shares. */
-/* Fails with MV_ERR_INVALID unless s was opened for writing. */
-int mv_st_require_writer(mv_store *s, GError **error);
+/* Small helpers of maint.c that the maintenance files share. */
+/* The precondition of every change: s was opened for writing (a caller's
+ * bug otherwise, not a condition to report). */
+#define mv_store_assert_writer(s) g_assert((s)->mode == MV_STORE_WRITE)
 /* Ends a function that took the write lock: mv_store_sync (index commit,
  * lock released); returns rc, or -1 when the sync failed, whose error is
  * reported only if rc was 0. */
-int mv_st_finish_locked(mv_store *s, int rc, GError **error);
+int mv_store_finish_locked(mv_store *s, int rc, GError **error);
 /* Sets MV_ERR_CANCELLED for `what` (which left nothing half-done); -1. */
-int mv_st_cancelled_error(GError **error, const char *what);
-/* The first column of sql's first row; 0 without a row, -1 when sql does
- * not prepare. */
-int64_t mv_st_int_query(sqlite3 *db, const char *sql);
+int mv_store_cancelled_error(GError **error, const char *what);
+/* The first column of sql's first row: 0 / NULL without a row (or for SQL
+ * NULL); -1, with `what` failing as the error, when the read fails — a
+ * value that could not be read is never taken for one that is not there. */
+int mv_store_int_query(sqlite3 *db, const char *sql, const char *what, int64_t *value_r, GError **error);
+int mv_store_text_query(sqlite3 *db, const char *sql, const char *what, char **value_r, GError **error);
+/* Renames archive/from and its subfolders to to_archive/to in db (MoveFolder, and its replay). */
+int mv_store_rename_folders(sqlite3 *db, const char *from_archive, const char *from, const char *to_archive,
+                   const char *to, GError **error);
+/* The connection the index is read on and the schema prefix its tables need there. */
+sqlite3 *mv_store_index_conn(mv_store *s, const char **prefix_r);
+/* Removes an SQLite file with its -wal, -shm and -journal siblings. */
+void mv_store_remove_db_files(const char *file);
+/* An index document rebuilt from content, owning everything it points into. */
+typedef struct mv_store_doc {
+	mv_index_doc doc;
+	char *archive, *folder;  /* owned: the caller's strings may go first */
+	mv_parsed *parsed;
+	GString *scope;
+	GByteArray *raw;
+} mv_store_doc;
+void mv_store_doc_clear(mv_store_doc *h);
+/* The exact document the index holds for a message (FTS5's contentless delete needs it). */
+int mv_store_doc_for(mv_store *s, int64_t num, const char *archive, const char *folder, int64_t folder_id,
+            int64_t date, mv_store_doc *h, GError **error);
+/* Frees a document of the index queue (the queue's free function). */
+void mv_store_queued_doc_free(gpointer p);
 
 #endif

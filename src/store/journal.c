@@ -122,7 +122,7 @@ static void assign_number(scan_state *st, mv_journal_rec *r)
 static int scan_one_segment(mv_store *s, mv_journal_segment *sg, scan_state *st, const mv_store_task *task,
                             mv_journal_fn fn, void *opaque, GError **error)
 {
-	char *path = mv_st_segment_file(s, sg->id);
+	char *path = mv_store_segment_file(s, sg->id);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		mv_set_errno_error(error, errno, "open segment", path);
@@ -154,8 +154,8 @@ static int scan_one_segment(mv_store *s, mv_journal_segment *sg, scan_state *st,
 		rc = fn(opaque, &r, error);
 	}
 	while (rc == 0 && pos + MV_RECORD_HEADER_BYTES <= end) {
-		if (mv_st_task_cancelled(task)) {
-			rc = mv_st_cancelled_error(error, "the scan");
+		if (mv_store_task_cancelled(task)) {
+			rc = mv_store_cancelled_error(error, "the scan");
 			break;
 		}
 		mv_record_header h;
@@ -197,7 +197,7 @@ static int scan_one_segment(mv_store *s, mv_journal_segment *sg, scan_state *st,
 		sg->valid_end = pos;
 		st->done += (uint64_t)r.length;
 		if ((st->done & 0xfffff) < (uint64_t)r.length && st->total)
-			mv_st_task_progress(task, (int)(st->done * 99 / st->total), "segment %lld", (long long)sg->id);
+			mv_store_task_progress(task, (int)(st->done * 99 / st->total), "segment %lld", (long long)sg->id);
 	}
 	if (map)
 		munmap((void *)map, (size_t)end);
@@ -230,4 +230,24 @@ bool mv_journal_body_matches(const mv_journal_rec *r)
 		return false;
 	crypto_generichash(got, sizeof got, r->body, r->body_len, NULL, 0);
 	return sodium_memcmp(want, got, MV_HASH_BYTES) == 0;
+}
+
+#define MAX_PROBLEMS 1000   /* listed in a report; the counts stay exact */
+
+void mv_journal_problem(mv_journal_report *r, const char *kind, json_t *ids, const char *fmt, ...)
+{
+	r->count++;
+	if (json_array_size(r->problems) >= MAX_PROBLEMS) {
+		json_decref(ids);
+		return;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	char *detail = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	json_t *p = json_pack("{s:s, s:s}", "kind", kind, "detail", detail);
+	if (ids)
+		json_object_set_new(p, "messageIds", ids);
+	json_array_append_new(r->problems, p);
+	g_free(detail);
 }

@@ -44,4 +44,13 @@ bool mv_journal_meta_hash(json_t *meta, uint8_t out[MV_HASH_BYTES]);
 /* True when r is readable and its body hashes to the hash its metadata names. */
 bool mv_journal_body_matches(const mv_journal_rec *r);
 
+/* Problems go into a report as {"kind","detail","messageIds"?}, at most
+ * MAX_PROBLEMS of them; "problemCount" stays exact. */
+typedef struct mv_journal_report {
+	json_t *problems;
+	int64_t count;
+} mv_journal_report;
+
+void mv_journal_problem(mv_journal_report *r, const char *kind, json_t *ids, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+
 #endif

@@ -26,7 +26,7 @@ static char *text_at(sqlite3_stmt *st, int col)
 
 int mv_store_message_get(mv_store *s, int64_t number, mv_store_message *m_r, GError **error)
 {
-	sqlite3_stmt *st = mv_st_stmt_get(s, "SELECT m.date, m.archived_at, m.size, m.has_attachment, m.subject,"
+	sqlite3_stmt *st = mv_store_stmt_get(s, "SELECT m.date, m.archived_at, m.size, m.has_attachment, m.subject,"
 	                                  " m.sender, m.recipients, m.message_id, m.mail_flags, f.archive, f.path"
 	                                  " FROM messages m JOIN folders f ON f.id = m.folder_id"
 	                                  " WHERE m.num = ? AND m.deleted = 0", error);

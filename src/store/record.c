@@ -10,7 +10,7 @@
  * tag, while a reader can still walk a segment record by record without the
  * key (to cut a torn tail).  plain_len bounds decompression before any
  * allocation. */
-#include "store/store.h"
+#include "store/record.h"
 
 #include <sodium.h>
 #include <string.h>

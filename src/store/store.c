@@ -56,7 +56,7 @@ static const char store_schema[] =
 	"CREATE INDEX IF NOT EXISTS messages_folder_date ON messages(folder_id, date);"
 	STORE_LOOKUP_INDEXES;
 
-const char *mv_st_schema(void) { return store_schema; }
+const char *mv_store_schema(void) { return store_schema; }
 
 static gint format_epoch;
 
@@ -73,7 +73,7 @@ static void finalize_stmt(gpointer st)
 /* A prepared statement from the store's cache (keyed by the address of a
  * static SQL string), reset and unbound.  Callers reset it after stepping so
  * that no read transaction stays open. */
-sqlite3_stmt *mv_st_stmt_get(mv_store *s, const char *sql, GError **error)
+sqlite3_stmt *mv_store_stmt_get(mv_store *s, const char *sql, GError **error)
 {
 	sqlite3_stmt *st = g_hash_table_lookup(s->stmts, sql);
 	if (st) {
@@ -91,17 +91,17 @@ sqlite3_stmt *mv_st_stmt_get(mv_store *s, const char *sql, GError **error)
 
 /* ---- paths ------------------------------------------------------------------ */
 
-char *mv_st_db_file(const mv_store_paths *p) { return g_build_filename(p->db_dir, "store.sqlite", NULL); }
-char *mv_st_index_file(const mv_store_paths *p) { return g_build_filename(p->index_dir, "index.sqlite", NULL); }
+char *mv_store_db_file(const mv_store_paths *p) { return g_build_filename(p->db_dir, "store.sqlite", NULL); }
+char *mv_store_index_file(const mv_store_paths *p) { return g_build_filename(p->index_dir, "index.sqlite", NULL); }
 
-char *mv_st_segment_file(const mv_store *s, int64_t seg)
+char *mv_store_segment_file(const mv_store *s, int64_t seg)
 {
 	char name[32];
 	g_snprintf(name, sizeof name, "seg-%08lld.mvs", (long long)seg);
 	return g_build_filename(s->paths.content_dir, name, NULL);
 }
 
-int mv_st_setup_db(sqlite3 *db, bool synchronous_full, GError **error)
+int mv_store_setup_db(sqlite3 *db, bool synchronous_full, GError **error)
 {
 	const char *sql = synchronous_full ?
 		"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;" :
@@ -114,10 +114,10 @@ int mv_store_create(const mv_store_paths *paths, GError **error)
 	if (mv_mkdir_p(paths->db_dir, error) < 0 || mv_mkdir_p(paths->content_dir, error) < 0 ||
 	    mv_mkdir_p(paths->index_dir, error) < 0)
 		return -1;
-	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
+	char *dbp = mv_store_db_file(paths), *ixp = mv_store_index_file(paths);
 	sqlite3 *db = NULL, *ix = NULL;
 	int rc = -1;
-	if (mv_sql_open(dbp, true, false, &db, error) < 0 || mv_st_setup_db(db, true, error) < 0 ||
+	if (mv_sql_open(dbp, true, false, &db, error) < 0 || mv_store_setup_db(db, true, error) < 0 ||
 	    mv_sql_exec(db, store_schema, error) < 0)
 		goto out;
 	char *gen = mv_store_new_generation();
@@ -133,7 +133,7 @@ int mv_store_create(const mv_store_paths *paths, GError **error)
 	rc = -1;
 	char *ixgen = g_strdup_printf("INSERT OR REPLACE INTO index_state VALUES('generation','%s');", gen);
 	g_free(gen);
-	if (mv_sql_open(ixp, true, false, &ix, error) < 0 || mv_st_setup_db(ix, false, error) < 0 ||
+	if (mv_sql_open(ixp, true, false, &ix, error) < 0 || mv_store_setup_db(ix, false, error) < 0 ||
 	    mv_index_init_schema(ix, "main", error) < 0 || mv_sql_exec(ix, ixgen, error) < 0) {
 		g_free(ixgen);
 		goto out;
@@ -172,15 +172,13 @@ static int check_format(mv_store *s, GError **error)
 	return 0;
 }
 
-static void queued_doc_free(gpointer p);
-
 static void close_fd(gpointer p)
 {
 	close(GPOINTER_TO_INT(p) - 1);
 }
 
-mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
-                        const uint8_t data_key[MV_KEY_BYTES], mv_store_mode mode, GError **error)
+mv_store *mv_store_new(int store_id, const mv_store_paths *paths, const uint8_t data_key[MV_KEY_BYTES],
+                     mv_store_mode mode)
 {
 	mv_store *s = g_new0(mv_store, 1);
 	s->id = store_id;
@@ -188,20 +186,27 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 	s->paths.db_dir = g_strdup(paths->db_dir);
 	s->paths.content_dir = g_strdup(paths->content_dir);
 	s->paths.index_dir = g_strdup(paths->index_dir);
-	memcpy(s->key, data_key, MV_KEY_BYTES);
+	if (data_key)
+		memcpy(s->key, data_key, MV_KEY_BYTES);
 	s->segment_fds = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, close_fd);
 	s->folder_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	s->lock_fd = -1;
-	s->index_queue = g_ptr_array_new_with_free_func(queued_doc_free);
+	s->index_queue = g_ptr_array_new_with_free_func(mv_store_queued_doc_free);
 	s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, finalize_stmt);
+	return s;
+}
 
-	char *dbp = mv_st_db_file(paths), *ixp = mv_st_index_file(paths);
+mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
+                        const uint8_t data_key[MV_KEY_BYTES], mv_store_mode mode, GError **error)
+{
+	mv_store *s = mv_store_new(store_id, paths, data_key, mode);
+	char *dbp = mv_store_db_file(paths), *ixp = mv_store_index_file(paths);
 	int rc = -1;
 	if (!g_file_test(dbp, G_FILE_TEST_EXISTS)) {
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "store database %s is missing", dbp);
 		goto out;
 	}
-	if (mv_sql_open(dbp, false, false, &s->db, error) < 0 || mv_st_setup_db(s->db, true, error) < 0 ||
+	if (mv_sql_open(dbp, false, false, &s->db, error) < 0 || mv_store_setup_db(s->db, true, error) < 0 ||
 	    check_format(s, error) < 0 || mv_mkdir_p(paths->index_dir, error) < 0)
 		goto out;
 	if (mode == MV_STORE_WRITE) {
@@ -210,7 +215,7 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 		rc = -1;
 		if (mv_sql_exec(s->db, STORE_LOOKUP_INDEXES, error) == 0 &&
 		    mv_sql_open(ixp, true, false, &s->index_db, error) == 0 &&
-		    mv_st_setup_db(s->index_db, false, error) == 0 && mv_index_init_schema(s->index_db, "main", error) == 0)
+		    mv_store_setup_db(s->index_db, false, error) == 0 && mv_index_init_schema(s->index_db, "main", error) == 0)
 			rc = 0;
 		goto out;
 	}
@@ -218,7 +223,7 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 	 * missing is made (empty, stale) only so that queries fail softly. */
 	if (!g_file_test(ixp, G_FILE_TEST_EXISTS)) {
 		sqlite3 *ix = NULL;
-		rc = mv_sql_open(ixp, true, false, &ix, error) == 0 && mv_st_setup_db(ix, false, error) == 0 &&
+		rc = mv_sql_open(ixp, true, false, &ix, error) == 0 && mv_store_setup_db(ix, false, error) == 0 &&
 		     mv_index_init_schema(ix, "main", error) == 0 ? 0 : -1;
 		sqlite3_close(ix);
 		if (rc < 0)
@@ -290,12 +295,20 @@ sqlite3 *mv_store_db(mv_store *s) { return s->db; }
 
 /* ---- segments ---------------------------------------------------------------- */
 
-int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
+int mv_store_segment_write_header(int fd, const char *path, GError **error)
+{
+	uint8_t hdr[SEGMENT_HEADER_BYTES] = { 0 };
+	memcpy(hdr, SEGMENT_MAGIC, 8);
+	hdr[8] = 1; /* segment layout version, unchanged since format 1 */
+	return mv_pwrite_all(fd, hdr, sizeof hdr, 0, path, error);
+}
+
+int mv_store_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
 {
 	gpointer v = g_hash_table_lookup(s->segment_fds, &seg);
 	if (v)
 		return GPOINTER_TO_INT(v) - 1;
-	char *path = mv_st_segment_file(s, seg);
+	char *path = mv_store_segment_file(s, seg);
 	int flags = (s->mode == MV_STORE_WRITE ? O_RDWR : O_RDONLY) | O_CLOEXEC;
 	int fd = open(path, flags | (create ? O_CREAT | O_EXCL : 0), 0600);
 	if (fd < 0) {
@@ -304,10 +317,7 @@ int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
 		return -1;
 	}
 	if (create) {
-		uint8_t hdr[SEGMENT_HEADER_BYTES] = { 0 };
-		memcpy(hdr, SEGMENT_MAGIC, 8);
-		hdr[8] = 1; /* segment layout version, unchanged since format 1 */
-		if (mv_pwrite_all(fd, hdr, sizeof hdr, 0, path, error) < 0 ||
+		if (mv_store_segment_write_header(fd, path, error) < 0 ||
 		    mv_fsync_fd(fd, path, error) < 0 || mv_fsync_dir(s->paths.content_dir, error) < 0) {
 			close(fd);
 			unlink(path);
@@ -324,7 +334,7 @@ int mv_st_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
 
 /* Picks the segment to append `need` bytes to, creating one when the current
  * is full or none exists; returns its id and committed length. */
-int mv_st_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error)
+int mv_store_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error)
 {
 	sqlite3_stmt *st;
 	if (mv_sql_prepare(s->db, "SELECT id, committed_len FROM segments ORDER BY id DESC LIMIT 1", &st, error) < 0)
@@ -338,13 +348,13 @@ int mv_st_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *
 	bool fresh = seg == 0 || (len > SEGMENT_HEADER_BYTES && (uint64_t)len + need > MV_SEGMENT_MAX_BYTES);
 	if (fresh) {
 		seg++;
-		char *path = mv_st_segment_file(s, seg);
+		char *path = mv_store_segment_file(s, seg);
 		/* A file without a segments row is debris from a crash between its
 		 * creation and the commit that would have recorded it. */
 		if (g_file_test(path, G_FILE_TEST_EXISTS))
 			unlink(path);
 		g_free(path);
-		if (mv_st_segment_fd(s, seg, true, error) < 0)
+		if (mv_store_segment_fd(s, seg, true, error) < 0)
 			return -1;
 		len = SEGMENT_HEADER_BYTES;
 	}
@@ -353,12 +363,12 @@ int mv_st_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *
 	return 0;
 }
 
-int mv_st_segment_append(mv_store *s, int64_t seg, int64_t at, const GByteArray *bytes, GError **error)
+int mv_store_segment_append(mv_store *s, int64_t seg, int64_t at, const GByteArray *bytes, GError **error)
 {
-	int fd = mv_st_segment_fd(s, seg, false, error);
+	int fd = mv_store_segment_fd(s, seg, false, error);
 	if (fd < 0)
 		return -1;
-	char *path = mv_st_segment_file(s, seg);
+	char *path = mv_store_segment_file(s, seg);
 	int rc = -1;
 	if (ftruncate(fd, at) < 0) {
 		mv_set_errno_error(error, errno, "truncate", path);
@@ -379,7 +389,7 @@ out:
 
 /* ---- folders ------------------------------------------------------------------ */
 
-int mv_st_folder_id(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error)
+int mv_store_folder_id(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error)
 {
 	/* Callers check first (ingest refuses the message); this keeps a store
 	 * from ever holding a name that reads as a folder path. */
@@ -393,7 +403,7 @@ int mv_st_folder_id(mv_store *s, const char *archive, const char *path, int64_t 
 		return 0;
 	}
 	sqlite3_stmt *st;
-	int rc = (st = mv_st_stmt_get(s, "INSERT INTO folders(archive, path) VALUES(?1, ?2)"
+	int rc = (st = mv_store_stmt_get(s, "INSERT INTO folders(archive, path) VALUES(?1, ?2)"
 	                     " ON CONFLICT(archive, path) DO UPDATE SET path=excluded.path RETURNING id", error)) ? 0 : -1;
 	if (rc == 0) {
 		sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
@@ -462,10 +472,10 @@ int mv_store_prepare_item(mv_store *s, mv_store_item *it, int zstd_level, GError
 	return 0;
 }
 
-int mv_st_lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GError **error)
+int mv_store_lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = mv_st_stmt_get(s, "SELECT id FROM contents WHERE hash=?", error)))
+	if (!(st = mv_store_stmt_get(s, "SELECT id FROM contents WHERE hash=?", error)))
 		return -1;
 	sqlite3_bind_blob(st, 1, hash, MV_HASH_BYTES, SQLITE_STATIC);
 	*id_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
@@ -476,7 +486,7 @@ int mv_st_lookup_content(mv_store *s, const uint8_t *hash, int64_t *id_r, GError
 static int message_exists(mv_store *s, int64_t folder, int64_t content, bool *exists_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = mv_st_stmt_get(s, "SELECT 1 FROM messages WHERE folder_id=? AND content_id=?", error)))
+	if (!(st = mv_store_stmt_get(s, "SELECT 1 FROM messages WHERE folder_id=? AND content_id=?", error)))
 		return -1;
 	sqlite3_bind_int64(st, 1, folder);
 	sqlite3_bind_int64(st, 2, content);
@@ -498,7 +508,7 @@ static int insert_content(mv_store *s, const mv_store_item *it, int64_t seg, int
                           int64_t *id_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = mv_st_stmt_get(s, "INSERT INTO contents(hash, segment, offset, length, size) VALUES(?,?,?,?,?)", error)))
+	if (!(st = mv_store_stmt_get(s, "INSERT INTO contents(hash, segment, offset, length, size) VALUES(?,?,?,?,?)", error)))
 		return -1;
 	sqlite3_bind_blob(st, 1, it->hash, MV_HASH_BYTES, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, seg);
@@ -518,7 +528,7 @@ static int insert_content(mv_store *s, const mv_store_item *it, int64_t seg, int
 static int insert_message(mv_store *s, mv_store_item *it, int64_t folder, int64_t content, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = mv_st_stmt_get(s, "INSERT INTO messages(content_id, folder_id, date, date_source, archived_at, size,"
+	if (!(st = mv_store_stmt_get(s, "INSERT INTO messages(content_id, folder_id, date, date_source, archived_at, size,"
 	                " parse_flags, has_attachment, mail_flags, subject, sender, recipients, message_id)"
 	                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", error)))
 		return -1;
@@ -566,8 +576,8 @@ static int plan_batch(mv_store *s, mv_store_item *items, size_t n, int level, pl
 		it->number = 0;
 		it->duplicate = false;
 		p->record_len = 0;
-		if ((rc = mv_st_folder_id(s, it->archive, it->folder, &p->folder_id, error)) < 0 ||
-		    (rc = mv_st_lookup_content(s, it->hash, &p->content_id, error)) < 0)
+		if ((rc = mv_store_folder_id(s, it->archive, it->folder, &p->folder_id, error)) < 0 ||
+		    (rc = mv_store_lookup_content(s, it->hash, &p->content_id, error)) < 0)
 			break;
 		char *hex = mv_hex(it->hash, MV_HASH_BYTES);
 		char *pair = g_strdup_printf("%lld:%s", (long long)p->folder_id, hex);
@@ -606,7 +616,7 @@ static int plan_batch(mv_store *s, mv_store_item *items, size_t n, int level, pl
 static int next_number(mv_store *s, int64_t *next_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = mv_st_stmt_get(s, "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'), 0),"
+	if (!(st = mv_store_stmt_get(s, "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'), 0),"
 	                          " coalesce((SELECT max(num) FROM messages), 0))", error)))
 		return -1;
 	int rc = sqlite3_step(st);
@@ -673,7 +683,7 @@ static int write_rows(mv_store *s, mv_store_item *items, size_t n, planned *plan
 	return rc;
 }
 
-int mv_st_set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **error)
+int mv_store_set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **error)
 {
 	sqlite3_stmt *st;
 	if (mv_sql_prepare(s->db, "INSERT INTO segments(id, committed_len) VALUES(?1, ?2)"
@@ -690,20 +700,9 @@ int mv_st_set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **erro
 	return 0;
 }
 
-void mv_st_fill_scope(GString *scope, const char *archive, int64_t folder, bool has_attachment)
-{
-	char *a = mv_scope_archive_token(archive);
-	char *f = mv_scope_folder_token(folder);
-	g_string_printf(scope, "%s %s%s", a, f, has_attachment ? " " MV_SCOPE_HAS_ATTACHMENT : "");
-	g_free(a);
-	g_free(f);
-}
-
 /* ---- the write lock and the open index transaction ----------------------------------- */
 
-int mv_st_set_indexed_upto(mv_store *s, int64_t upto, GError **error);
-
-int mv_st_flock(mv_store *s, GError **error)
+int mv_store_flock(mv_store *s, GError **error)
 {
 	if (s->lock_fd >= 0)
 		return 0;
@@ -728,17 +727,17 @@ int mv_st_flock(mv_store *s, GError **error)
 	return 0;
 }
 
-int mv_st_write_lock(mv_store *s, GError **error)
+int mv_store_write_lock(mv_store *s, GError **error)
 {
 	if (s->lock_fd >= 0)
 		return 0;
-	if (mv_st_flock(s, error) < 0)
+	if (mv_store_flock(s, error) < 0)
 		return -1;
 	bool stale = false;
-	int rc = mv_st_index_generation_check(s, &stale, error);
+	int rc = mv_store_index_generation_check(s, &stale, error);
 	if (rc == 0 && stale) {
 		mv_log_info("store %d: the index belongs to another state of the store; rebuilding it", s->id);
-		rc = mv_st_index_reset(s, error);
+		rc = mv_store_index_reset(s, error);
 	}
 	if (rc == 0)
 		rc = mv_store_index_catch_up(s, error);
@@ -749,80 +748,9 @@ int mv_st_write_lock(mv_store *s, GError **error)
 	return rc;
 }
 
-/* A document waiting for the index, owning its text.  Documents are queued
- * and inserted sorted by rowid at flush time: FTS5 flushes its in-memory
- * segment whenever a rowid is not larger than the previous one, and rowids
- * follow message dates, not arrival order — unsorted inserts made a segment
- * per message and doubled the index build time. */
-typedef struct queued_doc {
-	int64_t docid;
-	mv_index_doc doc;
-	char *text[13];
-} queued_doc;
-
-static void queued_doc_free(gpointer p)
-{
-	queued_doc *q = p;
-	for (size_t i = 0; i < G_N_ELEMENTS(q->text); i++)
-		g_free(q->text[i]);
-	g_free(q);
-}
-
-void mv_st_queue_doc(mv_store *s, const mv_index_doc *doc)
-{
-	queued_doc *q = g_new0(queued_doc, 1);
-	const char *src[] = { doc->subject, doc->body, doc->attachments, doc->from, doc->to, doc->from_addrs,
-	                      doc->to_addrs, doc->cc_addrs, doc->bcc_addrs, doc->folder, doc->archive,
-	                      doc->message_id, doc->scope };
-	G_STATIC_ASSERT(G_N_ELEMENTS(src) == G_N_ELEMENTS(((queued_doc *)0)->text));
-	for (size_t i = 0; i < G_N_ELEMENTS(src); i++)
-		q->text[i] = g_strdup(src[i] ? src[i] : "");
-	q->doc = (mv_index_doc){
-		.number = doc->number, .date = doc->date, .subject = q->text[0], .body = q->text[1],
-		.attachments = q->text[2], .from = q->text[3], .to = q->text[4], .from_addrs = q->text[5],
-		.to_addrs = q->text[6], .cc_addrs = q->text[7], .bcc_addrs = q->text[8], .folder = q->text[9],
-		.archive = q->text[10], .message_id = q->text[11], .scope = q->text[12],
-	};
-	q->docid = mv_index_docid(doc->date, doc->number);
-	if (s->index_queue->len == 0)
-		s->index_since = mv_monotonic();
-	g_ptr_array_add(s->index_queue, q);
-}
-
-static gint by_docid(gconstpointer a, gconstpointer b)
-{
-	const queued_doc *x = *(queued_doc *const *)a, *y = *(queued_doc *const *)b;
-	return x->docid < y->docid ? -1 : x->docid > y->docid;
-}
-
-/* Inserts the queued documents in rowid order in one index transaction. */
-int mv_st_flush_index(mv_store *s, GError **error)
-{
-	if (s->index_queue->len == 0)
-		return 0;
-	g_ptr_array_sort(s->index_queue, by_docid);
-	int64_t last = 0;
-	int rc = mv_sql_exec(s->index_db, "BEGIN", error);
-	for (guint i = 0; i < s->index_queue->len && rc == 0; i++) {
-		const queued_doc *q = s->index_queue->pdata[i];
-		rc = mv_index_insert(s->index_db, &s->index_insert, &q->doc, error);
-		last = MAX(last, q->doc.number);
-	}
-	if (rc == 0)
-		rc = mv_st_set_indexed_upto(s, last, error);
-	if (rc == 0)
-		rc = mv_sql_exec(s->index_db, "COMMIT", error);
-	if (rc < 0) {
-		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
-		g_prefix_error(error, "index update failed (the next writer re-indexes what is missing): ");
-	}
-	g_ptr_array_set_size(s->index_queue, 0);
-	return rc;
-}
-
 int mv_store_sync(mv_store *s, GError **error)
 {
-	int rc = mv_st_flush_index(s, error);
+	int rc = mv_store_flush_index(s, error);
 	if (s->lock_fd >= 0) {
 		close(s->lock_fd); /* releases the flock */
 		s->lock_fd = -1;
@@ -837,7 +765,7 @@ static void index_items(mv_store *s, mv_store_item *items, size_t n, planned *pl
 		mv_store_item *it = &items[i];
 		if (it->duplicate)
 			continue;
-		mv_st_fill_scope(scope, it->archive, plan[i].folder_id, it->has_attachment);
+		mv_store_fill_scope(scope, it->archive, plan[i].folder_id, it->has_attachment);
 		mv_index_doc doc = {
 			.number = it->number, .date = it->date, .subject = it->subject, .body = it->text,
 			.from = it->from, .to = it->to, .from_addrs = it->from_addrs, .to_addrs = it->to_addrs,
@@ -845,7 +773,7 @@ static void index_items(mv_store *s, mv_store_item *items, size_t n, planned *pl
 			.attachments = it->attachment_names, .folder = it->folder, .archive = it->archive,
 			.message_id = it->message_id, .scope = scope->str,
 		};
-		mv_st_queue_doc(s, &doc);
+		mv_store_queue_doc(s, &doc);
 	}
 	g_string_free(scope, TRUE);
 }
@@ -864,13 +792,10 @@ static void sync_after_batch(mv_store *s)
 
 int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_level, GError **error)
 {
-	if (s->mode != MV_STORE_WRITE) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "store %d is open read-only", s->id);
-		return -1;
-	}
+	mv_store_assert_writer(s);
 	if (n == 0)
 		return 0;
-	if (mv_st_write_lock(s, error) < 0 || mv_sql_exec(s->db, "BEGIN IMMEDIATE", error) < 0)
+	if (mv_store_write_lock(s, error) < 0 || mv_sql_exec(s->db, "BEGIN IMMEDIATE", error) < 0)
 		return -1;
 	/* The cache may name folders a rolled-back batch created. */
 	g_hash_table_remove_all(s->folder_ids);
@@ -890,9 +815,9 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 		g_byte_array_set_size(out, 0);
 	double t_plan = mv_monotonic();
 	if (rc == 0)
-		rc = mv_st_segment_for_append(s, out->len, &seg, &base, error);
+		rc = mv_store_segment_for_append(s, out->len, &seg, &base, error);
 	if (rc == 0 && out->len > 0)
-		rc = mv_st_segment_append(s, seg, base, out, error);
+		rc = mv_store_segment_append(s, seg, base, out, error);
 	double t_append = mv_monotonic();
 	int64_t first = 0;
 	if (rc == 0 && out->len > 0)
@@ -902,7 +827,7 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 	if (rc == 0 && out->len > 0)
 		rc = check_numbering(items, n, first, error);
 	if (rc == 0)
-		rc = mv_st_set_committed_len(s, seg, base + (int64_t)out->len, error);
+		rc = mv_store_set_committed_len(s, seg, base + (int64_t)out->len, error);
 	if (rc == 0)
 		rc = mv_sql_exec(s->db, "COMMIT", error);
 	double t_commit = mv_monotonic();
@@ -926,18 +851,18 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 
 /* ---- reading ------------------------------------------------------------------------ */
 
-int mv_st_read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByteArray **rec_r, GError **error)
+int mv_store_read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByteArray **rec_r, GError **error)
 {
 	if (len < MV_RECORD_HEADER_BYTES || (uint64_t)len > MV_RECORD_HEADER_BYTES + (uint64_t)MV_RECORD_MAX_PAYLOAD) {
 		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "record length %lld out of range", (long long)len);
 		return -1;
 	}
-	int fd = mv_st_segment_fd(s, seg, false, error);
+	int fd = mv_store_segment_fd(s, seg, false, error);
 	if (fd < 0)
 		return -1;
 	GByteArray *rec = g_byte_array_sized_new((guint)len);
 	g_byte_array_set_size(rec, (guint)len);
-	char *path = mv_st_segment_file(s, seg);
+	char *path = mv_store_segment_file(s, seg);
 	int rc = mv_pread_exact(fd, rec->data, (size_t)len, off, path, error);
 	g_free(path);
 	if (rc < 0) {
@@ -969,7 +894,7 @@ int mv_store_read_message(mv_store *s, int64_t number, GByteArray **raw_r, GErro
 static int read_message_once(mv_store *s, int64_t number, GByteArray **raw_r, bool *moved_r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (!(st = mv_st_stmt_get(s, "SELECT c.hash, c.segment, c.offset, c.length, c.size FROM messages m"
+	if (!(st = mv_store_stmt_get(s, "SELECT c.hash, c.segment, c.offset, c.length, c.size FROM messages m"
 	                " JOIN contents c ON c.id = m.content_id WHERE m.num = ? AND m.deleted = 0", error)))
 		return -1;
 	sqlite3_bind_int64(st, 1, number);
@@ -988,8 +913,8 @@ static int read_message_once(mv_store *s, int64_t number, GByteArray **raw_r, bo
 	mv_record_header h;
 	const uint8_t *meta, *body;
 	size_t meta_len, body_len;
-	if (mv_st_read_record(s, seg, off, len, &rec, error) < 0) {
-		char *path = mv_st_segment_file(s, seg);
+	if (mv_store_read_record(s, seg, off, len, &rec, error) < 0) {
+		char *path = mv_store_segment_file(s, seg);
 		*moved_r = !g_file_test(path, G_FILE_TEST_EXISTS);
 		g_free(path);
 		return -1;
@@ -1011,70 +936,6 @@ static int read_message_once(mv_store *s, int64_t number, GByteArray **raw_r, bo
 	g_byte_array_append(raw, body, (guint)body_len);
 	g_byte_array_unref(plain);
 	*raw_r = raw;
-	return 0;
-}
-
-/* ---- statistics and index catch-up -------------------------------------------------- */
-
-static int64_t scalar(mv_store *s, const char *sql)
-{
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
-	return v;
-}
-
-int mv_store_get_stats(mv_store *s, mv_store_stats *st, GError **error)
-{
-	st->messages = scalar(s, "SELECT count(*) FROM messages WHERE deleted=0");
-	st->contents = scalar(s, "SELECT count(*) FROM contents");
-	st->raw_bytes = scalar(s, "SELECT coalesce(sum(size),0) FROM contents");
-	if (st->messages < 0 || st->contents < 0 || st->raw_bytes < 0) {
-		mv_sql_set_error(error, s->db, "statistics");
-		return -1;
-	}
-	st->disk_content = mv_disk_usage(s->paths.content_dir);
-	st->disk_db = mv_disk_usage(s->paths.db_dir);
-	st->disk_index = mv_disk_usage(s->paths.index_dir);
-	return 0;
-}
-
-int64_t mv_store_message_count(mv_store *s)
-{
-	return scalar(s, "SELECT coalesce(max(num), 0) FROM messages");
-}
-
-void mv_folder_stats_free(mv_folder_stats *f)
-{
-	if (!f)
-		return;
-	g_free(f->archive);
-	g_free(f->path);
-	g_free(f);
-}
-
-int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_r, GError **error)
-{
-	sqlite3_stmt *st;
-	if (mv_sql_prepare(s->db, "SELECT f.archive, f.path, count(m.num), coalesce(sum(m.size),0) FROM folders f"
-	                " LEFT JOIN messages m ON m.folder_id = f.id AND m.deleted = 0"
-	                " WHERE ?1 IS NULL OR f.archive = ?1 GROUP BY f.id ORDER BY f.archive, f.path", &st, error) < 0)
-		return -1;
-	if (archive)
-		sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
-	GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)mv_folder_stats_free);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		mv_folder_stats *f = g_new0(mv_folder_stats, 1);
-		f->archive = g_strdup((const char *)sqlite3_column_text(st, 0));
-		f->path = g_strdup((const char *)sqlite3_column_text(st, 1));
-		f->messages = sqlite3_column_int64(st, 2);
-		f->bytes = sqlite3_column_int64(st, 3);
-		g_ptr_array_add(list, f);
-	}
-	sqlite3_finalize(st);
-	*folders_r = list;
 	return 0;
 }
 
@@ -1110,7 +971,7 @@ static gpointer make_pool(gpointer unused)
 	return g_thread_pool_new(parallel_run, NULL, n > 0 ? n : 1, FALSE, NULL);
 }
 
-void mv_st_parallel(GPtrArray *jobs, GFunc fn, gpointer user)
+void mv_store_parallel(GPtrArray *jobs, GFunc fn, gpointer user)
 {
 	static GOnce once = G_ONCE_INIT;
 	GThreadPool *pool = g_once(&once, make_pool, NULL);
@@ -1131,201 +992,3 @@ void mv_st_parallel(GPtrArray *jobs, GFunc fn, gpointer user)
 	g_cond_clear(&call.done);
 }
 
-/* ---- index catch-up -------------------------------------------------------------------- */
-
-#define CATCH_UP_CHUNK 256
-
-/* One message to index: its record is read here, in order; decrypting,
- * checking and parsing run on all cores (mv_st_parallel). */
-typedef struct reindex_job {
-	int64_t num, folder_id, date;
-	char *archive, *folder;
-	uint8_t hash[MV_HASH_BYTES];
-	GByteArray *record;
-	mv_parsed *parsed;
-	GError *error;
-} reindex_job;
-
-static void reindex_job_free(gpointer p)
-{
-	reindex_job *j = p;
-	g_free(j->archive);
-	g_free(j->folder);
-	if (j->record)
-		g_byte_array_unref(j->record);
-	mv_parsed_free(j->parsed);
-	if (j->error)
-		g_error_free(j->error);
-	g_free(j);
-}
-
-static void reindex_parse(gpointer data, gpointer user)
-{
-	reindex_job *j = data;
-	mv_store *s = user;
-	GByteArray *plain = NULL;
-	mv_record_header h;
-	const uint8_t *meta, *body;
-	size_t meta_len, body_len;
-	if (j->error)
-		return;   /* the record could not even be read */
-	if (mv_record_decode(s->key, j->record->data, j->record->len, &h, &plain, &meta, &meta_len, &body, &body_len,
-	                     &j->error) < 0) {
-		g_prefix_error(&j->error, "message %d:%lld: ", s->id, (long long)j->num);
-		return;
-	}
-	uint8_t got[MV_HASH_BYTES];
-	crypto_generichash(got, sizeof got, body, body_len, NULL, 0);
-	if (h.type != MV_RECORD_MESSAGE || sodium_memcmp(got, j->hash, MV_HASH_BYTES) != 0)
-		g_set_error(&j->error, MV_ERROR, MV_ERR_CORRUPT, "message %d:%lld: content hash mismatch", s->id, (long long)j->num);
-	else
-		j->parsed = mv_parse_message(body, body_len, j->date);
-	g_byte_array_unref(plain);
-}
-
-/* Indexes a chunk: records read in order, parsed in parallel, queued in order. */
-static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
-{
-	mv_st_parallel(jobs, reindex_parse, s);
-	GString *scope = g_string_new(NULL);
-	int rc = 0;
-	for (guint i = 0; i < jobs->len && rc == 0; i++) {
-		reindex_job *j = jobs->pdata[i];
-		if (j->error) {
-			/* A damaged record must not stop the index of every other
-			 * message: VerifyStore names it. */
-			mv_log_warn("store %d: not indexed: %s", s->id, j->error->message);
-			continue;
-		}
-		mv_parsed *p = j->parsed;
-		mv_st_fill_scope(scope, j->archive, j->folder_id, p->has_attachment);
-		mv_index_doc doc = {
-			.number = j->num, .date = j->date, .subject = p->subject, .body = p->text->str,
-			.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
-			.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
-			.folder = j->folder, .archive = j->archive, .message_id = p->message_id, .scope = scope->str,
-		};
-		mv_st_queue_doc(s, &doc);
-		if (s->index_queue->len >= INDEX_COMMIT_DOCS)
-			rc = mv_st_flush_index(s, error);
-	}
-	g_string_free(scope, TRUE);
-	g_ptr_array_set_size(jobs, 0);
-	return rc;
-}
-
-int mv_st_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
-{
-	sqlite3_stmt *st;
-	if (mv_sql_prepare(s->index_db, "SELECT value FROM index_state WHERE key='indexed_upto'", &st, error) < 0)
-		return -1;
-	*upto_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
-	return 0;
-}
-
-int mv_st_set_indexed_upto(mv_store *s, int64_t upto, GError **error)
-{
-	sqlite3_stmt *st;
-	if (mv_sql_prepare(s->index_db, "INSERT INTO index_state VALUES('indexed_upto', ?1)"
-	                " ON CONFLICT(key) DO UPDATE SET value=max(value, excluded.value)", &st, error) < 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, upto);
-	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	if (rc < 0)
-		mv_sql_set_error(error, s->index_db, "record index progress");
-	sqlite3_finalize(st);
-	return rc;
-}
-
-bool mv_st_task_cancelled(const mv_store_task *t)
-{
-	return t && t->cancel && g_atomic_int_get(t->cancel) != 0;
-}
-
-void mv_st_task_progress(const mv_store_task *t, int percent, const char *fmt, ...)
-{
-	if (!t || !t->progress)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	char *text = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	t->progress(t->opaque, percent, text);
-	g_free(text);
-}
-
-static int64_t count_unindexed(mv_store *s, int64_t upto)
-{
-	sqlite3_stmt *st;
-	int64_t n = 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM messages WHERE num > ? AND deleted = 0", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return 0;
-	sqlite3_bind_int64(st, 1, upto);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
-
-int mv_st_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **error)
-{
-	int64_t upto = 0, done = 0;
-	sqlite3_stmt *st;
-	if (mv_st_indexed_upto(s, &upto, error) < 0)
-		return -1;
-	int64_t total = task ? count_unindexed(s, upto) : 0;
-	if (mv_sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date, c.hash, c.segment, c.offset, c.length"
-	                " FROM messages m JOIN folders f ON f.id = m.folder_id JOIN contents c ON c.id = m.content_id"
-	                " WHERE m.num > ? AND m.deleted = 0 ORDER BY m.num", &st, error) < 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, upto);
-	GPtrArray *jobs = g_ptr_array_new_with_free_func(reindex_job_free);
-	int rc = 0;
-	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		reindex_job *j = g_new0(reindex_job, 1);
-		j->num = sqlite3_column_int64(st, 0);
-		j->archive = g_strdup((const char *)sqlite3_column_text(st, 1));
-		j->folder = g_strdup((const char *)sqlite3_column_text(st, 2));
-		j->folder_id = sqlite3_column_int64(st, 3);
-		j->date = sqlite3_column_int64(st, 4);
-		if (sqlite3_column_bytes(st, 5) == MV_HASH_BYTES)
-			memcpy(j->hash, sqlite3_column_blob(st, 5), MV_HASH_BYTES);
-		g_ptr_array_add(jobs, j);
-		if (mv_st_read_record(s, sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
-		                      &j->record, &j->error) < 0)
-			j->record = g_byte_array_new();
-		done++;
-		if (jobs->len < CATCH_UP_CHUNK)
-			continue;
-		rc = reindex_chunk(s, jobs, error);
-		if (rc == 0 && mv_st_task_cancelled(task)) {
-			rc = mv_st_flush_index(s, error);
-			if (rc == 0)
-				g_set_error(error, MV_ERROR, MV_ERR_CANCELLED,
-				            "store %d: indexing cancelled after %lld of %lld messages; the index is usable, "
-				            "and the rest is indexed by the next write to the store or RebuildStoreIndex",
-				            s->id, (long long)done, (long long)total);
-			rc = -1;
-		} else if (rc == 0) {
-			mv_st_task_progress(task, total > 0 ? (int)MIN(99, done * 100 / total) : -1,
-			                    "store %d: indexed %lld of %lld messages", s->id, (long long)done, (long long)total);
-		}
-	}
-	sqlite3_finalize(st);
-	if (rc == 0)
-		rc = reindex_chunk(s, jobs, error);
-	g_ptr_array_free(jobs, TRUE);
-	if (rc == 0)
-		rc = mv_st_flush_index(s, error);
-	g_ptr_array_set_size(s->index_queue, 0);
-	if (rc == 0 && done)
-		mv_log_info("store %d: indexed %lld messages the index lacked", s->id, (long long)done);
-	return rc;
-}
-
-int mv_store_index_catch_up(mv_store *s, GError **error)
-{
-	return mv_st_index_catch_up_task(s, NULL, error);
-}

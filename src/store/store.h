@@ -6,11 +6,12 @@
  *             reference records point a further folder at known content;
  *             together they are the recovery records the db can be rebuilt from.
  *   db/       store.sqlite (WAL): folders, contents, messages, segments.
- *   index/    index.sqlite: a contentless FTS5 table, rowid = message number.
+ *   index/    index.sqlite: a contentless FTS5 table whose rowid is
+ *             mv_index_docid(date, number): newest first, number recoverable.
  *
- * Writers serialise on the metadata db's write lock (BEGIN IMMEDIATE): inside
- * it a writer cuts any uncommitted segment tail, appends, fsyncs, then
- * commits the db.  A segment's committed length lives in the db, so bytes a
+ * Writers serialise on the store's write lock, an flock on
+ * content/.writelock: under it a writer cuts any uncommitted segment tail,
+ * appends, fsyncs, then commits the db.  A segment's committed length lives in the db, so bytes a
  * crashed writer left past it are never visible and are cut by the next one. */
 #ifndef MV_STORE_H
 #define MV_STORE_H
@@ -26,47 +27,6 @@
 #define MV_KEY_BYTES 32
 #define MV_HASH_BYTES 32              /* BLAKE2b-256 of the raw message */
 #define MV_SEGMENT_MAX_BYTES (256u * 1024u * 1024u)
-
-/* ---- records ---------------------------------------------------------- */
-
-#define MV_RECORD_MAGIC "MVR1"
-#define MV_RECORD_VERSION 1          /* record layout; unchanged by store format 2 */
-#define MV_RECORD_HEADER_BYTES 40
-#define MV_RECORD_MAX_PAYLOAD (MV_MAX_RECORD_PLAIN + 64u * 1024u)
-#define MV_MAX_RECORD_PLAIN (600u * 1024u * 1024u)
-
-typedef enum {
-	MV_RECORD_MESSAGE = 1,    /* metadata + raw bytes */
-	MV_RECORD_REFERENCE = 2,  /* metadata only: known content in another folder */
-	MV_RECORD_TOMBSTONE = 3,  /* a deletion, with reason: {"number","hash","reason","at"} */
-	MV_RECORD_BATCH = 4,      /* {"first": N}: the next message/reference records are N, N+1, ... */
-	MV_RECORD_FOLDER_MOVE = 5,/* {"from_archive","from","to_archive","to","at"} */
-	MV_RECORD_RESTORE = 6,    /* {"numbers":[...],"at"}: their tombstones are revoked (RecoverStore --recoverDeletedMessages) */
-} mv_record_type;
-#define MV_RECORD_TYPE_MAX MV_RECORD_RESTORE
-
-typedef struct mv_record_header {
-	uint8_t version;
-	uint8_t type;
-	uint32_t cipher_len;      /* bytes after the header */
-	uint32_t plain_len;       /* decompressed payload length */
-	uint8_t nonce[24];
-} mv_record_header;
-
-/* Encodes one record (header + ciphertext) and appends it to out.
- * payload = meta_len(u32 LE) + meta JSON + body. */
-int mv_record_encode(const uint8_t key[MV_KEY_BYTES], mv_record_type type,
-                     const uint8_t *meta, size_t meta_len,
-                     const uint8_t *body, size_t body_len,
-                     int zstd_level, GByteArray *out, GError **error);
-/* Parses and checks a header (magic, version, type, lengths). */
-int mv_record_parse_header(const uint8_t *buf, size_t len, mv_record_header *h, GError **error);
-/* Decrypts (authenticating header and ciphertext) and decompresses a whole
- * record.  *meta_r and *body_r point into *plain_r, which the caller frees. */
-int mv_record_decode(const uint8_t key[MV_KEY_BYTES], const uint8_t *rec, size_t len,
-                     mv_record_header *h_r, GByteArray **plain_r,
-                     const uint8_t **meta_r, size_t *meta_len_r,
-                     const uint8_t **body_r, size_t *body_len_r, GError **error);
 
 /* ---- keys --------------------------------------------------------------- */
 
@@ -157,9 +117,6 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
  * the write lock.  Thread-safe (reads only the immutable key). */
 int mv_store_prepare_item(mv_store *s, mv_store_item *it, int zstd_level, GError **error);
 
-/* A random token tying an index to the db it describes (meta
- * 'index_generation' = index_state 'generation'). */
-char *mv_store_new_generation(void);
 
 /* Commits the open index transaction and releases the write lock. */
 int mv_store_sync(mv_store *s, GError **error);
@@ -176,7 +133,6 @@ int mv_store_format_version(const mv_store_paths *paths, int *version_r, GError 
 /* Counts this process's changes of a store's format version (upgrades), so
  * that a format version read earlier can be reused until the next one. */
 unsigned mv_store_format_epoch(void);
-void mv_store_format_changed(void);
 
 /* Copies the store into dest (directories created): the index first, then
  * the db (SQLite online backup), then each segment up to the committed
@@ -247,6 +203,11 @@ void mv_store_message_clear(mv_store_message *m);
 /* MV_ERR_NOT_FOUND for a number that is not a live message. */
 int mv_store_message_get(mv_store *s, int64_t number, mv_store_message *m_r, GError **error);
 
+/* A message's id, "<store>:<number>" (message_id.c): the one formatter and
+ * its strict parser (one id, one spelling; false for anything else). */
+char *mv_message_id_format(int store_id, int64_t number);
+bool mv_message_id_parse(const char *text, int *store_r, int64_t *num_r);
+
 /* Reads a message's raw bytes, checking the content hash. */
 int mv_store_read_message(mv_store *s, int64_t number, GByteArray **raw_r, GError **error);
 
@@ -266,20 +227,7 @@ void mv_folder_stats_free(mv_folder_stats *f);
 /* Folders of the store (optionally of one archive) with their counts. */
 int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_r, GError **error);
 
-/* Indexes messages whose rows exist but whose index entries were lost (a
- * crash between the db and index commits).  Call under the write lock. */
-int mv_store_index_catch_up(mv_store *s, GError **error);
 
-/* Index text for one message (internal to store/, exposed for catch-up). */
-typedef struct mv_index_doc {
-	int64_t number;
-	int64_t date;
-	const char *subject, *body, *attachments;
-	const char *from, *to;              /* display forms */
-	const char *from_addrs, *to_addrs, *cc_addrs, *bcc_addrs; /* normalised, space separated */
-	const char *folder, *archive, *message_id;
-	const char *scope;           /* scope tokens: archive, folder, flags */
-} mv_index_doc;
 
 /* Scope tokens (see index.c): one FTS token per archive and folder so that
  * scoped searches are an FTS intersection, not a post-filter. */
@@ -300,12 +248,6 @@ char *mv_address_token(const char *normalised_address);
 int64_t mv_index_docid(int64_t date, int64_t number);
 int64_t mv_index_docid_number(int64_t docid);
 
-int mv_index_init_schema(sqlite3 *db, const char *schema, GError **error);
-/* Inserts one document; *cache holds the prepared statement (finalize it). */
-int mv_index_insert(sqlite3 *db, sqlite3_stmt **cache, const mv_index_doc *doc, GError **error);
-/* Removes a document from the contentless index: FTS5 needs the exact
- * values it was inserted with, which the caller rebuilds from content. */
-int mv_index_delete(sqlite3 *db, const mv_index_doc *doc, GError **error);
 
 
 #endif

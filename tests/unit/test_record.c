@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "store/store.h"
+#include "store/record.h"
 #include <sodium.h>
 #include <string.h>
 

@@ -1,0 +1,174 @@
+/* Unit tests: the store's error paths under injected SQLite failures.
+ *
+ * The failures are injected with SQLite's authorizer, which makes chosen
+ * statements fail to prepare exactly as a damaged or unreadable database
+ * would: on a store's own connection (mv_store_db) for the index generation,
+ * and through an auto-extension on every new connection for RecoverStore's
+ * fresh database, which no caller can reach otherwise. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "store/internal.h"
+#include <sodium.h>
+#include <string.h>
+
+static uint8_t key[MV_KEY_BYTES];
+
+typedef struct fixture {
+	char *dir;
+	mv_store_paths paths;
+} fixture;
+
+static int setup(void **state)
+{
+	fixture *f = g_new0(fixture, 1);
+	f->dir = g_dir_make_tmp("mv-store-faults-XXXXXX", NULL);
+	f->paths.db_dir = g_build_filename(f->dir, "db", NULL);
+	f->paths.content_dir = g_build_filename(f->dir, "content", NULL);
+	f->paths.index_dir = g_build_filename(f->dir, "index", NULL);
+	GError *err = NULL;
+	assert_int_equal(mv_store_create(&f->paths, &err), 0);
+	mv_store *s = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(s);
+	const char raw[] = "Subject: hello\r\nFrom: a@example.org\r\n\r\nbody text\r\n";
+	mv_store_item it = { .archive = "alice", .folder = "Inbox", .raw = (const uint8_t *)raw, .raw_len = strlen(raw),
+	                     .archived_at = 1700000000, .source = "file", .origin = "test", .subject = "hello",
+	                     .from = "a@example.org", .text = "body text", .date = 1700000000 };
+	crypto_generichash(it.hash, sizeof it.hash, it.raw, it.raw_len, NULL, 0);
+	assert_int_equal(mv_store_add_batch(s, &it, 1, 1, &err), 0);
+	assert_int_equal(mv_store_sync(s, &err), 0);
+	mv_store_close(&s);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+	char *argv[] = { "rm", "-rf", f->dir, NULL };
+	g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+	g_free(f->paths.db_dir);
+	g_free(f->paths.content_dir);
+	g_free(f->paths.index_dir);
+	g_free(f->dir);
+	g_free(f);
+	return 0;
+}
+
+/* Denies every read of table meta: the db's index generation cannot be read. */
+static int deny_meta(void *opaque, int action, const char *a, const char *b, const char *c, const char *d)
+{
+	(void)opaque, (void)b, (void)c, (void)d;
+	return action == SQLITE_READ && a && strcmp(a, "meta") == 0 ? SQLITE_DENY : SQLITE_OK;
+}
+
+static char *index_generation(const fixture *f)
+{
+	char *file = g_build_filename(f->paths.index_dir, "index.sqlite", NULL);
+	sqlite3 *ix = NULL;
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_open(file, &ix), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(ix, "SELECT value FROM index_state WHERE key='generation'", -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	char *gen = g_strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(ix);
+	g_free(file);
+	return gen;
+}
+
+/* A generation that cannot be read is an error, not a different one. */
+static void test_generation_check_read_error(void **state)
+{
+	fixture *f = *state;
+	GError *err = NULL;
+	mv_store *s = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(s);
+	sqlite3_set_authorizer(mv_store_db(s), deny_meta, NULL);
+	bool stale = true;
+	assert_int_equal(mv_store_index_generation_check(s, &stale, &err), -1);
+	assert_non_null(err);
+	g_clear_error(&err);
+	sqlite3_set_authorizer(mv_store_db(s), NULL, NULL);
+	assert_int_equal(mv_store_index_generation_check(s, &stale, &err), 0);
+	assert_false(stale);
+	mv_store_close(&s);
+}
+
+/* Taking the write lock over an unreadable generation fails and leaves the
+ * index alone, instead of taking it for stale and wiping it. */
+static void test_write_lock_keeps_index_on_read_error(void **state)
+{
+	fixture *f = *state;
+	char *before = index_generation(f);
+	GError *err = NULL;
+	mv_store *s = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(s);
+	sqlite3_set_authorizer(mv_store_db(s), deny_meta, NULL);
+	assert_int_equal(mv_store_refresh_index(s, &err), -1);
+	assert_non_null(err);
+	g_clear_error(&err);
+	sqlite3_set_authorizer(mv_store_db(s), NULL, NULL);
+	mv_store_close(&s);
+	char *after = index_generation(f);
+	assert_string_equal(before, after);
+	g_free(before);
+	g_free(after);
+}
+
+/* RecoverStore's new db (its file ends in ".recovering") cannot count. */
+static int deny_count(void *opaque, int action, const char *a, const char *b, const char *c, const char *d)
+{
+	(void)opaque, (void)a, (void)c, (void)d;
+	return action == SQLITE_FUNCTION && b && strcmp(b, "count") == 0 ? SQLITE_DENY : SQLITE_OK;
+}
+
+static bool count_denied;
+
+static int deny_count_on_recovering(sqlite3 *db, char **errmsg, const void *api)
+{
+	(void)errmsg, (void)api;
+	const char *file = sqlite3_db_filename(db, "main");
+	if (count_denied && file && g_str_has_suffix(file, ".recovering"))
+		sqlite3_set_authorizer(db, deny_count, NULL);
+	return SQLITE_OK;
+}
+
+/* A count that fails fails the recovery; it never reports -1 folders. */
+static void test_recover_count_error(void **state)
+{
+	fixture *f = *state;
+	GError *err = NULL;
+	json_t *report = NULL;
+	count_denied = true;
+	int rc = mv_store_recover(1, &f->paths, key, false, NULL, &report, &err);
+	count_denied = false;
+	if (rc == 0)
+		fail_msg("RecoverStore succeeded with foldersRecovered %lld",
+		         (long long)json_integer_value(json_object_get(report, "foldersRecovered")));
+	assert_non_null(err);
+	g_clear_error(&err);
+	/* Without the fault the same store recovers, its one folder counted. */
+	assert_int_equal(mv_store_recover(1, &f->paths, key, false, NULL, &report, &err), 0);
+	assert_int_equal(json_integer_value(json_object_get(report, "foldersRecovered")), 1);
+	assert_int_equal(json_integer_value(json_object_get(report, "messagesRecovered")), 1);
+	json_decref(report);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	randombytes_buf(key, sizeof key);
+	sqlite3_auto_extension((void (*)(void))deny_count_on_recovering);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_generation_check_read_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_lock_keeps_index_on_read_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_count_error, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
