@@ -81,7 +81,7 @@ static void job_free(gpointer p)
 	g_free(j->remote);
 	g_free(j->data_dir);
 	json_decref(j->args);
-	mv_access_free(j->access);
+	mv_access_free(&j->access);
 	g_free(j->text);
 	json_decref(j->final);
 	g_free(j);

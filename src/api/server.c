@@ -171,7 +171,7 @@ static enum MHD_Result invoke(call *c, const char *function)
 	};
 	json_t *env = mv_command_invoke(cmd, &ctx, args);
 	json_decref(args);
-	mv_access_free(access);
+	mv_access_free(&access);
 	return send_json(c->conn, MHD_HTTP_OK, env);
 }
 

@@ -48,7 +48,7 @@ mv_access *mv_access_for_user(mv_instance *inst, const mv_user *u, GError **erro
 	if (a->unrestricted)
 		return a;
 	if (!grants) {
-		mv_access_free(a);
+		mv_access_free(&a);
 		return NULL;
 	}
 	a->n_grants = grants->len;
@@ -64,10 +64,12 @@ mv_access *mv_access_for_user(mv_instance *inst, const mv_user *u, GError **erro
 	return a;
 }
 
-void mv_access_free(mv_access *a)
+void mv_access_free(mv_access **ap)
 {
+	mv_access *a = *ap;
 	if (!a)
 		return;
+	*ap = NULL;
 	for (size_t i = 0; i < a->n_grants; i++)
 		g_free(a->grants[i].folded);
 	g_free(a->grants);

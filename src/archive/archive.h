@@ -18,9 +18,8 @@
 typedef struct mv_instance mv_instance;
 
 /* Progress sink of long-running actions: percent 0..100 or -1 if unknown. */
-typedef void (*mv_progress_cb)(void *opaque, int percent, const char *text);
 
-typedef struct mv_store_info {
+typedef struct mv_archive_store {
 	int id;
 	char *name;
 	char *state;          /* requested state: current | normal | writeProtected | disabled */
@@ -29,7 +28,7 @@ typedef struct mv_store_info {
 	char *error;          /* NULL, or why the store cannot be opened now (GetStores
 	                         then shows it in an error state with this reason) */
 	bool locked;          /* belongs to another instance: needs UnlockStore */
-} mv_store_info;
+} mv_archive_store;
 
 /* Creates a new instance in data_dir (created if missing; refused if it
  * already holds one).  *recovery_key_r receives the recovery key, which is
@@ -39,9 +38,9 @@ mv_instance *mv_instance_open(const char *data_dir, GError **error);
 void mv_instance_close(mv_instance **inst);
 const char *mv_instance_data_dir(const mv_instance *inst);
 
-/* Stores known to the instance, in id order (array of mv_store_info*). */
+/* Stores known to the instance, in id order (array of mv_archive_store*). */
 GPtrArray *mv_instance_stores(mv_instance *inst, GError **error);
-void mv_store_info_free(mv_store_info *info);
+void mv_archive_store_free(mv_archive_store *info);
 /* Opens a store by id with its data key unwrapped by the master key.  A
  * reader may get a handle kept open since an earlier close (handles.c). */
 mv_store *mv_instance_open_store(mv_instance *inst, int store_id, mv_store_mode mode, GError **error);
@@ -55,7 +54,7 @@ int mv_instance_set_setting(mv_instance *inst, const char *key, const char *valu
 int mv_instance_current_store(mv_instance *inst, int *store_id_r, GError **error);
 
 /* One store's entry, or NULL with MV_ERR_NOT_FOUND. */
-mv_store_info *mv_instance_store_info(mv_instance *inst, int store_id, GError **error);
+mv_archive_store *mv_instance_store_info(mv_instance *inst, int store_id, GError **error);
 /* Fails with MV_ERR_STATE unless the store exists and its state allows
  * modifying its content (current or normal, not locked, no error). */
 int mv_instance_require_modifiable(mv_instance *inst, int store_id, GError **error);
@@ -113,7 +112,7 @@ int mv_instance_auto_create_store(mv_instance *inst, int *id_r, GError **error);
  * up to their committed length) into dir, usable while imports run.
  * mv_instance_restore copies a backup into an empty data directory. */
 int mv_instance_backup(mv_instance *inst, const char *dir, bool exclude_index,
-                       mv_progress_cb progress, void *opaque, volatile gint *cancel, GError **error);
+                       const mv_task *task, GError **error);
 int mv_instance_restore(const char *backup_dir, const char *data_dir, GError **error);
 
 /* ---- users and privileges (users.c; names user_names.c, passwords
@@ -289,7 +288,8 @@ typedef struct mv_access mv_access;
 mv_access *mv_access_load(mv_instance *inst, const char *user_name, GError **error);
 /* The same for a user already read (no second lookup). */
 mv_access *mv_access_for_user(mv_instance *inst, const mv_user *u, GError **error);
-void mv_access_free(mv_access *a);
+/* Frees it and clears the caller's pointer (NULL is fine). */
+void mv_access_free(mv_access **a);
 bool mv_access_unrestricted(const mv_access *a);
 const char *mv_access_user(const mv_access *a);
 /* Effective folder privilege bits on archive/path (path "" = the archive

@@ -172,9 +172,7 @@ typedef struct backup_run {
 	bool created_dir;           /* the backup made dir (else it was empty) */
 	bool prepared;              /* dir was found empty or made: ours to clean up */
 	bool exclude_index;
-	mv_progress_cb progress;
-	void *opaque;
-	volatile gint *cancel;
+	const mv_task *task;        /* may be NULL */
 	json_t *copied;             /* [{id, name, path}] */
 	json_t *skipped;            /* [{id, name, reason, databasePath, contentPath, indexPath}] */
 	GHashTable *dir_names;      /* store directory names used under stores/ */
@@ -188,14 +186,14 @@ static void report(backup_run *b, int percent, const char *fmt, ...)
 	char *text = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
 	mv_log_debug("backup: %s", text);
-	if (b->progress)
-		b->progress(b->opaque, percent, text);
+	if (b->task && b->task->progress)
+		b->task->progress(b->task->opaque, percent, text);
 	g_free(text);
 }
 
 static int check_cancel(backup_run *b, GError **error)
 {
-	if (!b->cancel || !g_atomic_int_get(b->cancel))
+	if (!b->task || !b->task->cancel || !g_atomic_int_get(b->task->cancel))
 		return 0;
 	g_set_error(error, MV_ERROR, MV_ERR_CANCELLED, "backup to %s cancelled; the partial backup was removed", b->dir);
 	return -1;
@@ -276,7 +274,7 @@ static char *store_dir_name(backup_run *b, const char *name)
 	return dir;
 }
 
-static void skip_store(backup_run *b, const mv_store_info *info, const char *reason)
+static void skip_store(backup_run *b, const mv_archive_store *info, const char *reason)
 {
 	json_array_append_new(b->skipped, json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "id", info->id, "name",
 	                                            info->name, "reason", reason, "databasePath", info->paths.db_dir,
@@ -285,7 +283,7 @@ static void skip_store(backup_run *b, const mv_store_info *info, const char *rea
 	report(b, -1, "store %d (%s) not backed up: %s", info->id, info->name, reason);
 }
 
-static int backup_store(backup_run *b, const mv_store_info *info, GError **error)
+static int backup_store(backup_run *b, const mv_archive_store *info, GError **error)
 {
 	char *dname = store_dir_name(b, info->name);
 	char *rel = g_build_filename("stores", dname, NULL);
@@ -321,7 +319,7 @@ static int backup_stores(backup_run *b, GError **error)
 		return -1;
 	int rc = -1;
 	for (guint i = 0; i < stores->len; i++) {
-		const mv_store_info *info = stores->pdata[i];
+		const mv_archive_store *info = stores->pdata[i];
 		if (check_cancel(b, error) < 0)
 			goto out;
 		if (strcmp(info->state, "disabled") == 0) {
@@ -463,7 +461,7 @@ static void remove_partial_backup(backup_run *b)
 }
 
 int mv_instance_backup(mv_instance *inst, const char *dir, bool exclude_index,
-                       mv_progress_cb progress, void *opaque, volatile gint *cancel, GError **error)
+                       const mv_task *task, GError **error)
 {
 	if (!dir || !g_path_is_absolute(dir)) {
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "path '%s': must be an absolute path", dir ? dir : "");
@@ -471,7 +469,7 @@ int mv_instance_backup(mv_instance *inst, const char *dir, bool exclude_index,
 	}
 	backup_run b = {
 		.inst = inst, .dir = g_canonicalize_filename(dir, NULL), .exclude_index = exclude_index,
-		.progress = progress, .opaque = opaque, .cancel = cancel, .copied = json_array(),
+		.task = task, .copied = json_array(),
 		.skipped = json_array(), .dir_names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
 	};
 	int rc = run_backup(&b, error);
@@ -551,7 +549,7 @@ out:
 	return rc;
 }
 
-static int refresh_index(mv_instance *inst, const mv_store_info *info, GError **error)
+static int refresh_index(mv_instance *inst, const mv_archive_store *info, GError **error)
 {
 	if (strcmp(info->state, "disabled") == 0 || info->error) {
 		mv_log_warn("restore: store %d (%s) was not in the backup%s%s", info->id, info->name,

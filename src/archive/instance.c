@@ -461,9 +461,9 @@ char *mv_archive_locked_reason(mv_instance *inst, const mv_archive_row *r)
 	                "recovery key of the instance that created it");
 }
 
-static mv_store_info *info_from_row(mv_instance *inst, const mv_archive_row *r)
+static mv_archive_store *info_from_row(mv_instance *inst, const mv_archive_row *r)
 {
-	mv_store_info *info = g_new0(mv_store_info, 1);
+	mv_archive_store *info = g_new0(mv_archive_store, 1);
 	info->id = r->id;
 	info->name = g_strdup(r->name);
 	info->state = g_strdup(r->state);
@@ -478,7 +478,7 @@ static mv_store_info *info_from_row(mv_instance *inst, const mv_archive_row *r)
 	return info;
 }
 
-void mv_store_info_free(mv_store_info *info)
+void mv_archive_store_free(mv_archive_store *info)
 {
 	if (!info)
 		return;
@@ -495,26 +495,26 @@ GPtrArray *mv_instance_stores(mv_instance *inst, GError **error)
 	GPtrArray *rows = mv_archive_rows_load(inst, -1, error);
 	if (!rows)
 		return NULL;
-	GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)mv_store_info_free);
+	GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)mv_archive_store_free);
 	for (guint i = 0; i < rows->len; i++)
 		g_ptr_array_add(list, info_from_row(inst, rows->pdata[i]));
 	g_ptr_array_free(rows, TRUE);
 	return list;
 }
 
-mv_store_info *mv_instance_store_info(mv_instance *inst, int store_id, GError **error)
+mv_archive_store *mv_instance_store_info(mv_instance *inst, int store_id, GError **error)
 {
 	mv_archive_row *r = mv_archive_row_load(inst, store_id, error);
 	if (!r)
 		return NULL;
-	mv_store_info *info = info_from_row(inst, r);
+	mv_archive_store *info = info_from_row(inst, r);
 	mv_archive_row_free(r);
 	return info;
 }
 
 int mv_instance_require_modifiable(mv_instance *inst, int store_id, GError **error)
 {
-	mv_store_info *info = mv_instance_store_info(inst, store_id, error);
+	mv_archive_store *info = mv_instance_store_info(inst, store_id, error);
 	if (!info)
 		return -1;
 	int rc = -1;
@@ -531,7 +531,7 @@ int mv_instance_require_modifiable(mv_instance *inst, int store_id, GError **err
 		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d (%s) is disabled", info->id, info->name);
 	else
 		rc = 0;
-	mv_store_info_free(info);
+	mv_archive_store_free(info);
 	return rc;
 }
 

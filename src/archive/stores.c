@@ -196,7 +196,7 @@ static int check_dirs_unshared(mv_instance *inst, const mv_store_paths *p, int e
 		return -1;
 	int rc = 0;
 	for (guint i = 0; i < stores->len && rc == 0; i++) {
-		const mv_store_info *other = stores->pdata[i];
+		const mv_archive_store *other = stores->pdata[i];
 		if (other->id != except_id && shares_a_dir(p, &other->paths)) {
 			g_set_error(error, MV_ERROR, MV_ERR_EXISTS,
 			            "store %d (%s) already uses one of these directories (database %s, content %s, index %s)",
@@ -598,7 +598,7 @@ out:
 
 /* ---- DetachStore, RenameStore, SetStoreProperties, SetStoreRequestedState ------------------ */
 
-static int refuse_if_current(const mv_store_info *info, const char *action, GError **error)
+static int refuse_if_current(const mv_archive_store *info, const char *action, GError **error)
 {
 	if (strcmp(info->state, "current") != 0)
 		return 0;
@@ -609,7 +609,7 @@ static int refuse_if_current(const mv_store_info *info, const char *action, GErr
 
 int mv_instance_detach_store(mv_instance *inst, int store_id, GError **error)
 {
-	mv_store_info *info = mv_instance_store_info(inst, store_id, error);
+	mv_archive_store *info = mv_instance_store_info(inst, store_id, error);
 	if (!info)
 		return -1;
 	int rc = -1;
@@ -630,13 +630,13 @@ int mv_instance_detach_store(mv_instance *inst, int store_id, GError **error)
 	if (rc == 0)
 		mv_log_debug("store %d (%s) detached; its files stay in %s", info->id, info->name, info->paths.db_dir);
 out:
-	mv_store_info_free(info);
+	mv_archive_store_free(info);
 	return rc;
 }
 
 int mv_instance_rename_store(mv_instance *inst, int store_id, const char *name, GError **error)
 {
-	mv_store_info *info = mv_instance_store_info(inst, store_id, error);
+	mv_archive_store *info = mv_instance_store_info(inst, store_id, error);
 	if (!info)
 		return -1;
 	int rc = -1;
@@ -644,7 +644,7 @@ int mv_instance_rename_store(mv_instance *inst, int store_id, const char *name, 
 		goto out;
 	rc = exec_bound(mv_archive_db(inst), "UPDATE stores SET name=? WHERE id=?", store_id, name, error);
 out:
-	mv_store_info_free(info);
+	mv_archive_store_free(info);
 	return rc;
 }
 
@@ -665,7 +665,7 @@ static int store_uid_of(mv_instance *inst, int store_id, char **uid_r, GError **
 }
 
 /* The new place must hold this very store, not another one. */
-static int check_same_store(mv_instance *inst, const mv_store_info *info, const mv_store_paths *abs, GError **error)
+static int check_same_store(mv_instance *inst, const mv_archive_store *info, const mv_store_paths *abs, GError **error)
 {
 	store_meta m = { 0 };
 	char *uid = NULL;
@@ -710,7 +710,7 @@ int mv_instance_set_store_paths(mv_instance *inst, int store_id, const mv_store_
 		            "indexPath)", store_id);
 		return -1;
 	}
-	mv_store_info *info = mv_instance_store_info(inst, store_id, error);
+	mv_archive_store *info = mv_instance_store_info(inst, store_id, error);
 	if (!info)
 		return -1;
 	mv_store_paths abs = { 0 };
@@ -723,7 +723,7 @@ int mv_instance_set_store_paths(mv_instance *inst, int store_id, const mv_store_
 	rc = 0;
 out:
 	mv_archive_paths_clear(&abs);
-	mv_store_info_free(info);
+	mv_archive_store_free(info);
 	return rc;
 }
 
@@ -748,7 +748,7 @@ int mv_instance_set_store_state(mv_instance *inst, int store_id, const char *sta
 			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "requestedState: missing");
 		return -1;
 	}
-	mv_store_info *info = mv_instance_store_info(inst, store_id, error);
+	mv_archive_store *info = mv_instance_store_info(inst, store_id, error);
 	if (!info)
 		return -1;
 	int rc = -1;
@@ -765,7 +765,7 @@ int mv_instance_set_store_state(mv_instance *inst, int store_id, const char *sta
 	} else {
 		rc = mv_archive_in_transaction(inst, set_state_txn, &(state_change){ store_id, state }, error);
 	}
-	mv_store_info_free(info);
+	mv_archive_store_free(info);
 	return rc;
 }
 

@@ -31,6 +31,18 @@ typedef enum {
 	MV_ERR_DENIED,       /* authenticated, but lacking the privilege for this */
 } mv_error_code;
 
+/* A long operation's progress (percent 0..100, or -1 when unknown) and
+ * its request to stop: checked at safe points, failing with
+ * MV_ERR_CANCELLED.  The one shape for every long operation (store
+ * maintenance, backup, registry functions); a NULL task or member means
+ * nobody is listening or asking. */
+typedef void (*mv_progress_fn)(void *opaque, int percent, const char *text);
+typedef struct mv_task {
+	mv_progress_fn progress;
+	void *opaque;
+	volatile gint *cancel;
+} mv_task;
+
 /* Sets *error from errno, naming the path and the operation. */
 void mv_set_errno_error(GError **error, int errnum, const char *op, const char *path);
 

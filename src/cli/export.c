@@ -111,7 +111,7 @@ static int run_export(mv_instance *inst, const char *kind, const char *where, co
 		return mv_cli_fail(err);
 	json_t *args = build_args(kind, where, o, &err);
 	if (!args) {
-		mv_access_free(access);
+		mv_access_free(&access);
 		return mv_cli_fail(err);
 	}
 	mv_cli_progress ps = MV_CLI_PROGRESS_INIT(isatty(STDERR_FILENO) != 0);
@@ -130,7 +130,7 @@ static int run_export(mv_instance *inst, const char *kind, const char *where, co
 	fputs(ctx.log->str, stderr);
 	g_string_free(ctx.log, TRUE);
 	json_decref(args);
-	mv_access_free(access);
+	mv_access_free(&access);
 	if (!res)
 		return mv_cli_fail(err);
 	print_result(res, o->json);

@@ -87,7 +87,7 @@ int mv_cli_folders(const mv_cli_globals *g, int argc, char **argv)
 	int status = MV_EXIT_OK;
 	GPtrArray *infos = mv_instance_stores(inst, &err);
 	for (guint i = 0; infos && i < infos->len && status == MV_EXIT_OK; i++) {
-		mv_store *s = mv_searcher_store(searcher, ((mv_store_info *)infos->pdata[i])->id);
+		mv_store *s = mv_searcher_store(searcher, ((mv_archive_store *)infos->pdata[i])->id);
 		GPtrArray *folders = NULL;
 		if (!s)
 			continue;

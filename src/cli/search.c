@@ -99,7 +99,7 @@ int mv_cli_search(const mv_cli_globals *g, int argc, char **argv)
 	status = MV_EXIT_OK;
 out:
 	mv_searcher_close(&searcher);
-	mv_access_free(access);
+	mv_access_free(&access);
 	mv_instance_close(&inst);
 	g_free(query);
 	g_free(as_user);

@@ -7,7 +7,7 @@
 #include <jansson.h>
 #include <stdio.h>
 
-static json_t *store_stats_json(const mv_store_info *info, const mv_store_stats *st)
+static json_t *store_stats_json(const mv_archive_store *info, const mv_store_stats *st)
 {
 	return json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
 	                 "id", info->id, "name", info->name, "state", info->state,
@@ -17,7 +17,7 @@ static json_t *store_stats_json(const mv_store_info *info, const mv_store_stats 
 	                 "index", (json_int_t)st->disk_index);
 }
 
-static void print_stats_line(const mv_store_info *info, const mv_store_stats *st)
+static void print_stats_line(const mv_archive_store *info, const mv_store_stats *st)
 {
 	uint64_t disk = st->disk_content + st->disk_db + st->disk_index;
 	printf("store %d %s (%s): %lld messages, %lld distinct, %.1f MB raw; on disk %.1f MB"
@@ -49,7 +49,7 @@ int mv_cli_stats(const mv_cli_globals *g, int argc, char **argv)
 	mv_store_stats total = { 0 };
 	int status = MV_EXIT_OK;
 	for (guint i = 0; i < infos->len; i++) {
-		const mv_store_info *info = infos->pdata[i];
+		const mv_archive_store *info = infos->pdata[i];
 		mv_store *s = mv_instance_open_store(inst, info->id, MV_STORE_READ, &err);
 		mv_store_stats st = { 0 };
 		if (!s || mv_store_get_stats(s, &st, &err) < 0) {

@@ -105,7 +105,7 @@ static int folder_exists(mv_command_ctx *ctx, const char *archive, const char *p
 	char *lo = g_strconcat(path, "/", NULL), *hi = g_strconcat(path, "0", NULL);
 	int found = 0;
 	for (guint i = 0; i < infos->len && found == 0; i++) {
-		const mv_store_info *info = infos->pdata[i];
+		const mv_archive_store *info = infos->pdata[i];
 		if (strcmp(info->state, "disabled") == 0 || info->error)
 			continue;
 		sqlite3_stmt *st = NULL;
@@ -183,7 +183,7 @@ static GHashTable *all_folders(mv_command_ctx *ctx, GError **error)
 		return NULL;
 	GHashTable *all = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	for (guint i = 0; i < infos->len; i++) {
-		const mv_store_info *info = infos->pdata[i];
+		const mv_archive_store *info = infos->pdata[i];
 		if (strcmp(info->state, "disabled") == 0 || info->error)
 			continue;
 		GError *err = NULL;
@@ -428,7 +428,7 @@ static GArray *list_folder(mv_command_ctx *ctx, const char *archive, const char 
 	GArray *rows = g_array_new(FALSE, FALSE, sizeof(listed));
 	g_array_set_clear_func(rows, listed_clear);
 	for (guint i = 0; i < infos->len && rows; i++) {
-		const mv_store_info *info = infos->pdata[i];
+		const mv_archive_store *info = infos->pdata[i];
 		if (strcmp(info->state, "disabled") == 0 || info->error)
 			continue;
 		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
@@ -541,7 +541,7 @@ static GArray *stores_holding(mv_command_ctx *ctx, const char *archive, const ch
 		return NULL;
 	GArray *ids = g_array_new(FALSE, FALSE, sizeof(int));
 	for (guint i = 0; i < infos->len && ids; i++) {
-		const mv_store_info *info = infos->pdata[i];
+		const mv_archive_store *info = infos->pdata[i];
 		if (strcmp(info->state, "disabled") == 0 || info->error)
 			continue;
 		GPtrArray *folders = NULL;
@@ -661,7 +661,7 @@ static json_t *delete_empty_folders(mv_command_ctx *ctx, json_t *args, GError **
 		if (infos) {
 			ids = g_array_new(FALSE, FALSE, sizeof(int));
 			for (guint i = 0; i < infos->len; i++) {
-				const mv_store_info *info = infos->pdata[i];
+				const mv_archive_store *info = infos->pdata[i];
 				if (mv_instance_require_modifiable(ctx->inst, info->id, NULL) == 0)
 					g_array_append_val(ids, info->id);
 			}
@@ -894,7 +894,7 @@ static bool searchable_archive(mv_command_ctx *ctx, const char *archive, GError 
 	char *want = g_utf8_strdown(archive, -1);
 	int found = 0;
 	for (guint i = 0; i < infos->len && found == 0; i++) {
-		const mv_store_info *info = infos->pdata[i];
+		const mv_archive_store *info = infos->pdata[i];
 		if (strcmp(info->state, "disabled") == 0 || info->error)
 			continue;
 		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);

@@ -6,7 +6,7 @@
  *
  * Each handler resolves the store through the instance (state, lock, key)
  * and hands the work to store/ (maint.c, compact.c); progress and cancellation pass
- * through mv_store_task so the same code serves the shell, the HTTP API and
+ * through mv_task so the same code serves the shell, the HTTP API and
  * jobs. */
 #include "commands/commands.h"
 #include "ingest/ingest.h"
@@ -21,15 +21,15 @@ static void task_progress(void *opaque, int percent, const char *text)
 	mv_command_progress(ctx, percent, "%s", text);
 }
 
-static mv_store_task task_of(mv_command_ctx *ctx)
+static mv_task task_of(mv_command_ctx *ctx)
 {
-	return (mv_store_task){ .progress = task_progress, .opaque = ctx, .cancel = ctx->cancel };
+	return (mv_task){ .progress = task_progress, .opaque = ctx, .cancel = ctx->cancel };
 }
 
 /* A store open for maintenance: it must exist and not be disabled. */
 static mv_store *open_for_maintenance(mv_command_ctx *ctx, int64_t id, GError **error)
 {
-	mv_store_info *info = mv_instance_store_info(ctx->inst, (int)id, error);
+	mv_archive_store *info = mv_instance_store_info(ctx->inst, (int)id, error);
 	if (!info)
 		return NULL;
 	mv_store *s = NULL;
@@ -39,7 +39,7 @@ static mv_store *open_for_maintenance(mv_command_ctx *ctx, int64_t id, GError **
 		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d (%s) is disabled", info->id, info->name);
 	else
 		s = mv_instance_open_store(ctx->inst, (int)id, MV_STORE_WRITE, error);
-	mv_store_info_free(info);
+	mv_archive_store_free(info);
 	return s;
 }
 
@@ -123,7 +123,7 @@ static json_t *verify_one(mv_command_ctx *ctx, int64_t id, bool with_index, GErr
 	mv_store *s = open_for_maintenance(ctx, id, error);
 	if (!s)
 		return NULL;
-	mv_store_task t = task_of(ctx);
+	mv_task t = task_of(ctx);
 	json_t *report = NULL;
 	int rc = mv_store_verify(s, with_index, &t, &report, error);
 	if (rc == 0 && report_names(s, report, error) < 0) {
@@ -155,7 +155,7 @@ static GArray *usable_store_ids(mv_command_ctx *ctx, GError **error)
 		return NULL;
 	GArray *ids = g_array_new(FALSE, FALSE, sizeof(int));
 	for (guint i = 0; i < infos->len; i++) {
-		const mv_store_info *info = infos->pdata[i];
+		const mv_archive_store *info = infos->pdata[i];
 		if (strcmp(info->state, "disabled") == 0)
 			continue;
 		if (info->error) {
@@ -187,7 +187,7 @@ static json_t *verify_stores(mv_command_ctx *ctx, json_t *args, GError **error)
 
 /* ---- the rewriting ones ------------------------------------------------------------------- */
 
-typedef int (*store_op)(mv_store *s, const mv_store_task *t, json_t **report_r, GError **error);
+typedef int (*store_op)(mv_store *s, const mv_task *t, json_t **report_r, GError **error);
 
 static json_t *run_on_store(mv_command_ctx *ctx, json_t *args, store_op op, const char *what, GError **error)
 {
@@ -197,7 +197,7 @@ static json_t *run_on_store(mv_command_ctx *ctx, json_t *args, store_op op, cons
 	mv_store *s = open_for_maintenance(ctx, id, error);
 	if (!s)
 		return NULL;
-	mv_store_task t = task_of(ctx);
+	mv_task t = task_of(ctx);
 	json_t *report = NULL;
 	int rc = op(s, &t, &report, error);
 	mv_store_close(&s);
@@ -221,7 +221,7 @@ static json_t *recreate_records(mv_command_ctx *ctx, json_t *args, GError **erro
 	return run_on_store(ctx, args, mv_store_recreate_records, "recreating recovery records", error);
 }
 
-static int repair_op(mv_store *s, const mv_store_task *t, json_t **report_r, GError **error)
+static int repair_op(mv_store *s, const mv_task *t, json_t **report_r, GError **error)
 {
 	return mv_store_repair_db(s, report_r, error);
 }
@@ -231,7 +231,7 @@ static json_t *repair_store_database(mv_command_ctx *ctx, json_t *args, GError *
 	return run_on_store(ctx, args, repair_op, "database repair", error);
 }
 
-static int rebuild_op(mv_store *s, const mv_store_task *t, json_t **report_r, GError **error)
+static int rebuild_op(mv_store *s, const mv_task *t, json_t **report_r, GError **error)
 {
 	return mv_store_rebuild_index(s, t, error);
 }
@@ -250,7 +250,7 @@ static json_t *recover_store(mv_command_ctx *ctx, json_t *args, GError **error)
 	int64_t id = mv_arg_number(args, "id", 0);
 	if (!id_in_range(id, error))
 		return NULL;
-	mv_store_info *info = mv_instance_store_info(ctx->inst, (int)id, error);
+	mv_archive_store *info = mv_instance_store_info(ctx->inst, (int)id, error);
 	if (!info)
 		return NULL;
 	json_t *report = NULL;
@@ -263,14 +263,14 @@ static json_t *recover_store(mv_command_ctx *ctx, json_t *args, GError **error)
 		g_set_error(error, MV_ERROR, MV_ERR_UNSUPPORTED, "encryptionKey: store keys are kept wrapped by the instance;"
 		            " for a store of another instance use UnlockStore with that instance's recovery key");
 	} else if (mv_instance_store_key(ctx->inst, info->id, key, error) == 0) {
-		mv_store_task t = task_of(ctx);
+		mv_task t = task_of(ctx);
 		if (mv_store_recover(info->id, &info->paths, key, mv_arg_bool(args, "recoverDeletedMessages", false), &t,
 		                     &report, error) == 0)
 			mv_command_log(ctx, "store %d: %lld messages recovered from content", info->id,
 			               (long long)json_integer_value(json_object_get(report, "messagesRecovered")));
 	}
 	sodium_memzero(key, sizeof key);
-	mv_store_info_free(info);
+	mv_archive_store_free(info);
 	return report;
 }
 
@@ -295,7 +295,7 @@ static json_t *maintain_databases(mv_command_ctx *ctx, json_t *args, GError **er
 
 static int upgrade_one(mv_command_ctx *ctx, int id, GError **error)
 {
-	mv_store_info *info = mv_instance_store_info(ctx->inst, id, error);
+	mv_archive_store *info = mv_instance_store_info(ctx->inst, id, error);
 	if (!info)
 		return -1;
 	int from = 0;
@@ -304,7 +304,7 @@ static int upgrade_one(mv_command_ctx *ctx, int id, GError **error)
 		mv_command_log(ctx, "store %d (%s): upgraded from format %d to %d", id, info->name, from, MV_STORE_FORMAT_VERSION);
 	else if (rc == 0)
 		mv_command_log(ctx, "store %d (%s): already at format %d", id, info->name, from);
-	mv_store_info_free(info);
+	mv_archive_store_free(info);
 	return rc;
 }
 
@@ -323,7 +323,7 @@ static json_t *upgrade_stores(mv_command_ctx *ctx, json_t *args, GError **error)
 		return NULL;
 	int rc = 0;
 	for (guint i = 0; i < infos->len && rc == 0; i++) {
-		const mv_store_info *info = infos->pdata[i];
+		const mv_archive_store *info = infos->pdata[i];
 		if (info->locked)
 			continue;
 		rc = upgrade_one(ctx, info->id, error);
@@ -346,7 +346,7 @@ static json_t *get_store_indexes(mv_command_ctx *ctx, json_t *args, GError **err
 	int64_t only = mv_arg_number(args, "id", 0);
 	json_t *list = json_array();
 	for (guint i = 0; i < infos->len; i++) {
-		const mv_store_info *info = infos->pdata[i];
+		const mv_archive_store *info = infos->pdata[i];
 		if (only && info->id != only)
 			continue;
 		char *file = g_build_filename(info->paths.index_dir, "index.sqlite", NULL);
@@ -386,7 +386,7 @@ static json_t *rebuild_selected(mv_command_ctx *ctx, json_t *args, GError **erro
 			continue;
 		int id = atoi(*p);
 		mv_store *s = open_for_maintenance(ctx, id, error);
-		mv_store_task t = task_of(ctx);
+		mv_task t = task_of(ctx);
 		rc = s ? mv_store_rebuild_index(s, &t, error) : -1;
 		mv_store_close(&s);
 		if (rc == 0)
@@ -486,7 +486,7 @@ static int check_transfer(transfer *t, bool require_write_protected, GError **er
 	int64_t sum = 0;
 	for (guint i = 0; i < t->sources->len; i++) {
 		int id = g_array_index(t->sources, int, i);
-		mv_store_info *info = mv_instance_store_info(t->ctx->inst, id, error);
+		mv_archive_store *info = mv_instance_store_info(t->ctx->inst, id, error);
 		if (!info)
 			return -1;
 		int rc = 0;
@@ -499,7 +499,7 @@ static int check_transfer(transfer *t, bool require_write_protected, GError **er
 		else if (require_write_protected && strcmp(info->state, "writeProtected") != 0)
 			g_set_error(error, MV_ERROR, MV_ERR_STATE, "source store %d (%s) is %s; set it writeProtected first"
 			            " (SetStoreRequestedState --id=%d --requestedState=writeProtected)", id, info->name, info->state, id), rc = -1;
-		mv_store_info_free(info);
+		mv_archive_store_free(info);
 		if (rc < 0)
 			return -1;
 		sum += live_count(t->ctx, id);

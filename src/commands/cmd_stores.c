@@ -58,14 +58,14 @@ static int check_store_type(json_t *args, GError **error)
 static int store_id_arg(mv_command_ctx *ctx, json_t *args, int *id_r, GError **error)
 {
 	int64_t id = mv_arg_number(args, "id", 0);
-	mv_store_info *info = NULL;
+	mv_archive_store *info = NULL;
 	if (id >= 1 && id <= INT_MAX)
 		info = mv_instance_store_info(ctx->inst, (int)id, NULL);
 	if (!info) {
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "id %" G_GINT64_FORMAT ": no such store", id);
 		return -1;
 	}
-	mv_store_info_free(info);
+	mv_archive_store_free(info);
 	*id_r = (int)id;
 	return 0;
 }
@@ -82,7 +82,7 @@ static mv_store_paths paths_arg(json_t *args)
 
 /* ---- GetStores ------------------------------------------------------------------------- */
 
-static json_t *store_size(mv_instance *inst, const mv_store_info *info)
+static json_t *store_size(mv_instance *inst, const mv_archive_store *info)
 {
 	if (info->error)
 		return json_null();
@@ -102,7 +102,7 @@ static json_t *store_size(mv_instance *inst, const mv_store_info *info)
 	return size ? size : json_null();
 }
 
-static json_t *store_json(mv_instance *inst, const mv_store_info *info, bool include_size)
+static json_t *store_json(mv_instance *inst, const mv_archive_store *info, bool include_size)
 {
 	const char *state = info->locked ? "locked" : info->error ? "error" : info->state;
 	json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s}", "id", info->id, "name", info->name,
@@ -116,11 +116,11 @@ static json_t *store_json(mv_instance *inst, const mv_store_info *info, bool inc
 
 static json_t *one_store_json(mv_instance *inst, int id, GError **error)
 {
-	mv_store_info *info = mv_instance_store_info(inst, id, error);
+	mv_archive_store *info = mv_instance_store_info(inst, id, error);
 	if (!info)
 		return NULL;
 	json_t *o = store_json(inst, info, false);
-	mv_store_info_free(info);
+	mv_archive_store_free(info);
 	return o;
 }
 
@@ -199,7 +199,7 @@ static json_t *set_store_properties(mv_command_ctx *ctx, json_t *args, GError **
 	mv_store_paths given = paths_arg(args);
 	if (!given.db_dir && !given.content_dir && !given.index_dir)
 		return json_null();
-	mv_store_info *info = mv_instance_store_info(ctx->inst, id, error);
+	mv_archive_store *info = mv_instance_store_info(ctx->inst, id, error);
 	if (!info)
 		return NULL;
 	mv_store_paths paths = {
@@ -208,7 +208,7 @@ static json_t *set_store_properties(mv_command_ctx *ctx, json_t *args, GError **
 		.index_dir = given.index_dir ? given.index_dir : info->paths.index_dir,
 	};
 	int rc = mv_instance_set_store_paths(ctx->inst, id, &paths, error);
-	mv_store_info_free(info);
+	mv_archive_store_free(info);
 	return rc == 0 ? json_null() : NULL;
 }
 
@@ -315,7 +315,7 @@ static json_t *retry_open_stores(mv_command_ctx *ctx, json_t *args, GError **err
 	if (!stores)
 		return NULL;
 	for (guint i = 0; i < stores->len; i++) {
-		const mv_store_info *info = stores->pdata[i];
+		const mv_archive_store *info = stores->pdata[i];
 		if (info->error)
 			mv_command_log(ctx, "store %d (%s) cannot be opened: %s", info->id, info->name, info->error);
 	}
@@ -368,8 +368,8 @@ static json_t *compact_master(mv_command_ctx *ctx, json_t *args, GError **error)
 static json_t *create_backup(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	const char *path = mv_arg_string(args, "path");
-	if (mv_instance_backup(ctx->inst, path, mv_arg_bool(args, "excludeSearchIndexes", false), ctx->progress,
-	                       ctx->progress_opaque, ctx->cancel, error) < 0)
+	mv_task task = { .progress = ctx->progress, .opaque = ctx->progress_opaque, .cancel = ctx->cancel };
+	if (mv_instance_backup(ctx->inst, path, mv_arg_bool(args, "excludeSearchIndexes", false), &task, error) < 0)
 		return NULL;
 	mv_command_log(ctx, "backup written to %s", path);
 	return json_null();

@@ -278,7 +278,7 @@ static json_t *clear_user_privileges_on_folders(mv_command_ctx *ctx, json_t *arg
 }
 
 /* Adds the archives of one store to names (casefolded -> name). */
-static void add_store_archives(mv_command_ctx *ctx, const mv_store_info *info, GHashTable *names)
+static void add_store_archives(mv_command_ctx *ctx, const mv_archive_store *info, GHashTable *names)
 {
 	GError *err = NULL;
 	GPtrArray *folders = NULL;
@@ -310,7 +310,7 @@ static GHashTable *all_archives(mv_command_ctx *ctx, GError **error)
 		return NULL;
 	GHashTable *names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	for (guint i = 0; i < infos->len; i++) {
-		const mv_store_info *info = infos->pdata[i];
+		const mv_archive_store *info = infos->pdata[i];
 		if (info->error || strcmp(info->state, "disabled") == 0)
 			mv_command_log(ctx, "warning: store %d (%s) is %s, its archives are left out", info->id, info->name,
 			               info->error ? "not usable" : "disabled");

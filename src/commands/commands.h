@@ -50,8 +50,6 @@ typedef struct mv_command {
 	const char *summary;           /* one line, for help and get-metadata users */
 } mv_command;
 
-/* Progress sink: percent is 0..100 or -1 when unknown. */
-typedef void (*mv_progress_fn)(void *opaque, int percent, const char *text);
 
 /* What the server lends to the functions that concern the service itself
  * (GetServiceConfiguration, SetServiceCertificate, GetActiveSessions).

@@ -191,13 +191,13 @@ static GPtrArray *readable_stores(export_run *r, GError **error)
 	GPtrArray *infos = mv_instance_stores(r->ctx->inst, error);
 	if (!infos)
 		return NULL;
-	GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)mv_store_info_free);
+	GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)mv_archive_store_free);
 	for (guint i = 0; i < infos->len; i++) {
-		mv_store_info *info = infos->pdata[i];
+		mv_archive_store *info = infos->pdata[i];
 		if (info->error || info->locked || strcmp(info->state, "disabled") == 0) {
 			mv_command_log(r->ctx, "store %d (%s) left out: %s", info->id, info->name,
 			               info->error ? info->error : info->locked ? "locked" : "disabled");
-			mv_store_info_free(info);
+			mv_archive_store_free(info);
 		} else {
 			g_ptr_array_add(out, info);
 		}
@@ -215,7 +215,7 @@ static int export_by_sql(export_run *r, GError **error)
 	GPtrArray *open = g_ptr_array_new();
 	int rc = 0;
 	for (guint i = 0; i < stores->len && rc == 0; i++) {
-		mv_store_info *info = stores->pdata[i];
+		mv_archive_store *info = stores->pdata[i];
 		mv_store *s = mv_instance_open_store(r->ctx->inst, info->id, MV_STORE_READ, error);
 		sqlite3_stmt *st = s ? prepare_scope(r, s, true, error) : NULL;
 		if (st && sqlite3_step(st) == SQLITE_ROW)

@@ -162,7 +162,7 @@ static GPtrArray *open_stores(mv_instance *inst, GError **error)
 		return NULL;
 	GPtrArray *stores = g_ptr_array_new();
 	for (guint i = 0; i < infos->len; i++) {
-		const mv_store_info *info = infos->pdata[i];
+		const mv_archive_store *info = infos->pdata[i];
 		if (strcmp(info->state, "disabled") == 0 || info->error || info->locked)
 			continue;
 		GError *err = NULL;

@@ -136,7 +136,7 @@ void imap_session_free(imap_session *s)
 		return;
 	unselect(s);
 	fetch_job_free(s->fetch);
-	mv_access_free(s->access);
+	mv_access_free(&s->access);
 	g_free(s->user_name);
 	g_free(s->wait_tag);
 	g_free(s->data_dir);
@@ -219,7 +219,7 @@ static bool user_still_valid(imap_session *s, mv_instance *inst)
 	if (ok) {
 		mv_access *a = mv_access_for_user(inst, u, NULL);
 		if (a) {
-			mv_access_free(s->access);
+			mv_access_free(&s->access);
 			s->access = a;
 		} else {
 			ok = false;

@@ -21,9 +21,9 @@ static void not_found(const char *id, GError **error)
 static mv_store *open_readable(mv_instance *inst, int store_id, const char *id, GError **error)
 {
 	GError *err = NULL;
-	mv_store_info *info = mv_instance_store_info(inst, store_id, &err);
+	mv_archive_store *info = mv_instance_store_info(inst, store_id, &err);
 	bool usable = info && strcmp(info->state, "disabled") != 0 && !info->error && !info->locked;
-	mv_store_info_free(info);
+	mv_archive_store_free(info);
 	if (!usable) {
 		g_clear_error(&err);
 		not_found(id, error);

@@ -598,7 +598,7 @@ mv_searcher *mv_searcher_open(mv_instance *inst, GError **error)
 	s->inst = inst;
 	s->stores = g_ptr_array_new();
 	for (guint i = 0; i < infos->len; i++) {
-		const mv_store_info *info = infos->pdata[i];
+		const mv_archive_store *info = infos->pdata[i];
 		if (strcmp(info->state, "disabled") == 0)
 			continue;
 		GError *err = NULL;

@@ -263,7 +263,7 @@ static guint remove_unnamed_segments(mv_store *s, bool debris)
 	return removed;
 }
 
-int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error)
+int mv_store_compact(mv_store *s, const mv_task *task, json_t **report_r, GError **error)
 {
 	mv_store_assert_writer(s);
 	if (mv_store_write_lock(s, error) < 0)

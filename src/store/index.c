@@ -225,7 +225,7 @@ int mv_store_refresh_index(mv_store *s, GError **error)
 	return mv_store_sync(s, error);
 }
 
-int mv_store_rebuild_index(mv_store *s, const mv_store_task *task, GError **error)
+int mv_store_rebuild_index(mv_store *s, const mv_task *task, GError **error)
 {
 	mv_store_assert_writer(s);
 	if (mv_store_flock(s, error) < 0)
@@ -466,7 +466,7 @@ static int64_t count_unindexed(mv_store *s, int64_t upto)
 	return n;
 }
 
-int mv_store_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **error)
+int mv_store_index_catch_up_task(mv_store *s, const mv_task *task, GError **error)
 {
 	int64_t upto = 0, done = 0;
 	sqlite3_stmt *st;

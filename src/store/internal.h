@@ -121,12 +121,12 @@ int mv_store_index_generation_check(mv_store *s, bool *stale_r, GError **error);
 int mv_store_index_reset(mv_store *s, GError **error);
 
 /* Long-running work: progress (percent -1 = unknown) and cancellation. */
-bool mv_store_task_cancelled(const mv_store_task *t);
-void mv_store_task_progress(const mv_store_task *t, int percent, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+bool mv_store_task_cancelled(const mv_task *t);
+void mv_store_task_progress(const mv_task *t, int percent, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 /* Index catch-up with progress; cancellation stops between chunks, with
  * everything indexed so far committed (the rest is indexed by the next
  * catch-up) and MV_ERR_CANCELLED. */
-int mv_store_index_catch_up_task(mv_store *s, const mv_store_task *task, GError **error);
+int mv_store_index_catch_up_task(mv_store *s, const mv_task *task, GError **error);
 
 /* Small helpers of maint.c that the maintenance files share. */
 /* The precondition of every change: s was opened for writing (a caller's

@@ -119,7 +119,7 @@ static void assign_number(scan_state *st, mv_journal_rec *r)
 	}
 }
 
-static int scan_one_segment(mv_store *s, mv_journal_segment *sg, scan_state *st, const mv_store_task *task,
+static int scan_one_segment(mv_store *s, mv_journal_segment *sg, scan_state *st, const mv_task *task,
                             mv_journal_fn fn, void *opaque, GError **error)
 {
 	char *path = mv_store_segment_file(s, sg->id);
@@ -205,7 +205,7 @@ static int scan_one_segment(mv_store *s, mv_journal_segment *sg, scan_state *st,
 	return rc;
 }
 
-int mv_journal_scan(mv_store *s, GArray *segs, const mv_store_task *task, mv_journal_fn fn, void *opaque,
+int mv_journal_scan(mv_store *s, GArray *segs, const mv_task *task, mv_journal_fn fn, void *opaque,
                     GError **error)
 {
 	scan_state st = { .next = 1, .certain = true };

@@ -37,7 +37,7 @@ GArray *mv_journal_segments_from_dir(const char *dir, GError **error);
  * message and reference records as replay would (batch markers, uncertain
  * after unreadable bytes), calling fn for each; fills each valid_end.
  * Progress and cancellation (MV_ERR_CANCELLED) through task. */
-int mv_journal_scan(mv_store *s, GArray *segs, const mv_store_task *task, mv_journal_fn fn, void *opaque,
+int mv_journal_scan(mv_store *s, GArray *segs, const mv_task *task, mv_journal_fn fn, void *opaque,
                     GError **error);
 /* The content hash a record's metadata names ("hash", hex); false if none. */
 bool mv_journal_meta_hash(json_t *meta, uint8_t out[MV_HASH_BYTES]);

@@ -19,12 +19,12 @@
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-bool mv_store_task_cancelled(const mv_store_task *t)
+bool mv_store_task_cancelled(const mv_task *t)
 {
 	return t && t->cancel && g_atomic_int_get(t->cancel) != 0;
 }
 
-void mv_store_task_progress(const mv_store_task *t, int percent, const char *fmt, ...)
+void mv_store_task_progress(const mv_task *t, int percent, const char *fmt, ...)
 {
 	if (!t || !t->progress)
 		return;

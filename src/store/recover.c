@@ -455,7 +455,7 @@ out:
 /* The new db in a temporary file: content/ replayed into the schema, the
  * segments' valid lengths, the old db's meta rows carried over. */
 static int build_db(recover_ctx *c, const char *tmp, const char *old_db, GArray *segs, const char *gen,
-                    const mv_store_task *task, int64_t *folders_r, GError **error)
+                    const mv_task *task, int64_t *folders_r, GError **error)
 {
 	mv_store_remove_db_files(tmp);
 	if (mv_sql_open(tmp, true, false, &c->db, error) < 0 ||
@@ -514,7 +514,7 @@ static int swap_into_place(const char *tmp, const char *file, GError **error)
 
 /* Replays content/ into new db and index files and renames them into
  * place, under the write lock of a handle without db. */
-static int rebuild_files(recover_ctx *c, const mv_store_paths *paths, const mv_store_task *task, int64_t *folders_r,
+static int rebuild_files(recover_ctx *c, const mv_store_paths *paths, const mv_task *task, int64_t *folders_r,
                          int64_t *cut_r, GError **error)
 {
 	char *dbp = mv_store_db_file(paths), *ixp = mv_store_index_file(paths);
@@ -553,7 +553,7 @@ out:
 }
 
 int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t key[MV_KEY_BYTES],
-                     bool recover_deleted, const mv_store_task *task, json_t **report_r, GError **error)
+                     bool recover_deleted, const mv_task *task, json_t **report_r, GError **error)
 {
 	mv_store *shell = mv_store_new(store_id, paths, key, MV_STORE_WRITE);
 	recover_ctx c = { .s = shell, .recover_deleted = recover_deleted, .rep.problems = json_array(),

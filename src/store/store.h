@@ -146,11 +146,6 @@ int mv_store_refresh_index(mv_store *s, GError **error);
 /* ---- maintenance (maint.c, compact.c) ------------------------------------------------
  * Long operations report progress and stop at a safe point when *cancel
  * becomes non-zero (failing with MV_ERR_CANCELLED); task may be NULL. */
-typedef struct mv_store_task {
-	void (*progress)(void *opaque, int percent, const char *text);
-	void *opaque;
-	volatile gint *cancel;
-} mv_store_task;
 
 /* VerifyStore: every record's tag and hash, db against content (rows
  * without records, records without rows, contents pointing at damaged or
@@ -158,22 +153,22 @@ typedef struct mv_store_task {
  * Changes nothing; holds the write lock so that the three agree.  The report
  * is {"clean", "recordsScanned", "messagesChecked", "damagedMessageIds",
  * "problems": [{"kind","detail","messageIds"?}], ...}. */
-int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, json_t **report_r, GError **error);
+int mv_store_verify(mv_store *s, bool include_index, const mv_task *task, json_t **report_r, GError **error);
 /* RebuildStoreIndex: a new index from content/ (the old one is emptied). */
-int mv_store_rebuild_index(mv_store *s, const mv_store_task *task, GError **error);
+int mv_store_rebuild_index(mv_store *s, const mv_task *task, GError **error);
 /* CompactStore: rewrites segments without the records nothing live needs
  * (contents of deleted messages no other folder references, their reference
  * records and tombstones).  Crash-safe: new segments are written and fsync'd,
  * one db commit switches to them, then the old files go. */
-int mv_store_compact(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error);
+int mv_store_compact(mv_store *s, const mv_task *task, json_t **report_r, GError **error);
 /* RecoverStore: rebuilds db/ (and then the index) from content/ alone, into
  * temporary files renamed into place at the end.  Works without a db. */
 int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t key[MV_KEY_BYTES],
-                     bool recover_deleted, const mv_store_task *task, json_t **report_r, GError **error);
+                     bool recover_deleted, const mv_task *task, json_t **report_r, GError **error);
 /* RecreateRecoveryRecords: appends a fresh reference record for every live
  * message whose own record is missing or damaged while its content is
  * intact; messages whose content itself is damaged are reported. */
-int mv_store_recreate_records(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error);
+int mv_store_recreate_records(mv_store *s, const mv_task *task, json_t **report_r, GError **error);
 /* UpgradeStore: brings a store's db to MV_STORE_FORMAT_VERSION in place. */
 int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **error);
 /* RepairStoreDatabase / MaintainFileSystemDatabases. */

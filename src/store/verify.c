@@ -29,7 +29,7 @@ typedef struct numrec {
 
 typedef struct verify_ctx {
 	mv_store *s;
-	const mv_store_task *task;
+	const mv_task *task;
 	mv_journal_report rep;
 	GArray *nums;         /* numrec by message number */
 	sqlite3_stmt *contents; /* cursor: id, segment, offset, length, hash ordered by place */
@@ -347,7 +347,7 @@ out:
 	return rc;
 }
 
-int mv_store_verify(mv_store *s, bool include_index, const mv_store_task *task, json_t **report_r, GError **error)
+int mv_store_verify(mv_store *s, bool include_index, const mv_task *task, json_t **report_r, GError **error)
 {
 	/* The lock keeps writers out so that content, db and index are compared
 	 * at one instant; verification itself writes nothing. */
@@ -452,7 +452,7 @@ out:
 	return rc;
 }
 
-int mv_store_recreate_records(mv_store *s, const mv_store_task *task, json_t **report_r, GError **error)
+int mv_store_recreate_records(mv_store *s, const mv_task *task, json_t **report_r, GError **error)
 {
 	mv_store_assert_writer(s);
 	if (mv_store_write_lock(s, error) < 0)

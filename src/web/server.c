@@ -237,7 +237,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	if (r.has_session)
 		mv_web_session_clear(&r.session);
 	mv_user_free(r.user);
-	mv_access_free(r.access);
+	mv_access_free(&r.access);
 	g_free(r.set_cookie);
 	g_free(r.remote);
 	return rc;

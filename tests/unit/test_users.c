@@ -458,14 +458,14 @@ static void test_folder_access(void **state)
 	assert_int_equal(mv_access_folder(a, "johnny", ""), 0);                              /* component boundary */
 	assert_int_equal(mv_access_folder(a, "team", "x"), MV_FOLDER_READ);
 	assert_int_equal(mv_access_folder(a, "other", ""), 0);
-	mv_access_free(a);
+	mv_access_free(&a);
 
 	/* an administrator and no access at all are unrestricted */
 	create_plain("boss", MV_PRIV_ADMIN);
 	a = mv_access_load(shared, "boss", &err);
 	assert_true(mv_access_unrestricted(a));
 	assert_int_equal(mv_access_folder(a, "anyone", "x"), MV_FOLDER_ALL);
-	mv_access_free(a);
+	mv_access_free(&a);
 	assert_true(mv_access_unrestricted(NULL));
 	assert_int_equal(mv_access_folder(NULL, "x", ""), MV_FOLDER_ALL);
 	assert_null(mv_access_load(shared, "ghost", &err));
@@ -474,7 +474,7 @@ static void test_folder_access(void **state)
 	ok(mv_user_clear_folder_privileges(shared, "john", &err), err);
 	a = mv_access_load(shared, "john", &err);
 	assert_int_equal(mv_access_folder(a, "john", ""), 0);
-	mv_access_free(a);
+	mv_access_free(&a);
 }
 
 /* ---- user names beyond ASCII ------------------------------------------------------------------------ */
@@ -545,7 +545,7 @@ static void test_unicode_lookup(void **state)
 	ok(a ? 0 : -1, err);
 	assert_string_equal(mv_access_user(a), JUERGEN);
 	assert_int_equal(mv_access_folder(a, "J\xc3\x9cRGEN", "Inbox"), MV_FOLDER_ALL);
-	mv_access_free(a);
+	mv_access_free(&a);
 	mv_user *u = mv_user_get(inst, JUERGEN_LOWER, &err);
 	assert_int_equal(u->privileges, MV_PRIV_LOGIN | MV_PRIV_EXPORT);
 	assert_int_equal(u->login_privileges, MV_LOGIN_API);
