@@ -625,8 +625,9 @@ out:
 }
 
 /* A folder named must exist and be readable (else the one answer for a
- * missing folder); a restricted caller must name one, and may delete in
- * it and everything below it. */
+ * missing folder); a restricted caller must name one it may delete.  What
+ * it may not delete below it simply stays (may_delete_folder): refusing
+ * would tell it that a folder it cannot see exists. */
 static bool delete_allowed(mv_command_ctx *ctx, const char *archive, const char *path, const char *folder,
                            GError **error)
 {
@@ -639,8 +640,12 @@ static bool delete_allowed(mv_command_ctx *ctx, const char *archive, const char 
 	}
 	if (archive && !readable_folder(ctx, "DeleteEmptyFolders", archive, path, folder, error))
 		return false;
-	return !restricted || (require_rights(ctx, "DeleteEmptyFolders", folder, MV_FOLDER_DELETE, "delete", error) &&
-	                       subtree_allowed(ctx, "DeleteEmptyFolders", folder, MV_FOLDER_DELETE, "delete", error));
+	return !restricted || require_rights(ctx, "DeleteEmptyFolders", folder, MV_FOLDER_DELETE, "delete", error);
+}
+
+static bool may_delete_folder(const char *archive, const char *path, void *opaque)
+{
+	return rights_on(opaque, archive, path) & MV_FOLDER_DELETE;
 }
 
 static json_t *delete_empty_folders(mv_command_ctx *ctx, json_t *args, GError **error)
@@ -655,6 +660,7 @@ static json_t *delete_empty_folders(mv_command_ctx *ctx, json_t *args, GError **
 		g_free(path);
 		return NULL;
 	}
+	bool restricted = !mv_access_unrestricted(ctx->access);
 	GArray *ids = archive ? stores_holding(ctx, archive, path, error) : NULL;
 	if (!archive) {
 		GPtrArray *infos = mv_instance_stores(ctx->inst, error);
@@ -673,7 +679,8 @@ static json_t *delete_empty_folders(mv_command_ctx *ctx, json_t *args, GError **
 	for (guint i = 0; ids && i < ids->len && rc == 0; i++) {
 		int n = 0;
 		mv_store *s = mv_instance_open_store(ctx->inst, g_array_index(ids, int, i), MV_STORE_WRITE, error);
-		rc = s ? mv_store_delete_empty_folders(s, archive, path, &n, error) : -1;
+		rc = s ? mv_store_delete_empty_folders(s, archive, path, restricted ? may_delete_folder : NULL, ctx, &n,
+		                                       error) : -1;
 		mv_store_close(&s);
 		total += n;
 	}

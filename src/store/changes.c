@@ -350,8 +350,54 @@ out:
 typedef struct empty_txn {
 	mv_store *s;
 	const char *archive, *prefix;
+	mv_store_folder_filter may_delete;
+	void *opaque;
 	int deleted;
 } empty_txn;
+
+/* The picked folders the filter refuses leave the set; then every folder
+ * with a remaining folder below it (kept, or never empty) leaves it too,
+ * so that no folder is left without the folders above it. */
+static int keep_refused(empty_txn *t, GError **error)
+{
+	mv_store *s = t->s;
+	static const char picked_sql[] =
+		"SELECT f.id, f.archive, f.path FROM empty_folders e JOIN folders f ON f.id = e.id";
+	static const char above_kept_sql[] =
+		"DELETE FROM empty_folders WHERE id IN (SELECT f.id FROM empty_folders e JOIN folders f ON f.id = e.id"
+		" WHERE EXISTS (SELECT 1 FROM folders g WHERE g.archive = f.archive AND g.id NOT IN (SELECT id FROM"
+		" empty_folders) AND (f.path = '' OR substr(g.path, 1, length(f.path) + 1) = f.path || '/')))";
+	if (!t->may_delete)
+		return 0;
+	GArray *refused = g_array_new(FALSE, FALSE, sizeof(int64_t));
+	sqlite3_stmt *st = NULL;
+	int rc = -1, step;
+	if (mv_sql_prepare(s->db, picked_sql, &st, error) < 0)
+		goto out;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		if (!t->may_delete((const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
+		                   t->opaque))
+			g_array_append_val(refused, id);
+	}
+	if (step != SQLITE_DONE) {
+		mv_sql_set_error(error, s->db, "read empty folders");
+		goto out;
+	}
+	for (guint i = 0; i < refused->len; i++) {
+		char *sql = g_strdup_printf("DELETE FROM empty_folders WHERE id = %" G_GINT64_FORMAT,
+		                            g_array_index(refused, int64_t, i));
+		int erc = mv_sql_exec(s->db, sql, error);
+		g_free(sql);
+		if (erc < 0)
+			goto out;
+	}
+	rc = mv_sql_exec(s->db, above_kept_sql, error);
+out:
+	sqlite3_finalize(st);
+	g_array_free(refused, TRUE);
+	return rc;
+}
 
 static int delete_empty(void *opaque, GError **error)
 {
@@ -373,7 +419,7 @@ static int delete_empty(void *opaque, GError **error)
 	if (t->prefix && *t->prefix)
 		sqlite3_bind_text(st, 2, t->prefix, -1, SQLITE_STATIC);
 	int64_t n = 0;
-	if (mv_sql_step_done(s->db, st, "find empty folders", error) < 0 ||
+	if (mv_sql_step_done(s->db, st, "find empty folders", error) < 0 || keep_refused(t, error) < 0 ||
 	    mv_store_int_query(s->db, "SELECT count(*) FROM empty_folders", "count empty folders", &n, error) < 0)
 		return -1;
 	t->deleted = (int)n;
@@ -381,7 +427,8 @@ static int delete_empty(void *opaque, GError **error)
 	                   "DELETE FROM folders WHERE id IN (SELECT id FROM empty_folders);", error);
 }
 
-int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *prefix, int *deleted_r, GError **error)
+int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *prefix,
+                                  mv_store_folder_filter may_delete, void *opaque, int *deleted_r, GError **error)
 {
 	*deleted_r = 0;
 	mv_store_assert_writer(s);
@@ -390,7 +437,7 @@ int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *
 	/* Empty = no live message in it or below it.  The rows of its deleted
 	 * messages go too (their tombstones stay in content/), so that no row
 	 * points at a folder id SQLite could hand out again. */
-	empty_txn t = { .s = s, .archive = archive, .prefix = prefix };
+	empty_txn t = { .s = s, .archive = archive, .prefix = prefix, .may_delete = may_delete, .opaque = opaque };
 	int rc = mv_sql_in_transaction(s->db, delete_empty, &t, error);
 	if (rc == 0)
 		*deleted_r = t.deleted;

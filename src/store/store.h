@@ -183,9 +183,13 @@ int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GEr
  * change recoverable from content/. */
 int mv_store_move_folder(mv_store *s, const char *from_archive, const char *from_path,
                          const char *to_archive, const char *to_path, int *moved_r, GError **error);
+/* Whether a folder may go (a restricted caller's rights); NULL: all may. */
+typedef bool (*mv_store_folder_filter)(const char *archive, const char *path, void *opaque);
 /* DeleteEmptyFolders: folders (under archive/prefix when given) without
- * live messages and without subfolders that hold any. */
-int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *prefix, int *deleted_r, GError **error);
+ * live messages and without subfolders that hold any.  A folder may_delete
+ * refuses stays, and so do the folders above it. */
+int mv_store_delete_empty_folders(mv_store *s, const char *archive, const char *prefix,
+                                  mv_store_folder_filter may_delete, void *opaque, int *deleted_r, GError **error);
 
 /* One live message's row (message.c). */
 typedef struct mv_store_message {

@@ -685,6 +685,32 @@ def test_archive_names_cannot_read_as_folder_paths(tmp_path):
     assert report["clean"] is False and len(names) == 1 and "'a/b'" in names[0]["detail"], report
 
 
+def test_delete_empty_folders_does_not_reveal_hidden_folders(tmp_path, started):
+    """Issue 19.13: DeleteEmptyFolders by a user with delete on alice was
+    refused, naming "a folder below 'alice'", when an empty folder it may
+    not see lay below: the refusal told it that the folder exists.  Now the
+    folders it may not delete stay, as do the folders above them, and the
+    answer is the same as if the hidden folder did not exist."""
+    folders = {("alice", "Inbox"): 1, ("alice", "Gone"): 1, ("alice", "Hidden"): 1, ("alice", "Hidden/Deep"): 1}
+    d, pw = make_data_dir(tmp_path, folders)
+    api = Api(started(d, pw), pw)
+    api.create_user("cleaner", "Cleaner-Pw-3318-x")
+    api.ok("SetUserPrivilegesOnFolder", userName="cleaner", folder="alice", privileges="read,delete")
+    api.ok("SetUserPrivilegesOnFolder", userName="cleaner", folder="alice/Hidden/Deep", privileges="none")
+    for folder in ("alice/Gone", "alice/Hidden", "alice/Hidden/Deep"):
+        for mid in api.message_ids(folder):
+            api.ok("DeleteMessage", id=mid, reason="empty it")
+    seen = len(api.seen)
+    answer = api.ok("DeleteEmptyFolders", user="cleaner", folder="alice")
+    assert "Deep" not in json.dumps(api.seen[seen:])     # the answer does not name the hidden folder
+    # alice/Gone went; alice/Hidden/Deep is not cleaner's to delete, so it
+    # and alice/Hidden above it stay
+    assert answer == {"deletedFolders": 1}, answer
+    assert set(api.folder_stats()) == {"alice", "alice/Inbox", "alice/Hidden", "alice/Hidden/Deep"}
+    # the administrator removes them
+    assert api.ok("DeleteEmptyFolders", folder="alice") == {"deletedFolders": 2}
+
+
 def test_unicode_spellings_of_a_folder_are_one_folder(tmp_path):
     """Issue 19.2: a folder imported as "Cafe\u0301" (decomposed, as macOS
     writes it) with "none" on "alice/Caf\u00e9" (precomposed) was readable.
