@@ -223,7 +223,19 @@ static json_t *recreate_records(mv_command_ctx *ctx, json_t *args, GError **erro
 
 static int repair_op(mv_store *s, const mv_task *t, json_t **report_r, GError **error)
 {
-	return mv_store_repair_db(s, report_r, error);
+	/* Names not in NFC (a store written before names were stored so)
+	 * cannot be named in an argument any more: repaired here too. */
+	json_t *names = NULL;
+	if (mv_store_repair_db(s, report_r, error) < 0)
+		return -1;
+	if (mv_store_normalize_names(s, &names, error) < 0) {
+		json_decref(*report_r);
+		*report_r = NULL;
+		return -1;
+	}
+	json_object_update(*report_r, names);
+	json_decref(names);
+	return 0;
 }
 
 static json_t *repair_store_database(mv_command_ctx *ctx, json_t *args, GError **error)

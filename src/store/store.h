@@ -183,6 +183,11 @@ int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GEr
  * change recoverable from content/. */
 int mv_store_move_folder(mv_store *s, const char *from_archive, const char *from_path,
                          const char *to_archive, const char *to_path, int *moved_r, GError **error);
+/* Renames every archive and folder name not in Unicode NFC to its NFC form
+ * (as MoveFolder does, recoverably); a name whose NFC form another folder
+ * holds is left and listed.  *report_r: {namesNormalized: [{archive,
+ * folder}], namesNotNormalized: [{archive, folder, reason}]}. */
+int mv_store_normalize_names(mv_store *s, json_t **report_r, GError **error);
 /* Whether a folder may go (a restricted caller's rights); NULL: all may. */
 typedef bool (*mv_store_folder_filter)(const char *archive, const char *path, void *opaque);
 /* DeleteEmptyFolders: folders (under archive/prefix when given) without

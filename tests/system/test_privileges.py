@@ -750,6 +750,27 @@ def test_unicode_spellings_of_a_folder_are_one_folder(tmp_path):
     mv("cmd", "SetUserPrivilegesOnFolder", "--userName=u", "--folder=alice/" + precomposed, "--privileges=none",
        data_dir=d)
     assert search_json("croissant", d, extra=("--as-user", "u")) == []
+    # RepairStoreDatabase renames it to NFC (recoverably, as MoveFolder does)
+    repair = json.loads(mv("cmd", "RepairStoreDatabase", "--id=1", data_dir=d).stdout)["result"]
+    assert repair["namesNormalized"] == [{"archive": "alice", "folder": decomposed}], repair
+    assert repair["namesNotNormalized"] == [], repair
+    report = json.loads(mv("cmd", "VerifyStore", "--id=1", data_dir=d).stdout)["result"]
+    assert not [p for p in report["problems"] if p["kind"] == "nameNotNfc"], report
+    got = json.loads(mv("cmd", "GetMessages", "--folder=alice/" + precomposed, data_dir=d).stdout)["result"]
+    assert len(got) == 1, got
+    # both spellings held by two folders: left for the administrator, and said so
+    other = tmp_path / "eml2" / "Other"
+    other.mkdir(parents=True)
+    (other / "m.eml").write_bytes(b"From: a@example.com\r\nSubject: brioche\r\n\r\nbrioche\r\n")
+    mv("import", str(tmp_path / "eml2"), "--archive", "alice", data_dir=d)
+    db = sqlite3.connect(os.path.join(d, "stores", "store1", "db", "store.sqlite"))
+    db.execute("UPDATE folders SET path=? WHERE path='Other'", (decomposed,))
+    db.commit()
+    db.close()
+    repair = json.loads(mv("cmd", "RepairStoreDatabase", "--id=1", data_dir=d).stdout)["result"]
+    assert repair["namesNormalized"] == [], repair
+    left = repair["namesNotNormalized"]
+    assert len(left) == 1 and left[0]["folder"] == decomposed and "NFC name exists" in left[0]["reason"], repair
 
 
 # =====================================================================================
