@@ -20,7 +20,10 @@ fail_step() { failures+=("$1"); count 0 1; }
 
 note "build (ASan + UBSan)"
 if [ ! -f build-asan/build.ninja ]; then
-  meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || { fail_step "meson setup"; }
+  meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enabled >/dev/null ||
+    fail_step "meson setup"
+else
+  meson configure build-asan -Dtests=enabled >/dev/null || fail_step "meson configure"
 fi
 if ! ninja -C build-asan; then
   fail_step "build"
@@ -29,6 +32,8 @@ if ! ninja -C build-asan; then
 fi
 
 note "unit tests (cmocka)"
+# The unit tests are an option of the build: none built is a failure, not a pass.
+compgen -G "build-asan/tests/unit/test_*" >/dev/null || fail_step "no unit tests were built (-Dtests)"
 for t in build-asan/tests/unit/test_*; do
   [ -f "$t" ] && [ -x "$t" ] || continue
   out=$(CMOCKA_MESSAGE_OUTPUT=stdout "$t" 2>&1); rc=$?
