@@ -48,6 +48,8 @@ done
 
 note "system tests (pytest)"
 export MAILVAULT_BIN="$root/build-asan/mailvault"
+# A skip is a failure unless conftest.py allows its reason ("needs root").
+export MAILVAULT_STRICT_SKIPS=1
 # Two workers (pytest-xdist, --dist loadgroup): the corpus tests share one
 # session import and stay together (xdist_group "corpus"), the fault tests
 # likewise ("faults"), so the two longest groups run side by side and the
@@ -62,6 +64,7 @@ pick() { echo "$line" | grep -oE "[0-9]+ $1" | grep -oE '[0-9]+' | head -1; }
 p=$(pick passed); p=${p:-0}
 f=$(pick failed); f=${f:-0}
 e=$(pick error); e=${e:-0}
+skipped=$(pick skipped); skipped=${skipped:-0}
 f=$((f + e))
 if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
 [ "$f" -ne 0 ] && failures+=("system tests")
@@ -112,5 +115,5 @@ if [ ${#failures[@]} -gt 0 ]; then
   echo
   echo "failed: ${failures[*]}"
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, ${skipped:-0} skipped"
 [ "$failed" -eq 0 ]

@@ -5,6 +5,10 @@ Run:  MAILVAULT_BIN=/path/to/mailvault /usr/bin/python3 -m pytest -q tests/syste
   MAILVAULT_BIN     the binary (default <repo>/build/mailvault)
   MAILVAULT_CORPUS  where the SpamAssassin corpus is materialised
                     (default ~/.cache/mailvault-corpus)
+  CI=true, or MAILVAULT_STRICT_SKIPS=1 (make test sets it)
+                    a skipped test is a failure unless its reason is on
+                    ALLOWED_SKIPS: a corpus that cannot be fetched, a peer
+                    that is not installed must not turn into a green run
 
 The whole corpus is imported once per layout (EML directory, Maildir, mbox),
 each into its own data directory, by session fixtures; tests that need a
@@ -25,6 +29,28 @@ from mvtest import mv  # noqa: F401  -- the helper: mv(*args, data_dir=, check=,
 
 def pytest_report_header(config):
     return "mailvault binary: %s" % MAILVAULT_BIN
+
+
+# Reasons a test may skip even in CI: what the machine cannot do, not what
+# the test failed to get.  Each is matched as a substring of the reason.
+ALLOWED_SKIPS = ("needs root",)
+
+
+def strict_skips():
+    return os.environ.get("CI") == "true" or os.environ.get("MAILVAULT_STRICT_SKIPS") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.skipped or hasattr(rep, "wasxfail") or not strict_skips():
+        return
+    reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+    if any(allowed in reason for allowed in ALLOWED_SKIPS):
+        return
+    rep.outcome = "failed"
+    rep.longrepr = "skipped without an allowed reason (conftest.py ALLOWED_SKIPS): %s" % reason
 
 
 @pytest.fixture(scope="session", autouse=True)
