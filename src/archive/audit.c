@@ -302,13 +302,19 @@ int mv_audit_each(mv_instance *inst, int64_t since_ms, int64_t limit, mv_audit_f
 	                   " AND time_ms >= ? ORDER BY seq", &st, error) < 0)
 		return -1;
 	GPtrArray *batch = g_ptr_array_new_with_free_func((GDestroyNotify)mv_audit_entry_free);
-	int rc = 0;
-	while (rc == 0 && !c.done) {
-		rc = fetch_batch(inst, st, &c, batch, error);
-		if (rc == 0)
-			rc = deliver(batch, fn, opaque);
+	int rc = -1;
+	while (!c.done) {
+		if (fetch_batch(inst, st, &c, batch, error) < 0)
+			goto out;
+		int stopped = deliver(batch, fn, opaque);
 		g_ptr_array_set_size(batch, 0);
+		if (stopped) {
+			rc = 1;
+			goto out;
+		}
 	}
+	rc = 0;
+out:
 	g_ptr_array_free(batch, TRUE);
 	sqlite3_finalize(st);
 	return rc;
@@ -447,13 +453,14 @@ int mv_audit_verify(mv_instance *inst, const char *anchor_text, mv_audit_report 
 		return -1;
 	/* One read transaction: a consistent snapshot while others append. */
 	sqlite3 *db = mv_archive_db(inst);
-	int rc = mv_sql_exec(db, "BEGIN", error);
-	if (rc == 0) {
-		rc = walk_chain(inst, key, &anchor, r, error);
-		/* ends the read transaction; when the walk failed, its error is the one to report */
-		if (mv_sql_exec(db, "COMMIT", rc == 0 ? error : NULL) < 0)
-			rc = -1;
-	}
+	int rc = -1;
+	if (mv_sql_exec(db, "BEGIN", error) < 0)
+		goto out;
+	rc = walk_chain(inst, key, &anchor, r, error);
+	/* ends the read transaction; when the walk failed, its error is the one to report */
+	if (mv_sql_exec(db, "COMMIT", rc == 0 ? error : NULL) < 0)
+		rc = -1;
+out:
 	sodium_memzero(key, sizeof key);
 	if (rc < 0)
 		mv_audit_report_clear(r);

@@ -323,25 +323,24 @@ int mv_mfa_enrolment(mv_instance *inst, const char *name, bool fresh, char **sec
 			return -1;
 	}
 	char *stored = stored_name(inst, name, error);
-	int rc = stored ? 0 : -1;
 	c.stored = stored;
-	if (rc == 0)
-		rc = mv_archive_in_transaction(inst, enrolment_txn, &c, error);
-	if (rc == 0) {
-		gsize len = 0;
-		const char *raw = g_bytes_get_data(c.pending_r, &len);
-		char *b32 = NULL;
-		size_t b32_len = 0;
-		if (oath_base32_encode(raw, len, &b32, &b32_len) != OATH_OK) {
-			g_set_error(error, MV_ERROR, MV_ERR_IO, "cannot encode the MFA secret");
-			rc = -1;
-		} else {
-			*secret_r = g_strndup(b32, b32_len);
-			*uri_r = otpauth_uri(stored, *secret_r);
-			sodium_memzero(b32, b32_len);
-			free(b32);
-		}
+	gsize len = 0;
+	char *b32 = NULL;
+	size_t b32_len = 0;
+	int rc = -1;
+	if (!stored || mv_archive_in_transaction(inst, enrolment_txn, &c, error) < 0)
+		goto out;
+	const char *raw = g_bytes_get_data(c.pending_r, &len);
+	if (oath_base32_encode(raw, len, &b32, &b32_len) != OATH_OK) {
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "cannot encode the MFA secret");
+		goto out;
 	}
+	*secret_r = g_strndup(b32, b32_len);
+	*uri_r = otpauth_uri(stored, *secret_r);
+	sodium_memzero(b32, b32_len);
+	free(b32);
+	rc = 0;
+out:
 	wipe_bytes(c.pending_r);
 	if (c.fresh_pending)
 		g_bytes_unref(c.fresh_pending);

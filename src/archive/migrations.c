@@ -127,22 +127,23 @@ static int backfill_rows(mv_instance *inst, GError **error)
 	GPtrArray *rows = mv_archive_rows_load(inst, -1, error);
 	if (!rows)
 		return -1;
-	int rc = 0;
-	for (guint i = 0; i < rows->len && rc == 0; i++) {
+	int rc = -1;
+	for (guint i = 0; i < rows->len; i++) {
 		const mv_archive_row *r = rows->pdata[i];
 		if (r->uid && r->owner)
 			continue;
 		sqlite3_stmt *st;
 		if (mv_sql_prepare(inst->db, "UPDATE stores SET store_uid=coalesce(store_uid, ?),"
-		            " owner_instance=coalesce(owner_instance, ?), meta_synced=0 WHERE id=?", &st, error) < 0) {
-			rc = -1;
-			break;
-		}
+		            " owner_instance=coalesce(owner_instance, ?), meta_synced=0 WHERE id=?", &st, error) < 0)
+			goto out;
 		sqlite3_bind_text(st, 1, mv_archive_random_hex(16), -1, g_free);
 		sqlite3_bind_text(st, 2, inst->instance_id, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 3, r->id);
-		rc = mv_sql_step_done(inst->db, st, "backfill store row", error);
+		if (mv_sql_step_done(inst->db, st, "backfill store row", error) < 0)
+			goto out;
 	}
+	rc = 0;
+out:
 	g_ptr_array_free(rows, TRUE);
 	return rc;
 }

@@ -23,10 +23,11 @@ int mv_archive_secret_key(mv_instance *inst, const char *context, uint64_t id, u
 	memcpy(ctx, context, MIN(strlen(context), sizeof ctx));
 	int rc = crypto_kdf_derive_from_key(key_r, MV_KEY_BYTES, id, ctx, root);
 	sodium_memzero(root, sizeof root);
-	if (rc == 0)
-		return 0;
-	g_set_error(error, MV_ERROR, MV_ERR_IO, "cannot derive the %s key", context);
-	return -1;
+	if (rc != 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "cannot derive the %s key", context);
+		return -1;
+	}
+	return 0;
 }
 
 GBytes *mv_archive_seal(const uint8_t key[MV_KEY_BYTES], const char *purpose, const uint8_t *plain, size_t len)
@@ -75,17 +76,20 @@ static GBytes *open_setting(mv_instance *inst, const secret_txn *t, const char *
 	uint8_t key[MV_KEY_BYTES];
 	uint8_t *raw = g_malloc(len ? len : 1);
 	GBytes *plain = NULL;
-	if (strlen(hex) % 2 == 0 && mv_unhex(hex, raw, len) && mv_archive_secret_key(inst, t->context, 1, key, error) == 0) {
-		GBytes *sealed = g_bytes_new_take(raw, len);
-		raw = NULL;
-		plain = mv_archive_open_sealed(key, t->name, sealed);
-		sodium_memzero(key, sizeof key);
-		g_bytes_unref(sealed);
-		if (!plain)
-			g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "the stored %s does not open with this instance's key", t->name);
-	} else if (error && !*error) {
+	if (strlen(hex) % 2 != 0 || !mv_unhex(hex, raw, len)) {
 		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "the stored %s is not hex", t->name);
+		goto out;
 	}
+	if (mv_archive_secret_key(inst, t->context, 1, key, error) < 0)
+		goto out;
+	GBytes *sealed = g_bytes_new_take(raw, len);
+	raw = NULL;
+	plain = mv_archive_open_sealed(key, t->name, sealed);
+	sodium_memzero(key, sizeof key);
+	g_bytes_unref(sealed);
+	if (!plain)
+		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "the stored %s does not open with this instance's key", t->name);
+out:
 	g_free(raw);
 	return plain;
 }

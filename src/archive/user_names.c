@@ -146,11 +146,14 @@ static int resolve_ascii_foldings(mv_instance *inst, const char *key, char **sto
 		return 0;
 	if (mv_sql_prepare(mv_archive_db(inst), "SELECT name FROM users WHERE name >= ?1 AND name < ?2", &st, error) < 0)
 		return -1;
-	int rc = 0;
-	for (size_t at = 0; key[at] && !*stored_r && rc == 0; at++)
-		for (size_t i = 0; i < G_N_ELEMENTS(ascii_foldings) && !*stored_r && rc == 0; i++)
-			if (g_str_has_prefix(key + at, ascii_foldings[i].key))
-				rc = probe_folding(inst, st, key, at, &ascii_foldings[i], stored_r, error);
+	int rc = -1;
+	for (size_t at = 0; key[at] && !*stored_r; at++)
+		for (size_t i = 0; i < G_N_ELEMENTS(ascii_foldings) && !*stored_r; i++)
+			if (g_str_has_prefix(key + at, ascii_foldings[i].key) &&
+			    probe_folding(inst, st, key, at, &ascii_foldings[i], stored_r, error) < 0)
+				goto out;
+	rc = 0;
+out:
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -180,16 +183,18 @@ int mv_archive_resolve_name(mv_instance *inst, const char *name, char **stored_r
 	char *key = name && strlen(name) <= MAX_LOOKUP_BYTES ? mv_user_name_key(name) : NULL;
 	if (!key)
 		return 0;   /* not UTF-8 or too long: names nobody */
-	int rc = probe_nocase(inst, name, key, stored_r, error);
-	if (rc == 0 && !*stored_r && g_ascii_strcasecmp(name, key) != 0)
-		rc = probe_nocase(inst, key, key, stored_r, error);
-	if (rc == 0 && !*stored_r)
-		rc = is_ascii(key) ? resolve_ascii_foldings(inst, key, stored_r, error)
-		                   : resolve_by_scan(inst, key, stored_r, error);
+	int rc = -1;
+	if (probe_nocase(inst, name, key, stored_r, error) < 0)
+		goto out;
+	if (!*stored_r && g_ascii_strcasecmp(name, key) != 0 && probe_nocase(inst, key, key, stored_r, error) < 0)
+		goto out;
+	if (!*stored_r && (is_ascii(key) ? resolve_ascii_foldings(inst, key, stored_r, error)
+	                                 : resolve_by_scan(inst, key, stored_r, error)) < 0)
+		goto out;
+	rc = 0;
+out:
 	g_free(key);
-	if (rc < 0) {
-		g_free(*stored_r);
-		*stored_r = NULL;
-	}
+	if (rc < 0)
+		g_clear_pointer(stored_r, g_free);
 	return rc;
 }

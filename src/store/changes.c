@@ -177,11 +177,7 @@ int mv_store_rename_folders(sqlite3 *db, const char *from_archive, const char *f
 	sqlite3_bind_text(st, 2, from, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, to_archive, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, to, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	if (rc < 0)
-		mv_sql_set_error(error, db, "rename folders");
-	sqlite3_finalize(st);
-	return rc;
+	return mv_sql_step_done(db, st, "rename folders", error);
 }
 
 static const char folder_scope_sql[] =
@@ -234,18 +230,26 @@ static void docs_free(GPtrArray *docs)
 	g_ptr_array_free(docs, TRUE);
 }
 
+/* The index document of message num as it stands now. */
+static int doc_now(mv_store *s, int64_t num, mv_store_doc *h, GError **error)
+{
+	message_place m;
+	int rc = -1;
+	if (message_place_get(s, num, &m, error) < 0)
+		goto out;
+	rc = mv_store_doc_for(s, num, m.archive, m.folder, m.folder_id, m.date, h, error);
+out:
+	message_place_clear(&m);
+	return rc;
+}
+
 static GPtrArray *docs_for(mv_store *s, GArray *nums, GError **error)
 {
 	GPtrArray *docs = g_ptr_array_new();
 	for (guint i = 0; i < nums->len; i++) {
-		message_place m;
 		mv_store_doc *h = g_new0(mv_store_doc, 1);
-		int64_t num = g_array_index(nums, int64_t, i);
-		int rc = message_place_get(s, num, &m, error) == 0 &&
-		         mv_store_doc_for(s, num, m.archive, m.folder, m.folder_id, m.date, h, error) == 0 ? 0 : -1;
-		message_place_clear(&m);
 		g_ptr_array_add(docs, h);
-		if (rc < 0) {
+		if (doc_now(s, g_array_index(nums, int64_t, i), h, error) < 0) {
 			docs_free(docs);
 			return NULL;
 		}
@@ -258,13 +262,15 @@ static int index_replace(mv_store *s, GPtrArray *old_docs, GPtrArray *new_docs, 
 {
 	if (mv_store_flush_index(s, error) < 0 || mv_sql_exec(s->index_db, "BEGIN", error) < 0)
 		return -1;
-	int rc = 0;
-	for (guint i = 0; i < old_docs->len && rc == 0; i++)
-		rc = mv_index_delete(s->index_db, &((mv_store_doc *)old_docs->pdata[i])->doc, error);
-	for (guint i = 0; i < new_docs->len && rc == 0; i++)
-		rc = mv_index_insert(s->index_db, &s->index_insert, &((mv_store_doc *)new_docs->pdata[i])->doc, error);
-	if (rc == 0)
-		rc = mv_sql_exec(s->index_db, "COMMIT", error);
+	int rc = -1;
+	for (guint i = 0; i < old_docs->len; i++)
+		if (mv_index_delete(s->index_db, &((mv_store_doc *)old_docs->pdata[i])->doc, error) < 0)
+			goto out;
+	for (guint i = 0; i < new_docs->len; i++)
+		if (mv_index_insert(s->index_db, &s->index_insert, &((mv_store_doc *)new_docs->pdata[i])->doc, error) < 0)
+			goto out;
+	rc = mv_sql_exec(s->index_db, "COMMIT", error);
+out:
 	if (rc < 0)
 		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;

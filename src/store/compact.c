@@ -51,13 +51,18 @@ static int out_segment_open(compact_ctx *c, GError **error)
 			return -1;
 	}
 	c->out_seg++;
+	c->out_len = SEGMENT_HEADER_BYTES;
 	char *path = mv_store_segment_file(c->s, c->out_seg);
 	unlink(path);
+	int rc = -1;
 	c->out_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	int rc = c->out_fd < 0 ? (mv_set_errno_error(error, errno, "create segment", path), -1) :
-	         mv_store_segment_write_header(c->out_fd, path, error);
+	if (c->out_fd < 0) {
+		mv_set_errno_error(error, errno, "create segment", path);
+		goto out;
+	}
+	rc = mv_store_segment_write_header(c->out_fd, path, error);
+out:
 	g_free(path);
-	c->out_len = SEGMENT_HEADER_BYTES;
 	return rc;
 }
 
@@ -69,11 +74,11 @@ static int out_write(compact_ctx *c, const uint8_t *bytes, size_t len, int64_t *
 	char *path = mv_store_segment_file(c->s, c->out_seg);
 	int rc = mv_pwrite_all(c->out_fd, bytes, len, c->out_len, path, error);
 	g_free(path);
-	if (rc == 0) {
-		*off_r = c->out_len;
-		c->out_len += (int64_t)len;
-	}
-	return rc;
+	if (rc < 0)
+		return -1;
+	*off_r = c->out_len;
+	c->out_len += (int64_t)len;
+	return 0;
 }
 
 static bool number_is_live(compact_ctx *c, int64_t num)
@@ -94,6 +99,22 @@ static int64_t live_content_at(compact_ctx *c, const mv_journal_rec *r)
 	int64_t id = sqlite3_step(c->live_content) == SQLITE_ROW ? sqlite3_column_int64(c->live_content, 0) : 0;
 	sqlite3_reset(c->live_content);
 	return id;
+}
+
+/* A fresh batch marker: the next kept numbered record is message `number`. */
+static int write_batch_marker(compact_ctx *c, int64_t number, GError **error)
+{
+	GByteArray *m = g_byte_array_new();
+	char *meta = g_strdup_printf("{\"v\":1,\"first\":%lld}", (long long)number);
+	int64_t off = 0;
+	int rc = -1;
+	if (mv_record_encode(c->s->key, MV_RECORD_BATCH, (const uint8_t *)meta, strlen(meta), NULL, 0, 1, m, error) < 0)
+		goto out;
+	rc = out_write(c, m->data, m->len, &off, error);
+out:
+	g_free(meta);
+	g_byte_array_unref(m);
+	return rc;
 }
 
 static int compact_record(void *opaque, mv_journal_rec *r, GError **error)
@@ -125,15 +146,7 @@ static int compact_record(void *opaque, mv_journal_rec *r, GError **error)
 	}
 	bool numbered = r->type == MV_RECORD_MESSAGE || r->type == MV_RECORD_REFERENCE;
 	if (numbered && r->number > 0 && r->number != c->next_number) {
-		GByteArray *m = g_byte_array_new();
-		char *meta = g_strdup_printf("{\"v\":1,\"first\":%lld}", (long long)r->number);
-		int64_t off = 0;
-		int rc = mv_record_encode(c->s->key, MV_RECORD_BATCH, (const uint8_t *)meta, strlen(meta), NULL, 0, 1, m, error);
-		if (rc == 0)
-			rc = out_write(c, m->data, m->len, &off, error);
-		g_free(meta);
-		g_byte_array_unref(m);
-		if (rc < 0)
+		if (write_batch_marker(c, r->number, error) < 0)
 			return -1;
 		c->next_number = r->number;
 	}
@@ -172,13 +185,14 @@ static int first_segment_to_rewrite(mv_store *s, int64_t *seg_r, GError **error)
 	                       "  WHERE m.deleted = 1)", "plan compaction", seg_r, error);
 }
 
-static int compact_commit(compact_ctx *c, GArray *old_segs, GError **error)
+/* The contents rows pointed at their records' new places. */
+static int move_contents(compact_ctx *c, GError **error)
 {
-	int rc = mv_sql_exec(c->s->db, "BEGIN IMMEDIATE", error);
-	sqlite3_stmt *up = NULL, *seg = NULL, *del = NULL;
-	if (rc == 0)
-		rc = mv_sql_prepare(c->s->db, "UPDATE contents SET segment=?, offset=?, length=? WHERE id=?", &up, error);
-	for (guint i = 0; rc == 0 && i < c->moved->len; i++) {
+	sqlite3_stmt *up;
+	if (mv_sql_prepare(c->s->db, "UPDATE contents SET segment=?, offset=?, length=? WHERE id=?", &up, error) < 0)
+		return -1;
+	int rc = -1;
+	for (guint i = 0; i < c->moved->len; i++) {
 		moved_content *m = &g_array_index(c->moved, moved_content, i);
 		sqlite3_reset(up);
 		sqlite3_bind_int64(up, 1, m->segment);
@@ -187,41 +201,84 @@ static int compact_commit(compact_ctx *c, GArray *old_segs, GError **error)
 		sqlite3_bind_int64(up, 4, m->content_id);
 		if (sqlite3_step(up) != SQLITE_DONE) {
 			mv_sql_set_error(error, c->s->db, "move content");
-			rc = -1;
+			goto out;
 		}
 	}
-	if (rc == 0)
-		rc = mv_sql_exec(c->s->db, "DELETE FROM contents WHERE NOT EXISTS (SELECT 1 FROM messages m"
-		                 " WHERE m.content_id = contents.id AND m.deleted = 0)", error);
-	if (rc == 0)
-		rc = mv_sql_prepare(c->s->db, "DELETE FROM segments WHERE id=?", &del, error);
-	for (guint i = 0; rc == 0 && i < old_segs->len; i++) {
+	rc = 0;
+out:
+	sqlite3_finalize(up);
+	return rc;
+}
+
+/* The segments rows of the rewritten segments dropped. */
+static int drop_old_segments(compact_ctx *c, GArray *old_segs, GError **error)
+{
+	sqlite3_stmt *del;
+	if (mv_sql_prepare(c->s->db, "DELETE FROM segments WHERE id=?", &del, error) < 0)
+		return -1;
+	int rc = -1;
+	for (guint i = 0; i < old_segs->len; i++) {
 		const mv_journal_segment *sg = &g_array_index(old_segs, mv_journal_segment, i);
 		if (sg->id < c->first_rewritten)
 			continue;
 		sqlite3_reset(del);
 		sqlite3_bind_int64(del, 1, sg->id);
-		rc = sqlite3_step(del) == SQLITE_DONE ? 0 : -1;
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			mv_sql_set_error(error, c->s->db, "drop compacted segment");
+			goto out;
+		}
 	}
-	if (rc == 0)
-		rc = mv_sql_prepare(c->s->db, "INSERT INTO segments(id, committed_len) VALUES(?, ?)", &seg, error);
-	for (guint i = 0; rc == 0 && i < c->new_segments->len; i++) {
+	rc = 0;
+out:
+	sqlite3_finalize(del);
+	return rc;
+}
+
+static int add_new_segments(compact_ctx *c, GError **error)
+{
+	sqlite3_stmt *seg;
+	if (mv_sql_prepare(c->s->db, "INSERT INTO segments(id, committed_len) VALUES(?, ?)", &seg, error) < 0)
+		return -1;
+	int rc = -1;
+	for (guint i = 0; i < c->new_segments->len; i++) {
 		const mv_journal_segment *sg = &g_array_index(c->new_segments, mv_journal_segment, i);
 		sqlite3_reset(seg);
 		sqlite3_bind_int64(seg, 1, sg->id);
 		sqlite3_bind_int64(seg, 2, sg->end);
-		rc = sqlite3_step(seg) == SQLITE_DONE ? 0 : -1;
-		if (rc < 0)
+		if (sqlite3_step(seg) != SQLITE_DONE) {
 			mv_sql_set_error(error, c->s->db, "record compacted segment");
+			goto out;
+		}
 	}
-	sqlite3_finalize(up);
+	rc = 0;
+out:
 	sqlite3_finalize(seg);
-	sqlite3_finalize(del);
-	if (rc == 0)
-		rc = mv_sql_exec(c->s->db, "COMMIT", error);
-	if (rc < 0)
-		sqlite3_exec(c->s->db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
+}
+
+typedef struct switch_txn {
+	compact_ctx *c;
+	GArray *old_segs;
+} switch_txn;
+
+/* The one transaction that switches the store to the new segments. */
+static int switch_segments(void *opaque, GError **error)
+{
+	switch_txn *t = opaque;
+	if (move_contents(t->c, error) < 0)
+		return -1;
+	if (mv_sql_exec(t->c->s->db, "DELETE FROM contents WHERE NOT EXISTS (SELECT 1 FROM messages m"
+	                " WHERE m.content_id = contents.id AND m.deleted = 0)", error) < 0)
+		return -1;
+	if (drop_old_segments(t->c, t->old_segs, error) < 0)
+		return -1;
+	return add_new_segments(t->c, error);
+}
+
+static int compact_commit(compact_ctx *c, GArray *old_segs, GError **error)
+{
+	switch_txn t = { c, old_segs };
+	return mv_sql_in_transaction(c->s->db, switch_segments, &t, error);
 }
 
 /* Removes the segment files no db row names and returns how many.  The db
@@ -263,6 +320,71 @@ static guint remove_unnamed_segments(mv_store *s, bool debris)
 	return removed;
 }
 
+/* Closes and removes the spare segment the last out_segment_open made (or
+ * the one a failure left open). */
+static void drop_spare_segment(compact_ctx *c)
+{
+	if (c->out_fd < 0)
+		return;
+	char *path = mv_store_segment_file(c->s, c->out_seg);
+	close(c->out_fd);
+	unlink(path);
+	g_free(path);
+	c->out_fd = -1;
+}
+
+/* Every record from first_rewritten on that something live needs, copied
+ * into new segments, and the db switched to them. */
+static int rewrite_segments(compact_ctx *c, GArray *segs, const mv_task *task, GError **error)
+{
+	mv_store *s = c->s;
+	int rc = -1;
+	/* The numbering must be known from the first segment on, so the scan
+	 * starts there; records before first_rewritten are only counted. */
+	c->next_number = -1;
+	if (mv_sql_prepare(s->db, "SELECT c.id FROM contents c WHERE c.segment = ? AND c.offset = ? AND EXISTS"
+	                   " (SELECT 1 FROM messages m WHERE m.content_id = c.id AND m.deleted = 0)",
+	                   &c->live_content, error) < 0 ||
+	    mv_sql_prepare(s->db, "SELECT 1 FROM messages WHERE num = ? AND deleted = 0", &c->number_live, error) < 0)
+		goto out;
+	mv_store_task_progress(task, 0, "store %d: rewriting segments from %lld on", s->id, (long long)c->first_rewritten);
+	if (mv_journal_scan(s, segs, task, compact_record, c, error) < 0)
+		goto out;
+	if (c->out_fd < 0 && out_segment_open(c, error) < 0)   /* everything dropped: one empty segment */
+		goto out;
+	if (out_segment_open(c, error) < 0)   /* closes (fsyncs) the last one */
+		goto out;
+	drop_spare_segment(c);   /* before the directory's fsync, which makes its removal durable */
+	if (mv_fsync_dir(s->paths.content_dir, error) < 0)
+		goto out;
+	rc = compact_commit(c, segs, error);
+out:
+	drop_spare_segment(c);
+	sqlite3_finalize(c->live_content);
+	sqlite3_finalize(c->number_live);
+	guint removed = remove_unnamed_segments(s, false);
+	if (rc == 0)
+		mv_log_debug("store %d: compaction removed %u replaced segment%s", s->id, removed, removed == 1 ? "" : "s");
+	else
+		mv_log_debug("store %d: compaction failed; removed %u segment file%s the db does not name", s->id,
+		             removed, removed == 1 ? "" : "s");
+	return rc;
+}
+
+static json_t *compact_report(compact_ctx *c, GArray *segs, bool nothing)
+{
+	for (guint i = 0; i < segs->len; i++) {
+		const mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
+		if (sg->id < c->first_rewritten || nothing)
+			c->bytes_after += sg->end;
+	}
+	for (guint i = 0; i < c->new_segments->len; i++)
+		c->bytes_after += g_array_index(c->new_segments, mv_journal_segment, i).end;
+	return json_pack("{s:i, s:I, s:I, s:I, s:I}", "storeId", c->s->id, "recordsKept", (json_int_t)c->kept,
+	                 "recordsDropped", (json_int_t)c->dropped, "bytesBefore", (json_int_t)c->bytes_before,
+	                 "bytesAfter", (json_int_t)c->bytes_after);
+}
+
 int mv_store_compact(mv_store *s, const mv_task *task, json_t **report_r, GError **error)
 {
 	mv_store_assert_writer(s);
@@ -272,63 +394,21 @@ int mv_store_compact(mv_store *s, const mv_task *task, json_t **report_r, GError
 	compact_ctx c = { .s = s, .out_fd = -1, .kept_numbers = g_array_new(FALSE, TRUE, 1),
 	                  .moved = g_array_new(FALSE, FALSE, sizeof(moved_content)),
 	                  .new_segments = g_array_new(FALSE, TRUE, sizeof(mv_journal_segment)) };
+	int rc = -1;
 	GArray *segs = mv_journal_segments_from_db(s->db, error);
-	int rc = segs ? first_segment_to_rewrite(s, &c.first_rewritten, error) : -1;
-	bool nothing = rc == 0 && c.first_rewritten == 0;
-	for (guint i = 0; rc == 0 && i < segs->len; i++) {
+	if (!segs || first_segment_to_rewrite(s, &c.first_rewritten, error) < 0)
+		goto out;
+	bool nothing = c.first_rewritten == 0;
+	for (guint i = 0; i < segs->len; i++) {
 		const mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
 		c.bytes_before += sg->end;
 		c.out_seg = MAX(c.out_seg, sg->id);
 	}
-	if (rc == 0 && !nothing) {
-		/* The numbering must be known from the first segment on, so the scan
-		 * starts there; records before first_rewritten are only counted. */
-		c.next_number = -1;
-		rc = mv_sql_prepare(s->db, "SELECT c.id FROM contents c WHERE c.segment = ? AND c.offset = ? AND EXISTS"
-		                       " (SELECT 1 FROM messages m WHERE m.content_id = c.id AND m.deleted = 0)",
-		                       &c.live_content, error);
-		if (rc == 0)
-			rc = mv_sql_prepare(s->db, "SELECT 1 FROM messages WHERE num = ? AND deleted = 0", &c.number_live, error);
-		if (rc == 0) {
-			mv_store_task_progress(task, 0, "store %d: rewriting segments from %lld on", s->id, (long long)c.first_rewritten);
-			rc = mv_journal_scan(s, segs, task, compact_record, &c, error);
-		}
-		if (rc == 0 && c.out_fd < 0)
-			rc = out_segment_open(&c, error);   /* everything dropped: one empty segment */
-		if (rc == 0)
-			rc = out_segment_open(&c, error);   /* closes (fsyncs) the last one */
-		if (c.out_fd >= 0) {
-			char *path = mv_store_segment_file(s, c.out_seg);
-			close(c.out_fd);
-			unlink(path);   /* the spare one out_segment_open made */
-			g_free(path);
-			c.out_fd = -1;
-		}
-		if (rc == 0)
-			rc = mv_fsync_dir(s->paths.content_dir, error);
-		if (rc == 0)
-			rc = compact_commit(&c, segs, error);
-		guint removed = remove_unnamed_segments(s, false);
-		if (rc == 0)
-			mv_log_debug("store %d: compaction removed %u replaced segment%s", s->id, removed, removed == 1 ? "" : "s");
-		else
-			mv_log_debug("store %d: compaction failed; removed %u segment file%s the db does not name", s->id,
-			             removed, removed == 1 ? "" : "s");
-	}
-	sqlite3_finalize(c.live_content);
-	sqlite3_finalize(c.number_live);
-	if (rc == 0) {
-		for (guint i = 0; i < segs->len; i++) {
-			const mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
-			if (sg->id < c.first_rewritten || nothing)
-				c.bytes_after += sg->end;
-		}
-		for (guint i = 0; i < c.new_segments->len; i++)
-			c.bytes_after += g_array_index(c.new_segments, mv_journal_segment, i).end;
-		*report_r = json_pack("{s:i, s:I, s:I, s:I, s:I}", "storeId", s->id, "recordsKept", (json_int_t)c.kept,
-		                      "recordsDropped", (json_int_t)c.dropped, "bytesBefore", (json_int_t)c.bytes_before,
-		                      "bytesAfter", (json_int_t)c.bytes_after);
-	}
+	if (!nothing && rewrite_segments(&c, segs, task, error) < 0)
+		goto out;
+	*report_r = compact_report(&c, segs, nothing);
+	rc = 0;
+out:
 	if (segs)
 		g_array_free(segs, TRUE);
 	g_array_free(c.kept_numbers, TRUE);

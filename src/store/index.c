@@ -326,26 +326,34 @@ static gint by_docid(gconstpointer a, gconstpointer b)
 	return x->docid < y->docid ? -1 : x->docid > y->docid;
 }
 
-/* Inserts the queued documents in rowid order in one index transaction. */
+/* The queued documents inserted, sorted, and indexed_upto moved past them
+ * (inside the caller's index transaction). */
+static int insert_queued(mv_store *s, GError **error)
+{
+	g_ptr_array_sort(s->index_queue, by_docid);
+	int64_t last = 0;
+	for (guint i = 0; i < s->index_queue->len; i++) {
+		const queued_doc *q = s->index_queue->pdata[i];
+		if (mv_index_insert(s->index_db, &s->index_insert, &q->doc, error) < 0)
+			return -1;
+		last = MAX(last, q->doc.number);
+	}
+	return mv_store_set_indexed_upto(s, last, error);
+}
+
+/* Inserts the queued documents in rowid order in one index transaction.
+ * The queue is emptied either way: what failed is a suffix of message
+ * numbers past indexed_upto, which the next writer's catch-up reads again. */
 int mv_store_flush_index(mv_store *s, GError **error)
 {
 	if (s->index_queue->len == 0)
 		return 0;
-	g_ptr_array_sort(s->index_queue, by_docid);
-	int64_t last = 0;
-	int rc = mv_sql_exec(s->index_db, "BEGIN", error);
-	for (guint i = 0; i < s->index_queue->len && rc == 0; i++) {
-		const queued_doc *q = s->index_queue->pdata[i];
-		rc = mv_index_insert(s->index_db, &s->index_insert, &q->doc, error);
-		last = MAX(last, q->doc.number);
-	}
-	if (rc == 0)
-		rc = mv_store_set_indexed_upto(s, last, error);
-	if (rc == 0)
-		rc = mv_sql_exec(s->index_db, "COMMIT", error);
-	if (rc < 0) {
+	int rc = 0;
+	if (mv_sql_exec(s->index_db, "BEGIN", error) < 0 || insert_queued(s, error) < 0 ||
+	    mv_sql_exec(s->index_db, "COMMIT", error) < 0) {
 		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
 		g_prefix_error(error, "index update failed (the next writer re-indexes what is missing): ");
+		rc = -1;
 	}
 	g_ptr_array_set_size(s->index_queue, 0);
 	return rc;
@@ -408,8 +416,8 @@ static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
 {
 	mv_store_parallel(jobs, reindex_parse, s);
 	GString *scope = g_string_new(NULL);
-	int rc = 0;
-	for (guint i = 0; i < jobs->len && rc == 0; i++) {
+	int rc = -1;
+	for (guint i = 0; i < jobs->len; i++) {
 		reindex_job *j = jobs->pdata[i];
 		if (j->error) {
 			/* A damaged record must not stop the index of every other
@@ -420,9 +428,11 @@ static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
 		mv_store_fill_scope(scope, j->archive, j->folder_id, j->parsed->has_attachment);
 		mv_index_doc doc = doc_from_parsed(j->parsed, j->num, j->date, j->archive, j->folder, scope->str);
 		mv_store_queue_doc(s, &doc);
-		if (s->index_queue->len >= INDEX_COMMIT_DOCS)
-			rc = mv_store_flush_index(s, error);
+		if (s->index_queue->len >= INDEX_COMMIT_DOCS && mv_store_flush_index(s, error) < 0)
+			goto out;
 	}
+	rc = 0;
+out:
 	g_string_free(scope, TRUE);
 	g_ptr_array_set_size(jobs, 0);
 	return rc;
@@ -445,11 +455,7 @@ int mv_store_set_indexed_upto(mv_store *s, int64_t upto, GError **error)
 	                " ON CONFLICT(key) DO UPDATE SET value=max(value, excluded.value)", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, upto);
-	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	if (rc < 0)
-		mv_sql_set_error(error, s->index_db, "record index progress");
-	sqlite3_finalize(st);
-	return rc;
+	return mv_sql_step_done(s->index_db, st, "record index progress", error);
 }
 
 static int64_t count_unindexed(mv_store *s, int64_t upto)
@@ -466,6 +472,42 @@ static int64_t count_unindexed(mv_store *s, int64_t upto)
 	return n;
 }
 
+/* The job for the message at st's row (the catch-up query's columns); its
+ * record is read here, in message order, and a read error is kept in the
+ * job for reindex_chunk to report. */
+static reindex_job *reindex_job_from_row(mv_store *s, sqlite3_stmt *st)
+{
+	reindex_job *j = g_new0(reindex_job, 1);
+	j->num = sqlite3_column_int64(st, 0);
+	j->archive = g_strdup((const char *)sqlite3_column_text(st, 1));
+	j->folder = g_strdup((const char *)sqlite3_column_text(st, 2));
+	j->folder_id = sqlite3_column_int64(st, 3);
+	j->date = sqlite3_column_int64(st, 4);
+	if (sqlite3_column_bytes(st, 5) == MV_HASH_BYTES)
+		memcpy(j->hash, sqlite3_column_blob(st, 5), MV_HASH_BYTES);
+	if (mv_store_read_record(s, sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
+	                         &j->record, &j->error) < 0)
+		j->record = g_byte_array_new();
+	return j;
+}
+
+/* Between chunks: progress, or, when cancelled, what is queued committed
+ * (the index stays usable) and the cancellation as the error. */
+static int between_chunks(mv_store *s, const mv_task *task, int64_t done, int64_t total, GError **error)
+{
+	if (!mv_store_task_cancelled(task)) {
+		mv_store_task_progress(task, total > 0 ? (int)MIN(99, done * 100 / total) : -1,
+		                       "store %d: indexed %lld of %lld messages", s->id, (long long)done, (long long)total);
+		return 0;
+	}
+	if (mv_store_flush_index(s, error) == 0)
+		g_set_error(error, MV_ERROR, MV_ERR_CANCELLED,
+		            "store %d: indexing cancelled after %lld of %lld messages; the index is usable, "
+		            "and the rest is indexed by the next write to the store or RebuildStoreIndex",
+		            s->id, (long long)done, (long long)total);
+	return -1;
+}
+
 int mv_store_index_catch_up_task(mv_store *s, const mv_task *task, GError **error)
 {
 	int64_t upto = 0, done = 0;
@@ -479,46 +521,24 @@ int mv_store_index_catch_up_task(mv_store *s, const mv_task *task, GError **erro
 		return -1;
 	sqlite3_bind_int64(st, 1, upto);
 	GPtrArray *jobs = g_ptr_array_new_with_free_func(reindex_job_free);
-	int rc = 0;
-	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		reindex_job *j = g_new0(reindex_job, 1);
-		j->num = sqlite3_column_int64(st, 0);
-		j->archive = g_strdup((const char *)sqlite3_column_text(st, 1));
-		j->folder = g_strdup((const char *)sqlite3_column_text(st, 2));
-		j->folder_id = sqlite3_column_int64(st, 3);
-		j->date = sqlite3_column_int64(st, 4);
-		if (sqlite3_column_bytes(st, 5) == MV_HASH_BYTES)
-			memcpy(j->hash, sqlite3_column_blob(st, 5), MV_HASH_BYTES);
-		g_ptr_array_add(jobs, j);
-		if (mv_store_read_record(s, sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
-		                      &j->record, &j->error) < 0)
-			j->record = g_byte_array_new();
+	int rc = -1;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		g_ptr_array_add(jobs, reindex_job_from_row(s, st));
 		done++;
 		if (jobs->len < CATCH_UP_CHUNK)
 			continue;
-		rc = reindex_chunk(s, jobs, error);
-		if (rc == 0 && mv_store_task_cancelled(task)) {
-			rc = mv_store_flush_index(s, error);
-			if (rc == 0)
-				g_set_error(error, MV_ERROR, MV_ERR_CANCELLED,
-				            "store %d: indexing cancelled after %lld of %lld messages; the index is usable, "
-				            "and the rest is indexed by the next write to the store or RebuildStoreIndex",
-				            s->id, (long long)done, (long long)total);
-			rc = -1;
-		} else if (rc == 0) {
-			mv_store_task_progress(task, total > 0 ? (int)MIN(99, done * 100 / total) : -1,
-			                    "store %d: indexed %lld of %lld messages", s->id, (long long)done, (long long)total);
-		}
+		if (reindex_chunk(s, jobs, error) < 0 || between_chunks(s, task, done, total, error) < 0)
+			goto out;
 	}
-	sqlite3_finalize(st);
-	if (rc == 0)
-		rc = reindex_chunk(s, jobs, error);
-	g_ptr_array_free(jobs, TRUE);
-	if (rc == 0)
-		rc = mv_store_flush_index(s, error);
-	g_ptr_array_set_size(s->index_queue, 0);
-	if (rc == 0 && done)
+	if (reindex_chunk(s, jobs, error) < 0 || mv_store_flush_index(s, error) < 0)
+		goto out;
+	if (done)
 		mv_log_info("store %d: indexed %lld messages the index lacked", s->id, (long long)done);
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	g_ptr_array_free(jobs, TRUE);
+	g_ptr_array_set_size(s->index_queue, 0);
 	return rc;
 }
 

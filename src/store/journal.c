@@ -119,44 +119,59 @@ static void assign_number(scan_state *st, mv_journal_rec *r)
 	}
 }
 
+/* The segment's bytes up to its committed length (or the file's end, when
+ * the file is shorter: the rest is reported missing), mapped read-only;
+ * *map_r stays NULL for nothing to map. */
+static int map_segment(const char *path, int64_t committed, const uint8_t **map_r, int64_t *end_r, GError **error)
+{
+	*map_r = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		mv_set_errno_error(error, errno, "open segment", path);
+		return -1;
+	}
+	struct stat stt;
+	int64_t end = committed;
+	if (fstat(fd, &stt) == 0 && stt.st_size < end)
+		end = stt.st_size;
+	int rc = -1;
+	if (end > 0) {
+		void *map = mmap(NULL, (size_t)end, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			mv_set_errno_error(error, errno, "map segment", path);
+			goto out;
+		}
+		madvise(map, (size_t)end, MADV_SEQUENTIAL);
+		*map_r = map;
+	}
+	*end_r = end;
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
 static int scan_one_segment(mv_store *s, mv_journal_segment *sg, scan_state *st, const mv_task *task,
                             mv_journal_fn fn, void *opaque, GError **error)
 {
 	char *path = mv_store_segment_file(s, sg->id);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		mv_set_errno_error(error, errno, "open segment", path);
-		g_free(path);
-		return -1;
-	}
-	struct stat stt;
-	int64_t end = sg->end;
-	if (fstat(fd, &stt) == 0 && stt.st_size < end)
-		end = stt.st_size;  /* shorter than the db says: the rest is reported missing */
-	sg->valid_end = SEGMENT_HEADER_BYTES;
 	const uint8_t *map = NULL;
-	if (end > 0) {
-		map = mmap(NULL, (size_t)end, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map == MAP_FAILED) {
-			mv_set_errno_error(error, errno, "map segment", path);
-			close(fd);
-			g_free(path);
-			return -1;
-		}
-		madvise((void *)map, (size_t)end, MADV_SEQUENTIAL);
-	}
-	close(fd);
-	int rc = 0;
+	int64_t end = 0;
+	int rc = -1;
+	if (map_segment(path, sg->end, &map, &end, error) < 0)
+		goto out;
+	sg->valid_end = SEGMENT_HEADER_BYTES;
 	int64_t pos = SEGMENT_HEADER_BYTES;
 	if (end < SEGMENT_HEADER_BYTES || memcmp(map, SEGMENT_MAGIC, 8) != 0) {
 		mv_journal_rec r = { .segment = sg->id, .offset = 0, .length = MIN(end, SEGMENT_HEADER_BYTES),
 		               .problem = "segment header damaged" };
-		rc = fn(opaque, &r, error);
+		if (fn(opaque, &r, error) < 0)
+			goto out;
 	}
-	while (rc == 0 && pos + MV_RECORD_HEADER_BYTES <= end) {
+	while (pos + MV_RECORD_HEADER_BYTES <= end) {
 		if (mv_store_task_cancelled(task)) {
-			rc = mv_store_cancelled_error(error, "the scan");
-			break;
+			mv_store_cancelled_error(error, "the scan");
+			goto out;
 		}
 		mv_record_header h;
 		mv_journal_rec r = { .segment = sg->id, .offset = pos };
@@ -167,7 +182,8 @@ static int scan_one_segment(mv_store *s, mv_journal_segment *sg, scan_state *st,
 			r.type = 0;
 			r.problem = next == end ? "unreadable or torn bytes up to the segment's end" : "unreadable bytes";
 			st->certain = false;
-			rc = fn(opaque, &r, error);
+			if (fn(opaque, &r, error) < 0)
+				goto out;
 			pos = next;
 			continue;
 		}
@@ -189,7 +205,7 @@ static int scan_one_segment(mv_store *s, mv_journal_segment *sg, scan_state *st,
 		}
 		g_clear_error(&derr);
 		assign_number(st, &r);
-		rc = fn(opaque, &r, error);
+		int fn_rc = fn(opaque, &r, error);
 		json_decref(r.meta);
 		if (plain)
 			g_byte_array_unref(plain);
@@ -198,7 +214,11 @@ static int scan_one_segment(mv_store *s, mv_journal_segment *sg, scan_state *st,
 		st->done += (uint64_t)r.length;
 		if ((st->done & 0xfffff) < (uint64_t)r.length && st->total)
 			mv_store_task_progress(task, (int)(st->done * 99 / st->total), "segment %lld", (long long)sg->id);
+		if (fn_rc < 0)
+			goto out;
 	}
+	rc = 0;
+out:
 	if (map)
 		munmap((void *)map, (size_t)end);
 	g_free(path);

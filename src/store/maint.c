@@ -89,36 +89,44 @@ int mv_store_int_query(sqlite3 *db, const char *sql, const char *what, int64_t *
 
 /* ---- RepairStoreDatabase, MaintainFileSystemDatabases ---------------------------------------------- */
 
+/* PRAGMA integrity_check's lines other than "ok", appended to findings. */
+static int integrity_findings(sqlite3 *db, json_t *findings, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(db, "PRAGMA integrity_check", &st, error) < 0)
+		return -1;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *line = (const char *)sqlite3_column_text(st, 0);
+		if (strcmp(line, "ok") != 0)
+			json_array_append_new(findings, json_string(line));
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
 int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error)
 {
 	mv_store_assert_writer(s);
 	if (mv_store_flock(s, error) < 0)
 		return -1;
 	json_t *findings = json_array();
-	sqlite3_stmt *st;
-	int rc = mv_sql_prepare(s->db, "PRAGMA integrity_check", &st, error);
-	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		const char *line = (const char *)sqlite3_column_text(st, 0);
-		if (strcmp(line, "ok") != 0)
-			json_array_append_new(findings, json_string(line));
-	}
-	if (rc == 0)
-		sqlite3_finalize(st);
-	/* What RepairStoreDatabase is for: missing or broken db indexes. */
-	if (rc == 0)
-		rc = mv_sql_exec(s->db, mv_store_schema(), error);
-	if (rc == 0)
-		rc = mv_sql_exec(s->db, "REINDEX", error);
 	int64_t orphans = 0;
-	if (rc == 0)
-		rc = mv_store_int_query(s->db, "SELECT count(*) FROM messages m WHERE m.deleted = 0 AND NOT EXISTS"
-		                     " (SELECT 1 FROM contents c WHERE c.id = m.content_id)", "count rows without content",
-		                     &orphans, error);
-	if (rc == 0)
-		*report_r = json_pack("{s:i, s:o, s:b, s:I}", "storeId", s->id, "integrityFindings", findings,
-		                      "indexesRebuilt", true, "rowsWithoutContent", (json_int_t)orphans);
-	else
-		json_decref(findings);
+	int rc = -1;
+	if (integrity_findings(s->db, findings, error) < 0)
+		goto out;
+	/* What RepairStoreDatabase is for: missing or broken db indexes. */
+	if (mv_sql_exec(s->db, mv_store_schema(), error) < 0 || mv_sql_exec(s->db, "REINDEX", error) < 0)
+		goto out;
+	if (mv_store_int_query(s->db, "SELECT count(*) FROM messages m WHERE m.deleted = 0 AND NOT EXISTS"
+	                       " (SELECT 1 FROM contents c WHERE c.id = m.content_id)", "count rows without content",
+	                       &orphans, error) < 0)
+		goto out;
+	*report_r = json_pack("{s:i, s:o, s:b, s:I}", "storeId", s->id, "integrityFindings", findings,
+	                      "indexesRebuilt", true, "rowsWithoutContent", (json_int_t)orphans);
+	findings = NULL;   /* the report owns it ("o") */
+	rc = 0;
+out:
+	json_decref(findings);
 	return mv_store_finish_locked(s, rc, error);
 }
 
@@ -127,8 +135,11 @@ int mv_store_maintain_db(mv_store *s, GError **error)
 	mv_store_assert_writer(s);
 	if (mv_store_write_lock(s, error) < 0)
 		return -1;
-	int rc = mv_sql_exec(s->db, "ANALYZE; PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);", error);
-	if (rc == 0)
-		rc = mv_sql_exec(s->index_db, "INSERT INTO fts(fts) VALUES('optimize'); PRAGMA wal_checkpoint(TRUNCATE);", error);
+	int rc = -1;
+	if (mv_sql_exec(s->db, "ANALYZE; PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);", error) < 0 ||
+	    mv_sql_exec(s->index_db, "INSERT INTO fts(fts) VALUES('optimize'); PRAGMA wal_checkpoint(TRUNCATE);", error) < 0)
+		goto out;
+	rc = 0;
+out:
 	return mv_store_finish_locked(s, rc, error);
 }

@@ -27,13 +27,15 @@ int mv_store_meta_get(const mv_store_paths *paths, const char *key, GBytes **val
 	if (open_db_at(paths, true, &db, error) < 0)
 		return -1;
 	sqlite3_stmt *st;
-	int rc = mv_sql_prepare(db, "SELECT value FROM meta WHERE key=?", &st, error);
-	if (rc == 0) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-			*value_r = g_bytes_new(sqlite3_column_blob(st, 0), (gsize)sqlite3_column_bytes(st, 0));
-		sqlite3_finalize(st);
-	}
+	int rc = -1;
+	if (mv_sql_prepare(db, "SELECT value FROM meta WHERE key=?", &st, error) < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*value_r = g_bytes_new(sqlite3_column_blob(st, 0), (gsize)sqlite3_column_bytes(st, 0));
+	sqlite3_finalize(st);
+	rc = 0;
+out:
 	sqlite3_close(db);
 	return rc;
 }
@@ -41,21 +43,15 @@ int mv_store_meta_get(const mv_store_paths *paths, const char *key, GBytes **val
 int mv_store_meta_set(const mv_store_paths *paths, const char *key, const void *data, size_t len, GError **error)
 {
 	sqlite3 *db = NULL;
-	if (open_db_at(paths, false, &db, error) < 0 || mv_store_setup_db(db, true, error) < 0) {
-		sqlite3_close(db);
-		return -1;
-	}
 	sqlite3_stmt *st;
-	int rc = mv_sql_prepare(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", &st, error);
-	if (rc == 0) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 2, data, (int)len, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			mv_sql_set_error(error, db, "write store meta");
-			rc = -1;
-		}
-		sqlite3_finalize(st);
-	}
+	int rc = -1;
+	if (open_db_at(paths, false, &db, error) < 0 || mv_store_setup_db(db, true, error) < 0 ||
+	    mv_sql_prepare(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", &st, error) < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, data, (int)len, SQLITE_STATIC);
+	rc = mv_sql_step_done(db, st, "write store meta", error);
+out:
 	sqlite3_close(db);
 	return rc;
 }
@@ -81,6 +77,46 @@ int mv_store_format_version(const mv_store_paths *paths, int *version_r, GError 
 
 /* ---- UpgradeStore ------------------------------------------------------------------------------ */
 
+/* 1 -> 2, first step: the index (if there is one) gets the generation the
+ * db is about to name, so a crash before the db commits only costs a
+ * rebuild. */
+static int stamp_index_generation(const mv_store_paths *paths, const char *gen, GError **error)
+{
+	char *ixp = mv_store_index_file(paths);
+	sqlite3 *ix = NULL;
+	char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('generation', %Q)", gen);
+	int rc = 0;
+	if (!g_file_test(ixp, G_FILE_TEST_EXISTS))
+		goto out;
+	rc = -1;
+	if (mv_sql_open(ixp, false, false, &ix, error) < 0)
+		goto out;
+	rc = mv_sql_exec(ix, sql, error);
+out:
+	sqlite3_free(sql);
+	sqlite3_close(ix);
+	g_free(ixp);
+	return rc;
+}
+
+/* 1 -> 2 in the db: columns for deletions, the index generation, the
+ * version.  Format 1 content has no batch markers, which the scan reads as
+ * numbering from 1 without gaps — exactly what format 1 wrote. */
+static int upgrade_db_1_to_2(sqlite3 *db, const char *gen, GError **error)
+{
+	char *sql = sqlite3_mprintf("BEGIN IMMEDIATE;"
+	                            "ALTER TABLE messages ADD COLUMN deleted_at INTEGER;"
+	                            "ALTER TABLE messages ADD COLUMN deleted_reason TEXT;"
+	                            "INSERT OR REPLACE INTO meta VALUES('index_generation', %Q);"
+	                            "INSERT OR REPLACE INTO meta VALUES('format_version', '2');"
+	                            "COMMIT;", gen);
+	int rc = mv_sql_exec(db, sql, error);
+	sqlite3_free(sql);
+	if (rc < 0)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
 int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **error)
 {
 	int version = 0;
@@ -95,40 +131,21 @@ int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **
 		return -1;
 	}
 	mv_store *shell = mv_store_new(0, paths, NULL, MV_STORE_WRITE);
-	sqlite3 *db = NULL, *ix = NULL;
-	char *ixp = mv_store_index_file(paths);
+	sqlite3 *db = NULL;
 	char *gen = mv_store_new_generation();
-	int rc = mv_store_flock(shell, error) == 0 && open_db_at(paths, false, &db, error) == 0 &&
-	         mv_store_setup_db(db, true, error) == 0 ? 0 : -1;
-	/* 1 -> 2: columns for deletions and the index generation.  Format 1
-	 * content has no batch markers, which the scan reads as numbering from
-	 * 1 without gaps — exactly what format 1 wrote.  The index is kept: its
-	 * generation is set first, so a crash before the db commit only costs a
-	 * rebuild. */
-	if (rc == 0 && g_file_test(ixp, G_FILE_TEST_EXISTS)) {
-		char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('generation', %Q)", gen);
-		rc = mv_sql_open(ixp, false, false, &ix, error) == 0 && mv_sql_exec(ix, sql, error) == 0 ? 0 : -1;
-		sqlite3_free(sql);
-	}
-	if (rc == 0) {
-		char *sql = sqlite3_mprintf("BEGIN IMMEDIATE;"
-		                            "ALTER TABLE messages ADD COLUMN deleted_at INTEGER;"
-		                            "ALTER TABLE messages ADD COLUMN deleted_reason TEXT;"
-		                            "INSERT OR REPLACE INTO meta VALUES('index_generation', %Q);"
-		                            "INSERT OR REPLACE INTO meta VALUES('format_version', '2');"
-		                            "COMMIT;", gen);
-		rc = mv_sql_exec(db, sql, error);
-		sqlite3_free(sql);
-		if (rc < 0)
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	}
+	int rc = -1;
+	if (mv_store_flock(shell, error) < 0 || open_db_at(paths, false, &db, error) < 0 ||
+	    mv_store_setup_db(db, true, error) < 0)
+		goto out;
+	if (stamp_index_generation(paths, gen, error) < 0)
+		goto out;
+	rc = upgrade_db_1_to_2(db, gen, error);
+out:
 	/* Whatever the outcome: handles and format versions read before this
 	 * point are not to be trusted any more (mv_store_format_epoch). */
 	mv_store_format_changed();
-	sqlite3_close(ix);
 	sqlite3_close(db);
 	mv_store_close(&shell);
-	g_free(ixp);
 	g_free(gen);
 	return rc;
 }

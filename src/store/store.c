@@ -790,6 +790,41 @@ static void sync_after_batch(mv_store *s)
 	}
 }
 
+/* Inside add_batch's transaction: records appended and fsynced, rows, COMMIT; or ROLLBACK, as if not tried. */
+static int write_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_level, planned *plan, GByteArray *out,
+                       double *t_plan, double *t_append, GError **error)
+{
+	int64_t seg = 0, base = 0, first = 0, marker_len = 0;
+	int rc = -1;
+	if (append_batch_marker(s, out, error) < 0)
+		goto out;
+	marker_len = out->len;
+	if (plan_batch(s, items, n, zstd_level, plan, out, error) < 0)
+		goto out;
+	if ((int64_t)out->len == marker_len)   /* all duplicates: nothing to number, no marker */
+		g_byte_array_set_size(out, 0);
+	*t_plan = mv_monotonic();
+	if (mv_store_segment_for_append(s, out->len, &seg, &base, error) < 0 ||
+	    (out->len > 0 && mv_store_segment_append(s, seg, base, out, error) < 0))
+		goto out;
+	*t_append = mv_monotonic();
+	if ((out->len > 0 && next_number(s, &first, error) < 0) || write_rows(s, items, n, plan, seg, base, error) < 0 ||
+	    (out->len > 0 && check_numbering(items, n, first, error) < 0) ||
+	    mv_store_set_committed_len(s, seg, base + (int64_t)out->len, error) < 0)
+		goto out;
+	rc = mv_sql_exec(s->db, "COMMIT", error);
+out:
+	if (rc < 0) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		g_hash_table_remove_all(s->folder_ids);
+		for (size_t i = 0; i < n; i++)
+			items[i].number = 0;
+	}
+	*t_plan = *t_plan ? *t_plan : mv_monotonic();   /* a stage a failure skipped ends with it */
+	*t_append = *t_append ? *t_append : mv_monotonic();
+	return rc;
+}
+
 int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_level, GError **error)
 {
 	mv_store_assert_writer(s);
@@ -804,39 +839,10 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 	for (size_t i = 0; i < n; i++)
 		expected += items[i].prepared ? items[i].prepared->len : 512;
 	GByteArray *out = g_byte_array_sized_new((guint)MIN(expected, (size_t)G_MAXUINT / 2));
-	int64_t seg = 0, base = 0;
-	double t0 = mv_monotonic();
-	int rc = append_batch_marker(s, out, error);
-	size_t marker_len = out->len;
-	if (rc == 0)
-		rc = plan_batch(s, items, n, zstd_level, plan, out, error);
-	/* All duplicates: nothing to number, no marker. */
-	if (rc == 0 && out->len == marker_len)
-		g_byte_array_set_size(out, 0);
-	double t_plan = mv_monotonic();
-	if (rc == 0)
-		rc = mv_store_segment_for_append(s, out->len, &seg, &base, error);
-	if (rc == 0 && out->len > 0)
-		rc = mv_store_segment_append(s, seg, base, out, error);
-	double t_append = mv_monotonic();
-	int64_t first = 0;
-	if (rc == 0 && out->len > 0)
-		rc = next_number(s, &first, error);
-	if (rc == 0)
-		rc = write_rows(s, items, n, plan, seg, base, error);
-	if (rc == 0 && out->len > 0)
-		rc = check_numbering(items, n, first, error);
-	if (rc == 0)
-		rc = mv_store_set_committed_len(s, seg, base + (int64_t)out->len, error);
-	if (rc == 0)
-		rc = mv_sql_exec(s->db, "COMMIT", error);
+	double t0 = mv_monotonic(), t_plan = 0, t_append = 0;
+	int rc = write_batch(s, items, n, zstd_level, plan, out, &t_plan, &t_append, error);
 	double t_commit = mv_monotonic();
-	if (rc < 0) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		g_hash_table_remove_all(s->folder_ids);
-		for (size_t i = 0; i < n; i++)
-			items[i].number = 0;
-	} else {
+	if (rc == 0) {
 		index_items(s, items, n, plan);
 		if (s->index_queue->len >= INDEX_COMMIT_DOCS || mv_monotonic() - s->index_since >= INDEX_COMMIT_SECONDS)
 			sync_after_batch(s);

@@ -206,20 +206,21 @@ static int index_rowids(mv_store *s, const char *archive, GArray *out, GError **
 	char *match = g_strdup_printf("scope : %s", tok);
 	char *sql = g_strdup_printf("SELECT rowid FROM %sfts WHERE fts MATCH ? ORDER BY rowid", prefix);
 	sqlite3_stmt *st;
-	int rc = mv_sql_prepare(ix, sql, &st, error);
-	if (rc == 0) {
-		sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
-		int step;
-		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-			int64_t id = sqlite3_column_int64(st, 0);
-			g_array_append_val(out, id);
-		}
-		if (step != SQLITE_DONE) {
-			mv_sql_set_error(error, ix, "read index");
-			rc = -1;
-		}
-		sqlite3_finalize(st);
+	int rc = -1;
+	if (mv_sql_prepare(ix, sql, &st, error) < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		g_array_append_val(out, id);
 	}
+	if (step != SQLITE_DONE)
+		mv_sql_set_error(error, ix, "read index");
+	else
+		rc = 0;
+	sqlite3_finalize(st);
+out:
 	g_free(sql);
 	g_free(match);
 	g_free(tok);
@@ -242,15 +243,12 @@ static int db_docids(mv_store *s, const char *archive, GArray *out, GError **err
 	return 0;
 }
 
-static int verify_index_archive(verify_ctx *v, const char *archive, GError **error)
+/* Both sorted: what is only in want goes to missing, only in have to extra
+ * (as message numbers). */
+static void docid_difference(GArray *want, GArray *have, GArray *missing, GArray *extra)
 {
-	GArray *want = g_array_new(FALSE, FALSE, sizeof(int64_t)), *have = g_array_new(FALSE, FALSE, sizeof(int64_t));
-	GArray *missing = g_array_new(FALSE, FALSE, sizeof(int64_t)), *extra = g_array_new(FALSE, FALSE, sizeof(int64_t));
-	int rc = db_docids(v->s, archive, want, error);
-	if (rc == 0)
-		rc = index_rowids(v->s, archive, have, error);
 	guint i = 0, j = 0;
-	while (rc == 0 && (i < want->len || j < have->len)) {
+	while (i < want->len || j < have->len) {
 		int64_t a = i < want->len ? g_array_index(want, int64_t, i) : INT64_MAX;
 		int64_t b = j < have->len ? g_array_index(have, int64_t, j) : INT64_MAX;
 		int64_t num;
@@ -266,12 +264,24 @@ static int verify_index_archive(verify_ctx *v, const char *archive, GError **err
 			j++;
 		}
 	}
+}
+
+static int verify_index_archive(verify_ctx *v, const char *archive, GError **error)
+{
+	GArray *want = g_array_new(FALSE, FALSE, sizeof(int64_t)), *have = g_array_new(FALSE, FALSE, sizeof(int64_t));
+	GArray *missing = g_array_new(FALSE, FALSE, sizeof(int64_t)), *extra = g_array_new(FALSE, FALSE, sizeof(int64_t));
+	int rc = -1;
+	if (db_docids(v->s, archive, want, error) < 0 || index_rowids(v->s, archive, have, error) < 0)
+		goto out;
+	docid_difference(want, have, missing, extra);
 	if (missing->len)
 		mv_journal_problem(&v->rep, "notIndexed", id_list(v->s->id, missing), "archive %s: %u messages are not in the index",
 		               archive, missing->len);
 	if (extra->len)
 		mv_journal_problem(&v->rep, "indexedNotLive", id_list(v->s->id, extra),
 		               "archive %s: %u index entries name no live message", archive, extra->len);
+	rc = 0;
+out:
 	g_array_free(want, TRUE);
 	g_array_free(have, TRUE);
 	g_array_free(missing, TRUE);
@@ -470,19 +480,18 @@ int mv_store_recreate_records(mv_store *s, const mv_task *task, json_t **report_
 		g_hash_table_add(bad, &g_array_index(v.damaged_contents, int64_t, i));
 	if (mv_sql_prepare(s->db, "SELECT num, content_id FROM messages WHERE deleted = 0 ORDER BY num", &st, error) < 0)
 		goto out;
-	rc = 0;
-	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+	while (sqlite3_step(st) == SQLITE_ROW) {
 		int64_t num = sqlite3_column_int64(st, 0), content = sqlite3_column_int64(st, 1);
 		numrec *slot = num_slot(v.nums, num);
 		bool own_ok = slot && (slot->state == NUM_MESSAGE || slot->state == NUM_REFERENCE);
 		if (g_hash_table_contains(bad, &content))
 			g_array_append_val(lost, num);
-		else if (!own_ok)
-			rc = append_reference_for(s, num, &written, error);
+		else if (!own_ok && append_reference_for(s, num, &written, error) < 0)
+			goto out;
 	}
-	if (rc == 0)
-		*report_r = json_pack("{s:i, s:I, s:o}", "storeId", s->id, "recordsRecreated", (json_int_t)written,
-		                      "unrecoverableMessageIds", id_list(s->id, lost));
+	rc = 0;
+	*report_r = json_pack("{s:i, s:I, s:o}", "storeId", s->id, "recordsRecreated", (json_int_t)written,
+	                      "unrecoverableMessageIds", id_list(s->id, lost));
 out:
 	sqlite3_finalize(st);
 	g_array_free(lost, TRUE);
