@@ -2,7 +2,8 @@
 #   make run    build and initialise/start the embedded default instance (./var)
 #   make test   build with ASan+UBSan and run unit, system and fuzz tests
 #   make bench  release build and benchmarks against notmuch and mu
-.PHONY: all deps build run test bench clean
+#   make mutants  break one important check at a time; every mutant must be killed
+.PHONY: all deps build run test bench mutants clean
 
 BUILD ?= build
 DATA_DIR ?= $(CURDIR)/var
@@ -26,6 +27,11 @@ test:
 bench:
 	@tools/deps.sh bench
 	@bench/run.sh
+
+# Outside `make test`: each mutant is a rebuild and a test run (tools/mutants.py).
+mutants:
+	@tools/deps.sh test
+	@tools/mutants.py
 
 clean:
 	rm -rf build build-asan build-fuzz build-release
