@@ -349,7 +349,7 @@ static json_t *get_store_indexes(mv_command_ctx *ctx, json_t *args, GError **err
 		const mv_archive_store *info = infos->pdata[i];
 		if (only && info->id != only)
 			continue;
-		char *file = g_build_filename(info->paths.index_dir, "index.sqlite", NULL);
+		char *file = mv_store_index_file(&info->paths);
 		json_array_append_new(list, json_pack("{s:i, s:s, s:s, s:I, s:b}", "storeId", info->id, "name", "full text",
 		                                      "path", file, "size", (json_int_t)mv_disk_usage(info->paths.index_dir),
 		                                      "available", info->error == NULL));

@@ -57,6 +57,17 @@ typedef enum {
 	MV_STORE_WRITE = 1,
 } mv_store_mode;
 
+/* The files inside a store's directories and the default layout under one
+ * directory are store/'s to name (store.c): whoever looks at them from
+ * above (existence, identity, reports) asks here.  The caller frees. */
+/* The metadata db: <db_dir>/store.sqlite. */
+char *mv_store_db_file(const mv_store_paths *p);
+/* The search index: <index_dir>/index.sqlite. */
+char *mv_store_index_file(const mv_store_paths *p);
+/* A store kept under one directory: dir/db, dir/content, dir/index
+ * (dir may be relative; paths_r's three strings are the caller's). */
+void mv_store_paths_under(const char *dir, mv_store_paths *paths_r);
+
 /* Creates the directories and empty db/index of a new store. */
 int mv_store_create(const mv_store_paths *paths, GError **error);
 mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
