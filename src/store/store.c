@@ -94,13 +94,6 @@ sqlite3_stmt *mv_store_stmt_get(mv_store *s, const char *sql, GError **error)
 char *mv_store_db_file(const mv_store_paths *p) { return g_build_filename(p->db_dir, "store.sqlite", NULL); }
 char *mv_store_index_file(const mv_store_paths *p) { return g_build_filename(p->index_dir, "index.sqlite", NULL); }
 
-void mv_store_paths_under(const char *dir, mv_store_paths *paths_r)
-{
-	paths_r->db_dir = g_build_filename(dir, "db", NULL);
-	paths_r->content_dir = g_build_filename(dir, "content", NULL);
-	paths_r->index_dir = g_build_filename(dir, "index", NULL);
-}
-
 char *mv_store_segment_file(const mv_store *s, int64_t seg)
 {
 	char name[32];

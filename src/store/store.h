@@ -57,9 +57,9 @@ typedef enum {
 	MV_STORE_WRITE = 1,
 } mv_store_mode;
 
-/* The files inside a store's directories and the default layout under one
- * directory are store/'s to name (store.c): whoever looks at them from
- * above (existence, identity, reports) asks here.  The caller frees. */
+/* The files inside a store's directories (store.c) and the default layout
+ * under one directory (layout.c) are store/'s to name: whoever looks at
+ * them from above (existence, identity, reports) asks here.  The caller frees. */
 /* The metadata db: <db_dir>/store.sqlite. */
 char *mv_store_db_file(const mv_store_paths *p);
 /* The search index: <index_dir>/index.sqlite. */
