@@ -288,11 +288,8 @@ static int backup_store(backup_run *b, const mv_archive_store *info, GError **er
 	char *dname = store_dir_name(b, info->name);
 	char *rel = g_build_filename("stores", dname, NULL);
 	char *base = g_build_filename(b->dir, rel, NULL);
-	mv_store_paths dest = {
-		.db_dir = g_build_filename(base, "db", NULL),
-		.content_dir = g_build_filename(base, "content", NULL),
-		.index_dir = g_build_filename(base, "index", NULL),
-	};
+	mv_store_paths dest;
+	mv_store_paths_under(base, &dest);
 	int rc = -1;
 	mv_store *s = mv_instance_open_store(b->inst, info->id, MV_STORE_READ, error);
 	if (s && mv_store_backup(s, &dest, !b->exclude_index, error) == 0) {
@@ -366,12 +363,13 @@ static int rewrite_store_paths(backup_run *b, GError **error)
 	json_t *entry;
 	json_array_foreach(b->copied, i, entry) {
 		const char *rel = json_string_value(json_object_get(entry, "path"));
-		char *dbp = g_build_filename(rel, "db", NULL), *cp = g_build_filename(rel, "content", NULL),
-		     *ip = g_build_filename(rel, "index", NULL);
-		int step = set_row_paths(st, (int)json_integer_value(json_object_get(entry, "id")), dbp, cp, ip);
-		g_free(dbp);
-		g_free(cp);
-		g_free(ip);
+		mv_store_paths p;
+		mv_store_paths_under(rel, &p);
+		int step = set_row_paths(st, (int)json_integer_value(json_object_get(entry, "id")), p.db_dir,
+		                         p.content_dir, p.index_dir);
+		g_free(p.db_dir);
+		g_free(p.content_dir);
+		g_free(p.index_dir);
 		if (step != SQLITE_DONE) {
 			mv_sql_set_error(error, db, "rewrite store paths");
 			goto out;

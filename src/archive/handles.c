@@ -41,8 +41,8 @@ static void lent_store_forget(gpointer p)
 
 static void look_at_store(const mv_store_paths *p, mv_archive_file_look *db_r, mv_archive_file_look *index_r)
 {
-	char *dbf = g_build_filename(p->db_dir, "store.sqlite", NULL);
-	char *ixf = g_build_filename(p->index_dir, "index.sqlite", NULL);
+	char *dbf = mv_store_db_file(p);
+	char *ixf = mv_store_index_file(p);
 	mv_archive_look_at(dbf, db_r);
 	mv_archive_look_at(ixf, index_r);
 	g_free(dbf);

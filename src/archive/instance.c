@@ -235,8 +235,9 @@ static int meta_bytes(const mv_store_paths *paths, const char *key, GBytes **val
 	g_free(hex);
 	if (*value_r)
 		return 0;
-	g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "%s/store.sqlite: meta value %s is not valid hex",
-	            paths->db_dir, key);
+	char *dbf = mv_store_db_file(paths);
+	g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "%s: meta value %s is not valid hex", dbf, key);
+	g_free(dbf);
 	return -1;
 }
 
@@ -435,7 +436,7 @@ static char *format_problem(mv_instance *inst, const mv_store_paths *p, const ch
 
 static char *files_problem(mv_instance *inst, const mv_store_paths *p)
 {
-	char *dbf = g_build_filename(p->db_dir, "store.sqlite", NULL);
+	char *dbf = mv_store_db_file(p);
 	char *why = NULL;
 	if (!g_file_test(p->db_dir, G_FILE_TEST_IS_DIR))
 		why = g_strdup_printf("database directory %s is missing", p->db_dir);
@@ -563,7 +564,7 @@ static int sync_store_meta(mv_instance *inst, const mv_archive_row *r, GError **
 		return 0;
 	mv_store_paths paths = { 0 };
 	mv_archive_row_paths(inst, r, &paths);
-	char *dbf = g_build_filename(paths.db_dir, "store.sqlite", NULL);
+	char *dbf = mv_store_db_file(&paths);
 	int rc = -1;
 	if (!g_file_test(dbf, G_FILE_TEST_IS_REGULAR)) {
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "store %d (%s): %s is missing", r->id, r->name, dbf);

@@ -142,9 +142,7 @@ static int resolve_paths(mv_instance *inst, const char *name, const mv_store_pat
 	memset(abs_r, 0, sizeof *abs_r);
 	if (!given || (!given->db_dir && !given->content_dir && !given->index_dir)) {
 		char *dir = default_store_dir(inst, name);
-		abs_r->db_dir = g_build_filename(dir, "db", NULL);
-		abs_r->content_dir = g_build_filename(dir, "content", NULL);
-		abs_r->index_dir = g_build_filename(dir, "index", NULL);
+		mv_store_paths_under(dir, abs_r);
 		g_free(dir);
 		return 0;
 	}
@@ -225,21 +223,23 @@ static bool dir_has_segments(const char *dir)
 /* A new store must not be made over another one's files. */
 static int check_free_for_new_store(const mv_store_paths *p, GError **error)
 {
-	char *dbf = g_build_filename(p->db_dir, "store.sqlite", NULL);
-	char *ixf = g_build_filename(p->index_dir, "index.sqlite", NULL);
+	char *dbf = mv_store_db_file(p), *ixf = mv_store_index_file(p);
+	char *db_name = g_path_get_basename(dbf), *index_name = g_path_get_basename(ixf);
 	int rc = -1;
 	if (g_file_test(dbf, G_FILE_TEST_EXISTS))
 		g_set_error(error, MV_ERROR, MV_ERR_EXISTS,
-		            "databasePath %s already holds a store database (store.sqlite): attach it with AttachStore",
-		            p->db_dir);
+		            "databasePath %s already holds a store database (%s): attach it with AttachStore",
+		            p->db_dir, db_name);
 	else if (g_file_test(ixf, G_FILE_TEST_EXISTS))
-		g_set_error(error, MV_ERROR, MV_ERR_EXISTS, "indexPath %s already holds a search index (index.sqlite)",
-		            p->index_dir);
+		g_set_error(error, MV_ERROR, MV_ERR_EXISTS, "indexPath %s already holds a search index (%s)",
+		            p->index_dir, index_name);
 	else if (dir_has_segments(p->content_dir))
 		g_set_error(error, MV_ERROR, MV_ERR_EXISTS, "contentPath %s already holds segment files (seg-*.mvs)",
 		            p->content_dir);
 	else
 		rc = 0;
+	g_free(db_name);
+	g_free(index_name);
 	g_free(dbf);
 	g_free(ixf);
 	return rc;
@@ -250,13 +250,13 @@ static int check_free_for_new_store(const mv_store_paths *p, GError **error)
  * writer or RebuildStoreIndex fills from content. */
 static int check_holds_store(const mv_store_paths *p, GError **error)
 {
-	char *dbf = g_build_filename(p->db_dir, "store.sqlite", NULL);
+	char *dbf = mv_store_db_file(p), *db_name = g_path_get_basename(dbf);
 	int rc = -1, version = 0;
 	if (!g_file_test(p->db_dir, G_FILE_TEST_IS_DIR))
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "databasePath %s: no such directory", p->db_dir);
 	else if (!g_file_test(dbf, G_FILE_TEST_IS_REGULAR))
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND,
-		            "databasePath %s does not hold a mailvault store (no store.sqlite)", p->db_dir);
+		            "databasePath %s does not hold a mailvault store (no %s)", p->db_dir, db_name);
 	else if (!g_file_test(p->content_dir, G_FILE_TEST_IS_DIR))
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "contentPath %s: no such directory", p->content_dir);
 	else if (mv_store_format_version(p, &version, error) < 0)
@@ -267,6 +267,7 @@ static int check_holds_store(const mv_store_paths *p, GError **error)
 		            MV_STORE_FORMAT_VERSION);
 	else
 		rc = 0;
+	g_free(db_name);
 	g_free(dbf);
 	return rc;
 }

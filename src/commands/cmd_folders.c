@@ -101,36 +101,15 @@ static int folder_exists(mv_command_ctx *ctx, const char *archive, const char *p
 	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
 	if (!infos)
 		return -1;
-	/* "p/" <= below < "p0": '0' follows '/', and paths compare bytewise. */
-	char *lo = g_strconcat(path, "/", NULL), *hi = g_strconcat(path, "0", NULL);
 	int found = 0;
 	for (guint i = 0; i < infos->len && found == 0; i++) {
 		const mv_archive_store *info = infos->pdata[i];
 		if (strcmp(info->state, "disabled") == 0 || info->error)
 			continue;
-		sqlite3_stmt *st = NULL;
 		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
-		if (!s || sqlite3_prepare_v2(mv_store_db(s), "SELECT 1 FROM folders WHERE archive = ?1 AND (?2 = '' OR"
-		                             " path = ?2 OR (path >= ?3 AND path < ?4)) LIMIT 1", -1, &st, NULL) != SQLITE_OK) {
-			if (s)
-				mv_sql_set_error(error, mv_store_db(s), "find folder");
-			found = -1;
-		} else {
-			sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 3, lo, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 4, hi, -1, SQLITE_STATIC);
-			int rc = sqlite3_step(st);
-			if (rc == SQLITE_ROW)
-				found = 1;
-			else if (rc != SQLITE_DONE)
-				mv_sql_set_error(error, mv_store_db(s), "find folder"), found = -1;
-		}
-		sqlite3_finalize(st);
+		found = s ? mv_store_has_folder(s, archive, path, error) : -1;
 		mv_store_close(&s);
 	}
-	g_free(lo);
-	g_free(hi);
 	g_ptr_array_free(infos, TRUE);
 	return found;
 }
@@ -318,7 +297,7 @@ static void listed_clear(gpointer p)
 
 static json_t *listed_json(const listed *l)
 {
-	char *id = g_strdup_printf("%d:%lld", l->store_id, (long long)l->num);
+	char *id = mv_message_id_format(l->store_id, l->num);
 	char *date = mv_format_time_utc(l->date), *archived = mv_format_time_utc(l->archived_at);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:b}", "id", id, "date", date, "archivedAt",
 	                      archived, "size", (json_int_t)l->size, "subject", l->subject, "from", l->from, "to", l->to,
@@ -348,39 +327,31 @@ static void cursor_bounds(const list_cursor *c, int store_id, int64_t *date_r, i
 	*num_r = !c->set || store_id < c->store_id ? INT64_MAX : store_id == c->store_id ? c->num : 0;
 }
 
+/* Where list_store's rows go: the listing and the store they come from. */
+typedef struct list_sink {
+	GArray *out;
+	int store_id;
+} list_sink;
+
+static int add_listed(const mv_store_message *m, void *opaque)
+{
+	list_sink *sink = opaque;
+	listed l = { .store_id = sink->store_id, .num = m->number, .date = m->date, .archived_at = m->archived_at,
+		     .size = m->size, .subject = g_strdup(m->subject), .from = g_strdup(m->sender),
+		     .to = g_strdup(m->recipients), .message_id = g_strdup(m->message_id),
+		     .has_attachment = m->has_attachment };
+	g_array_append_val(sink->out, l);
+	return 0;
+}
+
 /* One store's messages of a folder after the cursor, in order, at most want. */
 static int list_store(mv_store *s, const char *archive, const char *path, const list_cursor *c, int64_t want,
                       GArray *out, GError **error)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(mv_store_db(s), "SELECT m.num, m.date, m.archived_at, m.size, m.subject, m.sender,"
-	                       " m.recipients, m.message_id, m.has_attachment FROM messages m JOIN folders f"
-	                       " ON f.id = m.folder_id WHERE f.archive = ?1 AND f.path = ?2 AND m.deleted = 0"
-	                       " AND m.date <= ?3 AND (m.date < ?3 OR m.num < ?4)"
-	                       " ORDER BY m.date DESC, m.num DESC LIMIT ?5", -1, &st, NULL) != SQLITE_OK) {
-		mv_sql_set_error(error, mv_store_db(s), "list messages");
-		return -1;
-	}
 	int64_t date, num;
 	cursor_bounds(c, mv_store_id(s), &date, &num);
-	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, date);
-	sqlite3_bind_int64(st, 4, num);
-	sqlite3_bind_int64(st, 5, want);
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		listed l = { .store_id = mv_store_id(s), .num = sqlite3_column_int64(st, 0),
-			     .date = sqlite3_column_int64(st, 1), .archived_at = sqlite3_column_int64(st, 2),
-			     .size = sqlite3_column_int64(st, 3), .subject = mv_sql_column_text(st, 4),
-			     .from = mv_sql_column_text(st, 5), .to = mv_sql_column_text(st, 6), .message_id = mv_sql_column_text(st, 7),
-			     .has_attachment = sqlite3_column_int(st, 8) != 0 };
-		g_array_append_val(out, l);
-	}
-	if (rc != SQLITE_DONE)
-		mv_sql_set_error(error, mv_store_db(s), "list messages");
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	list_sink sink = { .out = out, .store_id = mv_store_id(s) };
+	return mv_store_folder_messages(s, archive, path, date, num, want, add_listed, &sink, error) < 0 ? -1 : 0;
 }
 
 /* Where `after` stands: the message must be of this folder (deleted since
@@ -395,21 +366,12 @@ static int cursor_of(mv_command_ctx *ctx, const char *after, const char *archive
 	int64_t num = 0;
 	GError *err = NULL;
 	mv_store *s = NULL;
-	sqlite3_stmt *st = NULL;
 	if (mv_message_id_parse(after, &c->store_id, &num) &&
 	    (s = mv_instance_open_store(ctx->inst, c->store_id, MV_STORE_READ, &err)) &&
-	    sqlite3_prepare_v2(mv_store_db(s), "SELECT m.date FROM messages m JOIN folders f ON f.id = m.folder_id"
-	                       " WHERE m.num = ? AND f.archive = ? AND f.path = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, num);
-		sqlite3_bind_text(st, 2, archive, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			c->set = true;
-			c->date = sqlite3_column_int64(st, 0);
-			c->num = num;
-		}
+	    mv_store_folder_message_date(s, num, archive, path, &c->date, &err) == 1) {
+		c->set = true;
+		c->num = num;
 	}
-	sqlite3_finalize(st);
 	mv_store_close(&s);
 	g_clear_error(&err);
 	if (!c->set)
@@ -695,24 +657,17 @@ static json_t *delete_empty_folders(mv_command_ctx *ctx, json_t *args, GError **
 	return result;
 }
 
-/* The folder of a live message: 1 found, 0 not, -1 error. */
+/* The folder of a live message: 1 found; -1 with *error, MV_ERR_NOT_FOUND
+ * when it is not a live message. */
 static int message_folder(mv_store *s, int64_t num, char **archive_r, char **path_r, GError **error)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(mv_store_db(s), "SELECT f.archive, f.path FROM messages m JOIN folders f ON"
-	                       " f.id = m.folder_id WHERE m.num = ? AND m.deleted = 0", -1, &st, NULL) != SQLITE_OK) {
-		mv_sql_set_error(error, mv_store_db(s), "message folder");
+	mv_store_message m;
+	if (mv_store_message_get(s, num, &m, error) < 0)
 		return -1;
-	}
-	sqlite3_bind_int64(st, 1, num);
-	int rc = 0;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*archive_r = g_strdup((const char *)sqlite3_column_text(st, 0));
-		*path_r = g_strdup((const char *)sqlite3_column_text(st, 1));
-		rc = 1;
-	}
-	sqlite3_finalize(st);
-	return rc;
+	*archive_r = g_steal_pointer(&m.archive);
+	*path_r = g_steal_pointer(&m.path);
+	mv_store_message_clear(&m);
+	return 1;
 }
 
 /* A restricted caller needs delete on the message's folder; a message that
@@ -823,8 +778,9 @@ static void add_snippets(mv_command_ctx *ctx, mv_searcher *searcher, const char 
 		GByteArray *raw = NULL;
 		GError *err = NULL;
 		if (!st || mv_store_read_message(st, h->number, &raw, &err) < 0) {
-			mv_command_log(ctx, "no snippet for %d:%lld: %s", h->store_id, (long long)h->number,
-			               err ? err->message : "store not open");
+			char *id = mv_message_id_format(h->store_id, h->number);
+			mv_command_log(ctx, "no snippet for %s: %s", id, err ? err->message : "store not open");
+			g_free(id);
 			g_clear_error(&err);
 		}
 		g_ptr_array_add(w.raws, raw);
@@ -865,28 +821,28 @@ static bool readable_at_or_above(mv_command_ctx *ctx, const char *archive, const
 	return readable;
 }
 
+/* What store_has_readable looks for: the archive lower-cased, and for whom. */
+typedef struct readable_probe {
+	mv_command_ctx *ctx;
+	const char *want;
+} readable_probe;
+
+/* Stops the walk (1) at a folder of the archive the caller may read. */
+static int folder_readable(const char *archive, const char *path, void *opaque)
+{
+	readable_probe *p = opaque;
+	char *lower = g_utf8_strdown(archive, -1);
+	int found = strcmp(lower, p->want) == 0 && readable_at_or_above(p->ctx, archive, path);
+	g_free(lower);
+	return found;
+}
+
 /* One store's folders: does one belong to the archive (named as the
  * archive: term names it, lower-cased whole) and may the caller read it? */
 static int store_has_readable(mv_command_ctx *ctx, mv_store *s, const char *want, GError **error)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(mv_store_db(s), "SELECT archive, path FROM folders", -1, &st, NULL) != SQLITE_OK) {
-		mv_sql_set_error(error, mv_store_db(s), "list folders");
-		return -1;
-	}
-	int found = 0, rc;
-	while (!found && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *archive = (const char *)sqlite3_column_text(st, 0), *path = (const char *)sqlite3_column_text(st, 1);
-		char *lower = g_utf8_strdown(archive ? archive : "", -1);
-		found = strcmp(lower, want) == 0 && readable_at_or_above(ctx, archive, path ? path : "");
-		g_free(lower);
-	}
-	if (!found && rc != SQLITE_DONE) {
-		mv_sql_set_error(error, mv_store_db(s), "list folders");
-		found = -1;
-	}
-	sqlite3_finalize(st);
-	return found;
+	readable_probe p = { .ctx = ctx, .want = want };
+	return mv_store_each_folder(s, folder_readable, &p, error);
 }
 
 /* An archive to search in: it has a folder the caller may read (or its

@@ -361,7 +361,7 @@ static json_t *get_store_indexes(mv_command_ctx *ctx, json_t *args, GError **err
 		const mv_archive_store *info = infos->pdata[i];
 		if (only && info->id != only)
 			continue;
-		char *file = g_build_filename(info->paths.index_dir, "index.sqlite", NULL);
+		char *file = mv_store_index_file(&info->paths);
 		json_array_append_new(list, json_pack("{s:i, s:s, s:s, s:I, s:b}", "storeId", info->id, "name", "full text",
 		                                      "path", file, "size", (json_int_t)mv_disk_usage(info->paths.index_dir),
 		                                      "available", info->error == NULL));
@@ -460,7 +460,9 @@ static char *resume_command(const transfer *t)
 		g_string_append_printf(s, "%s%d", i ? "," : "", g_array_index(t->sources, int, i));
 	if (t->target)
 		g_string_append_printf(s, " --targetStore=%d", t->target);
-	g_string_append_printf(s, " --startIndex=%lld:%lld", (long long)t->checkpoint_store, (long long)t->checkpoint_number);
+	char *id = mv_message_id_format((int)t->checkpoint_store, t->checkpoint_number);
+	g_string_append_printf(s, " --startIndex=%s", id);
+	g_free(id);
 	return g_string_free(s, FALSE);
 }
 
@@ -527,61 +529,68 @@ static int check_transfer(transfer *t, bool require_write_protected, GError **er
 	return 0;
 }
 
+/* One source store being walked: the transfer, the store, and where the
+ * first failure goes (the walk stops at it). */
+typedef struct transfer_walk {
+	transfer *t;
+	mv_store *src;
+	int id;
+	GError **error;
+	bool failed;
+} transfer_walk;
+
+/* Hands one message of the source to the ingest run; first, at every
+ * checkpoint and on cancellation, makes what was handed in so far durable. */
+static int transfer_one(const mv_store_message *m, void *opaque)
+{
+	transfer_walk *w = opaque;
+	transfer *t = w->t;
+	if (mv_command_cancelled(t->ctx) || t->handed % TRANSFER_CHECKPOINT == TRANSFER_CHECKPOINT - 1) {
+		/* Everything handed in so far becomes durable: the resume point. */
+		if (mv_ingest_flush(t->ing, w->error) < 0)
+			return w->failed = true;
+		t->checkpoint_store = w->id;
+		t->checkpoint_number = m->number;
+		if (mv_command_cancelled(t->ctx)) {
+			g_set_error(w->error, MV_ERROR, MV_ERR_CANCELLED, "transfer cancelled");
+			return w->failed = true;
+		}
+	}
+	GByteArray *raw = NULL;
+	GError *err = NULL;
+	if (mv_store_read_message(w->src, m->number, &raw, &err) < 0) {
+		char *id = mv_message_id_format(w->id, m->number);
+		mv_command_log(t->ctx, "message %s not transferred: %s", id, err->message);
+		g_free(id);
+		g_error_free(err);
+		return 0;
+	}
+	char *origin = mv_message_id_format(w->id, m->number);
+	mv_ingest_message im = {
+		.archive = m->archive, .folder = m->path, .data = raw->data, .len = raw->len, .source = "transfer",
+		.origin = origin, .mail_flags = m->mail_flags, .archived_at = m->archived_at,
+	};
+	w->failed = mv_ingest_add(t->ing, &im, w->error) < 0;
+	g_free(origin);
+	g_byte_array_unref(raw);
+	t->handed++;
+	if (t->handed % 500 == 0)
+		mv_command_progress(t->ctx, t->total ? (int)(t->handed * 100 / t->total) : -1,
+		                    "%lld of %lld messages (store %d)", (long long)t->handed, (long long)t->total, w->id);
+	return w->failed;
+}
+
 static int transfer_store(transfer *t, int id, int64_t from, GError **error)
 {
-	mv_store *src = mv_instance_open_store(t->ctx->inst, id, MV_STORE_READ, error);
-	if (!src)
+	transfer_walk w = { .t = t, .id = id, .error = error };
+	w.src = mv_instance_open_store(t->ctx->inst, id, MV_STORE_READ, error);
+	if (!w.src)
 		return -1;
-	sqlite3_stmt *st;
-	int rc = 0;
-	if (sqlite3_prepare_v2(mv_store_db(src), "SELECT m.num, f.archive, f.path, m.archived_at, m.mail_flags FROM messages m"
-	                       " JOIN folders f ON f.id = m.folder_id WHERE m.deleted = 0 AND m.num >= ? ORDER BY m.num",
-	                       -1, &st, NULL) != SQLITE_OK) {
-		mv_sql_set_error(error, mv_store_db(src), "list messages to transfer");
-		mv_store_close(&src);
-		return -1;
-	}
-	sqlite3_bind_int64(st, 1, from);
 	t->checkpoint_store = id;
 	t->checkpoint_number = from;
-	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		int64_t num = sqlite3_column_int64(st, 0);
-		if (mv_command_cancelled(t->ctx) || t->handed % TRANSFER_CHECKPOINT == TRANSFER_CHECKPOINT - 1) {
-			/* Everything handed in so far becomes durable: the resume point. */
-			if ((rc = mv_ingest_flush(t->ing, error)) < 0)
-				break;
-			t->checkpoint_store = id;
-			t->checkpoint_number = num;
-			if (mv_command_cancelled(t->ctx)) {
-				g_set_error(error, MV_ERROR, MV_ERR_CANCELLED, "transfer cancelled");
-				rc = -1;
-				break;
-			}
-		}
-		GByteArray *raw = NULL;
-		GError *err = NULL;
-		if (mv_store_read_message(src, num, &raw, &err) < 0) {
-			mv_command_log(t->ctx, "message %d:%lld not transferred: %s", id, (long long)num, err->message);
-			g_error_free(err);
-			continue;
-		}
-		char *origin = g_strdup_printf("%d:%lld", id, (long long)num);
-		mv_ingest_message m = {
-			.archive = (const char *)sqlite3_column_text(st, 1), .folder = (const char *)sqlite3_column_text(st, 2),
-			.data = raw->data, .len = raw->len, .source = "transfer", .origin = origin,
-			.mail_flags = (const char *)sqlite3_column_text(st, 4), .archived_at = sqlite3_column_int64(st, 3),
-		};
-		rc = mv_ingest_add(t->ing, &m, error);
-		g_free(origin);
-		g_byte_array_unref(raw);
-		t->handed++;
-		if (t->handed % 500 == 0)
-			mv_command_progress(t->ctx, t->total ? (int)(t->handed * 100 / t->total) : -1,
-			                    "%lld of %lld messages (store %d)", (long long)t->handed, (long long)t->total, id);
-	}
-	sqlite3_finalize(st);
-	mv_store_close(&src);
-	return rc;
+	int rc = mv_store_each_message(w.src, from, transfer_one, &w, error);
+	mv_store_close(&w.src);
+	return rc < 0 || w.failed ? -1 : 0;
 }
 
 static json_t *run_transfer(transfer *t, GError **error)

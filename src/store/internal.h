@@ -70,9 +70,7 @@ mv_store *mv_store_new(int store_id, const mv_store_paths *paths, const uint8_t 
 /* A cached prepared statement for a static SQL string, reset and unbound;
  * the caller resets it after stepping.  NULL (error set) if it does not prepare. */
 sqlite3_stmt *mv_store_stmt_get(mv_store *s, const char *sql, GError **error);
-/* The file names inside a store's directories (the caller frees). */
-char *mv_store_db_file(const mv_store_paths *p);
-char *mv_store_index_file(const mv_store_paths *p);
+/* A segment's file in content/ (the caller frees). */
 char *mv_store_segment_file(const mv_store *s, int64_t seg);
 /* WAL and the synchronous level: FULL for the metadata db, NORMAL for the index. */
 int mv_store_setup_db(sqlite3 *db, bool synchronous_full, GError **error);

@@ -1,6 +1,7 @@
 /* store/query: what readers ask of a store beyond one message (message.c):
- * its statistics and its folders with their counts.  The SQL on the
- * store's schema stays inside store/, so callers above see rows, not
+ * its statistics, its folders (with their counts, or just their names), a
+ * folder's page of messages and a walk over all live messages.  The SQL on
+ * the store's schema stays inside store/, so callers above see rows, not
  * tables. */
 #include "store/internal.h"
 
@@ -64,4 +65,174 @@ int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_
 	sqlite3_finalize(st);
 	*folders_r = list;
 	return 0;
+}
+
+/* ---- messages and folders, for the commands above ------------------------- */
+
+/* sql prepared on the store's db, a failure reported as `what` (the texts
+ * callers above have always shown). */
+static int prepare(mv_store *s, const char *sql, const char *what, sqlite3_stmt **st_r, GError **error)
+{
+	if (sqlite3_prepare_v2(s->db, sql, -1, st_r, NULL) == SQLITE_OK)
+		return 0;
+	mv_sql_set_error(error, s->db, what);
+	return -1;
+}
+
+static char *text_at(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return g_strdup(t ? (const char *)t : "");
+}
+
+/* The columns message_from reads, in its order. */
+#define MESSAGE_COLUMNS "m.num, m.date, m.archived_at, m.size, m.has_attachment, m.subject, m.sender," \
+                        " m.recipients, m.message_id, m.mail_flags, f.archive, f.path" \
+                        " FROM messages m JOIN folders f ON f.id = m.folder_id"
+
+static void message_from(sqlite3_stmt *st, mv_store_message *m)
+{
+	m->number = sqlite3_column_int64(st, 0);
+	m->date = sqlite3_column_int64(st, 1);
+	m->archived_at = sqlite3_column_int64(st, 2);
+	m->size = sqlite3_column_int64(st, 3);
+	m->has_attachment = sqlite3_column_int(st, 4) != 0;
+	m->subject = text_at(st, 5);
+	m->sender = text_at(st, 6);
+	m->recipients = text_at(st, 7);
+	m->message_id = text_at(st, 8);
+	m->mail_flags = text_at(st, 9);
+	m->archive = text_at(st, 10);
+	m->path = text_at(st, 11);
+}
+
+#define EACH_BATCH 256
+
+/* The next live messages numbered from *from on into batch, *from moved
+ * past them; the statement is reset after, which ends its read
+ * transaction.  *done when no more follow. */
+static int fetch_messages(mv_store *s, sqlite3_stmt *st, int64_t *from, GArray *batch, bool *done, GError **error)
+{
+	sqlite3_bind_int64(st, 1, *from);
+	sqlite3_bind_int64(st, 2, EACH_BATCH);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		mv_store_message m;
+		message_from(st, &m);
+		g_array_append_val(batch, m);
+		*from = m.number + 1;
+	}
+	*done = batch->len < EACH_BATCH;
+	/* after SQLITE_DONE, reset reports no error of its own */
+	if (sqlite3_reset(st) == SQLITE_OK && rc == SQLITE_DONE)
+		return 0;
+	mv_sql_set_error(error, s->db, "list messages");
+	return -1;
+}
+
+static void message_clear(gpointer m) { mv_store_message_clear(m); }
+
+int mv_store_each_message(mv_store *s, int64_t from, mv_store_message_fn fn, void *opaque, GError **error)
+{
+	sqlite3_stmt *st;
+	if (prepare(s, "SELECT " MESSAGE_COLUMNS " WHERE m.deleted = 0 AND m.num >= ?1 ORDER BY m.num LIMIT ?2",
+	            "list messages", &st, error) < 0)
+		return -1;
+	GArray *batch = g_array_new(FALSE, TRUE, sizeof(mv_store_message));
+	g_array_set_clear_func(batch, message_clear);
+	bool done = false;
+	int rc = 0;
+	while (rc == 0 && !done) {
+		rc = fetch_messages(s, st, &from, batch, &done, error);
+		for (guint i = 0; rc == 0 && i < batch->len; i++)
+			rc = fn(&g_array_index(batch, mv_store_message, i), opaque) != 0 ? 1 : 0;
+		g_array_set_size(batch, 0);
+	}
+	g_array_free(batch, TRUE);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int mv_store_folder_messages(mv_store *s, const char *archive, const char *path, int64_t before_date,
+                             int64_t before_num, int64_t limit, mv_store_message_fn fn, void *opaque, GError **error)
+{
+	sqlite3_stmt *st;
+	if (prepare(s, "SELECT " MESSAGE_COLUMNS " WHERE f.archive = ?1 AND f.path = ?2 AND m.deleted = 0"
+	            " AND m.date <= ?3 AND (m.date < ?3 OR m.num < ?4) ORDER BY m.date DESC, m.num DESC LIMIT ?5",
+	            "list messages", &st, error) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, before_date);
+	sqlite3_bind_int64(st, 4, before_num);
+	sqlite3_bind_int64(st, 5, limit);
+	int rc, stopped = 0;
+	while (!stopped && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		mv_store_message m;
+		message_from(st, &m);
+		stopped = fn(&m, opaque) != 0;
+		mv_store_message_clear(&m);
+	}
+	int result = stopped ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	if (result < 0)
+		mv_sql_set_error(error, s->db, "list messages");
+	sqlite3_finalize(st);
+	return result;
+}
+
+int mv_store_folder_message_date(mv_store *s, int64_t number, const char *archive, const char *path,
+                                 int64_t *date_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (prepare(s, "SELECT m.date FROM messages m JOIN folders f ON f.id = m.folder_id"
+	            " WHERE m.num = ? AND f.archive = ? AND f.path = ?", "find message", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, number);
+	sqlite3_bind_text(st, 2, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*date_r = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		mv_sql_set_error(error, s->db, "find message");
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int mv_store_has_folder(mv_store *s, const char *archive, const char *path, GError **error)
+{
+	sqlite3_stmt *st;
+	if (prepare(s, "SELECT 1 FROM folders WHERE archive = ?1 AND (?2 = '' OR path = ?2 OR (path >= ?3 AND path < ?4))"
+	            " LIMIT 1", "find folder", &st, error) < 0)
+		return -1;
+	/* "p/" <= below < "p0": '0' follows '/', and paths compare bytewise. */
+	char *lo = g_strconcat(path, "/", NULL), *hi = g_strconcat(path, "0", NULL);
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, lo, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, hi, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		mv_sql_set_error(error, s->db, "find folder");
+	sqlite3_finalize(st);
+	g_free(lo);
+	g_free(hi);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int mv_store_each_folder(mv_store *s, mv_store_folder_fn fn, void *opaque, GError **error)
+{
+	sqlite3_stmt *st;
+	if (prepare(s, "SELECT archive, path FROM folders", "list folders", &st, error) < 0)
+		return -1;
+	int rc, stopped = 0;
+	while (!stopped && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *archive = sqlite3_column_text(st, 0), *path = sqlite3_column_text(st, 1);
+		stopped = fn(archive ? (const char *)archive : "", path ? (const char *)path : "", opaque) != 0;
+	}
+	int result = stopped ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	if (result < 0)
+		mv_sql_set_error(error, s->db, "list folders");
+	sqlite3_finalize(st);
+	return result;
 }

@@ -362,18 +362,68 @@ void mv_store_remove_db_files(const char *file)
 	}
 }
 
-/* Copies meta rows other than the format's own from the old db, if it can
- * still be read: they carry the store's wrapped keys. */
-static void carry_meta(sqlite3 *newdb, const char *old_file)
+/* The old db's meta rows other than the format's own, as key, value,
+ * key, ... (SQLite values, types kept): they carry the store's wrapped
+ * keys.  Read on a read-only connection of their own before the new db's
+ * transaction begins — an ATTACH inside it could not be detached again,
+ * and an old db too damaged to read must cost a warning, not the
+ * recovery's transaction.  NULL when there is no old db or it cannot be read. */
+static GPtrArray *old_meta_read(const char *old_file)
 {
 	if (!g_file_test(old_file, G_FILE_TEST_EXISTS))
-		return;
-	char *sql = sqlite3_mprintf("ATTACH DATABASE %Q AS old; INSERT OR IGNORE INTO meta SELECT key, value FROM old.meta"
-	                            " WHERE key NOT IN ('format_version', 'index_generation'); DETACH DATABASE old;", old_file);
-	if (sqlite3_exec(newdb, sql, NULL, NULL, NULL) != SQLITE_OK)
-		mv_log_warn("the old store database %s is unreadable; the store's own key copies are re-created by the instance",
-		            old_file);
-	sqlite3_free(sql);
+		return NULL;
+	GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify)sqlite3_value_free);
+	sqlite3 *old = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = SQLITE_ERROR;
+	if (mv_sql_open(old_file, false, true, &old, NULL) < 0 ||
+	    sqlite3_prepare_v2(old, "SELECT key, value FROM meta WHERE key NOT IN ('format_version', 'index_generation')",
+	                       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_value *k = sqlite3_value_dup(sqlite3_column_value(st, 0));
+		sqlite3_value *v = sqlite3_value_dup(sqlite3_column_value(st, 1));
+		if (k)
+			g_ptr_array_add(rows, k);
+		if (v)
+			g_ptr_array_add(rows, v);
+		if (!k || !v) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(old);
+	if (rc == SQLITE_DONE)
+		return rows;
+	mv_log_warn("the old store database %s is unreadable; the store's own key copies are re-created by the instance",
+	            old_file);
+	g_ptr_array_free(rows, TRUE);
+	return NULL;
+}
+
+/* Writes the old db's meta rows (old_meta_read) into the new db, inside
+ * its transaction; rows the replay wrote itself stay. */
+static int carry_meta(sqlite3 *newdb, GPtrArray *rows, GError **error)
+{
+	if (!rows || rows->len == 0)
+		return 0;
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(newdb, "INSERT OR IGNORE INTO meta(key, value) VALUES(?, ?)", &st, error) < 0)
+		return -1;
+	int rc = 0;
+	for (guint i = 0; rc == 0 && i + 1 < rows->len; i += 2) {
+		sqlite3_bind_value(st, 1, rows->pdata[i]);
+		sqlite3_bind_value(st, 2, rows->pdata[i + 1]);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			mv_sql_set_error(error, newdb, "carry the old meta rows");
+			rc = -1;
+		}
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return rc;
 }
 
 static int recover_finish_db(recover_ctx *c, GArray *segs, const char *gen, GError **error)
@@ -457,19 +507,24 @@ out:
 static int build_db(recover_ctx *c, const char *tmp, const char *old_db, GArray *segs, const char *gen,
                     const mv_task *task, int64_t *folders_r, GError **error)
 {
+	GPtrArray *old_meta = old_meta_read(old_db);
+	int rc = -1;
 	mv_store_remove_db_files(tmp);
 	if (mv_sql_open(tmp, true, false, &c->db, error) < 0 ||
 	    mv_sql_exec(c->db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;", error) < 0 ||
 	    mv_sql_exec(c->db, mv_store_schema(), error) < 0)
-		return -1;
+		goto out;
 	mv_store_task_progress(task, 0, "store %d: replaying %u segments", c->s->id, segs->len);
 	if (mv_journal_scan(c->s, segs, task, recover_record, c, error) < 0 || flush_pending(c, error) < 0 ||
-	    recover_unnumbered(c, error) < 0 || recover_finish_db(c, segs, gen, error) < 0)
-		return -1;
-	carry_meta(c->db, old_db);
-	if (mv_store_int_query(c->db, "SELECT count(*) FROM folders", "count recovered folders", folders_r, error) < 0)
-		return -1;
-	return mv_sql_exec(c->db, "COMMIT", error);
+	    recover_unnumbered(c, error) < 0 || recover_finish_db(c, segs, gen, error) < 0 ||
+	    carry_meta(c->db, old_meta, error) < 0 ||
+	    mv_store_int_query(c->db, "SELECT count(*) FROM folders", "count recovered folders", folders_r, error) < 0)
+		goto out;
+	rc = mv_sql_exec(c->db, "COMMIT", error);
+out:
+	if (old_meta)
+		g_ptr_array_free(old_meta, TRUE);
+	return rc;
 }
 
 /* A fresh, empty index with the new generation; the catch-up fills it. */

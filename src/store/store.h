@@ -57,6 +57,17 @@ typedef enum {
 	MV_STORE_WRITE = 1,
 } mv_store_mode;
 
+/* The files inside a store's directories (store.c) and the default layout
+ * under one directory (layout.c) are store/'s to name: whoever looks at
+ * them from above (existence, identity, reports) asks here.  The caller frees. */
+/* The metadata db: <db_dir>/store.sqlite. */
+char *mv_store_db_file(const mv_store_paths *p);
+/* The search index: <index_dir>/index.sqlite. */
+char *mv_store_index_file(const mv_store_paths *p);
+/* A store kept under one directory: dir/db, dir/content, dir/index
+ * (dir may be relative; paths_r's three strings are the caller's). */
+void mv_store_paths_under(const char *dir, mv_store_paths *paths_r);
+
 /* Creates the directories and empty db/index of a new store. */
 int mv_store_create(const mv_store_paths *paths, GError **error);
 mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
@@ -206,6 +217,32 @@ typedef struct mv_store_message {
 void mv_store_message_clear(mv_store_message *m);
 /* MV_ERR_NOT_FOUND for a number that is not a live message. */
 int mv_store_message_get(mv_store *s, int64_t number, mv_store_message *m_r, GError **error);
+/* Called with each message of a walk in turn; m and its texts are valid
+ * only during the call.  Returns 0 to go on, anything else to stop. */
+typedef int (*mv_store_message_fn)(const mv_store_message *m, void *opaque);
+/* Hands fn the live messages numbered from `from` on, in number order (query.c).
+ * Memory stays bounded and no read transaction is held while fn runs, so fn
+ * may read the store.  0 when all were handed on, 1 when fn stopped the
+ * walk, -1 with *error when the store could not be read. */
+int mv_store_each_message(mv_store *s, int64_t from, mv_store_message_fn fn, void *opaque, GError **error);
+/* One folder's live messages in listing order (date, then number, both
+ * descending) that follow the position (before_date, before_num): older
+ * dates, or that date with lower numbers; at most limit, fn running inside
+ * the read.  Returns as mv_store_each_message. */
+int mv_store_folder_messages(mv_store *s, const char *archive, const char *path, int64_t before_date,
+                             int64_t before_num, int64_t limit, mv_store_message_fn fn, void *opaque, GError **error);
+/* The date of message `number` if it is (or was: deleted ones too) in
+ * folder archive/path: 1 with *date_r, 0 when it is not, -1 with *error. */
+int mv_store_folder_message_date(mv_store *s, int64_t number, const char *archive, const char *path,
+                                 int64_t *date_r, GError **error);
+/* Whether the store has folder archive/path or one below it (path "": any
+ * folder of the archive): 1, 0, or -1 with *error. */
+int mv_store_has_folder(mv_store *s, const char *archive, const char *path, GError **error);
+/* Called with each folder's archive and path (never NULL); nonzero stops. */
+typedef int (*mv_store_folder_fn)(const char *archive, const char *path, void *opaque);
+/* Hands fn every folder of the store, empty ones too: 0, 1 when fn
+ * stopped, -1 with *error. */
+int mv_store_each_folder(mv_store *s, mv_store_folder_fn fn, void *opaque, GError **error);
 
 /* A message's id, "<store>:<number>" (message_id.c): the one formatter and
  * its strict parser (one id, one spelling; false for anything else). */
