@@ -403,8 +403,11 @@ static int walk_chain(mv_instance *inst, const uint8_t key[MV_KEY_BYTES], const 
 		char *why = check_entry(key, r->entries, e, prev, error, &failed);
 		if (!why && e->seq == anchor->seq && sodium_memcmp(prev, anchor->hash, AUDIT_HASH_BYTES) != 0)
 			why = g_strdup("its hash differs from the anchor's: the log was rewritten from here on");
+		/* Where the break is: the entry's own number, or its position
+		 * when the number was lowered (0 or negative would read as
+		 * "no break"). */
 		if (why)
-			note_broken(r, e->seq, why);
+			note_broken(r, MAX(e->seq, r->entries), why);
 		r->last_seq = e->seq;
 		g_free(r->last_hash);
 		r->last_hash = g_strdup(e->hash);
@@ -436,7 +439,7 @@ void mv_audit_report_clear(mv_audit_report *r)
 json_t *mv_audit_report_json(const mv_audit_report *r)
 {
 	return json_pack("{s:I, s:b, s:o, s:o, s:I, s:o}", "entries", (json_int_t)r->entries, "intact",
-	                 r->first_broken == 0, "firstBrokenEntry",
+	                 r->reason == NULL, "firstBrokenEntry",
 	                 r->first_broken ? json_integer(r->first_broken) : json_null(), "reason",
 	                 r->reason ? json_string(r->reason) : json_null(), "lastEntry", (json_int_t)r->last_seq,
 	                 "lastHash", r->last_hash ? json_string(r->last_hash) : json_null());

@@ -88,12 +88,12 @@ static int verify_chain(mv_instance *inst, const char *anchor, bool json)
 		return mv_cli_fail(err);
 	if (json)
 		mv_cli_print_json(mv_audit_report_json(&r));
-	else if (r.first_broken)
+	else if (r.reason)
 		printf("audit log BROKEN at entry %" G_GINT64_FORMAT ": %s\n", r.first_broken, r.reason);
 	else
 		printf("audit log intact: %" G_GINT64_FORMAT " entries; head (--anchor next time): %" G_GINT64_FORMAT
 		       ":%s\n", r.entries, r.last_seq, r.last_hash ? r.last_hash : "-");
-	int rc = r.first_broken ? MV_EXIT_FAIL : MV_EXIT_OK;
+	int rc = r.reason ? MV_EXIT_FAIL : MV_EXIT_OK;
 	mv_audit_report_clear(&r);
 	return rc;
 }

@@ -160,8 +160,6 @@ def test_last_seq_raised(case):
     assert verify(case, status=1) == broken(8, "entries 6 to 7 are missing (removed)")
 
 
-@pytest.mark.xfail(strict=True, reason="audit.c walk_chain reports the break at the row's own seq, and 0 there "
-                   "reads as intact (first_broken == 0): an entry renumbered 0 hides every change, even with --anchor")
 @pytest.mark.parametrize("seq", [0, -1])
 def test_seq_lowered_out_of_sequence(case, world, seq):
     """An entry renumbered 0 (or below) sorts first: the chain breaks at
