@@ -401,23 +401,85 @@ static int register_store(mv_instance *inst, const new_store *ns, int *id_r, GEr
 
 /* A crash must not lose the new directories' entries once master.sqlite
  * names them. */
-static int fsync_parents(const mv_store_paths *p, GError **error)
+/* The nearest directory at or above path that exists now. */
+static char *existing_ancestor(const char *path)
 {
-	const char *dirs[] = { p->db_dir, p->content_dir, p->index_dir };
-	for (size_t i = 0; i < G_N_ELEMENTS(dirs); i++) {
-		char *parent = g_path_get_dirname(dirs[i]);
-		int rc = mv_fsync_dir(parent, error);
-		g_free(parent);
-		if (rc < 0)
-			return -1;
+	char *p = g_strdup(path);
+	while (!g_file_test(p, G_FILE_TEST_IS_DIR)) {
+		char *up = g_path_get_dirname(p);
+		bool top = strcmp(up, p) == 0;
+		g_free(p);
+		p = up;
+		if (top)
+			break;
 	}
-	return 0;
+	return p;
+}
+
+/* Every directory a new store's directory hangs from, up to the one that
+ * existed before (its entry for the first new directory is new too): a
+ * name not fsync'd in its parent is gone after a power cut, and
+ * master.sqlite would name a store whose directory does not exist. */
+static int fsync_new_chain(const char *dir, const char *existed, GError **error)
+{
+	char *d = g_strdup(dir);
+	int rc = 0;
+	for (;;) {
+		char *parent = g_path_get_dirname(d);
+		bool last = strlen(parent) <= strlen(existed) || strcmp(parent, d) == 0;
+		rc = mv_fsync_dir(parent, error);
+		g_free(d);
+		d = parent;
+		if (rc < 0 || last)
+			break;
+	}
+	g_free(d);
+	return rc;
+}
+
+typedef struct store_dirs {
+	const char *dir[3];
+	char *existed[3];
+} store_dirs;
+
+static void store_dirs_note(store_dirs *sd, const mv_store_paths *p)
+{
+	const char *dirs[3] = { p->db_dir, p->content_dir, p->index_dir };
+	for (size_t i = 0; i < 3; i++) {
+		sd->dir[i] = dirs[i];
+		sd->existed[i] = existing_ancestor(dirs[i]);
+	}
+}
+
+static int store_dirs_sync(store_dirs *sd, GError **error)
+{
+	int rc = 0;
+	for (size_t i = 0; i < 3 && rc == 0; i++)
+		rc = fsync_new_chain(sd->dir[i], sd->existed[i], error);
+	return rc;
+}
+
+static void store_dirs_clear(store_dirs *sd)
+{
+	for (size_t i = 0; i < 3; i++)
+		g_free(sd->existed[i]);
+}
+
+static int create_files(const mv_store_paths *abs, GError **error)
+{
+	store_dirs sd;
+	store_dirs_note(&sd, abs);
+	int rc = mv_store_create(abs, error);
+	if (rc == 0)
+		rc = store_dirs_sync(&sd, error);
+	store_dirs_clear(&sd);
+	return rc;
 }
 
 static int create_locked(mv_instance *inst, const char *name, const char *state, const mv_store_paths *abs,
                          int *id_r, GError **error)
 {
-	if (mv_store_create(abs, error) < 0 || fsync_parents(abs, error) < 0)
+	if (create_files(abs, error) < 0)
 		return -1;
 	uint8_t data_key[MV_KEY_BYTES];
 	randombytes_buf(data_key, sizeof data_key);

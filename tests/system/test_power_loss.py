@@ -435,9 +435,6 @@ def test_checker_catches_an_fsync_that_does_nothing(base):
     assert "acknowledged: import 0, import 1" in msg, msg
 
 
-@pytest.mark.xfail(strict=True, reason="CreateStore fsyncs the store directory (stores/NAME) but not its parent "
-                   "(stores/), which holds the new entry: after a cut master.sqlite names a current store whose "
-                   "directory is gone (src/archive/stores.c fsync_parents)")
 def test_create_store_survives_power_loss(base):
     """CreateStore, acknowledged, then the power fails: the store it made
     current opens and takes mail."""
