@@ -520,7 +520,11 @@ static int build_db(recover_ctx *c, const char *tmp, const char *old_db, GArray 
 	    carry_meta(c->db, old_meta, error) < 0 ||
 	    mv_store_int_query(c->db, "SELECT count(*) FROM folders", "count recovered folders", folders_r, error) < 0)
 		goto out;
-	rc = mv_sql_exec(c->db, "COMMIT", error);
+	/* WAL, as every store db runs, set here while the file is still
+	 * private: switching a renamed-in db to WAL on its first open would
+	 * go through a rollback journal whose removal no fsync covers, and a
+	 * power cut would leave a hot journal a read-only open cannot undo. */
+	rc = mv_sql_exec(c->db, "COMMIT; PRAGMA journal_mode=WAL;", error);
 out:
 	if (old_meta)
 		g_ptr_array_free(old_meta, TRUE);
@@ -533,8 +537,12 @@ static int build_index(const char *ixtmp, const char *gen, GError **error)
 	sqlite3 *ix = NULL;
 	mv_store_remove_db_files(ixtmp);
 	char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('generation', %Q)", gen);
-	int rc = mv_sql_open(ixtmp, true, false, &ix, error) == 0 && mv_store_setup_db(ix, false, error) == 0 &&
-	         mv_index_init_schema(ix, "main", error) == 0 && mv_sql_exec(ix, sql, error) == 0 ? 0 : -1;
+	int rc = -1;
+	if (mv_sql_open(ixtmp, true, false, &ix, error) < 0 || mv_store_setup_db(ix, false, error) < 0 ||
+	    mv_index_init_schema(ix, "main", error) < 0 || mv_sql_exec(ix, sql, error) < 0)
+		goto out;
+	rc = 0;
+out:
 	sqlite3_free(sql);
 	sqlite3_close(ix);
 	return rc;

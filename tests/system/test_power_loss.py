@@ -367,11 +367,6 @@ def test_power_loss_everywhere(base):
           % (len(syncs), len(cuts), traced, time.monotonic() - t0))
 
 
-@pytest.mark.xfail(strict=True, reason="RecoverStore's new db takes its first transactions in rollback-journal "
-                   "mode after the rename, and the journal's unlink that commits them is never made durable "
-                   "(synchronous=FULL, not EXTRA): after a cut the hot journal is back, and every read-only "
-                   "open of the store fails with 'read format version: attempt to write a readonly "
-                   "database' (src/store/recover.c rebuild_files)")
 def test_power_loss_during_recovery(base):
     """The whole scenario, then cuts in its recovery steps only: a spare
     store made current, store 1 disabled, RecoverStore, store 1 current."""
