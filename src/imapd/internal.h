@@ -2,11 +2,13 @@
  *
  *   server.c   the loop thread: listeners, TLS, reading commands (lines and
  *              literals), writing answers, timeouts; commands run on a pool
- *   session.c  one connection's IMAP state and its command handlers
+ *   session*.c one connection's IMAP state and its command handlers
+ *              (session_internal.h: logon, mailbox, fetch, search files)
  *   protocol.c a command's bytes -> tag, name and an argument tree (pure)
  *   mailbox.c  the mailbox tree a user sees, a mailbox's messages and UIDs
  *   search.c   SEARCH keys -> sets of messages, text through the FTS index
- *   message.c  a message's MIME structure for FETCH (message.h)
+ *   message*.c a message's MIME structure for FETCH (message.h;
+ *              message_internal.h: scan, ctype, envelope, body, section)
  * Mailbox names are in modified UTF-7: mime/mutf7.c, shared with export/. */
 #ifndef MV_IMAPD_INTERNAL_H
 #define MV_IMAPD_INTERNAL_H
