@@ -37,7 +37,7 @@
  * second per few MB, and the output may not be longer anyway. */
 #define MAX_INPUT_BYTES MV_HTML_MAX_OUTPUT
 /* More attributes in one start tag and the tag is ended early (see
- * cap_attributes): libxml2 checks each against all before it. */
+ * san_cap_attributes): libxml2 checks each against all before it. */
 #define MAX_TAG_ATTRIBUTES 100
 /* Room kept below MV_HTML_MAX_OUTPUT for the closing tags of every open
  * element (at most MAX_DEPTH + the body wrapper, none longer than 16 bytes)
@@ -108,7 +108,7 @@ static bool escape_into(GString *dst, const char *t, size_t n, bool attr, size_t
 
 /* libxml2 hands out UTF-8, but the output's validity should not rest on
  * that: anything invalid is replaced before it is escaped. */
-void append_escaped(GString *dst, const char *t, bool attr)
+void san_append_escaped(GString *dst, const char *t, bool attr)
 {
 	if (g_utf8_validate(t, -1, NULL)) {
 		escape_into(dst, t, strlen(t), attr, G_MAXSIZE);
@@ -136,7 +136,7 @@ static char *clean_input(const char *html, size_t len, bool *cut_r)
 		else if (p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf))
 			p[2] = 0xbd;
 	}
-	return cap_attributes(clean, MAX_TAG_ATTRIBUTES);
+	return san_cap_attributes(clean, MAX_TAG_ATTRIBUTES);
 }
 
 /* ---- text ----------------------------------------------------------------- */
@@ -246,7 +246,7 @@ static void walk(san *s, xmlNode *first, visit_fn fn)
 static visit visit_for_styles(san *s, xmlNode *n)
 {
 	visit v = { false, NULL };
-	if (n->type != XML_ELEMENT_NODE || dropped_element((const char *)n->name))
+	if (n->type != XML_ELEMENT_NODE || san_dropped_element((const char *)n->name))
 		return v;
 	if (!is_named(n, "style")) {
 		v.descend = true;
@@ -255,7 +255,7 @@ static visit visit_for_styles(san *s, xmlNode *n)
 	xmlChar *content = xmlNodeGetContent(n);
 	GString *css = g_string_new(NULL);
 	if (content)
-		css_filter(s, (const char *)content, strlen((const char *)content), true, css);
+		san_css_filter(s, (const char *)content, strlen((const char *)content), true, css);
 	xmlFree(content);
 	if (css->len && fits(s, css->len + 15)) {
 		g_string_append(s->out, "<style>");
@@ -292,16 +292,16 @@ static visit visit_for_body(san *s, xmlNode *n)
 	if (n->type != XML_ELEMENT_NODE)
 		return skip;
 	const char *name = (const char *)n->name;
-	if (dropped_element(name) || is_named(n, "style"))
+	if (san_dropped_element(name) || is_named(n, "style"))
 		return skip;
 	if (is_named(n, "body")) {
-		const element_def *wrapper = build_body_wrapper(s, n);
+		const element_def *wrapper = san_build_body_wrapper(s, n);
 		return wrapper ? open_scratch(s, wrapper) : unwrap;
 	}
-	const element_def *def = kept_element(name);
+	const element_def *def = san_kept_element(name);
 	if (!def)
 		return unwrap;
-	def = build_start_tag(s, def, n);
+	def = san_build_start_tag(s, def, n);
 	return open_scratch(s, def);
 }
 

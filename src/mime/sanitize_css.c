@@ -133,7 +133,7 @@ static bool css_banned_in(const char *piece, size_t len)
 	return banned;
 }
 
-/* Copies piece onto dst with every url() replaced by the URL image_source
+/* Copies piece onto dst with every url() replaced by the URL san_image_source
  * allows, or returns false when one is refused (the piece is dropped). */
 static bool css_rewrite_urls(san *s, const char *p, size_t len, GString *dst)
 {
@@ -148,7 +148,7 @@ static bool css_rewrite_urls(san *s, const char *p, size_t len, GString *dst)
 		if (!css_url_token(p + 4, end, &u, &ulen, &after))
 			return false;
 		char *raw = g_strndup(u, ulen);
-		char *url = image_source(s, raw);
+		char *url = san_image_source(s, raw);
 		g_free(raw);
 		if (!url)
 			return false;
@@ -231,7 +231,7 @@ static bool css_piece(san *s, const char *p, size_t len, piece_kind kind, GStrin
  * written with its separator, so pieces never touch.  A rule whose
  * prelude is dropped (a selector with url(), @font-face, @keyframes...)
  * is skipped to its closing brace. */
-void css_filter(san *s, const char *css, size_t len, bool sheet, GString *dst)
+void san_css_filter(san *s, const char *css, size_t len, bool sheet, GString *dst)
 {
 	GString *c = css_preclean(css, len);
 	const char *p = c->str, *end = c->str + c->len, *start = p;

@@ -64,12 +64,12 @@ static int compare_name(const void *key, const void *member)
 	return g_ascii_strcasecmp(key, *(const char *const *)member);
 }
 
-const element_def *kept_element(const char *name)
+const element_def *san_kept_element(const char *name)
 {
 	return bsearch(name, kept_elements, G_N_ELEMENTS(kept_elements), sizeof kept_elements[0], compare_def);
 }
 
-bool dropped_element(const char *name)
+bool san_dropped_element(const char *name)
 {
 	return bsearch(name, dropped_elements, G_N_ELEMENTS(dropped_elements), sizeof(char *), compare_name);
 }
@@ -95,7 +95,7 @@ static char *attr_text(xmlAttr *a)
 static void append_attr(GString *dst, const char *name, const char *value)
 {
 	g_string_append_printf(dst, " %s=\"", name);
-	append_escaped(dst, value, true);
+	san_append_escaped(dst, value, true);
 	g_string_append_c(dst, '"');
 }
 
@@ -120,16 +120,16 @@ static char *attr_value(san *s, const element_def *def, xmlAttr *a, const char *
 	if (is_a && g_ascii_strcasecmp(name, "href") == 0) {
 		*name_r = "href";
 		raw = attr_text(a);
-		value = link_target(raw);
+		value = san_link_target(raw);
 	} else if (is_img && g_ascii_strcasecmp(name, "src") == 0) {
 		*name_r = "src";
 		raw = attr_text(a);
-		value = image_source(s, raw);
+		value = san_image_source(s, raw);
 	} else if ((*name_r = global_attribute(name)) != NULL) {
 		raw = attr_text(a);
 		if (strcmp(*name_r, "style") == 0) {
 			GString *css = g_string_new(NULL);
-			css_filter(s, raw, strlen(raw), false, css);
+			san_css_filter(s, raw, strlen(raw), false, css);
 			if (css->len)
 				value = g_strdup(css->str);
 			g_string_free(css, TRUE);
@@ -147,7 +147,7 @@ static char *attr_value(san *s, const element_def *def, xmlAttr *a, const char *
 
 /* "<name attrs>" of a kept element into s->scratch.  An <a> without a
  * usable href becomes a <span> (its text and style stay, no link). */
-const element_def *build_start_tag(san *s, const element_def *def, xmlNode *n)
+const element_def *san_build_start_tag(san *s, const element_def *def, xmlNode *n)
 {
 	GString *attrs = g_string_new(NULL);
 	bool has_href = false;
@@ -189,7 +189,7 @@ static bool plain_colour(const char *v)
 
 /* <body>'s look (style, bgcolor, text colour, class...) moves to a <div>
  * around the content, if it has any; NULL when there is nothing to keep. */
-const element_def *build_body_wrapper(san *s, xmlNode *body)
+const element_def *san_build_body_wrapper(san *s, xmlNode *body)
 {
 	GString *style = g_string_new(NULL);
 	GString *attrs = g_string_new(NULL);
@@ -201,7 +201,7 @@ const element_def *build_body_wrapper(san *s, xmlNode *body)
 		else if (g_ascii_strcasecmp(name, "text") == 0 && plain_colour(raw))
 			g_string_append_printf(style, "color:%s;", raw);
 		else if (g_ascii_strcasecmp(name, "style") == 0)
-			css_filter(s, raw, strlen(raw), false, style);
+			san_css_filter(s, raw, strlen(raw), false, style);
 		else if (g_ascii_strcasecmp(name, "class") == 0 || g_ascii_strcasecmp(name, "id") == 0 ||
 		         g_ascii_strcasecmp(name, "dir") == 0 || g_ascii_strcasecmp(name, "lang") == 0)
 			append_attr(attrs, global_attribute(name), raw);

@@ -152,7 +152,7 @@ static bool lx_advance(const lx_set *cur, lx_set *next, unsigned char c, size_t 
 }
 
 /* Returns s itself when nothing had to change, else a new string (s freed). */
-char *cap_attributes(char *s, unsigned max)
+char *san_cap_attributes(char *s, unsigned max)
 {
 	lx_set set = { 0 }, next;
 	GString *out = NULL;
@@ -188,5 +188,5 @@ char *mv_html_cap_attributes(const char *html, unsigned max);
 
 char *mv_html_cap_attributes(const char *html, unsigned max)
 {
-	return cap_attributes(g_strdup(html), max);
+	return san_cap_attributes(g_strdup(html), max);
 }

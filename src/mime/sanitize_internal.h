@@ -1,7 +1,8 @@
 /* mime/sanitize_internal: what the files of the HTML sanitiser share — one
  * run's state, an element table entry, and the gates and filters each file
  * offers the others.  Not a public header: mime.h's mv_html_sanitize is the
- * sanitiser's face. */
+ * sanitiser's face.  What crosses files is named san_*; the rest stays
+ * static in its file. */
 #ifndef MV_MIME_SANITIZE_INTERNAL_H
 #define MV_MIME_SANITIZE_INTERNAL_H
 
@@ -26,26 +27,26 @@ typedef struct san {
 } san;
 
 /* sanitize.c: t (UTF-8, invalid bytes replaced) escaped onto dst; attr: quotes too. */
-void append_escaped(GString *dst, const char *t, bool attr);
+void san_append_escaped(GString *dst, const char *t, bool attr);
 
 /* sanitize_elements.c: the kept element named name (any case), or NULL. */
-const element_def *kept_element(const char *name);
+const element_def *san_kept_element(const char *name);
 /* sanitize_elements.c: true when name's element is dropped with everything inside. */
-bool dropped_element(const char *name);
+bool san_dropped_element(const char *name);
 /* sanitize_elements.c: n's start tag into s->scratch; the element it opens (an <a> may become a span). */
-const element_def *build_start_tag(san *s, const element_def *def, xmlNode *n);
+const element_def *san_build_start_tag(san *s, const element_def *def, xmlNode *n);
 /* sanitize_elements.c: <body>'s look as a <div> start tag into s->scratch, or NULL when none. */
-const element_def *build_body_wrapper(san *s, xmlNode *body);
+const element_def *san_build_body_wrapper(san *s, xmlNode *body);
 
 /* sanitize_url.c: the href to write for a link, a new string, or NULL to drop it. */
-char *link_target(const char *raw);
+char *san_link_target(const char *raw);
 /* sanitize_url.c: the URL to write for anything fetched (img, CSS url()), a new string, or NULL. */
-char *image_source(san *s, const char *raw);
+char *san_image_source(san *s, const char *raw);
 
 /* sanitize_css.c: css filtered onto dst; sheet: a <style> block, else a style attribute. */
-void css_filter(san *s, const char *css, size_t len, bool sheet, GString *dst);
+void san_css_filter(san *s, const char *css, size_t len, bool sheet, GString *dst);
 
 /* sanitize_flood.c: s with at most max attributes per start tag; s itself or a new string (s freed). */
-char *cap_attributes(char *s, unsigned max);
+char *san_cap_attributes(char *s, unsigned max);
 
 #endif

@@ -1,6 +1,6 @@
 /* sanitize_url: the gates every URL of mail HTML passes before it is
  * written.  Links keep http, https and mailto only; whatever the browser
- * would fetch (img src, CSS url()) goes through image_source alone: cid:
+ * would fetch (img src, CSS url()) goes through san_image_source alone: cid:
  * through the policy's resolver, data:image base64, http(s) only when the
  * policy allows remote content (and noted as remote either way).  URLs are
  * judged in the form a browser's parser makes of them first, so the
@@ -55,7 +55,7 @@ static bool is_http(const char *scheme)
 /* The href of a kept link, a new string, or NULL.  Relative links and
  * fragments are dropped: there is no base they could honestly resolve
  * against; "//host" means https. */
-char *link_target(const char *raw)
+char *san_link_target(const char *raw)
 {
 	char *u = clean_url(raw);
 	char scheme[16];
@@ -129,7 +129,7 @@ static char *resolve_cid(san *s, const char *u)
 /* The one gate for everything the browser would fetch (img src, CSS
  * url()): the URL to emit, a new string, or NULL to drop it.  Remote
  * references are noted whatever the policy says. */
-char *image_source(san *s, const char *raw)
+char *san_image_source(san *s, const char *raw)
 {
 	char *u = clean_url(raw);
 	char scheme[16];
