@@ -17,7 +17,7 @@
 #include <libxml/HTMLparser.h>
 #include <string.h>
 
-/* Test hook in sanitize.c, not part of the interface: the attribute cap
+/* Test hook in sanitize_flood.c, not part of the interface: the attribute cap
  * with a chosen bound. */
 char *mv_html_cap_attributes(const char *html, unsigned max);
 
