@@ -6,7 +6,7 @@
  * value, a link or image URL outside its allowed schemes, a '<' inside
  * <style>, a CSS url() to a remote host with remote content off, invalid
  * UTF-8, a document that is not complete.  Also the cap on attributes per
- * tag (sanitize.c's guard against libxml2's quadratic attribute loop) is
+ * tag (sanitize_flood.c's guard against libxml2's quadratic attribute loop) is
  * held against libxml2 itself: capped at 3, no element may get more. */
 #include "mime/mime.h"
 
@@ -17,7 +17,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Test hook in sanitize.c, not part of the interface. */
+/* Test hook in sanitize_flood.c, not part of the interface. */
 char *mv_html_cap_attributes(const char *html, unsigned max);
 
 #define DOC_START "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
