@@ -56,18 +56,6 @@ static void remove_tree(const char *path, int depth)
 	}
 }
 
-static int fsync_path(const char *path, GError **error)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		mv_set_errno_error(error, errno, "open", path);
-		return -1;
-	}
-	int rc = mv_fsync_fd(fd, path, error);
-	close(fd);
-	return rc;
-}
-
 static int fsync_tree(const char *path, int depth, GError **error)
 {
 	struct stat st;
@@ -76,7 +64,7 @@ static int fsync_tree(const char *path, int depth, GError **error)
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode))
-		return S_ISREG(st.st_mode) ? fsync_path(path, error) : 0;
+		return S_ISREG(st.st_mode) ? mv_fsync_file(path, error) : 0;
 	if (depth >= MAX_TREE_DEPTH) {
 		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "%s: directories nested deeper than %d", path, MAX_TREE_DEPTH);
 		return -1;

@@ -122,6 +122,33 @@ int mv_fsync_fd(int fd, const char *path, GError **error)
 	return -1;
 }
 
+int mv_fsync_file(const char *path, GError **error)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		mv_set_errno_error(error, errno, "open", path);
+		return -1;
+	}
+	int rc = mv_fsync_fd(fd, path, error);
+	close(fd);
+	return rc;
+}
+
+int mv_base64_value(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
 int mv_fsync_dir(const char *dir, GError **error)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -59,6 +59,8 @@ int mv_pwrite_all(int fd, const void *buf, size_t len, off_t offset, const char 
 /* Reads exactly len bytes at offset; a short read is MV_ERR_CORRUPT. */
 int mv_pread_exact(int fd, void *buf, size_t len, off_t offset, const char *path, GError **error);
 int mv_fsync_fd(int fd, const char *path, GError **error);
+/* fsyncs a file by its path (not following a symlink). */
+int mv_fsync_file(const char *path, GError **error);
 /* fsyncs a directory so that a created or renamed entry survives a crash. */
 int mv_fsync_dir(const char *dir, GError **error);
 /* mkdir -p with mode 0700 for new components. */
@@ -169,5 +171,9 @@ void mv_service_config_clear(mv_service_config *c);
 void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src);
 /* Splits "host:port" / "[v6]:port"; host "*" means every address. */
 int mv_listen_parse(const char *text, char **host_r, int *port_r, GError **error);
+
+/* The value of a character of the standard base64 alphabet (RFC 4648
+ * section 4), -1 for any other (padding included). */
+int mv_base64_value(int c);
 
 #endif

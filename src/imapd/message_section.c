@@ -3,6 +3,7 @@
  * it names found as Dovecot finds it, and its bytes: a slice of the
  * message, a built list of header fields, or the body decoded (BINARY). */
 #include "imapd/message_internal.h"
+#include "base/base.h"
 
 #include <string.h>
 
@@ -328,21 +329,6 @@ void mv_imap_message_section(const mv_imap_message *m, const mv_imap_section *se
 
 /* ---- BINARY ---- */
 
-static int b64_value(uint8_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Whatever is not base64 is skipped; '=' ends a group early, so missing
  * padding and concatenated encodings both decode. */
 static GByteArray *decode_base64(const uint8_t *d, size_t len)
@@ -351,7 +337,7 @@ static GByteArray *decode_base64(const uint8_t *d, size_t len)
 	uint32_t acc = 0;
 	int n = 0;
 	for (size_t i = 0; i <= len; i++) {
-		int v = i < len ? b64_value(d[i]) : -1;
+		int v = i < len ? mv_base64_value(d[i]) : -1;
 		if (v >= 0) {
 			acc = acc << 6 | (uint32_t)v;
 			if (++n < 4)

@@ -79,21 +79,6 @@ typedef struct b64_state {
 	int n;                 /* sextets in bits */
 } b64_state;
 
-static int b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* A partial quartet gives what whole bytes it holds; one lone sextet none. */
 static void b64_flush(b64_state *st, GByteArray *out)
 {
@@ -116,7 +101,7 @@ static void b64_feed(b64_state *st, const char *s, size_t len, GByteArray *out)
 			b64_flush(st, out);
 			continue;
 		}
-		int v = b64_value(s[i]);
+		int v = mv_base64_value((unsigned char)s[i]);
 		if (v < 0)
 			continue;
 		st->bits = (st->bits << 6) | (unsigned)v;

@@ -163,4 +163,12 @@ int mv_store_doc_for(mv_store *s, int64_t num, const char *archive, const char *
 /* Frees a document of the index queue (the queue's free function). */
 void mv_store_queued_doc_free(gpointer p);
 
+/* A live message's row as mv_store_message_from_row reads it, in its
+ * column order (message.c): "SELECT " MV_STORE_MESSAGE_COLUMNS " WHERE ...". */
+#define MV_STORE_MESSAGE_COLUMNS "m.num, m.date, m.archived_at, m.size, m.has_attachment, m.subject, m.sender," \
+                                 " m.recipients, m.message_id, m.mail_flags, f.archive, f.path" \
+                                 " FROM messages m JOIN folders f ON f.id = m.folder_id"
+/* Fills *m (cleared by the caller) from a row of those columns. */
+void mv_store_message_from_row(sqlite3_stmt *st, mv_store_message *m);
+
 #endif

@@ -24,12 +24,26 @@ static char *text_at(sqlite3_stmt *st, int col)
 	return g_strdup(t ? (const char *)t : "");
 }
 
+void mv_store_message_from_row(sqlite3_stmt *st, mv_store_message *m)
+{
+	m->number = sqlite3_column_int64(st, 0);
+	m->date = sqlite3_column_int64(st, 1);
+	m->archived_at = sqlite3_column_int64(st, 2);
+	m->size = sqlite3_column_int64(st, 3);
+	m->has_attachment = sqlite3_column_int(st, 4) != 0;
+	m->subject = text_at(st, 5);
+	m->sender = text_at(st, 6);
+	m->recipients = text_at(st, 7);
+	m->message_id = text_at(st, 8);
+	m->mail_flags = text_at(st, 9);
+	m->archive = text_at(st, 10);
+	m->path = text_at(st, 11);
+}
+
 int mv_store_message_get(mv_store *s, int64_t number, mv_store_message *m_r, GError **error)
 {
-	sqlite3_stmt *st = mv_store_stmt_get(s, "SELECT m.date, m.archived_at, m.size, m.has_attachment, m.subject,"
-	                                  " m.sender, m.recipients, m.message_id, m.mail_flags, f.archive, f.path"
-	                                  " FROM messages m JOIN folders f ON f.id = m.folder_id"
-	                                  " WHERE m.num = ? AND m.deleted = 0", error);
+	sqlite3_stmt *st = mv_store_stmt_get(s, "SELECT " MV_STORE_MESSAGE_COLUMNS " WHERE m.num = ? AND m.deleted = 0",
+	                                     error);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, number);
@@ -44,18 +58,7 @@ int mv_store_message_get(mv_store *s, int64_t number, mv_store_message *m_r, GEr
 		return -1;
 	}
 	memset(m_r, 0, sizeof *m_r);
-	m_r->number = number;
-	m_r->date = sqlite3_column_int64(st, 0);
-	m_r->archived_at = sqlite3_column_int64(st, 1);
-	m_r->size = sqlite3_column_int64(st, 2);
-	m_r->has_attachment = sqlite3_column_int(st, 3) != 0;
-	m_r->subject = text_at(st, 4);
-	m_r->sender = text_at(st, 5);
-	m_r->recipients = text_at(st, 6);
-	m_r->message_id = text_at(st, 7);
-	m_r->mail_flags = text_at(st, 8);
-	m_r->archive = text_at(st, 9);
-	m_r->path = text_at(st, 10);
+	mv_store_message_from_row(st, m_r);
 	sqlite3_reset(st);
 	return 0;
 }

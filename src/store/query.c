@@ -79,33 +79,6 @@ static int prepare(mv_store *s, const char *sql, const char *what, sqlite3_stmt 
 	return -1;
 }
 
-static char *text_at(sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	return g_strdup(t ? (const char *)t : "");
-}
-
-/* The columns message_from reads, in its order. */
-#define MESSAGE_COLUMNS "m.num, m.date, m.archived_at, m.size, m.has_attachment, m.subject, m.sender," \
-                        " m.recipients, m.message_id, m.mail_flags, f.archive, f.path" \
-                        " FROM messages m JOIN folders f ON f.id = m.folder_id"
-
-static void message_from(sqlite3_stmt *st, mv_store_message *m)
-{
-	m->number = sqlite3_column_int64(st, 0);
-	m->date = sqlite3_column_int64(st, 1);
-	m->archived_at = sqlite3_column_int64(st, 2);
-	m->size = sqlite3_column_int64(st, 3);
-	m->has_attachment = sqlite3_column_int(st, 4) != 0;
-	m->subject = text_at(st, 5);
-	m->sender = text_at(st, 6);
-	m->recipients = text_at(st, 7);
-	m->message_id = text_at(st, 8);
-	m->mail_flags = text_at(st, 9);
-	m->archive = text_at(st, 10);
-	m->path = text_at(st, 11);
-}
-
 #define EACH_BATCH 256
 
 /* The next live messages numbered from *from on into batch, *from moved
@@ -118,7 +91,7 @@ static int fetch_messages(mv_store *s, sqlite3_stmt *st, int64_t *from, GArray *
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		mv_store_message m;
-		message_from(st, &m);
+		mv_store_message_from_row(st, &m);
 		g_array_append_val(batch, m);
 		*from = m.number + 1;
 	}
@@ -135,7 +108,7 @@ static void message_clear(gpointer m) { mv_store_message_clear(m); }
 int mv_store_each_message(mv_store *s, int64_t from, mv_store_message_fn fn, void *opaque, GError **error)
 {
 	sqlite3_stmt *st;
-	if (prepare(s, "SELECT " MESSAGE_COLUMNS " WHERE m.deleted = 0 AND m.num >= ?1 ORDER BY m.num LIMIT ?2",
+	if (prepare(s, "SELECT " MV_STORE_MESSAGE_COLUMNS " WHERE m.deleted = 0 AND m.num >= ?1 ORDER BY m.num LIMIT ?2",
 	            "list messages", &st, error) < 0)
 		return -1;
 	GArray *batch = g_array_new(FALSE, TRUE, sizeof(mv_store_message));
@@ -157,7 +130,7 @@ int mv_store_folder_messages(mv_store *s, const char *archive, const char *path,
                              int64_t before_num, int64_t limit, mv_store_message_fn fn, void *opaque, GError **error)
 {
 	sqlite3_stmt *st;
-	if (prepare(s, "SELECT " MESSAGE_COLUMNS " WHERE f.archive = ?1 AND f.path = ?2 AND m.deleted = 0"
+	if (prepare(s, "SELECT " MV_STORE_MESSAGE_COLUMNS " WHERE f.archive = ?1 AND f.path = ?2 AND m.deleted = 0"
 	            " AND m.date <= ?3 AND (m.date < ?3 OR m.num < ?4) ORDER BY m.date DESC, m.num DESC LIMIT ?5",
 	            "list messages", &st, error) < 0)
 		return -1;
@@ -169,7 +142,7 @@ int mv_store_folder_messages(mv_store *s, const char *archive, const char *path,
 	int rc, stopped = 0;
 	while (!stopped && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		mv_store_message m;
-		message_from(st, &m);
+		mv_store_message_from_row(st, &m);
 		stopped = fn(&m, opaque) != 0;
 		mv_store_message_clear(&m);
 	}

@@ -548,18 +548,6 @@ out:
 	return rc;
 }
 
-static int fsync_file(const char *path, GError **error)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		mv_set_errno_error(error, errno, "open", path);
-		return -1;
-	}
-	int rc = mv_fsync_fd(fd, path, error);
-	close(fd);
-	return rc;
-}
-
 /* The swap: the old db's WAL must go before the new file takes its name,
  * or SQLite would replay it onto the new db. */
 static int swap_into_place(const char *tmp, const char *file, GError **error)
@@ -594,7 +582,7 @@ static int rebuild_files(recover_ctx *c, const mv_store_paths *paths, const mv_t
 	int built = build_db(c, tmp, dbp, segs, gen, task, folders_r, error);
 	sqlite3_close(c->db);
 	c->db = NULL;
-	if (built < 0 || build_index(ixtmp, gen, error) < 0 || fsync_file(tmp, error) < 0 ||
+	if (built < 0 || build_index(ixtmp, gen, error) < 0 || mv_fsync_file(tmp, error) < 0 ||
 	    cut_torn_tails(c, segs, cut_r, error) < 0 || swap_into_place(ixtmp, ixp, error) < 0 ||
 	    swap_into_place(tmp, dbp, error) < 0 || mv_fsync_dir(paths->db_dir, error) < 0 ||
 	    mv_fsync_dir(paths->index_dir, error) < 0)
