@@ -101,9 +101,11 @@ int mv_store_backup(mv_store *s, const mv_store_paths *dest, bool with_index, GE
 	int rc = -1;
 	/* Index before db: the copy's index may lack the newest messages (the
 	 * first writer indexes them) but never names one its db lacks. */
-	if (with_index ? sqlite_copy(ix, *prefix ? "ix" : "main", ixp, error) < 0 : empty_index(ixp, error) < 0)
+	int index_rc = with_index ? sqlite_copy(ix, *prefix ? "ix" : "main", ixp, error) : empty_index(ixp, error);
+	if (index_rc < 0 || sqlite_copy(s->db, "main", dbp, error) < 0)
 		goto out;
-	if (sqlite_copy(s->db, "main", dbp, error) < 0 || !(segs = copied_segments(dbp, error)))
+	segs = copied_segments(dbp, error);
+	if (!segs)
 		goto out;
 	for (guint i = 0; i < segs->len; i++)
 		if (copy_segment(s, &g_array_index(segs, mv_journal_segment, i), dest->content_dir, error) < 0)
