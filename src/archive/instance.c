@@ -780,13 +780,13 @@ int mv_instance_init(const char *data_dir, char **recovery_key_r, GError **error
 	recovery = mv_recovery_key_new();
 	if (mv_archive_write_key_file(keyp, master, error) < 0)
 		goto out;
-	rc = create_instance(data_dir, dbp, master, recovery, error);
+	if (create_instance(data_dir, dbp, master, recovery, error) < 0)
+		goto out;
+	*recovery_key_r = g_steal_pointer(&recovery);   /* the caller shows it once */
+	rc = 0;
 out:
 	sodium_memzero(master, sizeof master);
-	if (rc == 0)
-		*recovery_key_r = recovery;
-	else
-		g_free(recovery);
+	g_free(recovery);
 	g_free(dbp);
 	g_free(keyp);
 	return rc;

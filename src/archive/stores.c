@@ -192,17 +192,19 @@ static int check_dirs_unshared(mv_instance *inst, const mv_store_paths *p, int e
 	GPtrArray *stores = mv_instance_stores(inst, error);
 	if (!stores)
 		return -1;
-	int rc = 0;
-	for (guint i = 0; i < stores->len && rc == 0; i++) {
+	int rc = -1;
+	for (guint i = 0; i < stores->len; i++) {
 		const mv_archive_store *other = stores->pdata[i];
 		if (other->id != except_id && shares_a_dir(p, &other->paths)) {
 			g_set_error(error, MV_ERROR, MV_ERR_EXISTS,
 			            "store %d (%s) already uses one of these directories (database %s, content %s, index %s)",
 			            other->id, other->name, other->paths.db_dir, other->paths.content_dir,
 			            other->paths.index_dir);
-			rc = -1;
+			goto out;
 		}
 	}
+	rc = 0;
+out:
 	g_ptr_array_free(stores, TRUE);
 	return rc;
 }
@@ -453,10 +455,10 @@ static void store_dirs_note(store_dirs *sd, const mv_store_paths *p)
 
 static int store_dirs_sync(store_dirs *sd, GError **error)
 {
-	int rc = 0;
-	for (size_t i = 0; i < 3 && rc == 0; i++)
-		rc = fsync_new_chain(sd->dir[i], sd->existed[i], error);
-	return rc;
+	for (size_t i = 0; i < 3; i++)
+		if (fsync_new_chain(sd->dir[i], sd->existed[i], error) < 0)
+			return -1;
+	return 0;
 }
 
 static void store_dirs_clear(store_dirs *sd)
@@ -469,9 +471,11 @@ static int create_files(const mv_store_paths *abs, GError **error)
 {
 	store_dirs sd;
 	store_dirs_note(&sd, abs);
-	int rc = mv_store_create(abs, error);
-	if (rc == 0)
-		rc = store_dirs_sync(&sd, error);
+	int rc = -1;
+	if (mv_store_create(abs, error) < 0)
+		goto out;
+	rc = store_dirs_sync(&sd, error);
+out:
 	store_dirs_clear(&sd);
 	return rc;
 }
@@ -522,8 +526,9 @@ int mv_instance_create_store(mv_instance *inst, const char *name, const mv_store
 		goto out;
 	rc = create_locked(inst, name, state, &abs, id_r, error);
 	mv_archive_key_unlock(lock);
-	if (rc == 0)
-		mv_log_debug("store %d (%s) created in %s", *id_r, name, abs.db_dir);
+	if (rc < 0)
+		goto out;
+	mv_log_debug("store %d (%s) created in %s", *id_r, name, abs.db_dir);
 out:
 	mv_archive_paths_clear(&abs);
 	return rc;
@@ -689,9 +694,10 @@ int mv_instance_detach_store(mv_instance *inst, int store_id, GError **error)
 		mv_log_warn("store %d (%s) detached while unavailable (%s): its key records in the store may be "
 		            "out of date", info->id, info->name, info->error);
 	}
-	rc = exec_bound(mv_archive_db(inst), "DELETE FROM stores WHERE id=?", store_id, NULL, error);
-	if (rc == 0)
-		mv_log_debug("store %d (%s) detached; its files stay in %s", info->id, info->name, info->paths.db_dir);
+	if (exec_bound(mv_archive_db(inst), "DELETE FROM stores WHERE id=?", store_id, NULL, error) < 0)
+		goto out;
+	mv_log_debug("store %d (%s) detached; its files stay in %s", info->id, info->name, info->paths.db_dir);
+	rc = 0;
 out:
 	mv_archive_store_free(info);
 	return rc;

@@ -4,41 +4,89 @@
  * it lacks and its index is never ahead of its db. */
 #include "store/journal.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
-
 /* ---- backup --------------------------------------------------------------------------------------- */
 
+/* SQLite's online backup of src's schema into dst, waiting out a busy source. */
+static int online_backup(sqlite3 *dst, sqlite3 *src, const char *schema, GError **error)
+{
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, schema);
+	if (b) {
+		int step;
+		while ((step = sqlite3_backup_step(b, 4096)) == SQLITE_OK || step == SQLITE_BUSY || step == SQLITE_LOCKED)
+			if (step != SQLITE_OK)
+				g_usleep(10000);
+		if (sqlite3_backup_finish(b) == SQLITE_OK && step == SQLITE_DONE)
+			return 0;
+	}
+	mv_sql_set_error(error, dst, "online backup");
+	return -1;
+}
+
+/* The copy is made durable before it counts: journal mode back to DELETE
+ * so it stands alone, then an fsync of the file itself. */
 static int sqlite_copy(sqlite3 *src, const char *schema, const char *dest_file, GError **error)
 {
 	sqlite3 *dst = NULL;
 	mv_store_remove_db_files(dest_file);
 	if (mv_sql_open(dest_file, true, false, &dst, error) < 0)
 		return -1;
-	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, schema);
 	int rc = -1;
-	if (b) {
-		int step;
-		while ((step = sqlite3_backup_step(b, 4096)) == SQLITE_OK || step == SQLITE_BUSY || step == SQLITE_LOCKED)
-			if (step != SQLITE_OK)
-				g_usleep(10000);
-		rc = sqlite3_backup_finish(b) == SQLITE_OK && step == SQLITE_DONE ? 0 : -1;
-	}
-	if (rc < 0)
-		mv_sql_set_error(error, dst, "online backup");
-	if (rc == 0)
-		rc = mv_sql_exec(dst, "PRAGMA journal_mode=DELETE", error);
+	if (online_backup(dst, src, schema, error) < 0 || mv_sql_exec(dst, "PRAGMA journal_mode=DELETE", error) < 0)
+		goto out;
 	sqlite3_close(dst);
-	if (rc == 0) {
-		int fd = open(dest_file, O_RDONLY | O_CLOEXEC);
-		rc = fd >= 0 && mv_fsync_fd(fd, dest_file, error) == 0 ? 0 : -1;
-		if (fd < 0)
-			mv_set_errno_error(error, errno, "open", dest_file);
-		else
-			close(fd);
-	}
+	dst = NULL;
+	rc = mv_fsync_file(dest_file, error);
+out:
+	sqlite3_close(dst);
 	return rc;
+}
+
+/* A fresh empty index, for a copy made without one. */
+static int empty_index(const char *ixp, GError **error)
+{
+	sqlite3 *empty = NULL;
+	int rc = -1;
+	if (mv_sql_open(ixp, true, false, &empty, error) < 0 || mv_index_init_schema(empty, "main", error) < 0)
+		goto out;
+	rc = 0;
+out:
+	sqlite3_close(empty);
+	return rc;
+}
+
+/* The segment list as the copied db records it, with each committed length. */
+static GArray *copied_segments(const char *dbp, GError **error)
+{
+	sqlite3 *copy = NULL;
+	GArray *segs = NULL;
+	if (mv_sql_open(dbp, false, true, &copy, error) < 0)
+		goto out;
+	segs = mv_journal_segments_from_db(copy, error);
+out:
+	sqlite3_close(copy);
+	return segs;
+}
+
+static int copy_segment(mv_store *s, const mv_journal_segment *sg, const char *content_dir, GError **error)
+{
+	char *src = mv_store_segment_file(s, sg->id);
+	char *name = g_path_get_basename(src);
+	char *dst = g_build_filename(content_dir, name, NULL);
+	/* Only the committed length the copied db records: bytes past it
+	 * belong to a batch the copy does not know. */
+	int rc = mv_copy_file(src, dst, sg->end, 0600, 0, error);
+	g_free(src);
+	g_free(name);
+	g_free(dst);
+	return rc;
+}
+
+static int fsync_dirs(const mv_store_paths *dest, GError **error)
+{
+	if (mv_fsync_dir(dest->db_dir, error) < 0 || mv_fsync_dir(dest->content_dir, error) < 0 ||
+	    mv_fsync_dir(dest->index_dir, error) < 0)
+		return -1;
+	return 0;
 }
 
 int mv_store_backup(mv_store *s, const mv_store_paths *dest, bool with_index, GError **error)
@@ -49,39 +97,21 @@ int mv_store_backup(mv_store *s, const mv_store_paths *dest, bool with_index, GE
 	char *dbp = mv_store_db_file(dest), *ixp = mv_store_index_file(dest);
 	const char *prefix;
 	sqlite3 *ix = mv_store_index_conn(s, &prefix);
-	int rc = 0;
+	GArray *segs = NULL;
+	int rc = -1;
 	/* Index before db: the copy's index may lack the newest messages (the
 	 * first writer indexes them) but never names one its db lacks. */
-	if (with_index) {
-		rc = sqlite_copy(ix, *prefix ? "ix" : "main", ixp, error);
-	} else {
-		sqlite3 *empty = NULL;
-		rc = mv_sql_open(ixp, true, false, &empty, error) == 0 && mv_index_init_schema(empty, "main", error) == 0 ? 0 : -1;
-		sqlite3_close(empty);
-	}
-	if (rc == 0)
-		rc = sqlite_copy(s->db, "main", dbp, error);
-	sqlite3 *copy = NULL;
-	GArray *segs = NULL;
-	if (rc == 0 && (rc = mv_sql_open(dbp, false, true, &copy, error)) == 0 &&
-	    !(segs = mv_journal_segments_from_db(copy, error)))
-		rc = -1;
-	sqlite3_close(copy);
-	for (guint i = 0; rc == 0 && i < segs->len; i++) {
-		const mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
-		char *src = mv_store_segment_file(s, sg->id);
-		char *name = g_path_get_basename(src);
-		char *dst = g_build_filename(dest->content_dir, name, NULL);
-		/* Only the committed length the copied db records: bytes past it
-		 * belong to a batch the copy does not know. */
-		rc = mv_copy_file(src, dst, sg->end, 0600, 0, error);
-		g_free(src);
-		g_free(name);
-		g_free(dst);
-	}
-	if (rc == 0)
-		rc = mv_fsync_dir(dest->db_dir, error) == 0 && mv_fsync_dir(dest->content_dir, error) == 0 &&
-		     mv_fsync_dir(dest->index_dir, error) == 0 ? 0 : -1;
+	int index_rc = with_index ? sqlite_copy(ix, *prefix ? "ix" : "main", ixp, error) : empty_index(ixp, error);
+	if (index_rc < 0 || sqlite_copy(s->db, "main", dbp, error) < 0)
+		goto out;
+	segs = copied_segments(dbp, error);
+	if (!segs)
+		goto out;
+	for (guint i = 0; i < segs->len; i++)
+		if (copy_segment(s, &g_array_index(segs, mv_journal_segment, i), dest->content_dir, error) < 0)
+			goto out;
+	rc = fsync_dirs(dest, error);
+out:
 	if (segs)
 		g_array_free(segs, TRUE);
 	g_free(dbp);

@@ -170,12 +170,12 @@ static int recover_message_row(recover_ctx *c, const mv_journal_rec *r, int64_t 
 	sqlite3_finalize(st);
 	if (p != c->cur_parsed)
 		mv_parsed_free(p);
-	if (rc == 0) {
-		int64_t n = sqlite3_last_insert_rowid(c->db);
-		c->max_number = MAX(c->max_number, n);
-		c->messages++;
-	}
-	return rc;
+	if (rc < 0)
+		return -1;
+	int64_t n = sqlite3_last_insert_rowid(c->db);
+	c->max_number = MAX(c->max_number, n);
+	c->messages++;
+	return 0;
 }
 
 static int recover_numbered(recover_ctx *c, const mv_journal_rec *r, int64_t num, GError **error)
@@ -217,9 +217,11 @@ static int recover_tombstone(recover_ctx *c, const mv_journal_rec *r, GError **e
 	sqlite3_bind_int64(st, 3, r->number);
 	int rc = exec_stmt(c->db, st, "replay deletion", error);
 	sqlite3_finalize(st);
-	if (rc == 0 && sqlite3_changes(c->db) > 0)
+	if (rc < 0)
+		return -1;
+	if (sqlite3_changes(c->db) > 0)
 		c->deleted++;
-	return rc;
+	return 0;
 }
 
 /* An earlier recovery brought these back: their tombstones no longer count. */
@@ -231,14 +233,16 @@ static int recover_restore(recover_ctx *c, const mv_journal_rec *r, GError **err
 		return -1;
 	json_t *n;
 	size_t i;
-	int rc = 0;
+	int rc = -1;
 	json_array_foreach(json_object_get(r->meta, "numbers"), i, n) {
-		if (rc < 0)
-			break;
 		sqlite3_bind_int64(st, 1, json_integer_value(n));
-		if ((rc = exec_stmt(c->db, st, "replay restore", error)) == 0 && sqlite3_changes(c->db) > 0)
+		if (exec_stmt(c->db, st, "replay restore", error) < 0)
+			goto out;
+		if (sqlite3_changes(c->db) > 0)
 			c->deleted--;
 	}
+	rc = 0;
+out:
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -288,13 +292,16 @@ static void pending_parse(gpointer data, gpointer user)
 static int flush_pending(recover_ctx *c, GError **error)
 {
 	mv_store_parallel(c->pending, pending_parse, NULL);
-	int rc = 0;
-	for (guint i = 0; i < c->pending->len && rc == 0; i++) {
+	int rc = -1;
+	for (guint i = 0; i < c->pending->len; i++) {
 		pending_rec *q = c->pending->pdata[i];
 		c->cur_parsed = q->parsed;
 		c->cur_hash_ok = q->r.type == MV_RECORD_MESSAGE && q->r.ok ? q->hash_ok : -1;
-		rc = apply_record(c, &q->r, error);
+		if (apply_record(c, &q->r, error) < 0)
+			goto out;
 	}
+	rc = 0;
+out:
 	c->cur_parsed = NULL;
 	c->cur_hash_ok = -1;
 	g_ptr_array_set_size(c->pending, 0);
@@ -320,30 +327,35 @@ static int recover_record(void *opaque, mv_journal_rec *r, GError **error)
 
 /* Records whose number was lost with the bytes before them get new
  * numbers after every known one. */
+static int recover_one_unnumbered(recover_ctx *c, const mv_journal_segment *p, GError **error)
+{
+	GByteArray *rec = NULL, *plain = NULL;
+	mv_record_header h;
+	const uint8_t *meta;
+	size_t meta_len;
+	mv_journal_rec r = { .segment = p->id, .offset = p->end, .length = p->valid_end };
+	int rc = -1;
+	if (mv_store_read_record(c->s, r.segment, r.offset, r.length, &rec, error) < 0 ||
+	    mv_record_decode(c->s->key, rec->data, rec->len, &h, &plain, &meta, &meta_len, &r.body, &r.body_len, error) < 0)
+		goto out;
+	r.type = h.type;
+	r.ok = true;
+	r.meta = json_loadb((const char *)meta, meta_len, 0, NULL);
+	rc = r.meta ? recover_numbered(c, &r, ++c->max_number, error) : 0;
+	json_decref(r.meta);
+out:
+	if (rec)
+		g_byte_array_unref(rec);
+	if (plain)
+		g_byte_array_unref(plain);
+	return rc;
+}
+
 static int recover_unnumbered(recover_ctx *c, GError **error)
 {
-	for (guint i = 0; i < c->unnumbered->len; i++) {
-		const mv_journal_segment *p = &g_array_index(c->unnumbered, mv_journal_segment, i);
-		GByteArray *rec = NULL, *plain = NULL;
-		mv_record_header h;
-		const uint8_t *meta;
-		size_t meta_len;
-		mv_journal_rec r = { .segment = p->id, .offset = p->end, .length = p->valid_end };
-		if (mv_store_read_record(c->s, r.segment, r.offset, r.length, &rec, error) < 0)
+	for (guint i = 0; i < c->unnumbered->len; i++)
+		if (recover_one_unnumbered(c, &g_array_index(c->unnumbered, mv_journal_segment, i), error) < 0)
 			return -1;
-		int rc = mv_record_decode(c->s->key, rec->data, rec->len, &h, &plain, &meta, &meta_len, &r.body, &r.body_len, error);
-		g_byte_array_unref(rec);
-		if (rc < 0)
-			return -1;
-		r.type = h.type;
-		r.ok = true;
-		r.meta = json_loadb((const char *)meta, meta_len, 0, NULL);
-		rc = r.meta ? recover_numbered(c, &r, ++c->max_number, error) : 0;
-		json_decref(r.meta);
-		g_byte_array_unref(plain);
-		if (rc < 0)
-			return -1;
-	}
 	return 0;
 }
 
@@ -362,6 +374,31 @@ void mv_store_remove_db_files(const char *file)
 	}
 }
 
+static int old_meta_rows(sqlite3 *old, GPtrArray *rows)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1, step;
+	if (sqlite3_prepare_v2(old, "SELECT key, value FROM meta WHERE key NOT IN ('format_version', 'index_generation')",
+	                       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_value *k = sqlite3_value_dup(sqlite3_column_value(st, 0));
+		sqlite3_value *v = sqlite3_value_dup(sqlite3_column_value(st, 1));
+		if (k)
+			g_ptr_array_add(rows, k);
+		if (v)
+			g_ptr_array_add(rows, v);
+		if (!k || !v)
+			goto out;
+	}
+	if (step != SQLITE_DONE)
+		goto out;
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* The old db's meta rows other than the format's own, as key, value,
  * key, ... (SQLite values, types kept): they carry the store's wrapped
  * keys.  Read on a read-only connection of their own before the new db's
@@ -374,28 +411,13 @@ static GPtrArray *old_meta_read(const char *old_file)
 		return NULL;
 	GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify)sqlite3_value_free);
 	sqlite3 *old = NULL;
-	sqlite3_stmt *st = NULL;
-	int rc = SQLITE_ERROR;
-	if (mv_sql_open(old_file, false, true, &old, NULL) < 0 ||
-	    sqlite3_prepare_v2(old, "SELECT key, value FROM meta WHERE key NOT IN ('format_version', 'index_generation')",
-	                       -1, &st, NULL) != SQLITE_OK)
+	int rc = -1;
+	if (mv_sql_open(old_file, false, true, &old, NULL) < 0)
 		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sqlite3_value *k = sqlite3_value_dup(sqlite3_column_value(st, 0));
-		sqlite3_value *v = sqlite3_value_dup(sqlite3_column_value(st, 1));
-		if (k)
-			g_ptr_array_add(rows, k);
-		if (v)
-			g_ptr_array_add(rows, v);
-		if (!k || !v) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-	}
+	rc = old_meta_rows(old, rows);
 out:
-	sqlite3_finalize(st);
 	sqlite3_close(old);
-	if (rc == SQLITE_DONE)
+	if (rc == 0)
 		return rows;
 	mv_log_warn("the old store database %s is unreadable; the store's own key copies are re-created by the instance",
 	            old_file);
@@ -412,56 +434,73 @@ static int carry_meta(sqlite3 *newdb, GPtrArray *rows, GError **error)
 	sqlite3_stmt *st;
 	if (mv_sql_prepare(newdb, "INSERT OR IGNORE INTO meta(key, value) VALUES(?, ?)", &st, error) < 0)
 		return -1;
-	int rc = 0;
-	for (guint i = 0; rc == 0 && i + 1 < rows->len; i += 2) {
+	int rc = -1;
+	for (guint i = 0; i + 1 < rows->len; i += 2) {
 		sqlite3_bind_value(st, 1, rows->pdata[i]);
 		sqlite3_bind_value(st, 2, rows->pdata[i + 1]);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			mv_sql_set_error(error, newdb, "carry the old meta rows");
-			rc = -1;
+			goto out;
 		}
 		sqlite3_reset(st);
 	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int record_segments(recover_ctx *c, GArray *segs, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(c->db, "INSERT INTO segments(id, committed_len) VALUES(?, ?)", &st, error) < 0)
+		return -1;
+	int rc = -1;
+	for (guint i = 0; i < segs->len; i++) {
+		const mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
+		sqlite3_bind_int64(st, 1, sg->id);
+		sqlite3_bind_int64(st, 2, sg->valid_end);
+		if (exec_stmt(c->db, st, "record segment", error) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
 	sqlite3_finalize(st);
 	return rc;
 }
 
 static int recover_finish_db(recover_ctx *c, GArray *segs, const char *gen, GError **error)
 {
-	sqlite3_stmt *st;
-	int rc = mv_sql_prepare(c->db, "INSERT INTO segments(id, committed_len) VALUES(?, ?)", &st, error);
-	for (guint i = 0; rc == 0 && i < segs->len; i++) {
-		const mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
-		sqlite3_bind_int64(st, 1, sg->id);
-		sqlite3_bind_int64(st, 2, sg->valid_end);
-		rc = exec_stmt(c->db, st, "record segment", error);
-	}
-	sqlite3_finalize(st);
-	if (rc < 0)
+	if (record_segments(c, segs, error) < 0)
 		return -1;
 	char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta VALUES('format_version', '%d');"
 	                            "INSERT OR REPLACE INTO meta VALUES('index_generation', %Q);"
 	                            "DELETE FROM sqlite_sequence WHERE name='messages';"
 	                            "INSERT INTO sqlite_sequence(name, seq) VALUES('messages', %lld);",
 	                            MV_STORE_FORMAT_VERSION, gen, (long long)c->max_number);
-	rc = mv_sql_exec(c->db, sql, error);
+	int rc = mv_sql_exec(c->db, sql, error);
 	sqlite3_free(sql);
 	return rc;
 }
 
 /* Cuts torn tails: bytes after the last whole record of each segment. */
+static int cut_torn_tail(recover_ctx *c, const mv_journal_segment *sg, GError **error)
+{
+	char *path = mv_store_segment_file(c->s, sg->id);
+	int rc = truncate(path, sg->valid_end);
+	if (rc < 0)
+		mv_set_errno_error(error, errno, "cut torn tail of", path);
+	g_free(path);
+	return rc;
+}
+
 static int cut_torn_tails(recover_ctx *c, GArray *segs, int64_t *cut_r, GError **error)
 {
 	for (guint i = 0; i < segs->len; i++) {
 		mv_journal_segment *sg = &g_array_index(segs, mv_journal_segment, i);
 		if (sg->valid_end >= sg->end)
 			continue;
-		char *path = mv_store_segment_file(c->s, sg->id);
-		int rc = truncate(path, sg->valid_end);
-		if (rc < 0)
-			mv_set_errno_error(error, errno, "cut torn tail of", path);
-		g_free(path);
-		if (rc < 0)
+		if (cut_torn_tail(c, sg, error) < 0)
 			return -1;
 		(*cut_r)++;
 	}
@@ -502,6 +541,15 @@ out:
 	return rc;
 }
 
+/* Every record of content/ into the new db: the scan in chunks, the last
+ * partial chunk, then the records that lost their numbers. */
+static int replay_journal(recover_ctx *c, GArray *segs, const mv_task *task, GError **error)
+{
+	if (mv_journal_scan(c->s, segs, task, recover_record, c, error) < 0 || flush_pending(c, error) < 0)
+		return -1;
+	return recover_unnumbered(c, error);
+}
+
 /* The new db in a temporary file: content/ replayed into the schema, the
  * segments' valid lengths, the old db's meta rows carried over. */
 static int build_db(recover_ctx *c, const char *tmp, const char *old_db, GArray *segs, const char *gen,
@@ -515,10 +563,10 @@ static int build_db(recover_ctx *c, const char *tmp, const char *old_db, GArray 
 	    mv_sql_exec(c->db, mv_store_schema(), error) < 0)
 		goto out;
 	mv_store_task_progress(task, 0, "store %d: replaying %u segments", c->s->id, segs->len);
-	if (mv_journal_scan(c->s, segs, task, recover_record, c, error) < 0 || flush_pending(c, error) < 0 ||
-	    recover_unnumbered(c, error) < 0 || recover_finish_db(c, segs, gen, error) < 0 ||
-	    carry_meta(c->db, old_meta, error) < 0 ||
-	    mv_store_int_query(c->db, "SELECT count(*) FROM folders", "count recovered folders", folders_r, error) < 0)
+	if (replay_journal(c, segs, task, error) < 0 || recover_finish_db(c, segs, gen, error) < 0 ||
+	    carry_meta(c->db, old_meta, error) < 0)
+		goto out;
+	if (mv_store_int_query(c->db, "SELECT count(*) FROM folders", "count recovered folders", folders_r, error) < 0)
 		goto out;
 	/* WAL, as every store db runs, set here while the file is still
 	 * private: switching a renamed-in db to WAL on its first open would
@@ -582,10 +630,13 @@ static int rebuild_files(recover_ctx *c, const mv_store_paths *paths, const mv_t
 	int built = build_db(c, tmp, dbp, segs, gen, task, folders_r, error);
 	sqlite3_close(c->db);
 	c->db = NULL;
-	if (built < 0 || build_index(ixtmp, gen, error) < 0 || mv_fsync_file(tmp, error) < 0 ||
-	    cut_torn_tails(c, segs, cut_r, error) < 0 || swap_into_place(ixtmp, ixp, error) < 0 ||
-	    swap_into_place(tmp, dbp, error) < 0 || mv_fsync_dir(paths->db_dir, error) < 0 ||
-	    mv_fsync_dir(paths->index_dir, error) < 0)
+	if (built < 0 || build_index(ixtmp, gen, error) < 0)
+		goto out;
+	if (mv_fsync_file(tmp, error) < 0 || cut_torn_tails(c, segs, cut_r, error) < 0)
+		goto out;
+	if (swap_into_place(ixtmp, ixp, error) < 0 || swap_into_place(tmp, dbp, error) < 0)
+		goto out;
+	if (mv_fsync_dir(paths->db_dir, error) < 0 || mv_fsync_dir(paths->index_dir, error) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -621,8 +672,8 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	/* The index: built from the recovered db by the ordinary catch-up. */
 	mv_store_task_progress(task, 99, "store %d: indexing the recovered messages", store_id);
 	rc = -1;
-	if (!(s = mv_store_open(store_id, paths, key, MV_STORE_WRITE, error)) || append_restore(s, c.restored, error) < 0 ||
-	    mv_store_refresh_index(s, error) < 0)
+	s = mv_store_open(store_id, paths, key, MV_STORE_WRITE, error);
+	if (!s || append_restore(s, c.restored, error) < 0 || mv_store_refresh_index(s, error) < 0)
 		goto out;
 	*report_r = json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:O}", "storeId", store_id,
 	                      "messagesRecovered", (json_int_t)c.messages, "deletedMessages", (json_int_t)c.deleted,

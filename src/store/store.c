@@ -196,6 +196,41 @@ mv_store *mv_store_new(int store_id, const mv_store_paths *paths, const uint8_t 
 	return s;
 }
 
+/* Writers keep the index on its own connection: attached, it would be
+ * write-locked by every BEGIN IMMEDIATE on the metadata db. */
+static int open_writer_index(mv_store *s, const char *ixp, GError **error)
+{
+	if (mv_sql_exec(s->db, STORE_LOOKUP_INDEXES, error) < 0 || mv_sql_open(ixp, true, false, &s->index_db, error) < 0)
+		return -1;
+	if (mv_store_setup_db(s->index_db, false, error) < 0)
+		return -1;
+	return mv_index_init_schema(s->index_db, "main", error);
+}
+
+/* A reader must not create what a writer would: an index file that is
+ * missing is made (empty, stale) only so that queries fail softly. */
+static int create_missing_index(const char *ixp, GError **error)
+{
+	sqlite3 *ix = NULL;
+	int rc = -1;
+	if (mv_sql_open(ixp, true, false, &ix, error) < 0 || mv_store_setup_db(ix, false, error) < 0)
+		goto out;
+	rc = mv_index_init_schema(ix, "main", error);
+out:
+	sqlite3_close(ix);
+	return rc;
+}
+
+static int attach_reader_index(mv_store *s, const char *ixp, GError **error)
+{
+	if (!g_file_test(ixp, G_FILE_TEST_EXISTS) && create_missing_index(ixp, error) < 0)
+		return -1;
+	char *attach = sqlite3_mprintf("ATTACH DATABASE %Q AS ix", ixp);
+	int rc = mv_sql_exec(s->db, attach, error);
+	sqlite3_free(attach);
+	return rc;
+}
+
 mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
                         const uint8_t data_key[MV_KEY_BYTES], mv_store_mode mode, GError **error)
 {
@@ -209,29 +244,7 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 	if (mv_sql_open(dbp, false, false, &s->db, error) < 0 || mv_store_setup_db(s->db, true, error) < 0 ||
 	    check_format(s, error) < 0 || mv_mkdir_p(paths->index_dir, error) < 0)
 		goto out;
-	if (mode == MV_STORE_WRITE) {
-		/* Writers keep the index on its own connection: attached, it would
-		 * be write-locked by every BEGIN IMMEDIATE on the metadata db. */
-		rc = -1;
-		if (mv_sql_exec(s->db, STORE_LOOKUP_INDEXES, error) == 0 &&
-		    mv_sql_open(ixp, true, false, &s->index_db, error) == 0 &&
-		    mv_store_setup_db(s->index_db, false, error) == 0 && mv_index_init_schema(s->index_db, "main", error) == 0)
-			rc = 0;
-		goto out;
-	}
-	/* A reader must not create what a writer would: an index file that is
-	 * missing is made (empty, stale) only so that queries fail softly. */
-	if (!g_file_test(ixp, G_FILE_TEST_EXISTS)) {
-		sqlite3 *ix = NULL;
-		rc = mv_sql_open(ixp, true, false, &ix, error) == 0 && mv_store_setup_db(ix, false, error) == 0 &&
-		     mv_index_init_schema(ix, "main", error) == 0 ? 0 : -1;
-		sqlite3_close(ix);
-		if (rc < 0)
-			goto out;
-	}
-	char *attach = sqlite3_mprintf("ATTACH DATABASE %Q AS ix", ixp);
-	rc = mv_sql_exec(s->db, attach, error);
-	sqlite3_free(attach);
+	rc = mode == MV_STORE_WRITE ? open_writer_index(s, ixp, error) : attach_reader_index(s, ixp, error);
 out:
 	g_free(dbp);
 	g_free(ixp);
@@ -293,101 +306,27 @@ void mv_store_close(mv_store **sp)
 int mv_store_id(const mv_store *s) { return s->id; }
 sqlite3 *mv_store_db(mv_store *s) { return s->db; }
 
-/* ---- segments ---------------------------------------------------------------- */
+/* ---- folders ------------------------------------------------------------------ */
 
-int mv_store_segment_write_header(int fd, const char *path, GError **error)
+static int create_folder(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error)
 {
-	uint8_t hdr[SEGMENT_HEADER_BYTES] = { 0 };
-	memcpy(hdr, SEGMENT_MAGIC, 8);
-	hdr[8] = 1; /* segment layout version, unchanged since format 1 */
-	return mv_pwrite_all(fd, hdr, sizeof hdr, 0, path, error);
-}
-
-int mv_store_segment_fd(mv_store *s, int64_t seg, bool create, GError **error)
-{
-	gpointer v = g_hash_table_lookup(s->segment_fds, &seg);
-	if (v)
-		return GPOINTER_TO_INT(v) - 1;
-	char *path = mv_store_segment_file(s, seg);
-	int flags = (s->mode == MV_STORE_WRITE ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-	int fd = open(path, flags | (create ? O_CREAT | O_EXCL : 0), 0600);
-	if (fd < 0) {
-		mv_set_errno_error(error, errno, "open segment", path);
-		g_free(path);
+	sqlite3_stmt *st = mv_store_stmt_get(s, "INSERT INTO folders(archive, path) VALUES(?1, ?2)"
+	                     " ON CONFLICT(archive, path) DO UPDATE SET path=excluded.path RETURNING id", error);
+	if (!st)
 		return -1;
-	}
-	if (create) {
-		if (mv_store_segment_write_header(fd, path, error) < 0 ||
-		    mv_fsync_fd(fd, path, error) < 0 || mv_fsync_dir(s->paths.content_dir, error) < 0) {
-			close(fd);
-			unlink(path);
-			g_free(path);
-			return -1;
-		}
-	}
-	g_free(path);
-	int64_t *k = g_new(int64_t, 1);
-	*k = seg;
-	g_hash_table_insert(s->segment_fds, k, GINT_TO_POINTER(fd + 1));
-	return fd;
-}
-
-/* Picks the segment to append `need` bytes to, creating one when the current
- * is full or none exists; returns its id and committed length. */
-int mv_store_segment_for_append(mv_store *s, size_t need, int64_t *seg_r, int64_t *len_r, GError **error)
-{
-	sqlite3_stmt *st;
-	if (mv_sql_prepare(s->db, "SELECT id, committed_len FROM segments ORDER BY id DESC LIMIT 1", &st, error) < 0)
-		return -1;
-	int64_t seg = 0, len = 0;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		seg = sqlite3_column_int64(st, 0);
-		len = sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
-	bool fresh = seg == 0 || (len > SEGMENT_HEADER_BYTES && (uint64_t)len + need > MV_SEGMENT_MAX_BYTES);
-	if (fresh) {
-		seg++;
-		char *path = mv_store_segment_file(s, seg);
-		/* A file without a segments row is debris from a crash between its
-		 * creation and the commit that would have recorded it. */
-		if (g_file_test(path, G_FILE_TEST_EXISTS))
-			unlink(path);
-		g_free(path);
-		if (mv_store_segment_fd(s, seg, true, error) < 0)
-			return -1;
-		len = SEGMENT_HEADER_BYTES;
-	}
-	*seg_r = seg;
-	*len_r = len;
-	return 0;
-}
-
-int mv_store_segment_append(mv_store *s, int64_t seg, int64_t at, const GByteArray *bytes, GError **error)
-{
-	int fd = mv_store_segment_fd(s, seg, false, error);
-	if (fd < 0)
-		return -1;
-	char *path = mv_store_segment_file(s, seg);
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
 	int rc = -1;
-	if (ftruncate(fd, at) < 0) {
-		mv_set_errno_error(error, errno, "truncate", path);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		mv_sql_set_error(error, s->db, "create folder");
 		goto out;
 	}
-	if (mv_pwrite_all(fd, bytes->data, bytes->len, at, path, error) < 0 ||
-	    mv_fsync_fd(fd, path, error) < 0) {
-		/* Leave nothing half-written for readers to trip on. */
-		if (ftruncate(fd, at) < 0)
-			mv_log_warn("could not cut %s back after a failed write", path);
-		goto out;
-	}
+	*id_r = sqlite3_column_int64(st, 0);
 	rc = 0;
 out:
-	g_free(path);
+	sqlite3_reset(st);
 	return rc;
 }
-
-/* ---- folders ------------------------------------------------------------------ */
 
 int mv_store_folder_id(mv_store *s, const char *archive, const char *path, int64_t *id_r, GError **error)
 {
@@ -402,28 +341,14 @@ int mv_store_folder_id(mv_store *s, const char *archive, const char *path, int64
 		g_free(key);
 		return 0;
 	}
-	sqlite3_stmt *st;
-	int rc = (st = mv_store_stmt_get(s, "INSERT INTO folders(archive, path) VALUES(?1, ?2)"
-	                     " ON CONFLICT(archive, path) DO UPDATE SET path=excluded.path RETURNING id", error)) ? 0 : -1;
-	if (rc == 0) {
-		sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			*id_r = sqlite3_column_int64(st, 0);
-		} else {
-			mv_sql_set_error(error, s->db, "create folder");
-			rc = -1;
-		}
-		sqlite3_reset(st);
-	}
-	if (rc == 0) {
-		int64_t *v = g_new(int64_t, 1);
-		*v = *id_r;
-		g_hash_table_insert(s->folder_ids, key, v);
-	} else {
+	if (create_folder(s, archive, path, id_r, error) < 0) {
 		g_free(key);
+		return -1;
 	}
-	return rc;
+	int64_t *v = g_new(int64_t, 1);
+	*v = *id_r;
+	g_hash_table_insert(s->folder_ids, key, v);
+	return 0;
 }
 
 /* ---- adding ---------------------------------------------------------------------- */
@@ -569,23 +494,23 @@ static int plan_batch(mv_store *s, mv_store_item *items, size_t n, int level, pl
 	GHashTable *batch_new = g_hash_table_new(g_bytes_hash, g_bytes_equal);
 	GHashTable *batch_pairs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	GPtrArray *keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	int rc = -1;
+	for (size_t i = 0; i < n; i++) {
 		mv_store_item *it = &items[i];
 		planned *p = &plan[i];
 		it->number = 0;
 		it->duplicate = false;
 		p->record_len = 0;
-		if ((rc = mv_store_folder_id(s, it->archive, it->folder, &p->folder_id, error)) < 0 ||
-		    (rc = mv_store_lookup_content(s, it->hash, &p->content_id, error)) < 0)
-			break;
+		if (mv_store_folder_id(s, it->archive, it->folder, &p->folder_id, error) < 0 ||
+		    mv_store_lookup_content(s, it->hash, &p->content_id, error) < 0)
+			goto out;
 		char *hex = mv_hex(it->hash, MV_HASH_BYTES);
 		char *pair = g_strdup_printf("%lld:%s", (long long)p->folder_id, hex);
 		g_free(hex);
 		bool exists = false;
-		if (p->content_id && (rc = message_exists(s, p->folder_id, p->content_id, &exists, error)) < 0) {
+		if (p->content_id && message_exists(s, p->folder_id, p->content_id, &exists, error) < 0) {
 			g_free(pair);
-			break;
+			goto out;
 		}
 		if (exists || g_hash_table_contains(batch_pairs, pair)) {
 			it->duplicate = true;
@@ -602,10 +527,12 @@ static int plan_batch(mv_store *s, mv_store_item *items, size_t n, int level, pl
 		p->record_offset = out->len;
 		if (!known && it->prepared)
 			g_byte_array_append(out, it->prepared->data, it->prepared->len);
-		else
-			rc = encode_item(s, it, !known, level, out, error);
+		else if (encode_item(s, it, !known, level, out, error) < 0)
+			goto out;   /* the plan is dropped with the batch */
 		p->record_len = out->len - (size_t)p->record_offset;
 	}
+	rc = 0;
+out:
 	g_hash_table_destroy(batch_new);
 	g_hash_table_destroy(batch_pairs);
 	g_ptr_array_free(keys, TRUE);
@@ -665,20 +592,22 @@ static int write_rows(mv_store *s, mv_store_item *items, size_t n, planned *plan
                       int64_t seg, int64_t base, GError **error)
 {
 	int64_t *content_of = g_new0(int64_t, n);
-	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	int rc = -1;
+	for (size_t i = 0; i < n; i++) {
 		if (items[i].duplicate)
 			continue;
 		planned *p = &plan[i];
 		int64_t content = p->content_id;
 		if (!content && p->new_content >= 0)
 			content = content_of[p->new_content];
-		if (!content)
-			rc = insert_content(s, &items[i], seg, base + p->record_offset, p->record_len, &content, error);
+		if (!content && insert_content(s, &items[i], seg, base + p->record_offset, p->record_len, &content, error) < 0)
+			goto out;
 		content_of[i] = content;
-		if (rc == 0)
-			rc = insert_message(s, &items[i], p->folder_id, content, error);
+		if (insert_message(s, &items[i], p->folder_id, content, error) < 0)
+			goto out;
 	}
+	rc = 0;
+out:
 	g_free(content_of);
 	return rc;
 }
@@ -734,13 +663,16 @@ int mv_store_write_lock(mv_store *s, GError **error)
 	if (mv_store_flock(s, error) < 0)
 		return -1;
 	bool stale = false;
-	int rc = mv_store_index_generation_check(s, &stale, error);
-	if (rc == 0 && stale) {
+	int rc = -1;
+	if (mv_store_index_generation_check(s, &stale, error) < 0)
+		goto out;
+	if (stale) {
 		mv_log_info("store %d: the index belongs to another state of the store; rebuilding it", s->id);
-		rc = mv_store_index_reset(s, error);
+		if (mv_store_index_reset(s, error) < 0)
+			goto out;
 	}
-	if (rc == 0)
-		rc = mv_store_index_catch_up(s, error);
+	rc = mv_store_index_catch_up(s, error);
+out:
 	if (rc < 0) {
 		close(s->lock_fd);
 		s->lock_fd = -1;
@@ -842,11 +774,12 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 	double t0 = mv_monotonic(), t_plan = 0, t_append = 0;
 	int rc = write_batch(s, items, n, zstd_level, plan, out, &t_plan, &t_append, error);
 	double t_commit = mv_monotonic();
-	if (rc == 0) {
-		index_items(s, items, n, plan);
-		if (s->index_queue->len >= INDEX_COMMIT_DOCS || mv_monotonic() - s->index_since >= INDEX_COMMIT_SECONDS)
-			sync_after_batch(s);
-	}
+	if (rc < 0)
+		goto out;
+	index_items(s, items, n, plan);
+	if (s->index_queue->len >= INDEX_COMMIT_DOCS || mv_monotonic() - s->index_since >= INDEX_COMMIT_SECONDS)
+		sync_after_batch(s);
+out:   /* the timings are logged for a failed batch too */
 	mv_log_debug("store %d: batch of %zu: plan %.0f ms, append+fsync %.0f ms, rows+commit %.0f ms, index %.0f ms",
 	             s->id, n, (t_plan - t0) * 1e3, (t_append - t_plan) * 1e3, (t_commit - t_append) * 1e3,
 	             (mv_monotonic() - t_commit) * 1e3);
