@@ -15,48 +15,7 @@
 #include <sodium.h>
 #include <string.h>
 
-static uint8_t key[MV_KEY_BYTES];
-
-typedef struct fixture {
-	char *dir;
-	mv_store_paths paths;
-} fixture;
-
-static int setup(void **state)
-{
-	fixture *f = g_new0(fixture, 1);
-	f->dir = g_dir_make_tmp("mv-store-faults-XXXXXX", NULL);
-	f->paths.db_dir = g_build_filename(f->dir, "db", NULL);
-	f->paths.content_dir = g_build_filename(f->dir, "content", NULL);
-	f->paths.index_dir = g_build_filename(f->dir, "index", NULL);
-	GError *err = NULL;
-	assert_int_equal(mv_store_create(&f->paths, &err), 0);
-	mv_store *s = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
-	assert_non_null(s);
-	const char raw[] = "Subject: hello\r\nFrom: a@example.org\r\n\r\nbody text\r\n";
-	mv_store_item it = { .archive = "alice", .folder = "Inbox", .raw = (const uint8_t *)raw, .raw_len = strlen(raw),
-	                     .archived_at = 1700000000, .source = "file", .origin = "test", .subject = "hello",
-	                     .from = "a@example.org", .text = "body text", .date = 1700000000 };
-	crypto_generichash(it.hash, sizeof it.hash, it.raw, it.raw_len, NULL, 0);
-	assert_int_equal(mv_store_add_batch(s, &it, 1, 1, &err), 0);
-	assert_int_equal(mv_store_sync(s, &err), 0);
-	mv_store_close(&s);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-	char *argv[] = { "rm", "-rf", f->dir, NULL };
-	g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
-	g_free(f->paths.db_dir);
-	g_free(f->paths.content_dir);
-	g_free(f->paths.index_dir);
-	g_free(f->dir);
-	g_free(f);
-	return 0;
-}
+#include "store_fixture.h"
 
 /* Denies every read of table meta: the db's index generation cannot be read. */
 static int deny_meta(void *opaque, int action, const char *a, const char *b, const char *c, const char *d)
