@@ -143,7 +143,8 @@ int mv_archive_audit_key(mv_instance *inst, uint8_t key_r[MV_KEY_BYTES], GError 
 /* On open: makes master.key and master.sqlite agree, finishing or rolling
  * back a renewal a crash interrupted; fails when the key is not theirs. */
 int mv_archive_settle_master_key(mv_instance *inst, GError **error);
-/* The same with the key lock held by the caller (master.key re-read first). */
+/* The same with the key lock held by the caller; master.key is read again
+ * first, so what follows wraps with the key on disk now. */
 int mv_archive_settle_master_key_locked(mv_instance *inst, GError **error);
 
 /* ---- migrations.c ---- */

@@ -365,6 +365,12 @@ static int promote_next_values(mv_instance *inst, void *opaque, GError **error)
 
 int mv_archive_settle_master_key_locked(mv_instance *inst, GError **error)
 {
+	/* Read again under the lock: another process may have renewed it. */
+	char *path = mv_archive_master_key_path(inst->data_dir);
+	int read = mv_archive_read_key_file(path, inst->master_key, error);
+	g_free(path);
+	if (read < 0)
+		return -1;
 	key_status status;
 	if (key_status_of(inst, &status, error) < 0)
 		return -1;
@@ -401,13 +407,7 @@ int mv_archive_settle_master_key(mv_instance *inst, GError **error)
 	int lock = mv_archive_key_lock(inst, error);
 	if (lock < 0)
 		return -1;
-	char *path = mv_archive_master_key_path(inst->data_dir);
-	int rc = -1;
-	if (mv_archive_read_key_file(path, inst->master_key, error) < 0)
-		goto out;
-	rc = mv_archive_settle_master_key_locked(inst, error);
-out:
-	g_free(path);
+	int rc = mv_archive_settle_master_key_locked(inst, error);
 	mv_archive_key_unlock(lock);
 	return rc;
 }

@@ -97,16 +97,13 @@ out:
 	return rc;
 }
 
-/* Under the key lock: master.key read again (another process may have
- * renewed it), a master key renewal a crash interrupted settled first (its
- * _next values would otherwise promote the old KEK over the new one), then
- * the new values made and written. */
+/* Under the key lock: a master key renewal a crash interrupted settled
+ * first (its _next values would otherwise promote the old KEK over the new
+ * one; settling reads master.key again), then the new values made and
+ * written. */
 static int renew_locked(mv_instance *inst, recovery_values *v, int *stores_r, GError **error)
 {
-	char *path = mv_archive_master_key_path(inst->data_dir);
-	int rc = mv_archive_read_key_file(path, inst->master_key, error);
-	g_free(path);
-	if (rc < 0 || mv_archive_settle_master_key_locked(inst, error) < 0 || recovery_values_make(inst, v, error) < 0)
+	if (mv_archive_settle_master_key_locked(inst, error) < 0 || recovery_values_make(inst, v, error) < 0)
 		return -1;
 	renewal rn = { v, 0 };
 	if (mv_archive_in_transaction(inst, renew_txn, &rn, error) < 0)

@@ -364,22 +364,15 @@ typedef struct empty_txn {
 /* The picked folders the filter refuses leave the set; then every folder
  * with a remaining folder below it (kept, or never empty) leaves it too,
  * so that no folder is left without the folders above it. */
-static int keep_refused(empty_txn *t, GError **error)
+/* The picked folders may_delete refuses, by id. */
+static GArray *refused_folders(empty_txn *t, GError **error)
 {
-	mv_store *s = t->s;
-	static const char picked_sql[] =
-		"SELECT f.id, f.archive, f.path FROM empty_folders e JOIN folders f ON f.id = e.id";
-	static const char above_kept_sql[] =
-		"DELETE FROM empty_folders WHERE id IN (SELECT f.id FROM empty_folders e JOIN folders f ON f.id = e.id"
-		" WHERE EXISTS (SELECT 1 FROM folders g WHERE g.archive = f.archive AND g.id NOT IN (SELECT id FROM"
-		" empty_folders) AND (f.path = '' OR substr(g.path, 1, length(f.path) + 1) = f.path || '/')))";
-	if (!t->may_delete)
-		return 0;
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(t->s->db, "SELECT f.id, f.archive, f.path FROM empty_folders e JOIN folders f ON f.id = e.id",
+	                   &st, error) < 0)
+		return NULL;
 	GArray *refused = g_array_new(FALSE, FALSE, sizeof(int64_t));
-	sqlite3_stmt *st = NULL;
-	int rc = -1, step;
-	if (mv_sql_prepare(s->db, picked_sql, &st, error) < 0)
-		goto out;
+	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
 		if (!t->may_delete((const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
@@ -387,20 +380,40 @@ static int keep_refused(empty_txn *t, GError **error)
 			g_array_append_val(refused, id);
 	}
 	if (step != SQLITE_DONE) {
-		mv_sql_set_error(error, s->db, "read empty folders");
-		goto out;
+		mv_sql_set_error(error, t->s->db, "read empty folders");
+		g_array_free(refused, TRUE);
+		refused = NULL;
 	}
-	for (guint i = 0; i < refused->len; i++) {
-		char *sql = g_strdup_printf("DELETE FROM empty_folders WHERE id = %" G_GINT64_FORMAT,
-		                            g_array_index(refused, int64_t, i));
-		int erc = mv_sql_exec(s->db, sql, error);
-		g_free(sql);
-		if (erc < 0)
-			goto out;
-	}
-	rc = mv_sql_exec(s->db, above_kept_sql, error);
-out:
 	sqlite3_finalize(st);
+	return refused;
+}
+
+static int keep_refused(empty_txn *t, GError **error)
+{
+	static const char above_kept_sql[] =
+		"DELETE FROM empty_folders WHERE id IN (SELECT f.id FROM empty_folders e JOIN folders f ON f.id = e.id"
+		" WHERE EXISTS (SELECT 1 FROM folders g WHERE g.archive = f.archive AND g.id NOT IN (SELECT id FROM"
+		" empty_folders) AND (f.path = '' OR substr(g.path, 1, length(f.path) + 1) = f.path || '/')))";
+	if (!t->may_delete)
+		return 0;
+	GArray *refused = refused_folders(t, error);
+	if (!refused)
+		return -1;
+	sqlite3_stmt *del = NULL;
+	int rc = -1;
+	if (mv_sql_prepare(t->s->db, "DELETE FROM empty_folders WHERE id = ?", &del, error) < 0)
+		goto out;
+	for (guint i = 0; i < refused->len; i++) {
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, g_array_index(refused, int64_t, i));
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			mv_sql_set_error(error, t->s->db, "keep a refused folder");
+			goto out;
+		}
+	}
+	rc = mv_sql_exec(t->s->db, above_kept_sql, error);
+out:
+	sqlite3_finalize(del);
 	g_array_free(refused, TRUE);
 	return rc;
 }
