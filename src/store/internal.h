@@ -146,6 +146,8 @@ int mv_store_rename_folders(sqlite3 *db, const char *from_archive, const char *f
                    const char *to, GError **error);
 /* The connection the index is read on and the schema prefix its tables need there. */
 sqlite3 *mv_store_index_conn(mv_store *s, const char **prefix_r);
+/* The store's db at paths, opened while the store is closed (meta.c). */
+int mv_store_open_db_at(const mv_store_paths *paths, bool readonly, sqlite3 **db_r, GError **error);
 /* Removes an SQLite file with its -wal, -shm and -journal siblings. */
 void mv_store_remove_db_files(const char *file);
 /* An index document rebuilt from content, owning everything it points into. */
