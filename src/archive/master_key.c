@@ -30,28 +30,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-/* Test hook: MAILVAULT_FAULT=renew-master-key:N ends the process at step N
- * of a renewal, as a crash would, so the system tests can prove that every
- * intermediate state opens. */
-#define FAULT_EXIT_STATUS 86
-
 char *mv_archive_master_key_path(const char *dir) { return g_build_filename(dir, "master.key", NULL); }
 static char *next_key_path(const char *dir) { return g_build_filename(dir, "master.key.new", NULL); }
 
 /* master.key = 8-byte magic and format version, then the 32-byte key. */
 #define MASTER_KEY_MAGIC "MVKEY001"
 #define MASTER_KEY_FILE_BYTES (8 + MV_KEY_BYTES)
-
-static void fault_point(const char *action, int step)
-{
-	const char *want = g_getenv("MAILVAULT_FAULT");
-	if (!want)
-		return;
-	char here[64];
-	g_snprintf(here, sizeof here, "%s:%d", action, step);
-	if (strcmp(want, here) == 0)
-		_exit(FAULT_EXIT_STATUS);
-}
 
 static GBytes *bytes_of(const GByteArray *a)
 {
@@ -610,10 +594,10 @@ static int renew_locked(mv_instance *inst, GError **error)
 	int rc = -1;
 	if (mv_archive_write_key_file(nextp, next, error) < 0)
 		goto out;
-	fault_point("renew-master-key", 1);
+	mv_fault_point("renew-master-key", 1);
 	if (mv_archive_in_transaction(inst, rewrap_txn, next, error) < 0)
 		goto out;
-	fault_point("renew-master-key", 2);
+	mv_fault_point("renew-master-key", 2);
 	/* The commit point: from here master.key is the new key. */
 	if (rename(nextp, keyp) < 0) {
 		mv_set_errno_error(error, errno, "rename", nextp);
@@ -621,11 +605,11 @@ static int renew_locked(mv_instance *inst, GError **error)
 	}
 	if (mv_fsync_dir(inst->data_dir, error) < 0)
 		goto out;
-	fault_point("renew-master-key", 3);
+	mv_fault_point("renew-master-key", 3);
 	memcpy(inst->master_key, next, MV_KEY_BYTES);
 	if (mv_archive_in_transaction(inst, promote_next_values, NULL, error) < 0)
 		goto out;
-	fault_point("renew-master-key", 4);
+	mv_fault_point("renew-master-key", 4);
 	rc = 0;
 out:
 	sodium_memzero(next, sizeof next);

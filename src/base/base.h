@@ -52,6 +52,11 @@ void mv_log_set_quiet(bool on);
 void mv_log_debug(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 void mv_log_info(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 void mv_log_warn(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+/* Test hook: MAILVAULT_FAULT=<action>:<step> ends the process (status 86)
+ * at that step, as a crash would, so that the system tests can prove every
+ * intermediate state of a multi-step change opens (RenewMasterKey,
+ * UpgradeStore). */
+void mv_fault_point(const char *action, int step);
 void mv_log_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
 /* Writes all of buf at offset (pwrite loop). */
