@@ -47,6 +47,10 @@ mv_store *mv_instance_open_store(mv_instance *inst, int store_id, mv_store_mode 
 /* A store's data key (for work on a store that cannot be opened, such as
  * RecoverStore without a db).  The caller wipes it. */
 int mv_instance_store_key(mv_instance *inst, int store_id, uint8_t key_r[MV_KEY_BYTES], GError **error);
+/* Writes the store's own copy of its wrapped keys, owner and identity
+ * (its keys file) from master.sqlite again: after RecoverStore, whose
+ * rebuilt store may have lost it. */
+int mv_instance_store_rewrite_own_values(mv_instance *inst, int store_id, GError **error);
 /* Instance settings (master.sqlite), text values; *value_r NULL if unset. */
 int mv_instance_get_setting(mv_instance *inst, const char *key, char **value_r, GError **error);
 int mv_instance_set_setting(mv_instance *inst, const char *key, const char *value, GError **error);

@@ -594,6 +594,11 @@ int mv_archive_sync_store_meta(mv_instance *inst, int store_id, GError **error)
 	return rc;
 }
 
+int mv_instance_store_rewrite_own_values(mv_instance *inst, int store_id, GError **error)
+{
+	return mv_archive_sync_store_meta(inst, store_id, error);
+}
+
 void mv_archive_sync_pending_meta(mv_instance *inst)
 {
 	GError *err = NULL;

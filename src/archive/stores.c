@@ -467,12 +467,12 @@ static void store_dirs_clear(store_dirs *sd)
 		g_free(sd->existed[i]);
 }
 
-static int create_files(const mv_store_paths *abs, GError **error)
+static int create_files(const mv_store_paths *abs, const uint8_t data_key[MV_KEY_BYTES], GError **error)
 {
 	store_dirs sd;
 	store_dirs_note(&sd, abs);
 	int rc = -1;
-	if (mv_store_create(abs, error) < 0)
+	if (mv_store_create(abs, data_key, error) < 0)
 		goto out;
 	rc = store_dirs_sync(&sd, error);
 out:
@@ -483,10 +483,12 @@ out:
 static int create_locked(mv_instance *inst, const char *name, const char *state, const mv_store_paths *abs,
                          int *id_r, GError **error)
 {
-	if (create_files(abs, error) < 0)
-		return -1;
 	uint8_t data_key[MV_KEY_BYTES];
 	randombytes_buf(data_key, sizeof data_key);
+	if (create_files(abs, data_key, error) < 0) {
+		sodium_memzero(data_key, sizeof data_key);
+		return -1;
+	}
 	new_store ns = { .name = name, .state = state, .paths = abs, .owner = mv_archive_instance_id(inst),
 	                 .meta_synced = true };
 	char *uid = mv_archive_random_hex(STORE_UID_BYTES);

@@ -280,6 +280,10 @@ static json_t *recover_store(mv_command_ctx *ctx, json_t *args, GError **error)
 		                     &report, error) == 0)
 			mv_command_log(ctx, "store %d: %lld messages recovered from content", info->id,
 			               (long long)json_integer_value(json_object_get(report, "messagesRecovered")));
+		/* The rebuilt store carries its keys as it did, even if its keys
+		 * file was among what was lost. */
+		if (report && mv_instance_store_rewrite_own_values(ctx->inst, info->id, error) < 0)
+			g_clear_pointer(&report, json_decref);
 	}
 	sodium_memzero(key, sizeof key);
 	mv_archive_store_free(info);
@@ -311,7 +315,11 @@ static int upgrade_one(mv_command_ctx *ctx, int id, GError **error)
 	if (!info)
 		return -1;
 	int from = 0;
-	int rc = mv_store_upgrade(&info->paths, &from, error);
+	uint8_t key[MV_KEY_BYTES];
+	int rc = mv_instance_store_key(ctx->inst, id, key, error);
+	if (rc == 0)
+		rc = mv_store_upgrade(&info->paths, key, &from, error);
+	sodium_memzero(key, sizeof key);
 	if (rc == 0 && from != MV_STORE_FORMAT_VERSION)
 		mv_command_log(ctx, "store %d (%s): upgraded from format %d to %d", id, info->name, from, MV_STORE_FORMAT_VERSION);
 	else if (rc == 0)

@@ -24,11 +24,14 @@ static int online_backup(sqlite3 *dst, sqlite3 *src, const char *schema, GError 
 
 /* The copy is made durable before it counts: journal mode back to DELETE
  * so it stands alone, then an fsync of the file itself. */
-static int sqlite_copy(sqlite3 *src, const char *schema, const char *dest_file, GError **error)
+static int sqlite_copy(mv_store *s, sqlite3 *src, const char *schema, mv_store_sql_file which, bool encrypted,
+                       const char *dest_file, GError **error)
 {
 	sqlite3 *dst = NULL;
 	mv_store_remove_db_files(dest_file);
-	if (mv_sql_open(dest_file, true, false, &dst, error) < 0)
+	/* Page by page: SQLite's backup copies encrypted pages only into a
+	 * file under the same key, so the copy is encrypted as its source is. */
+	if (mv_store_sql_open(dest_file, s->key, which, encrypted, true, false, &dst, error) < 0)
 		return -1;
 	int rc = -1;
 	if (online_backup(dst, src, schema, error) < 0 || mv_sql_exec(dst, "PRAGMA journal_mode=DELETE", error) < 0)
@@ -41,12 +44,41 @@ out:
 	return rc;
 }
 
+/* The keys file travels with the copy, which then opens, is attached
+ * or is recovered elsewhere as its store would be.  A store from before
+ * format 3 may have none: its values are in the db the copy holds. */
+static int copy_keys_file(const mv_store_paths *src, const mv_store_paths *dest, GError **error)
+{
+	char *from = mv_store_keys_file(src), *to = mv_store_keys_file(dest);
+	sqlite3 *db = NULL, *dst = NULL;
+	int rc = 0;
+	mv_store_remove_db_files(to);
+	if (!g_file_test(from, G_FILE_TEST_EXISTS))
+		goto out;
+	rc = -1;
+	if (mv_sql_open(from, false, true, &db, error) < 0 || mv_sql_open(to, true, false, &dst, error) < 0)
+		goto out;
+	rc = online_backup(dst, db, "main", error);
+	if (rc == 0)
+		rc = mv_sql_exec(dst, "PRAGMA journal_mode=DELETE", error);
+	sqlite3_close(dst);
+	dst = NULL;
+	if (rc == 0)
+		rc = mv_fsync_file(to, error);
+out:
+	sqlite3_close(dst);
+	sqlite3_close(db);
+	g_free(from);
+	g_free(to);
+	return rc;
+}
+
 /* A fresh empty index, for a copy made without one. */
-static int empty_index(const char *ixp, GError **error)
+static int empty_index(mv_store *s, const char *ixp, GError **error)
 {
 	sqlite3 *empty = NULL;
 	int rc = -1;
-	if (mv_sql_open(ixp, true, false, &empty, error) < 0 || mv_index_init_schema(empty, "main", error) < 0)
+	if (mv_store_sql_open(ixp, s->key, MV_STORE_SQL_INDEX, s->encrypted, true, false, &empty, error) < 0 || mv_index_init_schema(empty, "main", error) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -55,11 +87,11 @@ out:
 }
 
 /* The segment list as the copied db records it, with each committed length. */
-static GArray *copied_segments(const char *dbp, GError **error)
+static GArray *copied_segments(mv_store *s, const char *dbp, GError **error)
 {
 	sqlite3 *copy = NULL;
 	GArray *segs = NULL;
-	if (mv_sql_open(dbp, false, true, &copy, error) < 0)
+	if (mv_store_sql_open(dbp, s->key, MV_STORE_SQL_DB, s->encrypted, false, true, &copy, error) < 0)
 		goto out;
 	segs = mv_journal_segments_from_db(copy, error);
 out:
@@ -101,10 +133,12 @@ int mv_store_backup(mv_store *s, const mv_store_paths *dest, bool with_index, GE
 	int rc = -1;
 	/* Index before db: the copy's index may lack the newest messages (the
 	 * first writer indexes them) but never names one its db lacks. */
-	int index_rc = with_index ? sqlite_copy(ix, *prefix ? "ix" : "main", ixp, error) : empty_index(ixp, error);
-	if (index_rc < 0 || sqlite_copy(s->db, "main", dbp, error) < 0)
+	int index_rc = with_index ? sqlite_copy(s, ix, *prefix ? "ix" : "main", MV_STORE_SQL_INDEX, s->index_encrypted, ixp, error) :
+	                            empty_index(s, ixp, error);
+	if (index_rc < 0 || copy_keys_file(&s->paths, dest, error) < 0 ||
+	    sqlite_copy(s, s->db, "main", MV_STORE_SQL_DB, s->encrypted, dbp, error) < 0)
 		goto out;
-	segs = copied_segments(dbp, error);
+	segs = copied_segments(s, dbp, error);
 	if (!segs)
 		goto out;
 	for (guint i = 0; i < segs->len; i++)

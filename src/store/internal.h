@@ -48,6 +48,8 @@ struct mv_store {
 	mv_store_mode mode;
 	mv_store_paths paths;
 	uint8_t key[MV_KEY_BYTES];
+	bool encrypted;       /* db encrypted (format 3); plain before */
+	bool index_encrypted; /* the index file, encrypted (always for format 3) */
 	sqlite3 *db;          /* metadata; index attached as "ix" for reads */
 	sqlite3 *index_db;    /* separate connection for index writes (own commit) */
 	sqlite3_stmt *index_insert;
@@ -146,7 +148,38 @@ int mv_store_rename_folders(sqlite3 *db, const char *from_archive, const char *f
                    const char *to, GError **error);
 /* The connection the index is read on and the schema prefix its tables need there. */
 sqlite3 *mv_store_index_conn(mv_store *s, const char **prefix_r);
-/* The store's db at paths, opened while the store is closed (meta.c). */
+/* ---- the store's SQLite files, encrypted at rest (db_files.c) ---- */
+typedef enum { MV_STORE_SQL_DB, MV_STORE_SQL_INDEX } mv_store_sql_file;
+/* The key one of the files is encrypted with, derived from the data key. */
+void mv_store_sql_key(const uint8_t data_key[MV_KEY_BYTES], mv_store_sql_file which, uint8_t key_r[MV_SQL_KEY_BYTES]);
+/* Whether a store's db file is (or, absent, will be made) encrypted. */
+bool mv_store_db_file_encrypted(const char *dbp);
+/* Opens one of the files, under its key when encrypted (a key that does
+ * not open it is an MV_ERR_CORRUPT error naming the file), plain if not. */
+int mv_store_sql_open(const char *path, const uint8_t data_key[MV_KEY_BYTES], mv_store_sql_file which, bool encrypted,
+                      bool create, bool readonly, sqlite3 **db_r, GError **error);
+/* ATTACHes the index to db as "ix", keyed the same way. */
+int mv_store_sql_attach_index(sqlite3 *db, const char *ixp, const uint8_t data_key[MV_KEY_BYTES], bool encrypted,
+                              GError **error);
+/* The plain db's whole main schema copied into a new encrypted file dest. */
+int mv_store_sql_export(sqlite3 *plain, const char *dest, const uint8_t data_key[MV_KEY_BYTES], mv_store_sql_file which,
+                        GError **error);
+/* Whether the index is to be opened encrypted.  An encrypted store's
+ * index is always (a plain file there is removed, to be rebuilt); a plain
+ * store's is when the file is (an UpgradeStore cut short between its
+ * renames leaves the index encrypted before the db). */
+bool mv_store_index_file_encrypted(const char *ixp, bool db_encrypted);
+/* The keys file's record of the format (written before an encrypted db is). */
+int mv_store_keys_file_set_format(const mv_store_paths *paths, int version, GError **error);
+/* Meta rows (key, value, key, ... as sqlite3_value*) carried from a plain
+ * db into the keys file; values already there win. */
+int mv_store_keys_file_adopt(const mv_store_paths *paths, GPtrArray *rows, GError **error);
+/* A plain db's own values — its meta rows but the format's, which carry
+ * the wrapped keys before format 3 — as rows for mv_store_keys_file_adopt.
+ * Read on a connection of their own; NULL when dbp is not a plain db or
+ * cannot be read (a warning: the instance writes its copies again). */
+GPtrArray *mv_store_legacy_meta_read(const char *dbp);
+/* The store's plain db at paths, opened while the store is closed (meta.c). */
 int mv_store_open_db_at(const mv_store_paths *paths, bool readonly, sqlite3 **db_r, GError **error);
 /* Removes an SQLite file with its -wal, -shm and -journal siblings. */
 void mv_store_remove_db_files(const char *file);

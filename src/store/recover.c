@@ -374,82 +374,6 @@ void mv_store_remove_db_files(const char *file)
 	}
 }
 
-static int old_meta_rows(sqlite3 *old, GPtrArray *rows)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = -1, step;
-	if (sqlite3_prepare_v2(old, "SELECT key, value FROM meta WHERE key NOT IN ('format_version', 'index_generation')",
-	                       -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		sqlite3_value *k = sqlite3_value_dup(sqlite3_column_value(st, 0));
-		sqlite3_value *v = sqlite3_value_dup(sqlite3_column_value(st, 1));
-		if (k)
-			g_ptr_array_add(rows, k);
-		if (v)
-			g_ptr_array_add(rows, v);
-		if (!k || !v)
-			goto out;
-	}
-	if (step != SQLITE_DONE)
-		goto out;
-	rc = 0;
-out:
-	sqlite3_finalize(st);
-	return rc;
-}
-
-/* The old db's meta rows other than the format's own, as key, value,
- * key, ... (SQLite values, types kept): they carry the store's wrapped
- * keys.  Read on a read-only connection of their own before the new db's
- * transaction begins — an ATTACH inside it could not be detached again,
- * and an old db too damaged to read must cost a warning, not the
- * recovery's transaction.  NULL when there is no old db or it cannot be read. */
-static GPtrArray *old_meta_read(const char *old_file)
-{
-	if (!g_file_test(old_file, G_FILE_TEST_EXISTS))
-		return NULL;
-	GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify)sqlite3_value_free);
-	sqlite3 *old = NULL;
-	int rc = -1;
-	if (mv_sql_open(old_file, false, true, &old, NULL) < 0)
-		goto out;
-	rc = old_meta_rows(old, rows);
-out:
-	sqlite3_close(old);
-	if (rc == 0)
-		return rows;
-	mv_log_warn("the old store database %s is unreadable; the store's own key copies are re-created by the instance",
-	            old_file);
-	g_ptr_array_free(rows, TRUE);
-	return NULL;
-}
-
-/* Writes the old db's meta rows (old_meta_read) into the new db, inside
- * its transaction; rows the replay wrote itself stay. */
-static int carry_meta(sqlite3 *newdb, GPtrArray *rows, GError **error)
-{
-	if (!rows || rows->len == 0)
-		return 0;
-	sqlite3_stmt *st;
-	if (mv_sql_prepare(newdb, "INSERT OR IGNORE INTO meta(key, value) VALUES(?, ?)", &st, error) < 0)
-		return -1;
-	int rc = -1;
-	for (guint i = 0; i + 1 < rows->len; i += 2) {
-		sqlite3_bind_value(st, 1, rows->pdata[i]);
-		sqlite3_bind_value(st, 2, rows->pdata[i + 1]);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			mv_sql_set_error(error, newdb, "carry the old meta rows");
-			goto out;
-		}
-		sqlite3_reset(st);
-	}
-	rc = 0;
-out:
-	sqlite3_finalize(st);
-	return rc;
-}
-
 static int record_segments(recover_ctx *c, GArray *segs, GError **error)
 {
 	sqlite3_stmt *st;
@@ -550,21 +474,30 @@ static int replay_journal(recover_ctx *c, GArray *segs, const mv_task *task, GEr
 	return recover_unnumbered(c, error);
 }
 
-/* The new db in a temporary file: content/ replayed into the schema, the
- * segments' valid lengths, the old db's meta rows carried over. */
-static int build_db(recover_ctx *c, const char *tmp, const char *old_db, GArray *segs, const char *gen,
-                    const mv_task *task, int64_t *folders_r, GError **error)
+static int carry_own_values(const mv_store_paths *paths, const char *old_db, GError **error)
 {
-	GPtrArray *old_meta = old_meta_read(old_db);
+	GPtrArray *rows = mv_store_legacy_meta_read(old_db);
+	int rc = mv_store_keys_file_adopt(paths, rows, error);
+	if (rows)
+		g_ptr_array_free(rows, TRUE);
+	if (rc < 0)
+		return -1;
+	return mv_store_keys_file_set_format(paths, MV_STORE_FORMAT_VERSION, error);
+}
+
+/* The new db in a temporary file: content/ replayed into the schema, the
+ * segments' valid lengths. */
+static int build_db(recover_ctx *c, const char *tmp, GArray *segs, const char *gen, const mv_task *task,
+                    int64_t *folders_r, GError **error)
+{
 	int rc = -1;
 	mv_store_remove_db_files(tmp);
-	if (mv_sql_open(tmp, true, false, &c->db, error) < 0 ||
+	if (mv_store_sql_open(tmp, c->s->key, MV_STORE_SQL_DB, true, true, false, &c->db, error) < 0 ||
 	    mv_sql_exec(c->db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;", error) < 0 ||
 	    mv_sql_exec(c->db, mv_store_schema(), error) < 0)
 		goto out;
 	mv_store_task_progress(task, 0, "store %d: replaying %u segments", c->s->id, segs->len);
-	if (replay_journal(c, segs, task, error) < 0 || recover_finish_db(c, segs, gen, error) < 0 ||
-	    carry_meta(c->db, old_meta, error) < 0)
+	if (replay_journal(c, segs, task, error) < 0 || recover_finish_db(c, segs, gen, error) < 0)
 		goto out;
 	if (mv_store_int_query(c->db, "SELECT count(*) FROM folders", "count recovered folders", folders_r, error) < 0)
 		goto out;
@@ -574,19 +507,17 @@ static int build_db(recover_ctx *c, const char *tmp, const char *old_db, GArray 
 	 * power cut would leave a hot journal a read-only open cannot undo. */
 	rc = mv_sql_exec(c->db, "COMMIT; PRAGMA journal_mode=WAL;", error);
 out:
-	if (old_meta)
-		g_ptr_array_free(old_meta, TRUE);
 	return rc;
 }
 
 /* A fresh, empty index with the new generation; the catch-up fills it. */
-static int build_index(const char *ixtmp, const char *gen, GError **error)
+static int build_index(const char *ixtmp, const uint8_t key[MV_KEY_BYTES], const char *gen, GError **error)
 {
 	sqlite3 *ix = NULL;
 	mv_store_remove_db_files(ixtmp);
 	char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('generation', %Q)", gen);
 	int rc = -1;
-	if (mv_sql_open(ixtmp, true, false, &ix, error) < 0 || mv_store_setup_db(ix, false, error) < 0 ||
+	if (mv_store_sql_open(ixtmp, key, MV_STORE_SQL_INDEX, true, true, false, &ix, error) < 0 || mv_store_setup_db(ix, false, error) < 0 ||
 	    mv_index_init_schema(ix, "main", error) < 0 || mv_sql_exec(ix, sql, error) < 0)
 		goto out;
 	rc = 0;
@@ -627,12 +558,17 @@ static int rebuild_files(recover_ctx *c, const mv_store_paths *paths, const mv_t
 	mv_store_remove_db_files(ixtmp);
 	if (!(segs = mv_journal_segments_from_dir(paths->content_dir, error)))
 		goto out;
-	int built = build_db(c, tmp, dbp, segs, gen, task, folders_r, error);
+	int built = build_db(c, tmp, segs, gen, task, folders_r, error);
 	sqlite3_close(c->db);
 	c->db = NULL;
-	if (built < 0 || build_index(ixtmp, gen, error) < 0)
+	if (built < 0 || build_index(ixtmp, c->s->key, gen, error) < 0)
 		goto out;
 	if (mv_fsync_file(tmp, error) < 0 || cut_torn_tails(c, segs, cut_r, error) < 0)
+		goto out;
+	/* The rebuilt db is encrypted (format 3): the keys file must hold the
+	 * store's own values and name the format before the db takes its
+	 * place — a plain old db's values are carried there first. */
+	if (carry_own_values(paths, dbp, error) < 0)
 		goto out;
 	if (swap_into_place(ixtmp, ixp, error) < 0 || swap_into_place(tmp, dbp, error) < 0)
 		goto out;

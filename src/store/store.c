@@ -109,40 +109,39 @@ int mv_store_setup_db(sqlite3 *db, bool synchronous_full, GError **error)
 	return mv_sql_exec(db, sql, error);
 }
 
-int mv_store_create(const mv_store_paths *paths, GError **error)
+/* The keys file first (it names the format, readable without the key),
+ * then the encrypted db and index; a crash between leaves files that
+ * CreateStore, run again, finds free and makes anew. */
+int mv_store_create(const mv_store_paths *paths, const uint8_t data_key[MV_KEY_BYTES], GError **error)
 {
 	if (mv_mkdir_p(paths->db_dir, error) < 0 || mv_mkdir_p(paths->content_dir, error) < 0 ||
 	    mv_mkdir_p(paths->index_dir, error) < 0)
 		return -1;
 	char *dbp = mv_store_db_file(paths), *ixp = mv_store_index_file(paths);
 	sqlite3 *db = NULL, *ix = NULL;
-	int rc = -1;
-	if (mv_sql_open(dbp, true, false, &db, error) < 0 || mv_store_setup_db(db, true, error) < 0 ||
-	    mv_sql_exec(db, store_schema, error) < 0)
-		goto out;
 	char *gen = mv_store_new_generation();
 	char *meta = g_strdup_printf("INSERT OR IGNORE INTO meta VALUES('format_version','%d');"
 	                             "INSERT OR IGNORE INTO meta VALUES('index_generation','%s');",
 	                             MV_STORE_FORMAT_VERSION, gen);
-	rc = mv_sql_exec(db, meta, error);
-	g_free(meta);
-	if (rc < 0) {
-		g_free(gen);
-		goto out;
-	}
-	rc = -1;
 	char *ixgen = g_strdup_printf("INSERT OR REPLACE INTO index_state VALUES('generation','%s');", gen);
-	g_free(gen);
-	if (mv_sql_open(ixp, true, false, &ix, error) < 0 || mv_store_setup_db(ix, false, error) < 0 ||
-	    mv_index_init_schema(ix, "main", error) < 0 || mv_sql_exec(ix, ixgen, error) < 0) {
-		g_free(ixgen);
+	int rc = -1;
+	if (mv_store_keys_file_set_format(paths, MV_STORE_FORMAT_VERSION, error) < 0)
 		goto out;
-	}
-	g_free(ixgen);
+	if (mv_store_sql_open(dbp, data_key, MV_STORE_SQL_DB, true, true, false, &db, error) < 0 ||
+	    mv_store_setup_db(db, true, error) < 0 || mv_sql_exec(db, store_schema, error) < 0 ||
+	    mv_sql_exec(db, meta, error) < 0)
+		goto out;
+	if (mv_store_sql_open(ixp, data_key, MV_STORE_SQL_INDEX, true, true, false, &ix, error) < 0 ||
+	    mv_store_setup_db(ix, false, error) < 0 || mv_index_init_schema(ix, "main", error) < 0 ||
+	    mv_sql_exec(ix, ixgen, error) < 0)
+		goto out;
 	rc = mv_fsync_dir(paths->db_dir, error);
 out:
 	sqlite3_close(db);
 	sqlite3_close(ix);
+	g_free(gen);
+	g_free(meta);
+	g_free(ixgen);
 	g_free(dbp);
 	g_free(ixp);
 	return rc;
@@ -163,6 +162,13 @@ static int check_format(mv_store *s, GError **error)
 		return -1;
 	}
 	s->format_version = version;
+	/* A plain db claiming format 3 was not made by a store: refused rather
+	 * than trusted, as a file put in the encrypted one's place would be. */
+	if (!s->encrypted && version >= 3) {
+		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "store %s: format version %d stores are encrypted, but "
+		            "store.sqlite is a plain SQLite file", s->paths.db_dir, version);
+		return -1;
+	}
 	if (s->mode == MV_STORE_WRITE && version < MV_STORE_FORMAT_VERSION) {
 		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d (%s) has format version %d and is read-only until"
 		            " upgraded to version %d: run UpgradeStore --id=%d", s->id, s->paths.db_dir, version,
@@ -188,6 +194,7 @@ mv_store *mv_store_new(int store_id, const mv_store_paths *paths, const uint8_t 
 	s->paths.index_dir = g_strdup(paths->index_dir);
 	if (data_key)
 		memcpy(s->key, data_key, MV_KEY_BYTES);
+	s->encrypted = true;
 	s->segment_fds = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, close_fd);
 	s->folder_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	s->lock_fd = -1;
@@ -200,7 +207,9 @@ mv_store *mv_store_new(int store_id, const mv_store_paths *paths, const uint8_t 
  * write-locked by every BEGIN IMMEDIATE on the metadata db. */
 static int open_writer_index(mv_store *s, const char *ixp, GError **error)
 {
-	if (mv_sql_exec(s->db, STORE_LOOKUP_INDEXES, error) < 0 || mv_sql_open(ixp, true, false, &s->index_db, error) < 0)
+	s->index_encrypted = mv_store_index_file_encrypted(ixp, s->encrypted);
+	if (mv_sql_exec(s->db, STORE_LOOKUP_INDEXES, error) < 0 ||
+	    mv_store_sql_open(ixp, s->key, MV_STORE_SQL_INDEX, s->index_encrypted, true, false, &s->index_db, error) < 0)
 		return -1;
 	if (mv_store_setup_db(s->index_db, false, error) < 0)
 		return -1;
@@ -209,11 +218,12 @@ static int open_writer_index(mv_store *s, const char *ixp, GError **error)
 
 /* A reader must not create what a writer would: an index file that is
  * missing is made (empty, stale) only so that queries fail softly. */
-static int create_missing_index(const char *ixp, GError **error)
+static int create_missing_index(mv_store *s, const char *ixp, GError **error)
 {
 	sqlite3 *ix = NULL;
 	int rc = -1;
-	if (mv_sql_open(ixp, true, false, &ix, error) < 0 || mv_store_setup_db(ix, false, error) < 0)
+	if (mv_store_sql_open(ixp, s->key, MV_STORE_SQL_INDEX, s->index_encrypted, true, false, &ix, error) < 0 ||
+	    mv_store_setup_db(ix, false, error) < 0)
 		goto out;
 	rc = mv_index_init_schema(ix, "main", error);
 out:
@@ -223,12 +233,10 @@ out:
 
 static int attach_reader_index(mv_store *s, const char *ixp, GError **error)
 {
-	if (!g_file_test(ixp, G_FILE_TEST_EXISTS) && create_missing_index(ixp, error) < 0)
+	s->index_encrypted = mv_store_index_file_encrypted(ixp, s->encrypted);
+	if (!g_file_test(ixp, G_FILE_TEST_EXISTS) && create_missing_index(s, ixp, error) < 0)
 		return -1;
-	char *attach = sqlite3_mprintf("ATTACH DATABASE %Q AS ix", ixp);
-	int rc = mv_sql_exec(s->db, attach, error);
-	sqlite3_free(attach);
-	return rc;
+	return mv_store_sql_attach_index(s->db, ixp, s->key, s->index_encrypted, error);
 }
 
 mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
@@ -241,8 +249,9 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "store database %s is missing", dbp);
 		goto out;
 	}
-	if (mv_sql_open(dbp, false, false, &s->db, error) < 0 || mv_store_setup_db(s->db, true, error) < 0 ||
-	    check_format(s, error) < 0 || mv_mkdir_p(paths->index_dir, error) < 0)
+	s->encrypted = mv_store_db_file_encrypted(dbp);
+	if (mv_store_sql_open(dbp, data_key, MV_STORE_SQL_DB, s->encrypted, false, false, &s->db, error) < 0 ||
+	    mv_store_setup_db(s->db, true, error) < 0 || check_format(s, error) < 0 || mv_mkdir_p(paths->index_dir, error) < 0)
 		goto out;
 	rc = mode == MV_STORE_WRITE ? open_writer_index(s, ixp, error) : attach_reader_index(s, ixp, error);
 out:

@@ -23,7 +23,7 @@
 
 /* 1: the first format.  2: batch markers (explicit message numbers in
  * content/), tombstones and folder-move records, deleted_at/deleted_reason. */
-#define MV_STORE_FORMAT_VERSION 2
+#define MV_STORE_FORMAT_VERSION 3   /* 3: db and index encrypted (SQLCipher) */
 #define MV_KEY_BYTES 32
 #define MV_HASH_BYTES 32              /* BLAKE2b-256 of the raw message */
 #define MV_SEGMENT_MAX_BYTES (256u * 1024u * 1024u)
@@ -68,8 +68,9 @@ char *mv_store_index_file(const mv_store_paths *p);
  * (dir may be relative; paths_r's three strings are the caller's). */
 void mv_store_paths_under(const char *dir, mv_store_paths *paths_r);
 
-/* Creates the directories and empty db/index of a new store. */
-int mv_store_create(const mv_store_paths *paths, GError **error);
+/* Creates the directories, the keys file and the empty db/index of a new
+ * store, the db and index encrypted under keys derived from data_key. */
+int mv_store_create(const mv_store_paths *paths, const uint8_t data_key[MV_KEY_BYTES], GError **error);
 mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
                         const uint8_t data_key[MV_KEY_BYTES], mv_store_mode mode, GError **error);
 void mv_store_close(mv_store **s);
@@ -134,12 +135,15 @@ int mv_store_sync(mv_store *s, GError **error);
 
 
 /* ---- a store's own small values (closed store, by path) -------------------
- * A store carries its wrapped keys and owning instance in its own db (table
- * meta) so that it can be detached and attached elsewhere.  Keys used by
- * archive/: "instance_id", "key_master", "key_recovery", "recovery_salt". */
+ * A store carries its wrapped keys and owning instance with it so that it
+ * can be detached and attached elsewhere: in db/store-keys.sqlite, plain
+ * beside the encrypted db (see meta.c).  Keys used by archive/:
+ * "instance_id", "store_uid", "key_master", "key_recovery", "recovery_salt". */
+char *mv_store_keys_file(const mv_store_paths *p);
 int mv_store_meta_get(const mv_store_paths *paths, const char *key, GBytes **value_r, GError **error);
 int mv_store_meta_set(const mv_store_paths *paths, const char *key, const void *data, size_t len, GError **error);
-/* The db's format version (1 = before tombstones and batch markers). */
+/* The db's format version (1 = before tombstones and batch markers, 2 =
+ * plain files, 3 = db and index encrypted), without the store's key. */
 int mv_store_format_version(const mv_store_paths *paths, int *version_r, GError **error);
 /* Counts this process's changes of a store's format version (upgrades), so
  * that a format version read earlier can be reused until the next one. */
@@ -180,8 +184,10 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
  * message whose own record is missing or damaged while its content is
  * intact; messages whose content itself is damaged are reported. */
 int mv_store_recreate_records(mv_store *s, const mv_task *task, json_t **report_r, GError **error);
-/* UpgradeStore: brings a store's db to MV_STORE_FORMAT_VERSION in place. */
-int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **error);
+/* UpgradeStore: brings a store's files to MV_STORE_FORMAT_VERSION in place
+ * (to 3: its db and index encrypted under keys derived from data_key). */
+int mv_store_upgrade(const mv_store_paths *paths, const uint8_t data_key[MV_KEY_BYTES], int *from_version_r,
+                     GError **error);
 /* RepairStoreDatabase / MaintainFileSystemDatabases. */
 int mv_store_repair_db(mv_store *s, json_t **report_r, GError **error);
 int mv_store_maintain_db(mv_store *s, GError **error);

@@ -4,6 +4,8 @@
  * format or the new one, never a mix the store cannot open. */
 #include "store/journal.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -47,7 +49,151 @@ static int upgrade_db_1_to_2(sqlite3 *db, const char *gen, GError **error)
 	return rc;
 }
 
-int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **error)
+/* 1 -> 2 on the plain db: the index generation stamped first, then the db. */
+static int upgrade_1_to_2(const mv_store_paths *paths, sqlite3 *db, GError **error)
+{
+	char *gen = mv_store_new_generation();
+	int rc = -1;
+	if (stamp_index_generation(paths, gen, error) == 0)
+		rc = upgrade_db_1_to_2(db, gen, error);
+	g_free(gen);
+	return rc;
+}
+
+/* ---- 2 -> 3: the db and the index encrypted --------------------------------------------- */
+
+/* Everything the plain db's WAL holds goes into the db file first: the
+ * swap removes the WAL, which must by then hold nothing. */
+static int checkpoint_fully(sqlite3 *db, const char *dbp, GError **error)
+{
+	int log = -1, done = -1;
+	if (sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_TRUNCATE, &log, &done) != SQLITE_OK) {
+		mv_sql_set_error(error, db, "checkpoint before encrypting");
+		return -1;
+	}
+	if (log != done) {
+		g_set_error(error, MV_ERROR, MV_ERR_STATE, "%s is being read by another process: UpgradeStore needs it to "
+		            "itself for a moment; try again", dbp);
+		return -1;
+	}
+	return 0;
+}
+
+/* The exported copy made what a store's encrypted db is: format 3, WAL
+ * (set while the file is private, as RecoverStore does), no own values
+ * (they are in the keys file now), and durable. */
+static int finish_encrypted_db(const char *tmp, const uint8_t key[MV_KEY_BYTES], GError **error)
+{
+	sqlite3 *db = NULL;
+	char *sql = g_strdup_printf("BEGIN IMMEDIATE;"
+	                            "DELETE FROM meta WHERE key NOT IN ('format_version', 'index_generation');"
+	                            "INSERT OR REPLACE INTO meta VALUES('format_version', '%d');"
+	                            "COMMIT; PRAGMA journal_mode=WAL;", MV_STORE_FORMAT_VERSION);
+	int rc = -1;
+	if (mv_store_sql_open(tmp, key, MV_STORE_SQL_DB, true, false, false, &db, error) < 0 ||
+	    mv_sql_exec(db, sql, error) < 0)
+		goto out;
+	sqlite3_close(db);
+	db = NULL;
+	rc = mv_fsync_file(tmp, error);
+out:
+	sqlite3_close(db);
+	g_free(sql);
+	return rc;
+}
+
+/* The plain index exported to tmp.  Not having one is no failure: a store
+ * without an index rebuilds it from content, so an index that is missing
+ * or unreadable is left to that (with a warning for the latter). */
+static int encrypt_index(const char *ixp, const char *tmp, const uint8_t key[MV_KEY_BYTES], GError **error)
+{
+	/* Encrypted already (an earlier UpgradeStore got as far as its rename)
+	 * or absent: nothing to copy, and the swap leaves it as it is. */
+	if (mv_sql_file_kind_of(ixp) != MV_SQL_FILE_PLAIN)
+		return 0;
+	sqlite3 *ix = NULL, *enc = NULL;
+	GError *err = NULL;
+	int rc = 0;
+	if (mv_sql_open(ixp, false, false, &ix, &err) < 0 || mv_store_sql_export(ix, tmp, key, MV_STORE_SQL_INDEX, &err) < 0 ||
+	    mv_store_sql_open(tmp, key, MV_STORE_SQL_INDEX, true, false, false, &enc, &err) < 0 ||
+	    mv_sql_exec(enc, "PRAGMA journal_mode=WAL", &err) < 0) {
+		mv_log_warn("%s: not encrypted but left to be rebuilt from content: %s", ixp, err->message);
+		g_clear_error(&err);
+		mv_store_remove_db_files(tmp);
+	}
+	sqlite3_close(enc);
+	sqlite3_close(ix);
+	if (g_file_test(tmp, G_FILE_TEST_EXISTS))
+		rc = mv_fsync_file(tmp, error);
+	return rc;
+}
+
+/* The index first, the db last: the db's rename is the upgrade's commit
+ * point.  Cut short between the two, the plain db opens the encrypted index
+ * (mv_store_index_file_encrypted), and the next UpgradeStore starts over. */
+static int swap_encrypted_files(const mv_store_paths *paths, const char *dbp, const char *dbtmp, const char *ixp,
+                                const char *ixtmp, GError **error)
+{
+	if (g_file_test(ixtmp, G_FILE_TEST_EXISTS)) {
+		mv_store_remove_db_files(ixp);
+		if (rename(ixtmp, ixp) < 0) {
+			mv_set_errno_error(error, errno, "rename", ixtmp);
+			return -1;
+		}
+	}
+	if (mv_fsync_dir(paths->index_dir, error) < 0)
+		return -1;
+	mv_fault_point("upgrade-store", 3);
+	char *wal = g_strconcat(dbp, "-wal", NULL), *shm = g_strconcat(dbp, "-shm", NULL);
+	unlink(wal);
+	unlink(shm);
+	g_free(wal);
+	g_free(shm);
+	if (rename(dbtmp, dbp) < 0) {
+		mv_set_errno_error(error, errno, "rename", dbtmp);
+		return -1;
+	}
+	return mv_fsync_dir(paths->db_dir, error);
+}
+
+/* The store's own values move to the keys file, which names format 3
+ * before any encrypted file exists; then encrypted copies of the db and
+ * index are made beside them and swapped in.  db is closed on return. */
+static int encrypt_2_to_3(const mv_store_paths *paths, const uint8_t key[MV_KEY_BYTES], sqlite3 **db, GError **error)
+{
+	char *dbp = mv_store_db_file(paths), *ixp = mv_store_index_file(paths);
+	char *dbtmp = g_strconcat(dbp, ".encrypting", NULL), *ixtmp = g_strconcat(ixp, ".encrypting", NULL);
+	GPtrArray *rows = mv_store_legacy_meta_read(dbp);
+	int rc = -1;
+	mv_store_remove_db_files(dbtmp);
+	mv_store_remove_db_files(ixtmp);
+	if (mv_store_keys_file_adopt(paths, rows, error) < 0 ||
+	    mv_store_keys_file_set_format(paths, MV_STORE_FORMAT_VERSION, error) < 0)
+		goto out;
+	mv_fault_point("upgrade-store", 1);
+	if (checkpoint_fully(*db, dbp, error) < 0 || mv_store_sql_export(*db, dbtmp, key, MV_STORE_SQL_DB, error) < 0 ||
+	    finish_encrypted_db(dbtmp, key, error) < 0 || encrypt_index(ixp, ixtmp, key, error) < 0)
+		goto out;
+	sqlite3_close(*db);
+	*db = NULL;
+	mv_fault_point("upgrade-store", 2);
+	rc = swap_encrypted_files(paths, dbp, dbtmp, ixp, ixtmp, error);
+out:
+	if (rc < 0) {
+		mv_store_remove_db_files(dbtmp);
+		mv_store_remove_db_files(ixtmp);
+	}
+	if (rows)
+		g_ptr_array_free(rows, TRUE);
+	g_free(dbp);
+	g_free(ixp);
+	g_free(dbtmp);
+	g_free(ixtmp);
+	return rc;
+}
+
+int mv_store_upgrade(const mv_store_paths *paths, const uint8_t data_key[MV_KEY_BYTES], int *from_version_r,
+                     GError **error)
 {
 	int version = 0;
 	if (mv_store_format_version(paths, &version, error) < 0)
@@ -60,22 +206,20 @@ int mv_store_upgrade(const mv_store_paths *paths, int *from_version_r, GError **
 		            paths->db_dir, version, MV_STORE_FORMAT_VERSION);
 		return -1;
 	}
-	mv_store *shell = mv_store_new(0, paths, NULL, MV_STORE_WRITE);
+	mv_store *shell = mv_store_new(0, paths, data_key, MV_STORE_WRITE);
 	sqlite3 *db = NULL;
-	char *gen = mv_store_new_generation();
 	int rc = -1;
 	if (mv_store_flock(shell, error) < 0 || mv_store_open_db_at(paths, false, &db, error) < 0 ||
 	    mv_store_setup_db(db, true, error) < 0)
 		goto out;
-	if (stamp_index_generation(paths, gen, error) < 0)
+	if (version < 2 && upgrade_1_to_2(paths, db, error) < 0)
 		goto out;
-	rc = upgrade_db_1_to_2(db, gen, error);
+	rc = encrypt_2_to_3(paths, data_key, &db, error);
 out:
 	/* Whatever the outcome: handles and format versions read before this
 	 * point are not to be trusted any more (mv_store_format_epoch). */
 	mv_store_format_changed();
 	sqlite3_close(db);
 	mv_store_close(&shell);
-	g_free(gen);
 	return rc;
 }

@@ -25,12 +25,12 @@ import hashlib
 import imaplib
 import json
 import os
-import sqlite3
 import ssl
 
 import pytest
 
 from mvserver import MvServer, init_with_admin
+import storedb
 from mvtest import mv
 
 pytestmark = pytest.mark.xdist_group("content_integrity")
@@ -62,7 +62,7 @@ def world(tmp_path_factory):
     # archive "admin", no folder: the administrator's IMAP INBOX
     summary = json.loads(mv("import", str(src), "--archive", "admin", "--json", data_dir=d).stdout)
     assert summary["imported"] == 3, summary
-    db = sqlite3.connect(os.path.join(d, "stores", "store1", "db", "store.sqlite"))
+    db = storedb.connect(d)
     try:
         by_num = {num: (cid, h) for num, cid, h in db.execute(
             "SELECT m.num, c.id, c.hash FROM messages m JOIN contents c ON c.id = m.content_id")}

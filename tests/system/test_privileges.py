@@ -22,6 +22,7 @@ import time
 import pytest
 
 from mvserver import MvServer, init_with_admin
+import storedb
 from mvtest import mv, search_json
 
 WORD = "quokka"
@@ -669,7 +670,7 @@ def test_archive_names_cannot_read_as_folder_paths(tmp_path):
         assert cp.returncode == 2 and b"--archive" in cp.stderr and why.encode() in cp.stderr, (bad, cp.stderr)
     # an old store holding "a/b": written as "ab" and renamed under the rules' feet
     mv("import", str(eml), "--archive", "ab", data_dir=d)
-    db = sqlite3.connect(os.path.join(d, "stores", "store1", "db", "store.sqlite"))
+    db = storedb.connect(d)
     db.execute("UPDATE folders SET archive='a/b' WHERE archive='ab'")
     db.commit()
     db.close()
@@ -740,7 +741,7 @@ def test_unicode_spellings_of_a_folder_are_one_folder(tmp_path):
         got = json.loads(mv("cmd", "GetMessages", "--folder=alice/" + spelling, data_dir=d).stdout)["result"]
         assert len(got) == 1, (spelling, got)
     # a store written before: its folder row in the decomposed form
-    db = sqlite3.connect(os.path.join(d, "stores", "store1", "db", "store.sqlite"))
+    db = storedb.connect(d)
     db.execute("UPDATE folders SET path=? WHERE path=?", (decomposed, precomposed))
     db.commit()
     db.close()
@@ -763,7 +764,7 @@ def test_unicode_spellings_of_a_folder_are_one_folder(tmp_path):
     other.mkdir(parents=True)
     (other / "m.eml").write_bytes(b"From: a@example.com\r\nSubject: brioche\r\n\r\nbrioche\r\n")
     mv("import", str(tmp_path / "eml2"), "--archive", "alice", data_dir=d)
-    db = sqlite3.connect(os.path.join(d, "stores", "store1", "db", "store.sqlite"))
+    db = storedb.connect(d)
     db.execute("UPDATE folders SET path=? WHERE path='Other'", (decomposed,))
     db.commit()
     db.close()

@@ -14,6 +14,7 @@ import sqlite3
 
 import pytest
 
+import storedb
 from mvtest import mv, parse_json, search_json, sha256, show
 
 # The exit status of a process ended by the MAILVAULT_FAULT test hook.
@@ -113,11 +114,8 @@ def master_rows(data_dir):
 
 
 def store_meta(db_dir):
-    con = sqlite3.connect(os.path.join(str(db_dir), "store.sqlite"))
-    try:
-        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in con.execute("SELECT key, value FROM meta")}
-    finally:
-        con.close()
+    """The store's own values: its keys file, plain beside the encrypted db."""
+    return storedb.keys_file_values(db_dir)
 
 
 def read_bytes(path):
@@ -724,7 +722,7 @@ def make_pre_portable(d):
         con.execute("ALTER TABLE stores DROP COLUMN %s" % col)
     con.commit()
     con.close()
-    st = sqlite3.connect(os.path.join(str(d), "stores", "store1", "db", "store.sqlite"))
+    st = sqlite3.connect(os.path.join(str(d), "stores", "store1", "db", "store-keys.sqlite"))
     st.execute("DELETE FROM meta WHERE key IN ('instance_id','key_master','key_recovery','recovery_salt','store_uid')")
     st.commit()
     st.close()

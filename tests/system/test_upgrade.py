@@ -15,6 +15,7 @@ import sqlite3
 
 import pytest
 
+import storedb
 from mvtest import REPO_ROOT, import_json, mv, parse_json, search_json, show
 
 FIXTURE = os.path.join(REPO_ROOT, "tests", "fixtures", "store-v1")
@@ -84,12 +85,20 @@ def upgrade(data_dir):
     return env
 
 
+def is_plain_sqlite(path):
+    with open(path, "rb") as f:
+        return f.read(16) == b"SQLite format 3\x00"
+
+
 def store_format_version(data_dir):
     """meta.format_version of store1's db (ARCHITECTURE.md, store format),
     read-only.  Only on copies: even a read-only connection to a WAL
-    database creates -wal/-shm files next to it."""
+    database creates -wal/-shm files next to it.  A format 3 db is
+    encrypted: read with its key (storedb), as a check that it is."""
     path = os.path.join(data_dir, "stores", "store1", "db", "store.sqlite")
     assert not os.path.abspath(path).startswith(FIXTURE + os.sep), "never open the fixture in place"
+    if not is_plain_sqlite(path):
+        return int(storedb.connect(data_dir).execute("SELECT value FROM meta WHERE key='format_version'")[0][0])
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
     try:
         return int(db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()[0])
@@ -192,10 +201,31 @@ def test_write_refused_before_upgrade(tmp_path):
 def test_upgrade_store(tmp_path):
     d = fresh_copy(tmp_path)
     upgrade(d)
-    assert store_format_version(d) > 1
+    assert store_format_version(d) == 3
+    check_encrypted(d)
     # nothing left to upgrade: UpgradeStores succeeds and changes nothing
     cmd(d, "UpgradeStores")
     check_readable(d)
+
+
+def check_encrypted(d):
+    """Format 3: neither file is plain SQLite, and no subject word of the
+    fixture's messages is in their bytes (or in any side file left)."""
+    store = os.path.join(d, "stores", "store1")
+    files = [os.path.join(store, "db", "store.sqlite"), os.path.join(store, "index", "index.sqlite")]
+    for f in files:
+        assert not is_plain_sqlite(f), f
+    found = []
+    for sub in ("db", "index"):
+        for name in os.listdir(os.path.join(store, sub)):
+            if name.startswith("store-keys"):
+                continue
+            raw = open(os.path.join(store, sub, name), "rb").read()
+            found += [(name, m["word"]) for m in MANIFEST if m["word"].encode() in raw]
+    assert not found, "words in clear: %s" % found
+    # the index was carried over, not dropped: the subject words are found
+    first = MANIFEST[0]
+    assert [h["id"] for h in search_json("subject:" + first["word"], d)] == [IDS["messages/" + first["file"]]]
 
 
 def test_after_upgrade_reads_same(tmp_path):
@@ -242,11 +272,35 @@ def test_after_upgrade_verify_clean(tmp_path):
         "VerifyStore after the upgrade is not clean: %s" % json.dumps(env, indent=1))
 
 
+@pytest.mark.parametrize("step", [1, 2, 3])
+def test_upgrade_cut_short_then_run_again(tmp_path, step):
+    """UpgradeStore ended as a crash would (MAILVAULT_FAULT) after the keys
+    file names format 3 (1), after the encrypted copies are made (2), and
+    between the index's rename and the db's (3): what it left still reads
+    every message, and UpgradeStore run again finishes the job; a writer
+    then rebuilds an index the cut left behind."""
+    d = fresh_copy(tmp_path)
+    env = dict(os.environ, MAILVAULT_FAULT="upgrade-store:%d" % step)
+    mv("cmd", "UpgradeStore", "--id=%d" % STORE_ID, data_dir=d, check=86, env=env)
+    assert store_format_version(d) == 2
+    check_ids(d)
+    check_show(d)
+    upgrade(d)
+    assert store_format_version(d) == 3
+    path, raw = new_message(tmp_path)
+    summary, _ = import_json(path, ARCHIVE, d, "--folder", "Inbox")
+    assert summary["imported"] == 1, summary
+    hits = search_json(NEW_WORD + "1", d, limit=0)
+    assert len(hits) == 1 and show(hits[0]["id"], d) == raw, hits
+    check_readable(d, added={hits[0]["id"]})
+    check_encrypted(d)
+
+
 def test_upgrade_stores_from_v1(tmp_path):
     """UpgradeStores alone (no UpgradeStore first) upgrades the v1 store."""
     d = fresh_copy(tmp_path)
     cmd(d, "UpgradeStores")
-    assert store_format_version(d) > 1
+    assert store_format_version(d) == 3
     path, _ = new_message(tmp_path)
     summary, _ = import_json(path, ARCHIVE, d, "--folder", "Inbox")
     assert summary["imported"] == 1, summary
@@ -312,7 +366,7 @@ def test_upgrade_under_a_server_with_kept_readers(tmp_path):
         assert [h["id"] for h in ok("SearchMessages", query="subject:" + first["word"])] == \
             [IDS["messages/" + first["file"]]]
         ok("UpgradeStore", id=STORE_ID)
-        assert store_format_version(d) > 1
+        assert store_format_version(d) == 3
         assert sorted(m["id"] for m in ok("GetMessages", folder=folder)) == listed
         victim = IDS["messages/" + first["file"]]
         assert ok("DeleteMessage", id=victim, reason="test: deleted after the upgrade") is None

@@ -21,12 +21,12 @@ another moment (notIndexed, indexedNotLive)."""
 import json
 import os
 import shutil
-import sqlite3
 import unicodedata
 
 import pytest
 
 from mvserver import init_with_admin
+import storedb
 from mvtest import mv
 
 pytestmark = pytest.mark.xdist_group("verify_problems")
@@ -70,14 +70,7 @@ def segment_path(d):
 
 
 def sql(d, statement, *params, index=False):
-    path = os.path.join(store_dir(d), "index", "index.sqlite") if index else db_path(d)
-    db = sqlite3.connect(path)
-    try:
-        rows = db.execute(statement, params).fetchall()
-        db.commit()
-        return rows
-    finally:
-        db.close()
+    return storedb.connect(d, index=index).execute(statement, params).fetchall()
 
 
 def committed_len(d):

@@ -22,7 +22,7 @@ static int setup(void **state)
 	f->dir = g_dir_make_tmp("mv-store-test-XXXXXX", NULL);
 	mv_store_paths_under(f->dir, &f->paths);
 	GError *err = NULL;
-	assert_int_equal(mv_store_create(&f->paths, &err), 0);
+	assert_int_equal(mv_store_create(&f->paths, key, &err), 0);
 	mv_store *s = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
 	assert_non_null(s);
 	const char raw[] = "Subject: hello\r\nFrom: a@example.org\r\n\r\nbody text\r\n";

@@ -29,7 +29,8 @@ static char *index_generation(const fixture *f)
 	char *file = g_build_filename(f->paths.index_dir, "index.sqlite", NULL);
 	sqlite3 *ix = NULL;
 	sqlite3_stmt *st = NULL;
-	assert_int_equal(sqlite3_open(file, &ix), SQLITE_OK);
+	GError *err = NULL;
+	assert_int_equal(mv_store_sql_open(file, key, MV_STORE_SQL_INDEX, true, false, true, &ix, &err), 0);
 	assert_int_equal(sqlite3_prepare_v2(ix, "SELECT value FROM index_state WHERE key='generation'", -1, &st, NULL),
 	                 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
