@@ -82,6 +82,22 @@ MUTANTS = [
     ("legal-hold-not-checked", "src/archive/compliance.c",
      "bool held = c.legal_hold_enabled;", "bool held = false;",
      ["tests/system/test_privileges.py::test_legal_hold_refuses_every_removal"]),
+    ("store-db-made-plain", "src/store/db_files.c",
+     "return mv_sql_file_kind_of(dbp) != MV_SQL_FILE_PLAIN;", "return false;",
+     ["tests/system/test_encryption_at_rest.py"]),
+    ("index-opened-plain", "src/store/db_files.c",
+     "\tif (!db_encrypted)\n\t\treturn kind == MV_SQL_FILE_ENCRYPTED;", "\treturn false;",
+     ["tests/system/test_encryption_at_rest.py"]),
+    ("plain-db-claiming-format-3-accepted", "src/store/store.c",
+     "if (!s->encrypted && version >= 3) {", "if (0) {",
+     ["tests/system/test_encryption_at_rest.py::test_a_file_not_the_stores_own_is_refused_by_name"]),
+    ("file-key-not-checked-on-open", "src/base/sql_encrypted.c",
+     "\t    check_key_opens(db, \"main\", path, error) < 0) {", "\t    0) {",
+     ["tests/system/test_encryption_at_rest.py::test_a_file_not_the_stores_own_is_refused_by_name"]),
+    ("upgrade-leaves-index-plain", "src/store/upgrade.c",
+     "\tif (mv_sql_file_kind_of(ixp) != MV_SQL_FILE_PLAIN)\n\t\treturn 0;\n\tsqlite3 *ix = NULL",
+     "\treturn 0;\n\tsqlite3 *ix = NULL",
+     ["tests/system/test_upgrade.py::test_upgrade_store"]),
 ]
 
 

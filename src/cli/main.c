@@ -41,7 +41,8 @@ static const struct {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: mailvault [--data-dir DIR] [--debug] COMMAND [ARGS]\n\ncommands:\n");
+	fprintf(out, "usage: mailvault [--data-dir DIR] [--debug] COMMAND [ARGS]\n"
+	             "       mailvault --version\n\ncommands:\n");
 	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
 		fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\nThe data directory is --data-dir, else $MAILVAULT_DATA_DIR, else ./var.\n"
@@ -79,6 +80,16 @@ static int take_globals(int argc, char **argv, mv_cli_globals *g, GError **error
 	}
 	argv[out] = NULL;
 	return out;
+}
+
+/* What an admin compares before moving a store between machines: the
+ * release, the store format it writes (and the oldest it reads), and the
+ * SQLite (SQLCipher) it runs on. */
+static int print_version(void)
+{
+	printf("mailvault %s\nstore format %d (reads formats 1 to %d)\nSQLite %s (SQLCipher)\n", MV_VERSION,
+	       MV_STORE_FORMAT_VERSION, MV_STORE_FORMAT_VERSION, sqlite3_libversion());
+	return MV_EXIT_OK;
 }
 
 /* The binary the document workers run: this one as it was when started —
@@ -123,6 +134,8 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? MV_EXIT_USAGE : MV_EXIT_OK;
 	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)
+		return print_version();
 	mv_log_set_debug(g.debug);
 	/* Functions of modules above commands/ join the registry before any lookup. */
 	mv_commands_register(mv_commands_export);
