@@ -3,10 +3,12 @@
 #   make test   build with ASan+UBSan and run unit, system and fuzz tests
 #   make bench  release build and benchmarks against notmuch and mu
 #   make mutants  break one important check at a time; every mutant must be killed
-.PHONY: all deps build run test bench mutants clean
+#   make install  the binary, systemd unit, sample configuration and docs (PREFIX, DESTDIR)
+.PHONY: all deps build run test bench mutants install clean
 
 BUILD ?= build
 DATA_DIR ?= $(CURDIR)/var
+PREFIX ?= /usr/local
 
 all: build
 
@@ -19,6 +21,14 @@ build: deps
 
 run: build
 	@tools/run.sh $(BUILD)/mailvault "$(DATA_DIR)"
+
+# Installs what `meson install` installs (dist/meson.build lists it) under
+# $(DESTDIR)$(PREFIX); the service's data and configuration places are fixed
+# (/var/lib/mailvault, /etc/mailvault).  Then, as root: systemd-sysusers,
+# systemctl daemon-reload, systemctl enable --now mailvault.
+install: build
+	@meson configure $(BUILD) -Dprefix=$(PREFIX) >/dev/null
+	@meson install -C $(BUILD) --quiet $(if $(DESTDIR),--destdir "$(DESTDIR)")
 
 test:
 	@tools/deps.sh test
