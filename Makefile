@@ -4,7 +4,8 @@
 #   make bench  release build and benchmarks against notmuch and mu
 #   make mutants  break one important check at a time; every mutant must be killed
 #   make install  the binary, systemd unit, sample configuration and docs (PREFIX, DESTDIR)
-.PHONY: all deps build run test bench mutants install clean
+#   make deb      the Debian package, in build-deb/ (lintian-checked)
+.PHONY: all deps build run test bench mutants install deb clean
 
 BUILD ?= build
 DATA_DIR ?= $(CURDIR)/var
@@ -29,6 +30,10 @@ run: build
 install: build
 	@meson configure $(BUILD) -Dprefix=$(PREFIX) >/dev/null
 	@meson install -C $(BUILD) --quiet $(if $(DESTDIR),--destdir "$(DESTDIR)")
+
+deb:
+	@tools/deps.sh deb
+	@tools/make_deb.sh
 
 test:
 	@tools/deps.sh test

@@ -1,17 +1,19 @@
 #!/bin/sh
-# Installs the Debian packages mailvault needs to build, test and benchmark.
+# Installs the Debian packages mailvault needs to build, test, benchmark and package.
 # As root it runs apt-get for whatever is missing; otherwise it names exactly
-# what is missing and fails.  Usage: tools/deps.sh [build|test|bench]
+# what is missing and fails.  Usage: tools/deps.sh [build|test|bench|deb]
 set -eu
 what=${1:-build}
 build="gcc meson ninja-build pkg-config libgmime-3.0-dev libglib2.0-dev libsodium-dev libzstd-dev libjansson-dev libreadline-dev libssl-dev libmicrohttpd-dev libcurl4-openssl-dev libxml2-dev liboath-dev libqrencode-dev libpff-dev libbfio-dev libgsf-1-dev libpoppler-glib-dev libzip-dev libseccomp-dev catdoc libevent-dev"
-test_pkgs="libcmocka-dev python3 python3-pytest python3-pytest-xdist clang libclang-rt-14-dev openssl chromium pst-utils poppler-utils libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui dovecot-imapd isync offlineimap neomutt tmux"
+test_pkgs="debhelper dpkg-dev fakeroot lintian libcmocka-dev python3 python3-pytest python3-pytest-xdist clang libclang-rt-14-dev openssl chromium pst-utils poppler-utils libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui dovecot-imapd isync offlineimap neomutt tmux"
+deb_pkgs="debhelper dpkg-dev fakeroot lintian"
 bench_pkgs="notmuch maildir-utils time wrk pst-utils poppler-utils docx2txt dovecot-imapd isync"
 case "$what" in
   build) pkgs="$build" ;;
   test) pkgs="$build $test_pkgs" ;;
   bench) pkgs="$build $bench_pkgs" ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  deb) pkgs="$build $deb_pkgs" ;;
+  *) echo "usage: $0 [build|test|bench|deb]" >&2; exit 2 ;;
 esac
 # The test corpus is fetched with npm; a Node.js installed outside Debian's
 # packages serves as well as Debian's npm.

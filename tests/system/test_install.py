@@ -17,7 +17,10 @@ here the way `make run` makes it.
   the server answers GetServerInfo.  That touches the machine itself (a
   system user, two system directories), so it runs only as root and
   refuses to run where a mailvault is installed already; it removes what
-  it made."""
+  it made.
+- `make deb` builds a lintian-clean package; installing it makes the system
+  user and enables the service, and the service it installs answers;
+  `dpkg -r` keeps the archive, `dpkg --purge` (noninteractive) removes it."""
 
 import base64
 import http.client
@@ -240,48 +243,134 @@ def service_user():
 
 def test_service_started_as_the_unit_starts_it(plain_build, service_user):
     unit = os.path.join(installed_prefix(plain_build), "lib/systemd/system/mailvault.service")
-    pre = unit_values(unit, "ExecStartPre")[0].lstrip("+")
-    first = subprocess.run([pre], capture_output=True, text=True, timeout=300)
-    assert first.returncode == 0, first.stdout + first.stderr
-    creds = "/etc/mailvault/initial-credentials"
-    # named in the journal (the helper's output), never shown there
-    assert creds in first.stdout, first.stdout
-    st = os.stat(creds)
-    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600), st
-    text = open(creds).read()
-    recovery = re.search(r"Recovery key: (\S+)", text).group(1)
-    password = re.search(r"first administrator: admin, password: (\S+)", text).group(1)
-    assert recovery not in first.stdout + first.stderr and password not in first.stdout + first.stderr
-    data = "/var/lib/mailvault"
-    uid = pwd.getpwnam("mailvault").pw_uid
-    for p in (data, "/etc/mailvault", "/etc/mailvault/mailvault.conf", data + "/master.sqlite"):
-        assert os.stat(p).st_uid == uid, p
-    assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
-    # a second start changes nothing
-    again = subprocess.run([pre], capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
-    assert open(creds).read() == text
-    # the unit's own ExecStart line, as its user
-    argv = unit_values(unit, "ExecStart")[0].split()
-    out = open(os.path.join(plain_build["root"], "serve.out"), "w+")
-    proc = subprocess.Popen(["runuser", "-u", "mailvault", "--"] + argv, stdout=out, stderr=subprocess.STDOUT)
+    log = os.path.join(plain_build["root"], "serve.out")
+    first, proc, out = start_as_unit(unit, log)
     try:
-        deadline = time.time() + 120
-        while "serving (pid" not in open(out.name).read():
-            assert proc.poll() is None and time.time() < deadline, open(out.name).read()
-            time.sleep(0.2)
-        log = open(out.name).read()
-        assert password not in log and recovery not in log
+        creds = "/etc/mailvault/initial-credentials"
+        # named in the journal (the helper's output), never shown there
+        assert creds in first.stdout, first.stdout
+        st = os.stat(creds)
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600), st
+        text = open(creds).read()
+        recovery = re.search(r"Recovery key: (\S+)", text).group(1)
+        password = re.search(r"first administrator: admin, password: (\S+)", text).group(1)
+        shown = first.stdout + first.stderr + open(log).read()
+        assert recovery not in shown and password not in shown
+        data = "/var/lib/mailvault"
+        uid = pwd.getpwnam("mailvault").pw_uid
+        for p in (data, "/etc/mailvault", "/etc/mailvault/mailvault.conf", data + "/master.sqlite"):
+            assert os.stat(p).st_uid == uid, p
+        assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
         info = https_json(8463, data + "/certs/server.crt", "/api/invoke/GetServerInfo", "admin", password)
         assert info["statusCode"] == "succeeded" and info["result"]["product"] == "mailvault", info
         # it runs as the service's user (runuser's child, the pid it printed)
-        pid = int(re.search(r"serving \(pid (\d+)\)", log).group(1))
+        pid = int(re.search(r"serving \(pid (\d+)\)", open(log).read()).group(1))
         assert os.stat("/proc/%d" % pid).st_uid == uid
-        os.kill(pid, signal.SIGTERM)      # as systemd stops it
+        # a second start changes nothing
+        pre = unit_values(unit, "ExecStartPre")[0].lstrip("+")
+        again = subprocess.run([pre], capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
+        assert open(creds).read() == text
+    finally:
+        stop_served(proc, out, log)
+    assert proc.returncode == 0, open(log).read()
+
+def start_as_unit(unit, log_path):
+    """first-start as root, then the unit's ExecStart as its user, until it serves."""
+    pre = unit_values(unit, "ExecStartPre")[0].lstrip("+")
+    first = subprocess.run([pre], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = open(log_path, "w+")
+    proc = subprocess.Popen(["runuser", "-u", "mailvault", "--"] + unit_values(unit, "ExecStart")[0].split(),
+                            stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while "serving (pid" not in open(log_path).read():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise AssertionError(open(log_path).read())
+        time.sleep(0.2)
+    return first, proc, out
+
+
+def stop_served(proc, out, log_path):
+    try:
+        m = re.search(r"serving \(pid (\d+)\)", open(log_path).read())
+        os.kill(int(m.group(1)), signal.SIGTERM)
         proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         out.close()
-    assert proc.returncode == 0, open(out.name).read()
+
+
+def dpkg(*args):
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cp = subprocess.run(["dpkg"] + list(args), capture_output=True, text=True, env=env, timeout=600)
+    assert cp.returncode == 0, cp.stdout[-3000:] + cp.stderr[-3000:]
+    return cp
+
+
+@pytest.fixture
+def no_installation():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: installs and removes a Debian package")
+    there = [p for p in SERVICE_PLACES if os.path.exists(p)]
+    installed = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "mailvault"], capture_output=True, text=True)
+    if "installed" in installed.stdout:
+        there.append("package mailvault")
+    try:
+        pwd.getpwnam("mailvault")
+        there.append("user mailvault")
+    except KeyError:
+        pass
+    assert not there, "a mailvault installation is on this machine (%s): the test will not touch it" % there
+    try:
+        yield
+    finally:
+        subprocess.run(["dpkg", "--purge", "mailvault"], capture_output=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        for p in SERVICE_PLACES:
+            shutil.rmtree(p, ignore_errors=True)
+        subprocess.run(["userdel", "mailvault"], capture_output=True)
+
+
+def test_deb_installs_a_working_service_and_keeps_the_archive(plain_build, no_installation):
+    out_dir = os.path.join(plain_build["root"], "deb")
+    cp = subprocess.run([os.path.join(REPO_ROOT, "tools", "make_deb.sh"), out_dir], capture_output=True, text=True,
+                        timeout=1800)
+    assert cp.returncode == 0, cp.stdout[-3000:] + cp.stderr[-5000:]
+    deb = cp.stdout.strip().splitlines()[-1]
+    assert deb.endswith("_amd64.deb") and os.path.isfile(deb), cp.stdout
+    lintian = open(os.path.join(out_dir, "lintian.log")).read()
+    assert not [l for l in lintian.splitlines() if l.startswith("E:")], lintian
+    files = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True, check=True).stdout
+    for path in ("./usr/bin/mailvault", "./lib/systemd/system/mailvault.service",
+                 "./usr/libexec/mailvault/first-start", "./usr/share/mailvault/mailvault.conf.sample",
+                 "./usr/share/doc/mailvault/README.md"):
+        assert path in files, (path, files)
+
+    dpkg("-i", deb)
+    user = pwd.getpwnam("mailvault")
+    assert user.pw_dir == "/var/lib/mailvault" and user.pw_shell in ("/usr/sbin/nologin", "/bin/false"), user
+    assert os.path.islink("/etc/systemd/system/multi-user.target.wants/mailvault.service"), "service not enabled"
+    unit = "/lib/systemd/system/mailvault.service"
+    log = os.path.join(plain_build["root"], "deb-serve.out")
+    first, proc, out = start_as_unit(unit, log)
+    try:
+        text = open("/etc/mailvault/initial-credentials").read()
+        password = re.search(r"first administrator: admin, password: (\S+)", text).group(1)
+        info = https_json(8463, "/var/lib/mailvault/certs/server.crt", "/api/invoke/GetServerInfo", "admin", password)
+        assert info["statusCode"] == "succeeded" and info["result"]["product"] == "mailvault", info
+    finally:
+        stop_served(proc, out, log)
+    archive = sorted(os.listdir("/var/lib/mailvault"))
+    assert "master.sqlite" in archive and "stores" in archive, archive
+
+    dpkg("-r", "mailvault")
+    assert not os.path.exists("/usr/bin/mailvault")
+    assert sorted(os.listdir("/var/lib/mailvault")) == archive, "dpkg -r touched the archive"
+    assert os.path.isfile("/etc/mailvault/mailvault.conf")
+
+    dpkg("--purge", "mailvault")
+    assert not os.path.exists("/var/lib/mailvault") and not os.path.exists("/etc/mailvault")
