@@ -116,7 +116,7 @@ static int encrypt_index(const char *ixp, const char *tmp, const uint8_t key[MV_
 	int rc = 0;
 	if (mv_sql_open(ixp, false, false, &ix, &err) < 0 || mv_store_sql_export(ix, tmp, key, MV_STORE_SQL_INDEX, &err) < 0 ||
 	    mv_store_sql_open(tmp, key, MV_STORE_SQL_INDEX, true, false, false, &enc, &err) < 0 ||
-	    mv_sql_exec(enc, "PRAGMA journal_mode=WAL", &err) < 0) {
+	    mv_index_init_schema(enc, "main", &err) < 0 || mv_sql_exec(enc, "PRAGMA journal_mode=WAL", &err) < 0) {
 		mv_log_warn("%s: not encrypted but left to be rebuilt from content: %s", ixp, err->message);
 		g_clear_error(&err);
 		mv_store_remove_db_files(tmp);
