@@ -28,6 +28,7 @@ typedef struct item {
 	GByteArray *data;
 	char *archive, *folder, *source, *origin, *mail_flags, *origin_sha256;
 	int64_t archived_at;
+	uint8_t hash[MV_HASH_BYTES]; /* of data, taken by the caller's thread */
 	mv_parsed *parsed;
 	mv_store_item si;    /* filled by the parsing thread */
 	mv_store *encoded_for; /* whose key si.prepared was encoded with */
@@ -65,6 +66,8 @@ struct mv_ingest {
 	char *run_user, *run_remote, *run_source, *outcome;   /* for the audit entry */
 	GHashTable *archives;     /* names handed in, at most MAX_AUDITED_ARCHIVES */
 	bool more_archives;       /* there were more than that */
+	mv_store *lookup;         /* the caller's thread's read handle on the current store */
+	bool no_lookup;           /* it could not be opened: every message is parsed */
 };
 
 static batch stop_sentinel;
@@ -268,7 +271,7 @@ static void parse_one(gpointer data, gpointer user)
 	mv_ingest *ing = user;
 	it->parsed = mv_parse_message(it->data->data, it->data->len, it->archived_at);
 	fill_store_item(&it->si, it);
-	crypto_generichash(it->si.hash, MV_HASH_BYTES, it->data->data, it->data->len, NULL, 0);
+	memcpy(it->si.hash, it->hash, MV_HASH_BYTES);
 	/* A failed encode is retried under the lock, where its error is reported. */
 	it->encoded_for = g_atomic_pointer_get(&ing->store);
 	if (mv_store_prepare_item(it->encoded_for, &it->si, ZSTD_LEVEL, NULL) < 0)
@@ -448,6 +451,78 @@ int mv_ingest_store_id(mv_ingest *ing)
 	return mv_store_id(g_atomic_pointer_get(&ing->store));
 }
 
+/* The read handle on the store batches go to now (it changes when a full
+ * store makes way for a new one), on the caller's thread and instance. */
+static mv_store *lookup_store(mv_ingest *ing)
+{
+	if (ing->no_lookup)
+		return NULL;
+	int current = mv_store_id(g_atomic_pointer_get(&ing->store));
+	if (ing->lookup && mv_store_id(ing->lookup) == current)
+		return ing->lookup;
+	mv_store_close(&ing->lookup);
+	GError *err = NULL;
+	ing->lookup = mv_instance_open_store(ing->inst, current, MV_STORE_READ, &err);
+	if (!ing->lookup) {
+		mv_log_debug("store %d: no read handle for the duplicate pre-check, every message is parsed: %s", current,
+		             err->message);
+		g_error_free(err);
+		ing->no_lookup = true;
+	}
+	return ing->lookup;
+}
+
+/* A message its folder already holds is a duplicate before it is parsed:
+ * running an import or a profile again over the same files costs a hash
+ * and an index lookup per message, not a parse.  Only committed messages
+ * are seen; one still in flight is caught by the store's own check. */
+static bool archived_before(mv_ingest *ing, const item *it)
+{
+	mv_store *s = lookup_store(ing);
+	bool has = false;
+	GError *err = NULL;
+	if (!s || mv_store_folder_has_content(s, it->archive, it->folder, it->hash, &has, &err) == 0)
+		return has;
+	mv_log_debug("duplicate pre-check: %s", err->message);
+	g_error_free(err);
+	return false;
+}
+
+static void count_duplicate(mv_ingest *ing, size_t len)
+{
+	g_mutex_lock(&ing->lock);
+	ing->counts.duplicates++;
+	ing->counts.bytes += len;
+	g_mutex_unlock(&ing->lock);
+}
+
+static item *item_new(mv_ingest *ing, const mv_ingest_message *msg)
+{
+	item *it = g_new0(item, 1);
+	it->data = g_byte_array_sized_new((guint)msg->len);
+	g_byte_array_append(it->data, msg->data, (guint)msg->len);
+	crypto_generichash(it->hash, MV_HASH_BYTES, it->data->data, it->data->len, NULL, 0);
+	/* one spelling per name (NFC), whatever the source wrote */
+	it->archive = mv_name_canonical(msg->archive);
+	it->folder = mv_name_canonical(msg->folder ? msg->folder : "");
+	it->source = g_strdup(msg->source ? msg->source : "");
+	it->origin = g_strdup(msg->origin ? msg->origin : "");
+	it->mail_flags = g_strdup(msg->mail_flags ? msg->mail_flags : "");
+	it->origin_sha256 = g_strdup(msg->origin_sha256);
+	it->archived_at = msg->archived_at > 0 ? msg->archived_at : mv_now();
+	return it;
+}
+
+static void note_archive(mv_ingest *ing, const char *archive)
+{
+	if (g_hash_table_contains(ing->archives, archive))
+		return;
+	if (g_hash_table_size(ing->archives) < MAX_AUDITED_ARCHIVES)
+		g_hash_table_add(ing->archives, g_strdup(archive));
+	else
+		ing->more_archives = true;
+}
+
 int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
 {
 	if (check_fatal(ing, error) < 0)
@@ -465,26 +540,16 @@ int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
 		g_error_free(bad);
 		return 0;
 	}
+	item *it = item_new(ing, msg);
+	note_archive(ing, it->archive);
+	if (archived_before(ing, it)) {
+		count_duplicate(ing, msg->len);
+		item_free(it);
+		return 0;
+	}
 	if (!ing->filling)
 		ing->filling = batch_new();
-	item *it = g_new0(item, 1);
 	it->owner = ing->filling;
-	it->data = g_byte_array_sized_new((guint)msg->len);
-	g_byte_array_append(it->data, msg->data, (guint)msg->len);
-	/* one spelling per name (NFC), whatever the source wrote */
-	it->archive = mv_name_canonical(msg->archive);
-	if (!g_hash_table_contains(ing->archives, it->archive)) {
-		if (g_hash_table_size(ing->archives) < MAX_AUDITED_ARCHIVES)
-			g_hash_table_add(ing->archives, g_strdup(it->archive));
-		else
-			ing->more_archives = true;
-	}
-	it->folder = mv_name_canonical(msg->folder ? msg->folder : "");
-	it->source = g_strdup(msg->source ? msg->source : "");
-	it->origin = g_strdup(msg->origin ? msg->origin : "");
-	it->mail_flags = g_strdup(msg->mail_flags ? msg->mail_flags : "");
-	it->origin_sha256 = g_strdup(msg->origin_sha256);
-	it->archived_at = msg->archived_at > 0 ? msg->archived_at : mv_now();
 	g_ptr_array_add(ing->filling->items, it);
 	ing->filling->bytes += msg->len;
 	g_mutex_lock(&ing->lock);
@@ -563,6 +628,7 @@ int mv_ingest_end(mv_ingest **ip, GError **error)
 	g_thread_pool_free(ing->parsers, FALSE, TRUE);
 	g_async_queue_unref(ing->to_commit);
 	batch_free(ing->filling);
+	mv_store_close(&ing->lookup);
 	mv_store_close(&ing->store);
 	for (guint i = 0; i < ing->retired->len; i++) {
 		mv_store *old = ing->retired->pdata[i];

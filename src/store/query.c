@@ -209,3 +209,24 @@ int mv_store_each_folder(mv_store *s, mv_store_folder_fn fn, void *opaque, GErro
 	sqlite3_finalize(st);
 	return result;
 }
+
+/* Through the store's cached statement: ingest asks once per message. */
+int mv_store_folder_has_content(mv_store *s, const char *archive, const char *path,
+                                const uint8_t hash[MV_HASH_BYTES], bool *has_r, GError **error)
+{
+	static const char sql[] = "SELECT 1 FROM contents c JOIN messages m ON m.content_id = c.id"
+	                          " JOIN folders f ON f.id = m.folder_id"
+	                          " WHERE c.hash = ? AND f.archive = ? AND f.path = ? LIMIT 1";
+	sqlite3_stmt *st = mv_store_stmt_get(s, sql, error);
+	if (!st)
+		return -1;
+	sqlite3_bind_blob(st, 1, hash, MV_HASH_BYTES, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	*has_r = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		mv_sql_set_error(error, s->db, "look up a message by content");
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}

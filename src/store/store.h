@@ -231,6 +231,11 @@ typedef int (*mv_store_message_fn)(const mv_store_message *m, void *opaque);
  * may read the store.  0 when all were handed on, 1 when fn stopped the
  * walk, -1 with *error when the store could not be read. */
 int mv_store_each_message(mv_store *s, int64_t from, mv_store_message_fn fn, void *opaque, GError **error);
+/* Whether the folder archive/path holds (or held: deleted ones count, as
+ * for the store's own duplicate check) a message with this content hash —
+ * what the store would call a duplicate (query.c). */
+int mv_store_folder_has_content(mv_store *s, const char *archive, const char *path,
+                                const uint8_t hash[MV_HASH_BYTES], bool *has_r, GError **error);
 /* One folder's live messages in listing order (date, then number, both
  * descending) that follow the position (before_date, before_num): older
  * dates, or that date with lower numbers; at most limit, fn running inside
