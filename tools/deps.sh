@@ -29,7 +29,7 @@ sqlcipher_ok() {
 }
 need_sqlcipher=""
 sqlcipher_ok || need_sqlcipher=1
-case "$what" in test) for p in sqlcipher python3-nacl; do
+case "$what" in test|bench) for p in sqlcipher python3-nacl; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_sqlcipher=1
 done ;; esac
 for p in $pkgs; do
@@ -56,7 +56,7 @@ fi
 apt-get update -qq >/dev/null
 if [ -n "$need_sqlcipher" ]; then
   echo "mailvault: installing libsqlcipher-dev from bookworm-backports" >&2
-  extra=""; case "$what" in test) extra="sqlcipher python3-nacl" ;; esac
+  extra=""; case "$what" in test|bench) extra="sqlcipher python3-nacl" ;; esac
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends -t bookworm-backports libsqlcipher-dev $extra >/dev/null
 fi
