@@ -310,9 +310,13 @@ def corpus_result(d):
                 for k in disk:
                     disk[k] += (s.get("disk") or {}).get(k, 0) or 0
             e["disk"] = disk
-            e["disk_bytes"] = tot.get("disk_bytes")
-            e["stats_raw_bytes"] = tot.get("raw_bytes")
-            e["disk_vs_raw"] = _ratio(tot.get("disk_bytes"), tot.get("raw_bytes") or raw)
+            # `stats --json` answers in camelCase since the API contract
+            # (docs/cli.md); older binaries used snake_case.
+            disk_bytes = tot.get("diskBytes", tot.get("disk_bytes"))
+            raw_bytes = tot.get("rawBytes", tot.get("raw_bytes"))
+            e["disk_bytes"] = disk_bytes
+            e["stats_raw_bytes"] = raw_bytes
+            e["disk_vs_raw"] = _ratio(disk_bytes, raw_bytes or raw)
         imp[fmt] = e
     r["mailvault_import"] = imp
     sb = _load(os.path.join(d, "mv-search.json"))

@@ -32,9 +32,10 @@ PY
 "$BIN" --data-dir "$WORK/data" stats --json >"$WORK/stats.json"
 python3 - "$WORK/stats.json" <<'PY'
 import json, sys
-t = json.load(open(sys.argv[1])); s = t["stores"][0]["disk"]; raw = t["total"]["raw_bytes"]
+t = json.load(open(sys.argv[1])); s = t["stores"][0]["disk"]; tot = t["total"]
+raw, disk = tot.get("rawBytes", tot.get("raw_bytes")), tot.get("diskBytes", tot.get("disk_bytes"))
 print(f"on disk: content {s['content']/1e6:.0f} MB, db {s['db']/1e6:.0f} MB, index {s['index']/1e6:.0f} MB"
-      f" = {100*t['total']['disk_bytes']/raw:.0f}% of {raw/1e6:.0f} MB raw")
+      f" = {100*disk/raw:.0f}% of {raw/1e6:.0f} MB raw")
 PY
 python3 "$HERE/benchlib.py" querymix "$CORPUS/maildir" "$WORK/querymix" --seed 7 >/dev/null
 for scope in "" "--archive bench"; do
