@@ -284,7 +284,10 @@ static int sql_expr(plan *p, const mv_query *q, GString *out, GError **error)
 		g_string_free(match, TRUE);
 		return -1;
 	}
-	g_string_append(out, "m.num IN (SELECT rowid FROM ix.fts WHERE fts MATCH ?)");
+	/* The index's rowid is the docid (date and number, mv_index_docid):
+	 * the message number is its low bits. */
+	g_string_append_printf(out, "m.num IN (SELECT rowid & %lld FROM ix.fts WHERE fts MATCH ?)",
+	                       (long long)MV_INDEX_NUMBER_MASK);
 	add_text_param(p, g_string_free(match, FALSE));
 	return 0;
 }
