@@ -43,6 +43,7 @@ typedef struct mv_parsed {
 	char *from_addrs;     /* normalised addresses, space separated */
 	char *to;             /* display form, comma separated */
 	char *to_addrs;
+	char *cc, *bcc;       /* display forms, comma separated */
 	char *cc_addrs;
 	char *bcc_addrs;
 	char *message_id;     /* without angle brackets, "" if none */

@@ -40,6 +40,8 @@ void mv_parsed_free(mv_parsed *p)
 	g_free(p->from_addrs);
 	g_free(p->to);
 	g_free(p->to_addrs);
+	g_free(p->cc);
+	g_free(p->bcc);
 	g_free(p->cc_addrs);
 	g_free(p->bcc_addrs);
 	g_free(p->message_id);
@@ -357,8 +359,8 @@ static void fill_headers(GMimeMessage *msg, mv_parsed *p)
 	g_free(subject);
 	p->from_addrs = field_addrs(msg, GMIME_ADDRESS_TYPE_FROM, &p->from);
 	p->to_addrs = field_addrs(msg, GMIME_ADDRESS_TYPE_TO, &p->to);
-	p->cc_addrs = field_addrs(msg, GMIME_ADDRESS_TYPE_CC, NULL);
-	p->bcc_addrs = field_addrs(msg, GMIME_ADDRESS_TYPE_BCC, NULL);
+	p->cc_addrs = field_addrs(msg, GMIME_ADDRESS_TYPE_CC, &p->cc);
+	p->bcc_addrs = field_addrs(msg, GMIME_ADDRESS_TYPE_BCC, &p->bcc);
 	p->message_id = message_id_of(msg);
 }
 
@@ -378,6 +380,8 @@ static void fill_empty(mv_parsed *p)
 	if (!p->from_addrs) p->from_addrs = g_strdup("");
 	if (!p->to) p->to = g_strdup("");
 	if (!p->to_addrs) p->to_addrs = g_strdup("");
+	if (!p->cc) p->cc = g_strdup("");
+	if (!p->bcc) p->bcc = g_strdup("");
 	if (!p->cc_addrs) p->cc_addrs = g_strdup("");
 	if (!p->bcc_addrs) p->bcc_addrs = g_strdup("");
 	if (!p->message_id) p->message_id = g_strdup("");

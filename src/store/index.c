@@ -21,13 +21,17 @@
 #include <sodium.h>
 #include <string.h>
 
+/* The documents' shape: 2 = cc and bcc hold display names as well as
+ * addresses (1: addresses only, so names in Cc/Bcc were not found). */
+#define INDEX_FORMAT 2
+
 static const char index_schema[] =
 	"CREATE VIRTUAL TABLE IF NOT EXISTS %s.fts USING fts5("
 	" subject, sender, recipients, cc, bcc, body, attachment, folder, archive, messageid, scope,"
 	" content='', tokenize='unicode61 remove_diacritics 2');"
 	/* indexed_upto: every message numbered up to it is in fts. */
 	"CREATE TABLE IF NOT EXISTS %s.index_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	"INSERT OR IGNORE INTO %s.index_state VALUES('format_version', 1);";
+	"INSERT OR IGNORE INTO %s.index_state VALUES('format_version', " G_STRINGIFY(INDEX_FORMAT) ");";
 
 int64_t mv_index_docid(int64_t date, int64_t number)
 {
@@ -159,8 +163,8 @@ static int index_write(sqlite3 *db, sqlite3_stmt *st, const mv_index_doc *doc, G
 {
 	char *from = address_column(doc->from, doc->from_addrs);
 	char *to = address_column(doc->to, doc->to_addrs);
-	char *cc = address_column(NULL, doc->cc_addrs);
-	char *bcc = address_column(NULL, doc->bcc_addrs);
+	char *cc = address_column(doc->cc, doc->cc_addrs);
+	char *bcc = address_column(doc->bcc, doc->bcc_addrs);
 	const char *cols[] = { doc->subject, from, to, cc, bcc, doc->body,
 	                       doc->attachments, doc->folder, doc->archive, doc->message_id, doc->scope };
 	sqlite3_bind_int64(st, 1, mv_index_docid(doc->date, doc->number));
@@ -192,13 +196,19 @@ char *mv_store_new_generation(void)
 int mv_store_index_generation_check(mv_store *s, bool *stale_r, GError **error)
 {
 	char *db_gen = NULL, *ix_gen = NULL;
+	int64_t format = 0;
 	int rc = -1;
 	if (mv_store_text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", "read index generation",
 	                     &db_gen, error) < 0 ||
 	    mv_store_text_query(s->index_db, "SELECT value FROM index_state WHERE key='generation'", "read index generation",
-	                     &ix_gen, error) < 0)
+	                     &ix_gen, error) < 0 ||
+	    mv_store_int_query(s->index_db, "SELECT value FROM index_state WHERE key='format_version'",
+	                       "read the index's format", &format, error) < 0)
 		goto out;
-	*stale_r = g_strcmp0(db_gen, ix_gen) != 0;
+	/* An index of an older format holds documents this build would not
+	 * write (and could not delete: contentless deletes need the exact
+	 * document), so it is rebuilt like one of another generation. */
+	*stale_r = g_strcmp0(db_gen, ix_gen) != 0 || format != INDEX_FORMAT;
 	rc = 0;
 out:
 	g_free(db_gen);
@@ -231,7 +241,8 @@ int mv_store_index_reset(mv_store *s, GError **error)
 	g_ptr_array_set_size(s->index_queue, 0);
 	char *sql = sqlite3_mprintf("BEGIN; INSERT INTO fts(fts) VALUES('delete-all');"
 	                            " DELETE FROM index_state WHERE key='indexed_upto';"
-	                            " INSERT OR REPLACE INTO index_state VALUES('generation', %Q); COMMIT;", gen);
+	                            " INSERT OR REPLACE INTO index_state VALUES('format_version', %d);"
+	                            " INSERT OR REPLACE INTO index_state VALUES('generation', %Q); COMMIT;", INDEX_FORMAT, gen);
 	int rc = mv_sql_exec(s->index_db, sql, error);
 	if (rc < 0)
 		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
@@ -284,8 +295,8 @@ static mv_index_doc doc_from_parsed(const mv_parsed *p, int64_t number, int64_t 
 {
 	return (mv_index_doc){
 		.number = number, .date = date, .subject = p->subject, .body = p->text->str,
-		.from = p->from, .to = p->to, .from_addrs = p->from_addrs, .to_addrs = p->to_addrs,
-		.cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
+		.from = p->from, .to = p->to, .cc = p->cc, .bcc = p->bcc, .from_addrs = p->from_addrs,
+		.to_addrs = p->to_addrs, .cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
 		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = scope,
 	};
 }
@@ -310,7 +321,7 @@ void mv_store_fill_scope(GString *scope, const char *archive, int64_t folder, bo
 typedef struct queued_doc {
 	int64_t docid;
 	mv_index_doc doc;
-	char *text[13];
+	char *text[15];
 } queued_doc;
 
 void mv_store_queued_doc_free(gpointer p)
@@ -326,7 +337,7 @@ void mv_store_queue_doc(mv_store *s, const mv_index_doc *doc)
 	queued_doc *q = g_new0(queued_doc, 1);
 	const char *src[] = { doc->subject, doc->body, doc->attachments, doc->from, doc->to, doc->from_addrs,
 	                      doc->to_addrs, doc->cc_addrs, doc->bcc_addrs, doc->folder, doc->archive,
-	                      doc->message_id, doc->scope };
+	                      doc->message_id, doc->scope, doc->cc, doc->bcc };
 	G_STATIC_ASSERT(G_N_ELEMENTS(src) == G_N_ELEMENTS(((queued_doc *)0)->text));
 	for (size_t i = 0; i < G_N_ELEMENTS(src); i++)
 		q->text[i] = g_strdup(src[i] ? src[i] : "");
@@ -334,7 +345,8 @@ void mv_store_queue_doc(mv_store *s, const mv_index_doc *doc)
 		.number = doc->number, .date = doc->date, .subject = q->text[0], .body = q->text[1],
 		.attachments = q->text[2], .from = q->text[3], .to = q->text[4], .from_addrs = q->text[5],
 		.to_addrs = q->text[6], .cc_addrs = q->text[7], .bcc_addrs = q->text[8], .folder = q->text[9],
-		.archive = q->text[10], .message_id = q->text[11], .scope = q->text[12],
+		.archive = q->text[10], .message_id = q->text[11], .scope = q->text[12], .cc = q->text[13],
+		.bcc = q->text[14],
 	};
 	q->docid = mv_index_docid(doc->date, doc->number);
 	if (s->index_queue->len == 0)

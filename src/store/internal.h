@@ -23,7 +23,7 @@ typedef struct mv_index_doc {
 	int64_t number;
 	int64_t date;
 	const char *subject, *body, *attachments;
-	const char *from, *to;              /* display forms */
+	const char *from, *to, *cc, *bcc;   /* display forms */
 	const char *from_addrs, *to_addrs, *cc_addrs, *bcc_addrs; /* normalised, space separated */
 	const char *folder, *archive, *message_id;
 	const char *scope;           /* scope tokens: archive, folder, flags */

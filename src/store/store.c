@@ -709,8 +709,8 @@ static void index_items(mv_store *s, mv_store_item *items, size_t n, planned *pl
 		mv_store_fill_scope(scope, it->archive, plan[i].folder_id, it->has_attachment);
 		mv_index_doc doc = {
 			.number = it->number, .date = it->date, .subject = it->subject, .body = it->text,
-			.from = it->from, .to = it->to, .from_addrs = it->from_addrs, .to_addrs = it->to_addrs,
-			.cc_addrs = it->cc_addrs, .bcc_addrs = it->bcc_addrs,
+			.from = it->from, .to = it->to, .cc = it->cc, .bcc = it->bcc, .from_addrs = it->from_addrs,
+			.to_addrs = it->to_addrs, .cc_addrs = it->cc_addrs, .bcc_addrs = it->bcc_addrs,
 			.attachments = it->attachment_names, .folder = it->folder, .archive = it->archive,
 			.message_id = it->message_id, .scope = scope->str,
 		};

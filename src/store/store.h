@@ -100,7 +100,7 @@ typedef struct mv_store_item {
 	const char *origin_sha256; /* of the Outlook file the message was converted from, or NULL */
 	const char *mail_flags;
 	/* parsed fields (from mime), borrowed: */
-	const char *subject, *from, *from_addrs, *to, *to_addrs, *cc_addrs, *bcc_addrs;
+	const char *subject, *from, *from_addrs, *to, *to_addrs, *cc, *cc_addrs, *bcc, *bcc_addrs;
 	const char *message_id;
 	int64_t date;
 	int date_source;
