@@ -429,4 +429,25 @@ void mv_server_lock_local_release(int fd);
 /* Resolves the data directory: explicit, else $MAILVAULT_DATA_DIR, else ./var. */
 char *mv_data_dir_resolve(const char *explicit_dir);
 
+/* ---- worker results (worker_results.c): what each archiving run left ---- */
+typedef struct mv_worker_result {
+	int64_t profile_id;            /* 0: not a profile (a command-line import, TransferStores) */
+	const char *profile_name;      /* the profile's name, or what ran ("import PATH", "TransferStores") */
+	const char *user;              /* who ran it */
+	int64_t start_ms, complete_ms; /* ms since the epoch */
+	const char *result;            /* succeeded, completedWithWarnings, completedWithErrors, cancelled, failed */
+	uint64_t archived, already_archived, skipped, failed;
+	json_t *report;                /* borrowed: {"source", "archives", "failures": [{"item", "reason"}], ...} */
+} mv_worker_result;
+int mv_worker_result_add(mv_instance *inst, const mv_worker_result *r, int64_t *id_r, GError **error);
+typedef struct mv_worker_results_filter {
+	int64_t from, to;              /* seconds since the epoch: from <= start < to */
+	int64_t profile_id;            /* 0: every run */
+	const char *user;              /* NULL: every user */
+} mv_worker_results_filter;
+/* The runs that started in the range, oldest first, times in tz. */
+json_t *mv_worker_results_list(mv_instance *inst, const mv_worker_results_filter *f, GTimeZone *tz, GError **error);
+/* One run with its report (times in UTC); *user_r its user (the caller frees). */
+json_t *mv_worker_result_report(mv_instance *inst, int64_t id, char **user_r, GError **error);
+
 #endif

@@ -255,6 +255,7 @@ static int import_loop(mv_reader *r, mv_ingest *ing, const char *path, import_ar
 			const char *kind = item_err ? item_err->message : "item of another kind";
 			guint n = GPOINTER_TO_UINT(g_hash_table_lookup(a->skipped, kind));
 			g_hash_table_replace(a->skipped, g_strdup(kind), GUINT_TO_POINTER(n + 1));
+			mv_ingest_note_skipped(ing, 1);
 			g_clear_error(&item_err);
 			continue;
 		}

@@ -66,6 +66,9 @@ struct mv_ingest {
 	char *run_user, *run_remote, *run_source, *outcome;   /* for the audit entry */
 	GHashTable *archives;     /* names handed in, at most MAX_AUDITED_ARCHIVES */
 	bool more_archives;       /* there were more than that */
+	int64_t started_ms, profile_id;   /* for the worker result */
+	char *profile_name;
+	uint64_t skipped;         /* items the source passed over (mv_ingest_note_skipped) */
 	mv_store *lookup;         /* the caller's thread's read handle on the current store */
 	bool no_lookup;           /* it could not be opened: every message is parsed */
 };
@@ -384,6 +387,69 @@ static void audit_run_end(mv_ingest *ing, const GError *failure)
 	append_run_entry(ing->inst, ing->run_user, ing->run_remote, !failure && !ing->outcome, d);
 }
 
+/* How the run ended, in MailStore's words: a fatal error failed it, an
+ * interruption cancelled it, refused items are errors, and messages
+ * archived but malformed, or with an attachment whose text could not be
+ * read, are warnings. */
+static const char *run_result(const mv_ingest_counts *c, const char *outcome, const GError *failure)
+{
+	if (failure)
+		return "failed";
+	if (outcome)
+		return "cancelled";
+	if (c->refused)
+		return "completedWithErrors";
+	if (c->malformed || c->unreadable_attachments)
+		return "completedWithWarnings";
+	return "succeeded";
+}
+
+#define REPORT_MAX_ITEMS 1000
+
+static json_t *item_list(const GPtrArray *list)
+{
+	json_t *out = json_array();
+	for (guint i = 0; i < list->len && i < REPORT_MAX_ITEMS; i++) {
+		const mv_refusal *r = list->pdata[i];
+		json_array_append_new(out, json_pack("{s:o, s:o}", "item", utf8_value(r->origin), "reason",
+		                                     utf8_value(r->reason)));
+	}
+	return out;
+}
+
+static void record_worker_result(mv_ingest *ing, const GError *failure)
+{
+	mv_ingest_counts c;
+	mv_ingest_get_counts(ing, &c);
+	g_mutex_lock(&ing->lock);   /* the lists are appended to under it */
+	json_t *report = json_pack("{s:o, s:o, s:o, s:o, s:I}", "source", utf8_value(or_unknown(ing->run_source)),
+	                           "archives", archives_seen(ing), "failures", item_list(ing->refusals),
+	                           "unreadableAttachments", item_list(ing->unreadable), "malformed",
+	                           (json_int_t)c.malformed);
+	g_mutex_unlock(&ing->lock);
+	if (ing->outcome)
+		json_object_set_new(report, "outcome", utf8_value(ing->outcome));
+	if (failure)
+		json_object_set_new(report, "error", utf8_value(failure->message));
+	mv_worker_result r = { .profile_id = ing->profile_id,
+		               .profile_name = ing->profile_name ? ing->profile_name : or_unknown(ing->run_source),
+		               .user = ing->run_user, .start_ms = ing->started_ms, .complete_ms = g_get_real_time() / 1000,
+		               .result = run_result(&c, ing->outcome, failure), .archived = c.imported,
+		               .already_archived = c.duplicates, .skipped = ing->skipped, .failed = c.refused,
+		               .report = report };
+	GError *err = NULL;
+	if (mv_worker_result_add(ing->inst, &r, NULL, &err) < 0) {
+		mv_log_warn("the run's worker result was not recorded: %s", err->message);
+		g_error_free(err);
+	}
+	json_decref(report);
+}
+
+void mv_ingest_note_skipped(mv_ingest *ing, uint64_t n)
+{
+	ing->skipped += n;
+}
+
 void mv_ingest_note_outcome(mv_ingest *ing, const char *outcome)
 {
 	g_free(ing->outcome);
@@ -404,6 +470,9 @@ static mv_ingest *ingest_start(mv_instance *inst, int store_id, bool auto_switch
 	ing->run_user = g_strdup(run->user);
 	ing->run_remote = g_strdup(run->remote);
 	ing->run_source = g_strdup(run->source);
+	ing->profile_id = run->profile_id;
+	ing->profile_name = g_strdup(run->profile_name);
+	ing->started_ms = g_get_real_time() / 1000;
 	ing->archives = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	ing->auto_switch = auto_switch;
 	ing->threshold = STORE_MESSAGE_LIMIT;
@@ -622,6 +691,7 @@ int mv_ingest_end(mv_ingest **ip, GError **error)
 	GError *flush_err = NULL;
 	int rc = mv_ingest_flush(ing, &flush_err);
 	audit_run_end(ing, flush_err);
+	record_worker_result(ing, flush_err);
 	if (flush_err)
 		g_propagate_error(error, flush_err);
 	g_async_queue_push(ing->to_commit, &stop_sentinel);
@@ -644,6 +714,7 @@ int mv_ingest_end(mv_ingest **ip, GError **error)
 	g_free(ing->run_user);
 	g_free(ing->run_remote);
 	g_free(ing->run_source);
+	g_free(ing->profile_name);
 	g_free(ing->outcome);
 	g_mutex_clear(&ing->lock);
 	g_cond_clear(&ing->idle);

@@ -50,6 +50,8 @@ typedef struct mv_ingest_run {
 	const char *user;       /* who started it ("admin" on the command line) */
 	const char *remote;     /* the caller's address, "local" on the command line */
 	const char *source;     /* what is read: a path, "TransferStores", a profile name */
+	int64_t profile_id;     /* the profile run, 0 for none (its worker result names it) */
+	const char *profile_name;
 } mv_ingest_run;
 
 /* A run refused before any message was handed in (the source cannot be
@@ -81,7 +83,11 @@ const GPtrArray *mv_ingest_unreadable_attachments(mv_ingest *ing);
 /* Adds a line to what the run's audit entry says about its end (e.g.
  * "interrupted"); the last one given is kept. */
 void mv_ingest_note_outcome(mv_ingest *ing, const char *outcome);
-/* Flushes, writes the run's audit entry and releases; returns the flush result. */
+/* Adds to the count of items the source passed over (not mail: the
+ * worker result's "skipped"). */
+void mv_ingest_note_skipped(mv_ingest *ing, uint64_t n);
+/* Flushes, writes the run's audit entry and its worker result
+ * (GetWorkerResults) and releases; returns the flush result. */
 int mv_ingest_end(mv_ingest **ing, GError **error);
 
 #endif

@@ -1,0 +1,161 @@
+/* archive/worker_results: what every archiving run leaves for the admin to
+ * read the next morning — MailStore's worker results.  Who ran what, when,
+ * how it ended (succeeded, completedWithWarnings, completedWithErrors,
+ * cancelled, failed) with the counts, and a report naming each item that
+ * failed and why.  Ingest writes one when a run ends, at the moment it
+ * writes the run's ArchiveRun audit entry, so every source (a command-line
+ * import, TransferStores, the profiles to come) leaves one the same way.
+ * Results older than the retention (settings key
+ * worker_results_retention_days, default 90) go when a new one is written.
+ * The table is made on first use, as the IMAP server's UID table is. */
+#include "archive/internal.h"
+#include "base/time_zone.h"
+
+#include <string.h>
+
+#define SCHEMA                                                                                                  \
+	"CREATE TABLE IF NOT EXISTS worker_results(id INTEGER PRIMARY KEY AUTOINCREMENT,"                       \
+	" profile_id INTEGER NOT NULL, profile_name TEXT NOT NULL, user_name TEXT NOT NULL,"                     \
+	" start_ms INTEGER NOT NULL, complete_ms INTEGER NOT NULL, result TEXT NOT NULL,"                         \
+	" archived INTEGER NOT NULL, already_archived INTEGER NOT NULL, skipped INTEGER NOT NULL,"                \
+	" failed INTEGER NOT NULL, report TEXT NOT NULL);"                                                       \
+	"CREATE INDEX IF NOT EXISTS worker_results_complete ON worker_results(complete_ms)"
+
+#define RETENTION_KEY "worker_results_retention_days"
+#define RETENTION_DEFAULT_DAYS 90
+
+static const char *const results[] = { "succeeded", "completedWithWarnings", "completedWithErrors", "cancelled",
+	                               "failed", NULL };
+
+static int ensure_table(mv_instance *inst, GError **error)
+{
+	return mv_sql_exec(mv_archive_db(inst), SCHEMA, error);
+}
+
+static int64_t retention_days(mv_instance *inst)
+{
+	char *v = NULL;
+	GError *err = NULL;
+	int64_t days = RETENTION_DEFAULT_DAYS;
+	if (mv_archive_setting_get(inst, RETENTION_KEY, &v, &err) == 0 && v && g_ascii_string_to_signed(
+	            v, 10, 1, 100000, &days, NULL) == FALSE)
+		days = RETENTION_DEFAULT_DAYS;
+	g_clear_error(&err);
+	g_free(v);
+	return days;
+}
+
+static int expire_old(mv_instance *inst, int64_t now_ms, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(mv_archive_db(inst), "DELETE FROM worker_results WHERE complete_ms < ?", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, now_ms - retention_days(inst) * 86400 * 1000);
+	return mv_sql_step_done(mv_archive_db(inst), st, "expire worker results", error);
+}
+
+int mv_worker_result_add(mv_instance *inst, const mv_worker_result *r, int64_t *id_r, GError **error)
+{
+	g_assert(g_strv_contains(results, r->result));
+	sqlite3 *db = mv_archive_db(inst);
+	sqlite3_stmt *st;
+	if (ensure_table(inst, error) < 0 ||
+	    mv_sql_prepare(db, "INSERT INTO worker_results(profile_id, profile_name, user_name, start_ms, complete_ms,"
+	                   " result, archived, already_archived, skipped, failed, report)"
+	                   " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st, error) < 0)
+		return -1;
+	char *report = json_dumps(r->report ? r->report : json_object(), JSON_COMPACT);
+	sqlite3_bind_int64(st, 1, r->profile_id);
+	sqlite3_bind_text(st, 2, r->profile_name ? r->profile_name : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, r->user ? r->user : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, r->start_ms);
+	sqlite3_bind_int64(st, 5, r->complete_ms);
+	sqlite3_bind_text(st, 6, r->result, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)r->archived);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)r->already_archived);
+	sqlite3_bind_int64(st, 9, (sqlite3_int64)r->skipped);
+	sqlite3_bind_int64(st, 10, (sqlite3_int64)r->failed);
+	sqlite3_bind_text(st, 11, report ? report : "{}", -1, SQLITE_TRANSIENT);
+	free(report);
+	if (mv_sql_step_done(db, st, "record the worker result", error) < 0)
+		return -1;
+	if (id_r)
+		*id_r = sqlite3_last_insert_rowid(db);
+	return expire_old(inst, r->complete_ms, error);
+}
+
+static json_t *row_json(sqlite3_stmt *st, GTimeZone *tz)
+{
+	char *start = mv_time_format_local(sqlite3_column_int64(st, 4) / 1000, tz);
+	char *complete = mv_time_format_local(sqlite3_column_int64(st, 5) / 1000, tz);
+	int64_t profile = sqlite3_column_int64(st, 1);
+	json_t *o = json_pack("{s:I, s:o, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "id",
+	                      (json_int_t)sqlite3_column_int64(st, 0), "profileID",
+	                      profile ? json_integer(profile) : json_null(), "profileName",
+	                      (const char *)sqlite3_column_text(st, 2), "userName", (const char *)sqlite3_column_text(st, 3),
+	                      "startTime", start, "completeTime", complete, "result",
+	                      (const char *)sqlite3_column_text(st, 6), "archived", (json_int_t)sqlite3_column_int64(st, 7),
+	                      "alreadyArchived", (json_int_t)sqlite3_column_int64(st, 8), "skipped",
+	                      (json_int_t)sqlite3_column_int64(st, 9), "failed", (json_int_t)sqlite3_column_int64(st, 10));
+	g_free(start);
+	g_free(complete);
+	return o;
+}
+
+#define RESULT_COLUMNS "id, profile_id, profile_name, user_name, start_ms, complete_ms, result, archived," \
+                       " already_archived, skipped, failed, report"
+
+json_t *mv_worker_results_list(mv_instance *inst, const mv_worker_results_filter *f, GTimeZone *tz, GError **error)
+{
+	sqlite3 *db = mv_archive_db(inst);
+	sqlite3_stmt *st;
+	if (ensure_table(inst, error) < 0 ||
+	    mv_sql_prepare(db, "SELECT " RESULT_COLUMNS " FROM worker_results WHERE start_ms >= ? AND start_ms < ?"
+	                   " AND (? = 0 OR profile_id = ?) AND (? IS NULL OR user_name = ? COLLATE NOCASE)"
+	                   " ORDER BY start_ms, id", &st, error) < 0)
+		return NULL;
+	sqlite3_bind_int64(st, 1, f->from * 1000);
+	sqlite3_bind_int64(st, 2, f->to * 1000);
+	sqlite3_bind_int64(st, 3, f->profile_id);
+	sqlite3_bind_int64(st, 4, f->profile_id);
+	sqlite3_bind_text(st, 5, f->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, f->user, -1, SQLITE_STATIC);
+	json_t *list = json_array();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(list, row_json(st, tz));
+	if (rc != SQLITE_DONE) {
+		mv_sql_set_error(error, db, "read worker results");
+		json_decref(list);
+		list = NULL;
+	}
+	sqlite3_finalize(st);
+	return list;
+}
+
+json_t *mv_worker_result_report(mv_instance *inst, int64_t id, char **user_r, GError **error)
+{
+	sqlite3 *db = mv_archive_db(inst);
+	sqlite3_stmt *st;
+	*user_r = NULL;
+	if (ensure_table(inst, error) < 0 ||
+	    mv_sql_prepare(db, "SELECT " RESULT_COLUMNS " FROM worker_results WHERE id = ?", &st, error) < 0)
+		return NULL;
+	sqlite3_bind_int64(st, 1, id);
+	json_t *out = NULL;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		GTimeZone *utc = g_time_zone_new_utc();
+		out = row_json(st, utc);
+		g_time_zone_unref(utc);
+		json_t *report = json_loads((const char *)sqlite3_column_text(st, 11), 0, NULL);
+		json_object_set_new(out, "report", report ? report : json_object());
+		*user_r = g_strdup((const char *)sqlite3_column_text(st, 3));
+	} else if (rc == SQLITE_DONE) {
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "worker result %lld does not exist", (long long)id);
+	} else {
+		mv_sql_set_error(error, db, "read the worker result");
+	}
+	sqlite3_finalize(st);
+	return out;
+}
