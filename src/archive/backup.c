@@ -507,34 +507,6 @@ static int check_restore_target(const char *data_dir, GError **error)
 	return 0;
 }
 
-/* Copies into a temporary sibling, then renames it into place: a crash
- * leaves either nothing or the whole copy at data_dir. */
-static int copy_into_place(const char *backup_dir, const char *data_dir, GError **error)
-{
-	char *parent = g_path_get_dirname(data_dir);
-	char *tmp = g_strdup_printf("%s.restoring-XXXXXX", data_dir);
-	int rc = -1;
-	if (mv_mkdir_p(parent, error) < 0)
-		goto out;
-	if (!g_mkdtemp_full(tmp, 0700)) {
-		mv_set_errno_error(error, errno, "create", tmp);
-		goto out;
-	}
-	if (copy_tree(backup_dir, tmp, 0, error) < 0 || fsync_tree(tmp, 0, error) < 0)
-		goto out;
-	if (rename(tmp, data_dir) < 0) {
-		mv_set_errno_error(error, errno, "rename into place", data_dir);
-		goto out;
-	}
-	rc = mv_fsync_dir(parent, error);
-out:
-	if (rc < 0 && g_file_test(tmp, G_FILE_TEST_EXISTS))
-		remove_tree(tmp, 0);
-	g_free(parent);
-	g_free(tmp);
-	return rc;
-}
-
 static int refresh_index(mv_instance *inst, const mv_archive_store *info, GError **error)
 {
 	if (strcmp(info->state, "disabled") == 0 || info->error) {
@@ -575,13 +547,68 @@ out:
 	return rc;
 }
 
+/* A restore cut short leaves its temporary sibling behind; the next
+ * restore into the same place removes it. */
+static void remove_stale_copies(const char *data_dir)
+{
+	char *parent = g_path_get_dirname(data_dir), *base = g_path_get_basename(data_dir);
+	char *prefix = g_strconcat(base, ".restoring-", NULL);
+	GDir *d = g_dir_open(parent, 0, NULL);
+	const char *name;
+	while (d && (name = g_dir_read_name(d))) {
+		if (!g_str_has_prefix(name, prefix) || strlen(name) != strlen(prefix) + 6)
+			continue;
+		char *stale = g_build_filename(parent, name, NULL);
+		mv_log_info("restore: removing %s, left by a restore that did not finish", stale);
+		remove_tree(stale, 0);
+		g_free(stale);
+	}
+	if (d)
+		g_dir_close(d);
+	g_free(prefix);
+	g_free(base);
+	g_free(parent);
+}
+
+/* Copies into a temporary sibling, brings its indexes up to date there
+ * (a backup without indexes has them rebuilt), then renames it into place:
+ * a crash leaves either nothing or the whole, searchable copy at data_dir. */
+static int copy_into_place(const char *backup_dir, const char *data_dir, GError **error)
+{
+	char *parent = g_path_get_dirname(data_dir);
+	char *tmp = g_strdup_printf("%s.restoring-XXXXXX", data_dir);
+	int rc = -1;
+	if (mv_mkdir_p(parent, error) < 0)
+		goto out;
+	if (!g_mkdtemp_full(tmp, 0700)) {
+		mv_set_errno_error(error, errno, "create", tmp);
+		goto out;
+	}
+	if (copy_tree(backup_dir, tmp, 0, error) < 0 || refresh_indexes(tmp, error) < 0 ||
+	    fsync_tree(tmp, 0, error) < 0)
+		goto out;
+	if (rename(tmp, data_dir) < 0) {
+		mv_set_errno_error(error, errno, "rename into place", data_dir);
+		goto out;
+	}
+	rc = mv_fsync_dir(parent, error);
+out:
+	if (rc < 0 && g_file_test(tmp, G_FILE_TEST_EXISTS))
+		remove_tree(tmp, 0);
+	g_free(parent);
+	g_free(tmp);
+	return rc;
+}
+
 int mv_instance_restore(const char *backup_dir, const char *data_dir, GError **error)
 {
 	char *from = g_canonicalize_filename(backup_dir, NULL);
 	char *to = g_canonicalize_filename(data_dir, NULL);
 	int rc = -1;
-	if (check_backup_dir(from, error) < 0 || check_restore_target(to, error) < 0 ||
-	    copy_into_place(from, to, error) < 0 || refresh_indexes(to, error) < 0)
+	if (check_backup_dir(from, error) < 0 || check_restore_target(to, error) < 0)
+		goto out;
+	remove_stale_copies(to);
+	if (copy_into_place(from, to, error) < 0)
 		goto out;
 	mv_log_info("restored %s into %s", from, to);
 	rc = 0;
