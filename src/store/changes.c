@@ -77,11 +77,14 @@ static int message_place_get(mv_store *s, int64_t num, message_place *m, GError 
 	return rc;
 }
 
-static int index_remove(mv_store *s, const mv_index_doc *doc, GError **error)
+/* The document removed and its note dropped in one index transaction. */
+static int index_remove(mv_store *s, mv_store_doc *h, GError **error)
 {
+	GPtrArray one = { .pdata = (gpointer *)&h, .len = 1 };
 	if (mv_store_flush_index(s, error) < 0 || mv_sql_exec(s->index_db, "BEGIN", error) < 0)
 		return -1;
-	if (mv_index_delete(s->index_db, doc, error) < 0 || mv_sql_exec(s->index_db, "COMMIT", error) < 0) {
+	if (mv_index_delete(s->index_db, &h->doc, error) < 0 || mv_index_notes_drop(s, &one, error) < 0 ||
+	    mv_sql_exec(s->index_db, "COMMIT", error) < 0) {
 		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
@@ -142,12 +145,16 @@ int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GEr
 	/* The document must be rebuilt before the row is hidden: reads skip
 	 * deleted messages. */
 	have_doc = mv_store_doc_for(s, number, m.archive, m.folder, m.folder_id, m.date, &h, NULL) == 0;
+	mv_store_doc *hp = &h;
+	GPtrArray one = { .pdata = (gpointer *)&hp, .len = 1 };
+	if (have_doc && mv_index_notes_add(s, &one, error) < 0)
+		goto out;
 	t.record = record = tombstone_meta(number, m.hash, t.reason, t.at);
 	if (mv_sql_in_transaction(s->db, hide_and_tombstone, &t, error) < 0)
 		goto out;
 	rc = 0;
 	GError *err = NULL;
-	if (have_doc && index_remove(s, &h.doc, &err) < 0) {
+	if (have_doc && index_remove(s, &h, &err) < 0) {
 		mv_log_warn("store %d: message %lld deleted but still in the index (hidden from results): %s", s->id,
 		            (long long)number, err->message);
 		g_error_free(err);
@@ -257,7 +264,8 @@ static GPtrArray *docs_for(mv_store *s, GArray *nums, GError **error)
 	return docs;
 }
 
-/* Replaces old documents by new ones in one index transaction. */
+/* Replaces old documents by new ones, and drops the old ones' notes, in one
+ * index transaction. */
 static int index_replace(mv_store *s, GPtrArray *old_docs, GPtrArray *new_docs, GError **error)
 {
 	if (mv_store_flush_index(s, error) < 0 || mv_sql_exec(s->index_db, "BEGIN", error) < 0)
@@ -269,6 +277,8 @@ static int index_replace(mv_store *s, GPtrArray *old_docs, GPtrArray *new_docs, 
 	for (guint i = 0; i < new_docs->len; i++)
 		if (mv_index_insert(s->index_db, &s->index_insert, &((mv_store_doc *)new_docs->pdata[i])->doc, error) < 0)
 			goto out;
+	if (mv_index_notes_drop(s, old_docs, error) < 0)
+		goto out;
 	rc = mv_sql_exec(s->index_db, "COMMIT", error);
 out:
 	if (rc < 0)
@@ -335,7 +345,8 @@ int mv_store_move_folder(mv_store *s, const char *from_archive, const char *from
 		goto out;
 	}
 	if (strcmp(from_archive, to_archive) != 0 && (!(nums = messages_under(s, from_archive, from_path, error)) ||
-	                                              !(old_docs = docs_for(s, nums, error))))
+	                                              !(old_docs = docs_for(s, nums, error)) ||
+	                                              mv_index_notes_add(s, old_docs, error) < 0))
 		goto out;
 	rc = mv_sql_in_transaction(s->db, rename_and_record, &t, error);
 	g_hash_table_remove_all(s->folder_ids);

@@ -31,7 +31,10 @@ static const char index_schema[] =
 	" content='', tokenize='unicode61 remove_diacritics 2');"
 	/* indexed_upto: every message numbered up to it is in fts. */
 	"CREATE TABLE IF NOT EXISTS %s.index_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	"INSERT OR IGNORE INTO %s.index_state VALUES('format_version', " G_STRINGIFY(INDEX_FORMAT) ");";
+	"INSERT OR IGNORE INTO %s.index_state VALUES('format_version', " G_STRINGIFY(INDEX_FORMAT) ");"
+	/* documents a db change is about to make stale (index_notes.c) */
+	"CREATE TABLE IF NOT EXISTS %s.index_notes(docid INTEGER PRIMARY KEY, num INTEGER NOT NULL,"
+	" archive TEXT NOT NULL, folder_id INTEGER NOT NULL, columns TEXT NOT NULL);";
 
 int64_t mv_index_docid(int64_t date, int64_t number)
 {
@@ -72,7 +75,7 @@ static int set_leaf_size(sqlite3 *db, const char *schema, GError **error)
 
 int mv_index_init_schema(sqlite3 *db, const char *schema, GError **error)
 {
-	char *sql = g_strdup_printf(index_schema, schema, schema, schema);
+	char *sql = g_strdup_printf(index_schema, schema, schema, schema, schema);
 	int rc = mv_sql_exec(db, sql, error);
 	g_free(sql);
 	return rc < 0 ? -1 : set_leaf_size(db, schema, error);
@@ -143,13 +146,14 @@ int mv_index_insert(sqlite3 *db, sqlite3_stmt **cache, const mv_index_doc *doc, 
 	return index_write(db, *cache, doc, error);
 }
 
+static const char delete_sql[] =
+	"INSERT INTO fts(fts, rowid, subject, sender, recipients, cc, bcc, body, attachment,"
+	" folder, archive, messageid, scope) VALUES ('delete',?,?,?,?,?,?,?,?,?,?,?,?)";
+
 int mv_index_delete(sqlite3 *db, const mv_index_doc *doc, GError **error)
 {
-	static const char sql[] =
-		"INSERT INTO fts(fts, rowid, subject, sender, recipients, cc, bcc, body, attachment,"
-		" folder, archive, messageid, scope) VALUES ('delete',?,?,?,?,?,?,?,?,?,?,?,?)";
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, delete_sql, -1, &st, NULL) != SQLITE_OK) {
 		mv_sql_set_error(error, db, "prepare index delete");
 		return -1;
 	}
@@ -158,30 +162,88 @@ int mv_index_delete(sqlite3 *db, const mv_index_doc *doc, GError **error)
 	return rc;
 }
 
-/* Binds a document's columns (rowid first) and steps. */
-static int index_write(sqlite3 *db, sqlite3_stmt *st, const mv_index_doc *doc, GError **error)
+#define INDEX_COLUMNS 11
+
+/* The text of a document's columns exactly as the index is given them. */
+typedef struct index_columns {
+	const char *text[INDEX_COLUMNS];
+	char *owned[4];
+} index_columns;
+
+static void index_columns_of(const mv_index_doc *doc, index_columns *c)
 {
-	char *from = address_column(doc->from, doc->from_addrs);
-	char *to = address_column(doc->to, doc->to_addrs);
-	char *cc = address_column(doc->cc, doc->cc_addrs);
-	char *bcc = address_column(doc->bcc, doc->bcc_addrs);
-	const char *cols[] = { doc->subject, from, to, cc, bcc, doc->body,
-	                       doc->attachments, doc->folder, doc->archive, doc->message_id, doc->scope };
-	sqlite3_bind_int64(st, 1, mv_index_docid(doc->date, doc->number));
-	for (int i = 0; i < (int)G_N_ELEMENTS(cols); i++)
-		sqlite3_bind_text(st, i + 2, cols[i] ? cols[i] : "", -1, SQLITE_STATIC);
+	c->owned[0] = address_column(doc->from, doc->from_addrs);
+	c->owned[1] = address_column(doc->to, doc->to_addrs);
+	c->owned[2] = address_column(doc->cc, doc->cc_addrs);
+	c->owned[3] = address_column(doc->bcc, doc->bcc_addrs);
+	const char *cols[INDEX_COLUMNS] = { doc->subject, c->owned[0], c->owned[1], c->owned[2], c->owned[3], doc->body,
+	                                    doc->attachments, doc->folder, doc->archive, doc->message_id, doc->scope };
+	for (int i = 0; i < INDEX_COLUMNS; i++)
+		c->text[i] = cols[i] ? cols[i] : "";
+}
+
+static void index_columns_clear(index_columns *c)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(c->owned); i++)
+		g_free(c->owned[i]);
+}
+
+static int bind_and_step(sqlite3 *db, sqlite3_stmt *st, int64_t docid, const char *const text[INDEX_COLUMNS],
+                         GError **error)
+{
+	sqlite3_bind_int64(st, 1, docid);
+	for (int i = 0; i < INDEX_COLUMNS; i++)
+		sqlite3_bind_text(st, i + 2, text[i], -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
-	g_free(from);
-	g_free(to);
-	g_free(cc);
-	g_free(bcc);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE) {
-		mv_sql_set_error(error, db, "index insert");
+		mv_sql_set_error(error, db, "index write");
 		return -1;
 	}
 	return 0;
+}
+
+/* Binds a document's columns (rowid first) and steps. */
+static int index_write(sqlite3 *db, sqlite3_stmt *st, const mv_index_doc *doc, GError **error)
+{
+	index_columns c;
+	index_columns_of(doc, &c);
+	int rc = bind_and_step(db, st, mv_index_docid(doc->date, doc->number), c.text, error);
+	index_columns_clear(&c);
+	return rc;
+}
+
+json_t *mv_index_doc_columns(const mv_index_doc *doc)
+{
+	index_columns c;
+	index_columns_of(doc, &c);
+	json_t *cols = json_array();
+	for (int i = 0; i < INDEX_COLUMNS; i++)
+		json_array_append_new(cols, json_string(c.text[i]));
+	index_columns_clear(&c);
+	return cols;
+}
+
+int mv_index_delete_columns(sqlite3 *db, int64_t docid, json_t *cols, GError **error)
+{
+	const char *text[INDEX_COLUMNS];
+	for (int i = 0; i < INDEX_COLUMNS; i++) {
+		text[i] = json_string_value(json_array_get(cols, (size_t)i));
+		if (!text[i] || json_array_size(cols) != INDEX_COLUMNS) {
+			g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "a noted index document of docid %lld is damaged",
+			            (long long)docid);
+			return -1;
+		}
+	}
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, delete_sql, -1, &st, NULL) != SQLITE_OK) {
+		mv_sql_set_error(error, db, "prepare index delete");
+		return -1;
+	}
+	int rc = bind_and_step(db, st, docid, text, error);
+	sqlite3_finalize(st);
+	return rc;
 }
 
 /* ---- generation, reset, rebuild ---------------------------------------------------------------- */
@@ -239,7 +301,7 @@ int mv_store_index_reset(mv_store *s, GError **error)
 	if (!gen)
 		return -1;
 	g_ptr_array_set_size(s->index_queue, 0);
-	char *sql = sqlite3_mprintf("BEGIN; INSERT INTO fts(fts) VALUES('delete-all');"
+	char *sql = sqlite3_mprintf("BEGIN; INSERT INTO fts(fts) VALUES('delete-all'); DELETE FROM index_notes;"
 	                            " DELETE FROM index_state WHERE key='indexed_upto';"
 	                            " INSERT OR REPLACE INTO index_state VALUES('format_version', %d);"
 	                            " INSERT OR REPLACE INTO index_state VALUES('generation', %Q); COMMIT;", INDEX_FORMAT, gen);
@@ -606,6 +668,7 @@ int mv_store_doc_for(mv_store *s, int64_t num, const char *archive, const char *
 	h->parsed = mv_parse_message(h->raw->data, h->raw->len, date);
 	h->archive = g_strdup(archive);
 	h->folder = g_strdup(folder);
+	h->folder_id = folder_id;
 	archive = h->archive;
 	folder = h->folder;
 	h->scope = g_string_new(NULL);

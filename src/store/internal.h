@@ -29,6 +29,10 @@ typedef struct mv_index_doc {
 	const char *scope;           /* scope tokens: archive, folder, flags */
 } mv_index_doc;
 
+/* A document's column text exactly as the index is given it (a JSON array),
+ * and the contentless delete by that text. */
+json_t *mv_index_doc_columns(const mv_index_doc *doc);
+int mv_index_delete_columns(sqlite3 *db, int64_t docid, json_t *cols, GError **error);
 /* The index's tables in schema (main, or "ix" attached). */
 int mv_index_init_schema(sqlite3 *db, const char *schema, GError **error);
 /* Inserts one document; *cache holds the prepared statement (finalize it). */
@@ -187,11 +191,19 @@ void mv_store_remove_db_files(const char *file);
 typedef struct mv_store_doc {
 	mv_index_doc doc;
 	char *archive, *folder;  /* owned: the caller's strings may go first */
+	int64_t folder_id;
 	mv_parsed *parsed;
 	GString *scope;
 	GByteArray *raw;
 } mv_store_doc;
 void mv_store_doc_clear(mv_store_doc *h);
+/* ---- notes of documents a db change is about to make stale (index_notes.c) ----
+ * docs are mv_store_doc*.  _add: in an index transaction of its own, before
+ * the db change; _drop: inside the index transaction that follows it;
+ * _settle: under the write lock, what a crash left between the two. */
+int mv_index_notes_add(mv_store *s, GPtrArray *docs, GError **error);
+int mv_index_notes_drop(mv_store *s, GPtrArray *docs, GError **error);
+int mv_index_notes_settle(mv_store *s, GError **error);
 /* The exact document the index holds for a message (FTS5's contentless delete needs it). */
 int mv_store_doc_for(mv_store *s, int64_t num, const char *archive, const char *folder, int64_t folder_id,
             int64_t date, mv_store_doc *h, GError **error);

@@ -239,6 +239,29 @@ static int attach_reader_index(mv_store *s, const char *ixp, GError **error)
 	return mv_store_sql_attach_index(s->db, ixp, s->key, s->index_encrypted, error);
 }
 
+/* A crash between a db change and its index follow-up left notes
+ * (index_notes.c) that a writer settles when it takes the lock.  A reader
+ * would otherwise search an index that still files messages where they no
+ * longer are, until some writer comes: so it settles them first, through a
+ * writer of its own.  Notes exist only after such a crash. */
+static void settle_notes_for_reader(mv_store *s)
+{
+	int64_t notes = 0;
+	if (mv_store_int_query(s->db, "SELECT count(*) FROM ix.sqlite_schema WHERE name='index_notes'", "look for notes",
+	                       &notes, NULL) < 0 || notes == 0 ||
+	    mv_store_int_query(s->db, "SELECT count(*) FROM ix.index_notes", "count notes", &notes, NULL) < 0 ||
+	    notes == 0)
+		return;
+	GError *err = NULL;
+	mv_store *w = mv_store_open(s->id, &s->paths, s->key, MV_STORE_WRITE, &err);
+	if (!w || mv_store_write_lock(w, &err) < 0 || mv_store_sync(w, &err) < 0) {
+		mv_log_warn("store %d: the index holds notes of an interrupted change that could not be settled now: %s",
+		            s->id, err->message);
+		g_clear_error(&err);
+	}
+	mv_store_close(&w);
+}
+
 mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
                         const uint8_t data_key[MV_KEY_BYTES], mv_store_mode mode, GError **error)
 {
@@ -254,6 +277,8 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 	    mv_store_setup_db(s->db, true, error) < 0 || check_format(s, error) < 0 || mv_mkdir_p(paths->index_dir, error) < 0)
 		goto out;
 	rc = mode == MV_STORE_WRITE ? open_writer_index(s, ixp, error) : attach_reader_index(s, ixp, error);
+	if (rc == 0 && mode == MV_STORE_READ)
+		settle_notes_for_reader(s);
 out:
 	g_free(dbp);
 	g_free(ixp);
@@ -680,6 +705,8 @@ int mv_store_write_lock(mv_store *s, GError **error)
 		if (mv_store_index_reset(s, error) < 0)
 			goto out;
 	}
+	if (mv_index_notes_settle(s, error) < 0)
+		goto out;
 	rc = mv_store_index_catch_up(s, error);
 out:
 	if (rc < 0) {
