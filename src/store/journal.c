@@ -106,13 +106,16 @@ static int64_t resync(const uint8_t *map, int64_t from, int64_t end)
 
 static void assign_number(scan_state *st, mv_journal_rec *r)
 {
+	/* Numbers past what a store numbers are not believed, whatever a
+	 * marker says (the records go unnumbered, as after damage): nor can
+	 * counting on from them overflow. */
 	if (r->type == MV_RECORD_MESSAGE || r->type == MV_RECORD_REFERENCE)
-		r->number = st->certain ? st->next++ : 0;
+		r->number = st->certain && st->next <= MV_STORE_MAX_MESSAGE_NUMBER ? st->next++ : 0;
 	else if (r->type == MV_RECORD_TOMBSTONE && r->ok)
 		r->number = json_integer_value(json_object_get(r->meta, "number"));
 	else if (r->type == MV_RECORD_BATCH && r->ok) {
 		json_int_t first = json_integer_value(json_object_get(r->meta, "first"));
-		if (first > 0) {
+		if (first > 0 && first <= MV_STORE_MAX_MESSAGE_NUMBER) {
 			st->next = first;
 			st->certain = true;
 		}

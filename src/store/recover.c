@@ -224,17 +224,35 @@ static int recover_tombstone(recover_ctx *c, const mv_journal_rec *r, GError **e
 	return 0;
 }
 
+static bool forget_restored(recover_ctx *c, int64_t number)
+{
+	for (guint i = 0; i < c->restored->len; i++) {
+		if (g_array_index(c->restored, int64_t, i) == number) {
+			g_array_remove_index(c->restored, i);
+			c->restored_deleted--;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* An earlier recovery brought these back: their tombstones no longer count. */
 static int recover_restore(recover_ctx *c, const mv_journal_rec *r, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_sql_prepare(c->db, "UPDATE messages SET deleted=0, deleted_at=NULL, deleted_reason=NULL WHERE num=?",
-	                      &st, error) < 0)
+	/* Only a deleted one is brought back: a restore replayed over a
+	 * message that is not deleted (a second recovery) changes nothing. */
+	if (mv_sql_prepare(c->db, "UPDATE messages SET deleted=0, deleted_at=NULL, deleted_reason=NULL"
+	                      " WHERE num=? AND deleted=1", &st, error) < 0)
 		return -1;
 	json_t *n;
 	size_t i;
 	int rc = -1;
 	json_array_foreach(json_object_get(r->meta, "numbers"), i, n) {
+		/* Recovering deleted messages again: one an earlier recovery
+		 * brought back is not brought back (nor counted) twice. */
+		if (c->recover_deleted && forget_restored(c, json_integer_value(n)))
+			continue;
 		sqlite3_bind_int64(st, 1, json_integer_value(n));
 		if (exec_stmt(c->db, st, "replay restore", error) < 0)
 			goto out;
@@ -245,6 +263,57 @@ static int recover_restore(recover_ctx *c, const mv_journal_rec *r, GError **err
 out:
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* A move live found its target free, but the replay may not: the target
+ * can have been emptied of its deleted messages and removed by
+ * DeleteEmptyFolders, which writes no record, and replaying those
+ * messages' records made it again.  Each such folder is merged into the
+ * one moving onto its name (a message whose content is in both is kept
+ * once, the moving folder's), so the rename finds the name free, as the
+ * move live did. */
+static const char merge_targets_sql[] =
+	"WITH moving(id, to_path) AS (SELECT id, CASE WHEN ?2 = '' AND path <> '' THEN"
+	"  (CASE WHEN ?4 = '' THEN path ELSE ?4 || '/' || path END) ELSE ?4 || substr(path, length(?2) + 1) END"
+	"  FROM folders WHERE archive = ?1 AND (?2 = '' OR path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/'))"
+	" SELECT m.id, t.id FROM moving m JOIN folders t ON t.archive = ?3 AND t.path = m.to_path AND t.id <> m.id";
+
+static int merge_folder_into(sqlite3 *db, int64_t into, int64_t merged, GError **error)
+{
+	char *sql = sqlite3_mprintf("DELETE FROM messages WHERE folder_id = %lld AND content_id IN"
+	                            " (SELECT content_id FROM messages WHERE folder_id = %lld);"
+	                            "UPDATE messages SET folder_id = %lld WHERE folder_id = %lld;"
+	                            "DELETE FROM folders WHERE id = %lld;", (long long)merged, (long long)into,
+	                            (long long)into, (long long)merged, (long long)merged);
+	int rc = mv_sql_exec(db, sql, error);
+	sqlite3_free(sql);
+	return rc;
+}
+
+static int replay_folder_move(sqlite3 *db, const char *from_archive, const char *from, const char *to_archive,
+                              const char *to, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(db, merge_targets_sql, &st, error) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, from_archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, to_archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, to, -1, SQLITE_STATIC);
+	GArray *pairs = g_array_new(FALSE, FALSE, sizeof(int64_t));
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t pair[2] = { sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1) };
+		g_array_append_vals(pairs, pair, 2);
+	}
+	int rc = step == SQLITE_DONE ? 0 : -1;
+	if (rc < 0)
+		mv_sql_set_error(error, db, "replay a folder move");
+	sqlite3_finalize(st);
+	for (guint i = 0; rc == 0 && i + 1 < pairs->len; i += 2)
+		rc = merge_folder_into(db, g_array_index(pairs, int64_t, i), g_array_index(pairs, int64_t, i + 1), error);
+	g_array_free(pairs, TRUE);
+	return rc < 0 ? -1 : mv_store_rename_folders(db, from_archive, from, to_archive, to, error);
 }
 
 static int apply_record(recover_ctx *c, mv_journal_rec *r, GError **error)
@@ -270,8 +339,8 @@ static int apply_record(recover_ctx *c, mv_journal_rec *r, GError **error)
 		return recover_restore(c, r, error);
 	case MV_RECORD_FOLDER_MOVE:
 		g_hash_table_remove_all(c->folders);
-		return mv_store_rename_folders(c->db, meta_str(r->meta, "from_archive"), meta_str(r->meta, "from"),
-		                      meta_str(r->meta, "to_archive"), meta_str(r->meta, "to"), error);
+		return replay_folder_move(c->db, meta_str(r->meta, "from_archive"), meta_str(r->meta, "from"),
+		                          meta_str(r->meta, "to_archive"), meta_str(r->meta, "to"), error);
 	default:
 		return 0;
 	}
@@ -457,7 +526,11 @@ static int append_restore(mv_store *s, GArray *numbers, GError **error)
 	json_decref(meta);
 	restore_txn t = { s, text };
 	int rc = -1;
-	if (mv_store_flock(s, error) < 0)
+	/* The write lock, not just the flock: taking it brings the index up to
+	 * the recovered db, which the refresh after this would otherwise skip
+	 * (the lock being held already), leaving a recovery that brought
+	 * deleted messages back with an empty index. */
+	if (mv_store_write_lock(s, error) < 0)
 		goto out;
 	rc = mv_sql_in_transaction(s->db, append_restore_record, &t, error);
 out:
