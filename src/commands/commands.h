@@ -172,5 +172,6 @@ extern const mv_command mv_commands_users[];    /* cmd_users.c: users, privilege
 extern const mv_command mv_commands_service[];  /* cmd_service.c: service configuration, certificate, sessions */
 extern const mv_command mv_commands_logon[];    /* cmd_logon.c: MFA, app passwords, a user's own password */
 extern const mv_command mv_commands_message[];  /* cmd_message.c: GetMessage */
+extern const mv_command mv_commands_credentials[]; /* cmd_credentials.c: credentials for profiles */
 
 #endif

@@ -565,6 +565,133 @@ static void test_older_instance(void **state)
 	g_free(dir);
 }
 
+/* ---- the Administration API functions ------------------------------------------------------------------- */
+
+/* Runs F with name, value pairs; returns the envelope. */
+static json_t *call(const char *function, ...)
+{
+	const mv_command *cmd = mv_command_find(function);
+	if (!cmd)
+		fail_msg("%s is not registered", function);
+	GHashTable *text = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	va_list ap;
+	va_start(ap, function);
+	for (const char *n = va_arg(ap, const char *); n; n = va_arg(ap, const char *))
+		g_hash_table_insert(text, g_strdup(n), g_strdup(va_arg(ap, const char *)));
+	va_end(ap);
+	GError *err = NULL;
+	json_t *args = mv_command_parse_args(cmd, text, &err);
+	g_hash_table_destroy(text);
+	if (!args) {
+		json_t *env = mv_command_error_envelope(err->message, NULL);
+		g_error_free(err);
+		return env;
+	}
+	mv_command_ctx ctx = { .inst = shared, .user = "admin", .remote = "local" };
+	json_t *env = mv_command_invoke(cmd, &ctx, args);
+	json_decref(args);
+	return env;
+}
+
+static json_t *result_of(json_t *env)
+{
+	const char *status = json_string_value(json_object_get(env, "statusCode"));
+	if (strcmp(status, "succeeded") != 0)
+		fail_msg("failed: %s", json_string_value(json_object_get(json_object_get(env, "error"), "message")));
+	return json_object_get(env, "result");
+}
+
+static void call_fails(json_t *env, const char *message_part)
+{
+	const char *status = json_string_value(json_object_get(env, "statusCode"));
+	assert_string_equal(status, "failed");
+	const char *message = json_string_value(json_object_get(json_object_get(env, "error"), "message"));
+	if (!strstr(message, message_part))
+		fail_msg("error '%s' does not contain '%s'", message, message_part);
+	json_decref(env);
+}
+
+static bool text_holds(json_t *value, const char *needle)
+{
+	char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+	bool found = strstr(text, needle) != NULL;
+	free(text);
+	return found;
+}
+
+static void test_functions(void **state)
+{
+	json_t *env = call("CreateCredential", "type", "Password", "description", "api", "userName", "api-user",
+	                   "password", "Api-Secret-77", NULL);
+	json_t *c = result_of(env);
+	int64_t id = json_integer_value(json_object_get(c, "id"));
+	char *text = json_dumps(c, JSON_COMPACT);
+	char *expected = g_strdup_printf("{\"id\":%" G_GINT64_FORMAT ",\"type\":\"Password\",\"description\":\"api\","
+	                                 "\"userName\":\"api-user\",\"hasSecret\":true}", id);
+	assert_string_equal(text, expected);
+	g_free(expected);
+	free(text);
+	json_decref(env);
+	secret_is(shared, id, "Api-Secret-77");
+
+	char *id_text = g_strdup_printf("%" G_GINT64_FORMAT, id);
+	call_fails(call("SetCredentialSettings", "id", id_text, "tenantId", TENANT, NULL),
+	           "SetCredentialSettings: argument 'tenantId' does not apply to a credential of type Password");
+	call_fails(call("SetCredentialSettings", "id", id_text, "createNewCertificate", "false", NULL),
+	           "SetCredentialSettings: argument 'createNewCertificate' does not apply");
+	call_fails(call("CreateCredential", "type", "SignedEnvelope", "description", "cloud", NULL),
+	           "CreateCredential: type: SignedEnvelope credentials");
+	call_fails(call("CreateCredential", "type", "Office365_Modern", "description", "x", "clientSecret", "s", NULL),
+	           "CreateCredential: argument 'clientSecret' does not apply to a credential of type Office365_Modern");
+
+	/* a new certificate: its PEM and thumbprint come back, its key never */
+	env = call("CreateCredential", "type", "Office365_Modern", "description", "m365", "tenantId", TENANT,
+	           "applicationId", APP, NULL);
+	c = result_of(env);
+	int64_t o365 = json_integer_value(json_object_get(c, "id"));
+	assert_true(json_is_null(json_object_get(c, "certificate")));
+	assert_true(json_is_false(json_object_get(c, "hasSecret")));
+	json_decref(env);
+	char *o365_text = g_strdup_printf("%" G_GINT64_FORMAT, o365);
+	env = call("SetCredentialSettings", "id", o365_text, "createNewCertificate", "true", NULL);
+	c = result_of(env);
+	json_t *cert = json_object_get(c, "certificate");
+	assert_true(g_str_has_prefix(json_string_value(json_object_get(cert, "pem")), "-----BEGIN CERTIFICATE-----"));
+	assert_int_equal(strlen(json_string_value(json_object_get(cert, "thumbprint"))), 40);
+	assert_true(json_is_true(json_object_get(c, "hasSecret")));
+	char *key = NULL;
+	size_t len = 0;
+	GError *err = NULL;
+	ok(mv_credential_secret(shared, o365, NULL, &key, &len, &err), err);
+	assert_true(g_str_has_prefix(key, "-----BEGIN PRIVATE KEY-----"));
+	assert_false(text_holds(c, "PRIVATE KEY"));
+	json_decref(env);
+
+	/* no answer and no audit entry holds a secret */
+	env = call("GetCredentials", NULL);
+	json_t *all = result_of(env);
+	assert_true(json_array_size(all) >= 2);
+	assert_false(text_holds(all, "Api-Secret-77"));
+	assert_false(text_holds(all, "PRIVATE KEY"));
+	assert_false(text_holds(all, key + 28));
+	json_decref(env);
+	env = call("GetAuditLog", "limit", "0", NULL);
+	json_t *entries = result_of(env);
+	assert_true(text_holds(entries, "(hidden)"));
+	assert_false(text_holds(entries, "Api-Secret-77"));
+	assert_false(text_holds(entries, key + 28));
+	json_decref(env);
+	sodium_memzero(key, len);
+	g_free(key);
+
+	env = call("DeleteCredential", "id", id_text, NULL);
+	result_of(env);
+	json_decref(env);
+	call_fails(call("GetCredential", "id", id_text, NULL), "GetCredential: credential");
+	g_free(o365_text);
+	g_free(id_text);
+}
+
 int main(void)
 {
 	mv_log_set_quiet(true);
@@ -577,6 +704,7 @@ int main(void)
 		cmocka_unit_test(test_delete_in_use),
 		cmocka_unit_test(test_limit),
 		cmocka_unit_test(test_older_instance),
+		cmocka_unit_test(test_functions),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
