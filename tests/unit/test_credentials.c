@@ -684,6 +684,11 @@ static void test_functions(void **state)
 	sodium_memzero(key, len);
 	g_free(key);
 
+	/* a shell line naming a secret argument stays out of its history */
+	assert_true(mv_command_text_may_hold_secret("SetCredentialSettings --id=1 --clientSecret=abc"));
+	assert_true(mv_command_text_may_hold_secret("CreateCredential --type=Password --password=abc"));
+	assert_false(mv_command_text_may_hold_secret("SetCredentialSettings --id=1 --userName=abc"));
+
 	env = call("DeleteCredential", "id", id_text, NULL);
 	result_of(env);
 	json_decref(env);
