@@ -19,9 +19,9 @@
  * after it the promotion is finished.  The recovery KEK and the audit log's
  * key (see audit.c) are settings wrapped by the master key, and each
  * credential's own key (credentials.c) a column beside its sealed secret;
- * they go through the same _next/promote steps.  Whatever writes wrapped keys holds
- * the instance key lock (flock on master.lock), so it cannot interleave
- * with a renewal in another process. */
+ * they go through the same _next/promote steps.  Whatever writes wrapped
+ * keys holds the instance key lock (flock on master.lock), so it cannot
+ * interleave with a renewal in another process. */
 #include "archive/internal.h"
 
 #include <errno.h>

@@ -1,8 +1,9 @@
 /* archive/migrations: master.sqlite's schema, and what opening an instance
  * made by an older build adds to it — the stores table's later columns, the
  * instance id, the master key check, each store row's uid and owner, the
- * users tables and the audit log's key, the credentials tables.  Each step first looks without a
- * transaction or lock: on almost every open there is nothing to do. */
+ * users tables and the audit log's key, the credentials tables.  Each step
+ * first looks without a transaction or lock: on almost every open there is
+ * nothing to do. */
 #include "archive/internal.h"
 
 #include <sodium.h>
