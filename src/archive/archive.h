@@ -1,7 +1,7 @@
 /* archive: the instance — one data directory holding master.sqlite (the list
  * of stores and their wrapped keys, settings, users with their folder
- * privileges, app passwords and MFA, the audit log), the master key file,
- * and the archive stores.
+ * privileges, app passwords and MFA, the audit log, credentials), the master
+ * key file, and the archive stores.
  *
  * Archives (one per user, e.g. "john.doe") and their folders live inside
  * stores; an archive spans every store it has mail in. */
@@ -413,6 +413,98 @@ char *mv_audit_format_time(int64_t time_ms);
 typedef GBytes *(*mv_secret_make_fn)(void *opaque, GError **error);
 GBytes *mv_instance_secret(mv_instance *inst, const char *name, const char *context, mv_secret_make_fn make,
                            void *opaque, GError **error);
+
+/* ---- credentials (credentials.c) --------------------------------------------
+ * What the instance keeps to reach other systems on its own: a Microsoft 365
+ * app registration (Office365_Modern: tenant, application and a certificate
+ * whose private key is the secret), and two types of ours for mailbox
+ * profiles: Password (a user name and its password) and OAuthClientSecret
+ * (tenant, application and a client secret).  Rows of master.sqlite's
+ * credentials table, ids never reused.  A secret is sealed under a random
+ * key of its own (a new one whenever the secret changes), kept wrapped by the
+ * master key and rewrapped by RenewMasterKey; nothing but
+ * mv_credential_secret ever hands it out.
+ *
+ * Profiles refer to credentials by id.  The profiles module records each use
+ * as a row (profile_id, profile_name, credential_id) of master.sqlite's
+ * profile_credentials table, written in the transaction that saves the
+ * profile; mv_credential_delete refuses while a row names the credential and
+ * says which profile.  A table rather than a callback: the check and the
+ * deletion then share one transaction, and no process can forget to
+ * register a hook. */
+typedef enum {
+	MV_CREDENTIAL_OFFICE365_MODERN,
+	MV_CREDENTIAL_PASSWORD,
+	MV_CREDENTIAL_OAUTH_CLIENT_SECRET,
+} mv_credential_type;
+#define MV_CREDENTIALS_MAX 1000
+/* The API name of a type: "Office365_Modern", "Password", "OAuthClientSecret". */
+const char *mv_credential_type_name(mv_credential_type type);
+/* The type an API name means; "SignedEnvelope" (MailStore Cloud exports)
+ * is MV_ERR_UNSUPPORTED, any other name MV_ERR_INVALID. */
+int mv_credential_type_parse(const char *name, mv_credential_type *type_r, GError **error);
+/* Fails with MV_ERR_INVALID unless credentials of this type take the API
+ * argument arg (tenantId, applicationId, createNewCertificate, userName,
+ * password, clientSecret): the error names the argument, the type and what
+ * the type takes. */
+int mv_credential_check_arg(mv_credential_type type, const char *arg, GError **error);
+
+typedef struct mv_credential {
+	int64_t id;
+	mv_credential_type type;
+	char *description;
+	char *tenant_id, *application_id, *user_name;   /* NULL when not set */
+	/* Office365_Modern's certificate (NULL until one is made): PEM, SHA-1
+	 * thumbprint (upper-case hex, as Entra ID shows it), subject, validity
+	 * in Unix seconds. */
+	char *certificate, *thumbprint, *subject;
+	int64_t not_before, not_after;
+	bool has_secret;
+	int64_t created_at;
+} mv_credential;
+void mv_credential_free(mv_credential *c);
+
+/* A new certificate and its private key (net/ makes them: archive/ keeps
+ * what it is given). */
+typedef struct mv_credential_cert {
+	const char *pem, *private_key_pem, *thumbprint, *subject;
+	int64_t not_before, not_after;
+} mv_credential_cert;
+
+/* What a create or change sets.  NULL members stay as they are (unset when
+ * creating); "" unsets tenant_id, application_id or user_name.  A secret
+ * (password, client_secret, certificate's key) is replaced, never unset.
+ * Each member set must be one the type takes (mv_credential_check_arg). */
+typedef struct mv_credential_settings {
+	const char *tenant_id;          /* a GUID or a domain name (contoso.onmicrosoft.com) */
+	const char *application_id;     /* a GUID */
+	const char *user_name;
+	const char *password;           /* Password's secret */
+	const char *client_secret;      /* OAuthClientSecret's secret */
+	const mv_credential_cert *certificate;  /* Office365_Modern: its secret is the private key */
+} mv_credential_settings;
+
+/* Creates one (MV_ERR_LIMIT beyond MV_CREDENTIALS_MAX); its id in *id_r.
+ * description: up to 1024 bytes of UTF-8 without control characters. */
+int mv_credential_create(mv_instance *inst, mv_credential_type type, const char *description,
+                         const mv_credential_settings *settings, int64_t *id_r, GError **error);
+/* MV_ERR_NOT_FOUND when there is no credential id. */
+mv_credential *mv_credential_get(mv_instance *inst, int64_t id, GError **error);
+/* All of them (mv_credential*), by id. */
+GPtrArray *mv_credentials_list(mv_instance *inst, GError **error);
+int mv_credential_set_description(mv_instance *inst, int64_t id, const char *description, GError **error);
+int mv_credential_update(mv_instance *inst, int64_t id, const mv_credential_settings *settings, GError **error);
+/* MV_ERR_STATE naming the profile when a profile uses it. */
+int mv_credential_delete(mv_instance *inst, int64_t id, GError **error);
+/* The credential's secret for whatever uses it (profiles): Password's
+ * password, OAuthClientSecret's client secret, Office365_Modern's private
+ * key (PEM).  *secret_r is NUL-terminated, *len_r bytes long; the caller
+ * wipes it (sodium_memzero(secret, len)) and g_free()s it.  credential_r
+ * (may be NULL) gets the credential as read in the same statement.
+ * MV_ERR_NOT_FOUND, MV_ERR_STATE when it has no secret yet, MV_ERR_CORRUPT
+ * when it does not open with this instance's keys. */
+int mv_credential_secret(mv_instance *inst, int64_t id, mv_credential **credential_r, char **secret_r,
+                         size_t *len_r, GError **error);
 
 /* ---- the server's hold on the data directory (lock.c) ---------------------- */
 /* Taken by `mailvault serve` for its lifetime: fails with MV_ERR_STATE

@@ -151,8 +151,9 @@ int mv_archive_settle_master_key_locked(mv_instance *inst, GError **error);
 
 /* master.sqlite's schema (several statements, idempotent). */
 const char *mv_archive_schema(void);
-/* Brings the stores table, the instance id and the key check of an older
- * instance up to date, and reads the instance id into inst. */
+/* Brings the stores table, the instance id, the key check and the
+ * credentials tables of an older instance up to date, and reads the
+ * instance id into inst. */
 int mv_archive_migrate(mv_instance *inst, GError **error);
 /* Adds the users tables and the audit key to an instance made before them. */
 int mv_archive_ensure_users_schema(mv_instance *inst, GError **error);

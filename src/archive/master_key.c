@@ -17,10 +17,11 @@
  * master_key_check (a value wrapped by the master key) tells, on open, which
  * side of the rename a crash happened: before it the leftovers are dropped,
  * after it the promotion is finished.  The recovery KEK and the audit log's
- * key (see audit.c) are settings wrapped by the master key and go through
- * the same _next/promote steps.  Whatever writes wrapped keys holds
- * the instance key lock (flock on master.lock), so it cannot interleave
- * with a renewal in another process. */
+ * key (see audit.c) are settings wrapped by the master key, and each
+ * credential's own key (credentials.c) a column beside its sealed secret;
+ * they go through the same _next/promote steps.  Whatever writes wrapped
+ * keys holds the instance key lock (flock on master.lock), so it cannot
+ * interleave with a renewal in another process. */
 #include "archive/internal.h"
 
 #include <errno.h>
@@ -259,7 +260,8 @@ static int renewal_leftovers(mv_instance *inst, bool *any_r, GError **error)
 {
 	int64_t n = 0;
 	char *next_check = NULL;
-	if (mv_archive_count(inst, "SELECT count(*) FROM stores WHERE key_master_next IS NOT NULL", NULL, &n, error) < 0 ||
+	if (mv_archive_count(inst, "SELECT (SELECT count(*) FROM stores WHERE key_master_next IS NOT NULL) +"
+	                     " (SELECT count(*) FROM credentials WHERE key_master_next IS NOT NULL)", NULL, &n, error) < 0 ||
 	    mv_archive_setting_get(inst, SETTING_KEY_CHECK_NEXT, &next_check, error) < 0)
 		return -1;
 	char *next_file = next_key_path(inst->data_dir);
@@ -286,8 +288,8 @@ static int key_status_of(mv_instance *inst, key_status *status_r, GError **error
 
 static int drop_next_values(mv_instance *inst, void *opaque, GError **error)
 {
-	if (mv_sql_exec(inst->db, "UPDATE stores SET key_master_next=NULL WHERE key_master_next IS NOT NULL",
-	                error) < 0 ||
+	if (mv_sql_exec(inst->db, "UPDATE stores SET key_master_next=NULL WHERE key_master_next IS NOT NULL;"
+	                " UPDATE credentials SET key_master_next=NULL WHERE key_master_next IS NOT NULL", error) < 0 ||
 	    mv_archive_setting_delete(inst, SETTING_KEY_CHECK_NEXT, error) < 0 ||
 	    mv_archive_setting_delete(inst, SETTING_RECOVERY_KEK_NEXT, error) < 0 ||
 	    mv_archive_setting_delete(inst, SETTING_AUDIT_KEY_NEXT, error) < 0)
@@ -339,7 +341,9 @@ out:
 static int promote_next_values(mv_instance *inst, void *opaque, GError **error)
 {
 	if (mv_sql_exec(inst->db, "UPDATE stores SET key_master=key_master_next, key_master_next=NULL,"
-	                " meta_synced=0 WHERE key_master_next IS NOT NULL", error) < 0 ||
+	                " meta_synced=0 WHERE key_master_next IS NOT NULL;"
+	                " UPDATE credentials SET key_master=key_master_next, key_master_next=NULL"
+	                " WHERE key_master_next IS NOT NULL", error) < 0 ||
 	    promote_setting(inst, SETTING_KEY_CHECK_NEXT, SETTING_KEY_CHECK, error) < 0 ||
 	    promote_setting(inst, SETTING_RECOVERY_KEK_NEXT, SETTING_RECOVERY_KEK, error) < 0 ||
 	    promote_setting(inst, SETTING_AUDIT_KEY_NEXT, SETTING_AUDIT_KEY, error) < 0)
@@ -535,6 +539,74 @@ out:
 	return rc;
 }
 
+/* One credential's key, read with its id. */
+typedef struct credential_key {
+	int64_t id;
+	GBytes *wrapped;
+} credential_key;
+
+static void credential_key_clear(gpointer p)
+{
+	g_bytes_unref(((credential_key *)p)->wrapped);
+}
+
+static GArray *credential_keys(mv_instance *inst, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(inst->db, "SELECT id, key_master FROM credentials WHERE key_master IS NOT NULL ORDER BY id",
+	                   &st, error) < 0)
+		return NULL;
+	GArray *keys = g_array_new(FALSE, FALSE, sizeof(credential_key));
+	g_array_set_clear_func(keys, credential_key_clear);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		credential_key k = { sqlite3_column_int64(st, 0), mv_sql_column_bytes(st, 1) };
+		g_array_append_val(keys, k);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return keys;
+	mv_sql_set_error(error, inst->db, "read credential keys");
+	g_array_unref(keys);
+	return NULL;
+}
+
+/* A key that does not open stops the renewal: renewing past it would leave
+ * a secret that nothing opens any more, without a word. */
+static int rewrap_credential_key(mv_instance *inst, const credential_key *k, const uint8_t next[MV_KEY_BYTES],
+                                 GError **error)
+{
+	uint8_t key[MV_KEY_BYTES];
+	if (!mv_archive_unwrap(inst, k->wrapped, key)) {
+		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "master.sqlite: the key of credential %" G_GINT64_FORMAT
+		            " does not open with master.key (delete that credential and make it again)", k->id);
+		return -1;
+	}
+	GBytes *w = mv_archive_wrap_with(next, key);
+	sodium_memzero(key, sizeof key);
+	sqlite3_stmt *st;
+	int rc = -1;
+	if (mv_sql_prepare(inst->db, "UPDATE credentials SET key_master_next=? WHERE id=?", &st, error) == 0) {
+		mv_sql_bind_bytes(st, 1, w);
+		sqlite3_bind_int64(st, 2, k->id);
+		rc = mv_sql_step_done(inst->db, st, "rewrap credential key", error);
+	}
+	g_bytes_unref(w);
+	return rc;
+}
+
+static int rewrap_credential_keys(mv_instance *inst, const uint8_t next[MV_KEY_BYTES], GError **error)
+{
+	GArray *keys = credential_keys(inst, error);
+	if (!keys)
+		return -1;
+	int rc = 0;
+	for (guint i = 0; i < keys->len && rc == 0; i++)
+		rc = rewrap_credential_key(inst, &g_array_index(keys, credential_key, i), next, error);
+	g_array_unref(keys);
+	return rc;
+}
+
 /* A key the instance keeps in a setting, wrapped by the master key (the
  * recovery KEK, the audit log key): wrapped by the new key into its _next
  * setting.  Absent (an instance made before it kept one): nothing to do. */
@@ -560,12 +632,12 @@ static int rewrap_setting(mv_instance *inst, const char *setting, const char *ne
 	return rc;
 }
 
-/* Step 2 of a renewal: every store key this instance opens, the key check,
- * the recovery KEK and the audit log key, wrapped by the new key into the
- * *_next places. */
+/* Step 2 of a renewal: every store key this instance opens, every
+ * credential's key, the key check, the recovery KEK and the audit log key,
+ * wrapped by the new key into the *_next places. */
 static int wrap_next_values(mv_instance *inst, const uint8_t next[MV_KEY_BYTES], GError **error)
 {
-	if (rewrap_store_keys(inst, next, error) < 0 ||
+	if (rewrap_store_keys(inst, next, error) < 0 || rewrap_credential_keys(inst, next, error) < 0 ||
 	    rewrap_setting(inst, SETTING_RECOVERY_KEK, SETTING_RECOVERY_KEK_NEXT, "recovery key-encryption key", next,
 	                   error) < 0 ||
 	    rewrap_setting(inst, SETTING_AUDIT_KEY, SETTING_AUDIT_KEY_NEXT, "audit log key", next, error) < 0)

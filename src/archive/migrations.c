@@ -1,8 +1,9 @@
 /* archive/migrations: master.sqlite's schema, and what opening an instance
  * made by an older build adds to it — the stores table's later columns, the
  * instance id, the master key check, each store row's uid and owner, the
- * users tables and the audit log's key.  Each step first looks without a
- * transaction or lock: on almost every open there is nothing to do. */
+ * users tables and the audit log's key, the credentials tables.  Each step
+ * first looks without a transaction or lock: on almost every open there is
+ * nothing to do. */
 #include "archive/internal.h"
 
 #include <sodium.h>
@@ -27,6 +28,21 @@
 	" user TEXT NOT NULL, remote TEXT NOT NULL, event TEXT NOT NULL, success INTEGER NOT NULL," \
 	" details TEXT NOT NULL, hash TEXT NOT NULL);"
 
+/* Credentials (credentials.c) and the uses profiles record of them.  Part
+ * of a new instance's schema, and added on open to an instance made before
+ * them by mv_archive_migrate: before an interrupted master key renewal is
+ * settled, since settling reads credentials.key_master_next.  AUTOINCREMENT:
+ * an id a profile once named never names another credential. */
+#define CREDENTIALS_SCHEMA \
+	"CREATE TABLE IF NOT EXISTS credentials(id INTEGER PRIMARY KEY AUTOINCREMENT," \
+	" type TEXT NOT NULL CHECK(type IN ('Office365_Modern','Password','OAuthClientSecret'))," \
+	" description TEXT NOT NULL, tenant_id TEXT, application_id TEXT, user_name TEXT," \
+	" certificate TEXT, thumbprint TEXT, subject TEXT, not_before INTEGER, not_after INTEGER," \
+	" secret BLOB, key_master BLOB, key_master_next BLOB, created_at INTEGER NOT NULL);" \
+	"CREATE TABLE IF NOT EXISTS profile_credentials(profile_id INTEGER NOT NULL, profile_name TEXT NOT NULL," \
+	" credential_id INTEGER NOT NULL, PRIMARY KEY(profile_id, credential_id));" \
+	"CREATE INDEX IF NOT EXISTS profile_credentials_credential ON profile_credentials(credential_id);"
+
 static const char master_schema[] =
 	"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	"CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -36,7 +52,7 @@ static const char master_schema[] =
 	" key_master BLOB NOT NULL, key_recovery BLOB NOT NULL, recovery_salt BLOB NOT NULL,"
 	" created_at INTEGER NOT NULL, key_master_next BLOB, owner_instance TEXT, store_uid TEXT,"
 	" meta_synced INTEGER NOT NULL DEFAULT 0);"
-	USERS_SCHEMA;
+	USERS_SCHEMA CREDENTIALS_SCHEMA;
 
 /* Columns added after format 1's first release; added on open when missing. */
 static const struct {
@@ -184,10 +200,26 @@ static int migrate_txn(mv_instance *inst, void *opaque, GError **error)
 	return backfill_rows(inst, error);
 }
 
+static int add_credentials_schema(mv_instance *inst, void *opaque, GError **error)
+{
+	return mv_sql_exec(inst->db, CREDENTIALS_SCHEMA, error);
+}
+
+/* Looked at without a transaction first: present, they are never removed.
+ * No wrapped key comes with the empty tables, so no key lock is taken. */
+static int ensure_credentials_schema(mv_instance *inst, GError **error)
+{
+	int64_t tables = 0;
+	if (mv_archive_count(inst, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN"
+	                     " ('credentials','profile_credentials')", NULL, &tables, error) < 0)
+		return -1;
+	return tables == 2 ? 0 : mv_archive_in_transaction(inst, add_credentials_schema, NULL, error);
+}
+
 int mv_archive_migrate(mv_instance *inst, GError **error)
 {
 	bool needed;
-	if (needs_migration(inst, &needed, error) < 0)
+	if (ensure_credentials_schema(inst, error) < 0 || needs_migration(inst, &needed, error) < 0)
 		return -1;
 	if (needed)
 		return mv_archive_in_transaction(inst, migrate_txn, NULL, error);

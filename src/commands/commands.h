@@ -173,5 +173,6 @@ extern const mv_command mv_commands_service[];  /* cmd_service.c: service config
 extern const mv_command mv_commands_logon[];    /* cmd_logon.c: MFA, app passwords, a user's own password */
 extern const mv_command mv_commands_message[];  /* cmd_message.c: GetMessage */
 extern const mv_command mv_commands_worker_results[]; /* cmd_worker_results.c: GetWorkerResults, ...Report */
+extern const mv_command mv_commands_credentials[]; /* cmd_credentials.c: credentials for profiles */
 
 #endif

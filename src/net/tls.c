@@ -1,6 +1,8 @@
 /* net/tls: the TLS listeners' certificate files — making a self-signed pair,
  * reading a certificate's facts, checking that a key belongs to its
- * certificate, and finding a pair by thumbprint.  The TLS itself is done by
+ * certificate, and finding a pair by thumbprint; and, with the same
+ * pieces, the certificate a client proves itself with (an Office365_Modern
+ * credential's, made in memory for master.sqlite).  The TLS itself is done by
  * libmicrohttpd (GnuTLS); this module only makes and checks the PEM files it
  * is given, with OpenSSL's libcrypto.
  *
@@ -264,24 +266,33 @@ static int add_san(X509 *x, const char *const *names)
 	return rc;
 }
 
-static int add_extensions(X509 *x, const char *const *names)
+/* What a certificate is for: a listener's (serverAuth, its host names as
+ * subjectAltName) or a client's (clientAuth, no names). */
+typedef struct cert_use {
+	const char *cn;
+	const char *const *names;      /* subjectAltName entries; NULL for none */
+	const char *key_usage;
+	const char *extended_key_usage;
+} cert_use;
+
+static int add_extensions(X509 *x, const cert_use *use)
 {
 	if (add_ext(x, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-	    add_ext(x, NID_key_usage, "critical,digitalSignature") < 0 ||
-	    add_ext(x, NID_ext_key_usage, "serverAuth") < 0 ||
+	    add_ext(x, NID_key_usage, use->key_usage) < 0 ||
+	    add_ext(x, NID_ext_key_usage, use->extended_key_usage) < 0 ||
 	    add_ext(x, NID_subject_key_identifier, "hash") < 0)
 		return -1;
-	return add_san(x, names);
+	return use->names ? add_san(x, use->names) : 0;
 }
 
 /* The signed certificate for pkey, or NULL (OpenSSL's error queue says why). */
-static X509 *make_cert(EVP_PKEY *pkey, const char *const *names, int days)
+static X509 *make_cert(EVP_PKEY *pkey, const cert_use *use, int days)
 {
 	X509 *x = X509_new();
 	if (!x)
 		return NULL;
 	if (X509_set_version(x, X509_VERSION_3) != 1 || set_serial(x) < 0 || set_validity(x, days) < 0 ||
-	    set_names(x, names[0]) < 0 || X509_set_pubkey(x, pkey) != 1 || add_extensions(x, names) < 0 ||
+	    set_names(x, use->cn) < 0 || X509_set_pubkey(x, pkey) != 1 || add_extensions(x, use) < 0 ||
 	    X509_sign(x, pkey, EVP_sha256()) <= 0) {
 		X509_free(x);
 		return NULL;
@@ -326,7 +337,9 @@ int mv_tls_generate_self_signed(const char *cert_path, const char *key_path, con
 		set_ssl_error(error, MV_ERR_IO, key_path, "cannot generate an EC P-256 key");
 		return -1;
 	}
-	X509 *x = make_cert(pkey, names, days);
+	cert_use use = { .cn = names[0], .names = names, .key_usage = "critical,digitalSignature",
+	                 .extended_key_usage = "serverAuth" };
+	X509 *x = make_cert(pkey, &use, days);
 	if (!x) {
 		set_ssl_error(error, MV_ERR_IO, cert_path, "cannot make the certificate");
 		EVP_PKEY_free(pkey);
@@ -646,3 +659,90 @@ int mv_tls_key_private_check(const char *key_path, GError **error)
 	return -1;
 }
 
+
+/* ---- a client's certificate, in memory ---------------------------------- */
+
+/* RSA, not EC as the listeners' certificates: Entra ID verifies a client
+ * assertion signed with RS256 (or PS256) only.  2048 bits is what it and
+ * every Microsoft tool make. */
+#define CLIENT_RSA_BITS 2048
+
+static int check_client_args(const char *cn, int days, GError **error)
+{
+	size_t len = cn ? strlen(cn) : 0;
+	bool printable = len > 0 && len <= TLS_CN_MAX;
+	for (size_t i = 0; printable && i < len; i++)
+		printable = cn[i] >= 0x20 && cn[i] < 0x7f;
+	if (!printable) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID,
+		            "a client certificate's common name must be 1..%d printable ASCII characters", TLS_CN_MAX);
+		return -1;
+	}
+	if (days < 1 || days > TLS_MAX_DAYS) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "certificate validity of %d days is not in 1..%d", days,
+		            TLS_MAX_DAYS);
+		return -1;
+	}
+	return 0;
+}
+
+/* A memory BIO's contents as a new string; NULL when empty. */
+static char *bio_text(BIO *bio)
+{
+	char *data = NULL;
+	long len = BIO_get_mem_data(bio, &data);
+	return len > 0 && data ? g_strndup(data, (gsize)len) : NULL;
+}
+
+/* The PEM of the certificate and of its key (from a secure-heap BIO, wiped
+ * when freed). */
+static int encode_pair(X509 *x, EVP_PKEY *pkey, char **cert_pem_r, char **key_pem_r)
+{
+	BIO *cert_bio = BIO_new(BIO_s_mem()), *key_bio = BIO_new(BIO_s_secmem());
+	bool ok = cert_bio && key_bio && PEM_write_bio_X509(cert_bio, x) == 1 &&
+	          PEM_write_bio_PrivateKey(key_bio, pkey, NULL, NULL, 0, NULL, NULL) == 1 &&
+	          (*cert_pem_r = bio_text(cert_bio)) != NULL && (*key_pem_r = bio_text(key_bio)) != NULL;
+	BIO_free(key_bio);
+	BIO_free(cert_bio);
+	return ok ? 0 : -1;
+}
+
+int mv_tls_generate_client_certificate(const char *cn, int days, char **cert_pem_r, char **key_pem_r,
+                                       mv_cert_info *info_r, GError **error)
+{
+	const char *what = "the new client certificate";
+	*cert_pem_r = *key_pem_r = NULL;
+	memset(info_r, 0, sizeof *info_r);
+	if (check_client_args(cn, days, error) < 0)
+		return -1;
+	int rc = -1;
+	X509 *x = NULL;
+	EVP_PKEY *pkey = EVP_RSA_gen(CLIENT_RSA_BITS);
+	if (!pkey) {
+		set_ssl_error(error, MV_ERR_IO, what, "cannot generate an RSA key");
+		goto out;
+	}
+	cert_use use = { .cn = cn, .names = NULL, .key_usage = "critical,digitalSignature",
+	                 .extended_key_usage = "clientAuth" };
+	x = make_cert(pkey, &use, days);
+	if (!x) {
+		set_ssl_error(error, MV_ERR_IO, what, "cannot make the certificate");
+		goto out;
+	}
+	if (encode_pair(x, pkey, cert_pem_r, key_pem_r) < 0) {
+		set_ssl_error(error, MV_ERR_IO, what, "cannot encode the certificate or its key");
+		goto out;
+	}
+	rc = fill_info(x, what, info_r, error);
+out:
+	if (rc < 0) {
+		if (*key_pem_r)
+			OPENSSL_cleanse(*key_pem_r, strlen(*key_pem_r));
+		g_clear_pointer(key_pem_r, g_free);
+		g_clear_pointer(cert_pem_r, g_free);
+		mv_cert_info_clear(info_r);
+	}
+	X509_free(x);
+	EVP_PKEY_free(pkey);
+	return rc;
+}

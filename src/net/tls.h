@@ -1,6 +1,7 @@
 /* net: what the listeners share — for now the certificates of the TLS
- * listeners (OpenSSL's libcrypto).  The HTTP server (libmicrohttpd) does
- * the TLS itself and takes the PEM files this module makes and checks. */
+ * listeners (OpenSSL's libcrypto), and the client certificates of
+ * Office365_Modern credentials.  The HTTP server (libmicrohttpd) does the
+ * TLS itself and takes the PEM files this module makes and checks. */
 #ifndef MV_NET_TLS_H
 #define MV_NET_TLS_H
 
@@ -23,6 +24,16 @@ void mv_cert_info_clear(mv_cert_info *info);
  * one; the first is the subject's CN. */
 int mv_tls_generate_self_signed(const char *cert_path, const char *key_path, const char *const *names, int days,
                                 GError **error);
+/* Makes a new self-signed certificate for a client that proves itself with
+ * it — an app registration in Entra ID (Office365_Modern credentials):
+ * RSA 2048, SHA-256, subject and issuer CN=cn (1..64 printable ASCII
+ * characters), extendedKeyUsage clientAuth, valid from now for days days.
+ * Nothing is written to disk: *cert_pem_r gets the certificate's PEM,
+ * *key_pem_r the private key's (unencrypted PKCS#8; the caller wipes it
+ * before freeing), *info_r its thumbprint, names and validity (cleared by
+ * the caller). */
+int mv_tls_generate_client_certificate(const char *cn, int days, char **cert_pem_r, char **key_pem_r,
+                                       mv_cert_info *info_r, GError **error);
 /* Reads a PEM certificate file.  Errors name the file and what is wrong. */
 int mv_tls_cert_info(const char *cert_path, mv_cert_info *info_r, GError **error);
 /* Fails with MV_ERR_INVALID unless both files parse and the key belongs to

@@ -1,7 +1,8 @@
 /* Unit tests: the TLS certificate files (net/tls.c) — a generated
  * self-signed pair is checked back with OpenSSL itself (and the openssl tool
- * for the thumbprint, when installed); then pair checks, bounded reads and
- * finding a pair by thumbprint. */
+ * for the thumbprint, when installed); then pair checks, bounded reads,
+ * finding a pair by thumbprint, and the in-memory client certificate of an
+ * Office365_Modern credential. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -468,6 +469,94 @@ static void test_find_by_thumbprint(void **state)
 	g_free(key_lone);
 }
 
+static X509 *x509_of_pem(const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	assert_non_null(x);
+	return x;
+}
+
+static EVP_PKEY *key_of_pem(const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	assert_non_null(k);
+	return k;
+}
+
+/* The certificate of an Office365_Modern credential: in memory, RSA (what
+ * Entra ID verifies client assertions with), for client authentication,
+ * nothing written to disk. */
+static void test_client_certificate(void **state)
+{
+	char *cert = NULL, *key = NULL;
+	mv_cert_info info;
+	GError *err = NULL;
+	int64_t before = (int64_t)time(NULL);
+	assert_int_equal(mv_tls_generate_client_certificate("mailvault credential 7", 730, &cert, &key, &info, &err), 0);
+	assert_null(err);
+	assert_true(g_str_has_prefix(cert, "-----BEGIN CERTIFICATE-----\n"));
+	assert_true(g_str_has_prefix(key, "-----BEGIN PRIVATE KEY-----\n"));
+	GDir *d = g_dir_open(tmpdir, 0, NULL);
+	assert_null(g_dir_read_name(d));
+	g_dir_close(d);
+
+	X509 *x = x509_of_pem(cert);
+	EVP_PKEY *k = key_of_pem(key);
+	assert_int_equal(X509_check_private_key(x, k), 1);
+	assert_int_equal(X509_verify(x, X509_get0_pubkey(x)), 1);
+	assert_int_equal(EVP_PKEY_get_base_id(k), EVP_PKEY_RSA);
+	assert_int_equal(EVP_PKEY_get_bits(k), 2048);
+	assert_int_equal(X509_get_signature_nid(x), NID_sha256WithRSAEncryption);
+	assert_false(X509_get_extension_flags(x) & EXFLAG_CA);
+	assert_true(X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE);
+	assert_int_equal(X509_get_extended_key_usage(x), XKU_SSL_CLIENT);
+	assert_int_equal(X509_get_ext_by_NID(x, NID_subject_alt_name, -1), -1);
+
+	assert_string_equal(info.subject, "CN=mailvault credential 7");
+	assert_string_equal(info.issuer, "CN=mailvault credential 7");
+	assert_int_equal(info.dns_names->len, 0);
+	char *mine = sha1_of_der(x);
+	assert_string_equal(info.thumbprint, mine);
+	assert_true(info.not_before >= before - 2 && info.not_before <= (int64_t)time(NULL) + 2);
+	int64_t span = info.not_after - info.not_before;
+	assert_true(span >= 730 * 86400 - 60 && span <= 730 * 86400 + 60);
+
+	/* a second one is another key and another certificate */
+	char *cert2 = NULL, *key2 = NULL;
+	mv_cert_info info2;
+	assert_int_equal(mv_tls_generate_client_certificate("mailvault credential 7", 730, &cert2, &key2, &info2, &err), 0);
+	assert_string_not_equal(info.thumbprint, info2.thumbprint);
+	assert_string_not_equal(key, key2);
+
+	/* what cannot be a common name, or a validity */
+	char *c = NULL, *k3 = NULL;
+	mv_cert_info i3;
+	assert_int_equal(mv_tls_generate_client_certificate("", 730, &c, &k3, &i3, &err), -1);
+	assert_non_null(strstr(err->message, "common name"));
+	g_clear_error(&err);
+	assert_int_equal(mv_tls_generate_client_certificate("tab\there", 730, &c, &k3, &i3, &err), -1);
+	g_clear_error(&err);
+	assert_int_equal(mv_tls_generate_client_certificate("mailvault", 0, &c, &k3, &i3, &err), -1);
+	assert_non_null(strstr(err->message, "validity"));
+	g_clear_error(&err);
+	assert_null(c);
+	assert_null(k3);
+
+	mv_cert_info_clear(&info2);
+	g_free(cert2);
+	g_free(key2);
+	g_free(mine);
+	EVP_PKEY_free(k);
+	X509_free(x);
+	mv_cert_info_clear(&info);
+	g_free(cert);
+	g_free(key);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -478,6 +567,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversize_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find_by_thumbprint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_certificate, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
