@@ -44,6 +44,7 @@
  * torn tail; and VerifyStore on the result succeeds and finds the index
  * agreeing with the db, which the recovery has just rebuilt it from. */
 #include "store/journal.h"
+#include "fuzz_store.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -54,43 +55,13 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
 
-static const uint8_t fuzz_key[MV_KEY_BYTES] = "mailvault fuzz key: not secret.";
-
 #define MAX_SEGMENTS 8
 
-static char *store_dir;
 static mv_store_paths paths;
-
-static void fail(const char *what, const GError *err)
-{
-	fprintf(stderr, "fuzz_journal: %s%s%s\n", what, err ? ": " : "", err ? err->message : "");
-	abort();
-}
-
-static void remove_store(void)
-{
-	if (!store_dir)
-		return;
-	char *argv[] = { "rm", "-rf", store_dir, NULL };
-	g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	if (sodium_init() < 0)
-		fail("sodium_init", NULL);
-	mv_log_set_quiet(true);
-	/* tmpfs when there is one: RecoverStore fsyncs a dozen times, which
-	 * on a disk costs more than all the rest of an input. */
-	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : g_get_tmp_dir();
-	store_dir = g_build_filename(base, "mv-fuzz-journal-XXXXXX", NULL);
-	if (!mkdtemp(store_dir))
-		fail("mkdtemp", NULL);
-	GError *err = NULL;
-	mv_store_paths_under(store_dir, &paths);
-	if (mv_store_create(&paths, fuzz_key, &err) < 0)
-		fail("mv_store_create", err);
-	atexit(remove_store);
+	fuzz_store_create("fuzz_journal", &paths);
 	return 0;
 }
 

@@ -37,6 +37,7 @@
  * RecoverStore must succeed, its problems being its damaged records, and
  * VerifyStore must succeed on what it left. */
 #include "store/journal.h"
+#include "fuzz_store.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -46,8 +47,6 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
-
-static const uint8_t fuzz_key[MV_KEY_BYTES] = "mailvault fuzz key: not secret.";
 
 static const char body_a[] = "Return-Path: <a@example.org>\r\nFrom: Alice <a@example.org>\r\nTo: b@example.org\r\n"
                              "Subject: first\r\nDate: Mon, 2 Sep 2002 10:00:00 +0000\r\nMessage-ID: <a1@example.org>\r\n"
@@ -59,39 +58,13 @@ static const char body_b[] = "From: Bob <b@example.org>\r\nTo: a@example.org\r\n
                              "Content-Disposition: attachment; filename=\"a.bin\"\r\n\r\nAAAA\r\n--x--\r\n";
 static const char body_c[] = "Subject: third\n\nplain LF-only body\n";
 
-static char *store_dir;
 static mv_store_paths paths;
 static char *segment_path;
 
-static void fail(const char *what, const GError *err)
-{
-	fprintf(stderr, "fuzz_record_meta: %s%s%s\n", what, err ? ": " : "", err ? err->message : "");
-	abort();
-}
-
-static void remove_store(void)
-{
-	char *argv[] = { "rm", "-rf", store_dir, NULL };
-	g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	if (sodium_init() < 0)
-		fail("sodium_init", NULL);
-	mv_log_set_quiet(true);
-	/* tmpfs when there is one: RecoverStore fsyncs a dozen times, which
-	 * on a disk costs more than all the rest of an input. */
-	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : g_get_tmp_dir();
-	store_dir = g_build_filename(base, "mv-fuzz-meta-XXXXXX", NULL);
-	if (!mkdtemp(store_dir))
-		fail("mkdtemp", NULL);
-	mv_store_paths_under(store_dir, &paths);
-	GError *err = NULL;
-	if (mv_store_create(&paths, fuzz_key, &err) < 0)
-		fail("mv_store_create", err);
+	fuzz_store_create("fuzz_record_meta", &paths);
 	segment_path = g_build_filename(paths.content_dir, "seg-00000001.mvs", NULL);
-	atexit(remove_store);
 	return 0;
 }
 

@@ -24,55 +24,8 @@
 #define TENANT "3f1c2a5e-8b7d-4e2a-9c41-0d6b5f7a8e90"
 #define APP "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d"
 
-static char *tmp_root;
-static char *shared_dir;
-static mv_instance *shared;
-
-/* ---- helpers ---------------------------------------------------------------------------- */
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static char *new_instance_dir(const char *name)
-{
-	char *dir = g_build_filename(tmp_root, name, NULL);
-	char *recovery = NULL;
-	GError *err = NULL;
-	if (mv_instance_init(dir, &recovery, &err) < 0)
-		fail_msg("init %s: %s", dir, err->message);
-	g_free(recovery);
-	return dir;
-}
-
-static mv_instance *open_instance(const char *dir)
-{
-	GError *err = NULL;
-	mv_instance *inst = mv_instance_open(dir, &err);
-	if (!inst)
-		fail_msg("open %s: %s", dir, err->message);
-	return inst;
-}
-
-static int group_setup(void **state)
-{
-	tmp_root = g_dir_make_tmp("mv-test-credentials-XXXXXX", NULL);
-	if (!tmp_root)
-		return -1;
-	shared_dir = new_instance_dir("shared");
-	shared = open_instance(shared_dir);
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	mv_instance_close(&shared);
-	nftw(tmp_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	g_free(shared_dir);
-	g_free(tmp_root);
-	return 0;
-}
+#define INSTANCE_FIXTURE_NAME "credentials"
+#include "instance_fixture.h"
 
 /* The error is read after the call: a macro, since the order in which a
  * function's arguments are evaluated is unspecified. */
