@@ -51,10 +51,18 @@ def decode_body(raw):
     return json.loads(raw.decode("utf-8"))
 
 
+class PortTaken(AssertionError):
+    """A listener's port was taken between its pick and the server's bind."""
+
+
 class MvServer:
     def __init__(self, data_dir, password=None, extra_args=(), port=None, env=None, web_port=None, imap_port=None,
                  imaps_port=None):
         self.data_dir = str(data_dir)
+        # Ports picked here may be taken by another process between the pick
+        # and the bind (tests run side by side): such a start is retried on
+        # new ports; ports the caller chose are never changed.
+        self.chosen = {"port": port, "web_port": web_port, "imap_port": imap_port, "imaps_port": imaps_port}
         self.port = port or free_port()
         self.url = "https://127.0.0.1:%d" % self.port
         # Web Access on a port of its own: servers of parallel tests must not
@@ -73,6 +81,18 @@ class MvServer:
 
     # -- life cycle ----------------------------------------------------------------
     def start(self):
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except PortTaken:
+                if any(self.chosen.values()) or attempt == 2:
+                    raise
+                self.port, self.web_port = free_port(), free_port()
+                self.imap_port, self.imaps_port = free_port(), free_port()
+                self.url = "https://127.0.0.1:%d" % self.port
+                self.web_url = "https://127.0.0.1:%d" % self.web_port
+
+    def _start_once(self):
         self._out = open(self.stdout_path, "ab")
         self._err = open(self.stderr_path, "ab")
         cmd = [MAILVAULT_BIN, "--data-dir", self.data_dir, "serve",
@@ -84,7 +104,12 @@ class MvServer:
         deadline = time.time() + START_TIMEOUT
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError("mailvault serve exited with %s:\n%s" % (self.proc.returncode, self.stderr()))
+                err = self.stderr()
+                self._out.close()
+                self._err.close()
+                if "is in use by another process" in err.splitlines()[-1] if err.strip() else False:
+                    raise PortTaken(err)
+                raise AssertionError("mailvault serve exited with %s:\n%s" % (self.proc.returncode, err))
             if "serving (pid" in self.stdout():
                 break
             time.sleep(0.1)
