@@ -523,7 +523,7 @@ typedef struct mv_profile {
 	char *maintenance_windows;  /* "hh:mm-hh:mm", or "" */
 } mv_profile;
 void mv_profile_free(mv_profile *p);
-/* Saves p (its id and server-side settings ignored) and, when
+/* Saves p (its id ignored) and, when
  * credential_id is not 0, the use of that credential (MV_ERR_NOT_FOUND
  * when there is none), in one transaction. */
 int mv_profile_create(mv_instance *inst, const mv_profile *p, int64_t credential_id, int64_t *id_r, GError **error);

@@ -70,8 +70,8 @@ static int create_txn(mv_instance *inst, void *opaque, GError **error)
 	create_args *a = opaque;
 	sqlite3 *db = mv_archive_db(inst);
 	sqlite3_stmt *st;
-	if (mv_sql_prepare(db, "INSERT INTO profiles(name, owner, type, connector, details, created_at)"
-	                   " VALUES(?,?,?,?,?,?)", &st, error) < 0)
+	if (mv_sql_prepare(db, "INSERT INTO profiles(name, owner, type, connector, details, created_at, automatic,"
+	                   " pause_seconds, maintenance_windows) VALUES(?,?,?,?,?,?,?,?,?)", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, a->p->name, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, a->p->owner, -1, SQLITE_TRANSIENT);
@@ -79,6 +79,9 @@ static int create_txn(mv_instance *inst, void *opaque, GError **error)
 	sqlite3_bind_text(st, 4, a->p->connector, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 5, a->p->details, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)g_get_real_time() / G_USEC_PER_SEC);
+	sqlite3_bind_int(st, 7, a->p->automatic);
+	sqlite3_bind_int64(st, 8, a->p->pause_seconds);
+	sqlite3_bind_text(st, 9, a->p->maintenance_windows ? a->p->maintenance_windows : "", -1, SQLITE_TRANSIENT);
 	if (mv_sql_step_done(db, st, "save the profile", error) < 0)
 		return -1;
 	*a->id_r = sqlite3_last_insert_rowid(db);

@@ -466,8 +466,7 @@ static json_t *create_profile(mv_command_ctx *ctx, json_t *args, GError **error)
 	if (!p)
 		return NULL;
 	json_t *out = NULL;
-	if (mv_profile_create(ctx->inst, p, 0, &p->id, error) < 0 ||
-	    mv_profile_set_server_side(ctx->inst, p->id, sse.automatic, sse.pause, sse.windows, error) < 0)
+	if (mv_profile_create(ctx->inst, p, 0, &p->id, error) < 0)
 		goto out;
 	mv_command_audit_note(ctx, "profile %" G_GINT64_FORMAT " '%s' (%s)", p->id, p->name, p->connector);
 	out = profile_json(p);

@@ -166,6 +166,12 @@ def test_server_side_execution(inst):
                                       automaticPauseBetweenExecutions=1, automaticMaintenanceWindows="25:00-04:00")
     assert "no profile 999" in refused(d, "SetProfileServerSideExecution", id=999, automatic=False)
     assert "automatic" in refused(d, "SetProfileServerSideExecution", id=pid)
+    # CreateProfile takes the same settings in the shape GetProfiles shows them.
+    given = dict(props(src), serverSideExecution={"automatic": True, "automaticPauseBetweenExecutions": 60,
+                                                   "automaticMaintenanceWindows": "01:00-02:00,13:30-14:00"})
+    created = ok(d, "CreateProfile", properties=given, raw=True)
+    assert created["serverSideExecution"] == given["serverSideExecution"]
+    assert [p for p in ok(d, "GetProfiles", raw=True) if p["id"] == created["id"]] == [created]
 
 
 def test_run_then_rerun(inst):
