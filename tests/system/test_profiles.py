@@ -286,3 +286,33 @@ def test_privileges_and_a_run_beside_searches(tmp_path):
         assert sum(1 for r in rows if r["profileID"] == admin_profile["id"] and r["profileName"] == "big") == 2
         assert s.ok("DeleteProfile", **alice, id=mine["id"]) is None
         assert s.ok("GetProfiles", **alice, raw=True) == []
+
+
+def test_cancel_a_run_then_finish_it(tmp_path):
+    d = str(tmp_path / "data")
+    admin_pw = init_with_admin(d)
+    total = 3000
+    src = str(tmp_path / "many")
+    write_emls(src, total, "manyword")
+    with MvServer(d, password=admin_pw) as s:
+        pid = s.ok("CreateProfile", properties=json.dumps(props(src, targetArchive="dora")), raw=True)["id"]
+        status, env = s.invoke("RunProfile", id=pid)
+        assert status == 200 and env["statusCode"] == "running", env
+        status, _ = s.request("/api/cancel-async", {"token": env["token"]})
+        assert status == 200
+        while env["statusCode"] == "running":
+            status, env = s.request("/api/get-status", {"token": env["token"],
+                                                        "lastKnownStatusVersion": env["statusVersion"],
+                                                        "millisecondsTimeout": 5000})
+            assert status == 200, env
+        # 3000 files take far longer to read than a cancel takes to arrive.
+        assert env["statusCode"] == "cancelled", env
+        assert "cancelled" in env["error"]["message"], env
+        rows = s.ok("GetWorkerResults", **RANGE)
+        assert [(r["profileID"], r["result"]) for r in rows] == [(pid, "cancelled")], rows
+        cut = rows[0]["archived"]
+        assert cut < total
+        # What the cancelled run archived stays; the next run archives the rest.
+        rest = s.ok("RunProfile", id=pid)
+        assert rest["alreadyArchived"] == cut and rest["archived"] == total - cut, (cut, rest)
+        assert len(s.ok("SearchMessages", query="manyword", archive="dora", limit=5000)) == total
