@@ -532,7 +532,7 @@ static char *source_path(mv_command_ctx *ctx, const mv_profile *p, const char *p
 	return g_build_filename(mv_instance_data_dir(ctx->inst), "imports", p->owner, path, NULL);
 }
 
-static int file_options(json_t *details, const char *path, mv_file_import_options *o)
+static void file_options(json_t *details, const char *path, mv_file_import_options *o)
 {
 	const char *format = json_string_value(json_object_get(details, "format"));
 	mv_format f = MV_FORMAT_AUTO;
@@ -551,7 +551,6 @@ static int file_options(json_t *details, const char *path, mv_file_import_option
 		.archive = json_string_value(json_object_get(details, "targetArchive")),
 		.folder = folder && *folder ? folder : NULL,
 	};
-	return 0;
 }
 
 static json_t *run_summary(mv_command_ctx *ctx, mv_ingest *ing, mv_file_import *fi)
