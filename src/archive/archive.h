@@ -506,6 +506,36 @@ int mv_credential_delete(mv_instance *inst, int64_t id, GError **error);
 int mv_credential_secret(mv_instance *inst, int64_t id, mv_credential **credential_r, char **secret_r,
                          size_t *len_r, GError **error);
 
+/* ---- archiving profiles (profiles.c) ----------------------------------------
+ * Rows of master.sqlite's profiles table: what a profile archives is its
+ * connector's details, a JSON object the connector (sources/profiles.c)
+ * checked before it was saved; secrets never sit in it (a credential's id
+ * does, and the use is recorded in profile_credentials). */
+typedef struct mv_profile {
+	int64_t id;
+	char *name;
+	char *owner;                /* the user who created it */
+	char *type;                 /* "I": archiving */
+	char *connector;            /* "FileSystem" */
+	char *details;              /* JSON object text */
+	bool automatic;             /* server-side execution (SetProfileServerSideExecution) */
+	int64_t pause_seconds;
+	char *maintenance_windows;  /* "hh:mm-hh:mm", or "" */
+} mv_profile;
+void mv_profile_free(mv_profile *p);
+/* Saves p (its id ignored) and, when
+ * credential_id is not 0, the use of that credential (MV_ERR_NOT_FOUND
+ * when there is none), in one transaction. */
+int mv_profile_create(mv_instance *inst, const mv_profile *p, int64_t credential_id, int64_t *id_r, GError **error);
+/* MV_ERR_NOT_FOUND when there is no profile id. */
+mv_profile *mv_profile_get(mv_instance *inst, int64_t id, GError **error);
+/* Every profile (owner NULL) or one user's, by id (mv_profile *). */
+GPtrArray *mv_profiles_list(mv_instance *inst, const char *owner, GError **error);
+/* The profile and its credential uses. */
+int mv_profile_delete(mv_instance *inst, int64_t id, GError **error);
+int mv_profile_set_server_side(mv_instance *inst, int64_t id, bool automatic, int64_t pause_seconds,
+                               const char *maintenance_windows, GError **error);
+
 /* ---- the server's hold on the data directory (lock.c) ---------------------- */
 /* Taken by `mailvault serve` for its lifetime: fails with MV_ERR_STATE
  * (naming the holder) when another server runs or a local command is

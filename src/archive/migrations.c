@@ -1,7 +1,7 @@
 /* archive/migrations: master.sqlite's schema, and what opening an instance
  * made by an older build adds to it — the stores table's later columns, the
  * instance id, the master key check, each store row's uid and owner, the
- * users tables and the audit log's key, the credentials tables.  Each step
+ * users tables and the audit log's key, the credentials and profiles tables.  Each step
  * first looks without a transaction or lock: on almost every open there is
  * nothing to do. */
 #include "archive/internal.h"
@@ -43,6 +43,17 @@
 	" credential_id INTEGER NOT NULL, PRIMARY KEY(profile_id, credential_id));" \
 	"CREATE INDEX IF NOT EXISTS profile_credentials_credential ON profile_credentials(credential_id);"
 
+/* Archiving profiles (profiles.c).  Part of a new instance's schema, and
+ * added on open to an instance made before them, as the credentials tables
+ * are.  AUTOINCREMENT: a worker result naming a deleted profile's id never
+ * names another profile. */
+#define PROFILES_SCHEMA \
+	"CREATE TABLE IF NOT EXISTS profiles(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL," \
+	" owner TEXT NOT NULL COLLATE NOCASE, type TEXT NOT NULL, connector TEXT NOT NULL, details TEXT NOT NULL," \
+	" automatic INTEGER NOT NULL DEFAULT 0, pause_seconds INTEGER NOT NULL DEFAULT 0," \
+	" maintenance_windows TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL);" \
+	"CREATE INDEX IF NOT EXISTS profiles_owner ON profiles(owner);"
+
 static const char master_schema[] =
 	"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	"CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -52,7 +63,7 @@ static const char master_schema[] =
 	" key_master BLOB NOT NULL, key_recovery BLOB NOT NULL, recovery_salt BLOB NOT NULL,"
 	" created_at INTEGER NOT NULL, key_master_next BLOB, owner_instance TEXT, store_uid TEXT,"
 	" meta_synced INTEGER NOT NULL DEFAULT 0);"
-	USERS_SCHEMA CREDENTIALS_SCHEMA;
+	USERS_SCHEMA CREDENTIALS_SCHEMA PROFILES_SCHEMA;
 
 /* Columns added after format 1's first release; added on open when missing. */
 static const struct {
@@ -216,10 +227,26 @@ static int ensure_credentials_schema(mv_instance *inst, GError **error)
 	return tables == 2 ? 0 : mv_archive_in_transaction(inst, add_credentials_schema, NULL, error);
 }
 
+static int add_profiles_schema(mv_instance *inst, void *opaque, GError **error)
+{
+	return mv_sql_exec(inst->db, PROFILES_SCHEMA, error);
+}
+
+/* Looked at without a transaction first: present, it is never removed. */
+static int ensure_profiles_schema(mv_instance *inst, GError **error)
+{
+	int64_t tables = 0;
+	if (mv_archive_count(inst, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='profiles'", NULL,
+	                     &tables, error) < 0)
+		return -1;
+	return tables == 1 ? 0 : mv_archive_in_transaction(inst, add_profiles_schema, NULL, error);
+}
+
 int mv_archive_migrate(mv_instance *inst, GError **error)
 {
 	bool needed;
-	if (ensure_credentials_schema(inst, error) < 0 || needs_migration(inst, &needed, error) < 0)
+	if (ensure_credentials_schema(inst, error) < 0 || ensure_profiles_schema(inst, error) < 0 ||
+	    needs_migration(inst, &needed, error) < 0)
 		return -1;
 	if (needed)
 		return mv_archive_in_transaction(inst, migrate_txn, NULL, error);

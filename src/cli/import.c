@@ -1,12 +1,13 @@
 /* cli/import: `mailvault import`.
  *
- * import is a thin loop: a reader (mime/) yields messages, the one ingest
- * pipeline archives them.  What this file adds is what a person at a
- * terminal needs — the folder each message lands in, a live progress line,
+ * import is a thin front end: sources/file_import's loop reads the path
+ * (a reader of mime/, each message's archive and folder) into the one
+ * ingest pipeline.  What this file adds is what a person at a terminal
+ * needs — the arguments checked, a live progress line,
  * Ctrl-C that stops cleanly after making everything read so far durable,
  * and a summary whose exit status says whether anything was refused. */
 #include "cli/cli.h"
-#include "ingest/ingest.h"
+#include "sources/file_import.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -14,7 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t interrupted;
+/* The loop's cancel flag (mv_task), set from the signal handler. */
+static volatile gint interrupted;
 
 static void on_sigint(int sig)
 {
@@ -32,56 +34,7 @@ typedef struct import_args {
 	gboolean quiet;
 	gboolean read_mailstore_headers;
 	gboolean verify_signature;
-	/* what the source held besides mail, and what of it was damaged */
-	GHashTable *skipped;   /* kind -> count (GUINT_TO_POINTER) */
-	GPtrArray *damaged;    /* mv_refusal *: archived, but part of the item was unreadable (the first 1000) */
-	uint64_t damaged_items;
 } import_args;
-
-static char *default_root(const char *path, mv_format fmt, const import_args *a)
-{
-	if (a->folder)
-		return g_strdup(a->folder);
-	if (fmt == MV_FORMAT_MAILDIR)
-		return g_strdup("Inbox");
-	if (fmt == MV_FORMAT_MBOX || fmt == MV_FORMAT_MBOXO) {
-		char *base = g_path_get_basename(path);
-		char *dot = strrchr(base, '.');
-		if (dot && dot != base)
-			*dot = '\0';
-		return base;
-	}
-	return g_strdup("");
-}
-
-/* Folder of a message: root, then the source's subfolder.  A Maildir without
- * --folder keeps its Maildir++ subfolders beside Inbox, as IMAP shows them. */
-static char *message_folder(const char *root, const char *sub, mv_format fmt, bool explicit_root)
-{
-	if (!sub || !*sub)
-		return g_strdup(root);
-	if (!*root || (fmt == MV_FORMAT_MAILDIR && !explicit_root))
-		return g_strdup(sub);
-	return g_strconcat(root, "/", sub, NULL);
-}
-
-static char **parse_extensions(const char *ext)
-{
-	if (!ext)
-		return NULL;
-	char **parts = g_strsplit(ext, ",", -1);
-	GPtrArray *out = g_ptr_array_new();
-	for (char **p = parts; *p; p++) {
-		char *e = g_strstrip(*p);
-		while (*e == '.')
-			e++;
-		if (*e)
-			g_ptr_array_add(out, g_ascii_strdown(e, -1));
-	}
-	g_strfreev(parts);
-	g_ptr_array_add(out, NULL);
-	return (char **)g_ptr_array_free(out, FALSE);
-}
 
 static void progress_line(mv_ingest *ing, mv_reader *r, double started)
 {
@@ -162,7 +115,7 @@ static void print_other_files(const import_args *a, uint64_t others)
 {
 	if (!others)
 		return;
-	char **exts = parse_extensions(a->ext ? a->ext : "eml,msg");
+	char **exts = mv_file_import_parse_extensions(a->ext ? a->ext : "eml,msg");
 	GString *wanted = g_string_new(NULL);
 	for (char **e = exts; *e; e++)
 		g_string_append_printf(wanted, "%s.%s", e == exts ? "" : e[1] ? ", " : " or ", *e);
@@ -172,9 +125,12 @@ static void print_other_files(const import_args *a, uint64_t others)
 	g_strfreev(exts);
 }
 
-static void print_summary(mv_ingest *ing, mv_reader *r, const import_args *a, double secs)
+static void print_summary(mv_ingest *ing, mv_file_import *fi, const import_args *a, double secs)
 {
-	uint64_t others = mv_reader_other_files(r);
+	uint64_t others = mv_reader_other_files(mv_file_import_reader(fi));
+	GHashTable *skipped = mv_file_import_skipped(fi);
+	const GPtrArray *damaged = mv_file_import_damaged(fi);
+	uint64_t damaged_items = mv_file_import_damaged_items(fi);
 	mv_ingest_counts c;
 	mv_ingest_get_counts(ing, &c);
 	const GPtrArray *refusals = mv_ingest_refusals(ing);
@@ -184,8 +140,8 @@ static void print_summary(mv_ingest *ing, mv_reader *r, const import_args *a, do
 		                      "imported", (json_int_t)c.imported, "duplicates", (json_int_t)c.duplicates,
 		                      "malformed", (json_int_t)c.malformed, "refused", (json_int_t)c.refused,
 		                      "bytes", (json_int_t)c.bytes, "seconds", (double)(int64_t)(secs * 1000.0 + 0.5) / 1000.0, "refusals", refusal_list(refusals),
-		                      "skipped", skipped_object(a->skipped), "damaged", refusal_list(a->damaged),
-		                      "damagedItems", (json_int_t)a->damaged_items, "unreadableAttachments", (json_int_t)c.unreadable_attachments,
+		                      "skipped", skipped_object(skipped), "damaged", refusal_list(damaged),
+		                      "damagedItems", (json_int_t)damaged_items, "unreadableAttachments", (json_int_t)c.unreadable_attachments,
 		                      "attachmentErrors", refusal_list(unreadable));
 		json_object_set_new(o, "skippedFiles", json_integer((json_int_t)others));
 		mv_cli_print_json(o);
@@ -194,97 +150,32 @@ static void print_summary(mv_ingest *ing, mv_reader *r, const import_args *a, do
 	printf("imported %llu, already archived %llu, archived but malformed %llu, refused %llu (%.1f MB in %.1f s)\n",
 	       (unsigned long long)c.imported, (unsigned long long)c.duplicates, (unsigned long long)c.malformed,
 	       (unsigned long long)c.refused, c.bytes / 1e6, secs);
-	print_skipped(a->skipped);
+	print_skipped(skipped);
 	print_other_files(a, others);
 	if (c.unreadable_attachments)
 		printf("archived, but an attachment's text could not be read for search: %llu\n",
 		       (unsigned long long)c.unreadable_attachments);
-	if (a->damaged_items)
-		printf("archived with parts unreadable: %llu\n", (unsigned long long)a->damaged_items);
+	if (damaged_items)
+		printf("archived with parts unreadable: %llu\n", (unsigned long long)damaged_items);
 	print_list("refused", refusals);
-	print_list("damaged", a->damaged);
+	print_list("damaged", damaged);
 	print_list("attachment not searchable", unreadable);
 }
 
-/* A damaged PST can hold a million damaged items: the summary lists the
- * first ones and counts them all. */
-#define MAX_DAMAGED_LISTED 1000
+/* The terminal's sink for the loop's progress: its own line, from the
+ * ingest's counts and the reader's position rather than the loop's text. */
+typedef struct live_progress {
+	mv_ingest *ing;
+	mv_reader *reader;
+	double started;
+} live_progress;
 
-static void note_item(GPtrArray *list, const char *origin, const char *reason)
+static void on_progress(void *opaque, int percent, const char *text)
 {
-	mv_refusal *r = g_new0(mv_refusal, 1);
-	r->origin = g_strdup(origin);
-	r->reason = g_strdup(reason);
-	g_ptr_array_add(list, r);
-}
-
-static void refusal_free(gpointer p)
-{
-	mv_refusal *r = p;
-	g_free(r->origin);
-	g_free(r->reason);
-	g_free(r);
-}
-
-/* Reads every message of r into ing.  Returns -1 on a fatal error. */
-static int import_loop(mv_reader *r, mv_ingest *ing, const char *path, import_args *a, GError **error)
-{
-	mv_format fmt = mv_reader_format(r);
-	char *root = default_root(path, fmt, a);
-	const char *source = mv_format_name(fmt);
-	bool live = !a->quiet && !a->json && isatty(STDERR_FILENO);
-	double started = mv_monotonic(), last = 0;
-	int rc = 0;
-	while (rc == 0 && !interrupted) {
-		mv_source_message msg = { 0 };
-		GError *item_err = NULL;
-		mv_read_result res = mv_reader_next(r, &msg, &item_err);
-		if (res == MV_READ_END)
-			break;
-		if (res == MV_READ_FATAL) {
-			g_propagate_error(error, item_err);
-			rc = -1;
-			break;
-		}
-		if (res == MV_READ_SKIPPED) {
-			mv_ingest_refuse(ing, msg.origin ? msg.origin : path, item_err ? item_err->message : "unreadable");
-			g_clear_error(&item_err);
-			continue;
-		}
-		if (res == MV_READ_IGNORED) {
-			const char *kind = item_err ? item_err->message : "item of another kind";
-			guint n = GPOINTER_TO_UINT(g_hash_table_lookup(a->skipped, kind));
-			g_hash_table_replace(a->skipped, g_strdup(kind), GUINT_TO_POINTER(n + 1));
-			mv_ingest_note_skipped(ing, 1);
-			g_clear_error(&item_err);
-			continue;
-		}
-		if (msg.damage && a->damaged_items++ < MAX_DAMAGED_LISTED)
-			note_item(a->damaged, msg.origin, msg.damage);
-		/* MailStore headers name the folder itself, and the archive
-		 * unless they come from MailStore (then --archive's). */
-		const char *archive = msg.archive ? msg.archive : a->archive;
-		if (!archive) {
-			mv_ingest_refuse(ing, msg.origin, "no MailStore headers name its archive, and no --archive was given");
-			continue;
-		}
-		char *folder = msg.mailstore ? g_strdup(msg.folder) : message_folder(root, msg.folder, fmt, a->folder != NULL);
-		mv_ingest_message m = {
-			.archive = archive, .folder = folder, .data = msg.data->data, .len = msg.data->len,
-			.source = source, .origin = msg.origin, .mail_flags = msg.mail_flags,
-			.origin_sha256 = msg.origin_sha256, .archived_at = msg.archived_at,
-		};
-		rc = mv_ingest_add(ing, &m, error);
-		g_free(folder);
-		if (live && mv_monotonic() - last > 0.25) {
-			last = mv_monotonic();
-			progress_line(ing, r, started);
-		}
-	}
-	if (live)
-		fprintf(stderr, "\n");
-	g_free(root);
-	return rc;
+	(void)percent;
+	(void)text;
+	live_progress *lp = opaque;
+	progress_line(lp->ing, lp->reader, lp->started);
 }
 
 static bool check_import_args(const import_args *a, mv_reader_options *ro, int argc)
@@ -300,7 +191,7 @@ static bool check_import_args(const import_args *a, mv_reader_options *ro, int a
 		fprintf(stderr, "mailvault: import needs --archive NAME (the user archive to import into)\n");
 		return false;
 	}
-	char **exts = a->ext ? parse_extensions(a->ext) : NULL;
+	char **exts = a->ext ? mv_file_import_parse_extensions(a->ext) : NULL;
 	bool no_ext = exts && !exts[0];
 	g_strfreev(exts);
 	if (no_ext) {
@@ -338,8 +229,6 @@ static bool check_headers_format(const import_args *a, mv_reader *r)
 int mv_cli_import(const mv_cli_globals *g, int argc, char **argv)
 {
 	import_args a = { 0 };
-	a.skipped = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	a.damaged = g_ptr_array_new_with_free_func(refusal_free);
 	GOptionEntry entries[] = {
 		{ "archive", 0, 0, G_OPTION_ARG_STRING, &a.archive, "user archive to import into (required)", "NAME" },
 		{ "folder", 0, 0, G_OPTION_ARG_STRING, &a.folder, "folder inside the archive", "F" },
@@ -360,14 +249,14 @@ int mv_cli_import(const mv_cli_globals *g, int argc, char **argv)
 	mv_reader_options ro = { .format = MV_FORMAT_AUTO, .recursive = true };
 	int status = MV_EXIT_USAGE;
 	mv_instance *inst = NULL;
-	mv_reader *r = NULL;
+	mv_file_import *fi = NULL;
 	mv_ingest *ing = NULL;
 	GError *err = NULL, *end_err = NULL;
 	int lock_fd = -1;
 	if (!check_import_args(&a, &ro, argc))
 		goto out;
 	ro.recursive = !a.no_subfolders;
-	ro.extensions = parse_extensions(a.ext);
+	ro.extensions = mv_file_import_parse_extensions(a.ext);
 	status = MV_EXIT_FAIL;
 	/* A running server owns the directory: an import goes through it
 	 * (archiving profiles), not beside it. */
@@ -381,12 +270,13 @@ int mv_cli_import(const mv_cli_globals *g, int argc, char **argv)
 	if (!(inst = mv_cli_open_instance(g)))
 		goto out;
 	mv_ingest_run run = { .user = "admin", .remote = "local", .source = argv[1] };
-	if (!(r = mv_reader_open(argv[1], &ro, &err))) {
+	mv_file_import_options fo = { .reader = ro, .archive = a.archive, .folder = a.folder };
+	if (!(fi = mv_file_import_open(argv[1], &fo, &err))) {
 		mv_ingest_audit_refused(inst, &run, a.archive, err->message);
 		status = mv_cli_fail(err);
 		goto out;
 	}
-	if (!check_headers_format(&a, r)) {
+	if (!check_headers_format(&a, mv_file_import_reader(fi))) {
 		status = MV_EXIT_USAGE;
 		goto out;
 	}
@@ -397,10 +287,20 @@ int mv_cli_import(const mv_cli_globals *g, int argc, char **argv)
 	signal(SIGINT, on_sigint);
 	signal(SIGTERM, on_sigint);
 	double started = mv_monotonic();
-	int rc = import_loop(r, ing, argv[1], &a, &err);
+	bool live = !a.quiet && !a.json && isatty(STDERR_FILENO);
+	live_progress lp = { .ing = ing, .reader = mv_file_import_reader(fi), .started = started };
+	mv_task task = { .progress = live ? on_progress : NULL, .opaque = &lp, .cancel = &interrupted };
+	int rc = mv_file_import_run(fi, ing, &task, &err);
+	if (live)
+		fprintf(stderr, "\n");
+	/* Ctrl-C is not a failure: what was read is archived, said below. */
+	if (rc < 0 && g_error_matches(err, MV_ERROR, MV_ERR_CANCELLED)) {
+		g_clear_error(&err);
+		rc = 0;
+	}
 	GError *flush_err = NULL;
 	int flushed = mv_ingest_flush(ing, &flush_err);
-	print_summary(ing, r, &a, mv_monotonic() - started);
+	print_summary(ing, fi, &a, mv_monotonic() - started);
 	if (rc < 0 || flushed < 0) {
 		mv_ingest_note_outcome(ing, (rc < 0 ? err : flush_err)->message);
 		status = mv_cli_fail(rc < 0 ? err : flush_err);
@@ -421,7 +321,7 @@ out:
 	/* err may already have been reported and freed: a fresh one here. */
 	if (ing && mv_ingest_end(&ing, &end_err) < 0)
 		g_clear_error(&end_err);
-	mv_reader_close(&r);
+	mv_file_import_close(&fi);
 	mv_instance_close(&inst);
 	mv_server_lock_local_release(lock_fd);
 	g_strfreev(ro.extensions);
@@ -429,7 +329,5 @@ out:
 	g_free(a.folder);
 	g_free(a.format);
 	g_free(a.ext);
-	g_hash_table_unref(a.skipped);
-	g_ptr_array_unref(a.damaged);
 	return status;
 }

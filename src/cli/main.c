@@ -8,6 +8,7 @@
  * work. */
 #include "cli/cli.h"
 #include "export/export.h"
+#include "sources/profiles.h"
 #include "extract/extract.h"
 
 #include <locale.h>
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
 	mv_log_set_debug(g.debug);
 	/* Functions of modules above commands/ join the registry before any lookup. */
 	mv_commands_register(mv_commands_export);
+	mv_commands_register(mv_commands_profiles);
 	start_extraction();
 	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)

@@ -1,0 +1,47 @@
+/* sources/file_import: messages read from files — an EML or .msg file or a
+ * directory of them, an mbox, a Maildir, a PST/OST — handed to one ingest.
+ *
+ * The one file-import loop, shared by `mailvault import` and the FileSystem
+ * archiving profiles: a reader (mime/) on a path, each message's archive and
+ * folder decided, every item handed to mv_ingest, what is not mail counted
+ * by kind.  Progress and cancellation come through an mv_task, so a terminal
+ * and a registry job watch the same loop. */
+#ifndef MV_SOURCES_FILE_IMPORT_H
+#define MV_SOURCES_FILE_IMPORT_H
+
+#include "ingest/ingest.h"
+
+typedef struct mv_file_import_options {
+	mv_reader_options reader;  /* format, subfolders, extensions, MailStore headers */
+	/* The archive every message goes to; NULL only when MailStore headers
+	 * name it (then a message without them is refused). */
+	const char *archive;
+	/* The folder the source's tree lands under; NULL = the format's default
+	 * (Maildir: "Inbox" with Maildir++ subfolders beside it, mbox: the file's
+	 * name without its extension, EML: the archive's root). */
+	const char *folder;
+} mv_file_import_options;
+
+typedef struct mv_file_import mv_file_import;
+
+/* Opens a reader on path; fails naming the path and why. */
+mv_file_import *mv_file_import_open(const char *path, const mv_file_import_options *opts, GError **error);
+/* Feeds every message to ing.  task->progress (rate-limited to four calls a
+ * second) gets the reader's percent and a line of counts; task->cancel stops
+ * at the next message with MV_ERR_CANCELLED, everything handed in so far
+ * still archived once ing is flushed.  Fails otherwise only when the source
+ * cannot be read on (MV_READ_FATAL) or ingest fails fatally. */
+int mv_file_import_run(mv_file_import *fi, mv_ingest *ing, const mv_task *task, GError **error);
+void mv_file_import_close(mv_file_import **fi);
+
+/* What the run saw besides archived mail. */
+mv_reader *mv_file_import_reader(mv_file_import *fi);        /* format, progress, other files */
+GHashTable *mv_file_import_skipped(mv_file_import *fi);      /* kind -> count (GUINT_TO_POINTER) */
+const GPtrArray *mv_file_import_damaged(mv_file_import *fi); /* mv_refusal *, the first 1000 */
+uint64_t mv_file_import_damaged_items(mv_file_import *fi);   /* all of them */
+
+/* "eml, .TXT" -> {"eml","txt",NULL}: trimmed, lower-case, without dots;
+ * NULL for NULL.  g_strfreev() it. */
+char **mv_file_import_parse_extensions(const char *list);
+
+#endif
