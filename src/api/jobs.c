@@ -71,6 +71,10 @@ struct mv_jobs {
 	unsigned max_queued;
 	unsigned running;       /* threads started and not finished */
 	bool stopping;          /* shutdown: get-status no longer waits, no job starts */
+	/* Threads that finished their job, to be joined: a thread still ending
+	 * when the process exits leaves its thread-local state (OpenSSL's,
+	 * through SQLCipher) behind, which the leak checker reports. */
+	GPtrArray *ended;
 };
 
 static void job_free(gpointer p)
@@ -94,6 +98,7 @@ mv_jobs *mv_jobs_new(int64_t retention_seconds)
 	g_cond_init(&jobs->changed);
 	jobs->by_token = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, job_free);
 	g_queue_init(&jobs->queue);
+	jobs->ended = g_ptr_array_new();
 	jobs->retention = retention_seconds;
 	/* Until the first start reads the running configuration. */
 	jobs->max_running = MV_DEFAULT_MAX_RUNNING_JOBS;
@@ -158,6 +163,8 @@ static void stop_locked(mv_jobs *jobs)
 	g_cond_broadcast(&jobs->changed);
 }
 
+static void join_ended_locked(mv_jobs *jobs);
+
 void mv_jobs_free(mv_jobs **jp)
 {
 	mv_jobs *jobs = *jp;
@@ -169,7 +176,9 @@ void mv_jobs_free(mv_jobs **jp)
 	g_hash_table_foreach(jobs->by_token, cancel_one, NULL);
 	while (jobs->running > 0)
 		g_cond_wait(&jobs->changed, &jobs->lock);
+	join_ended_locked(jobs);
 	g_mutex_unlock(&jobs->lock);
+	g_ptr_array_free(jobs->ended, TRUE);
 	g_hash_table_destroy(jobs->by_token);
 	g_cond_clear(&jobs->changed);
 	g_mutex_clear(&jobs->lock);
@@ -277,9 +286,21 @@ static gpointer job_thread(gpointer p)
 	finish_locked(j, env);
 	jobs->running--;
 	pump_locked(jobs);
+	/* Joined by the next launch or at shutdown — after the pump, which may
+	 * launch (and so join) from this very thread: after this it takes no lock. */
+	g_ptr_array_add(jobs->ended, g_thread_self());
 	g_cond_broadcast(&jobs->changed);
 	g_mutex_unlock(&jobs->lock);
 	return NULL;
+}
+
+/* Threads in `ended` have left their last locked section: joining them
+ * under the lock waits only for their return. */
+static void join_ended_locked(mv_jobs *jobs)
+{
+	for (guint i = 0; i < jobs->ended->len; i++)
+		g_thread_join(jobs->ended->pdata[i]);
+	g_ptr_array_set_size(jobs->ended, 0);
 }
 
 /* A thread for j, which has left the queue.  Caller holds the lock (the
@@ -287,10 +308,10 @@ static gpointer job_thread(gpointer p)
 static void launch_locked(mv_jobs *jobs, job *j)
 {
 	GError *err = NULL;
+	join_ended_locked(jobs);
 	jobs->running++;
 	GThread *t = g_thread_try_new("mv-job", job_thread, j, &err);
 	if (t) {
-		g_thread_unref(t);
 		mv_log_debug("job %.8s (%s) started; %u running", j->token, j->cmd->name, jobs->running);
 		return;
 	}
