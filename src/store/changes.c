@@ -152,6 +152,7 @@ int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GEr
 	t.record = record = tombstone_meta(number, m.hash, t.reason, t.at);
 	if (mv_sql_in_transaction(s->db, hide_and_tombstone, &t, error) < 0)
 		goto out;
+	mv_fault_point("delete-message", 1);   /* committed, the index not yet told */
 	rc = 0;
 	GError *err = NULL;
 	if (have_doc && index_remove(s, &h, &err) < 0) {
@@ -352,6 +353,7 @@ int mv_store_move_folder(mv_store *s, const char *from_archive, const char *from
 	g_hash_table_remove_all(s->folder_ids);
 	if (rc < 0)
 		goto out;
+	mv_fault_point("move-folder", 1);   /* committed, the index not yet told */
 	if (old_docs && old_docs->len)
 		reindex_moved(s, nums, old_docs, from_archive);
 	*moved_r = n;
