@@ -59,7 +59,7 @@ static const detail_spec filesystem_details[] = {
 	  "administrators, the only value: the profile owner's own archive" },
 	{ "targetFolder", false, NULL, "", "the folder the source's tree lands under; empty: the format's default "
 	  "(EML: the archive's root, mbox: the file's name, Maildir: Inbox)" },
-	{ NULL },
+	{ .name = NULL },
 };
 
 static const connector connectors[] = {
@@ -668,26 +668,26 @@ static json_t *run_temporary_profile(mv_command_ctx *ctx, json_t *args, GError *
 
 static const mv_command_arg args_raw[] = {
 	{ "raw", MV_ARG_BOOL, true, NULL },
-	{ NULL },
+	{ .name = NULL },
 };
 static const mv_command_arg args_properties[] = {
 	{ "properties", MV_ARG_JSON, false, NULL },
 	{ "raw", MV_ARG_BOOL, true, NULL },
-	{ NULL },
+	{ .name = NULL },
 };
 static const mv_command_arg args_id[] = {
 	{ "id", MV_ARG_NUMBER, false, NULL },
-	{ NULL },
+	{ .name = NULL },
 };
 static const mv_command_arg args_server_side[] = {
 	{ "id", MV_ARG_NUMBER, false, NULL },
 	{ "automatic", MV_ARG_BOOL, false, NULL },
 	{ "automaticPauseBetweenExecutions", MV_ARG_NUMBER, true, NULL },
 	{ "automaticMaintenanceWindows", MV_ARG_STRING, true, NULL },
-	{ NULL },
+	{ .name = NULL },
 };
 static const mv_command_arg args_none[] = {
-	{ NULL },
+	{ .name = NULL },
 };
 
 const mv_command mv_commands_profiles[] = {
