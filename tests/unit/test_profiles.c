@@ -18,25 +18,6 @@
 #define INSTANCE_FIXTURE_NAME "profiles"
 #include "instance_fixture.h"
 
-#define ok(rc, err) ok_at((rc), &(err))
-
-static void ok_at(int rc, GError **err)
-{
-	if (rc < 0)
-		fail_msg("failed: %s", *err ? (*err)->message : "(no error)");
-	assert_null(*err);
-}
-
-static void fails(int rc, GError **err, int code, const char *text)
-{
-	assert_int_equal(rc, -1);
-	assert_non_null(*err);
-	if (!g_error_matches(*err, MV_ERROR, code))
-		fail_msg("error code %d ('%s'), expected %d", (*err)->code, (*err)->message, code);
-	if (!strstr((*err)->message, text))
-		fail_msg("error '%s' does not contain '%s'", (*err)->message, text);
-	g_clear_error(err);
-}
 
 static int64_t save(mv_instance *inst, const char *name, const char *owner, int64_t credential)
 {

@@ -21,27 +21,9 @@
 
 #include "commands/commands.h"
 
+#define INSTANCE_FIXTURE_COMMANDS
 #define INSTANCE_FIXTURE_NAME "users"
 #include "instance_fixture.h"
-
-static void ok(int rc, GError *err)
-{
-	if (rc < 0)
-		fail_msg("failed: %s", err ? err->message : "(no error)");
-	assert_null(err);
-}
-
-/* rc must be -1 with this code and a message containing text. */
-static void fails(int rc, GError **err, int code, const char *text)
-{
-	assert_int_equal(rc, -1);
-	assert_non_null(*err);
-	if (!g_error_matches(*err, MV_ERROR, code))
-		fail_msg("error code %d ('%s'), expected %d", (*err)->code, (*err)->message, code);
-	if (!strstr((*err)->message, text))
-		fail_msg("error '%s' does not contain '%s'", (*err)->message, text);
-	g_clear_error(err);
-}
 
 static void create_plain(const char *name, unsigned privileges)
 {
@@ -899,40 +881,6 @@ static void test_audit_key_renewal(void **state)
 }
 
 /* ---- the registry functions ------------------------------------------------------------------------------- */
-
-/* Runs F with name, value pairs; returns the envelope. */
-static json_t *call(const char *function, ...)
-{
-	const mv_command *cmd = mv_command_find(function);
-	if (!cmd)
-		fail_msg("%s is not registered", function);
-	GHashTable *text = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-	va_list ap;
-	va_start(ap, function);
-	for (const char *n = va_arg(ap, const char *); n; n = va_arg(ap, const char *))
-		g_hash_table_insert(text, g_strdup(n), g_strdup(va_arg(ap, const char *)));
-	va_end(ap);
-	GError *err = NULL;
-	json_t *args = mv_command_parse_args(cmd, text, &err);
-	g_hash_table_destroy(text);
-	if (!args) {
-		json_t *env = mv_command_error_envelope(err->message, NULL);
-		g_error_free(err);
-		return env;
-	}
-	mv_command_ctx ctx = { .inst = shared, .user = "admin", .remote = "local" };
-	json_t *env = mv_command_invoke(cmd, &ctx, args);
-	json_decref(args);
-	return env;
-}
-
-static json_t *result_of(json_t *env)
-{
-	const char *status = json_string_value(json_object_get(env, "statusCode"));
-	if (strcmp(status, "succeeded") != 0)
-		fail_msg("failed: %s", json_string_value(json_object_get(json_object_get(env, "error"), "message")));
-	return json_object_get(env, "result");
-}
 
 /* Runs F (as call) and checks that it succeeded. */
 #define call_ok(...) json_decref(succeeded(call(__VA_ARGS__)))
