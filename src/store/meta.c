@@ -38,10 +38,7 @@ static int open_keys_file(const mv_store_paths *paths, bool create, sqlite3 **db
 		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "the store's keys file %s is missing", kp);
 		goto out;
 	}
-	/* Read-write even to read: a write cut short leaves a hot journal,
-	 * which only a read-write connection rolls back (a read-only one would
-	 * fail every read until some writer came). */
-	if (mv_sql_open(kp, create, false, db_r, error) < 0)
+	if (mv_sql_open(kp, create, !create, db_r, error) < 0)
 		goto out;
 	/* A rollback journal, not WAL: a read-only open then leaves no side
 	 * files; EXTRA syncs the directory after the journal's removal, which
