@@ -121,6 +121,17 @@ static json_t *result_of(json_t *env)
 		fail_msg("failed: %s", json_string_value(json_object_get(json_object_get(env, "error"), "message")));
 	return json_object_get(env, "result");
 }
+
+/* The call failed with a message holding message_part; frees env. */
+static void call_fails(json_t *env, const char *message_part)
+{
+	const char *status = json_string_value(json_object_get(env, "statusCode"));
+	assert_string_equal(status, "failed");
+	const char *message = json_string_value(json_object_get(json_object_get(env, "error"), "message"));
+	if (!strstr(message, message_part))
+		fail_msg("error '%s' does not contain '%s'", message, message_part);
+	json_decref(env);
+}
 #endif
 
 #endif

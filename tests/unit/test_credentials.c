@@ -498,16 +498,6 @@ static void test_older_instance(void **state)
 
 /* ---- the Administration API functions ------------------------------------------------------------------- */
 
-static void call_fails(json_t *env, const char *message_part)
-{
-	const char *status = json_string_value(json_object_get(env, "statusCode"));
-	assert_string_equal(status, "failed");
-	const char *message = json_string_value(json_object_get(json_object_get(env, "error"), "message"));
-	if (!strstr(message, message_part))
-		fail_msg("error '%s' does not contain '%s'", message, message_part);
-	json_decref(env);
-}
-
 static bool text_holds(json_t *value, const char *needle)
 {
 	char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -891,16 +891,6 @@ static json_t *succeeded(json_t *env)
 	return env;
 }
 
-static void call_fails(json_t *env, const char *message_part)
-{
-	const char *status = json_string_value(json_object_get(env, "statusCode"));
-	assert_string_equal(status, "failed");
-	const char *message = json_string_value(json_object_get(json_object_get(env, "error"), "message"));
-	if (!strstr(message, message_part))
-		fail_msg("error '%s' does not contain '%s'", message, message_part);
-	json_decref(env);
-}
-
 static void test_functions(void **state)
 {
 	call_ok("CreateUser", "userName", "web.user", "privileges", "login", "fullName", "Web User", NULL);
