@@ -46,14 +46,18 @@ int mv_sql_open(const char *path, bool create, bool readonly, sqlite3 **db_r, GE
 	if (create) {
 		/* SQLite creates a database 0644 less the umask, and its -wal and
 		 * -shm take the database's mode: made 0600 here first, all three
-		 * are private whatever the umask or the directory. */
-		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0) {
+		 * are private whatever the umask or the directory.
+		 * O_EXCL: a descriptor opened and closed on a database that a
+		 * connection of this process holds would drop its POSIX locks
+		 * (see mv_sql_file_kind_of), so an existing file is left alone. */
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST) {
 			mv_set_errno_error(error, errno, "create", path);
 			return -1;
 		}
-		close(fd);
-		flags |= SQLITE_OPEN_CREATE;
+		if (fd >= 0)
+			close(fd);
+		flags |= SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW;
 	}
 	sqlite3 *db = NULL;
 	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {

@@ -13,25 +13,46 @@
 #include <fcntl.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char sqlite_magic[16] = "SQLite format 3";   /* with its NUL: 16 bytes */
 
+/* The header is read through SQLite's own file layer, never with open()
+ * and close() of our own: POSIX locks belong to the process, so closing any
+ * descriptor on a database drops every lock this process's connections hold
+ * on it.  Another process's connection then believes itself the last one,
+ * checkpoints what it sees and deletes the WAL that our writer goes on
+ * appending to (an import lost that way whole).  SQLite's unix layer keeps a
+ * descriptor whose inode is still locked open until the locks go. */
+static int read_header(const char *path, char head[sizeof sqlite_magic])
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX, NULL);
+	sqlite3_file *file = NULL;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file);
+	if (rc == SQLITE_OK && (!file || !file->pMethods))
+		rc = SQLITE_CANTOPEN;
+	if (rc == SQLITE_OK)
+		rc = file->pMethods->xRead(file, head, sizeof sqlite_magic, 0);
+	sqlite3_close(db);
+	return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_OK : rc;   /* short: zero-filled, so not the magic */
+}
+
 mv_sql_file_kind mv_sql_file_kind_of(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
+	struct stat st;
+	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? MV_SQL_FILE_ABSENT : MV_SQL_FILE_UNREADABLE;
-	char head[sizeof sqlite_magic];
-	ssize_t got = pread(fd, head, sizeof head, 0);
-	close(fd);
-	if (got < 0)
+	if (!S_ISREG(st.st_mode))
 		return MV_SQL_FILE_UNREADABLE;
-	if (got == 0)
+	if (st.st_size == 0)
 		return MV_SQL_FILE_EMPTY;
-	if (got == (ssize_t)sizeof head && memcmp(head, sqlite_magic, sizeof head) == 0)
-		return MV_SQL_FILE_PLAIN;
-	return MV_SQL_FILE_ENCRYPTED;
+	char head[sizeof sqlite_magic];
+	if (read_header(path, head) != SQLITE_OK)
+		return MV_SQL_FILE_UNREADABLE;
+	return memcmp(head, sqlite_magic, sizeof head) == 0 ? MV_SQL_FILE_PLAIN : MV_SQL_FILE_ENCRYPTED;
 }
 
 /* "x'<64 hex>'" in memory the caller wipes (key_clause_free). */
