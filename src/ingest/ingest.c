@@ -69,6 +69,8 @@ struct mv_ingest {
 	int64_t started_ms, profile_id;   /* for the worker result */
 	char *profile_name;
 	uint64_t skipped;         /* items the source passed over (mv_ingest_note_skipped) */
+	mv_store *lookup;         /* the caller's thread's read handle on the current store */
+	bool no_lookup;           /* it could not be opened: every message is parsed */
 };
 
 static batch stop_sentinel;
@@ -519,6 +521,51 @@ int mv_ingest_store_id(mv_ingest *ing)
 	return mv_store_id(g_atomic_pointer_get(&ing->store));
 }
 
+/* The read handle on the store batches go to now (it changes when a full
+ * store makes way for a new one), on the caller's thread and instance. */
+static mv_store *lookup_store(mv_ingest *ing)
+{
+	if (ing->no_lookup)
+		return NULL;
+	int current = mv_store_id(g_atomic_pointer_get(&ing->store));
+	if (ing->lookup && mv_store_id(ing->lookup) == current)
+		return ing->lookup;
+	mv_store_close(&ing->lookup);
+	GError *err = NULL;
+	ing->lookup = mv_instance_open_store(ing->inst, current, MV_STORE_READ, &err);
+	if (!ing->lookup) {
+		mv_log_debug("store %d: no read handle for the duplicate pre-check, every message is parsed: %s", current,
+		             err->message);
+		g_error_free(err);
+		ing->no_lookup = true;
+	}
+	return ing->lookup;
+}
+
+/* A message its folder already holds is a duplicate before it is parsed:
+ * running an import or a profile again over the same files costs a hash
+ * and an index lookup per message, not a parse.  Only committed messages
+ * are seen; one still in flight is caught by the store's own check. */
+static bool archived_before(mv_ingest *ing, const item *it)
+{
+	mv_store *s = lookup_store(ing);
+	bool has = false;
+	GError *err = NULL;
+	if (!s || mv_store_folder_has_content(s, it->archive, it->folder, it->hash, &has, &err) == 0)
+		return has;
+	mv_log_debug("duplicate pre-check: %s", err->message);
+	g_error_free(err);
+	return false;
+}
+
+static void count_duplicate(mv_ingest *ing, size_t len)
+{
+	g_mutex_lock(&ing->lock);
+	ing->counts.duplicates++;
+	ing->counts.bytes += len;
+	g_mutex_unlock(&ing->lock);
+}
+
 static item *item_new(mv_ingest *ing, const mv_ingest_message *msg)
 {
 	item *it = g_new0(item, 1);
@@ -565,6 +612,11 @@ int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
 	}
 	item *it = item_new(ing, msg);
 	note_archive(ing, it->archive);
+	if (archived_before(ing, it)) {
+		count_duplicate(ing, msg->len);
+		item_free(it);
+		return 0;
+	}
 	if (!ing->filling)
 		ing->filling = batch_new();
 	it->owner = ing->filling;
@@ -647,6 +699,7 @@ int mv_ingest_end(mv_ingest **ip, GError **error)
 	g_thread_pool_free(ing->parsers, FALSE, TRUE);
 	g_async_queue_unref(ing->to_commit);
 	batch_free(ing->filling);
+	mv_store_close(&ing->lookup);
 	mv_store_close(&ing->store);
 	for (guint i = 0; i < ing->retired->len; i++) {
 		mv_store *old = ing->retired->pdata[i];
