@@ -48,9 +48,6 @@ int mv_cli_run_function(mv_instance *inst, int argc, char **argv);
 
 /* What the local and the remote `cmd` share (cmd.c), so that both accept
  * the same words and show the same output. */
-/* The shell syntax "--name=value", "--name value" and "--flag" (= true) into
- * a name -> value table (g_free'd strings); errors name the function. */
-GHashTable *mv_cli_words_to_args(const char *function, int argc, char **argv, GError **error);
 /* An envelope on stdout, indented, keys in order. */
 void mv_cli_print_envelope(json_t *env);
 /* Progress on stderr: one self-overwriting line on a terminal, a line every

@@ -38,42 +38,6 @@ void mv_cli_print_progress(void *opaque, int percent, const char *text)
 	p->last_percent = percent;
 }
 
-/* "--name=value", "--name value" and "--flag" (= true) into name -> value. */
-GHashTable *mv_cli_words_to_args(const char *function, int argc, char **argv, GError **error)
-{
-	GHashTable *args = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-	for (int i = 0; i < argc; i++) {
-		const char *w = argv[i];
-		if (!g_str_has_prefix(w, "--") || !w[2]) {
-			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: expected --argument=value, got '%.100s'",
-			            function, w);
-			g_hash_table_destroy(args);
-			return NULL;
-		}
-		const char *eq = strchr(w, '=');
-		char *name, *value;
-		if (eq) {
-			name = g_strndup(w + 2, (gsize)(eq - w - 2));
-			value = g_strdup(eq + 1);
-		} else if (i + 1 < argc && !g_str_has_prefix(argv[i + 1], "--")) {
-			name = g_strdup(w + 2);
-			value = g_strdup(argv[++i]);
-		} else {
-			name = g_strdup(w + 2);
-			value = g_strdup("true");
-		}
-		if (g_hash_table_contains(args, name)) {
-			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: argument '%.100s' given twice", function, name);
-			g_free(name);
-			g_free(value);
-			g_hash_table_destroy(args);
-			return NULL;
-		}
-		g_hash_table_insert(args, name, value);
-	}
-	return args;
-}
-
 void mv_cli_print_envelope(json_t *env)
 {
 	char *text = json_dumps(env, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -116,7 +80,7 @@ int mv_cli_run_function(mv_instance *inst, int argc, char **argv)
 	if (asks_for_help(argc, argv))
 		return print_function_help(argv[0]);
 	GError *err = NULL;
-	GHashTable *text = mv_cli_words_to_args(argv[0], argc - 1, argv + 1, &err);
+	GHashTable *text = mv_command_words_to_args(argv[0], argc - 1, argv + 1, &err);
 	mv_command_ctx who = { .inst = inst, .user = "admin" };
 	json_t *args = NULL;
 	const mv_command *cmd = text ? mv_command_prepare(&who, argv[0], MV_PRIV_ADMIN, text, &args, &err) : NULL;

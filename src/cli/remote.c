@@ -12,7 +12,7 @@
  * long poll of get-status with progress on stderr, Ctrl-C as cancel-async,
  * and what each HTTP status means for the message and the exit status.
  *
- * The words after the function name go through mv_cli_words_to_args like
+ * The words after the function name go through mv_command_words_to_args like
  * the local path's, so both accept the same syntax; the function is not
  * looked up locally, since the server decides what it knows. */
 #include "cli/cli.h"
@@ -633,7 +633,7 @@ int mv_cli_remote_run(const mv_cli_remote_opts *opts, bool list, int argc, char 
 	GHashTable *args = NULL;
 	if (!list) {
 		GError *err = NULL;
-		args = mv_cli_words_to_args(argv[0], argc - 1, argv + 1, &err);
+		args = mv_command_words_to_args(argv[0], argc - 1, argv + 1, &err);
 		if (!args)
 			return bad_words(err);
 	}

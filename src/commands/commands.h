@@ -156,6 +156,16 @@ json_t *mv_command_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args
 /* An error envelope (unknown function, bad arguments, ...). */
 json_t *mv_command_error_envelope(const char *message, const char *details);
 
+/* ---- the shell's syntax (command_line.c) ------------------------------------ */
+
+/* "--name=value", "--name value" and "--flag" (= true) into name -> value;
+ * anything else, or a name given twice, fails naming function and word. */
+GHashTable *mv_command_words_to_args(const char *function, int argc, char **argv, GError **error);
+/* A whole line, `Function --arg=value ...`, split into words the way a
+ * POSIX shell would: *name_r (g_free) and *args_r as above.  An empty line
+ * or one that does not split fails naming the line. */
+int mv_command_line_split(const char *line, char **name_r, GHashTable **args_r, GError **error);
+
 /* ---- argument accessors for handlers (arguments already validated) ---------- */
 
 const char *mv_arg_string(json_t *args, const char *name);          /* NULL if absent */
