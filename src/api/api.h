@@ -56,6 +56,10 @@ int mv_api_server_reload(mv_api_server *srv, const mv_service_config *cfg, GErro
  * every waiting get-status is answered with its job's current status.
  * NULL is fine. */
 void mv_api_server_quiesce(mv_api_server *srv);
+/* What the server lends the functions it runs (the configuration in use,
+ * reload, sessions), for others that run functions in the same process:
+ * the scheduler.  Valid until mv_api_server_stop. */
+const mv_service_hooks *mv_api_server_hooks(mv_api_server *srv);
 /* Quiesces, waits for the requests in flight (up to 60 s), stops the
  * listeners, cancels running jobs and waits for them, frees. */
 void mv_api_server_stop(mv_api_server **srv);

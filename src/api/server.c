@@ -347,6 +347,11 @@ static void request_reload(void *opaque)
 		mv_log_warn("cannot ask for a reload: %s", g_strerror(errno));
 }
 
+const mv_service_hooks *mv_api_server_hooks(mv_api_server *srv)
+{
+	return &srv->hooks;
+}
+
 mv_api_server *mv_api_server_start(const mv_service_config *cfg, mv_logon *logon, GError **error)
 {
 	mv_api_server *srv = g_new0(mv_api_server, 1);

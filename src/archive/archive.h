@@ -536,6 +536,35 @@ int mv_profile_delete(mv_instance *inst, int64_t id, GError **error);
 int mv_profile_set_server_side(mv_instance *inst, int64_t id, bool automatic, int64_t pause_seconds,
                                const char *maintenance_windows, GError **error);
 
+/* ---- scheduled jobs (jobs.c) -------------------------------------------------
+ * Rows of master.sqlite's jobs table.  The schedule is kept as given
+ * (jobs/schedule.c checked it); NULL = not given. */
+typedef struct mv_job {
+	int64_t id;
+	char *name;
+	char *action;               /* `Function --arg=value ...` */
+	char *owner;                /* whose privileges it runs with */
+	char *time_zone_id, *date, *time, *day_of_week, *day_of_month;
+	bool has_interval;
+	int64_t interval;           /* minutes */
+	bool enabled;
+	int64_t created_at;         /* seconds since the epoch; the schedule counts from here */
+	int64_t last_run;           /* when the scheduler last started it; 0 = never */
+} mv_job;
+void mv_job_free(mv_job *j);
+/* Saves j (its id and last_run ignored). */
+int mv_job_create(mv_instance *inst, const mv_job *j, int64_t *id_r, GError **error);
+/* MV_ERR_NOT_FOUND when there is no job id (here and below). */
+mv_job *mv_job_get(mv_instance *inst, int64_t id, GError **error);
+/* Every job by id (mv_job *). */
+GPtrArray *mv_jobs_list(mv_instance *inst, GError **error);
+int mv_job_delete(mv_instance *inst, int64_t id, GError **error);
+int mv_job_rename(mv_instance *inst, int64_t id, const char *name, GError **error);
+int mv_job_set_enabled(mv_instance *inst, int64_t id, bool enabled, GError **error);
+/* j->id's schedule becomes j's, counted from now (last_run cleared). */
+int mv_job_set_schedule(mv_instance *inst, const mv_job *j, int64_t now, GError **error);
+int mv_job_set_last_run(mv_instance *inst, int64_t id, int64_t when, GError **error);
+
 /* ---- the server's hold on the data directory (lock.c) ---------------------- */
 /* Taken by `mailvault serve` for its lifetime: fails with MV_ERR_STATE
  * (naming the holder) when another server runs or a local command is
@@ -569,6 +598,10 @@ typedef struct mv_worker_results_filter {
 } mv_worker_results_filter;
 /* The runs that started in the range, oldest first, times in tz. */
 json_t *mv_worker_results_list(mv_instance *inst, const mv_worker_results_filter *f, GTimeZone *tz, GError **error);
+/* A scheduled job's runs (the results whose report names a jobId; job_id 0:
+ * every job's) that started in [from, to), oldest first, times in tz, each
+ * with jobId, jobName, action, statusText and logOutput from its report. */
+json_t *mv_job_results_list(mv_instance *inst, int64_t from, int64_t to, int64_t job_id, GTimeZone *tz, GError **error);
 /* One run with its report (times in UTC); *user_r its user (the caller frees). */
 json_t *mv_worker_result_report(mv_instance *inst, int64_t id, char **user_r, GError **error);
 

@@ -159,3 +159,40 @@ json_t *mv_worker_result_report(mv_instance *inst, int64_t id, char **user_r, GE
 	sqlite3_finalize(st);
 	return out;
 }
+
+/* A scheduled job's runs are worker results like any other run's (the
+ * morning's reading has them all in one place); what marks one is the job
+ * id in its report, which GetJobResults selects by. */
+json_t *mv_job_results_list(mv_instance *inst, int64_t from, int64_t to, int64_t job_id, GTimeZone *tz, GError **error)
+{
+	sqlite3 *db = mv_archive_db(inst);
+	sqlite3_stmt *st;
+	if (ensure_table(inst, error) < 0 ||
+	    mv_sql_prepare(db, "SELECT " RESULT_COLUMNS " FROM worker_results WHERE start_ms >= ? AND start_ms < ?"
+	                   " AND profile_id = 0 AND json_valid(report) AND json_extract(report, '$.jobId') IS NOT NULL"
+	                   " AND (?3 = 0 OR json_extract(report, '$.jobId') = ?3) ORDER BY start_ms, id", &st, error) < 0)
+		return NULL;
+	sqlite3_bind_int64(st, 1, from * 1000);
+	sqlite3_bind_int64(st, 2, to * 1000);
+	sqlite3_bind_int64(st, 3, job_id);
+	json_t *list = json_array();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *o = row_json(st, tz);
+		json_t *report = json_loads((const char *)sqlite3_column_text(st, 11), 0, NULL);
+		static const char *const fields[] = { "jobId", "jobName", "action", "statusText", "logOutput", NULL };
+		for (const char *const *f = fields; *f; f++) {
+			json_t *v = json_object_get(report, *f);
+			json_object_set_new(o, *f, v ? json_incref(v) : json_null());
+		}
+		json_decref(report);
+		json_array_append_new(list, o);
+	}
+	if (rc != SQLITE_DONE) {
+		mv_sql_set_error(error, db, "read job results");
+		json_decref(list);
+		list = NULL;
+	}
+	sqlite3_finalize(st);
+	return list;
+}

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "export/export.h"
 #include "sources/profiles.h"
+#include "jobs/cmd_jobs.h"
 #include "extract/extract.h"
 
 #include <locale.h>
@@ -141,6 +142,7 @@ int main(int argc, char **argv)
 	/* Functions of modules above commands/ join the registry before any lookup. */
 	mv_commands_register(mv_commands_export);
 	mv_commands_register(mv_commands_profiles);
+	mv_commands_register(mv_commands_jobs);
 	start_extraction();
 	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)

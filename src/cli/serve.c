@@ -13,6 +13,7 @@
 #include "api/api.h"
 #include "web/web.h"
 #include "imapd/imapd.h"
+#include "jobs/scheduler.h"
 #include "cli/cli.h"
 #include "net/tls.h"
 
@@ -190,6 +191,7 @@ static void apply_overrides(mv_service_config *c, const overrides *o)
 
 typedef struct servers {
 	mv_api_server *api;
+	mv_scheduler *scheduler;
 	mv_web_server *web;
 	mv_imapd *imap;
 	mv_logon *logon;
@@ -248,6 +250,7 @@ static void reload(servers *sv, const char *path, const overrides *o)
 		mv_log_error("reload: %s", e->message);
 		g_error_free(e);
 	} else {
+		mv_scheduler_set_safe_mode(sv->scheduler, c.safe_mode);
 		mv_log_info("configuration reloaded from %s", path);
 	}
 	mv_service_config_clear(&c);
@@ -329,6 +332,10 @@ static int serve(const mv_cli_globals *g, const char *config_opt, overrides *o)
 	if (!(sv.api = mv_api_server_start(&c, sv.logon, &err)) || reload_web(&sv, &c, &err) < 0 ||
 	    reload_imap(&sv, &c, &err) < 0)
 		goto out;
+	mv_scheduler_options so = { .data_dir = c.data_dir, .safe_mode = c.safe_mode,
+		                    .service = mv_api_server_hooks(sv.api) };
+	if (!(sv.scheduler = mv_scheduler_start(&so, &err)))
+		goto out;
 	print_certificate(&c);
 	printf("data directory: %s\n", c.data_dir);
 	printf("Administration API: %s/api/ (POST invoke/<Function>, get-status, cancel-async, get-metadata)\n", url);
@@ -352,6 +359,8 @@ out:
 	/* API clients waiting on get-status get their answer now, not after
 	 * the other servers have finished stopping. */
 	mv_api_server_quiesce(sv.api);
+	/* Before the API: the runs borrow its service hooks. */
+	mv_scheduler_stop(&sv.scheduler);
 	mv_logon_stop(sv.logon);
 	mv_imapd_stop(&sv.imap);
 	mv_web_server_stop(&sv.web);

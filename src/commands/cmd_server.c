@@ -15,8 +15,17 @@ static json_t *get_server_info(mv_command_ctx *ctx, json_t *args, GError **error
 	char host[256] = "";
 	if (gethostname(host, sizeof host - 1) < 0)
 		g_strlcpy(host, "localhost", sizeof host);
-	return json_pack("{s:s, s:s, s:s}", "version", MV_VERSION, "machineName", host,
-	                 "product", "mailvault");
+	/* safeMode: whether jobs and automatic profiles are held — false on a
+	 * data directory without a server, where nothing runs by itself. */
+	bool safe_mode = false;
+	if (ctx->service && ctx->service->running) {
+		mv_service_config c = { 0 };
+		ctx->service->running(ctx->service->opaque, &c);
+		safe_mode = c.safe_mode;
+		mv_service_config_clear(&c);
+	}
+	return json_pack("{s:s, s:s, s:s, s:b}", "version", MV_VERSION, "machineName", host,
+	                 "product", "mailvault", "safeMode", safe_mode);
 }
 
 static char *offset_text(GTimeZone *tz)

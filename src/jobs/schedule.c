@@ -12,6 +12,7 @@
  * 1970-01-01 and turned into dates by GDate. */
 #include "jobs/schedule.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define DAY_SECONDS ((int64_t)86400)
@@ -469,4 +470,66 @@ bool mv_schedule_missed(const mv_schedule *s, int64_t last_run, int64_t now)
 {
 	int64_t next;
 	return last_run < now && mv_schedule_next_run(s, last_run, &next) && next <= now;
+}
+
+/* ---- maintenance windows ------------------------------------------------------ */
+
+typedef struct window {
+	int start, end;   /* minutes after midnight */
+} window;
+
+static bool parse_window(const char *text, window *w)
+{
+	unsigned h1, m1, h2, m2;
+	char end;
+	if (sscanf(text, "%2u:%2u-%2u:%2u%c", &h1, &m1, &h2, &m2, &end) != 4 || h1 > 23 || h2 > 23 || m1 > 59 ||
+	    m2 > 59)
+		return false;
+	*w = (window){ .start = (int)(h1 * 60 + m1), .end = (int)(h2 * 60 + m2) };
+	return true;
+}
+
+static bool window_holds(const window *w, int minute)
+{
+	if (w->start == w->end)
+		return true;
+	if (w->start < w->end)
+		return minute >= w->start && minute < w->end;
+	return minute >= w->start || minute < w->end;
+}
+
+/* Calls each window of the list; false when a part does not parse. */
+static bool each_window(const char *windows, int minute, bool *in_r)
+{
+	char **parts = g_strsplit(windows, ",", -1);
+	bool ok = parts[0] != NULL;
+	for (char **p = parts; ok && *p; p++) {
+		window w;
+		ok = parse_window(g_strstrip(*p), &w);
+		if (ok && in_r && window_holds(&w, minute))
+			*in_r = true;
+	}
+	g_strfreev(parts);
+	return ok;
+}
+
+bool mv_schedule_windows_valid(const char *windows)
+{
+	return windows && each_window(windows, 0, NULL);
+}
+
+bool mv_schedule_in_windows(const char *windows, int64_t now, GTimeZone *tz)
+{
+	if (!windows || !*windows)
+		return false;
+	GDateTime *t = g_date_time_new_from_unix_utc(now);
+	GDateTime *local = t ? g_date_time_to_timezone(t, tz) : NULL;
+	bool in = false;
+	if (local)
+		each_window(windows, g_date_time_get_hour(local) * 60 + g_date_time_get_minute(local), &in);
+	if (local)
+		g_date_time_unref(local);
+	if (t)
+		g_date_time_unref(t);
+	return in;
 }

@@ -115,4 +115,13 @@ bool mv_schedule_next_run(const mv_schedule *schedule, int64_t after, int64_t *n
  * scheduled as last_run. */
 bool mv_schedule_missed(const mv_schedule *schedule, int64_t last_run, int64_t now);
 
+/* Maintenance windows, the automaticMaintenanceWindows of an automatic
+ * profile: "hh:mm-hh:mm" wall times, several separated by commas, each
+ * from its start up to (not including) its end, across midnight when the
+ * end is earlier ("22:00-04:00"); a window whose ends are equal is the
+ * whole day.  Valid: every part parses.  In: now, on tz's clock, falls in
+ * one of them ("" or NULL: never). */
+bool mv_schedule_windows_valid(const char *windows);
+bool mv_schedule_in_windows(const char *windows, int64_t now, GTimeZone *tz);
+
 #endif

@@ -760,6 +760,45 @@ static void test_calendar_year(void **state)
 	}
 }
 
+/* Maintenance windows: [start, end) on the zone's clock, across midnight
+ * when the end is earlier, the whole day when the ends are equal. */
+static void test_windows(void **state)
+{
+	(void)state;
+	GTimeZone *berlin = g_time_zone_new_identifier("Europe/Berlin");
+	assert_non_null(berlin);
+	/* 2026-07-01 21:59:30 and 22:00:00 CEST = 19:59:30 and 20:00:00 UTC. */
+	GDateTime *t = g_date_time_new(berlin, 2026, 7, 1, 21, 59, 30);
+	int64_t before = g_date_time_to_unix(t);
+	g_date_time_unref(t);
+	int64_t at = before + 30;
+	static const struct {
+		const char *windows;
+		bool at_2159, at_2200, at_0359_next, at_0400_next;
+	} cases[] = {
+		{ "22:00-04:00", false, true, true, false },
+		{ " 08:00-09:00 , 22:00-23:00", false, true, false, false },
+		{ "21:00-22:00", true, false, false, false },
+		{ "03:00-03:00", true, true, true, true },
+		{ "", false, false, false, false },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		const char *w = cases[i].windows;
+		assert_int_equal(mv_schedule_in_windows(w, before, berlin), cases[i].at_2159);
+		assert_int_equal(mv_schedule_in_windows(w, at, berlin), cases[i].at_2200);
+		assert_int_equal(mv_schedule_in_windows(w, at + 5 * 3600 + 59 * 60, berlin), cases[i].at_0359_next);
+		assert_int_equal(mv_schedule_in_windows(w, at + 6 * 3600, berlin), cases[i].at_0400_next);
+	}
+	assert_true(mv_schedule_windows_valid("22:00-04:00,08:15-08:45"));
+	static const char *const bad[] = { "", "22:00", "24:00-01:00", "22:60-23:00", "22:00-23:00,", "22:00-23:00x",
+		                           "ab:cd-ef:gh", NULL };
+	for (const char *const *b = bad; *b; b++)
+		assert_false(mv_schedule_windows_valid(*b));
+	assert_false(mv_schedule_windows_valid(NULL));
+	assert_false(mv_schedule_in_windows("nonsense", at, berlin));
+	g_time_zone_unref(berlin);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -769,7 +808,7 @@ int main(void)
 		cmocka_unit_test(test_missed),        cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_parsed_values), cmocka_unit_test(test_local_zone),
 		cmocka_unit_test(test_calendar_ends), cmocka_unit_test(test_interval_year),
-		cmocka_unit_test(test_calendar_year),
+		cmocka_unit_test(test_calendar_year), cmocka_unit_test(test_windows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
