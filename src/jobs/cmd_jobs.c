@@ -107,8 +107,8 @@ static int check_action(const char *fn, const char *action, GError **error)
 	json_t *args = NULL;
 	int rc = -1;
 	if (!action || !*action) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: action is required: a function call as the management "
-		            "shell takes it, e.g. VerifyStores or RunProfile --id=3", fn);
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: action may not be empty: a function call as the "
+		            "management shell takes it, e.g. VerifyStores or RunProfile --id=3", fn);
 		return -1;
 	}
 	if (mv_command_line_split(action, &function, &text, error) < 0)
@@ -226,10 +226,6 @@ static json_t *set_job_enabled(mv_command_ctx *ctx, json_t *args, GError **error
 	int64_t id;
 	if (!job_id_arg("SetJobEnabled", args, &id, error))
 		return NULL;
-	if (!mv_arg_present(args, "enabled")) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "SetJobEnabled: enabled is required (true or false)");
-		return NULL;
-	}
 	if (mv_job_set_enabled(ctx->inst, id, mv_arg_bool(args, "enabled", true), error) < 0)
 		return failed("SetJobEnabled", error);
 	return json_null();
@@ -296,16 +292,18 @@ static const mv_command_arg no_args[] = { { .name = NULL } };
 	{ "dayOfWeek", MV_ARG_STRING, true, NULL }, { "dayOfMonth", MV_ARG_STRING, true, NULL }
 
 static const mv_command_arg create_args[] = {
-	{ "name", MV_ARG_STRING, true, NULL }, { "action", MV_ARG_STRING, true, NULL },
+	{ "name", MV_ARG_STRING, true, NULL }, { "action", MV_ARG_STRING, false, NULL },
 	{ "owner", MV_ARG_STRING, true, NULL }, SCHEDULE_ARGS, { .name = NULL },
 };
 static const mv_command_arg id_string_arg[] = { { "id", MV_ARG_STRING, false, NULL }, { .name = NULL } };
 static const mv_command_arg id_arg[] = { { "id", MV_ARG_NUMBER, false, NULL }, { .name = NULL } };
+/* The reference calls these optional; a rename or switch without them
+ * means nothing, so get-metadata says they are required. */
 static const mv_command_arg rename_args[] = {
-	{ "id", MV_ARG_NUMBER, true, NULL }, { "name", MV_ARG_STRING, true, NULL }, { .name = NULL },
+	{ "id", MV_ARG_NUMBER, false, NULL }, { "name", MV_ARG_STRING, false, NULL }, { .name = NULL },
 };
 static const mv_command_arg enabled_args[] = {
-	{ "id", MV_ARG_NUMBER, true, NULL }, { "enabled", MV_ARG_BOOL, true, NULL }, { .name = NULL },
+	{ "id", MV_ARG_NUMBER, false, NULL }, { "enabled", MV_ARG_BOOL, false, NULL }, { .name = NULL },
 };
 static const mv_command_arg schedule_args[] = {
 	{ "id", MV_ARG_NUMBER, false, NULL }, { "timeZoneId", MV_ARG_STRING, false, NULL },
