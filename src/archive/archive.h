@@ -589,8 +589,19 @@ typedef struct mv_worker_result {
 	const char *result;            /* succeeded, completedWithWarnings, completedWithErrors, cancelled, failed */
 	uint64_t archived, already_archived, skipped, failed;
 	json_t *report;                /* borrowed: {"source", "archives", "failures": [{"item", "reason"}], ...} */
+	int64_t marker;                /* mv_worker_run_begin's, settled with the result; 0: none */
 } mv_worker_result;
+/* The result, the run's in-progress row (r->marker) deleted with it, and
+ * results past the retention expired, in one transaction. */
 int mv_worker_result_add(mv_instance *inst, const mv_worker_result *r, int64_t *id_r, GError **error);
+/* A run starts: its row in progress (who, what, when; r's counts and
+ * result unused), which its result removes.  One a killed process left
+ * becomes a failed result at the next server start. */
+int mv_worker_run_begin(mv_instance *inst, const mv_worker_result *r, int64_t *marker_r, GError **error);
+/* Every run in progress as a failed result saying it was interrupted.
+ * Only while no run can be going: `serve` at start-up, holding the data
+ * directory. */
+int mv_worker_runs_settle(mv_instance *inst, int *settled_r, GError **error);
 typedef struct mv_worker_results_filter {
 	int64_t from, to;              /* seconds since the epoch: from <= start < to */
 	int64_t profile_id;            /* 0: every run */

@@ -21,6 +21,15 @@
 	" failed INTEGER NOT NULL, report TEXT NOT NULL);"                                                       \
 	"CREATE INDEX IF NOT EXISTS worker_results_complete ON worker_results(complete_ms)"
 
+/* Runs in progress: written when a run starts and deleted in the
+ * transaction that writes its result, so a run whose process was killed
+ * leaves its row — the next server start turns it into a failed result
+ * (mv_worker_runs_settle).  Without it a killed run would leave no trace
+ * for the admin reading results in the morning. */
+#define RUNNING_SCHEMA                                                                                          \
+	"CREATE TABLE IF NOT EXISTS worker_runs(id INTEGER PRIMARY KEY AUTOINCREMENT, profile_id INTEGER NOT NULL," \
+	" profile_name TEXT NOT NULL, user_name TEXT NOT NULL, start_ms INTEGER NOT NULL, report TEXT NOT NULL)"
+
 #define RETENTION_KEY "worker_results_retention_days"
 #define RETENTION_DEFAULT_DAYS 90
 
@@ -29,7 +38,7 @@ static const char *const results[] = { "succeeded", "completedWithWarnings", "co
 
 static int ensure_table(mv_instance *inst, GError **error)
 {
-	return mv_sql_exec(mv_archive_db(inst), SCHEMA, error);
+	return mv_sql_exec(mv_archive_db(inst), SCHEMA ";" RUNNING_SCHEMA, error);
 }
 
 static int64_t retention_days(mv_instance *inst)
@@ -54,13 +63,12 @@ static int expire_old(mv_instance *inst, int64_t now_ms, GError **error)
 	return mv_sql_step_done(mv_archive_db(inst), st, "expire worker results", error);
 }
 
-int mv_worker_result_add(mv_instance *inst, const mv_worker_result *r, int64_t *id_r, GError **error)
+static int insert_result(mv_instance *inst, const mv_worker_result *r, int64_t *id_r, GError **error)
 {
 	g_assert(g_strv_contains(results, r->result));
 	sqlite3 *db = mv_archive_db(inst);
 	sqlite3_stmt *st;
-	if (ensure_table(inst, error) < 0 ||
-	    mv_sql_prepare(db, "INSERT INTO worker_results(profile_id, profile_name, user_name, start_ms, complete_ms,"
+	if (mv_sql_prepare(db, "INSERT INTO worker_results(profile_id, profile_name, user_name, start_ms, complete_ms,"
 	                   " result, archived, already_archived, skipped, failed, report)"
 	                   " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st, error) < 0)
 		return -1;
@@ -81,7 +89,119 @@ int mv_worker_result_add(mv_instance *inst, const mv_worker_result *r, int64_t *
 		return -1;
 	if (id_r)
 		*id_r = sqlite3_last_insert_rowid(db);
-	return expire_old(inst, r->complete_ms, error);
+	return 0;
+}
+
+typedef struct add_args {
+	const mv_worker_result *r;
+	int64_t *id_r;
+} add_args;
+
+static int delete_run(mv_instance *inst, int64_t marker, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(mv_archive_db(inst), "DELETE FROM worker_runs WHERE id = ?", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, marker);
+	return mv_sql_step_done(mv_archive_db(inst), st, "settle the run in progress", error);
+}
+
+static int add_txn(mv_instance *inst, void *opaque, GError **error)
+{
+	add_args *a = opaque;
+	if (insert_result(inst, a->r, a->id_r, error) < 0)
+		return -1;
+	if (a->r->marker && delete_run(inst, a->r->marker, error) < 0)
+		return -1;
+	return expire_old(inst, a->r->complete_ms, error);
+}
+
+int mv_worker_result_add(mv_instance *inst, const mv_worker_result *r, int64_t *id_r, GError **error)
+{
+	add_args a = { .r = r, .id_r = id_r };
+	if (ensure_table(inst, error) < 0)
+		return -1;
+	return mv_archive_in_transaction(inst, add_txn, &a, error);
+}
+
+int mv_worker_run_begin(mv_instance *inst, const mv_worker_result *r, int64_t *marker_r, GError **error)
+{
+	sqlite3 *db = mv_archive_db(inst);
+	sqlite3_stmt *st;
+	*marker_r = 0;
+	if (ensure_table(inst, error) < 0 ||
+	    mv_sql_prepare(db, "INSERT INTO worker_runs(profile_id, profile_name, user_name, start_ms, report)"
+	                   " VALUES(?, ?, ?, ?, ?)", &st, error) < 0)
+		return -1;
+	char *report = json_dumps(r->report ? r->report : json_object(), JSON_COMPACT);
+	sqlite3_bind_int64(st, 1, r->profile_id);
+	sqlite3_bind_text(st, 2, r->profile_name ? r->profile_name : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, r->user ? r->user : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, r->start_ms);
+	sqlite3_bind_text(st, 5, report ? report : "{}", -1, SQLITE_TRANSIENT);
+	free(report);
+	if (mv_sql_step_done(db, st, "record the run in progress", error) < 0)
+		return -1;
+	*marker_r = sqlite3_last_insert_rowid(db);
+	return 0;
+}
+
+/* One interrupted run's row as a failed result, and the row gone. */
+static int settle_one(mv_instance *inst, sqlite3_stmt *row, int64_t now_ms, GError **error)
+{
+	json_t *report = json_loads((const char *)sqlite3_column_text(row, 5), 0, NULL);
+	if (!json_is_object(report)) {
+		json_decref(report);
+		report = json_object();
+	}
+	json_object_set_new(report, "error", json_string("interrupted: the process running it stopped before the run "
+	                                                  "ended (a crash, a kill or a power loss); what it had committed "
+	                                                  "is archived, and the next run counts it as already archived"));
+	mv_worker_result r = { .profile_id = sqlite3_column_int64(row, 1),
+		               .profile_name = (const char *)sqlite3_column_text(row, 2),
+		               .user = (const char *)sqlite3_column_text(row, 3), .start_ms = sqlite3_column_int64(row, 4),
+		               .complete_ms = now_ms, .result = "failed", .report = report,
+		               .marker = sqlite3_column_int64(row, 0) };
+	add_args a = { .r = &r };
+	int rc = add_txn(inst, &a, error);
+	json_decref(report);
+	return rc;
+}
+
+static int settle_txn(mv_instance *inst, void *opaque, GError **error)
+{
+	int *settled = opaque;
+	sqlite3 *db = mv_archive_db(inst);
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(db, "SELECT id, profile_id, profile_name, user_name, start_ms, report FROM worker_runs"
+	                   " ORDER BY id LIMIT 1", &st, error) < 0)
+		return -1;
+	int rc = sqlite3_step(st);
+	int out = 0;
+	if (rc == SQLITE_ROW) {
+		out = settle_one(inst, st, g_get_real_time() / 1000, error);
+		if (out == 0)
+			(*settled)++;
+	} else if (rc != SQLITE_DONE) {
+		mv_sql_set_error(error, db, "read the runs in progress");
+		out = -1;
+	}
+	sqlite3_finalize(st);
+	return out;
+}
+
+int mv_worker_runs_settle(mv_instance *inst, int *settled_r, GError **error)
+{
+	*settled_r = 0;
+	if (ensure_table(inst, error) < 0)
+		return -1;
+	for (;;) {
+		int before = *settled_r;
+		if (mv_archive_in_transaction(inst, settle_txn, settled_r, error) < 0)
+			return -1;
+		if (*settled_r == before)
+			return 0;
+	}
 }
 
 static json_t *row_json(sqlite3_stmt *st, GTimeZone *tz)

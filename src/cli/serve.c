@@ -118,6 +118,16 @@ static int prepare_instance(const mv_service_config *c, GError **error)
 	mv_instance *inst = mv_instance_open(c->data_dir, error);
 	if (!inst)
 		return -1;
+	/* Holding the data directory, no run can be going: any still marked in
+	 * progress was cut off when the last server or import stopped. */
+	int settled = 0;
+	GError *err = NULL;
+	if (mv_worker_runs_settle(inst, &settled, &err) < 0) {
+		mv_log_warn("interrupted runs were not reported: %s", err->message);
+		g_clear_error(&err);
+	} else if (settled) {
+		mv_log_warn("%d run(s) were interrupted by the last stop; their worker results say so", settled);
+	}
 	char *password = NULL;
 	int rc = mv_users_ensure_admin(inst, &password, error);
 	if (rc == 0 && password) {

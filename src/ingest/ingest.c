@@ -67,6 +67,7 @@ struct mv_ingest {
 	GHashTable *archives;     /* names handed in, at most MAX_AUDITED_ARCHIVES */
 	bool more_archives;       /* there were more than that */
 	int64_t started_ms, profile_id;   /* for the worker result */
+	int64_t run_marker;               /* its row in progress (mv_worker_run_begin) */
 	char *profile_name;
 	uint64_t skipped;         /* items the source passed over (mv_ingest_note_skipped) */
 	mv_store *lookup;         /* the caller's thread's read handle on the current store */
@@ -436,7 +437,7 @@ static void record_worker_result(mv_ingest *ing, const GError *failure)
 		               .user = ing->run_user, .start_ms = ing->started_ms, .complete_ms = g_get_real_time() / 1000,
 		               .result = run_result(&c, ing->outcome, failure), .archived = c.imported,
 		               .already_archived = c.duplicates, .skipped = ing->skipped, .failed = c.refused,
-		               .report = report };
+		               .report = report, .marker = ing->run_marker };
 	GError *err = NULL;
 	if (mv_worker_result_add(ing->inst, &r, NULL, &err) < 0) {
 		mv_log_warn("the run's worker result was not recorded: %s", err->message);
@@ -456,6 +457,22 @@ void mv_ingest_note_outcome(mv_ingest *ing, const char *outcome)
 	ing->outcome = g_strdup(outcome);
 }
 
+/* A kill before the run's end leaves this row, which the next server
+ * start reports as an interrupted run; without it the run is only logged. */
+static void note_run_in_progress(mv_ingest *ing)
+{
+	json_t *report = json_pack("{s:o}", "source", utf8_value(or_unknown(ing->run_source)));
+	mv_worker_result r = { .profile_id = ing->profile_id,
+		               .profile_name = ing->profile_name ? ing->profile_name : or_unknown(ing->run_source),
+		               .user = ing->run_user, .start_ms = ing->started_ms, .report = report };
+	GError *err = NULL;
+	if (mv_worker_run_begin(ing->inst, &r, &ing->run_marker, &err) < 0) {
+		mv_log_warn("the run in progress was not recorded: %s", err->message);
+		g_error_free(err);
+	}
+	json_decref(report);
+}
+
 static mv_ingest *ingest_start(mv_instance *inst, int store_id, bool auto_switch, const mv_ingest_run *run,
                                GError **error)
 {
@@ -473,6 +490,7 @@ static mv_ingest *ingest_start(mv_instance *inst, int store_id, bool auto_switch
 	ing->profile_id = run->profile_id;
 	ing->profile_name = g_strdup(run->profile_name);
 	ing->started_ms = g_get_real_time() / 1000;
+	note_run_in_progress(ing);
 	ing->archives = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	ing->auto_switch = auto_switch;
 	ing->threshold = STORE_MESSAGE_LIMIT;

@@ -142,14 +142,37 @@ static json_t *bounded_log(json_t *env)
 	return v;
 }
 
-static void record_job_result(run *r, mv_instance *inst, json_t *env, const GError *err, int64_t start_ms)
+static json_t *job_report(const run *r)
+{
+	return json_pack("{s:I, s:s, s:s}", "jobId", (json_int_t)r->id, "jobName", r->name, "action", r->action);
+}
+
+/* The job's row in progress: a kill before its end is reported at the next
+ * start as an interrupted run (mv_worker_runs_settle). */
+static int64_t note_job_in_progress(run *r, mv_instance *inst, int64_t start_ms)
+{
+	json_t *report = job_report(r);
+	mv_worker_result wr = { .profile_name = r->name, .user = r->owner, .start_ms = start_ms, .report = report };
+	int64_t marker = 0;
+	GError *err = NULL;
+	if (mv_worker_run_begin(inst, &wr, &marker, &err) < 0) {
+		mv_log_info("job %" G_GINT64_FORMAT ": its run in progress was not recorded: %s", r->id, err->message);
+		g_error_free(err);
+	}
+	json_decref(report);
+	return marker;
+}
+
+static void record_job_result(run *r, mv_instance *inst, json_t *env, const GError *err, int64_t start_ms,
+                              int64_t marker)
 {
 	char *status = status_text(env, err);
-	json_t *report = json_pack("{s:I, s:s, s:s, s:o, s:o}", "jobId", (json_int_t)r->id, "jobName", r->name,
-	                           "action", r->action, "statusText", status ? json_string(status) : json_null(),
-	                           "logOutput", bounded_log(env));
+	json_t *report = job_report(r);
+	json_object_set_new(report, "statusText", status ? json_string(status) : json_null());
+	json_object_set_new(report, "logOutput", bounded_log(env));
 	mv_worker_result wr = { .profile_name = r->name, .user = r->owner, .start_ms = start_ms,
-		                .complete_ms = g_get_real_time() / 1000, .result = outcome(r, env), .report = report };
+		                .complete_ms = g_get_real_time() / 1000, .result = outcome(r, env), .report = report,
+		                .marker = marker };
 	GError *rec_err = NULL;
 	if (!inst || mv_worker_result_add(inst, &wr, NULL, &rec_err) < 0)
 		mv_log_info("job %" G_GINT64_FORMAT " '%s' %s, but its result was not recorded: %s", r->id, r->name,
@@ -169,10 +192,11 @@ static gpointer run_thread(gpointer p)
 	GError *err = NULL;
 	json_t *env = NULL;
 	mv_instance *inst = mv_instance_open(s->data_dir, &err);
+	int64_t marker = inst && r->kind == RUN_JOB ? note_job_in_progress(r, inst, start_ms) : 0;
 	if (inst)
 		env = invoke_as_owner(r, inst, &err);
 	if (r->kind == RUN_JOB)
-		record_job_result(r, inst, env, err, start_ms);
+		record_job_result(r, inst, env, err, start_ms, marker);
 	else if (err || g_strcmp0(outcome(r, env), "succeeded") != 0)
 		mv_log_info("automatic run of profile %" G_GINT64_FORMAT " '%s' %s: %s", r->id, r->name, outcome(r, env),
 		            err ? err->message : "see its worker result");

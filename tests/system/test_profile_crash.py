@@ -8,6 +8,8 @@ late: once most are, with more still to come):
 - what the archive held when the kill was sent survives it (the count after
   the restart is at least the count seen before the kill) and the kill came
   before the end (fewer than all messages are there);
+- the killed run is not silent: after the restart its worker result says
+  "failed" with a report beginning "interrupted";
 - the second run archives exactly the rest and counts the messages archived
   before the kill as already archived: archived + alreadyArchived is the
   number of source files, its worker result (GetWorkerResults) says the same
@@ -145,6 +147,13 @@ def rerun_after_restart(server, source, profile_id, seen, kill_point):
         seen, durable)
     assert durable < distinct, "the kill came after the run had archived everything (%d of %d)" % (
         durable, distinct)
+
+    # The killed run is reported: the restart turned its row in progress
+    # into a failed worker result saying it was interrupted.
+    cut = [r for r in server.ok("GetWorkerResults", **RANGE) if r["profileID"] == profile_id]
+    assert [r["result"] for r in cut] == ["failed"], cut
+    cut_report = server.ok("GetWorkerResultReport", id=cut[0]["id"])["report"]
+    assert cut_report["error"].startswith("interrupted"), cut_report
 
     # The second run archives exactly what the killed one did not.
     env = server.call("RunProfile", id=profile_id)
