@@ -609,6 +609,10 @@ typedef struct mv_worker_results_filter {
 } mv_worker_results_filter;
 /* The runs that started in the range, oldest first, times in tz. */
 json_t *mv_worker_results_list(mv_instance *inst, const mv_worker_results_filter *f, GTimeZone *tz, GError **error);
+/* How long results are kept (days, 90 unless set); a new value applies
+ * at the next result written.  MV_ERR_INVALID outside 1..100000. */
+int64_t mv_worker_results_retention_days(mv_instance *inst);
+int mv_worker_results_set_retention_days(mv_instance *inst, int64_t days, GError **error);
 /* A scheduled job's runs (the results whose report names a jobId; job_id 0:
  * every job's) that started in [from, to), oldest first, times in tz, each
  * with jobId, jobName, action, statusText and logOutput from its report. */

@@ -32,6 +32,7 @@
 
 #define RETENTION_KEY "worker_results_retention_days"
 #define RETENTION_DEFAULT_DAYS 90
+#define MAX_RETENTION_DAYS 100000
 
 static const char *const results[] = { "succeeded", "completedWithWarnings", "completedWithErrors", "cancelled",
 	                               "failed", NULL };
@@ -47,11 +48,29 @@ static int64_t retention_days(mv_instance *inst)
 	GError *err = NULL;
 	int64_t days = RETENTION_DEFAULT_DAYS;
 	if (mv_archive_setting_get(inst, RETENTION_KEY, &v, &err) == 0 && v && g_ascii_string_to_signed(
-	            v, 10, 1, 100000, &days, NULL) == FALSE)
+	            v, 10, 1, MAX_RETENTION_DAYS, &days, NULL) == FALSE)
 		days = RETENTION_DEFAULT_DAYS;
 	g_clear_error(&err);
 	g_free(v);
 	return days;
+}
+
+int64_t mv_worker_results_retention_days(mv_instance *inst)
+{
+	return retention_days(inst);
+}
+
+int mv_worker_results_set_retention_days(mv_instance *inst, int64_t days, GError **error)
+{
+	if (days < 1 || days > MAX_RETENTION_DAYS) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "days: %" G_GINT64_FORMAT " is not between 1 and %d", days,
+		            MAX_RETENTION_DAYS);
+		return -1;
+	}
+	char *v = g_strdup_printf("%" G_GINT64_FORMAT, days);
+	int rc = mv_archive_setting_put(inst, RETENTION_KEY, v, error);
+	g_free(v);
+	return rc;
 }
 
 static int expire_old(mv_instance *inst, int64_t now_ms, GError **error)

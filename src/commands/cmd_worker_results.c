@@ -5,7 +5,8 @@
  * under its own name (the reference: userName "must be equal to the
  * current username").  GetWorkerResults takes `timeZoneID` with a capital
  * D, as MailStore's own wrapper spells it and as its reference warns;
- * `timeZoneId` is accepted too. */
+ * `timeZoneId` is accepted too.  Get/SetWorkerResultsRetention are ours:
+ * MailStore sets the retention in its client, which has no API function. */
 #include "commands/commands.h"
 #include "base/time_zone.h"
 
@@ -79,6 +80,28 @@ static json_t *get_worker_result_report(mv_command_ctx *ctx, json_t *args, GErro
 	return report;
 }
 
+static json_t *get_retention(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	(void)args;
+	(void)error;
+	return json_pack("{s:I}", "days", (json_int_t)mv_worker_results_retention_days(ctx->inst));
+}
+
+static json_t *set_retention(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	int64_t days = mv_arg_number(args, "days", 0);
+	if (mv_worker_results_set_retention_days(ctx->inst, days, error) < 0)
+		return failed("SetWorkerResultsRetention", error);
+	mv_command_audit_note(ctx, "worker results kept %" G_GINT64_FORMAT " days", days);
+	return json_null();
+}
+
+static const mv_command_arg no_args[] = { { .name = NULL } };
+static const mv_command_arg retention_args[] = {
+	{ "days", MV_ARG_NUMBER, false, NULL },
+	{ .name = NULL },
+};
+
 static const mv_command_arg results_args[] = {
 	{ "fromIncluding", MV_ARG_STRING, false, NULL },
 	{ "toExcluding", MV_ARG_STRING, false, NULL },
@@ -99,5 +122,9 @@ const mv_command mv_commands_worker_results[] = {
 	  "the results of archiving runs started in a time range (users: their own)" },
 	{ "GetWorkerResultReport", report_args, "login", false, get_worker_result_report,
 	  "one run's result with the items that failed and why (users: their own)" },
+	{ "GetWorkerResultsRetention", no_args, "admin", false, get_retention,
+	  "how many days worker results (and job results) are kept" },
+	{ "SetWorkerResultsRetention", retention_args, "admin", false, set_retention,
+	  "keep worker results (and job results) this many days (1 to 100000; older ones go at the next run's end)" },
 	{ .name = NULL },
 };

@@ -120,3 +120,29 @@ def test_results_survive_a_restart_and_users_see_only_their_own(world):
         assert env["statusCode"] == "failed" and "does not exist" in env["error"]["message"], env
     finally:
         s.stop()
+
+
+def test_retention_is_set_and_applies_at_the_next_result(tmp_path):
+    """Results older than the retention go when the next one is written.
+    A result is aged by rewriting its time in master.sqlite (plain SQLite),
+    which is what two days of waiting would have done."""
+    import sqlite3
+    d = str(tmp_path / "data")
+    init_with_admin(d)
+    src = tmp_path / "one.eml"
+    src.write_bytes(message(1))
+    assert json.loads(mv("cmd", "GetWorkerResultsRetention", data_dir=d).stdout)["result"] == {"days": 90}
+    env = json.loads(mv("cmd", "SetWorkerResultsRetention", "--days=0", data_dir=d, check=1).stdout)
+    assert "days" in env["error"]["message"] and "between 1 and" in env["error"]["message"], env
+    mv("cmd", "SetWorkerResultsRetention", "--days=1", data_dir=d)
+    assert json.loads(mv("cmd", "GetWorkerResultsRetention", data_dir=d).stdout)["result"] == {"days": 1}
+    mv("import", str(src), "--archive", "alice", data_dir=d)
+    mv("import", str(src), "--archive", "alice", data_dir=d)
+    db = sqlite3.connect(os.path.join(d, "master.sqlite"))
+    with db:
+        db.execute("UPDATE worker_results SET start_ms = start_ms - 2 * 86400000,"
+                   " complete_ms = complete_ms - 2 * 86400000 WHERE id = 1")
+    db.close()
+    assert [r["id"] for r in results(d, *YEAR, "--timeZoneID=UTC")["result"]] == [1, 2]
+    mv("import", str(src), "--archive", "alice", data_dir=d)
+    assert [r["id"] for r in results(d, *YEAR, "--timeZoneID=UTC")["result"]] == [2, 3]
