@@ -6,8 +6,8 @@
  * parsing runs here, never a handler.
  *
  * Input: lines.  Without NUL bytes each line is a shell line, split as
- * `mailvault shell` splits it (g_shell_parse_argv): the function name, then
- * --name=value words.  With a NUL byte the input is NUL-separated fields:
+ * `mailvault shell` and the job scheduler split it (mv_command_line_split):
+ * the function name, then --name=value words.  With a NUL byte the input is NUL-separated fields:
  * the function name, then name=value fields, which reach values no shell
  * quoting produces.  A name the registry does not know picks one of the
  * registry's functions or of a local table covering every argument type,
@@ -163,21 +163,25 @@ static void run_fields(char **fields, int count)
 	g_hash_table_destroy(text_args);
 }
 
+/* A shell line goes the way a job's action and a shell line go:
+ * mv_command_line_split, which refuses what is not `Function --name=value`
+ * with MV_ERR_INVALID naming the line or the function. */
 static void run_shell_line(const char *line)
 {
-	int argc = 0;
-	char **argv = NULL;
+	char *name = NULL;
+	GHashTable *text_args = NULL;
 	GError *err = NULL;
-	if (!g_shell_parse_argv(line, &argc, &argv, &err)) {
-		if (!err || err->domain != G_SHELL_ERROR)
+	if (mv_command_line_split(line, &name, &text_args, &err) < 0) {
+		if (!err || err->domain != MV_ERROR || err->code != MV_ERR_INVALID || name || text_args)
 			abort();
 		g_error_free(err);
 		return;
 	}
-	if (argc < 1 || !argv)
+	if (!name || !text_args || err)
 		abort();
-	run_fields(argv, argc);
-	g_strfreev(argv);
+	parse_and_check(pick_command(name), text_args);
+	g_hash_table_destroy(text_args);
+	g_free(name);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -525,8 +525,10 @@ bool mv_schedule_in_windows(const char *windows, int64_t now, GTimeZone *tz)
 	GDateTime *t = g_date_time_new_from_unix_utc(now);
 	GDateTime *local = t ? g_date_time_to_timezone(t, tz) : NULL;
 	bool in = false;
-	if (local)
-		each_window(windows, g_date_time_get_hour(local) * 60 + g_date_time_get_minute(local), &in);
+	/* A list that does not parse whole holds nothing (SetProfileServerSide-
+	 * Execution refuses one; a stored one is never half-honoured). */
+	if (local && !each_window(windows, g_date_time_get_hour(local) * 60 + g_date_time_get_minute(local), &in))
+		in = false;
 	if (local)
 		g_date_time_unref(local);
 	if (t)

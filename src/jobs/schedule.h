@@ -120,7 +120,7 @@ bool mv_schedule_missed(const mv_schedule *schedule, int64_t last_run, int64_t n
  * from its start up to (not including) its end, across midnight when the
  * end is earlier ("22:00-04:00"); a window whose ends are equal is the
  * whole day.  Valid: every part parses.  In: now, on tz's clock, falls in
- * one of them ("" or NULL: never). */
+ * one of them ("" or NULL, or a list that is not valid: never). */
 bool mv_schedule_windows_valid(const char *windows);
 bool mv_schedule_in_windows(const char *windows, int64_t now, GTimeZone *tz);
 

@@ -796,6 +796,7 @@ static void test_windows(void **state)
 		assert_false(mv_schedule_windows_valid(*b));
 	assert_false(mv_schedule_windows_valid(NULL));
 	assert_false(mv_schedule_in_windows("nonsense", at, berlin));
+	assert_false(mv_schedule_in_windows("21:00-23:00,22:00-63:00", at, berlin));   /* not half-honoured */
 	g_time_zone_unref(berlin);
 }
 
