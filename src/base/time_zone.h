@@ -5,8 +5,9 @@
 #include <glib.h>
 #include <stdint.h>
 
-/* "$Local", "UTC" or an IANA id; an unknown one is an error naming `what`
- * (the argument) and the id.  The caller unrefs. */
+/* "$Local", "UTC" or an id of the tz database (a file of it: no POSIX TZ
+ * rule, no path); anything else is MV_ERR_INVALID naming `what` (the
+ * argument) and the id.  The caller unrefs. */
 GTimeZone *mv_time_zone(const char *id, const char *what, GError **error);
 /* "YYYY-MM-DDThh:mm:ss" in tz to seconds since the epoch, strictly (a
  * time a DST change skips maps to the instant after the gap, as GLib does). */

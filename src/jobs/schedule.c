@@ -11,6 +11,7 @@
  * wall(t) = t + offset(t).  Days are counted as wall seconds / 86400 since
  * 1970-01-01 and turned into dates by GDate. */
 #include "jobs/schedule.h"
+#include "base/time_zone.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -157,56 +158,12 @@ static int parse_day_of_month(const char *text, mv_schedule *s, GError **error)
 	return 0;
 }
 
-/* An id names a file of the tz database, and only that: GLib would also
- * take a POSIX TZ rule ("ABC5") or a path ("/etc/localtime",
- * "../x") for an identifier, which no GetTimeZones list holds.  So the id
- * must be path components of letters, digits, '_', '-' and '+' (the tz
- * database's own spelling, "America/Port-au-Prince", "Etc/GMT+5"), and
- * the file must be in the directory GLib reads. */
-static bool zone_id_shape_ok(const char *id)
-{
-	if (!*id || strlen(id) > 200)
-		return false;
-	bool component_start = true;
-	for (const char *p = id; *p; p++) {
-		if (*p == '/') {
-			if (component_start)
-				return false;
-			component_start = true;
-			continue;
-		}
-		if (component_start && (*p == '-' || *p == '+'))
-			return false;
-		if (!g_ascii_isalnum(*p) && *p != '_' && *p != '-' && *p != '+')
-			return false;
-		component_start = false;
-	}
-	return !component_start;
-}
-
-static bool zone_file_exists(const char *id)
-{
-	const char *dir = g_getenv("TZDIR");
-	char *path = g_build_filename(dir && *dir ? dir : "/usr/share/zoneinfo", id, NULL);
-	bool exists = g_file_test(path, G_FILE_TEST_IS_REGULAR);
-	g_free(path);
-	return exists;
-}
-
 static int parse_zone(const char *id, mv_schedule *s, GError **error)
 {
 	if (!id)
 		id = "$Local";
-	if (strcmp(id, "$Local") == 0)
-		s->zone = g_time_zone_new_local();
-	else if (strcmp(id, "UTC") == 0)
-		s->zone = g_time_zone_new_utc();
-	else if (zone_id_shape_ok(id) && zone_file_exists(id))
-		s->zone = g_time_zone_new_identifier(id);
-	if (!s->zone) {
-		set_invalid(error, "timeZoneId", id, "is not a time zone of the tz database (see GetTimeZones)");
+	if (!(s->zone = mv_time_zone(id, "timeZoneId", error)))
 		return -1;
-	}
 	s->time_zone_id = g_strdup(id);
 	return 0;
 }
