@@ -108,6 +108,23 @@ MUTANTS = [
      "\tif (mv_sql_file_kind_of(ixp) != MV_SQL_FILE_PLAIN)\n\t\treturn 0;\n\tsqlite3 *ix = NULL",
      "\treturn 0;\n\tsqlite3 *ix = NULL",
      ["tests/system/test_upgrade.py::test_upgrade_store"]),
+    ("scheduler-runs-a-job-twice-at-once", "src/jobs/scheduler.c",
+     "if (running_locked(s, RUN_JOB, id) || asked) {", "if (asked) {",
+     ["tests/system/test_jobs.py::test_run_now_never_twice_at_once_and_cancel"]),
+    ("scheduler-ignores-safe-mode", "src/jobs/scheduler.c",
+     "\tbool held = s->safe_mode;", "\tbool held = false;",
+     ["tests/system/test_jobs.py::test_safe_mode_holds_jobs_and_a_missed_run_runs_once"]),
+    ("scheduler-last-run-not-kept", "src/jobs/scheduler.c",
+     "\tint64_t since = j->last_run ? j->last_run : j->created_at, next = 0;",
+     "\tint64_t since = j->created_at, next = 0;",
+     ["tests/system/test_jobs.py::test_a_job_dated_ahead_runs_once_at_its_time"]),
+    ("file-kind-raw-descriptor", "src/base/sql_encrypted.c",
+     "\tif (read_header(path, head) != SQLITE_OK)",
+     "\tint fd = open(path, O_RDONLY);\n\tif (fd >= 0)\n\t\tclose(fd);\n\tif (read_header(path, head) != SQLITE_OK)",
+     ["tests/unit"]),
+    ("killed-run-not-reported", "src/cli/serve.c",
+     "\tif (mv_worker_runs_settle(inst, &settled, &err) < 0) {", "\tif (0) {",
+     ["tests/system/test_profile_crash.py"]),
 ]
 
 
@@ -123,6 +140,12 @@ def scratch_copy(keep):
     diff = run(["git", "-C", ROOT, "diff", "HEAD"], check=True, capture_output=True).stdout
     if diff:
         run(["git", "-C", tree, "apply", "-"], input=diff, check=True)
+    # The tests find the corpus script beside the repository (../shared):
+    # without it beside the scratch tree, corpus tests skip and every
+    # mutant they guard "survives".
+    shared = os.path.join(os.path.dirname(ROOT), "shared")
+    if os.path.isdir(shared):
+        os.symlink(shared, os.path.join(base, "shared"))
     return base, tree
 
 
