@@ -149,14 +149,23 @@ static bool mostly_binary(const uint8_t *data, size_t len)
 	return bad * 10 > len;
 }
 
-/* The header block's length within the first n bytes (up to a blank line). */
+/* The header block's length within the first n bytes: up to the first
+ * blank line, "\n\n" or "\r\n\r\n" (the earlier wins).  One walk over the
+ * line ends, not a search per spelling: every file of an import or a
+ * profile's re-run passes here, and a second memmem for "\r\n\r\n" ran to
+ * the end of every LF-only header. */
 static size_t header_span(const uint8_t *data, size_t n)
 {
-	const uint8_t *blank = memmem(data, n, "\n\n", 2);
-	const uint8_t *blank_crlf = memmem(data, n, "\r\n\r\n", 4);
-	if (blank_crlf && (!blank || blank_crlf < blank))
-		blank = blank_crlf;
-	return blank ? (size_t)(blank - data) : n;
+	const uint8_t *p = data, *end = data + n;
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		const uint8_t *next = p + 1;
+		if (next < end && *next == '\n')
+			return (size_t)(p - data);
+		if (next + 1 < end && next[0] == '\r' && next[1] == '\n' && p > data && p[-1] == '\r')
+			return (size_t)(p - 1 - data);
+		p = next;
+	}
+	return n;
 }
 
 bool mv_looks_like_message(const uint8_t *data, size_t len, const char **why_r)
