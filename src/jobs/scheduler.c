@@ -312,8 +312,12 @@ static bool profile_due_locked(mv_scheduler *s, const mv_profile *p, int64_t now
 {
 	if (!p->automatic || running_locked(s, RUN_PROFILE, p->id))
 		return false;
+	/* At least a minute between runs whatever the pause: a pause of 0 would
+	 * otherwise start a run every second, each with its worker result and
+	 * audit entry, while the source has nothing new. */
+	int64_t pause = MAX(p->pause_seconds, mv_scheduler_minute_seconds());
 	const int64_t *ended = g_hash_table_lookup(s->profile_ended, &p->id);
-	if (ended && now < *ended + p->pause_seconds)
+	if (ended && now < *ended + pause)
 		return false;
 	GTimeZone *local = g_time_zone_new_local();
 	bool held = mv_schedule_in_windows(p->maintenance_windows, now, local);
