@@ -125,3 +125,19 @@ out:
 	g_free(path);
 	return rc;
 }
+
+char *mv_server_lock_holder(const char *data_dir)
+{
+	char *path = lock_path(data_dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	g_free(path);
+	if (fd < 0)
+		return NULL;
+	char buf[HOLDER_TEXT_MAX + 1];
+	ssize_t n = pread(fd, buf, HOLDER_TEXT_MAX, 0);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = 0;
+	return g_utf8_make_valid(g_strchomp(buf), -1);
+}
