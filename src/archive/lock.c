@@ -3,7 +3,7 @@
  * `mailvault serve` keeps an exclusive flock on <data>/server.lock for as
  * long as it runs, and writes into it who it is ("pid 123, https://..."),
  * so that a command run on the same directory can say which server to go
- * through instead.  Local commands that write take a shared flock on the
+ * through instead (and `import` can go through it: mv_server_lock_holder).  Local commands that write take a shared flock on the
  * same file for their whole run: a server cannot start underneath them,
  * and they cannot start underneath a server.  Readers take no lock; the
  * stores' own locks keep concurrent reads safe.  The kernel drops a flock
