@@ -252,6 +252,18 @@ static int finish(json_t *env, const mv_cli_import_args *a, const char *url, dou
 	return MV_EXIT_FAIL;
 }
 
+/* Says on stderr which server does the work, and why. */
+static void announce(const char *data_dir, const char *server_opt, const char *url, const char *user)
+{
+	char *holder = server_opt ? NULL : mv_server_lock_holder(data_dir);
+	if (holder)
+		fprintf(stderr, "mailvault: %s is held by a running server (%s): importing through it as %s "
+		        "(RunTemporaryProfile)\n", data_dir, holder, user);
+	else
+		fprintf(stderr, "mailvault: importing through the server at %s as %s (RunTemporaryProfile)\n", url, user);
+	g_free(holder);
+}
+
 int mv_cli_import_via_server(const char *data_dir, const mv_cli_import_args *a, const char *path)
 {
 	GError *err = NULL;
@@ -278,8 +290,8 @@ int mv_cli_import_via_server(const char *data_dir, const mv_cli_import_args *a, 
 		goto out;
 	}
 	const char *user = a->user ? a->user : "admin";
-	if (!a->quiet && !a->json)
-		fprintf(stderr, "mailvault: importing through the server at %s as %s (RunTemporaryProfile)\n", url, user);
+	if (!a->quiet)
+		announce(data_dir, a->server, url, user);
 	mv_cli_remote_opts opts = { .server = url, .user = user, .password_file = a->password_file, .cacert = cacert };
 	following f = { .progress = MV_CLI_PROGRESS_INIT(isatty(STDERR_FILENO) != 0), .show = !a->quiet && !a->json };
 	double started = mv_monotonic();

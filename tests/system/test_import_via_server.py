@@ -123,7 +123,8 @@ def test_import_goes_through_the_server_while_searches_go_on(served):
     cp = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     check_no_crash(cp)
     assert proc.returncode == 0, text(err)
-    assert "importing through the server at %s as admin" % s.url in text(err), text(err)
+    assert "held by a running server (pid %d, %s): importing through it as admin" % (s.proc.pid, s.url) \
+        in text(err), text(err)
     assert "progress:" in text(err), text(err)
     line = text(out).splitlines()[0]
     assert line.startswith("imported %d, already archived 0, archived but malformed " % SUBSET), text(out)
