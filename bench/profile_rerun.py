@@ -9,11 +9,13 @@ Administration API calls of the benchmark, over HTTPS as admin.
         RunProfile ID, followed by get-status long poll to its end; prints one
         JSON line {"seconds": wall time from invoke to the final status,
         "result": RunProfile's result}; exits 1 if the run did not succeed
-  profile_rerun.py report FIRST_JSON RERUN_JSON... TARGET INVOCATION
-        the figures: msg/s of the first run and of each re-run, the ratio of
-        the median re-run to the first run, and the target line PASS/FAIL"""
+  profile_rerun.py report OUT ROUNDS RERUNS TARGET INVOCATION
+        the figures from OUT/run-R-first.json, OUT/run-R-again-N.json and
+        OUT/run-one-N.json: msg/s of every run, the ratio of the median re-run
+        to the median first run, a run's fixed cost, the target line PASS/FAIL"""
 import base64
 import json
+import os
 import socket
 import ssl
 import statistics
@@ -56,25 +58,36 @@ def messages(result):
     return result["archived"] + result["alreadyArchived"] + result["refused"]
 
 
-def report(first_file, rerun_files, target, invocation):
-    first = json.load(open(first_file))
-    reruns = [json.load(open(f)) for f in rerun_files]
+def report(out, rounds, reruns, target, invocation):
+    load = lambda name: json.load(open(os.path.join(out, name)))
     rate = lambda r: messages(r["result"]) / r["seconds"]
+    firsts = [load("run-%d-first.json" % k) for k in range(1, rounds + 1)]
+    agains = [[load("run-%d-again-%d.json" % (k, n)) for n in range(1, reruns + 1)] for k in range(1, rounds + 1)]
     print()
-    print("| run | messages | new | already archived | seconds | msg/s |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for label, r in [("first run", first)] + [("re-run %d" % (i + 1), r) for i, r in enumerate(reruns)]:
-        res = r["result"]
-        print("| %s | %d | %d | %d | %.2f | %.0f |" % (label, messages(res), res["archived"], res["alreadyArchived"],
-                                                      r["seconds"], rate(r)))
-    median = statistics.median(rate(r) for r in reruns)
-    ratio = median / rate(first)
+    print("| round | run | messages | new | already archived | seconds | msg/s |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for k in range(rounds):
+        for label, r in [("first run", firsts[k])] + [("re-run %d" % (n + 1), a) for n, a in enumerate(agains[k])]:
+            res = r["result"]
+            print("| %d | %s | %d | %d | %d | %.3f | %.0f |" % (k + 1, label, messages(res), res["archived"],
+                                                               res["alreadyArchived"], r["seconds"], rate(r)))
+    first = statistics.median(rate(r) for r in firsts)
+    again = statistics.median(rate(a) for row in agains for a in row)
+    ratio = again / first
     print()
-    print("first run %.0f msg/s, re-run %.0f msg/s (median of %d): %.1f× faster" % (rate(first), median, len(reruns),
-                                                                                     ratio))
-    ok = ratio >= target and all(r["result"]["archived"] == 0 for r in reruns)
+    ones = sorted(os.path.join(out, f) for f in os.listdir(out) if f.startswith("run-one-"))
+    if ones:
+        fixed = statistics.median(json.load(open(f))["seconds"] for f in ones)
+        n = messages(agains[0][0]["result"])
+        per_msg = statistics.median(a["seconds"] for row in agains for a in row) - fixed
+        print("a run's fixed cost (a one-message profile run again, median of %d): %.1f ms; a re-run without it: "
+              "%.1f µs per message" % (len(ones), fixed * 1000, per_msg / n * 1e6))
+    print("first run %.0f msg/s (median of %d), re-run %.0f msg/s (median of %d): %.1f× faster"
+          % (first, rounds, again, rounds * reruns, ratio))
+    new_in_rerun = any(a["result"]["archived"] for row in agains for a in row)
+    ok = ratio >= target and not new_in_rerun
     print("target: re-run at least %g× faster than the first run: %s" % (target, "PASS" if ok else "FAIL"))
-    if any(r["result"]["archived"] for r in reruns):
+    if new_in_rerun:
         print("a re-run archived new messages: the re-runs are not re-runs")
     print()
     print("```sh")
@@ -100,7 +113,7 @@ def main(argv):
         result = call(url, cert, pw, "RunProfile", {"id": pid})
         print(json.dumps({"seconds": time.monotonic() - t0, "result": result}))
     elif mode == "report":
-        return report(args[0], args[1:-2], float(args[-2]), args[-1])
+        return report(args[0], int(args[1]), int(args[2]), float(args[3]), args[4])
     else:
         sys.exit("profile_rerun.py: unknown mode %r" % mode)
     return 0
