@@ -5,10 +5,11 @@ Administration API calls of the benchmark, over HTTPS as admin.
   profile_rerun.py port                          a free loopback port
   profile_rerun.py create URL CERT PW PATH ARCHIVE
         CreateProfile: a FileSystem profile over PATH into ARCHIVE; prints its id
-  profile_rerun.py run URL CERT PW ID
+  profile_rerun.py run URL CERT PW ID [SERVER_PID]
         RunProfile ID, followed by get-status long poll to its end; prints one
         JSON line {"seconds": wall time from invoke to the final status,
-        "result": RunProfile's result}; exits 1 if the run did not succeed
+        "result": RunProfile's result, "cpu": the server's CPU seconds during
+        the run, with SERVER_PID}; exits 1 if the run did not succeed
   profile_rerun.py report OUT ROUNDS RERUNS TARGET INVOCATION
         the figures from OUT/run-R-first.json, OUT/run-R-again-N.json and
         OUT/run-one-N.json: msg/s of every run, the ratio of the median re-run
@@ -52,6 +53,15 @@ def call(url, cert, pw, function, form):
     return env["result"]
 
 
+def server_cpu(pid):
+    """CPU seconds (user + system) the server process has used so far."""
+    if not pid:
+        return 0.0
+    with open("/proc/%s/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def messages(result):
     """What a run went through: new, already archived and refused messages
     (archived counts the malformed ones too)."""
@@ -71,6 +81,11 @@ def report(out, rounds, reruns, target, invocation):
             res = r["result"]
             print("| %d | %s | %d | %d | %d | %.3f | %.0f |" % (k + 1, label, messages(res), res["archived"],
                                                                res["alreadyArchived"], r["seconds"], rate(r)))
+    if all("cpu" in r for r in firsts + [a for row in agains for a in row]):
+        cpu_first = statistics.median(r["cpu"] for r in firsts)
+        cpu_again = statistics.median(a["cpu"] for row in agains for a in row)
+        print("server CPU (user+system, all threads): first run %.2f s, re-run %.3f s (medians): %.1f× less"
+              % (cpu_first, cpu_again, cpu_first / cpu_again if cpu_again else float("inf")))
     first = statistics.median(rate(r) for r in firsts)
     again = statistics.median(rate(a) for row in agains for a in row)
     ratio = again / first
@@ -108,10 +123,16 @@ def main(argv):
                  "details": {"path": path, "targetArchive": archive}}
         print(call(url, cert, pw, "CreateProfile", {"properties": json.dumps(props), "raw": "true"})["id"])
     elif mode == "run":
-        url, cert, pw, pid = args
+        url, cert, pw, pid = args[:4]
+        server = args[4] if len(args) > 4 else None
+        cpu0 = server_cpu(server)
         t0 = time.monotonic()
         result = call(url, cert, pw, "RunProfile", {"id": pid})
-        print(json.dumps({"seconds": time.monotonic() - t0, "result": result}))
+        seconds = time.monotonic() - t0
+        out = {"seconds": seconds, "result": result}
+        if server:
+            out["cpu"] = server_cpu(server) - cpu0
+        print(json.dumps(out))
     elif mode == "report":
         return report(args[0], int(args[1]), int(args[2]), float(args[3]), args[4])
     else:
