@@ -81,15 +81,15 @@ def report(out, rounds, reruns, target, invocation):
             res = r["result"]
             print("| %d | %s | %d | %d | %d | %.3f | %.0f |" % (k + 1, label, messages(res), res["archived"],
                                                                res["alreadyArchived"], r["seconds"], rate(r)))
+    first = statistics.median(rate(r) for r in firsts)
+    again = statistics.median(rate(a) for row in agains for a in row)
+    ratio = again / first
+    print()
     if all("cpu" in r for r in firsts + [a for row in agains for a in row]):
         cpu_first = statistics.median(r["cpu"] for r in firsts)
         cpu_again = statistics.median(a["cpu"] for row in agains for a in row)
         print("server CPU (user+system, all threads): first run %.2f s, re-run %.3f s (medians): %.1f× less"
               % (cpu_first, cpu_again, cpu_first / cpu_again if cpu_again else float("inf")))
-    first = statistics.median(rate(r) for r in firsts)
-    again = statistics.median(rate(a) for row in agains for a in row)
-    ratio = again / first
-    print()
     ones = sorted(os.path.join(out, f) for f in os.listdir(out) if f.startswith("run-one-"))
     if ones:
         fixed = statistics.median(json.load(open(f))["seconds"] for f in ones)
