@@ -26,7 +26,6 @@ static void on_sigint(int sig)
 	interrupted = 1;
 }
 
-
 static void progress_line(mv_ingest *ing, mv_reader *r, double started)
 {
 	mv_ingest_counts c;
@@ -169,7 +168,7 @@ static void on_progress(void *opaque, int percent, const char *text)
 	progress_line(lp->ing, lp->reader, lp->started);
 }
 
-static bool check_mv_cli_import_args(const mv_cli_import_args *a, mv_reader_options *ro, int argc)
+static bool check_import_args(const mv_cli_import_args *a, mv_reader_options *ro, int argc)
 {
 	if (argc != 2) {
 		fprintf(stderr, "mailvault: import needs exactly one PATH (see 'mailvault import --help')\n");
@@ -251,7 +250,7 @@ int mv_cli_import(const mv_cli_globals *g, int argc, char **argv)
 	mv_ingest *ing = NULL;
 	GError *err = NULL, *end_err = NULL;
 	int lock_fd = -1;
-	if (!check_mv_cli_import_args(&a, &ro, argc))
+	if (!check_import_args(&a, &ro, argc))
 		goto out;
 	ro.recursive = !a.no_subfolders;
 	ro.extensions = mv_file_import_parse_extensions(a.ext);

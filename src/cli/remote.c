@@ -500,8 +500,8 @@ static int get_status(remote *r, const char *token, json_int_t last_version, jso
 	return rc;
 }
 
-/* Polls while the call runs, showing progress; the first Ctrl-C becomes
- * cancel-async.  *env ends as the final envelope; returns 0, or an exit
+/* Polls while the call runs, telling on_status of each status; the first
+ * Ctrl-C becomes cancel-async.  *env ends as the final envelope; returns 0, or an exit
  * status after saying why the end was not seen. */
 static int follow(remote *r, json_t **env, mv_cli_remote_status on_status, void *opaque)
 {
