@@ -14,7 +14,9 @@
  *
  * The words after the function name go through mv_cli_words_to_args like
  * the local path's, so both accept the same syntax; the function is not
- * looked up locally, since the server decides what it knows. */
+ * looked up locally, since the server decides what it knows.
+ * mv_cli_remote_call lends the call and its long poll, without printing the
+ * envelope, to `import` going through a server (import_server.c). */
 #include "cli/cli.h"
 #include "commands/commands.h"
 
