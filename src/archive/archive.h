@@ -576,6 +576,10 @@ void mv_server_lock_release(int fd);
  * -1 when the directory does not exist yet. */
 int mv_server_lock_local(const char *data_dir, int *fd_r, GError **error);
 void mv_server_lock_local_release(int fd);
+/* What the server holding data_dir wrote into server.lock ("pid N,
+ * https://host:port"), for a command that goes through it instead; NULL
+ * when there is no such file or it is empty. */
+char *mv_server_lock_holder(const char *data_dir);
 
 /* Resolves the data directory: explicit, else $MAILVAULT_DATA_DIR, else ./var. */
 char *mv_data_dir_resolve(const char *explicit_dir);

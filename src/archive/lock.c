@@ -3,7 +3,7 @@
  * `mailvault serve` keeps an exclusive flock on <data>/server.lock for as
  * long as it runs, and writes into it who it is ("pid 123, https://..."),
  * so that a command run on the same directory can say which server to go
- * through instead.  Local commands that write take a shared flock on the
+ * through instead (and `import` can go through it: mv_server_lock_holder).  Local commands that write take a shared flock on the
  * same file for their whole run: a server cannot start underneath them,
  * and they cannot start underneath a server.  Readers take no lock; the
  * stores' own locks keep concurrent reads safe.  The kernel drops a flock
@@ -124,4 +124,20 @@ int mv_server_lock_local(const char *data_dir, int *fd_r, GError **error)
 out:
 	g_free(path);
 	return rc;
+}
+
+char *mv_server_lock_holder(const char *data_dir)
+{
+	char *path = lock_path(data_dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	g_free(path);
+	if (fd < 0)
+		return NULL;
+	char buf[HOLDER_TEXT_MAX + 1];
+	ssize_t n = pread(fd, buf, HOLDER_TEXT_MAX, 0);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = 0;
+	return g_utf8_make_valid(g_strchomp(buf), -1);
 }

@@ -76,6 +76,37 @@ typedef struct mv_cli_remote_opts {
  * Prints the envelope on stdout; returns the exit status (0 succeeded, 1
  * failed, cancelled or no answer, 2 bad arguments or unknown function). */
 int mv_cli_remote_run(const mv_cli_remote_opts *opts, bool list, int argc, char **argv);
+/* One call through the server for a subcommand that goes through it
+ * (import_server.c): function with args (name -> value) invoked and
+ * followed to its end, on_status(opaque, envelope) told of each running
+ * status, Ctrl-C sent as cancel-async.  *env_r is the final envelope (the
+ * caller's reference) when the return is 0; else the return is the exit
+ * status after printing why no final envelope came. */
+typedef void (*mv_cli_remote_status)(void *opaque, json_t *envelope);
+int mv_cli_remote_call(const mv_cli_remote_opts *opts, const char *function, GHashTable *args,
+                       mv_cli_remote_status on_status, void *opaque, json_t **env_r);
+
+/* `mailvault import` while a server holds the data directory, or with
+ * --server (import_server.c): the options as import.c parsed them. */
+typedef struct mv_cli_import_args {
+	char *archive;
+	char *folder;
+	char *format;
+	char *ext;
+	gboolean no_subfolders;
+	gboolean json;
+	gboolean quiet;
+	gboolean read_mailstore_headers;
+	gboolean verify_signature;
+	char *server;           /* --server URL; NULL: the URL the holder wrote into server.lock */
+	char *user;             /* --user; NULL: admin */
+	char *password_file;
+	char *cacert;           /* NULL: the server's own certificate as its configuration names it */
+} mv_cli_import_args;
+/* Runs the import as RunTemporaryProfile on the server (its URL from
+ * --server or from data_dir's server.lock), printing progress, summary and
+ * exit status as the local import does. */
+int mv_cli_import_via_server(const char *data_dir, const mv_cli_import_args *a, const char *path);
 
 /* Shared helpers (util.c). */
 /* Parses options with GOptionContext; prints the error and returns false.

@@ -5,7 +5,9 @@
  * ingest pipeline.  What this file adds is what a person at a terminal
  * needs — the arguments checked, a live progress line,
  * Ctrl-C that stops cleanly after making everything read so far durable,
- * and a summary whose exit status says whether anything was refused. */
+ * and a summary whose exit status says whether anything was refused.
+ * While a server holds the data directory (or with --server) the same
+ * options go to that server instead (import_server.c). */
 #include "cli/cli.h"
 #include "sources/file_import.h"
 
@@ -23,18 +25,6 @@ static void on_sigint(int sig)
 	(void)sig;
 	interrupted = 1;
 }
-
-typedef struct import_args {
-	char *archive;
-	char *folder;
-	char *format;
-	char *ext;
-	gboolean no_subfolders;
-	gboolean json;
-	gboolean quiet;
-	gboolean read_mailstore_headers;
-	gboolean verify_signature;
-} import_args;
 
 static void progress_line(mv_ingest *ing, mv_reader *r, double started)
 {
@@ -111,7 +101,7 @@ static void print_skipped(GHashTable *skipped)
 
 /* An EML directory's files without a wanted extension are not mail to
  * us, but a user who typed the directory expects to hear of them. */
-static void print_other_files(const import_args *a, uint64_t others)
+static void print_other_files(const mv_cli_import_args *a, uint64_t others)
 {
 	if (!others)
 		return;
@@ -125,7 +115,7 @@ static void print_other_files(const import_args *a, uint64_t others)
 	g_strfreev(exts);
 }
 
-static void print_summary(mv_ingest *ing, mv_file_import *fi, const import_args *a, double secs)
+static void print_summary(mv_ingest *ing, mv_file_import *fi, const mv_cli_import_args *a, double secs)
 {
 	uint64_t others = mv_reader_other_files(mv_file_import_reader(fi));
 	GHashTable *skipped = mv_file_import_skipped(fi);
@@ -178,7 +168,7 @@ static void on_progress(void *opaque, int percent, const char *text)
 	progress_line(lp->ing, lp->reader, lp->started);
 }
 
-static bool check_import_args(const import_args *a, mv_reader_options *ro, int argc)
+static bool check_import_args(const mv_cli_import_args *a, mv_reader_options *ro, int argc)
 {
 	if (argc != 2) {
 		fprintf(stderr, "mailvault: import needs exactly one PATH (see 'mailvault import --help')\n");
@@ -216,7 +206,7 @@ static bool check_import_args(const import_args *a, mv_reader_options *ro, int a
 }
 
 /* MailStore headers and signatures belong to exported EML files. */
-static bool check_headers_format(const import_args *a, mv_reader *r)
+static bool check_headers_format(const mv_cli_import_args *a, mv_reader *r)
 {
 	mv_format fmt = mv_reader_format(r);
 	if (!(a->read_mailstore_headers || a->verify_signature) || fmt == MV_FORMAT_EML || fmt == MV_FORMAT_EMLDIR)
@@ -228,7 +218,7 @@ static bool check_headers_format(const import_args *a, mv_reader *r)
 
 int mv_cli_import(const mv_cli_globals *g, int argc, char **argv)
 {
-	import_args a = { 0 };
+	mv_cli_import_args a = { 0 };
 	GOptionEntry entries[] = {
 		{ "archive", 0, 0, G_OPTION_ARG_STRING, &a.archive, "user archive to import into (required)", "NAME" },
 		{ "folder", 0, 0, G_OPTION_ARG_STRING, &a.folder, "folder inside the archive", "F" },
@@ -241,6 +231,13 @@ int mv_cli_import(const mv_cli_globals *g, int argc, char **argv)
 		  "EML files of an export: archive, folder, archive date and flags from their MailStore headers", NULL },
 		{ "verify-signature", 0, 0, G_OPTION_ARG_NONE, &a.verify_signature,
 		  "EML files of a signed export: check each X.eml.sig against publickey.pem (implies --read-mailstore-headers)", NULL },
+		{ "server", 0, 0, G_OPTION_ARG_STRING, &a.server,
+		  "import through this server (default: the server holding the data directory, if one runs)", "URL" },
+		{ "user", 0, 0, G_OPTION_ARG_STRING, &a.user, "through a server: the user to log on as (default admin)", "NAME" },
+		{ "password-file", 0, 0, G_OPTION_ARG_FILENAME, &a.password_file,
+		  "through a server: the password is this file's first line (else $MAILVAULT_PASSWORD, else asked)", "FILE" },
+		{ "cacert", 0, 0, G_OPTION_ARG_FILENAME, &a.cacert,
+		  "through a server: trust this certificate (default: the holding server's own)", "FILE" },
 		G_OPTION_ENTRY_NULL,
 	};
 	if (!mv_cli_parse("import", "PATH", "Archive messages from an EML or Outlook .msg file or a directory of them, an mbox file, a Maildir, or an Outlook PST/OST file.",
@@ -259,9 +256,15 @@ int mv_cli_import(const mv_cli_globals *g, int argc, char **argv)
 	ro.extensions = mv_file_import_parse_extensions(a.ext);
 	status = MV_EXIT_FAIL;
 	/* A running server owns the directory: an import goes through it
-	 * (archiving profiles), not beside it. */
+	 * (a temporary archiving profile), not beside it. */
 	char *dir = mv_data_dir_resolve(g->data_dir);
-	int lock_rc = mv_server_lock_local(dir, &lock_fd, &err);
+	int lock_rc = a.server ? -1 : mv_server_lock_local(dir, &lock_fd, &err);
+	if (lock_rc < 0 && (a.server || g_error_matches(err, MV_ERROR, MV_ERR_STATE))) {
+		g_clear_error(&err);
+		status = mv_cli_import_via_server(dir, &a, argv[1]);
+		g_free(dir);
+		goto out;
+	}
 	g_free(dir);
 	if (lock_rc < 0) {
 		status = mv_cli_fail(err);
@@ -329,5 +332,9 @@ out:
 	g_free(a.folder);
 	g_free(a.format);
 	g_free(a.ext);
+	g_free(a.server);
+	g_free(a.user);
+	g_free(a.password_file);
+	g_free(a.cacert);
 	return status;
 }

@@ -14,7 +14,9 @@
  *
  * The words after the function name go through mv_command_words_to_args like
  * the local path's, so both accept the same syntax; the function is not
- * looked up locally, since the server decides what it knows. */
+ * looked up locally, since the server decides what it knows.
+ * mv_cli_remote_call lends the call and its long poll, without printing the
+ * envelope, to `import` going through a server (import_server.c). */
 #include "cli/cli.h"
 #include "commands/commands.h"
 
@@ -454,8 +456,9 @@ static bool is_running(json_t *env)
 	return status && strcmp(status, "running") == 0;
 }
 
-static void show_progress(mv_cli_progress *p, json_t *env)
+static void show_progress(void *opaque, json_t *env)
 {
+	mv_cli_progress *p = opaque;
 	json_t *percent = json_object_get(env, "percentProgress");
 	const char *text = json_string_value(json_object_get(env, "statusText"));
 	mv_cli_print_progress(p, json_is_number(percent) ? (int)json_number_value(percent) : -1, text ? text : "running");
@@ -499,12 +502,11 @@ static int get_status(remote *r, const char *token, json_int_t last_version, jso
 	return rc;
 }
 
-/* Polls while the call runs, showing progress; the first Ctrl-C becomes
- * cancel-async.  *env ends as the final envelope; returns 0, or an exit
+/* Polls while the call runs, telling on_status of each status; the first
+ * Ctrl-C becomes cancel-async.  *env ends as the final envelope; returns 0, or an exit
  * status after saying why the end was not seen. */
-static int follow(remote *r, json_t **env)
+static int follow(remote *r, json_t **env, mv_cli_remote_status on_status, void *opaque)
 {
-	mv_cli_progress progress = MV_CLI_PROGRESS_INIT(isatty(STDERR_FILENO) != 0);
 	bool cancel_sent = false;
 	int rc = 0;
 	while (rc == 0 && is_running(*env)) {
@@ -515,7 +517,7 @@ static int follow(remote *r, json_t **env)
 			rc = MV_EXIT_FAIL;
 			break;
 		}
-		show_progress(&progress, *env);
+		on_status(opaque, *env);
 		if (!cancel_sent && mv_cli_sigint_seen()) {
 			send_cancel(r, token);
 			cancel_sent = true;
@@ -535,8 +537,6 @@ static int follow(remote *r, json_t **env)
 		json_decref(*env);
 		*env = next;
 	}
-	if (progress.tty && progress.last > 0)
-		fputc('\n', stderr);
 	return rc;
 }
 
@@ -556,8 +556,12 @@ static char *args_form(remote *r, GHashTable *args)
 	return g_string_free(form, FALSE);
 }
 
-static int invoke(remote *r, const char *function, GHashTable *args)
+/* Calls the function and follows it to its end; *env_r is the final
+ * envelope.  Returns 0, or the exit status after saying why not. */
+static int call_function(remote *r, const char *function, GHashTable *args, mv_cli_remote_status on_status,
+                         void *opaque, json_t **env_r)
 {
+	*env_r = NULL;
 	char *form = args_form(r, args);
 	char *fn = curl_easy_escape(r->curl, function, 0);
 	if (!form || !fn) {
@@ -579,16 +583,29 @@ static int invoke(remote *r, const char *function, GHashTable *args)
 		rc = MV_EXIT_FAIL;
 	}
 	if (rc == 0)
-		rc = follow(r, &env);
+		rc = follow(r, &env, on_status, opaque);
 	mv_cli_sigint_release(&old);
+	if (rc == 0)
+		*env_r = g_steal_pointer(&env);
+	json_decref(env);
+	g_free(path);
+	g_free(form);
+	return rc;
+}
+
+static int invoke(remote *r, const char *function, GHashTable *args)
+{
+	mv_cli_progress progress = MV_CLI_PROGRESS_INIT(isatty(STDERR_FILENO) != 0);
+	json_t *env = NULL;
+	int rc = call_function(r, function, args, show_progress, &progress, &env);
+	if (progress.tty && progress.last > 0)
+		fputc('\n', stderr);
 	if (rc == 0) {
 		mv_cli_print_envelope(env);
 		const char *status = json_string_value(json_object_get(env, "statusCode"));
 		rc = strcmp(status, "succeeded") == 0 ? MV_EXIT_OK : MV_EXIT_FAIL;
 	}
 	json_decref(env);
-	g_free(path);
-	g_free(form);
 	return rc;
 }
 
@@ -644,5 +661,19 @@ int mv_cli_remote_run(const mv_cli_remote_opts *opts, bool list, int argc, char 
 	remote_close(&r);
 	if (args)
 		g_hash_table_destroy(args);
+	return rc;
+}
+
+int mv_cli_remote_call(const mv_cli_remote_opts *opts, const char *function, GHashTable *args,
+                       mv_cli_remote_status on_status, void *opaque, json_t **env_r)
+{
+	*env_r = NULL;
+	if (!check_server_url(opts->server))
+		return MV_EXIT_USAGE;
+	remote r;
+	int rc = MV_EXIT_FAIL;
+	if (remote_open(&r, opts))
+		rc = call_function(&r, function, args, on_status, opaque, env_r);
+	remote_close(&r);
 	return rc;
 }

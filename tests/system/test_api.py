@@ -1303,7 +1303,7 @@ def test_sigterm_with_rebuild_running(template, tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# 11. One server per data directory (and local imports while it runs)
+# 11. One server per data directory (and imports while it runs)
 
 @pytest.fixture(scope="module")
 def lock_server(template, tmp_path_factory):
@@ -1327,16 +1327,31 @@ def test_second_server_on_same_directory(lock_server):
     assert lock_server.ok("GetServerInfo")["product"] == "mailvault"
 
 
-def test_local_import_refused_while_server_runs(lock_server, tmp_path):
+def test_import_while_server_runs_goes_through_it(lock_server, tmp_path):
+    """An import never writes beside the server: without credentials it
+    fails having written nothing, with them the server archives
+    (test_import_via_server.py tests that path in depth)."""
     src = str(tmp_path / "intruder")
     write_emls(src, "Intruder", 2, first_day=300)
-    cp = mv("import", src, "--archive", "intruder", "--json", data_dir=lock_server.data_dir, check=False)
+    env = {k: v for k, v in os.environ.items() if k != "MAILVAULT_PASSWORD"}
+    # A session of its own: no terminal to ask for the password on.
+    cp = subprocess.run([MAILVAULT_BIN, "--data-dir", lock_server.data_dir, "import", src, "--archive", "intruder",
+                         "--json"], capture_output=True, timeout=120, stdin=subprocess.DEVNULL, env=env,
+                        start_new_session=True)
     out = (cp.stdout + cp.stderr).decode("utf-8", "replace")
+    for marker in SANITIZER_MARKERS:
+        assert marker.decode() not in out, out
     folders = {f["folder"] for f in lock_server.ok("GetChildFolders")}
-    assert cp.returncode != 0 and "intruder" not in folders, \
-        ("a local import wrote to the data directory of a running server (exit %d, archive intruder now %s):\n%s"
-         % (cp.returncode, "present" if "intruder" in folders else "absent", out[-2000:]))
-    assert "pid %d" % lock_server.proc.pid in out, out
+    assert cp.returncode == 1 and "intruder" not in folders, \
+        ("an import without credentials wrote to the data directory of a running server (exit %d, archive "
+         "intruder now %s):\n%s" % (cp.returncode, "present" if "intruder" in folders else "absent", out[-2000:]))
+    assert "pid %d" % lock_server.proc.pid in out and "no password for admin" in out, out
+    env["MAILVAULT_PASSWORD"] = lock_server.password
+    cp = subprocess.run([MAILVAULT_BIN, "--data-dir", lock_server.data_dir, "import", src, "--archive", "intruder",
+                         "--json"], capture_output=True, timeout=120, stdin=subprocess.DEVNULL, env=env)
+    assert cp.returncode == 0, cp.stderr.decode("utf-8", "replace")
+    assert json.loads(cp.stdout)["imported"] == 2
+    assert "intruder" in {f["folder"] for f in lock_server.ok("GetChildFolders")}
 
 
 # ---------------------------------------------------------------------------
