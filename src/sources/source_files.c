@@ -194,7 +194,7 @@ void mv_source_files_counts(mv_source_files *sf, uint64_t *deleted_r, uint64_t *
 char *mv_source_files_relative(const char *root, const char *path)
 {
 	size_t n = strlen(root);
-	while (n > 1 && root[n - 1] == '/')
+	while (n > 0 && root[n - 1] == '/')   /* "/" becomes "", whose child "/a" starts with '/' */
 		n--;
 	if (strncmp(path, root, n) == 0 && path[n] == '/') {
 		const char *rest = path + n;
