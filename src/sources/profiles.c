@@ -660,13 +660,17 @@ static void file_options(mv_command_ctx *ctx, const mv_profile *p, json_t *detai
 	/* A profile saved before afterArchiving existed keeps its files. */
 	mv_after_archiving_from_name(detail(details, "afterArchiving"), &after);
 	const char *move_to = detail(details, "moveTo");
-	*move_to_r = after == MV_AFTER_MOVE && *move_to ? source_path(ctx, p, move_to) : NULL;
+	*move_to_r = NULL;
+	if (after == MV_AFTER_MOVE && *move_to)
+		*move_to_r = source_path(ctx, p, move_to);
+	else if (after == MV_AFTER_MOVE)
+		after = MV_AFTER_KEEP;   /* nowhere to move to: the check refuses it, a hand-edited row keeps */
 	*o = (mv_file_import_options){
 		.reader = { .format = f, .recursive = strcmp(detail(details, "includeSubfolders"), "1") == 0,
 		            .extensions = mv_file_import_parse_extensions(detail(details, "extensions")) },
 		.archive = detail(details, "targetArchive"),
 		.folder = *folder ? folder : NULL,
-		.after = *move_to_r || after != MV_AFTER_MOVE ? after : MV_AFTER_KEEP,
+		.after = after,
 		.move_to = *move_to_r,
 		.multiple_users = strcmp(detail(details, "layout"), "multipleUsers") == 0,
 		.user_archive = user_archive,
