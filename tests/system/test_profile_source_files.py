@@ -8,6 +8,7 @@ archive then holds (compared by SHA-256 of the bytes `mailvault show`
 returns):
 - delete removes exactly the files whose message was archived: a file
   refused as not mail and a file of another extension stay;
+- a file that cannot be moved is a warning of a run that succeeds;
 - move keeps each file's path below moveTo, never overwrites a file there
   (a numbered name instead), and moves across file systems by copy;
 - an mbox goes only when every message in it was archived;
@@ -161,6 +162,24 @@ def test_move_keeps_relative_paths_and_never_overwrites(inst, tmp_path):
     assert got == {"a.eml": sha(want["a.eml"]), "x/b.eml": sha(occupant), "x/b-1.eml": sha(want["x/b.eml"]),
                    "x/y/c.eml": sha(want["x/y/c.eml"]), "x/y/d.eml": sha(want["x/y/d.eml"])}, got
     assert {sha(b) for b in want.values()} <= archived(d)
+
+
+def test_a_file_that_cannot_be_moved_is_a_warning(inst, tmp_path):
+    d, src = inst, str(tmp_path / "mail")
+    want = {"w%d.eml" % i: message("cannotmove", i) for i in range(3)}
+    for rel, data in want.items():
+        write(os.path.join(src, rel), data)
+    blocker = str(tmp_path / "a-file")
+    write(blocker, b"a regular file where moveTo needs a directory\n")
+    e = ok_run(d, {"path": src, "afterArchiving": "move", "moveTo": os.path.join(blocker, "sub")})
+    r = e["result"]
+    assert r["archived"] == 3 and r["moved"] == 0 and r["warnings"] == 3, e
+    assert files(src) == {rel: sha(b) for rel, b in want.items()}
+    assert "archived, but not moved" in e["logOutput"], e["logOutput"]
+    result = call(d, "GetWorkerResults", **RANGE)["result"][-1]
+    assert result["result"] == "completedWithWarnings", result
+    report = call(d, "GetWorkerResultReport", id=result["id"])["result"]["report"]
+    assert sorted(w["item"] for w in report["warnings"]) == sorted(os.path.join(src, rel) for rel in want), report
 
 
 def test_move_across_file_systems(inst, tmp_path):
