@@ -137,6 +137,25 @@ def test_delete_removes_exactly_the_archived_files(inst, tmp_path):
     assert set(files(src)) == {"refused.eml", "notes.txt"}
 
 
+def test_maildir_message_files_go_one_by_one(inst, tmp_path):
+    d, src, dest = inst, str(tmp_path / "Maildir"), str(tmp_path / "done")
+    want = {"cur/1.host:2,S": message("maildirmove", 1), "new/2.host": message("maildirmove", 2),
+            ".Sent/cur/3.host:2,RS": message("maildirmove", 3)}
+    for rel, data in want.items():
+        write(os.path.join(src, rel), data)
+    os.makedirs(os.path.join(src, "tmp"))
+    occupant = b"already there\n"
+    write(os.path.join(dest, "cur", "1.host:2,S"), occupant)
+    r = ok_run(d, {"path": src, "format": "maildir", "afterArchiving": "move", "moveTo": dest})["result"]
+    assert r["archived"] == 3 and r["moved"] == 3, r
+    assert files(src) == {}
+    assert all(os.path.isdir(os.path.join(src, x)) for x in ("cur", "new", "tmp", ".Sent/cur"))
+    # the flags stay last in a numbered name, so a Maildir reader still sees them
+    assert files(dest) == {"cur/1.host:2,S": sha(occupant), "cur/1.host-1:2,S": sha(want["cur/1.host:2,S"]),
+                           "new/2.host": sha(want["new/2.host"]),
+                           ".Sent/cur/3.host:2,RS": sha(want[".Sent/cur/3.host:2,RS"])}
+
+
 def test_keep_is_the_default(inst, tmp_path):
     d, src = inst, str(tmp_path / "mail")
     for i in range(3):
