@@ -15,7 +15,6 @@
  * moves the file once ingest says the message is durable. */
 #include "sources/file_import.h"
 
-#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
