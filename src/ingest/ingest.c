@@ -404,6 +404,8 @@ static void audit_run_end(mv_ingest *ing, const GError *failure)
 	                      ing->more_archives, "imported", (json_int_t)c.imported, "malformed",
 	                      (json_int_t)c.malformed, "duplicates", (json_int_t)c.duplicates, "refused",
 	                      (json_int_t)c.refused, "bytes", (json_int_t)c.bytes, "notArchived", (json_int_t)c.pending);
+	if (c.warnings)
+		json_object_set_new(d, "warnings", json_integer((json_int_t)c.warnings));
 	if (ing->outcome)
 		json_object_set_new(d, "outcome", utf8_value(ing->outcome));
 	if (failure)
