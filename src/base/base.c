@@ -404,3 +404,13 @@ void mv_fault_point(const char *action, int step)
 	if (strcmp(want, here) == 0)
 		_exit(86);
 }
+
+bool mv_fault_fails(const char *action, int step)
+{
+	const char *want = g_getenv("MAILVAULT_FAULT");
+	if (!want || strncmp(want, "fail:", 5) != 0)
+		return false;
+	char here[64];
+	g_snprintf(here, sizeof here, "%s:%d", action, step);
+	return strcmp(want + 5, here) == 0;
+}

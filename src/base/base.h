@@ -57,6 +57,10 @@ void mv_log_warn(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
  * intermediate state of a multi-step change opens (RenewMasterKey,
  * UpgradeStore). */
 void mv_fault_point(const char *action, int step);
+/* Test hook beside it: true when MAILVAULT_FAULT=fail:<action>:<step>, for
+ * a step the caller then fails with an error of its own instead of doing
+ * (a batch the store refuses mid-run), so the process lives on to report. */
+bool mv_fault_fails(const char *action, int step);
 void mv_log_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
 /* Writes all of buf at offset (pwrite loop). */

@@ -28,6 +28,7 @@ typedef struct item {
 	GByteArray *data;
 	char *archive, *folder, *source, *origin, *mail_flags, *origin_sha256;
 	int64_t archived_at;
+	uint64_t token;      /* the source's, for the committed callback */
 	uint8_t hash[MV_HASH_BYTES]; /* of data, taken by the caller's thread */
 	mv_parsed *parsed;
 	mv_store_item si;    /* filled by the parsing thread */
@@ -72,7 +73,13 @@ struct mv_ingest {
 	uint64_t skipped;         /* items the source passed over (mv_ingest_note_skipped) */
 	mv_store *lookup;         /* the caller's thread's read handle on the current store */
 	bool no_lookup;           /* it could not be opened: every message is parsed */
+	mv_ingest_committed_fn on_committed;   /* set before the first add, then only read */
+	void *committed_opaque;
+	GPtrArray *warnings;      /* mv_refusal*: mv_ingest_warn, the first MAX_WARNINGS_LISTED */
+	int batches;              /* batches the committer took, for the fault hook */
 };
+
+#define MAX_WARNINGS_LISTED 1000
 
 static batch stop_sentinel;
 
@@ -208,7 +215,16 @@ static void commit_batch(mv_ingest *ing, batch *b)
 	for (size_t i = 0; i < n; i++)
 		items[i] = ((item *)b->items->pdata[i])->si;
 	GError *err = NULL;
-	int rc = mv_store_add_batch(ing->store, items, n, ZSTD_LEVEL, &err);
+	int rc;
+	/* Test hook (MAILVAULT_FAULT=fail:ingest-commit:N): the store refuses
+	 * the Nth batch, as a full disk or an I/O error would. */
+	if (mv_fault_fails("ingest-commit", ++ing->batches)) {
+		g_set_error(&err, MV_ERROR, MV_ERR_IO, "store %d: the batch was refused (injected fault)",
+		            mv_store_id(ing->store));
+		rc = -1;
+	} else {
+		rc = mv_store_add_batch(ing->store, items, n, ZSTD_LEVEL, &err);
+	}
 	g_mutex_lock(&ing->lock);
 	ing->counts.pending -= n;
 	if (rc < 0) {
@@ -232,8 +248,16 @@ static void commit_batch(mv_ingest *ing, batch *b)
 	}
 	g_mutex_unlock(&ing->lock);
 	g_free(items);
-	if (rc == 0)
-		maybe_switch_store(ing);
+	if (rc < 0)
+		return;
+	/* Durable now (add_batch committed with synchronous=FULL): the source
+	 * may let go of what these messages came from. */
+	for (size_t i = 0; ing->on_committed && i < n; i++) {
+		const item *it = b->items->pdata[i];
+		if (it->token)
+			ing->on_committed(ing->committed_opaque, it->token);
+	}
+	maybe_switch_store(ing);
 }
 
 static gpointer committer_main(gpointer data)
@@ -381,6 +405,8 @@ static void audit_run_end(mv_ingest *ing, const GError *failure)
 	                      ing->more_archives, "imported", (json_int_t)c.imported, "malformed",
 	                      (json_int_t)c.malformed, "duplicates", (json_int_t)c.duplicates, "refused",
 	                      (json_int_t)c.refused, "bytes", (json_int_t)c.bytes, "notArchived", (json_int_t)c.pending);
+	if (c.warnings)
+		json_object_set_new(d, "warnings", json_integer((json_int_t)c.warnings));
 	if (ing->outcome)
 		json_object_set_new(d, "outcome", utf8_value(ing->outcome));
 	if (failure)
@@ -400,7 +426,7 @@ static const char *run_result(const mv_ingest_counts *c, const char *outcome, co
 		return "cancelled";
 	if (c->refused)
 		return "completedWithErrors";
-	if (c->malformed || c->unreadable_attachments)
+	if (c->malformed || c->unreadable_attachments || c->warnings)
 		return "completedWithWarnings";
 	return "succeeded";
 }
@@ -423,10 +449,10 @@ static void record_worker_result(mv_ingest *ing, const GError *failure)
 	mv_ingest_counts c;
 	mv_ingest_get_counts(ing, &c);
 	g_mutex_lock(&ing->lock);   /* the lists are appended to under it */
-	json_t *report = json_pack("{s:o, s:o, s:o, s:o, s:I}", "source", utf8_value(or_unknown(ing->run_source)),
+	json_t *report = json_pack("{s:o, s:o, s:o, s:o, s:I, s:o}", "source", utf8_value(or_unknown(ing->run_source)),
 	                           "archives", archives_seen(ing), "failures", item_list(ing->refusals),
 	                           "unreadableAttachments", item_list(ing->unreadable), "malformed",
-	                           (json_int_t)c.malformed);
+	                           (json_int_t)c.malformed, "warnings", item_list(ing->warnings));
 	g_mutex_unlock(&ing->lock);
 	if (ing->outcome)
 		json_object_set_new(report, "outcome", utf8_value(ing->outcome));
@@ -502,6 +528,7 @@ static mv_ingest *ingest_start(mv_instance *inst, int store_id, bool auto_switch
 	mv_autocreate_config_clear(&ac);
 	ing->refusals = g_ptr_array_new_with_free_func((GDestroyNotify)refusal_free);
 	ing->unreadable = g_ptr_array_new_with_free_func((GDestroyNotify)refusal_free);
+	ing->warnings = g_ptr_array_new_with_free_func((GDestroyNotify)refusal_free);
 	ing->to_commit = g_async_queue_new();
 	g_mutex_init(&ing->lock);
 	g_cond_init(&ing->idle);
@@ -598,6 +625,7 @@ static item *item_new(mv_ingest *ing, const mv_ingest_message *msg)
 	it->mail_flags = g_strdup(msg->mail_flags ? msg->mail_flags : "");
 	it->origin_sha256 = g_strdup(msg->origin_sha256);
 	it->archived_at = msg->archived_at > 0 ? msg->archived_at : mv_now();
+	it->token = msg->token;
 	return it;
 }
 
@@ -632,6 +660,8 @@ int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error)
 	note_archive(ing, it->archive);
 	if (archived_before(ing, it)) {
 		count_duplicate(ing, msg->len);
+		if (ing->on_committed && it->token)
+			ing->on_committed(ing->committed_opaque, it->token);
 		item_free(it);
 		return 0;
 	}
@@ -662,6 +692,30 @@ void mv_ingest_refuse(mv_ingest *ing, const char *origin, const char *reason)
 	ing->counts.refused++;
 	g_ptr_array_add(ing->refusals, r);
 	g_mutex_unlock(&ing->lock);
+}
+
+void mv_ingest_on_committed(mv_ingest *ing, mv_ingest_committed_fn fn, void *opaque)
+{
+	ing->on_committed = fn;
+	ing->committed_opaque = opaque;
+}
+
+void mv_ingest_warn(mv_ingest *ing, const char *what, const char *reason)
+{
+	g_mutex_lock(&ing->lock);
+	ing->counts.warnings++;
+	if (ing->warnings->len < MAX_WARNINGS_LISTED) {
+		mv_refusal *r = g_new0(mv_refusal, 1);
+		r->origin = g_strdup(what ? what : "");
+		r->reason = g_strdup(reason && *reason ? reason : "unknown reason");
+		g_ptr_array_add(ing->warnings, r);
+	}
+	g_mutex_unlock(&ing->lock);
+}
+
+const GPtrArray *mv_ingest_warnings(mv_ingest *ing)
+{
+	return ing->warnings;
 }
 
 int mv_ingest_flush(mv_ingest *ing, GError **error)
@@ -728,6 +782,7 @@ int mv_ingest_end(mv_ingest **ip, GError **error)
 		g_error_free(ing->fatal);
 	g_ptr_array_free(ing->refusals, TRUE);
 	g_ptr_array_free(ing->unreadable, TRUE);
+	g_ptr_array_free(ing->warnings, TRUE);
 	g_hash_table_destroy(ing->archives);
 	g_free(ing->run_user);
 	g_free(ing->run_remote);

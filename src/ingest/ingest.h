@@ -23,6 +23,7 @@ typedef struct mv_ingest_message {
 	const char *mail_flags; /* "" or Maildir flags */
 	int64_t archived_at;    /* 0 = now; a transfer keeps the original */
 	const char *origin_sha256; /* SHA-256 of the file a message was converted from (.msg), or NULL */
+	uint64_t token;         /* 0, or handed back to the committed callback (mv_ingest_on_committed) */
 } mv_ingest_message;
 
 typedef struct mv_ingest_counts {
@@ -33,6 +34,7 @@ typedef struct mv_ingest_counts {
 	uint64_t bytes;         /* raw bytes of messages committed or skipped */
 	uint64_t pending;       /* handed in, not yet durable */
 	uint64_t unreadable_attachments; /* archived, but an attachment's text could not be read */
+	uint64_t warnings;      /* mv_ingest_warn calls */
 } mv_ingest_counts;
 
 typedef struct mv_refusal {
@@ -71,6 +73,21 @@ int mv_ingest_store_id(mv_ingest *ing);
 int mv_ingest_add(mv_ingest *ing, const mv_ingest_message *msg, GError **error);
 /* Records an item the source could not even read (named, with a reason). */
 void mv_ingest_refuse(mv_ingest *ing, const char *origin, const char *reason);
+/* Told, with its mv_ingest_message.token, that a message is durably in its
+ * archive folder: its batch was committed (the message new there, or already
+ * there), or the duplicate pre-check found it archived when it was handed in.
+ * Never for a refused message, nor for one of a batch that failed.  Called
+ * on the committer thread, or on the caller's inside mv_ingest_add; it must
+ * only take note (a source acts on it on its own thread).  Set before the
+ * first mv_ingest_add. */
+typedef void (*mv_ingest_committed_fn)(void *opaque, uint64_t token);
+void mv_ingest_on_committed(mv_ingest *ing, mv_ingest_committed_fn fn, void *opaque);
+/* A warning of the run about one item, what (a source file left in place, a
+ * directory passed over): listed in the worker result's "warnings" (the
+ * first 1000), and the run ends completedWithWarnings at worst. */
+void mv_ingest_warn(mv_ingest *ing, const char *what, const char *reason);
+/* Warnings so far (mv_refusal*: origin = the item), owned by ing. */
+const GPtrArray *mv_ingest_warnings(mv_ingest *ing);
 /* Waits until everything handed in is durable. */
 int mv_ingest_flush(mv_ingest *ing, GError **error);
 void mv_ingest_get_counts(mv_ingest *ing, mv_ingest_counts *c);

@@ -45,6 +45,8 @@ typedef struct connector {
 
 static const char *const file_formats[] = { "auto", "eml", "mbox", "maildir", NULL };
 static const char *const flags[] = { "0", "1", NULL };
+static const char *const layouts[] = { "single", "multipleUsers", NULL };
+static const char *const after_archiving[] = { "keep", "delete", "move", NULL };
 
 static const detail_spec filesystem_details[] = {
 	{ "path", true, NULL, "", "what to archive: an EML or .msg file or a directory of them, an mbox file or a "
@@ -59,6 +61,16 @@ static const detail_spec filesystem_details[] = {
 	  "administrators, the only value: the profile owner's own archive" },
 	{ "targetFolder", false, NULL, "", "the folder the source's tree lands under; empty: the format's default "
 	  "(EML: the archive's root, mbox: the file's name, Maildir: Inbox)" },
+	{ "layout", false, layouts, "single", "single: path is one source for targetArchive; multipleUsers "
+	  "(administrators only): path is an EML directory whose first-level directories are user names, each read into "
+	  "that user's archive (targetArchive empty); a directory of no user and files at the top level are skipped with "
+	  "a warning" },
+	{ "afterArchiving", false, after_archiving, "keep", "what becomes of a source file once every message in it is "
+	  "durably archived (as new or already archived): keep, delete, or move below moveTo; EML/.msg and Maildir "
+	  "files go one by one, an mbox file only when all its messages are archived, PST/OST files are kept; a file "
+	  "that cannot be deleted or moved is a warning" },
+	{ "moveTo", false, NULL, "", "afterArchiving \"move\": the directory files are moved to, keeping their path "
+	  "below path and never overwriting (a numbered name instead); given like path, and not inside it" },
 	{ .name = NULL },
 };
 
@@ -168,12 +180,100 @@ static bool confined_path(const char *path)
 	return ok;
 }
 
+/* path's directories, ".", ".." and repeated slashes resolved without
+ * looking at the disk, under a root for a relative path. */
+static char *lexical_path(const char *path)
+{
+	return g_canonicalize_filename(path, "/imports");
+}
+
+/* Whether inner is outer or below it. */
+static bool path_within(const char *inner, const char *outer)
+{
+	char *i = lexical_path(inner), *o = lexical_path(outer);
+	size_t n = strlen(o);
+	bool within = strcmp(i, o) == 0 || (strncmp(i, o, n) == 0 && (i[n] == '/' || strcmp(o, "/") == 0));
+	g_free(i);
+	g_free(o);
+	return within;
+}
+
+/* A path detail as the caller may give it: absolute from an administrator,
+ * else relative below their own imports directory. */
+static int check_path_detail(mv_command_ctx *ctx, const char *fn, const char *name, const char *path, GError **error)
+{
+	if (caller_is_admin(ctx)) {
+		if (g_path_is_absolute(path))
+			return 0;
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: details.%s: '%s' is not an absolute path", fn, name, path);
+		return -1;
+	}
+	if (confined_path(path))
+		return 0;
+	g_set_error(error, MV_ERROR, MV_ERR_DENIED, "%s: details.%s: '%s': users other than administrators name a"
+	            " relative path below their own imports directory (<data>/imports/<user>/)", fn, name, path);
+	return -1;
+}
+
+/* afterArchiving and moveTo together. */
+static int check_after_archiving(mv_command_ctx *ctx, const char *fn, json_t *details, GError **error)
+{
+	const char *after = json_string_value(json_object_get(details, "afterArchiving"));
+	const char *move_to = json_string_value(json_object_get(details, "moveTo"));
+	const char *path = json_string_value(json_object_get(details, "path"));
+	if (strcmp(after, "move") != 0) {
+		if (!*move_to)
+			return 0;
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: details.moveTo: given with afterArchiving '%s': a directory"
+		            " to move to goes only with afterArchiving \"move\"", fn, after);
+		return -1;
+	}
+	if (!*move_to) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: details.moveTo is required with afterArchiving \"move\" (the "
+		            "directory archived files are moved to)", fn);
+		return -1;
+	}
+	if (check_path_detail(ctx, fn, "moveTo", move_to, error) < 0)
+		return -1;
+	if (path_within(move_to, path)) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: details.moveTo: '%s' is inside path '%s': the next run would"
+		            " read the moved files again", fn, move_to, path);
+		return -1;
+	}
+	return 0;
+}
+
+/* layout "multipleUsers": administrators only, EML directories, the
+ * archive taken from each directory's name (targetArchive left empty). */
+static int check_multiple_users(mv_command_ctx *ctx, const char *fn, json_t *given, json_t *details, GError **error)
+{
+	const char *format = json_string_value(json_object_get(details, "format"));
+	const char *archive = json_string_value(json_object_get(given, "targetArchive"));
+	if (!caller_is_admin(ctx)) {
+		g_set_error(error, MV_ERROR, MV_ERR_DENIED, "%s: details.layout: 'multipleUsers' archives into other users' "
+		            "archives: only administrators may use it", fn);
+		return -1;
+	}
+	if (strcmp(format, "auto") != 0 && strcmp(format, "eml") != 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: details.format: '%s' with layout 'multipleUsers', which "
+		            "reads EML directories (format auto or eml)", fn, format);
+		return -1;
+	}
+	if (archive && *archive) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: details.targetArchive: '%s' with layout 'multipleUsers', "
+		            "where each user directory goes to that user's archive: leave it out or empty", fn, archive);
+		return -1;
+	}
+	json_object_set_new(details, "targetArchive", json_string(""));
+	return 0;
+}
+
 /* Connector-specific rules beyond the table: where path may point, which
- * archive a user may fill. */
-static int check_filesystem(mv_command_ctx *ctx, const char *fn, const char *owner, json_t *details, GError **error)
+ * archive a user may fill, what may become of the files. */
+static int check_filesystem(mv_command_ctx *ctx, const char *fn, const char *owner, json_t *given, json_t *details,
+                            GError **error)
 {
 	const char *path = json_string_value(json_object_get(details, "path"));
-	const char *archive = json_string_value(json_object_get(details, "targetArchive"));
 	const char *exts = json_string_value(json_object_get(details, "extensions"));
 	char **list = mv_file_import_parse_extensions(exts);
 	bool no_ext = !list || !list[0];
@@ -183,25 +283,18 @@ static int check_filesystem(mv_command_ctx *ctx, const char *fn, const char *own
 		            "more, e.g. \"eml,txt\", or \"*\")", fn, exts);
 		return -1;
 	}
+	if (check_path_detail(ctx, fn, "path", path, error) < 0 || check_after_archiving(ctx, fn, details, error) < 0)
+		return -1;
+	if (strcmp(json_string_value(json_object_get(details, "layout")), "multipleUsers") == 0)
+		return check_multiple_users(ctx, fn, given, details, error);
+	const char *archive = json_string_value(json_object_get(details, "targetArchive"));
 	if (mv_archive_name_check(archive, error) < 0) {
 		g_prefix_error(error, "%s: details.targetArchive: ", fn);
 		return -1;
 	}
-	if (caller_is_admin(ctx)) {
-		if (!g_path_is_absolute(path)) {
-			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: details.path: '%s' is not an absolute path", fn, path);
-			return -1;
-		}
-		return 0;
-	}
-	if (!same_user(archive, owner)) {
+	if (!caller_is_admin(ctx) && !same_user(archive, owner)) {
 		g_set_error(error, MV_ERROR, MV_ERR_DENIED, "%s: details.targetArchive: '%s' is not your own archive ('%s'):"
 		            " only administrators archive into another user's archive", fn, archive, owner);
-		return -1;
-	}
-	if (!confined_path(path)) {
-		g_set_error(error, MV_ERROR, MV_ERR_DENIED, "%s: details.path: '%s': users other than administrators name a"
-		            " relative path below their own imports directory (<data>/imports/<user>/)", fn, path);
 		return -1;
 	}
 	return 0;
@@ -251,7 +344,7 @@ static json_t *check_details(mv_command_ctx *ctx, const char *fn, const connecto
 		}
 		json_object_set_new(out, d->name, json_string(value));
 	}
-	if (check_filesystem(ctx, fn, owner, out, error) < 0)
+	if (check_filesystem(ctx, fn, owner, given, out, error) < 0)
 		goto fail;
 	return out;
 fail:
@@ -532,9 +625,29 @@ static char *source_path(mv_command_ctx *ctx, const mv_profile *p, const char *p
 	return g_build_filename(mv_instance_data_dir(ctx->inst), "imports", p->owner, path, NULL);
 }
 
-static void file_options(json_t *details, const char *path, mv_file_import_options *o)
+/* The archive of the user a multiple-users directory is named after. */
+static char *user_archive(void *opaque, const char *name, GError **error)
 {
-	const char *format = json_string_value(json_object_get(details, "format"));
+	mv_user *u = mv_user_get(opaque, name, error);
+	if (!u)
+		return NULL;
+	char *archive = g_strdup(u->name);
+	mv_user_free(u);
+	return archive;
+}
+
+static const char *detail(json_t *details, const char *name)
+{
+	const char *v = json_string_value(json_object_get(details, name));
+	return v ? v : "";
+}
+
+/* The file-import options of a profile's details; move_to_r is the path
+ * moveTo names, read as path is (g_free() it). */
+static void file_options(mv_command_ctx *ctx, const mv_profile *p, json_t *details, const char *path,
+                         mv_file_import_options *o, char **move_to_r)
+{
+	const char *format = detail(details, "format");
 	mv_format f = MV_FORMAT_AUTO;
 	if (strcmp(format, "eml") == 0)
 		f = g_file_test(path, G_FILE_TEST_IS_DIR) ? MV_FORMAT_EMLDIR : MV_FORMAT_EML;
@@ -542,38 +655,65 @@ static void file_options(json_t *details, const char *path, mv_file_import_optio
 		f = MV_FORMAT_MBOX;
 	else if (strcmp(format, "maildir") == 0)
 		f = MV_FORMAT_MAILDIR;
-	const char *folder = json_string_value(json_object_get(details, "targetFolder"));
+	const char *folder = detail(details, "targetFolder");
+	mv_after_archiving after = MV_AFTER_KEEP;
+	/* A profile saved before afterArchiving existed keeps its files. */
+	mv_after_archiving_from_name(detail(details, "afterArchiving"), &after);
+	const char *move_to = detail(details, "moveTo");
+	*move_to_r = NULL;
+	if (after == MV_AFTER_MOVE && *move_to)
+		*move_to_r = source_path(ctx, p, move_to);
+	else if (after == MV_AFTER_MOVE)
+		after = MV_AFTER_KEEP;   /* nowhere to move to: the check refuses it, a hand-edited row keeps */
 	*o = (mv_file_import_options){
-		.reader = { .format = f, .recursive = strcmp(json_string_value(json_object_get(details, "includeSubfolders")),
-		                                              "1") == 0,
-		            .extensions = mv_file_import_parse_extensions(json_string_value(json_object_get(details,
-		                                                                                            "extensions"))) },
-		.archive = json_string_value(json_object_get(details, "targetArchive")),
-		.folder = folder && *folder ? folder : NULL,
+		.reader = { .format = f, .recursive = strcmp(detail(details, "includeSubfolders"), "1") == 0,
+		            .extensions = mv_file_import_parse_extensions(detail(details, "extensions")) },
+		.archive = detail(details, "targetArchive"),
+		.folder = *folder ? folder : NULL,
+		.after = after,
+		.move_to = *move_to_r,
+		.multiple_users = strcmp(detail(details, "layout"), "multipleUsers") == 0,
+		.user_archive = user_archive,
+		.user_opaque = ctx->inst,
 	};
 }
 
-static json_t *run_summary(mv_command_ctx *ctx, mv_ingest *ing, mv_file_import *fi)
+static uint64_t count_skipped(mv_file_import *fi)
 {
-	mv_ingest_counts c;
-	mv_ingest_get_counts(ing, &c);
 	uint64_t skipped = 0;
 	GHashTableIter it;
 	gpointer k, v;
 	g_hash_table_iter_init(&it, mv_file_import_skipped(fi));
 	while (g_hash_table_iter_next(&it, &k, &v))
 		skipped += GPOINTER_TO_UINT(v);
-	const GPtrArray *refusals = mv_ingest_refusals(ing);
-	for (guint i = 0; i < refusals->len && i < MAX_LOGGED_REFUSALS; i++) {
-		const mv_refusal *r = refusals->pdata[i];
-		mv_command_log(ctx, "refused: %s: %s", r->origin, r->reason);
+	return skipped;
+}
+
+static void log_items(mv_command_ctx *ctx, const char *what, const GPtrArray *list)
+{
+	for (guint i = 0; i < list->len && i < MAX_LOGGED_REFUSALS; i++) {
+		const mv_refusal *r = list->pdata[i];
+		mv_command_log(ctx, "%s: %s: %s", what, r->origin, r->reason);
 	}
+}
+
+static json_t *run_summary(mv_command_ctx *ctx, mv_ingest *ing, mv_file_import *fi)
+{
+	mv_ingest_counts c;
+	mv_ingest_get_counts(ing, &c);
+	uint64_t skipped = count_skipped(fi), deleted = 0, moved = 0;
+	mv_file_import_let_go(fi, &deleted, &moved);
+	log_items(ctx, "refused", mv_ingest_refusals(ing));
+	log_items(ctx, "warning", mv_ingest_warnings(ing));
 	mv_command_log(ctx, "archived %" G_GUINT64_FORMAT ", already archived %" G_GUINT64_FORMAT ", archived but "
-	               "malformed %" G_GUINT64_FORMAT ", refused %" G_GUINT64_FORMAT ", not mail %" G_GUINT64_FORMAT,
-	               c.imported, c.duplicates, c.malformed, c.refused, skipped);
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "archived", (json_int_t)c.imported, "alreadyArchived",
-	                 (json_int_t)c.duplicates, "malformed", (json_int_t)c.malformed, "refused", (json_int_t)c.refused,
-	                 "skipped", (json_int_t)skipped, "bytes", (json_int_t)c.bytes);
+	               "malformed %" G_GUINT64_FORMAT ", refused %" G_GUINT64_FORMAT ", not mail %" G_GUINT64_FORMAT
+	               ", source files deleted %" G_GUINT64_FORMAT ", moved %" G_GUINT64_FORMAT ", warnings %"
+	               G_GUINT64_FORMAT, c.imported, c.duplicates, c.malformed, c.refused, skipped, deleted, moved,
+	               c.warnings);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "archived", (json_int_t)c.imported,
+	                 "alreadyArchived", (json_int_t)c.duplicates, "malformed", (json_int_t)c.malformed, "refused",
+	                 (json_int_t)c.refused, "skipped", (json_int_t)skipped, "bytes", (json_int_t)c.bytes, "deleted",
+	                 (json_int_t)deleted, "moved", (json_int_t)moved, "warnings", (json_int_t)c.warnings);
 }
 
 /* Runs p (saved, or temporary with id 0) once. */
@@ -586,16 +726,27 @@ static json_t *run_profile_once(mv_command_ctx *ctx, const mv_profile *p, GError
 		            p->id);
 		return NULL;
 	}
-	char *path = source_path(ctx, p, json_string_value(json_object_get(details, "path")));
+	char *path = source_path(ctx, p, detail(details, "path"));
+	char *move_to = NULL;
 	mv_file_import_options fo;
-	file_options(details, path, &fo);
+	file_options(ctx, p, details, path, &fo, &move_to);
 	mv_ingest_run run = { .user = ctx->user, .remote = ctx->remote, .source = path, .profile_id = p->id,
 	                      .profile_name = p->name };
 	mv_file_import *fi = NULL;
 	mv_ingest *ing = NULL;
 	json_t *out = NULL;
 	GError *end_err = NULL;
-	mv_command_log(ctx, "profile '%s': archiving %s into '%s'", p->name, path, fo.archive);
+	if (fo.multiple_users && !caller_is_admin(ctx)) {
+		/* checked when it was saved; the owner may have lost the right since */
+		g_set_error(error, MV_ERROR, MV_ERR_DENIED, "profile '%s': layout 'multipleUsers' archives into other users' "
+		            "archives: only administrators may run it", p->name);
+		mv_ingest_audit_refused(ctx->inst, &run, NULL, (*error)->message);
+		goto out;
+	}
+	if (fo.multiple_users)
+		mv_command_log(ctx, "profile '%s': archiving %s, each user directory into that user's archive", p->name, path);
+	else
+		mv_command_log(ctx, "profile '%s': archiving %s into '%s'", p->name, path, fo.archive);
 	if (!(fi = mv_file_import_open(path, &fo, error))) {
 		mv_ingest_audit_refused(ctx->inst, &run, fo.archive, (*error)->message);
 		goto out;
@@ -613,6 +764,8 @@ static json_t *run_profile_once(mv_command_ctx *ctx, const mv_profile *p, GError
 	int flushed = mv_ingest_flush(ing, &flush_err);
 	if (flushed < 0 && rc == 0)
 		mv_ingest_note_outcome(ing, flush_err->message);
+	/* Whatever was committed before a failure is durable: its files go too. */
+	mv_file_import_settle(fi, ing);
 	out = run_summary(ctx, ing, fi);
 	int ended = mv_ingest_end(&ing, &end_err);
 	if (rc == 0 && flushed < 0)
@@ -630,6 +783,7 @@ out:
 		g_clear_error(&end_err);
 	mv_file_import_close(&fi);
 	g_strfreev(fo.reader.extensions);
+	g_free(move_to);
 	g_free(path);
 	json_decref(details);
 	return out;

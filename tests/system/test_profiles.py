@@ -82,7 +82,8 @@ def test_profile_types_publish_every_detail(inst):
     fs = [t for t in types if t["connector"] == "FileSystem"]
     assert len(fs) == 1 and fs[0]["type"] == "I"
     details = {x["name"]: x for x in fs[0]["details"]}
-    assert set(details) == {"path", "format", "includeSubfolders", "extensions", "targetArchive", "targetFolder"}
+    assert set(details) == {"path", "format", "includeSubfolders", "extensions", "targetArchive", "targetFolder",
+                            "layout", "afterArchiving", "moveTo"}
     assert details["path"]["required"] is True and details["path"]["default"] is None
     assert details["format"]["allowed"] == ["auto", "eml", "mbox", "maildir"]
     assert details["format"]["default"] == "auto"
@@ -100,7 +101,8 @@ def test_create_get_delete(inst):
     assert got[0] == {
         "id": created["id"], "name": "files", "owner": "admin", "type": "I", "connector": "FileSystem",
         "details": {"path": src, "format": "auto", "includeSubfolders": "1", "extensions": "eml,msg",
-                    "targetArchive": "alice", "targetFolder": ""},
+                    "targetArchive": "alice", "targetFolder": "", "layout": "single",
+                    "afterArchiving": "keep", "moveTo": ""},
         "serverSideExecution": {"automatic": False, "automaticPauseBetweenExecutions": 0,
                                 "automaticMaintenanceWindows": ""},
     }
