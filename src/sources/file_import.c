@@ -12,9 +12,14 @@
  * read by a reader of its own into that user's archive, so a directory of
  * no user is passed over unread.  Each message of a file the options let go
  * of after archiving carries a token of source_files.c, which deletes or
- * moves the file once ingest says the message is durable. */
+ * moves the file once ingest says the message is durable.
+ *
+ * A third layout comes from the mbox format on a directory: a tree of mbox
+ * files, each read by a reader of its own into the folder its path names,
+ * as mail clients keep them ("Archive/2019.mbox" -> "Archive/2019"). */
 #include "sources/file_import.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -33,7 +38,11 @@ struct mv_file_import {
 	mv_user_archive_fn user_archive;
 	void *user_opaque;
 	GPtrArray *users;      /* multiple users: first-level names, sorted */
-	guint users_done;
+	GPtrArray *mboxes;     /* an mbox directory: the files' paths below it, sorted */
+	uint64_t not_mbox;     /* its files that are not mbox files */
+	guint units_done;      /* users or mbox files read */
+	char *unit_path;       /* the file or directory being read */
+	char **include_folders, **exclude_folders;
 	mv_source_files *sf;   /* NULL: files are kept */
 	uint64_t container;    /* the mbox's token, 0 for none */
 	GHashTable *skipped;   /* kind -> count */
@@ -67,6 +76,57 @@ char **mv_file_import_parse_extensions(const char *list)
 	return (char **)g_ptr_array_free(out, FALSE);
 }
 
+char **mv_file_import_parse_folders(const char *list)
+{
+	if (!list)
+		return NULL;
+	char **parts = g_strsplit(list, ",", -1);
+	GPtrArray *out = g_ptr_array_new();
+	for (char **p = parts; *p; p++) {
+		char *f = g_strstrip(*p);
+		while (*f == '/')
+			f++;
+		size_t n = strlen(f);
+		while (n && f[n - 1] == '/')
+			f[--n] = '\0';
+		if (*f)
+			g_ptr_array_add(out, g_strdup(f));
+	}
+	g_strfreev(parts);
+	if (out->len == 0) {
+		g_ptr_array_free(out, TRUE);
+		return NULL;
+	}
+	g_ptr_array_add(out, NULL);
+	return (char **)g_ptr_array_free(out, FALSE);
+}
+
+/* folder is entry or below it, letter case aside. */
+static bool folder_within(const char *folder, const char *entry)
+{
+	char *f = g_utf8_casefold(folder, -1), *e = g_utf8_casefold(entry, -1);
+	size_t n = strlen(e);
+	bool within = strncmp(f, e, n) == 0 && (f[n] == '\0' || f[n] == '/');
+	g_free(f);
+	g_free(e);
+	return within;
+}
+
+static bool folder_in_list(const char *folder, char **list)
+{
+	for (char **e = list; e && *e; e++)
+		if (folder_within(folder, *e))
+			return true;
+	return false;
+}
+
+static bool folder_passes(const mv_file_import *fi, const char *folder)
+{
+	if (fi->include_folders && !folder_in_list(folder, fi->include_folders))
+		return false;
+	return !folder_in_list(folder, fi->exclude_folders);
+}
+
 static gint cmp_names(gconstpointer a, gconstpointer b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -91,12 +151,94 @@ static GPtrArray *list_users(const char *path, GError **error)
 	return names;
 }
 
+#define MAX_MBOX_DIR_DEPTH 64
+
+/* Whether a file begins as an mbox does ("From "): a mail client's
+ * directory also holds its index files (.msf), which are not mail. */
+static bool starts_as_mbox(const char *path)
+{
+	char head[5];
+	FILE *f = fopen(path, "rbe");
+	bool yes = f && fread(head, 1, sizeof head, f) == sizeof head && memcmp(head, "From ", 5) == 0;
+	if (f)
+		fclose(f);
+	return yes;
+}
+
+/* The mbox files of a directory tree, relative, sorted, depth-bounded as
+ * every directory walk is; subfolders only when the options ask.  Files
+ * that do not begin as an mbox are counted in *others. */
+static int list_mboxes(const char *root, const char *rel, int depth, const mv_reader_options *ro, GPtrArray *out,
+                       uint64_t *others, GError **error)
+{
+	char *dir = rel ? g_build_filename(root, rel, NULL) : g_strdup(root);
+	GDir *d = g_dir_open(dir, 0, error);
+	if (!d) {
+		g_free(dir);
+		return -1;
+	}
+	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+	const char *name;
+	while ((name = g_dir_read_name(d)) != NULL)
+		if (name[0] != '.')
+			g_ptr_array_add(names, g_strdup(name));
+	g_dir_close(d);
+	g_ptr_array_sort(names, cmp_names);
+	int rc = 0;
+	for (guint i = 0; rc == 0 && i < names->len; i++) {
+		char *child = rel ? g_build_filename(rel, names->pdata[i], NULL) : g_strdup(names->pdata[i]);
+		char *full = g_build_filename(root, child, NULL);
+		struct stat st;
+		bool known = lstat(full, &st) == 0;
+		if (known && S_ISDIR(st.st_mode) && ro->recursive) {
+			if (depth + 1 > MAX_MBOX_DIR_DEPTH)
+				g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "%s: nested deeper than %d directories", full,
+				            MAX_MBOX_DIR_DEPTH);
+			rc = depth + 1 > MAX_MBOX_DIR_DEPTH ? -1 : list_mboxes(root, child, depth + 1, ro, out, others, error);
+		} else if (known && S_ISREG(st.st_mode)) {
+			if (starts_as_mbox(full))
+				g_ptr_array_add(out, g_steal_pointer(&child));
+			else
+				(*others)++;
+		}
+		g_free(child);
+		g_free(full);
+	}
+	g_ptr_array_unref(names);
+	g_free(dir);
+	return rc;
+}
+
+static bool mbox_directory(const char *path, const mv_reader_options *ro)
+{
+	return (ro->format == MV_FORMAT_MBOX || ro->format == MV_FORMAT_MBOXO) && g_file_test(path, G_FILE_TEST_IS_DIR);
+}
+
+static GPtrArray *open_mboxes(const char *path, const mv_reader_options *ro, uint64_t *others, GError **error)
+{
+	GPtrArray *files = g_ptr_array_new_with_free_func(g_free);
+	if (list_mboxes(path, NULL, 0, ro, files, others, error) == 0 && files->len)
+		return files;
+	if (files->len == 0 && !(error && *error))
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: no mbox files found in the directory", path);
+	g_ptr_array_unref(files);
+	return NULL;
+}
+
 mv_file_import *mv_file_import_open(const char *path, const mv_file_import_options *opts, GError **error)
 {
 	mv_reader *r = NULL;
-	GPtrArray *users = NULL;
-	if (opts->multiple_users ? !(users = list_users(path, error)) : !(r = mv_reader_open(path, &opts->reader, error)))
+	GPtrArray *users = NULL, *mboxes = NULL;
+	uint64_t not_mbox = 0;
+	if (opts->multiple_users) {
+		if (!(users = list_users(path, error)))
+			return NULL;
+	} else if (mbox_directory(path, &opts->reader)) {
+		if (!(mboxes = open_mboxes(path, &opts->reader, &not_mbox, error)))
+			return NULL;
+	} else if (!(r = mv_reader_open(path, &opts->reader, error))) {
 		return NULL;
+	}
 	mv_file_import *fi = g_new0(mv_file_import, 1);
 	fi->path = g_strdup(path);
 	fi->archive = g_strdup(opts->archive);
@@ -108,6 +250,11 @@ mv_file_import *mv_file_import_open(const char *path, const mv_file_import_optio
 	fi->user_archive = opts->user_archive;
 	fi->user_opaque = opts->user_opaque;
 	fi->users = users;
+	fi->mboxes = mboxes;
+	fi->not_mbox = not_mbox;
+	fi->unit_path = g_strdup(path);
+	fi->include_folders = g_strdupv(opts->include_folders);
+	fi->exclude_folders = g_strdupv(opts->exclude_folders);
 	if (opts->after != MV_AFTER_KEEP)
 		fi->sf = mv_source_files_new(opts->after, opts->move_to);
 	fi->skipped = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -125,6 +272,11 @@ void mv_file_import_close(mv_file_import **fi_r)
 	g_strfreev(fi->reader_opts.extensions);
 	if (fi->users)
 		g_ptr_array_unref(fi->users);
+	if (fi->mboxes)
+		g_ptr_array_unref(fi->mboxes);
+	g_free(fi->unit_path);
+	g_strfreev(fi->include_folders);
+	g_strfreev(fi->exclude_folders);
 	mv_source_files_free(&fi->sf);
 	g_hash_table_unref(fi->skipped);
 	g_ptr_array_unref(fi->damaged);
@@ -154,19 +306,33 @@ uint64_t mv_file_import_damaged_items(mv_file_import *fi)
 	return fi->damaged_items;
 }
 
+/* An mbox file's folder: its name without the extension, or in an mbox
+ * directory its whole relative path so ("Archive/2019.mbox" ->
+ * "Archive/2019"). */
+static char *mbox_folder(const char *path, bool relative)
+{
+	char *name = relative ? g_strdup(path) : g_path_get_basename(path);
+	char *slash = strrchr(name, '/');
+	char *dot = strrchr(slash ? slash + 1 : name, '.');
+	if (dot && dot != (slash ? slash + 1 : name))
+		*dot = '\0';
+	return name;
+}
+
 static char *default_root(const mv_file_import *fi, mv_format fmt)
 {
+	if (fi->folder && fi->mboxes) {
+		char *sub = mbox_folder(fi->mboxes->pdata[fi->units_done], true);
+		char *joined = g_strconcat(fi->folder, *fi->folder ? "/" : "", sub, NULL);
+		g_free(sub);
+		return joined;
+	}
 	if (fi->folder)
 		return g_strdup(fi->folder);
 	if (fmt == MV_FORMAT_MAILDIR)
 		return g_strdup("Inbox");
-	if (fmt == MV_FORMAT_MBOX || fmt == MV_FORMAT_MBOXO) {
-		char *base = g_path_get_basename(fi->path);
-		char *dot = strrchr(base, '.');
-		if (dot && dot != base)
-			*dot = '\0';
-		return base;
-	}
+	if (fmt == MV_FORMAT_MBOX || fmt == MV_FORMAT_MBOXO)
+		return mbox_folder(fi->mboxes ? fi->mboxes->pdata[fi->units_done] : fi->unit_path, fi->mboxes != NULL);
 	return g_strdup("");
 }
 
@@ -216,9 +382,10 @@ static void report_progress(mv_file_import *fi, mv_ingest *ing, const mv_task *t
 	mv_ingest_counts c;
 	mv_ingest_get_counts(ing, &c);
 	int percent = reader_percent(fi->reader);
-	/* Multiple users: each user directory an equal share. */
-	if (fi->users && fi->users->len)
-		percent = (int)((fi->users_done * 100 + (guint)MAX(percent, 0)) / fi->users->len);
+	/* Multiple users, an mbox directory: each user or file an equal share. */
+	GPtrArray *units = fi->users ? fi->users : fi->mboxes;
+	if (units && units->len)
+		percent = (int)((fi->units_done * 100 + (guint)MAX(percent, 0)) / units->len);
 	char *text = g_strdup_printf("%" G_GUINT64_FORMAT " archived, %" G_GUINT64_FORMAT " already archived, %"
 	                             G_GUINT64_FORMAT " refused", c.imported, c.duplicates, c.refused);
 	task->progress(task->opaque, percent > 100 ? 100 : percent, text);
@@ -266,15 +433,23 @@ static int take_message(mv_file_import *fi, mv_ingest *ing, const char *root, co
 	mv_format fmt = mv_reader_format(fi->reader);
 	if (msg->damage)
 		note_damaged(fi, msg->origin, msg->damage);
+	char *folder = msg->mailstore ? g_strdup(msg->folder) : message_folder(root, msg->folder, fmt, fi->folder != NULL);
+	if (!folder_passes(fi, folder)) {
+		note_ignored(fi, ing, "excluded folder");
+		if (fi->container)
+			mv_source_files_keep(fi->sf, fi->container, "some of its messages are in a folder the filters leave out");
+		g_free(folder);
+		return 0;
+	}
 	uint64_t token = source_token(fi, ing, fmt, msg);
 	/* MailStore headers name the folder itself, and the archive unless
 	 * they come from MailStore (then the given one). */
 	const char *archive = msg->archive ? msg->archive : archive_given;
 	if (!archive) {
 		mv_ingest_refuse(ing, msg->origin, "no MailStore headers name its archive, and no --archive was given");
+		g_free(folder);
 		return 0;
 	}
-	char *folder = msg->mailstore ? g_strdup(msg->folder) : message_folder(root, msg->folder, fmt, fi->folder != NULL);
 	mv_ingest_message m = {
 		.archive = archive, .folder = folder, .data = msg->data->data, .len = msg->data->len,
 		.source = mv_format_name(fmt), .origin = msg->origin, .mail_flags = msg->mail_flags,
@@ -339,8 +514,8 @@ static void prepare_single(mv_file_import *fi, mv_ingest *ing)
 	if (!fi->sf || file_per_message(fmt))
 		return;
 	if (fmt == MV_FORMAT_MBOX || fmt == MV_FORMAT_MBOXO) {
-		char *relative = g_path_get_basename(fi->path);
-		fi->container = mv_source_files_track_container(fi->sf, fi->path, relative);
+		char *relative = fi->mboxes ? g_strdup(fi->mboxes->pdata[fi->units_done]) : g_path_get_basename(fi->path);
+		fi->container = mv_source_files_track_container(fi->sf, fi->unit_path, relative);
 		g_free(relative);
 		return;
 	}
@@ -382,18 +557,43 @@ out:
 	return rc;
 }
 
+/* The next file of an mbox directory, read whole into its folder. */
+static int read_mbox_file(mv_file_import *fi, mv_ingest *ing, const mv_task *task, double *last, GError **error)
+{
+	g_free(fi->unit_path);
+	fi->unit_path = g_build_filename(fi->path, fi->mboxes->pdata[fi->units_done], NULL);
+	fi->container = 0;
+	mv_reader_close(&fi->reader);
+	GError *err = NULL;
+	if (!(fi->reader = mv_reader_open(fi->unit_path, &fi->reader_opts, &err))) {
+		mv_ingest_refuse(ing, fi->unit_path, err->message);
+		g_error_free(err);
+		return 0;
+	}
+	prepare_single(fi, ing);
+	return read_source(fi, ing, task, fi->archive, last, error);
+}
+
 int mv_file_import_run(mv_file_import *fi, mv_ingest *ing, const mv_task *task, GError **error)
 {
 	double last = 0;
 	if (fi->sf)
 		mv_source_files_attach(fi->sf, ing);
+	if (fi->mboxes) {
+		int rc = 0;
+		for (uint64_t i = 0; i < fi->not_mbox; i++)
+			note_ignored(fi, ing, "not an mbox file");
+		for (; rc == 0 && fi->units_done < fi->mboxes->len; fi->units_done++)
+			rc = read_mbox_file(fi, ing, task, &last, error);
+		return rc;
+	}
 	if (!fi->multiple_users) {
 		prepare_single(fi, ing);
 		return read_source(fi, ing, task, fi->archive, &last, error);
 	}
 	int rc = 0;
-	for (; rc == 0 && fi->users_done < fi->users->len; fi->users_done++)
-		rc = read_user(fi, ing, task, fi->users->pdata[fi->users_done], &last, error);
+	for (; rc == 0 && fi->units_done < fi->users->len; fi->units_done++)
+		rc = read_user(fi, ing, task, fi->users->pdata[fi->units_done], &last, error);
 	return rc;
 }
 

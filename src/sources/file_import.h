@@ -36,11 +36,21 @@ typedef struct mv_file_import_options {
 	bool multiple_users;
 	mv_user_archive_fn user_archive;
 	void *user_opaque;
+	/* Folder filters, on the folder a message is archived in (the target
+	 * folder included), case-insensitive, each entry with its subfolders:
+	 * with include_folders only messages in one of them are archived, and
+	 * none in one of exclude_folders.  NULL: no filter.  A message passed
+	 * over is counted as skipped ("excluded folder") and its file kept. */
+	char **include_folders;
+	char **exclude_folders;
 } mv_file_import_options;
 
 typedef struct mv_file_import mv_file_import;
 
-/* Opens a reader on path; fails naming the path and why. */
+/* Opens a reader on path; fails naming the path and why.  A directory
+ * read as format mbox is a tree of mbox files (hidden ones and those of a
+ * kind the extensions leave out passed over), each read in turn into the
+ * folder of its path below the directory, without its extension. */
 mv_file_import *mv_file_import_open(const char *path, const mv_file_import_options *opts, GError **error);
 /* Feeds every message to ing.  task->progress (rate-limited to four calls a
  * second) gets the reader's percent and a line of counts; task->cancel stops
@@ -64,6 +74,11 @@ mv_reader *mv_file_import_reader(mv_file_import *fi);
 GHashTable *mv_file_import_skipped(mv_file_import *fi);      /* kind -> count (GUINT_TO_POINTER) */
 const GPtrArray *mv_file_import_damaged(mv_file_import *fi); /* mv_refusal *, the first 1000 */
 uint64_t mv_file_import_damaged_items(mv_file_import *fi);   /* all of them */
+
+/* "Sent, Archive/2019" -> {"Sent","Archive/2019",NULL}: trimmed, without
+ * leading or trailing '/', empty entries dropped; NULL for NULL or
+ * nothing.  g_strfreev() it. */
+char **mv_file_import_parse_folders(const char *list);
 
 /* "eml, .TXT" -> {"eml","txt",NULL}: trimmed, lower-case, without dots;
  * NULL for NULL.  g_strfreev() it. */

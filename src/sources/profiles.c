@@ -49,8 +49,8 @@ static const char *const layouts[] = { "single", "multipleUsers", NULL };
 static const char *const after_archiving[] = { "keep", "delete", "move", NULL };
 
 static const detail_spec filesystem_details[] = {
-	{ "path", true, NULL, "", "what to archive: an EML or .msg file or a directory of them, an mbox file or a "
-	  "Maildir; administrators give an absolute path, other users a relative path below <data>/imports/<user>/" },
+	{ "path", true, NULL, "", "what to archive: an EML or .msg file or a directory of them, an mbox file, a "
+	  "directory of mbox files (format mbox: each file into the folder of its path), or a Maildir; administrators give an absolute path, other users a relative path below <data>/imports/<user>/" },
 	{ "format", false, file_formats, "auto", "how to read path: eml (a file or a directory tree of EML/.msg files), "
 	  "mbox, maildir, or auto (detected from what path is)" },
 	{ "includeSubfolders", false, flags, "1", "EML directories: \"1\" reads subdirectories too (each one a folder), "
@@ -71,6 +71,10 @@ static const detail_spec filesystem_details[] = {
 	  "that cannot be deleted or moved is a warning" },
 	{ "moveTo", false, NULL, "", "afterArchiving \"move\": the directory files are moved to, keeping their path "
 	  "below path and never overwriting (a numbered name instead); given like path, and not inside it" },
+	{ "includeFolders", false, NULL, "", "comma-separated folders, as archived (targetFolder included), each with its "
+	  "subfolders, letter case aside: only messages in one of them are archived; empty: every folder" },
+	{ "excludeFolders", false, NULL, "", "comma-separated folders, as archived, each with its subfolders, letter "
+	  "case aside: messages in them are not archived (counted as skipped, their files kept)" },
 	{ .name = NULL },
 };
 
@@ -675,6 +679,8 @@ static void file_options(mv_command_ctx *ctx, const mv_profile *p, json_t *detai
 		.multiple_users = strcmp(detail(details, "layout"), "multipleUsers") == 0,
 		.user_archive = user_archive,
 		.user_opaque = ctx->inst,
+		.include_folders = mv_file_import_parse_folders(detail(details, "includeFolders")),
+		.exclude_folders = mv_file_import_parse_folders(detail(details, "excludeFolders")),
 	};
 }
 
@@ -783,6 +789,8 @@ out:
 		g_clear_error(&end_err);
 	mv_file_import_close(&fi);
 	g_strfreev(fo.reader.extensions);
+	g_strfreev(fo.include_folders);
+	g_strfreev(fo.exclude_folders);
 	g_free(move_to);
 	g_free(path);
 	json_decref(details);

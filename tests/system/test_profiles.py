@@ -83,7 +83,7 @@ def test_profile_types_publish_every_detail(inst):
     assert len(fs) == 1 and fs[0]["type"] == "I"
     details = {x["name"]: x for x in fs[0]["details"]}
     assert set(details) == {"path", "format", "includeSubfolders", "extensions", "targetArchive", "targetFolder",
-                            "layout", "afterArchiving", "moveTo"}
+                            "layout", "afterArchiving", "moveTo", "includeFolders", "excludeFolders"}
     assert details["path"]["required"] is True and details["path"]["default"] is None
     assert details["format"]["allowed"] == ["auto", "eml", "mbox", "maildir"]
     assert details["format"]["default"] == "auto"
@@ -102,7 +102,7 @@ def test_create_get_delete(inst):
         "id": created["id"], "name": "files", "owner": "admin", "type": "I", "connector": "FileSystem",
         "details": {"path": src, "format": "auto", "includeSubfolders": "1", "extensions": "eml,msg",
                     "targetArchive": "alice", "targetFolder": "", "layout": "single",
-                    "afterArchiving": "keep", "moveTo": ""},
+                    "afterArchiving": "keep", "moveTo": "", "includeFolders": "", "excludeFolders": ""},
         "serverSideExecution": {"automatic": False, "automaticPauseBetweenExecutions": 0,
                                 "automaticMaintenanceWindows": ""},
     }
@@ -318,3 +318,71 @@ def test_cancel_a_run_then_finish_it(tmp_path):
         rest = s.ok("RunProfile", id=pid)
         assert rest["alreadyArchived"] == cut and rest["archived"] == total - cut, (cut, rest)
         assert len(s.ok("SearchMessages", query="manyword", archive="dora", limit=5000)) == total
+
+
+def folder_counts(d, archive):
+    """folder -> message count in archive, from GetFolderStatistics."""
+    out = {}
+    for f in ok(d, "GetFolderStatistics"):
+        name = f["folder"]
+        if f["count"] and (name == archive or name.startswith(archive + "/")):
+            out[name[len(archive) + 1:]] = f["count"]
+    return out
+
+
+def test_folder_filters(tmp_path):
+    """includeFolders/excludeFolders match the folder as archived, with its
+    subfolders, letter case aside; what they leave out is skipped and counted."""
+    d = str(tmp_path / "data")
+    init_data_dir(d)
+    src = tmp_path / "tree"
+    layout = {"": 2, "Inbox": 3, "Inbox/Work": 2, "Sent": 4, "Junk": 5, "Junk/Old": 1, "Sentinel": 2}
+    for folder, n in layout.items():
+        write_emls(str(src / folder) if folder else str(src), n, "filt" + folder.replace("/", "").lower())
+    # Exclude: Junk and below, "sent" in any case, but not Sentinel (a name that only begins the same).
+    r = ok(d, "RunTemporaryProfile", properties=props(src, targetArchive="ex", excludeFolders="junk, SENT/"),
+           raw=True)
+    assert (r["archived"], r["skipped"]) == (2 + 3 + 2 + 2, 4 + 5 + 1), r
+    assert folder_counts(d, "ex") == {"": 2, "Inbox": 3, "Inbox/Work": 2, "Sentinel": 2}
+    # Include: Inbox with Inbox/Work, and Sent; the target folder is part of what they match.
+    r = ok(d, "RunTemporaryProfile", properties=props(src, targetArchive="in", targetFolder="Imported",
+                                                      includeFolders="Imported/Inbox,imported/sent"), raw=True)
+    assert (r["archived"], r["skipped"]) == (3 + 2 + 4, 2 + 5 + 1 + 2), r
+    assert folder_counts(d, "in") == {"Imported/Inbox": 3, "Imported/Inbox/Work": 2, "Imported/Sent": 4}
+
+
+def mbox_text(word, n):
+    return "".join("From a@example.org Mon Jan  1 00:00:00 2024\nFrom: a%d@example.org\nSubject: %s %d\n"
+                   "Message-ID: <%s.%d@example.org>\n\nbody %s\n\n" % (i, word, i, word, i, word)
+                   for i in range(n))
+
+
+def test_a_directory_of_mbox_files(tmp_path):
+    """format mbox on a directory: each mbox file, at any depth, into the
+    folder its path names without the extension; a mail client's index files
+    (not beginning as an mbox) are skipped, not refused."""
+    d = str(tmp_path / "data")
+    init_data_dir(d)
+    src = tmp_path / "mail"
+    (src / "Archive").mkdir(parents=True)
+    (src / "Inbox").write_text(mbox_text("mbinbox", 3))
+    (src / "Inbox.msf").write_text("// <!-- <mdb:mork:z v=\"1.4\"/> -->\n")
+    (src / "Archive" / "2019.mbox").write_text(mbox_text("mbold", 2))
+    (src / "Archive" / ".hidden").write_text(mbox_text("mbhidden", 1))
+    r = ok(d, "RunTemporaryProfile", properties=props(src, format="mbox", targetArchive="mb"), raw=True)
+    assert (r["archived"], r["skipped"], r["refused"]) == (5, 1, 0), r
+    assert folder_counts(d, "mb") == {"Inbox": 3, "Archive/2019": 2}
+    r = ok(d, "RunTemporaryProfile", properties=props(src, format="mbox", targetArchive="mb2",
+                                                      targetFolder="Old mail", includeSubfolders="0"), raw=True)
+    assert (r["archived"], r["refused"]) == (3, 0), r
+    assert folder_counts(d, "mb2") == {"Old mail/Inbox": 3}
+    # Deleting after archiving takes each mbox file once it is wholly archived.
+    r = ok(d, "RunTemporaryProfile", properties=props(src, format="mbox", targetArchive="mb3",
+                                                      afterArchiving="delete"), raw=True)
+    assert (r["archived"], r["deleted"]) == (5, 2), r
+    assert sorted(p.name for p in src.rglob("*")) == [".hidden", "Archive", "Inbox.msf"]
+    env = call(d, "RunTemporaryProfile", properties=props(tmp_path / "empty", format="mbox"), raw=True)
+    assert env["statusCode"] == "failed", env
+    (tmp_path / "empty").mkdir()
+    env = call(d, "RunTemporaryProfile", properties=props(tmp_path / "empty", format="mbox"), raw=True)
+    assert env["statusCode"] == "failed" and "no mbox files" in env["error"]["message"], env
