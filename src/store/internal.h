@@ -55,6 +55,7 @@ struct mv_store {
 	bool encrypted;       /* db encrypted (format 3); plain before */
 	bool index_encrypted; /* the index file, encrypted (always for format 3) */
 	sqlite3 *db;          /* metadata; index attached as "ix" for reads */
+	bool read_held;       /* mv_store_read_hold's transaction is open on db */
 	sqlite3 *index_db;    /* separate connection for index writes (own commit) */
 	sqlite3_stmt *index_insert;
 	GHashTable *segment_fds; /* segment id -> fd (GINT_TO_POINTER(fd + 1)) */

@@ -211,6 +211,32 @@ int mv_store_each_folder(mv_store *s, mv_store_folder_fn fn, void *opaque, GErro
 }
 
 /* Through the store's cached statement: ingest asks once per message. */
+int mv_store_read_hold(mv_store *s)
+{
+	if (s->read_held)
+		return 0;
+	GError *err = NULL;
+	if (mv_sql_exec(s->db, "BEGIN", &err) < 0) {
+		mv_log_debug("store %d: %s", s->id, err->message);
+		g_error_free(err);
+		return -1;
+	}
+	s->read_held = true;
+	return 0;
+}
+
+void mv_store_read_release(mv_store *s)
+{
+	if (!s || !s->read_held)
+		return;
+	s->read_held = false;
+	GError *err = NULL;
+	if (mv_sql_exec(s->db, "COMMIT", &err) < 0) {
+		mv_log_debug("store %d: %s", s->id, err->message);
+		g_error_free(err);
+	}
+}
+
 int mv_store_folder_has_content(mv_store *s, const char *archive, const char *path,
                                 const uint8_t hash[MV_HASH_BYTES], bool *has_r, GError **error)
 {

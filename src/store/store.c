@@ -316,6 +316,8 @@ void mv_store_close(mv_store **sp)
 	if (!s)
 		return;
 	*sp = NULL;
+	/* A handle kept for reuse must not keep an old snapshot. */
+	mv_store_read_release(s);
 	if (handed_to_keeper(s))
 		return;
 	GError *err = NULL;

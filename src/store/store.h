@@ -231,6 +231,13 @@ typedef int (*mv_store_message_fn)(const mv_store_message *m, void *opaque);
  * may read the store.  0 when all were handed on, 1 when fn stopped the
  * walk, -1 with *error when the store could not be read. */
 int mv_store_each_message(mv_store *s, int64_t from, mv_store_message_fn fn, void *opaque, GError **error);
+/* Reads in a row inside one read transaction (one snapshot, one lock of
+ * the WAL index instead of one per statement), for a burst of lookups:
+ * hold, read, release soon — a held snapshot keeps the WAL from being
+ * checkpointed past it.  A hold that cannot begin returns -1 and the reads
+ * go on, each in its own transaction.  mv_store_close releases too. */
+int mv_store_read_hold(mv_store *s);
+void mv_store_read_release(mv_store *s);
 /* Whether the folder archive/path holds (or held: deleted ones count, as
  * for the store's own duplicate check) a message with this content hash —
  * what the store would call a duplicate (query.c). */
