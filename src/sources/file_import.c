@@ -18,6 +18,7 @@
  * files, each read by a reader of its own into the folder its path names,
  * as mail clients keep them ("Archive/2019.mbox" -> "Archive/2019"). */
 #include "sources/file_import.h"
+#include "sources/prefetch.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -377,11 +378,10 @@ static int reader_percent(mv_reader *r)
 	return total ? (int)(done * 100 / total) : -1;
 }
 
-static void report_progress(mv_file_import *fi, mv_ingest *ing, const mv_task *task)
+static void report_progress(mv_file_import *fi, mv_ingest *ing, const mv_task *task, int percent)
 {
 	mv_ingest_counts c;
 	mv_ingest_get_counts(ing, &c);
-	int percent = reader_percent(fi->reader);
 	/* Multiple users, an mbox directory: each user or file an equal share. */
 	GPtrArray *units = fi->users ? fi->users : fi->mboxes;
 	if (units && units->len)
@@ -464,6 +464,9 @@ static int take_message(mv_file_import *fi, mv_ingest *ing, const char *root, co
 static int read_source(mv_file_import *fi, mv_ingest *ing, const mv_task *task, const char *archive,
                        double *last, GError **error)
 {
+	mv_prefetch *ahead = mv_prefetch_start(fi->reader, reader_percent, error);
+	if (!ahead)
+		return -1;
 	char *root = default_root(fi, mv_reader_format(fi->reader));
 	int rc = 0;
 	while (rc == 0) {
@@ -474,7 +477,8 @@ static int read_source(mv_file_import *fi, mv_ingest *ing, const mv_task *task, 
 		}
 		mv_source_message msg = { 0 };
 		GError *item_err = NULL;
-		mv_read_result res = mv_reader_next(fi->reader, &msg, &item_err);
+		int percent = -1;
+		mv_read_result res = mv_prefetch_next(ahead, &msg, &percent, &item_err);
 		if (res == MV_READ_END) {
 			if (fi->container)
 				mv_source_files_read_whole(fi->sf, fi->container);
@@ -500,9 +504,10 @@ static int read_source(mv_file_import *fi, mv_ingest *ing, const mv_task *task, 
 			mv_source_files_settle(fi->sf, ing, false);
 		if (task && task->progress && mv_monotonic() - *last > PROGRESS_INTERVAL) {
 			*last = mv_monotonic();
-			report_progress(fi, ing, task);
+			report_progress(fi, ing, task, percent);
 		}
 	}
+	mv_prefetch_stop(&ahead);
 	g_free(root);
 	return rc;
 }
