@@ -385,11 +385,32 @@ static void append_run_entry(mv_instance *inst, const char *user, const char *re
 	free(text);
 }
 
+/* A run that never started is still a run the admin reads about in the
+ * morning: a failed worker result, beside its audit entry. */
+static void record_refused_run(mv_instance *inst, const mv_ingest_run *run, const char *archive, const char *reason)
+{
+	int64_t now_ms = g_get_real_time() / 1000;
+	json_t *report = json_pack("{s:o, s:o, s:o, s:[]}", "source", utf8_value(or_unknown(run->source)), "archives",
+	                           archive ? json_pack("[o]", utf8_value(archive)) : json_array(), "error",
+	                           utf8_value(or_unknown(reason)), "failures");
+	mv_worker_result r = { .profile_id = run->profile_id,
+		               .profile_name = run->profile_name ? run->profile_name : or_unknown(run->source),
+		               .user = run->user, .start_ms = now_ms, .complete_ms = now_ms, .result = "failed",
+		               .report = report };
+	GError *err = NULL;
+	if (mv_worker_result_add(inst, &r, NULL, &err) < 0) {
+		mv_log_warn("the refused run's worker result was not recorded: %s", err->message);
+		g_error_free(err);
+	}
+	json_decref(report);
+}
+
 void mv_ingest_audit_refused(mv_instance *inst, const mv_ingest_run *run, const char *archive, const char *reason)
 {
 	json_t *d = json_pack("{s:o, s:o, s:o}", "source", utf8_value(or_unknown(run->source)), "archive",
 	                      archive ? utf8_value(archive) : json_null(), "error", utf8_value(or_unknown(reason)));
 	append_run_entry(inst, run->user, run->remote, false, d);
+	record_refused_run(inst, run, archive, reason);
 }
 
 static json_t *archives_seen(mv_ingest *ing)

@@ -57,7 +57,8 @@ typedef struct mv_ingest_run {
 } mv_ingest_run;
 
 /* A run refused before any message was handed in (the source cannot be
- * opened, ...): audited as a failed ArchiveRun naming the reason. */
+ * opened, ...): audited as a failed ArchiveRun naming the reason, and
+ * recorded as a failed worker result with the reason in its report. */
 void mv_ingest_audit_refused(mv_instance *inst, const mv_ingest_run *run, const char *archive, const char *reason);
 
 /* Into the current store; when it reaches the auto-create threshold (or

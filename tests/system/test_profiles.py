@@ -201,6 +201,11 @@ def test_run_of_a_missing_path_fails_naming_it(inst, tmp_path):
     gone = str(tmp_path / "gone")
     pid = ok(d, "CreateProfile", properties=props(gone), raw=True)["id"]
     assert gone in refused(d, "RunProfile", id=pid)
+    # A run that never started still leaves its worker result, failed, saying why.
+    (run,) = [r for r in ok(d, "GetWorkerResults", **RANGE) if r["profileID"] == pid]
+    assert run["result"] == "failed" and run["profileName"] == "files", run
+    report = ok(d, "GetWorkerResultReport", id=run["id"])["report"]
+    assert gone in report["error"], report
 
 
 def test_run_temporary_profile_saves_nothing(inst):
