@@ -82,6 +82,15 @@ static int expire_old(mv_instance *inst, int64_t now_ms, GError **error)
 	return mv_sql_step_done(mv_archive_db(inst), st, "expire worker results", error);
 }
 
+/* Columns 1-4 of both tables: profile_id, profile_name, user_name, start_ms. */
+static void bind_who_and_when(sqlite3_stmt *st, const mv_worker_result *r)
+{
+	sqlite3_bind_int64(st, 1, r->profile_id);
+	sqlite3_bind_text(st, 2, r->profile_name ? r->profile_name : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, r->user ? r->user : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, r->start_ms);
+}
+
 static int insert_result(mv_instance *inst, const mv_worker_result *r, int64_t *id_r, GError **error)
 {
 	g_assert(g_strv_contains(results, r->result));
@@ -92,10 +101,7 @@ static int insert_result(mv_instance *inst, const mv_worker_result *r, int64_t *
 	                   " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st, error) < 0)
 		return -1;
 	char *report = json_dumps(r->report ? r->report : json_object(), JSON_COMPACT);
-	sqlite3_bind_int64(st, 1, r->profile_id);
-	sqlite3_bind_text(st, 2, r->profile_name ? r->profile_name : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, r->user ? r->user : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, r->start_ms);
+	bind_who_and_when(st, r);
 	sqlite3_bind_int64(st, 5, r->complete_ms);
 	sqlite3_bind_text(st, 6, r->result, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)r->archived);
@@ -153,10 +159,7 @@ int mv_worker_run_begin(mv_instance *inst, const mv_worker_result *r, int64_t *m
 	                   " VALUES(?, ?, ?, ?, ?)", &st, error) < 0)
 		return -1;
 	char *report = json_dumps(r->report ? r->report : json_object(), JSON_COMPACT);
-	sqlite3_bind_int64(st, 1, r->profile_id);
-	sqlite3_bind_text(st, 2, r->profile_name ? r->profile_name : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, r->user ? r->user : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, r->start_ms);
+	bind_who_and_when(st, r);
 	sqlite3_bind_text(st, 5, report ? report : "{}", -1, SQLITE_TRANSIENT);
 	free(report);
 	if (mv_sql_step_done(db, st, "record the run in progress", error) < 0)

@@ -59,47 +59,53 @@ static void refusal_free(gpointer p)
 	g_free(r);
 }
 
-char **mv_file_import_parse_extensions(const char *list)
+/* A comma-separated list, each item trimmed and handed to make, which
+ * returns the entry (new) or NULL to drop it; NULL-terminated, NULL for
+ * NULL. */
+static char **comma_list(const char *list, char *(*make)(char *item))
 {
 	if (!list)
 		return NULL;
 	char **parts = g_strsplit(list, ",", -1);
 	GPtrArray *out = g_ptr_array_new();
 	for (char **p = parts; *p; p++) {
-		char *e = g_strstrip(*p);
-		while (*e == '.')
-			e++;
-		if (*e)
-			g_ptr_array_add(out, g_ascii_strdown(e, -1));
+		char *entry = make(g_strstrip(*p));
+		if (entry)
+			g_ptr_array_add(out, entry);
 	}
 	g_strfreev(parts);
 	g_ptr_array_add(out, NULL);
 	return (char **)g_ptr_array_free(out, FALSE);
 }
 
+static char *extension_entry(char *item)
+{
+	while (*item == '.')
+		item++;
+	return *item ? g_ascii_strdown(item, -1) : NULL;
+}
+
+static char *folder_entry(char *item)
+{
+	while (*item == '/')
+		item++;
+	size_t n = strlen(item);
+	while (n && item[n - 1] == '/')
+		item[--n] = '\0';
+	return *item ? g_strdup(item) : NULL;
+}
+
+char **mv_file_import_parse_extensions(const char *list)
+{
+	return comma_list(list, extension_entry);
+}
+
 char **mv_file_import_parse_folders(const char *list)
 {
-	if (!list)
-		return NULL;
-	char **parts = g_strsplit(list, ",", -1);
-	GPtrArray *out = g_ptr_array_new();
-	for (char **p = parts; *p; p++) {
-		char *f = g_strstrip(*p);
-		while (*f == '/')
-			f++;
-		size_t n = strlen(f);
-		while (n && f[n - 1] == '/')
-			f[--n] = '\0';
-		if (*f)
-			g_ptr_array_add(out, g_strdup(f));
-	}
-	g_strfreev(parts);
-	if (out->len == 0) {
-		g_ptr_array_free(out, TRUE);
-		return NULL;
-	}
-	g_ptr_array_add(out, NULL);
-	return (char **)g_ptr_array_free(out, FALSE);
+	char **folders = comma_list(list, folder_entry);
+	if (folders && !folders[0])
+		g_clear_pointer(&folders, g_strfreev);
+	return folders;
 }
 
 /* folder is entry or below it, letter case aside. */
@@ -133,15 +139,13 @@ static gint cmp_names(gconstpointer a, gconstpointer b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The first-level entries of a multiple-users directory, hidden ones left
- * out as every directory reader does, sorted. */
-static GPtrArray *list_users(const char *path, GError **error)
+/* A directory's entries, hidden ones left out as every directory reader
+ * does, sorted. */
+static GPtrArray *visible_names(const char *dir, GError **error)
 {
-	GDir *d = g_dir_open(path, 0, error);
-	if (!d) {
-		g_prefix_error(error, "multiple users: ");
+	GDir *d = g_dir_open(dir, 0, error);
+	if (!d)
 		return NULL;
-	}
 	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
 	const char *name;
 	while ((name = g_dir_read_name(d)) != NULL)
@@ -149,6 +153,15 @@ static GPtrArray *list_users(const char *path, GError **error)
 			g_ptr_array_add(names, g_strdup(name));
 	g_dir_close(d);
 	g_ptr_array_sort(names, cmp_names);
+	return names;
+}
+
+/* The first-level entries of a multiple-users directory. */
+static GPtrArray *list_users(const char *path, GError **error)
+{
+	GPtrArray *names = visible_names(path, error);
+	if (!names)
+		g_prefix_error(error, "multiple users: ");
 	return names;
 }
 
@@ -173,18 +186,10 @@ static int list_mboxes(const char *root, const char *rel, int depth, const mv_re
                        uint64_t *others, GError **error)
 {
 	char *dir = rel ? g_build_filename(root, rel, NULL) : g_strdup(root);
-	GDir *d = g_dir_open(dir, 0, error);
-	if (!d) {
-		g_free(dir);
+	GPtrArray *names = visible_names(dir, error);
+	g_free(dir);
+	if (!names)
 		return -1;
-	}
-	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
-	const char *name;
-	while ((name = g_dir_read_name(d)) != NULL)
-		if (name[0] != '.')
-			g_ptr_array_add(names, g_strdup(name));
-	g_dir_close(d);
-	g_ptr_array_sort(names, cmp_names);
 	int rc = 0;
 	for (guint i = 0; rc == 0 && i < names->len; i++) {
 		char *child = rel ? g_build_filename(rel, names->pdata[i], NULL) : g_strdup(names->pdata[i]);
@@ -206,7 +211,6 @@ static int list_mboxes(const char *root, const char *rel, int depth, const mv_re
 		g_free(full);
 	}
 	g_ptr_array_unref(names);
-	g_free(dir);
 	return rc;
 }
 
