@@ -219,10 +219,16 @@ static gpointer run_thread(gpointer p)
 static bool launch_locked(mv_scheduler *s, run *r)
 {
 	char *key = run_key(r->kind, r->id);
-	if (s->stopping || g_hash_table_contains(s->runs, key)) {
+	run *before = g_hash_table_lookup(s->runs, key);
+	if (s->stopping || (before && !before->done)) {
 		g_free(key);
 		run_free(r);
 		return false;
+	}
+	if (before) {   /* ended, not reaped yet: its thread has left its last locked section */
+		g_thread_join(before->thread);
+		g_hash_table_remove(s->runs, key);
+		run_free(before);
 	}
 	GError *err = NULL;
 	r->owner_scheduler = s;
@@ -279,12 +285,13 @@ static bool job_due(const mv_job *j, int64_t now)
 	return due;
 }
 
+/* A run that has ended but is not reaped yet does not count. */
 static bool running_locked(mv_scheduler *s, run_kind kind, int64_t id)
 {
 	char *key = run_key(kind, id);
-	bool running = g_hash_table_contains(s->runs, key);
+	const run *r = g_hash_table_lookup(s->runs, key);
 	g_free(key);
-	return running;
+	return r && !r->done;
 }
 
 /* A due job's last_run is written before it starts: a slot is taken once,

@@ -82,6 +82,15 @@ def wait_for(what, check, timeout=30, every=0.2):
         time.sleep(every)
 
 
+def running(s, job_id):
+    return [j for j in s.ok("GetJobs") if j["id"] == job_id][0]["running"]
+
+
+def wait_idle(s, job_id):
+    """A run's result is written just before it ends: wait for the end too."""
+    wait_for("job %d to end" % job_id, lambda: not running(s, job_id))
+
+
 def wait_results(s, job_id, n, timeout=30):
     return wait_for("%d result(s) of job %d" % (n, job_id),
                     lambda: (lambda r: r if len(r) >= n else None)(results(s, job_id)), timeout)
@@ -225,7 +234,7 @@ def test_run_now_never_twice_at_once_and_cancel(world):
     job = s.ok("CreateJob", name="bulk run", action="RunProfile --id=%d" % profile["id"], timeZoneId="UTC",
                date="2099-01-01T00:00:00")
     s.ok("RunJobAsync", id=job["id"])
-    wait_for("the job to run", lambda: [j for j in s.ok("GetJobs") if j["id"] == job["id"]][0]["running"])
+    wait_for("the job to run", lambda: running(s, job["id"]))
     env = s.call("RunJobAsync", id=job["id"])
     assert env["statusCode"] == "failed" and "is running" in env["error"]["message"]
     env = s.call("DeleteJob", id=str(job["id"]))
@@ -233,6 +242,7 @@ def test_run_now_never_twice_at_once_and_cancel(world):
     s.ok("CancelJobAsync", id=job["id"])
     r = wait_results(s, job["id"], 1, timeout=60)[0]
     assert r["result"] == "cancelled", r
+    wait_idle(s, job["id"])
     env = s.call("CancelJobAsync", id=job["id"])
     assert env["statusCode"] == "failed" and "not running" in env["error"]["message"]
     # Run again to the end: the profile archives what the cancelled run did not.
@@ -252,6 +262,7 @@ def test_a_job_runs_with_its_owners_privileges_as_they_are(world):
                date="2099-01-01T00:00:00")
     s.ok("RunJobAsync", id=job["id"])
     assert wait_results(s, job["id"], 1)[0]["userName"] == "carol"
+    wait_idle(s, job["id"])
     s.ok("SetUserPrivileges", userName="carol", privileges="login")
     s.ok("RunJobAsync", id=job["id"])
     r = wait_results(s, job["id"], 2)[1]
@@ -324,7 +335,7 @@ def test_stopping_the_server_cancels_a_running_job(tmp_path):
         job = s.ok("CreateJob", name="long", action="RunProfile --id=%d" % profile["id"], timeZoneId="UTC",
                    date="2099-01-01T00:00:00")
         s.ok("RunJobAsync", id=job["id"])
-        wait_for("the job to run", lambda: [j for j in s.ok("GetJobs") if j["id"] == job["id"]][0]["running"])
+        wait_for("the job to run", lambda: running(s, job["id"]))
     finally:
         s.stop(timeout=60)
     s = MvServer(d, password=pw).start()
