@@ -5,6 +5,8 @@
  * A job's action is checked when it is saved as it will be run: split as
  * the shell splits it, its function found and its arguments parsed by the
  * registry, so a typo is an error now rather than a failed run at night.
+ * An action that holds a secret argument is refused: it would be stored
+ * and listed in clear.
  * Its owner must be an administrator, as the reference says; the run
  * itself (jobs/scheduler.c) uses the owner's privileges as they are then.
  * A schedule is checked by jobs/schedule.c and stored as given.  Lives
@@ -121,6 +123,16 @@ static int check_action(const char *fn, const char *action, GError **error)
 	}
 	if (!(args = mv_command_parse_args(cmd, text, error)))
 		goto out;
+	/* A job's action is stored as written and shown by GetJobs: a secret
+	 * in it would sit in clear in master.sqlite and in every listing. */
+	for (const mv_command_arg *a = cmd->args; a && a->name; a++) {
+		if (a->type == MV_ARG_SECRET && json_object_get(args, a->name)) {
+			g_set_error(error, MV_ERROR, MV_ERR_INVALID, "action: %s's argument '%s' is a secret, and a job's "
+			            "action is stored and shown as written (use a credential, or run it by hand)",
+			            cmd->name, a->name);
+			goto out;
+		}
+	}
 	rc = 0;
 out:
 	if (rc < 0)

@@ -147,6 +147,9 @@ def test_job_functions_and_their_argument_errors(tmp_path):
     assert "no function 'NoSuchFunction'" in cmd_refused(d, "CreateJob", action="NoSuchFunction", time="01:00")
     assert "id" in cmd_refused(d, "CreateJob", action="RunProfile --idd=3", time="01:00")
     assert "cannot split" in cmd_refused(d, "CreateJob", action="RunProfile --id='3", time="01:00")
+    secret = cmd_refused(d, "CreateJob", action="SetUserPassword --userName=viewer --password=Sekrit-4471-long",
+                         time="01:00")
+    assert "'password' is a secret" in secret and "Sekrit" not in secret, secret
     assert "interval" in cmd_refused(d, "CreateJob", action="VerifyStores", interval=7)
     assert "dayOfWeek" in cmd_refused(d, "CreateJob", action="VerifyStores", time="01:00", dayOfWeek="Funday")
     assert "dayOfMonth" in cmd_refused(d, "CreateJob", action="VerifyStores", time="01:00", dayOfMonth="32")
