@@ -331,3 +331,25 @@ def test_terminal_session(data_dir, tmp_path):
     cp = t.finish()
     assert cp.returncode == 0, cp.stderr
     assert history.read_text().splitlines()[-1] == "GetTimeZones"
+
+
+def test_shell_creates_and_runs_a_profile_and_a_job(data_dir, tmp_path):
+    """The shell reaches profiles and jobs like any function: a profile
+    created, run and listed, a job whose action runs it created and listed
+    with its action exactly as typed (quotes and all, as the shell split it)."""
+    src = tmp_path / "mail"
+    src.mkdir()
+    (src / "a.eml").write_bytes(b"From: a@example.org\r\nSubject: shelljob\r\nMessage-ID: <sj@x>\r\n\r\nbody\r\n")
+    props = json.dumps({"name": "from the shell", "type": "I", "connector": "FileSystem",
+                        "details": {"path": str(src)}})
+    script = ("CreateProfile --properties='%s' --raw\n"
+              "RunProfile --id=1\n"
+              "CreateJob --name='nightly run' --action='RunProfile --id=1' --time=02:30 --timeZoneId=UTC\n"
+              "GetJobs\n" % props)
+    docs = envelopes(shell(data_dir, script, check=0).stdout)
+    assert [d["statusCode"] for d in docs] == ["succeeded"] * 4, docs
+    assert docs[0]["result"]["name"] == "from the shell"
+    assert docs[1]["result"]["archived"] == 1
+    (job,) = docs[3]["result"]
+    assert (job["name"], job["action"], job["time"], job["timeZoneId"]) == (
+        "nightly run", "RunProfile --id=1", "02:30", "UTC"), job
