@@ -102,6 +102,10 @@ static bool fts_pure(const mv_query *q)
 	}
 }
 
+/* folder:X scopes to the folders X names and everything below them: the
+ * path X (with or without its archive in front) or, as a path's tail, a
+ * folder called X at any depth ("folder:Projects" finds Inbox/Projects and
+ * Inbox/Projects/2024 alike).  folder:X* takes every path beginning so. */
 static int scope_folder_expr(plan *p, const mv_query *q, GString *out, GError **error)
 {
 	sqlite3 *db = mv_store_db(p->store);
@@ -111,7 +115,8 @@ static int scope_folder_expr(plan *p, const mv_query *q, GString *out, GError **
 		" OR lower(archive || '/' || path) LIKE lower(?1) || '%' ESCAPE '\\'" :
 		"SELECT id FROM folders WHERE lower(path) = lower(?1) OR lower(path) LIKE lower(?2) || '/%' ESCAPE '\\'"
 		" OR lower(archive || '/' || path) = lower(?1) OR lower(archive || '/' || path) LIKE lower(?2) || '/%' ESCAPE '\\'"
-		" OR lower(path) LIKE '%/' || lower(?2) ESCAPE '\\'";
+		" OR lower(path) LIKE '%/' || lower(?2) ESCAPE '\\'"
+		" OR lower(path) LIKE '%/' || lower(?2) || '/%' ESCAPE '\\'";
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		mv_sql_set_error(error, db, "folder lookup");
 		return -1;

@@ -688,6 +688,16 @@ def test_folder_and_below(world, folder):
     world.check("folder:" + folder, want)
 
 
+def test_folder_by_its_name_at_any_depth(world):
+    """folder:NAME also names a folder called NAME at any depth, and takes
+    everything below it as a full path does: b is a/b with a/b/c, c is
+    a/b/c, and b/c (a path's tail) is a/b/c."""
+    world.check("folder:b", world.below("a/b"))
+    world.check("folder:B", world.below("a/b"))
+    world.check("folder:c", world.below("a/b/c"))
+    world.check("folder:b/c", world.below("a/b/c"))
+
+
 def test_folder_with_fields(world):
     """A folder scope intersected with field terms, and a negated scope
     beside a positive term."""
