@@ -301,14 +301,27 @@ int mv_store_index_reset(mv_store *s, GError **error)
 	if (!gen)
 		return -1;
 	g_ptr_array_set_size(s->index_queue, 0);
-	char *sql = sqlite3_mprintf("BEGIN; INSERT INTO fts(fts) VALUES('delete-all'); DELETE FROM index_notes;"
-	                            " DELETE FROM index_state WHERE key='indexed_upto';"
-	                            " INSERT OR REPLACE INTO index_state VALUES('format_version', %d);"
-	                            " INSERT OR REPLACE INTO index_state VALUES('generation', %Q); COMMIT;", INDEX_FORMAT, gen);
-	int rc = mv_sql_exec(s->index_db, sql, error);
-	if (rc < 0)
+	char *empty = sqlite3_mprintf("BEGIN; INSERT INTO fts(fts) VALUES('delete-all'); DELETE FROM index_notes;"
+	                              " DELETE FROM index_state WHERE key='indexed_upto';"
+	                              " INSERT OR REPLACE INTO index_state VALUES('format_version', %d);"
+	                              " INSERT OR REPLACE INTO index_state VALUES('generation', %Q); COMMIT;",
+	                              INDEX_FORMAT, gen);
+	GError *err = NULL;
+	int rc = mv_sql_exec(s->index_db, empty, &err);
+	if (rc < 0) {
+		/* FTS5 cannot empty an index whose own structure is damaged: the
+		 * file is derived data, so it is made anew (a crash meanwhile
+		 * leaves no file, or an empty one, and the next writer rebuilds). */
 		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_free(sql);
+		mv_log_warn("store %d: the index cannot be emptied (%s): made anew", s->id, err->message);
+		g_clear_error(&err);
+		char *stamp = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('format_version', %d);"
+		                              " INSERT OR REPLACE INTO index_state VALUES('generation', %Q);",
+		                              INDEX_FORMAT, gen);
+		rc = mv_store_index_recreate(s, error) < 0 ? -1 : mv_sql_exec(s->index_db, stamp, error);
+		sqlite3_free(stamp);
+	}
+	sqlite3_free(empty);
 	g_free(gen);
 	return rc;
 }

@@ -124,6 +124,9 @@ int mv_store_append_records(mv_store *s, const GByteArray *records, GError **err
 int mv_store_index_generation_check(mv_store *s, bool *stale_r, GError **error);
 /* Empties the index and sets its generation to the db's (under the lock). */
 int mv_store_index_reset(mv_store *s, GError **error);
+/* The writer's index file removed and made anew, empty (store.c): for an
+ * index FTS5 cannot even empty. */
+int mv_store_index_recreate(mv_store *s, GError **error);
 
 /* Long-running work: progress (percent -1 = unknown) and cancellation. */
 bool mv_store_task_cancelled(const mv_task *t);

@@ -216,6 +216,19 @@ static int open_writer_index(mv_store *s, const char *ixp, GError **error)
 	return mv_index_init_schema(s->index_db, "main", error);
 }
 
+int mv_store_index_recreate(mv_store *s, GError **error)
+{
+	char *ixp = mv_store_index_file(&s->paths);
+	sqlite3_finalize(s->index_insert);
+	s->index_insert = NULL;
+	sqlite3_close(s->index_db);
+	s->index_db = NULL;
+	mv_store_remove_db_files(ixp);
+	int rc = mv_fsync_dir(s->paths.index_dir, error) < 0 ? -1 : open_writer_index(s, ixp, error);
+	g_free(ixp);
+	return rc;
+}
+
 /* A reader must not create what a writer would: an index file that is
  * missing is made (empty, stale) only so that queries fail softly. */
 static int create_missing_index(mv_store *s, const char *ixp, GError **error)

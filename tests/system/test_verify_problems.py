@@ -286,3 +286,17 @@ def test_name_not_nfc(case):
     assert_one_problem(verify(case), "nameNotNfc", None,
                        detail="folder '%s' (archive 'alice') is not in Unicode NFC: a folder privilege on another "
                               "spelling of it would not match" % decomposed)
+
+
+def test_index_damaged(case):
+    """The FTS5 index's own structure damaged (its structure record, the
+    first row of fts_data, overwritten): VerifyStore reports it as
+    indexDamaged and finishes, rather than failing on the index it cannot
+    read; RebuildStoreIndex then makes the store clean."""
+    sql(case, "UPDATE fts_data SET block = X'00112233445566778899' WHERE id = 10", index=True)
+    report = verify(case)
+    kinds = [p["kind"] for p in report["problems"]]
+    assert report["clean"] is False and kinds == ["indexDamaged"], report
+    env = json.loads(mv("cmd", "RebuildStoreIndex", "--id=" + STORE, "--folder=alice", data_dir=case).stdout)
+    assert env["statusCode"] == "succeeded", env
+    assert verify(case)["clean"] is True
