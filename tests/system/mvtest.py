@@ -15,6 +15,7 @@ import random
 import json
 import os
 import re
+import shutil
 import subprocess
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -305,14 +306,31 @@ class Corpus:
         with open(os.path.join(self.root, rel), "rb") as f:
             return f.read()
 
+    def choose_distinct(self, n, seed, exclude=()):
+        """n EML messages of distinct content (none of the hashes in
+        exclude), chosen by seed: [(sha256, rel)]."""
+        by_sha = {}
+        for rel, digest in sorted(self.sums.items()):
+            if rel.startswith("eml/") and digest not in exclude:
+                by_sha.setdefault(digest, rel)
+        return random.Random(seed).sample(sorted(by_sha.items(), key=lambda kv: kv[1]), n)
+
+    def copy_distinct(self, n, seed, dest, exclude=()):
+        """choose_distinct's messages copied to dest/GROUP/NAME, as they lie
+        under eml/: {sha256: "GROUP/NAME"}."""
+        out = {}
+        for digest, rel in self.choose_distinct(n, seed, exclude):
+            sub = rel[len("eml/"):]
+            target = os.path.join(str(dest), sub)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(os.path.join(self.root, rel), target)
+            out[digest] = sub
+        return out
+
     def sample_eml(self, n, seed, dest):
         """n distinct EML messages chosen by seed, written to dest as NNNN.eml:
         [(sha256, rel, bytes)] in file order."""
-        by_sha = {}
-        for rel, digest in sorted(self.sums.items()):
-            if rel.startswith("eml/"):
-                by_sha.setdefault(digest, rel)
-        chosen = random.Random(seed).sample(sorted(by_sha.items(), key=lambda kv: kv[1]), n)
+        chosen = self.choose_distinct(n, seed)
         os.makedirs(dest, exist_ok=True)
         out = []
         for k, (digest, rel) in enumerate(chosen):

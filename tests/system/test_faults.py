@@ -7,7 +7,6 @@ to a temp dir, one subdirectory per corpus group, so there are several
 folders), imported into a fresh data dir."""
 
 import collections
-import hashlib
 import json
 import os
 import random
@@ -73,19 +72,7 @@ def store_paths(data_dir):
 def pick_corpus(corpus, n, dest, seed=0):
     """Copies n corpus EML files of distinct content into dest/GROUP/NAME.
     Returns {sha256: rel path under dest}."""
-    by_sha = {}
-    for rel, digest in sorted(corpus.sums.items()):
-        if rel.startswith("eml/"):
-            by_sha.setdefault(digest, rel)
-    chosen = random.Random(seed).sample(sorted(by_sha.items(), key=lambda kv: kv[1]), n)
-    out = {}
-    for digest, rel in chosen:
-        sub = rel[len("eml/"):]
-        target = os.path.join(str(dest), sub)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(os.path.join(corpus.root, rel), target)
-        out[digest] = sub
-    return out
+    return corpus.copy_distinct(n, seed, dest)
 
 
 def live(data_dir, archive=None):

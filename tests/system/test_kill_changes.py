@@ -97,19 +97,7 @@ SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W
 def copy_sample(corpus, n, dest, seed, exclude=()):
     """Copies n corpus EML files of distinct content (none of `exclude`)
     to dest/GROUP/NAME; returns {sha256 from SHA256SUMS: group}."""
-    by_sha = {}
-    for rel, digest in sorted(corpus.sums.items()):
-        if rel.startswith("eml/") and digest not in exclude:
-            by_sha.setdefault(digest, rel)
-    chosen = random.Random(seed).sample(sorted(by_sha.items(), key=lambda kv: kv[1]), n)
-    out = {}
-    for digest, rel in chosen:
-        sub = rel[len("eml/"):]
-        target = os.path.join(str(dest), sub)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(os.path.join(corpus.root, rel), target)
-        out[digest] = sub.split("/")[0]
-    return out
+    return {digest: sub.split("/")[0] for digest, sub in corpus.copy_distinct(n, seed, dest, exclude).items()}
 
 
 def placement(groups, archive):
