@@ -161,6 +161,9 @@ INSTALLED = {
     "usr/share/doc/mailvault/web.md": 0o644,
     "usr/share/doc/mailvault/imap.md": 0o644,
     "usr/share/doc/mailvault/export.md": 0o644,
+    "usr/share/doc/mailvault/profiles.md": 0o644,
+    "usr/share/doc/mailvault/jobs.md": 0o644,
+    "usr/share/man/man1/mailvault.1": 0o644,
 }
 
 
@@ -347,8 +350,9 @@ def test_deb_installs_a_working_service_and_keeps_the_archive(plain_build, no_in
     files = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True, check=True).stdout
     for path in ("./usr/bin/mailvault", "./lib/systemd/system/mailvault.service",
                  "./usr/libexec/mailvault/first-start", "./usr/share/mailvault/mailvault.conf.sample",
-                 "./usr/share/doc/mailvault/README.md"):
+                 "./usr/share/doc/mailvault/README.md", "./usr/share/man/man1/mailvault.1.gz"):
         assert path in files, (path, files)
+    assert "no-manual-page" not in lintian, lintian
 
     dpkg("-i", deb)
     user = pwd.getpwnam("mailvault")
