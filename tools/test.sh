@@ -58,6 +58,10 @@ parallel=""
 if /usr/bin/python3 -c "import xdist" 2>/dev/null; then parallel="-n 2 --dist loadgroup"; fi
 # shellcheck disable=SC2086
 out=$(/usr/bin/python3 -m pytest -q -p no:cacheprovider $parallel tests/system 2>&1); rc=$?
+# The whole output stays beside the build; the console gets each failure's
+# error lines first, then the end (a tail alone showed one traceback's end).
+echo "$out" >"$root/build-asan/pytest-system.log"
+echo "$out" | grep -E '^(E  |FAILED |ERROR |_{5,} )' | head -120
 echo "$out" | tail -40
 line=$(echo "$out" | grep -E '[0-9]+ (passed|failed|error)' | tail -1)
 pick() { echo "$line" | grep -oE "[0-9]+ $1" | grep -oE '[0-9]+' | head -1; }

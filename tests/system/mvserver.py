@@ -110,7 +110,10 @@ class MvServer:
                 if "is in use by another process" in err.splitlines()[-1] if err.strip() else False:
                     raise PortTaken(err)
                 raise AssertionError("mailvault serve exited with %s:\n%s" % (self.proc.returncode, err))
-            if "serving (pid" in self.stdout():
+            # This process's line: a restart appends to the same file, and
+            # an earlier start's line must not count (the new process may
+            # yet fail, its port taken while the server was down).
+            if "serving (pid %d)" % self.proc.pid in self.stdout():
                 break
             time.sleep(0.1)
         else:

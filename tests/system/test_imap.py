@@ -1107,8 +1107,9 @@ def test_privileges(world):
 # UIDs across a restart and RecoverStore
 
 def restart(w):
-    """start() again; MvServer.start() finds the first start's "serving" line in
-    the appended stdout, so wait for the IMAPS port itself."""
+    """start() again (it waits for this process's own "serving" line, and
+    moves to new ports if one was taken while the server was down), then
+    for the IMAPS port itself."""
     w.srv.start()
     deadline = time.monotonic() + 60
     while True:
