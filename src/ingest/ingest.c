@@ -659,8 +659,12 @@ static char *canonical_name(mv_ingest *ing, int which, const char *raw)
 static item *item_new(mv_ingest *ing, const mv_ingest_message *msg)
 {
 	item *it = g_new0(item, 1);
-	it->data = g_byte_array_sized_new((guint)msg->len);
-	g_byte_array_append(it->data, msg->data, (guint)msg->len);
+	if (msg->shared && msg->shared->data == msg->data && msg->shared->len == msg->len) {
+		it->data = g_byte_array_ref(msg->shared);
+	} else {
+		it->data = g_byte_array_sized_new((guint)msg->len);
+		g_byte_array_append(it->data, msg->data, (guint)msg->len);
+	}
 	crypto_generichash(it->hash, MV_HASH_BYTES, it->data->data, it->data->len, NULL, 0);
 	it->archive = canonical_name(ing, 0, msg->archive);
 	it->folder = canonical_name(ing, 1, msg->folder ? msg->folder : "");

@@ -18,6 +18,9 @@ typedef struct mv_ingest_message {
 	const char *folder;     /* folder path inside it, "" = archive root */
 	const uint8_t *data;    /* raw RFC 5322 bytes (copied) */
 	size_t len;
+	/* Or NULL: data and len in an array of the caller's that ingest may keep
+	 * a reference to instead of copying it (it must not change after). */
+	GByteArray *shared;
 	const char *source;     /* "eml", "mbox", "maildir", ... */
 	const char *origin;     /* file path, "mbox@offset": names the item in errors */
 	const char *mail_flags; /* "" or Maildir flags */

@@ -347,6 +347,24 @@ static void look_at_profile(mv_scheduler *s, const mv_profile *p, int64_t now)
 	g_mutex_unlock(&s->lock);
 }
 
+/* The last end of a profile that is gone is forgotten: ids are never
+ * reused (AUTOINCREMENT), so the entry could only grow the table. */
+static void forget_deleted_profiles(mv_scheduler *s, const GPtrArray *profiles)
+{
+	GHashTable *present = g_hash_table_new(g_int64_hash, g_int64_equal);
+	for (guint i = 0; i < profiles->len; i++)
+		g_hash_table_add(present, &((mv_profile *)profiles->pdata[i])->id);
+	g_mutex_lock(&s->lock);
+	GHashTableIter it;
+	gpointer key;
+	g_hash_table_iter_init(&it, s->profile_ended);
+	while (g_hash_table_iter_next(&it, &key, NULL))
+		if (!g_hash_table_contains(present, key))
+			g_hash_table_iter_remove(&it);
+	g_mutex_unlock(&s->lock);
+	g_hash_table_destroy(present);
+}
+
 static void look_at_requests(mv_scheduler *s, mv_instance *inst)
 {
 	g_mutex_lock(&s->lock);
@@ -385,6 +403,8 @@ static void look(mv_scheduler *s, mv_instance *inst)
 	GPtrArray *profiles = jobs ? mv_profiles_list(inst, NULL, &err) : NULL;
 	for (guint i = 0; profiles && i < profiles->len; i++)
 		look_at_profile(s, profiles->pdata[i], now);
+	if (profiles)
+		forget_deleted_profiles(s, profiles);
 	if (err) {
 		mv_log_info("the scheduler cannot read its jobs and profiles: %s", err->message);
 		g_error_free(err);

@@ -191,6 +191,7 @@ int mv_format_detect(const char *path, mv_format *fmt_r, GError **error);
 
 typedef struct mv_source_message {
 	GByteArray *data;   /* owned by the reader; valid until the next call */
+	bool shared;        /* data is a copy no one changes: a reference may be kept (the read-ahead's) */
 	char *folder;       /* relative folder ("" = the import root), owned by reader */
 	char *origin;       /* file path or "mbox:OFFSET", for messages and errors */
 	char *mail_flags;   /* Maildir flags ("RS") or "", owned by reader */

@@ -456,6 +456,7 @@ static int take_message(mv_file_import *fi, mv_ingest *ing, const char *root, co
 	}
 	mv_ingest_message m = {
 		.archive = archive, .folder = folder, .data = msg->data->data, .len = msg->data->len,
+		.shared = msg->shared ? msg->data : NULL,
 		.source = mv_format_name(fmt), .origin = msg->origin, .mail_flags = msg->mail_flags,
 		.origin_sha256 = msg->origin_sha256, .archived_at = msg->archived_at, .token = token,
 	};

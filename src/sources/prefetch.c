@@ -4,7 +4,8 @@
  * bytes (at least one item always fits, however large: a 100 MB message
  * must pass).  The reader's message is borrowed until its next call, so
  * the producer copies each one before reading on; the copy is what the
- * consumer borrows in turn. */
+ * consumer borrows in turn, marked shared so that ingest keeps a reference
+ * to it instead of copying it a second time. */
 #include "sources/prefetch.h"
 
 #include <string.h>
@@ -44,6 +45,7 @@ static void message_copy(mv_source_message *to, const mv_source_message *from)
 	to->mailstore = from->mailstore;
 	to->archive = g_strdup(from->archive);
 	to->archived_at = from->archived_at;
+	to->shared = to->data != NULL;
 }
 
 static void fetched_free(fetched *f)
