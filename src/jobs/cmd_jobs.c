@@ -40,19 +40,11 @@ static json_t *text_or_null(const char *v)
 	return v ? json_string(v) : json_null();
 }
 
-static mv_schedule *schedule_of(const mv_job *j, GError **error)
-{
-	mv_schedule_args a = { .time_zone_id = j->time_zone_id, .date = j->date, .has_interval = j->has_interval,
-		               .interval = j->interval, .time = j->time, .day_of_week = j->day_of_week,
-		               .day_of_month = j->day_of_month };
-	return mv_schedule_parse(&a, error);
-}
-
 /* lastRun and nextRun in the job's own zone (the interval test mode aside:
  * nextRun is the clock slot a production server would use). */
 static json_t *job_json(const mv_job *j)
 {
-	mv_schedule *sched = schedule_of(j, NULL);
+	mv_schedule *sched = mv_scheduler_job_schedule(j, NULL);
 	int64_t next = 0;
 	if (sched && !mv_schedule_next_run(sched, j->last_run ? j->last_run : j->created_at, &next))
 		next = 0;
@@ -93,7 +85,7 @@ static int take_schedule(const char *fn, json_t *args, mv_job *j, GError **error
 	j->time = g_strdup(mv_arg_string(args, "time"));
 	j->day_of_week = g_strdup(mv_arg_string(args, "dayOfWeek"));
 	j->day_of_month = g_strdup(mv_arg_string(args, "dayOfMonth"));
-	mv_schedule *sched = schedule_of(j, error);
+	mv_schedule *sched = mv_scheduler_job_schedule(j, error);
 	if (!sched) {
 		g_prefix_error(error, "%s: ", fn);
 		return -1;

@@ -257,7 +257,7 @@ static run *job_run(const mv_job *j)
 
 /* ---- what is due -------------------------------------------------------------- */
 
-static mv_schedule *job_schedule(const mv_job *j, GError **error)
+mv_schedule *mv_scheduler_job_schedule(const mv_job *j, GError **error)
 {
 	mv_schedule_args a = { .time_zone_id = j->time_zone_id, .date = j->date, .has_interval = j->has_interval,
 		               .interval = j->interval, .time = j->time, .day_of_week = j->day_of_week,
@@ -268,7 +268,7 @@ static mv_schedule *job_schedule(const mv_job *j, GError **error)
 static bool job_due(const mv_job *j, int64_t now)
 {
 	GError *err = NULL;
-	mv_schedule *sched = job_schedule(j, &err);
+	mv_schedule *sched = mv_scheduler_job_schedule(j, &err);
 	if (!sched) {
 		mv_log_debug("job %" G_GINT64_FORMAT ": %s", j->id, err->message);
 		g_error_free(err);

@@ -13,6 +13,7 @@
 #define MV_JOBS_SCHEDULER_H
 
 #include "commands/commands.h"
+#include "jobs/schedule.h"
 
 typedef struct mv_scheduler mv_scheduler;
 
@@ -42,6 +43,9 @@ int mv_scheduler_run_job(int64_t id, GError **error);
 int mv_scheduler_cancel_job(int64_t id, GError **error);
 /* Whether job id runs now (false without a scheduler). */
 bool mv_scheduler_job_running(int64_t id);
+
+/* A saved job's schedule, checked again from its stored arguments. */
+mv_schedule *mv_scheduler_job_schedule(const mv_job *j, GError **error);
 
 /* The length of a "minute" of an interval job's schedule: 60 seconds, or
  * the test-only MAILVAULT_TEST_MINUTE_SECONDS, with which an interval job
