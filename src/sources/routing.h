@@ -7,8 +7,8 @@
  * recipients are its envelope: the SMTP envelope when the caller has one,
  * else the envelope-like headers (Delivered-To, X-Original-To,
  * Envelope-To, X-Envelope-To, the "for <addr>" of Received); only when none
- * of those names a known user do To, Cc and Bcc count.  From always counts,
- * as the sender.  Each known user gets one target: their archive (the user
+ * of those names a known user do To, Cc and Bcc count.  From (and the
+ * caller's MAIL FROM) always counts, as the sender.  Each known user gets one target: their archive (the user
  * name) and the folder template filled in — with {h-email} the address as
  * the message named it, {u-email} the user's primary address; a user who is
  * only the sender gets the sent template.  A message no known user's
@@ -29,7 +29,8 @@ typedef enum {
 bool mv_unknown_policy_from_name(const char *name, mv_unknown_policy *policy_r);
 
 /* The users known by address: built once per run from the instance's
- * users (each with at least one email address), or from a list (tests). */
+ * users (each with at least one email address), or from a list (tests);
+ * only read afterwards, so threads may route with one at once. */
 typedef struct mv_routing mv_routing;
 
 typedef struct mv_routing_user {
@@ -72,7 +73,9 @@ void mv_route_clear(mv_route *route);
  * (NULL-terminated) or NULL; sender: its MAIL FROM or NULL.  Only the
  * header block of data is read (bounded: a header block past 1 MiB is read
  * to 1 MiB).  Fails only on bad options (a template that is not a folder
- * name, catchall without an archive), naming them. */
+ * name or holds an unknown {placeholder}, catchall without an archive),
+ * naming them.  *route is set afresh (its old content is not freed; on
+ * failure it is left empty), and freed by mv_route_clear. */
 int mv_route_message(const mv_routing *r, const mv_route_options *o, const char *const *envelope, const char *sender,
                      const uint8_t *data, size_t len, mv_route *route, GError **error);
 

@@ -426,6 +426,22 @@ static void test_header_bound(void **state)
 	g_string_free(msg, TRUE);
 }
 
+static void test_deep_groups(void **state)
+{
+	/* GMime recurses per group inside a group: 300,000 of them in 1 MiB
+	 * overflowed the stack before colons were bounded */
+	GString *msg = g_string_new("To: ");
+	for (int i = 0; i < 300000; i++)
+		g_string_append(msg, "g: ");
+	g_string_append(msg, "x@else.net\nDelivered-To: journal@example.org\n\n");
+	mv_route route;
+	route_bytes(*state, &inbox, NULL, NULL, msg->str, msg->len, &route);
+	assert_true(route.unknown);
+	assert_int_equal(route.targets->len, 0);
+	mv_route_clear(&route);
+	g_string_free(msg, TRUE);
+}
+
 static void test_garbage(void **state)
 {
 	/* a NUL inside a value hides nothing after it; garbage lines are skipped */
@@ -461,6 +477,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_folded_and_crlf, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_header_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deep_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
