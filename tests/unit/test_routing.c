@@ -1,8 +1,8 @@
 /* Unit tests for sources/routing.c: which archives and folders a message's
  * addresses choose — envelope before visible recipients, the sender's
  * template, aliases, letter case, the unknown-address policies, bad
- * templates — and header blocks as mail brings them (folded, CRLF, no
- * end, NUL bytes). */
+ * templates — header blocks as mail brings them (folded, CRLF, no end,
+ * NUL bytes, deep groups), and the users as an instance has them. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,6 +12,9 @@
 #include <string.h>
 
 #include "sources/routing.h"
+
+#define INSTANCE_FIXTURE_NAME "routing"
+#include "instance_fixture.h"
 
 static const char *const alice_emails[] = { "alice@example.org", "Ali@Example.ORG", NULL };
 static const char *const bob_emails[] = { "bob@example.org", NULL };
@@ -317,12 +320,8 @@ static void expect_bad_options(const mv_routing *r, const mv_route_options *o, c
 	mv_route route;
 	GError *err = NULL;
 	const char *msg = "To: alice@example.org\n\n";
-	assert_int_equal(mv_route_message(r, o, NULL, NULL, (const uint8_t *)msg, strlen(msg), &route, &err), -1);
-	assert_non_null(err);
-	assert_int_equal(err->code, MV_ERR_INVALID);
-	if (!strstr(err->message, needle))
-		fail_msg("'%s' does not name '%s'", err->message, needle);
-	g_error_free(err);
+	fails(mv_route_message(r, o, NULL, NULL, (const uint8_t *)msg, strlen(msg), &route, &err), &err, MV_ERR_INVALID,
+	      needle);
 	assert_null(route.targets);
 	mv_route_clear(&route);
 }
@@ -456,6 +455,47 @@ static void test_garbage(void **state)
 	mv_route_clear(&route);
 }
 
+static void set_emails(mv_instance *inst, const char *user, const char *const *emails)
+{
+	GError *err = NULL;
+	GPtrArray *items = g_ptr_array_new();
+	for (size_t i = 0; emails[i]; i++)
+		g_ptr_array_add(items, (gpointer)emails[i]);
+	ok(mv_user_set_email_addresses(inst, user, items, &err), err);
+	g_ptr_array_unref(items);
+}
+
+/* The instance's users: those with an address, by any of them; the first
+ * is {u-email}. */
+static void test_load(void **state)
+{
+	(void)state;
+	GError *err = NULL;
+	char *dir = new_instance_dir("load");
+	mv_instance *inst = open_instance(dir);
+	ok(mv_user_create(inst, "erin", 0, MV_LOGIN_ALL, NULL, NULL, NULL, NULL, &err), err);
+	ok(mv_user_create(inst, "frank", 0, MV_LOGIN_ALL, NULL, NULL, NULL, NULL, &err), err);
+	ok(mv_user_create(inst, "grace", 0, MV_LOGIN_ALL, NULL, NULL, NULL, NULL, &err), err);
+	set_emails(inst, "erin", (const char *const[]){ "Erin@Example.org", "sales@example.org", NULL });
+	set_emails(inst, "frank", (const char *const[]){ "frank@example.org", NULL });
+	mv_routing *r = mv_routing_load(inst, &err);
+	assert_non_null(r);
+	assert_null(err);
+	assert_int_equal(mv_routing_user_count(r), 2);   /* grace and the administrator have no address */
+	assert_string_equal(mv_routing_user_of(r, "SALES@example.org"), "erin");
+	assert_string_equal(mv_routing_user_of(r, "frank@example.org"), "frank");
+	assert_null(mv_routing_user_of(r, "grace@example.org"));
+	mv_route route;
+	const mv_route_options o = { .folder = "{u-email}/{h-email}", .unknown = MV_UNKNOWN_IGNORE };
+	route_text(r, &o, "To: sales@example.org\n\n", &route);
+	assert_int_equal(route.targets->len, 1);
+	expect_target(&route, 0, "erin", "erin@example.org/sales@example.org", false);
+	mv_route_clear(&route);
+	mv_routing_free(r);
+	mv_instance_close(&inst);
+	g_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +519,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_header_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deep_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
+		cmocka_unit_test(test_load),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
