@@ -536,6 +536,38 @@ int mv_profile_delete(mv_instance *inst, int64_t id, GError **error);
 int mv_profile_set_server_side(mv_instance *inst, int64_t id, bool automatic, int64_t pause_seconds,
                                const char *maintenance_windows, GError **error);
 
+/* ---- what mailbox profiles remember (mailbox_state.c) ------------------------
+ * Per profile and mailbox (the login it was read through), per IMAP
+ * folder: the UIDVALIDITY it was read under, the highest UID up to which
+ * every message was dealt with, the UIDs below it to look at again (left by
+ * a filter that may pass them later: unread, too new), as an IMAP UID set,
+ * and the folder's HIGHESTMODSEQ.  Per POP3 mailbox: the UIDLs archived,
+ * with when.  A run writes its state only after the messages it covers are
+ * durably archived; a temporary profile (id 0) remembers nothing. */
+typedef struct mv_mailbox_folder_state {
+	uint64_t uidvalidity;
+	uint64_t last_uid;
+	char *pending;             /* "" or an IMAP UID set */
+	uint64_t highestmodseq;
+	/* When UIDs were archived: "UID@UNIXTIME,..." ascending, each run's
+	 * last_uid at its end — a UID was archived by the first mark at or
+	 * above it (deletion by archive date). */
+	char *archived_marks;
+} mv_mailbox_folder_state;
+
+void mv_mailbox_folder_state_free(mv_mailbox_folder_state *s);
+/* Every folder's state of a mailbox: folder name → mv_mailbox_folder_state*. */
+GHashTable *mv_mailbox_folder_states(mv_instance *inst, int64_t profile_id, const char *mailbox, GError **error);
+int mv_mailbox_folder_state_set(mv_instance *inst, int64_t profile_id, const char *mailbox, const char *folder,
+                                const mv_mailbox_folder_state *s, GError **error);
+/* UIDL → archived_at (int64_t*). */
+GHashTable *mv_mailbox_uidls(mv_instance *inst, int64_t profile_id, const char *mailbox, GError **error);
+/* Adds UIDLs (char*) archived at when, or removes them (when < 0). */
+int mv_mailbox_uidls_change(mv_instance *inst, int64_t profile_id, const char *mailbox, GPtrArray *uidls,
+                            int64_t when, GError **error);
+/* Everything a profile remembers, inside the caller's transaction. */
+int mv_mailbox_state_forget(mv_instance *inst, int64_t profile_id, GError **error);
+
 /* ---- scheduled jobs (jobs.c) -------------------------------------------------
  * Rows of master.sqlite's jobs table.  The schedule is kept as given
  * (jobs/schedule.c checked it); NULL = not given. */

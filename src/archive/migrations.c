@@ -1,7 +1,7 @@
 /* archive/migrations: master.sqlite's schema, and what opening an instance
  * made by an older build adds to it — the stores table's later columns, the
  * instance id, the master key check, each store row's uid and owner, the
- * users tables and the audit log's key, the credentials, profiles and jobs tables.  Each step
+ * users tables and the audit log's key, the credentials, profiles, jobs and mailbox state tables.  Each step
  * first looks without a transaction or lock: on almost every open there is
  * nothing to do. */
 #include "archive/internal.h"
@@ -61,6 +61,16 @@
 	" time TEXT, day_of_week TEXT, day_of_month TEXT, enabled INTEGER NOT NULL DEFAULT 1," \
 	" created_at INTEGER NOT NULL, last_run INTEGER NOT NULL DEFAULT 0);"
 
+/* What mailbox profiles remember between runs (mailbox_state.c), added on
+ * open like the jobs table. */
+#define MAILBOX_STATE_SCHEMA \
+	"CREATE TABLE IF NOT EXISTS mailbox_folders(profile_id INTEGER NOT NULL, mailbox TEXT NOT NULL," \
+	" folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, last_uid INTEGER NOT NULL, pending TEXT NOT NULL DEFAULT ''," \
+	" highestmodseq INTEGER NOT NULL DEFAULT 0, archived_marks TEXT NOT NULL DEFAULT ''," \
+	" PRIMARY KEY(profile_id, mailbox, folder));" \
+	"CREATE TABLE IF NOT EXISTS mailbox_uidls(profile_id INTEGER NOT NULL, mailbox TEXT NOT NULL, uidl TEXT NOT NULL," \
+	" archived_at INTEGER NOT NULL, PRIMARY KEY(profile_id, mailbox, uidl));"
+
 static const char master_schema[] =
 	"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	"CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -70,7 +80,7 @@ static const char master_schema[] =
 	" key_master BLOB NOT NULL, key_recovery BLOB NOT NULL, recovery_salt BLOB NOT NULL,"
 	" created_at INTEGER NOT NULL, key_master_next BLOB, owner_instance TEXT, store_uid TEXT,"
 	" meta_synced INTEGER NOT NULL DEFAULT 0);"
-	USERS_SCHEMA CREDENTIALS_SCHEMA PROFILES_SCHEMA JOBS_SCHEMA;
+	USERS_SCHEMA CREDENTIALS_SCHEMA PROFILES_SCHEMA JOBS_SCHEMA MAILBOX_STATE_SCHEMA;
 
 /* Columns added after format 1's first release; added on open when missing. */
 static const struct {
@@ -263,11 +273,25 @@ static int ensure_jobs_schema(mv_instance *inst, GError **error)
 	return tables == 1 ? 0 : mv_archive_in_transaction(inst, add_jobs_schema, NULL, error);
 }
 
+static int add_mailbox_state_schema(mv_instance *inst, void *opaque, GError **error)
+{
+	return mv_sql_exec(inst->db, MAILBOX_STATE_SCHEMA, error);
+}
+
+static int ensure_mailbox_state_schema(mv_instance *inst, GError **error)
+{
+	int64_t tables = 0;
+	if (mv_archive_count(inst, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='mailbox_uidls'",
+	                     NULL, &tables, error) < 0)
+		return -1;
+	return tables == 1 ? 0 : mv_archive_in_transaction(inst, add_mailbox_state_schema, NULL, error);
+}
+
 int mv_archive_migrate(mv_instance *inst, GError **error)
 {
 	bool needed;
 	if (ensure_credentials_schema(inst, error) < 0 || ensure_profiles_schema(inst, error) < 0 ||
-	    ensure_jobs_schema(inst, error) < 0 ||
+	    ensure_jobs_schema(inst, error) < 0 || ensure_mailbox_state_schema(inst, error) < 0 ||
 	    needs_migration(inst, &needed, error) < 0)
 		return -1;
 	if (needed)

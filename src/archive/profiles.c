@@ -147,6 +147,8 @@ static int delete_txn(mv_instance *inst, void *opaque, GError **error)
 	sqlite3_bind_int64(st, 1, id);
 	if (mv_sql_step_done(db, st, "drop the profile's credential uses", error) < 0)
 		return -1;
+	if (mv_mailbox_state_forget(inst, id, error) < 0)
+		return -1;
 	if (mv_sql_prepare(db, "DELETE FROM profiles WHERE id=?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
