@@ -15,6 +15,8 @@ const char *const mv_detail_flags[] = { "0", "1", NULL };
 
 const mv_connector *const mv_connectors[] = {
 	&mv_connector_filesystem,
+	&mv_connector_imap,
+	&mv_connector_pop3,
 	NULL,
 };
 

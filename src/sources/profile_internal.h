@@ -32,9 +32,17 @@ typedef struct mv_connector {
 	int (*check)(mv_command_ctx *ctx, const char *fn, const char *owner, json_t *given, json_t *details,
 	             GError **error);
 	json_t *(*run)(mv_command_ctx *ctx, const mv_profile *p, json_t *details, GError **error);
+	/* TestProfile: reach the source and say what a run would read,
+	 * archiving nothing; NULL when there is nothing to reach. */
+	json_t *(*test)(mv_command_ctx *ctx, const mv_profile *p, json_t *details, GError **error);
+	/* A detail holding a secret (a password): CreateProfile keeps it as a
+	 * Password credential named by the detail "credential"; NULL: none. */
+	const char *secret_detail;
 } mv_connector;
 
 extern const mv_connector mv_connector_filesystem;
+extern const mv_connector mv_connector_imap;
+extern const mv_connector mv_connector_pop3;
 
 /* The connectors of this build, NULL-terminated. */
 extern const mv_connector *const mv_connectors[];

@@ -251,6 +251,42 @@ static json_t *get_profile_types(mv_command_ctx *ctx, json_t *args, GError **err
 	return mv_profile_types_json();
 }
 
+/* A connector's secret detail (a password) never stays in the saved
+ * details: it becomes a Password credential of its own, which the details
+ * name in "credential" and the profile's row records as used.  A credential
+ * named by the caller is recorded the same way.  *made_r: a credential was
+ * created here (deleted again if the profile cannot be saved). */
+static int keep_secret_as_credential(mv_command_ctx *ctx, mv_profile *p, int64_t *credential_r, bool *made_r,
+                                     GError **error)
+{
+	const mv_connector *c = mv_connector_find(p->connector);
+	if (!c || !c->secret_detail)
+		return 0;
+	json_t *details = json_loads(p->details, 0, NULL);
+	const char *secret = mv_profile_detail(details, c->secret_detail);
+	const char *named = mv_profile_detail(details, "credential");
+	int rc = 0;
+	if (*named) {
+		*credential_r = g_ascii_strtoll(named, NULL, 10);
+	} else if (*secret) {
+		char *description = g_strdup_printf("password of profile '%s'", p->name);
+		mv_credential_settings settings = { .user_name = mv_profile_detail(details, "userName"), .password = secret };
+		rc = mv_credential_create(ctx->inst, MV_CREDENTIAL_PASSWORD, description, &settings, credential_r, error);
+		g_free(description);
+		if (rc == 0) {
+			*made_r = true;
+			char *id = g_strdup_printf("%" G_GINT64_FORMAT, *credential_r);
+			json_object_set_new(details, "credential", json_string(id));
+			json_object_set_new(details, c->secret_detail, json_string(""));
+			g_free(id);
+			g_free(p->details);
+			p->details = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS);
+		}
+	}
+	json_decref(details);
+	return rc;
+}
+
 static json_t *create_profile(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	const char *fn = "CreateProfile";
@@ -262,8 +298,16 @@ static json_t *create_profile(mv_command_ctx *ctx, json_t *args, GError **error)
 	if (!p)
 		return NULL;
 	json_t *out = NULL;
-	if (mv_profile_create(ctx->inst, p, 0, &p->id, error) < 0)
+	int64_t credential = 0;
+	bool made = false;
+	if (keep_secret_as_credential(ctx, p, &credential, &made, error) < 0)
 		goto out;
+	if (mv_profile_create(ctx->inst, p, credential, &p->id, error) < 0) {
+		GError *e = NULL;
+		if (made && mv_credential_delete(ctx->inst, credential, &e) < 0)
+			g_clear_error(&e);
+		goto out;
+	}
 	mv_command_audit_note(ctx, "profile %" G_GINT64_FORMAT " '%s' (%s)", p->id, p->name, p->connector);
 	out = profile_json(p);
 out:
@@ -379,6 +423,35 @@ static json_t *run_temporary_profile(mv_command_ctx *ctx, json_t *args, GError *
 	return out;
 }
 
+/* TestProfile: a saved profile (id) or properties, reached but not run. */
+static json_t *test_profile(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	const char *fn = "TestProfile";
+	if (require_privilege(ctx, fn, MV_PRIV_ARCHIVE, "archive", error) < 0)
+		return NULL;
+	mv_profile *p = NULL;
+	server_side sse;
+	if (mv_arg_present(args, "id"))
+		p = profile_for_caller(ctx, fn, mv_arg_number(args, "id", 0), error);
+	else if (mv_arg_present(args, "properties"))
+		p = check_properties(ctx, fn, json_object_get(args, "properties"), &sse, error);
+	else
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: give id (a saved profile) or properties", fn);
+	if (!p)
+		return NULL;
+	json_t *out = NULL;
+	const mv_connector *c = mv_connector_find(p->connector);
+	json_t *details = json_loads(p->details, 0, NULL);
+	if (!c || !c->test || !json_is_object(details))
+		g_set_error(error, MV_ERROR, MV_ERR_UNSUPPORTED, "%s: the %s connector has nothing to reach: run it", fn,
+		            p->connector);
+	else
+		out = c->test(ctx, p, details, error);
+	json_decref(details);
+	mv_profile_free(p);
+	return out;
+}
+
 /* ---- the table ------------------------------------------------------------------------------------- */
 
 static const mv_command_arg args_raw[] = {
@@ -401,6 +474,11 @@ static const mv_command_arg args_server_side[] = {
 	{ "automaticMaintenanceWindows", MV_ARG_STRING, true, NULL },
 	{ .name = NULL },
 };
+static const mv_command_arg args_test[] = {
+	{ "id", MV_ARG_NUMBER, true, NULL },
+	{ "properties", MV_ARG_JSON, true, NULL },
+	{ .name = NULL },
+};
 static const mv_command_arg args_none[] = {
 	{ .name = NULL },
 };
@@ -418,6 +496,9 @@ const mv_command mv_commands_profiles[] = {
 	  "store a profile's automatic execution settings (the scheduler of serve acts on them); needs modifyArchiveProfiles" },
 	{ "RunProfile", args_id, "login", true, run_profile,
 	  "run a saved archiving profile once; needs archive" },
+	{ "TestProfile", args_test, "login", true, test_profile,
+	  "reach a profile's source (id, or properties) and say what a run would read, or exactly what failed (name, "
+	  "TCP, TLS and the certificate, logon, capability); archives nothing; needs archive" },
 	{ "RunTemporaryProfile", args_properties, "login", true, run_temporary_profile,
 	  "run archiving profile properties once without saving them; needs archive" },
 	{ .name = NULL },
