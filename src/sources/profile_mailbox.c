@@ -57,7 +57,7 @@ static const char *const delete_ages[] = { "messageDate", "archiveDate", NULL };
 	  "never, afterArchiving, or olderThan (archived and older than deleteAfterDays)" },                             \
 	{ "deleteAfterDays", false, NULL, "0", "deleteRule olderThan: the age in days" },                               \
 	{ "deleteAgeBy", false, delete_ages, "messageDate", "deleteRule olderThan: the age of the message (its Date) or " \
-	  "of its archiving" }
+	  "of its archiving; POP3 knows only archiveDate (its default)" }
 
 #define MULTIDROP_DETAILS                                                                                            \
 	{ "targetFolder", false, NULL, "Inbox", "multidrop (subType 2): the folder in each user's archive; "            \
@@ -220,7 +220,19 @@ static int check_targets(mv_command_ctx *ctx, const char *fn, const char *owner,
 static int check_mailbox(mv_command_ctx *ctx, const char *fn, const char *owner, json_t *given, json_t *details,
                          GError **error)
 {
-	(void)given;
+	if (!is_imap(details) && !json_object_get(given, "deleteAgeBy"))
+		json_object_set_new(details, "deleteAgeBy", json_string("archiveDate"));
+	if (!is_imap(details) && strcmp(detail(details, "deleteAgeBy"), "messageDate") == 0 &&
+	    strcmp(detail(details, "deleteRule"), "olderThan") == 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: details.deleteAgeBy: 'messageDate': POP3 tells no "
+		            "message's date before it is downloaded; use archiveDate", fn);
+		return -1;
+	}
+	if (*detail(details, "credential") && !mv_profile_caller_is_admin(ctx)) {
+		g_set_error(error, MV_ERROR, MV_ERR_DENIED, "%s: details.credential: only administrators name a stored "
+		            "credential; give the password", fn);
+		return -1;
+	}
 	if (check_login(fn, details, error) < 0 || check_numbers(fn, details, error) < 0 ||
 	    check_targets(ctx, fn, owner, details, error) < 0)
 		return -1;
