@@ -421,6 +421,40 @@ bool mv_command_text_may_hold_secret(const char *text)
 	return found;
 }
 
+/* A JSON argument (a profile's properties) may carry a secret inside it
+ * (details.password): members named like a secret are replaced at any
+ * depth (bounded), in a copy. */
+static const char *const secret_member_names[] = { "password", "clientSecret", "secret", "privateKey", NULL };
+
+static bool secret_member(const char *key)
+{
+	for (const char *const *n = secret_member_names; *n; n++)
+		if (g_ascii_strcasecmp(key, *n) == 0)
+			return true;
+	return false;
+}
+
+static json_t *without_secrets(json_t *value, int depth)
+{
+	if (depth > 16 || (!json_is_object(value) && !json_is_array(value)))
+		return depth > 16 ? json_string("(hidden)") : json_incref(value);
+	if (json_is_array(value)) {
+		json_t *out = json_array();
+		size_t i;
+		json_t *v;
+		json_array_foreach(value, i, v)
+			json_array_append_new(out, without_secrets(v, depth + 1));
+		return out;
+	}
+	json_t *out = json_object();
+	const char *key;
+	json_t *v;
+	json_object_foreach(value, key, v)
+		json_object_set_new(out, key, secret_member(key) && !(json_is_string(v) && !*json_string_value(v))
+		                                  ? json_string("(hidden)") : without_secrets(v, depth + 1));
+	return out;
+}
+
 /* {"function":F,"args":{...}} with secrets replaced, plus the error when
  * failed and the handler's note. */
 static char *audit_details(const mv_command *cmd, json_t *args, const char *note, const GError *err)
@@ -429,7 +463,7 @@ static char *audit_details(const mv_command *cmd, json_t *args, const char *note
 	const char *key;
 	json_t *value;
 	json_object_foreach(args, key, value)
-		json_object_set_new(shown, key, secret_argument(cmd, key) ? json_string("(hidden)") : json_incref(value));
+		json_object_set_new(shown, key, secret_argument(cmd, key) ? json_string("(hidden)") : without_secrets(value, 0));
 	json_t *d = json_pack("{s:s, s:o}", "function", cmd->name, "args", shown);
 	if (err)
 		json_object_set_new(d, "error", text_value(err->message));
