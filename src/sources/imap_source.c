@@ -291,11 +291,6 @@ static bool has_flag(const mv_imap_response *r, const mv_imap_value *flags, cons
 	return false;
 }
 
-static bool filters_on(const mv_mailbox_options *o)
-{
-	return o->older_than_days > 0 || o->newer_than_days > 0 || o->max_size > 0 || o->exclude_unread;
-}
-
 /* Which of the to-fetch candidates a filter passes over: for good (too
  * large, too old for "newer than") or for now (unread, too new for "older
  * than": they may pass later). */
@@ -306,6 +301,17 @@ static void apply_filter(folder_run *fr, candidate *c, uint64_t size, bool seen,
 	if (c->kind != C_FETCH)
 		return;
 	cand_kind k = C_FETCH;
+	if (size > MV_MAX_MESSAGE_SIZE) {
+		/* Never fetched: it could not be held, and would stop every run here. */
+		char *origin = g_strdup_printf("imap://%s/%s;UID=%u", o->mailbox, fr->folder->name, c->uid);
+		char *why = g_strdup_printf("message of %" G_GUINT64_FORMAT " bytes exceeds the limit of %u bytes", size,
+		                            MV_MAX_MESSAGE_SIZE);
+		mv_ingest_refuse(fr->ing, origin, why);
+		g_free(origin);
+		g_free(why);
+		c->kind = C_DONE;
+		return;
+	}
 	if (o->max_size > 0 && size > o->max_size)
 		k = C_DONE;
 	else if (o->newer_than_days > 0 && date < fr->now - (int64_t)o->newer_than_days * SECONDS_PER_DAY)
@@ -355,10 +361,11 @@ static GArray *uids_of_kind(folder_run *fr, cand_kind kind, bool also_confirm)
 	return out;
 }
 
+/* Sizes, flags and dates of the messages to fetch: what the filters ask,
+ * and sizes so that no message larger than ingest takes is ever fetched
+ * and ranges are cut by bytes. */
 static int fetch_metadata(folder_run *fr, GError **error)
 {
-	if (!filters_on(fr->o))
-		return 0;
 	GArray *uids = uids_of_kind(fr, C_FETCH, false);
 	GPtrArray *cmds = g_ptr_array_new_with_free_func(g_free);
 	for (guint from = 0; from < uids->len;) {
@@ -696,12 +703,18 @@ static bool folder_wanted(const mv_mailbox_options *o, const mv_imap_folder *f)
 	return o->include_junk_trash || listed || !(f->junk || f->trash);
 }
 
-/* Whether STATUS says nothing can have changed for this run. */
+/* Whether STATUS says nothing can have changed for this run: no new UID,
+ * and nothing pending — or only messages waiting to be read, and CONDSTORE's
+ * HIGHESTMODSEQ says no flag changed since (RFC 7162). */
 static bool folder_unchanged(const mv_mailbox_options *o, const mv_mailbox_folder_state *st, const mv_imap_status *s)
 {
-	return st && s->uidvalidity != 0 && s->uidvalidity == st->uidvalidity && s->uidnext != 0 &&
-	       s->uidnext <= st->last_uid + 1 && (!st->pending || !*st->pending) &&
-	       o->delete_rule != MV_DELETE_OLDER_THAN;
+	if (!st || s->uidvalidity == 0 || s->uidvalidity != st->uidvalidity || s->uidnext == 0 ||
+	    s->uidnext > st->last_uid + 1 || o->delete_rule == MV_DELETE_OLDER_THAN)
+		return false;
+	if (!st->pending || !*st->pending)
+		return true;
+	bool only_flags_wait = o->older_than_days <= 0 && !o->routing;
+	return only_flags_wait && s->highestmodseq != 0 && s->highestmodseq == st->highestmodseq;
 }
 
 static mv_imap_folder *folder_copy(const mv_imap_folder *f)
@@ -748,7 +761,7 @@ static GPtrArray *folders_to_read(mv_imap_client *c, const mv_mailbox_options *o
 
 static bool retryable(const GError *e)
 {
-	return e && e->domain == MV_ERROR && (e->code == MV_ERR_IO || e->code == MV_ERR_LIMIT);
+	return e && e->domain == MV_ERROR && e->code == MV_ERR_IO;
 }
 
 static void backoff(mv_task *task, int attempt)
