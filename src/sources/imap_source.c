@@ -508,6 +508,9 @@ static void next_state(folder_run *fr, const mv_mailbox_folder_state *old, const
                        mv_mailbox_folder_state *out)
 {
 	uint64_t last = complete && sel->uidnext > 0 ? sel->uidnext - 1 : old->last_uid;
+	/* Messages that arrived after SELECT may have been found and archived too. */
+	for (guint i = 0; complete && i < fr->cands->len; i++)
+		last = MAX(last, g_array_index(fr->cands, candidate, i).uid);
 	if (!complete || sel->uidnext == 0) {
 		uint64_t upto = complete ? G_MAXUINT32 : 0;
 		for (guint i = 0; i < fr->cands->len; i++) {

@@ -148,9 +148,11 @@ static int check_numbers(const char *fn, json_t *details, GError **error)
 	    number_detail(fn, details, "newerThanDays", 1, MAX_DAYS, true, &n, error) < 0)
 		return -1;
 	bool older = strcmp(detail(details, "deleteRule"), "olderThan") == 0;
-	if (number_detail(fn, details, "deleteAfterDays", older ? 1 : 0, MAX_DAYS, false, &n, error) < 0) {
-		if (older)
-			g_prefix_error(error, "(deleteRule olderThan needs deleteAfterDays of 1 or more) ");
+	if (number_detail(fn, details, "deleteAfterDays", 0, MAX_DAYS, false, &n, error) < 0)
+		return -1;
+	if (older && n < 1) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: details.deleteAfterDays: deleteRule olderThan needs an age "
+		            "of 1 day or more", fn);
 		return -1;
 	}
 	return 0;
@@ -176,6 +178,24 @@ static int check_login(const char *fn, json_t *details, GError **error)
 		return -1;
 	}
 	return 0;
+}
+
+/* The folder template and policy as routing will take them: checked by
+ * routing itself, on a message of no one. */
+static int check_route_options(const char *fn, json_t *details, GError **error)
+{
+	mv_route_options ro = { .folder = detail(details, "targetFolder"),
+		                    .catchall_archive = detail(details, "catchallArchive") };
+	mv_unknown_policy_from_name(detail(details, "unknownAddresses"), &ro.unknown);
+	mv_routing *r = mv_routing_new(NULL, 0);
+	static const uint8_t probe[] = "From: probe@invalid\r\n\r\n";
+	mv_route route = { 0 };
+	int rc = mv_route_message(r, &ro, NULL, NULL, probe, sizeof probe - 1, &route, error);
+	mv_route_clear(&route);
+	mv_routing_free(r);
+	if (rc < 0)
+		g_prefix_error(error, "%s: details.targetFolder or catchallArchive: ", fn);
+	return rc;
 }
 
 static int check_targets(mv_command_ctx *ctx, const char *fn, const char *owner, json_t *details, GError **error)
@@ -210,6 +230,8 @@ static int check_targets(mv_command_ctx *ctx, const char *fn, const char *owner,
 		            "catchall (the archive messages for unknown addresses go to)", fn);
 		return -1;
 	}
+	if (strcmp(sub, "2") == 0 && check_route_options(fn, details, error) < 0)
+		return -1;
 	if (!*detail(details, "targetFolder")) {
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: details.targetFolder must not be empty", fn);
 		return -1;
