@@ -354,6 +354,12 @@ const uint8_t *mv_imap_bytes(const mv_imap_response *r, const mv_imap_value *v, 
 	if (!v || (v->kind != MV_IMAP_ATOM && v->kind != MV_IMAP_STRING))
 		return NULL;
 	*len_r = v->len;
+	/* An empty quoted string that comes before any escaped bytes finds the
+	 * scratch still unallocated (data NULL): "" is a string all the same,
+	 * not the absence mv_imap_dup's callers take NULL for (a LIST name ""
+	 * reached decode_name as NULL), and NULL + 0 is undefined. */
+	if (v->len == 0)
+		return (const uint8_t *)"";
 	return (v->unescaped ? r->scratch->data : r->raw->data) + v->off;
 }
 
