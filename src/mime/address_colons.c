@@ -36,12 +36,18 @@ static bool is_wsp(uint8_t c)
  * ("To:", "resent-cc :", ...), else 0. */
 static size_t address_value_start(const uint8_t *line, size_t avail)
 {
+	/* The names' first letters (Resent- too) turn most lines away. */
+	uint8_t first = avail ? (uint8_t)(line[0] | 0x20) : 0;
+	if (first != 'f' && first != 's' && first != 'r' && first != 't' && first != 'c' && first != 'b')
+		return 0;
 	size_t skip = 0;
-	if (avail >= 7 && g_ascii_strncasecmp((const char *)line, "Resent-", 7) == 0)
+	if (first == 'r' && avail >= 7 && g_ascii_strncasecmp((const char *)line, "Resent-", 7) == 0)
 		skip = 7;
 	for (size_t i = 0; i < G_N_ELEMENTS(address_fields); i++) {
-		size_t n = strlen(address_fields[i]);
-		if (avail - skip < n || g_ascii_strncasecmp((const char *)line + skip, address_fields[i], n) != 0)
+		const char *name = address_fields[i];
+		size_t n = strlen(name);
+		if (avail - skip < n || (line[skip] | 0x20) != (name[0] | 0x20) ||
+		    g_ascii_strncasecmp((const char *)line + skip, name, n) != 0)
 			continue;
 		size_t p = skip + n;
 		while (p < avail && is_wsp(line[p]))
