@@ -12,6 +12,17 @@
  * its header only: GMime's parser recurses per level); what was wrong is
  * added to *flags_r (mv_parse_flags).  NULL when no header could be read. */
 GMimeMessage *mv_mime_construct(const uint8_t *data, size_t len, unsigned *flags_r);
+/* GMime 3.2.13 recurses once per group nested in a group (address_colons.c):
+ * the colons of an address header's value past this many become spaces
+ * before GMime parses it (mv_mime_construct does so, and marks the message
+ * MV_PARSE_BAD_MIME). */
+#define MV_MIME_MAX_ADDRESS_COLONS 128
+/* In place over a message's bytes: every address header's value (also of
+ * attached messages, also body lines that read like one) bounded.  True
+ * when anything was changed. */
+bool mv_mime_bound_address_colons(uint8_t *data, size_t len);
+/* The same for one address value, a string; true when it was changed. */
+bool mv_mime_bound_value_colons(char *value);
 /* Header values decoded with every RFC 2047 word kept (GMime's own
  * accessors lose the words after a padded base64 one: see parse.c); use
  * these, not g_mime_message_get_subject/_get_addresses,

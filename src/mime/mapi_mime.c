@@ -180,6 +180,9 @@ static void add_display_recipients(const mv_mapi_message *m, GMimeMessage *msg)
 	for (size_t i = 0; i < G_N_ELEMENTS(fields); i++) {
 		char *v = prop_string(m, m->props, fields[i].id);
 		if (v) {
+			/* The item's own text goes to GMime's address parser here,
+			 * not through mv_mime_construct: bounded the same way. */
+			mv_mime_bound_value_colons(v);
 			InternetAddressList *list = internet_address_list_parse(NULL, v);
 			if (list && internet_address_list_length(list) > 0)
 				internet_address_list_append(g_mime_message_get_addresses(msg, fields[i].kind), list);

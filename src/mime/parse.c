@@ -5,7 +5,8 @@
  * it is recorded as a flag, and nothing about the input can make the walk
  * unbounded — the part tree is walked iteratively with a depth bound, a
  * message whose nesting would make GMime itself recurse deeply is parsed for
- * its headers only, and extracted text is capped. */
+ * its headers only, GMime's address parser is given no deeply nested groups
+ * (address_colons.c), and extracted text is capped. */
 #include "mime/internal.h"
 
 #include <gmime/gmime.h>
@@ -420,7 +421,14 @@ GMimeMessage *mv_mime_construct(const uint8_t *data, size_t len, unsigned *flags
 	}
 	if (len > 0 && memchr(data, '\0', len))
 		*flags_r |= MV_PARSE_NUL_BYTES;
-	GMimeStream *stream = g_mime_stream_mem_new_with_buffer((const char *)data, parse_len);
+	/* GMime copies what it parses anyway; the copy is made here so that
+	 * address values are bounded in it (GMime's group recursion), the
+	 * caller's bytes untouched. */
+	GByteArray *copy = g_byte_array_sized_new((guint)parse_len);
+	g_byte_array_append(copy, data, (guint)parse_len);
+	if (mv_mime_bound_address_colons(copy->data, copy->len))
+		*flags_r |= MV_PARSE_BAD_MIME;
+	GMimeStream *stream = g_mime_stream_mem_new_with_byte_array(copy);
 	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	GMimeParserOptions *options = g_mime_parser_options_new();

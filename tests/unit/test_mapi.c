@@ -277,6 +277,29 @@ static void test_exchange_and_display_fallbacks(void **state)
 	mv_mapi_message_free(m);
 }
 
+/* An item's display recipients go to GMime's address parser, which
+ * recursed once per group inside a group: 1 MiB of "g: g: ..." overflowed
+ * the stack (SIGSEGV) in the converter. */
+static void test_deep_groups_display_to(void **state)
+{
+	mv_mapi_message *m = mv_mapi_message_new();
+	set_string8(m->props, MV_PID_SUBJECT, "deep");
+	GString *to = g_string_new(NULL);
+	for (int i = 0; i < 350000; i++)
+		g_string_append(to, "g: ");
+	g_string_append(to, "bob@example.com");
+	set_string8(m->props, MV_PID_DISPLAY_TO, to->str);
+	GByteArray *out = convert(m);
+	unsigned flags = 0;
+	GMimeMessage *msg = mv_mime_construct(out->data, out->len, &flags);
+	assert_non_null(msg);
+	assert_string_equal(g_mime_message_get_subject(msg), "deep");
+	g_object_unref(msg);
+	g_byte_array_unref(out);
+	g_string_free(to, TRUE);
+	mv_mapi_message_free(m);
+}
+
 static void test_damage_and_depth(void **state)
 {
 	mv_mapi_message *m = sample_mail();
@@ -329,6 +352,7 @@ int main(void)
 		cmocka_unit_test(test_structure),
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_exchange_and_display_fallbacks),
+		cmocka_unit_test(test_deep_groups_display_to),
 		cmocka_unit_test(test_damage_and_depth),
 		cmocka_unit_test(test_kinds),
 	};

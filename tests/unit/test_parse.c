@@ -161,6 +161,97 @@ static void test_bad_charset(void **state)
 	mv_parsed_free(p);
 }
 
+/* ---- groups in groups --------------------------------------------------------------
+ * GMime 3.2.13 recurses once per group opened inside a group: 1 MiB of
+ * "g: g: ..." in an address header overflowed the stack (SIGSEGV). */
+
+/* "<field>: " + "g: " x levels (folded every fold_every levels if not 0),
+ * then the rest of a message. */
+static char *deep_groups_message(const char *field, int levels, int fold_every, const char *rest)
+{
+	GString *s = g_string_new(field);
+	g_string_append(s, ": ");
+	for (int i = 0; i < levels; i++) {
+		g_string_append(s, "g: ");
+		if (fold_every && i % fold_every == fold_every - 1)
+			g_string_append(s, "\r\n\t");
+	}
+	g_string_append(s, rest);
+	return g_string_free(s, FALSE);
+}
+
+static void test_deep_groups_archived(void **state)
+{
+	static const char *const fields[] = { "To", "Cc", "Bcc", "From", "Reply-To", "Sender", "Resent-To" };
+	for (size_t i = 0; i <= G_N_ELEMENTS(fields); i++) {
+		/* The last round: To again, folded into lines of 100 levels. */
+		const char *field = i < G_N_ELEMENTS(fields) ? fields[i] : "To";
+		char *msg = deep_groups_message(field, 350000, i < G_N_ELEMENTS(fields) ? 0 : 100,
+		                                "\r\nSubject: x\r\n\r\nbody\r\n");
+		assert_true(strlen(msg) > 1024 * 1024);
+		char *before = g_strdup(msg);
+		mv_parsed *p = parse(msg);
+		assert_true(p->flags & MV_PARSE_BAD_MIME);
+		assert_string_equal(p->subject, "x");
+		assert_non_null(strstr(p->text->str, "body"));
+		/* The parse had its own copy: the caller's bytes are unchanged. */
+		assert_string_equal(msg, before);
+		mv_parsed_free(p);
+		g_free(before);
+		g_free(msg);
+	}
+}
+
+/* An attached message's headers are GMime's to parse as well. */
+static void test_deep_groups_in_attached_message(void **state)
+{
+	char *inner = deep_groups_message("To", 350000, 0, "\r\nSubject: inner\r\n\r\ninner body\r\n");
+	char *msg = g_strconcat("From: a@example.com\r\nTo: b@example.com\r\nSubject: outer\r\nMIME-Version: 1.0\r\n"
+	                        "Content-Type: multipart/mixed; boundary=BB\r\n\r\n--BB\r\nContent-Type: text/plain\r\n\r\n"
+	                        "hi\r\n--BB\r\nContent-Type: message/rfc822\r\n\r\n", inner, "--BB--\r\n", NULL);
+	mv_parsed *p = parse(msg);
+	assert_true(p->flags & MV_PARSE_BAD_MIME);
+	assert_string_equal(p->to_addrs, "b@example.com");
+	assert_true(p->has_attachment);
+	assert_non_null(strstr(p->attachment_names->str, "inner"));
+	mv_parsed_free(p);
+	g_free(msg);
+	g_free(inner);
+}
+
+static int count_char(const char *s, char c)
+{
+	int n = 0;
+	for (; *s; s++)
+		n += *s == c;
+	return n;
+}
+
+/* MV_MIME_MAX_ADDRESS_COLONS (128) groups deep is left to GMime as it is;
+ * one more and the value is bounded (flagged): GMime saw 128 groups. */
+static void test_deep_groups_bound(void **state)
+{
+	for (int levels = 127; levels <= 129; levels++) {
+		GString *s = g_string_new("To: ");
+		for (int i = 0; i < levels; i++)
+			g_string_append(s, "g: ");
+		g_string_append(s, "a@example.com");
+		for (int i = 0; i < levels; i++)
+			g_string_append_c(s, ';');
+		g_string_append(s, "\nSubject: x\n\nbody\n");
+		mv_parsed *p = parse(s->str);
+		assert_int_equal(!!(p->flags & MV_PARSE_BAD_MIME), levels > 128);
+		assert_int_equal(count_char(p->to, ':'), MIN(levels, 128));
+		mv_parsed_free(p);
+		g_string_free(s, TRUE);
+	}
+	/* Ordinary groups are untouched. */
+	mv_parsed *p = parse("To: Friends: a@example.com, b@example.com;, c@example.com\nCc: undisclosed-recipients:;\n\nx\n");
+	assert_int_equal(p->flags & MV_PARSE_BAD_MIME, 0);
+	assert_string_equal(p->to_addrs, "a@example.com b@example.com c@example.com");
+	mv_parsed_free(p);
+}
+
 /* ---- RFC 2047: every encoded-word decoded --------------------------------------
  * GMime 3.2.13 joins a run of B-words of one charset and its base64 decoder
  * stops at the first padding: everything after a padded word was lost. */
@@ -298,6 +389,9 @@ int main(void)
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_bad_charset),
+		cmocka_unit_test(test_deep_groups_archived),
+		cmocka_unit_test(test_deep_groups_in_attached_message),
+		cmocka_unit_test(test_deep_groups_bound),
 		cmocka_unit_test(test_rfc2047_iso2022jp_subject),
 		cmocka_unit_test(test_rfc2047_hostile_words),
 		cmocka_unit_test(test_rfc2047_names_and_files),

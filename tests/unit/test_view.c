@@ -134,6 +134,28 @@ static void test_malformed(void **state)
 	mv_message_view_free(&v);
 }
 
+/* GMime 3.2.13 recurses once per group inside a group: 1 MiB of
+ * "g: g: ..." in To overflowed the stack (SIGSEGV) in the view as in the
+ * import; the view and the body text must come through it. */
+static void test_deep_groups(void **state)
+{
+	GString *s = g_string_new("To: ");
+	for (int i = 0; i < 350000; i++)
+		g_string_append(s, "g: ");
+	g_string_append(s, "\r\nSubject: x\r\n\r\nbody\r\n");
+	mv_message_view *v = mv_message_view_new((const uint8_t *)s->str, s->len);
+	assert_true(v->flags & MV_PARSE_BAD_MIME);
+	assert_string_equal(v->subject, "x");
+	assert_string_equal(v->text->str, "body\n");
+	mv_message_view_free(&v);
+	GString *text = g_string_new(NULL);
+	/* Asked for enough text that the whole message is parsed. */
+	mv_message_body_text((const uint8_t *)s->str, s->len, s->len, text);
+	assert_non_null(strstr(text->str, "body"));
+	g_string_free(text, TRUE);
+	g_string_free(s, TRUE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -141,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_alternative_and_attachments),
 		cmocka_unit_test(test_html_only),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_deep_groups),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
