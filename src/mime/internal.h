@@ -21,8 +21,6 @@ GMimeMessage *mv_mime_construct(const uint8_t *data, size_t len, unsigned *flags
  * attached messages, also body lines that read like one) bounded.  True
  * when anything was changed. */
 bool mv_mime_bound_address_colons(uint8_t *data, size_t len);
-/* The same for one address value, a string; true when it was changed. */
-bool mv_mime_bound_value_colons(char *value);
 /* Header values decoded with every RFC 2047 word kept (GMime's own
  * accessors lose the words after a padded base64 one: see parse.c); use
  * these, not g_mime_message_get_subject/_get_addresses,

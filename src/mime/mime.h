@@ -305,6 +305,12 @@ char *mv_mail_flags_from_maildir(const char *file_name);
 /* "(\Seen \Flagged)" for bits, appended to out. */
 void mv_mail_flags_append_imap(GString *out, unsigned bits);
 
+/* One address header value, a string, bounded as every caller of GMime's
+ * address parser must (address_colons.c: GMime recurses once per nested
+ * group): colons past the 128th become spaces, in place; true when it was
+ * changed. */
+bool mv_mime_bound_value_colons(char *value);
+
 /* IMAP modified UTF-7 (RFC 3501 5.1.3; mutf7.c — also the IMAP server's
  * mailbox names): encode never fails; decode refuses
  * anything but canonical printable text and well-formed shifts, control

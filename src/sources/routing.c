@@ -27,12 +27,6 @@
 #define MAX_TEMPLATE_BYTES 1024
 /* Groups inside groups are not RFC 5322, but GMime may build them. */
 #define MAX_GROUP_DEPTH 4
-/* GMime 3.2's address parser recurses once per group opened inside a
- * group ("g: g: g: ..."): a 1 MiB To of them overflows an 8 MiB stack.
- * Only a ':' opens a group, so a value with at most this many cannot nest
- * deeper, whatever its quoting. */
-#define MAX_VALUE_COLONS 128
-
 #define H_EMAIL "{h-email}"
 #define U_EMAIL "{u-email}"
 
@@ -455,19 +449,6 @@ static void collect_mailboxes(InternetAddressList *list, GPtrArray *out, int dep
 	}
 }
 
-/* A header value as GMime may parse it: the colons past MAX_VALUE_COLONS
- * become spaces (a legitimate value has a handful: groups, or a colon in
- * a display name). */
-static char *colons_bounded(const char *value)
-{
-	char *s = g_strdup(value);
-	unsigned colons = 0;
-	for (char *p = strchr(s, ':'); p; p = strchr(p + 1, ':'))
-		if (++colons > MAX_VALUE_COLONS)
-			*p = ' ';
-	return s;
-}
-
 /* Bare addresses of header values (To, Cc, Bcc, From) through GMime's
  * address parser. */
 static GPtrArray *parse_address_values(const GPtrArray *values)
@@ -478,7 +459,8 @@ static GPtrArray *parse_address_values(const GPtrArray *values)
 	mv_mime_init();
 	GMimeParserOptions *options = g_mime_parser_options_new();
 	for (guint i = 0; i < values->len; i++) {
-		char *bounded = colons_bounded(values->pdata[i]);
+		char *bounded = g_strdup(values->pdata[i]);
+		mv_mime_bound_value_colons(bounded);
 		InternetAddressList *list = internet_address_list_parse(options, bounded);
 		g_free(bounded);
 		if (!list)
