@@ -553,13 +553,16 @@ static void next_state(folder_run *fr, const mv_mailbox_folder_state *old, const
 	g_string_free(marks, TRUE);
 }
 
-/* The UIDs committed in every archive they went to, for deletion. */
+/* The UIDs dealt with for good, for deletion: committed in every archive
+ * they went to, or (multidrop, unknown addresses, policy "ignore") routed
+ * to none on purpose. */
 static GArray *committed_uids(folder_run *fr)
 {
 	GArray *out = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	for (guint i = 0; i < fr->cands->len; i++) {
 		candidate *c = &g_array_index(fr->cands, candidate, i);
-		if (c->handed && c->targets > 0 && !c->leave && mv_mailbox_commits_of(fr->commits, i) >= c->targets)
+		bool ignored = c->handed && c->targets == 0 && !c->leave && fr->o->routing;
+		if ((c->handed && c->targets > 0 && mv_mailbox_commits_of(fr->commits, i) >= c->targets) || ignored)
 			g_array_append_val(out, c->uid);
 	}
 	return out;

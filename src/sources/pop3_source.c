@@ -122,7 +122,9 @@ static int settle(pop3_run *pr, mv_instance *inst, GPtrArray *items, GHashTable 
 		pop3_cand *c = &g_array_index(pr->cands, pop3_cand, i);
 		if (c->handed && !c->leave && !c->confirm)
 			g_ptr_array_add(archived, c->item->uidl);
-		bool committed = c->handed && c->targets > 0 && mv_mailbox_commits_of(pr->commits, i) >= c->targets;
+		bool ignored = c->handed && c->targets == 0 && !c->leave && o->routing;
+		bool committed = (c->handed && c->targets > 0 && mv_mailbox_commits_of(pr->commits, i) >= c->targets) ||
+		                 ignored;
 		bool by_rule = o->delete_rule == MV_DELETE_AFTER_ARCHIVING || (o->delete_rule == MV_DELETE_OLDER_THAN &&
 		                                                                c->confirm);
 		if (committed && by_rule)
