@@ -279,12 +279,15 @@ static const char *const trash_names[] = { "Trash", "Deleted Items", "Deleted Me
 	                                       "Gelöschte Elemente", "Gelöschte Objekte", NULL };
 
 /* The name decoded to UTF-8 with '/' between levels; a '/' inside a level
- * of a server whose delimiter is another character becomes '_'. */
-static char *decode_name(const char *wire, char delim, bool utf8)
+ * of a server whose delimiter is another character becomes '_'.  Names
+ * are modified UTF-7 (we never ENABLE UTF8=ACCEPT, so a server sends them
+ * so even when it could do otherwise); a server that sends raw UTF-8
+ * anyway, which is no valid modified UTF-7, has its name kept as sent. */
+static char *decode_name(const char *wire, char delim)
 {
-	char *decoded = utf8 ? mv_utf8_sanitize(wire, -1) : mv_mutf7_decode(wire, NULL);
+	char *decoded = mv_mutf7_decode(wire, NULL);
 	if (!decoded)
-		decoded = mv_utf8_sanitize(wire, -1);   /* not valid modified UTF-7: shown as sent */
+		decoded = mv_utf8_sanitize(wire, -1);
 	if (delim && delim != '/') {
 		g_strdelimit(decoded, "/", '_');
 		g_strdelimit(decoded, (char[]){ delim, 0 }, '/');
@@ -323,7 +326,7 @@ static int on_list(void *opaque, GByteArray *raw, const mv_imap_response *r, GEr
 		f->sent |= mv_imap_atom_is(r, a, "\\Sent");
 		f->drafts |= mv_imap_atom_is(r, a, "\\Drafts");
 	}
-	f->name = decode_name(f->wire, f->delimiter, mv_imap_has(lc->c, "UTF8=ACCEPT"));
+	f->name = decode_name(f->wire, f->delimiter);
 	/* By name only at the top level or right below the Inbox (Courier's
 	 * "INBOX.Junk"): "Projects/Spam" is somebody's folder about spam. */
 	const char *last = f->delimiter ? strrchr(f->name, '/') : NULL;
