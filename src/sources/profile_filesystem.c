@@ -271,6 +271,24 @@ static json_t *run_summary(mv_command_ctx *ctx, mv_ingest *ing, mv_file_import *
 	                 (json_int_t)deleted, "moved", (json_int_t)moved, "warnings", (json_int_t)c.warnings);
 }
 
+typedef struct files_run {
+	mv_command_ctx *ctx;
+	mv_file_import *fi;
+} files_run;
+
+/* Whatever was committed before a failure is durable: its files go too. */
+static void settle_files(void *opaque, mv_ingest *ing)
+{
+	files_run *fr = opaque;
+	mv_file_import_settle(fr->fi, ing);
+}
+
+static json_t *files_summary(void *opaque, mv_ingest *ing)
+{
+	files_run *fr = opaque;
+	return run_summary(fr->ctx, ing, fr->fi);
+}
+
 /* Runs p (saved, or temporary with id 0) once. */
 static json_t *run_files(mv_command_ctx *ctx, const mv_profile *p, json_t *details, GError **error)
 {
@@ -303,29 +321,9 @@ static json_t *run_files(mv_command_ctx *ctx, const mv_profile *p, json_t *detai
 		goto out;
 	mv_task task = { .progress = mv_profile_on_progress, .opaque = ctx, .cancel = ctx->cancel };
 	int rc = mv_file_import_run(fi, ing, &task, error);
-	if (rc < 0)
-		mv_ingest_note_outcome(ing, g_error_matches(*error, MV_ERROR, MV_ERR_CANCELLED) ? "cancelled"
-		                                                                                   : (*error)->message);
-	/* The counts of a run that stopped are still what it archived, and
-	 * logged; the first failure is the one reported. */
-	GError *flush_err = NULL;
-	int flushed = mv_ingest_flush(ing, &flush_err);
-	if (flushed < 0 && rc == 0)
-		mv_ingest_note_outcome(ing, flush_err->message);
-	/* Whatever was committed before a failure is durable: its files go too. */
-	mv_file_import_settle(fi, ing);
-	out = run_summary(ctx, ing, fi);
-	int ended = mv_ingest_end(&ing, &end_err);
-	if (rc == 0 && flushed < 0)
-		g_propagate_error(error, g_steal_pointer(&flush_err));
-	else if (rc == 0 && ended < 0)
-		g_propagate_error(error, g_steal_pointer(&end_err));
-	g_clear_error(&flush_err);
-	g_clear_error(&end_err);
-	if (rc < 0 || flushed < 0 || ended < 0)
-		g_clear_pointer(&out, json_decref);
-	else
-		mv_command_progress(ctx, 100, "done");
+	files_run fr = { ctx, fi };
+	mv_profile_run_end how = { .after_flush = settle_files, .summary = files_summary, .opaque = &fr };
+	out = mv_profile_end_run(ctx, &ing, rc, &how, error);
 out:
 	if (ing && mv_ingest_end(&ing, &end_err) < 0)
 		g_clear_error(&end_err);

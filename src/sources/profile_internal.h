@@ -64,8 +64,20 @@ bool mv_profile_caller_is_admin(const mv_command_ctx *ctx);
 const char *mv_profile_caller(const mv_command_ctx *ctx);
 bool mv_profile_same_user(const char *a, const char *b);
 
-/* The end every run shares: refusals and warnings into the log (the first
- * hundred), progress at 100 when it succeeded. */
+/* Refusals and warnings into the log (the first hundred). */
+/* The end every run shares, whatever its source: the outcome noted, the
+ * ingest flushed (what was committed before a failure is durable and
+ * counted), after_flush (may be NULL) told, the summary made, the ingest
+ * ended (*ing NULL after) with its audit entry and worker result, the
+ * first failure reported; progress at 100 when it succeeded.  rc: the
+ * source's own result (*error set when < 0).  NULL when the run failed. */
+typedef struct mv_profile_run_end {
+	void (*after_flush)(void *opaque, mv_ingest *ing);
+	json_t *(*summary)(void *opaque, mv_ingest *ing);
+	void *opaque;
+} mv_profile_run_end;
+json_t *mv_profile_end_run(mv_command_ctx *ctx, mv_ingest **ing, int rc, const mv_profile_run_end *end,
+                           GError **error);
 void mv_profile_log_items(mv_command_ctx *ctx, const char *what, const GPtrArray *list);
 void mv_profile_on_progress(void *opaque, int percent, const char *text);
 

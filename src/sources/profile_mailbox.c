@@ -488,12 +488,13 @@ static int run_mailboxes(mailbox_run *mr, run_options *ro, json_t *details, GErr
 	return rc;
 }
 
-static json_t *run_summary(mailbox_run *mr)
+static json_t *run_summary(void *opaque, mv_ingest *ing)
 {
+	mailbox_run *mr = opaque;
 	mv_ingest_counts c;
-	mv_ingest_get_counts(mr->ing, &c);
-	mv_profile_log_items(mr->ctx, "refused", mv_ingest_refusals(mr->ing));
-	mv_profile_log_items(mr->ctx, "warning", mv_ingest_warnings(mr->ing));
+	mv_ingest_get_counts(ing, &c);
+	mv_profile_log_items(mr->ctx, "refused", mv_ingest_refusals(ing));
+	mv_profile_log_items(mr->ctx, "warning", mv_ingest_warnings(ing));
 	const mv_mailbox_counts *m = &mr->counts;
 	mv_command_log(mr->ctx, "archived %" G_GUINT64_FORMAT ", already archived %" G_GUINT64_FORMAT ", refused %"
 	               G_GUINT64_FORMAT ", fetched %" G_GUINT64_FORMAT ", passed over by filters %" G_GUINT64_FORMAT
@@ -536,26 +537,9 @@ static json_t *run_mailbox_profile(mv_command_ctx *ctx, const mv_profile *p, jso
 		goto out;
 	mr.commits = mv_mailbox_commits_attach(mr.ing);
 	int rc = run_mailboxes(&mr, &ro, details, error);
-	if (rc < 0)
-		mv_ingest_note_outcome(mr.ing, g_error_matches(*error, MV_ERROR, MV_ERR_CANCELLED) ? "cancelled"
-		                                                                                      : (*error)->message);
 	mv_ingest_note_skipped(mr.ing, mr.counts.filtered + mr.counts.ignored + mr.counts.left);
-	GError *flush_err = NULL, *end_err = NULL;
-	int flushed = mv_ingest_flush(mr.ing, &flush_err);
-	if (flushed < 0 && rc == 0)
-		mv_ingest_note_outcome(mr.ing, flush_err->message);
-	out = run_summary(&mr);
-	int ended = mv_ingest_end(&mr.ing, &end_err);
-	if (rc == 0 && flushed < 0)
-		g_propagate_error(error, g_steal_pointer(&flush_err));
-	else if (rc == 0 && ended < 0)
-		g_propagate_error(error, g_steal_pointer(&end_err));
-	g_clear_error(&flush_err);
-	g_clear_error(&end_err);
-	if (rc < 0 || flushed < 0 || ended < 0)
-		g_clear_pointer(&out, json_decref);
-	else
-		mv_command_progress(ctx, 100, "done");
+	mv_profile_run_end how = { .summary = run_summary, .opaque = &mr };
+	out = mv_profile_end_run(ctx, &mr.ing, rc, &how, error);
 out:
 	if (mr.ing) {
 		GError *e = NULL;

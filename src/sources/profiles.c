@@ -373,6 +373,35 @@ void mv_profile_log_items(mv_command_ctx *ctx, const char *what, const GPtrArray
 	}
 }
 
+json_t *mv_profile_end_run(mv_command_ctx *ctx, mv_ingest **ing, int rc, const mv_profile_run_end *end,
+                           GError **error)
+{
+	if (rc < 0)
+		mv_ingest_note_outcome(*ing, g_error_matches(*error, MV_ERROR, MV_ERR_CANCELLED) ? "cancelled"
+		                                                                                    : (*error)->message);
+	/* The counts of a run that stopped are still what it archived, and
+	 * logged; the first failure is the one reported. */
+	GError *flush_err = NULL, *end_err = NULL;
+	int flushed = mv_ingest_flush(*ing, &flush_err);
+	if (flushed < 0 && rc == 0)
+		mv_ingest_note_outcome(*ing, flush_err->message);
+	if (end->after_flush)
+		end->after_flush(end->opaque, *ing);
+	json_t *out = end->summary(end->opaque, *ing);
+	int ended = mv_ingest_end(ing, &end_err);
+	if (rc == 0 && flushed < 0)
+		g_propagate_error(error, g_steal_pointer(&flush_err));
+	else if (rc == 0 && ended < 0)
+		g_propagate_error(error, g_steal_pointer(&end_err));
+	g_clear_error(&flush_err);
+	g_clear_error(&end_err);
+	if (rc < 0 || flushed < 0 || ended < 0)
+		g_clear_pointer(&out, json_decref);
+	else
+		mv_command_progress(ctx, 100, "done");
+	return out;
+}
+
 /* Runs p (saved, or temporary with id 0) once, through its connector. */
 static json_t *run_profile_once(mv_command_ctx *ctx, const mv_profile *p, GError **error)
 {
