@@ -51,7 +51,7 @@ DOVECOT_USERS = [
     "filters@s.test", "delafter@s.test", "delkeep@s.test", "delold@s.test", "delarch@s.test",
     "mm1@mm.test", "mm2@mm.test", "mm3@mm.test", "mm4@mm.test", "ms1", "ms2", "ms3",
     "drop@ml.test", "drop@mc.test", "drop@mi.test", "pop1", "pop2", "wrongpw", "tlsuser", "mal", "kill", "probe",
-    "mvkill", "secret", "tester",
+    "mvkill", "secret", "tester", "popdrop",
 ]
 
 
@@ -867,3 +867,28 @@ def test_profile_types_and_test_profile(dc, d):
     assert "Junk" in r["foldersPassedOver"], r
     assert body_fetches(dc, user, mark) == 0
     nowhere(d, "tester1")
+
+
+def test_pop3_multidrop_routes_leaves_unknown_and_deletes_only_the_routed(dc, d):
+    """A POP3 multidrop mailbox: routed like IMAP's (Delivered-To first), a
+    message for no known user left on the server and looked at again, each
+    routed message deleted (DELE+QUIT) only once archived; a user added
+    later gets the left message on the next run."""
+    user = "popdrop"
+    create_user(d, "pd1", "pd1@pd.test")
+    to_pd1 = message("pdone", to="list@pd.test", extra="Delivered-To: pd1@pd.test\r\n")
+    stranger = message("pdstranger", to="pd2@pd.test", frm="x@elsewhere.test")
+    dc.deliver_many(user, "INBOX", [to_pd1, stranger])
+    pid = create(d, props(dc, user, name="popdrop", connector="POP3", subType="2", targetFolder="Drop/{u-email}",
+                          unknownAddresses="leave", deleteRule="afterArchiving"))
+    mark = dc.log_mark()
+    r = run_ok(d, pid)
+    assert r["archived"] == 1 and r["left"] == 1, r
+    assert pop3_counts(dc, user, mark, "del") == 1
+    assert archive_contents(d, "pd1") == {"Drop/pd1@pd.test": shas([to_pd1])}
+    assert mailbox_shas(dc, user, "INBOX") == shas([stranger])
+    create_user(d, "pd2", "pd2@pd.test")
+    r = run_ok(d, pid)
+    assert r["archived"] == 1 and r["left"] == 0, r
+    assert archive_contents(d, "pd2") == {"Drop/pd2@pd.test": shas([stranger])}
+    assert mailbox_shas(dc, user, "INBOX") == collections.Counter()
