@@ -421,28 +421,41 @@ static GPtrArray *mailbox_users(mv_command_ctx *ctx, json_t *details, GError **e
 	return out;
 }
 
+/* The options of one user's mailbox of many: its name on the server, the
+ * administrative login to it (*login_r to g_free()), its archive.  NULL
+ * when the user has no address to name it by. */
+static const char *one_of_many(json_t *details, const mv_user *u, mv_mailbox_options *o, char **login_r)
+{
+	bool by_email = strcmp(detail(details, "mailboxLogin"), "emailAddress") == 0;
+	*login_r = NULL;
+	if (by_email && u->email_addresses->len == 0)
+		return NULL;
+	const char *mailbox = by_email ? u->email_addresses->pdata[0] : u->name;
+	if (strcmp(detail(details, "loginMethod"), "masterUser") == 0) {
+		*login_r = g_strdup_printf("%s%s%s", mailbox, detail(details, "masterUserSeparator"),
+		                           detail(details, "userName"));
+		o->server.user = *login_r;
+	} else {
+		o->server.authzid = mailbox;
+	}
+	o->mailbox = mailbox;
+	o->archive = u->name;
+	return mailbox;
+}
+
 /* One mailbox of many: a login that fails, or a mailbox that is not
  * there, is a refused item of the run; the others go on. */
 static int run_one_of_many(mailbox_run *mr, run_options *ro, json_t *details, const mv_user *u, GError **error)
 {
-	bool by_email = strcmp(detail(details, "mailboxLogin"), "emailAddress") == 0;
-	if (by_email && u->email_addresses->len == 0) {
+	mv_mailbox_options o = ro->o;
+	char *login = NULL;
+	const char *mailbox = one_of_many(details, u, &o, &login);
+	if (!mailbox) {
 		char *why = g_strdup_printf("user '%s' has no email address to name a mailbox by", u->name);
 		mv_ingest_refuse(mr->ing, u->name, why);
 		g_free(why);
 		return 0;
 	}
-	const char *mailbox = by_email ? u->email_addresses->pdata[0] : u->name;
-	mv_mailbox_options o = ro->o;
-	char *login = NULL;
-	if (strcmp(detail(details, "loginMethod"), "masterUser") == 0) {
-		login = g_strdup_printf("%s%s%s", mailbox, detail(details, "masterUserSeparator"), detail(details, "userName"));
-		o.server.user = login;
-	} else {
-		o.server.authzid = mailbox;
-	}
-	o.mailbox = mailbox;
-	o.archive = u->name;
 	GError *e = NULL;
 	int rc = mr->source(mr->ctx->inst, mr->ing, mr->commits, &o, &mr->task, &mr->counts, &e);
 	g_free(login);
@@ -570,11 +583,27 @@ static json_t *test_mailbox(mv_command_ctx *ctx, const mv_profile *p, json_t *de
 	if (resolve_password(ctx, details, &ro, error) < 0)
 		return NULL;
 	fill_options(p, details, &ro);
+	json_t *out = NULL;
+	char *login = NULL;
+	GPtrArray *users = NULL;
 	if (strcmp(detail(details, "subType"), "1") == 0) {
-		/* the administrative login, on the first user's mailbox */
-		ro.o.server.user = detail(details, "userName");
+		/* the administrative login, into the first user's mailbox */
+		if (!(users = mailbox_users(ctx, details, error)))
+			goto out;
+		const mv_user *first = users->len ? users->pdata[0] : NULL;
+		if (!first || !one_of_many(details, first, &ro.o, &login)) {
+			g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "no user whose mailbox the administrative login could be "
+			            "tested on (userNames, or users with an email address)");
+			goto out;
+		}
 	}
-	json_t *out = is_imap(details) ? mv_imap_source_test(&ro.o, error) : mv_pop3_source_test(&ro.o, error);
+	out = is_imap(details) ? mv_imap_source_test(&ro.o, error) : mv_pop3_source_test(&ro.o, error);
+	if (out && ro.o.mailbox)
+		json_object_set_new(out, "mailbox", json_string(ro.o.mailbox));
+out:
+	if (users)
+		g_ptr_array_unref(users);
+	g_free(login);
 	run_options_clear(&ro);
 	return out;
 }

@@ -488,10 +488,13 @@ def test_multiple_mailboxes_through_a_master_user(dc, d):
     want = mailboxes(dc, logins + ["mm4@mm.test"], "mm")
     for i, login in enumerate(logins + ["mm4@mm.test"]):
         create_user(d, "mm%d" % (i + 1), login, "mm%d.alias@mm.test" % (i + 1))
+    pid = create(d, props(dc, "mm1@mm.test", name="mm", subType="1", userNames="mm1,mm2,mm3",
+                          loginMethod="masterUser", userName=dc.master_user, password=dc.master_password))
+    # TestProfile logs on through the master user into the first mailbox.
+    t = ok(d, "TestProfile", id=pid)
+    assert t["login"] == "ok" and t["mailbox"] == "mm1@mm.test" and "Inbox" in t["folders"], t
     mark = dc.log_mark()
-    r = run_ok(d, create(d, props(dc, "mm1@mm.test", name="mm", subType="1", userNames="mm1,mm2,mm3",
-                                  loginMethod="masterUser", userName=dc.master_user,
-                                  password=dc.master_password)))
+    r = run_ok(d, pid)
     assert r["archived"] == 9, r
     for i, login in enumerate(logins):
         assert archive_contents(d, "mm%d" % (i + 1)) == want[login], login
