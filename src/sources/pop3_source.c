@@ -102,6 +102,15 @@ static void choose(pop3_run *pr, GPtrArray *items, GHashTable *known, int64_t no
 			if (o->delete_rule != MV_DELETE_OLDER_THAN || *when > cutoff)
 				continue;
 			c.confirm = true;
+		} else if (item->size > MV_MAX_MESSAGE_SIZE) {
+			/* Never retrieved: it could not be held, and would stop every run here. */
+			char *origin = g_strdup_printf("pop3://%s;UIDL=%s", o->mailbox, item->uidl);
+			char *why = g_strdup_printf("message of %" G_GUINT64_FORMAT " bytes exceeds the limit of %u bytes",
+			                            item->size, MV_MAX_MESSAGE_SIZE);
+			mv_ingest_refuse(pr->ing, origin, why);
+			g_free(origin);
+			g_free(why);
+			continue;
 		} else if (o->max_size > 0 && item->size > o->max_size) {
 			pr->counts->filtered++;
 			continue;
