@@ -339,4 +339,72 @@ char *mv_pkey_der_sha256(struct evp_pkey_st *pkey);
 int mv_export_verify_digest(const mv_export_pubkey *k, const uint8_t digest[32], const uint8_t *sig, size_t sig_len,
                             GError **error);
 
+/* ---- Exchange / Microsoft 365 envelope journal reports (journal_report.c)
+ * (mv_ms_journal_: store/'s journal is the content/ walk, another thing.)
+ * A journal report is a wrapper: a top-level X-MS-Journal-Report header, a
+ * multipart/mixed body whose first part is the envelope (one field per
+ * line: Sender, Subject, Message-Id, To/Cc/Bcc/Recipient with an optional
+ * ", Expanded: <group>" or ", Forwarded: <address>" annotation) and whose
+ * second part is the original message as message/rfc822.  Parsing is pure:
+ * no allocation is sized from a length the input claims, and whatever was
+ * wrong is a flag, never a failure of the call. */
+typedef enum {
+	MV_MS_JOURNAL_TO = 0,
+	MV_MS_JOURNAL_CC,
+	MV_MS_JOURNAL_BCC,
+	MV_MS_JOURNAL_RECIPIENT, /* the basic field: the addressing could not be verified */
+} mv_ms_journal_kind;
+
+typedef struct mv_ms_journal_recipient {
+	char *address;        /* the journaled (delivered-to) address */
+	mv_ms_journal_kind kind;
+	char *expanded_from;  /* the distribution group it was expanded from, or NULL */
+	bool forwarded;       /* delivered here because forwarded_from has an alternate recipient */
+	char *forwarded_from; /* the address the message was sent to, when forwarded; else NULL */
+} mv_ms_journal_recipient;
+
+/* r->flags: what was wrong (all but the last are errors). */
+enum {
+	MV_MS_JOURNAL_NOT_MULTIPART = 1 << 0,       /* the body is not multipart, or has no usable boundary */
+	MV_MS_JOURNAL_NO_REPORT = 1 << 1,           /* no first part, or neither sender nor recipient in it */
+	MV_MS_JOURNAL_REPORT_UNREADABLE = 1 << 2,   /* the first part is not text, or not in a charset read */
+	MV_MS_JOURNAL_BAD_LINE = 1 << 3,            /* a report line that is no field, an item without address */
+	MV_MS_JOURNAL_TOO_MANY_RECIPIENTS = 1 << 4, /* past MV_MS_JOURNAL_MAX_RECIPIENTS: the rest dropped */
+	MV_MS_JOURNAL_NO_ORIGINAL = 1 << 5,         /* no second part, or it is not message/rfc822 */
+	MV_MS_JOURNAL_UNTERMINATED = 1 << 6,        /* no closing delimiter: the last part runs to the end */
+	MV_MS_JOURNAL_TOO_LARGE = 1 << 7,           /* a header, the report or a line past its bound */
+	MV_MS_JOURNAL_ORIGINAL_DECODED = 1 << 8,    /* no error: the original was base64/QP, see original_decoded */
+};
+#define MV_MS_JOURNAL_ERRORS (~(unsigned)MV_MS_JOURNAL_ORIGINAL_DECODED)
+#define MV_MS_JOURNAL_MAX_RECIPIENTS 10000u
+#define MV_MS_JOURNAL_MAX_LINE 65536u                  /* a header field unfolded, a report line */
+#define MV_MS_JOURNAL_MAX_HEADER (1024u * 1024u)       /* a header block, the wrapper's or a part's */
+#define MV_MS_JOURNAL_MAX_REPORT (16u * 1024u * 1024u) /* the report part as it stands */
+
+typedef struct mv_ms_journal_report {
+	bool is_journal_report; /* the top-level header names it one; the rest only then */
+	unsigned flags;         /* MV_MS_JOURNAL_* */
+	char *problem;          /* the first error, in words; NULL when flags has none */
+	char *sender, *subject, *message_id, *on_behalf_of; /* UTF-8; NULL when absent */
+	mv_ms_journal_recipient *recipients;
+	size_t n_recipients;
+	/* The original message: the message/rfc822 part's body exactly as it
+	 * stands in the input (its line ends, its 8-bit bytes), at
+	 * [original_offset, original_offset + original_len) of the input —
+	 * unless the part was itself base64/QP encoded: then it is decoded into
+	 * original_decoded (owned; original_len its length) and flags has
+	 * MV_MS_JOURNAL_ORIGINAL_DECODED.  has_original false: neither. */
+	bool has_original;
+	size_t original_offset, original_len;
+	uint8_t *original_decoded;
+} mv_ms_journal_report;
+
+/* Reads data as a journal report into *r (cleared first); returns
+ * r->is_journal_report.  Never fails: what was wrong is in r->flags. */
+bool mv_ms_journal_report_parse(const uint8_t *data, size_t len, mv_ms_journal_report *r);
+/* The original's bytes (inside data, or the decoded copy), NULL when absent. */
+const uint8_t *mv_ms_journal_report_original(const mv_ms_journal_report *r, const uint8_t *data, size_t *len_r);
+void mv_ms_journal_report_clear(mv_ms_journal_report *r);
+const char *mv_ms_journal_kind_name(mv_ms_journal_kind kind);
+
 #endif
