@@ -526,8 +526,10 @@ static void expect_unstuff(const char *in, bool whole, const char *want)
 	bool got = mv_pop3_unstuff((const uint8_t *)in, strlen(in), out);
 	if (got != whole)
 		fail_msg("\"%s\": %s", in, got ? "taken as complete" : "not taken as complete");
-	if (out->len != strlen(want) || memcmp(out->data, want, out->len) != 0)
-		fail_msg("\"%s\" unstuffed to \"%.*s\", not \"%s\"", in, (int)out->len, (const char *)out->data, want);
+	/* An empty array's data is NULL, which memcmp must not be given. */
+	if (out->len != strlen(want) || (out->len > 0 && memcmp(out->data, want, out->len) != 0))
+		fail_msg("\"%s\" unstuffed to \"%.*s\", not \"%s\"", in, (int)out->len,
+		         out->len ? (const char *)out->data : "", want);
 	g_byte_array_unref(out);
 }
 
