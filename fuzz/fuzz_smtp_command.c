@@ -88,7 +88,7 @@ static bool same(const body *a, const body *b)
 {
 	return a->used == b->used && a->dec.done == b->dec.done && a->dec.too_big == b->dec.too_big &&
 	       a->dec.bare_lf == b->dec.bare_lf && a->dec.bare_cr == b->dec.bare_cr && a->dec.size == b->dec.size &&
-	       a->out->len == b->out->len && memcmp(a->out->data, b->out->data, a->out->len) == 0;
+	       a->out->len == b->out->len && (a->out->len == 0 || memcmp(a->out->data, b->out->data, a->out->len) == 0);
 }
 
 static void check_data(const uint8_t *data, size_t size, size_t split)
