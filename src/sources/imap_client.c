@@ -297,16 +297,12 @@ static char *decode_name(const char *wire, char delim)
 	return decoded;
 }
 
-typedef struct list_ctx {
-	mv_imap_client *c;
-	GPtrArray *out;
-} list_ctx;
 
 static int on_list(void *opaque, GByteArray *raw, const mv_imap_response *r, GError **error)
 {
 	(void)raw;
 	(void)error;
-	list_ctx *lc = opaque;
+	GPtrArray *out = opaque;
 	if (r->type != MV_IMAP_RESP_DATA || strcmp(r->name, "LIST") != 0)
 		return 0;
 	const mv_imap_value *attrs = mv_imap_value_at(r, r->first);
@@ -334,20 +330,20 @@ static int on_list(void *opaque, GByteArray *raw, const mv_imap_response *r, GEr
 	last = last ? last + 1 : f->name;
 	f->junk |= top && common_name(last, junk_names);
 	f->trash |= top && common_name(last, trash_names);
-	g_ptr_array_add(lc->out, f);
+	g_ptr_array_add(out, f);
 	return 0;
 }
 
 GPtrArray *mv_imap_list(mv_imap_client *c, GError **error)
 {
-	list_ctx lc = { c, g_ptr_array_new_with_free_func((GDestroyNotify)mv_imap_folder_free) };
+	GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)mv_imap_folder_free);
 	const char *cmd = mv_imap_has(c, "SPECIAL-USE") && mv_imap_has(c, "LIST-EXTENDED")
 	                      ? "LIST \"\" \"*\" RETURN (SPECIAL-USE)" : "LIST \"\" \"*\"";
-	if (mv_imap_command(c, cmd, on_list, &lc, error) < 0) {
-		g_ptr_array_unref(lc.out);
+	if (mv_imap_command(c, cmd, on_list, out, error) < 0) {
+		g_ptr_array_unref(out);
 		return NULL;
 	}
-	return lc.out;
+	return out;
 }
 
 /* ---- folders' state ------------------------------------------------------------------------------ */

@@ -27,6 +27,8 @@ import time
 
 import pytest
 
+import dovecot  # its modified UTF-7 encoder, written independently of the server
+
 from mvserver import MvServer, init_with_admin
 from mvtest import contains_seq, mv, tokens
 
@@ -133,27 +135,6 @@ def search(m, *keys, uid=False):
     typ, dat = m.uid("SEARCH", *keys) if uid else m.search(None, *keys)
     assert typ == "OK", (keys, typ, dat)
     return {int(x) for x in b" ".join(dat).split()}
-
-
-# ---------------------------------------------------------------------------------------------
-# Modified UTF-7 (RFC 3501 5.1.3), written here to check the server's names.
-
-def mutf7(text):
-    out, run_ = [], []
-
-    def flush():
-        if run_:
-            b = "".join(run_).encode("utf-16-be")
-            out.append("&" + base64.b64encode(b).decode().rstrip("=").replace("/", ",") + "-")
-            run_.clear()
-    for ch in text:
-        if 0x20 <= ord(ch) <= 0x7E:
-            flush()
-            out.append("&-" if ch == "&" else ch)
-        else:
-            run_.append(ch)
-    flush()
-    return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,7 +407,7 @@ def test_list_lsub_namespace_status(world):
     typ, data = m.list('""', '"*"')
     assert typ == "OK"
     names = list_lines(data)
-    umlaut = mutf7(UMLAUT_FOLDER)
+    umlaut = dovecot.mutf7_encode(UMLAUT_FOLDER)
     assert umlaut == "Archiv/Gr&APYA3w-e"
     for n in ["INBOX", "Sent Items", "Attachments", "Flags", "Archiv", umlaut, "Other Users",
               "Other Users/bob/Inbox", "Other Users/bob/Private", "Other Users/alice/Inbox"]:
