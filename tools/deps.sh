@@ -5,9 +5,9 @@
 set -eu
 what=${1:-build}
 build="gcc meson ninja-build pkg-config libgmime-3.0-dev libglib2.0-dev libsodium-dev libzstd-dev libjansson-dev libreadline-dev libssl-dev libmicrohttpd-dev libcurl4-openssl-dev libxml2-dev liboath-dev libqrencode-dev libpff-dev libbfio-dev libgsf-1-dev libpoppler-glib-dev libzip-dev libseccomp-dev catdoc libevent-dev"
-test_pkgs="debhelper dpkg-dev fakeroot lintian libcmocka-dev python3 python3-pytest python3-pytest-xdist clang libclang-rt-14-dev openssl chromium pst-utils poppler-utils libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui dovecot-imapd dovecot-pop3d isync offlineimap neomutt tmux"
+test_pkgs="debhelper dpkg-dev fakeroot lintian libcmocka-dev python3 python3-pytest python3-pytest-xdist clang libclang-rt-14-dev openssl chromium pst-utils poppler-utils libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui dovecot-imapd dovecot-pop3d isync offlineimap neomutt tmux postfix swaks"
 deb_pkgs="debhelper dpkg-dev fakeroot lintian"
-bench_pkgs="notmuch maildir-utils time wrk pst-utils poppler-utils docx2txt dovecot-imapd dovecot-pop3d isync offlineimap openssl"
+bench_pkgs="notmuch maildir-utils time wrk pst-utils poppler-utils docx2txt dovecot-imapd dovecot-pop3d isync offlineimap openssl postfix dovecot-lmtpd"
 case "$what" in
   build) pkgs="$build" ;;
   test) pkgs="$build $test_pkgs" ;;
@@ -61,5 +61,11 @@ if [ -n "$need_sqlcipher" ]; then
   apt-get install -y -qq --no-install-recommends -t bookworm-backports libsqlcipher-dev $extra >/dev/null
 fi
 [ -z "$missing" ] && exit 0
+# Postfix is only run by the tests and benchmarks, each in a directory of
+# its own on loopback: "No configuration" keeps the package from writing a
+# system main.cf and starting a daemon on port 25 of every interface.
+case "$missing" in *postfix*)
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections ;;
+esac
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
