@@ -142,7 +142,12 @@ typedef enum {
 	MV_LOGIN_WINDOWS_CMD = 1u << 3,
 	MV_LOGIN_IMAP = 1u << 4,
 	MV_LOGIN_API = 1u << 5,
+	/* What a new user gets by default: every way of reading the archive.
+	 * Handing mail in over SMTP writes into other users' archives, so it
+	 * is never granted by default. */
 	MV_LOGIN_ALL = (1u << 6) - 1,
+	MV_LOGIN_SMTP = 1u << 6,
+	MV_LOGIN_KNOWN = MV_LOGIN_ALL | MV_LOGIN_SMTP,
 } mv_login_privilege;
 
 typedef enum {

@@ -131,6 +131,7 @@ static const priv_name login_priv_names[] = {
 	{ "windowsCmd", MV_LOGIN_WINDOWS_CMD },
 	{ "imap", MV_LOGIN_IMAP },
 	{ "api", MV_LOGIN_API },
+	{ "smtp", MV_LOGIN_SMTP },
 	{ NULL, 0 },
 };
 
@@ -308,7 +309,7 @@ static mv_user *user_from(sqlite3_stmt *st)
 	if (!u->authentication)
 		u->authentication = g_strdup("integrated");
 	u->privileges = (unsigned)sqlite3_column_int64(st, 4) & ALL_USER_PRIVILEGES;
-	u->login_privileges = (unsigned)sqlite3_column_int64(st, 5) & MV_LOGIN_ALL;
+	u->login_privileges = (unsigned)sqlite3_column_int64(st, 5) & MV_LOGIN_KNOWN;
 	u->email_addresses = string_list((const char *)sqlite3_column_text(st, 6));
 	u->pop3_user_names = string_list((const char *)sqlite3_column_text(st, 7));
 	u->has_password = sqlite3_column_int(st, 8) != 0;

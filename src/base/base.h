@@ -130,6 +130,29 @@ char *mv_name_fold(const char *name);
  * its certificate, logging and safe mode.  Relative paths in the file are
  * relative to the file's directory.  Unknown groups or keys are refused
  * with their name, so that a typo never silently means a default. */
+/* [smtp]: how mail is taken over SMTP and LMTP (smtpd/) and where it is
+ * filed (sources/routing).  Values are checked for form here; the
+ * networks and folder templates by smtpd when it starts, naming the key. */
+typedef struct mv_smtp_config {
+	GPtrArray *listen;           /* char*: HOST:PORT */
+	GPtrArray *lmtp_listen;      /* char*: HOST:PORT or unix:PATH (absolute) */
+	char *allow_networks;        /* clients that may hand in mail without AUTH: "127.0.0.0/8;::1/128" */
+	bool auth;                   /* AUTH PLAIN/LOGIN after TLS, login privilege "smtp" */
+	bool require_tls;            /* MAIL only after STARTTLS */
+	bool journal_reports;        /* Exchange envelope journal reports are unpacked */
+	int64_t max_message_bytes;
+	int64_t max_recipients;
+	int64_t max_connections;
+	int64_t max_connections_per_address;
+	int64_t idle_seconds;
+	int64_t session_seconds;
+	int64_t max_bad_commands;    /* per client address per minute */
+	char *folder;                /* recipients' folder template */
+	char *sent_folder;           /* a sender's */
+	char *unknown_addresses;     /* catchall | ignore | reject */
+	char *catchall_archive;
+} mv_smtp_config;
+
 typedef struct mv_service_config {
 	char *path;                  /* the file (absolute) */
 	char *data_dir;              /* absolute */
@@ -153,12 +176,15 @@ typedef struct mv_service_config {
 	bool imap_plaintext_loopback; /* logon without TLS allowed from loopback addresses */
 	int64_t imap_idle_seconds;   /* a connection silent this long is closed (IDLE included) */
 	int64_t imap_max_connections;
+	/* [smtp]: the SMTP/LMTP endpoint.  Both lists empty = off (the default). */
+	mv_smtp_config smtp;
 } mv_service_config;
 
 #define MV_API_DEFAULT_PORT 8463
 #define MV_WEB_DEFAULT_PORT 8462
 #define MV_IMAP_DEFAULT_PORT 8143
 #define MV_IMAPS_DEFAULT_PORT 8993
+#define MV_SMTP_DEFAULT_PORT 2525
 /* Long-running functions mostly wait for the disk (segments, SQLite,
  * fsync, copies): a few more than the 2 cores of a small machine keep it
  * busy, while their CPU parts (decryption, zstd, hashing, FTS) and memory

@@ -24,7 +24,26 @@ static const char *const known_keys[][2] = {
 	{ "web", "enabled" }, { "web", "listen" }, { "web", "idle_timeout_minutes" }, { "web", "session_hours" },
 	{ "imap", "enabled" }, { "imap", "listen" }, { "imap", "listen_tls" }, { "imap", "allow_plaintext_loopback" },
 	{ "imap", "idle_timeout_minutes" }, { "imap", "max_connections" },
+	{ "smtp", "enabled" }, { "smtp", "listen" }, { "smtp", "lmtp_listen" }, { "smtp", "allow_networks" },
+	{ "smtp", "auth" }, { "smtp", "require_tls" }, { "smtp", "journal_reports" }, { "smtp", "max_message_size_mb" },
+	{ "smtp", "max_recipients" }, { "smtp", "max_connections" }, { "smtp", "max_connections_per_address" },
+	{ "smtp", "idle_timeout_seconds" }, { "smtp", "max_session_seconds" }, { "smtp", "max_bad_commands" },
+	{ "smtp", "folder" }, { "smtp", "sent_folder" }, { "smtp", "unknown_addresses" }, { "smtp", "catchall_archive" },
 };
+
+static void smtp_clear(mv_smtp_config *s)
+{
+	if (s->listen)
+		g_ptr_array_unref(s->listen);
+	if (s->lmtp_listen)
+		g_ptr_array_unref(s->lmtp_listen);
+	g_free(s->allow_networks);
+	g_free(s->folder);
+	g_free(s->sent_folder);
+	g_free(s->unknown_addresses);
+	g_free(s->catchall_archive);
+	memset(s, 0, sizeof *s);
+}
 
 void mv_service_config_clear(mv_service_config *c)
 {
@@ -41,6 +60,7 @@ void mv_service_config_clear(mv_service_config *c)
 	g_free(c->certificate);
 	g_free(c->private_key);
 	g_free(c->certificate_dir);
+	smtp_clear(&c->smtp);
 	memset(c, 0, sizeof *c);
 }
 
@@ -50,6 +70,18 @@ static GPtrArray *copy_strings(const GPtrArray *src)
 	for (guint i = 0; src && i < src->len; i++)
 		g_ptr_array_add(a, g_strdup(g_ptr_array_index(src, i)));
 	return a;
+}
+
+static void smtp_copy(mv_smtp_config *dst, const mv_smtp_config *src)
+{
+	*dst = *src;
+	dst->listen = copy_strings(src->listen);
+	dst->lmtp_listen = copy_strings(src->lmtp_listen);
+	dst->allow_networks = g_strdup(src->allow_networks);
+	dst->folder = g_strdup(src->folder);
+	dst->sent_folder = g_strdup(src->sent_folder);
+	dst->unknown_addresses = g_strdup(src->unknown_addresses);
+	dst->catchall_archive = g_strdup(src->catchall_archive);
 }
 
 void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src)
@@ -75,6 +107,7 @@ void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src
 	dst->max_connections = src->max_connections;
 	dst->max_running_jobs = src->max_running_jobs;
 	dst->max_queued_jobs = src->max_queued_jobs;
+	smtp_copy(&dst->smtp, &src->smtp);
 }
 
 void mv_service_config_default(mv_service_config *c, const char *path, const char *data_dir)
@@ -99,6 +132,23 @@ void mv_service_config_default(mv_service_config *c, const char *path, const cha
 	g_ptr_array_add(c->imap_listen_tls, g_strdup_printf("127.0.0.1:%d", MV_IMAPS_DEFAULT_PORT));
 	c->imap_idle_seconds = 30 * 60;
 	c->imap_max_connections = 2000;
+	mv_smtp_config *smtp = &c->smtp;
+	smtp->listen = g_ptr_array_new_with_free_func(g_free);
+	smtp->lmtp_listen = g_ptr_array_new_with_free_func(g_free);
+	smtp->allow_networks = g_strdup("127.0.0.0/8;::1/128");
+	smtp->auth = true;
+	smtp->journal_reports = true;
+	smtp->max_message_bytes = 50 * 1024 * 1024;
+	smtp->max_recipients = 1000;
+	smtp->max_connections = 500;
+	smtp->max_connections_per_address = 100;
+	smtp->idle_seconds = 300;
+	smtp->session_seconds = 3600;
+	smtp->max_bad_commands = 20;
+	smtp->folder = g_strdup("Inbox");
+	smtp->sent_folder = g_strdup("Sent");
+	smtp->unknown_addresses = g_strdup("catchall");
+	smtp->catchall_archive = g_strdup("catchall");
 }
 
 int mv_listen_parse(const char *text, char **host_r, int *port_r, GError **error)
@@ -216,8 +266,28 @@ static int get_int(GKeyFile *kf, const char *path, const char *group, const char
 	return 0;
 }
 
+static int get_listen_items(GKeyFile *kf, const char *path, const char *group, const char *key, GPtrArray *listen,
+                            bool allow_unix, GError **error);
+
 static int get_listen(GKeyFile *kf, const char *path, const char *group, const char *key, GPtrArray *listen,
                       GError **error)
+{
+	return get_listen_items(kf, path, group, key, listen, false, error);
+}
+
+/* "unix:PATH": made absolute against the file's directory like any path. */
+static char *unix_listen(const char *path, const char *text)
+{
+	char *base = g_path_get_dirname(path);
+	char *abs = g_canonicalize_filename(text + 5, base);
+	char *v = g_strconcat("unix:", abs, NULL);
+	g_free(abs);
+	g_free(base);
+	return v;
+}
+
+static int get_listen_items(GKeyFile *kf, const char *path, const char *group, const char *key, GPtrArray *listen,
+                            bool allow_unix, GError **error)
 {
 	if (!g_key_file_has_key(kf, group, key, NULL))
 		return 0;
@@ -238,7 +308,12 @@ static int get_listen(GKeyFile *kf, const char *path, const char *group, const c
 		char *host = NULL, *text = g_strstrip(items[i]);
 		int port;
 		GError *e = NULL;
-		if (mv_listen_parse(text, &host, &port, &e) < 0) {
+		if (allow_unix && g_str_has_prefix(text, "unix:")) {
+			if (strlen(text) <= 5 || strlen(text) > 100)
+				rc = invalid(error, path, group, key, "unix:PATH needs a path of at most 95 bytes");
+			else
+				g_ptr_array_add(listen, unix_listen(path, text));
+		} else if (mv_listen_parse(text, &host, &port, &e) < 0) {
 			rc = invalid(error, path, group, key, e->message);
 			g_error_free(e);
 		} else {
@@ -264,6 +339,74 @@ static int get_web(GKeyFile *kf, const char *path, mv_service_config *c, GError 
 	c->web_session_seconds = hours * 3600;
 	if (!enabled)
 		g_ptr_array_set_size(c->web_listen, 0);
+	return 0;
+}
+
+static int get_string(GKeyFile *kf, const char *path, const char *group, const char *key, const char *const *allowed,
+                      char **out, GError **error)
+{
+	if (!g_key_file_has_key(kf, group, key, NULL))
+		return 0;
+	char *v = g_key_file_get_string(kf, group, key, NULL);
+	if (v)
+		g_strstrip(v);
+	bool ok = v && *v && strlen(v) <= 4096;
+	if (ok && allowed) {
+		ok = false;
+		for (size_t i = 0; allowed[i]; i++)
+			ok = ok || strcmp(allowed[i], v) == 0;
+	}
+	if (!ok) {
+		g_free(v);
+		char *why = allowed ? g_strjoinv(", ", (char **)allowed) : NULL;
+		char *msg = why ? g_strdup_printf("expected one of: %s", why) : g_strdup("expected a value of 1 to 4096 bytes");
+		invalid(error, path, group, key, msg);
+		g_free(msg);
+		g_free(why);
+		return -1;
+	}
+	g_free(*out);
+	*out = v;
+	return 0;
+}
+
+/* [smtp]: off unless the file has the section with a listener (enabled
+ * defaults to true there).  allow_networks may be empty: every client
+ * must then log on. */
+static int get_smtp(GKeyFile *kf, const char *path, mv_smtp_config *s, GError **error)
+{
+	static const char *const policies[] = { "catchall", "ignore", "reject", NULL };
+	bool enabled = g_key_file_has_group(kf, "smtp");
+	int64_t size_mb = s->max_message_bytes / (1024 * 1024);
+	if (g_key_file_has_key(kf, "smtp", "allow_networks", NULL)) {
+		char *v = g_key_file_get_string(kf, "smtp", "allow_networks", NULL);
+		g_free(s->allow_networks);
+		s->allow_networks = v ? g_strstrip(v) : g_strdup("");
+	}
+	if (get_bool(kf, path, "smtp", "enabled", &enabled, error) < 0 ||
+	    get_listen(kf, path, "smtp", "listen", s->listen, error) < 0 ||
+	    get_listen_items(kf, path, "smtp", "lmtp_listen", s->lmtp_listen, true, error) < 0 ||
+	    get_bool(kf, path, "smtp", "auth", &s->auth, error) < 0 ||
+	    get_bool(kf, path, "smtp", "require_tls", &s->require_tls, error) < 0 ||
+	    get_bool(kf, path, "smtp", "journal_reports", &s->journal_reports, error) < 0 ||
+	    get_int(kf, path, "smtp", "max_message_size_mb", 1, 2047, &size_mb, error) < 0 ||
+	    get_int(kf, path, "smtp", "max_recipients", 1, 100000, &s->max_recipients, error) < 0 ||
+	    get_int(kf, path, "smtp", "max_connections", 1, 100000, &s->max_connections, error) < 0 ||
+	    get_int(kf, path, "smtp", "max_connections_per_address", 1, 100000, &s->max_connections_per_address, error) < 0 ||
+	    /* RFC 5321 4.5.3.2.7: a server waits at least 5 minutes for a command. */
+	    get_int(kf, path, "smtp", "idle_timeout_seconds", 10, 3600, &s->idle_seconds, error) < 0 ||
+	    get_int(kf, path, "smtp", "max_session_seconds", 60, 7 * 86400, &s->session_seconds, error) < 0 ||
+	    get_int(kf, path, "smtp", "max_bad_commands", 1, 100000, &s->max_bad_commands, error) < 0 ||
+	    get_string(kf, path, "smtp", "folder", NULL, &s->folder, error) < 0 ||
+	    get_string(kf, path, "smtp", "sent_folder", NULL, &s->sent_folder, error) < 0 ||
+	    get_string(kf, path, "smtp", "unknown_addresses", policies, &s->unknown_addresses, error) < 0 ||
+	    get_string(kf, path, "smtp", "catchall_archive", NULL, &s->catchall_archive, error) < 0)
+		return -1;
+	s->max_message_bytes = size_mb * 1024 * 1024;
+	if (!enabled) {
+		g_ptr_array_set_size(s->listen, 0);
+		g_ptr_array_set_size(s->lmtp_listen, 0);
+	}
 	return 0;
 }
 
@@ -323,7 +466,7 @@ int mv_service_config_load(const char *path, mv_service_config *c_r, GError **er
 	if (get_bool(kf, abs, "service", "debug_log", &c.debug_log, error) < 0 ||
 	    get_bool(kf, abs, "service", "safe_mode", &c.safe_mode, error) < 0 ||
 	    get_listen(kf, abs, "api", "listen", c.listen, error) < 0 || get_web(kf, abs, &c, error) < 0 ||
-	    get_imap(kf, abs, &c, error) < 0 ||
+	    get_imap(kf, abs, &c, error) < 0 || get_smtp(kf, abs, &c.smtp, error) < 0 ||
 	    get_int(kf, abs, "api", "status_retention_seconds", 10, 7 * 86400, &c.status_retention_seconds, error) < 0 ||
 	    get_int(kf, abs, "api", "max_connections", 4, 65536, &c.max_connections, error) < 0 ||
 	    get_int(kf, abs, "api", "max_running_jobs", 1, 1024, &c.max_running_jobs, error) < 0 ||
@@ -381,6 +524,38 @@ static void set_path(GKeyFile *kf, const char *base, const char *group, const ch
 	g_free(v);
 }
 
+/* Written in full even when off, so an admin sees every setting; the
+ * example listener is the one a switch to enabled=true would use. */
+static void set_smtp(GKeyFile *kf, const mv_smtp_config *s)
+{
+	bool on = s->listen->len > 0 || s->lmtp_listen->len > 0;
+	g_key_file_set_boolean(kf, "smtp", "enabled", on);
+	if (s->listen->len) {
+		set_listen(kf, "smtp", "listen", s->listen);
+	} else {
+		char *example = g_strdup_printf("127.0.0.1:%d", MV_SMTP_DEFAULT_PORT);
+		g_key_file_set_string(kf, "smtp", "listen", example);
+		g_free(example);
+	}
+	if (s->lmtp_listen->len)
+		set_listen(kf, "smtp", "lmtp_listen", s->lmtp_listen);
+	g_key_file_set_string(kf, "smtp", "allow_networks", s->allow_networks);
+	g_key_file_set_boolean(kf, "smtp", "auth", s->auth);
+	g_key_file_set_boolean(kf, "smtp", "require_tls", s->require_tls);
+	g_key_file_set_boolean(kf, "smtp", "journal_reports", s->journal_reports);
+	g_key_file_set_int64(kf, "smtp", "max_message_size_mb", s->max_message_bytes / (1024 * 1024));
+	g_key_file_set_int64(kf, "smtp", "max_recipients", s->max_recipients);
+	g_key_file_set_int64(kf, "smtp", "max_connections", s->max_connections);
+	g_key_file_set_int64(kf, "smtp", "max_connections_per_address", s->max_connections_per_address);
+	g_key_file_set_int64(kf, "smtp", "idle_timeout_seconds", s->idle_seconds);
+	g_key_file_set_int64(kf, "smtp", "max_session_seconds", s->session_seconds);
+	g_key_file_set_int64(kf, "smtp", "max_bad_commands", s->max_bad_commands);
+	g_key_file_set_string(kf, "smtp", "folder", s->folder);
+	g_key_file_set_string(kf, "smtp", "sent_folder", s->sent_folder);
+	g_key_file_set_string(kf, "smtp", "unknown_addresses", s->unknown_addresses);
+	g_key_file_set_string(kf, "smtp", "catchall_archive", s->catchall_archive);
+}
+
 int mv_service_config_save(const mv_service_config *c, GError **error)
 {
 	char *base = g_path_get_dirname(c->path);
@@ -412,6 +587,7 @@ int mv_service_config_save(const mv_service_config *c, GError **error)
 	g_key_file_set_boolean(kf, "imap", "allow_plaintext_loopback", c->imap_plaintext_loopback);
 	g_key_file_set_int64(kf, "imap", "idle_timeout_minutes", c->imap_idle_seconds / 60);
 	g_key_file_set_int64(kf, "imap", "max_connections", c->imap_max_connections);
+	set_smtp(kf, &c->smtp);
 	set_path(kf, base, "tls", "certificate", c->certificate);
 	set_path(kf, base, "tls", "private_key", c->private_key);
 	set_path(kf, base, "tls", "certificate_dir", c->certificate_dir);

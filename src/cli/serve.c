@@ -13,6 +13,7 @@
 #include "api/api.h"
 #include "web/web.h"
 #include "imapd/imapd.h"
+#include "smtpd/smtpd.h"
 #include "jobs/scheduler.h"
 #include "cli/cli.h"
 #include "net/tls.h"
@@ -166,7 +167,9 @@ typedef struct overrides {
 	GPtrArray *web_listen;       /* --web-listen, or NULL */
 	GPtrArray *imap_listen;      /* --imap-listen, or NULL */
 	GPtrArray *imap_listen_tls;  /* --imap-listen-tls, or NULL */
-	bool no_web, no_imap;
+	GPtrArray *smtp_listen;      /* --smtp-listen, or NULL */
+	GPtrArray *lmtp_listen;      /* --lmtp-listen, or NULL */
+	bool no_web, no_imap, no_smtp;
 	bool safe_mode;
 	bool debug;
 } overrides;
@@ -196,6 +199,19 @@ static void apply_overrides(mv_service_config *c, const overrides *o)
 		g_ptr_array_set_size(c->imap_listen, 0);
 		g_ptr_array_set_size(c->imap_listen_tls, 0);
 	}
+	/* Like IMAP's: either SMTP option replaces both lists. */
+	if (o->smtp_listen || o->lmtp_listen) {
+		g_ptr_array_set_size(c->smtp.listen, 0);
+		g_ptr_array_set_size(c->smtp.lmtp_listen, 0);
+		for (guint i = 0; o->smtp_listen && i < o->smtp_listen->len; i++)
+			g_ptr_array_add(c->smtp.listen, g_strdup(o->smtp_listen->pdata[i]));
+		for (guint i = 0; o->lmtp_listen && i < o->lmtp_listen->len; i++)
+			g_ptr_array_add(c->smtp.lmtp_listen, g_strdup(o->lmtp_listen->pdata[i]));
+	}
+	if (o->no_smtp) {
+		g_ptr_array_set_size(c->smtp.listen, 0);
+		g_ptr_array_set_size(c->smtp.lmtp_listen, 0);
+	}
 	c->safe_mode = c->safe_mode || o->safe_mode;
 }
 
@@ -204,6 +220,7 @@ typedef struct servers {
 	mv_scheduler *scheduler;
 	mv_web_server *web;
 	mv_imapd *imap;
+	mv_smtpd *smtp;
 	mv_logon *logon;
 } servers;
 
@@ -233,6 +250,31 @@ static int reload_imap(servers *sv, const mv_service_config *c, GError **error)
 	return sv->imap ? 0 : -1;
 }
 
+static int reload_smtp(servers *sv, const mv_service_config *c, GError **error)
+{
+	if (c->smtp.listen->len == 0 && c->smtp.lmtp_listen->len == 0) {
+		mv_smtpd_stop(&sv->smtp);
+		return 0;
+	}
+	if (sv->smtp)
+		return mv_smtpd_reload(sv->smtp, c, error);
+	sv->smtp = mv_smtpd_start(c, sv->logon, error);
+	return sv->smtp ? 0 : -1;
+}
+
+static void print_smtp(const mv_service_config *c)
+{
+	GString *s = g_string_new("SMTP/LMTP archiving:");
+	for (guint i = 0; i < c->smtp.listen->len; i++)
+		g_string_append_printf(s, " smtp://%s", (const char *)c->smtp.listen->pdata[i]);
+	for (guint i = 0; i < c->smtp.lmtp_listen->len; i++) {
+		const char *l = c->smtp.lmtp_listen->pdata[i];
+		g_string_append_printf(s, g_str_has_prefix(l, "unix:") ? " lmtp:%s" : " lmtp://%s", l);
+	}
+	printf("%s\n", s->str);
+	g_string_free(s, TRUE);
+}
+
 static void print_imap(const mv_service_config *c)
 {
 	GString *s = g_string_new("IMAP (read-only):");
@@ -256,7 +298,8 @@ static void reload(servers *sv, const char *path, const overrides *o)
 	}
 	apply_overrides(&c, o);
 	apply_runtime(&c, o->debug);
-	if (mv_api_server_reload(sv->api, &c, &e) < 0 || reload_web(sv, &c, &e) < 0 || reload_imap(sv, &c, &e) < 0) {
+	if (mv_api_server_reload(sv->api, &c, &e) < 0 || reload_web(sv, &c, &e) < 0 || reload_imap(sv, &c, &e) < 0 ||
+	    reload_smtp(sv, &c, &e) < 0) {
 		mv_log_error("reload: %s", e->message);
 		g_error_free(e);
 	} else {
@@ -316,6 +359,7 @@ static int serve(const mv_cli_globals *g, const char *config_opt, overrides *o)
 	char *url = NULL, *who = NULL;
 	if (check_listen(o->listen, &err) < 0 || check_listen(o->web_listen, &err) < 0 ||
 	    check_listen(o->imap_listen, &err) < 0 || check_listen(o->imap_listen_tls, &err) < 0 ||
+	    check_listen(o->smtp_listen, &err) < 0 ||
 	    load_or_create_config(g, config_opt, &c, &err) < 0)
 		goto out;
 	apply_runtime(&c, g->debug);
@@ -340,7 +384,7 @@ static int serve(const mv_cli_globals *g, const char *config_opt, overrides *o)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (!(sv.api = mv_api_server_start(&c, sv.logon, &err)) || reload_web(&sv, &c, &err) < 0 ||
-	    reload_imap(&sv, &c, &err) < 0)
+	    reload_imap(&sv, &c, &err) < 0 || reload_smtp(&sv, &c, &err) < 0)
 		goto out;
 	mv_scheduler_options so = { .data_dir = c.data_dir, .safe_mode = c.safe_mode,
 		                    .service = mv_api_server_hooks(sv.api) };
@@ -356,6 +400,8 @@ static int serve(const mv_cli_globals *g, const char *config_opt, overrides *o)
 	}
 	if (sv.imap)
 		print_imap(&c);
+	if (sv.smtp)
+		print_smtp(&c);
 	printf("mailvault %s serving (pid %d)%s; SIGHUP reloads %s, SIGTERM stops\n", MV_VERSION, (int)getpid(),
 	       c.safe_mode ? " in safe mode" : "", c.path);
 	fflush(stdout);
@@ -373,6 +419,7 @@ out:
 	mv_scheduler_stop(&sv.scheduler);
 	mv_logon_stop(sv.logon);
 	mv_imapd_stop(&sv.imap);
+	mv_smtpd_stop(&sv.smtp);
 	mv_web_server_stop(&sv.web);
 	mv_api_server_stop(&sv.api);
 	mv_logon_free(&sv.logon);
@@ -389,7 +436,8 @@ int mv_cli_serve(const mv_cli_globals *g, int argc, char **argv)
 {
 	char *config = NULL;
 	char **listen = NULL, **web_listen = NULL, **imap_listen = NULL, **imap_listen_tls = NULL;
-	gboolean safe_mode = FALSE, no_web = FALSE, no_imap = FALSE;
+	char **smtp_listen = NULL, **lmtp_listen = NULL;
+	gboolean safe_mode = FALSE, no_web = FALSE, no_imap = FALSE, no_smtp = FALSE;
 	GOptionEntry entries[] = {
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "service configuration file (default: DATA/mailvault.conf)",
 		  "FILE" },
@@ -403,19 +451,26 @@ int mv_cli_serve(const mv_cli_globals *g, int argc, char **argv)
 		{ "imap-listen-tls", 0, 0, G_OPTION_ARG_STRING_ARRAY, &imap_listen_tls,
 		  "IMAP over TLS listens on HOST:PORT instead (repeatable; not saved)", "HOST:PORT" },
 		{ "no-imap", 0, 0, G_OPTION_ARG_NONE, &no_imap, "do not serve IMAP this time", NULL },
+		{ "smtp-listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &smtp_listen,
+		  "SMTP archiving listens on HOST:PORT instead (repeatable; not saved)", "HOST:PORT" },
+		{ "lmtp-listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &lmtp_listen,
+		  "LMTP archiving listens on HOST:PORT or unix:PATH instead (repeatable; not saved)", "ADDRESS" },
+		{ "no-smtp", 0, 0, G_OPTION_ARG_NONE, &no_smtp, "do not serve SMTP/LMTP this time", NULL },
 		{ "safe-mode", 0, 0, G_OPTION_ARG_NONE, &safe_mode, "start with archiving profiles and jobs held", NULL },
 		G_OPTION_ENTRY_NULL
 	};
-	if (!mv_cli_parse("serve", "", "Run the server (the Administration API and Web Access over HTTPS, the read-only IMAP server) until SIGTERM.",
+	if (!mv_cli_parse("serve", "", "Run the server (the Administration API and Web Access over HTTPS, the read-only IMAP server, SMTP/LMTP archiving) until SIGTERM.",
 	                  entries, &argc, &argv))
 		return MV_EXIT_USAGE;
 	overrides o = { .listen = listen_from_option(listen), .web_listen = listen_from_option(web_listen),
 		        .imap_listen = listen_from_option(imap_listen), .imap_listen_tls = listen_from_option(imap_listen_tls),
-		        .no_web = no_web, .no_imap = no_imap, .safe_mode = safe_mode, .debug = g->debug };
+		        .smtp_listen = listen_from_option(smtp_listen), .lmtp_listen = listen_from_option(lmtp_listen),
+		        .no_web = no_web, .no_imap = no_imap, .no_smtp = no_smtp, .safe_mode = safe_mode, .debug = g->debug };
 	int rc = argc == 1 ? serve(g, config, &o) : MV_EXIT_USAGE;
 	if (argc != 1)
 		fprintf(stderr, "usage: mailvault serve [--config FILE] [--listen HOST:PORT] [--web-listen HOST:PORT] "
-		        "[--no-web] [--imap-listen HOST:PORT] [--imap-listen-tls HOST:PORT] [--no-imap] [--safe-mode]\n");
+		        "[--no-web] [--imap-listen HOST:PORT] [--imap-listen-tls HOST:PORT] [--no-imap] [--smtp-listen HOST:PORT] "
+		        "[--lmtp-listen HOST:PORT|unix:PATH] [--no-smtp] [--safe-mode]\n");
 	if (o.listen)
 		g_ptr_array_unref(o.listen);
 	if (o.web_listen)
@@ -424,6 +479,12 @@ int mv_cli_serve(const mv_cli_globals *g, int argc, char **argv)
 		g_ptr_array_unref(o.imap_listen);
 	if (o.imap_listen_tls)
 		g_ptr_array_unref(o.imap_listen_tls);
+	if (o.smtp_listen)
+		g_ptr_array_unref(o.smtp_listen);
+	if (o.lmtp_listen)
+		g_ptr_array_unref(o.lmtp_listen);
+	g_strfreev(smtp_listen);
+	g_strfreev(lmtp_listen);
 	g_free(config);
 	g_strfreev(imap_listen);
 	g_strfreev(imap_listen_tls);

@@ -707,10 +707,15 @@ int mv_route_message(const mv_routing *r, const mv_route_options *o, const char 
 	header_addresses_init(&h);
 	header_scan(data, data ? len : 0, &h);
 
+	/* The SMTP envelope first; when it names no user (Postfix always_bcc's
+	 * copy is addressed to the archive itself), the envelope-like
+	 * headers, and only then the visible ones. */
 	GPtrArray *given = caller_envelope(envelope);
-	bool known = consider_all(&run, given ? given : h.envelope, false);
+	bool known = given && consider_all(&run, given, false);
 	if (given)
 		g_ptr_array_unref(given);
+	if (!known)
+		known = consider_all(&run, h.envelope, false);
 	if (!known) {
 		GPtrArray *visible = parse_address_values(h.visible);
 		consider_all(&run, visible, false);

@@ -4,10 +4,12 @@
  *
  * A user is known by any of their email addresses (case-insensitive; the
  * first address of their list is the primary one, {u-email}).  A message's
- * recipients are its envelope: the SMTP envelope when the caller has one,
- * else the envelope-like headers (Delivered-To, X-Original-To,
- * Envelope-To, X-Envelope-To, the "for <addr>" of Received); only when none
- * of those names a known user do To, Cc and Bcc count.  From (and the
+ * recipients are its envelope: the SMTP envelope when the caller has one;
+ * when it has none or it names no known user (an always_bcc copy is
+ * addressed to the archive), the envelope-like headers (Delivered-To,
+ * X-Original-To, Envelope-To, X-Envelope-To, the "for <addr>" of
+ * Received); only when none of those names a known user do To, Cc and Bcc
+ * count.  From (and the
  * caller's MAIL FROM) always counts, as the sender.  Each known user gets one target: their archive (the user
  * name) and the folder template filled in — with {h-email} the address as
  * the message named it, {u-email} the user's primary address; a user who is

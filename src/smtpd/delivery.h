@@ -1,0 +1,64 @@
+/* smtpd/delivery: where the SMTP and LMTP sessions hand finished messages
+ * in.  One thread owns the archive side — an instance, the one ingest,
+ * the routing of addresses to archives — and commits what every session
+ * handed in since its last commit as one batch (group commit): a
+ * session's 250 waits for its batch's fsync, and many sessions share one.
+ * Every call here but the thread's own is safe from any thread. */
+#ifndef MV_SMTPD_DELIVERY_H
+#define MV_SMTPD_DELIVERY_H
+
+#include "base/base.h"
+#include "sources/routing.h"
+
+typedef struct smtpd_delivery smtpd_delivery;
+
+/* A message handed in, and the answer it gets.  The session fills the
+ * first part and keeps nothing of it until done is called (on the
+ * delivery thread): then code, enhanced and text are the reply. */
+typedef struct smtpd_message {
+	GByteArray *data;           /* the message as received (a reference is taken) */
+	char *sender;               /* MAIL FROM's address, NULL for <> */
+	GPtrArray *recipients;      /* char*: RCPT TO addresses */
+	char *remote;               /* the client's address, for errors and logs */
+	bool journal_trusted;       /* its journal report may be believed (a client allowed or logged on) */
+	/* The answer. */
+	unsigned code;
+	const char *enhanced;
+	char *text;
+	/* Set by the delivery thread. */
+	char *origin;               /* "SMTP <queue id>" */
+	gint committed;             /* targets durably in their archive */
+	guint targets;
+	void (*done)(struct smtpd_message *m, void *opaque);
+	void *opaque;
+} smtpd_message;
+
+void smtpd_message_free(smtpd_message *m);
+
+/* What delivery files where: copied; checked (templates, catchall) when
+ * given, naming the [smtp] key at fault. */
+typedef struct smtpd_delivery_options {
+	const char *folder;
+	const char *sent_folder;
+	mv_unknown_policy unknown;
+	const char *catchall_archive;
+	bool journal_reports;
+	uint64_t max_queued_bytes;  /* past this, new messages get 452 4.3.1 at once */
+} smtpd_delivery_options;
+
+int smtpd_delivery_check_options(const smtpd_delivery_options *o, GError **error);
+smtpd_delivery *smtpd_delivery_start(const char *data_dir, const smtpd_delivery_options *o, GError **error);
+/* New options for the messages handed in from now on. */
+int smtpd_delivery_configure(smtpd_delivery *d, const smtpd_delivery_options *o, GError **error);
+/* Delivers what was handed in, writes the last worker result and stops. */
+void smtpd_delivery_stop(smtpd_delivery **d);
+/* Hands a message in; its done is called exactly once, later, on the
+ * delivery thread (never inside this call). */
+void smtpd_delivery_submit(smtpd_delivery *d, smtpd_message *m);
+/* Whether an address is one of a user's (RCPT's reject policy): as of the
+ * last routing refresh, a few seconds at most. */
+bool smtpd_delivery_knows(smtpd_delivery *d, const char *address);
+/* unknown policy in force. */
+mv_unknown_policy smtpd_delivery_unknown_policy(smtpd_delivery *d);
+
+#endif
