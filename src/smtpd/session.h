@@ -27,7 +27,7 @@ typedef struct smtp_session_env {
 	unsigned max_recipients;
 	const char *remote;         /* the client's address (copied) */
 	const char *server_name;    /* for the greeting (copied) */
-	smtpd_delivery *delivery;
+	smtpd_delivery *delivery;   /* for RCPT's unknown-address policy; NULL: none (tests) */
 } smtp_session_env;
 
 typedef enum {
