@@ -295,7 +295,7 @@ def test_config_listen_values_without_trailing_semicolon(fresh):
         conf = os.path.join(str(data_dir), "mailvault.conf")
         text = open(conf).read()
     values = LISTEN_LINE.findall(text)
-    assert len(values) == 4, text              # api, web, imap, imap tls
+    assert len(values) == 5, text              # api, web, imap, imap tls, smtp (the example, off)
     assert all(not v.rstrip().endswith(";") for _, v in values), text
     assert re.search(r"^\[api\]\nlisten=127\.0\.0\.1:8463$", text, re.M), text
 

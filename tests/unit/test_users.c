@@ -95,6 +95,9 @@ static void test_privileges(void **state)
 	formats_to(MV_PRIVSET_USER, 0, "none");
 	formats_to(MV_PRIVSET_USER, MV_PRIV_DELETE | MV_PRIV_ADMIN | MV_PRIV_LOGIN, "admin,login,delete");
 	formats_to(MV_PRIVSET_LOGIN, MV_LOGIN_ALL, "windows,web,outlook,windowsCmd,imap,api");
+	/* Handing mail in over SMTP is never part of the default set. */
+	assert_int_equal(MV_LOGIN_ALL & MV_LOGIN_SMTP, 0);
+	formats_to(MV_PRIVSET_LOGIN, MV_LOGIN_KNOWN, "windows,web,outlook,windowsCmd,imap,api,smtp");
 	formats_to(MV_PRIVSET_FOLDER, MV_FOLDER_ALL, "read,write,delete");
 
 	parse_fails(MV_PRIVSET_USER, "admin,none", "privileges: 'none' must stand alone in the list");
@@ -104,7 +107,7 @@ static void test_privileges(void **state)
 	parse_fails(MV_PRIVSET_USER, "admin,root", "privileges: unknown privilege 'root' (allowed: none, admin, "
 	            "login, changePassword, archive, modifyArchiveProfiles, export, modifyExportProfiles, delete)");
 	parse_fails(MV_PRIVSET_LOGIN, "read", "privileges: unknown privilege 'read' (allowed: none, windows, web, "
-	            "outlook, windowsCmd, imap, api)");
+	            "outlook, windowsCmd, imap, api, smtp)");
 	parse_fails(MV_PRIVSET_FOLDER, "admin", "privileges: unknown privilege 'admin' (allowed: none, read, write, "
 	            "delete)");
 }
