@@ -136,6 +136,7 @@ char *mv_name_fold(const char *name);
 typedef struct mv_smtp_config {
 	GPtrArray *listen;           /* char*: HOST:PORT */
 	GPtrArray *lmtp_listen;      /* char*: HOST:PORT or unix:PATH (absolute) */
+	char *lmtp_socket_group;     /* group of the unix: sockets (mode 0660), e.g. "postfix"; NULL: the process's */
 	char *allow_networks;        /* clients that may hand in mail without AUTH: "127.0.0.0/8;::1/128" */
 	bool auth;                   /* AUTH PLAIN/LOGIN after TLS, login privilege "smtp" */
 	bool require_tls;            /* MAIL only after STARTTLS */

@@ -24,7 +24,7 @@ static const char *const known_keys[][2] = {
 	{ "web", "enabled" }, { "web", "listen" }, { "web", "idle_timeout_minutes" }, { "web", "session_hours" },
 	{ "imap", "enabled" }, { "imap", "listen" }, { "imap", "listen_tls" }, { "imap", "allow_plaintext_loopback" },
 	{ "imap", "idle_timeout_minutes" }, { "imap", "max_connections" },
-	{ "smtp", "enabled" }, { "smtp", "listen" }, { "smtp", "lmtp_listen" }, { "smtp", "allow_networks" },
+	{ "smtp", "enabled" }, { "smtp", "listen" }, { "smtp", "lmtp_listen" }, { "smtp", "lmtp_socket_group" }, { "smtp", "allow_networks" },
 	{ "smtp", "auth" }, { "smtp", "require_tls" }, { "smtp", "journal_reports" }, { "smtp", "max_message_size_mb" },
 	{ "smtp", "max_recipients" }, { "smtp", "max_connections" }, { "smtp", "max_connections_per_address" },
 	{ "smtp", "idle_timeout_seconds" }, { "smtp", "max_session_seconds" }, { "smtp", "max_bad_commands" },
@@ -38,6 +38,7 @@ static void smtp_clear(mv_smtp_config *s)
 	if (s->lmtp_listen)
 		g_ptr_array_unref(s->lmtp_listen);
 	g_free(s->allow_networks);
+	g_free(s->lmtp_socket_group);
 	g_free(s->folder);
 	g_free(s->sent_folder);
 	g_free(s->unknown_addresses);
@@ -78,6 +79,7 @@ static void smtp_copy(mv_smtp_config *dst, const mv_smtp_config *src)
 	dst->listen = copy_strings(src->listen);
 	dst->lmtp_listen = copy_strings(src->lmtp_listen);
 	dst->allow_networks = g_strdup(src->allow_networks);
+	dst->lmtp_socket_group = g_strdup(src->lmtp_socket_group);
 	dst->folder = g_strdup(src->folder);
 	dst->sent_folder = g_strdup(src->sent_folder);
 	dst->unknown_addresses = g_strdup(src->unknown_addresses);
@@ -386,6 +388,7 @@ static int get_smtp(GKeyFile *kf, const char *path, mv_smtp_config *s, GError **
 	if (get_bool(kf, path, "smtp", "enabled", &enabled, error) < 0 ||
 	    get_listen(kf, path, "smtp", "listen", s->listen, error) < 0 ||
 	    get_listen_items(kf, path, "smtp", "lmtp_listen", s->lmtp_listen, true, error) < 0 ||
+	    get_string(kf, path, "smtp", "lmtp_socket_group", NULL, &s->lmtp_socket_group, error) < 0 ||
 	    get_bool(kf, path, "smtp", "auth", &s->auth, error) < 0 ||
 	    get_bool(kf, path, "smtp", "require_tls", &s->require_tls, error) < 0 ||
 	    get_bool(kf, path, "smtp", "journal_reports", &s->journal_reports, error) < 0 ||
@@ -539,6 +542,8 @@ static void set_smtp(GKeyFile *kf, const mv_smtp_config *s)
 	}
 	if (s->lmtp_listen->len)
 		set_listen(kf, "smtp", "lmtp_listen", s->lmtp_listen);
+	if (s->lmtp_socket_group)
+		g_key_file_set_string(kf, "smtp", "lmtp_socket_group", s->lmtp_socket_group);
 	g_key_file_set_string(kf, "smtp", "allow_networks", s->allow_networks);
 	g_key_file_set_boolean(kf, "smtp", "auth", s->auth);
 	g_key_file_set_boolean(kf, "smtp", "require_tls", s->require_tls);

@@ -164,9 +164,16 @@ bool smtpd_delivery_knows(smtpd_delivery *d, const char *address)
 static void refresh_routing(smtpd_delivery *d, bool force)
 {
 	double now = mv_monotonic();
-	if (!d->inst || (!force && d->routing && now - d->routing_at < ROUTING_REFRESH_SECONDS))
+	if (!force && d->routing && now - d->routing_at < ROUTING_REFRESH_SECONDS)
 		return;
 	GError *err = NULL;
+	/* Opened here too, not only by the first delivery: RCPT's reject
+	 * policy needs the addresses before any message was accepted. */
+	if (!d->inst && !(d->inst = mv_instance_open(d->data_dir, &err))) {
+		mv_log_error("SMTP: the archive cannot be opened: %s", err->message);
+		g_error_free(err);
+		return;
+	}
 	mv_routing *fresh = mv_routing_load(d->inst, &err);
 	if (!fresh) {
 		mv_log_error("SMTP: the users' addresses cannot be read: %s", err->message);
@@ -439,6 +446,7 @@ static GPtrArray *take_group(smtpd_delivery *d)
 static gpointer delivery_main(gpointer arg)
 {
 	smtpd_delivery *d = arg;
+	refresh_routing(d, true);
 	for (;;) {
 		g_mutex_lock(&d->lock);
 		while (g_queue_is_empty(&d->queue) && !d->stopping) {

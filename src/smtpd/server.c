@@ -20,6 +20,7 @@
 #include "net/tls.h"
 #include "smtpd/session.h"
 #include <errno.h>
+#include <grp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -661,9 +662,28 @@ static listener *listener_new(mv_smtpd *d, const char *text, bool lmtp)
 
 #define LISTEN_FLAGS (LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_THREADSAFE | LEV_OPT_CLOSE_ON_EXEC)
 
+/* The socket's group, so that a mail server running as another user
+ * (Postfix's lmtp client runs as "postfix") may connect; mode 0660. */
+static int socket_group(const char *text, const char *group, GError **error)
+{
+	if (!group)
+		return 0;
+	struct group *g = getgrnam(group);
+	if (!g) {
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "[smtp] lmtp_socket_group: no group '%s' on this machine", group);
+		return -1;
+	}
+	if (chown(text + 5, (uid_t)-1, g->gr_gid) < 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "LMTP socket %s: cannot give it to group %s: %s", text, group,
+		            g_strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* unix:PATH: a socket file left by a server that died is replaced; any
  * other file there is an error, never removed. */
-static int bind_unix(mv_smtpd *d, const char *text, GPtrArray *out, GError **error)
+static int bind_unix(mv_smtpd *d, const char *text, const char *group, GPtrArray *out, GError **error)
 {
 	const char *path = text + 5;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -686,6 +706,11 @@ static int bind_unix(mv_smtpd *d, const char *text, GPtrArray *out, GError **err
 		if (fd >= 0)
 			close(fd);
 		mv_listen_bind_error(error, "the LMTP server", text, err);
+		return -1;
+	}
+	if (socket_group(text, group, error) < 0) {
+		close(fd);
+		unlink(path);
 		return -1;
 	}
 	listener *li = listener_new(d, text, true);
@@ -739,7 +764,7 @@ static GPtrArray *bind_all(mv_smtpd *d, const mv_smtp_config *s, GError **error)
 			goto fail;
 	for (guint i = 0; i < s->lmtp_listen->len; i++) {
 		const char *text = s->lmtp_listen->pdata[i];
-		if ((g_str_has_prefix(text, "unix:") ? bind_unix(d, text, out, error) : bind_inet(d, text, true, out, error)) < 0)
+		if ((g_str_has_prefix(text, "unix:") ? bind_unix(d, text, s->lmtp_socket_group, out, error) : bind_inet(d, text, true, out, error)) < 0)
 			goto fail;
 	}
 	return out;

@@ -457,8 +457,11 @@ static smtp_step body_done(smtp_session *s, bool too_big, GString *out)
 {
 	s->mode = IN_LINE;
 	if (too_big) {
+		/* LMTP answers each recipient after the data (RFC 2033 4.2). */
+		guint n = s->env.lmtp ? s->recipients->len : 1;
+		for (guint i = 0; i < n; i++)
+			reply(out, 552, "5.3.4", "the message is larger than this server accepts (see SIZE)");
 		reset_transaction(s);
-		reply(out, 552, "5.3.4", "the message is larger than this server accepts (see SIZE)");
 		return SMTP_READ;
 	}
 	return hand_over(s);
