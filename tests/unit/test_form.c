@@ -175,12 +175,74 @@ static void test_config(void **state)
 	g_free(dir);
 }
 
+/* [smtp]: off without the section; read, saved and read back; each bad
+ * value refused naming its key. */
+static void test_config_smtp(void **state)
+{
+	char *dir = g_dir_make_tmp("mvconf-XXXXXX", NULL);
+	char *path = write_conf(dir, "[api]\nlisten=127.0.0.1:9000\n");
+	mv_service_config c;
+	GError *err = NULL;
+	assert_int_equal(mv_service_config_load(path, &c, &err), 0);
+	assert_int_equal(c.smtp.listen->len, 0);
+	assert_int_equal(c.smtp.lmtp_listen->len, 0);
+	assert_string_equal(c.smtp.unknown_addresses, "catchall");
+	mv_service_config_clear(&c);
+	g_free(path);
+
+	path = write_conf(dir, "[smtp]\nlisten=127.0.0.1:2525\nlmtp_listen=unix:run/lmtp.sock;[::1]:2424\n"
+	                       "allow_networks=10.0.0.0/8\nrequire_tls=true\nmax_message_size_mb=7\n"
+	                       "unknown_addresses=reject\nfolder=Archive/{h-email}\nlmtp_socket_group=mail\n");
+	assert_int_equal(mv_service_config_load(path, &c, &err), 0);
+	assert_int_equal(c.smtp.listen->len, 1);
+	char *sock = g_strconcat("unix:", dir, "/run/lmtp.sock", NULL);
+	assert_string_equal(g_ptr_array_index(c.smtp.lmtp_listen, 0), sock);
+	assert_string_equal(g_ptr_array_index(c.smtp.lmtp_listen, 1), "[::1]:2424");
+	assert_string_equal(c.smtp.allow_networks, "10.0.0.0/8");
+	assert_true(c.smtp.require_tls && c.smtp.auth);
+	assert_int_equal(c.smtp.max_message_bytes, 7 * 1024 * 1024);
+	assert_string_equal(c.smtp.unknown_addresses, "reject");
+	assert_string_equal(c.smtp.folder, "Archive/{h-email}");
+	assert_string_equal(c.smtp.lmtp_socket_group, "mail");
+	assert_int_equal(mv_service_config_save(&c, &err), 0);
+	mv_service_config d;
+	assert_int_equal(mv_service_config_load(path, &d, &err), 0);
+	assert_string_equal(g_ptr_array_index(d.smtp.lmtp_listen, 0), sock);
+	assert_string_equal(d.smtp.unknown_addresses, "reject");
+	assert_int_equal(d.smtp.max_message_bytes, 7 * 1024 * 1024);
+	assert_true(d.smtp.require_tls);
+	mv_service_config_clear(&c);
+	mv_service_config_clear(&d);
+	g_free(sock);
+	g_free(path);
+
+	/* enabled=false keeps the settings and drops the listeners. */
+	path = write_conf(dir, "[smtp]\nenabled=false\nlisten=127.0.0.1:2525\n");
+	assert_int_equal(mv_service_config_load(path, &c, &err), 0);
+	assert_int_equal(c.smtp.listen->len, 0);
+	mv_service_config_clear(&c);
+	g_free(path);
+
+	expect_config_error(dir, "[smtp]\nunknown_addresses=leave\n", "[smtp] unknown_addresses: expected one of: catchall, ignore, reject");
+	expect_config_error(dir, "[smtp]\nmax_message_size_mb=0\n", "[smtp] max_message_size_mb");
+	expect_config_error(dir, "[smtp]\nidle_timeout_seconds=5\n", "from 10 to 3600");
+	expect_config_error(dir, "[smtp]\nlmtp_listen=unix:\n", "unix:PATH needs a path");
+	expect_config_error(dir, "[smtp]\nlisten=unix:/x\n", "[smtp] listen");
+	expect_config_error(dir, "[smtp]\nfolder=\n", "[smtp] folder");
+	expect_config_error(dir, "[smtp]\nrelay=yes\n", "[smtp] relay: unknown setting");
+	char *conf = g_build_filename(dir, "mailvault.conf", NULL);
+	unlink(conf);
+	g_free(conf);
+	rmdir(dir);
+	g_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_form_values),   cmocka_unit_test(test_form_refusals),
 		cmocka_unit_test(test_basic_auth),    cmocka_unit_test(test_normalize_path),
-		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_config),        cmocka_unit_test(test_config_smtp),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
