@@ -371,8 +371,7 @@ static smtp_step cmd_rcpt(smtp_session *s, const mv_smtp_command *c, GString *ou
 		return SMTP_READ;
 	}
 	const char *address = rcpt_address(c);
-	if (s->env.delivery && smtpd_delivery_unknown_policy(s->env.delivery) == MV_UNKNOWN_REJECT &&
-	    !smtpd_delivery_knows(s->env.delivery, address)) {
+	if (s->env.recipient_refused && s->env.recipient_refused(s->env.recipient_opaque, address)) {
 		reply(out, 550, "5.1.1", "no user of this archive has that address");
 		return SMTP_READ;
 	}
