@@ -411,8 +411,8 @@ static void process_input(conn *c)
 		smtp_step step = smtp_session_input(c->sess, v.iov_base, v.iov_len, &used, out);
 		evbuffer_drain(in, used);
 		send_out(c, out);
-		const char *refusal = smtp_session_take_refusal(c->sess);
-		if (refusal)
+		const char *refusal;
+		while ((refusal = smtp_session_take_refusal(c->sess)))
 			audit_refusal(c, refusal);
 		address_state *a = address_of(c->d, c->address);
 		if (over_bad_budget(c->d, a, smtp_session_take_bad_commands(c->sess))) {

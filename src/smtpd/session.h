@@ -65,7 +65,8 @@ void smtp_session_delivered(smtp_session *s, const smtpd_message *m, GString *ou
  * (malformed commands, commands out of order, failed logons). */
 unsigned smtp_session_take_bad_commands(smtp_session *s);
 /* Why the session refused the client's mail, once per kind, for the
- * audit log: NULL when nothing new (the string stays the session's). */
+ * audit log: one refusal per call, oldest first, NULL when nothing new
+ * (call until NULL; the strings are constants). */
 const char *smtp_session_take_refusal(smtp_session *s);
 const char *smtp_session_user(const smtp_session *s);
 
