@@ -56,21 +56,6 @@ typedef struct options_snapshot {
 	char *folder, *sent_folder, *catchall_archive;
 } options_snapshot;
 
-void smtpd_message_free(smtpd_message *m)
-{
-	if (!m)
-		return;
-	if (m->data)
-		g_byte_array_unref(m->data);
-	g_free(m->sender);
-	if (m->recipients)
-		g_ptr_array_unref(m->recipients);
-	g_free(m->remote);
-	g_free(m->text);
-	g_free(m->origin);
-	g_free(m);
-}
-
 static void answer(smtpd_message *m, unsigned code, const char *enhanced, const char *text)
 {
 	m->code = code;

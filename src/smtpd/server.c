@@ -18,6 +18,7 @@
 #include "smtpd/smtpd.h"
 #include "net/networks.h"
 #include "net/tls.h"
+#include "smtpd/delivery.h"
 #include "smtpd/session.h"
 #include <errno.h>
 #include <grp.h>
@@ -411,8 +412,8 @@ static void process_input(conn *c)
 		smtp_step step = smtp_session_input(c->sess, v.iov_base, v.iov_len, &used, out);
 		evbuffer_drain(in, used);
 		send_out(c, out);
-		const char *refusal = smtp_session_take_refusal(c->sess);
-		if (refusal)
+		const char *refusal;
+		while ((refusal = smtp_session_take_refusal(c->sess)))
 			audit_refusal(c, refusal);
 		address_state *a = address_of(c->d, c->address);
 		if (over_bad_budget(c->d, a, smtp_session_take_bad_commands(c->sess))) {
@@ -542,6 +543,13 @@ static void start_tls(conn *c)
 	smtp_session_tls_started(c->sess);
 }
 
+/* RCPT under the reject policy: an address no user has is refused. */
+static bool recipient_refused(void *opaque, const char *address)
+{
+	smtpd_delivery *delivery = opaque;
+	return smtpd_delivery_unknown_policy(delivery) == MV_UNKNOWN_REJECT && !smtpd_delivery_knows(delivery, address);
+}
+
 static char *address_text(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_UNIX)
@@ -584,7 +592,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		.max_message_bytes = (uint64_t)set->cfg.max_message_bytes,
 		.max_recipients = (unsigned)set->cfg.max_recipients,
 		.server_name = set->server_name,
-		.delivery = d->delivery,
+		.recipient_refused = recipient_refused,
+		.recipient_opaque = d->delivery,
 	};
 	char *remote = address_text(sa);
 	env.remote = remote;

@@ -21,6 +21,7 @@ typedef enum { MECH_PLAIN, MECH_LOGIN } auth_mech;
 
 /* What the audit log hears about, once per session each. */
 enum { REFUSED_NOT_ALLOWED = 1, REFUSED_NEEDS_TLS = 2, REFUSED_AUTH_CLEAR = 4 };
+#define REFUSAL_KINDS 3
 
 struct smtp_session {
 	smtp_session_env env;
@@ -49,8 +50,10 @@ struct smtp_session {
 	/* What was handed over. */
 	smtpd_message *message;
 	unsigned bad;
-	unsigned refused_reported, refused_new;
-	const char *refusal_text;
+	unsigned refused_reported;
+	/* Noted but not yet taken, oldest first: each kind once, so three at most. */
+	const char *refusals_new[REFUSAL_KINDS];
+	unsigned n_refusals_new;
 };
 
 smtp_session *smtp_session_new(const smtp_session_env *env)
@@ -105,12 +108,16 @@ unsigned smtp_session_take_bad_commands(smtp_session *s)
 	return n;
 }
 
+/* A queue, not the last one noted: one read can hold a refused MAIL and a
+ * refused AUTH, and the audit log must hear of both. */
 const char *smtp_session_take_refusal(smtp_session *s)
 {
-	if (!s->refused_new)
+	if (s->n_refusals_new == 0)
 		return NULL;
-	s->refused_new = 0;
-	return s->refusal_text;
+	const char *text = s->refusals_new[0];
+	s->n_refusals_new--;
+	memmove(s->refusals_new, s->refusals_new + 1, s->n_refusals_new * sizeof s->refusals_new[0]);
+	return text;
 }
 
 static void note_refusal(smtp_session *s, unsigned kind, const char *text)
@@ -118,8 +125,8 @@ static void note_refusal(smtp_session *s, unsigned kind, const char *text)
 	if (s->refused_reported & kind)
 		return;
 	s->refused_reported |= kind;
-	s->refused_new |= kind;
-	s->refusal_text = text;
+	g_assert(s->n_refusals_new < REFUSAL_KINDS);
+	s->refusals_new[s->n_refusals_new++] = text;
 }
 
 static void reply(GString *out, unsigned code, const char *enhanced, const char *text)
@@ -371,8 +378,7 @@ static smtp_step cmd_rcpt(smtp_session *s, const mv_smtp_command *c, GString *ou
 		return SMTP_READ;
 	}
 	const char *address = rcpt_address(c);
-	if (s->env.delivery && smtpd_delivery_unknown_policy(s->env.delivery) == MV_UNKNOWN_REJECT &&
-	    !smtpd_delivery_knows(s->env.delivery, address)) {
+	if (s->env.recipient_refused && s->env.recipient_refused(s->env.recipient_opaque, address)) {
 		reply(out, 550, "5.1.1", "no user of this archive has that address");
 		return SMTP_READ;
 	}

@@ -10,8 +10,7 @@
 #ifndef MV_SMTPD_SESSION_H
 #define MV_SMTPD_SESSION_H
 
-#include "net/https.h"
-#include "smtpd/delivery.h"
+#include "smtpd/message.h"
 #include "smtpd/protocol.h"
 
 typedef struct smtp_session smtp_session;
@@ -27,7 +26,11 @@ typedef struct smtp_session_env {
 	unsigned max_recipients;
 	const char *remote;         /* the client's address (copied) */
 	const char *server_name;    /* for the greeting (copied) */
-	smtpd_delivery *delivery;   /* for RCPT's unknown-address policy; NULL: none (tests) */
+	/* RCPT's unknown-address policy: true refuses the address (550 5.1.1).
+	 * A function, not the delivery itself, so the session links without
+	 * the archive side; NULL: every address is taken (tests). */
+	bool (*recipient_refused)(void *opaque, const char *address);
+	void *recipient_opaque;
 } smtp_session_env;
 
 typedef enum {
@@ -62,7 +65,8 @@ void smtp_session_delivered(smtp_session *s, const smtpd_message *m, GString *ou
  * (malformed commands, commands out of order, failed logons). */
 unsigned smtp_session_take_bad_commands(smtp_session *s);
 /* Why the session refused the client's mail, once per kind, for the
- * audit log: NULL when nothing new (the string stays the session's). */
+ * audit log: one refusal per call, oldest first, NULL when nothing new
+ * (call until NULL; the strings are constants). */
 const char *smtp_session_take_refusal(smtp_session *s);
 const char *smtp_session_user(const smtp_session *s);
 
