@@ -201,9 +201,25 @@ static void end_run(smtpd_delivery *d)
 	d->refusals_seen = 0;
 }
 
+/* Whether the run still writes where the archive wants mail now: an admin
+ * may make another store current, or protect the run's store, while the
+ * run is open for its hour.  Two small reads of the master db per group. */
+static bool run_store_still_wanted(smtpd_delivery *d)
+{
+	int current = 0;
+	GError *err = NULL;
+	bool wanted = mv_instance_current_store(d->inst, &current, &err) == 0 && current == mv_ingest_store_id(d->ing) &&
+	              mv_instance_require_modifiable(d->inst, current, &err) == 0;
+	if (err) {
+		mv_log_debug("SMTP: a new archive run: %s", err->message);
+		g_error_free(err);
+	}
+	return wanted;
+}
+
 static int begin_run(smtpd_delivery *d, GError **error)
 {
-	if (d->ing && mv_monotonic() - d->run_started >= RUN_SECONDS)
+	if (d->ing && (mv_monotonic() - d->run_started >= RUN_SECONDS || !run_store_still_wanted(d)))
 		end_run(d);
 	if (d->ing)
 		return 0;
