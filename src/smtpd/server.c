@@ -80,7 +80,7 @@ struct mv_smtpd {
 	GPtrArray *listeners;         /* listener* */
 	GHashTable *conns;            /* conn* set; loop thread only */
 	GHashTable *addresses;        /* address key -> address_state; loop thread only */
-	struct event *stop_ev, *reap_ev;
+	struct event *stop_ev, *reap_ev, *sweep_ev;
 	bool stopping;
 };
 
@@ -291,11 +291,33 @@ static bool over_bad_budget(mv_smtpd *d, address_state *a, unsigned more)
 	return a->bad_commands > (unsigned)max;
 }
 
+static bool address_idle(const address_state *a)
+{
+	return a->connections == 0 && mv_monotonic() - a->window_start >= BAD_COMMAND_WINDOW_SECONDS;
+}
+
 static void forget_address_if_idle(mv_smtpd *d, const char *key)
 {
 	address_state *a = g_hash_table_lookup(d->addresses, key);
-	if (a && a->connections == 0 && mv_monotonic() - a->window_start >= BAD_COMMAND_WINDOW_SECONDS)
+	if (a && address_idle(a))
 		g_hash_table_remove(d->addresses, key);
+}
+
+static gboolean sweep_one(gpointer key, gpointer value, gpointer user_data)
+{
+	(void)key;
+	(void)user_data;
+	return address_idle(value);
+}
+
+/* Addresses whose last connection ended and whose minute of counted
+ * errors is over are forgotten, so the table holds only recent clients. */
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	mv_smtpd *d = arg;
+	g_hash_table_foreach_remove(d->addresses, sweep_one, NULL);
 }
 
 static void conn_free(conn *c)
@@ -422,7 +444,9 @@ static void process_input(conn *c)
 			break;
 		}
 		follow_step(c, step);
-		if (step == SMTP_READ && used == 0)
+		/* Any other step may have ended the connection (a failed TLS
+		 * start frees it) or made it wait: c is not touched again. */
+		if (step != SMTP_READ || used == 0)
 			break;
 	}
 	g_string_free(out, TRUE);
@@ -836,6 +860,8 @@ static void smtpd_free(mv_smtpd *d)
 		event_free(d->stop_ev);
 	if (d->reap_ev)
 		event_free(d->reap_ev);
+	if (d->sweep_ev)
+		event_free(d->sweep_ev);
 	if (d->base)
 		event_base_free(d->base);
 	if (d->conns)
@@ -873,6 +899,9 @@ mv_smtpd *mv_smtpd_start(const mv_service_config *c, mv_logon *logon, GError **e
 	if (!(d->delivery = smtpd_delivery_start(c->data_dir, &o, error)))
 		goto fail;
 	d->stop_ev = event_new(d->base, -1, 0, stop_cb, d);
+	d->sweep_ev = event_new(d->base, -1, EV_PERSIST, sweep_cb, d);
+	struct timeval sweep = { .tv_sec = BAD_COMMAND_WINDOW_SECONDS };
+	event_add(d->sweep_ev, &sweep);
 	d->pool = g_thread_pool_new(worker, d, WORKER_THREADS, FALSE, NULL);
 	d->thread = g_thread_new("smtpd", loop_main, d);
 	return d;
