@@ -21,7 +21,7 @@
  * logged-on users, nor the logon threads of every other address.  The
  * rest of its attempts wait in the loop, costing no thread. */
 #include "imapd/session.h"
-#include "net/tls.h"
+#include "net/event_server.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -100,32 +100,7 @@ typedef struct conn {
 
 static SSL_CTX *make_ctx(const mv_service_config *c, GError **error)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	if (!ctx) {
-		g_set_error(error, MV_ERROR, MV_ERR_IO, "IMAP: cannot make a TLS context");
-		return NULL;
-	}
-	/* TLS 1.3's suites are AEAD already; 1.2's and the signatures are
-	 * narrowed to net/tls.h's policy. */
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
-	if (SSL_CTX_set_cipher_list(ctx, MV_TLS_OPENSSL_TLS12_CIPHERS) != 1 ||
-	    SSL_CTX_set1_sigalgs_list(ctx, MV_TLS_OPENSSL_SIGALGS) != 1) {
-		g_set_error(error, MV_ERROR, MV_ERR_IO, "IMAP: OpenSSL refuses the TLS policy of net/tls.h");
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	if (!c->certificate || SSL_CTX_use_certificate_chain_file(ctx, c->certificate) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, c->private_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		unsigned long e = ERR_get_error();
-		char buf[256];
-		ERR_error_string_n(e, buf, sizeof buf);
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "IMAP: certificate %s / key %s: %s",
-		            c->certificate ? c->certificate : "(none)", c->private_key ? c->private_key : "(none)", buf);
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
+	return mv_event_tls_context(c, "IMAP", error);
 }
 
 static SSL *new_ssl(mv_imapd *d)
@@ -309,33 +284,17 @@ static void set_callbacks(conn *c)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
-/* STARTTLS: the same socket gets an OpenSSL bufferevent of its own (not a
- * filter over the plain one: a filter's output looks empty while its
- * bytes still wait below it, so a close after LOGOUT could cut the
- * answer).  Called once the plain "OK" has left. */
+/* STARTTLS (net/event_server.c switches the socket), once the plain "OK"
+ * has left. */
 static void start_tls(conn *c)
 {
 	c->starttls_pending = false;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	/* Anything the client sent after STARTTLS and before the handshake
-	 * was sent in the clear: it must not count as sent under TLS. */
-	evbuffer_drain(in, evbuffer_get_length(in));
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
-	SSL *ssl = new_ssl(c->d);
-	struct bufferevent *tls = ssl && fd >= 0 ? bufferevent_openssl_socket_new(c->d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	                                                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
-	                                         : NULL;
-	if (!tls) {
-		if (ssl)
-			SSL_free(ssl);
+	c->bev = mv_event_start_tls(c->d->base, c->bev, new_ssl(c->d));
+	if (!c->bev) {
 		c->dead = true;
 		conn_close(c);
 		return;
 	}
-	/* The plain bufferevent lets go of the socket, which the TLS one owns now. */
-	bufferevent_setfd(c->bev, -1);
-	bufferevent_free(c->bev);
-	c->bev = tls;
 	set_callbacks(c);
 	imap_session_tls_started(c->sess);
 	process_input(c);
@@ -521,14 +480,6 @@ static void process_input(conn *c)
 	}
 }
 
-static char *address_text(const struct sockaddr *sa)
-{
-	char host[NI_MAXHOST];
-	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	if (getnameinfo(sa, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
-		return g_strdup("unknown");
-	return g_strdup(g_str_has_prefix(host, "::ffff:") ? host + 7 : host);
-}
 
 static bool is_loopback(const char *addr)
 {
@@ -558,7 +509,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		mv_log_debug("IMAP: TCP_NODELAY: %s", g_strerror(errno));
 	conn *c = g_new0(conn, 1);
 	c->d = d;
-	c->remote = address_text(sa);
+	c->remote = mv_event_peer_text(sa);
 	c->address = mv_client_address_key(c->remote);
 	c->cmd = g_byte_array_new();
 	if (li->tls) {
@@ -607,33 +558,12 @@ static void listener_free(gpointer p)
 
 static int bind_one(mv_imapd *d, const char *text, bool tls, GPtrArray *out, GError **error)
 {
-	char *host = NULL;
-	int port = 0;
-	if (mv_listen_parse(text, &host, &port, error) < 0)
-		return -1;
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *res = NULL;
-	char portstr[16];
-	g_snprintf(portstr, sizeof portstr, "%d", port);
-	const char *node = strcmp(host, "*") == 0 ? NULL : host;
-	int gai = getaddrinfo(node, portstr, &hints, &res);
-	if (gai != 0) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "IMAP listen address %s: %s", text, gai_strerror(gai));
-		g_free(host);
-		return -1;
-	}
 	listener *li = g_new0(listener, 1);
 	li->d = d;
 	li->tls = tls;
 	li->address = g_strdup(text);
-	li->l = evconnlistener_new_bind(d->base, accept_cb, li,
-	                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_THREADSAFE | LEV_OPT_CLOSE_ON_EXEC,
-	                                128, res->ai_addr, (int)res->ai_addrlen);
-	int err = errno;
-	freeaddrinfo(res);
-	g_free(host);
+	li->l = mv_event_listen(d->base, accept_cb, li, text, "the IMAP server", error);
 	if (!li->l) {
-		mv_listen_bind_error(error, "the IMAP server", text, err);
 		listener_free(li);
 		return -1;
 	}
@@ -740,22 +670,13 @@ fail:
 	return NULL;
 }
 
-static bool same_list(const GPtrArray *a, const GPtrArray *b)
-{
-	if (a->len != b->len)
-		return false;
-	for (guint i = 0; i < a->len; i++)
-		if (strcmp(a->pdata[i], b->pdata[i]) != 0)
-			return false;
-	return true;
-}
 
 int mv_imapd_reload(mv_imapd *d, const mv_service_config *c, GError **error)
 {
 	SSL_CTX *ctx = make_ctx(c, error);
 	if (!ctx)
 		return -1;
-	bool rebind = !same_list(c->imap_listen, d->cfg.imap_listen) || !same_list(c->imap_listen_tls, d->cfg.imap_listen_tls);
+	bool rebind = !mv_strings_equal(c->imap_listen, d->cfg.imap_listen) || !mv_strings_equal(c->imap_listen_tls, d->cfg.imap_listen_tls);
 	g_mutex_lock(&d->lock);
 	GPtrArray *old = rebind ? d->listeners : NULL;
 	if (rebind)

@@ -17,7 +17,7 @@
  * minute, past which the address is answered 421 for the rest of it. */
 #include "smtpd/smtpd.h"
 #include "net/networks.h"
-#include "net/tls.h"
+#include "net/event_server.h"
 #include "smtpd/delivery.h"
 #include "smtpd/session.h"
 #include <errno.h>
@@ -141,32 +141,6 @@ static settings *settings_new(const mv_service_config *c, GError **error)
 	return s;
 }
 
-static SSL_CTX *make_ctx(const mv_service_config *c, GError **error)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	if (!ctx) {
-		g_set_error(error, MV_ERROR, MV_ERR_IO, "SMTP: cannot make a TLS context");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
-	if (SSL_CTX_set_cipher_list(ctx, MV_TLS_OPENSSL_TLS12_CIPHERS) != 1 ||
-	    SSL_CTX_set1_sigalgs_list(ctx, MV_TLS_OPENSSL_SIGALGS) != 1) {
-		g_set_error(error, MV_ERROR, MV_ERR_IO, "SMTP: OpenSSL refuses the TLS policy of net/tls.h");
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	if (!c->certificate || SSL_CTX_use_certificate_chain_file(ctx, c->certificate) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, c->private_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		char buf[256];
-		ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "SMTP: certificate %s / key %s: %s",
-		            c->certificate ? c->certificate : "(none)", c->private_key ? c->private_key : "(none)", buf);
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
-}
 
 static SSL *new_ssl(mv_smtpd *d)
 {
@@ -536,30 +510,17 @@ static void set_callbacks(conn *c, int64_t idle_seconds)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
-/* STARTTLS: a new OpenSSL bufferevent on the same socket, once the 220 has
- * left (see imapd/server.c for why not a filter).  Whatever the client
- * pipelined after STARTTLS was sent in the clear and is thrown away
- * (RFC 3207 4.2; the STARTTLS command injection of CVE-2011-0411). */
+/* STARTTLS (net/event_server.c switches the socket and throws away what
+ * was pipelined in the clear), once the 220 has left. */
 static void start_tls(conn *c)
 {
 	c->starttls_pending = false;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	evbuffer_drain(in, evbuffer_get_length(in));
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
-	SSL *ssl = new_ssl(c->d);
-	struct bufferevent *tls = ssl && fd >= 0 ? bufferevent_openssl_socket_new(c->d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	                                                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
-	                                         : NULL;
-	if (!tls) {
-		if (ssl)
-			SSL_free(ssl);
+	c->bev = mv_event_start_tls(c->d->base, c->bev, new_ssl(c->d));
+	if (!c->bev) {
 		c->dead = true;
 		conn_close(c);
 		return;
 	}
-	bufferevent_setfd(c->bev, -1);
-	bufferevent_free(c->bev);
-	c->bev = tls;
 	g_mutex_lock(&c->d->lock);
 	int64_t idle = c->d->set->cfg.idle_seconds;
 	g_mutex_unlock(&c->d->lock);
@@ -574,16 +535,6 @@ static bool recipient_refused(void *opaque, const char *address)
 	return smtpd_delivery_unknown_policy(delivery) == MV_UNKNOWN_REJECT && !smtpd_delivery_knows(delivery, address);
 }
 
-static char *address_text(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_UNIX)
-		return g_strdup("local");
-	char host[NI_MAXHOST];
-	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	if (getnameinfo(sa, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
-		return g_strdup("unknown");
-	return g_strdup(g_str_has_prefix(host, "::ffff:") ? host + 7 : host);
-}
 
 static void refuse_connection(evutil_socket_t fd, const char *text)
 {
@@ -619,7 +570,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		.recipient_refused = recipient_refused,
 		.recipient_opaque = d->delivery,
 	};
-	char *remote = address_text(sa);
+	char *remote = mv_event_peer_text(sa);
 	env.remote = remote;
 	smtp_session *sess = smtp_session_new(&env);
 	g_mutex_unlock(&d->lock);
@@ -761,27 +712,9 @@ static int bind_unix(mv_smtpd *d, const char *text, const char *group, GPtrArray
 
 static int bind_inet(mv_smtpd *d, const char *text, bool lmtp, GPtrArray *out, GError **error)
 {
-	char *host = NULL;
-	int port = 0;
-	if (mv_listen_parse(text, &host, &port, error) < 0)
-		return -1;
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *res = NULL;
-	char portstr[16];
-	g_snprintf(portstr, sizeof portstr, "%d", port);
-	int gai = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, portstr, &hints, &res);
-	g_free(host);
-	if (gai != 0) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s listen address %s: %s", lmtp ? "LMTP" : "SMTP", text,
-		            gai_strerror(gai));
-		return -1;
-	}
 	listener *li = listener_new(d, text, lmtp);
-	li->l = evconnlistener_new_bind(d->base, accept_cb, li, LISTEN_FLAGS, 128, res->ai_addr, (int)res->ai_addrlen);
-	int err = errno;
-	freeaddrinfo(res);
+	li->l = mv_event_listen(d->base, accept_cb, li, text, lmtp ? "the LMTP server" : "the SMTP server", error);
 	if (!li->l) {
-		mv_listen_bind_error(error, lmtp ? "the LMTP server" : "the SMTP server", text, err);
 		listener_free(li);
 		return -1;
 	}
@@ -893,7 +826,7 @@ mv_smtpd *mv_smtpd_start(const mv_service_config *c, mv_logon *logon, GError **e
 		g_set_error(error, MV_ERROR, MV_ERR_IO, "SMTP: cannot make an event loop");
 		goto fail;
 	}
-	if (!(d->set = settings_new(c, error)) || !(d->ctx = make_ctx(c, error)) ||
+	if (!(d->set = settings_new(c, error)) || !(d->ctx = mv_event_tls_context(c, "SMTP", error)) ||
 	    !(d->listeners = bind_all(d, &c->smtp, error)))
 		goto fail;
 	if (!(d->delivery = smtpd_delivery_start(c->data_dir, &o, error)))
@@ -910,15 +843,6 @@ fail:
 	return NULL;
 }
 
-static bool same_list(const GPtrArray *a, const GPtrArray *b)
-{
-	if (a->len != b->len)
-		return false;
-	for (guint i = 0; i < a->len; i++)
-		if (strcmp(a->pdata[i], b->pdata[i]) != 0)
-			return false;
-	return true;
-}
 
 int mv_smtpd_reload(mv_smtpd *d, const mv_service_config *c, GError **error)
 {
@@ -928,7 +852,7 @@ int mv_smtpd_reload(mv_smtpd *d, const mv_service_config *c, GError **error)
 	settings *set = settings_new(c, error);
 	if (!set)
 		return -1;
-	SSL_CTX *ctx = make_ctx(c, error);
+	SSL_CTX *ctx = mv_event_tls_context(c, "SMTP", error);
 	if (!ctx || smtpd_delivery_configure(d->delivery, &o, error) < 0) {
 		if (ctx)
 			SSL_CTX_free(ctx);
@@ -936,7 +860,7 @@ int mv_smtpd_reload(mv_smtpd *d, const mv_service_config *c, GError **error)
 		return -1;
 	}
 	g_mutex_lock(&d->lock);
-	bool rebind = !same_list(set->cfg.listen, d->set->cfg.listen) || !same_list(set->cfg.lmtp_listen, d->set->cfg.lmtp_listen);
+	bool rebind = !mv_strings_equal(set->cfg.listen, d->set->cfg.listen) || !mv_strings_equal(set->cfg.lmtp_listen, d->set->cfg.lmtp_listen);
 	GPtrArray *old = rebind ? d->listeners : NULL;
 	if (rebind)
 		d->listeners = NULL;
