@@ -573,13 +573,23 @@ static int transfer_one(const mv_store_message *m, void *opaque)
 		g_error_free(err);
 		return 0;
 	}
+	/* The envelope goes along: without it, the Bcc recipients of a
+	 * journaled message would no longer be found by to: in the target. */
+	char *envelope_from = NULL, *envelope_to = NULL;
+	if (mv_store_message_envelope(w->src, m->number, &envelope_from, &envelope_to, w->error) < 0) {
+		g_byte_array_unref(raw);
+		return w->failed = true;
+	}
 	char *origin = mv_message_id_format(w->id, m->number);
 	mv_ingest_message im = {
 		.archive = m->archive, .folder = m->path, .data = raw->data, .len = raw->len, .source = "transfer",
 		.origin = origin, .mail_flags = m->mail_flags, .archived_at = m->archived_at,
+		.envelope_from = envelope_from, .envelope_to = envelope_to,
 	};
 	w->failed = mv_ingest_add(t->ing, &im, w->error) < 0;
 	g_free(origin);
+	g_free(envelope_from);
+	g_free(envelope_to);
 	g_byte_array_unref(raw);
 	t->handed++;
 	if (t->handed % 500 == 0)

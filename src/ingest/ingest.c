@@ -30,6 +30,7 @@ typedef struct item {
 	batch *owner;
 	GByteArray *data;
 	char *archive, *folder, *source, *origin, *mail_flags, *origin_sha256;
+	char *envelope_from, *envelope_to;
 	int64_t archived_at;
 	uint64_t token;      /* the source's, for the committed callback */
 	uint8_t hash[MV_HASH_BYTES]; /* of data, taken by the caller's thread */
@@ -99,6 +100,8 @@ static void item_free(item *it)
 	g_free(it->source);
 	g_free(it->origin);
 	g_free(it->origin_sha256);
+	g_free(it->envelope_from);
+	g_free(it->envelope_to);
 	g_free(it->mail_flags);
 	mv_parsed_free(it->parsed);
 	if (it->si.prepared)
@@ -140,7 +143,8 @@ static void fill_store_item(mv_store_item *si, item *it)
 	*si = (mv_store_item){
 		.archive = it->archive, .folder = it->folder, .raw = it->data->data, .raw_len = it->data->len,
 		.archived_at = it->archived_at, .source = it->source, .origin = it->origin,
-		.origin_sha256 = it->origin_sha256, .mail_flags = it->mail_flags, .subject = p->subject, .from = p->from, .from_addrs = p->from_addrs,
+		.origin_sha256 = it->origin_sha256, .envelope_from = it->envelope_from, .envelope_to = it->envelope_to,
+		.mail_flags = it->mail_flags, .subject = p->subject, .from = p->from, .from_addrs = p->from_addrs,
 		.to = p->to, .to_addrs = p->to_addrs, .cc = p->cc, .cc_addrs = p->cc_addrs, .bcc = p->bcc,
 		.bcc_addrs = p->bcc_addrs,
 		.message_id = p->message_id, .date = p->date, .date_source = (int)p->date_source,
@@ -672,6 +676,8 @@ static item *item_new(mv_ingest *ing, const mv_ingest_message *msg)
 	it->origin = g_strdup(msg->origin ? msg->origin : "");
 	it->mail_flags = g_strdup(msg->mail_flags ? msg->mail_flags : "");
 	it->origin_sha256 = g_strdup(msg->origin_sha256);
+	it->envelope_from = g_strdup(msg->envelope_from);
+	it->envelope_to = g_strdup(msg->envelope_to);
 	it->archived_at = msg->archived_at > 0 ? msg->archived_at : mv_now();
 	it->token = msg->token;
 	return it;

@@ -27,6 +27,9 @@ typedef struct mv_ingest_message {
 	int64_t archived_at;    /* 0 = now; a transfer keeps the original */
 	const char *origin_sha256; /* SHA-256 of the file a message was converted from (.msg), or NULL */
 	uint64_t token;         /* 0, or handed back to the committed callback (mv_ingest_on_committed) */
+	/* The SMTP envelope (sender; recipients as "a@x, b@y"), or NULLs: kept
+	 * with the message, its recipients searchable with to: */
+	const char *envelope_from, *envelope_to;
 } mv_ingest_message;
 
 typedef struct mv_ingest_counts {

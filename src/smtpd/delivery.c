@@ -252,8 +252,53 @@ static void answer_unavailable(smtpd_message *m, const GError *err)
 
 /* ---- one message ---------------------------------------------------------------------------------- */
 
+/* The envelope a copy is archived with (store/envelope.c): its recipients
+ * become searchable with to:, Bcc included. */
+typedef struct envelope_text {
+	const char *from;
+	GString *to;
+} envelope_text;
+
+static void envelope_add(envelope_text *e, GHashTable *seen, const char *address)
+{
+	if (!address || !*address)
+		return;
+	char *key = g_ascii_strdown(address, -1);
+	if (!g_hash_table_add(seen, key))
+		return;
+	if (e->to->len)
+		g_string_append(e->to, ", ");
+	g_string_append(e->to, address);
+}
+
+static void envelope_of_smtp(const smtpd_message *m, envelope_text *e)
+{
+	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	e->from = m->sender;
+	e->to = g_string_new(NULL);
+	for (guint i = 0; i < m->recipients->len; i++)
+		envelope_add(e, seen, m->recipients->pdata[i]);
+	g_hash_table_destroy(seen);
+}
+
+/* Every recipient the report names — To, Cc, Bcc, the members of an
+ * expanded list — and the lists and forwarding addresses themselves. */
+static void envelope_of_report(const mv_ms_journal_report *r, envelope_text *e)
+{
+	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	e->from = r->sender;
+	e->to = g_string_new(NULL);
+	for (size_t i = 0; i < r->n_recipients; i++)
+		envelope_add(e, seen, r->recipients[i].address);
+	for (size_t i = 0; i < r->n_recipients; i++) {
+		envelope_add(e, seen, r->recipients[i].expanded_from);
+		envelope_add(e, seen, r->recipients[i].forwarded_from);
+	}
+	g_hash_table_destroy(seen);
+}
+
 static int add_target(smtpd_delivery *d, smtpd_message *m, const char *archive, const char *folder,
-                      const uint8_t *data, size_t len, GError **error)
+                      const uint8_t *data, size_t len, const envelope_text *e, GError **error)
 {
 	mv_ingest_message im = {
 		.archive = archive,
@@ -265,6 +310,8 @@ static int add_target(smtpd_delivery *d, smtpd_message *m, const char *archive, 
 		.origin = m->origin,
 		.mail_flags = "",
 		.token = (uint64_t)(uintptr_t)m,
+		.envelope_from = e->from ? e->from : "",
+		.envelope_to = e->to->str,
 	};
 	if (mv_ingest_add(d->ing, &im, error) < 0)
 		return -1;
@@ -273,11 +320,11 @@ static int add_target(smtpd_delivery *d, smtpd_message *m, const char *archive, 
 }
 
 static int add_routed(smtpd_delivery *d, smtpd_message *m, const mv_route *route, const uint8_t *data, size_t len,
-                      GError **error)
+                      const envelope_text *e, GError **error)
 {
 	for (guint i = 0; i < route->targets->len; i++) {
 		const mv_route_target *t = route->targets->pdata[i];
-		if (add_target(d, m, t->archive, t->folder, data, len, error) < 0)
+		if (add_target(d, m, t->archive, t->folder, data, len, e, error) < 0)
 			return -1;
 	}
 	return 0;
@@ -285,8 +332,9 @@ static int add_routed(smtpd_delivery *d, smtpd_message *m, const mv_route *route
 
 /* A journal report believed: the original is filed by the report's
  * envelope (every recipient, Bcc and expanded members included), byte for
- * byte as it stands in the report; the report itself goes to the journal
- * folder of the catchall archive, so the envelope stays provable. */
+ * byte as it stands in the report, and archived with that envelope; the
+ * report itself goes to the journal folder of the catchall archive, so
+ * the envelope stays provable. */
 static int add_journal(smtpd_delivery *d, smtpd_message *m, const options_snapshot *o, const mv_ms_journal_report *r,
                        mv_route *route, GError **error)
 {
@@ -297,10 +345,16 @@ static int add_journal(smtpd_delivery *d, smtpd_message *m, const options_snapsh
 		envelope[i] = r->recipients[i].address;
 	int rc = mv_route_message(d->routing, &o->route, envelope, r->sender, original, len, route, error);
 	g_free(envelope);
+	envelope_text report_envelope, smtp_envelope;
+	envelope_of_report(r, &report_envelope);
+	envelope_of_smtp(m, &smtp_envelope);
 	if (rc == 0)
-		rc = add_routed(d, m, route, original, len, error);
+		rc = add_routed(d, m, route, original, len, &report_envelope, error);
 	if (rc == 0)
-		rc = add_target(d, m, o->catchall_archive, JOURNAL_FOLDER, m->data->data, m->data->len, error);
+		rc = add_target(d, m, o->catchall_archive, JOURNAL_FOLDER, m->data->data, m->data->len, &smtp_envelope,
+		                error);
+	g_string_free(report_envelope.to, TRUE);
+	g_string_free(smtp_envelope.to, TRUE);
 	return rc;
 }
 
@@ -337,8 +391,11 @@ static bool hand_in(smtpd_delivery *d, smtpd_message *m, const options_snapshot 
 		rc = mv_route_message(d->routing, &o->route, (const char *const *)env->pdata, m->sender, m->data->data,
 		                      m->data->len, &route, error);
 		g_ptr_array_unref(env);
+		envelope_text smtp_envelope;
+		envelope_of_smtp(m, &smtp_envelope);
 		if (rc == 0)
-			rc = add_routed(d, m, &route, m->data->data, m->data->len, error);
+			rc = add_routed(d, m, &route, m->data->data, m->data->len, &smtp_envelope, error);
+		g_string_free(smtp_envelope.to, TRUE);
 	}
 	if (rc == 0 && m->targets == 0) {
 		/* No user, and the policy keeps nothing (ignore; reject was

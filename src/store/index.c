@@ -366,12 +366,12 @@ sqlite3 *mv_store_index_conn(mv_store *s, const char **prefix_r)
  * parsed to the index's columns, for catch-up and for the documents rebuilt
  * for a contentless delete, which must match what was inserted. */
 static mv_index_doc doc_from_parsed(const mv_parsed *p, int64_t number, int64_t date, const char *archive,
-                                    const char *folder, const char *scope)
+                                    const char *folder, const char *scope, const char *to_addrs)
 {
 	return (mv_index_doc){
 		.number = number, .date = date, .subject = p->subject, .body = p->text->str,
 		.from = p->from, .to = p->to, .cc = p->cc, .bcc = p->bcc, .from_addrs = p->from_addrs,
-		.to_addrs = p->to_addrs, .cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
+		.to_addrs = to_addrs, .cc_addrs = p->cc_addrs, .bcc_addrs = p->bcc_addrs, .attachments = p->attachment_names->str,
 		.folder = folder, .archive = archive, .message_id = p->message_id, .scope = scope,
 	};
 }
@@ -520,6 +520,20 @@ static void reindex_parse(gpointer data, gpointer user)
 	g_byte_array_unref(plain);
 }
 
+/* The To column's addresses of message num: its own and its envelope's
+ * (mv_store_index_recipients); NULL with *error set when the envelope
+ * cannot be read. */
+static char *envelope_recipients(mv_store *s, int64_t num, const char *to_addrs, GError **error)
+{
+	char *sender = NULL, *recipients = NULL;
+	if (mv_store_envelope_get(s, num, &sender, &recipients, error) < 0)
+		return NULL;
+	char *out = mv_store_index_recipients(to_addrs, recipients);
+	g_free(sender);
+	g_free(recipients);
+	return out;
+}
+
 /* Indexes a chunk: records read in order, parsed in parallel, queued in order. */
 static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
 {
@@ -535,8 +549,12 @@ static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
 			continue;
 		}
 		mv_store_fill_scope(scope, j->archive, j->folder_id, j->parsed->has_attachment);
-		mv_index_doc doc = doc_from_parsed(j->parsed, j->num, j->date, j->archive, j->folder, scope->str);
+		char *to_addrs = envelope_recipients(s, j->num, j->parsed->to_addrs, error);
+		if (!to_addrs)
+			goto out;
+		mv_index_doc doc = doc_from_parsed(j->parsed, j->num, j->date, j->archive, j->folder, scope->str, to_addrs);
 		mv_store_queue_doc(s, &doc);
+		g_free(to_addrs);
 		if (s->index_queue->len >= INDEX_COMMIT_DOCS && mv_store_flush_index(s, error) < 0)
 			goto out;
 	}
@@ -667,6 +685,7 @@ void mv_store_doc_clear(mv_store_doc *h)
 		g_string_free(h->scope, TRUE);
 	if (h->raw)
 		g_byte_array_unref(h->raw);
+	g_free(h->to_addrs);
 	memset(h, 0, sizeof *h);
 }
 
@@ -686,7 +705,11 @@ int mv_store_doc_for(mv_store *s, int64_t num, const char *archive, const char *
 	folder = h->folder;
 	h->scope = g_string_new(NULL);
 	mv_store_fill_scope(h->scope, archive, folder_id, h->parsed->has_attachment);
-	h->doc = doc_from_parsed(h->parsed, num, date, archive, folder, h->scope->str);
+	if (!(h->to_addrs = envelope_recipients(s, num, h->parsed->to_addrs, error))) {
+		mv_store_doc_clear(h);
+		return -1;
+	}
+	h->doc = doc_from_parsed(h->parsed, num, date, archive, folder, h->scope->str, h->to_addrs);
 	return 0;
 }
 

@@ -67,6 +67,7 @@ struct mv_store {
 	bool locked_once;        /* took the write lock: not handed to a keeper */
 	mv_store_keeper keep;    /* may take a closed reader's handle for reuse */
 	void *keep_opaque;
+	bool envelopes;          /* the envelopes table was seen (envelope.c) */
 };
 
 /* A handle on a store's files without its db or index: segments, key and
@@ -77,6 +78,19 @@ mv_store *mv_store_new(int store_id, const mv_store_paths *paths, const uint8_t 
 /* A cached prepared statement for a static SQL string, reset and unbound;
  * the caller resets it after stepping.  NULL (error set) if it does not prepare. */
 sqlite3_stmt *mv_store_stmt_get(mv_store *s, const char *sql, GError **error);
+/* ---- envelope.c: a message's SMTP envelope (sender, recipients incl. Bcc) */
+/* Records it for message num (making the table when it is the first). */
+int mv_store_envelope_put(mv_store *s, int64_t num, const char *sender, const char *recipients, GError **error);
+int mv_store_envelope_put_db(sqlite3 *db, int64_t num, const char *sender, const char *recipients, GError **error);
+/* Its envelope, or NULLs when it has none (or the store no table). */
+int mv_store_envelope_get(mv_store *s, int64_t num, char **sender_r, char **recipients_r, GError **error);
+/* The To column's addresses as the index holds them: the message's own,
+ * then its envelope's recipients.  Every writer of a document and every
+ * rebuild of one (contentless deletes need the same text) goes through it. */
+char *mv_store_index_recipients(const char *to_addrs, const char *envelope_recipients);
+/* The record's "envelope" member, or NULL for a message without one. */
+json_t *mv_store_envelope_meta(const char *sender, const char *recipients);
+
 /* A segment's file in content/ (the caller frees). */
 char *mv_store_segment_file(const mv_store *s, int64_t seg);
 /* WAL and the synchronous level: FULL for the metadata db, NORMAL for the index. */
@@ -199,6 +213,7 @@ typedef struct mv_store_doc {
 	mv_parsed *parsed;
 	GString *scope;
 	GByteArray *raw;
+	char *to_addrs;          /* owned: the To column's addresses with the envelope's */
 } mv_store_doc;
 void mv_store_doc_clear(mv_store_doc *h);
 /* ---- notes of documents a db change is about to make stale (index_notes.c) ----

@@ -415,6 +415,11 @@ static char *record_meta(const mv_store_item *it)
 	 * file's, and this says which file they came from. */
 	if (o && it->origin_sha256)
 		json_object_set_new(o, "origin_sha256", json_string(it->origin_sha256));
+	json_t *envelope = mv_store_envelope_meta(it->envelope_from, it->envelope_to);
+	if (o && envelope)
+		json_object_set_new(o, "envelope", envelope);
+	else
+		json_decref(envelope);
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	return text;
@@ -531,6 +536,9 @@ static int insert_message(mv_store *s, mv_store_item *it, int64_t folder, int64_
 		            s->id, (long long)MV_STORE_MAX_MESSAGE_NUMBER);
 		return -1;
 	}
+	if ((it->envelope_from || it->envelope_to) &&
+	    mv_store_envelope_put(s, it->number, it->envelope_from, it->envelope_to, error) < 0)
+		return -1;
 	return 0;
 }
 
@@ -749,14 +757,16 @@ static void index_items(mv_store *s, mv_store_item *items, size_t n, planned *pl
 		if (it->duplicate)
 			continue;
 		mv_store_fill_scope(scope, it->archive, plan[i].folder_id, it->has_attachment);
+		char *to_addrs = mv_store_index_recipients(it->to_addrs, it->envelope_to);
 		mv_index_doc doc = {
 			.number = it->number, .date = it->date, .subject = it->subject, .body = it->text,
 			.from = it->from, .to = it->to, .cc = it->cc, .bcc = it->bcc, .from_addrs = it->from_addrs,
-			.to_addrs = it->to_addrs, .cc_addrs = it->cc_addrs, .bcc_addrs = it->bcc_addrs,
+			.to_addrs = to_addrs, .cc_addrs = it->cc_addrs, .bcc_addrs = it->bcc_addrs,
 			.attachments = it->attachment_names, .folder = it->folder, .archive = it->archive,
 			.message_id = it->message_id, .scope = scope->str,
 		};
 		mv_store_queue_doc(s, &doc);
+		g_free(to_addrs);
 	}
 	g_string_free(scope, TRUE);
 }

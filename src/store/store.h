@@ -98,6 +98,9 @@ typedef struct mv_store_item {
 	const char *source;      /* "file", "mbox", "maildir", ... */
 	const char *origin;      /* file path or mbox offset */
 	const char *origin_sha256; /* of the Outlook file the message was converted from, or NULL */
+	/* The SMTP envelope it came with (store/envelope.c), or NULLs: the
+	 * sender and the recipients, addresses separated by ", ". */
+	const char *envelope_from, *envelope_to;
 	const char *mail_flags;
 	/* parsed fields (from mime), borrowed: */
 	const char *subject, *from, *from_addrs, *to, *to_addrs, *cc, *cc_addrs, *bcc, *bcc_addrs;
@@ -195,6 +198,9 @@ int mv_store_maintain_db(mv_store *s, GError **error);
 /* DeleteMessage: hides the message, removes it from the index and appends a
  * tombstone carrying the reason. */
 int mv_store_delete_message(mv_store *s, int64_t number, const char *reason, GError **error);
+/* The SMTP envelope message number came with (sender; recipients as
+ * "a@x, b@y"), or NULLs when it has none. */
+int mv_store_message_envelope(mv_store *s, int64_t number, char **sender_r, char **recipients_r, GError **error);
 /* MoveFolder inside a store: the folder and its subfolders get the new
  * archive/path; *moved_r counts folders.  A folder-move record keeps the
  * change recoverable from content/. */

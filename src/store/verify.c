@@ -409,8 +409,9 @@ typedef struct recreate_ctx {
 	verify_ctx v;
 } recreate_ctx;
 
-/* A reference record's metadata for a live message, from its row. */
-static char *reference_meta(sqlite3_stmt *st)
+/* A reference record's metadata for a live message, from its row and its
+ * envelope (NULLs: none). */
+static char *reference_meta(sqlite3_stmt *st, const char *envelope_from, const char *envelope_to)
 {
 	char *hash = mv_hex(sqlite3_column_blob(st, 6), MV_HASH_BYTES);
 	json_t *meta = json_pack("{s:i, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:i}", "v", 1, "hash", hash,
@@ -419,6 +420,9 @@ static char *reference_meta(sqlite3_stmt *st)
 	                         "archived_at", (json_int_t)sqlite3_column_int64(st, 2), "source", "recreated",
 	                         "origin", "", "mail_flags", (const char *)sqlite3_column_text(st, 3),
 	                         "date", (json_int_t)sqlite3_column_int64(st, 4), "date_source", sqlite3_column_int(st, 5));
+	json_t *envelope = mv_store_envelope_meta(envelope_from, envelope_to);
+	if (envelope)
+		json_object_set_new(meta, "envelope", envelope);
 	char *text = json_dumps(meta, JSON_COMPACT);
 	json_decref(meta);
 	g_free(hash);
@@ -446,12 +450,15 @@ static int append_reference_for(mv_store *s, int64_t num, int64_t *written, GErr
 	                      " WHERE m.num = ?", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, num);
-	char *text = NULL, *marker = NULL;
+	char *text = NULL, *marker = NULL, *envelope_from = NULL, *envelope_to = NULL;
 	GByteArray *out = g_byte_array_new();
 	int rc = 0;
 	if (sqlite3_step(st) != SQLITE_ROW)
 		goto out;
-	text = reference_meta(st);
+	rc = -1;
+	if (mv_store_envelope_get(s, num, &envelope_from, &envelope_to, error) < 0)
+		goto out;
+	text = reference_meta(st, envelope_from, envelope_to);
 	marker = g_strdup_printf("{\"v\":1,\"first\":%lld}", (long long)num);
 	append_txn t = { s, out };
 	rc = -1;
@@ -466,6 +473,8 @@ out:
 	g_byte_array_unref(out);
 	free(text);
 	g_free(marker);
+	g_free(envelope_from);
+	g_free(envelope_to);
 	return rc;
 }
 

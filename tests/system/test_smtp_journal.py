@@ -16,12 +16,18 @@ here against the real server:
 - a report without its original is filed whole by its SMTP envelope and
   headers, nothing dropped;
 - with journal_reports=false (applied by SIGHUP) a report is an ordinary
-  message, filed by its visible headers.
+  message, filed by its visible headers;
+- the envelope is kept with each copy: `to:` finds the original by a Bcc
+  recipient, a list member or the list, which its headers never name —
+  also after RebuildStoreIndex, after RecoverStore (which rebuilds the db
+  from content/ alone), and a copy deleted leaves the index consistent;
+  an SMTP envelope recipient of a plain message is found the same way.
 
 The expected bytes are the ones this file builds; SHA-256 of what `show`
 returns is compared with them.
 """
 import hashlib
+import json
 import os
 import signal
 import smtplib
@@ -29,8 +35,8 @@ import time
 
 import pytest
 
-from mvserver import MvServer, free_port
-from mvtest import init_data_dir, mv, search_json, show_hashes
+from mvserver import MvServer, free_port, init_with_admin
+from mvtest import mv, search_json, show_hashes
 
 pytestmark = pytest.mark.xdist_group("smtp_journal")
 
@@ -89,14 +95,14 @@ ENVELOPE = ["Sender: alice@example.org",
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("smtpjournal"))
-    init_data_dir(d)
+    password = init_with_admin(d)
     for u in USERS:
         mv("cmd", "CreateUser", "--userName=" + u, "--privileges=login", "--password=Journal-pw-1", data_dir=d)
         mv("cmd", "SetUserEmailAddresses", "--userName=" + u, "--emailAddresses=%s@example.org" % u, data_dir=d)
     port = free_port()
     with open(os.path.join(d, "mailvault.conf"), "w") as f:
         f.write("[smtp]\nenabled=true\nlisten=127.0.0.1:%d\n" % port)
-    s = MvServer(d).start()
+    s = MvServer(d, password=password).start()
     s.smtp_port = port
     yield s
     s.stop()
@@ -159,6 +165,18 @@ def test_a_report_without_its_original_is_filed_whole(srv):
     assert got == {("catchall", "Inbox"): [sha(report)]}
 
 
+def reload(srv):
+    """SIGHUP, and wait for the server's word that it re-read the file."""
+    def count():
+        return srv.stdout().count("configuration reloaded") + srv.stderr().count("configuration reloaded")
+    before = count()
+    srv.signal(signal.SIGHUP)
+    deadline = time.time() + 30
+    while count() == before:
+        assert time.time() < deadline, srv.stderr()
+        time.sleep(0.1)
+
+
 def test_journal_reports_off_by_sighup_files_the_wrapper_by_its_headers(srv):
     conf = os.path.join(srv.data_dir, "mailvault.conf")
     with open(conf) as f:
@@ -166,12 +184,7 @@ def test_journal_reports_off_by_sighup_files_the_wrapper_by_its_headers(srv):
     assert "journal_reports=true" in text
     with open(conf, "w") as f:
         f.write(text.replace("journal_reports=true", "journal_reports=false"))
-    before = srv.stdout().count("configuration reloaded") + srv.stderr().count("configuration reloaded")
-    srv.signal(signal.SIGHUP)
-    deadline = time.time() + 30
-    while srv.stdout().count("configuration reloaded") + srv.stderr().count("configuration reloaded") == before:
-        assert time.time() < deadline, srv.stderr()
-        time.sleep(0.1)
+    reload(srv)
     try:
         tag = "off%d" % time.time_ns()
         report = journal_report(tag, original_message(tag), ENVELOPE)
@@ -181,4 +194,57 @@ def test_journal_reports_off_by_sighup_files_the_wrapper_by_its_headers(srv):
     finally:
         with open(conf, "w") as f:
             f.write(text)
-        srv.signal(signal.SIGHUP)
+        reload(srv)
+
+
+def ids_for(srv, query, archive=None):
+    return sorted(h["id"] for h in search_json(query, srv.data_dir, archive=archive, limit=0))
+
+
+def test_envelope_recipients_are_found_by_to(srv):
+    tag = "env%d" % time.time_ns()
+    send(srv, journal_report(tag, original_message(tag), ENVELOPE))
+    originals = [h for h in search_json(tag, srv.data_dir, limit=0) if h["folder"] != "Journal reports"]
+    assert len(originals) == 5
+    # dave is only a Bcc of the report, erin only a member of sales@.
+    assert len(ids_for(srv, "to:dave@example.org " + tag, archive="dave")) == 1
+    assert len(ids_for(srv, "to:erin@example.org " + tag)) == 5
+    assert len(ids_for(srv, "to:sales@example.org " + tag)) == 5
+    # frank is named by nobody.
+    assert ids_for(srv, "to:frank@example.org " + tag) == []
+    # A plain message: its SMTP envelope's recipients (Bcc here) are kept too.
+    plain_tag = "bcc%d" % time.time_ns()
+    raw = ("From: alice@example.org\r\nTo: bob@example.org\r\nSubject: %s\r\n\r\nhello\r\n" % plain_tag).encode()
+    send(srv, raw, rcpts=("bob@example.org", "frank@example.org"), sender="alice@example.org")
+    assert len(ids_for(srv, "to:frank@example.org " + plain_tag, archive="frank")) == 1
+
+
+def test_envelope_survives_rebuild_recovery_and_delete(srv):
+    tag = "keep%d" % time.time_ns()
+    send(srv, journal_report(tag, original_message(tag), ENVELOPE))
+    query = "to:dave@example.org " + tag
+    before = ids_for(srv, query)
+    assert len(before) == 5            # every copy carries the envelope
+    daves = ids_for(srv, query, archive="dave")
+    assert len(daves) == 1
+    srv.ok("RebuildStoreIndex", id=1, folder="dave")
+    assert ids_for(srv, query) == before
+    srv.stop()
+    try:
+        # RecoverStore rebuilds the db from content/ alone: the envelope
+        # must come back from the records.
+        mv("cmd", "CreateStore", "--name=journal-spare", "--requestedState=current", data_dir=srv.data_dir)
+        mv("cmd", "SetStoreRequestedState", "--id=1", "--requestedState=disabled", data_dir=srv.data_dir)
+        env = json.loads(mv("cmd", "RecoverStore", "--id=1", data_dir=srv.data_dir, timeout=900).stdout)
+        assert env["statusCode"] == "succeeded", env
+        mv("cmd", "SetStoreRequestedState", "--id=1", "--requestedState=current", data_dir=srv.data_dir)
+    finally:
+        srv.start()
+    assert ids_for(srv, query) == before
+    # Deleting the copy takes its index document out by the same text it
+    # was put in with: nothing of it is found afterwards, the rest is.
+    srv.ok("DeleteMessage", id=daves[0], reason="test")
+    assert ids_for(srv, query, archive="dave") == []
+    assert ids_for(srv, query) == sorted(set(before) - set(daves))
+    report = srv.ok("VerifyStore", id=1, includeIndexes=True)
+    assert report["clean"] is True, report
