@@ -676,8 +676,10 @@ static item *item_new(mv_ingest *ing, const mv_ingest_message *msg)
 	it->origin = g_strdup(msg->origin ? msg->origin : "");
 	it->mail_flags = g_strdup(msg->mail_flags ? msg->mail_flags : "");
 	it->origin_sha256 = g_strdup(msg->origin_sha256);
-	it->envelope_from = g_strdup(msg->envelope_from);
-	it->envelope_to = g_strdup(msg->envelope_to);
+	/* Valid UTF-8, or the record's JSON could not hold what the db and
+	 * the index get (an SMTPUTF8 address is octets until checked). */
+	it->envelope_from = msg->envelope_from ? g_utf8_make_valid(msg->envelope_from, -1) : NULL;
+	it->envelope_to = msg->envelope_to ? g_utf8_make_valid(msg->envelope_to, -1) : NULL;
 	it->archived_at = msg->archived_at > 0 ? msg->archived_at : mv_now();
 	it->token = msg->token;
 	return it;

@@ -177,7 +177,7 @@ static int recover_message_row(recover_ctx *c, const mv_journal_rec *r, int64_t 
 	c->messages++;
 	/* The SMTP envelope the record kept (store/envelope.c). */
 	json_t *env = json_object_get(m, "envelope");
-	if (json_is_object(env) &&
+	if (json_is_object(env) && sqlite3_changes(c->db) > 0 &&
 	    mv_store_envelope_put_db(c->db, n, meta_str(env, "from"), meta_str(env, "to"), error) < 0)
 		return -1;
 	return 0;
