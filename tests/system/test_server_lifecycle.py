@@ -334,7 +334,8 @@ def test_config_listen_values_without_trailing_semicolon(fresh):
     assert not any(m in logged for m in SANITIZER_MARKERS), logged.decode("utf-8", "replace")
     rewritten = dict((k + str(i), v) for i, (k, v) in enumerate(LISTEN_LINE.findall(open(conf).read())))
     assert sorted(rewritten.values()) == sorted(["127.0.0.1:%d;127.0.0.1:%d" % (api1, api2), "127.0.0.1:%d" % web,
-                                                 "127.0.0.1:%d" % imap, "127.0.0.1:%d" % imaps]), rewritten
+                                                 "127.0.0.1:%d" % imap, "127.0.0.1:%d" % imaps,
+                                                 "127.0.0.1:2525"]), rewritten   # [smtp]'s example, off
 
 
 # ---- the TLS every listener offers (issue 19.9) ----------------------------------------------------
