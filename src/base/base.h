@@ -152,6 +152,8 @@ typedef struct mv_smtp_config {
 	char *sent_folder;           /* a sender's */
 	char *unknown_addresses;     /* catchall | ignore | reject */
 	char *catchall_archive;
+	char *internal_domains;      /* "example.org;example.net": an address outside them is a party of
+	                              * incoming or outgoing mail, never an unknown user; NULL: all are */
 } mv_smtp_config;
 
 typedef struct mv_service_config {

@@ -29,6 +29,7 @@ static const char *const known_keys[][2] = {
 	{ "smtp", "max_recipients" }, { "smtp", "max_connections" }, { "smtp", "max_connections_per_address" },
 	{ "smtp", "idle_timeout_seconds" }, { "smtp", "max_session_seconds" }, { "smtp", "max_bad_commands" },
 	{ "smtp", "folder" }, { "smtp", "sent_folder" }, { "smtp", "unknown_addresses" }, { "smtp", "catchall_archive" },
+	{ "smtp", "internal_domains" },
 };
 
 static void smtp_clear(mv_smtp_config *s)
@@ -43,6 +44,7 @@ static void smtp_clear(mv_smtp_config *s)
 	g_free(s->sent_folder);
 	g_free(s->unknown_addresses);
 	g_free(s->catchall_archive);
+	g_free(s->internal_domains);
 	memset(s, 0, sizeof *s);
 }
 
@@ -84,6 +86,7 @@ static void smtp_copy(mv_smtp_config *dst, const mv_smtp_config *src)
 	dst->sent_folder = g_strdup(src->sent_folder);
 	dst->unknown_addresses = g_strdup(src->unknown_addresses);
 	dst->catchall_archive = g_strdup(src->catchall_archive);
+	dst->internal_domains = g_strdup(src->internal_domains);
 }
 
 void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src)
@@ -403,7 +406,8 @@ static int get_smtp(GKeyFile *kf, const char *path, mv_smtp_config *s, GError **
 	    get_string(kf, path, "smtp", "folder", NULL, &s->folder, error) < 0 ||
 	    get_string(kf, path, "smtp", "sent_folder", NULL, &s->sent_folder, error) < 0 ||
 	    get_string(kf, path, "smtp", "unknown_addresses", policies, &s->unknown_addresses, error) < 0 ||
-	    get_string(kf, path, "smtp", "catchall_archive", NULL, &s->catchall_archive, error) < 0)
+	    get_string(kf, path, "smtp", "catchall_archive", NULL, &s->catchall_archive, error) < 0 ||
+	    get_string(kf, path, "smtp", "internal_domains", NULL, &s->internal_domains, error) < 0)
 		return -1;
 	s->max_message_bytes = size_mb * 1024 * 1024;
 	if (!enabled) {
@@ -559,6 +563,8 @@ static void set_smtp(GKeyFile *kf, const mv_smtp_config *s)
 	g_key_file_set_string(kf, "smtp", "sent_folder", s->sent_folder);
 	g_key_file_set_string(kf, "smtp", "unknown_addresses", s->unknown_addresses);
 	g_key_file_set_string(kf, "smtp", "catchall_archive", s->catchall_archive);
+	if (s->internal_domains)
+		g_key_file_set_string(kf, "smtp", "internal_domains", s->internal_domains);
 }
 
 int mv_service_config_save(const mv_service_config *c, GError **error)

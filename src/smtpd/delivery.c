@@ -38,6 +38,7 @@ struct smtpd_delivery {
 	mv_unknown_policy unknown;
 	bool journal_reports;
 	uint64_t max_queued_bytes;
+	GHashTable *internal_domains;  /* lower-case domain set, or NULL: every domain is internal */
 	/* The routing the sessions' RCPT checks read (under lock), and when
 	 * it was loaded. */
 	mv_routing *routing;
@@ -84,6 +85,22 @@ int smtpd_delivery_check_options(const smtpd_delivery_options *o, GError **error
 	return rc;
 }
 
+/* "a.org; B.org,c.org" -> {a.org, b.org, c.org}; NULL for none. */
+static GHashTable *domain_set(const char *text)
+{
+	if (!text)
+		return NULL;
+	GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	char **items = g_strsplit_set(text, ";, \t", -1);
+	for (char **i = items; *i; i++)
+		if (**i)
+			g_hash_table_add(set, g_ascii_strdown(*i, -1));
+	g_strfreev(items);
+	if (g_hash_table_size(set) == 0)
+		g_clear_pointer(&set, g_hash_table_destroy);
+	return set;
+}
+
 static void set_options(smtpd_delivery *d, const smtpd_delivery_options *o)
 {
 	g_free(d->folder);
@@ -95,6 +112,8 @@ static void set_options(smtpd_delivery *d, const smtpd_delivery_options *o)
 	d->unknown = o->unknown;
 	d->journal_reports = o->journal_reports;
 	d->max_queued_bytes = o->max_queued_bytes;
+	g_clear_pointer(&d->internal_domains, g_hash_table_destroy);
+	d->internal_domains = domain_set(o->internal_domains);
 }
 
 int smtpd_delivery_configure(smtpd_delivery *d, const smtpd_delivery_options *o, GError **error)
@@ -126,22 +145,31 @@ static void snapshot_clear(options_snapshot *s)
 	g_free(s->catchall_archive);
 }
 
-mv_unknown_policy smtpd_delivery_unknown_policy(smtpd_delivery *d)
-{
-	g_mutex_lock(&d->lock);
-	mv_unknown_policy p = d->unknown;
-	g_mutex_unlock(&d->lock);
-	return p;
-}
-
 /* ---- routing ---------------------------------------------------------------------------------- */
 
-bool smtpd_delivery_knows(smtpd_delivery *d, const char *address)
+static bool internal_address(const smtpd_delivery *d, const char *address)
+{
+	if (!d->internal_domains)
+		return true;
+	const char *at = strrchr(address, '@');
+	if (!at)
+		return true;   /* Postmaster, a bare local part: ours */
+	char *domain = g_ascii_strdown(at + 1, -1);
+	size_t n = strlen(domain);
+	if (n && domain[n - 1] == '>')
+		domain[n - 1] = '\0';
+	bool internal = g_hash_table_contains(d->internal_domains, domain);
+	g_free(domain);
+	return internal;
+}
+
+bool smtpd_delivery_refuses_recipient(smtpd_delivery *d, const char *address)
 {
 	g_mutex_lock(&d->lock);
-	bool known = d->routing && mv_routing_user_of(d->routing, address) != NULL;
+	bool refused = d->unknown == MV_UNKNOWN_REJECT && internal_address(d, address) &&
+	               !(d->routing && mv_routing_user_of(d->routing, address));
 	g_mutex_unlock(&d->lock);
-	return known;
+	return refused;
 }
 
 /* Reloaded every few seconds, so an address given to a user now counts
@@ -579,6 +607,8 @@ void smtpd_delivery_stop(smtpd_delivery **dp)
 	g_free(d->folder);
 	g_free(d->sent_folder);
 	g_free(d->catchall_archive);
+	if (d->internal_domains)
+		g_hash_table_destroy(d->internal_domains);
 	g_free(d->data_dir);
 	g_free(d);
 }

@@ -22,6 +22,7 @@ typedef struct smtpd_delivery_options {
 	const char *catchall_archive;
 	bool journal_reports;
 	uint64_t max_queued_bytes;  /* past this, new messages get 452 4.3.1 at once */
+	const char *internal_domains; /* "a.org;b.org" or NULL: see smtpd_delivery_refuses_recipient */
 } smtpd_delivery_options;
 
 int smtpd_delivery_check_options(const smtpd_delivery_options *o, GError **error);
@@ -33,10 +34,11 @@ void smtpd_delivery_stop(smtpd_delivery **d);
 /* Hands a message in; its done is called exactly once, later, on the
  * delivery thread (never inside this call). */
 void smtpd_delivery_submit(smtpd_delivery *d, smtpd_message *m);
-/* Whether an address is one of a user's (RCPT's reject policy): as of the
- * last routing refresh, a few seconds at most. */
-bool smtpd_delivery_knows(smtpd_delivery *d, const char *address);
-/* unknown policy in force. */
-mv_unknown_policy smtpd_delivery_unknown_policy(smtpd_delivery *d);
+/* RCPT under the reject policy: whether address is refused — one of the
+ * internal domains (all domains when none are set) that no user has, as
+ * of the last routing refresh, a few seconds at most.  An address outside
+ * the internal domains is the other party of outgoing mail (a gateway's
+ * copy of alice's mail to bob@elsewhere), filed by its internal sender. */
+bool smtpd_delivery_refuses_recipient(smtpd_delivery *d, const char *address);
 
 #endif

@@ -159,7 +159,7 @@ static int delivery_options(const mv_smtp_config *s, smtpd_delivery_options *o, 
 	}
 	*o = (smtpd_delivery_options){ .folder = s->folder, .sent_folder = s->sent_folder, .unknown = policy,
 		                       .catchall_archive = s->catchall_archive, .journal_reports = s->journal_reports,
-		                       .max_queued_bytes = QUEUED_BYTES_MAX };
+		                       .max_queued_bytes = QUEUED_BYTES_MAX, .internal_domains = s->internal_domains };
 	return 0;
 }
 
@@ -532,7 +532,7 @@ static void start_tls(conn *c)
 static bool recipient_refused(void *opaque, const char *address)
 {
 	smtpd_delivery *delivery = opaque;
-	return smtpd_delivery_unknown_policy(delivery) == MV_UNKNOWN_REJECT && !smtpd_delivery_knows(delivery, address);
+	return smtpd_delivery_refuses_recipient(delivery, address);
 }
 
 

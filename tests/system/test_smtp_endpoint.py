@@ -249,6 +249,14 @@ def reject(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def internal_reject(tmp_path_factory):
+    w = World(tmp_path_factory, "smtp-internal", {"unknown_addresses": "reject",
+                                                  "internal_domains": "example.org; Example.COM"}, ("alice",))
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="module")
 def ignore(tmp_path_factory):
     w = World(tmp_path_factory, "smtp-ignore", {"unknown_addresses": "ignore"}, ("alice",))
     yield w
@@ -374,6 +382,26 @@ def test_reject_policy_accepts_a_known_user_right_after_start(reject):
     expect(c.reply(), 250, "2.0.0")
     c.close()
     assert reject.hits(tag) == [("alice", "Inbox")]
+
+
+def test_internal_domains_reject_only_unknown_internal_recipients(internal_reject):
+    """With internal domains, reject refuses an internal address no user has,
+    while an outside recipient is the other party of outgoing mail: a
+    gateway's copy of alice's mail to the world is taken and filed in her
+    Sent folder."""
+    w = internal_reject
+    c = w.client()
+    expect(c.cmd("EHLO client.example"), 250)
+    expect(c.cmd("MAIL FROM:<%s>" % ADDR["alice"]), 250, "2.1.0")
+    expect(c.cmd("RCPT TO:<nobody@example.org>"), 550, "5.1.1")
+    expect(c.cmd("RCPT TO:<Nobody@EXAMPLE.com>"), 550, "5.1.1")   # domains compare without case
+    expect(c.cmd("QUIT"), 221)
+    c.close()
+    tag = new_tag()
+    msg = message(tag, frm=ADDR["alice"], to="bob@elsewhere.example")
+    expect(deliver(w, ADDR["alice"], ["bob@elsewhere.example"], msg), 250, "2.0.0")
+    assert w.hits(tag) == [("alice", "Sent")]
+    assert stored_bytes(w, tag) == [msg]
 
 
 def test_ignore_policy_answers_250_and_stores_nothing(ignore):

@@ -192,7 +192,8 @@ static void test_config_smtp(void **state)
 
 	path = write_conf(dir, "[smtp]\nlisten=127.0.0.1:2525\nlmtp_listen=unix:run/lmtp.sock;[::1]:2424\n"
 	                       "allow_networks=10.0.0.0/8\nrequire_tls=true\nmax_message_size_mb=7\n"
-	                       "unknown_addresses=reject\nfolder=Archive/{h-email}\nlmtp_socket_group=mail\n");
+	                       "unknown_addresses=reject\nfolder=Archive/{h-email}\nlmtp_socket_group=mail\n"
+	                       "internal_domains=example.org;example.net\n");
 	assert_int_equal(mv_service_config_load(path, &c, &err), 0);
 	assert_int_equal(c.smtp.listen->len, 1);
 	char *sock = g_strconcat("unix:", dir, "/run/lmtp.sock", NULL);
@@ -204,6 +205,7 @@ static void test_config_smtp(void **state)
 	assert_string_equal(c.smtp.unknown_addresses, "reject");
 	assert_string_equal(c.smtp.folder, "Archive/{h-email}");
 	assert_string_equal(c.smtp.lmtp_socket_group, "mail");
+	assert_string_equal(c.smtp.internal_domains, "example.org;example.net");
 	assert_int_equal(mv_service_config_save(&c, &err), 0);
 	mv_service_config d;
 	assert_int_equal(mv_service_config_load(path, &d, &err), 0);
@@ -211,6 +213,7 @@ static void test_config_smtp(void **state)
 	assert_string_equal(d.smtp.unknown_addresses, "reject");
 	assert_int_equal(d.smtp.max_message_bytes, 7 * 1024 * 1024);
 	assert_true(d.smtp.require_tls);
+	assert_string_equal(d.smtp.internal_domains, "example.org;example.net");
 	mv_service_config_clear(&c);
 	mv_service_config_clear(&d);
 	g_free(sock);
