@@ -5,7 +5,7 @@
 set -eu
 what=${1:-build}
 build="gcc meson ninja-build pkg-config libgmime-3.0-dev libglib2.0-dev libsodium-dev libzstd-dev libjansson-dev libreadline-dev libssl-dev libmicrohttpd-dev libcurl4-openssl-dev libxml2-dev liboath-dev libqrencode-dev libpff-dev libbfio-dev libgsf-1-dev libpoppler-glib-dev libzip-dev libseccomp-dev catdoc libevent-dev"
-test_pkgs="debhelper dpkg-dev fakeroot lintian libcmocka-dev python3 python3-pytest python3-pytest-xdist clang libclang-rt-14-dev openssl chromium pst-utils poppler-utils libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui dovecot-imapd dovecot-pop3d isync offlineimap neomutt tmux postfix swaks"
+test_pkgs="debhelper dpkg-dev fakeroot lintian libcmocka-dev python3 python3-pytest python3-pytest-xdist clang libclang-rt-14-dev openssl chromium pst-utils poppler-utils libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui dovecot-imapd dovecot-pop3d isync offlineimap neomutt tmux postfix swaks dovecot-lmtpd"
 deb_pkgs="debhelper dpkg-dev fakeroot lintian"
 bench_pkgs="notmuch maildir-utils time wrk pst-utils poppler-utils docx2txt dovecot-imapd dovecot-pop3d isync offlineimap openssl postfix dovecot-lmtpd"
 case "$what" in

@@ -264,11 +264,8 @@ class Dovecot:
         self.master_password = "master-pw-%d" % os.getpid()
         self.master_separator = MASTER_SEPARATOR
         self.tls = tls
-        self.port = _free_port()
-        self.tls_port = _free_port() if tls else None
         self.pop3 = pop3
-        self.pop3_port = _free_port() if pop3 else None
-        self.pop3s_port = _free_port() if pop3 and tls else None
+        self._pick_ports()
         self.cert = os.path.join(root, "cert.pem")
         self.untrusted_cert = os.path.join(root, "untrusted.pem")
         self.maildir = os.path.join(root, "mail", self.user)
@@ -296,6 +293,30 @@ class Dovecot:
         self._write_passwd()
         with open(os.path.join(self.root, "master-passwd"), "w") as f:
             f.write("%s:{PLAIN}%s::::::\n" % (self.master_user, self.master_password))
+        if os.getuid() == 0:
+            for sub in ("mail", "home"):
+                os.chown(os.path.join(self.root, sub), ident["uid"], ident["gid"])
+        # A port picked free may be taken by a test running beside this one
+        # before Dovecot binds it: then new ports, up to three times.
+        for attempt in range(3):
+            self._write_conf(ident)
+            try:
+                self._launch()
+                return self
+            except RuntimeError as e:
+                if "Address already in use" not in str(e) or attempt == 2:
+                    self.stop()
+                    raise
+                self._pick_ports()
+        return self
+
+    def _pick_ports(self):
+        self.port = _free_port()
+        self.tls_port = _free_port() if self.tls else None
+        self.pop3_port = _free_port() if self.pop3 else None
+        self.pop3s_port = _free_port() if self.pop3 and self.tls else None
+
+    def _write_conf(self, ident):
         with open(self.conf, "w") as f:
             f.write(CONF.format(
                 root=self.root, port=self.port, sep=self.master_separator,
@@ -307,11 +328,6 @@ class Dovecot:
                     pop3s_listener=LISTENER.format(name="pop3s", port=self.pop3s_port) if self.tls else "")
                 if self.pop3 else "",
                 **ident))
-        if os.getuid() == 0:
-            for sub in ("mail", "home"):
-                os.chown(os.path.join(self.root, sub), ident["uid"], ident["gid"])
-        self._launch()
-        return self
 
     def _write_passwd(self):
         tmp = os.path.join(self.root, "passwd.tmp")
@@ -326,9 +342,13 @@ class Dovecot:
                                      start_new_session=True)
         try:
             _wait_port(self.port, self.proc, self.log)
-        except Exception:
-            self.stop()
-            raise
+        except Exception as e:
+            # Halted, not stopped: the directory stays for a retry (start's
+            # caller stops, and so removes it, when the start fails for good).
+            self._halt(signal.SIGTERM)
+            # Dovecot says why it could not start on stderr when its log is
+            # not open yet (a port in use, a bad setting).
+            raise RuntimeError("%s\nstderr: %s" % (e, _tail(os.path.join(self.root, "stderr.log")))) from e
 
     def _halt(self, sig):
         if self.proc and self.proc.poll() is None:
