@@ -426,8 +426,9 @@ static bool hand_in(smtpd_delivery *d, smtpd_message *m, const options_snapshot 
 		g_string_free(smtp_envelope.to, TRUE);
 	}
 	if (rc == 0 && m->targets == 0) {
-		/* No user, and the policy keeps nothing (ignore; reject was
-		 * answered at RCPT already, so only a header-routed copy gets here). */
+		/* No user is party to it and the policy keeps nothing: ignore,
+		 * or reject for a message whose addresses all lie outside the
+		 * internal domains (an unknown internal one was refused at RCPT). */
 		answer(m, 250, "2.0.0", "accepted, not archived: no address of a user (unknown-address policy)");
 		mv_ingest_note_skipped(d->ing, 1);
 	}
