@@ -207,6 +207,10 @@ int mv_service_config_save(const mv_service_config *c, GError **error);
 void mv_service_config_clear(mv_service_config *c);
 /* Replaces *dst (cleared first; zeroed or valid) with a deep copy of src. */
 void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src);
+/* The [smtp] part alone: *dst becomes a deep copy (its old contents are
+ * not freed); clear frees and zeroes. */
+void mv_smtp_config_copy(mv_smtp_config *dst, const mv_smtp_config *src);
+void mv_smtp_config_clear(mv_smtp_config *s);
 /* Splits "host:port" / "[v6]:port"; host "*" means every address. */
 int mv_listen_parse(const char *text, char **host_r, int *port_r, GError **error);
 

@@ -32,7 +32,7 @@ static const char *const known_keys[][2] = {
 	{ "smtp", "internal_domains" },
 };
 
-static void smtp_clear(mv_smtp_config *s)
+void mv_smtp_config_clear(mv_smtp_config *s)
 {
 	if (s->listen)
 		g_ptr_array_unref(s->listen);
@@ -63,7 +63,7 @@ void mv_service_config_clear(mv_service_config *c)
 	g_free(c->certificate);
 	g_free(c->private_key);
 	g_free(c->certificate_dir);
-	smtp_clear(&c->smtp);
+	mv_smtp_config_clear(&c->smtp);
 	memset(c, 0, sizeof *c);
 }
 
@@ -75,7 +75,7 @@ static GPtrArray *copy_strings(const GPtrArray *src)
 	return a;
 }
 
-static void smtp_copy(mv_smtp_config *dst, const mv_smtp_config *src)
+void mv_smtp_config_copy(mv_smtp_config *dst, const mv_smtp_config *src)
 {
 	*dst = *src;
 	dst->listen = copy_strings(src->listen);
@@ -112,7 +112,7 @@ void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src
 	dst->max_connections = src->max_connections;
 	dst->max_running_jobs = src->max_running_jobs;
 	dst->max_queued_jobs = src->max_queued_jobs;
-	smtp_copy(&dst->smtp, &src->smtp);
+	mv_smtp_config_copy(&dst->smtp, &src->smtp);
 }
 
 void mv_service_config_default(mv_service_config *c, const char *path, const char *data_dir)

@@ -113,8 +113,7 @@ static void settings_free(settings *s)
 {
 	if (!s)
 		return;
-	mv_service_config tmp = { .smtp = s->cfg };
-	mv_service_config_clear(&tmp);
+	mv_smtp_config_clear(&s->cfg);
 	mv_networks_free(&s->allow);
 	g_free(s->server_name);
 	g_free(s);
@@ -130,17 +129,11 @@ static settings *settings_new(const mv_service_config *c, GError **error)
 		return NULL;
 	}
 	settings *s = g_new0(settings, 1);
-	/* The [smtp] part of a whole copy is kept; the rest goes again. */
-	mv_service_config copy = { 0 };
-	mv_service_config_copy(&copy, c);
-	s->cfg = copy.smtp;
-	memset(&copy.smtp, 0, sizeof copy.smtp);
-	mv_service_config_clear(&copy);
+	mv_smtp_config_copy(&s->cfg, &c->smtp);
 	s->allow = allow;
 	s->server_name = g_strdup(g_get_host_name());
 	return s;
 }
-
 
 static SSL *new_ssl(mv_smtpd *d)
 {
