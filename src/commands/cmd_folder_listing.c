@@ -1,0 +1,197 @@
+/* commands/cmd_folder_listing: GetMessages — one folder's messages,
+ * newest first, merged over every store the archive has mail in.
+ *
+ * One answer is bounded (MV_MAX_ANSWER_MESSAGES); a folder of any size is
+ * read in pages with `after`, a cursor that costs one page in each store
+ * however deep it lies. */
+#include "commands/folder_args.h"
+
+#include <string.h>
+
+/* The order of a listing, newest first, total and the same on every call:
+ * date, then store (higher first), then message number (higher first).
+ * `after` continues it from a message, so a page costs one page in each
+ * store however deep it lies, and mail archived or deleted meanwhile moves
+ * no other message from its page. */
+typedef struct listed {
+	int store_id;
+	bool has_attachment;
+	int64_t num, date, archived_at, size;
+	char *subject, *from, *to, *message_id;
+} listed;
+
+typedef struct list_cursor {
+	bool set;
+	int store_id;
+	int64_t date, num;
+} list_cursor;
+
+static void listed_clear(gpointer p)
+{
+	listed *l = p;
+	g_free(l->subject);
+	g_free(l->from);
+	g_free(l->to);
+	g_free(l->message_id);
+}
+
+
+static json_t *listed_json(const listed *l)
+{
+	char *id = mv_message_id_format(l->store_id, l->num);
+	char *date = mv_format_time_utc(l->date), *archived = mv_format_time_utc(l->archived_at);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:b}", "id", id, "date", date, "archivedAt",
+	                      archived, "size", (json_int_t)l->size, "subject", l->subject, "from", l->from, "to", l->to,
+	                      "messageId", l->message_id, "hasAttachment", l->has_attachment);
+	g_free(id);
+	g_free(date);
+	g_free(archived);
+	return o;
+}
+
+static gint by_listing_order(gconstpointer a, gconstpointer b)
+{
+	const listed *x = a, *y = b;
+	if (x->date != y->date)
+		return x->date > y->date ? -1 : 1;
+	if (x->store_id != y->store_id)
+		return x->store_id > y->store_id ? -1 : 1;
+	return x->num > y->num ? -1 : (x->num < y->num);
+}
+
+/* The rows of one store that follow the cursor in the listing order: in
+ * the cursor's own store those after it, in a higher store (listed first
+ * among equal dates) the older dates only, in a lower one its date too. */
+static void cursor_bounds(const list_cursor *c, int store_id, int64_t *date_r, int64_t *num_r)
+{
+	*date_r = c->set ? c->date : INT64_MAX;
+	*num_r = !c->set || store_id < c->store_id ? INT64_MAX : store_id == c->store_id ? c->num : 0;
+}
+
+/* Where list_store's rows go: the listing and the store they come from. */
+typedef struct list_sink {
+	GArray *out;
+	int store_id;
+} list_sink;
+
+static int add_listed(const mv_store_message *m, void *opaque)
+{
+	list_sink *sink = opaque;
+	listed l = { .store_id = sink->store_id, .num = m->number, .date = m->date, .archived_at = m->archived_at,
+		     .size = m->size, .subject = g_strdup(m->subject), .from = g_strdup(m->sender),
+		     .to = g_strdup(m->recipients), .message_id = g_strdup(m->message_id),
+		     .has_attachment = m->has_attachment };
+	g_array_append_val(sink->out, l);
+	return 0;
+}
+
+/* One store's messages of a folder after the cursor, in order, at most want. */
+static int list_store(mv_store *s, const char *archive, const char *path, const list_cursor *c, int64_t want,
+                      GArray *out, GError **error)
+{
+	int64_t date, num;
+	cursor_bounds(c, mv_store_id(s), &date, &num);
+	list_sink sink = { .out = out, .store_id = mv_store_id(s) };
+	return mv_store_folder_messages(s, archive, path, date, num, want, add_listed, &sink, error) < 0 ? -1 : 0;
+}
+
+/* Where `after` stands: the message must be of this folder (deleted since
+ * is fine — its row keeps its date), else the answer would not continue
+ * the listing the caller was reading. */
+static int cursor_of(mv_command_ctx *ctx, const char *after, const char *archive, const char *path,
+                     const char *folder, list_cursor *c, GError **error)
+{
+	memset(c, 0, sizeof *c);
+	if (!after || !*after)
+		return 0;
+	int64_t num = 0;
+	GError *err = NULL;
+	mv_store *s = NULL;
+	if (mv_message_id_parse(after, &c->store_id, &num) &&
+	    (s = mv_instance_open_store(ctx->inst, c->store_id, MV_STORE_READ, &err)) &&
+	    mv_store_folder_message_date(s, num, archive, path, &c->date, &err) == 1) {
+		c->set = true;
+		c->num = num;
+	}
+	mv_store_close(&s);
+	g_clear_error(&err);
+	if (!c->set)
+		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "GetMessages: after: '%.64s' is not a message of folder "
+		            "'%.200s' (list it again from the start)", after, folder);
+	return c->set ? 0 : -1;
+}
+
+/* The listing after the cursor, every store merged, at most `want`. */
+static GArray *list_folder(mv_command_ctx *ctx, const char *archive, const char *path, const list_cursor *c,
+                           int64_t want, GError **error)
+{
+	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
+	if (!infos)
+		return NULL;
+	GArray *rows = g_array_new(FALSE, FALSE, sizeof(listed));
+	g_array_set_clear_func(rows, listed_clear);
+	for (guint i = 0; i < infos->len && rows; i++) {
+		const mv_archive_store *info = infos->pdata[i];
+		if (strcmp(info->state, "disabled") == 0 || info->error)
+			continue;
+		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
+		if (!s || list_store(s, archive, path, c, want, rows, error) < 0)
+			g_array_free(rows, TRUE), rows = NULL;
+		mv_store_close(&s);
+		/* Each store gave at most `want`: sorting and cutting as we go
+		 * keeps at most twice that, however many stores there are. */
+		if (rows && (int64_t)rows->len > want) {
+			g_array_sort(rows, by_listing_order);
+			g_array_remove_range(rows, (guint)want, rows->len - (guint)want);
+		}
+	}
+	g_ptr_array_free(infos, TRUE);
+	if (rows)
+		g_array_sort(rows, by_listing_order);
+	return rows;
+}
+
+
+static json_t *get_messages(mv_command_ctx *ctx, json_t *args, GError **error)
+{
+	const char *folder = mv_arg_string(args, "folder");
+	int64_t offset = mv_arg_number(args, "offset", 0), limit = mv_arg_number(args, "limit", 0);
+	if (!mv_answer_paging_check("GetMessages", offset, limit, error))
+		return NULL;
+	char *archive = NULL, *path = NULL;
+	list_cursor c;
+	GArray *rows = NULL;
+	json_t *page = NULL;
+	if (!mv_folder_split(folder, "folder", &archive, &path, error) ||
+	    !mv_folder_readable(ctx, "GetMessages", archive, path, folder, error) ||
+	    cursor_of(ctx, mv_arg_string(args, "after"), archive, path, folder, &c, error) < 0)
+		goto out;
+	/* "All" is one more than an answer may hold, to tell when it is more. */
+	int64_t wanted = limit ? limit : MV_MAX_ANSWER_MESSAGES + 1;
+	if (!(rows = list_folder(ctx, archive, path, &c, offset + wanted, error)))
+		goto out;
+	if (!limit && rows->len > offset + MV_MAX_ANSWER_MESSAGES) {
+		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "GetMessages: folder '%.200s' holds more than %d messages, more "
+		            "than one answer holds: page through it with limit and after", folder, MV_MAX_ANSWER_MESSAGES);
+		goto out;
+	}
+	page = json_array();
+	for (guint i = (guint)MIN((int64_t)rows->len, offset); i < rows->len; i++)
+		json_array_append_new(page, listed_json(&g_array_index(rows, listed, i)));
+out:
+	if (rows)
+		g_array_free(rows, TRUE);
+	g_free(archive);
+	g_free(path);
+	return page;
+}
+
+static const mv_command_arg args_list[] = {
+	{ "folder", MV_ARG_STRING, false, NULL }, { "limit", MV_ARG_NUMBER, true, NULL },
+	{ "after", MV_ARG_STRING, true, NULL }, { "offset", MV_ARG_NUMBER, true, NULL }, { .name = NULL } };
+
+const mv_command mv_commands_folder_listing[] = {
+	{ "GetMessages", args_list, "login", false, get_messages,
+	  "the messages of one folder, newest first (limit and after page them)" },
+	{ .name = NULL },
+};
