@@ -1,12 +1,12 @@
 /* commands/cmd_users: the Administration API functions about users, their
- * privileges, the compliance configuration and the audit log —
+ * privileges and the compliance configuration —
  * GetUsers, GetUserInfo, CreateUser, DeleteUser, RenameUser,
  * SetUserPassword, SetUserFullName, SetUserEmailAddresses,
  * SetUserDistinguishedName, SetUserAuthentication, SetUserPrivileges,
  * SetUserLoginPrivileges, SetUserPop3UserNames, SetUserPrivilegesOnFolder,
  * SetUserPrivilegesOnAllFolders, ClearUserPrivilegesOnFolders,
- * DeleteAppPasswords, Get/SetComplianceConfiguration, and two of ours:
- * GetAuditLog and VerifyAuditLog.
+ * DeleteAppPasswords, Get/SetComplianceConfiguration.  (The audit log's
+ * functions are cmd_audit.c.)
  *
  * The handlers translate between API arguments and archive/ calls (users.c,
  * audit.c), where the rules live.  The registry writes the audit entry of
@@ -16,18 +16,13 @@
  * Results: GetUsers [{userName, fullName, distinguishedName, authentication}];
  * GetUserInfo {userName, fullName, distinguishedName, authentication,
  * emailAddresses, pop3UserNames, privileges, loginPrivileges,
- * privilegesOnFolders: [{folder, privileges}], mfaStatus (none, pending, active)}; GetAuditLog [{seq, time,
- * user, remote, event, success, details, hash}] (time ISO 8601 UTC);
- * VerifyAuditLog {entries, intact, firstBrokenEntry, reason, lastEntry,
- * lastHash}; the setters
+ * privilegesOnFolders: [{folder, privileges}], mfaStatus (none, pending, active)}; the setters
  * null. */
 #include "commands/commands.h"
 
 #include <string.h>
 
 #define MAX_LIST_TOKENS 1002          /* users.c refuses more than 1000 items */
-#define AUDIT_DEFAULT_LIMIT 10000
-#define AUDIT_MAX_LIMIT 100000
 
 static const char *const authentications[] = { "integrated", "directoryServices", NULL };
 
@@ -417,53 +412,6 @@ static json_t *set_compliance(mv_command_ctx *ctx, json_t *args, GError **error)
 	return done(rc, "SetComplianceConfiguration", error);
 }
 
-/* ---- the audit log ----------------------------------------------------------------------------------- */
-
-static json_t *get_audit_log(mv_command_ctx *ctx, json_t *args, GError **error)
-{
-	const char *function = "GetAuditLog";
-	int64_t since = 0;
-	int64_t limit = mv_arg_number(args, "limit", AUDIT_DEFAULT_LIMIT);
-	if (limit < 0 || limit > AUDIT_MAX_LIMIT) {
-		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "limit: must be 1 to %d, or 0 for all (got %" G_GINT64_FORMAT ")",
-		            AUDIT_MAX_LIMIT, limit);
-		return failed(function, error);
-	}
-	const char *since_text = opt_string(args, "since");
-	if (since_text && mv_audit_parse_time("since", since_text, &since, error) < 0)
-		return failed(function, error);
-	/* "All" reads one more than an answer holds, to tell when it is more. */
-	GPtrArray *entries = mv_audit_read(ctx->inst, since, limit ? limit : AUDIT_MAX_LIMIT + 1, error);
-	if (!entries)
-		return failed(function, error);
-	if (!limit && entries->len > AUDIT_MAX_LIMIT) {
-		g_ptr_array_free(entries, TRUE);
-		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "more than %d entries, more than one answer holds: read them "
-		            "in parts with limit and since", AUDIT_MAX_LIMIT);
-		return failed(function, error);
-	}
-	json_t *list = json_array();
-	for (guint i = 0; i < entries->len; i++)
-		json_array_append_new(list, mv_audit_entry_json(entries->pdata[i]));
-	if (limit && (int64_t)entries->len == limit)
-		mv_command_log(ctx, "the first %" G_GINT64_FORMAT " entries are shown; more may follow (use since, or a "
-		               "larger limit up to %d)", limit, AUDIT_MAX_LIMIT);
-	g_ptr_array_free(entries, TRUE);
-	return list;
-}
-
-static json_t *verify_audit_log(mv_command_ctx *ctx, json_t *args, GError **error)
-{
-	mv_audit_report r;
-	if (mv_audit_verify(ctx->inst, opt_string(args, "anchor"), &r, error) < 0)
-		return failed("VerifyAuditLog", error);
-	if (r.first_broken)
-		mv_command_log(ctx, "the audit log is broken at entry %" G_GINT64_FORMAT ": %s", r.first_broken, r.reason);
-	json_t *o = mv_audit_report_json(&r);
-	mv_audit_report_clear(&r);
-	return o;
-}
-
 /* ---- the table ------------------------------------------------------------------------------------------ */
 
 #define NO_ARGS ((const mv_command_arg[]){ { .name = NULL } })
@@ -524,17 +472,6 @@ static const mv_command_arg all_folders_args[] = {
 
 static const mv_command_arg compliance_args[] = { { "config", MV_ARG_JSON, false, NULL }, END_ARGS };
 
-static const mv_command_arg audit_log_args[] = {
-	{ "since", MV_ARG_STRING, true, NULL },
-	{ "limit", MV_ARG_NUMBER, true, NULL },
-	END_ARGS,
-};
-
-static const mv_command_arg verify_audit_args[] = {
-	{ "anchor", MV_ARG_STRING, true, NULL },
-	END_ARGS,
-};
-
 const mv_command mv_commands_users[] = {
 	{ "ClearUserPrivilegesOnFolders", user_args, "admin", false, clear_user_privileges_on_folders,
 	  "Removes all privileges of a user on all archive folders." },
@@ -543,8 +480,6 @@ const mv_command mv_commands_users[] = {
 	  "Deletes all app passwords of a user." },
 	{ "DeleteUser", user_args, "admin", false, delete_user,
 	  "Delete a user (the user's archive and its messages stay)." },
-	{ "GetAuditLog", audit_log_args, "admin", false, get_audit_log,
-	  "Get audit log entries (since: ISO 8601 or Unix seconds; limit: default 10000, 0 = all up to 100000)." },
 	{ "GetComplianceConfiguration", NO_ARGS, "admin", false, get_compliance,
 	  "Get current compliance configuration settings." },
 	{ "GetUserInfo", user_args, "admin", false, get_user_info, "Get detailed information about user." },
@@ -569,8 +504,5 @@ const mv_command mv_commands_users[] = {
 	  "Set privileges on all archives for a user, except for the ones excluded." },
 	{ "SetUserPrivilegesOnFolder", folder_privileges_args, "admin", false, set_user_privileges_on_folder,
 	  "Set privileges on folder for a user." },
-	{ "VerifyAuditLog", verify_audit_args, "admin", false, verify_audit_log,
-	  "Check the audit log's hash chain: intact, or the first entry that was changed or removed; with anchor "
-	  "(lastEntry:lastHash of an earlier check) also entries removed from its end." },
 	{ .name = NULL },
 };

@@ -180,7 +180,8 @@ extern const mv_command mv_commands_maint[];    /* cmd_maint.c */
 extern const mv_command mv_commands_folders[];  /* cmd_folders.c */
 extern const mv_command mv_commands_folder_listing[]; /* cmd_folder_listing.c: GetMessages */
 extern const mv_command mv_commands_search[];   /* cmd_search.c: SearchMessages */
-extern const mv_command mv_commands_users[];    /* cmd_users.c: users, privileges, compliance, audit log */
+extern const mv_command mv_commands_users[];    /* cmd_users.c: users, privileges, compliance */
+extern const mv_command mv_commands_audit[];    /* cmd_audit.c: GetAuditLog, VerifyAuditLog */
 extern const mv_command mv_commands_service[];  /* cmd_service.c: service configuration, certificate, sessions */
 extern const mv_command mv_commands_logon[];    /* cmd_logon.c: MFA, app passwords, a user's own password */
 extern const mv_command mv_commands_message[];  /* cmd_message.c: GetMessage */

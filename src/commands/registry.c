@@ -39,7 +39,7 @@ void mv_commands_register(const mv_command *table)
 static gpointer build_table(gpointer unused)
 {
 	const mv_command *tables[] = { mv_commands_server, mv_commands_stores, mv_commands_maint, mv_commands_folders,
-		                       mv_commands_folder_listing, mv_commands_search, mv_commands_users,
+		                       mv_commands_folder_listing, mv_commands_search, mv_commands_users, mv_commands_audit,
 		                       mv_commands_service, mv_commands_logon, mv_commands_message,
 		                       mv_commands_worker_results, mv_commands_credentials };
 	GPtrArray *all = g_ptr_array_new();
