@@ -40,6 +40,15 @@ void mv_jobs_wake_all(mv_jobs *jobs);
 /* Number of jobs still running (queued ones not counted). */
 unsigned mv_jobs_running(mv_jobs *jobs);
 
+/* ---- answer.c: a function's envelope, sent as it is written ---------------- */
+
+/* Runs cmd for the caller `who` (inst, user, remote, service; copied) and
+ * queues its envelope as a 200 response whose body is written as the
+ * client reads it (commands/stream.c): a listing's rows go out as they are
+ * read.  Takes args and access. */
+enum MHD_Result mv_api_send_answer(struct MHD_Connection *conn, const mv_command *cmd, const mv_command_ctx *who,
+                                   json_t *args, mv_access *access);
+
 /* ---- server.c: the HTTPS listeners ---------------------------------------- */
 
 typedef struct mv_api_server mv_api_server;

@@ -166,13 +166,8 @@ static enum MHD_Result invoke(call *c, const char *function)
 		                            &c->srv->hooks);
 		return send_json(c->conn, MHD_HTTP_OK, env);
 	}
-	mv_command_ctx ctx = {
-		.inst = c->inst, .user = c->user->name, .remote = c->remote, .access = access, .service = &c->srv->hooks,
-	};
-	json_t *env = mv_command_invoke(cmd, &ctx, args);
-	json_decref(args);
-	mv_access_free(&access);
-	return send_json(c->conn, MHD_HTTP_OK, env);
+	mv_command_ctx ctx = { .inst = c->inst, .user = c->user->name, .remote = c->remote, .service = &c->srv->hooks };
+	return mv_api_send_answer(c->conn, cmd, &ctx, args, access);
 }
 
 static bool form_number(GHashTable *form, const char *name, int64_t *out, GError **error)

@@ -377,6 +377,18 @@ typedef int (*mv_audit_fn)(const mv_audit_entry *e, void *opaque);
  * *error set when the log could not be read. */
 int mv_audit_each(mv_instance *inst, int64_t since_ms, int64_t limit, mv_audit_fn fn, void *opaque,
                   GError **error);
+/* The same listing pulled a batch at a time (for a caller that writes
+ * entries out as it reads them): each mv_audit_listing_next fills batch
+ * (of mv_audit_entry, emptied first) with the next entries, leaving it
+ * empty at the end; 0, or -1 with *error.  No read transaction is held
+ * between calls. */
+typedef struct mv_audit_listing mv_audit_listing;
+mv_audit_listing *mv_audit_listing_open(mv_instance *inst, int64_t since_ms, int64_t limit, GError **error);
+int mv_audit_listing_next(mv_audit_listing *l, GPtrArray *batch, GError **error);
+void mv_audit_listing_free(mv_audit_listing **l);
+/* How many entries have time_ms >= since_ms, counted no further than
+ * at_most. */
+int mv_audit_count(mv_instance *inst, int64_t since_ms, int64_t at_most, int64_t *count_r, GError **error);
 /* The same entries collected in an array (of mv_audit_entry, freeing them):
  * for callers that bound limit themselves. */
 GPtrArray *mv_audit_read(mv_instance *inst, int64_t since_ms, int64_t limit, GError **error);

@@ -291,32 +291,72 @@ static int deliver(GPtrArray *batch, mv_audit_fn fn, void *opaque)
 	return 0;
 }
 
+struct mv_audit_listing {
+	mv_instance *inst;
+	sqlite3_stmt *st;
+	audit_cursor cursor;
+};
+
+mv_audit_listing *mv_audit_listing_open(mv_instance *inst, int64_t since_ms, int64_t limit, GError **error)
+{
+	mv_audit_listing *l = g_new0(mv_audit_listing, 1);
+	l->inst = inst;
+	l->cursor = (audit_cursor){ .since_ms = since_ms, .left = limit > 0 ? limit : INT64_MAX };
+	if (last_seq(inst, &l->cursor.end, error) < 0 ||
+	    mv_sql_prepare(mv_archive_db(inst), "SELECT " ENTRY_COLUMNS " FROM audit_log WHERE seq > ? AND seq <= ?"
+	                   " AND time_ms >= ? ORDER BY seq", &l->st, error) < 0)
+		mv_audit_listing_free(&l);
+	return l;
+}
+
+int mv_audit_listing_next(mv_audit_listing *l, GPtrArray *batch, GError **error)
+{
+	g_ptr_array_set_size(batch, 0);
+	if (l->cursor.done)
+		return 0;
+	return fetch_batch(l->inst, l->st, &l->cursor, batch, error);
+}
+
+void mv_audit_listing_free(mv_audit_listing **lp)
+{
+	if (!*lp)
+		return;
+	sqlite3_finalize((*lp)->st);
+	g_clear_pointer(lp, g_free);
+}
+
+int mv_audit_count(mv_instance *inst, int64_t since_ms, int64_t at_most, int64_t *count_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(mv_archive_db(inst), "SELECT count(*) FROM (SELECT 1 FROM audit_log WHERE time_ms >= ?"
+	                   " LIMIT ?)", &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, since_ms);
+	sqlite3_bind_int64(st, 2, at_most);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*count_r = sqlite3_column_int64(st, 0);
+	else
+		mv_sql_set_error(error, mv_archive_db(inst), "count the audit log's entries");
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
 int mv_audit_each(mv_instance *inst, int64_t since_ms, int64_t limit, mv_audit_fn fn, void *opaque,
                   GError **error)
 {
-	audit_cursor c = { .since_ms = since_ms, .left = limit > 0 ? limit : INT64_MAX };
-	if (last_seq(inst, &c.end, error) < 0)
-		return -1;
-	sqlite3_stmt *st;
-	if (mv_sql_prepare(mv_archive_db(inst), "SELECT " ENTRY_COLUMNS " FROM audit_log WHERE seq > ? AND seq <= ?"
-	                   " AND time_ms >= ? ORDER BY seq", &st, error) < 0)
+	mv_audit_listing *l = mv_audit_listing_open(inst, since_ms, limit, error);
+	if (!l)
 		return -1;
 	GPtrArray *batch = g_ptr_array_new_with_free_func((GDestroyNotify)mv_audit_entry_free);
-	int rc = -1;
-	while (!c.done) {
-		if (fetch_batch(inst, st, &c, batch, error) < 0)
-			goto out;
-		int stopped = deliver(batch, fn, opaque);
-		g_ptr_array_set_size(batch, 0);
-		if (stopped) {
+	int rc;
+	while ((rc = mv_audit_listing_next(l, batch, error)) == 0 && batch->len > 0)
+		if (deliver(batch, fn, opaque)) {
 			rc = 1;
-			goto out;
+			break;
 		}
-	}
-	rc = 0;
-out:
 	g_ptr_array_free(batch, TRUE);
-	sqlite3_finalize(st);
+	mv_audit_listing_free(&l);
 	return rc;
 }
 

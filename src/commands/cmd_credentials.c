@@ -288,16 +288,16 @@ static const mv_command_arg settings_args[] = {
 const mv_command mv_commands_credentials[] = {
 	{ "CreateCredential", create_args, "admin", false, create_credential,
 	  "Create a new credential (Office365_Modern: tenantId, applicationId; Password: userName, password; "
-	  "OAuthClientSecret: tenantId, applicationId, clientSecret)." },
+	  "OAuthClientSecret: tenantId, applicationId, clientSecret).", NULL },
 	{ "DeleteCredential", id_args, "admin", false, delete_credential,
-	  "Delete a credential (refused while a profile uses it)." },
+	  "Delete a credential (refused while a profile uses it).", NULL },
 	{ "GetCredential", id_args, "admin", false, get_credential,
-	  "Get details of a credential (never its secret: hasSecret says whether it has one)." },
-	{ "GetCredentials", NO_ARGS, "admin", false, get_credentials, "Get the list of all credentials and their details." },
+	  "Get details of a credential (never its secret: hasSecret says whether it has one).", NULL },
+	{ "GetCredentials", NO_ARGS, "admin", false, get_credentials, "Get the list of all credentials and their details.", NULL },
 	{ "SetCredentialDescription", description_args, "admin", false, set_credential_description,
-	  "Set the description of a credential." },
+	  "Set the description of a credential.", NULL },
 	{ "SetCredentialSettings", settings_args, "admin", false, set_credential_settings,
 	  "Change the settings of a credential; createNewCertificate=true makes a new certificate for an "
-	  "Office365_Modern credential (upload it to the app registration)." },
+	  "Office365_Modern credential (upload it to the app registration).", NULL },
 	{ .name = NULL },
 };

@@ -152,38 +152,129 @@ static GArray *list_folder(mv_command_ctx *ctx, const char *archive, const char 
 }
 
 
-static json_t *get_messages(mv_command_ctx *ctx, json_t *args, GError **error)
+/* Rows at most a listing reads from each store at once: the stream holds
+ * one page, so memory stays bounded by it whatever the folder's size, and
+ * no read transaction stays open between pages (a slow reader holds up no
+ * checkpoint). */
+#define LISTING_PAGE 512
+
+/* How many messages follow the cursor over all stores, counted no
+ * further than at_most. */
+static int count_after(mv_command_ctx *ctx, const char *archive, const char *path, const list_cursor *c,
+                       int64_t at_most, int64_t *count_r, GError **error)
+{
+	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
+	if (!infos)
+		return -1;
+	int rc = 0;
+	*count_r = 0;
+	for (guint i = 0; i < infos->len && rc == 0 && *count_r < at_most; i++) {
+		const mv_archive_store *info = infos->pdata[i];
+		if (strcmp(info->state, "disabled") == 0 || info->error)
+			continue;
+		int64_t date, num, n = 0;
+		cursor_bounds(c, info->id, &date, &num);
+		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
+		rc = s ? mv_store_folder_count(s, archive, path, date, num, at_most - *count_r, &n, error) : -1;
+		mv_store_close(&s);
+		*count_r += n;
+	}
+	g_ptr_array_free(infos, TRUE);
+	return rc;
+}
+
+/* A GetMessages listing being read: pages of the merged listing, each
+ * continuing from the last row of the one before, as `after` does. */
+typedef struct listing {
+	mv_command_ctx *ctx;
+	char *archive, *path;
+	list_cursor cursor;
+	int64_t skip;                /* offset: rows still to pass over */
+	int64_t left;                /* rows still to hand out */
+	GArray *page;                /* of listed */
+	guint next;                  /* index into page */
+	bool last_page;              /* the stores had no more than the page */
+} listing;
+
+static void listing_free(gpointer p)
+{
+	listing *l = p;
+	if (l->page)
+		g_array_free(l->page, TRUE);
+	g_free(l->archive);
+	g_free(l->path);
+	g_free(l);
+}
+
+static int read_page(listing *l, GError **error)
+{
+	if (l->page)
+		g_array_free(l->page, TRUE);
+	l->next = 0;
+	if (!(l->page = list_folder(l->ctx, l->archive, l->path, &l->cursor, LISTING_PAGE, error)))
+		return -1;
+	l->last_page = l->page->len < LISTING_PAGE;
+	if (l->page->len > 0) {
+		const listed *last = &g_array_index(l->page, listed, l->page->len - 1);
+		l->cursor = (list_cursor){ .set = true, .store_id = last->store_id, .date = last->date, .num = last->num };
+	}
+	return 0;
+}
+
+static int listing_next(void *state, json_t **row_r, GError **error)
+{
+	listing *l = state;
+	while (l->left > 0) {
+		if (l->next >= l->page->len) {
+			if (l->last_page)
+				return 0;
+			if (read_page(l, error) < 0)
+				return -1;
+			continue;
+		}
+		const listed *row = &g_array_index(l->page, listed, l->next++);
+		if (l->skip > 0) {
+			l->skip--;
+			continue;
+		}
+		l->left--;
+		*row_r = listed_json(row);
+		return 1;
+	}
+	return 0;
+}
+
+static mv_rows *get_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	const char *folder = mv_arg_string(args, "folder");
 	int64_t offset = mv_arg_number(args, "offset", 0), limit = mv_arg_number(args, "limit", 0);
 	if (!mv_answer_paging_check("GetMessages", offset, limit, error))
 		return NULL;
-	char *archive = NULL, *path = NULL;
-	list_cursor c;
-	GArray *rows = NULL;
-	json_t *page = NULL;
-	if (!mv_folder_split(folder, "folder", &archive, &path, error) ||
-	    !mv_folder_readable(ctx, "GetMessages", archive, path, folder, error) ||
-	    cursor_of(ctx, mv_arg_string(args, "after"), archive, path, folder, &c, error) < 0)
-		goto out;
-	/* "All" is one more than an answer may hold, to tell when it is more. */
-	int64_t wanted = limit ? limit : MV_MAX_ANSWER_MESSAGES + 1;
-	if (!(rows = list_folder(ctx, archive, path, &c, offset + wanted, error)))
-		goto out;
-	if (!limit && rows->len > offset + MV_MAX_ANSWER_MESSAGES) {
+	listing *l = g_new0(listing, 1);
+	l->ctx = ctx;
+	l->skip = offset;
+	l->left = limit ? limit : MV_MAX_ANSWER_MESSAGES;
+	int64_t more = 0;
+	if (!mv_folder_split(folder, "folder", &l->archive, &l->path, error) ||
+	    !mv_folder_readable(ctx, "GetMessages", l->archive, l->path, folder, error) ||
+	    cursor_of(ctx, mv_arg_string(args, "after"), l->archive, l->path, folder, &l->cursor, error) < 0)
+		goto fail;
+	/* "All" is refused up front when it is more than an answer holds:
+	 * counting one past the bound says so without reading the rows. */
+	if (!limit && (count_after(ctx, l->archive, l->path, &l->cursor, offset + MV_MAX_ANSWER_MESSAGES + 1, &more,
+	                           error) < 0))
+		goto fail;
+	if (!limit && more > offset + MV_MAX_ANSWER_MESSAGES) {
 		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "GetMessages: folder '%.200s' holds more than %d messages, more "
 		            "than one answer holds: page through it with limit and after", folder, MV_MAX_ANSWER_MESSAGES);
-		goto out;
+		goto fail;
 	}
-	page = json_array();
-	for (guint i = (guint)MIN((int64_t)rows->len, offset); i < rows->len; i++)
-		json_array_append_new(page, listed_json(&g_array_index(rows, listed, i)));
-out:
-	if (rows)
-		g_array_free(rows, TRUE);
-	g_free(archive);
-	g_free(path);
-	return page;
+	if (read_page(l, error) < 0)
+		goto fail;
+	return mv_rows_new(listing_next, l, listing_free);
+fail:
+	listing_free(l);
+	return NULL;
 }
 
 static const mv_command_arg args_list[] = {
@@ -191,7 +282,7 @@ static const mv_command_arg args_list[] = {
 	{ "after", MV_ARG_STRING, true, NULL }, { "offset", MV_ARG_NUMBER, true, NULL }, { .name = NULL } };
 
 const mv_command mv_commands_folder_listing[] = {
-	{ "GetMessages", args_list, "login", false, get_messages,
-	  "the messages of one folder, newest first (limit and after page them)" },
+	{ .name = "GetMessages", .args = args_list, .privilege = "login", .rows = get_messages,
+	  .summary = "the messages of one folder, newest first (limit and after page them)" },
 	{ .name = NULL },
 };

@@ -434,10 +434,10 @@ static const mv_command_arg args_delete[] = {
 	{ "id", MV_ARG_STRING, false, NULL }, { "reason", MV_ARG_STRING, false, NULL }, { .name = NULL } };
 
 const mv_command mv_commands_folders[] = {
-	{ "GetChildFolders", args_children, "login", false, get_child_folders, "archives and folders below a folder" },
-	{ "GetFolderStatistics", args_none, "login", false, get_folder_statistics, "message count and size per folder" },
-	{ "MoveFolder", args_move, "login", false, move_folder, "rename or move a folder (and its subfolders)" },
-	{ "DeleteEmptyFolders", args_folder_opt, "login", false, delete_empty_folders, "remove folders without messages" },
-	{ "DeleteMessage", args_delete, "login", false, delete_message, "delete one message, with the reason" },
+	{ "GetChildFolders", args_children, "login", false, get_child_folders, "archives and folders below a folder", NULL },
+	{ "GetFolderStatistics", args_none, "login", false, get_folder_statistics, "message count and size per folder", NULL },
+	{ "MoveFolder", args_move, "login", false, move_folder, "rename or move a folder (and its subfolders)", NULL },
+	{ "DeleteEmptyFolders", args_folder_opt, "login", false, delete_empty_folders, "remove folders without messages", NULL },
+	{ "DeleteMessage", args_delete, "login", false, delete_message, "delete one message, with the reason", NULL },
 	{ .name = NULL },
 };

@@ -149,15 +149,15 @@ static const mv_command_arg password_args[] = {
 
 const mv_command mv_commands_logon[] = {
 	{ "InitializeMFA", user_args, "admin", false, initialize_mfa,
-	  "Initializes multi-factor authentication of a user (a new TOTP secret is enrolled at the next web logon)." },
-	{ "DisableMFA", user_args, "admin", false, disable_mfa, "Disables multi-factor authentication of a user." },
+	  "Initializes multi-factor authentication of a user (a new TOTP secret is enrolled at the next web logon).", NULL },
+	{ "DisableMFA", user_args, "admin", false, disable_mfa, "Disables multi-factor authentication of a user.", NULL },
 	{ "GetAppPasswords", user_args, "login", false, get_app_passwords,
-	  "The app passwords of a user (users: their own)." },
+	  "The app passwords of a user (users: their own).", NULL },
 	{ "CreateAppPassword", create_args, "login", false, create_app_password,
-	  "A new app password for IMAP and the API, shown once (users: their own)." },
+	  "A new app password for IMAP and the API, shown once (users: their own).", NULL },
 	{ "DeleteAppPassword", delete_args, "login", false, delete_app_password,
-	  "Revokes one app password (users: their own)." },
+	  "Revokes one app password (users: their own).", NULL },
 	{ "ChangeOwnPassword", password_args, "login", false, change_own_password,
-	  "Changes the caller's own password (needs the changePassword privilege and the current password)." },
+	  "Changes the caller's own password (needs the changePassword privilege and the current password).", NULL },
 	{ .name = NULL },
 };

@@ -85,6 +85,6 @@ static const mv_command_arg args_id[] = { { "id", MV_ARG_STRING, false, NULL }, 
 
 const mv_command mv_commands_message[] = {
 	{ "GetMessage", args_id, "login", false, get_message,
-	  "one message for reading: header fields, text, attachments (within the caller's folder privileges)" },
+	  "one message for reading: header fields, text, attachments (within the caller's folder privileges)", NULL },
 	{ .name = NULL },
 };

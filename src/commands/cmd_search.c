@@ -44,17 +44,14 @@ static void unref_bytes(gpointer p)
 		g_byte_array_unref(p);
 }
 
-static void add_snippets(mv_command_ctx *ctx, mv_searcher *searcher, const char *query, json_t *out,
-                         GPtrArray *hits)
+/* Snippets for n hits, set into their rows (rows[i] is hits[i]'s). */
+static void add_snippets(mv_command_ctx *ctx, mv_searcher *searcher, const mv_query *q, mv_search_hit **hits,
+                         json_t **rows, guint n)
 {
-	mv_query *q = mv_query_parse(query, NULL);
-	if (!q)
-		return;
 	snippet_work w = { .q = q, .raws = g_ptr_array_new_with_free_func(unref_bytes),
-		           .out = g_new0(json_t *, hits->len ? hits->len : 1),
-		           .attachment = g_new0(char *, hits->len ? hits->len : 1) };
-	for (guint i = 0; i < hits->len; i++) {
-		const mv_search_hit *h = hits->pdata[i];
+		           .out = g_new0(json_t *, n ? n : 1), .attachment = g_new0(char *, n ? n : 1) };
+	for (guint i = 0; i < n; i++) {
+		const mv_search_hit *h = hits[i];
 		mv_store *st = mv_searcher_store(searcher, h->store_id);
 		GByteArray *raw = NULL;
 		GError *err = NULL;
@@ -66,25 +63,24 @@ static void add_snippets(mv_command_ctx *ctx, mv_searcher *searcher, const char 
 		}
 		g_ptr_array_add(w.raws, raw);
 	}
-	guint n = MIN((guint)g_get_num_processors(), SNIPPET_THREADS);
+	guint threads_n = MIN((guint)g_get_num_processors(), SNIPPET_THREADS);
 	GThread *threads[SNIPPET_THREADS] = { NULL };
-	for (guint t = 1; t < n && hits->len > 1; t++)
+	for (guint t = 1; t < threads_n && n > 1; t++)
 		threads[t] = g_thread_try_new("mv-snippet", snippet_worker, &w, NULL);
 	snippet_worker(&w);
-	for (guint t = 1; t < n; t++)
+	for (guint t = 1; t < threads_n; t++)
 		if (threads[t])
 			g_thread_join(threads[t]);
-	for (guint i = 0; i < hits->len; i++) {
+	for (guint i = 0; i < n; i++) {
 		if (w.out[i])
-			json_object_set_new(json_array_get(out, i), "snippet", w.out[i]);
+			json_object_set_new(rows[i], "snippet", w.out[i]);
 		if (w.attachment[i])
-			json_object_set_new(json_array_get(out, i), "snippetAttachment", json_string(w.attachment[i]));
+			json_object_set_new(rows[i], "snippetAttachment", json_string(w.attachment[i]));
 		g_free(w.attachment[i]);
 	}
 	g_free(w.out);
 	g_free(w.attachment);
 	g_ptr_array_free(w.raws, TRUE);
-	mv_query_free(&q);
 }
 
 /* Whether the caller may read the folder archive/path or one above it. */
@@ -152,10 +148,63 @@ static bool searchable_archive(mv_command_ctx *ctx, const char *archive, GError 
 	return found == 1;
 }
 
+/* Hits whose snippets are cut at once: the cores share a batch, and the
+ * stream holds only a batch's messages and rows. */
+#define SNIPPET_BATCH 64
+
+/* A search's hits being handed out as rows. */
+typedef struct hit_rows {
+	mv_command_ctx *ctx;
+	mv_searcher *searcher;       /* kept open: snippets read the hits' stores */
+	GPtrArray *hits;             /* of mv_search_hit */
+	mv_query *snippet_query;     /* NULL without snippets */
+	json_t *batch[SNIPPET_BATCH];
+	guint batch_from, batch_len, next;
+} hit_rows;
+
+static void hit_rows_free(gpointer p)
+{
+	hit_rows *r = p;
+	for (guint i = 0; i < r->batch_len; i++)
+		if (r->batch[i])
+			json_decref(r->batch[i]);
+	if (r->hits)
+		g_ptr_array_free(r->hits, TRUE);
+	mv_query_free(&r->snippet_query);
+	mv_searcher_close(&r->searcher);
+	g_free(r);
+}
+
+/* The rows of the hits from r->next on, with their snippets. */
+static void fill_batch(hit_rows *r)
+{
+	r->batch_from = r->next;
+	r->batch_len = MIN(SNIPPET_BATCH, r->hits->len - r->next);
+	for (guint i = 0; i < r->batch_len; i++)
+		r->batch[i] = mv_search_hit_json(r->hits->pdata[r->batch_from + i]);
+	if (r->snippet_query)
+		add_snippets(r->ctx, r->searcher, r->snippet_query, (mv_search_hit **)r->hits->pdata + r->batch_from,
+		             r->batch, r->batch_len);
+}
+
+static int hit_rows_next(void *state, json_t **row_r, GError **error)
+{
+	hit_rows *r = state;
+	if (r->next >= r->hits->len)
+		return 0;
+	if (r->next >= r->batch_from + r->batch_len)
+		fill_batch(r);
+	*row_r = g_steal_pointer(&r->batch[r->next - r->batch_from]);
+	r->next++;
+	return 1;
+}
+
 /* Our own addition to the reference's functions: full-text search through
  * the registry, so that the API, Web Access and IMAP search with the
- * caller's folder privileges applied inside the query. */
-static json_t *search_messages(mv_command_ctx *ctx, json_t *args, GError **error)
+ * caller's folder privileges applied inside the query.  The search itself
+ * yields its hits (numbers and the columns a result list shows) at once;
+ * their rows and snippets are made as they are handed out. */
+static mv_rows *search_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	const char *sort = mv_arg_string(args, "sort");
 	int64_t limit = mv_arg_number(args, "limit", DEFAULT_SEARCH_LIMIT);
@@ -167,26 +216,24 @@ static json_t *search_messages(mv_command_ctx *ctx, json_t *args, GError **error
 	if (!mv_answer_paging_check("SearchMessages", opts.offset, limit, error) ||
 	    !searchable_archive(ctx, opts.archive, error))
 		return NULL;
-	mv_searcher *searcher = mv_searcher_open(ctx->inst, error);
-	if (!searcher)
-		return NULL;
-	GPtrArray *hits = NULL;
-	json_t *out = NULL;
-	if (mv_searcher_run(searcher, mv_arg_string(args, "query"), &opts, &hits, error) == 0 && !limit &&
-	    hits->len > MV_MAX_ANSWER_MESSAGES) {
+	hit_rows *r = g_new0(hit_rows, 1);
+	r->ctx = ctx;
+	if (!(r->searcher = mv_searcher_open(ctx->inst, error)) ||
+	    mv_searcher_run(r->searcher, mv_arg_string(args, "query"), &opts, &r->hits, error) < 0)
+		goto fail;
+	if (!limit && r->hits->len > MV_MAX_ANSWER_MESSAGES) {
 		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "SearchMessages: more than %d hits, more than one answer "
 		            "holds: page through them with limit and after (or narrow the query)", MV_MAX_ANSWER_MESSAGES);
-	} else if (hits) {
-		out = json_array();
-		for (guint i = 0; i < hits->len; i++)
-			json_array_append_new(out, mv_search_hit_json(hits->pdata[i]));
-		if (mv_arg_bool(args, "snippets", false))
-			add_snippets(ctx, searcher, mv_arg_string(args, "query"), out, hits);
+		goto fail;
 	}
-	if (hits)
-		g_ptr_array_free(hits, TRUE);
-	mv_searcher_close(&searcher);
-	return out;
+	/* The query parsed once more for the snippets: it ran already, so it
+	 * parses; a snippet is an extra that never fails the search. */
+	if (mv_arg_bool(args, "snippets", false))
+		r->snippet_query = mv_query_parse(mv_arg_string(args, "query"), NULL);
+	return mv_rows_new(hit_rows_next, r, hit_rows_free);
+fail:
+	hit_rows_free(r);
+	return NULL;
 }
 
 static const char *const sort_values[] = { "date", "relevance", NULL };
@@ -197,7 +244,7 @@ static const mv_command_arg args_search[] = {
 	{ "snippets", MV_ARG_BOOL, true, NULL }, { .name = NULL } };
 
 const mv_command mv_commands_search[] = {
-	{ "SearchMessages", args_search, "login", false, search_messages,
-	  "full-text search (query language of README.md) within the caller's folder privileges" },
+	{ .name = "SearchMessages", .args = args_search, .privilege = "login", .rows = search_messages,
+	  .summary = "full-text search (query language of README.md) within the caller's folder privileges" },
 	{ .name = NULL },
 };

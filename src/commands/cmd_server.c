@@ -107,7 +107,7 @@ static json_t *get_time_zones(mv_command_ctx *ctx, json_t *args, GError **error)
 static const mv_command_arg no_args[] = { { .name = NULL } };
 
 const mv_command mv_commands_server[] = {
-	{ "GetServerInfo", no_args, "admin", false, get_server_info, "version and machine name" },
-	{ "GetTimeZones", no_args, "admin", false, get_time_zones, "time zones and their ids ($Local = the server's)" },
+	{ "GetServerInfo", no_args, "admin", false, get_server_info, "version and machine name", NULL },
+	{ "GetTimeZones", no_args, "admin", false, get_time_zones, "time zones and their ids ($Local = the server's)", NULL },
 	{ .name = NULL },
 };

@@ -163,10 +163,10 @@ static const mv_command_arg args_certificate[] = {
 
 const mv_command mv_commands_service[] = {
 	{ "GetServiceConfiguration", args_none, "admin", false, get_service_configuration,
-	  "the service configuration: data, listeners, certificate, logging, safe mode (no secrets)" },
+	  "the service configuration: data, listeners, certificate, logging, safe mode (no secrets)", NULL },
 	{ "SetServiceCertificate", args_certificate, "admin", false, set_service_certificate,
-	  "switch the TLS certificate (by thumbprint, or by certificate and key paths)" },
+	  "switch the TLS certificate (by thumbprint, or by certificate and key paths)", NULL },
 	{ "GetActiveSessions", args_none, "admin", false, get_active_sessions,
-	  "who used the server in the last 30 minutes, from where" },
+	  "who used the server in the last 30 minutes, from where", NULL },
 	{ .name = NULL },
 };

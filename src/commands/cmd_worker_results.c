@@ -119,12 +119,12 @@ static const mv_command_arg report_args[] = {
 
 const mv_command mv_commands_worker_results[] = {
 	{ "GetWorkerResults", results_args, "login", false, get_worker_results,
-	  "the results of archiving runs started in a time range (users: their own)" },
+	  "the results of archiving runs started in a time range (users: their own)", NULL },
 	{ "GetWorkerResultReport", report_args, "login", false, get_worker_result_report,
-	  "one run's result with the items that failed and why (users: their own)" },
+	  "one run's result with the items that failed and why (users: their own)", NULL },
 	{ "GetWorkerResultsRetention", no_args, "admin", false, get_retention,
-	  "how many days worker results (and job results) are kept" },
+	  "how many days worker results (and job results) are kept", NULL },
 	{ "SetWorkerResultsRetention", retention_args, "admin", false, set_retention,
-	  "keep worker results (and job results) this many days (1 to 100000; older ones go at the next run's end)" },
+	  "keep worker results (and job results) this many days (1 to 100000; older ones go at the next run's end)", NULL },
 	{ .name = NULL },
 };

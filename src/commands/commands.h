@@ -41,14 +41,34 @@ typedef struct mv_command_ctx mv_command_ctx;
  * cancellation through the context. */
 typedef json_t *(*mv_command_fn)(mv_command_ctx *ctx, json_t *args, GError **error);
 
+/* A result that is a list, produced a row at a time (rows.c), so that a
+ * caller that streams (the HTTP API) writes each row as it is read and no
+ * answer is ever whole in memory, however long. */
+typedef struct mv_rows mv_rows;
+/* The next row: 1 with *row_r (a new reference), 0 after the last, -1 with
+ * *error. */
+typedef int (*mv_rows_next_fn)(void *state, json_t **row_r, GError **error);
+/* A list function's handler: checks its arguments and opens its listing
+ * (failing there, before any row, like any handler), then hands out rows. */
+typedef mv_rows *(*mv_command_rows_fn)(mv_command_ctx *ctx, json_t *args, GError **error);
+
 typedef struct mv_command {
 	const char *name;
 	const mv_command_arg *args;    /* terminated by an entry with name NULL */
 	const char *privilege;         /* a privilege of design.md §9, e.g. "admin" */
 	bool long_running;
-	mv_command_fn run;
+	mv_command_fn run;             /* NULL for a list function (rows) */
 	const char *summary;           /* one line, for help and get-metadata users */
+	mv_command_rows_fn rows;       /* a list function's handler, else NULL */
 } mv_command;
+
+/* A row source over state (freed with free_state when the rows are). */
+mv_rows *mv_rows_new(mv_rows_next_fn next, void *state, GDestroyNotify free_state);
+int mv_rows_next(mv_rows *rows, json_t **row_r, GError **error);
+void mv_rows_free(mv_rows **rows);
+/* Every row into one array, for callers that answer whole (the shell,
+ * jobs, Web Access); takes rows.  NULL with *error when a row fails. */
+json_t *mv_rows_collect(mv_rows *rows, GError **error);
 
 
 /* What the server lends to the functions that concern the service itself
@@ -155,6 +175,25 @@ json_t *mv_command_invoke(const mv_command *cmd, mv_command_ctx *ctx, json_t *ar
 json_t *mv_command_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args, GError **error);
 /* An error envelope (unknown function, bad arguments, ...). */
 json_t *mv_command_error_envelope(const char *message, const char *details);
+
+/* ---- streamed calls (stream.c) ------------------------------------------------- */
+
+/* A call answered as text written a part at a time: a list function's rows
+ * go out as they are read, so memory stays bounded by a part, whatever the
+ * answer's length.  The envelope holds the same members as
+ * mv_command_invoke's; a list function's puts "error", "statusCode" and
+ * "logOutput" after "result", since whether the call succeeded is known
+ * only after the last row: a failure after some rows were written ends the
+ * result there and says "failed" with the error.  Functions without rows
+ * are run whole by the open and their envelope is written as one part.  The
+ * audit entry is written as mv_command_call writes it, when the outcome is
+ * known.  ctx and args must outlive the stream. */
+typedef struct mv_command_stream mv_command_stream;
+mv_command_stream *mv_command_stream_open(const mv_command *cmd, mv_command_ctx *ctx, json_t *args);
+/* Appends the next part of the envelope text to out, `want` bytes or a
+ * little more unless the end comes first.  False once all was written. */
+bool mv_command_stream_read(mv_command_stream *s, GString *out, size_t want);
+void mv_command_stream_free(mv_command_stream **s);
 
 /* ---- the shell's syntax (command_line.c) ------------------------------------ */
 

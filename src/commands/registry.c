@@ -6,7 +6,7 @@
  * place argument syntax is checked, so the shell, the HTTP API and jobs
  * refuse the same inputs with the same words), and wraps a handler's outcome
  * in the JSON envelope of design.md §9. */
-#include "commands/commands.h"
+#include "commands/internal.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -323,7 +323,7 @@ char *mv_command_table_text(json_t *meta)
 
 /* Text from outside (file names, arguments) may not be UTF-8, which jansson
  * refuses: the envelope would lose the message that explains the failure. */
-static json_t *text_value(const char *s)
+json_t *mv_command_text_value(const char *s)
 {
 	char *valid = g_utf8_make_valid(s, -1);
 	json_t *v = json_string(valid);
@@ -331,19 +331,30 @@ static json_t *text_value(const char *s)
 	return v;
 }
 
-static json_t *envelope(const char *status, json_t *error, json_t *result, const char *log)
+json_t *mv_command_envelope(const char *status, json_t *error, json_t *result, const char *log)
 {
 	return json_pack("{s:o, s:n, s:i, s:s, s:n, s:n, s:o, s:o}", "error", error ? error : json_null(),
 	                 "token", "statusVersion", 0, "statusCode", status, "percentProgress", "statusText",
 	                 "result", result ? result : json_null(),
-	                 "logOutput", log && *log ? text_value(log) : json_null());
+	                 "logOutput", log && *log ? mv_command_text_value(log) : json_null());
+}
+
+const char *mv_command_failed_status(const GError *err)
+{
+	return err && err->code == MV_ERR_CANCELLED ? "cancelled" : "failed";
+}
+
+json_t *mv_command_error_value(const GError *err)
+{
+	return json_pack("{s:o, s:n}", "message", mv_command_text_value(err ? err->message : "failed without a reason"),
+	                 "details");
 }
 
 json_t *mv_command_error_envelope(const char *message, const char *details)
 {
-	json_t *err = json_pack("{s:o, s:o}", "message", text_value(message),
-	                        "details", details ? text_value(details) : json_null());
-	return envelope("failed", err, NULL, NULL);
+	json_t *err = json_pack("{s:o, s:o}", "message", mv_command_text_value(message),
+	                        "details", details ? mv_command_text_value(details) : json_null());
+	return mv_command_envelope("failed", err, NULL, NULL);
 }
 
 bool mv_command_allowed(const mv_command *cmd, unsigned privileges)
@@ -467,9 +478,9 @@ static char *audit_details(const mv_command *cmd, json_t *args, const char *note
 		json_object_set_new(shown, key, secret_argument(cmd, key) ? json_string("(hidden)") : without_secrets(value, 0));
 	json_t *d = json_pack("{s:s, s:o}", "function", cmd->name, "args", shown);
 	if (err)
-		json_object_set_new(d, "error", text_value(err->message));
+		json_object_set_new(d, "error", mv_command_text_value(err->message));
 	if (note)
-		json_object_set_new(d, "note", text_value(note));
+		json_object_set_new(d, "note", mv_command_text_value(note));
 	char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(d);
 	return text;
@@ -480,7 +491,7 @@ static char *audit_details(const mv_command *cmd, json_t *args, const char *note
  * actions, and logging each would let readers flood the log).  A failure
  * to write the audit entry is logged but does not undo the action that
  * already happened. */
-static void audit_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args, const GError *err)
+void mv_command_audit_outcome(const mv_command *cmd, mv_command_ctx *ctx, json_t *args, const GError *err)
 {
 	bool failed = err != NULL;
 	const char *event = mv_command_audit_event(cmd);
@@ -517,7 +528,7 @@ static json_t *given_names(GHashTable *text_args)
 	unsigned shown = 0;
 	for (GList *k = keys; k && shown < 50; k = k->next, shown++) {
 		char *cut = g_strndup(k->data, 100);   /* names from a form are outside input too */
-		json_array_append_new(names, text_value(cut));
+		json_array_append_new(names, mv_command_text_value(cut));
 		g_free(cut);
 	}
 	g_list_free(keys);
@@ -527,8 +538,8 @@ static json_t *given_names(GHashTable *text_args)
 static void audit_refusal(mv_command_ctx *ctx, const char *function, const char *event, GHashTable *text_args,
                           const char *reason)
 {
-	json_t *d = json_pack("{s:o, s:o, s:o}", "function", text_value(function), "arguments", given_names(text_args),
-	                      "error", text_value(reason));
+	json_t *d = json_pack("{s:o, s:o, s:o}", "function", mv_command_text_value(function), "arguments",
+	                      given_names(text_args), "error", mv_command_text_value(reason));
 	char *details = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(d);
 	GError *aerr = NULL;
@@ -581,10 +592,16 @@ const mv_command *mv_command_prepare(mv_command_ctx *ctx, const char *name, unsi
 json_t *mv_command_call(const mv_command *cmd, mv_command_ctx *ctx, json_t *args, GError **error)
 {
 	GError *err = NULL;
-	json_t *result = cmd->run(ctx, args, &err);
+	json_t *result = NULL;
+	if (cmd->run) {
+		result = cmd->run(ctx, args, &err);
+	} else {
+		mv_rows *rows = cmd->rows(ctx, args, &err);
+		result = rows ? mv_rows_collect(rows, &err) : NULL;
+	}
 	if (!result && !err)
 		g_set_error(&err, MV_ERROR, MV_ERR_IO, "failed without a reason");
-	audit_call(cmd, ctx, args, result ? NULL : err);
+	mv_command_audit_outcome(cmd, ctx, args, result ? NULL : err);
 	g_clear_pointer(&ctx->audit_note, g_free);
 	if (err)
 		g_propagate_error(error, err);
@@ -599,14 +616,10 @@ json_t *mv_command_invoke(const mv_command *cmd, mv_command_ctx *ctx, json_t *ar
 		ctx->log = own_log = g_string_new(NULL);
 	json_t *result = mv_command_call(cmd, ctx, args, &err);
 	json_t *env;
-	if (result) {
-		env = envelope("succeeded", NULL, result, ctx->log->str);
-	} else {
-		const char *status = err && err->code == MV_ERR_CANCELLED ? "cancelled" : "failed";
-		json_t *e = json_pack("{s:o, s:n}", "message", text_value(err ? err->message : "failed without a reason"),
-		                      "details");
-		env = envelope(status, e, NULL, ctx->log->str);
-	}
+	if (result)
+		env = mv_command_envelope("succeeded", NULL, result, ctx->log->str);
+	else
+		env = mv_command_envelope(mv_command_failed_status(err), mv_command_error_value(err), NULL, ctx->log->str);
 	if (err)
 		g_error_free(err);
 	if (own_log) {

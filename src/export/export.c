@@ -480,6 +480,6 @@ static const mv_command_arg args_export[] = {
 const mv_command mv_commands_export[] = {
 	{ "ExportMessages", args_export, "login", true, export_messages,
 	  "export messages (an archive, a folder, a query, a date range) to EML files, mbox files, an IMAP mailbox or an"
-	  " SMTP recipient; administrators, or users with the export privilege for what they may read" },
+	  " SMTP recipient; administrators, or users with the export privilege for what they may read", NULL },
 	{ .name = NULL },
 };

@@ -321,15 +321,15 @@ static const mv_command_arg results_args[] = {
 };
 
 const mv_command mv_commands_jobs[] = {
-	{ "GetJobs", no_args, "admin", false, get_jobs, "jobs with their schedules, last and next runs" },
+	{ "GetJobs", no_args, "admin", false, get_jobs, "jobs with their schedules, last and next runs", NULL },
 	{ "CreateJob", create_args, "admin", false, create_job,
-	  "a job running an API call (action, as the shell takes it) on a schedule, as owner" },
-	{ "DeleteJob", id_string_arg, "admin", false, delete_job, "deletes a job (not while it runs)" },
-	{ "RenameJob", rename_args, "admin", false, rename_job, "renames a job" },
-	{ "SetJobEnabled", enabled_args, "admin", false, set_job_enabled, "enables or disables a job's schedule" },
-	{ "SetJobSchedule", schedule_args, "admin", false, set_job_schedule, "changes a job's schedule" },
-	{ "RunJobAsync", id_arg, "admin", false, run_job_async, "runs a job now, in the server, unless it runs" },
-	{ "CancelJobAsync", id_arg, "admin", false, cancel_job_async, "asks a job's run to stop" },
-	{ "GetJobResults", results_args, "admin", false, get_job_results, "finished job runs in a time range" },
+	  "a job running an API call (action, as the shell takes it) on a schedule, as owner", NULL },
+	{ "DeleteJob", id_string_arg, "admin", false, delete_job, "deletes a job (not while it runs)", NULL },
+	{ "RenameJob", rename_args, "admin", false, rename_job, "renames a job", NULL },
+	{ "SetJobEnabled", enabled_args, "admin", false, set_job_enabled, "enables or disables a job's schedule", NULL },
+	{ "SetJobSchedule", schedule_args, "admin", false, set_job_schedule, "changes a job's schedule", NULL },
+	{ "RunJobAsync", id_arg, "admin", false, run_job_async, "runs a job now, in the server, unless it runs", NULL },
+	{ "CancelJobAsync", id_arg, "admin", false, cancel_job_async, "asks a job's run to stop", NULL },
+	{ "GetJobResults", results_args, "admin", false, get_job_results, "finished job runs in a time range", NULL },
 	{ .name = NULL },
 };

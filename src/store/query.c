@@ -153,6 +153,30 @@ int mv_store_folder_messages(mv_store *s, const char *archive, const char *path,
 	return result;
 }
 
+int mv_store_folder_count(mv_store *s, const char *archive, const char *path, int64_t before_date,
+                          int64_t before_num, int64_t at_most, int64_t *count_r, GError **error)
+{
+	sqlite3_stmt *st;
+	/* Counting stops at at_most: the cost stays a bounded index walk
+	 * however large the folder is. */
+	if (prepare(s, "SELECT count(*) FROM (SELECT 1 FROM messages m JOIN folders f ON f.id = m.folder_id"
+	            " WHERE f.archive = ?1 AND f.path = ?2 AND m.deleted = 0 AND m.date <= ?3 AND (m.date < ?3 OR m.num < ?4)"
+	            " LIMIT ?5)", "count messages", &st, error) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, before_date);
+	sqlite3_bind_int64(st, 4, before_num);
+	sqlite3_bind_int64(st, 5, at_most);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*count_r = sqlite3_column_int64(st, 0);
+	else
+		mv_sql_set_error(error, s->db, "count messages");
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
 int mv_store_folder_message_date(mv_store *s, int64_t number, const char *archive, const char *path,
                                  int64_t *date_r, GError **error)
 {

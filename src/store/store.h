@@ -255,6 +255,11 @@ int mv_store_folder_has_content(mv_store *s, const char *archive, const char *pa
  * the read.  Returns as mv_store_each_message. */
 int mv_store_folder_messages(mv_store *s, const char *archive, const char *path, int64_t before_date,
                              int64_t before_num, int64_t limit, mv_store_message_fn fn, void *opaque, GError **error);
+/* How many of the messages mv_store_folder_messages would list from the
+ * same position there are, counted no further than at_most (so *count_r ==
+ * at_most means "at least that many"). */
+int mv_store_folder_count(mv_store *s, const char *archive, const char *path, int64_t before_date,
+                          int64_t before_num, int64_t at_most, int64_t *count_r, GError **error);
 /* The date of message `number` if it is (or was: deleted ones too) in
  * folder archive/path: 1 with *date_r, 0 when it is not, -1 with *error. */
 int mv_store_folder_message_date(mv_store *s, int64_t number, const char *archive, const char *path,

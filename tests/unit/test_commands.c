@@ -96,9 +96,9 @@ static json_t *stop_when_cancelled(mv_command_ctx *ctx, json_t *args, GError **e
 	return json_string("finished");
 }
 
-static const mv_command sample_cmd = { "SampleFunction", sample_args, "admin", false, echo_args, "all types" };
-static const mv_command strict_cmd = { "StrictFunction", strict_args, "admin", false, echo_args, "required" };
-static const mv_command bare_cmd = { "BareFunction", no_args, "admin", false, echo_args, "no arguments" };
+static const mv_command sample_cmd = { "SampleFunction", sample_args, "admin", false, echo_args, "all types", NULL };
+static const mv_command strict_cmd = { "StrictFunction", strict_args, "admin", false, echo_args, "required", NULL };
+static const mv_command bare_cmd = { "BareFunction", no_args, "admin", false, echo_args, "no arguments", NULL };
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -283,7 +283,11 @@ static void test_list(void **state)
 		if (i > 0 && strcmp(all[i - 1]->name, cmd->name) >= 0)
 			fail_msg("'%s' listed before '%s'", all[i - 1]->name, cmd->name);
 		assert_ptr_equal(mv_command_find(cmd->name), cmd);
-		assert_non_null(cmd->run);
+		/* One handler, of one kind: whole, or rows (a list function). */
+		if (!cmd->run == !cmd->rows)
+			fail_msg("%s: needs exactly one of run and rows", cmd->name);
+		if (cmd->rows && cmd->long_running)
+			fail_msg("%s: a list function answers at once; it cannot be long-running", cmd->name);
 		assert_non_null(cmd->summary);
 		if (!cmd->privilege || !known_privilege(cmd->privilege))
 			fail_msg("%s: privilege '%s' is not one of design.md §9", cmd->name,
