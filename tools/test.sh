@@ -83,12 +83,35 @@ fi
 fuzz_one() {
   t=$1 work=$(mktemp -d)
   [ -d "fuzz/corpus/$t" ] && cp -r "fuzz/corpus/$t/." "$work/"
-  if build-fuzz/fuzz/$t -max_total_time="$FUZZ_SECONDS" -max_len=65536 -rss_limit_mb=2048 "$work" >"$results/$t.log" 2>&1; then
+  mkdir "$work/artifacts"
+  if build-fuzz/fuzz/$t -max_total_time="$FUZZ_SECONDS" -max_len=65536 -rss_limit_mb=2048 \
+      -artifact_prefix="$work/artifacts/" "$work" >"$results/$t.log" 2>&1; then
     echo ok >"$results/$t.verdict"
   else
     echo failed >"$results/$t.verdict"
+    # What a CI log must carry to reproduce the finding elsewhere: the
+    # harness's own words before the stack, and the input itself.
+    for a in "$work"/artifacts/*; do
+      [ -f "$a" ] && [ "$(stat -c %s "$a")" -le 16384 ] || continue
+      { echo "reproducer $(basename "$a") (base64; decode and run build-fuzz/fuzz/$t FILE):"; base64 -w 120 "$a"; } \
+        >>"$results/$t.repro"
+    done
   fi
   rm -rf "$work"
+}
+# A failed target's report: the lines before libFuzzer's or a sanitizer's
+# first error line (where a harness says which property failed), the end of
+# the log, and the reproducer.
+fuzz_report() {
+  log=$results/$1.log
+  first=$(grep -n -m1 -E '^==[0-9]+== ?ERROR|ERROR: libFuzzer|^SUMMARY' "$log" | cut -d: -f1)
+  if [ -n "$first" ]; then
+    echo "--- before the first error (line $first):"
+    sed -n "$(( first > 15 ? first - 15 : 1 )),$((first + 12))p" "$log"
+  fi
+  echo "--- end of the log:"
+  tail -25 "$log"
+  [ -f "$results/$1.repro" ] && cat "$results/$1.repro"
 }
 fuzz_targets="fuzz_mime fuzz_mbox fuzz_query fuzz_cmdargs fuzz_form fuzz_html fuzz_web fuzz_rtf fuzz_msg fuzz_ooxml
   fuzz_imap_command fuzz_imap_message fuzz_mailstore_headers fuzz_record fuzz_journal fuzz_record_meta fuzz_schedule
@@ -107,7 +130,7 @@ if ninja -C build-fuzz >/dev/null; then
       echo "$t: ok ($(grep -o 'Done [0-9]* runs' "$results/$t.log" | tail -1))"
       count 1 0
     else
-      echo "$t: FAILED"; tail -40 "$results/$t.log"
+      echo "$t: FAILED"; fuzz_report "$t"
       fail_step "$t"
     fi
   done
