@@ -121,20 +121,58 @@ static int cursor_of(mv_command_ctx *ctx, const char *after, const char *archive
 	return c->set ? 0 : -1;
 }
 
-/* The listing after the cursor, every store merged, at most `want`. */
-static GArray *list_folder(mv_command_ctx *ctx, const char *archive, const char *path, const list_cursor *c,
-                           int64_t want, GError **error)
+/* The stores a listing reads: those in use when it begins (a disabled
+ * store, or one whose files cannot be opened, lists nothing). */
+static GArray *stores_in_use(mv_command_ctx *ctx, GError **error)
 {
 	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
 	if (!infos)
 		return NULL;
+	GArray *ids = g_array_new(FALSE, FALSE, sizeof(int));
+	for (guint i = 0; i < infos->len; i++) {
+		const mv_archive_store *info = infos->pdata[i];
+		if (strcmp(info->state, "disabled") != 0 && !info->error)
+			g_array_append_val(ids, info->id);
+	}
+	g_ptr_array_free(infos, TRUE);
+	return ids;
+}
+
+/* A listing read in pages must not lose a store between two pages: one
+ * disabled, detached or gone unreadable since the listing began would end
+ * it short with nothing said, so the listing fails instead, naming it. */
+static int stores_still_in_use(mv_command_ctx *ctx, GArray *ids, GError **error)
+{
+	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
+	if (!infos)
+		return -1;
+	int rc = 0;
+	for (guint i = 0; i < ids->len && rc == 0; i++) {
+		int id = g_array_index(ids, int, i);
+		const mv_archive_store *info = NULL;
+		for (guint j = 0; j < infos->len && !info; j++)
+			if (((const mv_archive_store *)infos->pdata[j])->id == id)
+				info = infos->pdata[j];
+		const char *why = !info ? "it was detached" : strcmp(info->state, "disabled") == 0 ? "it was disabled"
+		                  : info->error;
+		if (why) {
+			g_set_error(error, MV_ERROR, MV_ERR_IO, "GetMessages: store %d can no longer be read in the middle of "
+			            "the listing (%s); list again", id, why);
+			rc = -1;
+		}
+	}
+	g_ptr_array_free(infos, TRUE);
+	return rc;
+}
+
+/* The listing after the cursor, the stores merged, at most `want`. */
+static GArray *list_folder(mv_command_ctx *ctx, GArray *ids, const char *archive, const char *path,
+                           const list_cursor *c, int64_t want, GError **error)
+{
 	GArray *rows = g_array_new(FALSE, FALSE, sizeof(listed));
 	g_array_set_clear_func(rows, listed_clear);
-	for (guint i = 0; i < infos->len && rows; i++) {
-		const mv_archive_store *info = infos->pdata[i];
-		if (strcmp(info->state, "disabled") == 0 || info->error)
-			continue;
-		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
+	for (guint i = 0; i < ids->len && rows; i++) {
+		mv_store *s = mv_instance_open_store(ctx->inst, g_array_index(ids, int, i), MV_STORE_READ, error);
 		if (!s || list_store(s, archive, path, c, want, rows, error) < 0)
 			g_array_free(rows, TRUE), rows = NULL;
 		mv_store_close(&s);
@@ -145,7 +183,6 @@ static GArray *list_folder(mv_command_ctx *ctx, const char *archive, const char 
 			g_array_remove_range(rows, (guint)want, rows->len - (guint)want);
 		}
 	}
-	g_ptr_array_free(infos, TRUE);
 	if (rows)
 		g_array_sort(rows, by_listing_order);
 	return rows;
@@ -160,26 +197,20 @@ static GArray *list_folder(mv_command_ctx *ctx, const char *archive, const char 
 
 /* How many messages follow the cursor over all stores, counted no
  * further than at_most. */
-static int count_after(mv_command_ctx *ctx, const char *archive, const char *path, const list_cursor *c,
-                       int64_t at_most, int64_t *count_r, GError **error)
+static int count_after(mv_command_ctx *ctx, GArray *ids, const char *archive, const char *path,
+                       const list_cursor *c, int64_t at_most, int64_t *count_r, GError **error)
 {
-	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
-	if (!infos)
-		return -1;
 	int rc = 0;
 	*count_r = 0;
-	for (guint i = 0; i < infos->len && rc == 0 && *count_r < at_most; i++) {
-		const mv_archive_store *info = infos->pdata[i];
-		if (strcmp(info->state, "disabled") == 0 || info->error)
-			continue;
+	for (guint i = 0; i < ids->len && rc == 0 && *count_r < at_most; i++) {
+		int id = g_array_index(ids, int, i);
 		int64_t date, num, n = 0;
-		cursor_bounds(c, info->id, &date, &num);
-		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
+		cursor_bounds(c, id, &date, &num);
+		mv_store *s = mv_instance_open_store(ctx->inst, id, MV_STORE_READ, error);
 		rc = s ? mv_store_folder_count(s, archive, path, date, num, at_most - *count_r, &n, error) : -1;
 		mv_store_close(&s);
 		*count_r += n;
 	}
-	g_ptr_array_free(infos, TRUE);
 	return rc;
 }
 
@@ -188,6 +219,7 @@ static int count_after(mv_command_ctx *ctx, const char *archive, const char *pat
 typedef struct listing {
 	mv_command_ctx *ctx;
 	char *archive, *path;
+	GArray *stores;              /* ids of the stores read, fixed when it began */
 	list_cursor cursor;
 	int64_t skip;                /* offset: rows still to pass over */
 	int64_t left;                /* rows still to hand out */
@@ -201,6 +233,8 @@ static void listing_free(gpointer p)
 	listing *l = p;
 	if (l->page)
 		g_array_free(l->page, TRUE);
+	if (l->stores)
+		g_array_free(l->stores, TRUE);
 	g_free(l->archive);
 	g_free(l->path);
 	g_free(l);
@@ -208,10 +242,10 @@ static void listing_free(gpointer p)
 
 static int read_page(listing *l, GError **error)
 {
-	if (l->page)
-		g_array_free(l->page, TRUE);
+	g_clear_pointer(&l->page, g_array_unref);
 	l->next = 0;
-	if (!(l->page = list_folder(l->ctx, l->archive, l->path, &l->cursor, LISTING_PAGE, error)))
+	if (stores_still_in_use(l->ctx, l->stores, error) < 0 ||
+	    !(l->page = list_folder(l->ctx, l->stores, l->archive, l->path, &l->cursor, LISTING_PAGE, error)))
 		return -1;
 	l->last_page = l->page->len < LISTING_PAGE;
 	if (l->page->len > 0) {
@@ -257,12 +291,13 @@ static mv_rows *get_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 	int64_t more = 0;
 	if (!mv_folder_split(folder, "folder", &l->archive, &l->path, error) ||
 	    !mv_folder_readable(ctx, "GetMessages", l->archive, l->path, folder, error) ||
-	    cursor_of(ctx, mv_arg_string(args, "after"), l->archive, l->path, folder, &l->cursor, error) < 0)
+	    cursor_of(ctx, mv_arg_string(args, "after"), l->archive, l->path, folder, &l->cursor, error) < 0 ||
+	    !(l->stores = stores_in_use(ctx, error)))
 		goto fail;
 	/* "All" is refused up front when it is more than an answer holds:
 	 * counting one past the bound says so without reading the rows. */
-	if (!limit && (count_after(ctx, l->archive, l->path, &l->cursor, offset + MV_MAX_ANSWER_MESSAGES + 1, &more,
-	                           error) < 0))
+	if (!limit && count_after(ctx, l->stores, l->archive, l->path, &l->cursor, offset + MV_MAX_ANSWER_MESSAGES + 1,
+	                          &more, error) < 0)
 		goto fail;
 	if (!limit && more > offset + MV_MAX_ANSWER_MESSAGES) {
 		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "GetMessages: folder '%.200s' holds more than %d messages, more "
