@@ -369,15 +369,23 @@ void mv_append_imap_date(GString *out, int64_t t)
 	g_date_time_unref(dt);
 }
 
-char *mv_format_time_utc(int64_t t)
+void mv_format_time_utc_into(int64_t t, char text[MV_TIME_TEXT_BYTES])
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
-	if (t < FIRST_TIME || t > LAST_TIME || !gmtime_r(&tt, &tm))
-		return g_strdup("invalid-date");
-	char text[80];   /* room for any int fields, as the compiler checks; 20 are used */
-	snprintf(text, sizeof text, "%d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-	         tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (t < FIRST_TIME || t > LAST_TIME || !gmtime_r(&tt, &tm)) {
+		g_strlcpy(text, "invalid-date", MV_TIME_TEXT_BYTES);
+		return;
+	}
+	/* MV_TIME_TEXT_BYTES: room for any int fields, as the compiler checks; 20 are used */
+	snprintf(text, MV_TIME_TEXT_BYTES, "%d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+char *mv_format_time_utc(int64_t t)
+{
+	char text[MV_TIME_TEXT_BYTES];
+	mv_format_time_utc_into(t, text);
 	return g_strdup(text);
 }
 

@@ -103,6 +103,9 @@ int64_t mv_now(void);
 double mv_monotonic(void);
 /* ISO 8601 UTC ("2002-08-22T11:36:16Z") into a new string. */
 char *mv_format_time_utc(int64_t t);
+/* The same text into text (no allocation, for writers of many rows). */
+#define MV_TIME_TEXT_BYTES 80
+void mv_format_time_utc_into(int64_t t, char text[MV_TIME_TEXT_BYTES]);
 /* IMAP's date-time ("22-Aug-2002 11:36:16 +0000", RFC 3501), quoted,
  * appended to out: INTERNALDATE and the date of an APPEND. */
 void mv_append_imap_date(GString *out, int64_t t);

@@ -39,7 +39,7 @@ static void audit_rows_free(gpointer p)
 	g_free(r);
 }
 
-static int audit_rows_next(void *state, json_t **row_r, GError **error)
+static int audit_rows_next(void *state, GString *out, GError **error)
 {
 	audit_rows *r = state;
 	if (r->next >= r->batch->len) {
@@ -53,7 +53,9 @@ static int audit_rows_next(void *state, json_t **row_r, GError **error)
 			               "or a larger limit up to %d)", r->limit, AUDIT_MAX_LIMIT);
 		return 0;
 	}
-	*row_r = mv_audit_entry_json(r->batch->pdata[r->next++]);
+	json_t *row = mv_audit_entry_json(r->batch->pdata[r->next++]);
+	mv_json_append(out, row);
+	json_decref(row);
 	r->handed++;
 	return 1;
 }

@@ -187,14 +187,16 @@ static void fill_batch(hit_rows *r)
 		             r->batch, r->batch_len);
 }
 
-static int hit_rows_next(void *state, json_t **row_r, GError **error)
+static int hit_rows_next(void *state, GString *out, GError **error)
 {
 	hit_rows *r = state;
 	if (r->next >= r->hits->len)
 		return 0;
 	if (r->next >= r->batch_from + r->batch_len)
 		fill_batch(r);
-	*row_r = g_steal_pointer(&r->batch[r->next - r->batch_from]);
+	json_t *row = g_steal_pointer(&r->batch[r->next - r->batch_from]);
+	mv_json_append(out, row);
+	json_decref(row);
 	r->next++;
 	return 1;
 }

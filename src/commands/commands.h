@@ -45,9 +45,11 @@ typedef json_t *(*mv_command_fn)(mv_command_ctx *ctx, json_t *args, GError **err
  * caller that streams (the HTTP API) writes each row as it is read and no
  * answer is ever whole in memory, however long. */
 typedef struct mv_rows mv_rows;
-/* The next row: 1 with *row_r (a new reference), 0 after the last, -1 with
- * *error. */
-typedef int (*mv_rows_next_fn)(void *state, json_t **row_r, GError **error);
+/* The next row appended to out as JSON text: 1, 0 after the last (out
+ * untouched), -1 with *error.  Text, not a json_t, so that a listing of
+ * many rows writes each straight from its columns (mv_json_append_string)
+ * instead of building and dumping an object per row. */
+typedef int (*mv_rows_next_fn)(void *state, GString *out, GError **error);
 /* A list function's handler: checks its arguments and opens its listing
  * (failing there, before any row, like any handler), then hands out rows. */
 typedef mv_rows *(*mv_command_rows_fn)(mv_command_ctx *ctx, json_t *args, GError **error);
@@ -64,11 +66,18 @@ typedef struct mv_command {
 
 /* A row source over state (freed with free_state when the rows are). */
 mv_rows *mv_rows_new(mv_rows_next_fn next, void *state, GDestroyNotify free_state);
-int mv_rows_next(mv_rows *rows, json_t **row_r, GError **error);
+/* The next row's text appended to out: as mv_rows_next_fn; once it said 0
+ * or -1 it is not asked again. */
+int mv_rows_next(mv_rows *rows, GString *out, GError **error);
 void mv_rows_free(mv_rows **rows);
 /* Every row into one array, for callers that answer whole (the shell,
  * jobs, Web Access); takes rows.  NULL with *error when a row fails. */
 json_t *mv_rows_collect(mv_rows *rows, GError **error);
+/* JSON text appended to out: a value in one piece (compact, members in
+ * order), and a string quoted and escaped as jansson would (text that is
+ * not UTF-8 is made valid first, never dropped). */
+void mv_json_append(GString *out, json_t *value);
+void mv_json_append_string(GString *out, const char *s);
 
 
 /* What the server lends to the functions that concern the service itself

@@ -1,7 +1,7 @@
 /* commands/stream: a call whose envelope is written a part at a time, for
- * the HTTP API.  A list function's rows (rows.c) are serialised one by one
- * into the part being written, so a 10,000-message listing costs the server
- * one part's bytes and one row's JSON, not the whole answer as a tree plus
+ * the HTTP API.  A list function's rows (rows.c, JSON text) are written one
+ * by one into the part being written, so a 10,000-message listing costs the
+ * server one part's bytes and one page of rows, not the whole answer as a tree plus
  * its text (which is what took 32 concurrent whole-Inbox GetMessages calls
  * to ~400 MB).
  *
@@ -14,7 +14,7 @@
 #include "commands/internal.h"
 
 typedef enum {
-	STREAM_ROWS,     /* rows remain: next_row holds the one to write */
+	STREAM_ROWS,     /* more rows may follow */
 	STREAM_DONE,     /* everything is in `pending` or written */
 } stream_state;
 
@@ -24,26 +24,13 @@ struct mv_command_stream {
 	json_t *args;
 	GString *own_log;            /* ctx->log when the caller gave none */
 	mv_rows *rows;
-	json_t *next_row;
 	GString *pending;            /* text not handed out yet */
 	stream_state state;
-	bool wrote_row;              /* a comma goes before the next */
 	bool audited;
 };
 
 static const char stream_head[] =
 	"{\"token\":null,\"statusVersion\":0,\"percentProgress\":null,\"statusText\":null,\"result\":[";
-
-static int append_text(const char *buffer, size_t size, void *data)
-{
-	g_string_append_len(data, buffer, (gssize)size);
-	return 0;
-}
-
-static void append_json(GString *out, json_t *value)
-{
-	json_dump_callback(value, append_text, out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-}
 
 static void audit_once(mv_command_stream *s, const GError *err)
 {
@@ -62,7 +49,7 @@ static void append_log(mv_command_stream *s)
 		return;
 	}
 	json_t *v = mv_command_text_value(log);
-	append_json(s->pending, v);
+	mv_json_append(s->pending, v);
 	json_decref(v);
 }
 
@@ -70,7 +57,7 @@ static void append_log(mv_command_stream *s)
  * that failed before its first row or had none). */
 static void whole_envelope(mv_command_stream *s, json_t *env)
 {
-	append_json(s->pending, env);
+	mv_json_append(s->pending, env);
 	json_decref(env);
 	s->state = STREAM_DONE;
 }
@@ -81,7 +68,7 @@ static void finish(mv_command_stream *s, const GError *err)
 	g_string_append(s->pending, "],\"error\":");
 	if (err) {
 		json_t *e = mv_command_error_value(err);
-		append_json(s->pending, e);
+		mv_json_append(s->pending, e);
 		json_decref(e);
 		g_string_append_printf(s->pending, ",\"statusCode\":\"%s\"", mv_command_failed_status(err));
 	} else {
@@ -98,14 +85,15 @@ static void open_rows(mv_command_stream *s)
 {
 	GError *err = NULL;
 	int rc = -1;
+	g_string_append(s->pending, stream_head);
 	s->rows = s->cmd->rows(s->ctx, s->args, &err);
 	if (s->rows)
-		rc = mv_rows_next(s->rows, &s->next_row, &err);
+		rc = mv_rows_next(s->rows, s->pending, &err);
 	if (rc == 1) {
-		g_string_append(s->pending, stream_head);
 		s->state = STREAM_ROWS;
 		return;
 	}
+	g_string_truncate(s->pending, 0);
 	mv_rows_free(&s->rows);
 	if (rc < 0 && !err)
 		g_set_error(&err, MV_ERROR, MV_ERR_IO, "failed without a reason");
@@ -136,19 +124,16 @@ mv_command_stream *mv_command_stream_open(const mv_command *cmd, mv_command_ctx 
 	return s;
 }
 
-/* Writes the row in hand and reads the next; at the end (or a failure)
- * writes the outcome. */
+/* Writes the next row, or at the end (or a failure) the outcome. */
 static void write_row(mv_command_stream *s)
 {
-	if (s->wrote_row)
-		g_string_append_c(s->pending, ',');
-	s->wrote_row = true;
-	append_json(s->pending, s->next_row);
-	g_clear_pointer(&s->next_row, json_decref);
+	gsize mark = s->pending->len;
+	g_string_append_c(s->pending, ',');
 	GError *err = NULL;
-	int rc = mv_rows_next(s->rows, &s->next_row, &err);
+	int rc = mv_rows_next(s->rows, s->pending, &err);
 	if (rc == 1)
 		return;
+	g_string_truncate(s->pending, mark);
 	if (rc < 0 && !err)
 		g_set_error(&err, MV_ERROR, MV_ERR_IO, "failed without a reason");
 	finish(s, err);
@@ -178,8 +163,6 @@ void mv_command_stream_free(mv_command_stream **sp)
 		g_error_free(err);
 	}
 	mv_rows_free(&s->rows);
-	if (s->next_row)
-		json_decref(s->next_row);
 	g_string_free(s->pending, TRUE);
 	if (s->own_log) {
 		g_string_free(s->own_log, TRUE);

@@ -25,7 +25,7 @@ typedef struct counter {
 
 static counter *last_counter;
 
-static int counter_next(void *state, json_t **row_r, GError **error)
+static int counter_next(void *state, GString *out, GError **error)
 {
 	counter *c = state;
 	if (c->next == c->fail_at) {
@@ -36,7 +36,9 @@ static int counter_next(void *state, json_t **row_r, GError **error)
 		return 0;
 	/* Text that needs escaping, and is long enough that parts hold few rows. */
 	char *text = g_strdup_printf("row \"%d\" \\ \xC3\xA9 %0200d", c->next, c->next);
-	*row_r = json_pack("{s:i, s:s}", "n", c->next, "text", text);
+	json_t *row = json_pack("{s:i, s:s}", "n", c->next, "text", text);
+	mv_json_append(out, row);
+	json_decref(row);
 	g_free(text);
 	c->next++;
 	return 1;
@@ -262,6 +264,54 @@ static void test_freed_mid_answer_frees_the_rows(void **state)
 	json_decref(args);
 }
 
+/* A string written by hand reads back as jansson reads it: quotes,
+ * backslashes, every control character, non-ASCII text, and text that is
+ * not UTF-8 (made valid, never dropped or left invalid). */
+static void test_json_strings_read_back(void **state)
+{
+	GString *raw = g_string_new("plain \"quoted\" back\\slash / \xC3\xA9\xE2\x80\xA8 \xF0\x9F\x93\xA7 ");
+	for (int c = 1; c < 0x20; c++)
+		g_string_append_c(raw, (char)c);
+	g_string_append(raw, "\x7F end");
+	const char *cases[] = { "", raw->str, "bad \xFF\xFE utf-8 \xC3", "\xC0\x80 overlong" };
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		GString *out = g_string_new(NULL);
+		mv_json_append_string(out, cases[i]);
+		json_error_t jerr;
+		json_t *v = json_loadb(out->str, out->len, JSON_DECODE_ANY, &jerr);
+		if (!v)
+			fail_msg("case %zu: not JSON (%s): %s", i, jerr.text, out->str);
+		assert_true(json_is_string(v));
+		char *want = g_utf8_make_valid(cases[i], -1);
+		assert_string_equal(json_string_value(v), want);
+		g_free(want);
+		json_decref(v);
+		g_string_free(out, TRUE);
+	}
+	GString *out = g_string_new(NULL);
+	mv_json_append_string(out, NULL);
+	assert_string_equal(out->str, "\"\"");
+	g_string_free(out, TRUE);
+	g_string_free(raw, TRUE);
+}
+
+/* A value longer than the room past a string's end is written whole. */
+static void test_json_append_grows(void **state)
+{
+	GString *out = g_string_new("[");
+	char *big = g_strnfill(100000, 'x');
+	json_t *v = json_pack("{s:s, s:[i,i]}", "big", big, "n", 1, 2);
+	mv_json_append(out, v);
+	g_string_append_c(out, ']');
+	json_t *back = json_loads(out->str, 0, NULL);
+	assert_non_null(back);
+	assert_true(json_equal(json_array_get(back, 0), v));
+	json_decref(back);
+	json_decref(v);
+	g_free(big);
+	g_string_free(out, TRUE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +322,8 @@ int main(void)
 		cmocka_unit_test(test_whole_functions_stream_their_envelope_as_one),
 		cmocka_unit_test(test_invoke_collects_the_same_rows),
 		cmocka_unit_test(test_freed_mid_answer_frees_the_rows),
+		cmocka_unit_test(test_json_strings_read_back),
+		cmocka_unit_test(test_json_append_grows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
