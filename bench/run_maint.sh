@@ -25,7 +25,7 @@ for v in MAINT_STEP_TIMEOUT MAINT_KEEP MAINT_REIMPORT MAINT_OUT MAILVAULT_BENCH_
 	[ -n "${!v:-}" ] && INVOCATION="$v=${!v} $INVOCATION"
 done
 
-case ${1:-} in -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case ${1:-} in -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 [ $# -le 1 ] || { echo "run_maint.sh: usage: bench/run_maint.sh [N]" >&2; exit 2; }
 N=${1:-1000000}
 case $N in ''|*[!0-9]*) echo "run_maint.sh: N must be a message count, not '$N'" >&2; exit 2 ;; esac
