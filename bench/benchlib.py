@@ -11,7 +11,14 @@
         --limit=50 QUERY` for each query (wall time of the whole command, process
         start included).
   benchlib.py rawbytes PATH...      Total bytes of the regular files under PATHs.
-  benchlib.py timefile FILE         Parses `/usr/bin/time -f '%M %e'` output into JSON.
+  benchlib.py timefile FILE         Parses `/usr/bin/time -f '%M %e'` output into JSON
+                                    (`-f '%M %e %U %S'` adds cpu_s).
+  benchlib.py sample BIN DATA_DIR PID OUT [--interval S]
+        While process PID runs, writes "UNIX_TIME MESSAGES" lines to OUT: the
+        committed message count of DATA_DIR (`mailvault stats --json`, which reads
+        beside an import) every S seconds (default 1).  For run_1m.sh's ingest curve.
+  benchlib.py table1m OUT_DIR COUNT Prints run_1m.sh's table of issue 17's targets from
+                                    what it left in OUT_DIR.
   benchlib.py report OUT_DIR        Merges OUT_DIR/work/*/ *.json into OUT_DIR/results.json
                                     and prints the tables.
 """
@@ -230,18 +237,233 @@ def rawbytes(args):
     print(json.dumps({"bytes": total, "files": files}))
 
 
-def timefile(args):
+def _timefile(path):
     """`/usr/bin/time -f '%M %e'` writes other lines first if the command was killed."""
-    rss = secs = None
+    rss = secs = cpu = None
     try:
-        for line in open(args[0]):
-            m = re.fullmatch(r"\s*(\d+|-) (\d+(?:\.\d+)?)\s*", line)
+        for line in open(path):
+            m = re.fullmatch(r"\s*(\d+|-) (\d+(?:\.\d+)?)(?: (\d+(?:\.\d+)?) (\d+(?:\.\d+)?))?\s*", line)
             if m:
                 rss = None if m.group(1) == "-" else int(m.group(1))
                 secs = float(m.group(2))
+                cpu = float(m.group(3)) + float(m.group(4)) if m.group(3) else None
     except OSError:
         pass
-    print(json.dumps({"peak_rss_kb": rss, "wall_s": secs}))
+    out = {"peak_rss_kb": rss, "wall_s": secs}
+    if cpu is not None:
+        out["cpu_s"] = cpu
+    return out
+
+
+def timefile(args):
+    print(json.dumps(_timefile(args[0])))
+
+
+def sample(args):
+    binp, data, pid, out = args[0], args[1], int(args[2]), args[3]
+    interval = float(_opt(args, "--interval", "1"))
+    import resource
+    with open(out, "w") as f:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                # what sampling cost, to set beside the import's own CPU time
+                ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+                f.write(f"# cpu {ru.ru_utime + ru.ru_stime:.2f}\n")
+                return
+            p = subprocess.run([binp, "--data-dir", data, "stats", "--json"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+            t = time.time()
+            try:
+                n = json.loads(p.stdout)["total"]["messages"]
+            except (ValueError, KeyError, TypeError):
+                n = None            # before the store exists, or a failed read: skip
+            if n is not None:
+                f.write(f"{t:.3f} {n}\n")
+                f.flush()
+            time.sleep(interval)
+
+
+# ----------------------------------------------------------------------------- run_1m.sh's table
+
+def ingest_curve(t0, wall, imported, samples, step):
+    """Rates per STEP messages: when the committed count passed each boundary,
+    interpolated between the samples around it (the import's start is (t0, 0),
+    its end (t0 + wall, imported))."""
+    pts = [(t0, 0)] + [p for p in samples if t0 <= p[0] <= t0 + wall] + [(t0 + wall, imported)]
+    crossed = [t0]
+    for b in range(step, imported + 1, step):
+        for (ta, ca), (tb, cb) in zip(pts, pts[1:]):
+            if ca < b <= cb:
+                crossed.append(ta + (tb - ta) * (b - ca) / (cb - ca))
+                break
+    return [step / (b - a) if b > a else None for a, b in zip(crossed, crossed[1:])]
+
+
+def _maint_rows(path):
+    rows = {}
+    try:
+        for line in open(path):
+            if line.strip():
+                op, msgs, wall, rss, cpu, load = line.rstrip("\n").split("\t")
+                rows[op.split()[0]] = (int(msgs), float(wall), int(rss))
+    except OSError:
+        pass
+    return rows
+
+
+def _api_inbox(path):
+    try:
+        for line in open(path):
+            f = line.rstrip("\n").split("\t")
+            if f[0] == "mailvault GetMessages alice/Inbox":
+                r = {}
+                for kv in open(f[3]):
+                    k, _, v = kv.strip().partition("=")
+                    r[k] = float(v)
+                return {"msgs": f[1], "rps": r["rps"], "hwm_kb": int(f[6]), "rc": int(f[9]),
+                        "failed": r["non200"] + r["unsucceeded"] + r["err_connect"] + r["err_read"]
+                        + r["err_write"] + r["err_timeout"]}
+    except (OSError, KeyError, IndexError, ValueError):
+        pass
+    return None
+
+
+def table1m(args):
+    out, count = args[0], int(args[1])
+    rows = []               # (figure, result, target, met: True/False/None)
+
+    def row(fig, val, target, ok):
+        rows.append((fig, val, target, None if val is None else ok))
+
+    def ms(x):
+        return f"{x:.2f} ms"
+
+    imp = _load(os.path.join(out, "import.json")) or {}
+    it = _timefile(os.path.join(out, "import.time"))
+    t0 = float(open(os.path.join(out, "import.start")).read()) if os.path.exists(
+        os.path.join(out, "import.start")) else None
+    n_imp, wall = imp.get("imported"), it.get("wall_s")
+    rate = n_imp / wall if n_imp and wall else None
+    row(f"1. ingest {count:,} generated (Maildir), full indexing: msg/s",
+        rate and f"{rate:,.0f} msg/s ({n_imp:,} in {wall:.0f} s)",
+        "≥ 5,000 msg/s at 1M", rate is not None and rate >= 5000)
+    curve = []
+    step = 100000 if count >= 1000000 else max(1, count // 10)
+    samples, sampler_cpu = [], None
+    if n_imp and wall and t0 is not None:
+        try:
+            for line in open(os.path.join(out, "import.samples")):
+                if line.startswith("# cpu "):
+                    sampler_cpu = float(line.split()[2])
+                    continue
+                t, c = line.split()
+                samples.append((float(t), int(c)))
+        except OSError:
+            pass
+        curve = ingest_curve(t0, wall, n_imp, samples, step)
+    keep = curve[0] and curve[-1] and curve[-1] / curve[0] if curve else None
+    jump = max((b[1] - a[1] for a, b in zip(samples, samples[1:])), default=0)
+    coarse = " (coarse, see below)" if jump * 2 > step else ""
+    row(f"1. ingest curve: last / first {step:,} messages",
+        keep and f"{100 * keep:.0f}% ({curve[-1]:,.0f} / {curve[0]:,.0f} msg/s){coarse}", "≥ 80%",
+        keep is not None and keep >= 0.8)
+    rss = it.get("peak_rss_kb")
+    row("1. ingest peak RSS", rss and f"{rss / 1024:.0f} MB", "< 300 MB", rss is not None and rss < 300 * 1024)
+
+    sa = _load(os.path.join(out, "sa-import.json")) or {}
+    st = _timefile(os.path.join(out, "sa-import.time"))
+    sr = sa.get("imported") / st["wall_s"] if sa.get("imported") and st.get("wall_s") else None
+    row("2. ingest SpamAssassin (Maildir): msg/s", sr and f"{sr:,.0f} msg/s ({sa['imported']:,} in "
+        f"{st['wall_s']:.1f} s)", "≥ 8,000 msg/s", sr is not None and sr >= 8000)
+    ss = (_load(os.path.join(out, "sa-stats.json")) or {}).get("total") or {}
+    sd = ss["diskBytes"] / ss["rawBytes"] if ss.get("rawBytes") else None
+    row("2. SpamAssassin on disk / raw", sd and f"{100 * sd:.0f}% ({ss['diskBytes'] / 1e6:.1f} of "
+        f"{ss['rawBytes'] / 1e6:.1f} MB)", "≤ 90%", sd is not None and sd <= 0.9)
+
+    bs = _load(os.path.join(out, "stats.json")) or {}
+    tot = bs.get("total") or {}
+    if tot.get("rawBytes"):
+        disk = {"content": 0, "db": 0, "index": 0}
+        for s in bs.get("stores", []):
+            for k in disk:
+                disk[k] += (s.get("disk") or {}).get(k, 0)
+        raw = tot["rawBytes"]
+        parts = ", ".join(f"{k} {disk[k] / 1e6:,.0f} MB ({100 * disk[k] / raw:.0f}%)" for k in disk)
+        dr = tot["diskBytes"] / raw
+        row(f"3. on disk / raw, {count:,} generated", f"{100 * dr:.0f}%: {parts}; total "
+            f"{tot['diskBytes'] / 1e6:,.0f} of {raw / 1e6:,.0f} MB raw", "≤ 90%", dr <= 0.9)
+    else:
+        row(f"3. on disk / raw, {count:,} generated", None, "≤ 90%", None)
+
+    mix = [q["label"] for q in (_load(os.path.join(out, "querymix.json")) or {}).get("queries", [])]
+    sd_ = _load(os.path.join(out, "search-date.json"))
+    sr_ = _load(os.path.join(out, "search-relevance.json"))
+
+    def prefix_p95(res):
+        qs = (res or {}).get("queries", [])
+        v = [q["p95_ms"] for lab, q in zip(mix, qs) if lab.startswith("prefix")]
+        return max(v) if v else None
+    p50, p95 = (sd_ or {}).get("p50_ms"), (sd_ or {}).get("p95_ms")
+    row("4. search warm, date order: p50 all queries", p50 is not None and ms(p50) or None, "≤ 2 ms",
+        p50 is not None and p50 <= 2)
+    row("4. search warm, date order: p95 all queries", p95 is not None and ms(p95) or None, "≤ 15 ms",
+        p95 is not None and p95 <= 15)
+    pd, pr = prefix_p95(sd_), prefix_p95(sr_)
+    row("4. search warm, date order: prefix query p95", pd is not None and ms(pd) + (
+        f" (with --sort relevance: {ms(pr)})" if pr is not None else "") or None, "≤ 15 ms",
+        pd is not None and pd <= 15)
+    rp50, rp95 = (sr_ or {}).get("p50_ms"), (sr_ or {}).get("p95_ms")
+    row("4. search warm, --sort relevance: p95 all queries (p50)",
+        rp95 is not None and f"{ms(rp95)} ({ms(rp50)})" or None, "≤ 50 ms", rp95 is not None and rp95 <= 50)
+
+    mr = _maint_rows(os.path.join(out, "maint", "logs", "rows.tsv"))
+    for op in ("RebuildStoreIndex", "RecoverStore", "TransferStores"):
+        r = mr.get(op)
+        mrate = r[0] / r[1] if r and r[1] > 0 else None
+        row(f"5. {op}", mrate and f"{mrate:,.0f} msg/s ({r[0]:,} in {r[1]:.1f} s, peak RSS "
+            f"{r[2] / 1024:.0f} MB)", "≥ 8,333 msg/s", mrate is not None and mrate >= 8333)
+
+    api = _api_inbox(os.path.join(out, "api", "logs", "rows.tsv"))
+    row("6. API: 32 × whole-folder GetMessages (SpamAssassin Inbox): req/s",
+        api and f"{api['rps']:,.1f} req/s ({api['msgs']} messages a reply"
+        f"{'' if not api['failed'] else ', %d requests failed' % api['failed']})", "(figure)",
+        None if api is None else None)
+    row("6. API server peak RSS", api and f"{api['hwm_kb'] / 1024:.0f} MB", "< 150 MB",
+        api is not None and api["hwm_kb"] < 150 * 1024)
+
+    print()
+    print(f"== issue 17's targets, {count:,} generated messages ==")
+    print()
+    print("| figure | result | target | |")
+    print("|---|---|---|---|")
+    for fig, val, target, ok in rows:
+        verdict = "n/a" if val is None else "" if target == "(figure)" else "met" if ok else "**missed**"
+        print(f"| {fig} | {val if val is not None else 'n/a'} | {target} | {verdict} |")
+    print()
+    if curve:
+        print(f"Ingest curve, msg/s per {step:,} messages (committed count sampled with `stats --json`"
+              f" {len(samples)} times{'' if sampler_cpu is None else f', {sampler_cpu:.1f} s CPU'};"
+              f" the import took {it.get('cpu_s') or 0:.1f} s CPU):")
+        print("  " + "  ".join(f"{x:,.0f}" if x else "n/a" for x in curve))
+        if coarse:
+            print(f"  (coarse: the committed count moved by up to {jump:,} messages between samples, against"
+                  f" {step:,} per point; the curve and its last/first ratio mean something at 100k+ messages)")
+    for name, res in (("date order", sd_), ("--sort relevance", sr_),
+                      ("date order, --archive bench", _load(os.path.join(out, "search-archive.json")))):
+        if not res:
+            continue
+        print(f"search-bench, {name}:")
+        for lab, q in zip(mix or [""] * len(res["queries"]), res["queries"]):
+            print(f"  {lab[:24]:24} {q['query'][:44]:44} {q['hits']:4d} hits  p50 {q['p50_ms']:6.2f} ms"
+                  f"  p95 {q['p95_ms']:6.2f} ms")
+        print(f"  all queries: p50 {res['p50_ms']:.2f} ms, p95 {res['p95_ms']:.2f} ms")
+    try:
+        for line in open(os.path.join(out, "notes.txt")):
+            print(line.rstrip("\n"))
+    except OSError:
+        pass
 
 
 # ----------------------------------------------------------------------------- report
@@ -476,7 +698,7 @@ def main():
         sys.exit(2)
     cmd, args = sys.argv[1], sys.argv[2:]
     fn = {"querymix": querymix, "notmuch-search": notmuch_search, "rawbytes": rawbytes,
-          "timefile": timefile, "report": report}.get(cmd)
+          "timefile": timefile, "report": report, "sample": sample, "table1m": table1m}.get(cmd)
     if fn is None:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

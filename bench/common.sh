@@ -9,6 +9,15 @@
 #   bench_gen_corpus N          makes sure that corpus exists (maildir, mbox and eml, as
 #                               run.sh uses them), generating it once; sets GEN_DIR.
 #                               Needs CACHE and SEED; returns 1 if generation failed.
+#   bench_maildir_corpus N      sets MAILDIR_CORPUS to a generated corpus of N messages with a
+#                               Maildir (run_maint.sh, run_1m.sh): $CACHE/gen-N-maildir, else a
+#                               run.sh corpus gen-N-s42-*, else generates gen-N-maildir (seed 42)
+#   bench_spamassassin_root     prints the SpamAssassin corpus' directory ({eml,maildir,mbox}),
+#                               materialised once by ../shared/corpus/spamassassin into
+#                               $MAILVAULT_CORPUS (default ~/.cache/mailvault-corpus); 1 if unavailable
+#   bench_maint_mark MARK N CORPUS IMPORT_JSON WALL RSS_KB CPU LOAD BIN
+#                               writes run_maint.sh's marker of a completed import of CORPUS into
+#                               the data directory next to MARK, so that run_maint.sh reuses it
 
 bench_apt_install() {
 	command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] || return 1
@@ -63,4 +72,47 @@ bench_gen_corpus() {
 	rm -rf "$GEN_DIR"
 	python3 "$HERE/gen_corpus.py" --count "$n" --seed "$SEED" --out "$GEN_DIR" \
 		--formats maildir,mbox,eml --jobs 2 >&2 || { log "generation failed"; return 1; }
+}
+
+bench_maildir_corpus() {
+	local n=$1 c need avail
+	MAILDIR_CORPUS=$CACHE/gen-$n-maildir
+	if [ ! -f "$MAILDIR_CORPUS/manifest.json" ]; then
+		for c in "$CACHE"/gen-"$n"-s42-*; do
+			if [ -f "$c/manifest.json" ] && [ -d "$c/maildir" ]; then MAILDIR_CORPUS=$c; break; fi
+		done
+	fi
+	if [ -f "$MAILDIR_CORPUS/manifest.json" ]; then
+		log "reusing corpus $MAILDIR_CORPUS"
+		return 0
+	fi
+	need=$((n * 7 / 1000))
+	avail=$(df -Pm "$CACHE" | awk 'NR==2 {print $4}')
+	[ "$avail" -gt "$need" ] || die "the corpus needs ~${need} MB in $CACHE, ${avail} MB free"
+	log "generating $n messages into $MAILDIR_CORPUS (Maildir, cached for later runs)"
+	rm -rf "$MAILDIR_CORPUS"
+	python3 "$HERE/gen_corpus.py" --count "$n" --seed 42 --out "$MAILDIR_CORPUS" --formats maildir --jobs 2 >&2 ||
+		die "bench/gen_corpus.py failed"
+}
+
+bench_spamassassin_root() {
+	local script root cmd
+	script=$(dirname "$REPO")/shared/corpus/spamassassin
+	[ -f "$script" ] || return 1
+	cmd=("$script"); [ -x "$script" ] || cmd=(python3 "$script")
+	root=$(timeout 1800 "${cmd[@]}" "${MAILVAULT_CORPUS:-$HOME/.cache/mailvault-corpus}" | tail -n 1) || return 1
+	[ -d "$root/maildir" ] && [ -d "$root/eml" ] || return 1
+	echo "$root"
+}
+
+bench_maint_mark() {
+	python3 - "$@" <<-'PY'
+	import json, sys, time
+	mark, n, corpus, rep, wall, rss, cpu, load, binp = sys.argv[1:]
+	r = json.load(open(rep))
+	json.dump({"count": int(n), "corpus": corpus, "imported": r["imported"], "import": r,
+	           "wall_s": float(wall), "peak_rss_kb": int(rss), "cpu_s": float(cpu),
+	           "loadavg_before": float(load), "bin": binp,
+	           "when": time.strftime("%Y-%m-%d %H:%M:%S")}, open(mark, "w"), indent=1)
+	PY
 }

@@ -25,15 +25,17 @@
 #      API_PERF=1           also `perf record -g` the server during each mailvault run
 #                           (LOG/perf-NAME.txt); perf slows the server, so figures are lower
 #      API_KEEP=1           keep the temporary data directory
+#      API_RUNS="inbox ..." only these runs, of: info inbox small inbox1 nginx (default all;
+#                           bench/run_1m.sh takes inbox alone)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 INVOCATION="$0${1:+ $1}"
-for v in API_PERF API_TIMEOUT API_CONNECTIONS API_THREADS API_OUT MAILVAULT_BENCH_DIR MAILVAULT_CORPUS MAILVAULT_BIN; do
+for v in API_RUNS API_PERF API_TIMEOUT API_CONNECTIONS API_THREADS API_OUT MAILVAULT_BENCH_DIR MAILVAULT_CORPUS MAILVAULT_BIN; do
 	[ -n "${!v:-}" ] && INVOCATION="$v=${!v} $INVOCATION"
 done
 
-case ${1:-} in -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case ${1:-} in -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 [ $# -le 1 ] || { echo "run_api.sh: usage: bench/run_api.sh [SECONDS]" >&2; exit 2; }
 SECS=${1:-20}
 case $SECS in ''|*[!0-9]*|0) echo "run_api.sh: SECONDS must be a positive whole number, not '$SECS'" >&2; exit 2 ;; esac
@@ -44,6 +46,7 @@ OUT=${API_OUT:-$REPO/bench/out/api}
 THREADS=${API_THREADS:-2}
 CONNS=${API_CONNECTIONS:-32}
 TIMEOUT=${API_TIMEOUT:-60}
+RUNS=" ${API_RUNS:-info inbox small inbox1 nginx} "
 LUA=$HERE/api_bench.lua
 LOG=$OUT/logs
 SMALL=50                    # messages in alice/Small
@@ -290,10 +293,12 @@ settle() {
 }
 
 FAILED=0
+wanted() { case $RUNS in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 # bench NAME LABEL PID MESSAGES REPLY_BYTES URL FORM [THREADS CONNECTIONS]: one wrk run; appends a row
 bench() {
 	local name=$1 label=$2 pid=$3 msgs=$4 size=$5 url=$6 form=$7 threads=${8:-$THREADS} conns=${9:-$CONNS}
 	local load rss0 rss1 hwm thr rc=0 perf_pid=""
+	wanted "$name" || return 0
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	rss0=$(status_kb "$pid" VmRSS)
 	log "$label: wrk -t$threads -c$conns -d${SECS}s (load $load, server RSS $((rss0 / 1024)) MB)"
@@ -334,7 +339,9 @@ stop_pid "$SERVER_PID"; SERVER_PID=""
 [ "$STOP_RC" = 0 ] || log "warning: mailvault serve exited $STOP_RC after SIGTERM  [$LOG/serve.err]"
 
 # ---------------------------------------------------------------- nginx, the same-machine reference
-if command -v nginx >/dev/null; then
+if ! wanted nginx; then
+	:
+elif command -v nginx >/dev/null; then
 	NPORT=$(py port)
 	mkdir -p "$T/nginx"
 	cat >"$T/nginx/nginx.conf" <<-EOF

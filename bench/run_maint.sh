@@ -25,7 +25,7 @@ for v in MAINT_STEP_TIMEOUT MAINT_KEEP MAINT_REIMPORT MAINT_OUT MAILVAULT_BENCH_
 	[ -n "${!v:-}" ] && INVOCATION="$v=${!v} $INVOCATION"
 done
 
-case ${1:-} in -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case ${1:-} in -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 [ $# -le 1 ] || { echo "run_maint.sh: usage: bench/run_maint.sh [N]" >&2; exit 2; }
 N=${1:-1000000}
 case $N in ''|*[!0-9]*) echo "run_maint.sh: N must be a message count, not '$N'" >&2; exit 2 ;; esac
@@ -45,6 +45,8 @@ TARGET=8333                 # ten times that
 
 log() { printf '[maint %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'run_maint.sh: FAILED: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/common.sh
+. "$HERE/common.sh"
 
 # ---------------------------------------------------------------- helpers (python3 stdlib)
 PY=$(cat <<'PY'
@@ -196,24 +198,8 @@ rm -rf "$LOG"; mkdir -p "$LOG"
 : >"$ROWS"; : >"$NOTES"
 
 # ---------------------------------------------------------------- corpus
-CORPUS=$CACHE/gen-$N-maildir
-if [ ! -f "$CORPUS/manifest.json" ]; then
-	# A run.sh corpus of the same size (maildir + mbox + eml) serves as well.
-	for c in "$CACHE"/gen-"$N"-s42-*; do
-		if [ -f "$c/manifest.json" ] && [ -d "$c/maildir" ]; then CORPUS=$c; break; fi
-	done
-fi
-if [ ! -f "$CORPUS/manifest.json" ]; then
-	need=$((N * 7 / 1000))
-	avail=$(df -Pm "$CACHE" | awk 'NR==2 {print $4}')
-	[ "$avail" -gt "$need" ] || die "the corpus needs ~${need} MB in $CACHE, ${avail} MB free"
-	log "generating $N messages into $CORPUS (Maildir, cached for later runs)"
-	rm -rf "$CORPUS"
-	python3 "$HERE/gen_corpus.py" --count "$N" --seed 42 --out "$CORPUS" --formats maildir --jobs 2 >&2 ||
-		die "bench/gen_corpus.py failed"
-else
-	log "reusing corpus $CORPUS"
-fi
+bench_maildir_corpus "$N"
+CORPUS=$MAILDIR_CORPUS
 MAILDIR=$CORPUS/maildir
 
 # ---------------------------------------------------------------- 1. import into BASE (cached)
@@ -244,15 +230,7 @@ else
 		die "import printed no JSON report ($LOG/import.json)"
 	[ "$imported" -ge 100 ] || die "only $imported messages imported ($LOG/import.json)"
 	[ "$imported" = "$N" ] || log "warning: $imported of $N messages imported (see $LOG/import.json)"
-	python3 - "$MARK" "$N" "$CORPUS" "$LOG/import.json" "$T_WALL" "$T_RSS" "$T_CPU" "$T_LOAD" "$BIN" <<-'PY'
-	import json, sys, time
-	mark, n, corpus, rep, wall, rss, cpu, load, binp = sys.argv[1:]
-	r = json.load(open(rep))
-	json.dump({"count": int(n), "corpus": corpus, "imported": r["imported"], "import": r,
-	           "wall_s": float(wall), "peak_rss_kb": int(rss), "cpu_s": float(cpu),
-	           "loadavg_before": float(load), "bin": binp,
-	           "when": time.strftime("%Y-%m-%d %H:%M:%S")}, open(mark, "w"), indent=1)
-	PY
+	bench_maint_mark "$MARK" "$N" "$CORPUS" "$LOG/import.json" "$T_WALL" "$T_RSS" "$T_CPU" "$T_LOAD" "$BIN"
 fi
 read -r IMPORTED I_WALL I_RSS I_CPU I_LOAD I_WHEN < <(python3 -c '
 import json, sys; m = json.load(open(sys.argv[1]))

@@ -153,20 +153,25 @@ int mv_cli_search_bench(const mv_cli_globals *g, int argc, char **argv)
 {
 	gint rounds = 20;
 	gint64 limit = 50;
-	char *archive = NULL;
+	char *archive = NULL, *sort_name = NULL;
 	GOptionEntry entries[] = {
 		{ "rounds", 0, 0, G_OPTION_ARG_INT, &rounds, "runs per query (default 20)", "N" },
 		{ "limit", 0, 0, G_OPTION_ARG_INT64, &limit, "result limit per query (default 50)", "N" },
 		{ "archive", 0, 0, G_OPTION_ARG_STRING, &archive, "scope every query to one archive", "NAME" },
+		{ "sort", 0, 0, G_OPTION_ARG_STRING, &sort_name, "date (newest first, default) or relevance, as search",
+		  "ORDER" },
 		G_OPTION_ENTRY_NULL,
 	};
 	if (!mv_cli_parse("search-bench", "FILE", "Time each query line of FILE, warm, in one process.", entries, &argc, &argv))
 		return MV_EXIT_USAGE;
-	if (argc != 2 || rounds < 1) {
-		fprintf(stderr, "mailvault: search-bench needs a FILE of queries and --rounds >= 1\n");
+	mv_search_options opts = { .archive = archive, .limit = limit };
+	if (argc != 2 || rounds < 1 || !parse_sort(sort_name, &opts.sort)) {
+		fprintf(stderr, "mailvault: search-bench needs a FILE of queries, --rounds >= 1 and --sort date|relevance\n");
 		g_free(archive);
+		g_free(sort_name);
 		return MV_EXIT_USAGE;
 	}
+	g_free(sort_name);
 	GError *err = NULL;
 	char *content = NULL;
 	if (!g_file_get_contents(argv[1], &content, NULL, &err)) {
@@ -178,7 +183,6 @@ int mv_cli_search_bench(const mv_cli_globals *g, int argc, char **argv)
 	int status = MV_EXIT_FAIL;
 	if (inst && !searcher)
 		mv_cli_fail(err);
-	mv_search_options opts = { .archive = archive, .limit = limit };
 	json_t *list = json_array();
 	GArray *all = g_array_new(FALSE, FALSE, sizeof(double));
 	char **lines = g_strsplit(content, "\n", -1);

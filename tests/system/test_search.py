@@ -10,6 +10,7 @@ decoded header there); with that, expected sets are exact, not bounds."""
 import collections
 import datetime
 import email.utils
+import json
 import os
 import random
 import re
@@ -459,3 +460,22 @@ def test_query_limits(data_dir):
     # within the bounds it is fine
     ok = "(" * 10 + "spam" + ")" * 10
     assert search_json(ok, data_dir) == []
+
+
+def test_search_bench_sorts(tmp_path, env):
+    """search-bench (bench/run_1m.sh's warm timings) takes --sort as search does:
+    each query's hit count is what `search --sort ORDER` returns, and an unknown
+    order is a usage error."""
+    imp, _ = env
+    queries = ["money", "razor OR spamassassin", "mone*"]
+    qfile = tmp_path / "queries"
+    qfile.write_text("\n".join(queries) + "\n")
+    for order in ("date", "relevance"):
+        cp = mv("search-bench", str(qfile), "--rounds", "2", "--sort", order, data_dir=imp.data_dir)
+        got = json.loads(cp.stdout)
+        assert [q["query"] for q in got["queries"]] == queries
+        for q in got["queries"]:
+            hits = json.loads(mv("search", q["query"], "--sort", order, "--json", data_dir=imp.data_dir).stdout)
+            assert q["hits"] == len(hits) > 0, (order, q)
+    cp = mv("search-bench", str(qfile), "--sort", "oldest", data_dir=imp.data_dir, check=2)
+    assert b"--sort date|relevance" in cp.stderr, cp.stderr
