@@ -10,7 +10,6 @@ decoded header there); with that, expected sets are exact, not bounds."""
 import collections
 import datetime
 import email.utils
-import json
 import os
 import random
 import re
@@ -231,6 +230,53 @@ def test_prefix(oracle, env):
     p, want = found
     check_exact("subject:%s*" % p, env, want)
     check_exact("subject:%s" % p, env, oracle.subject_word(p))
+
+
+def test_prefix_lengths(oracle, env):
+    """Prefixes of every length an FTS5 prefix index would treat
+    differently (one of 4 characters was measured, bench/RESULTS.md: a
+    4-character prefix reads one doclist, 3 scans that index's terms, the
+    others the main index): each gives exactly the messages with a subject
+    token starting so, whatever the index's layout.  A prefix of
+    3 or more characters is asked alone (where it occurs in no subject the
+    oracle skips); a shorter one beside a rare word, whose messages all have
+    subjects the oracle reads, so that the answer is exact there too."""
+    certain = set(oracle.df)
+    for n in (3, 4, 5):
+        for w in oracle.words(2, 60, minlen=n + 2):
+            p = w[:n]
+            want = oracle.subject_prefix(p)
+            in_group = {r for r in want if r.split("/")[1] == SECOND_GROUP}
+            if oracle.absent_elsewhere(p) and 8 <= len(want) <= 400 and in_group and \
+                    len({t for t in certain if t.startswith(p)}) >= 3:
+                break
+        else:
+            pytest.fail("no suitable prefix of %d characters" % n)
+        check_exact("subject:%s*" % p, env, want)
+        check_exact("archive:%s subject:%s*" % (ARCHIVE, p), env, want)
+        # the other archive holds hard-ham-1 again, under other ids
+        imp, _ = env
+        in_second = search_ids("subject:%s*" % p, imp.data_dir, archive=SECOND)
+        assert len(in_second) == len(in_group), (p, in_second, in_group)
+    rare = oracle.words(10, 40, minlen=5)
+    for n in (1, 2, 3):
+        found = None
+        for w in rare:
+            W = oracle.subject_word(w)
+            for rel in sorted(W):
+                for t in oracle.corpus.messages[rel].subject_toks:
+                    p = t[:n]
+                    part = W & oracle.subject_prefix(p)
+                    if len(t) > n and p != w[:n] and part and part != W:
+                        found = (w, p, part)
+                        break
+                if found:
+                    break
+            if found:
+                break
+        assert found, "no rare word with a %d-character prefix in part of its subjects" % n
+        w, p, part = found
+        check_exact("subject:%s subject:%s*" % (w, p), env, part)
 
 
 def test_from_address(corpus, env):
@@ -460,22 +506,3 @@ def test_query_limits(data_dir):
     # within the bounds it is fine
     ok = "(" * 10 + "spam" + ")" * 10
     assert search_json(ok, data_dir) == []
-
-
-def test_search_bench_sorts(tmp_path, env):
-    """search-bench (bench/run_1m.sh's warm timings) takes --sort as search does:
-    each query's hit count is what `search --sort ORDER` returns, and an unknown
-    order is a usage error."""
-    imp, _ = env
-    queries = ["money", "razor OR spamassassin", "mone*"]
-    qfile = tmp_path / "queries"
-    qfile.write_text("\n".join(queries) + "\n")
-    for order in ("date", "relevance"):
-        cp = mv("search-bench", str(qfile), "--rounds", "2", "--sort", order, data_dir=imp.data_dir)
-        got = json.loads(cp.stdout)
-        assert [q["query"] for q in got["queries"]] == queries
-        for q in got["queries"]:
-            hits = json.loads(mv("search", q["query"], "--sort", order, "--json", data_dir=imp.data_dir).stdout)
-            assert q["hits"] == len(hits) > 0, (order, q)
-    cp = mv("search-bench", str(qfile), "--sort", "oldest", data_dir=imp.data_dir, check=2)
-    assert b"--sort date|relevance" in cp.stderr, cp.stderr
