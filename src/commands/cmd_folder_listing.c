@@ -5,6 +5,7 @@
  * read in pages with `after`, a cursor that costs one page in each store
  * however deep it lies. */
 #include "commands/folder_args.h"
+#include "commands/stores_in_use.h"
 
 #include <string.h>
 
@@ -150,23 +151,6 @@ static int cursor_of(mv_command_ctx *ctx, const char *after, const char *archive
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "GetMessages: after: '%.64s' is not a message of folder "
 		            "'%.200s' (list it again from the start)", after, folder);
 	return c->set ? 0 : -1;
-}
-
-/* The stores a listing reads: those in use when it begins (a disabled
- * store, or one whose files cannot be opened, lists nothing). */
-static GArray *stores_in_use(mv_command_ctx *ctx, GError **error)
-{
-	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
-	if (!infos)
-		return NULL;
-	GArray *ids = g_array_new(FALSE, FALSE, sizeof(int));
-	for (guint i = 0; i < infos->len; i++) {
-		const mv_archive_store *info = infos->pdata[i];
-		if (strcmp(info->state, "disabled") != 0 && !info->error)
-			g_array_append_val(ids, info->id);
-	}
-	g_ptr_array_free(infos, TRUE);
-	return ids;
 }
 
 /* A listing read in pages must not lose a store between two pages: one
@@ -324,7 +308,7 @@ static mv_rows *get_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 	if (!mv_folder_split(folder, "folder", &l->archive, &l->path, error) ||
 	    !mv_folder_readable(ctx, "GetMessages", l->archive, l->path, folder, error) ||
 	    cursor_of(ctx, mv_arg_string(args, "after"), l->archive, l->path, folder, &l->cursor, error) < 0 ||
-	    !(l->stores = stores_in_use(ctx, error)))
+	    !(l->stores = mv_store_ids_in_use(ctx, false, error)))
 		goto fail;
 	/* "All" is refused up front when it is more than an answer holds:
 	 * counting one past the bound says so without reading the rows. */

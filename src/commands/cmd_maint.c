@@ -8,7 +8,7 @@
  * and hands the work to store/ (maint.c, compact.c); progress and cancellation pass
  * through mv_task so the same code serves the shell, the HTTP API and
  * jobs. */
-#include "commands/commands.h"
+#include "commands/stores_in_use.h"
 #include "ingest/ingest.h"
 #include "search/search.h"
 
@@ -147,30 +147,9 @@ static json_t *verify_store(mv_command_ctx *ctx, json_t *args, GError **error)
 	return verify_one(ctx, mv_arg_number(args, "id", 0), mv_arg_bool(args, "includeIndexes", true), error);
 }
 
-/* Stores that are in use: not disabled, openable. */
-static GArray *usable_store_ids(mv_command_ctx *ctx, GError **error)
-{
-	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
-	if (!infos)
-		return NULL;
-	GArray *ids = g_array_new(FALSE, FALSE, sizeof(int));
-	for (guint i = 0; i < infos->len; i++) {
-		const mv_archive_store *info = infos->pdata[i];
-		if (strcmp(info->state, "disabled") == 0)
-			continue;
-		if (info->error) {
-			mv_command_log(ctx, "store %d (%s) skipped: %s", info->id, info->name, info->error);
-			continue;
-		}
-		g_array_append_val(ids, info->id);
-	}
-	g_ptr_array_free(infos, TRUE);
-	return ids;
-}
-
 static json_t *verify_stores(mv_command_ctx *ctx, json_t *args, GError **error)
 {
-	GArray *ids = usable_store_ids(ctx, error);
+	GArray *ids = mv_store_ids_in_use(ctx, true, error);
 	if (!ids)
 		return NULL;
 	json_t *list = json_array();
@@ -292,7 +271,7 @@ static json_t *recover_store(mv_command_ctx *ctx, json_t *args, GError **error)
 
 static json_t *maintain_databases(mv_command_ctx *ctx, json_t *args, GError **error)
 {
-	GArray *ids = usable_store_ids(ctx, error);
+	GArray *ids = mv_store_ids_in_use(ctx, true, error);
 	if (!ids)
 		return NULL;
 	int rc = 0;
@@ -381,7 +360,7 @@ static json_t *get_store_indexes(mv_command_ctx *ctx, json_t *args, GError **err
 
 static json_t *select_all_for_rebuild(mv_command_ctx *ctx, json_t *args, GError **error)
 {
-	GArray *ids = usable_store_ids(ctx, error);
+	GArray *ids = mv_store_ids_in_use(ctx, true, error);
 	if (!ids)
 		return NULL;
 	GString *text = g_string_new(NULL);
@@ -421,7 +400,7 @@ static json_t *rebuild_selected(mv_command_ctx *ctx, json_t *args, GError **erro
 
 static json_t *refresh_statistics(mv_command_ctx *ctx, json_t *args, GError **error)
 {
-	GArray *ids = usable_store_ids(ctx, error);
+	GArray *ids = mv_store_ids_in_use(ctx, true, error);
 	if (!ids)
 		return NULL;
 	json_t *list = json_array();

@@ -3,6 +3,7 @@
  * and optional snippets cut from the messages themselves (the index keeps
  * no text). */
 #include "commands/folder_args.h"
+#include "commands/stores_in_use.h"
 #include "search/search.h"
 
 #include <string.h>
@@ -116,7 +117,7 @@ static int folder_readable(const char *archive, const char *path, void *opaque)
 
 /* One store's folders: does one belong to the archive (named as the
  * archive: term names it, lower-cased whole) and may the caller read it? */
-static int store_has_readable(mv_command_ctx *ctx, mv_store *s, const char *want, GError **error)
+static int store_has_readable(mv_command_ctx *ctx, mv_store *s, void *want, GError **error)
 {
 	readable_probe p = { .ctx = ctx, .want = want };
 	return mv_store_each_folder(s, folder_readable, &p, error);
@@ -128,21 +129,9 @@ static bool searchable_archive(mv_command_ctx *ctx, const char *archive, GError 
 {
 	if (!archive || !*archive)
 		return true;
-	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
-	if (!infos)
-		return false;
 	char *want = g_utf8_strdown(archive, -1);
-	int found = 0;
-	for (guint i = 0; i < infos->len && found == 0; i++) {
-		const mv_archive_store *info = infos->pdata[i];
-		if (strcmp(info->state, "disabled") == 0 || info->error)
-			continue;
-		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
-		found = s ? store_has_readable(ctx, s, want, error) : -1;
-		mv_store_close(&s);
-	}
+	int found = mv_each_store_in_use(ctx, store_has_readable, want, error);
 	g_free(want);
-	g_ptr_array_free(infos, TRUE);
 	if (found == 0)
 		mv_folder_not_found("SearchMessages", archive, error);
 	return found == 1;

@@ -6,6 +6,7 @@
  * cmd_folder_listing.c (GetMessages) and cmd_search.c (SearchMessages)
  * apply the same rules in the same words. */
 #include "commands/folder_args.h"
+#include "commands/stores_in_use.h"
 
 #include <string.h>
 
@@ -68,25 +69,23 @@ void mv_folder_not_found(const char *function, const char *name, GError **error)
 	g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "%s: folder '%.200s' does not exist", function, name);
 }
 
+typedef struct folder_ref {
+	const char *archive, *path;
+} folder_ref;
+
+static int store_has_folder(mv_command_ctx *ctx, mv_store *s, void *opaque, GError **error)
+{
+	const folder_ref *f = opaque;
+	return mv_store_has_folder(s, f->archive, f->path, error);
+}
+
 /* Whether a store in use has the folder, or a folder below it (a parent
  * exists as the prefix of a deeper folder; an archive while it has one):
  * the folders a listing shows.  1, 0, or -1 with *error. */
 int mv_folder_exists(mv_command_ctx *ctx, const char *archive, const char *path, GError **error)
 {
-	GPtrArray *infos = mv_instance_stores(ctx->inst, error);
-	if (!infos)
-		return -1;
-	int found = 0;
-	for (guint i = 0; i < infos->len && found == 0; i++) {
-		const mv_archive_store *info = infos->pdata[i];
-		if (strcmp(info->state, "disabled") == 0 || info->error)
-			continue;
-		mv_store *s = mv_instance_open_store(ctx->inst, info->id, MV_STORE_READ, error);
-		found = s ? mv_store_has_folder(s, archive, path, error) : -1;
-		mv_store_close(&s);
-	}
-	g_ptr_array_free(infos, TRUE);
-	return found;
+	folder_ref f = { archive, path };
+	return mv_each_store_in_use(ctx, store_has_folder, &f, error);
 }
 
 /* A folder named as an argument: it exists and the caller may read it,
