@@ -225,13 +225,18 @@ static int64_t train_after(void)
 }
 
 /* The first `n` stored messages' record payloads, each cut to
- * MV_DICT_SAMPLE_CAP, end to end; a record that does not read is skipped. */
+ * MV_DICT_SAMPLE_CAP, end to end; a record that does not read is skipped,
+ * and so is a record past MV_DICT_SAMPLE_RECORD_MAX (a whole record is
+ * decrypted for its first bytes: 500 huge attachments would cost minutes,
+ * and say little about mail's headers). */
 static int gather_samples(mv_store *s, int64_t n, GByteArray *samples, GArray *sizes, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_sql_prepare(s->db, "SELECT segment, offset, length FROM contents ORDER BY id LIMIT ?", &st, error) < 0)
+	if (mv_sql_prepare(s->db, "SELECT segment, offset, length FROM contents WHERE length <= ? ORDER BY id LIMIT ?",
+	                   &st, error) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, n);
+	sqlite3_bind_int64(st, 1, MV_DICT_SAMPLE_RECORD_MAX);
+	sqlite3_bind_int64(st, 2, n);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		GByteArray *rec = NULL, *plain = NULL;
 		mv_record_header h;

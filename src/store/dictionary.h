@@ -12,6 +12,7 @@
 #define MV_DICT_BYTES (64u * 1024u)     /* trained size; 32-112 KB measured alike (bench/RESULTS.md) */
 #define MV_DICT_TRAIN_AFTER 500         /* messages stored before a store trains its dictionary */
 #define MV_DICT_SAMPLE_CAP (16u * 1024u) /* bytes of each message's record payload used as a sample */
+#define MV_DICT_SAMPLE_RECORD_MAX (1024 * 1024) /* records past this are not sampled */
 #define MV_DICT_MAX_BYTES (1024u * 1024u) /* what a dictionary record may hold: a bound for hostile bytes */
 
 /* One dictionary, prepared: its decompression form made when loaded, its
