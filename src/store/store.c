@@ -458,6 +458,7 @@ int mv_store_prepare_item(mv_store *s, mv_store_item *it, int zstd_level, GError
 {
 	GByteArray *rec = g_byte_array_sized_new((guint)(it->raw_len / 2 + 256));
 	mv_dict *dict = mv_store_dict_published(s);
+	unsigned dict_id = dict ? mv_dict_id(dict) : 0;
 	int rc = encode_item(s, it, true, zstd_level, dict, rec, error);
 	mv_dict_unref(dict);
 	if (rc < 0) {
@@ -465,7 +466,7 @@ int mv_store_prepare_item(mv_store *s, mv_store_item *it, int zstd_level, GError
 		return -1;
 	}
 	it->prepared = rec;
-	it->prepared_dict = dict ? mv_dict_id(dict) : 0;
+	it->prepared_dict = dict_id;
 	return 0;
 }
 
