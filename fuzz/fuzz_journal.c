@@ -13,9 +13,12 @@
  *   then chunks, each a tag byte whose low two bits say what follows:
  *     0 raw:     u16 LE length, then that many bytes written as they are
  *                (damage, torn tails, false record headers to resync on);
- *     1 record:  type = (tag >> 2) & 7 (0 and 7 are no record type), u16
+ *     1 record:  type = (tag >> 2) & 7 (0 is no record type), u16
  *                metadata length, u16 body length, metadata, body —
  *                encoded with mv_record_encode under the store's key;
+ *                with tag bit 5, compressed with the fuzz dictionary
+ *                (fuzz_dict.h), or for a dictionary record (type 7) its
+ *                body is that dictionary;
  *     2 damaged: a record as in 1, then u16 v: bit 0 set cuts the record
  *                to (v >> 1) % its length bytes, clear flips bit
  *                (v >> 1) % its bits;
@@ -23,7 +26,9 @@
  *                after the last one, without its header when tag bit 4.
  *   In a metadata "$HASH" stands for the hex BLAKE2b of the body of the
  *   latest message record (type 1), so that an input can name content
- *   that is there and reach the row-making paths behind the hash check.
+ *   that is there and reach the row-making paths behind the hash check;
+ *   "$DICT" for the fuzz dictionary's id, so that a dictionary record can
+ *   name it and the records after it decode.
  * One store is created per process (mv_store_create into a mkdtemp
  * directory, on tmpfs when there is one, a fixed data key); per input only
  * its content/ is rewritten, and mv_store_recover itself runs on it, then
@@ -45,6 +50,7 @@
  * agreeing with the db, which the recovery has just rebuilt it from. */
 #include "store/journal.h"
 #include "fuzz_store.h"
+#include "fuzz_dict.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -62,6 +68,7 @@ static mv_store_paths paths;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	fuzz_store_create("fuzz_journal", &paths);
+	fuzz_dict_init();
 	return 0;
 }
 
@@ -119,16 +126,20 @@ static void begin_segment(recipe *r, int64_t id, bool with_header)
 	r->segs++;
 }
 
-/* The metadata with every "$HASH" replaced by the latest message's hash. */
+/* The metadata with every "$HASH" replaced by the latest message's hash
+ * and every "$DICT" by the fuzz dictionary's id. */
 static GString *expand_meta(const recipe *r, const uint8_t *meta, size_t len)
 {
-	static const char mark[] = "$HASH";
+	static const char mark[] = "$HASH", dict_mark[] = "$DICT";
 	GString *out = g_string_sized_new(len + 64);
 	char *hex = mv_hex(r->last_hash, MV_HASH_BYTES);
 	for (size_t i = 0; i < len;) {
 		if (len - i >= sizeof mark - 1 && memcmp(meta + i, mark, sizeof mark - 1) == 0) {
 			g_string_append(out, hex);
 			i += sizeof mark - 1;
+		} else if (len - i >= sizeof dict_mark - 1 && memcmp(meta + i, dict_mark, sizeof dict_mark - 1) == 0) {
+			g_string_append_printf(out, "%u", FUZZ_DICT_ID);
+			i += sizeof dict_mark - 1;
 		} else {
 			g_string_append_c(out, (char)meta[i++]);
 		}
@@ -149,7 +160,12 @@ static GByteArray *record_chunk(recipe *r, uint8_t tag)
 	GString *m = expand_meta(r, meta, ml);
 	GByteArray *rec = g_byte_array_new();
 	GError *err = NULL;
-	if (mv_record_encode(fuzz_key, (mv_record_type)type, (const uint8_t *)m->str, m->len, body, bl, 1, rec, &err) < 0)
+	bool with_dict = tag & 0x20;
+	if (with_dict && type == MV_RECORD_DICTIONARY)
+		body = g_bytes_get_data(fuzz_dict_bytes, &bl);
+	const ZSTD_CDict *cdict = with_dict && type != MV_RECORD_DICTIONARY ? mv_dict_cdict(fuzz_dict, 1) : NULL;
+	if (mv_record_encode_dict(fuzz_key, (mv_record_type)type, (const uint8_t *)m->str, m->len, body, bl, 1, cdict, rec,
+	                          &err) < 0)
 		fail("mv_record_encode", err);
 	g_string_free(m, TRUE);
 	return rec;

@@ -17,11 +17,15 @@
  *  - a round trip: a type, a metadata and a body taken from the input are
  *    encoded and decoded; what comes back must be exactly what went in,
  *    and the record must be refused once any one bit of it is flipped, a
- *    byte cut off or added, or the key changed.
+ *    byte cut off or added, or the key changed.  Compressed with a zstd
+ *    dictionary (fuzz_dict.h) when the level selector's top bit is set:
+ *    then it decodes only through a table that has the dictionary, and
+ *    without it fails naming the dictionary's id.
  * Any decode that succeeds must describe a payload that adds up: 4 +
  * metadata + body = plain_len, the metadata length being the payload's
  * first four bytes. */
 #include "store/record.h"
+#include "fuzz_dict.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -156,6 +160,36 @@ static void expect_refused(const uint8_t key[MV_KEY_BYTES], const uint8_t *rec, 
 	}
 }
 
+/* A record compressed with the fuzz dictionary: through a table that has
+ * it, the same parts; without one, refused with the dictionary's id. */
+static void dictionary_decode(const GByteArray *rec, mv_record_type type, const uint8_t *meta_in, size_t ml,
+                              const uint8_t *body_in, size_t bl)
+{
+	GHashTable *table = mv_dict_table_new();
+	g_hash_table_insert(table, GUINT_TO_POINTER(FUZZ_DICT_ID), mv_dict_ref(fuzz_dict));
+	mv_record_header h;
+	GByteArray *plain = NULL;
+	const uint8_t *meta, *body;
+	size_t gml, gbl;
+	unsigned missing = 1;
+	GError *err = NULL;
+	if (mv_record_decode_dict(fuzz_key, mv_dict_table_lookup, table, rec->data, rec->len, &h, &plain, &meta, &gml,
+	                          &body, &gbl, &missing, &err) < 0 || missing != 0)
+		fail("a record compressed with a dictionary does not decode with it");
+	if (h.type != type || gml != ml || gbl != bl || (ml && memcmp(meta, meta_in, ml) != 0) ||
+	    (bl && memcmp(body, body_in, bl) != 0) || h.plain_len != 4 + ml + bl)
+		fail("the round trip through a dictionary changed the record");
+	g_byte_array_unref(plain);
+	g_hash_table_remove_all(table);
+	plain = NULL;
+	if (mv_record_decode_dict(fuzz_key, mv_dict_table_lookup, table, rec->data, rec->len, &h, &plain, &meta, &gml,
+	                          &body, &gbl, &missing, &err) == 0 || missing != FUZZ_DICT_ID ||
+	    !g_error_matches(err, MV_ERROR, MV_ERR_NOT_FOUND))
+		fail("a record compressed with a dictionary decoded without it, or did not name it");
+	g_clear_error(&err);
+	g_hash_table_destroy(table);
+}
+
 /* Input: type selector, zstd level selector, metadata length (u16 LE),
  * then the metadata and the body. */
 static void round_trip(const uint8_t *d, size_t n)
@@ -170,9 +204,11 @@ static void round_trip(const uint8_t *d, size_t n)
 	const uint8_t *meta_in = d + 4, *body_in = d + 4 + ml;
 	size_t bl = rest - ml;
 
+	bool with_dict = d[1] & 0x80;
 	GByteArray *rec = g_byte_array_new();
 	GError *err = NULL;
-	if (mv_record_encode(fuzz_key, type, meta_in, ml, body_in, bl, level, rec, &err) < 0) {
+	if (mv_record_encode_dict(fuzz_key, type, meta_in, ml, body_in, bl, level,
+	                          with_dict ? mv_dict_cdict(fuzz_dict, 1) : NULL, rec, &err) < 0) {
 		fprintf(stderr, "encode: %s\n", err ? err->message : "(no error)");
 		fail("a record within the limits did not encode");
 	}
@@ -185,8 +221,16 @@ static void round_trip(const uint8_t *d, size_t n)
 	GByteArray *plain;
 	const uint8_t *meta, *body;
 	size_t gml, gbl;
-	if (!decode_checked(fuzz_key, rec->data, rec->len, &h, &plain, &meta, &gml, &body, &gbl))
+	if (with_dict)
+		dictionary_decode(rec, type, meta_in, ml, body_in, bl);
+	else if (!decode_checked(fuzz_key, rec->data, rec->len, &h, &plain, &meta, &gml, &body, &gbl))
 		fail("an encoded record does not decode");
+	if (with_dict) {
+		/* Nothing more to check of the frame than dictionary_decode did;
+		 * the rest (flipped bits, wrong key) fails before the frame. */
+		g_byte_array_unref(rec);
+		return;
+	}
 	if (h.type != type || gml != ml || gbl != bl || (ml && memcmp(meta, meta_in, ml) != 0) ||
 	    (bl && memcmp(body, body_in, bl) != 0))
 		fail("the round trip changed the record");
@@ -217,6 +261,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	if (sodium_init() < 0)
 		fail("sodium_init");
+	fuzz_dict_init();
 	return 0;
 }
 

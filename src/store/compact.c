@@ -136,6 +136,10 @@ static int compact_record(void *opaque, mv_journal_rec *r, GError **error)
 		       g_array_index(c->kept_numbers, uint8_t, r->number);
 	} else if (r->type == MV_RECORD_FOLDER_MOVE || r->type == MV_RECORD_RESTORE) {
 		keep = true;
+	} else if (r->type == MV_RECORD_DICTIONARY) {
+		/* Every one, small as they are: the walk must meet it before any
+		 * record compressed with it, and the order is kept. */
+		keep = true;
 	}
 	/* Batch markers are not copied: a fresh one is written wherever the
 	 * kept records' numbers stop being consecutive. */

@@ -15,7 +15,7 @@
  * db it describes), its reset and rebuild, the documents queued and flushed
  * in rowid order, the catch-up that indexes what a crash left out, and the
  * documents rebuilt from content for FTS5's contentless delete. */
-#include "store/internal.h"
+#include "store/dictionary.h"
 #include "mime/mime.h"
 
 #include <sodium.h>
@@ -506,8 +506,9 @@ static void reindex_parse(gpointer data, gpointer user)
 	size_t meta_len, body_len;
 	if (j->error)
 		return;   /* the record could not even be read */
-	if (mv_record_decode(s->key, j->record->data, j->record->len, &h, &plain, &meta, &meta_len, &body, &body_len,
-	                     &j->error) < 0) {
+	/* On all cores: the dictionaries were loaded before (no db access here). */
+	if (mv_record_decode_dict(s->key, mv_store_dict_preloaded, s, j->record->data, j->record->len, &h, &plain, &meta,
+	                          &meta_len, &body, &body_len, NULL, &j->error) < 0) {
 		g_prefix_error(&j->error, "message %d:%lld: ", s->id, (long long)j->num);
 		return;
 	}
@@ -537,6 +538,8 @@ static char *envelope_recipients(mv_store *s, int64_t num, const char *to_addrs,
 /* Indexes a chunk: records read in order, parsed in parallel, queued in order. */
 static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
 {
+	if (mv_store_dicts_preload(s, error) < 0)
+		return -1;
 	mv_store_parallel(jobs, reindex_parse, s);
 	GString *scope = g_string_new(NULL);
 	int rc = -1;

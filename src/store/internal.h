@@ -68,6 +68,10 @@ struct mv_store {
 	mv_store_keeper keep;    /* may take a closed reader's handle for reuse */
 	void *keep_opaque;
 	bool envelopes;          /* the envelopes table was seen (envelope.c) */
+	GHashTable *dicts;       /* zstd dictionaries loaded: id -> mv_dict* (dictionary.c) */
+	GMutex dict_lock;        /* guards published: ingest's parser threads read it */
+	struct mv_dict *published; /* what mv_store_prepare_item compresses with, or NULL */
+	bool dict_train_failed;  /* this handle tried to train a dictionary and could not */
 };
 
 /* A handle on a store's files without its db or index: segments, key and

@@ -10,8 +10,11 @@
  * (a batch marker restarts the count; after unreadable bytes numbers are
  * unknown until the next marker) and reports damage as records with a
  * problem, resynchronising on the next header that parses, so that every
- * consumer sees the same journal. */
+ * consumer sees the same journal.  It also keeps the zstd dictionaries
+ * whose records it meets (format 4, dictionary.c), so that the records
+ * after them decode: content/ alone, not the db, says what a record needs. */
 #include "store/journal.h"
+#include "store/dictionary.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -83,6 +86,7 @@ GArray *mv_journal_segments_from_dir(const char *dir, GError **error)
 }
 
 typedef struct scan_state {
+	GHashTable *dicts;    /* zstd dictionaries met so far: id -> mv_dict* */
 	int64_t next;         /* number of the next message/reference record */
 	bool certain;         /* false after unreadable bytes, until the next marker */
 	uint64_t total, done; /* bytes, for progress */
@@ -120,6 +124,20 @@ static void assign_number(scan_state *st, mv_journal_rec *r)
 			st->certain = true;
 		}
 	}
+}
+
+/* A dictionary record: the records after it may be compressed with it. */
+static void meet_dictionary(scan_state *st, mv_journal_rec *r)
+{
+	mv_dict *d = mv_dict_load(mv_dict_meta_id(r->meta), r->body, r->body_len, NULL);
+	if (!d) {
+		r->ok = false;
+		r->problem = "dictionary record holds no zstd dictionary of the id it names";
+		json_decref(r->meta);
+		r->meta = NULL;
+		return;
+	}
+	g_hash_table_replace(st->dicts, GUINT_TO_POINTER(mv_dict_id(d)), d);
 }
 
 /* The segment's bytes up to its committed length (or the file's end, when
@@ -196,13 +214,17 @@ static int scan_one_segment(mv_store *s, mv_journal_segment *sg, scan_state *st,
 		const uint8_t *meta;
 		size_t meta_len;
 		GError *derr = NULL;
-		if (mv_record_decode(s->key, map + pos, (size_t)r.length, &h, &plain, &meta, &meta_len, &r.body,
-		                     &r.body_len, &derr) == 0) {
+		if (mv_record_decode_dict(s->key, mv_dict_table_lookup, st->dicts, map + pos, (size_t)r.length, &h, &plain,
+		                          &meta, &meta_len, &r.body, &r.body_len, &r.dict_missing, &derr) == 0) {
 			json_error_t jerr;
 			r.meta = json_loadb((const char *)meta, meta_len, 0, &jerr);
 			r.ok = r.meta != NULL;
 			if (!r.ok)
 				r.problem = "record metadata is not JSON";
+			else if (r.type == MV_RECORD_DICTIONARY)
+				meet_dictionary(st, &r);
+		} else if (r.dict_missing) {
+			r.problem = "compressed with a zstd dictionary that no readable dictionary record before it holds";
 		} else {
 			r.problem = "authentication failed (bytes changed)";
 		}
@@ -231,13 +253,24 @@ out:
 int mv_journal_scan(mv_store *s, GArray *segs, const mv_task *task, mv_journal_fn fn, void *opaque,
                     GError **error)
 {
-	scan_state st = { .next = 1, .certain = true };
+	return mv_journal_scan_dicts(s, segs, NULL, task, fn, opaque, error);
+}
+
+int mv_journal_scan_dicts(mv_store *s, GArray *segs, GHashTable *dicts, const mv_task *task, mv_journal_fn fn,
+                          void *opaque, GError **error)
+{
+	scan_state st = { .dicts = dicts ? dicts : mv_dict_table_new(), .next = 1, .certain = true };
+	int rc = -1;
 	for (guint i = 0; i < segs->len; i++)
 		st.total += (uint64_t)g_array_index(segs, mv_journal_segment, i).end;
 	for (guint i = 0; i < segs->len; i++)
 		if (scan_one_segment(s, &g_array_index(segs, mv_journal_segment, i), &st, task, fn, opaque, error) < 0)
-			return -1;
-	return 0;
+			goto out;
+	rc = 0;
+out:
+	if (!dicts)
+		g_hash_table_destroy(st.dicts);
+	return rc;
 }
 
 bool mv_journal_meta_hash(json_t *meta, uint8_t out[MV_HASH_BYTES])

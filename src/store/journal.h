@@ -21,6 +21,7 @@ typedef struct mv_journal_rec {
 	const uint8_t *body;
 	size_t body_len;
 	const char *problem;  /* when !ok */
+	unsigned dict_missing; /* when !ok because its frame names a zstd dictionary the walk had not met: its id */
 } mv_journal_rec;
 
 /* Called once per record or run of unreadable bytes, in journal order; r and
@@ -39,6 +40,11 @@ GArray *mv_journal_segments_from_dir(const char *dir, GError **error);
  * Progress and cancellation (MV_ERR_CANCELLED) through task. */
 int mv_journal_scan(mv_store *s, GArray *segs, const mv_task *task, mv_journal_fn fn, void *opaque,
                     GError **error);
+/* The same, the zstd dictionaries met on the way (dictionary records, in
+ * journal order: a record can use only one met before it) kept in dicts
+ * (a mv_dict_table_new table the caller owns) for the caller to use after. */
+int mv_journal_scan_dicts(mv_store *s, GArray *segs, GHashTable *dicts, const mv_task *task, mv_journal_fn fn,
+                          void *opaque, GError **error);
 /* The content hash a record's metadata names ("hash", hex); false if none. */
 bool mv_journal_meta_hash(json_t *meta, uint8_t out[MV_HASH_BYTES]);
 /* True when r is readable and its body hashes to the hash its metadata names. */

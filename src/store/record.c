@@ -9,7 +9,12 @@
  * The header is authenticated, so a flipped type or length is caught by the
  * tag, while a reader can still walk a segment record by record without the
  * key (to cut a torn tail).  plain_len bounds decompression before any
- * allocation. */
+ * allocation.
+ *
+ * Since format 4 a frame may be compressed with one of the store's zstd
+ * dictionaries (dictionary.c); the frame header names the dictionary's
+ * id, so the record layout is unchanged and the decoder asks its caller
+ * for the dictionary of that id. */
 #include "store/record.h"
 
 #include <sodium.h>
@@ -75,6 +80,23 @@ int mv_record_encode(const uint8_t key[MV_KEY_BYTES], mv_record_type type,
                      const uint8_t *body, size_t body_len,
                      int zstd_level, GByteArray *out, GError **error)
 {
+	return mv_record_encode_dict(key, type, meta, meta_len, body, body_len, zstd_level, NULL, out, error);
+}
+
+static size_t compress_payload(ZSTD_CCtx *cctx, uint8_t *dst, size_t cap, const uint8_t *src, size_t len, int level,
+                               const ZSTD_CDict *cdict)
+{
+	if (!cctx)
+		return cdict ? (size_t)-1 : ZSTD_compress(dst, cap, src, len, level);
+	return cdict ? ZSTD_compress_usingCDict(cctx, dst, cap, src, len, cdict) :
+	               ZSTD_compressCCtx(cctx, dst, cap, src, len, level);
+}
+
+int mv_record_encode_dict(const uint8_t key[MV_KEY_BYTES], mv_record_type type,
+                          const uint8_t *meta, size_t meta_len,
+                          const uint8_t *body, size_t body_len,
+                          int zstd_level, const ZSTD_CDict *cdict, GByteArray *out, GError **error)
+{
 	size_t plain_len = 4 + meta_len + body_len;
 	if (meta_len > UINT32_MAX || plain_len > MV_MAX_RECORD_PLAIN || plain_len < meta_len) {
 		g_set_error(error, MV_ERROR, MV_ERR_LIMIT, "record of %zu bytes exceeds the limit", plain_len);
@@ -90,11 +112,10 @@ int mv_record_encode(const uint8_t key[MV_KEY_BYTES], mv_record_type type,
 	size_t bound = ZSTD_compressBound(plain_len);
 	uint8_t *packed = g_malloc(bound);
 	ZSTD_CCtx *cctx = thread_cctx();
-	size_t packed_len = cctx ? ZSTD_compressCCtx(cctx, packed, bound, plain, plain_len, zstd_level) :
-	                           ZSTD_compress(packed, bound, plain, plain_len, zstd_level);
+	size_t packed_len = compress_payload(cctx, packed, bound, plain, plain_len, zstd_level, cdict);
 	g_free(plain);
 	if (ZSTD_isError(packed_len)) {
-		g_set_error(error, MV_ERROR, MV_ERR_IO, "zstd: %s", ZSTD_getErrorName(packed_len));
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "zstd: %s", cctx ? ZSTD_getErrorName(packed_len) : "out of memory");
 		g_free(packed);
 		return -1;
 	}
@@ -155,6 +176,34 @@ int mv_record_decode(const uint8_t key[MV_KEY_BYTES], const uint8_t *rec, size_t
                      const uint8_t **meta_r, size_t *meta_len_r,
                      const uint8_t **body_r, size_t *body_len_r, GError **error)
 {
+	return mv_record_decode_dict(key, NULL, NULL, rec, len, h_r, plain_r, meta_r, meta_len_r, body_r, body_len_r,
+	                             NULL, error);
+}
+
+/* The frame's dictionary, or NULL with the error set: a frame naming one
+ * the caller does not have is no damage of this record's own bytes, and
+ * says so. */
+static const ZSTD_DDict *frame_dict(const uint8_t *packed, size_t len, mv_record_dict_fn dicts, void *opaque,
+                                    unsigned *missing_r, GError **error)
+{
+	unsigned id = ZSTD_getDictID_fromFrame(packed, len);
+	const ZSTD_DDict *d = id && dicts ? dicts(opaque, id) : NULL;
+	if (!d && id) {
+		if (missing_r)
+			*missing_r = id;
+		g_set_error(error, MV_ERROR, MV_ERR_NOT_FOUND, "record compressed with zstd dictionary %u, which the store "
+		            "does not have (its dictionary record is missing or damaged)", id);
+	}
+	return d;
+}
+
+int mv_record_decode_dict(const uint8_t key[MV_KEY_BYTES], mv_record_dict_fn dicts, void *dicts_opaque,
+                          const uint8_t *rec, size_t len, mv_record_header *h_r, GByteArray **plain_r,
+                          const uint8_t **meta_r, size_t *meta_len_r,
+                          const uint8_t **body_r, size_t *body_len_r, unsigned *missing_dict_r, GError **error)
+{
+	if (missing_dict_r)
+		*missing_dict_r = 0;
 	mv_record_header h;
 	if (mv_record_parse_header(rec, len, &h, error) < 0)
 		return -1;
@@ -172,11 +221,23 @@ int mv_record_decode(const uint8_t key[MV_KEY_BYTES], const uint8_t *rec, size_t
 		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "record authentication failed (damaged or wrong key)");
 		return -1;
 	}
+	GError *dict_error = NULL;
+	const ZSTD_DDict *ddict = frame_dict(packed, (size_t)packed_len, dicts, dicts_opaque, missing_dict_r, &dict_error);
+	if (dict_error) {
+		g_free(packed);
+		g_propagate_error(error, dict_error);
+		return -1;
+	}
 	GByteArray *plain = g_byte_array_sized_new(h.plain_len);
 	g_byte_array_set_size(plain, h.plain_len);
 	ZSTD_DCtx *dctx = thread_dctx();
-	size_t got = dctx ? ZSTD_decompressDCtx(dctx, plain->data, h.plain_len, packed, (size_t)packed_len) :
-	                    ZSTD_decompress(plain->data, h.plain_len, packed, (size_t)packed_len);
+	size_t got;
+	if (!dctx)
+		got = ddict ? (size_t)-1 : ZSTD_decompress(plain->data, h.plain_len, packed, (size_t)packed_len);
+	else if (ddict)
+		got = ZSTD_decompress_usingDDict(dctx, plain->data, h.plain_len, packed, (size_t)packed_len, ddict);
+	else
+		got = ZSTD_decompressDCtx(dctx, plain->data, h.plain_len, packed, (size_t)packed_len);
 	g_free(packed);
 	if (ZSTD_isError(got) || got != h.plain_len) {
 		g_byte_array_unref(plain);

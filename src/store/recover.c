@@ -3,8 +3,12 @@
  * temporary files, records parsed a chunk at a time on all cores and
  * applied strictly in journal order; records whose number was lost get new
  * numbers after every known one; the files are renamed into place at the
- * end, so an interrupted recovery leaves the old db as it was. */
+ * end, so an interrupted recovery leaves the old db as it was.  The zstd
+ * dictionaries are met by the walk before the records that use them and
+ * go into the new db's dictionaries table; a record whose dictionary is
+ * lost is reported by its message id, like any damaged record. */
 #include "store/journal.h"
+#include "store/dictionary.h"
 #include "mime/mime.h"
 
 #include <errno.h>
@@ -25,6 +29,7 @@ typedef struct recover_ctx {
 	GArray *unnumbered;        /* mv_journal_rec places (segment, offset, length) to add at the end */
 	GArray *restored;          /* int64 numbers whose tombstones recover_deleted ignored */
 	GPtrArray *pending;        /* pending_rec*: records waiting for the parallel parse */
+	GHashTable *dicts;         /* zstd dictionaries the walk met (the unnumbered records need them after) */
 	mv_parsed *cur_parsed;     /* the record being applied, parsed ahead (or NULL) */
 	int cur_hash_ok;           /* its body checked ahead: 1/0, or -1 = check now */
 } recover_ctx;
@@ -321,8 +326,26 @@ static int replay_folder_move(sqlite3 *db, const char *from_archive, const char 
 	return rc < 0 ? -1 : mv_store_rename_folders(db, from_archive, from, to_archive, to, error);
 }
 
+static int recover_dictionary(recover_ctx *c, const mv_journal_rec *r, GError **error)
+{
+	return mv_store_dict_insert(c->db, mv_dict_meta_id(r->meta), meta_int(r->meta, "at"), r->body, r->body_len, error);
+}
+
 static int apply_record(recover_ctx *c, mv_journal_rec *r, GError **error)
 {
+	if (!r->ok && r->dict_missing) {
+		c->damaged++;
+		json_t *ids = NULL;
+		if (r->number > 0) {
+			char *id = mv_message_id_format(c->s->id, r->number);
+			ids = json_pack("[s]", id);
+			g_free(id);
+		}
+		mv_journal_problem(&c->rep, "dictionaryMissing", ids, "segment %lld offset %lld: the record is compressed "
+		                   "with zstd dictionary %u, which no readable dictionary record before it holds; its "
+		                   "message cannot be recovered", (long long)r->segment, (long long)r->offset, r->dict_missing);
+		return 0;
+	}
 	if (!r->ok) {
 		c->damaged++;
 		mv_journal_problem(&c->rep, "recordDamaged", NULL, "segment %lld offset %lld (%lld bytes): %s",
@@ -342,6 +365,8 @@ static int apply_record(recover_ctx *c, mv_journal_rec *r, GError **error)
 		return recover_tombstone(c, r, error);
 	case MV_RECORD_RESTORE:
 		return recover_restore(c, r, error);
+	case MV_RECORD_DICTIONARY:
+		return recover_dictionary(c, r, error);
 	case MV_RECORD_FOLDER_MOVE:
 		g_hash_table_remove_all(c->folders);
 		return replay_folder_move(c->db, meta_str(r->meta, "from_archive"), meta_str(r->meta, "from"),
@@ -391,9 +416,13 @@ static int recover_record(void *opaque, mv_journal_rec *r, GError **error)
 	q->r.body = NULL;
 	q->r.body_len = 0;
 	q->hash_ok = -1;
-	if (r->ok && r->type == MV_RECORD_MESSAGE) {
+	if (r->ok && (r->type == MV_RECORD_MESSAGE || r->type == MV_RECORD_DICTIONARY)) {
 		q->body = g_byte_array_sized_new((guint)r->body_len);
 		g_byte_array_append(q->body, r->body, (guint)r->body_len);
+	}
+	if (q->body && r->type == MV_RECORD_DICTIONARY) {
+		q->r.body = q->body->data;
+		q->r.body_len = q->body->len;
 	}
 	g_ptr_array_add(c->pending, q);
 	return c->pending->len >= RECOVER_CHUNK ? flush_pending(c, error) : 0;
@@ -410,7 +439,8 @@ static int recover_one_unnumbered(recover_ctx *c, const mv_journal_segment *p, G
 	mv_journal_rec r = { .segment = p->id, .offset = p->end, .length = p->valid_end };
 	int rc = -1;
 	if (mv_store_read_record(c->s, r.segment, r.offset, r.length, &rec, error) < 0 ||
-	    mv_record_decode(c->s->key, rec->data, rec->len, &h, &plain, &meta, &meta_len, &r.body, &r.body_len, error) < 0)
+	    mv_record_decode_dict(c->s->key, mv_dict_table_lookup, c->dicts, rec->data, rec->len, &h, &plain, &meta,
+	                          &meta_len, &r.body, &r.body_len, NULL, error) < 0)
 		goto out;
 	r.type = h.type;
 	r.ok = true;
@@ -547,7 +577,7 @@ out:
  * partial chunk, then the records that lost their numbers. */
 static int replay_journal(recover_ctx *c, GArray *segs, const mv_task *task, GError **error)
 {
-	if (mv_journal_scan(c->s, segs, task, recover_record, c, error) < 0 || flush_pending(c, error) < 0)
+	if (mv_journal_scan_dicts(c->s, segs, c->dicts, task, recover_record, c, error) < 0 || flush_pending(c, error) < 0)
 		return -1;
 	return recover_unnumbered(c, error);
 }
@@ -676,7 +706,8 @@ int mv_store_recover(int store_id, const mv_store_paths *paths, const uint8_t ke
 	                  .folders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
 	                  .unnumbered = g_array_new(FALSE, TRUE, sizeof(mv_journal_segment)),
 	                  .restored = g_array_new(FALSE, FALSE, sizeof(int64_t)),
-	                  .pending = g_ptr_array_new_with_free_func(pending_rec_free), .cur_hash_ok = -1 };
+	                  .pending = g_ptr_array_new_with_free_func(pending_rec_free), .cur_hash_ok = -1,
+	                  .dicts = mv_dict_table_new() };
 	int64_t folders = 0, cut = 0;
 	mv_store *s = NULL;
 	int rc = rebuild_files(&c, paths, task, &folders, &cut, error);
@@ -703,5 +734,6 @@ out:
 	g_array_free(c.restored, TRUE);
 	g_ptr_array_free(c.pending, TRUE);
 	g_hash_table_destroy(c.folders);
+	g_hash_table_destroy(c.dicts);
 	return rc;
 }

@@ -18,7 +18,7 @@
  * Because the lock covers step 6 too, the messages missing from the index
  * after a crash are always a suffix of message numbers, which the next
  * writer's catch-up indexes from content/ before writing anything. */
-#include "store/internal.h"
+#include "store/dictionary.h"
 #include "mime/mime.h"
 
 #include <errno.h>
@@ -52,6 +52,9 @@ static const char store_schema[] =
 	" mail_flags TEXT NOT NULL, subject TEXT NOT NULL, sender TEXT NOT NULL, recipients TEXT NOT NULL,"
 	" message_id TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, deleted_at INTEGER, deleted_reason TEXT,"
 	" UNIQUE(folder_id, content_id));"
+	/* Format 4: the store's zstd dictionaries (dictionary.c), newest last. */
+	"CREATE TABLE IF NOT EXISTS dictionaries(seq INTEGER PRIMARY KEY, id INTEGER NOT NULL UNIQUE,"
+	" dict BLOB NOT NULL, created_at INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS messages_date ON messages(date);"
 	"CREATE INDEX IF NOT EXISTS messages_folder_date ON messages(folder_id, date);"
 	STORE_LOOKUP_INDEXES;
@@ -200,6 +203,8 @@ mv_store *mv_store_new(int store_id, const mv_store_paths *paths, const uint8_t 
 	s->lock_fd = -1;
 	s->index_queue = g_ptr_array_new_with_free_func(mv_store_queued_doc_free);
 	s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, finalize_stmt);
+	s->dicts = mv_dict_table_new();
+	g_mutex_init(&s->dict_lock);
 	return s;
 }
 
@@ -290,6 +295,8 @@ mv_store *mv_store_open(int store_id, const mv_store_paths *paths,
 	    mv_store_setup_db(s->db, true, error) < 0 || check_format(s, error) < 0 || mv_mkdir_p(paths->index_dir, error) < 0)
 		goto out;
 	rc = mode == MV_STORE_WRITE ? open_writer_index(s, ixp, error) : attach_reader_index(s, ixp, error);
+	if (rc == 0 && mode == MV_STORE_WRITE)
+		rc = mv_store_dict_publish_newest(s, error);
 	if (rc == 0 && mode == MV_STORE_READ)
 		settle_notes_for_reader(s);
 out:
@@ -345,6 +352,9 @@ void mv_store_close(mv_store **sp)
 	sqlite3_close(s->db);
 	g_hash_table_destroy(s->segment_fds);
 	g_hash_table_destroy(s->folder_ids);
+	g_hash_table_destroy(s->dicts);
+	mv_dict_unref(s->published);
+	g_mutex_clear(&s->dict_lock);
 	sodium_memzero(s->key, sizeof s->key);
 	g_free(s->paths.db_dir);
 	g_free(s->paths.content_dir);
@@ -425,7 +435,7 @@ static char *record_meta(const mv_store_item *it)
 	return text;
 }
 
-static int encode_item(mv_store *s, const mv_store_item *it, bool with_body, int level,
+static int encode_item(mv_store *s, const mv_store_item *it, bool with_body, int level, mv_dict *dict,
                        GByteArray *out, GError **error)
 {
 	char *meta = record_meta(it);
@@ -433,21 +443,30 @@ static int encode_item(mv_store *s, const mv_store_item *it, bool with_body, int
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "%s: metadata not encodable", it->origin);
 		return -1;
 	}
-	int rc = mv_record_encode(s->key, with_body ? MV_RECORD_MESSAGE : MV_RECORD_REFERENCE,
-	                          (const uint8_t *)meta, strlen(meta),
-	                          with_body ? it->raw : NULL, with_body ? it->raw_len : 0, level, out, error);
+	const ZSTD_CDict *cdict = dict ? mv_dict_cdict(dict, level) : NULL;
+	int rc = mv_record_encode_dict(s->key, with_body ? MV_RECORD_MESSAGE : MV_RECORD_REFERENCE,
+	                               (const uint8_t *)meta, strlen(meta),
+	                               with_body ? it->raw : NULL, with_body ? it->raw_len : 0, level, cdict, out, error);
 	free(meta);
 	return rc;
 }
 
+/* Runs on ingest's parser threads beside the committer's batches: it
+ * compresses with the dictionary published after a commit, never with
+ * one a batch still in flight may roll back. */
 int mv_store_prepare_item(mv_store *s, mv_store_item *it, int zstd_level, GError **error)
 {
 	GByteArray *rec = g_byte_array_sized_new((guint)(it->raw_len / 2 + 256));
-	if (encode_item(s, it, true, zstd_level, rec, error) < 0) {
+	mv_dict *dict = mv_store_dict_published(s);
+	unsigned dict_id = dict ? mv_dict_id(dict) : 0;
+	int rc = encode_item(s, it, true, zstd_level, dict, rec, error);
+	mv_dict_unref(dict);
+	if (rc < 0) {
 		g_byte_array_unref(rec);
 		return -1;
 	}
 	it->prepared = rec;
+	it->prepared_dict = dict_id;
 	return 0;
 }
 
@@ -544,7 +563,7 @@ static int insert_message(mv_store *s, mv_store_item *it, int64_t folder, int64_
 
 /* Decides, under the lock, what each item becomes, and encodes the records
  * into `out` (offsets relative to its start). */
-static int plan_batch(mv_store *s, mv_store_item *items, size_t n, int level, planned *plan,
+static int plan_batch(mv_store *s, mv_store_item *items, size_t n, int level, mv_dict *dict, planned *plan,
                       GByteArray *out, GError **error)
 {
 	/* hash -> index of the first item in this batch that writes that content */
@@ -582,9 +601,11 @@ static int plan_batch(mv_store *s, mv_store_item *items, size_t n, int level, pl
 			g_hash_table_insert(batch_new, key, GSIZE_TO_POINTER(i + 1));
 		p->new_content = known && !p->content_id ? (int64_t)GPOINTER_TO_SIZE(g_hash_table_lookup(batch_new, key)) - 1 : -1;
 		p->record_offset = out->len;
-		if (!known && it->prepared)
+		/* Encoded ahead without the batch's dictionary (just trained, or
+		 * prepared before it was published): encoded again, with it. */
+		if (!known && it->prepared && it->prepared_dict == (dict ? mv_dict_id(dict) : 0))
 			g_byte_array_append(out, it->prepared->data, it->prepared->len);
-		else if (encode_item(s, it, !known, level, out, error) < 0)
+		else if (encode_item(s, it, !known, level, dict, out, error) < 0)
 			goto out;   /* the plan is dropped with the batch */
 		p->record_len = out->len - (size_t)p->record_offset;
 	}
@@ -785,22 +806,30 @@ static void sync_after_batch(mv_store *s)
 
 /* Inside add_batch's transaction: records appended and fsynced, rows, COMMIT; or ROLLBACK, as if not tried. */
 static int write_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_level, planned *plan, GByteArray *out,
-                       double *t_plan, double *t_append, GError **error)
+                       mv_dict **dict_r, bool *trained_r, double *t_plan, double *t_append, GError **error)
 {
-	int64_t seg = 0, base = 0, first = 0, marker_len = 0;
+	int64_t seg = 0, base = 0, first = 0, marker_len = 0, dict_len = 0;
 	int rc = -1;
+	/* A dictionary trained now has its record first: before every record
+	 * compressed with it, in the same write. */
+	if (mv_store_dict_for_batch(s, zstd_level, out, dict_r, error) < 0)
+		goto out;
+	dict_len = out->len;
+	*trained_r = dict_len > 0;
 	if (append_batch_marker(s, out, error) < 0)
 		goto out;
 	marker_len = out->len;
-	if (plan_batch(s, items, n, zstd_level, plan, out, error) < 0)
+	if (plan_batch(s, items, n, zstd_level, *dict_r, plan, out, error) < 0)
 		goto out;
 	if ((int64_t)out->len == marker_len)   /* all duplicates: nothing to number, no marker */
-		g_byte_array_set_size(out, 0);
+		g_byte_array_set_size(out, (guint)dict_len);
 	*t_plan = mv_monotonic();
 	if (mv_store_segment_for_append(s, out->len, &seg, &base, error) < 0 ||
 	    (out->len > 0 && mv_store_segment_append(s, seg, base, out, error) < 0))
 		goto out;
 	*t_append = mv_monotonic();
+	if (dict_len > 0)   /* a dictionary trained: its record and the batch are fsync'd, nothing committed */
+		mv_fault_point("store-dictionary", 1);
 	if ((out->len > 0 && next_number(s, &first, error) < 0) || write_rows(s, items, n, plan, seg, base, error) < 0 ||
 	    (out->len > 0 && check_numbering(items, n, first, error) < 0) ||
 	    mv_store_set_committed_len(s, seg, base + (int64_t)out->len, error) < 0)
@@ -833,10 +862,22 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 		expected += items[i].prepared ? items[i].prepared->len : 512;
 	GByteArray *out = g_byte_array_sized_new((guint)MIN(expected, (size_t)G_MAXUINT / 2));
 	double t0 = mv_monotonic(), t_plan = 0, t_append = 0;
-	int rc = write_batch(s, items, n, zstd_level, plan, out, &t_plan, &t_append, error);
+	mv_dict *dict = NULL;
+	bool trained = false;
+	int rc = write_batch(s, items, n, zstd_level, plan, out, &dict, &trained, &t_plan, &t_append, error);
 	double t_commit = mv_monotonic();
-	if (rc < 0)
+	if (rc < 0) {
+		/* A dictionary this batch trained was rolled back with it: the
+		 * handle forgets it (one it only used is read again when needed). */
+		if (dict)
+			g_hash_table_remove(s->dicts, GUINT_TO_POINTER(mv_dict_id(dict)));
+		mv_dict_unref(dict);
 		goto out;
+	}
+	mv_store_dict_publish(s, dict);
+	mv_dict_unref(dict);
+	if (trained)   /* committed: acknowledged, not yet indexed */
+		mv_fault_point("store-dictionary", 2);
 	index_items(s, items, n, plan);
 	if (s->index_queue->len >= INDEX_COMMIT_DOCS || mv_monotonic() - s->index_since >= INDEX_COMMIT_SECONDS)
 		sync_after_batch(s);
@@ -919,7 +960,8 @@ static int read_message_once(mv_store *s, int64_t number, GByteArray **raw_r, bo
 		g_free(path);
 		return -1;
 	}
-	int rc = mv_record_decode(s->key, rec->data, rec->len, &h, &plain, &meta, &meta_len, &body, &body_len, error);
+	int rc = mv_record_decode_dict(s->key, mv_store_dict_lookup, s, rec->data, rec->len, &h, &plain, &meta, &meta_len,
+	                               &body, &body_len, NULL, error);
 	g_byte_array_unref(rec);
 	if (rc < 0) {
 		g_prefix_error(error, "message %d:%lld: ", s->id, (long long)number);

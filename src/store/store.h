@@ -23,7 +23,9 @@
 
 /* 1: the first format.  2: batch markers (explicit message numbers in
  * content/), tombstones and folder-move records, deleted_at/deleted_reason. */
-#define MV_STORE_FORMAT_VERSION 3   /* 3: db and index encrypted (SQLCipher) */
+/* 3: db and index encrypted (SQLCipher).  4: zstd dictionaries (dictionary
+ * records in content/, the dictionaries table), which older builds cannot decode. */
+#define MV_STORE_FORMAT_VERSION 4
 #define MV_KEY_BYTES 32
 #define MV_HASH_BYTES 32              /* BLAKE2b-256 of the raw message */
 #define MV_SEGMENT_MAX_BYTES (256u * 1024u * 1024u)
@@ -112,8 +114,10 @@ typedef struct mv_store_item {
 	const char *text;            /* body text for the index */
 	const char *attachment_names;
 	/* optional: the message record encoded ahead (mv_store_prepare_item),
-	 * owned by the caller */
+	 * owned by the caller, and the zstd dictionary it was compressed with
+	 * (0: none; a batch compressing with another encodes it again) */
 	GByteArray *prepared;
+	unsigned prepared_dict;
 	/* filled by the store: */
 	int64_t number;              /* message number, 0 if it was a duplicate */
 	bool duplicate;              /* already in that folder */

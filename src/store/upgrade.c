@@ -79,7 +79,7 @@ static int checkpoint_fully(sqlite3 *db, const char *dbp, GError **error)
 	return 0;
 }
 
-/* The exported copy made what a store's encrypted db is: format 3, WAL
+/* The exported copy made what a store's encrypted db is: format 3 (4 is the next step's), WAL
  * (set while the file is private, as RecoverStore does), no own values
  * (they are in the keys file now), and durable. */
 static int finish_encrypted_db(const char *tmp, const uint8_t key[MV_KEY_BYTES], GError **error)
@@ -87,8 +87,8 @@ static int finish_encrypted_db(const char *tmp, const uint8_t key[MV_KEY_BYTES],
 	sqlite3 *db = NULL;
 	char *sql = g_strdup_printf("BEGIN IMMEDIATE;"
 	                            "DELETE FROM meta WHERE key NOT IN ('format_version', 'index_generation');"
-	                            "INSERT OR REPLACE INTO meta VALUES('format_version', '%d');"
-	                            "COMMIT; PRAGMA journal_mode=WAL;", MV_STORE_FORMAT_VERSION);
+	                            "INSERT OR REPLACE INTO meta VALUES('format_version', '3');"
+	                            "COMMIT; PRAGMA journal_mode=WAL;");
 	int rc = -1;
 	if (mv_store_sql_open(tmp, key, MV_STORE_SQL_DB, true, false, false, &db, error) < 0 ||
 	    mv_sql_exec(db, sql, error) < 0)
@@ -167,8 +167,7 @@ static int encrypt_2_to_3(const mv_store_paths *paths, const uint8_t key[MV_KEY_
 	int rc = -1;
 	mv_store_remove_db_files(dbtmp);
 	mv_store_remove_db_files(ixtmp);
-	if (mv_store_keys_file_adopt(paths, rows, error) < 0 ||
-	    mv_store_keys_file_set_format(paths, MV_STORE_FORMAT_VERSION, error) < 0)
+	if (mv_store_keys_file_adopt(paths, rows, error) < 0 || mv_store_keys_file_set_format(paths, 3, error) < 0)
 		goto out;
 	mv_fault_point("upgrade-store", 1);
 	if (checkpoint_fully(*db, dbp, error) < 0 || mv_store_sql_export(*db, dbtmp, key, MV_STORE_SQL_DB, error) < 0 ||
@@ -192,6 +191,38 @@ out:
 	return rc;
 }
 
+/* ---- 3 -> 4: zstd dictionaries -------------------------------------------------------------- */
+
+/* Format 3 records all decode as they are: the step only gives the db its
+ * dictionaries table and names format 4, the db first (its commit is the
+ * step's), then the keys file, which the store list reads.  Cut between
+ * the two, the store opens as format 4 and UpgradeStore run again (the
+ * keys file still saying 3) repeats the step harmlessly; the other order
+ * would leave a keys file saying 4 over a db UpgradeStore never touches. */
+static int upgrade_3_to_4(const mv_store_paths *paths, const uint8_t key[MV_KEY_BYTES], GError **error)
+{
+	char *dbp = mv_store_db_file(paths);
+	sqlite3 *db = NULL;
+	int rc = -1;
+	if (mv_store_sql_open(dbp, key, MV_STORE_SQL_DB, true, false, false, &db, error) < 0 ||
+	    mv_store_setup_db(db, true, error) < 0 ||
+	    mv_sql_exec(db, "BEGIN IMMEDIATE;"
+	                "CREATE TABLE IF NOT EXISTS dictionaries(seq INTEGER PRIMARY KEY, id INTEGER NOT NULL UNIQUE,"
+	                " dict BLOB NOT NULL, created_at INTEGER NOT NULL);"
+	                "INSERT OR REPLACE INTO meta VALUES('format_version', '4');"
+	                "COMMIT;", error) < 0) {
+		if (db)
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+	mv_fault_point("upgrade-store", 4);
+	rc = mv_store_keys_file_set_format(paths, 4, error);
+out:
+	sqlite3_close(db);
+	g_free(dbp);
+	return rc;
+}
+
 int mv_store_upgrade(const mv_store_paths *paths, const uint8_t data_key[MV_KEY_BYTES], int *from_version_r,
                      GError **error)
 {
@@ -209,12 +240,17 @@ int mv_store_upgrade(const mv_store_paths *paths, const uint8_t data_key[MV_KEY_
 	mv_store *shell = mv_store_new(0, paths, data_key, MV_STORE_WRITE);
 	sqlite3 *db = NULL;
 	int rc = -1;
-	if (mv_store_flock(shell, error) < 0 || mv_store_open_db_at(paths, false, &db, error) < 0 ||
-	    mv_store_setup_db(db, true, error) < 0)
+	if (mv_store_flock(shell, error) < 0)
 		goto out;
-	if (version < 2 && upgrade_1_to_2(paths, db, error) < 0)
-		goto out;
-	rc = encrypt_2_to_3(paths, data_key, &db, error);
+	if (version < 3) {
+		if (mv_store_open_db_at(paths, false, &db, error) < 0 || mv_store_setup_db(db, true, error) < 0)
+			goto out;
+		if (version < 2 && upgrade_1_to_2(paths, db, error) < 0)
+			goto out;
+		if (encrypt_2_to_3(paths, data_key, &db, error) < 0)
+			goto out;
+	}
+	rc = upgrade_3_to_4(paths, data_key, error);
 out:
 	/* Whatever the outcome: handles and format versions read before this
 	 * point are not to be trusted any more (mv_store_format_epoch). */

@@ -4,6 +4,7 @@
  * of records and appends a reference record for each live message whose own
  * record it found missing or damaged while its content is intact. */
 #include "store/journal.h"
+#include "store/dictionary.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -97,8 +98,14 @@ static int verify_record(void *opaque, mv_journal_rec *r, GError **error)
 		json_t *ids = NULL;
 		if (r->number > 0)
 			ids = json_pack("[o]", message_id_json(v->s->id, r->number));
-		mv_journal_problem(&v->rep, "recordDamaged", ids, "segment %lld offset %lld (%lld bytes): %s",
-		               (long long)r->segment, (long long)r->offset, (long long)r->length, r->problem);
+		if (r->dict_missing)
+			mv_journal_problem(&v->rep, "dictionaryMissing", ids, "segment %lld offset %lld: the record is "
+			                   "compressed with zstd dictionary %u, which no readable dictionary record before it "
+			                   "holds (RecoverStore cannot bring its message back either)", (long long)r->segment,
+			                   (long long)r->offset, r->dict_missing);
+		else
+			mv_journal_problem(&v->rep, "recordDamaged", ids, "segment %lld offset %lld (%lld bytes): %s",
+			               (long long)r->segment, (long long)r->offset, (long long)r->length, r->problem);
 		numrec *slot = num_slot(v->nums, r->number);
 		if (slot)
 			slot->state = NUM_DAMAGED;
@@ -342,23 +349,49 @@ static void verify_ctx_clear(verify_ctx *v)
 	g_array_free(v->damaged_contents, TRUE);
 }
 
+/* Every dictionary the db names must be one content/ holds: the db's copy
+ * is what reads use, content/'s what recovery would. */
+static int check_dictionaries(verify_ctx *v, GHashTable *met, GError **error)
+{
+	if (v->s->format_version < 4)
+		return 0;
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(v->s->db, "SELECT id FROM dictionaries ORDER BY seq", &st, error) < 0)
+		return -1;
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		unsigned id = (unsigned)sqlite3_column_int64(st, 0);
+		if (!g_hash_table_contains(met, GUINT_TO_POINTER(id)))
+			mv_journal_problem(&v->rep, "dictionaryMissing", NULL, "zstd dictionary %u is in the db, but no readable"
+			                   " dictionary record of content/ holds it: a recovery would lose the messages"
+			                   " compressed with it", id);
+	}
+	int rc = step == SQLITE_DONE ? 0 : -1;
+	if (rc < 0)
+		mv_sql_set_error(error, v->s->db, "list the zstd dictionaries");
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* The census both operations start from: every record of the segments the
  * db names, held against the contents rows in place order (v->nums,
  * v->damaged_contents). */
 static int census(verify_ctx *v, const char *past_end, GError **error)
 {
 	GArray *segs = mv_journal_segments_from_db(v->s->db, error);
+	GHashTable *dicts = mv_dict_table_new();
 	int rc = -1;
 	if (!segs || mv_sql_prepare(v->s->db, "SELECT id, segment, offset, length, hash FROM contents ORDER BY segment, offset",
 	                            &v->contents, error) < 0)
 		goto out;
 	contents_advance(v);
-	if (mv_journal_scan(v->s, segs, v->task, verify_record, v, error) < 0)
+	if (mv_journal_scan_dicts(v->s, segs, dicts, v->task, verify_record, v, error) < 0)
 		goto out;
 	for (; v->have_content; contents_advance(v))
 		content_lost(v, past_end);
-	rc = 0;
+	rc = check_dictionaries(v, dicts, error);
 out:
+	g_hash_table_destroy(dicts);
 	if (segs)
 		g_array_free(segs, TRUE);
 	return rc;

@@ -136,7 +136,7 @@ def test_files_hold_no_words_and_open_with_the_documented_key(world):
         con.close()
     # the keys file: the wrapped keys and the format, nothing of the mail
     values = storedb.keys_file_values(os.path.join(store1(d), "db"))
-    assert values["format_version"] == "3"
+    assert values["format_version"] == "4"
     assert {"key_master", "key_recovery", "recovery_salt", "instance_id", "store_uid"} <= set(values), values
 
 
@@ -220,7 +220,7 @@ def test_recover_store_rebuilds_encrypted(world):
     mv("cmd", "SetStoreRequestedState", "--id=1", "--requestedState=normal", data_dir=d)
     check_encrypted_store(store1(d))
     all_found(d)
-    assert storedb.keys_file_values(os.path.join(store1(d), "db"))["format_version"] == "3"
+    assert storedb.keys_file_values(os.path.join(store1(d), "db"))["format_version"] == "4"
 
 
 def test_recover_store_after_the_keys_file_is_lost(world):
@@ -235,4 +235,4 @@ def test_recover_store_after_the_keys_file_is_lost(world):
     all_found(d)
     check_encrypted_store(store1(d))
     values = storedb.keys_file_values(os.path.join(store1(d), "db"))
-    assert values["format_version"] == "3" and values.get("key_master") and values.get("key_recovery"), values
+    assert values["format_version"] == "4" and values.get("key_master") and values.get("key_recovery"), values

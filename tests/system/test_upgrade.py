@@ -201,7 +201,7 @@ def test_write_refused_before_upgrade(tmp_path):
 def test_upgrade_store(tmp_path):
     d = fresh_copy(tmp_path)
     upgrade(d)
-    assert store_format_version(d) == 3
+    assert store_format_version(d) == 4
     check_encrypted(d)
     # nothing left to upgrade: UpgradeStores succeeds and changes nothing
     cmd(d, "UpgradeStores")
@@ -286,7 +286,7 @@ def test_upgrade_cut_short_then_run_again(tmp_path, step):
     check_ids(d)
     check_show(d)
     upgrade(d)
-    assert store_format_version(d) == 3
+    assert store_format_version(d) == 4
     path, raw = new_message(tmp_path)
     summary, _ = import_json(path, ARCHIVE, d, "--folder", "Inbox")
     assert summary["imported"] == 1, summary
@@ -296,11 +296,30 @@ def test_upgrade_cut_short_then_run_again(tmp_path, step):
     check_encrypted(d)
 
 
+def test_upgrade_cut_between_3_and_4(tmp_path):
+    """UpgradeStore ended after the db names format 4 but before the keys
+    file does (MAILVAULT_FAULT=upgrade-store:4): the store opens as format 4
+    and takes mail, and UpgradeStore run again brings the keys file along."""
+    d = fresh_copy(tmp_path)
+    env = dict(os.environ, MAILVAULT_FAULT="upgrade-store:4")
+    mv("cmd", "UpgradeStore", "--id=%d" % STORE_ID, data_dir=d, check=86, env=env)
+    assert store_format_version(d) == 4
+    assert storedb.keys_file_values(os.path.join(str(d), "stores", "store1", "db"))["format_version"] == "3"
+    path, raw = new_message(tmp_path)
+    summary, _ = import_json(path, ARCHIVE, d, "--folder", "Inbox")
+    assert summary["imported"] == 1, summary
+    upgrade(d)
+    assert storedb.keys_file_values(os.path.join(str(d), "stores", "store1", "db"))["format_version"] == "4"
+    hits = search_json(NEW_WORD + "1", d, limit=0)
+    assert len(hits) == 1 and show(hits[0]["id"], d) == raw, hits
+    check_readable(d, added={hits[0]["id"]})
+
+
 def test_upgrade_stores_from_v1(tmp_path):
     """UpgradeStores alone (no UpgradeStore first) upgrades the v1 store."""
     d = fresh_copy(tmp_path)
     cmd(d, "UpgradeStores")
-    assert store_format_version(d) == 3
+    assert store_format_version(d) == 4
     path, _ = new_message(tmp_path)
     summary, _ = import_json(path, ARCHIVE, d, "--folder", "Inbox")
     assert summary["imported"] == 1, summary
@@ -366,7 +385,7 @@ def test_upgrade_under_a_server_with_kept_readers(tmp_path):
         assert [h["id"] for h in ok("SearchMessages", query="subject:" + first["word"])] == \
             [IDS["messages/" + first["file"]]]
         ok("UpgradeStore", id=STORE_ID)
-        assert store_format_version(d) == 3
+        assert store_format_version(d) == 4
         assert sorted(m["id"] for m in ok("GetMessages", folder=folder)) == listed
         victim = IDS["messages/" + first["file"]]
         assert ok("DeleteMessage", id=victim, reason="test: deleted after the upgrade") is None

@@ -1,4 +1,4 @@
-"""Store format upgrade 2 -> 3: a data directory written by the last
+"""Store format upgrade 2 -> 3 -> 4: a data directory written by the last
 mailvault that wrote store format 2 (tests/fixtures/store-v2, made by
 tools/make_v2_fixture.sh from commit b954dbd) against the current binary.
 
@@ -6,7 +6,7 @@ Format 2 is what format 1 was plus what the fixture exercises: batch
 markers (and a gap in the numbering CompactStore left), a deletion kept as a
 tombstone, a folder move, and an index generation shared by the db and the
 index.  Before UpgradeStore the store reads but refuses writes, naming
-UpgradeStore; after it (format 3: db and index encrypted) reads give the
+UpgradeStore; after it (format 3: db and index encrypted; 4: dictionaries) reads give the
 same answers and ids, the deletions and the move are still there, writes
 work and VerifyStore finds the store clean.  Every test works on its own
 copy of the fixture: the fixture itself is never opened by mailvault.
@@ -44,6 +44,7 @@ DELETED = [m for m in MANIFEST if m.get("deleted")]  # deleted: {id, reason, com
 IDS = _load("ids.json")                            # "messages/F/NN-word.eml" -> "1:N", live ones
 SEARCHES = _load("searches-v2.json")               # {"queries": {q: [ids]}, "hits": {id: hit}}
 MOVED_TO = "Done/Projects 2023"                    # fixture/Projects was moved here
+CURRENT_FORMAT = 4                                 # 2 -> 3 (encryption) -> 4 (dictionaries)
 
 
 def fixture_bytes(rel):
@@ -288,7 +289,7 @@ def test_write_refused_before_upgrade(tmp_path, fixture_state, write):
 def test_upgrade_store(tmp_path, fixture_state):
     d = fresh_copy(tmp_path)
     upgrade(d)
-    assert store_format_version(d) == 3
+    assert store_format_version(d) == CURRENT_FORMAT
     check_encrypted(d)
     check_state_carried(d, fixture_state)
     # nothing left to upgrade: UpgradeStores succeeds and changes nothing
@@ -371,7 +372,7 @@ def test_after_upgrade_recover_store_replays_v2_journal(tmp_path, fixture_state)
     cmd(d, "SetStoreRequestedState", "--id=%d" % STORE_ID, "--requestedState=disabled")
     cmd(d, "RecoverStore", "--id=%d" % STORE_ID)
     cmd(d, "SetStoreRequestedState", "--id=%d" % STORE_ID, "--requestedState=normal")
-    assert store_format_version(d) == 3
+    assert store_format_version(d) == CURRENT_FORMAT
     check_encrypted(d)
     check_readable(d)
     tombstoned = [m["deleted"]["id"] for m in DELETED if not m["deleted"]["compacted"]]
@@ -396,7 +397,7 @@ def test_upgrade_carries_what_only_the_wal_holds(tmp_path, fixture_state):
     assert os.path.getsize(path + "-wal") > 0, "the writer left no WAL frames"
     assert b"only in the WAL" not in open(path, "rb").read()
     upgrade(d)
-    assert store_format_version(d) == 3
+    assert store_format_version(d) == CURRENT_FORMAT
     assert not os.path.exists(path + "-wal") or b"only in the WAL" not in open(path + "-wal", "rb").read()
     assert deletions(d) == dict(fixture_state["deletions"], **{victim: "only in the WAL"})
     check_encrypted(d)
@@ -444,7 +445,7 @@ def test_upgrade_cut_short_then_run_again(tmp_path, fixture_state, step):
     check_show(d)
     check_deleted_stay_deleted(d)
     upgrade(d)
-    assert store_format_version(d) == 3
+    assert store_format_version(d) == CURRENT_FORMAT
     check_state_carried(d, fixture_state)
     path, raw = new_message(tmp_path)
     summary, _ = import_json(path, ARCHIVE, d, "--folder", "Inbox")
@@ -462,7 +463,7 @@ def test_upgrade_stores_from_v2(tmp_path, fixture_state):
     """UpgradeStores alone (no UpgradeStore first) upgrades the v2 store."""
     d = fresh_copy(tmp_path)
     cmd(d, "UpgradeStores")
-    assert store_format_version(d) == 3
+    assert store_format_version(d) == CURRENT_FORMAT
     check_state_carried(d, fixture_state)
     path, _ = new_message(tmp_path)
     summary, _ = import_json(path, ARCHIVE, d, "--folder", "Inbox")
