@@ -46,6 +46,7 @@ what the server lists."""
 
 import base64
 import collections
+import contextlib
 import datetime
 import email.utils
 import http.client
@@ -519,15 +520,21 @@ def test_big_folder_within_bound(world, api):
 # ---------------------------------------------------------------------------
 # 6. Clients that go away mid-answer
 
+def request_bytes(srv, function, fields, http_version="1.1", close=True):
+    """The bytes of an admin's POST of function with fields as a form, with
+    "Connection: close" unless close is false."""
+    body = urllib.parse.urlencode(fields).encode()
+    auth = base64.b64encode(("admin:%s" % srv.password).encode()).decode()
+    return ("POST /api/invoke/%s HTTP/%s\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n%s\r\n"
+            % (function, http_version, auth, len(body), "Connection: close\r\n" if close else "")).encode() + body
+
+
 def raw_request(srv, function, fields, read_all=False, read_bytes=0, http_version="1.1"):
     """A request over a raw TLS socket; returns what was read: everything
     up to the server's close (read_all), else at least read_bytes (0: the
     client closes right after sending)."""
-    body = urllib.parse.urlencode(fields).encode()
-    auth = base64.b64encode(("admin:%s" % srv.password).encode()).decode()
-    req = ("POST /api/invoke/%s HTTP/%s\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\n"
-           "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-           % (function, http_version, auth, len(body))).encode() + body
+    req = request_bytes(srv, function, fields, http_version)
     got = b""
     with socket.create_connection(("127.0.0.1", srv.port), timeout=120) as s:
         with srv.ssl_context().wrap_socket(s, server_hostname="127.0.0.1") as t:
@@ -606,6 +613,28 @@ def dechunk(body):
             return out
 
 
+@contextlib.contextmanager
+def stalled_big_listing(srv, close):
+    """A raw TLS connection with a 4 KB receive buffer that asked for the
+    big folder's 10,000 rows (~10 MB: more than the socket buffers hold)
+    and has read up to the first row: (socket, what was read so far).  The
+    server is in the middle of the answer until the caller reads on.
+    close: send "Connection: close"."""
+    req = request_bytes(srv, "GetMessages", {"folder": BIG_FOLDER, "limit": 10000}, close=close)
+    got = b""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(120)
+        s.connect(("127.0.0.1", srv.port))
+        with srv.ssl_context().wrap_socket(s, server_hostname="127.0.0.1") as t:
+            t.sendall(req)
+            while b'"id"' not in got:
+                data = t.recv(8192)
+                assert data, got[:500]
+                got += data
+            yield t, got
+
+
 def test_store_lost_mid_answer(world, api):
     """A store whose files go away while its rows are being streamed (a
     disk or mount lost, files moved) is a failure after some rows: the
@@ -620,31 +649,16 @@ def test_store_lost_mid_answer(world, api):
     srv = world["srv"]
     db = os.path.join(world["dir"], "stores", "second", "db")
     assert os.path.isfile(os.path.join(db, "store.sqlite")), os.listdir(db)
-    body = urllib.parse.urlencode({"folder": BIG_FOLDER, "limit": 10000}).encode()
-    auth = base64.b64encode(("admin:%s" % srv.password).encode()).decode()
-    req = ("POST /api/invoke/GetMessages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\n"
-           "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-           % (auth, len(body))).encode() + body
-    got = b""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.settimeout(120)
-        s.connect(("127.0.0.1", srv.port))
-        with srv.ssl_context().wrap_socket(s, server_hostname="127.0.0.1") as t:
-            t.sendall(req)
-            while b'"id"' not in got:
-                data = t.recv(8192)
-                assert data, got[:500]
+    with stalled_big_listing(srv, close=True) as (t, got):
+        os.rename(db, db + ".away")
+        try:
+            while True:
+                data = t.recv(65536)
+                if not data:
+                    break
                 got += data
-            os.rename(db, db + ".away")
-            try:
-                while True:
-                    data = t.recv(65536)
-                    if not data:
-                        break
-                    got += data
-            finally:
-                os.rename(db + ".away", db)
+        finally:
+            os.rename(db + ".away", db)
     head, _, chunked = got.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head
     env = json_in_order(b"".join(dechunk(chunked)))
@@ -708,31 +722,16 @@ def test_stop_lets_a_half_read_answer_finish(world):
     once the server has begun stopping, the client reading on gets the whole
     answer, and the server then exits cleanly, with no sanitizer report."""
     srv = world["srv"]
-    body = urllib.parse.urlencode({"folder": BIG_FOLDER, "limit": 10000}).encode()
-    auth = base64.b64encode(("admin:%s" % srv.password).encode()).decode()
-    req = ("POST /api/invoke/GetMessages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\n"
-           "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n"
-           % (auth, len(body))).encode() + body
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.settimeout(120)
-        s.connect(("127.0.0.1", srv.port))
-        with srv.ssl_context().wrap_socket(s, server_hostname="127.0.0.1") as t:
-            t.sendall(req)
-            got = b""
-            while b'"id"' not in got:
-                data = t.recv(8192)
-                assert data, got[:500]
-                got += data
-            srv.signal(signal.SIGTERM)
-            deadline = time.monotonic() + 60
-            while "SIGTERM: stopping" not in srv.stderr():
-                assert time.monotonic() < deadline and srv.proc.poll() is None, srv.stderr()[-2000:]
-                time.sleep(0.05)
-            while not got.endswith(b"\r\n0\r\n\r\n"):
-                data = t.recv(65536)
-                assert data, "the connection closed before the answer's end: %r" % got[-300:]
-                got += data
+    with stalled_big_listing(srv, close=False) as (t, got):
+        srv.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while "SIGTERM: stopping" not in srv.stderr():
+            assert time.monotonic() < deadline and srv.proc.poll() is None, srv.stderr()[-2000:]
+            time.sleep(0.05)
+        while not got.endswith(b"\r\n0\r\n\r\n"):
+            data = t.recv(65536)
+            assert data, "the connection closed before the answer's end: %r" % got[-300:]
+            got += data
     head, _, chunked = got.partition(b"\r\n\r\n")
     env = json_in_order(b"".join(dechunk(chunked)))
     assert env["statusCode"] == "succeeded", (env["error"], env["logOutput"])

@@ -11,83 +11,42 @@ same answers and ids, the deletions and the move are still there, writes
 work and VerifyStore finds the store clean.  Every test works on its own
 copy of the fixture: the fixture itself is never opened by mailvault.
 
-The generic helpers (cmd, the new message) are test_upgrade.py's, the
-format-1 test's; what depends on the fixture is here."""
+The helpers every fixture shares are upgrade_fixture.py's; what depends on
+this fixture is here."""
 
 import hashlib
 import json
 import os
-import shutil
-import sqlite3
 import subprocess
 import sys
 
 import pytest
 
 import storedb
-from mvtest import REPO_ROOT, import_json, mv, search_json, show
-from test_upgrade import NEW_WORD, cmd, is_plain_sqlite, new_message
+import upgrade_fixture
+from mvtest import import_json, mv, search_json, show
+from upgrade_fixture import (ARCHIVE, CURRENT_FORMAT, NEW_WORD, STORE_ID, check_fixture_files,
+                             check_reimport_deduplicated, check_show_each, check_verify_clean, cmd, fixture_bytes,
+                             fixture_dir, fresh_copy, import_new_message, import_refused, is_plain_sqlite, load_json,
+                             new_message, store_file, the_new_message, upgrade, upgrade_cut_short, upgraded_copy,
+                             words_in_clear)
 
-FIXTURE = os.path.join(REPO_ROOT, "tests", "fixtures", "store-v2")
-ARCHIVE = "fixture"
-STORE_ID = 1
-
-
-def _load(name):
-    with open(os.path.join(FIXTURE, name)) as f:
-        return json.load(f)
-
-
-MANIFEST = _load("manifest.json")["messages"]      # [{file, folder, word, ..., deleted?}]
+FIXTURE = fixture_dir("store-v2")
+MANIFEST = load_json(FIXTURE, "manifest.json")["messages"]  # [{file, folder, word, ..., deleted?}]
 LIVE = [m for m in MANIFEST if not m.get("deleted")]
 DELETED = [m for m in MANIFEST if m.get("deleted")]  # deleted: {id, reason, compacted}
-IDS = _load("ids.json")                            # "messages/F/NN-word.eml" -> "1:N", live ones
-SEARCHES = _load("searches-v2.json")               # {"queries": {q: [ids]}, "hits": {id: hit}}
-MOVED_TO = "Done/Projects 2023"                    # fixture/Projects was moved here
-CURRENT_FORMAT = 4                                 # 2 -> 3 (encryption) -> 4 (dictionaries)
-
-
-def fixture_bytes(rel):
-    with open(os.path.join(FIXTURE, rel), "rb") as f:
-        return f.read()
-
-
-def fresh_copy(tmp_path):
-    """A private copy of the fixture's data directory."""
-    d = tmp_path / "data"
-    shutil.copytree(os.path.join(FIXTURE, "data"), d)
-    os.chmod(d / "master.key", 0o600)   # as init writes it; git keeps 0644
-    return d
-
-
-def upgrade(data_dir):
-    env, _ = cmd(data_dir, "UpgradeStore", "--id=%d" % STORE_ID)
-    return env
-
-
-def store_file(data_dir, which):
-    sub, name = {"db": ("db", "store.sqlite"), "index": ("index", "index.sqlite")}[which]
-    path = os.path.join(str(data_dir), "stores", "store1", sub, name)
-    assert not os.path.abspath(path).startswith(FIXTURE + os.sep), "never open the fixture in place"
-    return path
+IDS = load_json(FIXTURE, "ids.json")                        # "messages/F/NN-word.eml" -> "1:N", live ones
+SEARCHES = load_json(FIXTURE, "searches-v2.json")           # {"queries": {q: [ids]}, "hits": {id: hit}}
+MOVED_TO = "Done/Projects 2023"                             # fixture/Projects was moved here
 
 
 def query(data_dir, which, sql):
-    """Rows of sql on store1's db or index: plain SQLite (format 2, read-only)
-    or, once encrypted, with its key (storedb).  Only on copies: even a
-    read-only connection to a WAL database creates -wal/-shm beside it."""
-    path = store_file(data_dir, which)
-    if not is_plain_sqlite(path):
-        return [tuple(r) for r in storedb.connect(data_dir, index=(which == "index")).execute(sql)]
-    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
+    """Rows of sql on store1's db or index of a copy of this fixture."""
+    return upgrade_fixture.query(FIXTURE, data_dir, which, sql)
 
 
 def store_format_version(data_dir):
-    return int(query(data_dir, "db", "SELECT value FROM meta WHERE key='format_version'")[0][0])
+    return upgrade_fixture.store_format_version(FIXTURE, data_dir)
 
 
 def generations(data_dir):
@@ -107,7 +66,7 @@ def deletions(data_dir):
 # values every test compares with).
 @pytest.fixture(scope="module")
 def fixture_state(tmp_path_factory):
-    d = fresh_copy(tmp_path_factory.mktemp("v2state"))
+    d = fresh_copy(FIXTURE, tmp_path_factory.mktemp("v2state"))
     return {"generations": generations(d), "deletions": deletions(d),
             "key_master": query(d, "db", "SELECT value FROM meta WHERE key='key_master'")[0][0]}
 
@@ -117,16 +76,7 @@ def fixture_state(tmp_path_factory):
 def check_searches(data_dir, added=()):
     """Every query the old binary answered gives the same messages with the
     same ids and the same fields per hit (ids in `added` left out)."""
-    for q, want_ids in SEARCHES["queries"].items():
-        hits = [h for h in search_json(q, data_dir, limit=0) if h["id"] not in added]
-        got = [h["id"] for h in hits]
-        assert len(got) == len(set(got)), "query %r lists an id twice: %s" % (q, got)
-        assert sorted(got) == sorted(want_ids), "query %r: got %s, the v2 binary gave %s" % (
-            q, sorted(got), sorted(want_ids))
-        for h in hits:
-            want = SEARCHES["hits"][h["id"]]
-            diff = {k: (h.get(k), v) for k, v in want.items() if h.get(k) != v}
-            assert not diff, "query %r, hit %s differs from v2 (got, v2): %s" % (q, h["id"], diff)
+    upgrade_fixture.check_searches(SEARCHES, data_dir, added, old="the v2 binary")
 
 
 def check_ids(data_dir, added=()):
@@ -148,17 +98,12 @@ def check_show(data_dir, raw=False):
     each; without, `show --sha256` of all of them in one process (the hash
     of the same bytes show prints), against the fixture file's sha256."""
     if raw:
-        for rel, msg_id in sorted(IDS.items()):
-            got = show(msg_id, data_dir)
-            want = fixture_bytes(rel)
-            assert got == want, "show %s: %d bytes (sha256 %s), fixture %s has %d (sha256 %s)" % (
-                msg_id, len(got), hashlib.sha256(got).hexdigest()[:16], rel, len(want),
-                hashlib.sha256(want).hexdigest()[:16])
+        check_show_each(FIXTURE, IDS, data_dir)
         return
     ids = sorted(IDS.values())
     cp = mv("show", "--sha256", *ids, data_dir=data_dir)
     got = dict(reversed(line.split("  ", 1)) for line in cp.stdout.decode().splitlines())
-    want = {msg_id: hashlib.sha256(fixture_bytes(rel)).hexdigest() for rel, msg_id in IDS.items()}
+    want = {msg_id: hashlib.sha256(fixture_bytes(FIXTURE, rel)).hexdigest() for rel, msg_id in IDS.items()}
     assert got == want, "show --sha256 differs from the fixture files: %s" % sorted(
         (i, got.get(i), want[i]) for i in ids if got.get(i) != want[i])
 
@@ -199,17 +144,10 @@ def check_encrypted(d):
     """Format 3: neither file is plain SQLite (header "SQLite format 3"), and
     no subject word of the fixture's messages, nor the moved folder's name,
     is in their bytes or a side file's."""
-    store = os.path.join(d, "stores", "store1")
     for which in ("db", "index"):
-        assert not is_plain_sqlite(store_file(d, which)), "%s is still plain SQLite" % store_file(d, which)
-    secrets = [m["word"].encode() for m in MANIFEST] + [b"Projects 2023"]
-    found = []
-    for sub in ("db", "index"):
-        for name in os.listdir(os.path.join(store, sub)):
-            if name.startswith("store-keys"):
-                continue
-            raw = open(os.path.join(store, sub, name), "rb").read()
-            found += [(name, w) for w in secrets if w in raw]
+        path = store_file(FIXTURE, d, which)
+        assert not is_plain_sqlite(path), "%s is still plain SQLite" % path
+    found = words_in_clear(d, [m["word"].encode() for m in MANIFEST] + [b"Projects 2023"])
     assert not found, "words in clear: %s" % found
 
 
@@ -227,19 +165,11 @@ def check_state_carried(d, fixture_state):
 # ---- the fixture itself ----------------------------------------------------------------
 
 def test_fixture_is_complete_and_v2(tmp_path, fixture_state):
-    data = os.path.join(FIXTURE, "data")
-    for rel in ("master.sqlite", "master.key", "stores/store1/db/store.sqlite",
-                "stores/store1/index/index.sqlite"):
-        assert os.path.isfile(os.path.join(data, rel)), rel
-    leftovers = [os.path.join(r, f) for r, _, fs in os.walk(data) for f in fs
-                 if f.endswith(("-wal", "-shm", "-journal"))]
-    assert not leftovers, "fixture holds SQLite side files (not checkpointed): %s" % leftovers
-    d = fresh_copy(tmp_path)
+    check_fixture_files(FIXTURE)
+    d = fresh_copy(FIXTURE, tmp_path)
     assert store_format_version(d) == 2
-    with open(os.path.join(FIXTURE, "recovery-key.txt")) as f:
-        assert f.read().strip(), "recovery-key.txt is empty"
     for m in MANIFEST:
-        raw = fixture_bytes(("deleted/" if m.get("deleted") else "messages/") + m["file"])
+        raw = fixture_bytes(FIXTURE, ("deleted/" if m.get("deleted") else "messages/") + m["file"])
         assert hashlib.sha256(raw).hexdigest() == m["sha256"], m["file"]
     assert set(IDS) == {"messages/" + m["file"] for m in LIVE}
     # one content in two folders (07, a reference record, now in the moved folder)
@@ -252,23 +182,20 @@ def test_fixture_is_complete_and_v2(tmp_path, fixture_state):
     assert fixture_state["deletions"] == {m["deleted"]["id"]: m["deleted"]["reason"] for m in DELETED}
     assert sorted(m["deleted"]["compacted"] for m in DELETED) == [False, True], DELETED
     assert not set(fixture_state["deletions"]) & set(IDS.values())
-    total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(FIXTURE) for f in fs)
-    assert total < 300 * 1024, "fixture grew to %d bytes" % total
 
 
 # ---- before the upgrade ----------------------------------------------------------------
 
 def test_reads_before_upgrade(tmp_path):
-    d = fresh_copy(tmp_path)
+    d = fresh_copy(FIXTURE, tmp_path)
     check_readable(d)
 
 
 @pytest.mark.parametrize("write", ["import", "DeleteMessage", "MoveFolder"])
 def test_write_refused_before_upgrade(tmp_path, fixture_state, write):
-    d = fresh_copy(tmp_path)
+    d = fresh_copy(FIXTURE, tmp_path)
     if write == "import":
-        path, _ = new_message(tmp_path)
-        cp = mv("import", path, "--archive", ARCHIVE, "--json", data_dir=d, check=False)
+        cp = import_refused(tmp_path, d)
         said = cp.stderr
     else:
         args = {"DeleteMessage": ("--id=%s" % IDS["messages/" + LIVE[0]["file"]], "--reason=test"),
@@ -287,8 +214,7 @@ def test_write_refused_before_upgrade(tmp_path, fixture_state, write):
 # ---- the upgrade -----------------------------------------------------------------------
 
 def test_upgrade_store(tmp_path, fixture_state):
-    d = fresh_copy(tmp_path)
-    upgrade(d)
+    d = upgraded_copy(FIXTURE, tmp_path)
     assert store_format_version(d) == CURRENT_FORMAT
     check_encrypted(d)
     check_state_carried(d, fixture_state)
@@ -299,21 +225,17 @@ def test_upgrade_store(tmp_path, fixture_state):
 
 
 def test_after_upgrade_import_works(tmp_path):
-    d = fresh_copy(tmp_path)
-    upgrade(d)
-    path, raw = new_message(tmp_path)
-    summary, _ = import_json(path, ARCHIVE, d, "--folder", MOVED_TO)
-    assert summary["imported"] == 1 and summary["refused"] == 0, summary
-    hits = search_json(NEW_WORD + "1", d, limit=0)
-    assert len(hits) == 1, hits
-    new_id = hits[0]["id"]
+    d = upgraded_copy(FIXTURE, tmp_path)
+    raw = import_new_message(tmp_path, d, MOVED_TO)
+    hit = the_new_message(d)
+    new_id = hit["id"]
     store, number = new_id.split(":")
     assert store == str(STORE_ID), new_id
     # above every number the store ever gave, the deleted ones included
     ever = [int(i.split(":")[1]) for i in list(IDS.values()) + [m["deleted"]["id"] for m in DELETED]]
     assert int(number) > max(ever), "the new message took number %s; the store had given up to %d" % (
         number, max(ever))
-    assert (hits[0]["archive"], hits[0]["folder"]) == (ARCHIVE, MOVED_TO), hits[0]
+    assert (hit["archive"], hit["folder"]) == (ARCHIVE, MOVED_TO), hit
     assert show(new_id, d) == raw
     check_readable_quickly(d, added={new_id})
 
@@ -321,8 +243,7 @@ def test_after_upgrade_import_works(tmp_path):
 def test_after_upgrade_delete_and_move_work(tmp_path, fixture_state):
     """The writes format 2 brought, on the upgraded store: a deletion and a
     folder move, seen by search and kept apart from the old deletions."""
-    d = fresh_copy(tmp_path)
-    upgrade(d)
+    d = upgraded_copy(FIXTURE, tmp_path)
     victim = next(m for m in LIVE if m["folder"] == "Inbox")
     victim_id = IDS["messages/" + victim["file"]]
     cmd(d, "DeleteMessage", "--id=" + victim_id, "--reason=test: deleted after the upgrade")
@@ -339,24 +260,16 @@ def test_after_upgrade_reimport_is_deduplicated(tmp_path):
     """The v2 contents still deduplicate: importing the live messages again
     (an EML directory whose subdirectories are the folders, the moved one
     included) adds nothing."""
-    d = fresh_copy(tmp_path)
-    upgrade(d)
-    summary, _ = import_json(os.path.join(FIXTURE, "messages"), ARCHIVE, d)
-    assert (summary["imported"], summary["duplicates"], summary["refused"]) == (0, len(LIVE), 0), summary
-    assert sorted(h["id"] for h in search_json("size:>0", d, limit=0)) == sorted(IDS.values())
+    d = upgraded_copy(FIXTURE, tmp_path)
+    check_reimport_deduplicated(FIXTURE, d, len(LIVE), IDS)
 
 
 def test_after_upgrade_verify_clean(tmp_path):
-    d = fresh_copy(tmp_path)
-    upgrade(d)
-    env, _ = cmd(d, "VerifyStore", "--id=%d" % STORE_ID, "--includeIndexes=true")
-    assert isinstance(env["result"], dict) and env["result"].get("clean") is True, (
-        "VerifyStore after the upgrade is not clean: %s" % json.dumps(env, indent=1))
+    d = upgraded_copy(FIXTURE, tmp_path)
+    check_verify_clean(d)
     path, _ = new_message(tmp_path)
     import_json(path, ARCHIVE, d, "--folder", "Inbox")
-    env, _ = cmd(d, "VerifyStore", "--id=%d" % STORE_ID, "--includeIndexes=true")
-    assert isinstance(env["result"], dict) and env["result"].get("clean") is True, (
-        "VerifyStore after the upgrade and an import is not clean: %s" % json.dumps(env, indent=1))
+    check_verify_clean(d, "after the upgrade and an import")
 
 
 def test_after_upgrade_recover_store_replays_v2_journal(tmp_path, fixture_state):
@@ -364,8 +277,7 @@ def test_after_upgrade_recover_store_replays_v2_journal(tmp_path, fixture_state)
     alone, which format 2 wrote: the batch markers keep every id across the
     compacted gap, the folder-move record puts the moved messages where they
     are, the tombstone keeps 22 deleted."""
-    d = fresh_copy(tmp_path)
-    upgrade(d)
+    d = upgraded_copy(FIXTURE, tmp_path)
     # RecoverStore wants the store disabled, which wants another current one
     cmd(d, "CreateStore", "--name=spare")
     cmd(d, "SetStoreRequestedState", "--id=2", "--requestedState=current")
@@ -384,8 +296,8 @@ def test_upgrade_carries_what_only_the_wal_holds(tmp_path, fixture_state):
     process that ended without checkpointing, as a crash or kill -9 leaves
     it): UpgradeStore's encrypted db holds them.  The transaction here
     changes one deletion's reason, so it shows in the db's rows."""
-    d = fresh_copy(tmp_path)
-    path = store_file(d, "db")
+    d = fresh_copy(FIXTURE, tmp_path)
+    path = store_file(FIXTURE, d, "db")
     victim = DELETED[0]["deleted"]["id"]
     writer = ("import os, sqlite3, sys\n"
               "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
@@ -408,8 +320,7 @@ def test_after_upgrade_recovery_key_opens_the_store_elsewhere(tmp_path):
     """The recovery values format 2 kept in the db's meta now live in the
     keys file: another instance attaches the upgraded store (locked) and
     the fixture's recovery key unlocks it, every message intact."""
-    d = fresh_copy(tmp_path)
-    upgrade(d)
+    d = upgraded_copy(FIXTURE, tmp_path)
     other = tmp_path / "other"
     mv("init", data_dir=other)
     store = d / "stores" / "store1"
@@ -424,7 +335,7 @@ def test_after_upgrade_recovery_key_opens_the_store_elsewhere(tmp_path):
     ids = {rel: "%d:%s" % (sid, i.split(":")[1]) for rel, i in IDS.items()}
     cp = mv("show", "--sha256", *sorted(ids.values()), data_dir=other)
     got = dict(reversed(line.split("  ", 1)) for line in cp.stdout.decode().splitlines())
-    assert got == {i: hashlib.sha256(fixture_bytes(rel)).hexdigest() for rel, i in ids.items()}, got
+    assert got == {i: hashlib.sha256(fixture_bytes(FIXTURE, rel)).hexdigest() for rel, i in ids.items()}, got
     first = LIVE[0]
     assert [h["id"] for h in search_json("subject:" + first["word"], other, limit=0)] == [
         ids["messages/" + first["file"]]]
@@ -437,9 +348,8 @@ def test_upgrade_cut_short_then_run_again(tmp_path, fixture_state, step):
     between the index's rename and the db's (3): what it left still reads
     every message and keeps the deletions, and UpgradeStore run again
     finishes the job with the format-2 state intact."""
-    d = fresh_copy(tmp_path)
-    env = dict(os.environ, MAILVAULT_FAULT="upgrade-store:%d" % step)
-    mv("cmd", "UpgradeStore", "--id=%d" % STORE_ID, data_dir=d, check=86, env=env)
+    d = fresh_copy(FIXTURE, tmp_path)
+    upgrade_cut_short(d, step)
     assert store_format_version(d) == 2
     check_ids(d)
     check_show(d)
@@ -447,27 +357,22 @@ def test_upgrade_cut_short_then_run_again(tmp_path, fixture_state, step):
     upgrade(d)
     assert store_format_version(d) == CURRENT_FORMAT
     check_state_carried(d, fixture_state)
-    path, raw = new_message(tmp_path)
-    summary, _ = import_json(path, ARCHIVE, d, "--folder", "Inbox")
-    assert summary["imported"] == 1, summary
-    hits = search_json(NEW_WORD + "1", d, limit=0)
-    assert len(hits) == 1 and show(hits[0]["id"], d) == raw, hits
-    check_readable_quickly(d, added={hits[0]["id"]})
+    raw = import_new_message(tmp_path, d, "Inbox")
+    hit = the_new_message(d)
+    assert show(hit["id"], d) == raw, hit
+    check_readable_quickly(d, added={hit["id"]})
     check_deleted_stay_deleted(d)
     check_encrypted(d)
-    env, _ = cmd(d, "VerifyStore", "--id=%d" % STORE_ID, "--includeIndexes=true")
-    assert env["result"]["clean"] is True, json.dumps(env, indent=1)
+    check_verify_clean(d)
 
 
 def test_upgrade_stores_from_v2(tmp_path, fixture_state):
     """UpgradeStores alone (no UpgradeStore first) upgrades the v2 store."""
-    d = fresh_copy(tmp_path)
+    d = fresh_copy(FIXTURE, tmp_path)
     cmd(d, "UpgradeStores")
     assert store_format_version(d) == CURRENT_FORMAT
     check_state_carried(d, fixture_state)
-    path, _ = new_message(tmp_path)
-    summary, _ = import_json(path, ARCHIVE, d, "--folder", "Inbox")
-    assert summary["imported"] == 1, summary
+    import_new_message(tmp_path, d, "Inbox")
     check_ids(d, added={h["id"] for h in search_json(NEW_WORD + "1", d, limit=0)})
 
 
