@@ -43,8 +43,8 @@ static json_t *never_run(mv_command_ctx *ctx, json_t *args, GError **error)
 }
 
 static const mv_command local_commands[] = {
-	{ "FuzzEveryType", every_type_args, "admin", false, never_run, "all argument types, optional" },
-	{ "FuzzRequired", required_args, "admin", false, never_run, "non-string types, required" },
+	{ "FuzzEveryType", every_type_args, "admin", false, never_run, "all argument types, optional", NULL },
+	{ "FuzzRequired", required_args, "admin", false, never_run, "non-string types, required", NULL },
 };
 
 static const mv_command *pick_command(const char *name)
