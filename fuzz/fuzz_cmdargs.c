@@ -13,6 +13,7 @@
  * registry's functions or of a local table covering every argument type,
  * so the fuzzer reaches all conversions whatever the registry holds. */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "commands/commands.h"
@@ -92,12 +93,15 @@ static void check_parsed(const mv_command *cmd, GHashTable *text_args, json_t *p
 		const char *text = g_hash_table_lookup(text_args, key);
 		if (!a || !text)
 			abort();
-		bool typed = (a->type == MV_ARG_STRING && json_is_string(value) && strcmp(json_string_value(value), text) == 0 &&
+		bool textual = a->type == MV_ARG_STRING || a->type == MV_ARG_SECRET;
+		bool typed = (textual && json_is_string(value) && strcmp(json_string_value(value), text) == 0 &&
 		              value_allowed(a, text)) ||
 		             (a->type == MV_ARG_NUMBER && json_is_integer(value)) ||
 		             (a->type == MV_ARG_BOOL && json_is_boolean(value)) || a->type == MV_ARG_JSON;
-		if (!typed)
+		if (!typed) {
+			fprintf(stderr, "%s: argument %s parsed to a value of the wrong type\n", cmd->name, key);
 			abort();
+		}
 	}
 	for (const mv_command_arg *a = cmd->args; a && a->name; a++)
 		if (!a->nullable && !json_object_get(parsed, a->name))
