@@ -34,6 +34,41 @@ import subprocess
 import sys
 import time
 
+# ---- /proc readers, for the scripts that sample a server's memory and CPU
+
+def proc_stat_fields(pid):
+    """/proc/PID/stat after the command name (field 3 on: state is [0],
+    utime [11], stime [12]); OSError when the process is gone."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def rss_kb(pid):
+    """VmRSS of pid in kB; None when the process is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def pss_kb(pid):
+    """Proportional set size in kB: shared pages divided among the processes
+    that map them (a sum of RSS over a server's processes counts its
+    libraries once per process); 0 when the process is gone."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 STOP = set("""a an and are as at be but by for from had has have he her his i if in into
 is it its me my no not of on or our she so that the their them then there these they this
 to was we were what when which who will with you your re fwd wrote""".split())

@@ -15,6 +15,15 @@
 #   bench_spamassassin_root     prints the SpamAssassin corpus' directory ({eml,maildir,mbox}),
 #                               materialised once by ../shared/corpus/spamassassin into
 #                               $MAILVAULT_CORPUS (default ~/.cache/mailvault-corpus); 1 if unavailable
+#   bench_need_packages P...    installs the Debian packages among P that are missing, through
+#                               tools/deps.sh bench (dies naming them if that fails)
+#   bench_stop_pid PID TENTHS   SIGTERM to PID, up to TENTHS tenths of a second to exit, then
+#                               SIGKILL; reaps it (a child of this shell); nothing if it is gone
+#   bench_stop_group_state FILE NAME ROOT_GLOB
+#                               FILE holds "PGID ROOT" of a server the Python side started:
+#                               stops that process group (SIGTERM, 10 s, SIGKILL), logging NAME,
+#                               removes ROOT when it matches ROOT_GLOB, then FILE (the scripts'
+#                               traps: for when the Python side could not clean up itself)
 #   bench_maint_mark MARK N CORPUS IMPORT_JSON WALL RSS_KB CPU LOAD BIN
 #                               writes run_maint.sh's marker of a completed import of CORPUS into
 #                               the data directory next to MARK, so that run_maint.sh reuses it
@@ -115,4 +124,39 @@ bench_maint_mark() {
 	           "loadavg_before": float(load), "bin": binp,
 	           "when": time.strftime("%Y-%m-%d %H:%M:%S")}, open(mark, "w"), indent=1)
 	PY
+}
+
+bench_need_packages() {
+	local p missing=""
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	log "missing:$missing; running tools/deps.sh bench"
+	"$REPO/tools/deps.sh" bench || die "tools/deps.sh bench could not install:$missing"
+}
+
+bench_stop_pid() {
+	local pid=$1 tenths=$2 i
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < tenths; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+bench_stop_group_state() {
+	local file=$1 name=$2 glob=$3 pgid root i
+	[ -f "$file" ] || return 0
+	read -r pgid root <"$file"
+	if [ "${pgid:-0}" -gt 1 ] 2>/dev/null && kill -0 -- "-$pgid" 2>/dev/null; then
+		log "stopping $name (process group $pgid)"
+		kill -TERM -- "-$pgid" 2>/dev/null
+		for ((i = 0; i < 100; i++)); do kill -0 -- "-$pgid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL -- "-$pgid" 2>/dev/null
+	fi
+	# shellcheck disable=SC2053  # a glob on purpose: only our own temporary directories go
+	[[ -n "$root" && $root == $glob ]] && rm -rf "$root"
+	rm -f "$file"
 }

@@ -36,6 +36,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "system"))
 
+from benchlib import pss_kb, rss_kb  # noqa: E402
+
 TUID_RE = re.compile(rb"^X-TUID: [A-Za-z0-9+/]{12}\r?\n", re.M)
 
 
@@ -59,41 +61,16 @@ def maildir_messages(path):
     return out
 
 
-def rss_kb(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def group_rss_kb(pgid, field=rss_kb):
     total = 0
     for p in os.listdir("/proc"):
         if p.isdigit():
             try:
                 if os.getpgid(int(p)) == pgid:
-                    total += field(int(p))
+                    total += field(int(p)) or 0
             except OSError:
                 pass
     return total
-
-
-def pss_kb(pid):
-    """Proportional set size: shared pages divided among the processes that
-    map them (a sum of RSS over Dovecot's processes counts its libraries
-    once per process)."""
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def mbsync_conf(path, host, port, user, password, cert, near):

@@ -80,30 +80,15 @@ PY_PID=""
 CHECK_DIR=""
 # shellcheck disable=SC2317  # called by the traps
 cleanup() {
-	local pgid root i w
-	if [ -n "$PY_PID" ] && kill -0 "$PY_PID" 2>/dev/null; then
-		kill -TERM "$PY_PID" 2>/dev/null
-		for ((i = 0; i < 300; i++)); do kill -0 "$PY_PID" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$PY_PID" 2>/dev/null && kill -KILL "$PY_PID" 2>/dev/null
-		wait "$PY_PID" 2>/dev/null
-	fi
+	local pgid w
+	bench_stop_pid "$PY_PID" 300
 	PY_PID=""
 	if [ -f "$OUT/tool.pgid" ]; then
 		read -r pgid <"$OUT/tool.pgid"
 		[ "${pgid:-0}" -gt 1 ] 2>/dev/null && kill -KILL -- "-$pgid" 2>/dev/null && log "stopped the timed tool (process group $pgid)"
 		rm -f "$OUT/tool.pgid"
 	fi
-	if [ -f "$OUT/dovecot.state" ]; then
-		read -r pgid root <"$OUT/dovecot.state"
-		if [ "${pgid:-0}" -gt 1 ] 2>/dev/null && kill -0 -- "-$pgid" 2>/dev/null; then
-			log "stopping Dovecot (process group $pgid)"
-			kill -TERM -- "-$pgid" 2>/dev/null
-			for ((i = 0; i < 100; i++)); do kill -0 -- "-$pgid" 2>/dev/null || break; sleep 0.1; done
-			kill -KILL -- "-$pgid" 2>/dev/null
-		fi
-		case $root in "$TMPBASE"/mv-imap-archive-*) rm -rf "$root" ;; esac
-		rm -f "$OUT/dovecot.state"
-	fi
+	bench_stop_group_state "$OUT/dovecot.state" Dovecot "$TMPBASE/mv-imap-archive-*"
 	if [ -f "$OUT/work.path" ]; then
 		read -r w <"$OUT/work.path"
 		case $w in "$TMPBASE"/mv-imap-archive-work-*) rm -rf "$w" ;; esac
@@ -118,14 +103,7 @@ trap 'cleanup; exit 143' TERM
 
 # ---------------------------------------------------------------- tools
 # dovecot-pop3d: tests/system/dovecot.py's configuration (used here) serves POP3 too
-missing=""
-for p in dovecot-imapd dovecot-pop3d isync offlineimap openssl time; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	log "missing:$missing; running tools/deps.sh bench"
-	"$REPO/tools/deps.sh" bench || die "tools/deps.sh bench could not install:$missing"
-fi
+bench_need_packages dovecot-imapd dovecot-pop3d isync offlineimap openssl time
 command -v python3 >/dev/null || die "python3 is needed"
 
 # ---------------------------------------------------------------- binary

@@ -90,25 +90,11 @@ TMPBASE=${MAILVAULT_BENCH_TMP:-/tmp}
 PY_PID=""
 # shellcheck disable=SC2317  # called by the traps
 cleanup() {
-	local f pgid root i
-	if [ -n "$PY_PID" ] && kill -0 "$PY_PID" 2>/dev/null; then
-		kill -TERM "$PY_PID" 2>/dev/null
-		for ((i = 0; i < 600; i++)); do kill -0 "$PY_PID" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$PY_PID" 2>/dev/null && kill -KILL "$PY_PID" 2>/dev/null
-		wait "$PY_PID" 2>/dev/null
-	fi
+	local f
+	bench_stop_pid "$PY_PID" 600
 	PY_PID=""
 	for f in "$OUT"/state/*; do
-		[ -f "$f" ] || continue
-		read -r pgid root <"$f"
-		if [ "${pgid:-0}" -gt 1 ] 2>/dev/null && kill -0 -- "-$pgid" 2>/dev/null; then
-			log "stopping $(basename "$f") (process group $pgid)"
-			kill -TERM -- "-$pgid" 2>/dev/null
-			for ((i = 0; i < 100; i++)); do kill -0 -- "-$pgid" 2>/dev/null || break; sleep 0.1; done
-			kill -KILL -- "-$pgid" 2>/dev/null
-		fi
-		case $root in "$TMPBASE"/mv-smtp-accept-*) rm -rf "$root" ;; esac
-		rm -f "$f"
+		bench_stop_group_state "$f" "$(basename "$f")" "$TMPBASE/mv-smtp-accept-*"
 	done
 }
 trap cleanup EXIT
@@ -116,14 +102,7 @@ trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 
 # ---------------------------------------------------------------- tools
-missing=""
-for p in postfix dovecot-lmtpd; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	log "missing:$missing; running tools/deps.sh bench"
-	"$REPO/tools/deps.sh" bench || die "tools/deps.sh bench could not install:$missing"
-fi
+bench_need_packages postfix dovecot-lmtpd
 command -v python3 >/dev/null || die "python3 is needed"
 [ -x /usr/sbin/smtp-source ] || command -v smtp-source >/dev/null || die "smtp-source (Debian package postfix) is needed"
 getent passwd postfix >/dev/null || die "user postfix is missing (the postfix package makes it)"

@@ -95,6 +95,8 @@ import tempfile
 import threading
 import time
 
+from benchlib import proc_stat_fields, pss_kb, rss_kb
+
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -152,11 +154,6 @@ def wait_banner(port, proc, what, timeout=60, code=b"220"):
 
 # ---------------------------------------------------------------- /proc
 
-def _stat_fields(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
 def session_pids(sid):
     """pids (not zombies) whose session is sid."""
     out = []
@@ -164,34 +161,12 @@ def session_pids(sid):
         if not p.isdigit():
             continue
         try:
-            fields = _stat_fields(int(p))
+            fields = proc_stat_fields(int(p))
         except OSError:
             continue
         if int(fields[3]) == sid and fields[0] != "Z":
             out.append(int(p))
     return out
-
-
-def vmrss_kb(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def pss_kb(pid):
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def cpu_s(leader, sid):
@@ -201,7 +176,7 @@ def cpu_s(leader, sid):
     total = 0
     for pid in session_pids(sid):
         try:
-            f = _stat_fields(pid)
+            f = proc_stat_fields(pid)
         except OSError:
             continue
         total += int(f[11]) + int(f[12])          # utime, stime
@@ -230,7 +205,7 @@ class MemSampler(threading.Thread):
 
     def read(self):
         if self.t.single_process:
-            return vmrss_kb(self.t.leader)
+            return rss_kb(self.t.leader)
         return sum(pss_kb(p) for p in session_pids(self.t.sid))
 
     def run(self):
@@ -342,7 +317,7 @@ class Target:
 
     def started(self, leader):
         self.leader = leader
-        self.sid = int(_stat_fields(leader)[3])
+        self.sid = int(proc_stat_fields(leader)[3])
         set_state(self.name, self.sid, self.root)
 
     def kill_group(self):
