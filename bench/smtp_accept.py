@@ -97,6 +97,9 @@ import time
 
 from benchlib import proc_stat_fields, pss_kb, rss_kb
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "system"))
+from postfix import MASTER_CF, free_port  # noqa: E402  (the Postfix the system tests configure)
+
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -109,12 +112,6 @@ STATE_DIR = None
 
 def log(msg):
     print("[smtp-accept %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def version(argv):
@@ -374,30 +371,7 @@ smtpd_recipient_restrictions = check_client_access static:HOLD, permit_mynetwork
 smtpd_relay_restrictions = permit_mynetworks, reject
 """.format(r=r))
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write("""127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-""".format(port=self.port))
+            f.write(MASTER_CF.format(port=self.port))
         # `postfix check` makes the queue directories with Postfix's owners and modes
         cp = subprocess.run([POSTFIX, "-c", self.etc, "check"], capture_output=True, timeout=120)
         if cp.returncode != 0:
