@@ -256,14 +256,19 @@ static void listing_free(gpointer p)
 	g_free(l);
 }
 
-static int read_page(listing *l, GError **error)
+/* The next page: no more rows than the answer still takes (a 50-row page
+ * of Web Access reads 50, not LISTING_PAGE, from each store).  The stores
+ * are checked again from the second page on: the first follows their
+ * look-up at once. */
+static int read_page(listing *l, bool check_stores, GError **error)
 {
 	g_clear_pointer(&l->page, g_array_unref);
 	l->next = 0;
-	if (stores_still_in_use(l->ctx, l->stores, error) < 0 ||
-	    !(l->page = list_folder(l->ctx, l->stores, l->archive, l->path, &l->cursor, LISTING_PAGE, error)))
+	int64_t want = MIN((int64_t)LISTING_PAGE, l->skip + l->left);
+	if ((check_stores && stores_still_in_use(l->ctx, l->stores, error) < 0) ||
+	    !(l->page = list_folder(l->ctx, l->stores, l->archive, l->path, &l->cursor, want, error)))
 		return -1;
-	l->last_page = l->page->len < LISTING_PAGE;
+	l->last_page = (int64_t)l->page->len < want;
 	if (l->page->len > 0) {
 		const listed *last = &g_array_index(l->page, listed, l->page->len - 1);
 		l->cursor = (list_cursor){ .set = true, .store_id = last->store_id, .date = last->date, .num = last->num };
@@ -278,7 +283,7 @@ static int listing_next(void *state, GString *out, GError **error)
 		if (l->next >= l->page->len) {
 			if (l->last_page)
 				return 0;
-			if (read_page(l, error) < 0)
+			if (read_page(l, true, error) < 0)
 				return -1;
 			continue;
 		}
@@ -320,7 +325,7 @@ static mv_rows *get_messages(mv_command_ctx *ctx, json_t *args, GError **error)
 		            "than one answer holds: page through it with limit and after", folder, MV_MAX_ANSWER_MESSAGES);
 		goto fail;
 	}
-	if (read_page(l, error) < 0)
+	if (read_page(l, false, error) < 0)
 		goto fail;
 	return mv_rows_new(listing_next, l, listing_free);
 fail:
