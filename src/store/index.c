@@ -297,6 +297,11 @@ static char *db_generation(mv_store *s, GError **error)
 int mv_store_index_reset(mv_store *s, GError **error)
 {
 	g_assert(s->lock_fd >= 0);
+	GError *lost = NULL;
+	if (mv_store_index_wait(s, &lost) < 0) {   /* emptied anyway: what failed does not matter */
+		mv_log_warn("store %d: %s", s->id, lost->message);
+		g_error_free(lost);
+	}
 	char *gen = db_generation(s, error);
 	if (!gen)
 		return -1;
@@ -435,32 +440,44 @@ static gint by_docid(gconstpointer a, gconstpointer b)
 	return x->docid < y->docid ? -1 : x->docid > y->docid;
 }
 
-/* The queued documents inserted, sorted, and indexed_upto moved past them
- * (inside the caller's index transaction). */
-static int insert_queued(mv_store *s, GError **error)
+static int set_indexed_upto(sqlite3 *db, int64_t upto, GError **error);
+
+/* The queued documents inserted, sorted, and indexed_upto moved past them. */
+static int insert_sorted(sqlite3 *db, sqlite3_stmt **cache, GPtrArray *docs, GError **error)
 {
-	g_ptr_array_sort(s->index_queue, by_docid);
+	g_ptr_array_sort(docs, by_docid);
 	int64_t last = 0;
-	for (guint i = 0; i < s->index_queue->len; i++) {
-		const queued_doc *q = s->index_queue->pdata[i];
-		if (mv_index_insert(s->index_db, &s->index_insert, &q->doc, error) < 0)
+	for (guint i = 0; i < docs->len; i++) {
+		const queued_doc *q = docs->pdata[i];
+		if (mv_index_insert(db, cache, &q->doc, error) < 0)
 			return -1;
 		last = MAX(last, q->doc.number);
 	}
-	return mv_store_set_indexed_upto(s, last, error);
+	return set_indexed_upto(db, last, error);
 }
 
-/* Inserts the queued documents in rowid order in one index transaction.
- * The queue is emptied either way: what failed is a suffix of message
- * numbers past indexed_upto, which the next writer's catch-up reads again. */
+int mv_index_insert_queued(sqlite3 *db, sqlite3_stmt **cache, GPtrArray *docs, GError **error)
+{
+	if (mv_sql_exec(db, "BEGIN", error) < 0 || insert_sorted(db, cache, docs, error) < 0 ||
+	    mv_sql_exec(db, "COMMIT", error) < 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* Inserts the queued documents in rowid order in one index transaction,
+ * after what the index writer has in hand.  The queue is emptied either
+ * way: what failed is a suffix of message numbers past indexed_upto, which
+ * the next writer's catch-up reads again. */
 int mv_store_flush_index(mv_store *s, GError **error)
 {
+	if (mv_store_index_wait(s, error) < 0)
+		return -1;
 	if (s->index_queue->len == 0)
 		return 0;
 	int rc = 0;
-	if (mv_sql_exec(s->index_db, "BEGIN", error) < 0 || insert_queued(s, error) < 0 ||
-	    mv_sql_exec(s->index_db, "COMMIT", error) < 0) {
-		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
+	if (mv_index_insert_queued(s->index_db, &s->index_insert, s->index_queue, error) < 0) {
 		g_prefix_error(error, "index update failed (the next writer re-indexes what is missing): ");
 		rc = -1;
 	}
@@ -558,7 +575,8 @@ static int reindex_chunk(mv_store *s, GPtrArray *jobs, GError **error)
 		mv_index_doc doc = doc_from_parsed(j->parsed, j->num, j->date, j->archive, j->folder, scope->str, to_addrs);
 		mv_store_queue_doc(s, &doc);
 		g_free(to_addrs);
-		if (s->index_queue->len >= INDEX_COMMIT_DOCS && mv_store_flush_index(s, error) < 0)
+		/* The next chunk is read and parsed while the writer thread inserts. */
+		if (s->index_queue->len >= INDEX_COMMIT_DOCS && mv_store_index_hand_off(s, error) < 0)
 			goto out;
 	}
 	rc = 0;
@@ -578,15 +596,16 @@ int mv_store_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
 	return 0;
 }
 
-int mv_store_set_indexed_upto(mv_store *s, int64_t upto, GError **error)
+static int set_indexed_upto(sqlite3 *db, int64_t upto, GError **error)
 {
 	sqlite3_stmt *st;
-	if (mv_sql_prepare(s->index_db, "INSERT INTO index_state VALUES('indexed_upto', ?1)"
+	if (mv_sql_prepare(db, "INSERT INTO index_state VALUES('indexed_upto', ?1)"
 	                " ON CONFLICT(key) DO UPDATE SET value=max(value, excluded.value)", &st, error) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, upto);
-	return mv_sql_step_done(s->index_db, st, "record index progress", error);
+	return mv_sql_step_done(db, st, "record index progress", error);
 }
+
 
 static int64_t count_unindexed(mv_store *s, int64_t upto)
 {

@@ -45,6 +45,11 @@ int mv_index_delete(sqlite3 *db, const mv_index_doc *doc, GError **error);
 #define SEGMENT_HEADER_BYTES 16
 #define INDEX_COMMIT_DOCS 4096      /* index commit after this many documents */
 #define INDEX_COMMIT_SECONDS 2.0    /* ... or this long after the first */
+/* A writer ingesting without pause lets others take the write lock after
+ * this long (the index is then flushed in its own thread first). */
+#define WRITE_LOCK_HOLD_SECONDS 8.0
+
+typedef struct mv_index_writer mv_index_writer;
 
 struct mv_store {
 	int id;
@@ -62,6 +67,8 @@ struct mv_store {
 	GHashTable *folder_ids;  /* "archive\x1fpath" -> folder id */
 	GHashTable *stmts;       /* SQL text (static) -> prepared statement */
 	int lock_fd;             /* content/.writelock, -1 when not held */
+	double locked_since;     /* when lock_fd was taken */
+	mv_index_writer *index_writer; /* the thread inserting handed-off documents, or NULL */
 	GPtrArray *index_queue;  /* queued_doc*: committed messages awaiting the index */
 	double index_since;      /* when the first of them was queued */
 	bool locked_once;        /* took the write lock: not handed to a keeper */
@@ -123,15 +130,29 @@ int mv_store_flock(mv_store *s, GError **error);
 int mv_store_write_lock(mv_store *s, GError **error);
 /* Queues a copy of doc for the open index transaction (flushed in rowid order). */
 void mv_store_queue_doc(mv_store *s, const mv_index_doc *doc);
-/* Inserts the queued documents and commits them with the indexed_upto mark. */
+/* Inserts the queued documents and commits them with the indexed_upto mark
+ * (after what the index writer has in hand). */
 int mv_store_flush_index(mv_store *s, GError **error);
+/* docs (queued documents) inserted in rowid order on db, with the
+ * indexed_upto mark, in one transaction (rolled back on failure). */
+int mv_index_insert_queued(sqlite3 *db, sqlite3_stmt **cache, GPtrArray *docs, GError **error);
+/* ---- index_writer.c: the index inserts on a thread of their own */
+/* Hands the queued documents to the store's index writer thread (started
+ * at the first call) after the hand-off before them is done.  Fails with
+ * that one's failure, the queue emptied. */
+int mv_store_index_hand_off(mv_store *s, GError **error);
+/* Waits until the index writer has nothing in hand; its failure, if any,
+ * is returned once, with the queue emptied. */
+int mv_store_index_wait(mv_store *s, GError **error);
+/* Waits, then ends the thread and closes its connection (store close, a
+ * recreated index file). */
+void mv_store_index_writer_stop(mv_store *s);
 /* Reads len bytes of a record at seg/off, its length checked against the format's bounds. */
 int mv_store_read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GByteArray **rec_r, GError **error);
 /* Runs fn(job, user) for every job on all cores and waits for all. */
 void mv_store_parallel(GPtrArray *jobs, GFunc fn, gpointer user);
 /* The highest message number the index holds every message up to (and its setter). */
 int mv_store_indexed_upto(mv_store *s, int64_t *upto_r, GError **error);
-int mv_store_set_indexed_upto(mv_store *s, int64_t upto, GError **error);
 /* Appends one control record (tombstone, folder move, restore) under the
  * write lock inside the caller's open db transaction, fsync'd before it returns. */
 int mv_store_append_record(mv_store *s, mv_record_type type, const char *meta_json, GError **error);

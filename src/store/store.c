@@ -224,6 +224,7 @@ static int open_writer_index(mv_store *s, const char *ixp, GError **error)
 int mv_store_index_recreate(mv_store *s, GError **error)
 {
 	char *ixp = mv_store_index_file(&s->paths);
+	mv_store_index_writer_stop(s);   /* its connection is on the file removed */
 	sqlite3_finalize(s->index_insert);
 	s->index_insert = NULL;
 	sqlite3_close(s->index_db);
@@ -345,6 +346,7 @@ void mv_store_close(mv_store **sp)
 		mv_log_warn("store %d: %s", s->id, err->message);
 		g_error_free(err);
 	}
+	mv_store_index_writer_stop(s);
 	sqlite3_finalize(s->index_insert);
 	g_ptr_array_free(s->index_queue, TRUE);
 	g_hash_table_destroy(s->stmts);
@@ -730,14 +732,29 @@ int mv_store_flock(mv_store *s, GError **error)
 	}
 	g_free(path);
 	s->lock_fd = fd;
+	s->locked_since = mv_monotonic();
 	s->locked_once = true;
 	return 0;
 }
 
+static void release_lock(mv_store *s)
+{
+	close(s->lock_fd); /* releases the flock */
+	s->lock_fd = -1;
+}
+
 int mv_store_write_lock(mv_store *s, GError **error)
 {
-	if (s->lock_fd >= 0)
-		return 0;
+	if (s->lock_fd >= 0) {
+		/* Whoever writes next sees the index the handed-off documents make. */
+		GError *lost = NULL;
+		if (mv_store_index_wait(s, &lost) == 0)
+			return 0;
+		/* The lock taken again below runs the catch-up that fills the gap. */
+		mv_log_warn("store %d: %s", s->id, lost->message);
+		g_error_free(lost);
+		release_lock(s);
+	}
 	if (mv_store_flock(s, error) < 0)
 		return -1;
 	bool stale = false;
@@ -753,20 +770,16 @@ int mv_store_write_lock(mv_store *s, GError **error)
 		goto out;
 	rc = mv_store_index_catch_up(s, error);
 out:
-	if (rc < 0) {
-		close(s->lock_fd);
-		s->lock_fd = -1;
-	}
+	if (rc < 0)
+		release_lock(s);
 	return rc;
 }
 
 int mv_store_sync(mv_store *s, GError **error)
 {
 	int rc = mv_store_flush_index(s, error);
-	if (s->lock_fd >= 0) {
-		close(s->lock_fd); /* releases the flock */
-		s->lock_fd = -1;
-	}
+	if (s->lock_fd >= 0)
+		release_lock(s);
 	return rc;
 }
 
@@ -792,12 +805,20 @@ static void index_items(mv_store *s, mv_store_item *items, size_t n, planned *pl
 	g_string_free(scope, TRUE);
 }
 
-/* Commits the queued index documents and lets other writers in.  A failure
- * does not undo the batch — its messages are durable — and the gap it leaves
- * is a suffix of message numbers that the next writer's catch-up fills. */
-static void sync_after_batch(mv_store *s)
+/* Hands the queued index documents to the index writer, or, once the lock
+ * has been held WRITE_LOCK_HOLD_SECONDS, commits them and lets other writers
+ * in.  A failure does not undo the batch — its messages are durable — and
+ * the gap it leaves is a suffix of message numbers that the catch-up of the
+ * lock taken again fills. */
+static void index_after_batch(mv_store *s)
 {
 	GError *err = NULL;
+	if (mv_monotonic() - s->locked_since < WRITE_LOCK_HOLD_SECONDS && mv_store_index_hand_off(s, &err) == 0)
+		return;
+	if (err) {
+		mv_log_warn("store %d: %s", s->id, err->message);
+		g_clear_error(&err);
+	}
 	if (mv_store_sync(s, &err) < 0) {
 		mv_log_warn("store %d: %s", s->id, err->message);
 		g_error_free(err);
@@ -852,7 +873,9 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 	mv_store_assert_writer(s);
 	if (n == 0)
 		return 0;
-	if (mv_store_write_lock(s, error) < 0 || mv_sql_exec(s->db, "BEGIN IMMEDIATE", error) < 0)
+	/* Held, the lock is not waited on: the index writer goes on with what
+	 * it was handed while this batch is written. */
+	if ((s->lock_fd < 0 && mv_store_write_lock(s, error) < 0) || mv_sql_exec(s->db, "BEGIN IMMEDIATE", error) < 0)
 		return -1;
 	/* The cache may name folders a rolled-back batch created. */
 	g_hash_table_remove_all(s->folder_ids);
@@ -880,7 +903,7 @@ int mv_store_add_batch(mv_store *s, mv_store_item *items, size_t n, int zstd_lev
 		mv_fault_point("store-dictionary", 2);
 	index_items(s, items, n, plan);
 	if (s->index_queue->len >= INDEX_COMMIT_DOCS || mv_monotonic() - s->index_since >= INDEX_COMMIT_SECONDS)
-		sync_after_batch(s);
+		index_after_batch(s);
 out:   /* the timings are logged for a failed batch too */
 	mv_log_debug("store %d: batch of %zu: plan %.0f ms, append+fsync %.0f ms, rows+commit %.0f ms, index %.0f ms",
 	             s->id, n, (t_plan - t0) * 1e3, (t_append - t_plan) * 1e3, (t_commit - t_append) * 1e3,
