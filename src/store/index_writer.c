@@ -17,8 +17,9 @@
  *   would act on.
  * - A failed insert leaves a gap past indexed_upto; it is reported to the
  *   writer at its next hand-off or wait, which drops what it queued since
- *   (a later flush would move indexed_upto past the gap) and lets the next
- *   lock's catch-up index the gap again from content.
+ *   (a later flush would move indexed_upto past the gap); the writer then
+ *   takes the lock anew, whose catch-up indexes the gap from content
+ *   (mv_store_write_lock, mv_store_sync).
  * - The write lock is never released while a hand-off is in flight: another
  *   writer's catch-up would insert the same documents. */
 #include "store/internal.h"
@@ -34,14 +35,18 @@ struct mv_index_writer {
 	GError *error;       /* the last insert's failure, until a writer takes it */
 	sqlite3 *db;         /* the thread's own connection on index.sqlite */
 	sqlite3_stmt *insert;
-	int store_id;
+	int hand_offs;       /* inserted so far, for the fault point */
 };
 
 static void insert_handed_over(mv_index_writer *w, GPtrArray *docs)
 {
 	GError *err = NULL;
-	if (mv_index_insert_queued(w->db, &w->insert, docs, &err) < 0)
-		g_prefix_error(&err, "index update failed (the next writer re-indexes what is missing): ");
+	if (mv_fault_fails("index-writer", ++w->hand_offs))
+		g_set_error(&err, MV_ERROR, MV_ERR_IO, "injected fault index-writer:%d", w->hand_offs);
+	else
+		mv_index_insert_queued(w->db, &w->insert, docs, &err);
+	if (err)
+		g_prefix_error(&err, "index update failed (the catch-up re-indexes what is missing): ");
 	g_mutex_lock(&w->lock);
 	w->docs = NULL;
 	if (err) {
@@ -85,7 +90,6 @@ static mv_index_writer *writer_start(mv_store *s, GError **error)
 	g_mutex_init(&w->lock);
 	g_cond_init(&w->changed);
 	w->db = db;
-	w->store_id = s->id;
 	w->thread = g_thread_try_new("mv-index", writer_main, w, error);
 	if (!w->thread) {
 		sqlite3_close(db);

@@ -777,7 +777,11 @@ out:
 
 int mv_store_sync(mv_store *s, GError **error)
 {
-	int rc = mv_store_flush_index(s, error);
+	/* Held, the lock is waited on: a hand-off that failed is caught up
+	 * now, before other writers come in. */
+	int rc = s->lock_fd >= 0 ? mv_store_write_lock(s, error) : 0;
+	if (rc == 0)
+		rc = mv_store_flush_index(s, error);
 	if (s->lock_fd >= 0)
 		release_lock(s);
 	return rc;

@@ -1,0 +1,90 @@
+"""The index writer thread (store/index_writer.c): FTS5 inserts handed over
+by ingest and by the index catch-up, and what happens when one fails.
+
+A hand-off that fails leaves a gap past indexed_upto.  The writer must learn
+of it at its next hand-off or wait, drop what it queued after it, and have
+the gap indexed from content before it lets the write lock go; a rebuild
+whose last hand-off fails must say so instead of reporting success.  The
+fault `fail:index-writer:N` fails the N-th hand-off of a store handle.
+
+The whole SpamAssassin corpus is imported: the writer is handed 4,096
+documents at a time, and a smaller import would never reach it."""
+
+import json
+import os
+
+import pytest
+
+from mvtest import init_data_dir, mv, parse_json, search_json
+
+pytestmark = pytest.mark.xdist_group("corpus")
+
+QUERIES = ["money", "the", "linux", "click here", "subject:re", "from:com", "free*"]
+
+
+def answers(data_dir):
+    return {q: sorted(h["id"] for h in search_json(q, data_dir, limit=0)) for q in QUERIES}
+
+
+def fault_env(fault):
+    return dict(os.environ, MAILVAULT_FAULT=fault)
+
+
+def cmd(data_dir, function, env=None, **args):
+    argv = ["cmd", function] + ["--%s=%s" % (k, str(v).lower() if isinstance(v, bool) else v)
+                                for k, v in args.items()]
+    cp = mv(*argv, data_dir=data_dir, check=False, timeout=900, env=env)
+    out = parse_json(cp)
+    out["_stderr"] = cp.stderr.decode("utf-8", "replace")
+    return out
+
+
+def assert_succeeded(env, what):
+    assert env["statusCode"] == "succeeded", "%s: %s\n%s" % (what, env["error"], env["_stderr"][-2000:])
+    return env["result"]
+
+
+def assert_index_whole(data_dir, when):
+    r = assert_succeeded(cmd(data_dir, "VerifyStore", id=1, includeIndexes=True), "VerifyStore " + when)
+    assert r["clean"], "VerifyStore %s: %s" % (when, json.dumps(r)[:3000])
+
+
+@pytest.fixture(scope="module")
+def faulted_import(corpus, tmp_path_factory):
+    """The corpus imported while the writer's first hand-off fails."""
+    d = init_data_dir(tmp_path_factory.mktemp("iw") / "data")
+    cp = mv("import", corpus.eml_dir, "--archive", "corpus", "--json", data_dir=d, timeout=1800,
+            env=fault_env("fail:index-writer:1"))
+    return d, parse_json(cp), cp.stderr.decode("utf-8", "replace")
+
+
+def test_failed_hand_off_is_caught_up_before_the_import_ends(faulted_import):
+    d, summary, stderr = faulted_import
+    assert summary["imported"] == 6046, summary
+    assert "injected fault index-writer:1" in stderr, "the failed hand-off was not reported:\n" + stderr[-2000:]
+    # Searched before anything else writes to the store (VerifyStore's own
+    # write lock would catch up): the import's own end filled the gap.
+    got = answers(d)
+    assert all(got[q] for q in ("money", "the", "linux", "subject:re")), {q: len(v) for q, v in got.items()}
+    assert_index_whole(d, "after the import")
+    assert_succeeded(cmd(d, "RebuildStoreIndex", id=1, folder="x"), "RebuildStoreIndex")
+    truth = answers(d)
+    for q in QUERIES:
+        assert got[q] == truth[q], "%r: %d hits after the faulted import, %d from content" % (
+            q, len(got[q]), len(truth[q]))
+
+
+def test_rebuild_whose_hand_off_fails_says_so_and_the_next_writer_fills_the_gap(faulted_import):
+    d, _, _ = faulted_import
+    truth = answers(d)
+    env = cmd(d, "RebuildStoreIndex", env=fault_env("fail:index-writer:1"), id=1, folder="x")
+    assert env["statusCode"] == "failed", "RebuildStoreIndex reported success over a failed insert: %r" % env
+    assert "injected fault index-writer:1" in (env["error"] or {}).get("message", ""), env["error"]
+    # The next writer (a store change taking the write lock) catches up first.
+    assert_succeeded(cmd(d, "MaintainFileSystemDatabases"), "MaintainFileSystemDatabases")
+    assert_index_whole(d, "after the next writer")
+    got = answers(d)
+    for q in QUERIES:
+        assert got[q] == truth[q], "%r: %d hits after the catch-up, %d before the faulted rebuild" % (
+            q, len(got[q]), len(truth[q]))
+
