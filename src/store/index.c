@@ -472,6 +472,11 @@ int mv_index_insert_queued(sqlite3 *db, sqlite3_stmt **cache, GPtrArray *docs, G
  * the next writer's catch-up reads again. */
 int mv_store_flush_index(mv_store *s, GError **error)
 {
+	/* With a writer thread, its connection inserts these too: the page
+	 * cache it has warmed is the one FTS5 needs, and a second connection
+	 * filling its own would double the index's share of the memory. */
+	if (s->index_writer && mv_store_index_hand_off(s, error) < 0)
+		return -1;
 	if (mv_store_index_wait(s, error) < 0)
 		return -1;
 	if (s->index_queue->len == 0)
