@@ -17,9 +17,12 @@
 /* The duplicate pre-check's bursts (run_checks). */
 #define CHECK_ITEMS 64
 #define CHECK_BYTES (4u * 1024u * 1024u)
-/* Level 1: per-message records compress almost as well as at the default
- * level 3 (15.1 vs 14.8 MB on the SpamAssassin corpus) for less CPU. */
-#define ZSTD_LEVEL 1
+/* Level 3, zstd's default.  Without a dictionary level 1 compressed almost
+ * as well (15.1 against 14.8 MB on the SpamAssassin corpus); with the
+ * store's dictionary the levels differ more (content/ 12.0 MB at 1, 11.4 at
+ * 3, 10.8 at 5), and 3 costs no measurable time over 1 while 5 costs 12%
+ * (bench/RESULTS.md, issue 17). */
+#define ZSTD_LEVEL 3
 /* A multidrop run may fill thousands of archives: the audit entry names
  * the first ones and says there were more. */
 #define MAX_AUDITED_ARCHIVES 20
