@@ -324,7 +324,10 @@ static bool handed_to_keeper(mv_store *s)
 		/* A statement left mid-result would pin an old snapshot of the db. */
 		for (sqlite3_stmt *st = sqlite3_next_stmt(s->db, NULL); st; st = sqlite3_next_stmt(s->db, st))
 			sqlite3_reset(st);
-		sqlite3_db_release_memory(s->db);
+		/* Its page cache (SQLite's default 2 MB, one kept handle per store)
+		 * stays: SQLite checks it against the WAL at the next read, and
+		 * dropping it cost every request the decryption of the same pages
+		 * again (a third of a whole-Inbox GetMessages's CPU). */
 		g_hash_table_remove_all(s->segment_fds);
 		g_hash_table_remove_all(s->folder_ids);
 	}
