@@ -141,6 +141,7 @@ int mv_store_index_hand_off(mv_store *s, GError **error)
 		}
 	}
 	mv_index_writer *w = s->index_writer;
+	mv_log_debug("store %d: %u documents handed to the index writer", s->id, s->index_queue->len);
 	g_mutex_lock(&w->lock);
 	w->docs = s->index_queue;
 	g_cond_broadcast(&w->changed);

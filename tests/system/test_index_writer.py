@@ -8,14 +8,21 @@ whose last hand-off fails must say so instead of reporting success.  The
 fault `fail:index-writer:N` fails the N-th hand-off of a store handle.
 
 The whole SpamAssassin corpus is imported: the writer is handed 4,096
-documents at a time, and a smaller import would never reach it."""
+documents at a time, and a smaller import would never reach it.  kill -9
+right after a hand-off proves a crash with documents in the writer's hands
+loses nothing: they are past indexed_upto, and the next writer's catch-up
+indexes them from content."""
 
 import json
 import os
+import random
+import signal
+import subprocess
+import time
 
 import pytest
 
-from mvtest import init_data_dir, mv, parse_json, search_json
+from mvtest import MAILVAULT_BIN, init_data_dir, mv, parse_json, search_json
 
 pytestmark = pytest.mark.xdist_group("corpus")
 
@@ -88,3 +95,42 @@ def test_rebuild_whose_hand_off_fails_says_so_and_the_next_writer_fills_the_gap(
         assert got[q] == truth[q], "%r: %d hits after the catch-up, %d before the faulted rebuild" % (
             q, len(got[q]), len(truth[q]))
 
+
+
+def test_kill9_while_the_writer_inserts_then_resume(corpus, tmp_path):
+    """kill -9 right after a hand-off (the writer holds up to 4,096
+    documents in an open transaction), then the import run again: the store
+    ends whole, and its index equals one rebuilt from content."""
+    d = init_data_dir(tmp_path / "data")
+    rng = random.Random(17)
+    killed_in_flight = 0
+    for _ in range(4):
+        p = subprocess.Popen([MAILVAULT_BIN, "--debug", "--data-dir", str(d), "import", corpus.eml_dir,
+                              "--archive", "corpus", "--json"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        handed = False
+        for line in p.stderr:
+            if b"handed to the index writer" in line:
+                handed = True
+                break
+        if handed:
+            time.sleep(rng.uniform(0.0, 0.15))
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                killed_in_flight += 1
+        p.stderr.read()
+        p.wait(timeout=600)
+        if p.returncode == 0:
+            break
+        assert p.returncode == -signal.SIGKILL, "the import exited %s" % p.returncode
+    assert killed_in_flight >= 2, "only %d imports were killed with a hand-off in flight" % killed_in_flight
+    cp = mv("import", corpus.eml_dir, "--archive", "corpus", "--json", data_dir=d, timeout=1800)
+    summary = parse_json(cp)
+    assert summary["imported"] + summary["duplicates"] == 6046, summary
+    got = answers(d)
+    assert_index_whole(d, "after the kills and the resumed import")
+    assert_succeeded(cmd(d, "RebuildStoreIndex", id=1, folder="x"), "RebuildStoreIndex")
+    truth = answers(d)
+    for q in QUERIES:
+        assert got[q] == truth[q], "%r: %d hits after the kills, %d from content" % (q, len(got[q]), len(truth[q]))
+    assert len(truth["the"]) > 3000
