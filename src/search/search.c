@@ -15,6 +15,7 @@
 #include "search/search.h"
 #include "mime/mime.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 struct mv_searcher {
@@ -39,7 +40,8 @@ void mv_search_hit_free(mv_search_hit *h)
 
 typedef struct plan {
 	mv_store *store;
-	int64_t after_lo;    /* paging: the smallest order key still wanted (INT64_MIN = all) */
+	int64_t after_lo;    /* paging: the smallest order key (mv_order_key) still wanted (INT64_MIN = all) */
+	int64_t bucket;      /* the index's date bucket (mv_store_index_date_bucket) */
 	bool nothing;        /* an archive: term names no archive of this store: no hits here */
 	int64_t docid_lo, docid_hi; /* rowid range from top-level dates: [lo, hi) */
 	GString *sql;        /* WHERE clause (SQL), "" = none */
@@ -297,23 +299,32 @@ static int sql_expr(plan *p, const mv_query *q, GString *out, GError **error)
 	return 0;
 }
 
-/* A date conjunct also bounds the FTS rowid, which orders by date (newest
- * first, mv_index_docid): FTS5 then skips hits outside the range by rowid.
- * base(d) is the smallest rowid of date d; date d spans [base(d), base(d-1)). */
+/* The smallest rowid of the date bucket that holds date d. */
+static int64_t bucket_start(const plan *p, int64_t d)
+{
+	return mv_index_docid_in(p->bucket, d, 0);
+}
+
+/* A date conjunct also bounds the FTS rowid, which orders by date bucket
+ * (newest first, mv_index_docid): FTS5 then skips hits outside the range by
+ * rowid.  The range takes the whole buckets the dates touch; the conjunct's
+ * own SQL (m.date) decides within them.  The bucket holding d spans
+ * [bucket_start(d), bucket_start(d - bucket)). */
 static void narrow_docids(plan *p, const mv_query *c)
 {
-	/* Dates before 1970 share docid date 0: the SQL filter decides those. */
-	if (c->kind != MV_Q_DATE || c->value <= 1 || c->value > MV_INDEX_MAX_DATE - 1)
+	/* Dates in the first buckets after 1970 (and before it: clamped to 0)
+	 * are left to the SQL filter alone. */
+	if (c->kind != MV_Q_DATE || c->value <= 2 * p->bucket || c->value > MV_INDEX_MAX_DATE - 1)
 		return;
-	int64_t v = c->value, lo = INT64_MIN, hi = INT64_MAX;
+	int64_t v = c->value, b = p->bucket, lo = INT64_MIN, hi = INT64_MAX;
 	switch (c->cmp) {
-	case MV_CMP_GE: hi = mv_index_docid(v - 1, 0); break;       /* date >= v */
-	case MV_CMP_GT: hi = mv_index_docid(v, 0); break;           /* date >= v + 1 */
-	case MV_CMP_LT: lo = mv_index_docid(v - 1, 0); break;       /* date <= v - 1 */
-	case MV_CMP_LE: lo = mv_index_docid(v, 0); break;           /* date <= v */
+	case MV_CMP_GE: hi = bucket_start(p, v - b); break;         /* date >= v */
+	case MV_CMP_GT: hi = bucket_start(p, v + 1 - b); break;     /* date >= v + 1 */
+	case MV_CMP_LT: lo = bucket_start(p, v - 1); break;         /* date <= v - 1 */
+	case MV_CMP_LE: lo = bucket_start(p, v); break;             /* date <= v */
 	case MV_CMP_EQ:
-		lo = mv_index_docid(v, 0);
-		hi = mv_index_docid(v - 1, 0);
+		lo = bucket_start(p, v);
+		hi = bucket_start(p, v - b);
 		break;
 	}
 	p->docid_lo = MAX(p->docid_lo, lo);
@@ -441,10 +452,18 @@ json_t *mv_search_hit_json(const mv_search_hit *h)
 	return o;
 }
 
-/* The order key of a hit, the index's rowid (mv_index_docid), in SQL: the
- * same newest-first order whether FTS5 or the messages table is walked. */
+/* The order key of a hit (mv_order_key) in SQL: the same newest-first order
+ * whether FTS5 or the messages table is walked. */
 #define ORDER_KEY_SQL "(((137438953471 - max(0, min(m.date, 137438953471))) << 25) | m.num)"
 G_STATIC_ASSERT(MV_INDEX_MAX_DATE == INT64_C(137438953471) && MV_INDEX_NUMBER_BITS == 25);
+
+/* Newest first through the index: its rowid orders by date bucket, so the
+ * rows are read up to the end of the bucket that completes the page and
+ * sorted exactly (read_hits). */
+static bool by_bucket(bool use_fts, const mv_search_options *opts)
+{
+	return use_fts && opts->sort != MV_SORT_RELEVANCE;
+}
 
 static void append_select(GString *sql, const plan *p, bool use_fts, const mv_search_options *opts,
                           const char *folder_filter)
@@ -453,8 +472,9 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 	                " f.archive, f.path, ");
 	if (use_fts) {
 		/* CROSS JOIN keeps the FTS table as the outer loop, so that the
-		 * date-ordered rowid gives "newest first" without a sort. */
-		g_string_append_printf(sql, "bm25(fts), m.has_attachment FROM ix.fts CROSS JOIN messages m"
+		 * date-ordered rowid gives "newest first" without a sort (but
+		 * within a date bucket: see read_hits). */
+		g_string_append_printf(sql, "bm25(fts), m.has_attachment, fts.rowid FROM ix.fts CROSS JOIN messages m"
 		                       " ON m.num = (fts.rowid & %lld)", (long long)MV_INDEX_NUMBER_MASK);
 	} else {
 		g_string_append(sql, "0.0, m.has_attachment FROM messages m");
@@ -462,20 +482,30 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 	g_string_append(sql, " JOIN folders f ON f.id = m.folder_id WHERE m.deleted = 0");
 	if (use_fts)
 		g_string_append(sql, " AND fts MATCH ? AND fts.rowid >= ? AND fts.rowid < ?");
-	else if (p->after_lo != INT64_MIN)
+	if (p->after_lo != INT64_MIN)
 		g_string_append(sql, " AND " ORDER_KEY_SQL " >= ?");
 	if (p->sql->len)
 		g_string_append_printf(sql, " AND (%s)", p->sql->str);
 	if (folder_filter)
 		g_string_append_printf(sql, " AND m.folder_id IN (%s)", folder_filter);
 	if (use_fts && opts->sort == MV_SORT_RELEVANCE)
-		g_string_append(sql, " ORDER BY bm25(fts), fts.rowid");
+		g_string_append(sql, " ORDER BY bm25(fts), " ORDER_KEY_SQL);
 	else if (use_fts)
-		g_string_append(sql, " ORDER BY fts.rowid");
+		g_string_append(sql, " ORDER BY fts.rowid");   /* read_hits stops and sorts */
 	else
 		g_string_append(sql, " ORDER BY " ORDER_KEY_SQL);
-	if (opts->limit > 0)
+	if (opts->limit > 0 && !by_bucket(use_fts, opts))
 		g_string_append_printf(sql, " LIMIT %lld", (long long)(opts->limit + opts->offset));
+}
+
+/* The rowid bound `after` gives: the start of the bucket of the date its
+ * order key names (the order key is the rowid of a one-second bucket). */
+static int64_t after_docid_lo(const plan *p)
+{
+	if (p->after_lo == INT64_MIN)
+		return INT64_MIN;
+	int64_t date = MV_INDEX_MAX_DATE - (p->after_lo >> MV_INDEX_NUMBER_BITS);
+	return bucket_start(p, date);
 }
 
 static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const char *match)
@@ -483,11 +513,11 @@ static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const cha
 	int idx = 1;
 	if (use_fts) {
 		sqlite3_bind_text(st, idx++, match, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, idx++, MAX(p->docid_lo, p->after_lo));
+		sqlite3_bind_int64(st, idx++, MAX(p->docid_lo, after_docid_lo(p)));
 		sqlite3_bind_int64(st, idx++, p->docid_hi);
-	} else if (p->after_lo != INT64_MIN) {
-		sqlite3_bind_int64(st, idx++, p->after_lo);
 	}
+	if (p->after_lo != INT64_MIN)
+		sqlite3_bind_int64(st, idx++, p->after_lo);
 	for (guint i = 0; i < p->params->len; i++, idx++) {
 		if (g_array_index(p->int_params, int, i))
 			sqlite3_bind_int64(st, idx, g_ascii_strtoll(p->params->pdata[i], NULL, 10));
@@ -550,6 +580,38 @@ static int folder_filter(mv_store *store, const mv_access *access, GString **ids
 	return 0;
 }
 
+static gint by_date_desc(gconstpointer a, gconstpointer b);
+
+/* The statement's hits appended to hits.  Walked through the index in
+ * date-bucket order, the rows of one bucket come by number, not by date:
+ * they are read to the end of the bucket in which the page (limit + offset)
+ * fills, and this store's hits are sorted into exact newest-first order and
+ * cut to the page. */
+static int read_hits(sqlite3_stmt *st, int store_id, bool bucketed, const mv_search_options *opts, GPtrArray *hits)
+{
+	guint first = hits->len;
+	guint64 want = opts->limit > 0 ? (guint64)opts->limit + (guint64)opts->offset : 0;
+	int64_t bucket = -1;
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (bucketed) {
+			int64_t row_bucket = sqlite3_column_int64(st, 11) >> MV_INDEX_NUMBER_BITS;
+			if (want && hits->len - first >= want && row_bucket != bucket)
+				break;
+			bucket = row_bucket;
+		}
+		g_ptr_array_add(hits, hit_from_row(st, store_id));
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return -1;
+	if (bucketed) {
+		qsort(hits->pdata + first, hits->len - first, sizeof(gpointer), by_date_desc);
+		if (want && hits->len - first > want)
+			g_ptr_array_set_size(hits, first + (guint)want);
+	}
+	return 0;
+}
+
 static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts, int64_t after_lo,
                      GPtrArray *hits, GError **error)
 {
@@ -560,7 +622,9 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 	GString *sql = g_string_new(NULL);
 	GString *readable = NULL;
 	bool none_readable = false;
-	int rc = build_plan(&p, q, match, error);
+	int rc = mv_store_index_date_bucket(store, &p.bucket, error);
+	if (rc == 0)
+		rc = build_plan(&p, q, match, error);
 	if (rc == 0 && !p.nothing)
 		rc = folder_filter(store, opts->access, &readable, &none_readable, error);
 	if (rc < 0 || p.nothing || none_readable)
@@ -575,10 +639,7 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 		goto out;
 	}
 	bind_params(st, &p, use_fts, match->str);
-	int step;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW)
-		g_ptr_array_add(hits, hit_from_row(st, mv_store_id(store)));
-	if (step != SQLITE_DONE) {
+	if (read_hits(st, mv_store_id(store), by_bucket(use_fts, opts), opts, hits) < 0) {
 		mv_sql_set_error(error, db, "search");
 		rc = -1;
 	}
@@ -651,7 +712,7 @@ mv_store *mv_searcher_store(mv_searcher *s, int store_id)
 static gint by_date_desc(gconstpointer a, gconstpointer b)
 {
 	const mv_search_hit *x = *(mv_search_hit *const *)a, *y = *(mv_search_hit *const *)b;
-	int64_t kx = mv_index_docid(x->date, 0), ky = mv_index_docid(y->date, 0);
+	int64_t kx = mv_order_key(x->date, 0), ky = mv_order_key(y->date, 0);
 	if (kx != ky)
 		return kx < ky ? -1 : 1;
 	if (x->store_id != y->store_id)
@@ -709,10 +770,10 @@ static int64_t after_lo_for(const cursor *c, int store_id)
 	if (!c->set)
 		return INT64_MIN;
 	if (store_id == c->store_id)
-		return mv_index_docid(c->date, c->number) + 1;
+		return mv_order_key(c->date, c->number) + 1;
 	if (store_id > c->store_id)
-		return mv_index_docid(c->date - 1, 0);
-	return mv_index_docid(c->date, 0);
+		return mv_order_key(c->date - 1, 0);
+	return mv_order_key(c->date, 0);
 }
 
 /* --archive NAME as the query's own conjunct archive:NAME (see the top). */

@@ -22,8 +22,9 @@
 #include <string.h>
 
 /* The documents' shape: 2 = cc and bcc hold display names as well as
- * addresses (1: addresses only, so names in Cc/Bcc were not found). */
-#define INDEX_FORMAT 2
+ * addresses (1: addresses only, so names in Cc/Bcc were not found);
+ * 3 = the rowid buckets dates by day (MV_INDEX_DATE_BUCKET), not by second. */
+#define INDEX_FORMAT 3
 
 static const char index_schema[] =
 	"CREATE VIRTUAL TABLE IF NOT EXISTS %s.fts USING fts5("
@@ -36,14 +37,36 @@ static const char index_schema[] =
 	"CREATE TABLE IF NOT EXISTS %s.index_notes(docid INTEGER PRIMARY KEY, num INTEGER NOT NULL,"
 	" archive TEXT NOT NULL, folder_id INTEGER NOT NULL, columns TEXT NOT NULL);";
 
-int64_t mv_index_docid(int64_t date, int64_t number)
+int64_t mv_index_docid_in(int64_t bucket, int64_t date, int64_t number)
 {
 	int64_t d = date < 0 ? 0 : date;
 	if (d > MV_INDEX_MAX_DATE)
 		d = MV_INDEX_MAX_DATE;
 	/* Newest first is ascending rowid: FTS5 walks doclists forward with
 	 * skipping, but must buffer a whole doclist to walk it backwards. */
-	return ((MV_INDEX_MAX_DATE - d) << MV_INDEX_NUMBER_BITS) | (number & MV_INDEX_NUMBER_MASK);
+	return ((MV_INDEX_MAX_DATE - d / bucket) << MV_INDEX_NUMBER_BITS) | (number & MV_INDEX_NUMBER_MASK);
+}
+
+int64_t mv_index_docid(int64_t date, int64_t number)
+{
+	return mv_index_docid_in(MV_INDEX_DATE_BUCKET, date, number);
+}
+
+int64_t mv_order_key(int64_t date, int64_t number)
+{
+	return mv_index_docid_in(1, date, number);
+}
+
+int mv_store_index_date_bucket(mv_store *s, int64_t *bucket_r, GError **error)
+{
+	const char *prefix;
+	sqlite3 *ix = mv_store_index_conn(s, &prefix);
+	char *sql = g_strdup_printf("SELECT value FROM %sindex_state WHERE key='format_version'", prefix);
+	int64_t format = 0;
+	int rc = mv_store_int_query(ix, sql, "read the index's format", &format, error);
+	g_free(sql);
+	*bucket_r = format >= 3 ? MV_INDEX_DATE_BUCKET : 1;
+	return rc;
 }
 
 int64_t mv_index_docid_number(int64_t docid)

@@ -7,7 +7,8 @@
  *             together they are the recovery records the db can be rebuilt from.
  *   db/       store.sqlite (WAL): folders, contents, messages, segments.
  *   index/    index.sqlite: a contentless FTS5 table whose rowid is
- *             mv_index_docid(date, number): newest first, number recoverable.
+ *             mv_index_docid(date, number): newest first by the day,
+ *             number recoverable.
  *
  * Writers serialise on the store's write lock, an flock on
  * content/.writelock: under it a writer cuts any uncommitted segment tail,
@@ -312,15 +313,30 @@ char *mv_scope_folder_token(int64_t folder_id);
 char *mv_address_token(const char *normalised_address);
 #define MV_SCOPE_HAS_ATTACHMENT "zhasattach"
 
-/* FTS rowid of a message: ((MAX_DATE - date) << 25) | number, so ascending
- * rowid order is newest first.  Message numbers must stay below 2^25 (the reference's limit of
- * 30,000,000 messages per store fits); dates are clamped to [0, 2^38). */
+/* FTS rowid of a message: ((MAX_DATE - date / bucket) << 25) | number, so
+ * ascending rowid order is newest first by date bucket, and by number
+ * within one.  Message numbers must stay below 2^25 (the reference's limit
+ * of 30,000,000 messages per store fits); dates are clamped to [0, 2^37).
+ * An index of format 3 buckets dates by day: every posting stores the
+ * delta to the previous rowid, and by the second two messages hours apart
+ * differed by 5-6 bytes (the index was a third larger, bench/RESULTS.md).
+ * Older indexes bucket by the second; readers ask mv_store_index_date_bucket. */
 #define MV_INDEX_NUMBER_BITS 25
 #define MV_INDEX_NUMBER_MASK ((INT64_C(1) << MV_INDEX_NUMBER_BITS) - 1)
 #define MV_INDEX_MAX_DATE ((INT64_C(1) << 37) - 1)
+#define MV_INDEX_DATE_BUCKET INT64_C(86400)
 #define MV_STORE_MAX_MESSAGE_NUMBER MV_INDEX_NUMBER_MASK
+/* This build's rowid (what writers insert), and an index's of date bucket `bucket`. */
 int64_t mv_index_docid(int64_t date, int64_t number);
+int64_t mv_index_docid_in(int64_t bucket, int64_t date, int64_t number);
 int64_t mv_index_docid_number(int64_t docid);
+/* Newest first exactly, as one integer: the clamped date descending, then
+ * the number ascending (the rowid with a bucket of one second).  Search
+ * results and `after` follow it whatever the index's bucket. */
+int64_t mv_order_key(int64_t date, int64_t number);
+/* The date bucket of the index the handle reads: MV_INDEX_DATE_BUCKET from
+ * format 3 on, 1 before. */
+int mv_store_index_date_bucket(mv_store *s, int64_t *bucket_r, GError **error);
 
 
 

@@ -237,12 +237,15 @@ out:
 static int db_docids(mv_store *s, const char *archive, GArray *out, GError **error)
 {
 	sqlite3_stmt *st;
+	int64_t bucket;
+	if (mv_store_index_date_bucket(s, &bucket, error) < 0)
+		return -1;
 	if (mv_sql_prepare(s->db, "SELECT m.num, m.date FROM messages m JOIN folders f ON f.id = m.folder_id"
 	                      " WHERE f.archive = ? AND m.deleted = 0", &st, error) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, archive, -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		int64_t id = mv_index_docid(sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 0));
+		int64_t id = mv_index_docid_in(bucket, sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 0));
 		g_array_append_val(out, id);
 	}
 	sqlite3_finalize(st);
