@@ -23,7 +23,7 @@
 
 /* The documents' shape: 2 = cc and bcc hold display names as well as
  * addresses (1: addresses only, so names in Cc/Bcc were not found);
- * 3 = the rowid buckets dates by day (MV_INDEX_DATE_BUCKET), not by second. */
+ * 3 = the rowid buckets dates by the hour (MV_INDEX_DATE_BUCKET), not by second. */
 #define INDEX_FORMAT 3
 
 static const char index_schema[] =

@@ -7,7 +7,7 @@
  *             together they are the recovery records the db can be rebuilt from.
  *   db/       store.sqlite (WAL): folders, contents, messages, segments.
  *   index/    index.sqlite: a contentless FTS5 table whose rowid is
- *             mv_index_docid(date, number): newest first by the day,
+ *             mv_index_docid(date, number): newest first by the hour,
  *             number recoverable.
  *
  * Writers serialise on the store's write lock, an flock on
@@ -317,14 +317,16 @@ char *mv_address_token(const char *normalised_address);
  * ascending rowid order is newest first by date bucket, and by number
  * within one.  Message numbers must stay below 2^25 (the reference's limit
  * of 30,000,000 messages per store fits); dates are clamped to [0, 2^37).
- * An index of format 3 buckets dates by day: every posting stores the
- * delta to the previous rowid, and by the second two messages hours apart
- * differed by 5-6 bytes (the index was a third larger, bench/RESULTS.md).
- * Older indexes bucket by the second; readers ask mv_store_index_date_bucket. */
+ * An index of format 3 buckets dates by the hour: every posting stores the
+ * delta to the previous rowid, and by the second two messages an hour apart
+ * differed by 5-6 bytes.  A day would be smaller still, but a search reads
+ * all of one bucket's hits to sort them (bench/RESULTS.md): an hour bounds
+ * that at what a busy store takes in an hour.  Older indexes bucket by the
+ * second; readers ask mv_store_index_date_bucket. */
 #define MV_INDEX_NUMBER_BITS 25
 #define MV_INDEX_NUMBER_MASK ((INT64_C(1) << MV_INDEX_NUMBER_BITS) - 1)
 #define MV_INDEX_MAX_DATE ((INT64_C(1) << 37) - 1)
-#define MV_INDEX_DATE_BUCKET INT64_C(86400)
+#define MV_INDEX_DATE_BUCKET INT64_C(3600)
 #define MV_STORE_MAX_MESSAGE_NUMBER MV_INDEX_NUMBER_MASK
 /* This build's rowid (what writers insert), and an index's of date bucket `bucket`. */
 int64_t mv_index_docid(int64_t date, int64_t number);

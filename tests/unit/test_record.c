@@ -152,11 +152,11 @@ static void test_recovery_key(void **state)
 }
 
 /* The order key orders newest first by the second, the FTS rowid by the
- * day; both give the message number back. */
+ * hour; both give the message number back. */
 static void test_docid(void **state)
 {
 	(void)state;
-	const int64_t day = MV_INDEX_DATE_BUCKET;
+	const int64_t hour = MV_INDEX_DATE_BUCKET;
 	int64_t a = mv_order_key(1000, 7), b = mv_order_key(1001, 3), c = mv_order_key(1001, 4);
 	assert_true(b < c && c < a);
 	assert_int_equal(mv_index_docid_number(a), 7);
@@ -168,17 +168,17 @@ static void test_docid(void **state)
 	assert_true(mv_order_key(1001, MV_STORE_MAX_MESSAGE_NUMBER) < mv_order_key(1000, 0));
 	assert_int_equal(mv_index_docid_in(1, 123456, 9), mv_order_key(123456, 9));
 
-	/* The rowid: a newer day first; within a day, by number whatever the time. */
-	int64_t d = 20000 * day;
-	int64_t morning = mv_index_docid(d + 60, 9), evening = mv_index_docid(d + day - 1, 3);
-	int64_t next_day = mv_index_docid(d + day, MV_STORE_MAX_MESSAGE_NUMBER);
-	assert_true(evening < morning && next_day < evening);
-	assert_int_equal(mv_index_docid(d + 60, 9) - mv_index_docid(d + 7200, 2), 7);
-	assert_int_equal(mv_index_docid_number(morning), 9);
-	assert_int_equal(mv_index_docid_number(next_day), MV_STORE_MAX_MESSAGE_NUMBER);
-	/* every rowid of the day holding t lies in [docid_in(t, 0), docid_in(t - day, 0)) */
-	assert_true(mv_index_docid(d + day - 1, MV_STORE_MAX_MESSAGE_NUMBER) < mv_index_docid(d - 1, 0));
-	assert_int_equal(mv_index_docid(d, 0), mv_index_docid(d + day - 1, 0));
+	/* The rowid: a newer hour first; within an hour, by number whatever the time. */
+	int64_t d = 480000 * hour;
+	int64_t early = mv_index_docid(d + 60, 9), late = mv_index_docid(d + hour - 1, 3);
+	int64_t next_hour = mv_index_docid(d + hour, MV_STORE_MAX_MESSAGE_NUMBER);
+	assert_true(late < early && next_hour < late);
+	assert_int_equal(mv_index_docid(d + 60, 9) - mv_index_docid(d + 1800, 2), 7);
+	assert_int_equal(mv_index_docid_number(early), 9);
+	assert_int_equal(mv_index_docid_number(next_hour), MV_STORE_MAX_MESSAGE_NUMBER);
+	/* every rowid of the hour holding t lies in [docid(t, 0), docid(t - hour, 0)) */
+	assert_true(mv_index_docid(d + hour - 1, MV_STORE_MAX_MESSAGE_NUMBER) < mv_index_docid(d - 1, 0));
+	assert_int_equal(mv_index_docid(d, 0), mv_index_docid(d + hour - 1, 0));
 	assert_int_equal(mv_index_docid(-5, 1), mv_index_docid(0, 1));
 	assert_int_equal(mv_index_docid(INT64_MAX, 1), mv_index_docid(MV_INDEX_MAX_DATE, 1));
 }
