@@ -41,7 +41,7 @@ void mv_search_hit_free(mv_search_hit *h)
 typedef struct plan {
 	mv_store *store;
 	int64_t after_lo;    /* paging: the smallest order key (mv_order_key) still wanted (INT64_MIN = all) */
-	int64_t bucket;      /* the index's date bucket (mv_store_index_date_bucket) */
+	int64_t bucket;      /* the index's date bucket (mv_store_index_date_bucket), 0 = unknown */
 	bool nothing;        /* an archive: term names no archive of this store: no hits here */
 	int64_t docid_lo, docid_hi; /* rowid range from top-level dates: [lo, hi) */
 	GString *sql;        /* WHERE clause (SQL), "" = none */
@@ -313,8 +313,8 @@ static int64_t bucket_start(const plan *p, int64_t d)
 static void narrow_docids(plan *p, const mv_query *c)
 {
 	/* Dates in the first buckets after 1970 (and before it: clamped to 0)
-	 * are left to the SQL filter alone. */
-	if (c->kind != MV_Q_DATE || c->value <= 2 * p->bucket || c->value > MV_INDEX_MAX_DATE - 1)
+	 * are left to the SQL filter alone, as are all when the bucket is unknown. */
+	if (!p->bucket || c->kind != MV_Q_DATE || c->value <= 2 * p->bucket || c->value > MV_INDEX_MAX_DATE - 1)
 		return;
 	int64_t v = c->value, b = p->bucket, lo = INT64_MIN, hi = INT64_MAX;
 	switch (c->cmp) {
@@ -502,7 +502,7 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
  * order key names (the order key is the rowid of a one-second bucket). */
 static int64_t after_docid_lo(const plan *p)
 {
-	if (p->after_lo == INT64_MIN)
+	if (p->after_lo == INT64_MIN || !p->bucket)
 		return INT64_MIN;
 	int64_t date = MV_INDEX_MAX_DATE - (p->after_lo >> MV_INDEX_NUMBER_BITS);
 	return bucket_start(p, date);
@@ -622,9 +622,13 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 	GString *sql = g_string_new(NULL);
 	GString *readable = NULL;
 	bool none_readable = false;
-	int rc = mv_store_index_date_bucket(store, &p.bucket, error);
-	if (rc == 0)
-		rc = build_plan(&p, q, match, error);
+	/* An index whose format cannot be read (none, or damaged) gets no rowid
+	 * bounds: a query that needs it fails on its own, one over the db alone
+	 * (size:, date ranges) still answers. */
+	int64_t bucket;
+	if (mv_store_index_date_bucket(store, &bucket, NULL) == 0)
+		p.bucket = bucket;
+	int rc = build_plan(&p, q, match, error);
 	if (rc == 0 && !p.nothing)
 		rc = folder_filter(store, opts->access, &readable, &none_readable, error);
 	if (rc < 0 || p.nothing || none_readable)
