@@ -604,7 +604,7 @@ static int read_hits(sqlite3_stmt *st, int store_id, bool bucketed, const mv_sea
 	}
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
 		return -1;
-	if (bucketed) {
+	if (bucketed && hits->len - first > 1) {
 		qsort(hits->pdata + first, hits->len - first, sizeof(gpointer), by_date_desc);
 		if (want && hits->len - first > want)
 			g_ptr_array_set_size(hits, first + (guint)want);
