@@ -634,7 +634,6 @@ static int set_indexed_upto(sqlite3 *db, int64_t upto, GError **error)
 	return mv_sql_step_done(db, st, "record index progress", error);
 }
 
-
 static int64_t count_unindexed(mv_store *s, int64_t upto)
 {
 	sqlite3_stmt *st;
