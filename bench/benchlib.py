@@ -43,30 +43,29 @@ def proc_stat_fields(pid):
         return f.read().rsplit(")", 1)[1].split()
 
 
-def rss_kb(pid):
-    """VmRSS of pid in kB; None when the process is gone."""
+def _proc_kb(pid, name, key, missing):
+    """The kB figure of the line starting with key in /proc/PID/name;
+    missing when the process is gone."""
     try:
-        with open("/proc/%d/status" % pid) as f:
+        with open("/proc/%d/%s" % (pid, name)) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key):
                     return int(line.split()[1])
     except OSError:
         pass
-    return None
+    return missing
+
+
+def rss_kb(pid):
+    """VmRSS of pid in kB; None when the process is gone."""
+    return _proc_kb(pid, "status", "VmRSS:", None)
 
 
 def pss_kb(pid):
     """Proportional set size in kB: shared pages divided among the processes
     that map them (a sum of RSS over a server's processes counts its
     libraries once per process); 0 when the process is gone."""
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _proc_kb(pid, "smaps_rollup", "Pss:", 0)
 
 
 STOP = set("""a an and are as at be but by for from had has have he her his i if in into
