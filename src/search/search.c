@@ -499,13 +499,12 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 }
 
 /* The rowid bound `after` gives: the start of the bucket of the date its
- * order key names (the order key is the rowid of a one-second bucket). */
+ * order key names. */
 static int64_t after_docid_lo(const plan *p)
 {
 	if (p->after_lo == INT64_MIN || !p->bucket)
 		return INT64_MIN;
-	int64_t date = MV_INDEX_MAX_DATE - (p->after_lo >> MV_INDEX_NUMBER_BITS);
-	return bucket_start(p, date);
+	return bucket_start(p, mv_order_key_date(p->after_lo));
 }
 
 static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const char *match)

@@ -57,6 +57,11 @@ int64_t mv_order_key(int64_t date, int64_t number)
 	return mv_index_docid_in(1, date, number);
 }
 
+int64_t mv_order_key_date(int64_t key)
+{
+	return MV_INDEX_MAX_DATE - (key >> MV_INDEX_NUMBER_BITS);
+}
+
 int mv_store_index_date_bucket(mv_store *s, int64_t *bucket_r, GError **error)
 {
 	const char *prefix;

@@ -336,6 +336,8 @@ int64_t mv_index_docid_number(int64_t docid);
  * the number ascending (the rowid with a bucket of one second).  Search
  * results and `after` follow it whatever the index's bucket. */
 int64_t mv_order_key(int64_t date, int64_t number);
+/* The (clamped) date an order key names. */
+int64_t mv_order_key_date(int64_t key);
 /* The date bucket of the index the handle reads: MV_INDEX_DATE_BUCKET from
  * format 3 on, 1 before. */
 int mv_store_index_date_bucket(mv_store *s, int64_t *bucket_r, GError **error);

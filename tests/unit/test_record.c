@@ -167,6 +167,8 @@ static void test_docid(void **state)
 	/* every key of date d lies in [key(d, 0), key(d - 1, 0)) */
 	assert_true(mv_order_key(1001, MV_STORE_MAX_MESSAGE_NUMBER) < mv_order_key(1000, 0));
 	assert_int_equal(mv_index_docid_in(1, 123456, 9), mv_order_key(123456, 9));
+	assert_int_equal(mv_order_key_date(mv_order_key(123456, 9)), 123456);
+	assert_int_equal(mv_order_key_date(mv_order_key(-5, 9)), 0);
 
 	/* The rowid: a newer hour first; within an hour, by number whatever the time. */
 	int64_t d = 480000 * hour;
