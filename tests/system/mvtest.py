@@ -77,6 +77,27 @@ def parse_json(cp):
         raise MailvaultError("stdout is not one JSON document (%s)\n%s" % (e, _describe(cp)))
 
 
+def cmd_envelope(data_dir, function, timeout=600, env=None, **args):
+    """`mailvault cmd FUNCTION --k=v ...` (booleans as true/false): its JSON
+    envelope whatever the exit status, with the tail of stderr as
+    "_stderr" for messages."""
+    argv = ["cmd", function] + ["--%s=%s" % (k, ("true" if v else "false") if isinstance(v, bool) else v)
+                                for k, v in args.items()]
+    cp = mv(*argv, data_dir=data_dir, check=False, timeout=timeout, env=env)
+    envelope = parse_json(cp)
+    envelope["_stderr"] = cp.stderr.decode("utf-8", "replace")[-3000:]
+    return envelope
+
+
+def cmd_result(data_dir, function, timeout=600, env=None, **args):
+    """cmd_envelope's result, the envelope required to say succeeded."""
+    e = cmd_envelope(data_dir, function, timeout=timeout, env=env, **args)
+    assert e["statusCode"] == "succeeded" and e["error"] is None, (
+        "%s: %s\nstderr: %s" % (function, json.dumps({k: v for k, v in e.items() if k != "_stderr"})[:2000],
+                                 e["_stderr"][-2000:]))
+    return e["result"]
+
+
 def import_json(path, archive, data_dir, *extra, check=(0, 3), timeout=T_IMPORT):
     """`import PATH --archive A --json [extra]`; returns (summary dict, cp)."""
     cp = mv("import", path, "--archive", archive, "--json", *extra,

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from mvtest import MAILVAULT_BIN, init_data_dir, mv, parse_json, search_json
+from mvtest import MAILVAULT_BIN, cmd_envelope, cmd_result, init_data_dir, mv, parse_json, search_json
 
 pytestmark = pytest.mark.xdist_group("corpus")
 
@@ -37,22 +37,8 @@ def fault_env(fault):
     return dict(os.environ, MAILVAULT_FAULT=fault)
 
 
-def cmd(data_dir, function, env=None, **args):
-    argv = ["cmd", function] + ["--%s=%s" % (k, str(v).lower() if isinstance(v, bool) else v)
-                                for k, v in args.items()]
-    cp = mv(*argv, data_dir=data_dir, check=False, timeout=900, env=env)
-    out = parse_json(cp)
-    out["_stderr"] = cp.stderr.decode("utf-8", "replace")
-    return out
-
-
-def assert_succeeded(env, what):
-    assert env["statusCode"] == "succeeded", "%s: %s\n%s" % (what, env["error"], env["_stderr"][-2000:])
-    return env["result"]
-
-
 def assert_index_whole(data_dir, when):
-    r = assert_succeeded(cmd(data_dir, "VerifyStore", id=1, includeIndexes=True), "VerifyStore " + when)
+    r = cmd_result(data_dir, "VerifyStore", id=1, includeIndexes=True)
     assert r["clean"], "VerifyStore %s: %s" % (when, json.dumps(r)[:3000])
 
 
@@ -74,7 +60,7 @@ def test_failed_hand_off_is_caught_up_before_the_import_ends(faulted_import):
     got = answers(d)
     assert all(got[q] for q in ("money", "the", "linux", "subject:re")), {q: len(v) for q, v in got.items()}
     assert_index_whole(d, "after the import")
-    assert_succeeded(cmd(d, "RebuildStoreIndex", id=1, folder="x"), "RebuildStoreIndex")
+    cmd_result(d, "RebuildStoreIndex", id=1, folder="x", timeout=900)
     truth = answers(d)
     for q in QUERIES:
         assert got[q] == truth[q], "%r: %d hits after the faulted import, %d from content" % (
@@ -84,11 +70,11 @@ def test_failed_hand_off_is_caught_up_before_the_import_ends(faulted_import):
 def test_rebuild_whose_hand_off_fails_says_so_and_the_next_writer_fills_the_gap(faulted_import):
     d, _, _ = faulted_import
     truth = answers(d)
-    env = cmd(d, "RebuildStoreIndex", env=fault_env("fail:index-writer:1"), id=1, folder="x")
+    env = cmd_envelope(d, "RebuildStoreIndex", env=fault_env("fail:index-writer:1"), id=1, folder="x", timeout=900)
     assert env["statusCode"] == "failed", "RebuildStoreIndex reported success over a failed insert: %r" % env
     assert "injected fault index-writer:1" in (env["error"] or {}).get("message", ""), env["error"]
     # The next writer (a store change taking the write lock) catches up first.
-    assert_succeeded(cmd(d, "MaintainFileSystemDatabases"), "MaintainFileSystemDatabases")
+    cmd_result(d, "MaintainFileSystemDatabases")
     assert_index_whole(d, "after the next writer")
     got = answers(d)
     for q in QUERIES:
@@ -129,7 +115,7 @@ def test_kill9_while_the_writer_inserts_then_resume(corpus, tmp_path):
     assert summary["imported"] + summary["duplicates"] == 6046, summary
     got = answers(d)
     assert_index_whole(d, "after the kills and the resumed import")
-    assert_succeeded(cmd(d, "RebuildStoreIndex", id=1, folder="x"), "RebuildStoreIndex")
+    cmd_result(d, "RebuildStoreIndex", id=1, folder="x", timeout=900)
     truth = answers(d)
     for q in QUERIES:
         assert got[q] == truth[q], "%r: %d hits after the kills, %d from content" % (q, len(got[q]), len(truth[q]))

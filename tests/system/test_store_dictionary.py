@@ -25,22 +25,13 @@ import pytest
 import storedb
 from mvtest import (MAILVAULT_BIN, T_IMPORT, check_no_crash, init_data_dir, mv, parse_json, search_json,
                     show_hashes)
+from mvtest import cmd_result as cmd
 
 pytestmark = pytest.mark.xdist_group("faults")
 
 # Measured (bench/RESULTS.md): content/ 11.99 MB with the dictionary against
 # 14.96 MB without, 0.80; the margin leaves room for the corpus's order.
 MAX_RATIO = 0.85
-
-
-def cmd(d, function, timeout=600, **args):
-    argv = ["cmd", function] + ["--%s=%s" % (k, ("true" if v else "false") if isinstance(v, bool) else v)
-                                for k, v in args.items()]
-    cp = mv(*argv, data_dir=d, check=False, timeout=timeout)
-    env = parse_json(cp)
-    assert env["statusCode"] == "succeeded" and env["error"] is None, (
-        "%s: %s\nstderr: %s" % (function, json.dumps(env)[:2000], cp.stderr.decode("utf-8", "replace")[-2000:]))
-    return env["result"]
 
 
 def store_dir(d, part):
