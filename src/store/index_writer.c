@@ -78,11 +78,8 @@ static gpointer writer_main(gpointer data)
 
 static mv_index_writer *writer_start(mv_store *s, GError **error)
 {
-	char *path = mv_store_index_file(&s->paths);
 	sqlite3 *db = NULL;
-	int rc = mv_store_sql_open(path, s->key, MV_STORE_SQL_INDEX, s->index_encrypted, true, false, &db, error);
-	g_free(path);
-	if (rc < 0 || mv_store_setup_db(db, false, error) < 0) {
+	if (mv_store_index_writer_conn(s, &db, error) < 0) {
 		sqlite3_close(db);
 		return NULL;
 	}

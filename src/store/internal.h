@@ -136,6 +136,10 @@ int mv_store_flush_index(mv_store *s, GError **error);
 /* docs (queued documents) inserted in rowid order on db, with the
  * indexed_upto mark, in one transaction (rolled back on failure). */
 int mv_index_insert_queued(sqlite3 *db, sqlite3_stmt **cache, GPtrArray *docs, GError **error);
+/* A writer's connection on the store's index file (its key, WAL, NORMAL
+ * sync, the page cache): the handle's own and the index writer thread's.
+ * *db_r may be set on failure; the caller closes it. */
+int mv_store_index_writer_conn(mv_store *s, sqlite3 **db_r, GError **error);
 /* ---- index_writer.c: the index inserts on a thread of their own */
 /* Hands the queued documents to the store's index writer thread (started
  * at the first call) after the hand-off before them is done.  Fails with

@@ -213,12 +213,17 @@ mv_store *mv_store_new(int store_id, const mv_store_paths *paths, const uint8_t 
 static int open_writer_index(mv_store *s, const char *ixp, GError **error)
 {
 	s->index_encrypted = mv_store_index_file_encrypted(ixp, s->encrypted);
-	if (mv_sql_exec(s->db, STORE_LOOKUP_INDEXES, error) < 0 ||
-	    mv_store_sql_open(ixp, s->key, MV_STORE_SQL_INDEX, s->index_encrypted, true, false, &s->index_db, error) < 0)
-		return -1;
-	if (mv_store_setup_db(s->index_db, false, error) < 0)
+	if (mv_sql_exec(s->db, STORE_LOOKUP_INDEXES, error) < 0 || mv_store_index_writer_conn(s, &s->index_db, error) < 0)
 		return -1;
 	return mv_index_init_schema(s->index_db, "main", error);
+}
+
+int mv_store_index_writer_conn(mv_store *s, sqlite3 **db_r, GError **error)
+{
+	char *path = mv_store_index_file(&s->paths);
+	int rc = mv_store_sql_open(path, s->key, MV_STORE_SQL_INDEX, s->index_encrypted, true, false, db_r, error);
+	g_free(path);
+	return rc < 0 ? -1 : mv_store_setup_db(*db_r, false, error);
 }
 
 int mv_store_index_recreate(mv_store *s, GError **error)
