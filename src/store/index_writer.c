@@ -24,8 +24,6 @@
  *   writer's catch-up would insert the same documents. */
 #include "store/internal.h"
 
-#include <string.h>
-
 struct mv_index_writer {
 	GThread *thread;
 	GMutex lock;
