@@ -1,0 +1,87 @@
+/* Unit tests: what makes a store's lookups fast, set on every store.
+ *
+ * The index file's FTS5 options: the leaf size (pgsz) keeps FTS5's leaves inside one SQLCipher page and
+ * automerge sets how many segments a level gathers before FTS5 merges them
+ * (bench/RESULTS.md).  Both live in the index file, so each way an index
+ * comes to be must set them: a new store, a store made before an option
+ * existed (its first writer sets it), and RecoverStore's index built anew. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "store/internal.h"
+#include <sodium.h>
+#include <string.h>
+
+#include "store_fixture.h"
+
+static int64_t index_option(mv_store *s, const char *name)
+{
+	const char *prefix;
+	sqlite3 *ix = mv_store_index_conn(s, &prefix);
+	char *sql = sqlite3_mprintf("SELECT v FROM %sfts_config WHERE k=%Q", prefix, name);
+	int64_t value = -1;
+	GError *err = NULL;
+	if (mv_store_int_query(ix, sql, "read an index option", &value, &err) < 0)
+		fail_msg("%s: %s", name, err->message);
+	sqlite3_free(sql);
+	return value;
+}
+
+static void assert_index_options(const fixture *f, mv_store_mode mode)
+{
+	GError *err = NULL;
+	mv_store *s = mv_store_open(1, &f->paths, key, mode, &err);
+	if (!s)
+		fail_msg("open: %s", err->message);
+	assert_int_equal(index_option(s, "pgsz"), 3900);
+	assert_int_equal(index_option(s, "automerge"), 8);
+	mv_store_close(&s);
+}
+
+static void test_new_store_has_options(void **state)
+{
+	assert_index_options(*state, MV_STORE_READ);
+}
+
+/* An index made with FTS5's defaults gets the options from its next writer. */
+static void test_writer_sets_missing_options(void **state)
+{
+	fixture *f = *state;
+	GError *err = NULL;
+	mv_store *s = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(s);
+	const char *prefix;
+	sqlite3 *ix = mv_store_index_conn(s, &prefix);
+	assert_string_equal(prefix, "");
+	assert_int_equal(mv_sql_exec(ix, "DELETE FROM fts_config WHERE k IN ('pgsz', 'automerge')", &err), 0);
+	assert_int_equal(index_option(s, "automerge"), 0);
+	mv_store_close(&s);
+	assert_index_options(f, MV_STORE_WRITE);
+	assert_index_options(f, MV_STORE_READ);
+}
+
+static void test_recovered_index_has_options(void **state)
+{
+	fixture *f = *state;
+	GError *err = NULL;
+	json_t *report = NULL;
+	assert_int_equal(mv_store_recover(1, &f->paths, key, false, NULL, &report, &err), 0);
+	json_decref(report);
+	assert_index_options(f, MV_STORE_READ);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	randombytes_buf(key, sizeof key);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_new_store_has_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_sets_missing_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recovered_index_has_options, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
