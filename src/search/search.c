@@ -44,6 +44,7 @@ typedef struct plan {
 	int64_t bucket;      /* the index's date bucket (mv_store_index_date_bucket), 0 = unknown */
 	bool nothing;        /* an archive: term names no archive of this store: no hits here */
 	int64_t docid_lo, docid_hi; /* rowid range from top-level dates: [lo, hi) */
+	int64_t key_lo, key_hi;     /* the same as order keys (a bucket of one second) */
 	GString *sql;        /* WHERE clause (SQL), "" = none */
 	GPtrArray *params;   /* char* text params for '?' in order of appearance in sql */
 	GArray *int_params;  /* parallel: which params are integers */
@@ -299,36 +300,37 @@ static int sql_expr(plan *p, const mv_query *q, GString *out, GError **error)
 	return 0;
 }
 
-/* The smallest rowid of the date bucket that holds date d. */
-static int64_t bucket_start(const plan *p, int64_t d)
-{
-	return mv_index_docid_in(p->bucket, d, 0);
-}
-
-/* A date conjunct also bounds the FTS rowid, which orders by date bucket
- * (newest first, mv_index_docid): FTS5 then skips hits outside the range by
- * rowid.  The range takes the whole buckets the dates touch; the conjunct's
- * own SQL (m.date) decides within them.  The bucket holding d spans
- * [bucket_start(d), bucket_start(d - bucket)). */
-static void narrow_docids(plan *p, const mv_query *c)
+/* A date conjunct as a range of keys that order by date bucket, newest
+ * first (mv_index_docid_in): the FTS rowid (the index's bucket) skips hits
+ * outside it, and the order key (a bucket of one second) is the range of
+ * the messages_order index.  The range takes the whole buckets the dates
+ * touch; the conjunct's own SQL (m.date) decides within them.  The bucket
+ * holding d spans [start(d), start(d - bucket)). */
+static void narrow_range(int64_t bucket, const mv_query *c, int64_t *lo_r, int64_t *hi_r)
 {
 	/* Dates in the first buckets after 1970 (and before it: clamped to 0)
 	 * are left to the SQL filter alone, as are all when the bucket is unknown. */
-	if (!p->bucket || c->kind != MV_Q_DATE || c->value <= 2 * p->bucket || c->value > MV_INDEX_MAX_DATE - 1)
+	if (!bucket || c->kind != MV_Q_DATE || c->value <= 2 * bucket || c->value > MV_INDEX_MAX_DATE - 1)
 		return;
-	int64_t v = c->value, b = p->bucket, lo = INT64_MIN, hi = INT64_MAX;
+	int64_t v = c->value, b = bucket, lo = INT64_MIN, hi = INT64_MAX;
 	switch (c->cmp) {
-	case MV_CMP_GE: hi = bucket_start(p, v - b); break;         /* date >= v */
-	case MV_CMP_GT: hi = bucket_start(p, v + 1 - b); break;     /* date >= v + 1 */
-	case MV_CMP_LT: lo = bucket_start(p, v - 1); break;         /* date <= v - 1 */
-	case MV_CMP_LE: lo = bucket_start(p, v); break;             /* date <= v */
+	case MV_CMP_GE: hi = mv_index_docid_in(b, v - b, 0); break;       /* date >= v */
+	case MV_CMP_GT: hi = mv_index_docid_in(b, v + 1 - b, 0); break;   /* date >= v + 1 */
+	case MV_CMP_LT: lo = mv_index_docid_in(b, v - 1, 0); break;       /* date <= v - 1 */
+	case MV_CMP_LE: lo = mv_index_docid_in(b, v, 0); break;           /* date <= v */
 	case MV_CMP_EQ:
-		lo = bucket_start(p, v);
-		hi = bucket_start(p, v - b);
+		lo = mv_index_docid_in(b, v, 0);
+		hi = mv_index_docid_in(b, v - b, 0);
 		break;
 	}
-	p->docid_lo = MAX(p->docid_lo, lo);
-	p->docid_hi = MIN(p->docid_hi, hi);
+	*lo_r = MAX(*lo_r, lo);
+	*hi_r = MIN(*hi_r, hi);
+}
+
+static void narrow_docids(plan *p, const mv_query *c)
+{
+	narrow_range(p->bucket, c, &p->docid_lo, &p->docid_hi);
+	narrow_range(1, c, &p->key_lo, &p->key_hi);
 }
 
 /* How an archive: term relates to this store: absent (nothing to search
@@ -454,12 +456,24 @@ json_t *mv_search_hit_json(const mv_search_hit *h)
 
 /* The order key of a hit (mv_order_key) in SQL: the same newest-first order
  * whether FTS5 or the messages table is walked. */
-#define ORDER_KEY_SQL "(((137438953471 - max(0, min(m.date, 137438953471))) << 25) | m.num)"
-G_STATIC_ASSERT(MV_INDEX_MAX_DATE == INT64_C(137438953471) && MV_INDEX_NUMBER_BITS == 25);
+#define ORDER_KEY_SQL MV_ORDER_KEY_SQL("m.")
 
 /* Newest first through the index: its rowid orders by date bucket, so the
  * rows are read up to the end of the bucket that completes the page and
  * sorted exactly (read_hits). */
+/* The order-key range a hit must lie in: `after`, and over the db alone
+ * the top-level dates too, as the messages_order index's range (the FTS
+ * path has them as its rowid range, and m.date decides within it). */
+static int64_t key_lo(const plan *p, bool use_fts)
+{
+	return use_fts ? p->after_lo : MAX(p->after_lo, p->key_lo);
+}
+
+static int64_t key_hi(const plan *p, bool use_fts)
+{
+	return use_fts ? INT64_MAX : p->key_hi;
+}
+
 static bool by_bucket(bool use_fts, const mv_search_options *opts)
 {
 	return use_fts && opts->sort != MV_SORT_RELEVANCE;
@@ -482,8 +496,10 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 	g_string_append(sql, " JOIN folders f ON f.id = m.folder_id WHERE m.deleted = 0");
 	if (use_fts)
 		g_string_append(sql, " AND fts MATCH ? AND fts.rowid >= ? AND fts.rowid < ?");
-	if (p->after_lo != INT64_MIN)
+	if (key_lo(p, use_fts) != INT64_MIN)
 		g_string_append(sql, " AND " ORDER_KEY_SQL " >= ?");
+	if (key_hi(p, use_fts) != INT64_MAX)
+		g_string_append(sql, " AND " ORDER_KEY_SQL " < ?");
 	if (p->sql->len)
 		g_string_append_printf(sql, " AND (%s)", p->sql->str);
 	if (folder_filter)
@@ -504,7 +520,7 @@ static int64_t after_docid_lo(const plan *p)
 {
 	if (p->after_lo == INT64_MIN || !p->bucket)
 		return INT64_MIN;
-	return bucket_start(p, mv_order_key_date(p->after_lo));
+	return mv_index_docid_in(p->bucket, mv_order_key_date(p->after_lo), 0);
 }
 
 static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const char *match)
@@ -515,8 +531,10 @@ static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const cha
 		sqlite3_bind_int64(st, idx++, MAX(p->docid_lo, after_docid_lo(p)));
 		sqlite3_bind_int64(st, idx++, p->docid_hi);
 	}
-	if (p->after_lo != INT64_MIN)
-		sqlite3_bind_int64(st, idx++, p->after_lo);
+	if (key_lo(p, use_fts) != INT64_MIN)
+		sqlite3_bind_int64(st, idx++, key_lo(p, use_fts));
+	if (key_hi(p, use_fts) != INT64_MAX)
+		sqlite3_bind_int64(st, idx++, key_hi(p, use_fts));
 	for (guint i = 0; i < p->params->len; i++, idx++) {
 		if (g_array_index(p->int_params, int, i))
 			sqlite3_bind_int64(st, idx, g_ascii_strtoll(p->params->pdata[i], NULL, 10));
@@ -614,7 +632,8 @@ static int read_hits(sqlite3_stmt *st, int store_id, bool bucketed, const mv_sea
 static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts, int64_t after_lo,
                      GPtrArray *hits, GError **error)
 {
-	plan p = { .store = store, .after_lo = after_lo, .docid_lo = INT64_MIN, .docid_hi = INT64_MAX, .sql = g_string_new(NULL),
+	plan p = { .store = store, .after_lo = after_lo, .docid_lo = INT64_MIN, .docid_hi = INT64_MAX,
+	           .key_lo = INT64_MIN, .key_hi = INT64_MAX, .sql = g_string_new(NULL),
 	           .params = g_ptr_array_new_with_free_func(g_free),
 	           .int_params = g_array_new(FALSE, FALSE, sizeof(int)) };
 	GString *match = g_string_new(NULL);

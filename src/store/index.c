@@ -52,6 +52,8 @@ int64_t mv_index_docid(int64_t date, int64_t number)
 	return mv_index_docid_in(MV_INDEX_DATE_BUCKET, date, number);
 }
 
+G_STATIC_ASSERT(MV_INDEX_MAX_DATE == INT64_C(137438953471) && MV_INDEX_NUMBER_BITS == 25);   /* MV_ORDER_KEY_SQL's */
+
 int64_t mv_order_key(int64_t date, int64_t number)
 {
 	return mv_index_docid_in(1, date, number);

@@ -32,11 +32,14 @@
 #include <unistd.h>
 
 /* Lookups by content and by place: compaction, verification and deletion
- * would otherwise scan every message for every record.  Created on every
- * writer open too, so stores made before they existed get them. */
+ * would otherwise scan every message for every record; and by order key:
+ * a search over the db alone (dates, sizes, nothing at all) would sort
+ * every row it keeps to give the newest 50.  Created on every writer open
+ * too, so stores made before they existed get them. */
 #define STORE_LOOKUP_INDEXES \
 	"CREATE INDEX IF NOT EXISTS messages_content ON messages(content_id);" \
-	"CREATE INDEX IF NOT EXISTS contents_place ON contents(segment, offset);"
+	"CREATE INDEX IF NOT EXISTS contents_place ON contents(segment, offset);" \
+	"CREATE INDEX IF NOT EXISTS messages_order ON messages(" MV_ORDER_KEY_SQL("") ");"
 
 static const char store_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"

@@ -336,6 +336,11 @@ int64_t mv_index_docid_number(int64_t docid);
  * the number ascending (the rowid with a bucket of one second).  Search
  * results and `after` follow it whatever the index's bucket. */
 int64_t mv_order_key(int64_t date, int64_t number);
+/* mv_order_key in SQL over a messages row, columns prefixed by `t` ("m.",
+ * or "" inside the table's own schema): the store db indexes it
+ * (messages_order), so that a listing newest first over the db alone walks
+ * that index instead of sorting every row it keeps. */
+#define MV_ORDER_KEY_SQL(t) "(((137438953471 - max(0, min(" t "date, 137438953471))) << 25) | " t "num)"
 /* The (clamped) date an order key names. */
 int64_t mv_order_key_date(int64_t key);
 /* The date bucket of the index the handle reads: MV_INDEX_DATE_BUCKET from

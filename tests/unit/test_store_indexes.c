@@ -1,5 +1,11 @@
 /* Unit tests: what makes a store's lookups fast, set on every store.
  *
+ * The db's messages_order index is the order key (MV_ORDER_KEY_SQL): a
+ * search over the db alone walks it for newest first.  SQLite uses an index
+ * on an expression only for the same expression, so the search's SQL and
+ * the index's must stay one text, and a store made before the index must
+ * get it from its first writer.
+ *
  * The index file's FTS5 options: the leaf size (pgsz) keeps FTS5's leaves inside one SQLCipher page and
  * automerge sets how many segments a level gathers before FTS5 merges them
  * (bench/RESULTS.md).  Both live in the index file, so each way an index
@@ -63,6 +69,57 @@ static void test_writer_sets_missing_options(void **state)
 	assert_index_options(f, MV_STORE_READ);
 }
 
+/* The plan of a newest-first listing over a date range: SQLite reads the
+ * messages_order index, with no sort. */
+static char *listing_plan(mv_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	const char *sql = "EXPLAIN QUERY PLAN SELECT m.num FROM messages m WHERE m.deleted = 0"
+	                  " AND " MV_ORDER_KEY_SQL("m.") " >= ? AND " MV_ORDER_KEY_SQL("m.") " < ?"
+	                  " ORDER BY " MV_ORDER_KEY_SQL("m.") " LIMIT 50";
+	assert_int_equal(sqlite3_prepare_v2(mv_store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+	GString *plan = g_string_new(NULL);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		g_string_append_printf(plan, "%s\n", (const char *)sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	return g_string_free(plan, FALSE);
+}
+
+static void assert_listing_uses_order_index(const fixture *f)
+{
+	GError *err = NULL;
+	mv_store *s = mv_store_open(1, &f->paths, key, MV_STORE_READ, &err);
+	assert_non_null(s);
+	char *plan = listing_plan(s);
+	if (!strstr(plan, "messages_order") || strstr(plan, "TEMP B-TREE"))
+		fail_msg("the listing does not walk messages_order:\n%s", plan);
+	g_free(plan);
+	mv_store_close(&s);
+}
+
+static void test_listing_walks_order_index(void **state)
+{
+	assert_listing_uses_order_index(*state);
+}
+
+/* A store made before messages_order gets it from its next writer. */
+static void test_writer_adds_order_index(void **state)
+{
+	fixture *f = *state;
+	GError *err = NULL;
+	mv_store *s = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(s);
+	assert_int_equal(mv_sql_exec(mv_store_db(s), "DROP INDEX messages_order", &err), 0);
+	char *plan = listing_plan(s);
+	assert_non_null(strstr(plan, "TEMP B-TREE"));
+	g_free(plan);
+	mv_store_close(&s);
+	s = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(s);
+	mv_store_close(&s);
+	assert_listing_uses_order_index(f);
+}
+
 static void test_recovered_index_has_options(void **state)
 {
 	fixture *f = *state;
@@ -82,6 +139,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_store_has_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_sets_missing_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovered_index_has_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listing_walks_order_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_adds_order_index, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
