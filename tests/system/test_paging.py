@@ -4,6 +4,7 @@ dates in both (the same mail imported into each): the pages must be
 disjoint, in order, and together exactly the one big answer — through the
 FTS path (words), the SQL path (size only) and relevance order."""
 
+import email.utils
 import json
 import os
 
@@ -88,6 +89,49 @@ def test_relevance_pages_by_offset(two_stores):
         flat += [h["id"] for h in ok(two_stores, "SearchMessages", query="money", sort="relevance", limit=10,
                                         offset=offset)]
     assert flat == whole
+
+
+@pytest.fixture(scope="module")
+def equal_scores(tmp_path_factory):
+    """One store: 30 messages that score the same for 'tiebreak' (the same
+    text, Message-IDs of the same length), all in one hour and numbered in
+    date order, so that the index's rowid order (by the hour, then number)
+    is oldest first among them; and 5 that score better or worse."""
+    root = tmp_path_factory.mktemp("ties")
+    mail = root / "mail"
+    mail.mkdir()
+    base = 1700000000 - 1700000000 % 3600
+
+    def write(i, date, subject, body):
+        (mail / ("%03d.eml" % i)).write_bytes((
+            "From: Tie Tester <tie@example.org>\r\nTo: desk@example.org\r\n"
+            "Subject: %s\r\nDate: %s\r\nMessage-ID: <t%03d@example.org>\r\n\r\n%s\r\n"
+            % (subject, email.utils.formatdate(date), i, body)).encode())
+
+    for i in range(30):
+        write(i, base + 60 * i, "quarterly figures", "tiebreak review of the figures")
+    for i in range(30, 35):
+        write(i, base - 86400 * i, "tiebreak " * (i - 29), "tiebreak " * (i - 29) + "other words here")
+    d = init_data_dir(root / "data")
+    summary, _ = import_json(str(mail), "ties", d)
+    assert summary["imported"] == 35, summary
+    return d
+
+
+def test_relevance_ties_come_newest_first_on_every_page(equal_scores):
+    # limit 0: every hit through the general statement, ties broken by date in SQL.
+    whole = ok(equal_scores, "SearchMessages", query="tiebreak", sort="relevance", limit=0)
+    assert len(whole) == 35
+    tied = [h for h in whole if h["subject"] == "quarterly figures"]
+    assert [h["date"] for h in tied] == sorted((h["date"] for h in tied), reverse=True), \
+        "equal scores must come newest first"
+    ids = [h["id"] for h in whole]
+    for size in (1, 7, 10, 30):
+        flat = []
+        for offset in range(0, 40, size):
+            flat += [h["id"] for h in ok(equal_scores, "SearchMessages", query="tiebreak", sort="relevance",
+                                            limit=size, offset=offset)]
+        assert flat == ids, "relevance pages of %d are not the whole answer" % size
 
 
 def test_paging_arguments_refused_with_reasons(two_stores):
