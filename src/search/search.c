@@ -458,9 +458,6 @@ json_t *mv_search_hit_json(const mv_search_hit *h)
  * whether FTS5 or the messages table is walked. */
 #define ORDER_KEY_SQL MV_ORDER_KEY_SQL("m.")
 
-/* Newest first through the index: its rowid orders by date bucket, so the
- * rows are read up to the end of the bucket that completes the page and
- * sorted exactly (read_hits). */
 /* The order-key range a hit must lie in: `after`, and over the db alone
  * the top-level dates too, as the messages_order index's range (the FTS
  * path has them as its rowid range, and m.date decides within it). */
@@ -474,6 +471,9 @@ static int64_t key_hi(const plan *p, bool use_fts)
 	return use_fts ? INT64_MAX : p->key_hi;
 }
 
+/* Newest first through the index: its rowid orders by date bucket, so the
+ * rows are read up to the end of the bucket that completes the page and
+ * sorted exactly (read_hits). */
 static bool by_bucket(bool use_fts, const mv_search_options *opts)
 {
 	return use_fts && opts->sort != MV_SORT_RELEVANCE;
