@@ -423,6 +423,10 @@ static int build_plan(plan *p, const mv_query *root, GString *match, GError **er
 	return rc;
 }
 
+/* The columns hit_from_row reads, by position, before the rank (9) and
+ * has_attachment (10) each statement adds in its own way. */
+#define HIT_COLUMNS "m.num, m.date, m.size, m.sender, m.recipients, m.subject, m.message_id, f.archive, f.path, "
+
 static mv_search_hit *hit_from_row(sqlite3_stmt *st, int store_id)
 {
 	mv_search_hit *h = g_new0(mv_search_hit, 1);
@@ -482,8 +486,7 @@ static bool by_bucket(bool use_fts, const mv_search_options *opts)
 static void append_select(GString *sql, const plan *p, bool use_fts, const mv_search_options *opts,
                           const char *folder_filter)
 {
-	g_string_append(sql, "SELECT m.num, m.date, m.size, m.sender, m.recipients, m.subject, m.message_id,"
-	                " f.archive, f.path, ");
+	g_string_append(sql, "SELECT " HIT_COLUMNS);
 	if (use_fts) {
 		/* CROSS JOIN keeps the FTS table as the outer loop, so that the
 		 * date-ordered rowid gives "newest first" without a sort (but
@@ -682,8 +685,7 @@ static int top_scores(sqlite3 *db, const plan *p, const char *match, guint64 wan
 static int candidate_hits(sqlite3 *db, int store_id, const GArray *top, guint n, GPtrArray *hits, bool *live_r)
 {
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT m.num, m.date, m.size, m.sender, m.recipients, m.subject, m.message_id,"
-	                       " f.archive, f.path, ?, m.has_attachment FROM messages m JOIN folders f ON f.id = m.folder_id"
+	if (sqlite3_prepare_v2(db, "SELECT " HIT_COLUMNS "?, m.has_attachment FROM messages m JOIN folders f ON f.id = m.folder_id"
 	                       " WHERE m.num = ? AND m.deleted = 0", -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	*live_r = true;
