@@ -491,8 +491,12 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 		/* CROSS JOIN keeps the FTS table as the outer loop, so that the
 		 * date-ordered rowid gives "newest first" without a sort (but
 		 * within a date bucket: see read_hits). */
-		g_string_append_printf(sql, "bm25(fts), m.has_attachment, fts.rowid FROM ix.fts CROSS JOIN messages m"
-		                       " ON m.num = (fts.rowid & %lld)", (long long)MV_INDEX_NUMBER_MASK);
+		/* bm25 only where it orders: its first call counts every hit of
+		 * each phrase for the IDF, a whole doclist read that a page of the
+		 * newest hits never needs (bench/RESULTS.md, issue 17). */
+		g_string_append_printf(sql, "%s, m.has_attachment, fts.rowid FROM ix.fts CROSS JOIN messages m"
+		                       " ON m.num = (fts.rowid & %lld)",
+		                       opts->sort == MV_SORT_RELEVANCE ? "bm25(fts)" : "0.0", (long long)MV_INDEX_NUMBER_MASK);
 	} else {
 		g_string_append(sql, "0.0, m.has_attachment FROM messages m");
 	}

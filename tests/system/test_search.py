@@ -423,6 +423,22 @@ def test_default_sort_newest_first(oracle, env):
     assert [date_key(h["date"]) for h in date_hits] == d
 
 
+def test_date_order_computes_no_score(oracle, env):
+    """bm25's first call reads every hit of each phrase for its IDF: at 1M
+    messages that was 15-30 ms of a newest-first page that needs no score
+    (bench/RESULTS.md, issue 17).  The statement's text (--debug) shows it."""
+    imp, _ = env
+    w = max(oracle.words(50, 400, minlen=4), key=lambda w: len(oracle.subject_word(w)))
+    def logged_sql(*extra):
+        cp = mv("--debug", "search", w, "--archive", ARCHIVE, *extra, data_dir=imp.data_dir)
+        lines = [l for l in cp.stderr.decode("utf-8", "replace").splitlines() if "sql=[" in l]
+        assert lines, cp.stderr[-2000:]
+        return lines
+    assert not any("bm25" in l for l in logged_sql("--limit", "5")), "a newest-first page computed bm25"
+    # the whole answer by relevance takes the general statement, which scores
+    assert any("bm25" in l for l in logged_sql("--limit", "0", "--sort", "relevance")), "relevance lost its score"
+
+
 def test_limit(env):
     imp, index = env
     all_dates = [h["date"] for h in index.hits]
