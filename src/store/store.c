@@ -263,7 +263,15 @@ static int attach_reader_index(mv_store *s, const char *ixp, GError **error)
 	s->index_encrypted = mv_store_index_file_encrypted(ixp, s->encrypted);
 	if (!g_file_test(ixp, G_FILE_TEST_EXISTS) && create_missing_index(s, ixp, error) < 0)
 		return -1;
-	return mv_store_sql_attach_index(s->db, ixp, s->key, s->index_encrypted, error);
+	if (mv_store_sql_attach_index(s->db, ixp, s->key, s->index_encrypted, error) < 0)
+		return -1;
+	/* A relevance search reads the column sizes of every hit (fts_docsize,
+	 * ~25 MB at 1M messages) and each page missed is read and decrypted
+	 * again: with the default 2 MB a hit cost ~30 us when hits were sparse.
+	 * 32 MB holds what the query mix reads at 1M (bench/RESULTS.md, issue
+	 * 17); a cache grows only with the pages a search reads, and a store
+	 * keeps one reader handle. */
+	return mv_sql_exec(s->db, "PRAGMA ix.cache_size=-32768", error);
 }
 
 /* A crash between a db change and its index follow-up left notes

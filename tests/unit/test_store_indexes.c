@@ -10,7 +10,10 @@
  * automerge sets how many segments a level gathers before FTS5 merges them
  * (bench/RESULTS.md).  Both live in the index file, so each way an index
  * comes to be must set them: a new store, a store made before an option
- * existed (its first writer sets it), and RecoverStore's index built anew. */
+ * existed (its first writer sets it), and RecoverStore's index built anew.
+ *
+ * A reader's page cache for the attached index: relevance reads every
+ * hit's column sizes, and a page missed is decrypted again. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -67,6 +70,19 @@ static void test_writer_sets_missing_options(void **state)
 	mv_store_close(&s);
 	assert_index_options(f, MV_STORE_WRITE);
 	assert_index_options(f, MV_STORE_READ);
+}
+
+static void test_reader_index_cache(void **state)
+{
+	fixture *f = *state;
+	GError *err = NULL;
+	mv_store *s = mv_store_open(1, &f->paths, key, MV_STORE_READ, &err);
+	if (!s)
+		fail_msg("open: %s", err->message);
+	int64_t pages = 0;
+	assert_int_equal(mv_store_int_query(mv_store_db(s), "PRAGMA ix.cache_size", "cache size", &pages, &err), 0);
+	assert_int_equal(pages, -32768);   /* KiB */
+	mv_store_close(&s);
 }
 
 /* The plan of a newest-first listing over a date range: SQLite reads the
@@ -141,6 +157,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recovered_index_has_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing_walks_order_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_adds_order_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_index_cache, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
