@@ -462,6 +462,11 @@ json_t *mv_search_hit_json(const mv_search_hit *h)
  * whether FTS5 or the messages table is walked. */
 #define ORDER_KEY_SQL MV_ORDER_KEY_SQL("m.")
 
+/* bm25 with the scope column (the last) weighing nothing: its tokens say
+ * where a message is filed, not what it says, so that archive:, folder:,
+ * has:attachment and a caller's readable scope select without scoring. */
+#define BM25_SQL "bm25(fts, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0)"
+
 /* The order-key range a hit must lie in: `after`, and over the db alone
  * the top-level dates too, as the messages_order index's range (the FTS
  * path has them as its rowid range, and m.date decides within it). */
@@ -496,7 +501,7 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 		 * newest hits never needs (bench/RESULTS.md, issue 17). */
 		g_string_append_printf(sql, "%s, m.has_attachment, fts.rowid FROM ix.fts CROSS JOIN messages m"
 		                       " ON m.num = (fts.rowid & %lld)",
-		                       opts->sort == MV_SORT_RELEVANCE ? "bm25(fts)" : "0.0", (long long)MV_INDEX_NUMBER_MASK);
+		                       opts->sort == MV_SORT_RELEVANCE ? BM25_SQL : "0.0", (long long)MV_INDEX_NUMBER_MASK);
 	} else {
 		g_string_append(sql, "0.0, m.has_attachment FROM messages m");
 	}
@@ -512,7 +517,7 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 	if (folder_filter)
 		g_string_append_printf(sql, " AND m.folder_id IN (%s)", folder_filter);
 	if (use_fts && opts->sort == MV_SORT_RELEVANCE)
-		g_string_append(sql, " ORDER BY bm25(fts), " ORDER_KEY_SQL);
+		g_string_append(sql, " ORDER BY " BM25_SQL ", " ORDER_KEY_SQL);
 	else if (use_fts)
 		g_string_append(sql, " ORDER BY fts.rowid");   /* read_hits stops and sorts */
 	else
@@ -550,57 +555,142 @@ static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const cha
 	}
 }
 
-/* The permission filter: the ids of this store's folders the caller may
- * read, as an SQL list; *all_r when that is every folder (no filter), and
- * an empty string when none.  Folders are few next to messages, so they are
- * checked one by one here and the message rows are filtered by id inside
- * the query, before LIMIT. */
-static int readable_folders(mv_store *store, const mv_access *access, GString *ids, bool *all_r, GError **error)
+/* The permission filter of a restricted caller, in two forms.
+ *
+ * `ids`: the ids of this store's folders the caller may read, as an SQL
+ * list that filters the message rows inside the query, before LIMIT.  It
+ * always applies, and alone decides what a caller may see.
+ *
+ * `scope`: the same set as index scope tokens for the MATCH — the archive
+ * token of an archive whose every folder is readable, the folder token of
+ * each other readable folder — or NULL when that would take more than
+ * SCOPE_TOKENS_MAX tokens.  With it FTS5 intersects the caller's part of
+ * the index instead of the query walking every hit past the SQL filter:
+ * newest first reads 50 of the caller's hits, not 50 of everyone's, and
+ * relevance can take its candidates from the index alone (relevance_top).
+ * The scope column weighs nothing in bm25 (BM25_SQL), so the tokens leave
+ * scores as they were. */
+typedef struct readable_set {
+	GString *ids;      /* NULL when every folder is readable (no filter) */
+	GString *scope;    /* FTS5 expression over the scope column, or NULL */
+	bool none;         /* no folder is readable */
+} readable_set;
+
+#define SCOPE_TOKENS_MAX 16
+
+typedef struct folder_access {
+	int64_t id;
+	char *archive;
+	bool readable;
+} folder_access;
+
+static void folder_access_clear(gpointer p)
+{
+	g_free(((folder_access *)p)->archive);
+}
+
+/* Every folder of the store with whether the caller may read it.  Folders
+ * are few next to messages, so they are checked one by one. */
+static GArray *folders_with_access(mv_store *store, const mv_access *access, GError **error)
 {
 	sqlite3 *db = mv_store_db(store);
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, "SELECT id, archive, path FROM folders", -1, &st, NULL) != SQLITE_OK) {
 		mv_sql_set_error(error, db, "folder privileges");
-		return -1;
+		return NULL;
 	}
-	bool all = true;
+	GArray *all = g_array_new(FALSE, FALSE, sizeof(folder_access));
+	g_array_set_clear_func(all, folder_access_clear);
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *archive = (const char *)sqlite3_column_text(st, 1), *path = (const char *)sqlite3_column_text(st, 2);
-		if (!(mv_access_folder(access, archive ? archive : "", path ? path : "") & MV_FOLDER_READ)) {
-			all = false;
-			continue;
-		}
-		g_string_append_printf(ids, "%s%lld", ids->len ? "," : "", (long long)sqlite3_column_int64(st, 0));
+		folder_access f = { sqlite3_column_int64(st, 0), g_strdup(archive ? archive : ""), false };
+		f.readable = (mv_access_folder(access, f.archive, path ? path : "") & MV_FOLDER_READ) != 0;
+		g_array_append_val(all, f);
 	}
 	sqlite3_finalize(st);
 	if (step != SQLITE_DONE) {
 		mv_sql_set_error(error, db, "folder privileges");
-		return -1;
+		g_array_free(all, TRUE);
+		return NULL;
 	}
-	*all_r = all;
-	return 0;
+	return all;
 }
 
-/* The caller's folder filter for this store: *ids_r NULL when every folder
- * is readable (no filter), *none_r when no folder is. */
-static int folder_filter(mv_store *store, const mv_access *access, GString **ids_r, bool *none_r, GError **error)
+static void add_scope_token(GString *scope, char *token, guint *count)
 {
-	*ids_r = NULL;
-	*none_r = false;
+	g_string_append_printf(scope, "%sscope : %s", scope->len ? " OR " : "", token);
+	(*count)++;
+	g_free(token);
+}
+
+/* The scope tokens of the readable folders, or NULL past SCOPE_TOKENS_MAX. */
+static GString *scope_of(GArray *folders)
+{
+	GHashTable *partial = g_hash_table_new(g_str_hash, g_str_equal);   /* archives with an unreadable folder */
+	for (guint i = 0; i < folders->len; i++) {
+		const folder_access *f = &g_array_index(folders, folder_access, i);
+		if (!f->readable)
+			g_hash_table_add(partial, f->archive);
+	}
+	GHashTable *whole = g_hash_table_new(g_str_hash, g_str_equal);
+	GString *scope = g_string_new(NULL);
+	guint count = 0;
+	for (guint i = 0; i < folders->len && count <= SCOPE_TOKENS_MAX; i++) {
+		const folder_access *f = &g_array_index(folders, folder_access, i);
+		if (!f->readable)
+			continue;
+		if (!g_hash_table_contains(partial, f->archive)) {
+			if (g_hash_table_add(whole, f->archive))
+				add_scope_token(scope, mv_scope_archive_token(f->archive), &count);
+		} else {
+			add_scope_token(scope, mv_scope_folder_token(f->id), &count);
+		}
+	}
+	g_hash_table_destroy(partial);
+	g_hash_table_destroy(whole);
+	if (count > SCOPE_TOKENS_MAX) {
+		g_string_free(scope, TRUE);
+		return NULL;
+	}
+	return scope;
+}
+
+static void readable_set_clear(readable_set *r)
+{
+	if (r->ids)
+		g_string_free(r->ids, TRUE);
+	if (r->scope)
+		g_string_free(r->scope, TRUE);
+	memset(r, 0, sizeof *r);
+}
+
+/* The caller's readable set for this store; nothing set for a caller who
+ * may read everything. */
+static int readable_set_of(mv_store *store, const mv_access *access, readable_set *r, GError **error)
+{
+	memset(r, 0, sizeof *r);
 	if (mv_access_unrestricted(access))
 		return 0;
-	bool all = false;
-	GString *ids = g_string_new(NULL);
-	if (readable_folders(store, access, ids, &all, error) < 0) {
-		g_string_free(ids, TRUE);
+	GArray *folders = folders_with_access(store, access, error);
+	if (!folders)
 		return -1;
+	GString *ids = g_string_new(NULL);
+	bool all = true;
+	for (guint i = 0; i < folders->len; i++) {
+		const folder_access *f = &g_array_index(folders, folder_access, i);
+		all = all && f->readable;
+		if (f->readable)
+			g_string_append_printf(ids, "%s%lld", ids->len ? "," : "", (long long)f->id);
 	}
-	*none_r = ids->len == 0;
-	if (all || *none_r)
+	r->none = ids->len == 0;
+	if (all || r->none) {
 		g_string_free(ids, TRUE);
-	else
-		*ids_r = ids;
+	} else {
+		r->ids = ids;
+		r->scope = scope_of(folders);
+	}
+	g_array_free(folders, TRUE);
 	return 0;
 }
 
@@ -643,10 +733,12 @@ static int read_hits(sqlite3_stmt *st, int store_id, bool bucketed, const mv_sea
  * much again: at 1M messages a common word has ~200,000 hits.  When the
  * whole query is in the MATCH (no SQL condition, no folder filter, no
  * `after`), the page's candidates are the index's own top scores, and only
- * they are read from the db.  That is the general order only when no hit
- * outside the candidates ties the last one's score (the general order breaks
- * ties by date) and every candidate is a live row: otherwise the caller
- * runs the general statement. */
+ * they are read from the db.  A restricted caller's candidates come so too
+ * when the MATCH holds the caller's scope (readable_set), and are then
+ * read through the folder filter as well.  That is the general order only
+ * when no hit outside the candidates ties the last one's score (the general
+ * order breaks ties by date) and every candidate is a live row the caller
+ * may read: otherwise the caller runs the general statement. */
 static gint by_rank(gconstpointer a, gconstpointer b);
 
 typedef struct scored {
@@ -657,17 +749,17 @@ typedef struct scored {
 /* Deeper pages than this take the general statement (and bound the candidates' array). */
 #define RELEVANCE_TOP_MAX 10000
 
-static bool relevance_top_applies(const plan *p, const mv_search_options *opts, const GString *readable)
+static bool relevance_top_applies(const plan *p, const mv_search_options *opts, const readable_set *readable)
 {
 	return opts->sort == MV_SORT_RELEVANCE && opts->limit > 0 &&
-	       (guint64)opts->limit + (guint64)opts->offset <= RELEVANCE_TOP_MAX && p->sql->len == 0 && !readable &&
-	       p->after_lo == INT64_MIN;
+	       (guint64)opts->limit + (guint64)opts->offset <= RELEVANCE_TOP_MAX && p->sql->len == 0 &&
+	       (!readable->ids || readable->scope) && p->after_lo == INT64_MIN;
 }
 
 /* The best `want` + 1 scores, best first. */
 static int top_scores(sqlite3 *db, const plan *p, const char *match, guint64 want, GArray *top)
 {
-	char *sql = g_strdup_printf("SELECT rowid, bm25(fts) FROM ix.fts WHERE fts MATCH ? AND rowid >= ? AND rowid < ?"
+	char *sql = g_strdup_printf("SELECT rowid, " BM25_SQL " FROM ix.fts WHERE fts MATCH ? AND rowid >= ? AND rowid < ?"
 	                            " ORDER BY 2 LIMIT %" G_GUINT64_FORMAT, want + 1);
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -685,12 +777,18 @@ static int top_scores(sqlite3 *db, const plan *p, const char *match, guint64 wan
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* The candidates' rows appended to hits; false when one is not a live row. */
-static int candidate_hits(sqlite3 *db, int store_id, const GArray *top, guint n, GPtrArray *hits, bool *live_r)
+/* The candidates' rows appended to hits; false when one is not a live row
+ * in a folder of `ids` (NULL: any folder). */
+static int candidate_hits(sqlite3 *db, int store_id, const GArray *top, guint n, const GString *ids, GPtrArray *hits,
+                          bool *live_r)
 {
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT " HIT_COLUMNS "?, m.has_attachment FROM messages m JOIN folders f ON f.id = m.folder_id"
-	                       " WHERE m.num = ? AND m.deleted = 0", -1, &st, NULL) != SQLITE_OK)
+	char *sql = g_strdup_printf("SELECT " HIT_COLUMNS "?, m.has_attachment FROM messages m JOIN folders f ON f.id = m.folder_id"
+	                            " WHERE m.num = ? AND m.deleted = 0%s%s%s", ids ? " AND m.folder_id IN (" : "",
+	                            ids ? ids->str : "", ids ? ")" : "");
+	int prepared = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	g_free(sql);
+	if (prepared != SQLITE_OK)
 		return -1;
 	*live_r = true;
 	int rc = SQLITE_DONE;
@@ -710,8 +808,8 @@ static int candidate_hits(sqlite3 *db, int store_id, const GArray *top, guint n,
 }
 
 /* *answered_r false: the general statement must answer (nothing added). */
-static int relevance_top(mv_store *store, const plan *p, const char *match, const mv_search_options *opts,
-                         GPtrArray *hits, bool *answered_r, GError **error)
+static int relevance_top(mv_store *store, const plan *p, const char *match, const GString *ids,
+                         const mv_search_options *opts, GPtrArray *hits, bool *answered_r, GError **error)
 {
 	sqlite3 *db = mv_store_db(store);
 	guint64 want = (guint64)opts->limit + (guint64)opts->offset;
@@ -723,7 +821,7 @@ static int relevance_top(mv_store *store, const plan *p, const char *match, cons
 	bool tie = rc == 0 && top->len > want &&
 	           g_array_index(top, scored, want - 1).rank == g_array_index(top, scored, want).rank;
 	if (rc == 0 && !tie)
-		rc = candidate_hits(db, mv_store_id(store), top, MIN(top->len, (guint)want), hits, &live);
+		rc = candidate_hits(db, mv_store_id(store), top, MIN(top->len, (guint)want), ids, hits, &live);
 	if (rc < 0)
 		mv_sql_set_error(error, db, "search");
 	*answered_r = rc == 0 && live;
@@ -744,8 +842,7 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 	           .int_params = g_array_new(FALSE, FALSE, sizeof(int)) };
 	GString *match = g_string_new(NULL);
 	GString *sql = g_string_new(NULL);
-	GString *readable = NULL;
-	bool none_readable = false;
+	readable_set readable = { 0 };
 	/* An index whose format cannot be read (none, or damaged) gets no rowid
 	 * bounds: a query that needs it fails on its own, one over the db alone
 	 * (size:, date ranges) still answers. */
@@ -754,17 +851,21 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 		p.bucket = bucket;
 	int rc = build_plan(&p, q, match, error);
 	if (rc == 0 && !p.nothing)
-		rc = folder_filter(store, opts->access, &readable, &none_readable, error);
-	if (rc < 0 || p.nothing || none_readable)
+		rc = readable_set_of(store, opts->access, &readable, error);
+	if (rc < 0 || p.nothing || readable.none)
 		goto out;
 	bool use_fts = match->len > 0;
-	if (use_fts && relevance_top_applies(&p, opts, readable)) {
+	if (use_fts && readable.scope) {
+		g_string_prepend(match, "(");
+		g_string_append_printf(match, ") AND (%s)", readable.scope->str);
+	}
+	if (use_fts && relevance_top_applies(&p, opts, &readable)) {
 		bool answered = false;
-		rc = relevance_top(store, &p, match->str, opts, hits, &answered, error);
+		rc = relevance_top(store, &p, match->str, readable.ids, opts, hits, &answered, error);
 		if (rc < 0 || answered)
 			goto out;
 	}
-	append_select(sql, &p, use_fts, opts, readable ? readable->str : NULL);
+	append_select(sql, &p, use_fts, opts, readable.ids ? readable.ids->str : NULL);
 	sqlite3 *db = mv_store_db(store);
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(db, sql->str, -1, &st, NULL) != SQLITE_OK) {
@@ -780,8 +881,7 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 	sqlite3_finalize(st);
 	mv_log_debug("store %d: match=[%s] sql=[%s]", mv_store_id(store), match->str, sql->str);
 out:
-	if (readable)
-		g_string_free(readable, TRUE);
+	readable_set_clear(&readable);
 	g_string_free(match, TRUE);
 	g_string_free(sql, TRUE);
 	g_string_free(p.sql, TRUE);

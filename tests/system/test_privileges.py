@@ -15,6 +15,7 @@ import concurrent.futures
 import datetime
 import json
 import os
+import random
 import re
 import sqlite3
 import time
@@ -1347,3 +1348,73 @@ def test_user_names_unique_ignoring_case_beyond_ascii(users_world):
     names = [u["userName"] for u in api.ok("GetUsers")]
     assert status == 200 and env["statusCode"] == "failed" and "already exists" in env["error"]["message"], \
         "CreateUser accepted J\u00dcRGEN beside j\u00fcrgen; users now: %s" % names
+
+
+# ---- a restricted caller's search takes its scope into the index -----------------------------
+
+def write_varied(directory, archive, folder, n, seed):
+    """Messages whose length and count of WORD vary, so that bm25 tells them
+    apart by more than a constant."""
+    rnd = random.Random(seed)
+    os.makedirs(directory, exist_ok=True)
+    for i in range(n):
+        filler = " ".join(rnd.choice(("alpha", "bravo", "charlie", "delta", "echo", "foxtrot"))
+                          for _ in range(rnd.randrange(3, 120)))
+        words = " ".join([WORD] * rnd.randrange(1, 6))
+        raw = ("From: S <s%d@example.net>\r\nTo: %s@example.com\r\nSubject: note %d\r\n"
+               "Date: Tue, %02d Feb 2024 %02d:%02d:00 +0000\r\nMessage-ID: <%s-%s-%d@example.com>\r\n\r\n"
+               "%s %s\r\n" % (i, archive, i, 1 + i % 27, i % 24, (7 * i) % 60, archive, folder, i, filler, words))
+        with open(os.path.join(directory, "%03d.eml" % i), "w", newline="") as f:
+            f.write(raw)
+
+
+@pytest.fixture(scope="module")
+def scoped_world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scoped")
+    d = os.path.join(str(root), "data")
+    init_with_admin(d)
+    for (archive, folder, n, seed) in (("alice", "Inbox", 40, 1), ("alice", "Secret", 25, 2), ("bob", "Inbox", 60, 3)):
+        src = os.path.join(str(root), "eml", archive, folder)
+        write_varied(src, archive, folder, n, seed)
+        mv("import", src, "--archive", archive, "--folder", folder, "--quiet", data_dir=d)
+    for name, grants in {"r": [("alice", "read")], "deny": [("alice", "read"), ("alice/Secret", "none")]}.items():
+        mv("cmd", "CreateUser", "--userName=" + name, "--privileges=login", "--password=Pw-of-%s-4711" % name,
+           data_dir=d)
+        for folder, privileges in grants:
+            mv("cmd", "SetUserPrivilegesOnFolder", "--userName=" + name, "--folder=" + folder,
+               "--privileges=" + privileges, data_dir=d)
+    return d
+
+
+def test_restricted_search_is_everyone_s_order_filtered(scoped_world):
+    """A restricted caller's MATCH holds the archive or folder tokens it may
+    read, and bm25 weighs the scope column nothing: each page, by date and by
+    relevance, is the administrator's answer with what the caller may not
+    read taken out.  The same holds for archive: against a store of two
+    archives, whose scope token stays in the MATCH."""
+    d = scoped_world
+    visible = {"r": ("alice/Inbox", "alice/Secret"), "deny": ("alice/Inbox",)}
+    for sort in ("date", "relevance"):
+        everything = search_json(WORD, d, limit=0, extra=("--sort", sort))
+        assert len(everything) == 125
+        for user, folders in visible.items():
+            want = [h["id"] for h in everything if "%s/%s" % (h["archive"], h["folder"]) in folders]
+            for limit in (0, 1, 7, 30):
+                got = [h["id"] for h in search_json(WORD, d, limit=limit, extra=("--sort", sort, "--as-user", user))]
+                assert got == (want[:limit] if limit else want), (sort, user, limit)
+        alice = [h["id"] for h in everything if h["archive"] == "alice"]
+        for limit in (0, 5):
+            got = [h["id"] for h in search_json("archive:alice " + WORD, d, limit=limit, extra=("--sort", sort))]
+            assert got == (alice[:limit] if limit else alice), (sort, "archive:alice", limit)
+
+
+def test_restricted_search_matches_in_the_callers_scope(scoped_world):
+    """The scope goes into the index's MATCH (--debug shows the statement),
+    where FTS5 intersects it, rather than every hit being walked past the
+    folder filter."""
+    cp = mv("--debug", "search", WORD, "--as-user", "deny", "--limit", "0", data_dir=scoped_world)
+    matches = [l for l in cp.stderr.decode("utf-8", "replace").splitlines() if "match=[" in l]
+    assert matches and all("scope : zfld" in l for l in matches), matches
+    cp = mv("--debug", "search", WORD, "--as-user", "r", "--limit", "0", data_dir=scoped_world)
+    matches = [l for l in cp.stderr.decode("utf-8", "replace").splitlines() if "match=[" in l]
+    assert matches and all("scope : zarc" in l for l in matches), matches
