@@ -731,11 +731,10 @@ static int read_hits(sqlite3_stmt *st, int store_id, bool bucketed, const mv_sea
 /* Relevance reads every hit, for its bm25 score.  The general statement
  * also joins every hit to its messages row before it sorts, which costs as
  * much again: at 1M messages a common word has ~200,000 hits.  When the
- * whole query is in the MATCH (no SQL condition, no folder filter, no
- * `after`), the page's candidates are the index's own top scores, and only
- * they are read from the db.  A restricted caller's candidates come so too
- * when the MATCH holds the caller's scope (readable_set), and are then
- * read through the folder filter as well.  That is the general order only
+ * whole query is in the MATCH (no SQL condition, no `after`, and a folder
+ * filter only with the caller's scope in the MATCH too, readable_set), the
+ * page's candidates are the index's own top scores, and only they are read
+ * from the db, through the folder filter if any.  That is the general order only
  * when no hit outside the candidates ties the last one's score (the general
  * order breaks ties by date) and every candidate is a live row the caller
  * may read: otherwise the caller runs the general statement. */

@@ -266,8 +266,8 @@ static int attach_reader_index(mv_store *s, const char *ixp, GError **error)
 	if (mv_store_sql_attach_index(s->db, ixp, s->key, s->index_encrypted, error) < 0)
 		return -1;
 	/* A relevance search reads the column sizes of every hit (fts_docsize,
-	 * ~25 MB at 1M messages) and each page missed is read and decrypted
-	 * again: with the default 2 MB a hit cost ~30 us when hits were sparse.
+	 * a row per message) and each page missed is read and decrypted again:
+	 * with the default 2 MB a hit cost ~30 us at 1M when hits were sparse.
 	 * 32 MB holds what the query mix reads at 1M (bench/RESULTS.md, issue
 	 * 17); a cache grows only with the pages a search reads, and a store
 	 * keeps one reader handle. */
