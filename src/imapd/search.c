@@ -5,7 +5,8 @@
  * to be rewritten into the query language.  What the mailbox list already
  * knows (flags, sizes, dates, UIDs, sequence numbers) is answered from it;
  * text keys run one full-text query each on the index, restricted to the
- * mailbox's archive, and keep the hits that are in the mailbox.  Messages
+ * mailbox's folder (its MATCH holds the folder's scope token), and keep the
+ * hits that are in the mailbox.  Messages
  * are never scanned for them.  Only HEADER of a field the index does not
  * hold reads messages, at most IMAP_SEARCH_MAX_READS of them.
  *
@@ -187,9 +188,9 @@ static char *text_query(const char *field, GPtrArray *words)
 	return g_string_free(q, FALSE);
 }
 
-static int mark_hits(search_ctx *c, mv_searcher *sr, const char *query, const char *archive, set *s)
+static int mark_hits(search_ctx *c, mv_searcher *sr, const char *query, const imap_source *src, set *s)
 {
-	mv_search_options o = { .archive = archive, .access = c->access };
+	mv_search_options o = { .archive = src->archive, .folder = src->path, .access = c->access };
 	GPtrArray *hits = NULL;
 	if (mv_searcher_run(sr, query, &o, &hits, &c->error) < 0)
 		return -1;
@@ -216,15 +217,8 @@ static set *index_set(search_ctx *c, const char *field, const char *value)
 	set *s = set_new(c, 0);
 	mv_searcher *sr = mv_searcher_open(c->inst, &c->error);
 	int rc = sr ? 0 : -1;
-	GHashTable *done = g_hash_table_new(g_str_hash, g_str_equal);
-	for (guint i = 0; rc == 0 && i < c->mb->sources->len; i++) {
-		const imap_source *src = c->mb->sources->pdata[i];
-		if (g_hash_table_contains(done, src->archive))
-			continue;
-		g_hash_table_add(done, src->archive);
-		rc = mark_hits(c, sr, query, src->archive, s);
-	}
-	g_hash_table_destroy(done);
+	for (guint i = 0; rc == 0 && i < c->mb->sources->len; i++)
+		rc = mark_hits(c, sr, query, c->mb->sources->pdata[i], s);
 	mv_searcher_close(&sr);
 	g_free(query);
 	if (rc < 0) {

@@ -694,6 +694,43 @@ static int readable_set_of(mv_store *store, const mv_access *access, readable_se
 	return 0;
 }
 
+/* The readable set narrowed to one folder of the caller's (opts->folder):
+ * its id for the filter and its token for the MATCH, so that a search in a
+ * small folder of a large archive (an IMAP client's SEARCH) reads that
+ * folder's hits, not the archive's.  None when this store has no such
+ * folder or the caller may not read it. */
+static int narrow_to_folder(mv_store *store, const mv_search_options *opts, readable_set *r, GError **error)
+{
+	sqlite3 *db = mv_store_db(store);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT id FROM folders WHERE archive = ? AND path = ?", -1, &st, NULL) != SQLITE_OK) {
+		mv_sql_set_error(error, db, "folder lookup");
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, opts->archive ? opts->archive : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, opts->folder, -1, SQLITE_STATIC);
+	int step = sqlite3_step(st);
+	int64_t id = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		mv_sql_set_error(error, db, "folder lookup");
+		return -1;
+	}
+	bool readable = step == SQLITE_ROW && (mv_access_unrestricted(opts->access) ||
+	                (mv_access_folder(opts->access, opts->archive ? opts->archive : "", opts->folder) & MV_FOLDER_READ));
+	readable_set_clear(r);
+	r->none = !readable;
+	if (readable) {
+		r->ids = g_string_new(NULL);
+		g_string_printf(r->ids, "%lld", (long long)id);
+		char *token = mv_scope_folder_token(id);
+		r->scope = g_string_new(NULL);
+		g_string_printf(r->scope, "scope : %s", token);
+		g_free(token);
+	}
+	return 0;
+}
+
 static gint by_date_desc(gconstpointer a, gconstpointer b);
 
 /* The statement's hits appended to hits.  Walked through the index in
@@ -850,7 +887,8 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 		p.bucket = bucket;
 	int rc = build_plan(&p, q, match, error);
 	if (rc == 0 && !p.nothing)
-		rc = readable_set_of(store, opts->access, &readable, error);
+		rc = opts->folder ? narrow_to_folder(store, opts, &readable, error) :
+		                    readable_set_of(store, opts->access, &readable, error);
 	if (rc < 0 || p.nothing || readable.none)
 		goto out;
 	bool use_fts = match->len > 0;

@@ -10,6 +10,7 @@ typedef enum { MV_SORT_DATE = 0, MV_SORT_RELEVANCE = 1 } mv_sort;
 
 typedef struct mv_search_options {
 	const char *archive;   /* NULL = all archives */
+	const char *folder;    /* with archive: this folder's messages only (not its subfolders'); NULL = any */
 	int64_t limit;         /* 0 = no limit */
 	mv_sort sort;
 	const mv_access *access; /* whose folder privileges filter the hits; NULL = none */

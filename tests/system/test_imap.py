@@ -658,6 +658,26 @@ def test_bodystructure_of_corpus_multiparts(world):
 # ---------------------------------------------------------------------------------------------
 # SEARCH against a scan of the originals
 
+def test_text_search_is_the_selected_folders(world):
+    """A text key searches the selected folder's part of the index (its scope
+    token in the MATCH): the words of one folder are found in it and in no
+    other, in an archive of several folders, a non-ASCII folder and another
+    user's archive alike; a word of every folder is found in each."""
+    m = connect(world)
+    umlaut = dovecot.mutf7_encode(UMLAUT_FOLDER)
+    own = {"Sent Items": ("sent", 3), umlaut: ("grosse", 2), "Other Users/bob/Private": ("secret", 2),
+           "Other Users/bob/Inbox": ("says", 4)}
+    for name, (word, n) in own.items():
+        typ, dat = m.select('"%s"' % name, readonly=True)
+        assert typ == "OK" and int(dat[0]) == n, (name, dat)
+        assert search(m, "BODY", word) == set(range(1, n + 1)), (name, word)
+        assert search(m, "TEXT", "body" if "bob" not in name else "bob") == set(range(1, n + 1)), name
+        for other, (other_word, _) in own.items():
+            if other != name:
+                assert search(m, "BODY", other_word) == set(), (name, other_word)
+    m.logout()
+
+
 def test_search_against_scan(world):
     w = world
     inbox_uids(w)
