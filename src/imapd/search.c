@@ -4,11 +4,11 @@
  * and NOT/OR/lists combine the sets, so IMAP's boolean structure never has
  * to be rewritten into the query language.  What the mailbox list already
  * knows (flags, sizes, dates, UIDs, sequence numbers) is answered from it;
- * text keys run one full-text query each on the index, restricted to the
- * mailbox's folder (its MATCH holds the folder's scope token), and keep the
- * hits that are in the mailbox.  Messages
- * are never scanned for them.  Only HEADER of a field the index does not
- * hold reads messages, at most IMAP_SEARCH_MAX_READS of them.
+ * text keys run one full-text query on the index for each of the mailbox's
+ * folders, narrowed to that folder (its MATCH holds the folder's scope
+ * token), and keep the hits that are in the mailbox.  Messages are never
+ * scanned for them.  Only HEADER of a field the index does not hold reads
+ * messages, at most IMAP_SEARCH_MAX_READS of them.
  *
  * IMAP asks for substring matches; the index matches words.  A string of
  * one word matches words that start with it, several words match them as
