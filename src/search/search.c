@@ -488,6 +488,13 @@ static bool by_bucket(bool use_fts, const mv_search_options *opts)
 	return use_fts && opts->sort != MV_SORT_RELEVANCE;
 }
 
+/* The caller's folder filter (readable_set's ids), if any, as a condition on m. */
+static void append_folder_filter(GString *sql, const char *ids)
+{
+	if (ids)
+		g_string_append_printf(sql, " AND m.folder_id IN (%s)", ids);
+}
+
 static void append_select(GString *sql, const plan *p, bool use_fts, const mv_search_options *opts,
                           const char *folder_filter)
 {
@@ -514,8 +521,7 @@ static void append_select(GString *sql, const plan *p, bool use_fts, const mv_se
 		g_string_append(sql, " AND " ORDER_KEY_SQL " < ?");
 	if (p->sql->len)
 		g_string_append_printf(sql, " AND (%s)", p->sql->str);
-	if (folder_filter)
-		g_string_append_printf(sql, " AND m.folder_id IN (%s)", folder_filter);
+	append_folder_filter(sql, folder_filter);
 	if (use_fts && opts->sort == MV_SORT_RELEVANCE)
 		g_string_append(sql, " ORDER BY " BM25_SQL ", " ORDER_KEY_SQL);
 	else if (use_fts)
@@ -819,11 +825,11 @@ static int candidate_hits(sqlite3 *db, int store_id, const GArray *top, guint n,
                           bool *live_r)
 {
 	sqlite3_stmt *st = NULL;
-	char *sql = g_strdup_printf("SELECT " HIT_COLUMNS "?, m.has_attachment FROM messages m JOIN folders f ON f.id = m.folder_id"
-	                            " WHERE m.num = ? AND m.deleted = 0%s%s%s", ids ? " AND m.folder_id IN (" : "",
-	                            ids ? ids->str : "", ids ? ")" : "");
-	int prepared = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-	g_free(sql);
+	GString *sql = g_string_new("SELECT " HIT_COLUMNS "?, m.has_attachment FROM messages m JOIN folders f"
+	                            " ON f.id = m.folder_id WHERE m.num = ? AND m.deleted = 0");
+	append_folder_filter(sql, ids ? ids->str : NULL);
+	int prepared = sqlite3_prepare_v2(db, sql->str, -1, &st, NULL);
+	g_string_free(sql, TRUE);
 	if (prepared != SQLITE_OK)
 		return -1;
 	*live_r = true;
