@@ -172,6 +172,7 @@ typedef struct mv_service_config {
 	int64_t max_connections;
 	int64_t max_running_jobs;    /* long-running functions at once; later ones wait in a queue */
 	int64_t max_queued_jobs;     /* waiting ones; a start past that is refused as busy */
+	int64_t search_max_prefix_mb; /* [search]: the bound of search.h's mv_search_set_max_prefix_bytes, 0 = none */
 	/* [web]: Web Access.  Empty web_listen = off (a file without [web]). */
 	GPtrArray *web_listen;       /* char*, like listen */
 	int64_t web_idle_seconds;    /* a session unused this long ends */
@@ -198,6 +199,10 @@ typedef struct mv_service_config {
  * take turns at its write lock anyway. */
 #define MV_DEFAULT_MAX_RUNNING_JOBS 4
 #define MV_DEFAULT_MAX_QUEUED_JOBS 1000
+/* 16 MB of term lists: at a million messages `pro*` (9 MB) answers in
+ * 0.25 s, while `re*` (25 MB) would take 0.8 s and `c*` (148 MB) 4.7 s and
+ * 180 MB of memory (bench/RESULTS.md). */
+#define MV_DEFAULT_SEARCH_MAX_PREFIX_MB 16
 
 /* Defaults for data_dir with the file at path. */
 void mv_service_config_default(mv_service_config *c, const char *path, const char *data_dir);

@@ -30,6 +30,7 @@ static const char *const known_keys[][2] = {
 	{ "smtp", "idle_timeout_seconds" }, { "smtp", "max_session_seconds" }, { "smtp", "max_bad_commands" },
 	{ "smtp", "folder" }, { "smtp", "sent_folder" }, { "smtp", "unknown_addresses" }, { "smtp", "catchall_archive" },
 	{ "smtp", "internal_domains" },
+	{ "search", "max_prefix_mb" },
 };
 
 void mv_smtp_config_clear(mv_smtp_config *s)
@@ -112,6 +113,7 @@ void mv_service_config_copy(mv_service_config *dst, const mv_service_config *src
 	dst->max_connections = src->max_connections;
 	dst->max_running_jobs = src->max_running_jobs;
 	dst->max_queued_jobs = src->max_queued_jobs;
+	dst->search_max_prefix_mb = src->search_max_prefix_mb;
 	mv_smtp_config_copy(&dst->smtp, &src->smtp);
 }
 
@@ -127,6 +129,7 @@ void mv_service_config_default(mv_service_config *c, const char *path, const cha
 	c->max_connections = 256;
 	c->max_running_jobs = MV_DEFAULT_MAX_RUNNING_JOBS;
 	c->max_queued_jobs = MV_DEFAULT_MAX_QUEUED_JOBS;
+	c->search_max_prefix_mb = MV_DEFAULT_SEARCH_MAX_PREFIX_MB;
 	c->web_listen = g_ptr_array_new_with_free_func(g_free);
 	g_ptr_array_add(c->web_listen, g_strdup_printf("127.0.0.1:%d", MV_WEB_DEFAULT_PORT));
 	c->web_idle_seconds = 30 * 60;
@@ -478,6 +481,7 @@ int mv_service_config_load(const char *path, mv_service_config *c_r, GError **er
 	    get_int(kf, abs, "api", "max_connections", 4, 65536, &c.max_connections, error) < 0 ||
 	    get_int(kf, abs, "api", "max_running_jobs", 1, 1024, &c.max_running_jobs, error) < 0 ||
 	    get_int(kf, abs, "api", "max_queued_jobs", 0, 100000, &c.max_queued_jobs, error) < 0 ||
+	    get_int(kf, abs, "search", "max_prefix_mb", 0, 1024 * 1024, &c.search_max_prefix_mb, error) < 0 ||
 	    get_path(kf, abs, "tls", "certificate", &c.certificate, error) < 0 ||
 	    get_path(kf, abs, "tls", "private_key", &c.private_key, error) < 0 ||
 	    get_path(kf, abs, "tls", "certificate_dir", &c.certificate_dir, error) < 0)
@@ -584,6 +588,11 @@ int mv_service_config_save(const mv_service_config *c, GError **error)
 	g_key_file_set_int64(kf, "api", "max_connections", c->max_connections);
 	g_key_file_set_int64(kf, "api", "max_running_jobs", c->max_running_jobs);
 	g_key_file_set_int64(kf, "api", "max_queued_jobs", c->max_queued_jobs);
+	g_key_file_set_int64(kf, "search", "max_prefix_mb", c->search_max_prefix_mb);
+	g_key_file_set_comment(kf, "search", "max_prefix_mb",
+	                       " A prefix query (word*) whose words fill more of one store's index than this is"
+	                       " refused:\n FTS5 merges them all in memory first.  0 = no limit.",
+	                       NULL);
 	g_key_file_set_boolean(kf, "web", "enabled", c->web_listen->len > 0);
 	if (c->web_listen->len)
 		set_listen(kf, "web", "listen", c->web_listen);

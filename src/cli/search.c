@@ -40,6 +40,20 @@ static bool parse_sort(const char *name, mv_sort *sort)
 	return true;
 }
 
+/* --max-prefix-mb, as serve's [search] max_prefix_mb. */
+#define MAX_PREFIX_ENTRY(mb)                                                                                   \
+	{ "max-prefix-mb", 0, 0, G_OPTION_ARG_INT64, mb,                                                       \
+	  "refuse a prefix (word*) whose words fill more than N MB of a store's index (default 16, 0 = no limit)", \
+	  "N" }
+
+static bool set_max_prefix(gint64 mb)
+{
+	if (mb < 0 || mb > 1024 * 1024)
+		return false;
+	mv_search_set_max_prefix_bytes(mb << 20);
+	return true;
+}
+
 static int report_search_error(GError *err)
 {
 	bool query_error = err->domain == MV_ERROR && err->code == MV_ERR_INVALID;
@@ -51,7 +65,7 @@ static int report_search_error(GError *err)
 int mv_cli_search(const mv_cli_globals *g, int argc, char **argv)
 {
 	char *archive = NULL, *sort_name = NULL, *as_user = NULL;
-	gint64 limit = 50;
+	gint64 limit = 50, max_prefix_mb = MV_DEFAULT_SEARCH_MAX_PREFIX_MB;
 	gboolean json = FALSE;
 	mv_access *access = NULL;
 	GOptionEntry entries[] = {
@@ -61,6 +75,7 @@ int mv_cli_search(const mv_cli_globals *g, int argc, char **argv)
 		{ "limit", 0, 0, G_OPTION_ARG_INT64, &limit, "at most N results (default 50, 0 = all)", "N" },
 		{ "sort", 0, 0, G_OPTION_ARG_STRING, &sort_name, "date (newest first, default) or relevance", "ORDER" },
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "print results as a JSON array", NULL },
+		MAX_PREFIX_ENTRY(&max_prefix_mb),
 		G_OPTION_ENTRY_NULL,
 	};
 	if (!mv_cli_parse("search", "QUERY...", "Find messages (the query language: README.md, \"Query language\"). A "
@@ -72,8 +87,9 @@ int mv_cli_search(const mv_cli_globals *g, int argc, char **argv)
 	mv_instance *inst = NULL;
 	mv_searcher *searcher = NULL;
 	char *query = NULL;
-	if (argc < 2 || limit < 0 || !parse_sort(sort_name, &opts.sort)) {
-		fprintf(stderr, "mailvault: search needs a QUERY, --limit >= 0 and --sort date|relevance\n");
+	if (argc < 2 || limit < 0 || !parse_sort(sort_name, &opts.sort) || !set_max_prefix(max_prefix_mb)) {
+		fprintf(stderr, "mailvault: search needs a QUERY, --limit >= 0, --sort date|relevance and --max-prefix-mb "
+		        ">= 0\n");
 		goto out;
 	}
 	query = g_strjoinv(" ", argv + 1);
@@ -152,7 +168,7 @@ static json_t *bench_query(mv_searcher *searcher, const char *q, const mv_search
 int mv_cli_search_bench(const mv_cli_globals *g, int argc, char **argv)
 {
 	gint rounds = 20;
-	gint64 limit = 50;
+	gint64 limit = 50, max_prefix_mb = MV_DEFAULT_SEARCH_MAX_PREFIX_MB;
 	char *archive = NULL, *sort_name = NULL;
 	GOptionEntry entries[] = {
 		{ "rounds", 0, 0, G_OPTION_ARG_INT, &rounds, "runs per query (default 20)", "N" },
@@ -160,13 +176,15 @@ int mv_cli_search_bench(const mv_cli_globals *g, int argc, char **argv)
 		{ "archive", 0, 0, G_OPTION_ARG_STRING, &archive, "scope every query to one archive", "NAME" },
 		{ "sort", 0, 0, G_OPTION_ARG_STRING, &sort_name, "date (newest first, default) or relevance, as search",
 		  "ORDER" },
+		MAX_PREFIX_ENTRY(&max_prefix_mb),
 		G_OPTION_ENTRY_NULL,
 	};
 	if (!mv_cli_parse("search-bench", "FILE", "Time each query line of FILE, warm, in one process.", entries, &argc, &argv))
 		return MV_EXIT_USAGE;
 	mv_search_options opts = { .archive = archive, .limit = limit };
-	if (argc != 2 || rounds < 1 || !parse_sort(sort_name, &opts.sort)) {
-		fprintf(stderr, "mailvault: search-bench needs a FILE of queries, --rounds >= 1 and --sort date|relevance\n");
+	if (argc != 2 || rounds < 1 || !parse_sort(sort_name, &opts.sort) || !set_max_prefix(max_prefix_mb)) {
+		fprintf(stderr, "mailvault: search-bench needs a FILE of queries, --rounds >= 1, --sort date|relevance and "
+		        "--max-prefix-mb >= 0\n");
 		g_free(archive);
 		g_free(sort_name);
 		return MV_EXIT_USAGE;

@@ -16,6 +16,7 @@
 #include "smtpd/smtpd.h"
 #include "jobs/scheduler.h"
 #include "cli/cli.h"
+#include "search/search.h"
 #include "net/tls.h"
 
 #include <errno.h>
@@ -157,6 +158,7 @@ static char *first_url(GPtrArray *listen)
 static void apply_runtime(const mv_service_config *c, bool debug_flag)
 {
 	mv_log_set_debug(debug_flag || c->debug_log);
+	mv_search_set_max_prefix_bytes(c->search_max_prefix_mb << 20);
 	if (c->safe_mode)
 		mv_log_info("safe mode: archiving profiles and jobs are held until safe mode is switched off");
 }

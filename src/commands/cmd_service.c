@@ -85,12 +85,13 @@ static json_t *get_service_configuration(mv_command_ctx *ctx, json_t *args, GErr
 	else if (load_config(ctx, &c, error) < 0)
 		return NULL;
 	char *master = g_build_filename(c.data_dir, "master.sqlite", NULL);
-	json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:I, s:o, s:o, s:s, s:b}",
+	json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:s, s:b}",
 	                        "configurationFile", c.path, "dataDirectory", c.data_dir, "masterDatabasePath", master,
 	                        "auditLogLocation", "master.sqlite, table audit_log (mailvault audit)", "debugLog",
 	                        c.debug_log, "safeMode", c.safe_mode, "statusRetentionSeconds",
 	                        (json_int_t)c.status_retention_seconds, "maxRunningJobs", (json_int_t)c.max_running_jobs,
-	                        "maxQueuedJobs", (json_int_t)c.max_queued_jobs, "endpoints", endpoints_json(&c),
+	                        "maxQueuedJobs", (json_int_t)c.max_queued_jobs, "searchMaxPrefixMb",
+	                        (json_int_t)c.search_max_prefix_mb, "endpoints", endpoints_json(&c),
 	                        "certificate", certificate_json(&c), "certificateDirectory", c.certificate_dir,
 	                        "running", ctx->service != NULL);
 	g_free(master);

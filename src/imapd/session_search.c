@@ -40,6 +40,14 @@ imap_step cmd_search(imap_session *s, mv_instance *inst, const imap_command *c, 
 	if (imap_search(inst, s->access, s->mailbox, s->view, c, first, &hits, &modseq, &bad, &err) < 0) {
 		if (bad)
 			return tagged(out, c->tag, "BAD", bad);
+		if (g_error_matches(err, MV_ERROR, MV_ERR_LIMIT)) {
+			/* A substring is searched as a prefix, which the index bounds
+			 * (search.h); the words stay out of the reply, which they
+			 * could break. */
+			g_error_free(err);
+			return tagged(out, c->tag, "NO", "[LIMIT] a search string begins too many words of this archive's "
+			              "index: give more letters");
+		}
 		mv_log_error("IMAP: SEARCH for %s: %s", s->user_name, err->message);
 		g_error_free(err);
 		return tagged(out, c->tag, "NO", "[UNAVAILABLE] the search index cannot be read now");

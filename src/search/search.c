@@ -13,7 +13,10 @@
  * match archive names by the one rule of the scope token — the whole
  * name, case-insensitively. */
 #include "search/search.h"
+#include "search/prefix_cost.h"
 #include "mime/mime.h"
+
+#include <stdatomic.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +51,15 @@ typedef struct plan {
 	GString *sql;        /* WHERE clause (SQL), "" = none */
 	GPtrArray *params;   /* char* text params for '?' in order of appearance in sql */
 	GArray *int_params;  /* parallel: which params are integers */
+	int64_t prefix_bytes; /* what the prefix terms so far make FTS5 merge (prefix_cost.c) */
 } plan;
+
+static _Atomic int64_t max_prefix_bytes = (int64_t)MV_DEFAULT_SEARCH_MAX_PREFIX_MB << 20;
+
+void mv_search_set_max_prefix_bytes(int64_t bytes)
+{
+	atomic_store(&max_prefix_bytes, bytes < 0 ? 0 : bytes);
+}
 
 static const char *field_columns(mv_query_field f)
 {
@@ -161,6 +172,29 @@ static bool looks_like_address(const char *text)
 	return at && at != text && at[1] && !strchr(at + 1, '@') && !strpbrk(text, " \t<>");
 }
 
+/* Refuses a prefix whose terms, with the query's earlier ones, would make
+ * FTS5 merge more than the bound in memory: it cannot be stopped once
+ * started, so a query like `c*` at a million messages would take seconds and
+ * hundreds of MB of whichever process runs it. */
+static int bound_prefix(plan *p, const char *text, GError **error)
+{
+	int64_t bound = atomic_load(&max_prefix_bytes);
+	if (bound == 0)
+		return 0;
+	int64_t bytes = 0;
+	if (mv_prefix_index_bytes(mv_store_db(p->store), "ix.", text, &bytes, error) < 0)
+		return -1;
+	p->prefix_bytes += bytes;
+	if (p->prefix_bytes <= bound)
+		return 0;
+	g_set_error(error, MV_ERROR, MV_ERR_LIMIT,
+	            "'%.64s*' is too broad to search: the words it begins match %lld MB of the index%s, above the "
+	            "limit of %lld MB; give more letters",
+	            text, (long long)((p->prefix_bytes + (1 << 20) - 1) >> 20),
+	            p->prefix_bytes > bytes ? " together with the query's other prefixes" : "", (long long)(bound >> 20));
+	return -1;
+}
+
 static int fts_term(plan *p, const mv_query *q, GString *out, GError **error)
 {
 	if (q->kind == MV_Q_HAS_ATTACHMENT) {
@@ -190,6 +224,10 @@ static int fts_term(plan *p, const mv_query *q, GString *out, GError **error)
 		stripped = g_strdup(text);
 		g_strstrip(g_strdelimit(stripped, "<>", ' '));
 		text = stripped;
+	}
+	if (q->prefix && bound_prefix(p, text, error) < 0) {
+		g_free(stripped);
+		return -1;
 	}
 	g_string_append_printf(out, "%s : ", col);
 	append_fts_string(out, text);

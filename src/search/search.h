@@ -40,6 +40,13 @@ json_t *mv_search_hit_json(const mv_search_hit *h);
 
 typedef struct mv_searcher mv_searcher;
 
+/* The bound on what one query's prefix terms may make FTS5 merge in memory
+ * in one store (search/prefix_cost.c); a query past it fails with
+ * MV_ERR_LIMIT naming the prefix.  Process-wide, because what it guards is
+ * the process's memory and time: serve sets it from [search] max_prefix_mb,
+ * `mailvault search` from --max-prefix-mb.  0 = unbounded. */
+void mv_search_set_max_prefix_bytes(int64_t bytes);
+
 /* Opens every readable store of the instance for searching. */
 mv_searcher *mv_searcher_open(mv_instance *inst, GError **error);
 void mv_searcher_close(mv_searcher **s);

@@ -139,6 +139,8 @@ static void test_config(void **state)
 	assert_string_equal(c.private_key, "/etc/k.key");
 	assert_string_equal(c.data_dir, dir);
 	assert_int_equal(c.status_retention_seconds, 600);
+	assert_int_equal(c.search_max_prefix_mb, MV_DEFAULT_SEARCH_MAX_PREFIX_MB);
+	c.search_max_prefix_mb = 0;
 	/* Saved and read back: the same, paths inside the directory relative. */
 	c.debug_log = true;
 	assert_int_equal(mv_service_config_save(&c, &err), 0);
@@ -148,6 +150,7 @@ static void test_config(void **state)
 	mv_service_config d;
 	assert_int_equal(mv_service_config_load(path, &d, &err), 0);
 	assert_true(d.debug_log && d.safe_mode);
+	assert_int_equal(d.search_max_prefix_mb, 0);
 	assert_string_equal(d.certificate, cert);
 	mv_service_config_clear(&c);
 	mv_service_config_clear(&d);
@@ -161,6 +164,7 @@ static void test_config(void **state)
 	expect_config_error(dir, "[api]\nlisten=127.0.0.1:70000\n", "port must be 1..65535");
 	expect_config_error(dir, "[api]\nlisten=::1:80\n", "brackets");
 	expect_config_error(dir, "[api]\nmax_connections=2\n", "from 4 to 65536");
+	expect_config_error(dir, "[search]\nmax_prefix_mb=-1\n", "[search] max_prefix_mb");
 	expect_config_error(dir, "[tls]\ncertificate=a.crt\n", "set both or neither");
 	expect_config_error(dir, "not an ini file", "mailvault.conf");
 	char *missing = g_build_filename(dir, "none.conf", NULL);

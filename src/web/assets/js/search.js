@@ -323,7 +323,8 @@ export function createSearch(ctx) {
 		msg.replaceChildren();
 		if (state.error) {
 			const e = state.error;
-			const text = e.code === 'invalid' && r.kind === 'search' ? t('search.invalid') : errorText(e, false);
+			const own = r.kind === 'search' && { invalid: 'search.invalid', limit: 'search.tooBroad' }[e.code];
+			const text = own ? t(own) : errorText(e, false);
 			msg.append(h('div', { class: 'list-error', role: 'alert', testid: 'search-error' },
 				h('strong', { text }), e.detail && h('p', { text: e.detail }),
 				h('button', { type: 'button', class: 'btn small', text: t('common.retry'), onclick: () => show(r, true) })));

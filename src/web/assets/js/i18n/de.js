@@ -77,6 +77,7 @@ export default {
 	'search.noneHint': 'Prüfen Sie die Schreibweise, verwenden Sie weniger Wörter oder entfernen Sie einen Filter.',
 	'search.folderEmpty': 'Dieser Ordner enthält keine Nachrichten.',
 	'search.invalid': 'Die Suchanfrage ist ungültig.',
+	'search.tooBroad': 'Ein Wort mit * ist der Anfang zu vieler Wörter im Archiv. Geben Sie vor dem * mehr Buchstaben ein.',
 	'search.count.one': '{n} Nachricht',
 	'search.count.other': '{n} Nachrichten',
 	'search.countMore.one': '{n} angezeigt, weitere …',

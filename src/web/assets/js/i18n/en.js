@@ -77,6 +77,7 @@ export default {
 	'search.noneHint': 'Check the spelling, use fewer words, or remove a filter.',
 	'search.folderEmpty': 'This folder contains no messages.',
 	'search.invalid': 'The search query is not valid.',
+	'search.tooBroad': 'A word with * begins too many words of the archive. Give more letters before the *.',
 	'search.count.one': '{n} message',
 	'search.count.other': '{n} messages',
 	'search.countMore.one': '{n} shown, more…',
