@@ -57,6 +57,7 @@ struct batch {
 struct mv_ingest {
 	mv_instance *inst;
 	mv_store *store;          /* written by the committer; parsers read it atomically */
+	double lock_wait;         /* mv_ingest_run.lock_wait_seconds, for every store written */
 	GPtrArray *retired;       /* stores switched away from, closed at the end */
 	bool auto_switch;         /* current store: switch when full */
 	int64_t threshold;        /* messages; auto-create threshold or the limit */
@@ -180,8 +181,9 @@ static mv_store *create_next_store(mv_ingest *ing, GError **error)
 		return NULL;
 	int id = 0;
 	mv_store *next = NULL;
-	if (mv_instance_auto_create_store(own, &id, error) == 0)
-		next = mv_instance_open_store(own, id, MV_STORE_WRITE, error);
+	if (mv_instance_auto_create_store(own, &id, error) == 0 &&
+	    (next = mv_instance_open_store(own, id, MV_STORE_WRITE, error)))
+		mv_store_set_lock_wait(next, ing->lock_wait);
 	mv_instance_close(&own);
 	return next;
 }
@@ -543,6 +545,8 @@ static mv_ingest *ingest_start(mv_instance *inst, int store_id, bool auto_switch
 	mv_ingest *ing = g_new0(mv_ingest, 1);
 	ing->inst = inst;
 	ing->store = store;
+	ing->lock_wait = run->lock_wait_seconds;
+	mv_store_set_lock_wait(store, ing->lock_wait);
 	ing->retired = g_ptr_array_new();
 	ing->run_user = g_strdup(run->user);
 	ing->run_remote = g_strdup(run->remote);

@@ -60,6 +60,9 @@ typedef struct mv_ingest_run {
 	const char *source;     /* what is read: a path, "TransferStores", a profile name */
 	int64_t profile_id;     /* the profile run, 0 for none (its worker result names it) */
 	const char *profile_name;
+	/* How long a batch waits for a store's write lock another task holds
+	 * (mv_store_set_lock_wait); 0 = as long as it takes. */
+	double lock_wait_seconds;
 } mv_ingest_run;
 
 /* A run refused before any message was handed in (the source cannot be

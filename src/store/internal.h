@@ -68,6 +68,7 @@ struct mv_store {
 	GHashTable *stmts;       /* SQL text (static) -> prepared statement */
 	int lock_fd;             /* content/.writelock, -1 when not held */
 	double locked_since;     /* when lock_fd was taken */
+	double lock_wait;        /* seconds to wait for a lock another task holds, 0 = no bound */
 	mv_index_writer *index_writer; /* the thread inserting handed-off documents, or NULL */
 	GPtrArray *index_queue;  /* queued_doc*: committed messages awaiting the index */
 	double index_since;      /* when the first of them was queued */

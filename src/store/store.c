@@ -730,6 +730,35 @@ int mv_store_set_committed_len(mv_store *s, int64_t seg, int64_t len, GError **e
 
 /* ---- the write lock and the open index transaction ----------------------------------- */
 
+void mv_store_set_lock_wait(mv_store *s, double seconds)
+{
+	s->lock_wait = seconds > 0 ? seconds : 0;
+}
+
+/* flock on fd, waiting at most s->lock_wait when it is set: polled, as
+ * flock has no timeout of its own and a signal-based one would reach other
+ * threads. */
+static int wait_for_lock(mv_store *s, int fd, const char *path, GError **error)
+{
+	double deadline = s->lock_wait > 0 ? mv_monotonic() + s->lock_wait : 0;
+	for (;;) {
+		if (flock(fd, deadline ? LOCK_EX | LOCK_NB : LOCK_EX) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK || !deadline) {
+			mv_set_errno_error(error, errno, "lock", path);
+			return -1;
+		}
+		if (mv_monotonic() >= deadline) {
+			g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d is being written by another task (a maintenance "
+			            "function or an import) and stayed locked for %.0f s", s->id, s->lock_wait);
+			return -1;
+		}
+		g_usleep(50 * 1000);
+	}
+}
+
 int mv_store_flock(mv_store *s, GError **error)
 {
 	if (s->lock_fd >= 0)
@@ -741,13 +770,10 @@ int mv_store_flock(mv_store *s, GError **error)
 		g_free(path);
 		return -1;
 	}
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			mv_set_errno_error(error, errno, "lock", path);
-			close(fd);
-			g_free(path);
-			return -1;
-		}
+	if (wait_for_lock(s, fd, path, error) < 0) {
+		close(fd);
+		g_free(path);
+		return -1;
 	}
 	g_free(path);
 	s->lock_fd = fd;

@@ -87,6 +87,12 @@ void mv_store_close(mv_store **s);
  * files are still the ones it opened (a recovery renames new ones in). */
 typedef bool (*mv_store_keeper)(mv_store *s, bool reusable, void *opaque);
 void mv_store_set_keeper(mv_store *s, mv_store_keeper keep, void *opaque);
+/* How long a write waits for the store's write lock while another task
+ * holds it (a maintenance function, another import): past it the write
+ * fails with MV_ERR_STATE, nothing written.  0, the default, waits as long
+ * as it takes.  For writers that answer someone who can come back later
+ * (SMTP), instead of keeping them waiting through a rebuild. */
+void mv_store_set_lock_wait(mv_store *s, double seconds);
 int mv_store_id(const mv_store *s);
 sqlite3 *mv_store_db(mv_store *s);         /* metadata db; index attached as "ix" */
 

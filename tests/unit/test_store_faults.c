@@ -119,6 +119,39 @@ static void test_recover_count_error(void **state)
 	json_decref(report);
 }
 
+/* A writer with a lock wait gives up on a lock another holds, with
+ * MV_ERR_STATE and nothing written, and writes once the lock is free. */
+static void test_lock_wait_bounded(void **state)
+{
+	fixture *f = *state;
+	GError *err = NULL;
+	mv_store *holder = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	mv_store *waiter = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(holder);
+	assert_non_null(waiter);
+	assert_int_equal(mv_store_flock(holder, &err), 0);
+	mv_store_set_lock_wait(waiter, 0.3);
+	const char raw[] = "Subject: second\r\nFrom: b@example.org\r\n\r\nanother body\r\n";
+	mv_store_item it = { .archive = "alice", .folder = "Inbox", .raw = (const uint8_t *)raw, .raw_len = strlen(raw),
+	                     .archived_at = 1700000100, .source = "file", .origin = "test", .subject = "second",
+	                     .from = "b@example.org", .text = "another body", .date = 1700000100 };
+	crypto_generichash(it.hash, sizeof it.hash, it.raw, it.raw_len, NULL, 0);
+	double t0 = mv_monotonic();
+	assert_int_equal(mv_store_add_batch(waiter, &it, 1, 1, &err), -1);
+	double waited = mv_monotonic() - t0;
+	assert_true(g_error_matches(err, MV_ERROR, MV_ERR_STATE));
+	assert_non_null(strstr(err->message, "stayed locked for 0 s"));
+	g_clear_error(&err);
+	if (waited < 0.3 || waited > 5)
+		fail_msg("gave up after %.2f s, the wait is 0.3 s", waited);
+	assert_int_equal(mv_store_message_count(waiter), 1);
+	mv_store_close(&holder);
+	assert_int_equal(mv_store_add_batch(waiter, &it, 1, 1, &err), 0);
+	assert_int_equal(mv_store_sync(waiter, &err), 0);
+	assert_int_equal(mv_store_message_count(waiter), 2);
+	mv_store_close(&waiter);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -129,6 +162,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_generation_check_read_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_lock_keeps_index_on_read_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_count_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_wait_bounded, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
