@@ -151,6 +151,7 @@ typedef struct mv_smtp_config {
 	int64_t idle_seconds;
 	int64_t session_seconds;
 	int64_t max_bad_commands;    /* per client address per minute */
+	int64_t lock_wait_seconds;   /* a store another task holds this long: its messages get 451 */
 	char *folder;                /* recipients' folder template */
 	char *sent_folder;           /* a sender's */
 	char *unknown_addresses;     /* catchall | ignore | reject */

@@ -30,6 +30,7 @@ static const char *const known_keys[][2] = {
 	{ "smtp", "idle_timeout_seconds" }, { "smtp", "max_session_seconds" }, { "smtp", "max_bad_commands" },
 	{ "smtp", "folder" }, { "smtp", "sent_folder" }, { "smtp", "unknown_addresses" }, { "smtp", "catchall_archive" },
 	{ "smtp", "internal_domains" },
+	{ "smtp", "lock_wait_seconds" },
 	{ "search", "max_prefix_mb" },
 };
 
@@ -152,6 +153,7 @@ void mv_service_config_default(mv_service_config *c, const char *path, const cha
 	smtp->max_connections_per_address = 100;
 	smtp->idle_seconds = 300;
 	smtp->session_seconds = 3600;
+	smtp->lock_wait_seconds = 30;
 	smtp->max_bad_commands = 20;
 	smtp->folder = g_strdup("Inbox");
 	smtp->sent_folder = g_strdup("Sent");
@@ -405,6 +407,7 @@ static int get_smtp(GKeyFile *kf, const char *path, mv_smtp_config *s, GError **
 	    /* RFC 5321 4.5.3.2.7: a server waits at least 5 minutes for a command. */
 	    get_int(kf, path, "smtp", "idle_timeout_seconds", 10, 3600, &s->idle_seconds, error) < 0 ||
 	    get_int(kf, path, "smtp", "max_session_seconds", 60, 7 * 86400, &s->session_seconds, error) < 0 ||
+	    get_int(kf, path, "smtp", "lock_wait_seconds", 1, 3600, &s->lock_wait_seconds, error) < 0 ||
 	    get_int(kf, path, "smtp", "max_bad_commands", 1, 100000, &s->max_bad_commands, error) < 0 ||
 	    get_string(kf, path, "smtp", "folder", NULL, &s->folder, error) < 0 ||
 	    get_string(kf, path, "smtp", "sent_folder", NULL, &s->sent_folder, error) < 0 ||
@@ -562,6 +565,7 @@ static void set_smtp(GKeyFile *kf, const mv_smtp_config *s)
 	g_key_file_set_int64(kf, "smtp", "max_connections_per_address", s->max_connections_per_address);
 	g_key_file_set_int64(kf, "smtp", "idle_timeout_seconds", s->idle_seconds);
 	g_key_file_set_int64(kf, "smtp", "max_session_seconds", s->session_seconds);
+	g_key_file_set_int64(kf, "smtp", "lock_wait_seconds", s->lock_wait_seconds);
 	g_key_file_set_int64(kf, "smtp", "max_bad_commands", s->max_bad_commands);
 	g_key_file_set_string(kf, "smtp", "folder", s->folder);
 	g_key_file_set_string(kf, "smtp", "sent_folder", s->sent_folder);

@@ -39,6 +39,7 @@ struct smtpd_delivery {
 	bool journal_reports;
 	uint64_t max_queued_bytes;
 	GHashTable *internal_domains;  /* lower-case domain set, or NULL: every domain is internal */
+	double lock_wait;
 	/* The routing the sessions' RCPT checks read (under lock), and when
 	 * it was loaded. */
 	mv_routing *routing;
@@ -47,6 +48,7 @@ struct smtpd_delivery {
 	mv_instance *inst;
 	mv_ingest *ing;
 	double run_started;
+	double run_lock_wait;          /* the lock wait ing was begun with */
 	guint refusals_seen;
 	uint64_t next_id;
 };
@@ -55,6 +57,7 @@ typedef struct options_snapshot {
 	mv_route_options route;
 	bool journal_reports;
 	char *folder, *sent_folder, *catchall_archive;
+	double lock_wait;
 } options_snapshot;
 
 static void answer(smtpd_message *m, unsigned code, const char *enhanced, const char *text)
@@ -112,6 +115,7 @@ static void set_options(smtpd_delivery *d, const smtpd_delivery_options *o)
 	d->unknown = o->unknown;
 	d->journal_reports = o->journal_reports;
 	d->max_queued_bytes = o->max_queued_bytes;
+	d->lock_wait = o->lock_wait_seconds;
 	g_clear_pointer(&d->internal_domains, g_hash_table_destroy);
 	d->internal_domains = domain_set(o->internal_domains);
 }
@@ -135,6 +139,7 @@ static void snapshot_options(smtpd_delivery *d, options_snapshot *s)
 	s->route = (mv_route_options){ .folder = s->folder, .sent_folder = s->sent_folder, .unknown = d->unknown,
 		                       .catchall_archive = s->catchall_archive };
 	s->journal_reports = d->journal_reports;
+	s->lock_wait = d->lock_wait;
 	g_mutex_unlock(&d->lock);
 }
 
@@ -245,9 +250,12 @@ static bool run_store_still_wanted(smtpd_delivery *d)
 	return wanted;
 }
 
-static int begin_run(smtpd_delivery *d, GError **error)
+/* The run's stores wait at most lock_wait for a lock another task holds
+ * (a rebuild, a compaction): a new value begins a new run. */
+static int begin_run(smtpd_delivery *d, double lock_wait, GError **error)
 {
-	if (d->ing && (mv_monotonic() - d->run_started >= RUN_SECONDS || !run_store_still_wanted(d)))
+	if (d->ing && (mv_monotonic() - d->run_started >= RUN_SECONDS || d->run_lock_wait != lock_wait ||
+	               !run_store_still_wanted(d)))
 		end_run(d);
 	if (d->ing)
 		return 0;
@@ -258,8 +266,11 @@ static int begin_run(smtpd_delivery *d, GError **error)
 		g_set_error(error, MV_ERROR, MV_ERR_IO, "the users' addresses cannot be read");
 		return -1;
 	}
-	if (!(d->ing = mv_ingest_begin(d->inst, &smtp_run, error)))
+	mv_ingest_run run = smtp_run;
+	run.lock_wait_seconds = lock_wait;
+	if (!(d->ing = mv_ingest_begin(d->inst, &run, error)))
 		return -1;
+	d->run_lock_wait = lock_wait;
 	mv_ingest_on_committed(d->ing, on_committed, NULL);
 	d->run_started = mv_monotonic();
 	d->refusals_seen = 0;
@@ -483,7 +494,7 @@ static void deliver_group(smtpd_delivery *d, GPtrArray *group)
 	GError *err = NULL;
 	options_snapshot o;
 	snapshot_options(d, &o);
-	bool broken = begin_run(d, &err) < 0;
+	bool broken = begin_run(d, o.lock_wait, &err) < 0;
 	if (!broken) {
 		refresh_routing(d, false);
 		for (guint i = 0; !broken && i < group->len; i++) {

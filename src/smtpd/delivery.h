@@ -23,6 +23,7 @@ typedef struct smtpd_delivery_options {
 	bool journal_reports;
 	uint64_t max_queued_bytes;  /* past this, new messages get 452 4.3.1 at once */
 	const char *internal_domains; /* "a.org;b.org" or NULL: see smtpd_delivery_refuses_recipient */
+	double lock_wait_seconds;   /* a store locked by another task this long: the group gets 451 */
 } smtpd_delivery_options;
 
 int smtpd_delivery_check_options(const smtpd_delivery_options *o, GError **error);

@@ -152,7 +152,8 @@ static int delivery_options(const mv_smtp_config *s, smtpd_delivery_options *o, 
 	}
 	*o = (smtpd_delivery_options){ .folder = s->folder, .sent_folder = s->sent_folder, .unknown = policy,
 		                       .catchall_archive = s->catchall_archive, .journal_reports = s->journal_reports,
-		                       .max_queued_bytes = QUEUED_BYTES_MAX, .internal_domains = s->internal_domains };
+		                       .max_queued_bytes = QUEUED_BYTES_MAX, .internal_domains = s->internal_domains,
+		                       .lock_wait_seconds = (double)s->lock_wait_seconds };
 	return 0;
 }
 

@@ -19,6 +19,12 @@ What each test proves:
   on a small tmpfs, filled to the last byte: a message gets 451/452 (never
   250 nor 5xx) and is not in the archive; once space is freed the same
   message, sent again, gets 250 and is stored exactly once, byte-exact.
+- test_store_held_by_another_task_answers_4xx_then_accepts: the store's
+  write lock taken by this test, as a RebuildStoreIndex or CompactStore
+  holds it for minutes: a message gets 451 after [smtp] lock_wait_seconds
+  (2 s here; the client's session is not kept waiting through the
+  maintenance) and is not in the archive; once the lock is free, the same
+  messages get 250 and are stored once, byte-exact.
 - test_write_protected_store_takes_no_mail_then_mail_flows: in the middle of
   a stream a new store becomes current and store 1 is set writeProtected
   (the server refuses to protect the current store, so this is how a store
@@ -38,6 +44,8 @@ The archive is read through `search --json` (the store's message list)
 and `show --sha256`."""
 
 import collections
+import fcntl
+import glob
 import os
 import random
 import smtplib
@@ -223,9 +231,10 @@ def check_archives(d, sent, tag, sample=None):
 # ---------------------------------------------------------------------------
 # fixtures
 
-def make_world(data_dir):
+def make_world(data_dir, smtp_extra=""):
     """An initialised data directory with users alice and bob (each with an
-    address) and [smtp] on; returns (server, smtp port)."""
+    address) and [smtp] on (and smtp_extra's lines); returns (server, smtp
+    port)."""
     password = init_with_admin(data_dir)
     for user, addr in USERS.items():
         mv("cmd", "CreateUser", "--userName=" + user, "--privileges=login", "--password=" + PASSWORD,
@@ -234,7 +243,7 @@ def make_world(data_dir):
     smtp_port = free_port()
     with open(os.path.join(str(data_dir), "mailvault.conf"), "w") as f:
         f.write("[smtp]\nenabled=true\nlisten=127.0.0.1:%d\nallow_networks=127.0.0.0/8\n"
-                "unknown_addresses=catchall\ncatchall_archive=catchall\n" % smtp_port)
+                "unknown_addresses=catchall\ncatchall_archive=catchall\n%s" % (smtp_port, smtp_extra))
     # Fixed ports, so a restart after kill -9 listens where the senders connect.
     srv = MvServer(data_dir, password=password, port=free_port(), web_port=free_port(),
                    imap_port=free_port(), imaps_port=free_port())
@@ -458,3 +467,39 @@ def test_disk_full_answers_4xx_then_accepts_the_retry(tmp_path):
         if srv is not None:
             srv.kill()
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_store_held_by_another_task_answers_4xx_then_accepts(tmp_path):
+    d = tmp_path / "data"
+    srv, port = make_world(d, "lock_wait_seconds=2\n")
+    srv.start()
+    try:
+        sent = Sent("held", 12)
+        items = sorted(sent.msgs.items(), key=lambda kv: kv[1][0])
+        for mid, (n, sender, rcpts, data) in items[:6]:
+            assert send_one(port, sender, rcpts, data) == 250, mid
+        locks = glob.glob(os.path.join(str(d), "stores", "*", "content", ".writelock"))
+        assert len(locks) == 1, locks
+        # What a maintenance function holds: the server gives the lock up
+        # after each group it commits, so this waits at most for one.
+        with open(locks[0], "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            for mid, (n, sender, rcpts, data) in items[6:]:
+                t0 = time.monotonic()
+                code = send_one(port, sender, rcpts, data)
+                waited = time.monotonic() - t0
+                assert code == 451, "%s while the store is held: %s, expected 451" % (mid, code)
+                assert 1.5 < waited < 20, "%s: 451 after %.1f s, lock_wait_seconds is 2" % (mid, waited)
+            for archive in USERS:
+                present = {h["messageId"] for h in search_json("size:>0", d, archive=archive, limit=0)}
+                stored = sorted({mid for mid, _ in items[6:]} & present)
+                assert not stored, "%s: messages answered 451 are in the archive: %s" % (archive, stored)
+        for mid, (n, sender, rcpts, data) in items[6:]:
+            assert send_one(port, sender, rcpts, data) == 250, "%s not accepted once the lock was free" % mid
+        check_archives(d, sent, "held")
+        srv.check_no_sanitizer_report()
+        srv.stop()
+        srv = None
+    finally:
+        if srv is not None:
+            srv.kill()

@@ -191,13 +191,14 @@ static void test_config_smtp(void **state)
 	assert_int_equal(c.smtp.listen->len, 0);
 	assert_int_equal(c.smtp.lmtp_listen->len, 0);
 	assert_string_equal(c.smtp.unknown_addresses, "catchall");
+	assert_int_equal(c.smtp.lock_wait_seconds, 30);
 	mv_service_config_clear(&c);
 	g_free(path);
 
 	path = write_conf(dir, "[smtp]\nlisten=127.0.0.1:2525\nlmtp_listen=unix:run/lmtp.sock;[::1]:2424\n"
 	                       "allow_networks=10.0.0.0/8\nrequire_tls=true\nmax_message_size_mb=7\n"
 	                       "unknown_addresses=reject\nfolder=Archive/{h-email}\nlmtp_socket_group=mail\n"
-	                       "internal_domains=example.org;example.net\n");
+	                       "internal_domains=example.org;example.net\nlock_wait_seconds=5\n");
 	assert_int_equal(mv_service_config_load(path, &c, &err), 0);
 	assert_int_equal(c.smtp.listen->len, 1);
 	char *sock = g_strconcat("unix:", dir, "/run/lmtp.sock", NULL);
@@ -218,6 +219,7 @@ static void test_config_smtp(void **state)
 	assert_int_equal(d.smtp.max_message_bytes, 7 * 1024 * 1024);
 	assert_true(d.smtp.require_tls);
 	assert_string_equal(d.smtp.internal_domains, "example.org;example.net");
+	assert_int_equal(d.smtp.lock_wait_seconds, 5);
 	mv_service_config_clear(&c);
 	mv_service_config_clear(&d);
 	g_free(sock);
@@ -233,6 +235,7 @@ static void test_config_smtp(void **state)
 	expect_config_error(dir, "[smtp]\nunknown_addresses=leave\n", "[smtp] unknown_addresses: expected one of: catchall, ignore, reject");
 	expect_config_error(dir, "[smtp]\nmax_message_size_mb=0\n", "[smtp] max_message_size_mb");
 	expect_config_error(dir, "[smtp]\nidle_timeout_seconds=5\n", "from 10 to 3600");
+	expect_config_error(dir, "[smtp]\nlock_wait_seconds=0\n", "[smtp] lock_wait_seconds");
 	expect_config_error(dir, "[smtp]\nlmtp_listen=unix:\n", "unix:PATH needs a path");
 	expect_config_error(dir, "[smtp]\nlisten=unix:/x\n", "[smtp] listen");
 	expect_config_error(dir, "[smtp]\nfolder=\n", "[smtp] folder");
