@@ -201,7 +201,7 @@ typedef struct mv_service_config {
 #define MV_DEFAULT_MAX_RUNNING_JOBS 4
 #define MV_DEFAULT_MAX_QUEUED_JOBS 1000
 /* 16 MB of term lists: at a million messages `pro*` (9 MB) answers in
- * 0.25 s, while `re*` (25 MB) would take 0.8 s and `c*` (148 MB) 4.7 s and
+ * 0.25 s, while `re*` (24 MB) would take 0.8 s and `c*` (142 MB) 4.7 s and
  * 180 MB of memory (bench/RESULTS.md). */
 #define MV_DEFAULT_SEARCH_MAX_PREFIX_MB 16
 

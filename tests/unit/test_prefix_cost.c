@@ -65,14 +65,24 @@ static void add_segment(sqlite3 *db, int first, int docs, const char *only)
 /* merging: FTS5's default incremental merges (automerge), which leave a
  * merge's output and its inputs half done between commits; without, every
  * flush stays a whole segment of its own. */
-static sqlite3 *index_db_merging(bool merging)
+static sqlite3 *index_db_paged(bool merging, int page)
 {
 	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
 	exec(db, "CREATE VIRTUAL TABLE fts USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2')");
 	if (!merging)
 		exec(db, "INSERT INTO fts(fts, rank) VALUES('automerge', 0)");
+	if (page) {
+		char *sql = g_strdup_printf("INSERT INTO fts(fts, rank) VALUES('pgsz', %d)", page);
+		exec(db, sql);
+		g_free(sql);
+	}
 	return db;
+}
+
+static sqlite3 *index_db_merging(bool merging)
+{
+	return index_db_paged(merging, 0);
 }
 
 static sqlite3 *index_db(void)
@@ -120,10 +130,10 @@ typedef struct sized_index {
 	int64_t segments, all, aa, common;
 } sized_index;
 
-static sized_index sized(bool merging)
+static sized_index sized_paged(bool merging, int page)
 {
-	sized_index x = { .db = index_db_merging(merging) };
-	sqlite3 *only_aa = index_db_merging(merging), *only_common = index_db_merging(merging);
+	sized_index x = { .db = index_db_paged(merging, page) };
+	sqlite3 *only_aa = index_db_paged(merging, page), *only_common = index_db_paged(merging, page);
 	for (int s = 0; s < 3; s++) {
 		add_segment(x.db, 1 + s * 3000, 3000, NULL);
 		add_segment(only_aa, 1 + s * 3000, 3000, "aa");
@@ -138,6 +148,11 @@ static sized_index sized(bool merging)
 	sqlite3_close(only_common);
 	sqlite3_close(only_aa);
 	return x;
+}
+
+static sized_index sized(bool merging)
+{
+	return sized_paged(merging, 0);
 }
 
 static void check_covers(const sized_index *x, const char *prefix, int64_t doclists, int64_t most)
@@ -183,6 +198,16 @@ static void test_estimate_during_merges(void **state)
 	sqlite3_close(x.db);
 }
 
+/* The store's index sets its own leaf size (pgsz): the estimate reads it. */
+static void test_estimate_in_leaves_of_the_table_s_size(void **state)
+{
+	(void)state;
+	sized_index x = sized_paged(false, 1000);
+	check_covers(&x, "aa", x.aa, x.all + x.segments * 1000);
+	check_covers(&x, "zzzzzz", 0, 2 * x.segments * 1000);
+	sqlite3_close(x.db);
+}
+
 static void test_estimate_grows_with_the_index(void **state)
 {
 	(void)state;
@@ -218,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_empty_index),
 		cmocka_unit_test(test_estimate_covers_the_prefix_terms),
 		cmocka_unit_test(test_estimate_during_merges),
+		cmocka_unit_test(test_estimate_in_leaves_of_the_table_s_size),
 		cmocka_unit_test(test_estimate_grows_with_the_index),
 		cmocka_unit_test(test_folded_as_the_tokenizer_folds),
 	};
