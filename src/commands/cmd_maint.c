@@ -288,6 +288,33 @@ static json_t *maintain_databases(mv_command_ctx *ctx, json_t *args, GError **er
 
 /* ---- upgrade ---------------------------------------------------------------------------------- */
 
+/* An index of an older format is rebuilt here rather than by the store's
+ * next writer, which may never come (a full store that is no longer
+ * current keeps its index as it is); readers get the new format's answers
+ * from now on.  A disabled store's waits until it is enabled and written. */
+static int upgrade_index(mv_command_ctx *ctx, const mv_archive_store *info, GError **error)
+{
+	if (info->error || strcmp(info->state, "disabled") == 0) {
+		mv_command_log(ctx, "store %d (%s): %s, its index is left as it is", info->id, info->name,
+		               info->error ? "cannot be opened" : "disabled");
+		return 0;
+	}
+	mv_store *s = open_for_maintenance(ctx, info->id, error);
+	if (!s)
+		return -1;
+	int64_t format = 0;
+	int rc = mv_store_index_format(s, &format, error);
+	if (rc == 0 && format != MV_INDEX_FORMAT) {
+		mv_task t = task_of(ctx);
+		rc = mv_store_rebuild_index(s, &t, error);
+		if (rc == 0)
+			mv_command_log(ctx, "store %d (%s): index rebuilt from format %lld to %d", info->id, info->name,
+			               (long long)format, MV_INDEX_FORMAT);
+	}
+	mv_store_close(&s);
+	return rc;
+}
+
 static int upgrade_one(mv_command_ctx *ctx, int id, GError **error)
 {
 	mv_archive_store *info = mv_instance_store_info(ctx->inst, id, error);
@@ -303,6 +330,8 @@ static int upgrade_one(mv_command_ctx *ctx, int id, GError **error)
 		mv_command_log(ctx, "store %d (%s): upgraded from format %d to %d", id, info->name, from, MV_STORE_FORMAT_VERSION);
 	else if (rc == 0)
 		mv_command_log(ctx, "store %d (%s): already at format %d", id, info->name, from);
+	if (rc == 0)
+		rc = upgrade_index(ctx, info, error);
 	mv_archive_store_free(info);
 	return rc;
 }

@@ -44,7 +44,8 @@ void mv_search_hit_free(mv_search_hit *h)
 typedef struct plan {
 	mv_store *store;
 	int64_t after_lo;    /* paging: the smallest order key (mv_order_key) still wanted (INT64_MIN = all) */
-	int64_t bucket;      /* the index's date bucket (mv_store_index_date_bucket), 0 = unknown */
+	int64_t bucket;      /* the index's date bucket (mv_index_date_bucket), 0 = unknown */
+	int64_t format;      /* the index's format: how its synthetic tokens are spelled */
 	bool nothing;        /* an archive: term names no archive of this store: no hits here */
 	int64_t docid_lo, docid_hi; /* rowid range from top-level dates: [lo, hi) */
 	int64_t key_lo, key_hi;     /* the same as order keys (a bucket of one second) */
@@ -147,8 +148,9 @@ static int scope_folder_expr(plan *p, const mv_query *q, GString *out, GError **
 	int n = 0;
 	g_string_append(out, "(");
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		char *tok = mv_scope_folder_token(sqlite3_column_int64(st, 0));
-		g_string_append_printf(out, "%sscope : %s", n++ ? " OR " : "", tok);
+		char *tok = mv_scope_folder_token(sqlite3_column_int64(st, 0), p->format);
+		g_string_append(out, n++ ? " OR " : "");
+		mv_index_append_token_term(out, "scope", tok, p->format);
 		g_free(tok);
 	}
 	sqlite3_finalize(st);
@@ -163,6 +165,16 @@ static int fts_expr(plan *p, const mv_query *q, GString *out, GError **error);
 static bool is_address_field(mv_query_field f)
 {
 	return f == MV_F_FROM || f == MV_F_TO || f == MV_F_CC || f == MV_F_BCC;
+}
+
+static mv_address_role address_role(mv_query_field f)
+{
+	switch (f) {
+	case MV_F_FROM: return MV_ADDR_FROM;
+	case MV_F_CC: return MV_ADDR_CC;
+	case MV_F_BCC: return MV_ADDR_BCC;
+	default: return MV_ADDR_TO;
+	}
 }
 
 /* local@domain without spaces: matched as one address token. */
@@ -198,22 +210,22 @@ static int bound_prefix(plan *p, const char *text, GError **error)
 static int fts_term(plan *p, const mv_query *q, GString *out, GError **error)
 {
 	if (q->kind == MV_Q_HAS_ATTACHMENT) {
-		g_string_append(out, "scope : " MV_SCOPE_HAS_ATTACHMENT);
+		mv_index_append_token_term(out, "scope", mv_scope_has_attachment_token(p->format), p->format);
 		return 0;
 	}
 	if (q->field == MV_F_FOLDER)
 		return scope_folder_expr(p, q, out, error);
 	if (q->field == MV_F_ARCHIVE && !q->prefix) {
-		char *tok = mv_scope_archive_token(q->text);
-		g_string_append_printf(out, "scope : %s", tok);
+		char *tok = mv_scope_archive_token(q->text, p->format);
+		mv_index_append_token_term(out, "scope", tok, p->format);
 		g_free(tok);
 		return 0;
 	}
 	const char *col = q->field == MV_F_ARCHIVE ? "archive" : field_columns(q->field);
 	if (is_address_field(q->field) && !q->prefix && looks_like_address(q->text)) {
 		char *norm = mv_address_normalize(q->text);
-		char *tok = mv_address_token(norm);
-		g_string_append_printf(out, "%s : %s", col, tok);
+		char *tok = mv_address_token(norm, address_role(q->field), p->format);
+		mv_index_append_token_term(out, col, tok, p->format);
 		g_free(tok);
 		g_free(norm);
 		return 0;
@@ -661,15 +673,16 @@ static GArray *folders_with_access(mv_store *store, const mv_access *access, GEr
 	return all;
 }
 
-static void add_scope_token(GString *scope, char *token, guint *count)
+static void add_scope_token(GString *scope, char *token, guint *count, int64_t format)
 {
-	g_string_append_printf(scope, "%sscope : %s", scope->len ? " OR " : "", token);
+	g_string_append(scope, scope->len ? " OR " : "");
+	mv_index_append_token_term(scope, "scope", token, format);
 	(*count)++;
 	g_free(token);
 }
 
 /* The scope tokens of the readable folders, or NULL past SCOPE_TOKENS_MAX. */
-static GString *scope_of(GArray *folders)
+static GString *scope_of(GArray *folders, int64_t format)
 {
 	GHashTable *partial = g_hash_table_new(g_str_hash, g_str_equal);   /* archives with an unreadable folder */
 	for (guint i = 0; i < folders->len; i++) {
@@ -686,9 +699,9 @@ static GString *scope_of(GArray *folders)
 			continue;
 		if (!g_hash_table_contains(partial, f->archive)) {
 			if (g_hash_table_add(whole, f->archive))
-				add_scope_token(scope, mv_scope_archive_token(f->archive), &count);
+				add_scope_token(scope, mv_scope_archive_token(f->archive, format), &count, format);
 		} else {
-			add_scope_token(scope, mv_scope_folder_token(f->id), &count);
+			add_scope_token(scope, mv_scope_folder_token(f->id, format), &count, format);
 		}
 	}
 	g_hash_table_destroy(partial);
@@ -711,7 +724,7 @@ static void readable_set_clear(readable_set *r)
 
 /* The caller's readable set for this store; nothing set for a caller who
  * may read everything. */
-static int readable_set_of(mv_store *store, const mv_access *access, readable_set *r, GError **error)
+static int readable_set_of(mv_store *store, int64_t format, const mv_access *access, readable_set *r, GError **error)
 {
 	memset(r, 0, sizeof *r);
 	if (mv_access_unrestricted(access))
@@ -732,7 +745,7 @@ static int readable_set_of(mv_store *store, const mv_access *access, readable_se
 		g_string_free(ids, TRUE);
 	} else {
 		r->ids = ids;
-		r->scope = scope_of(folders);
+		r->scope = scope_of(folders, format);
 	}
 	g_array_free(folders, TRUE);
 	return 0;
@@ -743,7 +756,8 @@ static int readable_set_of(mv_store *store, const mv_access *access, readable_se
  * small folder of a large archive (an IMAP client's SEARCH) reads that
  * folder's hits, not the archive's.  None when this store has no such
  * folder or the caller may not read it. */
-static int narrow_to_folder(mv_store *store, const mv_search_options *opts, readable_set *r, GError **error)
+static int narrow_to_folder(mv_store *store, int64_t format, const mv_search_options *opts, readable_set *r,
+                            GError **error)
 {
 	sqlite3 *db = mv_store_db(store);
 	sqlite3_stmt *st;
@@ -767,9 +781,9 @@ static int narrow_to_folder(mv_store *store, const mv_search_options *opts, read
 	if (readable) {
 		r->ids = g_string_new(NULL);
 		g_string_printf(r->ids, "%lld", (long long)id);
-		char *token = mv_scope_folder_token(id);
+		char *token = mv_scope_folder_token(id, format);
 		r->scope = g_string_new(NULL);
-		g_string_printf(r->scope, "scope : %s", token);
+		mv_index_append_token_term(r->scope, "scope", token, format);
 		g_free(token);
 	}
 	return 0;
@@ -926,13 +940,15 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 	/* An index whose format cannot be read (none, or damaged) gets no rowid
 	 * bounds: a query that needs it fails on its own, one over the db alone
 	 * (size:, date ranges) still answers. */
-	int64_t bucket;
-	if (mv_store_index_date_bucket(store, &bucket, NULL) == 0)
-		p.bucket = bucket;
+	int64_t format;
+	if (mv_store_index_format(store, &format, NULL) == 0) {
+		p.format = format;
+		p.bucket = mv_index_date_bucket(format);
+	}
 	int rc = build_plan(&p, q, match, error);
 	if (rc == 0 && !p.nothing)
-		rc = opts->folder ? narrow_to_folder(store, opts, &readable, error) :
-		                    readable_set_of(store, opts->access, &readable, error);
+		rc = opts->folder ? narrow_to_folder(store, p.format, opts, &readable, error) :
+		                    readable_set_of(store, p.format, opts->access, &readable, error);
 	if (rc < 0 || p.nothing || readable.none)
 		goto out;
 	bool use_fts = match->len > 0;

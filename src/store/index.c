@@ -21,10 +21,12 @@
 #include <sodium.h>
 #include <string.h>
 
-/* The documents' shape: 2 = cc and bcc hold display names as well as
- * addresses (1: addresses only, so names in Cc/Bcc were not found);
- * 3 = the rowid buckets dates by the hour (MV_INDEX_DATE_BUCKET), not by second. */
-#define INDEX_FORMAT 3
+/* The documents' shape (MV_INDEX_FORMAT): 2 = cc and bcc hold display
+ * names as well as addresses (1: addresses only, so names in Cc/Bcc were
+ * not found); 3 = the rowid buckets dates by the hour
+ * (MV_INDEX_DATE_BUCKET), not by second; 4 = synthetic tokens begin with
+ * U+E000, and an address has one token per address column (store.h). */
+#define INDEX_FORMAT MV_INDEX_FORMAT
 
 static const char index_schema[] =
 	"CREATE VIRTUAL TABLE IF NOT EXISTS %s.fts USING fts5("
@@ -64,15 +66,27 @@ int64_t mv_order_key_date(int64_t key)
 	return MV_INDEX_MAX_DATE - (key >> MV_INDEX_NUMBER_BITS);
 }
 
-int mv_store_index_date_bucket(mv_store *s, int64_t *bucket_r, GError **error)
+int mv_store_index_format(mv_store *s, int64_t *format_r, GError **error)
 {
 	const char *prefix;
 	sqlite3 *ix = mv_store_index_conn(s, &prefix);
 	char *sql = g_strdup_printf("SELECT value FROM %sindex_state WHERE key='format_version'", prefix);
-	int64_t format = 0;
-	int rc = mv_store_int_query(ix, sql, "read the index's format", &format, error);
+	*format_r = 0;
+	int rc = mv_store_int_query(ix, sql, "read the index's format", format_r, error);
 	g_free(sql);
-	*bucket_r = format >= 3 ? MV_INDEX_DATE_BUCKET : 1;
+	return rc;
+}
+
+int64_t mv_index_date_bucket(int64_t format)
+{
+	return format >= 3 ? MV_INDEX_DATE_BUCKET : 1;
+}
+
+int mv_store_index_date_bucket(mv_store *s, int64_t *bucket_r, GError **error)
+{
+	int64_t format = 0;
+	int rc = mv_store_index_format(s, &format, error);
+	*bucket_r = mv_index_date_bucket(format);
 	return rc;
 }
 
@@ -123,33 +137,64 @@ int mv_index_init_schema(sqlite3 *db, const char *schema, GError **error)
 	return set_fts_option(db, schema, "automerge", INDEX_AUTOMERGE, error);
 }
 
-char *mv_scope_archive_token(const char *archive)
+/* From format 4 a synthetic token is U+E000, a kind letter and a value:
+ * unicode61 keeps a private-use character inside a token, and no one types
+ * one, so no word or prefix a user searches reaches these (before, `za*`
+ * found every message through its "zadr..." tokens). */
+#define SYNTHETIC_FORMAT 4
+#define SYNTHETIC_MARK "\xee\x80\x80"
+
+/* A token for text that holds separators the tokenizer would split on: a
+ * hash of it, one stable alphanumeric token. */
+static char *hashed_token(const char *old_prefix, char kind, const char *text, int64_t format)
 {
-	/* Archive names contain dots and other separators the tokenizer would
-	 * split on; a hash gives one stable alphanumeric token per archive. */
 	uint8_t h[8];
-	char *lower = g_utf8_strdown(archive, -1);
-	crypto_generichash(h, sizeof h, (const uint8_t *)lower, strlen(lower), NULL, 0);
-	g_free(lower);
+	crypto_generichash(h, sizeof h, (const uint8_t *)text, strlen(text), NULL, 0);
 	char *hex = mv_hex(h, sizeof h);
-	char *tok = g_strconcat("zarc", hex, NULL);
+	char *tok = format >= SYNTHETIC_FORMAT ? g_strdup_printf(SYNTHETIC_MARK "%c%s", kind, hex)
+	                                       : g_strconcat(old_prefix, hex, NULL);
 	g_free(hex);
 	return tok;
 }
 
-char *mv_address_token(const char *addr)
+char *mv_scope_archive_token(const char *archive, int64_t format)
 {
-	uint8_t h[8];
-	crypto_generichash(h, sizeof h, (const uint8_t *)addr, strlen(addr), NULL, 0);
-	char *hex = mv_hex(h, sizeof h);
-	char *tok = g_strconcat("zadr", hex, NULL);
-	g_free(hex);
+	char *lower = g_utf8_strdown(archive, -1);
+	char *tok = hashed_token("zarc", 'a', lower, format);
+	g_free(lower);
 	return tok;
+}
+
+char *mv_address_token(const char *addr, mv_address_role role, int64_t format)
+{
+	static const char kinds[] = { [MV_ADDR_FROM] = 'f', [MV_ADDR_TO] = 't', [MV_ADDR_CC] = 'c', [MV_ADDR_BCC] = 'b' };
+	return hashed_token("zadr", kinds[role], addr, format);
+}
+
+char *mv_scope_folder_token(int64_t folder_id, int64_t format)
+{
+	return format >= SYNTHETIC_FORMAT ? g_strdup_printf(SYNTHETIC_MARK "d%lld", (long long)folder_id)
+	                                  : g_strdup_printf("zfld%lld", (long long)folder_id);
+}
+
+const char *mv_scope_has_attachment_token(int64_t format)
+{
+	return format >= SYNTHETIC_FORMAT ? SYNTHETIC_MARK "h" : "zhasattach";
+}
+
+void mv_index_append_token_term(GString *out, const char *column, const char *token, int64_t format)
+{
+	/* A synthetic token of format 4 lives in one column only: a column
+	 * filter would only make FTS5 read its positions. */
+	if (format >= SYNTHETIC_FORMAT)
+		g_string_append_printf(out, "\"%s\"", token);
+	else
+		g_string_append_printf(out, "%s : %s", column, token);
 }
 
 /* Column text for an address field: the display form (names), the
  * addresses, and one token per address. */
-static char *address_column(const char *display, const char *addrs)
+static char *address_column(const char *display, const char *addrs, mv_address_role role)
 {
 	GString *out = g_string_new(display ? display : "");
 	if (!addrs || !*addrs)
@@ -160,18 +205,13 @@ static char *address_column(const char *display, const char *addrs)
 	for (char **a = list; *a; a++) {
 		if (!**a)
 			continue;
-		char *tok = mv_address_token(*a);
+		char *tok = mv_address_token(*a, role, INDEX_FORMAT);
 		g_string_append_c(out, ' ');
 		g_string_append(out, tok);
 		g_free(tok);
 	}
 	g_strfreev(list);
 	return g_string_free(out, FALSE);
-}
-
-char *mv_scope_folder_token(int64_t folder_id)
-{
-	return g_strdup_printf("zfld%lld", (long long)folder_id);
 }
 
 static int index_write(sqlite3 *db, sqlite3_stmt *st, const mv_index_doc *doc, GError **error);
@@ -214,10 +254,10 @@ typedef struct index_columns {
 
 static void index_columns_of(const mv_index_doc *doc, index_columns *c)
 {
-	c->owned[0] = address_column(doc->from, doc->from_addrs);
-	c->owned[1] = address_column(doc->to, doc->to_addrs);
-	c->owned[2] = address_column(doc->cc, doc->cc_addrs);
-	c->owned[3] = address_column(doc->bcc, doc->bcc_addrs);
+	c->owned[0] = address_column(doc->from, doc->from_addrs, MV_ADDR_FROM);
+	c->owned[1] = address_column(doc->to, doc->to_addrs, MV_ADDR_TO);
+	c->owned[2] = address_column(doc->cc, doc->cc_addrs, MV_ADDR_CC);
+	c->owned[3] = address_column(doc->bcc, doc->bcc_addrs, MV_ADDR_BCC);
 	const char *cols[INDEX_COLUMNS] = { doc->subject, c->owned[0], c->owned[1], c->owned[2], c->owned[3], doc->body,
 	                                    doc->attachments, doc->folder, doc->archive, doc->message_id, doc->scope };
 	for (int i = 0; i < INDEX_COLUMNS; i++)
@@ -427,9 +467,10 @@ static mv_index_doc doc_from_parsed(const mv_parsed *p, int64_t number, int64_t 
 
 void mv_store_fill_scope(GString *scope, const char *archive, int64_t folder, bool has_attachment)
 {
-	char *a = mv_scope_archive_token(archive);
-	char *f = mv_scope_folder_token(folder);
-	g_string_printf(scope, "%s %s%s", a, f, has_attachment ? " " MV_SCOPE_HAS_ATTACHMENT : "");
+	char *a = mv_scope_archive_token(archive, INDEX_FORMAT);
+	char *f = mv_scope_folder_token(folder, INDEX_FORMAT);
+	g_string_printf(scope, "%s %s%s%s", a, f, has_attachment ? " " : "",
+	                has_attachment ? mv_scope_has_attachment_token(INDEX_FORMAT) : "");
 	g_free(a);
 	g_free(f);
 }

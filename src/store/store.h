@@ -310,14 +310,26 @@ int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_
 
 
 
-/* Scope tokens (see index.c): one FTS token per archive and folder so that
- * scoped searches are an FTS intersection, not a post-filter. */
-char *mv_scope_archive_token(const char *archive);
-char *mv_scope_folder_token(int64_t folder_id);
-/* One token standing for a whole normalised address, so that from:a@b.c is
- * a single posting-list lookup rather than a phrase over "a b c". */
-char *mv_address_token(const char *normalised_address);
-#define MV_SCOPE_HAS_ATTACHMENT "zhasattach"
+/* The index format this build writes (index.c); an index of another
+ * format is rebuilt by its store's next writer, and read as it is until
+ * then (old stores nobody writes stay so). */
+#define MV_INDEX_FORMAT 4
+/* The format of the index the handle reads. */
+int mv_store_index_format(mv_store *s, int64_t *format_r, GError **error);
+
+/* Synthetic tokens, spelled as an index of `format` holds them (index.c):
+ * scope tokens, one per archive and folder and one for "has an attachment",
+ * so that scoped searches are an FTS intersection, not a post-filter; and
+ * one token standing for a whole normalised address, so that from:a@b.c is
+ * a single posting-list lookup rather than a phrase over "a b c" — from
+ * format 4 one per address column, so that from: is not a column filter. */
+typedef enum { MV_ADDR_FROM, MV_ADDR_TO, MV_ADDR_CC, MV_ADDR_BCC } mv_address_role;
+char *mv_scope_archive_token(const char *archive, int64_t format);
+char *mv_scope_folder_token(int64_t folder_id, int64_t format);
+const char *mv_scope_has_attachment_token(int64_t format);
+char *mv_address_token(const char *normalised_address, mv_address_role role, int64_t format);
+/* The MATCH term finding `token` of `column` in an index of `format`. */
+void mv_index_append_token_term(GString *out, const char *column, const char *token, int64_t format);
 
 /* FTS rowid of a message: ((MAX_DATE - date / bucket) << 25) | number, so
  * ascending rowid order is newest first by date bucket, and by number
@@ -349,8 +361,9 @@ int64_t mv_order_key(int64_t date, int64_t number);
 #define MV_ORDER_KEY_SQL(t) "(((137438953471 - max(0, min(" t "date, 137438953471))) << 25) | " t "num)"
 /* The (clamped) date an order key names. */
 int64_t mv_order_key_date(int64_t key);
-/* The date bucket of the index the handle reads: MV_INDEX_DATE_BUCKET from
- * format 3 on, 1 before. */
+/* The date bucket of an index of `format`, and of the index the handle
+ * reads: MV_INDEX_DATE_BUCKET from format 3 on, 1 before. */
+int64_t mv_index_date_bucket(int64_t format);
 int mv_store_index_date_bucket(mv_store *s, int64_t *bucket_r, GError **error);
 
 

@@ -209,14 +209,18 @@ static int index_rowids(mv_store *s, const char *archive, GArray *out, GError **
 {
 	const char *prefix;
 	sqlite3 *ix = mv_store_index_conn(s, &prefix);
-	char *tok = mv_scope_archive_token(archive);
-	char *match = g_strdup_printf("scope : %s", tok);
+	int64_t format = 0;
+	if (mv_store_index_format(s, &format, error) < 0)
+		return -1;
+	char *tok = mv_scope_archive_token(archive, format);
+	GString *match = g_string_new(NULL);
+	mv_index_append_token_term(match, "scope", tok, format);
 	char *sql = g_strdup_printf("SELECT rowid FROM %sfts WHERE fts MATCH ? ORDER BY rowid", prefix);
 	sqlite3_stmt *st;
 	int rc = -1;
 	if (mv_sql_prepare(ix, sql, &st, error) < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, match->str, -1, SQLITE_STATIC);
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
@@ -229,7 +233,7 @@ static int index_rowids(mv_store *s, const char *archive, GArray *out, GError **
 	sqlite3_finalize(st);
 out:
 	g_free(sql);
-	g_free(match);
+	g_string_free(match, TRUE);
 	g_free(tok);
 	return rc;
 }

@@ -522,3 +522,50 @@ def test_query_limits(data_dir):
     # within the bounds it is fine
     ok = "(" * 10 + "spam" + ")" * 10
     assert search_json(ok, data_dir) == []
+
+
+def test_no_word_or_prefix_reaches_the_index_s_own_tokens(data_dir, tmp_path):
+    """The index's synthetic tokens (archive, folder, attachment, one per
+    address and column) begin with a private-use character from index
+    format 4: a user's `z*` or `zad*` finds words beginning so, not every
+    message through tokens spelled "zarc…", "zfld…", "zhasattach" and
+    "zadr…" as before.  And an address token belongs to its column: the
+    address that sent one message and received another is found by from:
+    in the first and by to: in the second only."""
+    src = tmp_path / "msgs"
+    src.mkdir()
+    messages = {
+        "zagreb": ("zed@zulu.example", "ann@example.org", "Trip", "We land in Zagreb, then Zadar.", False),
+        "attached": ("bob@example.org", "zed@zulu.example", "Files", "See the file.", True),
+        "plain": ("bob@example.org", "ann@example.org", "Hello", "Nothing here.", False),
+    }
+    for name, (frm, to, subject, body, attach) in messages.items():
+        head = "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\n" \
+               "Message-ID: <%s@synthetic.test>\r\nMIME-Version: 1.0\r\n" % (frm, to, subject, name)
+        if attach:
+            raw = head + ('Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'
+                          '%s\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; '
+                          'filename="data.bin"\r\n\r\nAAAA\r\n--b--\r\n' % body)
+        else:
+            raw = head + "Content-Type: text/plain\r\n\r\n%s\r\n" % body
+        (src / (name + ".eml")).write_bytes(raw.encode())
+    summary, _ = import_json(str(src), "synthetic", data_dir)
+    assert summary["imported"] == 3, summary
+    ids = {h["messageId"].split("@")[0]: h["id"] for h in search_json("size:>0", data_dir, limit=0)}
+
+    def found(query):
+        return sorted(k for k, v in ids.items() if v in {h["id"] for h in search_json(query, data_dir, limit=0)})
+
+    # "zed" and "zulu" are in both messages of zed's address; Zagreb and
+    # Zadar in one body; nothing else begins with z.
+    assert found("z*") == ["attached", "zagreb"]
+    assert found("za*") == ["zagreb"]
+    assert found("zad*") == ["zagreb"]
+    for prefix in ("zadr*", "zarc*", "zfld*", "zh*", "zhasattach*"):
+        assert found(prefix) == [], prefix
+    assert found("has:attachment") == ["attached"]
+    assert found("archive:synthetic") == ["attached", "plain", "zagreb"]
+    assert found("from:zed@zulu.example") == ["zagreb"]
+    assert found("to:zed@zulu.example") == ["attached"]
+    assert found("from:bob@example.org") == ["attached", "plain"]
+    assert found("to:ann@example.org") == ["plain", "zagreb"]

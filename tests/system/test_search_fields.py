@@ -563,8 +563,8 @@ def test_bcc_group_with_encoded_name(world):
 @pytest.mark.parametrize("field", ADDRESS_FIELDS)
 def test_display_name_words(world, field):
     """A word of a display name finds the message by the field it is in
-    (ARCHITECTURE.md, Index: recipients, cc and bcc hold "display names,
-    addresses, and one zadr<hash> token per normalised address").  Each
+    (ARCHITECTURE.md, Index: the address columns hold "display names,
+    addresses, and one token per normalised address and column").  Each
     made-up surname is in this field of exactly one message."""
     role = ROLES.index(field.capitalize())
     for j, addr in enumerate(PEOPLE):

@@ -218,14 +218,16 @@ static gint int64_ascending(gconstpointer a, gconstpointer b)
 }
 
 /* The message numbers whose To column holds address's token, as to:address
- * asks it (search.c: recipients : mv_address_token(normalised)), in a
+ * asks it (search.c: the To token of the normalised address), in a
  * string "2,4" (ascending) for readable failures. */
 static char *to_matches(const fixture *f, const char *address)
 {
 	sqlite3 *ix = index_open(f, true);
 	char *norm = mv_address_normalize(address);
-	char *token = mv_address_token(norm);
-	char *match = g_strconcat("recipients : ", token, NULL);
+	char *token = mv_address_token(norm, MV_ADDR_TO, MV_INDEX_FORMAT);
+	GString *term = g_string_new(NULL);
+	mv_index_append_token_term(term, "recipients", token, MV_INDEX_FORMAT);
+	char *match = g_string_free(term, FALSE);
 	sqlite3_stmt *st = NULL;
 	assert_int_equal(sqlite3_prepare_v2(ix, "SELECT rowid FROM fts WHERE fts MATCH ?", -1, &st, NULL), SQLITE_OK);
 	sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
