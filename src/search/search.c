@@ -850,11 +850,11 @@ static bool relevance_top_applies(const plan *p, const mv_search_options *opts, 
 	       (!readable->ids || readable->scope) && p->after_lo == INT64_MIN;
 }
 
-/* The best `want` + 1 scores, best first. */
+/* The best `want` + 1 scores, best first; equal ones by rowid (split_tie). */
 static int top_scores(sqlite3 *db, const plan *p, const char *match, guint64 want, GArray *top)
 {
 	char *sql = g_strdup_printf("SELECT rowid, " BM25_SQL " FROM ix.fts WHERE fts MATCH ? AND rowid >= ? AND rowid < ?"
-	                            " ORDER BY 2 LIMIT %" G_GUINT64_FORMAT, want + 1);
+	                            " ORDER BY 2, 1 LIMIT %" G_GUINT64_FORMAT, want + 1);
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	g_free(sql);
@@ -902,6 +902,21 @@ static int candidate_hits(sqlite3 *db, int store_id, const GArray *top, guint n,
 }
 
 /* *answered_r false: the general statement must answer (nothing added). */
+/* Whether the page's edge, between its last candidate and the next, cuts
+ * through hits the general order (score, then newest first) might put the
+ * other way.  The candidates come by score, then rowid: newest date bucket
+ * first, then by number.  Equal scores in different buckets are therefore
+ * in the general order already; only equal scores in one bucket (an hour)
+ * may not be, and then the general statement decides.  In an index that
+ * buckets by the second the rowid order is the general order. */
+static bool split_tie(const plan *p, const scored *last, const scored *next)
+{
+	if (last->rank != next->rank)
+		return false;
+	bool same_bucket = last->rowid >> MV_INDEX_NUMBER_BITS == next->rowid >> MV_INDEX_NUMBER_BITS;
+	return p->bucket != 1 && (same_bucket || p->bucket == 0);
+}
+
 static int relevance_top(mv_store *store, const plan *p, const char *match, const GString *ids,
                          const mv_search_options *opts, GPtrArray *hits, bool *answered_r, GError **error)
 {
@@ -911,9 +926,8 @@ static int relevance_top(mv_store *store, const plan *p, const char *match, cons
 	guint first = hits->len;
 	bool live = false;
 	int rc = top_scores(db, p, match, want, top);
-	/* A tie across the page's edge: the general order decides it. */
-	bool tie = rc == 0 && top->len > want &&
-	           g_array_index(top, scored, want - 1).rank == g_array_index(top, scored, want).rank;
+	bool tie = rc == 0 && top->len > want && split_tie(p, &g_array_index(top, scored, want - 1),
+	                                                   &g_array_index(top, scored, want));
 	if (rc == 0 && !tie)
 		rc = candidate_hits(db, mv_store_id(store), top, MIN(top->len, (guint)want), ids, hits, &live);
 	if (rc < 0)

@@ -569,3 +569,38 @@ def test_no_word_or_prefix_reaches_the_index_s_own_tokens(data_dir, tmp_path):
     assert found("to:zed@zulu.example") == ["attached"]
     assert found("from:bob@example.org") == ["attached", "plain"]
     assert found("to:ann@example.org") == ["plain", "zagreb"]
+
+
+def test_relevance_ties_keep_the_newest_first_order(data_dir, tmp_path):
+    """Hits of equal score are ordered newest first, whatever the page: the
+    index hands relevance candidates out by score and then rowid (newest
+    hour first, then by number), and a page edge between equal scores of
+    one hour goes to the general order.  Twenty messages score the same;
+    within one hour the ones imported later are the newer, so their numbers
+    run against their dates there.  Every page of `--limit k` must be the
+    first k of the whole answer (limit 0 takes the general statement)."""
+    def write(directory, stamps):
+        directory.mkdir()
+        for i, stamp in stamps:
+            raw = ("From: tie%d@example.org\r\nTo: all@example.org\r\nSubject: Same\r\nDate: %s\r\n"
+                   "Message-ID: <tie-%d@synthetic.test>\r\nContent-Type: text/plain\r\n\r\n"
+                   "tiebreakword filler\r\n" % (i, stamp, i))
+            (directory / ("%02d.eml" % i)).write_bytes(raw.encode())
+        return str(directory)
+
+    # Hour 10: the older half first, so that the newer half gets the higher numbers.
+    import_json(write(tmp_path / "old", [(i, "Tue, 03 Mar 2026 10:%02d:00 +0000" % (5 + i)) for i in range(6)]),
+                "ties", data_dir)
+    import_json(write(tmp_path / "new", [(10 + i, "Tue, 03 Mar 2026 10:%02d:00 +0000" % (40 + i)) for i in range(6)]),
+                "ties", data_dir)
+    # Other hours, other days.
+    import_json(write(tmp_path / "spread", [(20 + i, "Wed, %02d Mar 2026 %02d:15:00 +0000" % (4 + i % 3, 8 + i))
+                                           for i in range(8)]), "ties", data_dir)
+    rel = ("--sort", "relevance")
+    whole = [h["id"] for h in search_json("tiebreakword", data_dir, limit=0, extra=rel)]
+    assert len(whole) == 20, whole
+    dates = [h["date"] for h in search_json("tiebreakword", data_dir, limit=0, extra=rel)]
+    assert dates == sorted(dates, reverse=True), "equal scores must come newest first: %s" % dates
+    for k in range(1, 21):
+        page = [h["id"] for h in search_json("tiebreakword", data_dir, limit=k, extra=rel)]
+        assert page == whole[:k], "limit %d: %s, expected %s" % (k, page, whole[:k])
