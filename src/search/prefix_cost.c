@@ -16,8 +16,8 @@
  * messages.
  *
  * The text is folded by the table's own tokenizer (unicode61,
- * remove_diacritics 2) so that the estimate looks up exactly the key FTS5
- * will merge, `Thé*` as `the`. */
+ * remove_diacritics 2, as store/index.c's schema declares it) so that the
+ * estimate looks up exactly the key FTS5 will merge, `Thé*` as `the`. */
 #include "search/prefix_cost.h"
 
 #include <string.h>
@@ -111,7 +111,8 @@ static const char *const idx_sql[] = {
 	/* A segment's leaves are fts_data rows (segid << 37) + page.  One an
 	 * incremental merge is consuming has lost its first leaves (already in
 	 * the merge's output) but not their separators; its last leaves may
-	 * start no term (the end of a long doclist) and have none. */
+	 * start no term (the end of a long doclist) and have none.  ?2 is
+	 * there so that every statement here is bound alike (idx_seek). */
 	"SELECT id & 0x7fffffff, NULL FROM %sfts_data WHERE id > (?1 << 37) AND id < (?1 << 37) + 0x80000000"
 	" AND ?2 IS NOT NULL ORDER BY id LIMIT 1",
 	"SELECT id & 0x7fffffff, NULL FROM %sfts_data WHERE id > (?1 << 37) AND id < (?1 << 37) + 0x80000000"

@@ -31,7 +31,7 @@
 static const char index_schema[] =
 	"CREATE VIRTUAL TABLE IF NOT EXISTS %s.fts USING fts5("
 	" subject, sender, recipients, cc, bcc, body, attachment, folder, archive, messageid, scope,"
-	" content='', tokenize='unicode61 remove_diacritics 2');"
+	" content='', tokenize='unicode61 remove_diacritics 2');"   /* search/prefix_cost.c folds as this does */
 	/* indexed_upto: every message numbered up to it is in fts. */
 	"CREATE TABLE IF NOT EXISTS %s.index_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
 	"INSERT OR IGNORE INTO %s.index_state VALUES('format_version', " G_STRINGIFY(INDEX_FORMAT) ");"
