@@ -169,9 +169,11 @@ int mv_cli_search_bench(const mv_cli_globals *g, int argc, char **argv)
 {
 	gint rounds = 20;
 	gint64 limit = 50, max_prefix_mb = MV_DEFAULT_SEARCH_MAX_PREFIX_MB;
-	char *archive = NULL, *sort_name = NULL;
+	char *archive = NULL, *sort_name = NULL, *as_user = NULL;
 	GOptionEntry entries[] = {
 		{ "rounds", 0, 0, G_OPTION_ARG_INT, &rounds, "runs per query (default 20)", "N" },
+		{ "as-user", 0, 0, G_OPTION_ARG_STRING, &as_user, "search as this user, within its folder privileges",
+		  "USER" },
 		{ "limit", 0, 0, G_OPTION_ARG_INT64, &limit, "result limit per query (default 50)", "N" },
 		{ "archive", 0, 0, G_OPTION_ARG_STRING, &archive, "scope every query to one archive", "NAME" },
 		{ "sort", 0, 0, G_OPTION_ARG_STRING, &sort_name, "date (newest first, default) or relevance, as search",
@@ -187,6 +189,7 @@ int mv_cli_search_bench(const mv_cli_globals *g, int argc, char **argv)
 		        "--max-prefix-mb >= 0\n");
 		g_free(archive);
 		g_free(sort_name);
+		g_free(as_user);
 		return MV_EXIT_USAGE;
 	}
 	g_free(sort_name);
@@ -194,9 +197,15 @@ int mv_cli_search_bench(const mv_cli_globals *g, int argc, char **argv)
 	char *content = NULL;
 	if (!g_file_get_contents(argv[1], &content, NULL, &err)) {
 		g_free(archive);
+		g_free(as_user);
 		return mv_cli_fail(err);
 	}
 	mv_instance *inst = mv_cli_open_instance(g);
+	mv_access *access = NULL;
+	if (inst && as_user && !(opts.access = access = mv_access_load(inst, as_user, &err))) {
+		mv_cli_fail(err);
+		mv_instance_close(&inst);
+	}
 	mv_searcher *searcher = inst ? mv_searcher_open(inst, &err) : NULL;
 	int status = MV_EXIT_FAIL;
 	if (inst && !searcher)
@@ -226,7 +235,9 @@ out:
 	json_decref(list);
 	g_free(content);
 	g_free(archive);
+	g_free(as_user);
 	mv_searcher_close(&searcher);
+	mv_access_free(&access);
 	mv_instance_close(&inst);
 	return status;
 }

@@ -1419,3 +1419,18 @@ def test_restricted_search_matches_in_the_callers_scope(scoped_world):
     cp = mv("--debug", "search", WORD, "--as-user", "r", "--limit", "0", data_dir=scoped_world)
     matches = [l for l in cp.stderr.decode("utf-8", "replace").splitlines() if "match=[" in l]
     assert matches and all('AND ("\ue000a' in l for l in matches), matches
+
+
+def test_search_bench_as_user_is_the_user_s_search(scoped_world, tmp_path):
+    """search-bench --as-user times the search a restricted user gets: the
+    same hits as `search --as-user`, not the administrator's."""
+    queries = tmp_path / "queries"
+    queries.write_text("%s\n%s OR nonexistentword\n" % (WORD, WORD))
+    for user in ("r", "deny", None):
+        extra = ("--as-user", user) if user else ()
+        out = json.loads(mv("search-bench", str(queries), "--rounds", "1", "--limit", "200", *extra,
+                            data_dir=scoped_world).stdout)
+        want = len(search_json(WORD, scoped_world, limit=200, extra=extra))
+        assert [q["hits"] for q in out["queries"]] == [want, want], (user, out, want)
+    cp = mv("search-bench", str(queries), "--as-user", "nosuchuser", data_dir=scoped_world, check=False)
+    assert cp.returncode != 0 and b"nosuchuser" in cp.stderr, cp
