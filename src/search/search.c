@@ -17,7 +17,6 @@
 #include "mime/mime.h"
 
 #include <stdatomic.h>
-
 #include <stdlib.h>
 #include <string.h>
 

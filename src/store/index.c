@@ -145,7 +145,7 @@ int mv_index_init_schema(sqlite3 *db, const char *schema, GError **error)
 #define SYNTHETIC_MARK "\xee\x80\x80"
 
 /* A token for text that holds separators the tokenizer would split on: a
- * hash of it, one stable alphanumeric token. */
+ * hash of it, one stable token. */
 static char *hashed_token(const char *old_prefix, char kind, const char *text, int64_t format)
 {
 	uint8_t h[8];
