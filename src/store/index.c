@@ -82,14 +82,6 @@ int64_t mv_index_date_bucket(int64_t format)
 	return format >= 3 ? MV_INDEX_DATE_BUCKET : 1;
 }
 
-int mv_store_index_date_bucket(mv_store *s, int64_t *bucket_r, GError **error)
-{
-	int64_t format = 0;
-	int rc = mv_store_index_format(s, &format, error);
-	*bucket_r = mv_index_date_bucket(format);
-	return rc;
-}
-
 int64_t mv_index_docid_number(int64_t docid)
 {
 	return docid & MV_INDEX_NUMBER_MASK;

@@ -340,7 +340,7 @@ void mv_index_append_token_term(GString *out, const char *column, const char *to
  * differed by 5-6 bytes.  A day would be smaller still, but a search reads
  * all of one bucket's hits to sort them (bench/RESULTS.md): an hour bounds
  * that at what a busy store takes in an hour.  Older indexes bucket by the
- * second; readers ask mv_store_index_date_bucket. */
+ * second; readers ask mv_index_date_bucket of the index's format. */
 #define MV_INDEX_NUMBER_BITS 25
 #define MV_INDEX_NUMBER_MASK ((INT64_C(1) << MV_INDEX_NUMBER_BITS) - 1)
 #define MV_INDEX_MAX_DATE ((INT64_C(1) << 37) - 1)
@@ -361,10 +361,9 @@ int64_t mv_order_key(int64_t date, int64_t number);
 #define MV_ORDER_KEY_SQL(t) "(((137438953471 - max(0, min(" t "date, 137438953471))) << 25) | " t "num)"
 /* The (clamped) date an order key names. */
 int64_t mv_order_key_date(int64_t key);
-/* The date bucket of an index of `format`, and of the index the handle
- * reads: MV_INDEX_DATE_BUCKET from format 3 on, 1 before. */
+/* The date bucket of an index of `format` (mv_store_index_format):
+ * MV_INDEX_DATE_BUCKET from format 3 on, 1 before. */
 int64_t mv_index_date_bucket(int64_t format);
-int mv_store_index_date_bucket(mv_store *s, int64_t *bucket_r, GError **error);
 
 
 

@@ -241,9 +241,10 @@ out:
 static int db_docids(mv_store *s, const char *archive, GArray *out, GError **error)
 {
 	sqlite3_stmt *st;
-	int64_t bucket;
-	if (mv_store_index_date_bucket(s, &bucket, error) < 0)
+	int64_t format;
+	if (mv_store_index_format(s, &format, error) < 0)
 		return -1;
+	int64_t bucket = mv_index_date_bucket(format);
 	if (mv_sql_prepare(s->db, "SELECT m.num, m.date FROM messages m JOIN folders f ON f.id = m.folder_id"
 	                      " WHERE f.archive = ? AND m.deleted = 0", &st, error) < 0)
 		return -1;
