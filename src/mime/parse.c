@@ -287,6 +287,8 @@ static void walk_parts(GMimeObject *root, mv_parsed *p)
 
 static size_t count_multipart_markers(const uint8_t *data, size_t len)
 {
+	if (len == 0)
+		return 0; /* data may be NULL, and NULL + 0 is undefined */
 	size_t n = 0;
 	const uint8_t *p = data, *end = data + len;
 	while (p < end && (p = memchr(p, 'm', (size_t)(end - p))) != NULL) {

@@ -149,6 +149,11 @@ static void test_garbage(void **state)
 	p = mv_parse_message((const uint8_t *)"", 0, 5);
 	assert_string_equal(p->subject, "");
 	mv_parsed_free(p);
+	/* A recovered record may carry no body at all: no bytes, no pointer. */
+	p = mv_parse_message(NULL, 0, 5);
+	assert_string_equal(p->subject, "");
+	assert_int_equal(p->date, 5);
+	mv_parsed_free(p);
 }
 
 static void test_bad_charset(void **state)
