@@ -25,12 +25,20 @@
  * names as well as addresses (1: addresses only, so names in Cc/Bcc were
  * not found); 3 = the rowid buckets dates by the hour
  * (MV_INDEX_DATE_BUCKET), not by second; 4 = synthetic tokens begin with
- * U+E000, and an address has one token per address column (store.h). */
+ * U+E000, and an address has one token per address column (store.h);
+ * 5 = body is the first column.  FTS5 writes a hit outside column 0 with
+ * two bytes more (0x01, the column's number) in every document's position
+ * list: with body sixth that was ~2 bytes of ~11 per body word per message,
+ * 446 MB of a 2.7 GB index at 1M (bench/RESULTS.md).  Queries name their
+ * columns and bm25 weighs them all alike but scope (still last), so an
+ * older index reads as it did; its writer makes it anew rather than
+ * emptying it, which would keep its column order. */
 #define INDEX_FORMAT MV_INDEX_FORMAT
+#define BODY_FIRST_FORMAT 5
 
 static const char index_schema[] =
 	"CREATE VIRTUAL TABLE IF NOT EXISTS %s.fts USING fts5("
-	" subject, sender, recipients, cc, bcc, body, attachment, folder, archive, messageid, scope,"
+	" body, subject, sender, recipients, cc, bcc, attachment, folder, archive, messageid, scope,"
 	" content='', tokenize='unicode61 remove_diacritics 2');"   /* search/prefix_cost.c folds as this does */
 	/* indexed_upto: every message numbered up to it is in fts. */
 	"CREATE TABLE IF NOT EXISTS %s.index_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
@@ -368,6 +376,29 @@ static char *db_generation(mv_store *s, GError **error)
 	return gen;
 }
 
+/* An index of a format before BODY_FIRST_FORMAT has its columns in
+ * another order, which emptying keeps: such an index is made anew. */
+static bool index_columns_current(mv_store *s)
+{
+	int64_t format = 0;
+	return mv_store_int_query(s->index_db, "SELECT value FROM index_state WHERE key='format_version'",
+	                          "read the index's format", &format, NULL) == 0 &&
+	       format >= BODY_FIRST_FORMAT;
+}
+
+/* The file is derived data: removed and made empty, stamped with this
+ * format and gen (a crash meanwhile leaves no file, or an empty one, and
+ * the next writer rebuilds). */
+static int index_make_anew(mv_store *s, const char *gen, GError **error)
+{
+	char *stamp = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('format_version', %d);"
+	                              " INSERT OR REPLACE INTO index_state VALUES('generation', %Q);",
+	                              INDEX_FORMAT, gen);
+	int rc = mv_store_index_recreate(s, error) < 0 ? -1 : mv_sql_exec(s->index_db, stamp, error);
+	sqlite3_free(stamp);
+	return rc;
+}
+
 int mv_store_index_reset(mv_store *s, GError **error)
 {
 	g_assert(s->lock_fd >= 0);
@@ -380,6 +411,11 @@ int mv_store_index_reset(mv_store *s, GError **error)
 	if (!gen)
 		return -1;
 	g_ptr_array_set_size(s->index_queue, 0);
+	if (!index_columns_current(s)) {
+		int rc = index_make_anew(s, gen, error);
+		g_free(gen);
+		return rc;
+	}
 	char *empty = sqlite3_mprintf("BEGIN; INSERT INTO fts(fts) VALUES('delete-all'); DELETE FROM index_notes;"
 	                              " DELETE FROM index_state WHERE key='indexed_upto';"
 	                              " INSERT OR REPLACE INTO index_state VALUES('format_version', %d);"
@@ -388,17 +424,11 @@ int mv_store_index_reset(mv_store *s, GError **error)
 	GError *err = NULL;
 	int rc = mv_sql_exec(s->index_db, empty, &err);
 	if (rc < 0) {
-		/* FTS5 cannot empty an index whose own structure is damaged: the
-		 * file is derived data, so it is made anew (a crash meanwhile
-		 * leaves no file, or an empty one, and the next writer rebuilds). */
+		/* FTS5 cannot empty an index whose own structure is damaged. */
 		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
 		mv_log_warn("store %d: the index cannot be emptied (%s): made anew", s->id, err->message);
 		g_clear_error(&err);
-		char *stamp = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('format_version', %d);"
-		                              " INSERT OR REPLACE INTO index_state VALUES('generation', %Q);",
-		                              INDEX_FORMAT, gen);
-		rc = mv_store_index_recreate(s, error) < 0 ? -1 : mv_sql_exec(s->index_db, stamp, error);
-		sqlite3_free(stamp);
+		rc = index_make_anew(s, gen, error);
 	}
 	sqlite3_free(empty);
 	g_free(gen);

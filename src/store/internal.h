@@ -5,6 +5,7 @@
 #define MV_STORE_INTERNAL_H
 
 #include "store/store.h"
+#include <sys/types.h>
 #include "store/record.h"
 #include "mime/mime.h"
 
@@ -62,6 +63,8 @@ struct mv_store {
 	sqlite3 *db;          /* metadata; index attached as "ix" for reads */
 	bool read_held;       /* mv_store_read_hold's transaction is open on db */
 	sqlite3 *index_db;    /* separate connection for index writes (own commit) */
+	dev_t index_dev;      /* the file index_db opened: another writer may */
+	ino_t index_ino;      /* have made the index anew since (index.c) */
 	sqlite3_stmt *index_insert;
 	GHashTable *segment_fds; /* segment id -> fd (GINT_TO_POINTER(fd + 1)) */
 	GHashTable *folder_ids;  /* "archive\x1fpath" -> folder id */

@@ -215,32 +215,21 @@ mv_store *mv_store_new(int store_id, const mv_store_paths *paths, const uint8_t 
  * write-locked by every BEGIN IMMEDIATE on the metadata db. */
 static int open_writer_index(mv_store *s, const char *ixp, GError **error)
 {
+	/* Looked at before the open: a file made anew in between is then
+	 * opened again at the next lock, never missed. */
+	struct stat st;
+	bool seen = stat(ixp, &st) == 0;
 	s->index_encrypted = mv_store_index_file_encrypted(ixp, s->encrypted);
-	if (mv_sql_exec(s->db, STORE_LOOKUP_INDEXES, error) < 0 || mv_store_index_writer_conn(s, &s->index_db, error) < 0)
+	if (mv_sql_exec(s->db, STORE_LOOKUP_INDEXES, error) < 0 || mv_store_index_writer_conn(s, &s->index_db, error) < 0 ||
+	    mv_index_init_schema(s->index_db, "main", error) < 0)
 		return -1;
-	return mv_index_init_schema(s->index_db, "main", error);
-}
-
-int mv_store_index_writer_conn(mv_store *s, sqlite3 **db_r, GError **error)
-{
-	char *path = mv_store_index_file(&s->paths);
-	int rc = mv_store_sql_open(path, s->key, MV_STORE_SQL_INDEX, s->index_encrypted, true, false, db_r, error);
-	g_free(path);
-	return rc < 0 ? -1 : mv_store_setup_db(*db_r, false, error);
-}
-
-int mv_store_index_recreate(mv_store *s, GError **error)
-{
-	char *ixp = mv_store_index_file(&s->paths);
-	mv_store_index_writer_stop(s);   /* its connection is on the file removed */
-	sqlite3_finalize(s->index_insert);
-	s->index_insert = NULL;
-	sqlite3_close(s->index_db);
-	s->index_db = NULL;
-	mv_store_remove_db_files(ixp);
-	int rc = mv_fsync_dir(s->paths.index_dir, error) < 0 ? -1 : open_writer_index(s, ixp, error);
-	g_free(ixp);
-	return rc;
+	if (!seen && stat(ixp, &st) < 0) {
+		mv_set_errno_error(error, errno, "look at the index file", ixp);
+		return -1;
+	}
+	s->index_dev = st.st_dev;
+	s->index_ino = st.st_ino;
+	return 0;
 }
 
 /* A reader must not create what a writer would: an index file that is
@@ -759,6 +748,56 @@ static int wait_for_lock(mv_store *s, int fd, const char *path, GError **error)
 	}
 }
 
+static void release_lock(mv_store *s)
+{
+	close(s->lock_fd); /* releases the flock */
+	s->lock_fd = -1;
+}
+
+/* Another writer made the index anew (mv_store_index_recreate) while this
+ * handle kept its connection on the old file, which no one reads any more:
+ * what it wrote there would be lost.  Asked with the write lock held. */
+static int follow_recreated_index(mv_store *s, GError **error)
+{
+	if (!s->index_db)
+		return 0;   /* a reader, or a handle that opens no index */
+	char *ixp = mv_store_index_file(&s->paths);
+	struct stat st;
+	int rc = 0;
+	if (stat(ixp, &st) < 0 || st.st_dev != s->index_dev || st.st_ino != s->index_ino) {
+		mv_store_index_writer_stop(s);
+		sqlite3_finalize(s->index_insert);
+		s->index_insert = NULL;
+		sqlite3_close(s->index_db);
+		s->index_db = NULL;
+		rc = open_writer_index(s, ixp, error);
+	}
+	g_free(ixp);
+	return rc;
+}
+
+int mv_store_index_writer_conn(mv_store *s, sqlite3 **db_r, GError **error)
+{
+	char *path = mv_store_index_file(&s->paths);
+	int rc = mv_store_sql_open(path, s->key, MV_STORE_SQL_INDEX, s->index_encrypted, true, false, db_r, error);
+	g_free(path);
+	return rc < 0 ? -1 : mv_store_setup_db(*db_r, false, error);
+}
+
+int mv_store_index_recreate(mv_store *s, GError **error)
+{
+	char *ixp = mv_store_index_file(&s->paths);
+	mv_store_index_writer_stop(s);   /* its connection is on the file removed */
+	sqlite3_finalize(s->index_insert);
+	s->index_insert = NULL;
+	sqlite3_close(s->index_db);
+	s->index_db = NULL;
+	mv_store_remove_db_files(ixp);
+	int rc = mv_fsync_dir(s->paths.index_dir, error) < 0 ? -1 : open_writer_index(s, ixp, error);
+	g_free(ixp);
+	return rc;
+}
+
 int mv_store_flock(mv_store *s, GError **error)
 {
 	if (s->lock_fd >= 0)
@@ -779,13 +818,11 @@ int mv_store_flock(mv_store *s, GError **error)
 	s->lock_fd = fd;
 	s->locked_since = mv_monotonic();
 	s->locked_once = true;
+	if (follow_recreated_index(s, error) < 0) {
+		release_lock(s);
+		return -1;
+	}
 	return 0;
-}
-
-static void release_lock(mv_store *s)
-{
-	close(s->lock_fd); /* releases the flock */
-	s->lock_fd = -1;
 }
 
 int mv_store_write_lock(mv_store *s, GError **error)

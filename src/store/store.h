@@ -313,7 +313,7 @@ int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_
 /* The index format this build writes (index.c); an index of another
  * format is rebuilt by its store's next writer, and read as it is until
  * then (old stores nobody writes stay so). */
-#define MV_INDEX_FORMAT 4
+#define MV_INDEX_FORMAT 5
 /* The format of the index the handle reads. */
 int mv_store_index_format(mv_store *s, int64_t *format_r, GError **error);
 

@@ -226,15 +226,19 @@ def test_upgrade_store(tmp_path, fixture_state):
 
 def test_upgrade_rebuilds_the_old_index(tmp_path):
     """UpgradeStore brings the index to this build's format too (4: the
-    synthetic tokens a user's prefix cannot reach), rather than leaving it
-    to a next writer that a store no longer current never gets; every
-    recorded search still answers as the v2 binary did, from the new index."""
+    synthetic tokens a user's prefix cannot reach; 5: body the first
+    column), rather than leaving it to a next writer that a store no longer
+    current never gets; every recorded search still answers as the v2
+    binary did, from the new index."""
     d = fresh_copy(FIXTURE, tmp_path)
     old = query(d, "index", "SELECT value FROM index_state WHERE key='format_version'")[0][0]
     assert int(old) < 4, old
+    assert "fts5( subject," in query(d, "index", "SELECT sql FROM sqlite_schema WHERE name='fts'")[0][0]
     env = upgrade(d)
-    assert "index rebuilt from format %s to 4" % old in env["logOutput"], env
-    assert query(d, "index", "SELECT value FROM index_state WHERE key='format_version'") == [(4,)]
+    assert "index rebuilt from format %s to 5" % old in env["logOutput"], env
+    assert query(d, "index", "SELECT value FROM index_state WHERE key='format_version'") == [(5,)]
+    # made anew: emptied, the old index would have kept its column order
+    assert "fts5( body, subject," in query(d, "index", "SELECT sql FROM sqlite_schema WHERE name='fts'")[0][0]
     check_searches(d)
     # "zhasattach", "zarc...", "zfld..." and "zadr..." are gone from reach
     assert search_json("zh*", d, limit=0) == [] and search_json("zadr*", d, limit=0) == []
