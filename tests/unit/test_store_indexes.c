@@ -50,7 +50,7 @@ static void assert_index_options(const fixture *f, mv_store_mode mode)
 	mv_store *s = mv_store_open(1, &f->paths, key, mode, &err);
 	if (!s)
 		fail_msg("open: %s", err->message);
-	assert_int_equal(index_option(s, "pgsz"), 3900);
+	assert_int_equal(index_option(s, "pgsz"), 3960);
 	assert_int_equal(index_option(s, "automerge"), 8);
 	mv_store_close(&s);
 }
