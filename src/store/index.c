@@ -29,12 +29,10 @@
  * 5 = body is the first column.  FTS5 writes a hit outside column 0 with
  * two bytes more (0x01, the column's number) in every document's position
  * list: with body sixth that was ~2 bytes of ~11 per body word per message,
- * 446 MB of a 2.7 GB index at 1M (bench/RESULTS.md).  Queries name their
+ * 474 MB of a 2.7 GB index at 1M (bench/RESULTS.md).  Queries name their
  * columns and bm25 weighs them all alike but scope (still last), so an
- * older index reads as it did; its writer makes it anew rather than
- * emptying it, which would keep its column order. */
+ * older index reads as it did until its writer makes it anew. */
 #define INDEX_FORMAT MV_INDEX_FORMAT
-#define BODY_FIRST_FORMAT 5
 
 static const char index_schema[] =
 	"CREATE VIRTUAL TABLE IF NOT EXISTS %s.fts USING fts5("
@@ -382,34 +380,19 @@ static char *db_generation(mv_store *s, GError **error)
 	return gen;
 }
 
-/* An index of a format before BODY_FIRST_FORMAT has its columns in
- * another order, which emptying keeps: such an index is made anew. */
-static bool index_columns_current(mv_store *s)
-{
-	int64_t format = 0;
-	return mv_store_int_query(s->index_db, "SELECT value FROM index_state WHERE key='format_version'",
-	                          "read the index's format", &format, NULL) == 0 &&
-	       format >= BODY_FIRST_FORMAT;
-}
-
-/* The file is derived data: removed and made empty, stamped with this
- * format and gen (a crash meanwhile leaves no file, or an empty one, and
- * the next writer rebuilds). */
-static int index_make_anew(mv_store *s, const char *gen, GError **error)
-{
-	char *stamp = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('format_version', %d);"
-	                              " INSERT OR REPLACE INTO index_state VALUES('generation', %Q);",
-	                              INDEX_FORMAT, gen);
-	int rc = mv_store_index_recreate(s, error) < 0 ? -1 : mv_sql_exec(s->index_db, stamp, error);
-	sqlite3_free(stamp);
-	return rc;
-}
-
+/* The index is made anew, a new file, rather than emptied: SQLCipher is
+ * built with SECURE_DELETE, so FTS5's 'delete-all' zeroed every page of the
+ * old index through the WAL in one transaction (2.2 GB of WAL and two
+ * minutes at 1M, the file that size until the last connection closed), and
+ * an emptied table keeps its column order, which index format 5 changed.
+ * The file is derived data: a crash meanwhile leaves no file, or an empty
+ * one, and the next writer rebuilds.  Writers of other handles follow to
+ * the new file at their next lock (store.c), readers when they reopen. */
 int mv_store_index_reset(mv_store *s, GError **error)
 {
 	g_assert(s->lock_fd >= 0);
 	GError *lost = NULL;
-	if (mv_store_index_wait(s, &lost) < 0) {   /* emptied anyway: what failed does not matter */
+	if (mv_store_index_wait(s, &lost) < 0) {   /* made anew anyway: what failed does not matter */
 		mv_log_warn("store %d: %s", s->id, lost->message);
 		g_error_free(lost);
 	}
@@ -417,26 +400,11 @@ int mv_store_index_reset(mv_store *s, GError **error)
 	if (!gen)
 		return -1;
 	g_ptr_array_set_size(s->index_queue, 0);
-	if (!index_columns_current(s)) {
-		int rc = index_make_anew(s, gen, error);
-		g_free(gen);
-		return rc;
-	}
-	char *empty = sqlite3_mprintf("BEGIN; INSERT INTO fts(fts) VALUES('delete-all'); DELETE FROM index_notes;"
-	                              " DELETE FROM index_state WHERE key='indexed_upto';"
-	                              " INSERT OR REPLACE INTO index_state VALUES('format_version', %d);"
-	                              " INSERT OR REPLACE INTO index_state VALUES('generation', %Q); COMMIT;",
+	char *stamp = sqlite3_mprintf("INSERT OR REPLACE INTO index_state VALUES('format_version', %d);"
+	                              " INSERT OR REPLACE INTO index_state VALUES('generation', %Q);",
 	                              INDEX_FORMAT, gen);
-	GError *err = NULL;
-	int rc = mv_sql_exec(s->index_db, empty, &err);
-	if (rc < 0) {
-		/* FTS5 cannot empty an index whose own structure is damaged. */
-		sqlite3_exec(s->index_db, "ROLLBACK", NULL, NULL, NULL);
-		mv_log_warn("store %d: the index cannot be emptied (%s): made anew", s->id, err->message);
-		g_clear_error(&err);
-		rc = index_make_anew(s, gen, error);
-	}
-	sqlite3_free(empty);
+	int rc = mv_store_index_recreate(s, error) < 0 ? -1 : mv_sql_exec(s->index_db, stamp, error);
+	sqlite3_free(stamp);
 	g_free(gen);
 	return rc;
 }
