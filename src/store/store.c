@@ -107,11 +107,19 @@ char *mv_store_segment_file(const mv_store *s, int64_t seg)
 	return g_build_filename(s->paths.content_dir, name, NULL);
 }
 
+#define WAL_KEPT_BYTES 67108864
+
 int mv_store_setup_db(sqlite3 *db, bool synchronous_full, GError **error)
 {
+	/* A big transaction (a compaction, a rebuild's chunk, deletes zeroed
+	 * by SQLCipher's SECURE_DELETE) grows the WAL, and SQLite keeps the file
+	 * that size for as long as a connection is open: a server's, for good.
+	 * The limit truncates it when a checkpoint next starts it over. */
 	const char *sql = synchronous_full ?
-		"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;" :
-		"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;";
+		"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
+		" PRAGMA journal_size_limit=" G_STRINGIFY(WAL_KEPT_BYTES) ";" :
+		"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
+		" PRAGMA journal_size_limit=" G_STRINGIFY(WAL_KEPT_BYTES) ";";
 	return mv_sql_exec(db, sql, error);
 }
 

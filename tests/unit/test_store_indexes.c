@@ -18,7 +18,9 @@
  * The index's column order (format 5: body first, which saves FTS5 two
  * bytes per body word per message): an older index keeps its columns when
  * emptied, so its writer makes it anew, and a writer that kept its
- * connection on the file another one replaced follows to the new file. */
+ * connection on the file another one replaced follows to the new file.
+ * A writer's WAL is cut back after a big transaction, not kept that size
+ * while the connection lives (journal_size_limit). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -240,6 +242,21 @@ static void test_writer_follows_recreated_index(void **state)
 	assert_int_equal(index_hits(f, "body : afterwards"), 1);
 }
 
+static void test_writer_wal_is_cut_back(void **state)
+{
+	fixture *f = *state;
+	mv_store *s = open_store(f, MV_STORE_WRITE);
+	const char *prefix;
+	sqlite3 *conns[] = { mv_store_db(s), mv_store_index_conn(s, &prefix) };
+	for (size_t i = 0; i < G_N_ELEMENTS(conns); i++) {
+		int64_t limit = 0;
+		GError *err = NULL;
+		assert_int_equal(mv_store_int_query(conns[i], "PRAGMA journal_size_limit", "wal limit", &limit, &err), 0);
+		assert_int_equal(limit, 64 << 20);
+	}
+	mv_store_close(&s);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -254,6 +271,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reader_index_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_older_column_order_made_anew, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_follows_recreated_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_wal_is_cut_back, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
