@@ -426,7 +426,7 @@ int mv_store_rebuild_index(mv_store *s, const mv_task *task, GError **error)
 		mv_store_cancelled_error(error, "RebuildStoreIndex");
 		goto out;
 	}
-	mv_store_task_progress(task, 0, "store %d: emptying the index", s->id);
+	mv_store_task_progress(task, 0, "store %d: making the index anew", s->id);
 	if (mv_store_index_reset(s, error) < 0)
 		goto out;
 	mv_store_task_progress(task, -1, "store %d: indexing every message from content", s->id);

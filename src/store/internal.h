@@ -169,7 +169,7 @@ int mv_store_append_records(mv_store *s, const GByteArray *records, GError **err
 /* The index's generation must equal the db's; a mismatch (db recovered, index
  * restored from elsewhere) means the index describes other message numbers. */
 int mv_store_index_generation_check(mv_store *s, bool *stale_r, GError **error);
-/* Empties the index and sets its generation to the db's (under the lock). */
+/* Makes the index file anew, empty, of the db's generation (under the lock). */
 int mv_store_index_reset(mv_store *s, GError **error);
 /* The writer's index file removed and made anew, empty (store.c): for an
  * index FTS5 cannot even empty. */

@@ -183,7 +183,7 @@ int mv_store_refresh_index(mv_store *s, GError **error);
  * is {"clean", "recordsScanned", "messagesChecked", "damagedMessageIds",
  * "problems": [{"kind","detail","messageIds"?}], ...}. */
 int mv_store_verify(mv_store *s, bool include_index, const mv_task *task, json_t **report_r, GError **error);
-/* RebuildStoreIndex: a new index from content/ (the old one is emptied). */
+/* RebuildStoreIndex: a new index file from content/ (the old one removed). */
 int mv_store_rebuild_index(mv_store *s, const mv_task *task, GError **error);
 /* CompactStore: rewrites segments without the records nothing live needs
  * (contents of deleted messages no other folder references, their reference
