@@ -15,17 +15,27 @@
  * remote "scheduler" in the audit log.  A job's run leaves a worker result
  * whose report carries the job's id (GetJobResults selects by it) and the
  * call's status and logOutput; an automatic profile's run leaves the worker
- * result ingest writes for every archiving run. */
+ * result ingest writes for every archiving run.
+ *
+ * Once a minute (and at the first look) it also asks which current stores'
+ * indexes must be rebuilt (index_upkeep.c) and runs RebuildStoreIndex on
+ * each, as the server: SMTP does not rebuild one inline.  Held in safe mode
+ * like the rest. */
 #include "jobs/scheduler.h"
+#include "jobs/index_upkeep.h"
 #include "jobs/schedule.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define LOOK_SECONDS 1
+#define INDEX_LOOK_SECONDS 60
 #define MAX_LOG_OUTPUT (64 * 1024)
+/* Who the audit log names for what the server does by itself: no user's
+ * name can be this (archive/user_names.c allows no ':'). */
+#define SERVER_ACTOR "mailvault:server"
 
-typedef enum { RUN_JOB, RUN_PROFILE } run_kind;
+typedef enum { RUN_JOB, RUN_PROFILE, RUN_INDEX } run_kind;
 
 typedef struct run {
 	mv_scheduler *owner_scheduler;
@@ -49,6 +59,7 @@ struct mv_scheduler {
 	GHashTable *runs;          /* "j<id>" / "p<id>" -> run * */
 	GArray *run_now;           /* job ids RunJobAsync asked for */
 	GHashTable *profile_ended; /* profile id -> when its last automatic run ended (int64 *) */
+	double indexes_looked_at;  /* monotonic; 0: not yet */
 	GThread *thread;
 };
 
@@ -66,7 +77,7 @@ int64_t mv_scheduler_minute_seconds(void)
 
 static char *run_key(run_kind kind, int64_t id)
 {
-	return g_strdup_printf("%c%" G_GINT64_FORMAT, kind == RUN_JOB ? 'j' : 'p', id);
+	return g_strdup_printf("%c%" G_GINT64_FORMAT, kind == RUN_JOB ? 'j' : kind == RUN_PROFILE ? 'p' : 'i', id);
 }
 
 static void run_free(run *r)
@@ -107,6 +118,26 @@ out:
 		g_hash_table_destroy(text);
 	g_free(function);
 	mv_user_free(u);
+	return env;
+}
+
+/* The server's own call (RUN_INDEX): an administrator's privileges, no
+ * folder rights (the functions it calls are admin-only). */
+static json_t *invoke_as_server(run *r, mv_instance *inst, GError **error)
+{
+	char *function = NULL;
+	GHashTable *text = NULL;
+	json_t *args = NULL, *env = NULL;
+	mv_command_ctx ctx = { .inst = inst, .user = SERVER_ACTOR, .remote = "scheduler",
+		               .service = r->owner_scheduler->service, .cancel = &r->cancel };
+	const mv_command *cmd = NULL;
+	if (mv_command_line_split(r->action, &function, &text, error) == 0 &&
+	    (cmd = mv_command_prepare(&ctx, function, MV_PRIV_ADMIN, text, &args, error)))
+		env = mv_command_invoke(cmd, &ctx, args);
+	json_decref(args);
+	if (text)
+		g_hash_table_destroy(text);
+	g_free(function);
 	return env;
 }
 
@@ -194,10 +225,14 @@ static gpointer run_thread(gpointer p)
 	mv_instance *inst = mv_instance_open(s->data_dir, &err);
 	int64_t marker = inst && r->kind == RUN_JOB ? note_job_in_progress(r, inst, start_ms) : 0;
 	if (inst)
-		env = invoke_as_owner(r, inst, &err);
-	if (r->kind == RUN_JOB)
+		env = r->kind == RUN_INDEX ? invoke_as_server(r, inst, &err) : invoke_as_owner(r, inst, &err);
+	if (r->kind == RUN_JOB) {
 		record_job_result(r, inst, env, err, start_ms, marker);
-	else if (err || g_strcmp0(outcome(r, env), "succeeded") != 0)
+	} else if (r->kind == RUN_INDEX) {
+		char *status = status_text(env, err);
+		mv_log_info("%s: %s%s%s", r->name, outcome(r, env), status ? ": " : "", status ? status : "");
+		g_free(status);
+	} else if (err || g_strcmp0(outcome(r, env), "succeeded") != 0)
 		mv_log_info("automatic run of profile %" G_GINT64_FORMAT " '%s' %s: %s", r->id, r->name, outcome(r, env),
 		            err ? err->message : "see its worker result");
 	g_clear_error(&err);
@@ -252,6 +287,17 @@ static run *job_run(const mv_job *j)
 	r->name = g_strdup(j->name);
 	r->owner = g_strdup(j->owner);
 	r->action = g_strdup(j->action);
+	return r;
+}
+
+static run *index_run(int store_id)
+{
+	run *r = g_new0(run, 1);
+	r->kind = RUN_INDEX;
+	r->id = store_id;
+	r->name = g_strdup_printf("store %d: rebuilding its index in the background", store_id);
+	r->owner = g_strdup(SERVER_ACTOR);
+	r->action = g_strdup_printf("RebuildStoreIndex --id=%d --folder=", store_id);
 	return r;
 }
 
@@ -387,6 +433,32 @@ static void look_at_requests(mv_scheduler *s, mv_instance *inst)
 	g_array_unref(ids);
 }
 
+static void look_at_indexes(mv_scheduler *s, mv_instance *inst)
+{
+	double now = mv_monotonic();
+	if (s->indexes_looked_at > 0 && now - s->indexes_looked_at < INDEX_LOOK_SECONDS)
+		return;
+	s->indexes_looked_at = now;
+	GError *err = NULL;
+	GArray *ids = mv_index_upkeep_stores(inst, &err);
+	if (!ids) {
+		mv_log_info("the scheduler cannot look at the stores' indexes: %s", err->message);
+		g_error_free(err);
+		return;
+	}
+	g_mutex_lock(&s->lock);
+	for (guint i = 0; i < ids->len; i++) {
+		int id = g_array_index(ids, int, i);
+		if (running_locked(s, RUN_INDEX, id))
+			continue;
+		run *r = index_run(id);
+		mv_log_info("%s (it was made by another version of mailvault or for another state of the store)", r->name);
+		launch_locked(s, r);
+	}
+	g_mutex_unlock(&s->lock);
+	g_array_unref(ids);
+}
+
 static void look(mv_scheduler *s, mv_instance *inst)
 {
 	look_at_requests(s, inst);
@@ -395,6 +467,7 @@ static void look(mv_scheduler *s, mv_instance *inst)
 	g_mutex_unlock(&s->lock);
 	if (held)
 		return;
+	look_at_indexes(s, inst);
 	int64_t now = mv_now();
 	GError *err = NULL;
 	GPtrArray *jobs = mv_jobs_list(inst, &err);

@@ -341,17 +341,18 @@ char *mv_store_new_generation(void)
 	return mv_hex(b, sizeof b);
 }
 
-int mv_store_index_generation_check(mv_store *s, bool *stale_r, GError **error)
+int mv_store_index_stale(mv_store *s, bool *stale_r, GError **error)
 {
 	char *db_gen = NULL, *ix_gen = NULL;
 	int64_t format = 0;
 	int rc = -1;
+	const char *prefix;
+	sqlite3 *ix = mv_store_index_conn(s, &prefix);
+	char *gen_sql = g_strdup_printf("SELECT value FROM %sindex_state WHERE key='generation'", prefix);
 	if (mv_store_text_query(s->db, "SELECT value FROM meta WHERE key='index_generation'", "read index generation",
-	                     &db_gen, error) < 0 ||
-	    mv_store_text_query(s->index_db, "SELECT value FROM index_state WHERE key='generation'", "read index generation",
-	                     &ix_gen, error) < 0 ||
-	    mv_store_int_query(s->index_db, "SELECT value FROM index_state WHERE key='format_version'",
-	                       "read the index's format", &format, error) < 0)
+	                        &db_gen, error) < 0 ||
+	    mv_store_text_query(ix, gen_sql, "read index generation", &ix_gen, error) < 0 ||
+	    mv_store_index_format(s, &format, error) < 0)
 		goto out;
 	/* An index of an older format holds documents this build would not
 	 * write (and could not delete: contentless deletes need the exact
@@ -359,6 +360,7 @@ int mv_store_index_generation_check(mv_store *s, bool *stale_r, GError **error)
 	*stale_r = g_strcmp0(db_gen, ix_gen) != 0 || format != INDEX_FORMAT;
 	rc = 0;
 out:
+	g_free(gen_sql);
 	g_free(db_gen);
 	g_free(ix_gen);
 	return rc;

@@ -166,9 +166,6 @@ int mv_store_indexed_upto(mv_store *s, int64_t *upto_r, GError **error);
 int mv_store_append_record(mv_store *s, mv_record_type type, const char *meta_json, GError **error);
 /* Appends encoded records the same way (write lock held, db transaction open). */
 int mv_store_append_records(mv_store *s, const GByteArray *records, GError **error);
-/* The index's generation must equal the db's; a mismatch (db recovered, index
- * restored from elsewhere) means the index describes other message numbers. */
-int mv_store_index_generation_check(mv_store *s, bool *stale_r, GError **error);
 /* Makes the index file anew, empty, of the db's generation (under the lock). */
 int mv_store_index_reset(mv_store *s, GError **error);
 /* The writer's index file removed and made anew, empty (store.c): for an

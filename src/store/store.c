@@ -849,8 +849,14 @@ int mv_store_write_lock(mv_store *s, GError **error)
 		return -1;
 	bool stale = false;
 	int rc = -1;
-	if (mv_store_index_generation_check(s, &stale, error) < 0)
+	if (mv_store_index_stale(s, &stale, error) < 0)
 		goto out;
+	if (stale && s->lock_wait > 0) {
+		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d's index must be rebuilt before the store takes more "
+		            "messages (it was made by another version of mailvault or for another state of the store); "
+		            "the server rebuilds it in the background", s->id);
+		goto out;
+	}
 	if (stale) {
 		mv_log_info("store %d: the index belongs to another state of the store; rebuilding it", s->id);
 		if (mv_store_index_reset(s, error) < 0)

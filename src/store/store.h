@@ -91,7 +91,10 @@ void mv_store_set_keeper(mv_store *s, mv_store_keeper keep, void *opaque);
  * holds it (a maintenance function, another import): past it the write
  * fails with MV_ERR_STATE, nothing written.  0, the default, waits as long
  * as it takes.  For writers that answer someone who can come back later
- * (SMTP), instead of keeping them waiting through a rebuild. */
+ * (SMTP), instead of keeping them waiting through a rebuild — which is
+ * also why such a writer does not rebuild a stale index itself (minutes
+ * for a large store) but fails the same way: the server's scheduler
+ * rebuilds it in the background (mv_store_index_stale). */
 void mv_store_set_lock_wait(mv_store *s, double seconds);
 int mv_store_id(const mv_store *s);
 sqlite3 *mv_store_db(mv_store *s);         /* metadata db; index attached as "ix" */
@@ -316,6 +319,12 @@ int mv_store_list_folders(mv_store *s, const char *archive, GPtrArray **folders_
 #define MV_INDEX_FORMAT 5
 /* The format of the index the handle reads. */
 int mv_store_index_format(mv_store *s, int64_t *format_r, GError **error);
+/* Whether the index must be rebuilt before the store is written again:
+ * of another format than this build's, or of another generation than the
+ * db (db recovered, index restored from elsewhere: its rowids name other
+ * messages).  A writer's next lock rebuilds it; readers and writers alike
+ * may ask. */
+int mv_store_index_stale(mv_store *s, bool *stale_r, GError **error);
 
 /* Synthetic tokens, spelled as an index of `format` holds them (index.c):
  * scope tokens, one per archive and folder and one for "has an attachment",

@@ -25,6 +25,15 @@ What each test proves:
   (2 s here; the client's session is not kept waiting through the
   maintenance) and is not in the archive; once the lock is free, the same
   messages get 250 and are stored once, byte-exact.
+- test_stale_index_is_rebuilt_by_the_server_not_by_smtp: the current
+  store's index made of an older format, as after installing a newer
+  mailvault.  With the server's scheduler held (safe mode), each message
+  gets 451 at once — the SMTP writer does not rebuild the index inline,
+  which takes minutes at a million messages while every sender waits —
+  and is not in the archive.  Started normally, the server rebuilds the
+  index in the background by itself (its log says so, and the index is
+  of this build's format after), and the same messages, retried, get 250
+  and are stored once, byte-exact.
 - test_write_protected_store_takes_no_mail_then_mail_flows: in the middle of
   a stream a new store becomes current and store 1 is set writeProtected
   (the server refuses to protect the current store, so this is how a store
@@ -55,6 +64,7 @@ import time
 
 import pytest
 
+import storedb
 from mvserver import MvServer, free_port, init_with_admin
 from mvtest import mv, search_json, sha256, show_hashes
 
@@ -497,6 +507,59 @@ def test_store_held_by_another_task_answers_4xx_then_accepts(tmp_path):
         for mid, (n, sender, rcpts, data) in items[6:]:
             assert send_one(port, sender, rcpts, data) == 250, "%s not accepted once the lock was free" % mid
         check_archives(d, sent, "held")
+        srv.check_no_sanitizer_report()
+        srv.stop()
+        srv = None
+    finally:
+        if srv is not None:
+            srv.kill()
+
+
+def index_format(d):
+    return storedb.connect(d, index=True).execute("SELECT value FROM index_state WHERE key='format_version'").fetchall()
+
+
+def test_stale_index_is_rebuilt_by_the_server_not_by_smtp(tmp_path):
+    d = tmp_path / "data"
+    srv, port = make_world(d, "lock_wait_seconds=2\n")
+    srv.start()
+    try:
+        sent = Sent("stale", 10)
+        items = sorted(sent.msgs.items(), key=lambda kv: kv[1][0])
+        for mid, (n, sender, rcpts, data) in items[:5]:
+            assert send_one(port, sender, rcpts, data) == 250, mid
+        srv.stop()
+        current = index_format(d)
+        storedb.connect(d, index=True).execute("UPDATE index_state SET value=4 WHERE key='format_version'")
+        # Held: the scheduler rebuilds nothing in safe mode, so only SMTP
+        # could, and the 451 is seen without a race.
+        srv = MvServer(d, password=srv.password, port=srv.port, web_port=srv.web_port, imap_port=srv.imap_port,
+                       imaps_port=srv.imaps_port, extra_args=["--safe-mode"]).start()
+        for mid, (n, sender, rcpts, data) in items[5:]:
+            t0 = time.monotonic()
+            code = send_one(port, sender, rcpts, data)
+            waited = time.monotonic() - t0
+            assert code == 451, "%s with a stale index: %s, expected 451" % (mid, code)
+            assert waited < 20, "%s: 451 after %.1f s" % (mid, waited)
+        assert index_format(d) == [(4,)], "SMTP rebuilt the index itself"
+        for archive in USERS:
+            present = {h["messageId"] for h in search_json("size:>0", d, archive=archive, limit=0)}
+            stored = sorted({mid for mid, _ in items[5:]} & present)
+            assert not stored, "%s: messages answered 451 are in the archive: %s" % (archive, stored)
+        srv.stop()
+        srv = MvServer(d, password=srv.password, port=srv.port, web_port=srv.web_port, imap_port=srv.imap_port,
+                       imaps_port=srv.imaps_port).start()
+        deadline = time.monotonic() + 120
+        for mid, (n, sender, rcpts, data) in items[5:]:
+            while True:
+                code = send_one(port, sender, rcpts, data)
+                if code == 250:
+                    break
+                assert code == 451 and time.monotonic() < deadline, "%s while the server rebuilds: %s" % (mid, code)
+                time.sleep(0.5)
+        assert "store 1: rebuilding its index in the background: succeeded" in srv.stderr(), srv.stderr()[-3000:]
+        assert index_format(d) == current
+        check_archives(d, sent, "stale")
         srv.check_no_sanitizer_report()
         srv.stop()
         srv = None
