@@ -168,8 +168,8 @@ int mv_store_append_record(mv_store *s, mv_record_type type, const char *meta_js
 int mv_store_append_records(mv_store *s, const GByteArray *records, GError **error);
 /* Makes the index file anew, empty, of the db's generation (under the lock). */
 int mv_store_index_reset(mv_store *s, GError **error);
-/* The writer's index file removed and made anew, empty (store.c): for an
- * index FTS5 cannot even empty. */
+/* The writer's index file removed and made anew, empty (store.c): a
+ * rebuild's start (mv_store_index_reset). */
 int mv_store_index_recreate(mv_store *s, GError **error);
 
 /* Long-running work: progress (percent -1 = unknown) and cancellation. */

@@ -762,6 +762,17 @@ static void release_lock(mv_store *s)
 	s->lock_fd = -1;
 }
 
+/* The writer's connections on its index file: its own and its index
+ * writer thread's, which waits for what it has in hand first. */
+static void close_writer_index(mv_store *s)
+{
+	mv_store_index_writer_stop(s);
+	sqlite3_finalize(s->index_insert);
+	s->index_insert = NULL;
+	sqlite3_close(s->index_db);
+	s->index_db = NULL;
+}
+
 /* Another writer made the index anew (mv_store_index_recreate) while this
  * handle kept its connection on the old file, which no one reads any more:
  * what it wrote there would be lost.  Asked with the write lock held. */
@@ -773,11 +784,7 @@ static int follow_recreated_index(mv_store *s, GError **error)
 	struct stat st;
 	int rc = 0;
 	if (stat(ixp, &st) < 0 || st.st_dev != s->index_dev || st.st_ino != s->index_ino) {
-		mv_store_index_writer_stop(s);
-		sqlite3_finalize(s->index_insert);
-		s->index_insert = NULL;
-		sqlite3_close(s->index_db);
-		s->index_db = NULL;
+		close_writer_index(s);
 		rc = open_writer_index(s, ixp, error);
 	}
 	g_free(ixp);
@@ -795,11 +802,7 @@ int mv_store_index_writer_conn(mv_store *s, sqlite3 **db_r, GError **error)
 int mv_store_index_recreate(mv_store *s, GError **error)
 {
 	char *ixp = mv_store_index_file(&s->paths);
-	mv_store_index_writer_stop(s);   /* its connection is on the file removed */
-	sqlite3_finalize(s->index_insert);
-	s->index_insert = NULL;
-	sqlite3_close(s->index_db);
-	s->index_db = NULL;
+	close_writer_index(s);   /* its connections are on the file removed */
 	mv_store_remove_db_files(ixp);
 	int rc = mv_fsync_dir(s->paths.index_dir, error) < 0 ? -1 : open_writer_index(s, ixp, error);
 	g_free(ixp);
