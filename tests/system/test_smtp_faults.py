@@ -435,6 +435,24 @@ def send_one(port, sender, rcpts, data):
         return code
 
 
+def first_accepted(port, tag, count, first):
+    """Sent(tag, count) in number order, its first `first` messages sent and
+    each acknowledged with 250 (the store's files exist, the run goes on)."""
+    sent = Sent(tag, count)
+    items = sorted(sent.msgs.items(), key=lambda kv: kv[1][0])
+    for mid, (n, sender, rcpts, data) in items[:first]:
+        assert send_one(port, sender, rcpts, data) == 250, mid
+    return sent, items
+
+
+def assert_not_archived(d, mids, why):
+    """None of mids (answered 4xx) is in any archive."""
+    for archive in USERS:
+        present = {h["messageId"] for h in search_json("size:>0", d, archive=archive, limit=0)}
+        stored = sorted(set(mids) & present)
+        assert not stored, "%s: messages %s are in the archive: %s" % (archive, why, stored)
+
+
 def test_disk_full_answers_4xx_then_accepts_the_retry(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root to mount a tmpfs")
@@ -447,11 +465,7 @@ def test_disk_full_answers_4xx_then_accepts_the_retry(tmp_path):
         d = mnt / "data"
         srv, port = make_world(d)
         srv.start()
-        sent = Sent("full", 40)
-        items = sorted(sent.msgs.items(), key=lambda kv: kv[1][0])
-        # Some mail first, so the store's files exist and the run is going.
-        for mid, (n, sender, rcpts, data) in items[:20]:
-            assert send_one(port, sender, rcpts, data) == 250, mid
+        sent, items = first_accepted(port, "full", 40, 20)
         filler = fill(mnt)
         refused = []
         for mid, (n, sender, rcpts, data) in items[20:]:
@@ -461,11 +475,7 @@ def test_disk_full_answers_4xx_then_accepts_the_retry(tmp_path):
             refused.append((mid, code))
         os.unlink(filler)
         srv.check_no_sanitizer_report()
-        for archive in USERS:
-            present = {h["messageId"] for h in search_json("size:>0", d, archive=archive, limit=0)}
-            stored = sorted({m for m, _ in refused} & present)
-            assert not stored, "%s: messages refused with 4xx on a full disk are in the archive: %s" % (
-                archive, stored)
+        assert_not_archived(d, [m for m, _ in refused], "refused with 4xx on a full disk")
         # The same messages again, now with space: 250 and stored once.
         for mid, (n, sender, rcpts, data) in items[20:]:
             assert send_one(port, sender, rcpts, data) == 250, "%s not accepted after space was freed" % mid
@@ -484,10 +494,7 @@ def test_store_held_by_another_task_answers_4xx_then_accepts(tmp_path):
     srv, port = make_world(d, "lock_wait_seconds=2\n")
     srv.start()
     try:
-        sent = Sent("held", 12)
-        items = sorted(sent.msgs.items(), key=lambda kv: kv[1][0])
-        for mid, (n, sender, rcpts, data) in items[:6]:
-            assert send_one(port, sender, rcpts, data) == 250, mid
+        sent, items = first_accepted(port, "held", 12, 6)
         locks = glob.glob(os.path.join(str(d), "stores", "*", "content", ".writelock"))
         assert len(locks) == 1, locks
         # What a maintenance function holds: the server gives the lock up
@@ -500,10 +507,7 @@ def test_store_held_by_another_task_answers_4xx_then_accepts(tmp_path):
                 waited = time.monotonic() - t0
                 assert code == 451, "%s while the store is held: %s, expected 451" % (mid, code)
                 assert 1.5 < waited < 20, "%s: 451 after %.1f s, lock_wait_seconds is 2" % (mid, waited)
-            for archive in USERS:
-                present = {h["messageId"] for h in search_json("size:>0", d, archive=archive, limit=0)}
-                stored = sorted({mid for mid, _ in items[6:]} & present)
-                assert not stored, "%s: messages answered 451 are in the archive: %s" % (archive, stored)
+            assert_not_archived(d, [mid for mid, _ in items[6:]], "answered 451")
         for mid, (n, sender, rcpts, data) in items[6:]:
             assert send_one(port, sender, rcpts, data) == 250, "%s not accepted once the lock was free" % mid
         check_archives(d, sent, "held")
@@ -524,10 +528,7 @@ def test_stale_index_is_rebuilt_by_the_server_not_by_smtp(tmp_path):
     srv, port = make_world(d, "lock_wait_seconds=2\n")
     srv.start()
     try:
-        sent = Sent("stale", 10)
-        items = sorted(sent.msgs.items(), key=lambda kv: kv[1][0])
-        for mid, (n, sender, rcpts, data) in items[:5]:
-            assert send_one(port, sender, rcpts, data) == 250, mid
+        sent, items = first_accepted(port, "stale", 10, 5)
         srv.stop()
         current = index_format(d)
         storedb.connect(d, index=True).execute("UPDATE index_state SET value=4 WHERE key='format_version'")
@@ -542,10 +543,7 @@ def test_stale_index_is_rebuilt_by_the_server_not_by_smtp(tmp_path):
             assert code == 451, "%s with a stale index: %s, expected 451" % (mid, code)
             assert waited < 20, "%s: 451 after %.1f s" % (mid, waited)
         assert index_format(d) == [(4,)], "SMTP rebuilt the index itself"
-        for archive in USERS:
-            present = {h["messageId"] for h in search_json("size:>0", d, archive=archive, limit=0)}
-            stored = sorted({mid for mid, _ in items[5:]} & present)
-            assert not stored, "%s: messages answered 451 are in the archive: %s" % (archive, stored)
+        assert_not_archived(d, [mid for mid, _ in items[5:]], "answered 451")
         srv.stop()
         srv = MvServer(d, password=srv.password, port=srv.port, web_port=srv.web_port, imap_port=srv.imap_port,
                        imaps_port=srv.imaps_port).start()

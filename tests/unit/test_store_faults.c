@@ -121,6 +121,17 @@ static void test_recover_count_error(void **state)
 
 /* A writer with a lock wait gives up on a lock another holds, with
  * MV_ERR_STATE and nothing written, and writes once the lock is free. */
+/* A message besides the fixture's one. */
+static mv_store_item second_message(void)
+{
+	static const char raw[] = "Subject: second\r\nFrom: b@example.org\r\n\r\nanother body\r\n";
+	mv_store_item it = { .archive = "alice", .folder = "Inbox", .raw = (const uint8_t *)raw, .raw_len = strlen(raw),
+	                     .archived_at = 1700000100, .source = "file", .origin = "test", .subject = "second",
+	                     .from = "b@example.org", .text = "another body", .date = 1700000100 };
+	crypto_generichash(it.hash, sizeof it.hash, it.raw, it.raw_len, NULL, 0);
+	return it;
+}
+
 static void test_lock_wait_bounded(void **state)
 {
 	fixture *f = *state;
@@ -131,11 +142,7 @@ static void test_lock_wait_bounded(void **state)
 	assert_non_null(waiter);
 	assert_int_equal(mv_store_flock(holder, &err), 0);
 	mv_store_set_lock_wait(waiter, 0.3);
-	const char raw[] = "Subject: second\r\nFrom: b@example.org\r\n\r\nanother body\r\n";
-	mv_store_item it = { .archive = "alice", .folder = "Inbox", .raw = (const uint8_t *)raw, .raw_len = strlen(raw),
-	                     .archived_at = 1700000100, .source = "file", .origin = "test", .subject = "second",
-	                     .from = "b@example.org", .text = "another body", .date = 1700000100 };
-	crypto_generichash(it.hash, sizeof it.hash, it.raw, it.raw_len, NULL, 0);
+	mv_store_item it = second_message();
 	double t0 = mv_monotonic();
 	assert_int_equal(mv_store_add_batch(waiter, &it, 1, 1, &err), -1);
 	double waited = mv_monotonic() - t0;
@@ -166,11 +173,7 @@ static void test_bounded_writer_leaves_a_stale_index(void **state)
 	assert_int_equal(mv_sql_exec(mv_store_index_conn(s, &prefix),
 	                             "UPDATE index_state SET value=4 WHERE key='format_version'", &err), 0);
 	mv_store_set_lock_wait(s, 30);
-	const char raw[] = "Subject: second\r\nFrom: b@example.org\r\n\r\nanother body\r\n";
-	mv_store_item it = { .archive = "alice", .folder = "Inbox", .raw = (const uint8_t *)raw, .raw_len = strlen(raw),
-	                     .archived_at = 1700000100, .source = "file", .origin = "test", .subject = "second",
-	                     .from = "b@example.org", .text = "another body", .date = 1700000100 };
-	crypto_generichash(it.hash, sizeof it.hash, it.raw, it.raw_len, NULL, 0);
+	mv_store_item it = second_message();
 	double t0 = mv_monotonic();
 	assert_int_equal(mv_store_add_batch(s, &it, 1, 1, &err), -1);
 	assert_true(mv_monotonic() - t0 < 5);
