@@ -18,9 +18,9 @@
  * result ingest writes for every archiving run.
  *
  * Once a minute (and at the first look) it also asks which current stores'
- * indexes must be rebuilt (index_upkeep.c) and runs RebuildStoreIndex on
- * each, as the server: SMTP does not rebuild one inline.  Held in safe mode
- * like the rest. */
+ * indexes must be rebuilt or caught up, which SMTP does not do inline, and
+ * does it on a run of its own (index_upkeep.c).  Held in safe mode like
+ * the rest. */
 #include "jobs/scheduler.h"
 #include "jobs/index_upkeep.h"
 #include "jobs/schedule.h"
@@ -31,9 +31,6 @@
 #define LOOK_SECONDS 1
 #define INDEX_LOOK_SECONDS 60
 #define MAX_LOG_OUTPUT (64 * 1024)
-/* Who the audit log names for what the server does by itself: no user's
- * name can be this (archive/user_names.c allows no ':'). */
-#define SERVER_ACTOR "mailvault:server"
 
 typedef enum { RUN_JOB, RUN_PROFILE, RUN_INDEX } run_kind;
 
@@ -127,13 +124,14 @@ static json_t *invoke_as_owner(run *r, mv_instance *inst, GError **error)
 	return env;
 }
 
-/* The server's own call (RUN_INDEX): an administrator's privileges, no
- * folder rights (the functions it calls are admin-only). */
-static json_t *invoke_as_server(run *r, mv_instance *inst, GError **error)
+/* A RUN_INDEX: the index work itself, not a registry call (it is what a
+ * writer's lock does, no administrator's function); its outcome in the
+ * envelope's terms, so that outcome() reads it like the others'. */
+static json_t *index_upkeep(run *r, mv_instance *inst, GError **error)
 {
-	mv_command_ctx ctx = { .inst = inst, .user = SERVER_ACTOR, .remote = "scheduler",
-		               .service = r->owner_scheduler->service, .cancel = &r->cancel };
-	return invoke_line(r, &ctx, MV_PRIV_ADMIN, error);
+	if (mv_index_upkeep_run(inst, (int)r->id, &r->cancel, error) < 0)
+		return NULL;
+	return json_pack("{s:s}", "statusCode", "succeeded");
 }
 
 static const char *outcome(const run *r, json_t *env)
@@ -220,13 +218,11 @@ static gpointer run_thread(gpointer p)
 	mv_instance *inst = mv_instance_open(s->data_dir, &err);
 	int64_t marker = inst && r->kind == RUN_JOB ? note_job_in_progress(r, inst, start_ms) : 0;
 	if (inst)
-		env = r->kind == RUN_INDEX ? invoke_as_server(r, inst, &err) : invoke_as_owner(r, inst, &err);
+		env = r->kind == RUN_INDEX ? index_upkeep(r, inst, &err) : invoke_as_owner(r, inst, &err);
 	if (r->kind == RUN_JOB) {
 		record_job_result(r, inst, env, err, start_ms, marker);
 	} else if (r->kind == RUN_INDEX) {
-		char *status = status_text(env, err);
-		mv_log_info("%s: %s%s%s", r->name, outcome(r, env), status ? ": " : "", status ? status : "");
-		g_free(status);
+		mv_log_info("%s: %s%s%s", r->name, outcome(r, env), err ? ": " : "", err ? err->message : "");
 	} else if (err || g_strcmp0(outcome(r, env), "succeeded") != 0)
 		mv_log_info("automatic run of profile %" G_GINT64_FORMAT " '%s' %s: %s", r->id, r->name, outcome(r, env),
 		            err ? err->message : "see its worker result");
@@ -290,9 +286,9 @@ static run *index_run(int store_id)
 	run *r = g_new0(run, 1);
 	r->kind = RUN_INDEX;
 	r->id = store_id;
-	r->name = g_strdup_printf("store %d: rebuilding its index in the background", store_id);
-	r->owner = g_strdup(SERVER_ACTOR);
-	r->action = g_strdup_printf("RebuildStoreIndex --id=%d --folder=", store_id);
+	r->name = g_strdup_printf("store %d: bringing its index up to date in the background", store_id);
+	r->owner = g_strdup("");
+	r->action = g_strdup("");
 	return r;
 }
 
@@ -447,7 +443,8 @@ static void look_at_indexes(mv_scheduler *s, mv_instance *inst)
 		if (running_locked(s, RUN_INDEX, id))
 			continue;
 		run *r = index_run(id);
-		mv_log_info("%s (it was made by another version of mailvault or for another state of the store)", r->name);
+		mv_log_info("%s (made by another version of mailvault or for another state of the store, or its rebuild "
+		            "was stopped)", r->name);
 		launch_locked(s, r);
 	}
 	g_mutex_unlock(&s->lock);

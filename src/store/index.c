@@ -418,26 +418,46 @@ int mv_store_refresh_index(mv_store *s, GError **error)
 	return mv_store_sync(s, error);
 }
 
-int mv_store_rebuild_index(mv_store *s, const mv_task *task, GError **error)
+/* Under the lock: the index made anew when `anew` (or stale), else the
+ * notes of an interrupted change settled; then every message it lacks
+ * indexed, cancellable between chunks. */
+static int index_up_to_date(mv_store *s, const mv_task *task, bool anew, const char *what, GError **error)
 {
 	mv_store_assert_writer(s);
 	if (mv_store_flock(s, error) < 0)
 		return -1;
 	int rc = -1;
+	bool stale = false;
 	if (mv_store_task_cancelled(task)) {
-		mv_store_cancelled_error(error, "RebuildStoreIndex");
+		mv_store_cancelled_error(error, what);
 		goto out;
 	}
-	mv_store_task_progress(task, 0, "store %d: making the index anew", s->id);
-	if (mv_store_index_reset(s, error) < 0)
+	if (!anew && mv_store_index_stale(s, &stale, error) < 0)
 		goto out;
-	mv_store_task_progress(task, -1, "store %d: indexing every message from content", s->id);
+	if (anew || stale) {
+		mv_store_task_progress(task, 0, "store %d: making the index anew", s->id);
+		if (mv_store_index_reset(s, error) < 0)
+			goto out;
+	} else if (mv_index_notes_settle(s, error) < 0) {
+		goto out;
+	}
+	mv_store_task_progress(task, -1, "store %d: indexing every message the index lacks", s->id);
 	rc = mv_store_index_catch_up_task(s, task, error);
 out:
 	rc = mv_store_finish_locked(s, rc, error);
 	if (rc == 0)
-		mv_store_task_progress(task, 100, "store %d: index rebuilt", s->id);
+		mv_store_task_progress(task, 100, "store %d: index %s", s->id, anew || stale ? "rebuilt" : "up to date");
 	return rc;
+}
+
+int mv_store_rebuild_index(mv_store *s, const mv_task *task, GError **error)
+{
+	return index_up_to_date(s, task, true, "RebuildStoreIndex", error);
+}
+
+int mv_store_index_bring_up(mv_store *s, const mv_task *task, GError **error)
+{
+	return index_up_to_date(s, task, false, "bringing the index up to date", error);
 }
 
 /* The index connection and the schema prefix its tables need. */
@@ -674,11 +694,33 @@ out:
 
 int mv_store_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
 {
+	const char *prefix;
+	sqlite3 *ix = mv_store_index_conn(s, &prefix);
+	char *sql = g_strdup_printf("SELECT value FROM %sindex_state WHERE key='indexed_upto'", prefix);
 	sqlite3_stmt *st;
-	if (mv_sql_prepare(s->index_db, "SELECT value FROM index_state WHERE key='indexed_upto'", &st, error) < 0)
+	int rc = mv_sql_prepare(ix, sql, &st, error);
+	g_free(sql);
+	if (rc < 0)
 		return -1;
 	*upto_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
+	return 0;
+}
+
+int mv_store_index_needs_upkeep(mv_store *s, bool *needed_r, GError **error)
+{
+	bool stale = false;
+	int64_t upto = 0, last = 0;
+	if (mv_store_index_stale(s, &stale, error) < 0)
+		return -1;
+	*needed_r = stale;
+	if (stale)
+		return 0;
+	if (mv_store_indexed_upto(s, &upto, error) < 0 ||
+	    mv_store_int_query(s->db, "SELECT coalesce(max(num), 0) FROM messages", "read the last message number",
+	                       &last, error) < 0)
+		return -1;
+	*needed_r = last - upto > MV_INDEX_INLINE_CATCH_UP;
 	return 0;
 }
 

@@ -836,6 +836,21 @@ int mv_store_flock(mv_store *s, GError **error)
 	return 0;
 }
 
+/* A writer with a bounded wait answers someone who can come back later:
+ * a rebuild, or a long catch-up, is left to the server's upkeep, and the
+ * write fails as if the lock were held (true, with *error). */
+static bool leave_index_to_upkeep(mv_store *s, GError **error)
+{
+	bool needed = false;
+	if (mv_store_index_needs_upkeep(s, &needed, error) < 0)
+		return true;
+	if (needed)
+		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d's index must be rebuilt or brought up to date before "
+		            "the store takes more messages (it was made by another version of mailvault, for another state "
+		            "of the store, or its rebuild was stopped); the server does it in the background", s->id);
+	return needed;
+}
+
 int mv_store_write_lock(mv_store *s, GError **error)
 {
 	if (s->lock_fd >= 0) {
@@ -852,14 +867,10 @@ int mv_store_write_lock(mv_store *s, GError **error)
 		return -1;
 	bool stale = false;
 	int rc = -1;
+	if (s->lock_wait > 0 && leave_index_to_upkeep(s, error))
+		goto out;
 	if (mv_store_index_stale(s, &stale, error) < 0)
 		goto out;
-	if (stale && s->lock_wait > 0) {
-		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d's index must be rebuilt before the store takes more "
-		            "messages (it was made by another version of mailvault or for another state of the store); "
-		            "the server rebuilds it in the background", s->id);
-		goto out;
-	}
 	if (stale) {
 		mv_log_info("store %d: the index belongs to another state of the store; rebuilding it", s->id);
 		if (mv_store_index_reset(s, error) < 0)

@@ -92,9 +92,10 @@ void mv_store_set_keeper(mv_store *s, mv_store_keeper keep, void *opaque);
  * fails with MV_ERR_STATE, nothing written.  0, the default, waits as long
  * as it takes.  For writers that answer someone who can come back later
  * (SMTP), instead of keeping them waiting through a rebuild — which is
- * also why such a writer does not rebuild a stale index itself (minutes
- * for a large store) but fails the same way: the server's scheduler
- * rebuilds it in the background (mv_store_index_stale). */
+ * also why such a writer does not rebuild a stale index itself, nor
+ * catch up a large gap (minutes for a large store), but fails the same
+ * way: the server's scheduler does it in the background
+ * (mv_store_index_needs_upkeep, mv_store_index_bring_up). */
 void mv_store_set_lock_wait(mv_store *s, double seconds);
 int mv_store_id(const mv_store *s);
 sqlite3 *mv_store_db(mv_store *s);         /* metadata db; index attached as "ix" */
@@ -325,6 +326,20 @@ int mv_store_index_format(mv_store *s, int64_t *format_r, GError **error);
  * messages).  A writer's next lock rebuilds it; readers and writers alike
  * may ask. */
 int mv_store_index_stale(mv_store *s, bool *stale_r, GError **error);
+/* More messages than this unindexed (the rest of a rebuild cancelled by a
+ * server's stop), and a writer with a bounded wait leaves them to the
+ * background too: at ~3,000 a second, 20,000 keep a sender ~7 s. */
+#define MV_INDEX_INLINE_CATCH_UP 20000
+/* Whether a writer with a bounded wait would leave the index to the
+ * server's background upkeep: stale, or lacking more than
+ * MV_INDEX_INLINE_CATCH_UP messages.  Readers and writers may ask. */
+int mv_store_index_needs_upkeep(mv_store *s, bool *needed_r, GError **error);
+/* What every writer's lock does to the index, as a task of its own (the
+ * lock waited for without a bound, progress, cancellation between
+ * chunks): made anew and rebuilt when stale, else the messages it lacks
+ * indexed; nothing when it is up to date.  The server's background upkeep
+ * (jobs/index_upkeep.c). */
+int mv_store_index_bring_up(mv_store *s, const mv_task *task, GError **error);
 
 /* Synthetic tokens, spelled as an index of `format` holds them (index.c):
  * scope tokens, one per archive and folder and one for "has an attachment",

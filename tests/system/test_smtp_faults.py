@@ -555,7 +555,8 @@ def test_stale_index_is_rebuilt_by_the_server_not_by_smtp(tmp_path):
                     break
                 assert code == 451 and time.monotonic() < deadline, "%s while the server rebuilds: %s" % (mid, code)
                 time.sleep(0.5)
-        assert "store 1: rebuilding its index in the background: succeeded" in srv.stderr(), srv.stderr()[-3000:]
+        assert "store 1: bringing its index up to date in the background: succeeded" in srv.stderr(), \
+            srv.stderr()[-3000:]
         assert index_format(d) == current
         check_archives(d, sent, "stale")
         srv.check_no_sanitizer_report()

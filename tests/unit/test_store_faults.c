@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sys/stat.h>
 
 #include "store/internal.h"
 #include <sodium.h>
@@ -193,6 +194,87 @@ static void test_bounded_writer_leaves_a_stale_index(void **state)
 	mv_store_close(&s);
 }
 
+/* n messages besides the fixture's, in big batches, each its own content. */
+static void add_many(mv_store *s, int n)
+{
+	enum { BATCH = 5000 };
+	mv_store_item *items = g_new0(mv_store_item, BATCH);
+	char **raws = g_new0(char *, BATCH);
+	for (int done = 0; done < n;) {
+		int k = MIN(BATCH, n - done);
+		for (int i = 0; i < k; i++) {
+			raws[i] = g_strdup_printf("Subject: bulk %d\r\n\r\nbulk body %d\r\n", done + i, done + i);
+			items[i] = (mv_store_item){ .archive = "alice", .folder = "Bulk", .raw = (const uint8_t *)raws[i],
+				                    .raw_len = strlen(raws[i]), .archived_at = 1700000200, .source = "file",
+				                    .origin = "test", .subject = "bulk", .text = raws[i], .date = 1700000200 };
+			crypto_generichash(items[i].hash, sizeof items[i].hash, items[i].raw, items[i].raw_len, NULL, 0);
+		}
+		GError *err = NULL;
+		if (mv_store_add_batch(s, items, (size_t)k, 1, &err) < 0)
+			fail_msg("add: %s", err->message);
+		for (int i = 0; i < k; i++)
+			g_free(raws[i]);
+		done += k;
+	}
+	g_free(raws);
+	g_free(items);
+}
+
+static ino_t index_inode(const fixture *f)
+{
+	char *ixp = mv_store_index_file(&f->paths);
+	struct stat st;
+	assert_int_equal(stat(ixp, &st), 0);
+	g_free(ixp);
+	return st.st_ino;
+}
+
+/* The rest of a rebuild stopped part way (the server stopped) is more than
+ * a sender should wait for: a writer with a bounded wait leaves it to the
+ * background like a stale index, and mv_store_index_bring_up, the server's
+ * upkeep, indexes what is missing without starting over — nothing at all
+ * once the index is up to date. */
+static void test_bounded_writer_leaves_a_long_catch_up(void **state)
+{
+	fixture *f = *state;
+	GError *err = NULL;
+	mv_store *s = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(s);
+	add_many(s, MV_INDEX_INLINE_CATCH_UP);
+	assert_int_equal(mv_store_sync(s, &err), 0);
+	int64_t total = mv_store_message_count(s);
+	assert_int_equal(total, MV_INDEX_INLINE_CATCH_UP + 1);
+	/* a rebuild stopped right after making the index anew */
+	assert_int_equal(mv_store_flock(s, &err), 0);
+	assert_int_equal(mv_store_index_reset(s, &err), 0);
+	assert_int_equal(mv_store_finish_locked(s, 0, &err), 0);
+	ino_t anew = index_inode(f);
+	bool needed = false;
+	assert_int_equal(mv_store_index_needs_upkeep(s, &needed, &err), 0);
+	assert_true(needed);
+	mv_store_set_lock_wait(s, 30);
+	mv_store_item it = second_message();
+	double t0 = mv_monotonic();
+	assert_int_equal(mv_store_add_batch(s, &it, 1, 1, &err), -1);
+	assert_true(mv_monotonic() - t0 < 5);
+	assert_true(g_error_matches(err, MV_ERROR, MV_ERR_STATE));
+	g_clear_error(&err);
+	assert_int_equal(mv_store_message_count(s), total);
+	mv_task task = { 0 };
+	assert_int_equal(mv_store_index_bring_up(s, &task, &err), 0);
+	assert_true(index_inode(f) == anew);   /* caught up, not made anew again */
+	int64_t upto = 0;
+	assert_int_equal(mv_store_indexed_upto(s, &upto, &err), 0);
+	assert_int_equal(upto, total);
+	assert_int_equal(mv_store_index_needs_upkeep(s, &needed, &err), 0);
+	assert_false(needed);
+	assert_int_equal(mv_store_add_batch(s, &it, 1, 1, &err), 0);   /* the bounded writer writes again */
+	assert_int_equal(mv_store_sync(s, &err), 0);
+	assert_int_equal(mv_store_index_bring_up(s, &task, &err), 0);
+	assert_true(index_inode(f) == anew);
+	mv_store_close(&s);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -205,6 +287,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover_count_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_wait_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounded_writer_leaves_a_stale_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bounded_writer_leaves_a_long_catch_up, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
