@@ -710,18 +710,24 @@ int mv_store_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
 int mv_store_index_needs_upkeep(mv_store *s, bool *needed_r, GError **error)
 {
 	bool stale = false;
-	int64_t upto = 0, last = 0;
+	int64_t upto = 0, unindexed = 0;
 	if (mv_store_index_stale(s, &stale, error) < 0)
 		return -1;
 	*needed_r = stale;
 	if (stale)
 		return 0;
-	if (mv_store_indexed_upto(s, &upto, error) < 0 ||
-	    mv_store_int_query(s->db, "SELECT coalesce(max(num), 0) FROM messages", "read the last message number",
-	                       &last, error) < 0)
+	/* Counted, not the last number less upto: deleted messages are never
+	 * indexed, and a deleted tail must not look like a gap for good.  At
+	 * most one past the bound is counted, so a lock pays little for it. */
+	if (mv_store_indexed_upto(s, &upto, error) < 0)
 		return -1;
-	*needed_r = last - upto > MV_INDEX_INLINE_CATCH_UP;
-	return 0;
+	char *sql = g_strdup_printf("SELECT count(*) FROM (SELECT 1 FROM messages WHERE num > %" G_GINT64_FORMAT
+	                            " AND deleted = 0 LIMIT %d)", upto, MV_INDEX_INLINE_CATCH_UP + 1);
+	int rc = mv_store_int_query(s->db, sql, "count the messages the index lacks", &unindexed, error);
+	g_free(sql);
+	if (rc == 0)
+		*needed_r = unindexed > MV_INDEX_INLINE_CATCH_UP;
+	return rc;
 }
 
 static int set_indexed_upto(sqlite3 *db, int64_t upto, GError **error)
