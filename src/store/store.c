@@ -885,11 +885,33 @@ out:
 	return rc;
 }
 
+/* Whether a live message is missing from the index past indexed_upto. */
+static bool index_lags(mv_store *s)
+{
+	int64_t upto = 0, lags = 0;
+	GError *err = NULL;
+	char *sql = NULL;
+	if (mv_store_indexed_upto(s, &upto, &err) == 0) {
+		sql = g_strdup_printf("SELECT EXISTS(SELECT 1 FROM messages WHERE num > %" G_GINT64_FORMAT
+		                      " AND deleted = 0)", upto);
+		mv_store_int_query(s->db, sql, "look for unindexed messages", &lags, &err);
+	}
+	if (err) {   /* the next writer's lock catches up anyway */
+		mv_log_warn("store %d: %s", s->id, err->message);
+		g_error_free(err);
+	}
+	g_free(sql);
+	return lags != 0;
+}
+
 int mv_store_sync(mv_store *s, GError **error)
 {
 	/* Held, the lock is waited on: a hand-off that failed is caught up
-	 * now, before other writers come in. */
-	int rc = s->lock_fd >= 0 ? mv_store_write_lock(s, error) : 0;
+	 * now, before other writers come in.  Not held — a run that found
+	 * everything archived already wrote nothing — it is taken all the same
+	 * when the index lacks messages (a writer killed with documents in
+	 * hand): searches would miss them until some writer came. */
+	int rc = s->lock_fd >= 0 || (s->index_db && index_lags(s)) ? mv_store_write_lock(s, error) : 0;
 	if (rc == 0)
 		rc = mv_store_flush_index(s, error);
 	if (s->lock_fd >= 0)
