@@ -907,11 +907,14 @@ static bool index_lags(mv_store *s)
 int mv_store_sync(mv_store *s, GError **error)
 {
 	/* Held, the lock is waited on: a hand-off that failed is caught up
-	 * now, before other writers come in.  Not held — a run that found
+	 * now, before other writers come in.  Never taken — a run that found
 	 * everything archived already wrote nothing — it is taken all the same
 	 * when the index lacks messages (a writer killed with documents in
-	 * hand): searches would miss them until some writer came. */
-	int rc = s->lock_fd >= 0 || (s->index_db && index_lags(s)) ? mv_store_write_lock(s, error) : 0;
+	 * hand): searches would miss them until some writer came.  Not by a
+	 * handle that held it and let it go (a cancelled rebuild, closing: the
+	 * rest is the next writer's, not a wait the cancel was meant to end). */
+	int rc = s->lock_fd >= 0 || (!s->locked_once && s->index_db && index_lags(s)) ? mv_store_write_lock(s, error)
+	                                                                              : 0;
 	if (rc == 0)
 		rc = mv_store_flush_index(s, error);
 	if (s->lock_fd >= 0)

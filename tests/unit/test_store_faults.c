@@ -260,6 +260,20 @@ static void test_bounded_writer_leaves_a_long_catch_up(void **state)
 	assert_true(g_error_matches(err, MV_ERROR, MV_ERR_STATE));
 	g_clear_error(&err);
 	assert_int_equal(mv_store_message_count(s), total);
+	/* Cancelled (a server stopping), the bring-up leaves the rest as it is,
+	 * and so does its handle's close. */
+	mv_store *other = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(other);
+	volatile gint stop = 1;
+	mv_task cancelled = { .cancel = &stop };
+	t0 = mv_monotonic();
+	assert_int_equal(mv_store_index_bring_up(other, &cancelled, &err), -1);
+	assert_true(g_error_matches(err, MV_ERROR, MV_ERR_CANCELLED));
+	g_clear_error(&err);
+	mv_store_close(&other);
+	assert_true(mv_monotonic() - t0 < 5);
+	assert_int_equal(mv_store_index_needs_upkeep(s, &needed, &err), 0);
+	assert_true(needed);
 	mv_task task = { 0 };
 	assert_int_equal(mv_store_index_bring_up(s, &task, &err), 0);
 	assert_true(index_inode(f) == anew);   /* caught up, not made anew again */
