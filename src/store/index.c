@@ -707,27 +707,49 @@ int mv_store_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
 	return 0;
 }
 
+/* Live messages numbered past upto, at most limit of them (-1: all).
+ * Counted, not the last number less upto: deleted messages are never
+ * indexed, and a deleted tail is no gap. */
+static int count_unindexed(mv_store *s, int64_t upto, int64_t limit, int64_t *n_r, GError **error)
+{
+	sqlite3_stmt *st;
+	if (mv_sql_prepare(s->db, "SELECT count(*) FROM (SELECT 1 FROM messages WHERE num > ?1 AND deleted = 0 LIMIT ?2)",
+	                   &st, error) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, upto);
+	sqlite3_bind_int64(st, 2, limit);
+	*n_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int mv_store_index_lag(mv_store *s, int64_t limit, int64_t *lag_r, GError **error)
+{
+	int64_t upto = 0;
+	*lag_r = 0;
+	return mv_store_indexed_upto(s, &upto, error) < 0 ? -1 : count_unindexed(s, upto, limit, lag_r, error);
+}
+
+int mv_store_index_leave_to_upkeep(mv_store *s, bool stale, bool *leave_r, GError **error)
+{
+	int64_t lag = 0;
+	*leave_r = stale;
+	if (stale)
+		return 0;
+	/* At most one past the bound is counted, so a lock pays little for it. */
+	if (mv_store_index_lag(s, MV_INDEX_INLINE_CATCH_UP + 1, &lag, error) < 0)
+		return -1;
+	*leave_r = lag > MV_INDEX_INLINE_CATCH_UP;
+	return 0;
+}
+
 int mv_store_index_needs_upkeep(mv_store *s, bool *needed_r, GError **error)
 {
 	bool stale = false;
-	int64_t upto = 0, unindexed = 0;
+	*needed_r = false;
 	if (mv_store_index_stale(s, &stale, error) < 0)
 		return -1;
-	*needed_r = stale;
-	if (stale)
-		return 0;
-	/* Counted, not the last number less upto: deleted messages are never
-	 * indexed, and a deleted tail must not look like a gap for good.  At
-	 * most one past the bound is counted, so a lock pays little for it. */
-	if (mv_store_indexed_upto(s, &upto, error) < 0)
-		return -1;
-	char *sql = g_strdup_printf("SELECT count(*) FROM (SELECT 1 FROM messages WHERE num > %" G_GINT64_FORMAT
-	                            " AND deleted = 0 LIMIT %d)", upto, MV_INDEX_INLINE_CATCH_UP + 1);
-	int rc = mv_store_int_query(s->db, sql, "count the messages the index lacks", &unindexed, error);
-	g_free(sql);
-	if (rc == 0)
-		*needed_r = unindexed > MV_INDEX_INLINE_CATCH_UP;
-	return rc;
+	return mv_store_index_leave_to_upkeep(s, stale, needed_r, error);
 }
 
 static int set_indexed_upto(sqlite3 *db, int64_t upto, GError **error)
@@ -738,20 +760,6 @@ static int set_indexed_upto(sqlite3 *db, int64_t upto, GError **error)
 		return -1;
 	sqlite3_bind_int64(st, 1, upto);
 	return mv_sql_step_done(db, st, "record index progress", error);
-}
-
-static int64_t count_unindexed(mv_store *s, int64_t upto)
-{
-	sqlite3_stmt *st;
-	int64_t n = 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM messages WHERE num > ? AND deleted = 0", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return 0;
-	sqlite3_bind_int64(st, 1, upto);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
 }
 
 /* The job for the message at st's row (the catch-up query's columns); its
@@ -796,7 +804,9 @@ int mv_store_index_catch_up_task(mv_store *s, const mv_task *task, GError **erro
 	sqlite3_stmt *st;
 	if (mv_store_indexed_upto(s, &upto, error) < 0)
 		return -1;
-	int64_t total = task ? count_unindexed(s, upto) : 0;
+	int64_t total = 0;   /* for progress only: unknown on an error */
+	if (task)
+		count_unindexed(s, upto, -1, &total, NULL);
 	if (mv_sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date, c.hash, c.segment, c.offset, c.length"
 	                " FROM messages m JOIN folders f ON f.id = m.folder_id JOIN contents c ON c.id = m.content_id"
 	                " WHERE m.num > ? AND m.deleted = 0 ORDER BY m.num", &st, error) < 0)

@@ -161,6 +161,11 @@ int mv_store_read_record(mv_store *s, int64_t seg, int64_t off, int64_t len, GBy
 void mv_store_parallel(GPtrArray *jobs, GFunc fn, gpointer user);
 /* The highest message number the index holds every message up to (and its setter). */
 int mv_store_indexed_upto(mv_store *s, int64_t *upto_r, GError **error);
+/* How many live messages the index lacks past indexed_upto, counted up to
+ * limit (-1: all). */
+int mv_store_index_lag(mv_store *s, int64_t limit, int64_t *lag_r, GError **error);
+/* mv_store_index_needs_upkeep with the staleness already asked. */
+int mv_store_index_leave_to_upkeep(mv_store *s, bool stale, bool *leave_r, GError **error);
 /* Appends one control record (tombstone, folder move, restore) under the
  * write lock inside the caller's open db transaction, fsync'd before it returns. */
 int mv_store_append_record(mv_store *s, mv_record_type type, const char *meta_json, GError **error);

@@ -839,16 +839,16 @@ int mv_store_flock(mv_store *s, GError **error)
 /* A writer with a bounded wait answers someone who can come back later:
  * a rebuild, or a long catch-up, is left to the server's upkeep, and the
  * write fails as if the lock were held (true, with *error). */
-static bool leave_index_to_upkeep(mv_store *s, GError **error)
+static bool leave_index_to_upkeep(mv_store *s, bool stale, GError **error)
 {
-	bool needed = false;
-	if (mv_store_index_needs_upkeep(s, &needed, error) < 0)
+	bool leave = false;
+	if (mv_store_index_leave_to_upkeep(s, stale, &leave, error) < 0)
 		return true;
-	if (needed)
+	if (leave)
 		g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d's index must be rebuilt or brought up to date before "
 		            "the store takes more messages (it was made by another version of mailvault, for another state "
 		            "of the store, or its rebuild was stopped); the server does it in the background", s->id);
-	return needed;
+	return leave;
 }
 
 int mv_store_write_lock(mv_store *s, GError **error)
@@ -867,9 +867,7 @@ int mv_store_write_lock(mv_store *s, GError **error)
 		return -1;
 	bool stale = false;
 	int rc = -1;
-	if (s->lock_wait > 0 && leave_index_to_upkeep(s, error))
-		goto out;
-	if (mv_store_index_stale(s, &stale, error) < 0)
+	if (mv_store_index_stale(s, &stale, error) < 0 || (s->lock_wait > 0 && leave_index_to_upkeep(s, stale, error)))
 		goto out;
 	if (stale) {
 		mv_log_info("store %d: the index belongs to another state of the store; rebuilding it", s->id);
@@ -888,20 +886,13 @@ out:
 /* Whether a live message is missing from the index past indexed_upto. */
 static bool index_lags(mv_store *s)
 {
-	int64_t upto = 0, lags = 0;
+	int64_t lag = 0;
 	GError *err = NULL;
-	char *sql = NULL;
-	if (mv_store_indexed_upto(s, &upto, &err) == 0) {
-		sql = g_strdup_printf("SELECT EXISTS(SELECT 1 FROM messages WHERE num > %" G_GINT64_FORMAT
-		                      " AND deleted = 0)", upto);
-		mv_store_int_query(s->db, sql, "look for unindexed messages", &lags, &err);
-	}
-	if (err) {   /* the next writer's lock catches up anyway */
+	if (mv_store_index_lag(s, 1, &lag, &err) < 0) {   /* the next writer's lock catches up anyway */
 		mv_log_warn("store %d: %s", s->id, err->message);
 		g_error_free(err);
 	}
-	g_free(sql);
-	return lags != 0;
+	return lag > 0;
 }
 
 int mv_store_sync(mv_store *s, GError **error)
