@@ -87,23 +87,6 @@ static void run_free(run *r)
 
 /* ---- one run, on its own thread --------------------------------------------- */
 
-/* The call r's line names, made with privileges through ctx. */
-static json_t *invoke_line(run *r, mv_command_ctx *ctx, unsigned privileges, GError **error)
-{
-	char *function = NULL;
-	GHashTable *text = NULL;
-	json_t *args = NULL, *env = NULL;
-	const mv_command *cmd = NULL;
-	if (mv_command_line_split(r->action, &function, &text, error) == 0 &&
-	    (cmd = mv_command_prepare(ctx, function, privileges, text, &args, error)))
-		env = mv_command_invoke(cmd, ctx, args);
-	json_decref(args);
-	if (text)
-		g_hash_table_destroy(text);
-	g_free(function);
-	return env;
-}
-
 /* The call the line names, as its owner would make it in the shell. */
 static json_t *invoke_as_owner(run *r, mv_instance *inst, GError **error)
 {
@@ -112,14 +95,25 @@ static json_t *invoke_as_owner(run *r, mv_instance *inst, GError **error)
 		g_prefix_error(error, "the owner '%s' of %s: ", r->owner, r->kind == RUN_JOB ? "the job" : "the profile");
 		return NULL;
 	}
-	json_t *env = NULL;
-	mv_access *access = mv_access_for_user(inst, u, error);
-	if (access) {
-		mv_command_ctx ctx = { .inst = inst, .user = u->name, .remote = "scheduler", .access = access,
-			               .service = r->owner_scheduler->service, .cancel = &r->cancel };
-		env = invoke_line(r, &ctx, u->privileges, error);
-	}
+	char *function = NULL;
+	GHashTable *text = NULL;
+	json_t *args = NULL, *env = NULL;
+	mv_access *access = NULL;
+	mv_command_ctx ctx = { .inst = inst, .user = u->name, .remote = "scheduler",
+		               .service = r->owner_scheduler->service, .cancel = &r->cancel };
+	const mv_command *cmd = NULL;
+	if (mv_command_line_split(r->action, &function, &text, error) < 0 ||
+	    !(cmd = mv_command_prepare(&ctx, function, u->privileges, text, &args, error)) ||
+	    !(access = mv_access_for_user(inst, u, error)))
+		goto out;
+	ctx.access = access;
+	env = mv_command_invoke(cmd, &ctx, args);
+out:
 	mv_access_free(&access);
+	json_decref(args);
+	if (text)
+		g_hash_table_destroy(text);
+	g_free(function);
 	mv_user_free(u);
 	return env;
 }
