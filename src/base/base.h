@@ -63,6 +63,10 @@ void mv_fault_point(const char *action, int step);
 bool mv_fault_fails(const char *action, int step);
 void mv_log_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
+/* Called last by every GLib pool task: the thread goes back to the pool
+ * without OpenSSL per-thread state (base/pool_task.c says why). */
+void mv_pool_task_done(void);
+
 /* Writes all of buf at offset (pwrite loop). */
 int mv_pwrite_all(int fd, const void *buf, size_t len, off_t offset, const char *path, GError **error);
 /* Reads exactly len bytes at offset; a short read is MV_ERR_CORRUPT. */

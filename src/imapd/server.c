@@ -381,6 +381,7 @@ static void worker(gpointer data, gpointer user_data)
 		imap_session_end(c->sess);
 		break;
 	}
+	mv_pool_task_done();
 	event_active(c->done_ev, 0, 0);
 }
 

@@ -320,6 +320,7 @@ static void parse_one(gpointer data, gpointer user)
 	it->encoded_for = g_atomic_pointer_get(&ing->store);
 	if (mv_store_prepare_item(it->encoded_for, &it->si, ZSTD_LEVEL, NULL) < 0)
 		it->si.prepared = NULL;
+	mv_pool_task_done();
 	batch *b = it->owner;
 	g_mutex_lock(&b->lock);
 	if (--b->unparsed == 0)

@@ -220,6 +220,7 @@ static void worker(gpointer data, gpointer user_data)
 		event_active(j->c->done_ev, 0, 0);
 	}
 	job_free(j);
+	mv_pool_task_done();
 }
 
 static void audit_refusal(conn *c, const char *text)

@@ -1153,6 +1153,7 @@ static void parallel_run(gpointer data, gpointer unused)
 {
 	parallel_task *t = data;
 	t->call->fn(t->job, t->call->user);
+	mv_pool_task_done();
 	g_mutex_lock(&t->call->lock);
 	if (--t->call->left == 0)
 		g_cond_signal(&t->call->done);
