@@ -27,6 +27,7 @@
 
 typedef struct last_token {
 	GString *text;
+	int count;
 } last_token;
 
 static int keep_last_token(void *ctx, int flags, const char *token, int n, int start, int end)
@@ -36,6 +37,7 @@ static int keep_last_token(void *ctx, int flags, const char *token, int n, int s
 	if (flags & FTS5_TOKEN_COLOCATED)
 		return SQLITE_OK;
 	last_token *t = ctx;
+	t->count++;
 	g_string_truncate(t->text, 0);
 	g_string_append_len(t->text, token, n);
 	return SQLITE_OK;
@@ -53,9 +55,7 @@ static fts5_api *fts5_api_of(sqlite3 *db)
 	return api;
 }
 
-/* The key FTS5 expands for `text*`: the last token of text as the index's
- * tokenizer folds it ("" when text has none). */
-static int fold_prefix(sqlite3 *db, const char *text, GString *key, GError **error)
+int mv_prefix_key(sqlite3 *db, const char *text, GString *key, int *tokens_r, GError **error)
 {
 	fts5_api *api = fts5_api_of(db);
 	void *tok_ctx = NULL;
@@ -70,11 +70,13 @@ static int fold_prefix(sqlite3 *db, const char *text, GString *key, GError **err
 		g_set_error(error, MV_ERROR, MV_ERR_IO, "search: cannot create the index's tokenizer");
 		return -1;
 	}
-	last_token last = { key };
+	last_token last = { key, 0 };
 	g_string_truncate(key, 0);
 	int rc = tok.xTokenize(t, &last, FTS5_TOKENIZE_QUERY | FTS5_TOKENIZE_PREFIX, text, (int)strlen(text),
 	                       keep_last_token);
 	tok.xDelete(t);
+	if (tokens_r)
+		*tokens_r = last.count;
 	if (rc != SQLITE_OK) {
 		g_set_error(error, MV_ERROR, MV_ERR_IO, "search: cannot tokenize the prefix '%.64s': %s", text,
 		            sqlite3_errstr(rc));
@@ -83,9 +85,7 @@ static int fold_prefix(sqlite3 *db, const char *text, GString *key, GError **err
 	return 0;
 }
 
-/* The smallest key greater than every key beginning with `lo`, or an
- * empty string when none is (lo is all 0xff bytes, which UTF-8 never is). */
-static GString *past_prefix(const GString *lo)
+GString *mv_prefix_past(const GString *lo)
 {
 	GString *hi = g_string_new_len(lo->str, (gssize)lo->len);
 	while (hi->len && (unsigned char)hi->str[hi->len - 1] == 0xff)
@@ -259,7 +259,7 @@ int mv_prefix_index_bytes(sqlite3 *db, const char *schema, const char *text, int
 {
 	*bytes_r = 0;
 	GString *key = g_string_new(NULL);
-	if (fold_prefix(db, text, key, error) < 0) {
+	if (mv_prefix_key(db, text, key, NULL, error) < 0) {
 		g_string_free(key, TRUE);
 		return -1;
 	}
@@ -268,7 +268,7 @@ int mv_prefix_index_bytes(sqlite3 *db, const char *schema, const char *text, int
 		return 0;
 	}
 	g_string_prepend_c(key, FTS5_MAIN_PREFIX);
-	GString *hi = past_prefix(key);
+	GString *hi = mv_prefix_past(key);
 	int64_t pages = 0, page = 0;
 	int rc = index_pages(db, schema, key, hi, &pages);
 	if (rc == SQLITE_OK)

@@ -14,6 +14,7 @@
  * name, case-insensitively. */
 #include "search/search.h"
 #include "search/prefix_cost.h"
+#include "search/prefix_terms.h"
 #include "mime/mime.h"
 
 #include <stdatomic.h>
@@ -52,7 +53,12 @@ typedef struct plan {
 	GPtrArray *params;   /* char* text params for '?' in order of appearance in sql */
 	GArray *int_params;  /* parallel: which params are integers */
 	int64_t prefix_bytes; /* what the prefix terms so far make FTS5 merge (prefix_cost.c) */
+	bool prefix_by_name;  /* a prefix may be asked as the OR of its words (prefix_terms.c): no ranking */
 } plan;
+
+/* More words than this and a prefix goes to FTS5 as a prefix: each word is
+ * a seek in every segment before the first row. */
+#define MAX_NAMED_PREFIX_TERMS 128
 
 static _Atomic int64_t max_prefix_bytes = (int64_t)MV_DEFAULT_SEARCH_MAX_PREFIX_MB << 20;
 
@@ -206,6 +212,35 @@ static int bound_prefix(plan *p, const char *text, GError **error)
 	return -1;
 }
 
+/* `col : ("w1" OR "w2" ...)` for the one-word prefix `text*`: 1 when
+ * written, 0 when the prefix is better left to FTS5 (a phrase's last word,
+ * no word or too many in this store's index). */
+static int named_prefix(plan *p, const char *col, const char *text, GString *out, GError **error)
+{
+	sqlite3 *db = mv_store_db(p->store);
+	GString *key = g_string_new(NULL);
+	GPtrArray *terms = NULL;
+	int tokens = 0;
+	int rc = mv_prefix_key(db, text, key, &tokens, error);
+	if (rc == 0 && tokens == 1 && key->len)
+		rc = mv_prefix_terms(db, "ix.", key, MAX_NAMED_PREFIX_TERMS, &terms, error);
+	g_string_free(key, TRUE);
+	if (rc < 0 || !terms || terms->len == 0) {
+		if (terms)
+			g_ptr_array_free(terms, TRUE);
+		return rc;
+	}
+	g_string_append_printf(out, "%s : (", col);
+	for (guint i = 0; i < terms->len; i++) {
+		if (i)
+			g_string_append(out, " OR ");
+		append_fts_string(out, terms->pdata[i]);
+	}
+	g_string_append_c(out, ')');
+	g_ptr_array_free(terms, TRUE);
+	return 1;
+}
+
 static int fts_term(plan *p, const mv_query *q, GString *out, GError **error)
 {
 	if (q->kind == MV_Q_HAS_ATTACHMENT) {
@@ -236,9 +271,15 @@ static int fts_term(plan *p, const mv_query *q, GString *out, GError **error)
 		g_strstrip(g_strdelimit(stripped, "<>", ' '));
 		text = stripped;
 	}
-	if (q->prefix && bound_prefix(p, text, error) < 0) {
+	/* A prefix asked by its words is read lazily, never merged: no bound. */
+	int named = q->prefix && q->kind == MV_Q_TERM && p->prefix_by_name ? named_prefix(p, col, text, out, error) : 0;
+	if (named < 0 || (q->prefix && !named && bound_prefix(p, text, error) < 0)) {
 		g_free(stripped);
 		return -1;
+	}
+	if (named) {
+		g_free(stripped);
+		return 0;
 	}
 	g_string_append_printf(out, "%s : ", col);
 	append_fts_string(out, text);
@@ -944,7 +985,8 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
                      GPtrArray *hits, GError **error)
 {
 	plan p = { .store = store, .after_lo = after_lo, .docid_lo = INT64_MIN, .docid_hi = INT64_MAX,
-	           .key_lo = INT64_MIN, .key_hi = INT64_MAX, .sql = g_string_new(NULL),
+	           .key_lo = INT64_MIN, .key_hi = INT64_MAX, .prefix_by_name = opts->sort != MV_SORT_RELEVANCE,
+	           .sql = g_string_new(NULL),
 	           .params = g_ptr_array_new_with_free_func(g_free),
 	           .int_params = g_array_new(FALSE, FALSE, sizeof(int)) };
 	GString *match = g_string_new(NULL);

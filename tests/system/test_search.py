@@ -232,6 +232,60 @@ def test_prefix(oracle, env):
     check_exact("subject:%s" % p, env, oracle.subject_word(p))
 
 
+def prefix_with_words(oracle, lo, hi, fewest, most, length):
+    """A prefix of `length` characters that fewest..most subject words
+    begin, occurring in no subject the oracle skips, with lo..hi messages."""
+    for w in oracle.words(2, 400, minlen=length + 1):
+        p = w[:length]
+        words = {t for t in oracle.df if t.startswith(p)}
+        want = oracle.subject_prefix(p)
+        if oracle.absent_elsewhere(p) and fewest <= len(words) <= most and lo <= len(want) <= hi:
+            return p, words, want
+    pytest.fail("no prefix of %d characters with %d..%d words" % (length, fewest, most))
+
+
+def logged_match(query, data_dir, *extra):
+    """The MATCH text a search gives FTS5 (--debug), one per store.  A whole
+    answer: a page by relevance takes its candidates elsewhere, unlogged."""
+    cp = mv("--debug", "search", query, "--archive", ARCHIVE, "--limit", "0", *extra, data_dir=data_dir)
+    found = re.findall(r"match=\[(.*?)\] sql=\[", cp.stderr.decode("utf-8", "replace"))
+    assert found, cp.stderr[-2000:]
+    return found
+
+
+def test_prefix_asked_by_its_words(oracle, env):
+    """A search that does not rank asks a one-word prefix as the OR of the
+    words it begins in the index (search/prefix_terms.c), read lazily, and a
+    relevance search asks FTS5 for the prefix: both give exactly the messages
+    with a subject word beginning so.  A page is the newest of them; a prefix
+    of more than 128 words goes to FTS5 as a prefix and is exact too; a word
+    taken out of a prefix's answer takes out its messages only."""
+    imp, index = env
+    p, words, want = prefix_with_words(oracle, 12, 400, 2, 6, 6)
+    for text in (p, p.capitalize()):
+        query = "subject:%s*" % text
+        check_exact(query, env, want)
+        named = logged_match(query, imp.data_dir)
+        assert all("*" not in m and all('"%s"' % w in m for w in words) for m in named), named
+        ranked = search_json(query, imp.data_dir, archive=ARCHIVE, limit=0, extra=("--sort", "relevance"))
+        assert index.rels_of({h["id"] for h in ranked}) == want
+        assert all('"%s"*' % text in m for m in logged_match(query, imp.data_dir, "--sort", "relevance"))
+    newest = search_json("subject:%s*" % p, imp.data_dir, archive=ARCHIVE, limit=0)
+    page = search_json("subject:%s*" % p, imp.data_dir, archive=ARCHIVE, limit=10)
+    assert [h["id"] for h in page] == [h["id"] for h in newest[:10]]
+    word = max(words, key=lambda t: (len(oracle.subject_word(t)), t))
+    check_exact("subject:%s* -subject:%s" % (p, word), env, want - oracle.subject_word(word))
+    # The two letters most subject words begin, beside a rare word whose
+    # messages all have subjects the oracle reads: exact there too.
+    pairs = collections.Counter(t[:2] for t in oracle.df if len(t) > 2 and t[:2].isalpha())
+    broad, count = pairs.most_common(1)[0]
+    assert count > 128, pairs.most_common(3)
+    rare = next(w for w in oracle.words(2, 60) if oracle.subject_word(w) & oracle.subject_prefix(broad))
+    query = "subject:%s subject:%s*" % (rare, broad)
+    check_exact(query, env, oracle.subject_word(rare) & oracle.subject_prefix(broad))
+    assert all('"%s"*' % broad in m for m in logged_match(query, imp.data_dir))
+
+
 def test_prefix_lengths(oracle, env):
     """Prefixes of every length an FTS5 prefix index would treat
     differently (one of 4 characters was measured, bench/RESULTS.md: a
