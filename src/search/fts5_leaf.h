@@ -11,6 +11,10 @@
 	" UNION ALL SELECT (SELECT min(segid) FROM %sfts_idx WHERE segid > seg.id) FROM seg WHERE seg.id IS NOT NULL)" \
 	" SELECT id FROM seg WHERE id IS NOT NULL"
 
+/* The byte FTS5 puts before the main index's terms (prefix indexes have
+ * others; the store's index has none). */
+#define MV_FTS5_MAIN_PREFIX '0'
+
 /* A segment's leaf page is the %_data row (segid << 37) + page. */
 #define MV_FTS5_LEAF_ROWID(segid, page) (((int64_t)(segid) << 37) + (int64_t)(page))
 

@@ -19,10 +19,10 @@
  * remove_diacritics 2, as store/index.c's schema declares it) so that the
  * estimate looks up exactly the key FTS5 will merge, `Thé*` as `the`. */
 #include "search/prefix_cost.h"
+#include "search/fts5_leaf.h"
 
 #include <string.h>
 
-#define FTS5_MAIN_PREFIX '0'     /* the byte FTS5 puts before the main index's terms */
 #define FTS5_DEFAULT_PAGE_BYTES 4050 /* FTS5's pgsz when fts_config sets none */
 
 typedef struct last_token {
@@ -101,10 +101,7 @@ typedef struct idx_reader {
 } idx_reader;
 
 static const char *const idx_sql[] = {
-	/* every segment id, one b-tree seek each */
-	"WITH RECURSIVE seg(id) AS (SELECT min(segid) FROM %sfts_idx"
-	" UNION ALL SELECT (SELECT min(segid) FROM %sfts_idx WHERE segid > seg.id) FROM seg WHERE seg.id IS NOT NULL)"
-	" SELECT id FROM seg WHERE id IS NOT NULL",
+	MV_FTS5_SEGMENTS_SQL,
 	"SELECT pgno >> 1, term FROM %sfts_idx WHERE segid = ?1 AND term <= ?2 ORDER BY term DESC LIMIT 1",
 	"SELECT pgno >> 1, term FROM %sfts_idx WHERE segid = ?1 AND term > ?2 ORDER BY term LIMIT 1",
 	"SELECT pgno >> 1, term FROM %sfts_idx WHERE segid = ?1 AND term >= ?2 ORDER BY term LIMIT 1",
@@ -267,7 +264,7 @@ int mv_prefix_index_bytes(sqlite3 *db, const char *schema, const char *text, int
 		g_string_free(key, TRUE);
 		return 0;
 	}
-	g_string_prepend_c(key, FTS5_MAIN_PREFIX);
+	g_string_prepend_c(key, MV_FTS5_MAIN_PREFIX);
 	GString *hi = mv_prefix_past(key);
 	int64_t pages = 0, page = 0;
 	int rc = index_pages(db, schema, key, hi, &pages);

@@ -27,8 +27,6 @@
 
 #include <string.h>
 
-#define FTS5_MAIN_PREFIX '0'   /* the byte FTS5 puts before the main index's terms */
-
 typedef struct leaf_reader {
 	sqlite3_stmt *segments, *first_leaf, *later_leaves, *leaf;
 } leaf_reader;
@@ -148,7 +146,7 @@ int mv_prefix_terms(sqlite3 *db, const char *schema, const GString *key, guint m
 {
 	*terms_r = NULL;
 	GString *lo = g_string_new_len(key->str, (gssize)key->len);
-	g_string_prepend_c(lo, FTS5_MAIN_PREFIX);
+	g_string_prepend_c(lo, MV_FTS5_MAIN_PREFIX);
 	GString *hi = mv_prefix_past(lo);
 	collect c = { .lo = lo, .words = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL), .max = max_terms };
 	leaf_reader r = { 0 };
