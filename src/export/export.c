@@ -125,7 +125,10 @@ static char *scope_sql(const export_run *r, bool count)
 {
 	GString *sql = g_string_new(count ? "SELECT count(*)" : "SELECT m.num, f.archive, f.path, m.date, m.archived_at,"
 	                                                        " m.mail_flags");
-	g_string_append(sql, " FROM messages m JOIN folders f ON f.id = m.folder_id WHERE m.deleted = 0");
+	/* Folder by folder: messages_folder_date gives each folder's date range,
+	 * and the sort is only within a folder (there is no index on the date
+	 * alone, and the whole store sorted by folder would be a temp b-tree). */
+	g_string_append(sql, " FROM folders f CROSS JOIN messages m ON f.id = m.folder_id WHERE m.deleted = 0");
 	if (r->archive)
 		g_string_append(sql, " AND f.archive = ?1");
 	if (r->folder && *r->folder)

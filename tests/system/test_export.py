@@ -85,6 +85,27 @@ def test_eml_export_reimport_same_archives_folders_hashes(src, tmp_path):
         assert sorted(archived_dates(d2, folder)) == sorted(archived_dates(d, folder)), folder
 
 
+def test_eml_export_of_a_date_range(src, tmp_path):
+    """--since and --before keep the messages dated in [since, before), in
+    every archive or in one: the exported files are exactly those messages.
+    The walk goes folder by folder through messages_folder_date (no index
+    on the date alone since the store dropped messages_date)."""
+    d, _ = src
+    hits = search_json("size:>0", d, limit=0)
+    dates = sorted({h["date"] for h in hits})
+    since, before = dates[len(dates) // 4], dates[3 * len(dates) // 4]
+    for archive in (None, "alice"):
+        want = {h["id"].replace(":", "-") for h in hits
+                if since <= h["date"] < before and archive in (None, h["archive"])}
+        assert 10 < len(want) < len(hits)
+        out = tmp_path / ("range-%s" % archive)
+        extra = ("--archive", archive) if archive else ()
+        res = parse_json(export(d, "eml", out, "--since", since, "--before", before, *extra))
+        assert res["messagesExported"] == len(want) and res["messagesFailed"] == 0, res
+        got = {f[:-len(".eml")] for _, _, files in os.walk(out) for f in files if f.endswith(".eml")}
+        assert got == want
+
+
 def import_json_headers(path, data_dir, *extra, check=(0, 3)):
     cp = mv("import", path, "--json", "--read-mailstore-headers", *extra, data_dir=data_dir, check=check, timeout=600)
     return parse_json(cp), cp
