@@ -35,11 +35,15 @@
  * would otherwise scan every message for every record; and by order key:
  * a search over the db alone (dates, sizes, nothing at all) would sort
  * every row it keeps to give the newest 50.  Created on every writer open
- * too, so stores made before they existed get them. */
+ * too, so stores made before they existed get them.  messages_date is
+ * dropped there: the order key serves newest-first over all folders and
+ * messages_folder_date a date range folder by folder, and each index whose
+ * keys arrive in no order costs every message a page written per commit. */
 #define STORE_LOOKUP_INDEXES \
 	"CREATE INDEX IF NOT EXISTS messages_content ON messages(content_id);" \
 	"CREATE INDEX IF NOT EXISTS contents_place ON contents(segment, offset);" \
-	"CREATE INDEX IF NOT EXISTS messages_order ON messages(" MV_ORDER_KEY_SQL("") ");"
+	"CREATE INDEX IF NOT EXISTS messages_order ON messages(" MV_ORDER_KEY_SQL("") ");" \
+	"DROP INDEX IF EXISTS messages_date;"
 
 static const char store_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -58,7 +62,6 @@ static const char store_schema[] =
 	/* Format 4: the store's zstd dictionaries (dictionary.c), newest last. */
 	"CREATE TABLE IF NOT EXISTS dictionaries(seq INTEGER PRIMARY KEY, id INTEGER NOT NULL UNIQUE,"
 	" dict BLOB NOT NULL, created_at INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS messages_date ON messages(date);"
 	"CREATE INDEX IF NOT EXISTS messages_folder_date ON messages(folder_id, date);"
 	STORE_LOOKUP_INDEXES;
 

@@ -143,6 +143,39 @@ static void test_writer_adds_order_index(void **state)
 	assert_listing_uses_order_index(f);
 }
 
+static int64_t index_count(mv_store *s, const char *name)
+{
+	GError *err = NULL;
+	int64_t n = -1;
+	char *sql = g_strdup_printf("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '%s'", name);
+	assert_int_equal(mv_store_int_query(mv_store_db(s), sql, "indexes", &n, &err), 0);
+	g_free(sql);
+	return n;
+}
+
+/* messages_date, which older stores have, is dropped by the next writer:
+ * every index whose keys arrive in no order costs each message a page
+ * written per commit, and messages_order and messages_folder_date serve
+ * what it served. */
+static void test_writer_drops_date_index(void **state)
+{
+	fixture *f = *state;
+	GError *err = NULL;
+	mv_store *s = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(s);
+	assert_int_equal(index_count(s, "messages_date"), 0);
+	assert_int_equal(mv_sql_exec(mv_store_db(s), "CREATE INDEX messages_date ON messages(date)", &err), 0);
+	mv_store_close(&s);
+	s = mv_store_open(1, &f->paths, key, MV_STORE_READ, &err);
+	assert_int_equal(index_count(s, "messages_date"), 1);
+	mv_store_close(&s);
+	s = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(s);
+	assert_int_equal(index_count(s, "messages_date"), 0);
+	assert_int_equal(index_count(s, "messages_folder_date"), 1);
+	mv_store_close(&s);
+}
+
 static void test_recovered_index_has_options(void **state)
 {
 	fixture *f = *state;
@@ -284,6 +317,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recovered_index_has_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing_walks_order_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_adds_order_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_drops_date_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_index_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_older_column_order_made_anew, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_follows_recreated_index, setup, teardown),
