@@ -50,8 +50,9 @@ static void leaf_reader_clear(leaf_reader *r)
 static int leaf_reader_prepare(sqlite3 *db, const char *schema, bool bounded, leaf_reader *r)
 {
 	sqlite3_stmt **st[] = { &r->segments, &r->first_leaf, &r->later_leaves, &r->leaf };
+	const char *second[] = { schema, schema, bounded ? " AND term < ?3" : "", schema };   /* each statement's second %s */
 	for (size_t i = 0; i < G_N_ELEMENTS(st); i++) {
-		char *sql = g_strdup_printf(leaf_sql[i], schema, st[i] == &r->later_leaves ? (bounded ? " AND term < ?3" : "") : schema);
+		char *sql = g_strdup_printf(leaf_sql[i], schema, second[i]);
 		int rc = sqlite3_prepare_v2(db, sql, -1, st[i], NULL);
 		g_free(sql);
 		if (rc != SQLITE_OK)
@@ -157,17 +158,18 @@ int mv_prefix_terms(sqlite3 *db, const char *schema, const GString *key, guint m
 		segid = sqlite3_column_int64(r.segments, 0);
 		rc = read_segment(&r, segid, lo, hi, &c, &damaged);
 	}
+	bool failed = damaged >= 0 || (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW);
+	if (damaged >= 0)
+		g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "search: the index is damaged: leaf %lld of segment %lld is not "
+		            "a well-formed FTS5 leaf (RebuildStoreIndex makes the index anew)", (long long)damaged,
+		            (long long)segid);
+	else if (failed)   /* before the statements are finalized, which would clear the message */
+		g_set_error(error, MV_ERROR, MV_ERR_IO, "search: cannot list the words beginning '%.64s' in the index: %s",
+		            key->str, sqlite3_errmsg(db));
 	leaf_reader_clear(&r);
 	g_string_free(hi, TRUE);
 	g_string_free(lo, TRUE);
-	if (damaged >= 0 || (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)) {
-		if (damaged >= 0)
-			g_set_error(error, MV_ERROR, MV_ERR_CORRUPT, "search: the index is damaged: leaf %lld of segment %lld "
-			            "is not a well-formed FTS5 leaf (VerifyStore and RebuildStoreIndex mend it)",
-			            (long long)damaged, (long long)segid);
-		else
-			g_set_error(error, MV_ERROR, MV_ERR_IO, "search: cannot list the words beginning '%.64s' in the index: %s",
-			            key->str, sqlite3_errmsg(db));
+	if (failed) {
 		g_hash_table_destroy(c.words);
 		return -1;
 	}

@@ -214,16 +214,25 @@ static int bound_prefix(plan *p, const char *text, GError **error)
 
 /* `col : ("w1" OR "w2" ...)` for the one-word prefix `text*`: 1 when
  * written, 0 when the prefix is better left to FTS5 (a phrase's last word,
- * no word or too many in this store's index). */
+ * no word or too many in this store's index, or a leaf the reader of
+ * fts5_leaf.c finds damaged: FTS5, reading it, judges for itself). */
 static int named_prefix(plan *p, const char *col, const char *text, GString *out, GError **error)
 {
 	sqlite3 *db = mv_store_db(p->store);
 	GString *key = g_string_new(NULL);
 	GPtrArray *terms = NULL;
 	int tokens = 0;
+	GError *err = NULL;
 	int rc = mv_prefix_key(db, text, key, &tokens, error);
-	if (rc == 0 && tokens == 1 && key->len)
-		rc = mv_prefix_terms(db, "ix.", key, MAX_NAMED_PREFIX_TERMS, &terms, error);
+	if (rc == 0 && tokens == 1 && key->len && (rc = mv_prefix_terms(db, "ix.", key, MAX_NAMED_PREFIX_TERMS, &terms, &err)) < 0) {
+		if (g_error_matches(err, MV_ERROR, MV_ERR_CORRUPT)) {
+			mv_log_warn("store %d: %s; the prefix is left to FTS5", mv_store_id(p->store), err->message);
+			g_error_free(err);
+			rc = 0;
+		} else {
+			g_propagate_error(error, err);
+		}
+	}
 	g_string_free(key, TRUE);
 	if (rc < 0 || !terms || terms->len == 0) {
 		if (terms)

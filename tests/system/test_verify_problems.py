@@ -288,6 +288,24 @@ def test_name_not_nfc(case):
                               "spelling of it would not match" % decomposed)
 
 
+def test_damaged_leaf_leaves_a_prefix_to_fts5(case):
+    """A search by date asks a prefix as the OR of its words, read from the
+    index's leaves (search/prefix_terms.c).  A leaf that reader finds
+    damaged is reported, and the prefix goes to FTS5 as a prefix, which
+    judges the leaf for itself: here it is damaged for FTS5 too, and the
+    search fails with FTS5's own words.  Before the damage the prefix is
+    asked by its words."""
+    before = mv("--debug", "search", "verif*", "--limit", "10", data_dir=case)
+    assert b'("verify")' in before.stderr, before.stderr[-1500:]
+    leaves = sql(case, "SELECT id FROM fts_data WHERE id > 10 ORDER BY id", index=True)
+    assert leaves
+    sql(case, "UPDATE fts_data SET block = X'0000ffff0102' WHERE id = ?", leaves[0][0], index=True)
+    cp = mv("search", "verif*", "--limit", "10", data_dir=case, check=False)
+    err = cp.stderr.decode()
+    assert "is not a well-formed FTS5 leaf" in err and "the prefix is left to FTS5" in err, err
+    assert cp.returncode != 0 and err.splitlines()[-1].endswith("database disk image is malformed"), (cp.returncode, err)
+
+
 def test_index_damaged(case):
     """The FTS5 index's own structure damaged (its structure record, the
     first row of fts_data, overwritten): VerifyStore reports it as
