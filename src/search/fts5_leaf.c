@@ -25,13 +25,13 @@
  * (szLeaf is 16 bits): a bound on what a damaged page can make us build. */
 #define MAX_TERM_BYTES 65535
 
-/* SQLite's varint, bounded by end; false when it runs past end or does not
- * fit 32 bits (FTS5 writes none larger in a leaf). */
-static bool get_varint32(const uint8_t *p, const uint8_t *end, size_t *at, uint32_t *v_r)
+/* SQLite's varint at p[*at], which must end before p[limit]; false when
+ * it runs past or does not fit 32 bits (FTS5 writes none larger in a leaf). */
+static bool get_varint32(const uint8_t *p, size_t limit, size_t *at, uint32_t *v_r)
 {
 	uint64_t v = 0;
 	for (int i = 0; i < 9; i++) {
-		if (p + *at >= end)
+		if (*at >= limit)
 			return false;
 		uint8_t b = p[(*at)++];
 		if (i == 8) {
@@ -57,20 +57,19 @@ int mv_fts5_leaf_terms(const uint8_t *leaf, size_t n, mv_fts5_term_fn fn, void *
 		return -1;
 	if (sz_leaf == n)
 		return 0;   /* no term begins here: the page continues a doclist */
-	const uint8_t *end = leaf + n, *body_end = leaf + sz_leaf;
 	GByteArray *term = g_byte_array_sized_new(64);
 	size_t footer = sz_leaf, term_off = 0;
 	int rc = 0;
 	for (bool first = true; footer < n; first = false) {
 		uint32_t delta, keep = 0, fresh;
-		if (!get_varint32(leaf, end, &footer, &delta) || (!first && delta == 0) || delta > sz_leaf - term_off) {
+		if (!get_varint32(leaf, n, &footer, &delta) || (!first && delta == 0) || delta > sz_leaf - term_off) {
 			rc = -1;
 			break;
 		}
 		term_off += delta;
 		size_t at = term_off;
-		if (term_off < 4 || (!first && !get_varint32(leaf, body_end, &at, &keep)) ||
-		    !get_varint32(leaf, body_end, &at, &fresh) || keep > term->len || fresh == 0 ||
+		if (term_off < 4 || (!first && !get_varint32(leaf, sz_leaf, &at, &keep)) ||
+		    !get_varint32(leaf, sz_leaf, &at, &fresh) || keep > term->len || fresh == 0 ||
 		    fresh > sz_leaf - at || (size_t)keep + fresh > MAX_TERM_BYTES) {
 			rc = -1;
 			break;
