@@ -718,9 +718,12 @@ static int count_unindexed(mv_store *s, int64_t upto, int64_t limit, int64_t *n_
 		return -1;
 	sqlite3_bind_int64(st, 1, upto);
 	sqlite3_bind_int64(st, 2, limit);
-	*n_r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	bool counted = sqlite3_step(st) == SQLITE_ROW;
+	*n_r = counted ? sqlite3_column_int64(st, 0) : 0;
+	if (!counted)
+		mv_sql_set_error(error, s->db, "count the messages the index lacks");
 	sqlite3_finalize(st);
-	return 0;
+	return counted ? 0 : -1;
 }
 
 int mv_store_index_lag(mv_store *s, int64_t limit, int64_t *lag_r, GError **error)
