@@ -26,4 +26,24 @@ typedef bool (*mv_fts5_term_fn)(void *opaque, const uint8_t *term, size_t len);
  * done (or stopped), -1 when the page is not a well-formed leaf. */
 int mv_fts5_leaf_terms(const uint8_t *leaf, size_t n, mv_fts5_term_fn fn, void *opaque);
 
+/* A term that begins on a leaf, and where its doclist lies on the page:
+ * [doclist, end), end being the next term's offset or the footer's. */
+typedef struct mv_fts5_leaf_term {
+	const uint8_t *term;
+	size_t len;
+	size_t doclist, end;
+} mv_fts5_leaf_term;
+
+typedef bool (*mv_fts5_leaf_term_fn)(void *opaque, const mv_fts5_leaf_term *t);
+
+/* mv_fts5_leaf_terms with each term's doclist span. */
+int mv_fts5_leaf_walk(const uint8_t *leaf, size_t n, mv_fts5_leaf_term_fn fn, void *opaque);
+
+/* A leaf's header: the offset of its first rowid when one comes before any
+ * term (else 0) and of its footer (szLeaf); false when they cannot be. */
+bool mv_fts5_leaf_header(const uint8_t *leaf, size_t n, size_t *first_rowid_r, size_t *sz_leaf_r);
+
+/* SQLite's varint at p[*at], ending before p[limit]; false when it runs past. */
+bool mv_fts5_get_varint(const uint8_t *p, size_t limit, size_t *at, uint64_t *v_r);
+
 #endif
