@@ -120,7 +120,7 @@ fuzz_report() {
 }
 fuzz_targets="fuzz_mime fuzz_mbox fuzz_query fuzz_cmdargs fuzz_form fuzz_html fuzz_web fuzz_rtf fuzz_msg fuzz_ooxml
   fuzz_imap_command fuzz_imap_message fuzz_mailstore_headers fuzz_record fuzz_journal fuzz_record_meta fuzz_schedule
-  fuzz_routing fuzz_imap_response fuzz_smtp_command fuzz_smtp_session fuzz_journal_report fuzz_networks fuzz_fts5_leaf"
+  fuzz_routing fuzz_imap_response fuzz_smtp_command fuzz_smtp_session fuzz_journal_report fuzz_networks fuzz_fts5_leaf fuzz_fts5_doclist"
 if ninja -C build-fuzz >/dev/null; then
   results=$(mktemp -d)
   running=0
