@@ -83,6 +83,8 @@ struct mv_store {
 	GMutex dict_lock;        /* guards published: ingest's parser threads read it */
 	struct mv_dict *published; /* what mv_store_prepare_item compresses with, or NULL */
 	bool dict_train_failed;  /* this handle tried to train a dictionary and could not */
+	void *search_cache;      /* mv_store_set_search_cache's */
+	GDestroyNotify search_cache_free;
 };
 
 /* A handle on a store's files without its db or index: segments, key and

@@ -249,6 +249,11 @@ int mv_store_read_hold(mv_store *s)
 	return 0;
 }
 
+bool mv_store_read_holding(const mv_store *s)
+{
+	return s->read_held;
+}
+
 void mv_store_read_release(mv_store *s)
 {
 	if (!s || !s->read_held)

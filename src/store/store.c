@@ -376,6 +376,7 @@ void mv_store_close(mv_store **sp)
 	g_hash_table_destroy(s->dicts);
 	mv_dict_unref(s->published);
 	g_mutex_clear(&s->dict_lock);
+	mv_store_set_search_cache(s, NULL, NULL);
 	sodium_memzero(s->key, sizeof s->key);
 	g_free(s->paths.db_dir);
 	g_free(s->paths.content_dir);
@@ -385,6 +386,19 @@ void mv_store_close(mv_store **sp)
 
 int mv_store_id(const mv_store *s) { return s->id; }
 sqlite3 *mv_store_db(mv_store *s) { return s->db; }
+
+void *mv_store_search_cache(mv_store *s)
+{
+	return s->search_cache;
+}
+
+void mv_store_set_search_cache(mv_store *s, void *cache, GDestroyNotify free_fn)
+{
+	if (s->search_cache && s->search_cache_free)
+		s->search_cache_free(s->search_cache);
+	s->search_cache = cache;
+	s->search_cache_free = free_fn;
+}
 
 /* ---- folders ------------------------------------------------------------------ */
 

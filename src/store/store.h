@@ -99,6 +99,12 @@ void mv_store_set_keeper(mv_store *s, mv_store_keeper keep, void *opaque);
 void mv_store_set_lock_wait(mv_store *s, double seconds);
 int mv_store_id(const mv_store *s);
 sqlite3 *mv_store_db(mv_store *s);         /* metadata db; index attached as "ix" */
+/* What a search keeps with a handle between its queries (search/
+ * term_rank.c: the index's document lengths), freed with the handle; a
+ * reader's handle serves one user at a time (archive/handles.c), so the
+ * cache needs no lock. */
+void *mv_store_search_cache(mv_store *s);
+void mv_store_set_search_cache(mv_store *s, void *cache, GDestroyNotify free_fn);
 
 /* One message to be added in a batch. */
 typedef struct mv_store_item {
@@ -259,6 +265,7 @@ int mv_store_each_message(mv_store *s, int64_t from, mv_store_message_fn fn, voi
  * go on, each in its own transaction.  mv_store_close releases too. */
 int mv_store_read_hold(mv_store *s);
 void mv_store_read_release(mv_store *s);
+bool mv_store_read_holding(const mv_store *s);
 /* Whether the folder archive/path holds (or held: deleted ones count, as
  * for the store's own duplicate check) a message with this content hash —
  * what the store would call a duplicate (query.c). */
