@@ -15,6 +15,7 @@
 #include "search/search.h"
 #include "search/prefix_cost.h"
 #include "search/prefix_terms.h"
+#include "search/term_rank.h"
 #include "mime/mime.h"
 
 #include <stdatomic.h>
@@ -884,10 +885,7 @@ static int read_hits(sqlite3_stmt *st, int store_id, bool bucketed, const mv_sea
  * may read: otherwise the caller runs the general statement. */
 static gint by_rank(gconstpointer a, gconstpointer b);
 
-typedef struct scored {
-	int64_t rowid;
-	double rank;
-} scored;
+typedef mv_scored scored;
 
 /* Deeper pages than this take the general statement (and bound the candidates' array). */
 #define RELEVANCE_TOP_MAX 10000
@@ -967,14 +965,26 @@ static bool split_tie(const plan *p, const scored *last, const scored *next)
 }
 
 static int relevance_top(mv_store *store, const plan *p, const char *match, const GString *ids,
-                         const mv_search_options *opts, GPtrArray *hits, bool *answered_r, GError **error)
+                         const mv_search_options *opts, mv_term_rank_request *one_word, GPtrArray *hits,
+                         bool *answered_r, GError **error)
 {
 	sqlite3 *db = mv_store_db(store);
 	guint64 want = (guint64)opts->limit + (guint64)opts->offset;
 	GArray *top = g_array_new(FALSE, FALSE, sizeof(scored));
 	guint first = hits->len;
-	bool live = false;
-	int rc = top_scores(db, p, match, want, top);
+	bool live = false, scored_here = false;
+	int rc = 0;
+	if (one_word) {
+		one_word->want = (guint)want + 1;
+		rc = mv_term_rank(store, one_word, top, &scored_here, error);
+		if (rc < 0) {
+			g_array_free(top, TRUE);
+			*answered_r = false;
+			return -1;
+		}
+	}
+	if (!scored_here)
+		rc = top_scores(db, p, match, want, top);
 	bool tie = rc == 0 && top->len > want && split_tie(p, &g_array_index(top, scored, want - 1),
 	                                                   &g_array_index(top, scored, want));
 	if (rc == 0 && !tie)
@@ -988,6 +998,59 @@ static int relevance_top(mv_store *store, const plan *p, const char *match, cons
 		qsort(hits->pdata + first, hits->len - first, sizeof(gpointer), by_rank);
 	g_array_free(top, TRUE);
 	return rc;
+}
+
+/* The columns an unfielded word is asked in (field_columns' default). */
+static const char *const any_columns[] = { "subject", "sender", "recipients", "cc", "bcc", "body", "attachment", NULL };
+
+/* The query as term_rank.c scores it: one word, or the words of one word's
+ * prefix, in text columns, for a caller who may read every folder.  1 when
+ * it is (*words_r and rq filled), 0 when the query is left to FTS5. */
+static int one_word_request(const plan *p, const mv_query *q, const readable_set *readable, const char **column,
+                            mv_term_rank_request *rq, GPtrArray **words_r, GError **error)
+{
+	*words_r = NULL;
+	if (q->kind != MV_Q_TERM || readable->ids || readable->scope || q->field == MV_F_MESSAGEID ||
+	    q->field == MV_F_ARCHIVE || q->field == MV_F_FOLDER ||
+	    (is_address_field(q->field) && !q->prefix && looks_like_address(q->text)))
+		return 0;
+	sqlite3 *db = mv_store_db(p->store);
+	GString *key = g_string_new(NULL);
+	int tokens = 0;
+	GError *err = NULL;
+	int rc = mv_prefix_key(db, q->text, key, &tokens, error);
+	if (rc == 0 && tokens == 1 && key->len) {
+		if (!q->prefix) {
+			*words_r = g_ptr_array_new_with_free_func(g_free);
+			g_ptr_array_add(*words_r, g_strdup(key->str));
+		} else if ((rc = mv_prefix_terms(db, "ix.", key, MAX_NAMED_PREFIX_TERMS, words_r, &err)) < 0) {
+			if (g_error_matches(err, MV_ERROR, MV_ERR_CORRUPT)) {
+				mv_log_warn("store %d: %s; the prefix is left to FTS5", mv_store_id(p->store), err->message);
+				g_error_free(err);
+				rc = 0;
+			} else {
+				g_propagate_error(error, err);
+			}
+		}
+	}
+	g_string_free(key, TRUE);
+	if (rc < 0 || !*words_r || (*words_r)->len == 0) {
+		if (*words_r)
+			g_ptr_array_free(*words_r, TRUE);
+		*words_r = NULL;
+		return rc;
+	}
+	if (q->field == MV_F_ANY) {
+		rq->columns = any_columns;
+	} else {
+		column[0] = field_columns(q->field);
+		column[1] = NULL;
+		rq->columns = column;
+	}
+	rq->words = *words_r;
+	rq->docid_lo = p->docid_lo;
+	rq->docid_hi = p->docid_hi;
+	return 1;
 }
 
 static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts, int64_t after_lo,
@@ -1022,7 +1085,15 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 	}
 	if (use_fts && relevance_top_applies(&p, opts, &readable)) {
 		bool answered = false;
-		rc = relevance_top(store, &p, match->str, readable.ids, opts, hits, &answered, error);
+		mv_term_rank_request one_word = { 0 };
+		const char *column[2];
+		GPtrArray *words = NULL;
+		rc = one_word_request(&p, q, &readable, column, &one_word, &words, error);
+		if (rc >= 0)
+			rc = relevance_top(store, &p, match->str, readable.ids, opts, rc > 0 ? &one_word : NULL, hits,
+			                   &answered, error);
+		if (words)
+			g_ptr_array_free(words, TRUE);
 		if (rc < 0 || answered)
 			goto out;
 	}

@@ -658,3 +658,30 @@ def test_relevance_ties_keep_the_newest_first_order(data_dir, tmp_path):
     for k in range(1, 21):
         page = [h["id"] for h in search_json("tiebreakword", data_dir, limit=k, extra=rel)]
         assert page == whole[:k], "limit %d: %s, expected %s" % (k, page, whole[:k])
+
+
+def test_one_word_relevance_read_from_the_index(oracle, env):
+    """A relevance page of one word, or of one word's prefix, is scored from
+    the index's own doclists (search/term_rank.c) instead of by FTS5's bm25.
+    Its pages must be the first k of the whole answer, which the general
+    statement ranks with FTS5's bm25 (limit 0): the same scores, the same
+    ties.  --debug says which path ran: a query of two words keeps FTS5's."""
+    imp, _ = env
+    rel = ("--sort", "relevance")
+    common = oracle.words(150, 2000, minlen=4)
+    middling = oracle.words(20, 150, minlen=5)
+    assert common and middling, "the corpus has no subject words to rank"
+    word = max(common, key=lambda w: len(oracle.subject_word(w)))
+    queries = [word, "subject:" + middling[len(middling) // 2], middling[0][:3] + "*", word.upper()]
+    for query in queries:
+        whole = [h["id"] for h in search_json(query, imp.data_dir, limit=0, extra=rel)]
+        assert len(whole) > 10, (query, len(whole))
+        for k in (1, 10, 50):
+            page = [h["id"] for h in search_json(query, imp.data_dir, limit=k, extra=rel)]
+            assert page == whole[:k], "%s, limit %d: %s, the whole answer begins %s" % (query, k, page, whole[:k])
+
+    def index_read(query):
+        cp = mv("--debug", "search", query, "--limit", "10", *rel, data_dir=imp.data_dir)
+        return "read from the index" in cp.stderr.decode("utf-8", "replace")
+    assert all(index_read(q) for q in queries), "a one-word relevance page was left to FTS5"
+    assert not index_read("%s %s" % (word, middling[0])), "two words were read as one"

@@ -1,0 +1,660 @@
+/* search/term_rank: the best bm25 scores of a one-word query (a word, or
+ * the words a prefix stands for), read from the index's own doclists.
+ *
+ * Relevance must score every document holding the word before it knows the
+ * best ten.  Through FTS5 each hit costs a pass through its cursor and a
+ * b-tree lookup of the document's length: 270 ms for a word in 180,000 of a
+ * million messages, against a target of 50 ms at p95 (bench/RESULTS.md,
+ * issue 17).  Here the word's doclist is read from each segment's leaves
+ * (fts5_doclist.c), newest segment first as FTS5 resolves a document held
+ * by several, and the documents' lengths come from a copy of fts_docsize
+ * kept with the reader's handle between searches.
+ *
+ * The scores are FTS5's own, to the bit: the same formula in the same order
+ * of operations over the same integers (fts5_aux.c, fts5Bm25Function; k1 =
+ * 1.2, b = 0.75), with the averages record's rows and tokens, the word's
+ * document count over the whole table for the IDF, and each document's
+ * tokens over all columns.  tests/unit/test_term_rank.c holds it to FTS5's
+ * bm25 over many segments, merges, deletes and rewrites.
+ *
+ * Everything is read inside one read transaction: a merge committed
+ * between two reads could reuse a segment id.  The copy of the lengths is
+ * keyed by the structure and averages records, which every committed write
+ * to the index changes (FTS5 flushes its pending terms at each commit); a
+ * stale copy is read again only when the query's hits would cost more in
+ * single lookups than the whole table in one scan. */
+#include "search/term_rank.h"
+#include "search/fts5_doclist.h"
+#include "search/fts5_leaf.h"
+
+#include <math.h>
+#include <string.h>
+
+/* FTS5's bm25 constants (fts5_aux.c). */
+static const double K1 = 1.2;
+static const double B = 0.75;
+
+/* A copy of the lengths costs 12 bytes a document: up to 48 MB. */
+#define MAX_CACHED_DOCS (4 * 1000 * 1000)
+/* A length read alone costs about what eight read in a scan of them all. */
+#define LOOKUP_VS_SCAN 8
+/* Below this many documents the whole scan is a few ms: always cached. */
+#define SMALL_INDEX 20000
+
+/* ---- the documents' lengths ------------------------------------------------------- */
+
+typedef struct doc_lengths {
+	GBytes *key;      /* the structure and averages records they were read under */
+	GArray *ids;      /* int64_t, ascending */
+	GArray *lens;     /* uint32_t, tokens over all columns */
+} doc_lengths;
+
+static void doc_lengths_free(doc_lengths *l)
+{
+	if (!l)
+		return;
+	if (l->key)
+		g_bytes_unref(l->key);
+	if (l->ids)
+		g_array_free(l->ids, TRUE);
+	if (l->lens)
+		g_array_free(l->lens, TRUE);
+	g_free(l);
+}
+
+/* A document's tokens over all columns, from its fts_docsize blob: a
+ * varint per column, as FTS5's xColumnSize(-1) sums them. */
+static bool length_of_blob(const uint8_t *sz, size_t n, int columns, uint32_t *len_r)
+{
+	size_t at = 0;
+	uint64_t sum = 0;
+	for (int c = 0; c < columns; c++) {
+		uint64_t v;
+		if (!mv_fts5_get_varint(sz, n, &at, &v) || v > INT32_MAX || (sum += v) > INT32_MAX)
+			return false;
+	}
+	*len_r = (uint32_t)sum;
+	return true;
+}
+
+/* -1 on an SQL error, 0 when read, 1 when a row is not what FTS5 writes. */
+static int lengths_load(sqlite3 *db, int columns, int64_t rows, doc_lengths *l)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT id, sz FROM ix.fts_docsize", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	guint hint = (guint)MIN(rows, MAX_CACHED_DOCS);
+	l->ids = g_array_sized_new(FALSE, FALSE, sizeof(int64_t), hint);
+	l->lens = g_array_sized_new(FALSE, FALSE, sizeof(uint32_t), hint);
+	int rc, bad = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		uint32_t len;
+		const uint8_t *sz = sqlite3_column_blob(st, 1);
+		if ((l->ids->len && id <= g_array_index(l->ids, int64_t, l->ids->len - 1)) ||
+		    !length_of_blob(sz, (size_t)sqlite3_column_bytes(st, 1), columns, &len)) {
+			bad = 1;
+			break;
+		}
+		g_array_append_val(l->ids, id);
+		g_array_append_val(l->lens, len);
+	}
+	sqlite3_finalize(st);
+	if (bad)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The length of document id, the cursor moving forward through the
+ * ascending ids by doubling steps: the hits come in rowid order too. */
+static bool cached_length(const doc_lengths *l, guint *cursor, int64_t id, uint32_t *len_r)
+{
+	const int64_t *ids = (const int64_t *)(void *)l->ids->data;
+	guint n = l->ids->len, lo = *cursor, step = 1, hi = lo;
+	while (hi < n && ids[hi] < id) {
+		lo = hi + 1;
+		hi = lo + step - 1;
+		step *= 2;
+	}
+	hi = hi < n ? hi + 1 : n;   /* ids[hi] >= id: the answer is in [lo, hi] */
+	while (lo < hi) {   /* the first id >= id in [lo, hi) */
+		guint mid = lo + (hi - lo) / 2;
+		if (ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*cursor = lo;
+	if (lo >= n || ids[lo] != id)
+		return false;
+	*len_r = g_array_index(l->lens, uint32_t, lo);
+	return true;
+}
+
+/* ---- the word's hits ---------------------------------------------------------------- */
+
+typedef struct hit {
+	int64_t rowid;
+	uint32_t count;   /* positions in the weighed columns */
+	uint16_t age;     /* the segment's place, newest 0 */
+	uint8_t match;    /* a position in the asked columns: a hit */
+	uint8_t pad;
+} hit;
+
+typedef struct reader {
+	sqlite3_stmt *seek, *page;
+	int64_t segid;
+	uint16_t age;
+	uint64_t match_cols, count_cols;
+	GArray *run;      /* hit: this segment's entries */
+	bool damaged;
+} reader;
+
+static int fetch_page(void *opaque, int64_t page, const uint8_t **bytes_r, size_t *n_r)
+{
+	reader *r = opaque;
+	sqlite3_reset(r->page);
+	sqlite3_bind_int64(r->page, 1, MV_FTS5_LEAF_ROWID(r->segid, page));
+	int rc = sqlite3_step(r->page);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return -1;
+	*bytes_r = sqlite3_column_blob(r->page, 0);
+	*n_r = *bytes_r ? (size_t)sqlite3_column_bytes(r->page, 0) : 0;
+	return 1;
+}
+
+/* A delete marker has no positions: it hides the older segments' entry
+ * and matches nothing.  A rewrite's entry has both the flag and positions. */
+static void take_entry(void *opaque, int64_t rowid, bool deleted, const uint8_t *poslist, size_t n)
+{
+	reader *r = opaque;
+	(void)deleted;
+	hit h = { rowid, 0, r->age, 0, 0 };
+	bool match = false;
+	if (n && !mv_fts5_poslist_count(poslist, n, r->match_cols, r->count_cols, &h.count, &match))
+		r->damaged = true;
+	h.match = match;
+	g_array_append_val(r->run, h);
+}
+
+/* a and b in rowid order into one; a document in both is taken from the
+ * newer segment (`sum` false) or counted for both (`sum`: two words). */
+static GArray *merge_runs(GArray *a, GArray *b, bool sum)
+{
+	GArray *out = g_array_sized_new(FALSE, FALSE, sizeof(hit), a->len + b->len);
+	const hit *x = (const hit *)(void *)a->data, *y = (const hit *)(void *)b->data;
+	guint i = 0, j = 0;
+	while (i < a->len || j < b->len) {
+		if (j >= b->len || (i < a->len && x[i].rowid < y[j].rowid)) {
+			g_array_append_val(out, x[i]);
+			i++;
+		} else if (i >= a->len || y[j].rowid < x[i].rowid) {
+			g_array_append_val(out, y[j]);
+			j++;
+		} else {
+			hit h = x[i].age <= y[j].age ? x[i] : y[j];
+			if (sum) {
+				h.count = x[i].count + y[j].count;
+				h.match = x[i].match || y[j].match;
+			}
+			g_array_append_val(out, h);
+			i++;
+			j++;
+		}
+	}
+	g_array_free(a, TRUE);
+	g_array_free(b, TRUE);
+	return out;
+}
+
+/* The runs merged pairwise, as a merge sort's passes: each entry moves
+ * log2(runs) times, not once per run. */
+static GArray *merge_all(GPtrArray *runs, bool sum)
+{
+	if (runs->len == 0)
+		return g_array_new(FALSE, FALSE, sizeof(hit));
+	while (runs->len > 1) {
+		guint k = 0;
+		for (guint i = 0; i < runs->len; i += 2) {
+			GArray *a = runs->pdata[i], *b = i + 1 < runs->len ? runs->pdata[i + 1] : NULL;
+			runs->pdata[i] = NULL;
+			if (b)
+				runs->pdata[i + 1] = NULL;
+			runs->pdata[k++] = b ? merge_runs(a, b, sum) : a;
+		}
+		g_ptr_array_set_size(runs, k);   /* the rest are NULL: merged into the first k */
+	}
+	return g_ptr_array_steal_index(runs, 0);
+}
+
+static void drop_misses(GArray *hits)
+{
+	hit *h = (hit *)(void *)hits->data;
+	guint k = 0;
+	for (guint i = 0; i < hits->len; i++)
+		if (h[i].match)
+			h[k++] = h[i];
+	g_array_set_size(hits, k);
+}
+
+static void free_run(gpointer p)
+{
+	if (p)
+		g_array_free(p, TRUE);
+}
+
+/* One word's live hits over all segments; -1 on an SQL error, 1 damaged. */
+static int word_hits(reader *r, const GArray *segments, const char *word, GArray **hits_r)
+{
+	GByteArray *term = g_byte_array_new();
+	const uint8_t prefix = MV_FTS5_MAIN_PREFIX;
+	g_byte_array_append(term, &prefix, 1);
+	g_byte_array_append(term, (const uint8_t *)word, (guint)strlen(word));
+	GPtrArray *runs = g_ptr_array_new_with_free_func(free_run);
+	int rc = 0;
+	for (guint i = 0; i < segments->len && rc == 0; i++) {
+		const mv_fts5_segment *seg = &g_array_index(segments, mv_fts5_segment, i);
+		if (seg->first_page == 0)
+			continue;   /* emptied by a merge in progress */
+		sqlite3_reset(r->seek);
+		sqlite3_bind_int64(r->seek, 1, seg->segid);
+		sqlite3_bind_blob(r->seek, 2, term->data, (int)term->len, SQLITE_STATIC);
+		int step = sqlite3_step(r->seek);
+		int64_t page = step == SQLITE_ROW ? sqlite3_column_int64(r->seek, 0) : 0;
+		sqlite3_reset(r->seek);
+		if (step != SQLITE_ROW && step != SQLITE_DONE) {
+			rc = -1;
+			break;
+		}
+		/* A leaf before the first was consumed by a merge: its terms are
+		 * in the merge's output. */
+		if (step == SQLITE_DONE || page < seg->first_page)
+			continue;
+		r->segid = seg->segid;
+		r->age = (uint16_t)i;
+		r->run = g_array_new(FALSE, FALSE, sizeof(hit));
+		int walked = mv_fts5_doclist_read(term->data, term->len, page, seg->last_page, fetch_page, take_entry, r);
+		g_ptr_array_add(runs, r->run);
+		r->run = NULL;
+		if (walked == -2)
+			rc = -1;
+		else if (walked == -1 || r->damaged)
+			rc = 1;
+	}
+	sqlite3_reset(r->page);
+	g_byte_array_free(term, TRUE);
+	if (rc == 0) {
+		*hits_r = merge_all(runs, false);
+		drop_misses(*hits_r);
+	}
+	g_ptr_array_free(runs, TRUE);
+	return rc;
+}
+
+/* ---- scores ------------------------------------------------------------------------- */
+
+static bool worse(const mv_scored *a, const mv_scored *b)
+{
+	return a->rank > b->rank || (a->rank == b->rank && a->rowid > b->rowid);
+}
+
+/* A bounded heap, the worst kept on top, of the best `want` so far. */
+static void offer(GArray *heap, guint want, mv_scored s)
+{
+	mv_scored *h = (mv_scored *)(void *)heap->data;
+	if (heap->len == want) {
+		if (!worse(&h[0], &s))
+			return;
+		h[0] = s;
+	} else {
+		g_array_append_val(heap, s);
+		h = (mv_scored *)(void *)heap->data;
+		for (guint i = heap->len - 1; i > 0 && worse(&h[i], &h[(i - 1) / 2]); i = (i - 1) / 2) {
+			mv_scored t = h[i];
+			h[i] = h[(i - 1) / 2];
+			h[(i - 1) / 2] = t;
+		}
+		return;
+	}
+	for (guint i = 0;;) {
+		guint l = 2 * i + 1, r = l + 1, m = i;
+		if (l < heap->len && worse(&h[l], &h[m]))
+			m = l;
+		if (r < heap->len && worse(&h[r], &h[m]))
+			m = r;
+		if (m == i)
+			break;
+		mv_scored t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+static gint by_score(gconstpointer a, gconstpointer b)
+{
+	const mv_scored *x = a, *y = b;
+	return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
+}
+
+/* FTS5's bm25 of one phrase for a document, operation for operation. */
+static double bm25(double idf, double avgdl, uint32_t count, uint32_t length)
+{
+	double freq = (double)count, D = (double)length, score = 0.0;
+	score += idf * ((freq * (K1 + 1.0)) / (freq + K1 * (1 - B + B * D / avgdl)));
+	return -1.0 * score;
+}
+
+typedef struct scoring {
+	sqlite3 *db;
+	int columns;
+	int64_t rows, tokens;
+	const doc_lengths *cached;  /* or NULL: each length looked up */
+	sqlite3_stmt *lookup;
+} scoring;
+
+/* -1 on an SQL error, 1 when a hit has no length (not what FTS5 keeps). */
+static int score_hits(scoring *sc, const GArray *hits, const mv_term_rank_request *rq, GArray *top)
+{
+	double idf = log((sc->rows - (int64_t)hits->len + 0.5) / ((int64_t)hits->len + 0.5));
+	if (idf <= 0.0)
+		idf = 1e-6;
+	double avgdl = (double)sc->tokens / (double)sc->rows;
+	GArray *heap = g_array_sized_new(FALSE, FALSE, sizeof(mv_scored), rq->want);
+	guint cursor = 0;
+	int rc = 0;
+	for (guint i = 0; i < hits->len && rc == 0; i++) {
+		const hit *h = &g_array_index(hits, hit, i);
+		if (h->rowid < rq->docid_lo || h->rowid >= rq->docid_hi)
+			continue;
+		uint32_t len = 0;
+		if (sc->cached) {
+			rc = cached_length(sc->cached, &cursor, h->rowid, &len) ? 0 : 1;
+		} else {
+			sqlite3_reset(sc->lookup);
+			sqlite3_bind_int64(sc->lookup, 1, h->rowid);
+			int step = sqlite3_step(sc->lookup);
+			if (step == SQLITE_ROW)
+				rc = length_of_blob(sqlite3_column_blob(sc->lookup, 0), (size_t)sqlite3_column_bytes(sc->lookup, 0),
+				                    sc->columns, &len) ? 0 : 1;
+			else
+				rc = step == SQLITE_DONE ? 1 : -1;
+		}
+		if (rc == 0 && rq->want)
+			offer(heap, rq->want, (mv_scored){ h->rowid, bm25(idf, avgdl, h->count, len) });
+	}
+	if (sc->lookup)
+		sqlite3_reset(sc->lookup);
+	if (rc == 0) {
+		g_array_sort(heap, by_score);
+		g_array_append_vals(top, heap->data, heap->len);
+	}
+	g_array_free(heap, TRUE);
+	return rc;
+}
+
+/* ---- the whole ---------------------------------------------------------------------- */
+
+/* A %_data record, copied; NULL in *rec_r when there is none. */
+static int read_record(sqlite3 *db, int64_t id, GBytes **rec_r)
+{
+	sqlite3_stmt *st;
+	*rec_r = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT block FROM ix.fts_data WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*rec_r = g_bytes_new(sqlite3_column_blob(st, 0), (gsize)sqlite3_column_bytes(st, 0));
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The table's columns in order, and the asked ones as bits; 1 when one is
+ * not the table's. */
+static int column_bits(sqlite3 *db, const char *const *asked, int *columns_r, uint64_t *bits_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "PRAGMA ix.table_info(fts)", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		g_ptr_array_add(names, g_strdup((const char *)sqlite3_column_text(st, 1)));
+	sqlite3_finalize(st);
+	int out = rc == SQLITE_DONE ? 0 : -1;
+	uint64_t bits = 0;
+	for (const char *const *a = asked; out == 0 && *a; a++) {
+		guint i = 0;
+		while (i < names->len && g_strcmp0(names->pdata[i], *a) != 0)
+			i++;
+		if (i == names->len || i >= 64)
+			out = 1;
+		else
+			bits |= UINT64_C(1) << i;
+	}
+	*columns_r = (int)names->len;
+	*bits_r = bits;
+	if (out == 0 && (names->len < 2 || names->len > 64))
+		out = 1;
+	g_ptr_array_free(names, TRUE);
+	return out;
+}
+
+static GBytes *records_key(GBytes *structure, GBytes *averages)
+{
+	GByteArray *k = g_byte_array_new();
+	gsize n;
+	const uint8_t *p = g_bytes_get_data(structure, &n);
+	guint32 len = (guint32)n;
+	g_byte_array_append(k, (const uint8_t *)&len, sizeof len);
+	g_byte_array_append(k, p, (guint)n);
+	p = g_bytes_get_data(averages, &n);
+	g_byte_array_append(k, p, (guint)n);
+	return g_byte_array_free_to_bytes(k);
+}
+
+static guint hits_in_range(const GArray *hits, const mv_term_rank_request *rq)
+{
+	guint n = 0;
+	for (guint i = 0; i < hits->len; i++) {
+		int64_t id = g_array_index(hits, hit, i).rowid;
+		n += id >= rq->docid_lo && id < rq->docid_hi;
+	}
+	return n;
+}
+
+struct mv_term_rank_cache {
+	doc_lengths *lengths;   /* or NULL */
+};
+
+mv_term_rank_cache *mv_term_rank_cache_new(void)
+{
+	return g_new0(mv_term_rank_cache, 1);
+}
+
+void mv_term_rank_cache_free(gpointer cache)
+{
+	mv_term_rank_cache *c = cache;
+	if (!c)
+		return;
+	doc_lengths_free(c->lengths);
+	g_free(c);
+}
+
+guint mv_term_rank_cache_docs(const mv_term_rank_cache *cache)
+{
+	return cache->lengths ? cache->lengths->ids->len : 0;
+}
+
+/* The copy of the lengths to score with: the kept one if current, else a
+ * new one when that costs less than looking each hit up; NULL when the
+ * hits are looked up.  -1 on an SQL error, 1 when damaged. */
+static int choose_lengths(mv_term_rank_cache *cache, scoring *sc, GBytes *key, guint in_range,
+                          const doc_lengths **lengths_r)
+{
+	*lengths_r = NULL;
+	if (!cache)
+		return 0;
+	if (cache->lengths && g_bytes_equal(cache->lengths->key, key)) {
+		*lengths_r = cache->lengths;
+		return 0;
+	}
+	bool load = sc->rows <= MAX_CACHED_DOCS &&
+	            (sc->rows <= SMALL_INDEX || (int64_t)in_range * LOOKUP_VS_SCAN >= sc->rows);
+	if (!load)
+		return 0;
+	doc_lengths *l = g_new0(doc_lengths, 1);
+	int rc = lengths_load(sc->db, sc->columns, sc->rows, l);
+	if (rc != 0) {
+		doc_lengths_free(l);
+		return rc;
+	}
+	l->key = g_bytes_ref(key);
+	doc_lengths_free(cache->lengths);
+	cache->lengths = l;
+	*lengths_r = l;
+	return 0;
+}
+
+typedef struct rank_run {
+	GBytes *structure, *averages, *key;
+	GArray *segments;
+	GArray *hits;
+	reader r;
+	scoring sc;
+} rank_run;
+
+static void rank_run_clear(rank_run *x)
+{
+	if (x->structure)
+		g_bytes_unref(x->structure);
+	if (x->averages)
+		g_bytes_unref(x->averages);
+	if (x->key)
+		g_bytes_unref(x->key);
+	g_array_free(x->segments, TRUE);
+	if (x->hits)
+		g_array_free(x->hits, TRUE);
+	sqlite3_finalize(x->r.seek);
+	sqlite3_finalize(x->r.page);
+	sqlite3_finalize(x->sc.lookup);
+}
+
+static int prepare_readers(sqlite3 *db, rank_run *x)
+{
+	const char *seek = "SELECT pgno >> 1 FROM ix.fts_idx WHERE segid = ?1 AND term <= ?2 ORDER BY term DESC LIMIT 1";
+	if (sqlite3_prepare_v2(db, seek, -1, &x->r.seek, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT block FROM ix.fts_data WHERE id = ?1", -1, &x->r.page, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT sz FROM ix.fts_docsize WHERE id = ?1", -1, &x->sc.lookup, NULL) != SQLITE_OK)
+		return -1;
+	return 0;
+}
+
+/* Every word's hits, a document counted once with all its words'
+ * positions.  -1 on an SQL error, 1 damaged. */
+static int all_hits(rank_run *x, const GPtrArray *words)
+{
+	GPtrArray *per_word = g_ptr_array_new_with_free_func(free_run);
+	int rc = 0;
+	for (guint i = 0; i < words->len && rc == 0; i++) {
+		GArray *hits = NULL;
+		rc = word_hits(&x->r, x->segments, words->pdata[i], &hits);
+		if (rc == 0)
+			g_ptr_array_add(per_word, hits);
+	}
+	if (rc == 0)
+		x->hits = merge_all(per_word, true);
+	g_ptr_array_free(per_word, TRUE);
+	return rc;
+}
+
+/* -1 on an SQL error, 1 when the index is left to FTS5 (what says why in
+ * *why_r), 0 when scored. */
+static int rank(sqlite3 *db, mv_term_rank_cache *cache, const mv_term_rank_request *rq, rank_run *x, GArray *top,
+                const char **why_r)
+{
+	uint64_t asked = 0;
+	int rc = read_record(db, MV_FTS5_STRUCTURE_ROWID, &x->structure);
+	if (rc == 0)
+		rc = read_record(db, MV_FTS5_AVERAGES_ROWID, &x->averages);
+	if (rc == 0)
+		rc = column_bits(db, rq->columns, &x->sc.columns, &asked);
+	if (rc != 0) {
+		*why_r = "a column asked is not the table's";
+		return rc;
+	}
+	if (!x->structure || !x->averages) {
+		*why_r = "the structure or averages record is missing";
+		return 1;
+	}
+	gsize n;
+	const uint8_t *p = g_bytes_get_data(x->structure, &n);
+	rc = mv_fts5_structure_read(p, n, x->segments);
+	if (rc != 0) {
+		*why_r = rc > 0 ? "a contentless_delete table" : "the structure record is damaged";
+		return 1;
+	}
+	p = g_bytes_get_data(x->averages, &n);
+	if (!mv_fts5_averages_read(p, n, x->sc.columns, &x->sc.rows, &x->sc.tokens)) {
+		*why_r = "the averages record is damaged";
+		return 1;
+	}
+	if (x->sc.rows == 0)
+		return 0;
+	x->r.match_cols = asked;
+	x->r.count_cols = asked & ~(UINT64_C(1) << (x->sc.columns - 1));   /* scope, last, weighs nothing */
+	if (prepare_readers(db, x) < 0)
+		return -1;
+	if ((rc = all_hits(x, rq->words)) != 0) {
+		*why_r = "a leaf is not what FTS5 writes";
+		return rc;
+	}
+	x->key = records_key(x->structure, x->averages);
+	x->sc.db = db;
+	if ((rc = choose_lengths(cache, &x->sc, x->key, hits_in_range(x->hits, rq), &x->sc.cached)) == 0)
+		rc = score_hits(&x->sc, x->hits, rq, top);
+	if (rc == 0)
+		mv_log_debug("relevance of %u word(s) read from the index: %u hits, %u segments, lengths %s", rq->words->len,
+		             x->hits->len, x->segments->len, x->sc.cached ? "kept" : "looked up");
+	if (rc > 0)
+		*why_r = "a document's lengths are not what FTS5 keeps";
+	return rc;
+}
+
+int mv_term_rank_db(sqlite3 *db, int store_id, mv_term_rank_cache *cache, const mv_term_rank_request *rq, GArray *top,
+                    bool *answered_r, GError **error)
+{
+	rank_run x = { .segments = g_array_new(FALSE, FALSE, sizeof(mv_fts5_segment)) };
+	guint first = top->len;
+	const char *why = NULL;
+	int rc = rank(db, cache, rq, &x, top, &why);
+	if (rc < 0)
+		mv_sql_set_error(error, db, "relevance");
+	else if (rc > 0)
+		mv_log_warn("store %d: relevance is left to FTS5: %s", store_id, why);
+	if (rc != 0)
+		g_array_set_size(top, first);
+	*answered_r = rc == 0;
+	rank_run_clear(&x);
+	return rc < 0 ? -1 : 0;
+}
+
+int mv_term_rank(mv_store *store, const mv_term_rank_request *rq, GArray *top, bool *answered_r, GError **error)
+{
+	*answered_r = false;
+	bool held = mv_store_read_holding(store);
+	if (!held && mv_store_read_hold(store) < 0)
+		return 0;   /* no one snapshot: FTS5 answers */
+	mv_term_rank_cache *cache = mv_store_search_cache(store);
+	if (!cache) {
+		cache = mv_term_rank_cache_new();
+		mv_store_set_search_cache(store, cache, mv_term_rank_cache_free);
+	}
+	int rc = mv_term_rank_db(mv_store_db(store), mv_store_id(store), cache, rq, top, answered_r, error);
+	if (!held)
+		mv_store_read_release(store);
+	return rc;
+}

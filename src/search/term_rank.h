@@ -1,0 +1,46 @@
+/* The best bm25 scores of a one-word query, from the index's doclists
+ * (term_rank.c). */
+#ifndef MV_SEARCH_TERM_RANK_H
+#define MV_SEARCH_TERM_RANK_H
+
+#include "base/base.h"
+#include "store/store.h"
+
+#include <sqlite3.h>
+
+/* A document and its score: bm25 as FTS5 gives it, lower is better. */
+typedef struct mv_scored {
+	int64_t rowid;
+	double rank;
+} mv_scored;
+
+typedef struct mv_term_rank_request {
+	const GPtrArray *words;    /* folded words: the term's one, or a prefix's */
+	const char *const *columns; /* the columns it is asked in, NULL-terminated */
+	int64_t docid_lo, docid_hi; /* scored within [lo, hi); counted over all */
+	guint want;                 /* how many of the best */
+} mv_term_rank_request;
+
+/* The `want` best scores within the range appended to `top`, best first and
+ * equal ones by rowid: what FTS5's
+ *   SELECT rowid, bm25(fts, 1, ..., 1, 0) FROM fts WHERE fts MATCH
+ *   '{cols} : "word"' AND rowid >= lo AND rowid < hi ORDER BY 2, 1
+ * gives (for the words of a prefix, its MATCH '{cols} : "prefix"*': one
+ * phrase, whose hits in a document are those of all its words), every column weighing 1 but the last (scope), the same doubles.
+ * *answered_r false (nothing added, no error) when the index is one this
+ * reader leaves to FTS5: a contentless_delete table, a column it does not
+ * know, or bytes that are not what FTS5 writes (logged). */
+int mv_term_rank(mv_store *store, const mv_term_rank_request *rq, GArray *top, bool *answered_r, GError **error);
+
+/* The same on the index attached as "ix" to db, inside the caller's read
+ * transaction, with the lengths kept in `cache` between calls (NULL: each
+ * looked up in fts_docsize); store_id names the store in the log. */
+typedef struct mv_term_rank_cache mv_term_rank_cache;
+mv_term_rank_cache *mv_term_rank_cache_new(void);
+void mv_term_rank_cache_free(gpointer cache);
+/* The documents whose lengths the cache holds (0 when none are read). */
+guint mv_term_rank_cache_docs(const mv_term_rank_cache *cache);
+int mv_term_rank_db(sqlite3 *db, int store_id, mv_term_rank_cache *cache, const mv_term_rank_request *rq, GArray *top,
+                    bool *answered_r, GError **error);
+
+#endif
