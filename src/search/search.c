@@ -679,6 +679,7 @@ static void bind_params(sqlite3_stmt *st, const plan *p, bool use_fts, const cha
 typedef struct readable_set {
 	GString *ids;      /* NULL when every folder is readable (no filter) */
 	GString *scope;    /* FTS5 expression over the scope column, or NULL */
+	GPtrArray *scope_tokens; /* its tokens, with it */
 	bool none;         /* no folder is readable */
 } readable_set;
 
@@ -723,16 +724,15 @@ static GArray *folders_with_access(mv_store *store, const mv_access *access, GEr
 	return all;
 }
 
-static void add_scope_token(GString *scope, char *token, guint *count, int64_t format)
+static void add_scope_token(GString *scope, GPtrArray *tokens, char *token, int64_t format)
 {
 	g_string_append(scope, scope->len ? " OR " : "");
 	mv_index_append_token_term(scope, "scope", token, format);
-	(*count)++;
-	g_free(token);
+	g_ptr_array_add(tokens, token);
 }
 
 /* The scope tokens of the readable folders, or NULL past SCOPE_TOKENS_MAX. */
-static GString *scope_of(GArray *folders, int64_t format)
+static GString *scope_of(GArray *folders, int64_t format, GPtrArray **tokens_r)
 {
 	GHashTable *partial = g_hash_table_new(g_str_hash, g_str_equal);   /* archives with an unreadable folder */
 	for (guint i = 0; i < folders->len; i++) {
@@ -742,24 +742,26 @@ static GString *scope_of(GArray *folders, int64_t format)
 	}
 	GHashTable *whole = g_hash_table_new(g_str_hash, g_str_equal);
 	GString *scope = g_string_new(NULL);
-	guint count = 0;
-	for (guint i = 0; i < folders->len && count <= SCOPE_TOKENS_MAX; i++) {
+	GPtrArray *tokens = g_ptr_array_new_with_free_func(g_free);
+	for (guint i = 0; i < folders->len && tokens->len <= SCOPE_TOKENS_MAX; i++) {
 		const folder_access *f = &g_array_index(folders, folder_access, i);
 		if (!f->readable)
 			continue;
 		if (!g_hash_table_contains(partial, f->archive)) {
 			if (g_hash_table_add(whole, f->archive))
-				add_scope_token(scope, mv_scope_archive_token(f->archive, format), &count, format);
+				add_scope_token(scope, tokens, mv_scope_archive_token(f->archive, format), format);
 		} else {
-			add_scope_token(scope, mv_scope_folder_token(f->id, format), &count, format);
+			add_scope_token(scope, tokens, mv_scope_folder_token(f->id, format), format);
 		}
 	}
 	g_hash_table_destroy(partial);
 	g_hash_table_destroy(whole);
-	if (count > SCOPE_TOKENS_MAX) {
+	if (tokens->len > SCOPE_TOKENS_MAX) {
 		g_string_free(scope, TRUE);
+		g_ptr_array_free(tokens, TRUE);
 		return NULL;
 	}
+	*tokens_r = tokens;
 	return scope;
 }
 
@@ -769,6 +771,8 @@ static void readable_set_clear(readable_set *r)
 		g_string_free(r->ids, TRUE);
 	if (r->scope)
 		g_string_free(r->scope, TRUE);
+	if (r->scope_tokens)
+		g_ptr_array_free(r->scope_tokens, TRUE);
 	memset(r, 0, sizeof *r);
 }
 
@@ -795,7 +799,7 @@ static int readable_set_of(mv_store *store, int64_t format, const mv_access *acc
 		g_string_free(ids, TRUE);
 	} else {
 		r->ids = ids;
-		r->scope = scope_of(folders, format);
+		r->scope = scope_of(folders, format, &r->scope_tokens);
 	}
 	g_array_free(folders, TRUE);
 	return 0;
@@ -833,8 +837,8 @@ static int narrow_to_folder(mv_store *store, int64_t format, const mv_search_opt
 		g_string_printf(r->ids, "%lld", (long long)id);
 		char *token = mv_scope_folder_token(id, format);
 		r->scope = g_string_new(NULL);
-		mv_index_append_token_term(r->scope, "scope", token, format);
-		g_free(token);
+		r->scope_tokens = g_ptr_array_new_with_free_func(g_free);
+		add_scope_token(r->scope, r->scope_tokens, token, format);
 	}
 	return 0;
 }
@@ -1003,18 +1007,30 @@ static int relevance_top(mv_store *store, const plan *p, const char *match, cons
 /* The columns an unfielded word is asked in (field_columns' default). */
 static const char *const any_columns[] = { "subject", "sender", "recipients", "cc", "bcc", "body", "attachment", NULL };
 
-/* The query as term_rank.c scores it: one word, or the words of one word's
- * prefix, in text columns, for a caller who may read every folder.  1 when
- * it is (*words_r and rq filled), 0 when the query is left to FTS5. */
-static int one_word_request(const plan *p, const mv_query *q, const readable_set *readable, const char **column,
-                            mv_term_rank_request *rq, GPtrArray **words_r, GError **error)
+/* The scope tokens as the index holds them (folded as the tokenizer folds
+ * them), for term_rank.c; NULL when one is not a single token (FTS5 then
+ * answers). */
+static GPtrArray *folded_tokens(sqlite3 *db, const GPtrArray *tokens)
 {
-	*words_r = NULL;
-	if (q->kind != MV_Q_TERM || readable->ids || readable->scope || q->field == MV_F_MESSAGEID ||
-	    q->field == MV_F_ARCHIVE || q->field == MV_F_FOLDER ||
-	    (is_address_field(q->field) && !q->prefix && looks_like_address(q->text)))
-		return 0;
-	sqlite3 *db = mv_store_db(p->store);
+	GPtrArray *folded = g_ptr_array_new_with_free_func(g_free);
+	GString *key = g_string_new(NULL);
+	for (guint i = 0; i < tokens->len; i++) {
+		int count = 0;
+		if (mv_prefix_key(db, tokens->pdata[i], key, &count, NULL) < 0 || count != 1 || !key->len) {
+			g_ptr_array_free(folded, TRUE);
+			folded = NULL;
+			break;
+		}
+		g_ptr_array_add(folded, g_strdup(key->str));
+	}
+	g_string_free(key, TRUE);
+	return folded;
+}
+
+/* The words of a one-word query: the word, or the words its prefix stands
+ * for (NULL when more than MAX_NAMED_PREFIX_TERMS, or a leaf is damaged). */
+static int one_word_words(sqlite3 *db, int store_id, const mv_query *q, GPtrArray **words_r, GError **error)
+{
 	GString *key = g_string_new(NULL);
 	int tokens = 0;
 	GError *err = NULL;
@@ -1025,7 +1041,7 @@ static int one_word_request(const plan *p, const mv_query *q, const readable_set
 			g_ptr_array_add(*words_r, g_strdup(key->str));
 		} else if ((rc = mv_prefix_terms(db, "ix.", key, MAX_NAMED_PREFIX_TERMS, words_r, &err)) < 0) {
 			if (g_error_matches(err, MV_ERROR, MV_ERR_CORRUPT)) {
-				mv_log_warn("store %d: %s; the prefix is left to FTS5", mv_store_id(p->store), err->message);
+				mv_log_warn("store %d: %s; the prefix is left to FTS5", store_id, err->message);
 				g_error_free(err);
 				rc = 0;
 			} else {
@@ -1034,7 +1050,28 @@ static int one_word_request(const plan *p, const mv_query *q, const readable_set
 		}
 	}
 	g_string_free(key, TRUE);
-	if (rc < 0 || !*words_r || (*words_r)->len == 0) {
+	return rc;
+}
+
+/* The query as term_rank.c scores it: one word, or the words of one word's
+ * prefix, in text columns; a restricted caller's scope tokens, when the
+ * MATCH has them, as the part of the index its hits must lie in.  1 when
+ * it is (*words_r, *within_r and rq filled), 0 when the query is left to
+ * FTS5. */
+static int one_word_request(const plan *p, const mv_query *q, const readable_set *readable, const char **column,
+                            mv_term_rank_request *rq, GPtrArray **words_r, GPtrArray **within_r, GError **error)
+{
+	static const char *const scope_column[] = { "scope", NULL };
+	*words_r = *within_r = NULL;
+	if (q->kind != MV_Q_TERM || (readable->ids && !readable->scope_tokens) || q->field == MV_F_MESSAGEID ||
+	    q->field == MV_F_ARCHIVE || q->field == MV_F_FOLDER ||
+	    (is_address_field(q->field) && !q->prefix && looks_like_address(q->text)))
+		return 0;
+	sqlite3 *db = mv_store_db(p->store);
+	int rc = one_word_words(db, mv_store_id(p->store), q, words_r, error);
+	if (rc == 0 && *words_r && (*words_r)->len && readable->scope_tokens)
+		*within_r = folded_tokens(db, readable->scope_tokens);
+	if (rc < 0 || !*words_r || (*words_r)->len == 0 || (readable->scope_tokens && !*within_r)) {
 		if (*words_r)
 			g_ptr_array_free(*words_r, TRUE);
 		*words_r = NULL;
@@ -1050,6 +1087,8 @@ static int one_word_request(const plan *p, const mv_query *q, const readable_set
 	rq->words = *words_r;
 	rq->docid_lo = p->docid_lo;
 	rq->docid_hi = p->docid_hi;
+	rq->within = *within_r;
+	rq->within_columns = mv_index_token_term_has_column(p->format) ? scope_column : NULL;
 	return 1;
 }
 
@@ -1087,13 +1126,15 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 		bool answered = false;
 		mv_term_rank_request one_word = { 0 };
 		const char *column[2];
-		GPtrArray *words = NULL;
-		rc = one_word_request(&p, q, &readable, column, &one_word, &words, error);
+		GPtrArray *words = NULL, *within = NULL;
+		rc = one_word_request(&p, q, &readable, column, &one_word, &words, &within, error);
 		if (rc >= 0)
 			rc = relevance_top(store, &p, match->str, readable.ids, opts, rc > 0 ? &one_word : NULL, hits,
 			                   &answered, error);
 		if (words)
 			g_ptr_array_free(words, TRUE);
+		if (within)
+			g_ptr_array_free(within, TRUE);
 		if (rc < 0 || answered)
 			goto out;
 	}

@@ -356,9 +356,9 @@ typedef struct scoring {
 } scoring;
 
 /* -1 on an SQL error, 1 when a hit has no length (not what FTS5 keeps). */
-static int score_hits(scoring *sc, const GArray *hits, const mv_term_rank_request *rq, GArray *top)
+static int score_hits(scoring *sc, const GArray *hits, guint documents, const mv_term_rank_request *rq, GArray *top)
 {
-	double idf = log((sc->rows - (int64_t)hits->len + 0.5) / ((int64_t)hits->len + 0.5));
+	double idf = log((sc->rows - (int64_t)documents + 0.5) / ((int64_t)documents + 0.5));
 	if (idf <= 0.0)
 		idf = 1e-6;
 	double avgdl = (double)sc->tokens / (double)sc->rows;
@@ -555,7 +555,7 @@ static int prepare_readers(sqlite3 *db, rank_run *x)
 
 /* Every word's hits, a document counted once with all its words'
  * positions.  -1 on an SQL error, 1 damaged. */
-static int all_hits(rank_run *x, const GPtrArray *words)
+static int all_hits(rank_run *x, const GPtrArray *words, GArray **hits_r)
 {
 	GPtrArray *per_word = g_ptr_array_new_with_free_func(free_run);
 	int rc = 0;
@@ -566,8 +566,48 @@ static int all_hits(rank_run *x, const GPtrArray *words)
 			g_ptr_array_add(per_word, hits);
 	}
 	if (rc == 0)
-		x->hits = merge_all(per_word, true);
+		*hits_r = merge_all(per_word, true);
 	g_ptr_array_free(per_word, TRUE);
+	return rc;
+}
+
+/* The hits that are also in `within` (both in rowid order). */
+static void keep_within(GArray *hits, const GArray *within)
+{
+	hit *h = (hit *)(void *)hits->data;
+	const hit *w = (const hit *)(void *)within->data;
+	guint k = 0, j = 0;
+	for (guint i = 0; i < hits->len; i++) {
+		while (j < within->len && w[j].rowid < h[i].rowid)
+			j++;
+		if (j < within->len && w[j].rowid == h[i].rowid)
+			h[k++] = h[i];
+	}
+	g_array_set_size(hits, k);
+}
+
+/* A restricted caller's part: the hits holding one of the scope tokens.
+ * Their phrases weigh nothing in bm25 (the scope column's weight is 0: each
+ * adds 0.0 to the score), and the word's IDF counts its documents over the
+ * whole table, so the scores are the word's alone. */
+static int narrow_to_scope(rank_run *x, sqlite3 *db, const mv_term_rank_request *rq)
+{
+	uint64_t cols = x->sc.columns >= 64 ? UINT64_MAX : (UINT64_C(1) << x->sc.columns) - 1;
+	int columns = 0;
+	int rc = rq->within_columns ? column_bits(db, rq->within_columns, &columns, &cols) : 0;
+	if (rc != 0)
+		return rc;
+	uint64_t match = x->r.match_cols, count = x->r.count_cols;
+	x->r.match_cols = cols;
+	x->r.count_cols = 0;
+	GArray *within = NULL;
+	rc = all_hits(x, rq->within, &within);
+	x->r.match_cols = match;
+	x->r.count_cols = count;
+	if (rc == 0) {
+		keep_within(x->hits, within);
+		g_array_free(within, TRUE);
+	}
 	return rc;
 }
 
@@ -608,14 +648,19 @@ static int rank(sqlite3 *db, mv_term_rank_cache *cache, const mv_term_rank_reque
 	x->r.count_cols = asked & ~(UINT64_C(1) << (x->sc.columns - 1));   /* scope, last, weighs nothing */
 	if (prepare_readers(db, x) < 0)
 		return -1;
-	if ((rc = all_hits(x, rq->words)) != 0) {
+	if ((rc = all_hits(x, rq->words, &x->hits)) != 0) {
+		*why_r = "a leaf is not what FTS5 writes";
+		return rc;
+	}
+	guint documents = x->hits->len;   /* the IDF's: the word alone, over the whole table */
+	if (rq->within && (rc = narrow_to_scope(x, db, rq)) != 0) {
 		*why_r = "a leaf is not what FTS5 writes";
 		return rc;
 	}
 	x->key = records_key(x->structure, x->averages);
 	x->sc.db = db;
 	if ((rc = choose_lengths(cache, &x->sc, x->key, hits_in_range(x->hits, rq), &x->sc.cached)) == 0)
-		rc = score_hits(&x->sc, x->hits, rq, top);
+		rc = score_hits(&x->sc, x->hits, documents, rq, top);
 	if (rc == 0)
 		mv_log_debug("relevance of %u word(s) read from the index: %u hits, %u segments, lengths %s", rq->words->len,
 		             x->hits->len, x->segments->len, x->sc.cached ? "kept" : "looked up");

@@ -19,6 +19,11 @@ typedef struct mv_term_rank_request {
 	const char *const *columns; /* the columns it is asked in, NULL-terminated */
 	int64_t docid_lo, docid_hi; /* scored within [lo, hi); counted over all */
 	guint want;                 /* how many of the best */
+	/* A restricted caller's scope tokens (folded), one of which a hit must
+	 * hold, or NULL: the MATCH's `AND ("t1" OR "t2" ...)`, asked in
+	 * within_columns (NULL-terminated; NULL = any column). */
+	const GPtrArray *within;
+	const char *const *within_columns;
 } mv_term_rank_request;
 
 /* The `want` best scores within the range appended to `top`, best first and

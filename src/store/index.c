@@ -186,11 +186,16 @@ const char *mv_scope_has_attachment_token(int64_t format)
 	return format >= SYNTHETIC_FORMAT ? SYNTHETIC_MARK "h" : "zhasattach";
 }
 
+bool mv_index_token_term_has_column(int64_t format)
+{
+	return format < SYNTHETIC_FORMAT;
+}
+
 void mv_index_append_token_term(GString *out, const char *column, const char *token, int64_t format)
 {
 	/* A synthetic token of format 4 lives in one column only: a column
 	 * filter would only make FTS5 read its positions. */
-	if (format >= SYNTHETIC_FORMAT)
+	if (!mv_index_token_term_has_column(format))
 		g_string_append_printf(out, "\"%s\"", token);
 	else
 		g_string_append_printf(out, "%s : %s", column, token);

@@ -361,6 +361,9 @@ const char *mv_scope_has_attachment_token(int64_t format);
 char *mv_address_token(const char *normalised_address, mv_address_role role, int64_t format);
 /* The MATCH term finding `token` of `column` in an index of `format`. */
 void mv_index_append_token_term(GString *out, const char *column, const char *token, int64_t format);
+/* Whether that term names its column: before format 4 a synthetic token
+ * could be a word, and only the column told them apart. */
+bool mv_index_token_term_has_column(int64_t format);
 
 /* FTS rowid of a message: ((MAX_DATE - date / bucket) << 25) | number, so
  * ascending rowid order is newest first by date bucket, and by number

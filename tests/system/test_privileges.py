@@ -1419,6 +1419,13 @@ def test_restricted_search_matches_in_the_callers_scope(scoped_world):
     cp = mv("--debug", "search", WORD, "--as-user", "r", "--limit", "0", data_dir=scoped_world)
     matches = [l for l in cp.stderr.decode("utf-8", "replace").splitlines() if "match=[" in l]
     assert matches and all('AND ("\ue000a' in l for l in matches), matches
+    # A relevance page of one word takes its candidates from the doclists
+    # (search/term_rank.c), the caller's scope tokens with it; the test
+    # above holds its pages to the administrator's answer.
+    for user in ("deny", "r"):
+        cp = mv("--debug", "search", WORD, "--as-user", user, "--limit", "7", "--sort", "relevance",
+                data_dir=scoped_world)
+        assert "read from the index" in cp.stderr.decode("utf-8", "replace"), user
 
 
 def test_search_bench_as_user_is_the_user_s_search(scoped_world, tmp_path):

@@ -20,6 +20,7 @@
 #include "search/term_rank.h"
 
 #define COLUMNS 11
+#define MARK "\xee\x80\x80"   /* U+E000, which begins the synthetic tokens of format 4 */
 static const char *const column_names[COLUMNS] = { "body", "subject", "sender", "recipients", "cc", "bcc",
 	                                           "attachment", "folder", "archive", "messageid", "scope" };
 static const char *const any_columns[] = { "subject", "sender", "recipients", "cc", "bcc", "body", "attachment", NULL };
@@ -74,6 +75,9 @@ static char **new_values(corpus *c)
 		GString *s = g_string_new(NULL);
 		int n = col == 0 ? g_rand_int_range(c->rng, 1, 40) : g_rand_int_range(c->rng, 0, 4);
 		add_words(c, s, n);
+		if (col == COLUMNS - 1)   /* scope tokens, both spellings (index formats 4 and 3) */
+			g_string_append_printf(s, MARK "d%d zfld%d ", g_rand_int_range(c->rng, 1, 5),
+			                       g_rand_int_range(c->rng, 1, 5));
 		if (col == 0 && g_rand_int_range(c->rng, 0, 12) == 0) {
 			/* one word many times: a position list over several leaves */
 			int times = g_rand_int_range(c->rng, 20, 120);
@@ -215,16 +219,38 @@ static GPtrArray *words_for(sqlite3 *db, const char *text, bool prefix)
 	return words;
 }
 
+/* A restricted caller's part of the index, as search.c asks it: scope
+ * tokens ANDed to the word, by column in an index before format 4. */
+typedef struct scope_part {
+	const char *expr;                 /* appended to the MATCH */
+	const char *const *tokens;        /* NULL-terminated */
+	const char *const *columns;       /* term_rank's within_columns */
+} scope_part;
+
+static const char *const new_tokens[] = { MARK "d1", MARK "d3", NULL };
+static const char *const old_tokens[] = { "zfld2", NULL };
+static const char *const scope_only[] = { "scope", NULL };
+static const scope_part new_scope = { " AND (\"" MARK "d1\" OR \"" MARK "d3\")", new_tokens, NULL };
+static const scope_part old_scope = { " AND (scope : zfld2)", old_tokens, scope_only };
+
 /* Both ways, the same rowids, order and doubles; how many were compared. */
-static guint same_as_fts5(sqlite3 *db, mv_term_rank_cache *cache, const char *const *columns, const char *text,
-                          bool prefix, int64_t lo, int64_t hi, guint want)
+static guint same_as_fts5_within(sqlite3 *db, mv_term_rank_cache *cache, const char *const *columns, const char *text,
+                                 bool prefix, int64_t lo, int64_t hi, guint want, const scope_part *scope)
 {
-	char *match = match_of(columns, text, prefix);
+	char *word = match_of(columns, text, prefix);
+	char *match = scope ? g_strdup_printf("(%s)%s", word, scope->expr) : g_strdup(word);
+	g_free(word);
 	GArray *expected = g_array_new(FALSE, FALSE, sizeof(mv_scored));
 	GArray *got = g_array_new(FALSE, FALSE, sizeof(mv_scored));
 	fts5_top(db, match, lo, hi, want, expected);
 	GPtrArray *words = words_for(db, text, prefix);
-	mv_term_rank_request rq = { words, columns, lo, hi, want };
+	GPtrArray *within = NULL;
+	if (scope) {
+		within = g_ptr_array_new();
+		for (const char *const *t = scope->tokens; *t; t++)
+			g_ptr_array_add(within, (gpointer)*t);
+	}
+	mv_term_rank_request rq = { words, columns, lo, hi, want, within, scope ? scope->columns : NULL };
 	bool answered = false;
 	GError *err = NULL;
 	exec(db, "BEGIN");
@@ -243,10 +269,18 @@ static guint same_as_fts5(sqlite3 *db, mv_term_rank_cache *cache, const char *co
 	}
 	guint n = got->len;
 	g_ptr_array_free(words, TRUE);
+	if (within)
+		g_ptr_array_free(within, TRUE);
 	g_array_free(expected, TRUE);
 	g_array_free(got, TRUE);
 	g_free(match);
 	return n;
+}
+
+static guint same_as_fts5(sqlite3 *db, mv_term_rank_cache *cache, const char *const *columns, const char *text,
+                          bool prefix, int64_t lo, int64_t hi, guint want)
+{
+	return same_as_fts5_within(db, cache, columns, text, prefix, lo, hi, want, NULL);
 }
 
 static int cmp_int64(gconstpointer a, gconstpointer b)
@@ -279,6 +313,19 @@ static void check_all(corpus *c, mv_term_rank_cache *cache)
 		}
 	}
 	assert_true(compared > 1000);   /* the words are there: not a comparison of empty lists */
+	/* a restricted caller's part, both spellings of its tokens */
+	compared = 0;
+	for (int w = 0; w < 30; w++) {
+		char word[4] = { (char)('a' + w % 5), (char)('a' + (w / 5) % 6), w % 3 ? 0 : 'x', 0 };
+		for (int k = 0; k < 2; k++) {
+			compared += same_as_fts5_within(c->db, cache, any_columns, word, false, INT64_MIN, INT64_MAX, 60,
+			                                k ? &old_scope : &new_scope);
+			word[1] = k ? word[1] : 0;
+			compared += same_as_fts5_within(c->db, cache, body_only, word, true, INT64_MIN, INT64_MAX, 7,
+			                                k ? &old_scope : &new_scope);
+		}
+	}
+	assert_true(compared > 300);
 }
 
 static int64_t segments_of(sqlite3 *db)
@@ -345,7 +392,7 @@ static bool rank_answers(sqlite3 *db, const char *word, GArray *top)
 {
 	GPtrArray *words = g_ptr_array_new();
 	g_ptr_array_add(words, (gpointer)word);
-	mv_term_rank_request rq = { words, any_columns, INT64_MIN, INT64_MAX, 10 };
+	mv_term_rank_request rq = { words, any_columns, INT64_MIN, INT64_MAX, 10, NULL, NULL };
 	bool answered = true;
 	GError *err = NULL;
 	assert_int_equal(mv_term_rank_db(db, 1, NULL, &rq, top, &answered, &err), 0);
