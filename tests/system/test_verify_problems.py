@@ -306,6 +306,22 @@ def test_damaged_leaf_leaves_a_prefix_to_fts5(case):
     assert cp.returncode != 0 and err.splitlines()[-1].endswith("database disk image is malformed"), (cp.returncode, err)
 
 
+def test_damaged_leaf_leaves_relevance_to_fts5(case):
+    """A relevance page of one word is scored from the index's leaves
+    (search/term_rank.c).  Leaves that reader finds damaged are reported and
+    the page goes to FTS5's bm25, which judges them for itself: here they are
+    damaged for FTS5 too, and the search fails with FTS5's own words, not
+    with an answer made from bytes neither could read."""
+    rel = ("--sort", "relevance", "--limit", "10")
+    before = mv("--debug", "search", "verify", *rel, data_dir=case)
+    assert b"read from the index" in before.stderr, before.stderr[-1500:]
+    sql(case, "UPDATE fts_data SET block = X'0000ffff0102' WHERE id > 10", index=True)
+    cp = mv("search", "verify", *rel, data_dir=case, check=False)
+    err = cp.stderr.decode()
+    assert "relevance is left to FTS5: a leaf is not what FTS5 writes" in err, err
+    assert cp.returncode != 0 and err.splitlines()[-1].endswith("database disk image is malformed"), (cp.returncode, err)
+
+
 def test_index_damaged(case):
     """The FTS5 index's own structure damaged (its structure record, the
     first row of fts_data, overwritten): VerifyStore reports it as
