@@ -1027,21 +1027,30 @@ static GPtrArray *folded_tokens(sqlite3 *db, const GPtrArray *tokens)
 	return folded;
 }
 
-/* The words of a one-word query: the word, or the words its prefix stands
- * for (NULL when more than MAX_NAMED_PREFIX_TERMS, or a leaf is damaged). */
-static int one_word_words(sqlite3 *db, int store_id, const mv_query *q, GPtrArray **words_r, GError **error)
+/* The words of a one-word query: the word, its address token, or the words
+ * its prefix stands for (NULL when more than MAX_NAMED_PREFIX_TERMS, or a
+ * leaf is damaged). */
+static int one_word_words(const plan *p, const mv_query *q, bool address, GPtrArray **words_r, GError **error)
 {
+	sqlite3 *db = mv_store_db(p->store);
 	GString *key = g_string_new(NULL);
 	int tokens = 0;
 	GError *err = NULL;
-	int rc = mv_prefix_key(db, q->text, key, &tokens, error);
+	char *text = NULL;
+	if (address) {   /* as fts_term asks it */
+		char *norm = mv_address_normalize(q->text);
+		text = mv_address_token(norm, address_role(q->field), p->format);
+		g_free(norm);
+	}
+	int rc = mv_prefix_key(db, text ? text : q->text, key, &tokens, error);
+	g_free(text);
 	if (rc == 0 && tokens == 1 && key->len) {
 		if (!q->prefix) {
 			*words_r = g_ptr_array_new_with_free_func(g_free);
 			g_ptr_array_add(*words_r, g_strdup(key->str));
 		} else if ((rc = mv_prefix_terms(db, "ix.", key, MAX_NAMED_PREFIX_TERMS, words_r, &err)) < 0) {
 			if (g_error_matches(err, MV_ERROR, MV_ERR_CORRUPT)) {
-				mv_log_warn("store %d: %s; the prefix is left to FTS5", store_id, err->message);
+				mv_log_warn("store %d: %s; the prefix is left to FTS5", mv_store_id(p->store), err->message);
 				g_error_free(err);
 				rc = 0;
 			} else {
@@ -1064,11 +1073,11 @@ static int one_word_request(const plan *p, const mv_query *q, const readable_set
 	static const char *const scope_column[] = { "scope", NULL };
 	*words_r = *within_r = NULL;
 	if (q->kind != MV_Q_TERM || (readable->ids && !readable->scope_tokens) || q->field == MV_F_MESSAGEID ||
-	    q->field == MV_F_ARCHIVE || q->field == MV_F_FOLDER ||
-	    (is_address_field(q->field) && !q->prefix && looks_like_address(q->text)))
+	    q->field == MV_F_ARCHIVE || q->field == MV_F_FOLDER)
 		return 0;
 	sqlite3 *db = mv_store_db(p->store);
-	int rc = one_word_words(db, mv_store_id(p->store), q, words_r, error);
+	bool address = is_address_field(q->field) && !q->prefix && looks_like_address(q->text);
+	int rc = one_word_words(p, q, address, words_r, error);
 	if (rc == 0 && *words_r && (*words_r)->len && readable->scope_tokens)
 		*within_r = folded_tokens(db, readable->scope_tokens);
 	if (rc < 0 || !*words_r || (*words_r)->len == 0 || (readable->scope_tokens && !*within_r)) {
@@ -1077,7 +1086,9 @@ static int one_word_request(const plan *p, const mv_query *q, const readable_set
 		*words_r = NULL;
 		return rc;
 	}
-	if (q->field == MV_F_ANY) {
+	if (address && !mv_index_token_term_has_column(p->format)) {
+		rq->columns = NULL;   /* mv_index_append_token_term's term: no column */
+	} else if (q->field == MV_F_ANY) {
 		rq->columns = any_columns;
 	} else {
 		column[0] = field_columns(q->field);

@@ -620,8 +620,11 @@ static int rank(sqlite3 *db, mv_term_rank_cache *cache, const mv_term_rank_reque
 	int rc = read_record(db, MV_FTS5_STRUCTURE_ROWID, &x->structure);
 	if (rc == 0)
 		rc = read_record(db, MV_FTS5_AVERAGES_ROWID, &x->averages);
+	static const char *const none[] = { NULL };
 	if (rc == 0)
-		rc = column_bits(db, rq->columns, &x->sc.columns, &asked);
+		rc = column_bits(db, rq->columns ? rq->columns : none, &x->sc.columns, &asked);
+	if (rc == 0 && !rq->columns)   /* every column: a synthetic token's term names none */
+		asked = x->sc.columns >= 64 ? UINT64_MAX : (UINT64_C(1) << x->sc.columns) - 1;
 	if (rc != 0) {
 		*why_r = "a column asked is not the table's";
 		return rc;

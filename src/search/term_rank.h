@@ -16,7 +16,7 @@ typedef struct mv_scored {
 
 typedef struct mv_term_rank_request {
 	const GPtrArray *words;    /* folded words: the term's one, or a prefix's */
-	const char *const *columns; /* the columns it is asked in, NULL-terminated */
+	const char *const *columns; /* the columns it is asked in, NULL-terminated; NULL = all */
 	int64_t docid_lo, docid_hi; /* scored within [lo, hi); counted over all */
 	guint want;                 /* how many of the best */
 	/* A restricted caller's scope tokens (folded), one of which a hit must
