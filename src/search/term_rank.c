@@ -1,5 +1,6 @@
-/* search/term_rank: the best bm25 scores of a one-word query (a word, or
- * the words a prefix stands for), read from the index's own doclists.
+/* search/term_rank: the best bm25 scores of a one-word query (a word, an
+ * address's token, or the words a prefix stands for; within a restricted
+ * caller's scope tokens, if any), read from the index's own doclists.
  *
  * Relevance must score every document holding the word before it knows the
  * best ten.  Through FTS5 each hit costs a pass through its cursor and a
@@ -40,6 +41,17 @@ static const double B = 0.75;
 #define LOOKUP_VS_SCAN 8
 /* Below this many documents the whole scan is a few ms: always cached. */
 #define SMALL_INDEX 20000
+/* Entries read (16 bytes each, held twice while merged) past which the
+ * query goes to FTS5, which walks them in constant memory: 64 MB at most
+ * for the word's list and as much for a restricted caller's scope, a word
+ * in every message of a 2-million-message store. */
+#define MAX_ENTRIES (2u * 1000 * 1000)
+static guint max_entries = MAX_ENTRIES;
+
+void mv_term_rank_set_max_entries(guint entries)
+{
+	max_entries = entries ? entries : MAX_ENTRIES;
+}
 
 /* ---- the documents' lengths ------------------------------------------------------- */
 
@@ -148,6 +160,7 @@ typedef struct reader {
 	uint64_t match_cols, count_cols;
 	GArray *run;      /* hit: this segment's entries */
 	bool damaged;
+	guint entries;    /* read so far, every word and segment */
 } reader;
 
 static int fetch_page(void *opaque, int64_t page, const uint8_t **bytes_r, size_t *n_r)
@@ -171,6 +184,8 @@ static void take_entry(void *opaque, int64_t rowid, bool deleted, const uint8_t 
 {
 	reader *r = opaque;
 	(void)deleted;
+	if (++r->entries > max_entries)
+		return;   /* word_hits gives up */
 	hit h = { rowid, 0, r->age, 0, 0 };
 	bool match = false;
 	if (n && !mv_fts5_poslist_count(poslist, n, r->match_cols, r->count_cols, &h.count, &match))
@@ -245,7 +260,8 @@ static void free_run(gpointer p)
 		g_array_free(p, TRUE);
 }
 
-/* One word's live hits over all segments; -1 on an SQL error, 1 damaged. */
+/* One word's live hits over all segments; -1 on an SQL error, 1 damaged,
+ * 2 past MAX_ENTRIES. */
 static int word_hits(reader *r, const GArray *segments, const char *word, GArray **hits_r)
 {
 	GByteArray *term = g_byte_array_new();
@@ -282,6 +298,8 @@ static int word_hits(reader *r, const GArray *segments, const char *word, GArray
 			rc = -1;
 		else if (walked == -1 || r->damaged)
 			rc = 1;
+		else if (r->entries > max_entries)
+			rc = 2;
 	}
 	sqlite3_reset(r->page);
 	g_byte_array_free(term, TRUE);
@@ -554,7 +572,7 @@ static int prepare_readers(sqlite3 *db, rank_run *x)
 }
 
 /* Every word's hits, a document counted once with all its words'
- * positions.  -1 on an SQL error, 1 damaged. */
+ * positions.  -1 on an SQL error, 1 damaged, 2 too many. */
 static int all_hits(rank_run *x, const GPtrArray *words, GArray **hits_r)
 {
 	GPtrArray *per_word = g_ptr_array_new_with_free_func(free_run);
@@ -600,6 +618,7 @@ static int narrow_to_scope(rank_run *x, sqlite3 *db, const mv_term_rank_request 
 	uint64_t match = x->r.match_cols, count = x->r.count_cols;
 	x->r.match_cols = cols;
 	x->r.count_cols = 0;
+	x->r.entries = 0;   /* the bound holds for each of the two lists */
 	GArray *within = NULL;
 	rc = all_hits(x, rq->within, &within);
 	x->r.match_cols = match;
@@ -611,8 +630,8 @@ static int narrow_to_scope(rank_run *x, sqlite3 *db, const mv_term_rank_request 
 	return rc;
 }
 
-/* -1 on an SQL error, 1 when the index is left to FTS5 (what says why in
- * *why_r), 0 when scored. */
+/* -1 on an SQL error, 1 when the index is left to FTS5 (*why_r says why),
+ * 2 when the hits are too many to hold, 0 when scored. */
 static int rank(sqlite3 *db, mv_term_rank_cache *cache, const mv_term_rank_request *rq, rank_run *x, GArray *top,
                 const char **why_r)
 {
@@ -652,12 +671,12 @@ static int rank(sqlite3 *db, mv_term_rank_cache *cache, const mv_term_rank_reque
 	if (prepare_readers(db, x) < 0)
 		return -1;
 	if ((rc = all_hits(x, rq->words, &x->hits)) != 0) {
-		*why_r = "a leaf is not what FTS5 writes";
+		*why_r = rc == 2 ? "too many hits to hold" : "a leaf is not what FTS5 writes";
 		return rc;
 	}
 	guint documents = x->hits->len;   /* the IDF's: the word alone, over the whole table */
 	if (rq->within && (rc = narrow_to_scope(x, db, rq)) != 0) {
-		*why_r = "a leaf is not what FTS5 writes";
+		*why_r = rc == 2 ? "too many hits to hold" : "a leaf is not what FTS5 writes";
 		return rc;
 	}
 	x->key = records_key(x->structure, x->averages);
@@ -681,6 +700,8 @@ int mv_term_rank_db(sqlite3 *db, int store_id, mv_term_rank_cache *cache, const 
 	int rc = rank(db, cache, rq, &x, top, &why);
 	if (rc < 0)
 		mv_sql_set_error(error, db, "relevance");
+	else if (rc == 2)   /* by design, not a fault */
+		mv_log_debug("store %d: relevance is left to FTS5: %s", store_id, why);
 	else if (rc > 0)
 		mv_log_warn("store %d: relevance is left to FTS5: %s", store_id, why);
 	if (rc != 0)

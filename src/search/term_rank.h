@@ -45,6 +45,9 @@ mv_term_rank_cache *mv_term_rank_cache_new(void);
 void mv_term_rank_cache_free(gpointer cache);
 /* The documents whose lengths the cache holds (0 when none are read). */
 guint mv_term_rank_cache_docs(const mv_term_rank_cache *cache);
+/* The entries a search may hold before it leaves the query to FTS5 (0:
+ * the default, 2 million); for tests. */
+void mv_term_rank_set_max_entries(guint entries);
 int mv_term_rank_db(sqlite3 *db, int store_id, mv_term_rank_cache *cache, const mv_term_rank_request *rq, GArray *top,
                     bool *answered_r, GError **error);
 

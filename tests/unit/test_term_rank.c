@@ -406,8 +406,9 @@ static bool rank_answers(sqlite3 *db, const char *word, GArray *top)
 }
 
 /* A leaf that is not what FTS5 writes leaves the query to FTS5 (answered
- * false, no error, nothing added); so does a contentless_delete table, whose
- * tombstones this reader does not know. */
+ * false, no error, nothing added); so do more hits than a search may hold,
+ * and a contentless_delete table, whose tombstones this reader does not
+ * know. */
 static void test_left_to_fts5(void **state)
 {
 	(void)state;
@@ -419,6 +420,13 @@ static void test_left_to_fts5(void **state)
 	assert_true(rank_answers(c.db, "ba", top));
 	assert_true(top->len > 0);
 	assert_true(rank_answers(c.db, "zz", top) && top->len == 10);   /* a word no one has: none added */
+	g_array_set_size(top, 0);
+	/* more entries than a search may hold: FTS5 answers, nothing is added */
+	mv_term_rank_set_max_entries(5);
+	assert_false(rank_answers(c.db, "ba", top));
+	assert_int_equal(top->len, 0);
+	mv_term_rank_set_max_entries(0);
+	assert_true(rank_answers(c.db, "ba", top));
 	g_array_set_size(top, 0);
 	exec(c.db, "UPDATE ix.fts_data SET block = x'0000ffff0102' WHERE id > 10");
 	assert_false(rank_answers(c.db, "ba", top));
