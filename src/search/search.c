@@ -969,7 +969,7 @@ static bool split_tie(const plan *p, const scored *last, const scored *next)
 }
 
 static int relevance_top(mv_store *store, const plan *p, const char *match, const GString *ids,
-                         const mv_search_options *opts, mv_term_rank_request *one_word, GPtrArray *hits,
+                         const mv_search_options *opts, mv_term_rank_request *ranked, GPtrArray *hits,
                          bool *answered_r, GError **error)
 {
 	sqlite3 *db = mv_store_db(store);
@@ -978,9 +978,9 @@ static int relevance_top(mv_store *store, const plan *p, const char *match, cons
 	guint first = hits->len;
 	bool live = false, scored_here = false;
 	int rc = 0;
-	if (one_word) {
-		one_word->want = (guint)want + 1;
-		rc = mv_term_rank(store, one_word, top, &scored_here, error);
+	if (ranked) {
+		ranked->want = (guint)want + 1;
+		rc = mv_term_rank(store, ranked, top, &scored_here, error);
 		if (rc < 0) {
 			g_array_free(top, TRUE);
 			*answered_r = false;
@@ -1062,44 +1062,89 @@ static int one_word_words(const plan *p, const mv_query *q, bool address, GPtrAr
 	return rc;
 }
 
-/* The query as term_rank.c scores it: one word, or the words of one word's
- * prefix, in text columns; a restricted caller's scope tokens, when the
- * MATCH has them, as the part of the index its hits must lie in.  1 when
- * it is (*words_r, *within_r and rq filled), 0 when the query is left to
- * FTS5. */
-static int one_word_request(const plan *p, const mv_query *q, const readable_set *readable, const char **column,
-                            mv_term_rank_request *rq, GPtrArray **words_r, GPtrArray **within_r, GError **error)
+/* One phrase of term_rank.c from a term of the query: a word, an
+ * address's token or a one-word prefix's words, in text columns (`column`:
+ * room for a one-column list).  1 when it is one (*words_r filled), 0 when
+ * the query is left to FTS5. */
+static int phrase_of(const plan *p, const mv_query *q, const char **column, mv_term_rank_phrase *phrase,
+                     GPtrArray **words_r, GError **error)
 {
-	static const char *const scope_column[] = { "scope", NULL };
-	*words_r = *within_r = NULL;
-	if (q->kind != MV_Q_TERM || (readable->ids && !readable->scope_tokens) || q->field == MV_F_MESSAGEID ||
-	    q->field == MV_F_ARCHIVE || q->field == MV_F_FOLDER)
+	*words_r = NULL;
+	if (q->kind != MV_Q_TERM || q->field == MV_F_MESSAGEID || q->field == MV_F_ARCHIVE || q->field == MV_F_FOLDER)
 		return 0;
-	sqlite3 *db = mv_store_db(p->store);
 	bool address = is_address_field(q->field) && !q->prefix && looks_like_address(q->text);
 	int rc = one_word_words(p, q, address, words_r, error);
-	if (rc == 0 && *words_r && (*words_r)->len && readable->scope_tokens)
-		*within_r = folded_tokens(db, readable->scope_tokens);
-	if (rc < 0 || !*words_r || (*words_r)->len == 0 || (readable->scope_tokens && !*within_r)) {
+	if (rc < 0 || !*words_r || (*words_r)->len == 0) {
 		if (*words_r)
 			g_ptr_array_free(*words_r, TRUE);
 		*words_r = NULL;
 		return rc;
 	}
 	if (address && !mv_index_token_term_has_column(p->format)) {
-		rq->columns = NULL;   /* mv_index_append_token_term's term: no column */
+		phrase->columns = NULL;   /* mv_index_append_token_term's term: no column */
 	} else if (q->field == MV_F_ANY) {
-		rq->columns = any_columns;
+		phrase->columns = any_columns;
 	} else {
 		column[0] = field_columns(q->field);
 		column[1] = NULL;
-		rq->columns = column;
+		phrase->columns = column;
 	}
-	rq->words = *words_r;
-	rq->docid_lo = p->docid_lo;
-	rq->docid_hi = p->docid_hi;
-	rq->within = *within_r;
-	rq->within_columns = mv_index_token_term_has_column(p->format) ? scope_column : NULL;
+	phrase->words = *words_r;
+	return 1;
+}
+
+/* The query as term_rank.c scores it, and what it holds. */
+typedef struct rank_request {
+	mv_term_rank_request rq;
+	mv_term_rank_phrase phrases[MV_TERM_RANK_MAX_PHRASES];
+	const char *column[MV_TERM_RANK_MAX_PHRASES][2];
+	GPtrArray *words[MV_TERM_RANK_MAX_PHRASES];
+	GPtrArray *within;
+} rank_request;
+
+static void rank_request_clear(rank_request *r)
+{
+	for (guint i = 0; i < MV_TERM_RANK_MAX_PHRASES; i++)
+		if (r->words[i])
+			g_ptr_array_free(r->words[i], TRUE);
+	if (r->within)
+		g_ptr_array_free(r->within, TRUE);
+	memset(r, 0, sizeof *r);
+}
+
+/* A term, or an AND or OR of terms (no negation), each a phrase_of; a
+ * restricted caller's scope tokens, when the MATCH has them, as the part
+ * of the index its hits must lie in.  1 when the query is one (r filled),
+ * 0 when it is left to FTS5. */
+static int rank_request_of(const plan *p, const mv_query *q, const readable_set *readable, rank_request *r,
+                           GError **error)
+{
+	static const char *const scope_column[] = { "scope", NULL };
+	memset(r, 0, sizeof *r);
+	const mv_query *const *terms = &q;
+	guint n = 1;
+	if (q->kind == MV_Q_AND || q->kind == MV_Q_OR) {
+		terms = (const mv_query *const *)q->children->pdata;
+		n = q->children->len;
+	}
+	if (n == 0 || n > MV_TERM_RANK_MAX_PHRASES || (readable->ids && !readable->scope_tokens))
+		return 0;
+	int rc = 1;
+	for (guint i = 0; i < n && rc > 0; i++)
+		rc = phrase_of(p, terms[i], r->column[i], &r->phrases[i], &r->words[i], error);
+	if (rc > 0 && readable->scope_tokens && !(r->within = folded_tokens(mv_store_db(p->store), readable->scope_tokens)))
+		rc = 0;
+	if (rc <= 0) {
+		rank_request_clear(r);
+		return rc;
+	}
+	r->rq.phrases = r->phrases;
+	r->rq.n_phrases = n;
+	r->rq.any = q->kind == MV_Q_OR;
+	r->rq.docid_lo = p->docid_lo;
+	r->rq.docid_hi = p->docid_hi;
+	r->rq.within = r->within;
+	r->rq.within_columns = mv_index_token_term_has_column(p->format) ? scope_column : NULL;
 	return 1;
 }
 
@@ -1135,17 +1180,12 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 	}
 	if (use_fts && relevance_top_applies(&p, opts, &readable)) {
 		bool answered = false;
-		mv_term_rank_request one_word = { 0 };
-		const char *column[2];
-		GPtrArray *words = NULL, *within = NULL;
-		rc = one_word_request(&p, q, &readable, column, &one_word, &words, &within, error);
+		rank_request ranked;
+		rc = rank_request_of(&p, q, &readable, &ranked, error);
 		if (rc >= 0)
-			rc = relevance_top(store, &p, match->str, readable.ids, opts, rc > 0 ? &one_word : NULL, hits,
+			rc = relevance_top(store, &p, match->str, readable.ids, opts, rc > 0 ? &ranked.rq : NULL, hits,
 			                   &answered, error);
-		if (words)
-			g_ptr_array_free(words, TRUE);
-		if (within)
-			g_ptr_array_free(within, TRUE);
+		rank_request_clear(&ranked);
 		if (rc < 0 || answered)
 			goto out;
 	}

@@ -1,9 +1,10 @@
-/* search/term_rank: the best bm25 scores of a one-word query (a word, an
- * address's token, or the words a prefix stands for; within a restricted
- * caller's scope tokens, if any), read from the index's own doclists.
+/* search/term_rank: the best bm25 scores of a query of phrases — words,
+ * addresses' tokens, the words a one-word prefix stands for — alone or
+ * joined by AND or OR (within a restricted caller's scope tokens, if any),
+ * read from the index's own doclists.
  *
- * Relevance must score every document holding the word before it knows the
- * best ten.  Through FTS5 each hit costs a pass through its cursor and a
+ * Relevance must score every document holding the words before it knows
+ * the best ten.  Through FTS5 each hit costs a pass through its cursor and a
  * b-tree lookup of the document's length: 270 ms for a word in 180,000 of a
  * million messages, against a target of 50 ms at p95 (bench/RESULTS.md,
  * issue 17).  Here the word's doclist is read from each segment's leaves
@@ -357,11 +358,16 @@ static gint by_score(gconstpointer a, gconstpointer b)
 	return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
 }
 
-/* FTS5's bm25 of one phrase for a document, operation for operation. */
-static double bm25(double idf, double avgdl, uint32_t count, uint32_t length)
+/* FTS5's bm25 of a document, operation for operation: each phrase's term
+ * added in the MATCH's order, a phrase without hits in the document adding
+ * 0.0 as FTS5's does. */
+static double bm25(const double *idf, guint phrases, double avgdl, const uint32_t *counts, uint32_t length)
 {
-	double freq = (double)count, D = (double)length, score = 0.0;
-	score += idf * ((freq * (K1 + 1.0)) / (freq + K1 * (1 - B + B * D / avgdl)));
+	double D = (double)length, score = 0.0;
+	for (guint i = 0; i < phrases; i++) {
+		double freq = (double)counts[i];
+		score += idf[i] * ((freq * (K1 + 1.0)) / (freq + K1 * (1 - B + B * D / avgdl)));
+	}
 	return -1.0 * score;
 }
 
@@ -373,35 +379,131 @@ typedef struct scoring {
 	sqlite3_stmt *lookup;
 } scoring;
 
-/* -1 on an SQL error, 1 when a hit has no length (not what FTS5 keeps). */
-static int score_hits(scoring *sc, const GArray *hits, guint documents, const mv_term_rank_request *rq, GArray *top)
+/* The phrases' hit lists walked together in rowid order: every document
+ * of one of them (OR) or of all (AND), within the scope list if any. */
+typedef struct combine {
+	GArray *const *lists;
+	guint n;
+	bool any;
+	guint pos[MV_TERM_RANK_MAX_PHRASES];
+	const GArray *within;
+	guint within_pos;
+} combine;
+
+static int64_t rowid_at(const combine *c, guint i)
 {
-	double idf = log((sc->rows - (int64_t)documents + 0.5) / ((int64_t)documents + 0.5));
-	if (idf <= 0.0)
-		idf = 1e-6;
+	return g_array_index(c->lists[i], hit, c->pos[i]).rowid;
+}
+
+static bool at_end(const combine *c, guint i)
+{
+	return c->pos[i] >= c->lists[i]->len;
+}
+
+/* The first rowid every list has at or past its position: the lists are
+ * moved up to it.  False when one runs out. */
+static bool all_reach(combine *c, int64_t *rowid_r)
+{
+	for (;;) {
+		int64_t target = INT64_MIN;
+		for (guint i = 0; i < c->n; i++) {
+			if (at_end(c, i))
+				return false;
+			target = MAX(target, rowid_at(c, i));
+		}
+		bool same = true;
+		for (guint i = 0; i < c->n; i++) {
+			while (!at_end(c, i) && rowid_at(c, i) < target)
+				c->pos[i]++;
+			if (at_end(c, i))
+				return false;
+			same = same && rowid_at(c, i) == target;
+		}
+		if (same) {
+			*rowid_r = target;
+			return true;
+		}
+	}
+}
+
+/* The smallest rowid any list is at; false when all ran out. */
+static bool any_reach(const combine *c, int64_t *rowid_r)
+{
+	bool found = false;
+	for (guint i = 0; i < c->n; i++)
+		if (!at_end(c, i) && (!found || rowid_at(c, i) < *rowid_r)) {
+			*rowid_r = rowid_at(c, i);
+			found = true;
+		}
+	return found;
+}
+
+static bool in_scope(combine *c, int64_t rowid)
+{
+	if (!c->within)
+		return true;
+	const hit *w = (const hit *)(void *)c->within->data;
+	while (c->within_pos < c->within->len && w[c->within_pos].rowid < rowid)
+		c->within_pos++;
+	return c->within_pos < c->within->len && w[c->within_pos].rowid == rowid;
+}
+
+/* The next document with each phrase's count in it; false at the end. */
+static bool next_doc(combine *c, int64_t *rowid_r, uint32_t *counts)
+{
+	int64_t rowid = 0;
+	while (c->any ? any_reach(c, &rowid) : all_reach(c, &rowid)) {
+		for (guint i = 0; i < c->n; i++) {
+			counts[i] = 0;
+			if (!at_end(c, i) && rowid_at(c, i) == rowid)
+				counts[i] = g_array_index(c->lists[i], hit, c->pos[i]++).count;
+		}
+		if (in_scope(c, rowid)) {
+			*rowid_r = rowid;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A document's tokens over all columns: kept, or looked up.  -1 on an SQL
+ * error, 1 when it has none (not what FTS5 keeps). */
+static int length_of(scoring *sc, guint *cursor, int64_t rowid, uint32_t *len_r)
+{
+	if (sc->cached)
+		return cached_length(sc->cached, cursor, rowid, len_r) ? 0 : 1;
+	sqlite3_reset(sc->lookup);
+	sqlite3_bind_int64(sc->lookup, 1, rowid);
+	int step = sqlite3_step(sc->lookup);
+	if (step == SQLITE_ROW)
+		return length_of_blob(sqlite3_column_blob(sc->lookup, 0), (size_t)sqlite3_column_bytes(sc->lookup, 0),
+		                      sc->columns, len_r) ? 0 : 1;
+	return step == SQLITE_DONE ? 1 : -1;
+}
+
+/* -1 on an SQL error, 1 when a hit has no length. */
+static int score_hits(scoring *sc, combine *c, const guint *documents, const mv_term_rank_request *rq, GArray *top)
+{
+	double idf[MV_TERM_RANK_MAX_PHRASES];
+	for (guint i = 0; i < c->n; i++) {
+		/* the phrase's documents over the whole table, as FTS5's xQueryPhrase counts them */
+		idf[i] = log((sc->rows - (int64_t)documents[i] + 0.5) / ((int64_t)documents[i] + 0.5));
+		if (idf[i] <= 0.0)
+			idf[i] = 1e-6;
+	}
 	double avgdl = (double)sc->tokens / (double)sc->rows;
 	GArray *heap = g_array_sized_new(FALSE, FALSE, sizeof(mv_scored), rq->want);
 	guint cursor = 0;
+	uint32_t counts[MV_TERM_RANK_MAX_PHRASES];
+	int64_t rowid;
 	int rc = 0;
-	for (guint i = 0; i < hits->len && rc == 0; i++) {
-		const hit *h = &g_array_index(hits, hit, i);
-		if (h->rowid < rq->docid_lo || h->rowid >= rq->docid_hi)
+	while (rc == 0 && next_doc(c, &rowid, counts)) {
+		if (rowid < rq->docid_lo || rowid >= rq->docid_hi)
 			continue;
 		uint32_t len = 0;
-		if (sc->cached) {
-			rc = cached_length(sc->cached, &cursor, h->rowid, &len) ? 0 : 1;
-		} else {
-			sqlite3_reset(sc->lookup);
-			sqlite3_bind_int64(sc->lookup, 1, h->rowid);
-			int step = sqlite3_step(sc->lookup);
-			if (step == SQLITE_ROW)
-				rc = length_of_blob(sqlite3_column_blob(sc->lookup, 0), (size_t)sqlite3_column_bytes(sc->lookup, 0),
-				                    sc->columns, &len) ? 0 : 1;
-			else
-				rc = step == SQLITE_DONE ? 1 : -1;
-		}
+		rc = length_of(sc, &cursor, rowid, &len);
 		if (rc == 0 && rq->want)
-			offer(heap, rq->want, (mv_scored){ h->rowid, bm25(idf, avgdl, h->count, len) });
+			offer(heap, rq->want, (mv_scored){ rowid, bm25(idf, c->n, avgdl, counts, len) });
 	}
 	if (sc->lookup)
 		sqlite3_reset(sc->lookup);
@@ -474,14 +576,16 @@ static GBytes *records_key(GBytes *structure, GBytes *averages)
 	return g_byte_array_free_to_bytes(k);
 }
 
-static guint hits_in_range(const GArray *hits, const mv_term_rank_request *rq)
+/* About how many documents the query scores: what choosing how to read
+ * their lengths weighs. */
+static guint scored_estimate(GArray *const *lists, guint n, bool any)
 {
-	guint n = 0;
-	for (guint i = 0; i < hits->len; i++) {
-		int64_t id = g_array_index(hits, hit, i).rowid;
-		n += id >= rq->docid_lo && id < rq->docid_hi;
+	guint64 sum = 0, least = G_MAXUINT;
+	for (guint i = 0; i < n; i++) {
+		sum += lists[i]->len;
+		least = MIN(least, lists[i]->len);
 	}
-	return n;
+	return (guint)MIN(any ? sum : least, G_MAXUINT);
 }
 
 struct mv_term_rank_cache {
@@ -540,7 +644,9 @@ static int choose_lengths(mv_term_rank_cache *cache, scoring *sc, GBytes *key, g
 typedef struct rank_run {
 	GBytes *structure, *averages, *key;
 	GArray *segments;
-	GArray *hits;
+	GArray *lists[MV_TERM_RANK_MAX_PHRASES];  /* each phrase's hits */
+	guint n_lists;
+	GArray *within;   /* the scope tokens' hits, or NULL */
 	reader r;
 	scoring sc;
 } rank_run;
@@ -554,8 +660,10 @@ static void rank_run_clear(rank_run *x)
 	if (x->key)
 		g_bytes_unref(x->key);
 	g_array_free(x->segments, TRUE);
-	if (x->hits)
-		g_array_free(x->hits, TRUE);
+	for (guint i = 0; i < x->n_lists; i++)
+		g_array_free(x->lists[i], TRUE);
+	if (x->within)
+		g_array_free(x->within, TRUE);
 	sqlite3_finalize(x->r.seek);
 	sqlite3_finalize(x->r.page);
 	sqlite3_finalize(x->sc.lookup);
@@ -589,45 +697,32 @@ static int all_hits(rank_run *x, const GPtrArray *words, GArray **hits_r)
 	return rc;
 }
 
-/* The hits that are also in `within` (both in rowid order). */
-static void keep_within(GArray *hits, const GArray *within)
+/* The columns as bits, every one for NULL; 1 when one is not the table's. */
+static int asked_bits(sqlite3 *db, const char *const *columns, int table_columns, uint64_t *bits_r)
 {
-	hit *h = (hit *)(void *)hits->data;
-	const hit *w = (const hit *)(void *)within->data;
-	guint k = 0, j = 0;
-	for (guint i = 0; i < hits->len; i++) {
-		while (j < within->len && w[j].rowid < h[i].rowid)
-			j++;
-		if (j < within->len && w[j].rowid == h[i].rowid)
-			h[k++] = h[i];
+	if (!columns) {
+		*bits_r = table_columns >= 64 ? UINT64_MAX : (UINT64_C(1) << table_columns) - 1;
+		return 0;
 	}
-	g_array_set_size(hits, k);
+	int n = 0;
+	return column_bits(db, columns, &n, bits_r);
 }
 
-/* A restricted caller's part: the hits holding one of the scope tokens.
- * Their phrases weigh nothing in bm25 (the scope column's weight is 0: each
- * adds 0.0 to the score), and the word's IDF counts its documents over the
- * whole table, so the scores are the word's alone. */
-static int narrow_to_scope(rank_run *x, sqlite3 *db, const mv_term_rank_request *rq)
+/* One list of hits: a phrase's words in its columns, counted where they
+ * weigh (every column but scope, the last, whose weight is 0), or the scope
+ * tokens, which weigh nothing.  The bound on entries holds for each list.
+ * As all_hits, and 3 when a column is not the table's. */
+static int read_list(rank_run *x, sqlite3 *db, const GPtrArray *words, const char *const *columns, bool counted,
+                     GArray **list_r)
 {
-	uint64_t cols = x->sc.columns >= 64 ? UINT64_MAX : (UINT64_C(1) << x->sc.columns) - 1;
-	int columns = 0;
-	int rc = rq->within_columns ? column_bits(db, rq->within_columns, &columns, &cols) : 0;
+	uint64_t asked = 0;
+	int rc = asked_bits(db, columns, x->sc.columns, &asked);
 	if (rc != 0)
-		return rc;
-	uint64_t match = x->r.match_cols, count = x->r.count_cols;
-	x->r.match_cols = cols;
-	x->r.count_cols = 0;
-	x->r.entries = 0;   /* the bound holds for each of the two lists */
-	GArray *within = NULL;
-	rc = all_hits(x, rq->within, &within);
-	x->r.match_cols = match;
-	x->r.count_cols = count;
-	if (rc == 0) {
-		keep_within(x->hits, within);
-		g_array_free(within, TRUE);
-	}
-	return rc;
+		return rc < 0 ? rc : 3;
+	x->r.match_cols = asked;
+	x->r.count_cols = counted ? asked & ~(UINT64_C(1) << (x->sc.columns - 1)) : 0;
+	x->r.entries = 0;
+	return all_hits(x, words, list_r);
 }
 
 /* -1 on an SQL error, 1 when the index is left to FTS5 (*why_r says why),
@@ -635,17 +730,19 @@ static int narrow_to_scope(rank_run *x, sqlite3 *db, const mv_term_rank_request 
 static int rank(sqlite3 *db, mv_term_rank_cache *cache, const mv_term_rank_request *rq, rank_run *x, GArray *top,
                 const char **why_r)
 {
-	uint64_t asked = 0;
+	uint64_t unused = 0;
+	static const char *const none[] = { NULL };
+	if (rq->n_phrases == 0 || rq->n_phrases > MV_TERM_RANK_MAX_PHRASES) {
+		*why_r = "too many phrases";
+		return 1;
+	}
 	int rc = read_record(db, MV_FTS5_STRUCTURE_ROWID, &x->structure);
 	if (rc == 0)
 		rc = read_record(db, MV_FTS5_AVERAGES_ROWID, &x->averages);
-	static const char *const none[] = { NULL };
 	if (rc == 0)
-		rc = column_bits(db, rq->columns ? rq->columns : none, &x->sc.columns, &asked);
-	if (rc == 0 && !rq->columns)   /* every column: a synthetic token's term names none */
-		asked = x->sc.columns >= 64 ? UINT64_MAX : (UINT64_C(1) << x->sc.columns) - 1;
+		rc = column_bits(db, none, &x->sc.columns, &unused);
 	if (rc != 0) {
-		*why_r = "a column asked is not the table's";
+		*why_r = "the table's columns are not what this reader knows";
 		return rc;
 	}
 	if (!x->structure || !x->averages) {
@@ -666,26 +763,30 @@ static int rank(sqlite3 *db, mv_term_rank_cache *cache, const mv_term_rank_reque
 	}
 	if (x->sc.rows == 0)
 		return 0;
-	x->r.match_cols = asked;
-	x->r.count_cols = asked & ~(UINT64_C(1) << (x->sc.columns - 1));   /* scope, last, weighs nothing */
 	if (prepare_readers(db, x) < 0)
 		return -1;
-	if ((rc = all_hits(x, rq->words, &x->hits)) != 0) {
-		*why_r = rc == 2 ? "too many hits to hold" : "a leaf is not what FTS5 writes";
-		return rc;
+	guint documents[MV_TERM_RANK_MAX_PHRASES];
+	for (guint i = 0; i < rq->n_phrases && rc == 0; i++) {
+		rc = read_list(x, db, rq->phrases[i].words, rq->phrases[i].columns, true, &x->lists[i]);
+		if (rc == 0)
+			documents[i] = x->lists[x->n_lists++]->len;
 	}
-	guint documents = x->hits->len;   /* the IDF's: the word alone, over the whole table */
-	if (rq->within && (rc = narrow_to_scope(x, db, rq)) != 0) {
-		*why_r = rc == 2 ? "too many hits to hold" : "a leaf is not what FTS5 writes";
-		return rc;
+	if (rc == 0 && rq->within)
+		rc = read_list(x, db, rq->within, rq->within_columns, false, &x->within);
+	if (rc != 0) {
+		*why_r = rc == 2 ? "too many hits to hold" : rc == 3 ? "a column asked is not the table's" :
+		         "a leaf is not what FTS5 writes";
+		return rc == 3 ? 1 : rc;
 	}
 	x->key = records_key(x->structure, x->averages);
 	x->sc.db = db;
-	if ((rc = choose_lengths(cache, &x->sc, x->key, hits_in_range(x->hits, rq), &x->sc.cached)) == 0)
-		rc = score_hits(&x->sc, x->hits, documents, rq, top);
+	combine c = { .lists = x->lists, .n = x->n_lists, .any = rq->any, .within = x->within };
+	guint scored = scored_estimate(x->lists, x->n_lists, rq->any);
+	if ((rc = choose_lengths(cache, &x->sc, x->key, scored, &x->sc.cached)) == 0)
+		rc = score_hits(&x->sc, &c, documents, rq, top);
 	if (rc == 0)
-		mv_log_debug("relevance of %u word(s) read from the index: %u hits, %u segments, lengths %s", rq->words->len,
-		             x->hits->len, x->segments->len, x->sc.cached ? "kept" : "looked up");
+		mv_log_debug("relevance of %u phrase(s) read from the index: ~%u hits, %u segments, lengths %s",
+		             rq->n_phrases, scored, x->segments->len, x->sc.cached ? "kept" : "looked up");
 	if (rc > 0)
 		*why_r = "a document's lengths are not what FTS5 keeps";
 	return rc;

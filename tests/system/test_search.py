@@ -660,13 +660,13 @@ def test_relevance_ties_keep_the_newest_first_order(data_dir, tmp_path):
         assert page == whole[:k], "limit %d: %s, expected %s" % (k, page, whole[:k])
 
 
-def test_one_word_relevance_read_from_the_index(corpus, oracle, env):
-    """A relevance page of one word, of one word's prefix or of one address,
-    is scored from the index's own doclists (search/term_rank.c) instead of
-    by FTS5's bm25.
+def test_relevance_scored_from_the_doclists(corpus, oracle, env):
+    """A relevance page of words, one-word prefixes and addresses, alone or
+    joined by AND or OR, is scored from the index's own doclists
+    (search/term_rank.c) instead of by FTS5's bm25.
     Its pages must be the first k of the whole answer, which the general
     statement ranks with FTS5's bm25 (limit 0): the same scores, the same
-    ties.  --debug says which path ran: a query of two words keeps FTS5's."""
+    ties.  --debug says which path ran: a negation or a phrase keeps FTS5's."""
     imp, _ = env
     rel = ("--sort", "relevance")
     common = oracle.words(150, 2000, minlen=4)
@@ -677,7 +677,9 @@ def test_one_word_relevance_read_from_the_index(corpus, oracle, env):
                                   for m in corpus.messages.values() if m.from_certain)
     sender = next(a for a, _ in senders.most_common() if re.fullmatch(r"[a-z0-9._-]+@[a-z0-9.-]+\.[a-z]+", a))
     queries = [word, "subject:" + middling[len(middling) // 2], middling[0][:3] + "*", word.upper(),
-               "from:" + sender]   # the last one token standing for the address
+               "from:" + sender,   # one token standing for the address
+               "%s %s" % (word, common[0]), "%s OR %s" % (middling[0], middling[-1]),
+               "%s OR subject:%s* OR from:%s" % (common[-1], middling[1][:4], sender)]
     for query in queries:
         whole = [h["id"] for h in search_json(query, imp.data_dir, limit=0, extra=rel)]
         assert len(whole) > 10, (query, len(whole))
@@ -689,4 +691,6 @@ def test_one_word_relevance_read_from_the_index(corpus, oracle, env):
         cp = mv("--debug", "search", query, "--limit", "10", *rel, data_dir=imp.data_dir)
         return "read from the index" in cp.stderr.decode("utf-8", "replace")
     assert all(index_read(q) for q in queries), "a one-word relevance page was left to FTS5"
-    assert not index_read("%s %s" % (word, middling[0])), "two words were read as one"
+    # a negation, and a phrase of two words, stay FTS5's
+    assert not index_read("%s -%s" % (word, middling[0])), "a negation was read from the doclists"
+    assert not index_read('"%s %s"' % (word, middling[0])), "a phrase was read from the doclists"

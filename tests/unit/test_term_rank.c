@@ -235,24 +235,41 @@ static const char *const scope_only[] = { "scope", NULL };
 static const scope_part new_scope = { " AND (\"" MARK "d1\" OR \"" MARK "d3\")", new_tokens, NULL };
 static const scope_part old_scope = { " AND (scope : zfld2)", old_tokens, scope_only };
 
+/* A query of phrases as term_rank.c takes it. */
+typedef struct phrase_spec {
+	const char *const *columns;
+	const char *text;
+	bool prefix;
+} phrase_spec;
+
 /* Both ways, the same rowids, order and doubles; how many were compared. */
-static guint same_as_fts5_within(sqlite3 *db, mv_term_rank_cache *cache, const char *const *columns, const char *text,
-                                 bool prefix, int64_t lo, int64_t hi, guint want, const scope_part *scope)
+static guint same_as_fts5_query(sqlite3 *db, mv_term_rank_cache *cache, const phrase_spec *specs, guint n, bool any,
+                                int64_t lo, int64_t hi, guint want, const scope_part *scope)
 {
-	char *word = match_of(columns, text, prefix);
-	char *match = scope ? g_strdup_printf("(%s)%s", word, scope->expr) : g_strdup(word);
-	g_free(word);
+	GString *query = g_string_new(n > 1 ? "(" : "");
+	mv_term_rank_phrase phrases[MV_TERM_RANK_MAX_PHRASES];
+	GPtrArray *words[MV_TERM_RANK_MAX_PHRASES];
+	for (guint i = 0; i < n; i++) {
+		char *one = match_of(specs[i].columns, specs[i].text, specs[i].prefix);
+		g_string_append_printf(query, "%s%s", i ? (any ? " OR " : " AND ") : "", one);
+		g_free(one);
+		words[i] = words_for(db, specs[i].text, specs[i].prefix);
+		phrases[i] = (mv_term_rank_phrase){ words[i], specs[i].columns };
+	}
+	if (n > 1)
+		g_string_append_c(query, ')');
+	char *match = scope ? g_strdup_printf("(%s)%s", query->str, scope->expr) : g_strdup(query->str);
+	g_string_free(query, TRUE);
 	GArray *expected = g_array_new(FALSE, FALSE, sizeof(mv_scored));
 	GArray *got = g_array_new(FALSE, FALSE, sizeof(mv_scored));
 	fts5_top(db, match, lo, hi, want, expected);
-	GPtrArray *words = words_for(db, text, prefix);
 	GPtrArray *within = NULL;
 	if (scope) {
 		within = g_ptr_array_new();
 		for (const char *const *t = scope->tokens; *t; t++)
 			g_ptr_array_add(within, (gpointer)*t);
 	}
-	mv_term_rank_request rq = { words, columns, lo, hi, want, within, scope ? scope->columns : NULL };
+	mv_term_rank_request rq = { phrases, n, any, lo, hi, want, within, scope ? scope->columns : NULL };
 	bool answered = false;
 	GError *err = NULL;
 	exec(db, "BEGIN");
@@ -269,14 +286,22 @@ static guint same_as_fts5_within(sqlite3 *db, mv_term_rank_cache *cache, const c
 			fail_msg("%s best %u, #%u: %lld %.17g, FTS5 %lld %.17g", match, want, i, (long long)g->rowid, g->rank,
 			         (long long)e->rowid, e->rank);
 	}
-	guint n = got->len;
-	g_ptr_array_free(words, TRUE);
+	guint compared = got->len;
+	for (guint i = 0; i < n; i++)
+		g_ptr_array_free(words[i], TRUE);
 	if (within)
 		g_ptr_array_free(within, TRUE);
 	g_array_free(expected, TRUE);
 	g_array_free(got, TRUE);
 	g_free(match);
-	return n;
+	return compared;
+}
+
+static guint same_as_fts5_within(sqlite3 *db, mv_term_rank_cache *cache, const char *const *columns, const char *text,
+                                 bool prefix, int64_t lo, int64_t hi, guint want, const scope_part *scope)
+{
+	phrase_spec one = { columns, text, prefix };
+	return same_as_fts5_query(db, cache, &one, 1, false, lo, hi, want, scope);
 }
 
 static guint same_as_fts5(sqlite3 *db, mv_term_rank_cache *cache, const char *const *columns, const char *text,
@@ -330,6 +355,23 @@ static void check_all(corpus *c, mv_term_rank_cache *cache)
 		}
 	}
 	assert_true(compared > 300);
+	/* two and three phrases, AND and OR, of words, prefixes and columns;
+	 * a rare word beside a common one, the same word twice */
+	compared = 0;
+	for (int w = 0; w < 30; w += 1) {
+		char a[4] = { (char)('a' + w % 5), (char)('a' + (w / 5) % 6), w % 3 ? 0 : 'x', 0 };
+		int v = (w * 7 + 3) % 30;
+		char b[4] = { (char)('a' + v % 5), (char)('a' + (v / 5) % 6), v % 3 ? 0 : 'x', 0 };
+		phrase_spec pair[] = { { any_columns, a, false }, { body_only, b, false }, { subject_only, "c", true } };
+		phrase_spec twice[] = { { any_columns, a, false }, { any_columns, a, false } };
+		for (int any = 0; any < 2; any++) {
+			compared += same_as_fts5_query(c->db, cache, pair, 2, any, INT64_MIN, INT64_MAX, 20, NULL);
+			compared += same_as_fts5_query(c->db, cache, pair, 3, any, INT64_MIN, mid, 20, NULL);
+			compared += same_as_fts5_query(c->db, cache, pair, 2, any, INT64_MIN, INT64_MAX, 7, &new_scope);
+			compared += same_as_fts5_query(c->db, cache, twice, 2, any, INT64_MIN, INT64_MAX, 7, NULL);
+		}
+	}
+	assert_true(compared > 1000);
 }
 
 static int64_t segments_of(sqlite3 *db)
@@ -392,17 +434,23 @@ static void test_cache_follows_commits(void **state)
 	corpus_clear(&c);
 }
 
-static bool rank_answers(sqlite3 *db, const char *word, GArray *top)
+static bool rank_answers_in(sqlite3 *db, const char *word, const char *const *columns, GArray *top)
 {
 	GPtrArray *words = g_ptr_array_new();
 	g_ptr_array_add(words, (gpointer)word);
-	mv_term_rank_request rq = { words, any_columns, INT64_MIN, INT64_MAX, 10, NULL, NULL };
+	mv_term_rank_phrase phrase = { words, columns };
+	mv_term_rank_request rq = { &phrase, 1, false, INT64_MIN, INT64_MAX, 10, NULL, NULL };
 	bool answered = true;
 	GError *err = NULL;
 	assert_int_equal(mv_term_rank_db(db, 1, NULL, &rq, top, &answered, &err), 0);
 	assert_null(err);
 	g_ptr_array_free(words, TRUE);
 	return answered;
+}
+
+static bool rank_answers(sqlite3 *db, const char *word, GArray *top)
+{
+	return rank_answers_in(db, word, any_columns, top);
 }
 
 /* A leaf that is not what FTS5 writes leaves the query to FTS5 (answered
@@ -421,6 +469,9 @@ static void test_left_to_fts5(void **state)
 	assert_true(top->len > 0);
 	assert_true(rank_answers(c.db, "zz", top) && top->len == 10);   /* a word no one has: none added */
 	g_array_set_size(top, 0);
+	static const char *const no_such[] = { "body", "nosuch", NULL };
+	assert_false(rank_answers_in(c.db, "ba", no_such, top));   /* FTS5 names the column */
+	assert_int_equal(top->len, 0);
 	/* more entries than a search may hold: FTS5 answers, nothing is added */
 	mv_term_rank_set_max_entries(5);
 	assert_false(rank_answers(c.db, "ba", top));
