@@ -68,6 +68,10 @@ void mv_search_set_max_prefix_bytes(int64_t bytes)
 	atomic_store(&max_prefix_bytes, bytes < 0 ? 0 : bytes);
 }
 
+/* The columns an unfielded word is asked in: one list for the MATCH and
+ * for term_rank.c's phrases. */
+#define ANY_COLUMNS "subject sender recipients cc bcc body attachment"
+
 static const char *field_columns(mv_query_field f)
 {
 	switch (f) {
@@ -79,7 +83,7 @@ static const char *field_columns(mv_query_field f)
 	case MV_F_BODY: return "body";
 	case MV_F_ATTACHMENT: return "attachment";
 	case MV_F_MESSAGEID: return "messageid";
-	default: return "{subject sender recipients cc bcc body attachment}";
+	default: return "{" ANY_COLUMNS "}";
 	}
 }
 
@@ -213,27 +217,36 @@ static int bound_prefix(plan *p, const char *text, GError **error)
 	return -1;
 }
 
+/* The words of this store's index that begin with key (up to
+ * MAX_NAMED_PREFIX_TERMS, else none in *terms_r), as prefix_terms.c reads
+ * them; none either when a leaf is damaged, which is logged: FTS5, reading
+ * it, judges for itself. */
+static int prefix_words(const plan *p, const GString *key, GPtrArray **terms_r, GError **error)
+{
+	GError *err = NULL;
+	if (mv_prefix_terms(mv_store_db(p->store), "ix.", key, MAX_NAMED_PREFIX_TERMS, terms_r, &err) == 0)
+		return 0;
+	if (!g_error_matches(err, MV_ERROR, MV_ERR_CORRUPT)) {
+		g_propagate_error(error, err);
+		return -1;
+	}
+	mv_log_warn("store %d: %s; the prefix is left to FTS5", mv_store_id(p->store), err->message);
+	g_error_free(err);
+	return 0;
+}
+
 /* `col : ("w1" OR "w2" ...)` for the one-word prefix `text*`: 1 when
  * written, 0 when the prefix is better left to FTS5 (a phrase's last word,
  * no word or too many in this store's index, or a leaf the reader of
  * fts5_leaf.c finds damaged: FTS5, reading it, judges for itself). */
 static int named_prefix(plan *p, const char *col, const char *text, GString *out, GError **error)
 {
-	sqlite3 *db = mv_store_db(p->store);
 	GString *key = g_string_new(NULL);
 	GPtrArray *terms = NULL;
 	int tokens = 0;
-	GError *err = NULL;
-	int rc = mv_prefix_key(db, text, key, &tokens, error);
-	if (rc == 0 && tokens == 1 && key->len && (rc = mv_prefix_terms(db, "ix.", key, MAX_NAMED_PREFIX_TERMS, &terms, &err)) < 0) {
-		if (g_error_matches(err, MV_ERROR, MV_ERR_CORRUPT)) {
-			mv_log_warn("store %d: %s; the prefix is left to FTS5", mv_store_id(p->store), err->message);
-			g_error_free(err);
-			rc = 0;
-		} else {
-			g_propagate_error(error, err);
-		}
-	}
+	int rc = mv_prefix_key(mv_store_db(p->store), text, key, &tokens, error);
+	if (rc == 0 && tokens == 1 && key->len)
+		rc = prefix_words(p, key, &terms, error);
 	g_string_free(key, TRUE);
 	if (rc < 0 || !terms || terms->len == 0) {
 		if (terms)
@@ -1004,9 +1017,6 @@ static int relevance_top(mv_store *store, const plan *p, const char *match, cons
 	return rc;
 }
 
-/* The columns an unfielded word is asked in (field_columns' default). */
-static const char *const any_columns[] = { "subject", "sender", "recipients", "cc", "bcc", "body", "attachment", NULL };
-
 /* The scope tokens as the index holds them (folded as the tokenizer folds
  * them), for term_rank.c; NULL when one is not a single token (FTS5 then
  * answers). */
@@ -1035,7 +1045,6 @@ static int one_word_words(const plan *p, const mv_query *q, bool address, GPtrAr
 	sqlite3 *db = mv_store_db(p->store);
 	GString *key = g_string_new(NULL);
 	int tokens = 0;
-	GError *err = NULL;
 	char *text = NULL;
 	if (address) {   /* as fts_term asks it */
 		char *norm = mv_address_normalize(q->text);
@@ -1048,14 +1057,8 @@ static int one_word_words(const plan *p, const mv_query *q, bool address, GPtrAr
 		if (!q->prefix) {
 			*words_r = g_ptr_array_new_with_free_func(g_free);
 			g_ptr_array_add(*words_r, g_strdup(key->str));
-		} else if ((rc = mv_prefix_terms(db, "ix.", key, MAX_NAMED_PREFIX_TERMS, words_r, &err)) < 0) {
-			if (g_error_matches(err, MV_ERROR, MV_ERR_CORRUPT)) {
-				mv_log_warn("store %d: %s; the prefix is left to FTS5", mv_store_id(p->store), err->message);
-				g_error_free(err);
-				rc = 0;
-			} else {
-				g_propagate_error(error, err);
-			}
+		} else {
+			rc = prefix_words(p, key, words_r, error);
 		}
 	}
 	g_string_free(key, TRUE);
@@ -1063,11 +1066,12 @@ static int one_word_words(const plan *p, const mv_query *q, bool address, GPtrAr
 }
 
 /* One phrase of term_rank.c from a term of the query: a word, an
- * address's token or a one-word prefix's words, in text columns (`column`:
- * room for a one-column list).  1 when it is one (*words_r filled), 0 when
+ * address's token or a one-word prefix's words, in text columns
+ * (any_columns: ANY_COLUMNS as a list; `column`: room for a one-column
+ * list).  1 when it is one (*words_r filled), 0 when
  * the query is left to FTS5. */
-static int phrase_of(const plan *p, const mv_query *q, const char **column, mv_term_rank_phrase *phrase,
-                     GPtrArray **words_r, GError **error)
+static int phrase_of(const plan *p, const mv_query *q, const char *const *any_columns, const char **column,
+                     mv_term_rank_phrase *phrase, GPtrArray **words_r, GError **error)
 {
 	*words_r = NULL;
 	if (q->kind != MV_Q_TERM || q->field == MV_F_MESSAGEID || q->field == MV_F_ARCHIVE || q->field == MV_F_FOLDER)
@@ -1098,6 +1102,7 @@ typedef struct rank_request {
 	mv_term_rank_request rq;
 	mv_term_rank_phrase phrases[MV_TERM_RANK_MAX_PHRASES];
 	const char *column[MV_TERM_RANK_MAX_PHRASES][2];
+	char **any_columns;   /* ANY_COLUMNS split */
 	GPtrArray *words[MV_TERM_RANK_MAX_PHRASES];
 	GPtrArray *within;
 } rank_request;
@@ -1109,6 +1114,7 @@ static void rank_request_clear(rank_request *r)
 			g_ptr_array_free(r->words[i], TRUE);
 	if (r->within)
 		g_ptr_array_free(r->within, TRUE);
+	g_strfreev(r->any_columns);
 	memset(r, 0, sizeof *r);
 }
 
@@ -1130,8 +1136,10 @@ static int rank_request_of(const plan *p, const mv_query *q, const readable_set 
 	if (n == 0 || n > MV_TERM_RANK_MAX_PHRASES || (readable->ids && !readable->scope_tokens))
 		return 0;
 	int rc = 1;
+	r->any_columns = g_strsplit(ANY_COLUMNS, " ", -1);
 	for (guint i = 0; i < n && rc > 0; i++)
-		rc = phrase_of(p, terms[i], r->column[i], &r->phrases[i], &r->words[i], error);
+		rc = phrase_of(p, terms[i], (const char *const *)r->any_columns, r->column[i], &r->phrases[i], &r->words[i],
+		               error);
 	if (rc > 0 && readable->scope_tokens && !(r->within = folded_tokens(mv_store_db(p->store), readable->scope_tokens)))
 		rc = 0;
 	if (rc <= 0) {
