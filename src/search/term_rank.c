@@ -532,35 +532,41 @@ static int read_record(sqlite3 *db, int64_t id, GBytes **rec_r)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* The table's columns in order, and the asked ones as bits; 1 when one is
- * not the table's. */
-static int column_bits(sqlite3 *db, const char *const *asked, int *columns_r, uint64_t *bits_r)
+/* The fts table's columns in order, into names; 1 when there are fewer than
+ * two (no scope column) or more than 64 (no bit for each). */
+static int table_columns(sqlite3 *db, GPtrArray *names)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, "PRAGMA ix.table_info(fts)", -1, &st, NULL) != SQLITE_OK)
 		return -1;
-	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		g_ptr_array_add(names, g_strdup((const char *)sqlite3_column_text(st, 1)));
 	sqlite3_finalize(st);
-	int out = rc == SQLITE_DONE ? 0 : -1;
+	if (rc != SQLITE_DONE)
+		return -1;
+	return names->len < 2 || names->len > 64 ? 1 : 0;
+}
+
+/* The asked columns as bits, every one for NULL; false when one is not the
+ * table's. */
+static bool column_bits(const GPtrArray *names, const char *const *asked, uint64_t *bits_r)
+{
+	if (!asked) {
+		*bits_r = names->len >= 64 ? UINT64_MAX : (UINT64_C(1) << names->len) - 1;
+		return true;
+	}
 	uint64_t bits = 0;
-	for (const char *const *a = asked; out == 0 && *a; a++) {
+	for (const char *const *a = asked; *a; a++) {
 		guint i = 0;
 		while (i < names->len && g_strcmp0(names->pdata[i], *a) != 0)
 			i++;
-		if (i == names->len || i >= 64)
-			out = 1;
-		else
-			bits |= UINT64_C(1) << i;
+		if (i == names->len)
+			return false;
+		bits |= UINT64_C(1) << i;
 	}
-	*columns_r = (int)names->len;
 	*bits_r = bits;
-	if (out == 0 && (names->len < 2 || names->len > 64))
-		out = 1;
-	g_ptr_array_free(names, TRUE);
-	return out;
+	return true;
 }
 
 static GBytes *records_key(GBytes *structure, GBytes *averages)
@@ -647,6 +653,7 @@ typedef struct rank_run {
 	GArray *lists[MV_TERM_RANK_MAX_PHRASES];  /* each phrase's hits */
 	guint n_lists;
 	GArray *within;   /* the scope tokens' hits, or NULL */
+	GPtrArray *columns; /* the fts table's, in order */
 	reader r;
 	scoring sc;
 } rank_run;
@@ -660,6 +667,7 @@ static void rank_run_clear(rank_run *x)
 	if (x->key)
 		g_bytes_unref(x->key);
 	g_array_free(x->segments, TRUE);
+	g_ptr_array_free(x->columns, TRUE);
 	for (guint i = 0; i < x->n_lists; i++)
 		g_array_free(x->lists[i], TRUE);
 	if (x->within)
@@ -697,28 +705,15 @@ static int all_hits(rank_run *x, const GPtrArray *words, GArray **hits_r)
 	return rc;
 }
 
-/* The columns as bits, every one for NULL; 1 when one is not the table's. */
-static int asked_bits(sqlite3 *db, const char *const *columns, int table_columns, uint64_t *bits_r)
-{
-	if (!columns) {
-		*bits_r = table_columns >= 64 ? UINT64_MAX : (UINT64_C(1) << table_columns) - 1;
-		return 0;
-	}
-	int n = 0;
-	return column_bits(db, columns, &n, bits_r);
-}
-
 /* One list of hits: a phrase's words in its columns, counted where they
  * weigh (every column but scope, the last, whose weight is 0), or the scope
  * tokens, which weigh nothing.  The bound on entries holds for each list.
  * As all_hits, and 3 when a column is not the table's. */
-static int read_list(rank_run *x, sqlite3 *db, const GPtrArray *words, const char *const *columns, bool counted,
-                     GArray **list_r)
+static int read_list(rank_run *x, const GPtrArray *words, const char *const *columns, bool counted, GArray **list_r)
 {
 	uint64_t asked = 0;
-	int rc = asked_bits(db, columns, x->sc.columns, &asked);
-	if (rc != 0)
-		return rc < 0 ? rc : 3;
+	if (!column_bits(x->columns, columns, &asked))
+		return 3;
 	x->r.match_cols = asked;
 	x->r.count_cols = counted ? asked & ~(UINT64_C(1) << (x->sc.columns - 1)) : 0;
 	x->r.entries = 0;
@@ -730,8 +725,6 @@ static int read_list(rank_run *x, sqlite3 *db, const GPtrArray *words, const cha
 static int rank(sqlite3 *db, mv_term_rank_cache *cache, const mv_term_rank_request *rq, rank_run *x, GArray *top,
                 const char **why_r)
 {
-	uint64_t unused = 0;
-	static const char *const none[] = { NULL };
 	if (rq->n_phrases == 0 || rq->n_phrases > MV_TERM_RANK_MAX_PHRASES) {
 		*why_r = "too many phrases";
 		return 1;
@@ -740,7 +733,8 @@ static int rank(sqlite3 *db, mv_term_rank_cache *cache, const mv_term_rank_reque
 	if (rc == 0)
 		rc = read_record(db, MV_FTS5_AVERAGES_ROWID, &x->averages);
 	if (rc == 0)
-		rc = column_bits(db, none, &x->sc.columns, &unused);
+		rc = table_columns(db, x->columns);
+	x->sc.columns = (int)x->columns->len;
 	if (rc != 0) {
 		*why_r = "the table's columns are not what this reader knows";
 		return rc;
@@ -767,12 +761,12 @@ static int rank(sqlite3 *db, mv_term_rank_cache *cache, const mv_term_rank_reque
 		return -1;
 	guint documents[MV_TERM_RANK_MAX_PHRASES];
 	for (guint i = 0; i < rq->n_phrases && rc == 0; i++) {
-		rc = read_list(x, db, rq->phrases[i].words, rq->phrases[i].columns, true, &x->lists[i]);
+		rc = read_list(x, rq->phrases[i].words, rq->phrases[i].columns, true, &x->lists[i]);
 		if (rc == 0)
 			documents[i] = x->lists[x->n_lists++]->len;
 	}
 	if (rc == 0 && rq->within)
-		rc = read_list(x, db, rq->within, rq->within_columns, false, &x->within);
+		rc = read_list(x, rq->within, rq->within_columns, false, &x->within);
 	if (rc != 0) {
 		*why_r = rc == 2 ? "too many hits to hold" : rc == 3 ? "a column asked is not the table's" :
 		         "a leaf is not what FTS5 writes";
@@ -795,7 +789,8 @@ static int rank(sqlite3 *db, mv_term_rank_cache *cache, const mv_term_rank_reque
 int mv_term_rank_db(sqlite3 *db, int store_id, mv_term_rank_cache *cache, const mv_term_rank_request *rq, GArray *top,
                     bool *answered_r, GError **error)
 {
-	rank_run x = { .segments = g_array_new(FALSE, FALSE, sizeof(mv_fts5_segment)) };
+	rank_run x = { .segments = g_array_new(FALSE, FALSE, sizeof(mv_fts5_segment)),
+	               .columns = g_ptr_array_new_with_free_func(g_free) };
 	guint first = top->len;
 	const char *why = NULL;
 	int rc = rank(db, cache, rq, &x, top, &why);
