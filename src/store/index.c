@@ -712,14 +712,20 @@ int mv_store_indexed_upto(mv_store *s, int64_t *upto_r, GError **error)
 	return 0;
 }
 
-/* Live messages numbered past upto, at most limit of them (-1: all).
- * Counted, not the last number less upto: deleted messages are never
- * indexed, and a deleted tail is no gap. */
-static int count_unindexed(mv_store *s, int64_t upto, int64_t limit, int64_t *n_r, GError **error)
+/* Live messages numbered past upto, at most limit of them (-1: all), in
+ * the folders folder_ids names (NULL: every folder).  Counted, not the last
+ * number less upto: deleted messages are never indexed, and a deleted tail
+ * is no gap.  num is the rowid, so nothing past upto costs one seek. */
+static int count_unindexed(mv_store *s, int64_t upto, const char *folder_ids, int64_t limit, int64_t *n_r,
+                           GError **error)
 {
+	char *sql = g_strdup_printf("SELECT count(*) FROM (SELECT 1 FROM messages WHERE num > ?1 AND deleted = 0%s%s%s"
+	                            " LIMIT ?2)", folder_ids ? " AND folder_id IN (" : "", folder_ids ? folder_ids : "",
+	                            folder_ids ? ")" : "");
 	sqlite3_stmt *st;
-	if (mv_sql_prepare(s->db, "SELECT count(*) FROM (SELECT 1 FROM messages WHERE num > ?1 AND deleted = 0 LIMIT ?2)",
-	                   &st, error) < 0)
+	int rc = mv_sql_prepare(s->db, sql, &st, error);
+	g_free(sql);
+	if (rc < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, upto);
 	sqlite3_bind_int64(st, 2, limit);
@@ -735,7 +741,16 @@ int mv_store_index_lag(mv_store *s, int64_t limit, int64_t *lag_r, GError **erro
 {
 	int64_t upto = 0;
 	*lag_r = 0;
-	return mv_store_indexed_upto(s, &upto, error) < 0 ? -1 : count_unindexed(s, upto, limit, lag_r, error);
+	return mv_store_indexed_upto(s, &upto, error) < 0 ? -1 : count_unindexed(s, upto, NULL, limit, lag_r, error);
+}
+
+int mv_store_index_lag_in(mv_store *s, const char *folder_ids, int64_t *lag_r, GError **error)
+{
+	int64_t upto = 0;
+	*lag_r = 0;
+	if (folder_ids && !*folder_ids)
+		return 0;
+	return mv_store_indexed_upto(s, &upto, error) < 0 ? -1 : count_unindexed(s, upto, folder_ids, -1, lag_r, error);
 }
 
 int mv_store_index_leave_to_upkeep(mv_store *s, bool stale, bool *leave_r, GError **error)
@@ -814,7 +829,7 @@ int mv_store_index_catch_up_task(mv_store *s, const mv_task *task, GError **erro
 		return -1;
 	int64_t total = 0;   /* for progress only: unknown on an error */
 	if (task)
-		count_unindexed(s, upto, -1, &total, NULL);
+		count_unindexed(s, upto, NULL, -1, &total, NULL);
 	if (mv_sql_prepare(s->db, "SELECT m.num, f.archive, f.path, f.id, m.date, c.hash, c.segment, c.offset, c.length"
 	                " FROM messages m JOIN folders f ON f.id = m.folder_id JOIN contents c ON c.id = m.content_id"
 	                " WHERE m.num > ? AND m.deleted = 0 ORDER BY m.num", &st, error) < 0)

@@ -341,6 +341,12 @@ int mv_store_index_stale(mv_store *s, bool *stale_r, GError **error);
  * server's background upkeep: stale, or lacking more than
  * MV_INDEX_INLINE_CATCH_UP messages.  Readers and writers may ask. */
 int mv_store_index_needs_upkeep(mv_store *s, bool *needed_r, GError **error);
+/* How many live messages of the folders folder_ids names ("1,2,3", made
+ * by the caller from folder ids; NULL: every folder) the index does not
+ * hold yet: archived while a writer's hand-off is in flight, or past where
+ * a rebuild has come.  A search of those folders cannot see them.  Readers
+ * and writers may ask. */
+int mv_store_index_lag_in(mv_store *s, const char *folder_ids, int64_t *lag_r, GError **error);
 /* What every writer's lock does to the index, as a task of its own (the
  * lock waited for without a bound, progress, cancellation between
  * chunks): made anew and rebuilt when stale, else the messages it lacks

@@ -20,7 +20,10 @@
  * emptied, so its writer makes it anew, and a writer that kept its
  * connection on the file another one replaced follows to the new file.
  * A writer's WAL is cut back after a big transaction, not kept that size
- * while the connection lives (journal_size_limit). */
+ * while the connection lives (journal_size_limit).
+ *
+ * What a search cannot see yet: the live messages of the folders it reads
+ * past where the index has come (mv_store_index_lag_in). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -195,10 +198,10 @@ static mv_store *open_store(const fixture *f, mv_store_mode mode)
 	return s;
 }
 
-static void add_message(mv_store *s, const char *word)
+static void add_message_in(mv_store *s, const char *folder, const char *word)
 {
 	char *raw = g_strdup_printf("Subject: %s\r\nFrom: b@example.org\r\n\r\n%s\r\n", word, word);
-	mv_store_item it = { .archive = "alice", .folder = "Inbox", .raw = (const uint8_t *)raw, .raw_len = strlen(raw),
+	mv_store_item it = { .archive = "alice", .folder = folder, .raw = (const uint8_t *)raw, .raw_len = strlen(raw),
 	                     .archived_at = 1700000100, .source = "file", .origin = "test", .subject = word,
 	                     .from = "b@example.org", .text = word, .date = 1700000100 };
 	crypto_generichash(it.hash, sizeof it.hash, it.raw, it.raw_len, NULL, 0);
@@ -206,6 +209,11 @@ static void add_message(mv_store *s, const char *word)
 	if (mv_store_add_batch(s, &it, 1, 1, &err) < 0 || mv_store_sync(s, &err) < 0)
 		fail_msg("add: %s", err->message);
 	g_free(raw);
+}
+
+static void add_message(mv_store *s, const char *word)
+{
+	add_message_in(s, "Inbox", word);
 }
 
 /* How many documents a reader's index finds for an FTS5 query. */
@@ -306,6 +314,51 @@ static void test_sync_without_writes_catches_up(void **state)
 	mv_store_close(&s);
 }
 
+/* What a search cannot see yet (mv_store_index_lag_in): live messages past
+ * indexed_upto, in the folders asked.  Messages 1, 2, 5 in Inbox and 3, 4
+ * in Other; 4 deleted; the index holding up to 2. */
+static void test_lag_in_folders(void **state)
+{
+	fixture *f = *state;
+	mv_store *s = open_store(f, MV_STORE_WRITE);
+	add_message(s, "two");
+	add_message_in(s, "Other", "three");
+	add_message_in(s, "Other", "four");
+	add_message(s, "five");
+	GError *err = NULL;
+	if (mv_store_delete_message(s, 4, "test", &err) < 0)
+		fail_msg("delete: %s", err->message);
+	exec_on_index(s, "UPDATE index_state SET value = 2 WHERE key = 'indexed_upto'");
+	mv_store_close(&s);
+	mv_store *r = open_store(f, MV_STORE_READ);
+	int64_t inbox = 0, other = 0, lag = -1;
+	if (mv_store_int_query(mv_store_db(r), "SELECT id FROM folders WHERE path = 'Inbox'", "folder", &inbox, &err) < 0 ||
+	    mv_store_int_query(mv_store_db(r), "SELECT id FROM folders WHERE path = 'Other'", "folder", &other, &err) < 0)
+		fail_msg("folders: %s", err->message);
+	char *inbox_ids = g_strdup_printf("%lld", (long long)inbox), *other_ids = g_strdup_printf("%lld", (long long)other);
+	char *both = g_strdup_printf("%lld,%lld", (long long)inbox, (long long)other);
+	const struct { const char *ids; int64_t want; } cases[] = {
+		{ NULL, 2 }, { inbox_ids, 1 }, { other_ids, 1 }, { both, 2 }, { "", 0 },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		if (mv_store_index_lag_in(r, cases[i].ids, &lag, &err) < 0)
+			fail_msg("lag in %s: %s", cases[i].ids ? cases[i].ids : "all", err->message);
+		assert_int_equal(lag, cases[i].want);
+	}
+	/* A whole index: nothing to tell. */
+	mv_store_close(&r);
+	s = open_store(f, MV_STORE_WRITE);
+	exec_on_index(s, "UPDATE index_state SET value = 5 WHERE key = 'indexed_upto'");
+	mv_store_close(&s);
+	r = open_store(f, MV_STORE_READ);
+	assert_int_equal(mv_store_index_lag_in(r, NULL, &lag, &err), 0);
+	assert_int_equal(lag, 0);
+	mv_store_close(&r);
+	g_free(inbox_ids);
+	g_free(other_ids);
+	g_free(both);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -323,6 +376,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_writer_follows_recreated_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_wal_is_cut_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_without_writes_catches_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lag_in_folders, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
