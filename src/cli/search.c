@@ -83,7 +83,8 @@ int mv_cli_search(const mv_cli_globals *g, int argc, char **argv)
 	                  &argv))
 		return MV_EXIT_USAGE;
 	int status = MV_EXIT_USAGE;
-	mv_search_options opts = { .archive = archive, .limit = limit };
+	mv_search_coverage coverage;
+	mv_search_options opts = { .archive = archive, .limit = limit, .coverage = &coverage };
 	mv_instance *inst = NULL;
 	mv_searcher *searcher = NULL;
 	char *query = NULL;
@@ -112,6 +113,12 @@ int mv_cli_search(const mv_cli_globals *g, int argc, char **argv)
 	}
 	print_hits(hits, json);
 	g_ptr_array_free(hits, TRUE);
+	/* After the hits, on stderr: --json's output stays one array, and the
+	 * note is the last thing a reader of the terminal sees. */
+	char *note = mv_search_coverage_note(&coverage);
+	if (note)
+		fprintf(stderr, "mailvault: warning: %s\n", note);
+	g_free(note);
 	status = MV_EXIT_OK;
 out:
 	mv_searcher_close(&searcher);

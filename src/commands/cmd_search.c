@@ -199,10 +199,12 @@ static mv_rows *search_messages(mv_command_ctx *ctx, json_t *args, GError **erro
 {
 	const char *sort = mv_arg_string(args, "sort");
 	int64_t limit = mv_arg_number(args, "limit", DEFAULT_SEARCH_LIMIT);
+	mv_search_coverage coverage;
 	mv_search_options opts = {
 		.archive = mv_arg_string(args, "archive"), .limit = limit ? limit : MV_MAX_ANSWER_MESSAGES + 1,
 		.sort = sort && strcmp(sort, "relevance") == 0 ? MV_SORT_RELEVANCE : MV_SORT_DATE, .access = ctx->access,
 		.after = mv_arg_string(args, "after"), .offset = mv_arg_number(args, "offset", 0),
+		.coverage = &coverage,
 	};
 	if (!mv_answer_paging_check("SearchMessages", opts.offset, limit, error) ||
 	    !searchable_archive(ctx, opts.archive, error))
@@ -217,6 +219,12 @@ static mv_rows *search_messages(mv_command_ctx *ctx, json_t *args, GError **erro
 		            "holds: page through them with limit and after (or narrow the query)", MV_MAX_ANSWER_MESSAGES);
 		goto fail;
 	}
+	/* In logOutput, where the reference's functions tell their caller what
+	 * the result alone does not say. */
+	char *note = mv_search_coverage_note(&coverage);
+	if (note)
+		mv_command_log(ctx, "%s", note);
+	g_free(note);
 	/* The query parsed once more for the snippets: it ran already, so it
 	 * parses; a snippet is an extra that never fails the search. */
 	if (mv_arg_bool(args, "snippets", false))

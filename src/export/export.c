@@ -277,9 +277,17 @@ static int export_by_query(export_run *r, GError **error)
 	mv_searcher *sr = mv_searcher_open(r->ctx->inst, error);
 	if (!sr)
 		return -1;
-	mv_search_options opts = { .archive = r->archive, .limit = 0, .sort = MV_SORT_DATE, .access = r->ctx->access };
+	mv_search_coverage coverage;
+	mv_search_options opts = { .archive = r->archive, .limit = 0, .sort = MV_SORT_DATE, .access = r->ctx->access,
+		                   .coverage = &coverage };
 	GPtrArray *hits = NULL;
 	int rc = mv_searcher_run(sr, r->query, &opts, &hits, error);
+	/* An export by query run during an index rebuild exports what the
+	 * index holds: its caller is told, in its log, before the messages go. */
+	char *note = rc == 0 ? mv_search_coverage_note(&coverage) : NULL;
+	if (note)
+		mv_command_log(r->ctx, "%s", note);
+	g_free(note);
 	if (rc == 0) {
 		g_ptr_array_sort(hits, hit_order);
 		r->total = hits->len;

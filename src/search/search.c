@@ -25,6 +25,7 @@
 struct mv_searcher {
 	mv_instance *inst;
 	GPtrArray *stores; /* mv_store* */
+	int unopened;      /* stores that would not open (logged): an answer's coverage counts them */
 };
 
 void mv_search_hit_free(mv_search_hit *h)
@@ -1156,6 +1157,56 @@ static int rank_request_of(const plan *p, const mv_query *q, const readable_set 
 	return 1;
 }
 
+/* The folders whose unindexed messages a text search of this store
+ * misses, as ids for mv_store_index_lag_in: the caller's readable set
+ * (narrowed to opts->folder already), within the archive asked, matched
+ * lower-cased whole as its scope token is; NULL = every folder. */
+static int coverage_folders(mv_store *store, const mv_search_options *opts, const readable_set *readable,
+                            GString **ids_r, GError **error)
+{
+	*ids_r = NULL;
+	if (!opts->archive || !*opts->archive || opts->folder) {
+		if (readable->ids)
+			*ids_r = g_string_new(readable->ids->str);
+		return 0;
+	}
+	GArray *folders = folders_with_access(store, opts->access, error);
+	if (!folders)
+		return -1;
+	char *want = g_utf8_strdown(opts->archive, -1);
+	GString *ids = g_string_new(NULL);
+	for (guint i = 0; i < folders->len; i++) {
+		const folder_access *f = &g_array_index(folders, folder_access, i);
+		char *lower = g_utf8_strdown(f->archive, -1);
+		if (f->readable && strcmp(lower, want) == 0)
+			g_string_append_printf(ids, "%s%lld", ids->len ? "," : "", (long long)f->id);
+		g_free(lower);
+	}
+	g_free(want);
+	g_array_free(folders, TRUE);
+	*ids_r = ids;
+	return 0;
+}
+
+/* Adds to the answer's coverage what this store's index does not hold yet
+ * of the folders searched.  A count that fails costs the note, not the
+ * answer: it is logged. */
+static void add_coverage(mv_store *store, const mv_search_options *opts, const readable_set *readable)
+{
+	GString *ids = NULL;
+	GError *err = NULL;
+	int64_t lag = 0;
+	if (coverage_folders(store, opts, readable, &ids, &err) < 0 ||
+	    mv_store_index_lag_in(store, ids ? ids->str : NULL, &lag, &err) < 0) {
+		mv_log_warn("store %d: what its index lacks is unknown: %s", mv_store_id(store), err->message);
+		g_error_free(err);
+	}
+	if (ids)
+		g_string_free(ids, TRUE);
+	opts->coverage->unindexed += lag;
+	opts->coverage->stores_behind += lag > 0;
+}
+
 static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts, int64_t after_lo,
                      GPtrArray *hits, GError **error)
 {
@@ -1182,6 +1233,8 @@ static int run_store(mv_store *store, const mv_query *q, const mv_search_options
 	if (rc < 0 || p.nothing || readable.none)
 		goto out;
 	bool use_fts = match->len > 0;
+	if (use_fts && opts->coverage)
+		add_coverage(store, opts, &readable);
 	if (use_fts && readable.scope) {
 		g_string_prepend(match, "(");
 		g_string_append_printf(match, ") AND (%s)", readable.scope->str);
@@ -1242,6 +1295,7 @@ mv_searcher *mv_searcher_open(mv_instance *inst, GError **error)
 			/* One unreadable store must not hide the others' mail. */
 			mv_log_warn("store %d (%s) not searched: %s", info->id, info->name, err->message);
 			g_error_free(err);
+			s->unopened++;
 			continue;
 		}
 		g_ptr_array_add(s->stores, st);
@@ -1342,6 +1396,22 @@ static int64_t after_lo_for(const cursor *c, int store_id)
 	return mv_order_key(c->date, 0);
 }
 
+char *mv_search_coverage_note(const mv_search_coverage *c)
+{
+	if (c->unindexed <= 0 && c->stores_unsearched <= 0)
+		return NULL;
+	GString *note = g_string_new(MV_SEARCH_COVERAGE_NOTE_START);
+	if (c->unindexed > 0)
+		g_string_append_printf(note, "%lld message%s of the folders searched %s not in the search index yet "
+		                       "(just archived, or an index rebuild is part way)", (long long)c->unindexed,
+		                       c->unindexed == 1 ? "" : "s", c->unindexed == 1 ? "is" : "are");
+	if (c->stores_unsearched > 0)
+		g_string_append_printf(note, "%s%d archive store%s could not be opened and %s not searched (the log names "
+		                       "why)", c->unindexed > 0 ? "; " : "", c->stores_unsearched,
+		                       c->stores_unsearched == 1 ? "" : "s", c->stores_unsearched == 1 ? "was" : "were");
+	return g_string_free(note, FALSE);
+}
+
 /* --archive NAME as the query's own conjunct archive:NAME (see the top). */
 static mv_query *with_archive(mv_query *q, const char *archive)
 {
@@ -1375,6 +1445,8 @@ int mv_searcher_run(mv_searcher *s, const char *query, const mv_search_options *
 	mv_query *q = mv_query_parse(query, error);
 	if (!q)
 		return -1;
+	if (opts->coverage)
+		*opts->coverage = (mv_search_coverage){ .stores_unsearched = s->unopened };
 	q = with_archive(q, opts->archive);
 	GPtrArray *hits = g_ptr_array_new_with_free_func((GDestroyNotify)mv_search_hit_free);
 	int rc = 0;

@@ -8,6 +8,18 @@
 
 typedef enum { MV_SORT_DATE = 0, MV_SORT_RELEVANCE = 1 } mv_sort;
 
+/* What an answer could not see, so that no caller takes a partial answer
+ * for a whole one (an eDiscovery search run during an index rebuild). */
+typedef struct mv_search_coverage {
+	/* Messages of the searched folders (the caller's readable ones, within
+	 * the archive asked) archived but not in their store's index yet: a
+	 * hand-off in flight, or a rebuild part way.  Text searches only: a
+	 * query over the db alone (dates, sizes) sees every message. */
+	int64_t unindexed;
+	int stores_behind;       /* stores with such messages */
+	int stores_unsearched;   /* stores that could not be opened (each logged with its reason) */
+} mv_search_coverage;
+
 typedef struct mv_search_options {
 	const char *archive;   /* NULL = all archives */
 	const char *folder;    /* with archive: this folder's messages only (not its subfolders'); NULL = any */
@@ -19,6 +31,9 @@ typedef struct mv_search_options {
 	 * one page.  offset: hits to skip first (either order; costs them). */
 	const char *after;
 	int64_t offset;
+	/* When set, filled with what this answer could not see (the cost: a
+	 * seek per store when its index is up to date). */
+	mv_search_coverage *coverage;
 } mv_search_options;
 
 /* Bound of offset: deeper pages go by `after`. */
@@ -50,6 +65,12 @@ void mv_search_set_max_prefix_bytes(int64_t bytes);
 /* Opens every readable store of the instance for searching. */
 mv_searcher *mv_searcher_open(mv_instance *inst, GError **error);
 void mv_searcher_close(mv_searcher **s);
+/* The one wording of what an answer could not see, for every caller that
+ * shows it (the CLI, SearchMessages' logOutput, Web Access, an export's
+ * log); NULL when the answer saw everything. */
+char *mv_search_coverage_note(const mv_search_coverage *c);
+/* How the note begins: what picks it out of a logOutput's other lines. */
+#define MV_SEARCH_COVERAGE_NOTE_START "this answer may be incomplete: "
 /* Runs a query; *hits_r is an array of mv_search_hit* (caller frees). */
 int mv_searcher_run(mv_searcher *s, const char *query, const mv_search_options *opts,
                     GPtrArray **hits_r, GError **error);

@@ -15,6 +15,7 @@
  * grant), the session's CSRF token once there is a session, and, when the
  * browser sends one, an Origin naming this server. */
 #include "web/internal.h"
+#include "search/search.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -362,7 +363,10 @@ static enum MHD_Result logout(mv_web_request *r)
 
 /* Runs a registry function with the session user's rights; text args as
  * the API takes them.  NULL with *error (code kept) when it failed. */
-static json_t *run_function(mv_web_request *r, const char *name, GHashTable *args, GError **error)
+/* A registry function as the session's user; *log_r (when asked) gets its
+ * logOutput, NULL when it said nothing. */
+static json_t *run_function_logged(mv_web_request *r, const char *name, GHashTable *args, char **log_r,
+                                   GError **error)
 {
 	mv_command_ctx ctx = { .inst = r->inst, .user = r->user->name, .remote = r->remote, .access = r->access };
 	json_t *typed = NULL;
@@ -371,9 +375,19 @@ static json_t *run_function(mv_web_request *r, const char *name, GHashTable *arg
 		return NULL;
 	ctx.log = g_string_new(NULL);
 	json_t *result = mv_command_call(cmd, &ctx, typed, error);
-	g_string_free(ctx.log, TRUE);
+	if (log_r && result && ctx.log->len) {
+		g_strchomp(ctx.log->str);
+		*log_r = g_string_free(g_steal_pointer(&ctx.log), FALSE);
+	}
+	if (ctx.log)
+		g_string_free(ctx.log, TRUE);
 	json_decref(typed);
 	return result;
+}
+
+static json_t *run_function(mv_web_request *r, const char *name, GHashTable *args, GError **error)
+{
+	return run_function_logged(r, name, args, NULL, error);
 }
 
 static GHashTable *args_new(void)
@@ -426,7 +440,7 @@ static void name_folder(json_t *item, const char *listed_in)
 }
 
 static enum MHD_Result send_page(mv_web_request *r, const char *key, json_t *items, int64_t limit,
-                                 const char *drop, const char *listed_in)
+                                 const char *drop, const char *listed_in, const char *notice)
 {
 	bool more = (int64_t)json_array_size(items) > limit;
 	if (more)
@@ -437,7 +451,10 @@ static enum MHD_Result send_page(mv_web_request *r, const char *key, json_t *ite
 			json_object_del(item, drop);
 		name_folder(item, listed_in);
 	}
-	return mv_web_send_json(r, MHD_HTTP_OK, json_pack("{s:o, s:b}", key, items, "more", more));
+	json_t *page = json_pack("{s:o, s:b}", key, items, "more", more);
+	if (notice)
+		json_object_set_new(page, "notice", json_string(notice));
+	return mv_web_send_json(r, MHD_HTTP_OK, page);
 }
 
 static enum MHD_Result answer_call(mv_web_request *r, json_t *result, GError *err)
@@ -458,6 +475,20 @@ static enum MHD_Result folders(mv_web_request *r)
 	return answer_call(r, list ? json_pack("{s:o}", "folders", list) : NULL, err);
 }
 
+/* The line of a SearchMessages logOutput that says what the answer could
+ * not see (search.h), cut out in place; NULL when there is none (the other
+ * lines name messages without a snippet: nothing for the page). */
+static const char *coverage_line(char *log)
+{
+	char *line = log ? strstr(log, MV_SEARCH_COVERAGE_NOTE_START) : NULL;
+	if (!line || (line != log && line[-1] != '\n'))
+		return NULL;
+	char *end = strchr(line, '\n');
+	if (end)
+		*end = '\0';
+	return line;
+}
+
 static enum MHD_Result search(mv_web_request *r)
 {
 	GError *err = NULL;
@@ -468,11 +499,17 @@ static enum MHD_Result search(mv_web_request *r)
 	arg_copy(args, r, "after");
 	arg_copy(args, r, "offset");
 	g_hash_table_insert(args, (gpointer)"snippets", g_strdup("true"));
-	json_t *hits = page_limit(r, args, &limit, &err) ? run_function(r, "SearchMessages", args, &err) : NULL;
+	/* What SearchMessages says beside its hits is what the answer could
+	 * not see (a rebuild part way): the page shows it. */
+	char *notice = NULL;
+	json_t *hits = page_limit(r, args, &limit, &err) ? run_function_logged(r, "SearchMessages", args, &notice, &err) :
+	                                                   NULL;
 	g_hash_table_destroy(args);
 	if (!hits)
 		return answer_call(r, NULL, err);
-	return send_page(r, "hits", hits, limit, "messageId", NULL);
+	enum MHD_Result rc = send_page(r, "hits", hits, limit, "messageId", NULL, coverage_line(notice));
+	g_free(notice);
+	return rc;
 }
 
 static enum MHD_Result messages(mv_web_request *r)
@@ -487,7 +524,7 @@ static enum MHD_Result messages(mv_web_request *r)
 	g_hash_table_destroy(args);
 	if (!items)
 		return answer_call(r, NULL, err);
-	return send_page(r, "messages", items, limit, "archivedAt", field(r, "folder"));
+	return send_page(r, "messages", items, limit, "archivedAt", field(r, "folder"), NULL);
 }
 
 static enum MHD_Result message(mv_web_request *r)

@@ -357,6 +357,30 @@ const scenarios = {
 		});
 	},
 
+	/* A search whose answer is partial (the index lacks messages): the page
+	 * says so above the hits, in the user's language and the server's words. */
+	async incomplete(sc) {
+		return withContext(sc, async ({ page, watch, step, res }) => {
+			const d = res.data;
+			await step('login-page', () => openApp(page, watch, sc));
+			await step('logged-in', () => login(page, sc.user, sc.password));
+			await step('search', async () => {
+				await page.fill(tid('search-input'), sc.word);
+				await page.press(tid('search-input'), 'Enter');
+				d.searchIds = await waitRows(page, `result rows for "${sc.word}"`);
+				const notice = await visible(page, 'search-incomplete', 'the note that the answer is incomplete');
+				d.notice = ((await notice.textContent()) || '').trim();
+				d.noticeRole = await notice.getAttribute('role');
+				// above the hits, not among them
+				d.noticeFirst = await page.evaluate(() => {
+					const n = document.querySelector('[data-testid="search-incomplete"]');
+					const l = document.querySelector('[data-testid="results"]');
+					return !!(n.compareDocumentPosition(l) & Node.DOCUMENT_POSITION_FOLLOWING);
+				});
+			});
+		});
+	},
+
 	/* Scenario 1: the user's day. */
 	async day(sc) {
 		return withContext(sc, async ({ page, watch, step, res }) => {

@@ -230,7 +230,7 @@ export function createSearch(ctx) {
 			return;
 		}
 		state.ctrl?.abort();
-		Object.assign(state, { route, key, items: [], more: false, loading: false, error: null, done: false, selected: -1, ctrl: new AbortController() });
+		Object.assign(state, { route, key, items: [], more: false, loading: false, error: null, notice: null, done: false, selected: -1, ctrl: new AbortController() });
 		renderAll();
 		if (route.kind === 'folder' || route.q) loadPage();
 		ui.scroll.scrollTop = 0;
@@ -262,6 +262,8 @@ export function createSearch(ctx) {
 				const data = await post('/web/api/search', fields, ctrl.signal);
 				items = data.hits || [];
 				state.more = !!data.more;
+				// What the answer could not see (messages not in the index yet): said, never hidden.
+				if (ctrl === state.ctrl) state.notice = data.notice || null;
 			}
 			if (ctrl !== state.ctrl) return;
 			state.done = true;
@@ -321,6 +323,10 @@ export function createSearch(ctx) {
 		ui.moreButton.hidden = state.loading;
 		ui.count.textContent = n ? countText() : '';
 		msg.replaceChildren();
+		if (state.notice && r?.kind === 'search' && !state.error) {
+			msg.append(h('div', { class: 'notice-bar list-notice', role: 'status', testid: 'search-incomplete' },
+				h('strong', { text: t('search.incomplete') }), h('span', { text: state.notice.charAt(0).toUpperCase() + state.notice.slice(1) })));
+		}
 		if (state.error) {
 			const e = state.error;
 			const own = r.kind === 'search' && { invalid: 'search.invalid', limit: 'search.tooBroad' }[e.code];

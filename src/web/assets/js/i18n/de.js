@@ -74,6 +74,7 @@ export default {
 	'search.sortRelevance': 'Relevanz',
 	'search.searching': 'Suche läuft …',
 	'search.none': 'Keine Nachrichten gefunden',
+	'search.incomplete': 'In diesen Ergebnissen fehlen möglicherweise Nachrichten.',
 	'search.noneHint': 'Prüfen Sie die Schreibweise, verwenden Sie weniger Wörter oder entfernen Sie einen Filter.',
 	'search.folderEmpty': 'Dieser Ordner enthält keine Nachrichten.',
 	'search.invalid': 'Die Suchanfrage ist ungültig.',

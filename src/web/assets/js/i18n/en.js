@@ -74,6 +74,7 @@ export default {
 	'search.sortRelevance': 'Relevance',
 	'search.searching': 'Searching…',
 	'search.none': 'No messages found',
+	'search.incomplete': 'Some messages may be missing from these results.',
 	'search.noneHint': 'Check the spelling, use fewer words, or remove a filter.',
 	'search.folderEmpty': 'This folder contains no messages.',
 	'search.invalid': 'The search query is not valid.',
