@@ -17,6 +17,7 @@
 #include "archive/archive.h"
 #include "imapd/message.h"
 #include "mime/mime.h"
+#include "search/search.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -146,9 +147,12 @@ int imap_msg_read(mv_instance *inst, const imap_msg *m, GByteArray **raw_r, GErr
  * (does not change the keys' meaning).  Text keys go through the full-text
  * index restricted to the mailbox's archives; HEADER of a field the index
  * does not hold reads messages, at most IMAP_SEARCH_MAX_READS.  *modseq_r:
- * a MODSEQ key was used (CONDSTORE: a message's MODSEQ is its UID). */
+ * a MODSEQ key was used (CONDSTORE: a message's MODSEQ is its UID).
+ * *coverage_r: what the text keys could not see (search.h), which the
+ * tagged OK's text then says. */
 #define IMAP_SEARCH_MAX_READS 20000
 int imap_search(mv_instance *inst, const mv_access *access, const imap_mailbox *mb, imap_view *v, const imap_command *c,
-                guint first, GArray **result_r, bool *modseq_r, const char **bad_r, GError **error);
+                guint first, GArray **result_r, bool *modseq_r, mv_search_coverage *coverage_r, const char **bad_r,
+                GError **error);
 
 #endif

@@ -29,6 +29,10 @@ typedef struct search_ctx {
 	GError *error;
 	unsigned reads;
 	bool modseq;
+	/* What the text keys' answers could not see, per source folder of the
+	 * mailbox (the same for every key: it depends on the folder alone). */
+	int64_t *source_unindexed;
+	int unsearched;
 } search_ctx;
 
 typedef GArray set;   /* guint8 per message */
@@ -188,12 +192,19 @@ static char *text_query(const char *field, GPtrArray *words)
 	return g_string_free(q, FALSE);
 }
 
-static int mark_hits(search_ctx *c, mv_searcher *sr, const char *query, const imap_source *src, set *s)
+static int mark_hits(search_ctx *c, mv_searcher *sr, const char *query, guint source, set *s)
 {
-	mv_search_options o = { .archive = src->archive, .folder = src->path, .access = c->access };
+	const imap_source *src = c->mb->sources->pdata[source];
+	mv_search_coverage coverage;
+	mv_search_options o = { .archive = src->archive, .folder = src->path, .access = c->access,
+		                .coverage = &coverage };
 	GPtrArray *hits = NULL;
 	if (mv_searcher_run(sr, query, &o, &hits, &c->error) < 0)
 		return -1;
+	if (!c->source_unindexed)
+		c->source_unindexed = g_new0(int64_t, c->mb->sources->len);
+	c->source_unindexed[source] = coverage.unindexed;
+	c->unsearched = MAX(c->unsearched, coverage.stores_unsearched);
 	for (guint i = 0; i < hits->len; i++) {
 		const mv_search_hit *h = hits->pdata[i];
 		gssize idx = imap_view_find(c->v, h->store_id, h->number);
@@ -218,7 +229,7 @@ static set *index_set(search_ctx *c, const char *field, const char *value)
 	mv_searcher *sr = mv_searcher_open(c->inst, &c->error);
 	int rc = sr ? 0 : -1;
 	for (guint i = 0; rc == 0 && i < c->mb->sources->len; i++)
-		rc = mark_hits(c, sr, query, c->mb->sources->pdata[i], s);
+		rc = mark_hits(c, sr, query, i, s);
 	mv_searcher_close(&sr);
 	g_free(query);
 	if (rc < 0) {
@@ -456,8 +467,19 @@ out:
 	return s;
 }
 
+/* The coverage of the whole search: each source folder's count once. */
+static void search_coverage(const search_ctx *c, mv_search_coverage *coverage_r)
+{
+	*coverage_r = (mv_search_coverage){ .stores_unsearched = c->unsearched };
+	for (guint i = 0; c->source_unindexed && i < c->mb->sources->len; i++) {
+		coverage_r->unindexed += c->source_unindexed[i];
+		coverage_r->stores_behind += c->source_unindexed[i] > 0;
+	}
+}
+
 int imap_search(mv_instance *inst, const mv_access *access, const imap_mailbox *mb, imap_view *v, const imap_command *cmd,
-                guint first, GArray **result_r, bool *modseq_r, const char **bad_r, GError **error)
+                guint first, GArray **result_r, bool *modseq_r, mv_search_coverage *coverage_r, const char **bad_r,
+                GError **error)
 {
 	search_ctx c = { .inst = inst, .access = access, .mb = mb, .v = v, .args = cmd->args, .pos = first };
 	*bad_r = NULL;
@@ -471,6 +493,8 @@ int imap_search(mv_instance *inst, const mv_access *access, const imap_mailbox *
 		set_and(all, k);
 		g_array_free(k, TRUE);
 	}
+	search_coverage(&c, coverage_r);
+	g_free(c.source_unindexed);
 	if (c.bad || c.error) {
 		g_array_free(all, TRUE);
 		if (c.error) {

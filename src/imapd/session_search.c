@@ -37,7 +37,8 @@ imap_step cmd_search(imap_session *s, mv_instance *inst, const imap_command *c, 
 	const char *bad = NULL;
 	GError *err = NULL;
 	bool modseq = false;
-	if (imap_search(inst, s->access, s->mailbox, s->view, c, first, &hits, &modseq, &bad, &err) < 0) {
+	mv_search_coverage coverage;
+	if (imap_search(inst, s->access, s->mailbox, s->view, c, first, &hits, &modseq, &coverage, &bad, &err) < 0) {
 		if (bad)
 			return tagged(out, c->tag, "BAD", bad);
 		if (g_error_matches(err, MV_ERROR, MV_ERR_LIMIT)) {
@@ -98,5 +99,12 @@ imap_step cmd_search(imap_session *s, mv_instance *inst, const imap_command *c, 
 	char *d = g_strdup_printf("IMAP: %u hits", count);
 	audit_activity(s, inst, "MessageSearch", d);
 	g_free(d);
-	return tagged(out, c->tag, "OK", uid ? "UID SEARCH completed" : "SEARCH completed");
+	/* A client shows no more than the hits, but its log and its user may
+	 * read the text: a partial answer says so there. */
+	char *note = mv_search_coverage_note(&coverage);
+	char *text = g_strdup_printf("%sSEARCH completed%s%s", uid ? "UID " : "", note ? "; " : "", note ? note : "");
+	int rc = tagged(out, c->tag, "OK", text);
+	g_free(text);
+	g_free(note);
+	return rc;
 }

@@ -7,7 +7,7 @@ query must not pass for a whole one.  The count of messages missed, in the
 folders the caller searched and may read, is told by every caller that
 shows an answer: `mailvault search` on stderr, SearchMessages in its
 logOutput, Web Access above the hits, an export by query in its log
-(`mailvault export` prints it on stderr).
+(`mailvault export` prints it on stderr), IMAP SEARCH in its tagged OK.
 
 The gap is made for real: RebuildStoreIndex in the server with the fault
 `fail:index-writer:2`, whose second hand-off fails, leaves the index holding
@@ -16,8 +16,10 @@ count is read from the store itself, not from the note: the messages a
 query over the db alone (size:) finds, less those an index term
 (archive:X, an FTS5 term here because the store holds two archives) finds."""
 
+import imaplib
 import json
 import os
+import re
 
 import pytest
 
@@ -65,7 +67,7 @@ def gap(corpus, tmp_path_factory):
     env = dict(os.environ, MAILVAULT_FAULT="fail:index-writer:2")
     srv = MvServer(d, password=admin_pw, env=env).start()
     api = Api(srv, admin_pw)
-    api.create_user("u", U_PW, privileges="login", login="web,api", folders=["corpus/" + U_FOLDER])
+    api.create_user("u", U_PW, privileges="login", login="web,api,imap", folders=["corpus/" + U_FOLDER])
     status, rebuilt = api.invoke("RebuildStoreIndex", id=1, folder="x")
     assert status == 200 and rebuilt["statusCode"] == "failed", rebuilt
     assert "injected fault index-writer:2" in rebuilt["error"]["message"], rebuilt
@@ -132,6 +134,35 @@ def test_web_page_shows_it_in_chromium(gap):
     assert "Some messages may be missing from these results." in data["notice"], data
     assert note_count(data["notice"]) == unindexed(d, "--as-user", "u"), data
     assert data["noticeRole"] == "status" and data["noticeFirst"], data
+
+
+def imap_search_text(srv, user, password, *keys):
+    """SEARCH keys in the user's one selectable mailbox, over TLS: (the
+    hits, the tagged OK's text)."""
+    m = imaplib.IMAP4_SSL("127.0.0.1", srv.imaps_port, ssl_context=srv.ssl_context(), timeout=120)
+    try:
+        m.login(user, password)
+        typ, lines = m.list('""', '"*"')
+        names = [re.search(rb'"([^"]*%s)"$' % U_FOLDER.encode(), line) for line in lines if line]
+        names = [n.group(1).decode() for n in names if n]
+        assert len(names) == 1, lines
+        assert m.select('"%s"' % names[0], readonly=True)[0] == "OK"
+        typ, dat = m._simple_command("SEARCH", *keys)
+        assert typ == "OK", (typ, dat)
+        hits = b" ".join(m.untagged_responses.pop("SEARCH", [b""])).split()
+        return hits, b" ".join(x for x in dat if isinstance(x, bytes)).decode()
+    finally:
+        m.logout()
+
+
+def test_imap_search_says_it_in_its_tagged_ok(gap):
+    d, srv, _, _ = gap
+    hits_, text = imap_search_text(srv, "u", U_PW, "TEXT", "money")
+    assert hits_, text
+    assert text.startswith("SEARCH completed; ") and note_count(text) == unindexed(d, "--as-user", "u"), text
+    # Two text keys over the same folder: its messages counted once.
+    both, text2 = imap_search_text(srv, "u", U_PW, "TEXT", "money", "BODY", "money")
+    assert both and note_count(text2) == note_count(text), text2
 
 
 def test_api_and_web_tell_it_then_nothing_once_caught_up(gap):
