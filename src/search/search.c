@@ -1435,6 +1435,8 @@ static mv_query *with_archive(mv_query *q, const char *archive)
 int mv_searcher_run(mv_searcher *s, const char *query, const mv_search_options *opts,
                     GPtrArray **hits_r, GError **error)
 {
+	if (opts->coverage)
+		*opts->coverage = (mv_search_coverage){ .stores_unsearched = s->unopened };
 	if (opts->offset < 0 || opts->offset > MV_SEARCH_MAX_OFFSET) {
 		g_set_error(error, MV_ERROR, MV_ERR_INVALID, "offset must be 0..%d", MV_SEARCH_MAX_OFFSET);
 		return -1;
@@ -1445,8 +1447,6 @@ int mv_searcher_run(mv_searcher *s, const char *query, const mv_search_options *
 	mv_query *q = mv_query_parse(query, error);
 	if (!q)
 		return -1;
-	if (opts->coverage)
-		*opts->coverage = (mv_search_coverage){ .stores_unsearched = s->unopened };
 	q = with_archive(q, opts->archive);
 	GPtrArray *hits = g_ptr_array_new_with_free_func((GDestroyNotify)mv_search_hit_free);
 	int rc = 0;
