@@ -251,6 +251,19 @@ async function rowIds(page) {
 	return page.locator(tid('result-row')).evaluateAll((els) => els.map((e) => e.dataset.id));
 }
 
+/* Logs in from the login page, as every scenario that searches begins. */
+async function loginSteps(page, watch, step, sc) {
+	await step('login-page', () => openApp(page, watch, sc));
+	await step('logged-in', () => login(page, sc.user, sc.password));
+}
+
+/* Types a search and waits for its first page: the result rows' ids. */
+async function searchRows(page, word) {
+	await page.fill(tid('search-input'), word);
+	await page.press(tid('search-input'), 'Enter');
+	return waitRows(page, `result rows for "${word}"`);
+}
+
 async function waitRows(page, what) {
 	await visible(page, 'result-row', what);
 	// the first page is complete when the list is no longer busy
@@ -362,12 +375,9 @@ const scenarios = {
 	async incomplete(sc) {
 		return withContext(sc, async ({ page, watch, step, res }) => {
 			const d = res.data;
-			await step('login-page', () => openApp(page, watch, sc));
-			await step('logged-in', () => login(page, sc.user, sc.password));
+			await loginSteps(page, watch, step, sc);
 			await step('search', async () => {
-				await page.fill(tid('search-input'), sc.word);
-				await page.press(tid('search-input'), 'Enter');
-				d.searchIds = await waitRows(page, `result rows for "${sc.word}"`);
+				d.searchIds = await searchRows(page, sc.word);
 				const notice = await visible(page, 'search-incomplete', 'the note that the answer is incomplete');
 				d.notice = ((await notice.textContent()) || '').trim();
 				d.noticeRole = await notice.getAttribute('role');
@@ -385,12 +395,9 @@ const scenarios = {
 	async day(sc) {
 		return withContext(sc, async ({ page, watch, step, res }) => {
 			const d = res.data;
-			await step('login-page', () => openApp(page, watch, sc));
-			await step('logged-in', () => login(page, sc.user, sc.password));
+			await loginSteps(page, watch, step, sc);
 			await step('search', async () => {
-				await page.fill(tid('search-input'), sc.word);
-				await page.press(tid('search-input'), 'Enter');
-				d.searchIds = await waitRows(page, `result rows for "${sc.word}"`);
+				d.searchIds = await searchRows(page, sc.word);
 				d.searchHash = await page.evaluate(() => location.hash);
 				d.marks = await page.locator(`${tid('result-row')} mark`).allTextContents();
 			});
