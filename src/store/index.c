@@ -744,12 +744,34 @@ int mv_store_index_lag(mv_store *s, int64_t limit, int64_t *lag_r, GError **erro
 	return mv_store_indexed_upto(s, &upto, error) < 0 ? -1 : count_unindexed(s, upto, NULL, limit, lag_r, error);
 }
 
+/* A reader's common case, every folder, asked with every search that
+ * shows its coverage: one statement kept with the handle (a prepared
+ * statement each time was a third of a fast search, bench/RESULTS.md). */
+static const char reader_lag_sql[] =
+	"SELECT count(*) FROM messages WHERE deleted = 0 AND num > "
+	"coalesce((SELECT value FROM ix.index_state WHERE key = 'indexed_upto'), 0)";
+
+static int reader_lag(mv_store *s, int64_t *lag_r, GError **error)
+{
+	sqlite3_stmt *st = mv_store_stmt_get(s, reader_lag_sql, error);
+	if (!st)
+		return -1;
+	bool counted = sqlite3_step(st) == SQLITE_ROW;
+	*lag_r = counted ? sqlite3_column_int64(st, 0) : 0;
+	if (!counted)
+		mv_sql_set_error(error, s->db, "count the messages the index lacks");
+	sqlite3_reset(st);
+	return counted ? 0 : -1;
+}
+
 int mv_store_index_lag_in(mv_store *s, const char *folder_ids, int64_t *lag_r, GError **error)
 {
 	int64_t upto = 0;
 	*lag_r = 0;
 	if (folder_ids && !*folder_ids)
 		return 0;
+	if (!folder_ids && !s->index_db)
+		return reader_lag(s, lag_r, error);
 	return mv_store_indexed_upto(s, &upto, error) < 0 ? -1 : count_unindexed(s, upto, folder_ids, -1, lag_r, error);
 }
 
