@@ -471,10 +471,8 @@ out:
 static void search_coverage(const search_ctx *c, mv_search_coverage *coverage_r)
 {
 	*coverage_r = (mv_search_coverage){ .stores_unsearched = c->unsearched };
-	for (guint i = 0; c->source_unindexed && i < c->mb->sources->len; i++) {
+	for (guint i = 0; c->source_unindexed && i < c->mb->sources->len; i++)
 		coverage_r->unindexed += c->source_unindexed[i];
-		coverage_r->stores_behind += c->source_unindexed[i] > 0;
-	}
 }
 
 int imap_search(mv_instance *inst, const mv_access *access, const imap_mailbox *mb, imap_view *v, const imap_command *cmd,

@@ -1204,7 +1204,6 @@ static void add_coverage(mv_store *store, const mv_search_options *opts, const r
 	if (ids)
 		g_string_free(ids, TRUE);
 	opts->coverage->unindexed += lag;
-	opts->coverage->stores_behind += lag > 0;
 }
 
 static int run_store(mv_store *store, const mv_query *q, const mv_search_options *opts, int64_t after_lo,

@@ -16,7 +16,6 @@ typedef struct mv_search_coverage {
 	 * hand-off in flight, or a rebuild part way.  Text searches only: a
 	 * query over the db alone (dates, sizes) sees every message. */
 	int64_t unindexed;
-	int stores_behind;       /* stores with such messages */
 	int stores_unsearched;   /* stores that could not be opened (each logged with its reason) */
 } mv_search_coverage;
 
