@@ -110,8 +110,13 @@ def test_cli_names_what_the_index_lacks(gap):
 
 def test_export_by_query_says_what_it_could_not_see(gap, tmp_path):
     d, _, _, _ = gap
-    cp = mv("export", "eml", str(tmp_path / "out"), "--query", "money", data_dir=d)
-    assert note_count(cp.stderr.decode()) == unindexed(d), cp.stderr.decode()
+    lacking = unindexed(d)
+    cp = mv("export", "eml", str(tmp_path / "out"), "--query", "money", "--json", data_dir=d)
+    assert note_count(cp.stderr.decode()) == lacking, cp.stderr.decode()
+    # For a script: the result object counts them too (0 when whole).
+    assert json.loads(cp.stdout)["messagesNotInIndex"] == lacking, cp.stdout
+    cp = mv("export", "eml", str(tmp_path / "all"), "--archive", "other", "--json", data_dir=d)
+    assert json.loads(cp.stdout)["messagesNotInIndex"] == 0, cp.stdout
 
 
 def test_web_page_shows_it_in_chromium(gap):
