@@ -42,10 +42,11 @@ static const double B = 0.75;
 #define LOOKUP_VS_SCAN 8
 /* Below this many documents the whole scan is a few ms: always cached. */
 #define SMALL_INDEX 20000
-/* Entries read (16 bytes each, held twice while merged) past which the
- * query goes to FTS5, which walks them in constant memory: 64 MB at most
- * for the word's list and as much for a restricted caller's scope, a word
- * in every message of a 2-million-message store. */
+/* Entries read (16 bytes each, held twice while merged), over all of a
+ * query's lists, past which the query goes to FTS5, which walks them in
+ * constant memory: 64 MB at most, whatever the number of phrases (a word in
+ * every message of a 2-million-message store, or eight words in a quarter
+ * of them each). */
 #define MAX_ENTRIES (2u * 1000 * 1000)
 static guint max_entries = MAX_ENTRIES;
 
@@ -161,7 +162,7 @@ typedef struct reader {
 	uint64_t match_cols, count_cols;
 	GArray *run;      /* hit: this segment's entries */
 	bool damaged;
-	guint entries;    /* read so far, every word and segment */
+	guint entries;    /* read so far: every list, word and segment of the query */
 } reader;
 
 static int fetch_page(void *opaque, int64_t page, const uint8_t **bytes_r, size_t *n_r)
@@ -707,7 +708,8 @@ static int all_hits(rank_run *x, const GPtrArray *words, GArray **hits_r)
 
 /* One list of hits: a phrase's words in its columns, counted where they
  * weigh (every column but scope, the last, whose weight is 0), or the scope
- * tokens, which weigh nothing.  The bound on entries holds for each list.
+ * tokens, which weigh nothing.  The bound on entries holds for all the
+ * lists together.
  * As all_hits, and 3 when a column is not the table's. */
 static int read_list(rank_run *x, const GPtrArray *words, const char *const *columns, bool counted, GArray **list_r)
 {
@@ -716,7 +718,6 @@ static int read_list(rank_run *x, const GPtrArray *words, const char *const *col
 		return 3;
 	x->r.match_cols = asked;
 	x->r.count_cols = counted ? asked & ~(UINT64_C(1) << (x->sc.columns - 1)) : 0;
-	x->r.entries = 0;
 	return all_hits(x, words, list_r);
 }
 

@@ -453,6 +453,21 @@ static bool rank_answers(sqlite3 *db, const char *word, GArray *top)
 	return rank_answers_in(db, word, any_columns, top);
 }
 
+/* The word asked twice, as two phrases joined by AND: twice its entries. */
+static bool rank_answers_twice(sqlite3 *db, const char *word, GArray *top)
+{
+	GPtrArray *words = g_ptr_array_new();
+	g_ptr_array_add(words, (gpointer)word);
+	mv_term_rank_phrase phrases[2] = { { words, any_columns }, { words, any_columns } };
+	mv_term_rank_request rq = { phrases, 2, false, INT64_MIN, INT64_MAX, 10, NULL, NULL };
+	bool answered = true;
+	GError *err = NULL;
+	assert_int_equal(mv_term_rank_db(db, 1, NULL, &rq, top, &answered, &err), 0);
+	assert_null(err);
+	g_ptr_array_free(words, TRUE);
+	return answered;
+}
+
 /* A leaf that is not what FTS5 writes leaves the query to FTS5 (answered
  * false, no error, nothing added); so do more hits than a search may hold,
  * and a contentless_delete table, whose tombstones this reader does not
@@ -476,6 +491,17 @@ static void test_left_to_fts5(void **state)
 	mv_term_rank_set_max_entries(5);
 	assert_false(rank_answers(c.db, "ba", top));
 	assert_int_equal(top->len, 0);
+	/* the bound holds for a query's lists together: the least bound one
+	 * word's list fits in is too small for the word asked twice */
+	guint fits = 5;
+	while (g_array_set_size(top, 0), mv_term_rank_set_max_entries(fits), !rank_answers(c.db, "ba", top))
+		fits++;
+	g_array_set_size(top, 0);
+	assert_false(rank_answers_twice(c.db, "ba", top));
+	assert_int_equal(top->len, 0);
+	mv_term_rank_set_max_entries(2 * fits);
+	assert_true(rank_answers_twice(c.db, "ba", top));
+	g_array_set_size(top, 0);
 	mv_term_rank_set_max_entries(0);
 	assert_true(rank_answers(c.db, "ba", top));
 	g_array_set_size(top, 0);
