@@ -1188,21 +1188,37 @@ static int coverage_folders(mv_store *store, const mv_search_options *opts, cons
 	return 0;
 }
 
-/* Adds to the answer's coverage what this store's index does not hold yet
- * of the folders searched.  A count that fails costs the note, not the
- * answer: it is logged. */
-static void add_coverage(mv_store *store, const mv_search_options *opts, const readable_set *readable)
+/* What this store's index does not hold yet of the folders searched.  The
+ * whole store is asked first (one kept statement): only when something
+ * lags are the folders worked out, so that a restricted caller's search
+ * pays no second pass over them. */
+static int coverage_lag(mv_store *store, const mv_search_options *opts, const readable_set *readable, int64_t *lag_r,
+                        GError **error)
 {
+	if (mv_store_index_lag_in(store, NULL, lag_r, error) < 0)
+		return -1;
+	if (*lag_r == 0)
+		return 0;
 	GString *ids = NULL;
-	GError *err = NULL;
-	int64_t lag = 0;
-	if (coverage_folders(store, opts, readable, &ids, &err) < 0 ||
-	    mv_store_index_lag_in(store, ids ? ids->str : NULL, &lag, &err) < 0) {
-		mv_log_warn("store %d: what its index lacks is unknown: %s", mv_store_id(store), err->message);
-		g_error_free(err);
-	}
+	int rc = coverage_folders(store, opts, readable, &ids, error);
+	if (rc == 0 && ids)
+		rc = mv_store_index_lag_in(store, ids->str, lag_r, error);
 	if (ids)
 		g_string_free(ids, TRUE);
+	return rc;
+}
+
+/* Adds it to the answer's coverage.  A count that fails costs the note,
+ * not the answer (logged), and never tells a caller more than its folders. */
+static void add_coverage(mv_store *store, const mv_search_options *opts, const readable_set *readable)
+{
+	GError *err = NULL;
+	int64_t lag = 0;
+	if (coverage_lag(store, opts, readable, &lag, &err) < 0) {
+		mv_log_warn("store %d: what its index lacks is unknown: %s", mv_store_id(store), err->message);
+		g_error_free(err);
+		lag = 0;
+	}
 	opts->coverage->unindexed += lag;
 }
 
