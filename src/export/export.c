@@ -275,6 +275,8 @@ static int export_hit(export_run *r, mv_searcher *sr, const mv_search_hit *h, GE
 
 static int export_by_query(export_run *r, GError **error)
 {
+	if (export_index_everything(r->ctx, error) < 0)
+		return -1;
 	mv_searcher *sr = mv_searcher_open(r->ctx->inst, error);
 	if (!sr)
 		return -1;
@@ -283,8 +285,9 @@ static int export_by_query(export_run *r, GError **error)
 		                   .coverage = &coverage };
 	GPtrArray *hits = NULL;
 	int rc = mv_searcher_run(sr, r->query, &opts, &hits, error);
-	/* An export by query run during an index rebuild exports what the
-	 * index holds: its caller is told, in its log, before the messages go. */
+	/* What the index still lacks (a store that could not be brought up,
+	 * or mail archived since): the caller is told, in its log, before the
+	 * messages go. */
 	char *note = rc == 0 ? mv_search_coverage_note(&coverage) : NULL;
 	if (note)
 		mv_command_log(r->ctx, "%s", note);

@@ -53,6 +53,12 @@ typedef struct export_server {
 export_target *export_imap_open(const export_server *srv, GError **error);
 export_target *export_smtp_open(const export_server *srv, GError **error);
 
+/* complete.c: every store a search reads whose index lacks messages (or
+ * is stale) brought up to date, under its write lock, before an export by
+ * query searches.  A store that cannot be is logged and left as it is;
+ * -1 only when the caller cancelled (or the stores cannot be listed). */
+int export_index_everything(mv_command_ctx *ctx, GError **error);
+
 /* SHA-256 of a file, read in chunks (sign.c). */
 int export_file_digest(const char *path, uint8_t digest[32], GError **error);
 

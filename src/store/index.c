@@ -843,9 +843,19 @@ static int between_chunks(mv_store *s, const mv_task *task, int64_t done, int64_
 	return -1;
 }
 
+/* A chunk of the catch-up, numbered for the fault point (base.h). */
+static int catch_up_chunk(mv_store *s, GPtrArray *jobs, int *chunks, GError **error)
+{
+	if (!mv_fault_fails("index-catch-up", ++*chunks))
+		return reindex_chunk(s, jobs, error);
+	g_set_error(error, MV_ERROR, MV_ERR_IO, "injected fault index-catch-up:%d", *chunks);
+	return -1;
+}
+
 int mv_store_index_catch_up_task(mv_store *s, const mv_task *task, GError **error)
 {
 	int64_t upto = 0, done = 0;
+	int chunks = 0;
 	sqlite3_stmt *st;
 	if (mv_store_indexed_upto(s, &upto, error) < 0)
 		return -1;
@@ -864,10 +874,10 @@ int mv_store_index_catch_up_task(mv_store *s, const mv_task *task, GError **erro
 		done++;
 		if (jobs->len < CATCH_UP_CHUNK)
 			continue;
-		if (reindex_chunk(s, jobs, error) < 0 || between_chunks(s, task, done, total, error) < 0)
+		if (catch_up_chunk(s, jobs, &chunks, error) < 0 || between_chunks(s, task, done, total, error) < 0)
 			goto out;
 	}
-	if (reindex_chunk(s, jobs, error) < 0 || mv_store_flush_index(s, error) < 0)
+	if (catch_up_chunk(s, jobs, &chunks, error) < 0 || mv_store_flush_index(s, error) < 0)
 		goto out;
 	if (done)
 		mv_log_info("store %d: indexed %lld messages the index lacked", s->id, (long long)done);
