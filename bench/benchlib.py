@@ -13,10 +13,10 @@
   benchlib.py rawbytes PATH...      Total bytes of the regular files under PATHs.
   benchlib.py timefile FILE         Parses `/usr/bin/time -f '%M %e'` output into JSON
                                     (`-f '%M %e %U %S'` adds cpu_s).
-  benchlib.py sample BIN DATA_DIR PID OUT [--interval S]
-        While process PID runs, writes "UNIX_TIME MESSAGES" lines to OUT: the
-        committed message count of DATA_DIR (`mailvault stats --json`, which reads
-        beside an import) every S seconds (default 1).  For run_1m.sh's ingest curve.
+  benchlib.py batches OUT < IMPORT_DEBUG_STDERR
+        Writes "UNIX_TIME MESSAGES" lines to OUT: the committed message count,
+        from the batch lines of `mailvault --debug import` as they arrive; every
+        line read is copied to stdout.  For run_1m.sh's ingest curve.
   benchlib.py table1m OUT_DIR COUNT Prints run_1m.sh's table of issue 17's targets from
                                     what it left in OUT_DIR.
   benchlib.py report OUT_DIR        Merges OUT_DIR/work/*/ *.json into OUT_DIR/results.json
@@ -293,30 +293,26 @@ def timefile(args):
     print(json.dumps(_timefile(args[0])))
 
 
-def sample(args):
-    binp, data, pid, out = args[0], args[1], int(args[2]), args[3]
-    interval = float(_opt(args, "--interval", "1"))
-    import resource
+BATCH_LINE = re.compile(rb"batch of (\d+): plan ")
+
+
+def batches(args):
+    """The committed count over time, from an import's own `--debug` batch
+    lines on stdin (one per committed batch), written to OUT as "TIME COUNT"
+    lines; every line read goes on to stdout.  A second process reading the
+    store beside the import (`mailvault stats` every few seconds) took the
+    disk and a core from it and bent the curve it measured (bench/RESULTS.md,
+    eighth session)."""
+    out = args[0]
+    count = 0
     with open(out, "w") as f:
-        while True:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                # what sampling cost, to set beside the import's own CPU time
-                ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-                f.write(f"# cpu {ru.ru_utime + ru.ru_stime:.2f}\n")
-                return
-            p = subprocess.run([binp, "--data-dir", data, "stats", "--json"], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL)
-            t = time.time()
-            try:
-                n = json.loads(p.stdout)["total"]["messages"]
-            except (ValueError, KeyError, TypeError):
-                n = None            # before the store exists, or a failed read: skip
-            if n is not None:
-                f.write(f"{t:.3f} {n}\n")
+        for line in sys.stdin.buffer:
+            sys.stdout.buffer.write(line)
+            m = BATCH_LINE.search(line)
+            if m:
+                count += int(m.group(1))
+                f.write(f"{time.time():.3f} {count}\n")
                 f.flush()
-            time.sleep(interval)
 
 
 # ----------------------------------------------------------------------------- run_1m.sh's table
@@ -385,13 +381,10 @@ def table1m(args):
         "≥ 5,000 msg/s at 1M", rate is not None and rate >= 5000)
     curve = []
     step = 100000 if count >= 1000000 else max(1, count // 10)
-    samples, sampler_cpu = [], None
+    samples = []
     if n_imp and wall and t0 is not None:
         try:
             for line in open(os.path.join(out, "import.samples")):
-                if line.startswith("# cpu "):
-                    sampler_cpu = float(line.split()[2])
-                    continue
                 t, c = line.split()
                 samples.append((float(t), int(c)))
         except OSError:
@@ -477,12 +470,11 @@ def table1m(args):
         print(f"| {fig} | {val if val is not None else 'n/a'} | {target} | {verdict} |")
     print()
     if curve:
-        print(f"Ingest curve, msg/s per {step:,} messages (committed count sampled with `stats --json`"
-              f" {len(samples)} times{'' if sampler_cpu is None else f', {sampler_cpu:.1f} s CPU'};"
-              f" the import took {it.get('cpu_s') or 0:.1f} s CPU):")
+        print(f"Ingest curve, msg/s per {step:,} messages (committed count from the import's own"
+              f" {len(samples)} batch lines; the import took {it.get('cpu_s') or 0:.1f} s CPU):")
         print("  " + "  ".join(f"{x:,.0f}" if x else "n/a" for x in curve))
         if coarse:
-            print(f"  (coarse: the committed count moved by up to {jump:,} messages between samples, against"
+            print(f"  (coarse: the committed count moved by up to {jump:,} messages in one batch, against"
                   f" {step:,} per point; the curve and its last/first ratio mean something at 100k+ messages)")
     for name, res in (("date order", sd_), ("--sort relevance", sr_),
                       ("date order, --archive bench", _load(os.path.join(out, "search-archive.json")))):
@@ -732,7 +724,7 @@ def main():
         sys.exit(2)
     cmd, args = sys.argv[1], sys.argv[2:]
     fn = {"querymix": querymix, "notmuch-search": notmuch_search, "rawbytes": rawbytes,
-          "timefile": timefile, "report": report, "sample": sample, "table1m": table1m}.get(cmd)
+          "timefile": timefile, "report": report, "batches": batches, "table1m": table1m}.get(cmd)
     if fn is None:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

@@ -6,7 +6,8 @@
 # missing its target fails nothing.  The steps, and whose code runs them:
 #   1. import of the generated Maildir (full indexing): msg/s, peak RSS, and the
 #      curve of msg/s per 100k messages (per 10% of COUNT below 1M) from the
-#      committed count, sampled beside the import (benchlib.py sample)
+#      committed count in the import's own --debug batch lines (benchlib.py
+#      batches): nothing reads the store beside the import
 #   2. import of the SpamAssassin corpus (Maildir): msg/s, on disk / raw
 #   3. on disk / raw of the big import: content, db, index
 #   4. search-bench, warm: benchlib.py's query mix, date order and --sort relevance
@@ -20,8 +21,6 @@
 #      MAILVAULT_BENCH_DIR  generated-corpus cache (default bench/out/corpora)
 #      MAILVAULT_CORPUS     where ../shared/corpus/spamassassin keeps its corpus (as run_api.sh)
 #      B1M_OUT              everything this run writes (default bench/out/1m-COUNT)
-#      B1M_SAMPLE_S         seconds between samples of the import's count (default 0.5 below
-#                           200k messages, else 2; each sample is one `mailvault stats`)
 #      B1M_API_SECONDS      length of the wrk run (default 20)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,7 +33,6 @@ case $COUNT in ''|*[!0-9]*) echo "run_1m.sh: COUNT must be a message count, not 
 
 CACHE=${MAILVAULT_BENCH_DIR:-$REPO/bench/out/corpora}
 OUT=${B1M_OUT:-$REPO/bench/out/1m-$COUNT}
-SAMPLE_S=${B1M_SAMPLE_S:-$([ "$COUNT" -lt 200000 ] && echo 0.5 || echo 2)}
 API_SECONDS=${B1M_API_SECONDS:-20}
 LIB=$HERE/benchlib.py
 BUILD=1
@@ -63,7 +61,8 @@ CORPUS=$MAILDIR_CORPUS
 SA=$(bench_spamassassin_root) || { SA=; log "SpamAssassin corpus unavailable (../shared/corpus/spamassassin): step 2 is n/a"; }
 
 # import NAME SRC DATA_DIR: init DATA_DIR, warm SRC, import it timed (NAME.json, NAME.time, NAME.err)
-# in the background; IMPORT_PID is GNU time's pid, NAME.start the wall clock just before it began
+# in the background, with --debug: NAME.samples gets the committed count from its batch lines;
+# IMPORT_PID is the pipeline's, NAME.start the wall clock just before it began
 import_start() {
 	local name=$1 src=$2 data=$3
 	rm -rf "$data"
@@ -71,8 +70,9 @@ import_start() {
 	warm "$src"
 	log "$name: importing $src (load $(load_now))"
 	date +%s.%N >"$OUT/$name.start"
-	/usr/bin/time -f '%M %e %U %S' -o "$OUT/$name.time" "$BIN" --data-dir "$data" import "$src" \
-		--archive bench --format maildir --json --quiet >"$OUT/$name.json" 2>"$OUT/$name.err" &
+	( /usr/bin/time -f '%M %e %U %S' -o "$OUT/$name.time" "$BIN" --debug --data-dir "$data" import "$src" \
+		--archive bench --format maildir --json --quiet 2>&1 >"$OUT/$name.json" |
+		python3 "$LIB" batches "$OUT/$name.samples" >"$OUT/$name.err" ) &
 	IMPORT_PID=$!
 }
 import_wait() {  # import_wait NAME: its exit status must be 0 or 3 (some messages refused)
@@ -84,17 +84,14 @@ import_wait() {  # import_wait NAME: its exit status must be 0 or 3 (some messag
 # ---------------------------------------------------------------- 1 and 3: the generated corpus
 LOAD0=$(load_now)
 import_start import "$CORPUS/maildir" "$BASE"
-python3 "$LIB" sample "$BIN" "$BASE" "$IMPORT_PID" "$OUT/import.samples" --interval "$SAMPLE_S" &
-SAMPLER=$!
 import_wait import
-wait "$SAMPLER" || log "warning: the count sampler failed; the ingest curve has only the import's ends"
 "$BIN" --data-dir "$BASE" stats --json >"$OUT/stats.json"
 read -r WALL RSS CPU < <(python3 -c 'import json,sys; t=json.load(sys.stdin); print(t["wall_s"], t["peak_rss_kb"], t["cpu_s"])' \
 	< <(python3 "$LIB" timefile "$OUT/import.time"))
 rm -f "$MAINT/base.imported"
 mkdir -p "$MAINT"
 bench_maint_mark "$MAINT/base.imported" "$COUNT" "$CORPUS" "$OUT/import.json" "$WALL" "$RSS" "$CPU" "$LOAD0" "$BIN"
-note "Import of $CORPUS/maildir into $BASE (page cache warmed first), load average $LOAD0 before; count sampled every ${SAMPLE_S} s."
+note "Import of $CORPUS/maildir into $BASE (page cache warmed first), load average $LOAD0 before; the curve from its --debug batch lines."
 
 # ---------------------------------------------------------------- 4: search
 python3 "$LIB" querymix "$CORPUS/maildir" "$OUT/querymix" --seed 7 >/dev/null
