@@ -7,9 +7,10 @@
  * at once and says what it could not see (search.h, the coverage); an
  * export is a long-running job that eDiscovery hands on as the answer, so
  * it does what every writer's lock does first: each store whose index lags
- * or is stale is brought up to date (mv_store_index_bring_up), under the
- * store's write lock, with the export's progress and cancellation.  A
- * store up to date costs one count on its read handle and no lock.
+ * or describes another generation of its db is brought up to date
+ * (mv_store_index_bring_up), under the store's write lock, with the
+ * export's progress and cancellation.  A store up to date costs one count
+ * on its read handle and no lock.
  *
  * A store that cannot be brought up (its files read-only, a fault) is
  * searched as it is: the call's log says why, and the search's coverage
@@ -24,17 +25,22 @@
 static char *index_behind(mv_instance *inst, int store_id)
 {
 	GError *err = NULL;
-	bool stale = false;
+	bool other_generation = false, other_format = false;
 	int64_t lag = 0;
 	mv_store *s = mv_instance_open_store(inst, store_id, MV_STORE_READ, &err);
-	if (!s || mv_store_index_stale(s, &stale, &err) < 0 || mv_store_index_lag_in(s, NULL, &lag, &err) < 0) {
+	if (!s || mv_store_index_staleness(s, &other_generation, &other_format, &err) < 0 ||
+	    mv_store_index_lag_in(s, NULL, &lag, &err) < 0) {
 		char *why = g_strdup_printf("whether its index lacks messages is unknown (%s)", err->message);
 		g_error_free(err);
 		mv_store_close(&s);
 		return why;
 	}
 	mv_store_close(&s);
-	if (stale)
+	/* An index of an older format alone is read rightly as it is: the
+	 * bring-up would rebuild it whole (minutes at a million messages),
+	 * which UpgradeStores is for.  One of another generation answers with
+	 * other messages. */
+	if (other_generation)
 		return g_strdup("its index describes another state of the store");
 	return lag > 0 ? g_strdup_printf("its index lacks %lld messages", (long long)lag) : NULL;
 }

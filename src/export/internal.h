@@ -54,8 +54,8 @@ export_target *export_imap_open(const export_server *srv, GError **error);
 export_target *export_smtp_open(const export_server *srv, GError **error);
 
 /* complete.c: every store a search reads whose index lacks messages (or
- * is stale) brought up to date, under its write lock, before an export by
- * query searches.  A store that cannot be is logged and left as it is;
+ * describes another generation of its db) brought up to date, under its
+ * write lock, before an export by query searches.  A store that cannot be is logged and left as it is;
  * -1 only when the caller cancelled (or the stores cannot be listed). */
 int export_index_everything(mv_command_ctx *ctx, GError **error);
 

@@ -346,7 +346,7 @@ char *mv_store_new_generation(void)
 	return mv_hex(b, sizeof b);
 }
 
-int mv_store_index_stale(mv_store *s, bool *stale_r, GError **error)
+int mv_store_index_staleness(mv_store *s, bool *other_generation_r, bool *other_format_r, GError **error)
 {
 	char *db_gen = NULL, *ix_gen = NULL;
 	int64_t format = 0;
@@ -359,16 +359,26 @@ int mv_store_index_stale(mv_store *s, bool *stale_r, GError **error)
 	    mv_store_text_query(ix, gen_sql, "read index generation", &ix_gen, error) < 0 ||
 	    mv_store_index_format(s, &format, error) < 0)
 		goto out;
-	/* An index of an older format holds documents this build would not
-	 * write (and could not delete: contentless deletes need the exact
-	 * document), so it is rebuilt like one of another generation. */
-	*stale_r = g_strcmp0(db_gen, ix_gen) != 0 || format != INDEX_FORMAT;
+	*other_generation_r = g_strcmp0(db_gen, ix_gen) != 0;
+	*other_format_r = format != INDEX_FORMAT;
 	rc = 0;
 out:
 	g_free(gen_sql);
 	g_free(db_gen);
 	g_free(ix_gen);
 	return rc;
+}
+
+int mv_store_index_stale(mv_store *s, bool *stale_r, GError **error)
+{
+	/* An index of an older format holds documents this build would not
+	 * write (and could not delete: contentless deletes need the exact
+	 * document), so it is rebuilt like one of another generation. */
+	bool other_generation = false, other_format = false;
+	if (mv_store_index_staleness(s, &other_generation, &other_format, error) < 0)
+		return -1;
+	*stale_r = other_generation || other_format;
+	return 0;
 }
 
 /* The db's index generation, made when it has none (a db before format 2's

@@ -333,6 +333,10 @@ int mv_store_index_format(mv_store *s, int64_t *format_r, GError **error);
  * messages).  A writer's next lock rebuilds it; readers and writers alike
  * may ask. */
 int mv_store_index_stale(mv_store *s, bool *stale_r, GError **error);
+/* The two halves of that: another generation (the index's rowids name
+ * other messages: a search of it answers wrongly) and another format (read
+ * as it is, rightly, until its store is written). */
+int mv_store_index_staleness(mv_store *s, bool *other_generation_r, bool *other_format_r, GError **error);
 /* More messages than this unindexed (the rest of a rebuild cancelled by a
  * server's stop), and a writer with a bounded wait leaves them to the
  * background too: at ~3,000 a second, 20,000 keep a sender ~7 s. */

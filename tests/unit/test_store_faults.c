@@ -60,6 +60,30 @@ static void test_generation_check_read_error(void **state)
 	mv_store_close(&s);
 }
 
+/* An index of another generation than its db names other messages by its
+ * rowids: stale for that, whatever its format. */
+static void test_staleness_tells_generation_from_format(void **state)
+{
+	fixture *f = *state;
+	GError *err = NULL;
+	mv_store *s = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(s);
+	bool other_generation = true, other_format = true;
+	assert_int_equal(mv_store_index_staleness(s, &other_generation, &other_format, &err), 0);
+	assert_false(other_generation);
+	assert_false(other_format);
+	const char *prefix;
+	assert_int_equal(mv_sql_exec(mv_store_index_conn(s, &prefix),
+	                             "UPDATE index_state SET value='0123' WHERE key='generation'", &err), 0);
+	assert_int_equal(mv_store_index_staleness(s, &other_generation, &other_format, &err), 0);
+	assert_true(other_generation);
+	assert_false(other_format);
+	bool stale = false;
+	assert_int_equal(mv_store_index_stale(s, &stale, &err), 0);
+	assert_true(stale);
+	mv_store_close(&s);
+}
+
 /* Taking the write lock over an unreadable generation fails and leaves the
  * index alone, instead of taking it for stale and wiping it. */
 static void test_write_lock_keeps_index_on_read_error(void **state)
@@ -191,9 +215,14 @@ static void test_bounded_writer_leaves_a_stale_index(void **state)
 	                             "UPDATE index_state SET value=4 WHERE key='format_version'", &err), 0);
 	mv_store_item it = second_message();
 	assert_bounded_write_refused(s, &it);
-	bool stale = false;
+	bool stale = false, other_generation = true, other_format = false;
 	assert_int_equal(mv_store_index_stale(s, &stale, &err), 0);
 	assert_true(stale);
+	/* Stale for its format alone: read rightly as it is (export/complete.c
+	 * leaves it so). */
+	assert_int_equal(mv_store_index_staleness(s, &other_generation, &other_format, &err), 0);
+	assert_false(other_generation);
+	assert_true(other_format);
 	mv_store_set_lock_wait(s, 0);   /* a writer without a bound rebuilds, then writes */
 	assert_int_equal(mv_store_add_batch(s, &it, 1, 1, &err), 0);
 	assert_int_equal(mv_store_sync(s, &err), 0);
@@ -307,6 +336,7 @@ int main(void)
 	sqlite3_auto_extension((void (*)(void))deny_count_on_recovering);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_generation_check_read_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_staleness_tells_generation_from_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_lock_keeps_index_on_read_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_count_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_wait_bounded, setup, teardown),
