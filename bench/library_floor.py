@@ -75,7 +75,8 @@ def compiled(raw, name, libs):
             ["pkg-config", "--cflags", "--libs", lib], stdout=subprocess.PIPE, check=True, text=True).stdout.split()
     with tempfile.TemporaryDirectory() as tmp:
         exe = os.path.join(tmp, name)
-        subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, name + ".c")] + flags, check=True)
+        subprocess.run(["cc", "-std=c17", "-Wall", "-Wextra", "-Werror", "-O2", "-o", exe,
+                        os.path.join(HERE, name + ".c")] + flags, check=True)
         pack = b"".join(struct.pack("<I", len(m)) + m for m in raw)
         cp = subprocess.run([exe], input=pack, stdout=subprocess.PIPE, check=True)
         sys.stdout.write(cp.stdout.decode())

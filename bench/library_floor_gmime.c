@@ -5,6 +5,7 @@
  * memory stream), nothing read from it after; prints one JSON line with
  * the CPU seconds of the best of ROUNDS.  Not mailvault: Debian's GMime on
  * the same messages. */
+#define _POSIX_C_SOURCE 200809L
 #include <gmime/gmime.h>
 #include <stdint.h>
 #include <stdio.h>

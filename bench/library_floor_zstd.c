@@ -5,6 +5,7 @@
  * compresses every message one by one in each mode, printing one JSON
  * object per line: mode, level, CPU seconds (best of ROUNDS), compressed
  * bytes over raw.  Not mailvault: Debian's libzstd on the same messages. */
+#define _POSIX_C_SOURCE 200809L
 #define ZDICT_STATIC_LINKING_ONLY
 #define ZSTD_STATIC_LINKING_ONLY
 #include <stdint.h>
