@@ -55,8 +55,9 @@ export_target *export_smtp_open(const export_server *srv, GError **error);
 
 /* complete.c: every store a search reads whose index lacks messages (or
  * describes another generation of its db) brought up to date, under its
- * write lock, before an export by query searches.  A store that cannot be is logged and left as it is;
- * -1 only when the caller cancelled (or the stores cannot be listed). */
+ * write lock, before an export by query searches.  A store that cannot be
+ * is logged and left as it is; -1 only when the caller cancelled (or the
+ * stores cannot be listed). */
 int export_index_everything(mv_command_ctx *ctx, GError **error);
 
 /* SHA-256 of a file, read in chunks (sign.c). */
