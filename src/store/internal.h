@@ -72,6 +72,7 @@ struct mv_store {
 	int lock_fd;             /* content/.writelock, -1 when not held */
 	double locked_since;     /* when lock_fd was taken */
 	double lock_wait;        /* seconds to wait for a lock another task holds, 0 = no bound */
+	volatile gint *lock_cancel; /* a wait for the lock ends when it is set non-zero; may be NULL */
 	mv_index_writer *index_writer; /* the thread inserting handed-off documents, or NULL */
 	GPtrArray *index_queue;  /* queued_doc*: committed messages awaiting the index */
 	double index_since;      /* when the first of them was queued */

@@ -749,22 +749,33 @@ void mv_store_set_lock_wait(mv_store *s, double seconds)
 	s->lock_wait = seconds > 0 ? seconds : 0;
 }
 
-/* flock on fd, waiting at most s->lock_wait when it is set: polled, as
- * flock has no timeout of its own and a signal-based one would reach other
- * threads. */
+void mv_store_set_lock_cancel(mv_store *s, volatile gint *cancel)
+{
+	s->lock_cancel = cancel;
+}
+
+/* flock on fd, waiting at most s->lock_wait when it is set, and only
+ * while s->lock_cancel stays 0: polled, as flock has no timeout of its own
+ * and a signal-based one would reach other threads. */
 static int wait_for_lock(mv_store *s, int fd, const char *path, GError **error)
 {
 	double deadline = s->lock_wait > 0 ? mv_monotonic() + s->lock_wait : 0;
+	bool poll = deadline || s->lock_cancel;
 	for (;;) {
-		if (flock(fd, deadline ? LOCK_EX | LOCK_NB : LOCK_EX) == 0)
+		if (flock(fd, poll ? LOCK_EX | LOCK_NB : LOCK_EX) == 0)
 			return 0;
 		if (errno == EINTR)
 			continue;
-		if (errno != EWOULDBLOCK || !deadline) {
+		if (errno != EWOULDBLOCK || !poll) {
 			mv_set_errno_error(error, errno, "lock", path);
 			return -1;
 		}
-		if (mv_monotonic() >= deadline) {
+		if (s->lock_cancel && g_atomic_int_get(s->lock_cancel)) {
+			g_set_error(error, MV_ERROR, MV_ERR_CANCELLED, "store %d: cancelled while waiting for its write lock, "
+			            "which another task (a maintenance function or an import) holds; nothing was done", s->id);
+			return -1;
+		}
+		if (deadline && mv_monotonic() >= deadline) {
 			g_set_error(error, MV_ERROR, MV_ERR_STATE, "store %d is being written by another task (a maintenance "
 			            "function or an import) and stayed locked for %.0f s", s->id, s->lock_wait);
 			return -1;

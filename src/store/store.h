@@ -97,6 +97,10 @@ void mv_store_set_keeper(mv_store *s, mv_store_keeper keep, void *opaque);
  * way: the server's scheduler does it in the background
  * (mv_store_index_needs_upkeep, mv_store_index_bring_up). */
 void mv_store_set_lock_wait(mv_store *s, double seconds);
+/* A flag that ends a wait for the write lock when set non-zero (a task's
+ * cancel; NULL: none), with MV_ERR_CANCELLED: a long-running function
+ * queued behind an import or a rebuild can be stopped while it waits. */
+void mv_store_set_lock_cancel(mv_store *s, volatile gint *cancel);
 int mv_store_id(const mv_store *s);
 sqlite3 *mv_store_db(mv_store *s);         /* metadata db; index attached as "ix" */
 /* What a search keeps with a handle between its queries (search/

@@ -184,6 +184,55 @@ static void test_lock_wait_bounded(void **state)
 	mv_store_close(&waiter);
 }
 
+static gpointer cancel_later(gpointer flag)
+{
+	g_usleep(300 * 1000);
+	g_atomic_int_set((volatile gint *)flag, 1);
+	return NULL;
+}
+
+/* A rebuild (or an export's bring-up) queued behind another task's lock,
+ * with no bound on its wait, still stops when its caller cancels: at once
+ * when asked before, and while it waits when asked during.  Nothing done. */
+static void test_lock_wait_cancelled(void **state)
+{
+	fixture *f = *state;
+	GError *err = NULL;
+	mv_store *holder = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	mv_store *waiter = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(holder);
+	assert_non_null(waiter);
+	char *before = index_generation(f);
+	assert_int_equal(mv_store_flock(holder, &err), 0);
+	volatile gint stop = 1;
+	mv_task task = { .cancel = &stop };
+	double t0 = mv_monotonic();
+	assert_int_equal(mv_store_rebuild_index(waiter, &task, &err), -1);
+	assert_true(mv_monotonic() - t0 < 5);
+	assert_true(g_error_matches(err, MV_ERROR, MV_ERR_CANCELLED));
+	assert_non_null(strstr(err->message, "while waiting for its write lock"));
+	g_clear_error(&err);
+	g_atomic_int_set(&stop, 0);
+	GThread *canceller = g_thread_new("cancel", cancel_later, (gpointer)&stop);
+	t0 = mv_monotonic();
+	assert_int_equal(mv_store_rebuild_index(waiter, &task, &err), -1);
+	double waited = mv_monotonic() - t0;
+	g_thread_join(canceller);
+	assert_true(g_error_matches(err, MV_ERROR, MV_ERR_CANCELLED));
+	g_clear_error(&err);
+	if (waited < 0.3 || waited > 5)
+		fail_msg("stopped after %.2f s, cancelled at 0.3 s", waited);
+	char *after = index_generation(f);
+	assert_string_equal(before, after);   /* not made anew */
+	g_free(before);
+	g_free(after);
+	/* The lock let go, the same handle rebuilds: the flag did not stay. */
+	mv_store_close(&holder);
+	mv_task plain = { 0 };
+	assert_int_equal(mv_store_rebuild_index(waiter, &plain, &err), 0);
+	mv_store_close(&waiter);
+}
+
 /* A writer with a 30 s wait is refused at once, as if the lock were held,
  * and writes nothing: the index is left to the server's upkeep. */
 static void assert_bounded_write_refused(mv_store *s, mv_store_item *it)
@@ -340,6 +389,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_lock_keeps_index_on_read_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_count_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_wait_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_wait_cancelled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounded_writer_leaves_a_stale_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounded_writer_leaves_a_long_catch_up, setup, teardown),
 	};
