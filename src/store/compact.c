@@ -392,7 +392,7 @@ static json_t *compact_report(compact_ctx *c, GArray *segs, bool nothing)
 int mv_store_compact(mv_store *s, const mv_task *task, json_t **report_r, GError **error)
 {
 	mv_store_assert_writer(s);
-	if (mv_store_write_lock(s, error) < 0)
+	if (mv_store_write_lock_for(s, task, error) < 0)
 		return -1;
 	remove_unnamed_segments(s, true);
 	compact_ctx c = { .s = s, .out_fd = -1, .kept_numbers = g_array_new(FALSE, TRUE, 1),

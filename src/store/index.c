@@ -439,10 +439,7 @@ int mv_store_refresh_index(mv_store *s, GError **error)
 static int index_up_to_date(mv_store *s, const mv_task *task, bool anew, const char *what, GError **error)
 {
 	mv_store_assert_writer(s);
-	mv_store_set_lock_cancel(s, task ? task->cancel : NULL);
-	int locked = mv_store_flock(s, error);
-	mv_store_set_lock_cancel(s, NULL);
-	if (locked < 0)
+	if (mv_store_flock_for(s, task, error) < 0)
 		return -1;
 	int rc = -1;
 	bool stale = false;

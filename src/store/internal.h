@@ -135,6 +135,10 @@ const char *mv_store_schema(void);
 int mv_store_flock(mv_store *s, GError **error);
 /* Takes the write lock and brings the index up to date (catch-up). */
 int mv_store_write_lock(mv_store *s, GError **error);
+/* The two, for a long-running function: its task's cancel (if any) also
+ * ends the wait for a lock another task holds (mv_store_set_lock_cancel). */
+int mv_store_flock_for(mv_store *s, const mv_task *task, GError **error);
+int mv_store_write_lock_for(mv_store *s, const mv_task *task, GError **error);
 /* Queues a copy of doc for the open index transaction (flushed in rowid order). */
 void mv_store_queue_doc(mv_store *s, const mv_index_doc *doc);
 /* Inserts the queued documents and commits them with the indexed_upto mark

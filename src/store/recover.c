@@ -661,7 +661,7 @@ static int rebuild_files(recover_ctx *c, const mv_store_paths *paths, const mv_t
 	GArray *segs = NULL;
 	int rc = -1;
 	if (mv_mkdir_p(paths->db_dir, error) < 0 || mv_mkdir_p(paths->index_dir, error) < 0 ||
-	    mv_store_flock(c->s, error) < 0)
+	    mv_store_flock_for(c->s, task, error) < 0)
 		goto out;
 	mv_store_remove_db_files(ixtmp);
 	if (!(segs = mv_journal_segments_from_dir(paths->content_dir, error)))

@@ -911,6 +911,24 @@ out:
 	return rc;
 }
 
+static int lock_for(mv_store *s, const mv_task *task, int (*lock)(mv_store *, GError **), GError **error)
+{
+	mv_store_set_lock_cancel(s, task ? task->cancel : NULL);
+	int rc = lock(s, error);
+	mv_store_set_lock_cancel(s, NULL);
+	return rc;
+}
+
+int mv_store_flock_for(mv_store *s, const mv_task *task, GError **error)
+{
+	return lock_for(s, task, mv_store_flock, error);
+}
+
+int mv_store_write_lock_for(mv_store *s, const mv_task *task, GError **error)
+{
+	return lock_for(s, task, mv_store_write_lock, error);
+}
+
 /* Whether a live message is missing from the index past indexed_upto. */
 static bool index_lags(mv_store *s)
 {

@@ -212,6 +212,12 @@ static void test_lock_wait_cancelled(void **state)
 	assert_true(g_error_matches(err, MV_ERROR, MV_ERR_CANCELLED));
 	assert_non_null(strstr(err->message, "while waiting for its write lock"));
 	g_clear_error(&err);
+	/* CompactStore waits the same way. */
+	json_t *report = NULL;
+	assert_int_equal(mv_store_compact(waiter, &task, &report, &err), -1);
+	assert_true(g_error_matches(err, MV_ERROR, MV_ERR_CANCELLED));
+	assert_null(report);
+	g_clear_error(&err);
 	g_atomic_int_set(&stop, 0);
 	GThread *canceller = g_thread_new("cancel", cancel_later, (gpointer)&stop);
 	t0 = mv_monotonic();
