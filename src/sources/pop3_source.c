@@ -4,7 +4,9 @@
  * when: a message whose UIDL is not in it is retrieved; one that left the
  * maildrop is forgotten.  UIDLs are recorded only after ingest flushed the
  * messages, so a crash costs a re-download that the content-hash check
- * answers "already archived".
+ * answers "already archived" -- and under a deletion rule only after a run
+ * that reached its QUIT, so a lost connection leaves them to be retrieved,
+ * confirmed and deleted by the next.
  *
  * Deletion: POP3 deletes at QUIT.  DELE goes only to messages this run
  * handed in and ingest counted committed in every archive they went to; by
@@ -121,15 +123,20 @@ static void choose(pop3_run *pr, GPtrArray *items, GHashTable *known, int64_t no
 }
 
 /* After the flush: UIDLs to remember, UIDLs gone from the maildrop, and the
- * numbers to delete. */
-static int settle(pop3_run *pr, mv_instance *inst, GPtrArray *items, GHashTable *known, GArray *doomed,
+ * numbers to delete.  A run that failed under a deletion rule remembers
+ * none of its UIDLs, as the IMAP source keeps a folder's state: it never
+ * reached the QUIT that deletes, and a UIDL remembered is passed over by
+ * every later run, so its message would stay on the server for ever.  The
+ * next run retrieves them again, finds them archived, and deletes them. */
+static int settle(pop3_run *pr, mv_instance *inst, GPtrArray *items, GHashTable *known, bool run_ok, GArray *doomed,
                   GError **error)
 {
 	const mv_mailbox_options *o = pr->o;
+	bool remember = run_ok || o->delete_rule == MV_DELETE_NEVER;
 	GPtrArray *archived = g_ptr_array_new();
 	for (guint i = 0; i < pr->cands->len; i++) {
 		pop3_cand *c = &g_array_index(pr->cands, pop3_cand, i);
-		if (c->handed && !c->leave && !c->confirm)
+		if (remember && c->handed && !c->leave && !c->confirm)
 			g_ptr_array_add(archived, c->item->uidl);
 		bool ignored = c->handed && c->targets == 0 && !c->leave && o->routing;
 		bool committed = (c->handed && c->targets > 0 && mv_mailbox_commits_of(pr->commits, i) >= c->targets) ||
@@ -193,7 +200,7 @@ int mv_pop3_source_run(mv_instance *inst, mv_ingest *ing, mv_mailbox_commits *co
 		rc = -1;
 		goto out;
 	}
-	if (settle(&pr, inst, items, known, doomed, rc == 0 ? error : NULL) < 0)
+	if (settle(&pr, inst, items, known, rc == 0, doomed, rc == 0 ? error : NULL) < 0)
 		rc = -1;
 	if (rc == 0 && doomed->len > 0) {
 		rc = mv_pop3_delete_and_quit(&c, doomed, error);

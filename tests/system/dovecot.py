@@ -683,8 +683,9 @@ class Dovecot:
                 if "%s-login: Info: Login: user=<%s>" % (protocol or "", user) in line
                 and "rip=%s," % FIXTURE_IP not in line]
 
-    def imap_processes(self, user):
-        """pids of the imap processes serving user for the product (verbose_proctitle)."""
+    def imap_processes(self, user, protocol="imap"):
+        """pids of the imap (or pop3) processes serving user for the product
+        (verbose_proctitle)."""
         out = []
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -694,7 +695,7 @@ class Dovecot:
                     cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
             except OSError:
                 continue
-            if cmd.startswith("dovecot/imap [%s 127.0.0.1" % user):
+            if cmd.startswith("dovecot/%s [%s 127.0.0.1" % (protocol, user)):
                 out.append(int(pid))
         return out
 

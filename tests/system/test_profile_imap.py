@@ -51,7 +51,7 @@ DOVECOT_USERS = [
     "filters@s.test", "delafter@s.test", "delkeep@s.test", "delold@s.test", "delarch@s.test",
     "mm1@mm.test", "mm2@mm.test", "mm3@mm.test", "mm4@mm.test", "ms1", "ms2", "ms3",
     "drop@ml.test", "drop@mc.test", "drop@mi.test", "pop1", "pop2", "wrongpw", "tlsuser", "mal", "kill", "probe",
-    "mvkill", "secret", "tester", "popdrop",
+    "mvkill", "secret", "tester", "popdrop", "popkill",
 ]
 
 
@@ -627,6 +627,50 @@ def test_pop3_ssl_delete_after_archiving(dc, d):
     assert archive_contents(d, "pop2") == {"Inbox": shas(raws)}
     assert dc.list(user, "INBOX") == []
     assert pop3_counts(dc, user, mark, "del") == 3
+
+
+def test_pop3_dovecot_killed_mid_run_then_next_run_deletes_what_it_archived(dc, d, tmp_path):
+    """POP3 deletes only at QUIT.  A run cut off before it (Dovecot killed
+    while it retrieves) deleted nothing; the next run must still delete
+    every message archived, the first run's too, and archive each once --
+    a deletion rule is not passed over because a connection was lost."""
+    user = "popkill"
+    n = 2000
+    raws = [message("popkill%04d" % i, pad=10 * 1024) for i in range(n)]
+    total_bytes = sum(len(r) for r in raws)
+    dc.deliver_many(user, "INBOX", raws)
+    pid = create(d, props(dc, user, name="popkill", connector="POP3", targetArchive="popkillarch",
+                          deleteRule="afterArchiving"))
+    with open(tmp_path / "run.out", "wb") as out_f:
+        proc = subprocess.Popen([MAILVAULT_BIN, "--data-dir", d, "cmd", "RunProfile", "--id=%d" % pid],
+                                stdout=out_f, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            sent = sum(written_by(p) for p in dc.imap_processes(user, protocol="pop3"))
+            if sent > total_bytes // 4:
+                break
+            assert proc.poll() is None, "the run ended before Dovecot could be killed"
+            assert time.monotonic() < deadline, "the run never started retrieving"
+            time.sleep(0.002)
+        assert sent < total_bytes, "the whole maildrop was already sent"
+        dc.kill9()
+        proc.wait(timeout=T_SHORT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if not dc.running():
+            dc.restart()
+    e = json.loads((tmp_path / "run.out").read_bytes().decode())
+    assert e["statusCode"] == "failed" and e["error"], e
+    cut = sum(sum(c.values()) for c in archive_contents(d, "popkillarch").values())
+    assert 0 < cut < n, cut
+    assert mailbox_shas(dc, user, "INBOX") == shas(raws), "a message deleted before QUIT"
+    r = run_ok(d, pid, timeout=T_SHORT * 3)
+    assert (r["archived"], r["deleted"]) == (n - cut, n), (cut, r)
+    assert archive_contents(d, "popkillarch") == {"Inbox": shas(raws)}
+    assert dc.list(user, "INBOX") == [], "archived messages left on the server"
 
 
 # ---- failures that name their cause -------------------------------------------------------
