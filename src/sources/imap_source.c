@@ -34,7 +34,6 @@
 #define FETCH_DEPTH 4u
 #define SEARCH_MAX_UIDS 2000u
 #define META_MAX_UIDS 5000u
-#define MAX_RECONNECTS 3
 #define MAX_MARKS 500
 #define SECONDS_PER_DAY 86400
 
@@ -765,20 +764,6 @@ static GPtrArray *folders_to_read(mv_imap_client *c, const mv_mailbox_options *o
  * what it cannot take, naming it). */
 #define MAX_LITERAL ((size_t)MV_MAX_MESSAGE_SIZE + 1024)
 
-static bool retryable(const GError *e)
-{
-	return e && e->domain == MV_ERROR && e->code == MV_ERR_IO;
-}
-
-static void backoff(mv_task *task, int attempt)
-{
-	for (int i = 0; i < (1 << attempt) * 10; i++) {
-		if (task && task->cancel && g_atomic_int_get(task->cancel))
-			return;
-		g_usleep(100000);
-	}
-}
-
 int mv_imap_source_run(mv_instance *inst, mv_ingest *ing, mv_mailbox_commits *commits, const mv_mailbox_options *o,
                        mv_task *task, mv_mailbox_counts *counts, GError **error)
 {
@@ -818,19 +803,20 @@ int mv_imap_source_run(mv_instance *inst, mv_ingest *ing, mv_mailbox_commits *co
 		break;
 failed:
 		mv_imap_close(&c);
-		if (!retryable(e) || attempt >= MAX_RECONNECTS || (task && task->cancel && g_atomic_int_get(task->cancel))) {
+		if (!mv_mail_retryable(e) || attempt >= MV_MAIL_MAX_RECONNECTS ||
+		    (task && task->cancel && g_atomic_int_get(task->cancel))) {
 			g_propagate_error(error, e);
 			break;
 		}
 		char *what = g_strdup_printf("imap://%s", o->mailbox);
 		char *why = g_strdup_printf("%s; connecting again (attempt %d of %d)", e->message, attempt + 1,
-		                            MAX_RECONNECTS);
+		                            MV_MAIL_MAX_RECONNECTS);
 		mv_ingest_warn(ing, what, why);
 		g_free(what);
 		g_free(why);
 		g_clear_error(&e);
 		counts->reconnects++;
-		backoff(task, attempt);
+		mv_mail_backoff(task, attempt);
 	}
 	mv_imap_close(&c);
 	if (folders)
