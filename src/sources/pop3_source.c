@@ -128,8 +128,8 @@ static void choose(pop3_run *pr, GPtrArray *items, GHashTable *known, int64_t no
  * reached the QUIT that deletes, and a UIDL remembered is passed over by
  * every later run, so its message would stay on the server for ever.  The
  * next run retrieves them again, finds them archived, and deletes them. */
-static int settle(pop3_run *pr, mv_instance *inst, GPtrArray *items, GHashTable *known, bool run_ok, GArray *doomed,
-                  GError **error)
+static int settle(pop3_run *pr, mv_instance *inst, GPtrArray *items, GHashTable *known, bool run_ok, int64_t now,
+                  GArray *doomed, GError **error)
 {
 	const mv_mailbox_options *o = pr->o;
 	bool remember = run_ok || o->delete_rule == MV_DELETE_NEVER;
@@ -158,35 +158,39 @@ static int settle(pop3_run *pr, mv_instance *inst, GPtrArray *items, GHashTable 
 			g_ptr_array_add(gone, k);
 	int rc = 0;
 	if (o->profile_id > 0)
-		rc = mv_mailbox_uidls_change(inst, o->profile_id, o->mailbox, archived, g_get_real_time() / G_USEC_PER_SEC,
-		                             error) < 0 ||
+		rc = mv_mailbox_uidls_change(inst, o->profile_id, o->mailbox, archived, now, error) < 0 ||
 		             mv_mailbox_uidls_change(inst, o->profile_id, o->mailbox, gone, -1, error) < 0
 		         ? -1
 		         : 0;
+	/* The run's next session (a reconnect) knows what this one recorded. */
+	for (guint i = 0; rc == 0 && i < gone->len; i++)
+		g_hash_table_remove(known, gone->pdata[i]);
+	for (guint i = 0; rc == 0 && i < archived->len; i++)
+		g_hash_table_insert(known, g_strdup(archived->pdata[i]), g_memdup2(&now, sizeof now));
 	g_hash_table_destroy(present);
 	g_ptr_array_unref(archived);
 	g_ptr_array_unref(gone);
 	return rc;
 }
 
-int mv_pop3_source_run(mv_instance *inst, mv_ingest *ing, mv_mailbox_commits *commits, const mv_mailbox_options *o,
-                       mv_task *task, mv_mailbox_counts *counts, GError **error)
+/* One session: log on, list, retrieve what is new, flush, record, and
+ * delete at QUIT when the session got that far.  known is the run's. */
+static int pop3_session(mv_instance *inst, mv_ingest *ing, mv_mailbox_commits *commits, const mv_mailbox_options *o,
+                        mv_task *task, mv_mailbox_counts *counts, GHashTable *known, bool first, GError **error)
 {
-	GHashTable *known = o->profile_id > 0 ? mv_mailbox_uidls(inst, o->profile_id, o->mailbox, error)
-	                                      : g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-	if (!known)
-		return -1;
 	mv_pop3_client *c = mv_pop3_open(&o->server, error);
 	GPtrArray *items = c ? mv_pop3_list(c, error) : NULL;
 	pop3_run pr = { ing, commits, o, task, counts, g_array_new(FALSE, FALSE, sizeof(pop3_cand)),
 		            g_hash_table_new(g_direct_hash, g_direct_equal) };
 	GArray *numbers = g_array_new(FALSE, FALSE, sizeof(unsigned));
 	GArray *doomed = g_array_new(FALSE, FALSE, sizeof(unsigned));
+	int64_t now = g_get_real_time() / G_USEC_PER_SEC;
 	int rc = -1;
 	if (!items)
 		goto out;
-	counts->folders++;
-	choose(&pr, items, known, g_get_real_time() / G_USEC_PER_SEC);
+	if (first)
+		counts->folders++;
+	choose(&pr, items, known, now);
 	for (guint i = 0; i < pr.cands->len; i++)
 		g_array_append_val(numbers, g_array_index(pr.cands, pop3_cand, i).item->number);
 	mv_mailbox_commits_reset(commits, pr.cands->len);
@@ -200,7 +204,8 @@ int mv_pop3_source_run(mv_instance *inst, mv_ingest *ing, mv_mailbox_commits *co
 		rc = -1;
 		goto out;
 	}
-	if (settle(&pr, inst, items, known, rc == 0, doomed, rc == 0 ? error : NULL) < 0)
+	bool run_ok = rc == 0;
+	if (settle(&pr, inst, items, known, run_ok, now, doomed, run_ok ? error : NULL) < 0)
 		rc = -1;
 	if (rc == 0 && doomed->len > 0) {
 		rc = mv_pop3_delete_and_quit(&c, doomed, error);
@@ -217,6 +222,39 @@ out:
 	g_hash_table_destroy(pr.by_number);
 	g_array_unref(numbers);
 	g_array_unref(doomed);
+	return rc;
+}
+
+int mv_pop3_source_run(mv_instance *inst, mv_ingest *ing, mv_mailbox_commits *commits, const mv_mailbox_options *o,
+                       mv_task *task, mv_mailbox_counts *counts, GError **error)
+{
+	GHashTable *known = o->profile_id > 0 ? mv_mailbox_uidls(inst, o->profile_id, o->mailbox, error)
+	                                      : g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	if (!known)
+		return -1;
+	int rc = -1;
+	/* A lost connection: what was retrieved is flushed and recorded by the
+	 * session (under a deletion rule left unrecorded, so the next session
+	 * confirms and deletes it), and a new session goes on from there. */
+	for (int attempt = 0;; attempt++) {
+		GError *e = NULL;
+		rc = pop3_session(inst, ing, commits, o, task, counts, known, attempt == 0, &e);
+		if (rc == 0 || !mv_mail_retryable(e) || attempt >= MV_MAIL_MAX_RECONNECTS ||
+		    (task && task->cancel && g_atomic_int_get(task->cancel))) {
+			if (e)
+				g_propagate_error(error, e);
+			break;
+		}
+		char *what = g_strdup_printf("pop3://%s", o->mailbox);
+		char *why = g_strdup_printf("%s; connecting again (attempt %d of %d)", e->message, attempt + 1,
+		                            MV_MAIL_MAX_RECONNECTS);
+		mv_ingest_warn(ing, what, why);
+		g_free(what);
+		g_free(why);
+		g_clear_error(&e);
+		counts->reconnects++;
+		mv_mail_backoff(task, attempt);
+	}
 	g_hash_table_destroy(known);
 	return rc;
 }

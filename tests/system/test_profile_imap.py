@@ -51,7 +51,7 @@ DOVECOT_USERS = [
     "filters@s.test", "delafter@s.test", "delkeep@s.test", "delold@s.test", "delarch@s.test",
     "mm1@mm.test", "mm2@mm.test", "mm3@mm.test", "mm4@mm.test", "ms1", "ms2", "ms3",
     "drop@ml.test", "drop@mc.test", "drop@mi.test", "pop1", "pop2", "wrongpw", "tlsuser", "mal", "kill", "probe",
-    "mvkill", "secret", "tester", "popdrop", "popkill",
+    "mvkill", "secret", "tester", "popdrop", "popkill", "popre",
 ]
 
 
@@ -670,6 +670,46 @@ def test_pop3_dovecot_killed_mid_run_then_next_run_deletes_what_it_archived(dc, 
     r = run_ok(d, pid, timeout=T_SHORT * 3)
     assert (r["archived"], r["deleted"]) == (n - cut, n), (cut, r)
     assert archive_contents(d, "popkillarch") == {"Inbox": shas(raws)}
+    assert dc.list(user, "INBOX") == [], "archived messages left on the server"
+
+
+def test_pop3_connection_lost_mid_run_reconnects_and_completes(dc, d, tmp_path):
+    """Dovecot killed while the run retrieves and started again at once: the
+    run connects again (after its 1 s wait) and completes in one go --
+    every message archived once, all of them deleted, the first session's
+    too (their UIDLs were left unrecorded and confirmed by the second)."""
+    user = "popre"
+    n = 2000
+    raws = [message("popre%04d" % i, pad=10 * 1024) for i in range(n)]
+    total_bytes = sum(len(r) for r in raws)
+    dc.deliver_many(user, "INBOX", raws)
+    pid = create(d, props(dc, user, name="popre", connector="POP3", targetArchive="popre",
+                          deleteRule="afterArchiving"))
+    with open(tmp_path / "run.out", "wb") as out_f:
+        proc = subprocess.Popen([MAILVAULT_BIN, "--data-dir", d, "cmd", "RunProfile", "--id=%d" % pid],
+                                stdout=out_f, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while sum(written_by(p) for p in dc.imap_processes(user, protocol="pop3")) <= total_bytes // 4:
+            assert proc.poll() is None, "the run ended before Dovecot could be killed"
+            assert time.monotonic() < deadline, "the run never started retrieving"
+            time.sleep(0.002)
+        dc.kill9()
+        dc.restart()
+        proc.wait(timeout=T_SHORT * 3)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if not dc.running():
+            dc.restart()
+    e = json.loads((tmp_path / "run.out").read_bytes().decode())
+    assert e["statusCode"] == "succeeded", e
+    r = e["result"]
+    # One reconnect, or more if Dovecot took longer than the first wait to start.
+    assert r["reconnects"] >= 1 and "connecting again (attempt 1 of 3)" in e["logOutput"], (r, e["logOutput"])
+    assert (r["archived"], r["deleted"]) == (n, n), r
+    assert archive_contents(d, "popre") == {"Inbox": shas(raws)}
     assert dc.list(user, "INBOX") == [], "archived messages left on the server"
 
 
