@@ -803,20 +803,11 @@ int mv_imap_source_run(mv_instance *inst, mv_ingest *ing, mv_mailbox_commits *co
 		break;
 failed:
 		mv_imap_close(&c);
-		if (!mv_mail_retryable(e) || attempt >= MV_MAIL_MAX_RECONNECTS ||
-		    (task && task->cancel && g_atomic_int_get(task->cancel))) {
+		if (!mv_mailbox_reconnect("imap", o->mailbox, ing, task, counts, attempt, e)) {
 			g_propagate_error(error, e);
 			break;
 		}
-		char *what = g_strdup_printf("imap://%s", o->mailbox);
-		char *why = g_strdup_printf("%s; connecting again (attempt %d of %d)", e->message, attempt + 1,
-		                            MV_MAIL_MAX_RECONNECTS);
-		mv_ingest_warn(ing, what, why);
-		g_free(what);
-		g_free(why);
 		g_clear_error(&e);
-		counts->reconnects++;
-		mv_mail_backoff(task, attempt);
 	}
 	mv_imap_close(&c);
 	if (folders)

@@ -352,17 +352,3 @@ int mv_mail_read_exact(mv_mail_connection *c, size_t n, GByteArray *out, GError 
 	}
 	return 0;
 }
-
-bool mv_mail_retryable(const GError *e)
-{
-	return e && e->domain == MV_ERROR && e->code == MV_ERR_IO;
-}
-
-void mv_mail_backoff(const mv_task *task, int attempt)
-{
-	for (int i = 0; i < (1 << attempt) * 10; i++) {
-		if (task && task->cancel && g_atomic_int_get(task->cancel))
-			return;
-		g_usleep(100000);
-	}
-}

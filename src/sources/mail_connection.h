@@ -57,14 +57,4 @@ int mv_mail_read_exact(mv_mail_connection *conn, size_t n, GByteArray *out, GErr
 /* Whether a read would not wait (a reply already buffered). */
 bool mv_mail_buffered(const mv_mail_connection *conn);
 
-/* A source whose connection is lost connects again, this many times a
- * run, after a wait that doubles (1, 2, 4 s): what failed is the network
- * or the server (MV_ERR_IO), not the logon (MV_ERR_AUTH), a refusal
- * (MV_ERR_STATE) or the archive. */
-#define MV_MAIL_MAX_RECONNECTS 3
-bool mv_mail_retryable(const GError *e);
-/* The wait before the attempt-th reconnect (0 first), ended early when
- * the task is cancelled. */
-void mv_mail_backoff(const mv_task *task, int attempt);
-
 #endif

@@ -62,6 +62,15 @@ typedef struct mv_mailbox_counts {
 	uint64_t reconnects;
 } mv_mailbox_counts;
 
+/* After a session of a mailbox failed with e (NULL: it did not), whether
+ * to connect again (mailbox_reconnect.c): for a lost connection or a
+ * server gone (MV_ERR_IO; not a refused logon, a refusal or the archive),
+ * three times a run, never once cancelled.  When it says yes the run's
+ * warnings name the mailbox (scheme://mailbox) and the attempt, counts
+ * counts it, and the wait before it (1, 2, 4 s) is over. */
+bool mv_mailbox_reconnect(const char *scheme, const char *mailbox, mv_ingest *ing, mv_task *task,
+                          mv_mailbox_counts *counts, int attempt, const GError *e);
+
 /* Archives one mailbox.  Warnings (a folder refused, deletion passed over)
  * go to mv_ingest_warn; a failure after retries returns -1 with *error,
  * what was archived before it already flushed and counted. */

@@ -239,21 +239,12 @@ int mv_pop3_source_run(mv_instance *inst, mv_ingest *ing, mv_mailbox_commits *co
 	for (int attempt = 0;; attempt++) {
 		GError *e = NULL;
 		rc = pop3_session(inst, ing, commits, o, task, counts, known, attempt == 0, &e);
-		if (rc == 0 || !mv_mail_retryable(e) || attempt >= MV_MAIL_MAX_RECONNECTS ||
-		    (task && task->cancel && g_atomic_int_get(task->cancel))) {
+		if (rc == 0 || !mv_mailbox_reconnect("pop3", o->mailbox, ing, task, counts, attempt, e)) {
 			if (e)
 				g_propagate_error(error, e);
 			break;
 		}
-		char *what = g_strdup_printf("pop3://%s", o->mailbox);
-		char *why = g_strdup_printf("%s; connecting again (attempt %d of %d)", e->message, attempt + 1,
-		                            MV_MAIL_MAX_RECONNECTS);
-		mv_ingest_warn(ing, what, why);
-		g_free(what);
-		g_free(why);
 		g_clear_error(&e);
-		counts->reconnects++;
-		mv_mail_backoff(task, attempt);
 	}
 	g_hash_table_destroy(known);
 	return rc;
