@@ -629,90 +629,6 @@ def test_pop3_ssl_delete_after_archiving(dc, d):
     assert pop3_counts(dc, user, mark, "del") == 3
 
 
-def test_pop3_dovecot_killed_mid_run_then_next_run_deletes_what_it_archived(dc, d, tmp_path):
-    """POP3 deletes only at QUIT.  A run cut off before it (Dovecot killed
-    while it retrieves) deleted nothing; the next run must still delete
-    every message archived, the first run's too, and archive each once --
-    a deletion rule is not passed over because a connection was lost."""
-    user = "popkill"
-    n = 2000
-    raws = [message("popkill%04d" % i, pad=10 * 1024) for i in range(n)]
-    total_bytes = sum(len(r) for r in raws)
-    dc.deliver_many(user, "INBOX", raws)
-    pid = create(d, props(dc, user, name="popkill", connector="POP3", targetArchive="popkillarch",
-                          deleteRule="afterArchiving"))
-    with open(tmp_path / "run.out", "wb") as out_f:
-        proc = subprocess.Popen([MAILVAULT_BIN, "--data-dir", d, "cmd", "RunProfile", "--id=%d" % pid],
-                                stdout=out_f, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            sent = sum(written_by(p) for p in dc.imap_processes(user, protocol="pop3"))
-            if sent > total_bytes // 4:
-                break
-            assert proc.poll() is None, "the run ended before Dovecot could be killed"
-            assert time.monotonic() < deadline, "the run never started retrieving"
-            time.sleep(0.002)
-        assert sent < total_bytes, "the whole maildrop was already sent"
-        dc.kill9()
-        proc.wait(timeout=T_SHORT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if not dc.running():
-            dc.restart()
-    e = json.loads((tmp_path / "run.out").read_bytes().decode())
-    assert e["statusCode"] == "failed" and e["error"], e
-    cut = sum(sum(c.values()) for c in archive_contents(d, "popkillarch").values())
-    assert 0 < cut < n, cut
-    assert mailbox_shas(dc, user, "INBOX") == shas(raws), "a message deleted before QUIT"
-    r = run_ok(d, pid, timeout=T_SHORT * 3)
-    assert (r["archived"], r["deleted"]) == (n - cut, n), (cut, r)
-    assert archive_contents(d, "popkillarch") == {"Inbox": shas(raws)}
-    assert dc.list(user, "INBOX") == [], "archived messages left on the server"
-
-
-def test_pop3_connection_lost_mid_run_reconnects_and_completes(dc, d, tmp_path):
-    """Dovecot killed while the run retrieves and started again at once: the
-    run connects again (after its 1 s wait) and completes in one go --
-    every message archived once, all of them deleted, the first session's
-    too (their UIDLs were left unrecorded and confirmed by the second)."""
-    user = "popre"
-    n = 2000
-    raws = [message("popre%04d" % i, pad=10 * 1024) for i in range(n)]
-    total_bytes = sum(len(r) for r in raws)
-    dc.deliver_many(user, "INBOX", raws)
-    pid = create(d, props(dc, user, name="popre", connector="POP3", targetArchive="popre",
-                          deleteRule="afterArchiving"))
-    with open(tmp_path / "run.out", "wb") as out_f:
-        proc = subprocess.Popen([MAILVAULT_BIN, "--data-dir", d, "cmd", "RunProfile", "--id=%d" % pid],
-                                stdout=out_f, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while sum(written_by(p) for p in dc.imap_processes(user, protocol="pop3")) <= total_bytes // 4:
-            assert proc.poll() is None, "the run ended before Dovecot could be killed"
-            assert time.monotonic() < deadline, "the run never started retrieving"
-            time.sleep(0.002)
-        dc.kill9()
-        dc.restart()
-        proc.wait(timeout=T_SHORT * 3)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if not dc.running():
-            dc.restart()
-    e = json.loads((tmp_path / "run.out").read_bytes().decode())
-    assert e["statusCode"] == "succeeded", e
-    r = e["result"]
-    # One reconnect, or more if Dovecot took longer than the first wait to start.
-    assert r["reconnects"] >= 1 and "connecting again (attempt 1 of 3)" in e["logOutput"], (r, e["logOutput"])
-    assert (r["archived"], r["deleted"]) == (n, n), r
-    assert archive_contents(d, "popre") == {"Inbox": shas(raws)}
-    assert dc.list(user, "INBOX") == [], "archived messages left on the server"
-
-
 # ---- failures that name their cause -------------------------------------------------------
 
 def test_wrong_password_fails_naming_the_login(dc, d):
@@ -814,34 +730,30 @@ def written_by(pid):
         return 0
 
 
-def test_dovecot_killed_mid_run_then_next_run_completes(dc, d, tmp_path):
-    user = "kill"
-    n = 3000
-    raws = [message("kill%04d" % i, pad=10 * 1024) for i in range(n)]
-    total_bytes = sum(len(r) for r in raws)
-    for raw in raws:
-        dc.deliver_maildir(user, "INBOX", raw, flags="S")
-    assert mailbox_shas(dc, user, "INBOX") == shas(raws)
-    pid = create(d, props(dc, user, targetArchive="killarch"))
-    # Output to files: a pipe nobody reads while we watch Dovecot could stall the run.
+def run_with_dovecot_killed(dc, d, tmp_path, pid, user, protocol, after_bytes, total_bytes, restart=False):
+    """RunProfile pid started, and Dovecot killed once its imap (or pop3)
+    processes for user sent after_bytes of the total_bytes: a fetch is under
+    way.  Started again at once when restart, else only after the run
+    ended.  Returns the run's envelope (its output went to files: a pipe
+    nobody reads while we watch Dovecot could stall the run)."""
     out_path, err_path = tmp_path / "run.out", tmp_path / "run.err"
     with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
         proc = subprocess.Popen([MAILVAULT_BIN, "--data-dir", d, "cmd", "RunProfile", "--id=%d" % pid],
                                 stdout=out_f, stderr=err_f, stdin=subprocess.DEVNULL)
     try:
-        # Under way: the product's imap process for the user has sent some
-        # hundreds of kilobytes of the ~30 MB -- a fetch is in progress.
         deadline = time.monotonic() + 120
         while True:
-            sent = sum(written_by(p) for p in dc.imap_processes(user))
-            if sent > 500 * 1024:
+            sent = sum(written_by(p) for p in dc.imap_processes(user, protocol=protocol))
+            if sent > after_bytes:
                 break
             assert proc.poll() is None, "the run ended before Dovecot could be killed: %r" % out_path.read_bytes()[:2000]
             assert time.monotonic() < deadline, "the run never started fetching"
             time.sleep(0.002)
         assert sent < total_bytes, "the whole mailbox was already sent"
         dc.kill9()
-        proc.wait(timeout=T_SHORT)
+        if restart:
+            dc.restart()
+        proc.wait(timeout=T_SHORT * 3)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -849,9 +761,21 @@ def test_dovecot_killed_mid_run_then_next_run_completes(dc, d, tmp_path):
         if not dc.running():
             dc.restart()
     out = out_path.read_bytes()
-    cp = subprocess.CompletedProcess(proc.args, proc.returncode, out, err_path.read_bytes())
-    check_no_crash(cp)
-    e = json.loads(out.decode())
+    check_no_crash(subprocess.CompletedProcess(proc.args, proc.returncode, out, err_path.read_bytes()))
+    return json.loads(out.decode())
+
+
+def test_dovecot_killed_mid_run_then_next_run_completes(dc, d, tmp_path):
+    user = "kill"
+    n = 3000
+    raws = [message("kill%04d" % i, pad=10 * 1024) for i in range(n)]
+    for raw in raws:
+        dc.deliver_maildir(user, "INBOX", raw, flags="S")
+    assert mailbox_shas(dc, user, "INBOX") == shas(raws)
+    pid = create(d, props(dc, user, targetArchive="killarch"))
+    # Under way: the product's imap process for the user has sent some
+    # hundreds of kilobytes of the ~30 MB.
+    e = run_with_dovecot_killed(dc, d, tmp_path, pid, user, "imap", 500 * 1024, sum(len(r) for r in raws))
     assert e["statusCode"] == "failed" and e["error"], e
     assert re.search(r"connection|closed|reset|lost|eof|disconnect|broken|read|127\.0\.0\.1", e["error"]["message"],
                      re.I), e["error"]
@@ -904,6 +828,53 @@ def test_mailvault_killed_mid_run_then_next_run_completes(dc, d, tmp_path):
     assert r["refused"] == 0, r
     assert archive_contents(d, "mvkillarch") == {"Inbox": shas(raws)}
     assert mailbox_shas(dc, user, "INBOX") == collections.Counter(), "archived messages left on the server"
+
+
+def pop3_maildrop(dc, d, user, n):
+    """n messages of ~10 KB delivered to user, and a POP3 profile (archive
+    named after the user) that deletes after archiving: (raws, profile id)."""
+    raws = [message("%s%04d" % (user, i), pad=10 * 1024) for i in range(n)]
+    dc.deliver_many(user, "INBOX", raws)
+    return raws, create(d, props(dc, user, name=user, connector="POP3", targetArchive=user,
+                                 deleteRule="afterArchiving"))
+
+
+def test_pop3_dovecot_killed_mid_run_then_next_run_deletes_what_it_archived(dc, d, tmp_path):
+    """POP3 deletes only at QUIT.  A run cut off before it (Dovecot killed
+    while it retrieves, and down through the run's reconnects) deleted
+    nothing; the next run must still delete every message archived, the
+    first run's too, and archive each once -- a deletion rule is not passed
+    over because a connection was lost."""
+    user, n = "popkill", 2000
+    raws, pid = pop3_maildrop(dc, d, user, n)
+    e = run_with_dovecot_killed(dc, d, tmp_path, pid, user, "pop3", sum(len(r) for r in raws) // 4,
+                                sum(len(r) for r in raws))
+    assert e["statusCode"] == "failed" and e["error"], e
+    cut = sum(sum(c.values()) for c in archive_contents(d, user).values())
+    assert 0 < cut < n, cut
+    assert mailbox_shas(dc, user, "INBOX") == shas(raws), "a message deleted before QUIT"
+    r = run_ok(d, pid, timeout=T_SHORT * 3)
+    assert (r["archived"], r["deleted"]) == (n - cut, n), (cut, r)
+    assert archive_contents(d, user) == {"Inbox": shas(raws)}
+    assert dc.list(user, "INBOX") == [], "archived messages left on the server"
+
+
+def test_pop3_connection_lost_mid_run_reconnects_and_completes(dc, d, tmp_path):
+    """Dovecot killed while the run retrieves and started again at once: the
+    run connects again (after its 1 s wait) and completes in one go --
+    every message archived once, all of them deleted, the first session's
+    too (their UIDLs were left unrecorded and confirmed by the second)."""
+    user, n = "popre", 2000
+    raws, pid = pop3_maildrop(dc, d, user, n)
+    e = run_with_dovecot_killed(dc, d, tmp_path, pid, user, "pop3", sum(len(r) for r in raws) // 4,
+                                sum(len(r) for r in raws), restart=True)
+    assert e["statusCode"] == "succeeded", e
+    r = e["result"]
+    # One reconnect, or more if Dovecot took longer than the first wait to start.
+    assert r["reconnects"] >= 1 and "connecting again (attempt 1 of 3)" in e["logOutput"], (r, e["logOutput"])
+    assert (r["archived"], r["deleted"]) == (n, n), r
+    assert archive_contents(d, user) == {"Inbox": shas(raws)}
+    assert dc.list(user, "INBOX") == [], "archived messages left on the server"
 
 
 def test_password_is_kept_as_a_credential_and_never_logged(dc, d):

@@ -157,15 +157,23 @@ static mv_store_item second_message(void)
 	return it;
 }
 
+/* Two writers of the fixture's store, the first holding the write lock. */
+static void holder_and_waiter(const fixture *f, mv_store **holder_r, mv_store **waiter_r)
+{
+	GError *err = NULL;
+	*holder_r = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	*waiter_r = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
+	assert_non_null(*holder_r);
+	assert_non_null(*waiter_r);
+	assert_int_equal(mv_store_flock(*holder_r, &err), 0);
+}
+
 static void test_lock_wait_bounded(void **state)
 {
 	fixture *f = *state;
 	GError *err = NULL;
-	mv_store *holder = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
-	mv_store *waiter = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
-	assert_non_null(holder);
-	assert_non_null(waiter);
-	assert_int_equal(mv_store_flock(holder, &err), 0);
+	mv_store *holder, *waiter;
+	holder_and_waiter(f, &holder, &waiter);
 	mv_store_set_lock_wait(waiter, 0.3);
 	mv_store_item it = second_message();
 	double t0 = mv_monotonic();
@@ -198,12 +206,9 @@ static void test_lock_wait_cancelled(void **state)
 {
 	fixture *f = *state;
 	GError *err = NULL;
-	mv_store *holder = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
-	mv_store *waiter = mv_store_open(1, &f->paths, key, MV_STORE_WRITE, &err);
-	assert_non_null(holder);
-	assert_non_null(waiter);
 	char *before = index_generation(f);
-	assert_int_equal(mv_store_flock(holder, &err), 0);
+	mv_store *holder, *waiter;
+	holder_and_waiter(f, &holder, &waiter);
 	volatile gint stop = 1;
 	mv_task task = { .cancel = &stop };
 	double t0 = mv_monotonic();
