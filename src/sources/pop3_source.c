@@ -174,9 +174,11 @@ static int settle(pop3_run *pr, mv_instance *inst, GPtrArray *items, GHashTable 
 }
 
 /* One session: log on, list, retrieve what is new, flush, record, and
- * delete at QUIT when the session got that far.  known is the run's. */
+ * delete at QUIT when the session got that far.  known is the run's;
+ * *listed says whether a session of the run listed the maildrop (counted
+ * once as the run's folder). */
 static int pop3_session(mv_instance *inst, mv_ingest *ing, mv_mailbox_commits *commits, const mv_mailbox_options *o,
-                        mv_task *task, mv_mailbox_counts *counts, GHashTable *known, bool first, GError **error)
+                        mv_task *task, mv_mailbox_counts *counts, GHashTable *known, bool *listed, GError **error)
 {
 	mv_pop3_client *c = mv_pop3_open(&o->server, error);
 	GPtrArray *items = c ? mv_pop3_list(c, error) : NULL;
@@ -188,8 +190,9 @@ static int pop3_session(mv_instance *inst, mv_ingest *ing, mv_mailbox_commits *c
 	int rc = -1;
 	if (!items)
 		goto out;
-	if (first)
+	if (!*listed)
 		counts->folders++;
+	*listed = true;
 	choose(&pr, items, known, now);
 	for (guint i = 0; i < pr.cands->len; i++)
 		g_array_append_val(numbers, g_array_index(pr.cands, pop3_cand, i).item->number);
@@ -233,12 +236,13 @@ int mv_pop3_source_run(mv_instance *inst, mv_ingest *ing, mv_mailbox_commits *co
 	if (!known)
 		return -1;
 	int rc = -1;
+	bool listed = false;
 	/* A lost connection: what was retrieved is flushed and recorded by the
 	 * session (under a deletion rule left unrecorded, so the next session
 	 * confirms and deletes it), and a new session goes on from there. */
 	for (int attempt = 0;; attempt++) {
 		GError *e = NULL;
-		rc = pop3_session(inst, ing, commits, o, task, counts, known, attempt == 0, &e);
+		rc = pop3_session(inst, ing, commits, o, task, counts, known, &listed, &e);
 		if (rc == 0 || !mv_mailbox_reconnect("pop3", o->mailbox, ing, task, counts, attempt, e)) {
 			if (e)
 				g_propagate_error(error, e);

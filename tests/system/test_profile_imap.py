@@ -872,7 +872,7 @@ def test_pop3_connection_lost_mid_run_reconnects_and_completes(dc, d, tmp_path):
     r = e["result"]
     # One reconnect, or more if Dovecot took longer than the first wait to start.
     assert r["reconnects"] >= 1 and "connecting again (attempt 1 of 3)" in e["logOutput"], (r, e["logOutput"])
-    assert (r["archived"], r["deleted"]) == (n, n), r
+    assert (r["archived"], r["deleted"], r["folders"]) == (n, n, 1), r
     assert archive_contents(d, user) == {"Inbox": shas(raws)}
     assert dc.list(user, "INBOX") == [], "archived messages left on the server"
 
