@@ -434,18 +434,26 @@ static void test_cache_follows_commits(void **state)
 	corpus_clear(&c);
 }
 
-static bool rank_answers_in(sqlite3 *db, const char *word, const char *const *columns, GArray *top)
+/* The word in columns, asked as `copies` phrases joined by AND (one or
+ * two: each copy holds its entries again). */
+static bool rank_answers_copies(sqlite3 *db, const char *word, const char *const *columns, guint copies, GArray *top)
 {
 	GPtrArray *words = g_ptr_array_new();
 	g_ptr_array_add(words, (gpointer)word);
-	mv_term_rank_phrase phrase = { words, columns };
-	mv_term_rank_request rq = { &phrase, 1, false, INT64_MIN, INT64_MAX, 10, NULL, NULL };
+	mv_term_rank_phrase phrases[2] = { { words, columns }, { words, columns } };
+	assert_true(copies >= 1 && copies <= G_N_ELEMENTS(phrases));
+	mv_term_rank_request rq = { phrases, copies, false, INT64_MIN, INT64_MAX, 10, NULL, NULL };
 	bool answered = true;
 	GError *err = NULL;
 	assert_int_equal(mv_term_rank_db(db, 1, NULL, &rq, top, &answered, &err), 0);
 	assert_null(err);
 	g_ptr_array_free(words, TRUE);
 	return answered;
+}
+
+static bool rank_answers_in(sqlite3 *db, const char *word, const char *const *columns, GArray *top)
+{
+	return rank_answers_copies(db, word, columns, 1, top);
 }
 
 static bool rank_answers(sqlite3 *db, const char *word, GArray *top)
@@ -456,16 +464,7 @@ static bool rank_answers(sqlite3 *db, const char *word, GArray *top)
 /* The word asked twice, as two phrases joined by AND: twice its entries. */
 static bool rank_answers_twice(sqlite3 *db, const char *word, GArray *top)
 {
-	GPtrArray *words = g_ptr_array_new();
-	g_ptr_array_add(words, (gpointer)word);
-	mv_term_rank_phrase phrases[2] = { { words, any_columns }, { words, any_columns } };
-	mv_term_rank_request rq = { phrases, 2, false, INT64_MIN, INT64_MAX, 10, NULL, NULL };
-	bool answered = true;
-	GError *err = NULL;
-	assert_int_equal(mv_term_rank_db(db, 1, NULL, &rq, top, &answered, &err), 0);
-	assert_null(err);
-	g_ptr_array_free(words, TRUE);
-	return answered;
+	return rank_answers_copies(db, word, any_columns, 2, top);
 }
 
 /* A leaf that is not what FTS5 writes leaves the query to FTS5 (answered
